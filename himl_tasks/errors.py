@@ -1,0 +1,87 @@
+"""The exceptions himl-tasks raises, one small tree.
+
+```
+HimlError
+├── ConfigurationError            a setting is missing or wrong; the message says which and where
+│   └── DatastoreNotFoundError    no datastore of that name in the workspace
+├── InvalidInputError             an argument is unusable (missing folder, file for a folder, ...)
+└── StorageError                  a datastore operation failed; carries the datastore's name
+    ├── StorageAccessError        the datastore refused the credential (401/403)
+    ├── ContainerNotFoundError    the blob container does not exist
+    ├── RemoteFilesNotFoundError  nothing in the datastore matches a prefix
+    ├── UnsafeBlobNameError       a blob name would land outside the destination folder
+    ├── ChecksumMismatchError     the bytes received do not match the stored MD5
+    └── TransferFailedError       a transient error persisted through every retry, or an
+                                  unexpected answer from the service
+```
+
+Errors from libraries below (aiohttp, azure-storage-blob, the OS) are translated at the boundary
+where they happen. Messages never contain keys, SAS tokens or passwords.
+"""
+
+from __future__ import annotations
+
+
+class HimlError(Exception):
+    """Base class of every error himl-tasks raises on purpose."""
+
+
+class ConfigurationError(HimlError):
+    """A setting is missing or wrong."""
+
+
+class DatastoreNotFoundError(ConfigurationError):
+    """No datastore of the requested name is configured."""
+
+
+class InvalidInputError(HimlError, ValueError):
+    """An argument cannot be used: the message names it and says what would work."""
+
+
+class StorageError(HimlError):
+    """A datastore operation failed.
+
+    Attributes:
+        datastore: Name of the datastore the operation was addressed to.
+    """
+
+    def __init__(self, datastore: str, message: str) -> None:
+        super().__init__(f"datastore '{datastore}': {message}")
+        self.datastore = datastore
+
+
+class StorageAccessError(StorageError):
+    """The datastore refused the credential, or the credential lacks a permission."""
+
+
+class ContainerNotFoundError(StorageError):
+    """The blob container behind a datastore does not exist."""
+
+
+class RemoteFilesNotFoundError(StorageError):
+    """No file in the datastore matches the requested prefix."""
+
+
+class UnsafeBlobNameError(StorageError):
+    """A blob name would be written outside the destination folder."""
+
+
+class ChecksumMismatchError(StorageError):
+    """The MD5 of the bytes received differs from the MD5 the datastore holds.
+
+    Attributes:
+        blob_name: The blob whose content did not match.
+    """
+
+    def __init__(self, datastore: str, blob_name: str, expected: str, actual: str) -> None:
+        super().__init__(
+            datastore,
+            f"checksum mismatch for '{blob_name}': stored MD5 {expected}, received {actual}; "
+            "the file was not written. Download it again; if this repeats, the stored copy "
+            "is damaged.",
+        )
+        self.blob_name = blob_name
+
+
+class TransferFailedError(StorageError):
+    """A transfer failed after retries, or the service answered in an unexpected way."""

@@ -1,0 +1,22 @@
+"""Datastores and the transfer engine: moving files between local folders and datastores.
+
+Usable without Prefect and without AzureML: `LocalDatastore` is a folder, `BlobDatastore` an
+Azure Blob container. Both implement `Datastore`, built on one engine (`DatastoreBase`).
+"""
+
+from himl_tasks.storage.base import Datastore, DatastoreBase, TransferSession
+from himl_tasks.storage.blob import BlobDatastore
+from himl_tasks.storage.local import LocalDatastore
+from himl_tasks.storage.models import RemoteFile, TransferReport
+from himl_tasks.storage.retry import RetryPolicy
+
+__all__ = [
+    "BlobDatastore",
+    "Datastore",
+    "DatastoreBase",
+    "LocalDatastore",
+    "RemoteFile",
+    "RetryPolicy",
+    "TransferReport",
+    "TransferSession",
+]

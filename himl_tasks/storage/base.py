@@ -1,0 +1,575 @@
+"""The Datastore contract, and the transfer engine built once on each datastore's primitives.
+
+A datastore implementation provides a `TransferSession`: list, put one file, get one file, delete
+one file, test one name. Everything users call (upload_folder, upload_files, download, delete,
+list, exists) is built here on those primitives, so folder and blob datastores behave the same.
+
+Every transfer plans first (what to copy, what is already identical, what already exists), then
+runs the plan with bounded concurrency, and returns a `TransferReport`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import builtins
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Protocol, TypeVar
+
+from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
+from himl_tasks.storage.aio import run_sync as _run
+from himl_tasks.storage.hashing import file_md5
+from himl_tasks.storage.models import RemoteFile, TransferReport
+from himl_tasks.storage.names import join_blob_name, local_target, normalize_remote_path
+from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
+
+T = TypeVar("T")
+
+SMALL_FILE_BYTES = 1024 * 1024
+"""Files up to this size are hashed eagerly when uploading (cheap, and overlaps the listing)."""
+
+PARTIAL_SUFFIX = ".himl-partial"
+"""Files being written carry this suffix until complete; listings never show them."""
+
+
+class Datastore(Protocol):
+    """A place that holds files under '/'-separated names: a folder or a blob container."""
+
+    name: str
+
+    def list(self, prefix: str = "") -> list[RemoteFile]:
+        """Lists files whose names start with `prefix`, sorted by name."""
+        ...
+
+    def exists(self, name: str) -> bool:
+        """Tells whether a file of exactly this name exists."""
+        ...
+
+    def delete(self, prefix: str) -> TransferReport:
+        """Deletes every file whose name starts with `prefix`."""
+        ...
+
+    def upload_folder(
+        self,
+        local_folder: str | PurePath,
+        remote_path: str | PurePath = "",
+        *,
+        overwrite: bool = False,
+        skip_identical: bool = True,
+        show_progress: bool = False,
+    ) -> TransferReport:
+        """Uploads the files of a folder, recursively, under `remote_path`."""
+        ...
+
+    def upload_files(
+        self,
+        files: Iterable[str | PurePath],
+        remote_path: str | PurePath = "",
+        *,
+        relative_root: str | PurePath | None = None,
+        overwrite: bool = False,
+        skip_identical: bool = True,
+        show_progress: bool = False,
+    ) -> TransferReport:
+        """Uploads individual files under `remote_path`."""
+        ...
+
+    def download(
+        self,
+        prefix: str | PurePath,
+        output_folder: str | PurePath,
+        *,
+        overwrite: bool = False,
+        validate_checksum: bool = False,
+        skip_identical: bool = True,
+        missing_ok: bool = False,
+        show_progress: bool = False,
+    ) -> TransferReport:
+        """Downloads every file whose name starts with `prefix` into `output_folder`."""
+        ...
+
+
+class TransferSession(abc.ABC):
+    """The primitives one datastore provides, valid while its session is open."""
+
+    @abc.abstractmethod
+    async def list_files(self, prefix: str) -> list[RemoteFile]:
+        """Lists files whose names start with `prefix` (any order)."""
+
+    @abc.abstractmethod
+    async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
+        """Stores a local file under `name` with its MD5, replacing what is there, atomically."""
+
+    @abc.abstractmethod
+    async def get(
+        self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
+    ) -> bool:
+        """Writes a file's bytes to `destination` (a temporary name the engine renames).
+
+        Returns:
+            True if the bytes were checked against a stored MD5 (only when `validate`).
+
+        Raises:
+            ChecksumMismatchError: If `validate` and the bytes do not match the stored MD5.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, name: str) -> None:
+        """Deletes one file; a missing one is not an error."""
+
+    @abc.abstractmethod
+    async def exists(self, name: str) -> bool:
+        """Tells whether a file of exactly this name exists."""
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    path: Path
+    relative: str
+    size: int
+
+
+class DatastoreBase(abc.ABC):
+    """Implements the `Datastore` operations on a subclass's `TransferSession`.
+
+    Attributes:
+        name: The datastore's name, used in reports and error messages.
+        concurrency: How many files are in flight at once.
+    """
+
+    name: str
+    concurrency: int
+
+    @abc.abstractmethod
+    def _session(self) -> AbstractAsyncContextManager[TransferSession]:
+        """Opens the primitives (an HTTP connection pool, for example)."""
+
+    # ---- listing and deleting -------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> builtins.list[RemoteFile]:
+        """Lists files whose names start with `prefix`, sorted by name.
+
+        Args:
+            prefix: A plain string prefix ("foo/b" matches "foo/bar/1.txt"); "" lists everything.
+        """
+        return _run(self._list(_clean_prefix(prefix)))
+
+    async def _list(self, prefix: str) -> builtins.list[RemoteFile]:
+        async with self._session() as session:
+            return sorted(await session.list_files(prefix), key=lambda f: f.name)
+
+    def exists(self, name: str) -> bool:
+        """Tells whether a file of exactly this name exists."""
+        return _run(self._exists(name))
+
+    async def _exists(self, name: str) -> bool:
+        async with self._session() as session:
+            return await session.exists(name)
+
+    def delete(self, prefix: str) -> TransferReport:
+        """Deletes every file whose name starts with `prefix`.
+
+        Raises:
+            InvalidInputError: If `prefix` is empty (to delete everything, delete the container).
+        """
+        cleaned = _clean_prefix(prefix)
+        if not cleaned:
+            raise InvalidInputError(
+                f"datastore '{self.name}': refusing to delete with an empty prefix; "
+                "name the folder or file to delete"
+            )
+        return _run(self._delete(cleaned))
+
+    async def _delete(self, prefix: str) -> TransferReport:
+        started = time.monotonic()
+        report = TransferReport("delete", self.name)
+        async with self._session() as session:
+            found = await session.list_files(prefix)
+
+            async def delete_one(remote: RemoteFile) -> None:
+                await session.delete(remote.name)
+                report.files += 1
+                report.bytes += remote.size
+
+            await run_bounded(found, delete_one, self.concurrency)
+        report.seconds = time.monotonic() - started
+        return report
+
+    # ---- upload ---------------------------------------------------------------------------
+
+    def upload_folder(
+        self,
+        local_folder: str | PurePath,
+        remote_path: str | PurePath = "",
+        *,
+        overwrite: bool = False,
+        skip_identical: bool = True,
+        show_progress: bool = False,
+    ) -> TransferReport:
+        """Uploads all files in a folder, recursively, without the folder's own name.
+
+        `foo/bar` holding `1.txt` and `a/2.txt`, uploaded to remote_path `baz`, gives `baz/1.txt`
+        and `baz/a/2.txt`.
+
+        Args:
+            local_folder: The folder to upload.
+            remote_path: The folder in the datastore to upload into ("" for the root).
+            overwrite: Replace files that exist remotely. If False, existing remote files are
+                kept and counted in `skipped_existing` (or `skipped_identical` when equal).
+            skip_identical: Do not send a file whose size and MD5 match the remote copy, even
+                with `overwrite=True`; re-uploading an unchanged folder then costs one listing.
+            show_progress: Show a progress bar on stderr.
+
+        Returns:
+            What was transferred and skipped.
+
+        Raises:
+            InvalidInputError: If the folder is missing, is a file, or holds no files.
+            StorageError: If the datastore refuses or fails the transfer.
+        """
+        folder = Path(local_folder)
+        if not folder.exists():
+            raise InvalidInputError(f"cannot upload {folder}: no such folder")
+        if not folder.is_dir():
+            raise InvalidInputError(
+                f"cannot upload {folder}: it is a file, not a folder; use upload_files for files"
+            )
+        files = _walk_files(folder)
+        if not files:
+            raise InvalidInputError(f"cannot upload {folder}: the folder holds no files")
+        return self._upload_planned(files, remote_path, overwrite, skip_identical, show_progress)
+
+    def upload_files(
+        self,
+        files: Iterable[str | PurePath],
+        remote_path: str | PurePath = "",
+        *,
+        relative_root: str | PurePath | None = None,
+        overwrite: bool = False,
+        skip_identical: bool = True,
+        show_progress: bool = False,
+    ) -> TransferReport:
+        """Uploads individual files under `remote_path`.
+
+        Each file keeps its path relative to `relative_root`, or only its file name when
+        `relative_root` is None. Options are as for `upload_folder`.
+
+        Raises:
+            InvalidInputError: If a file is missing, is a folder, lies outside `relative_root`,
+                or two files would get the same name; also if no file is given.
+        """
+        root = Path(relative_root) if relative_root is not None else None
+        chosen: list[_LocalFile] = []
+        for item in files:
+            path = Path(item)
+            if not path.is_file():
+                what = "is a folder" if path.is_dir() else "does not exist"
+                raise InvalidInputError(f"cannot upload {path}: it {what}; give existing files")
+            if root is None:
+                relative = path.name
+            else:
+                try:
+                    relative = path.resolve().relative_to(root.resolve()).as_posix()
+                except ValueError:
+                    raise InvalidInputError(
+                        f"cannot upload {path}: it is not inside relative_root {root}"
+                    ) from None
+            chosen.append(
+                _LocalFile(path, _checked_relative_name(path, relative), path.stat().st_size)
+            )
+        if not chosen:
+            raise InvalidInputError("upload_files was given no files")
+        seen: dict[str, Path] = {}
+        for local in chosen:
+            if local.relative in seen:
+                raise InvalidInputError(
+                    f"{seen[local.relative]} and {local.path} would both be uploaded as "
+                    f"'{local.relative}'; pass relative_root to keep their folders apart"
+                )
+            seen[local.relative] = local.path
+        return self._upload_planned(chosen, remote_path, overwrite, skip_identical, show_progress)
+
+    def _upload_planned(
+        self,
+        files: Sequence[_LocalFile],
+        remote_path: str | PurePath,
+        overwrite: bool,
+        skip_identical: bool,
+        show_progress: bool,
+    ) -> TransferReport:
+        folder = normalize_remote_path(remote_path)
+        with _progress(show_progress, f"upload to {self.name}") as progress:
+            return _run(self._upload(files, folder, overwrite, skip_identical, progress))
+
+    async def _upload(
+        self,
+        files: Sequence[_LocalFile],
+        folder: str,
+        overwrite: bool,
+        skip_identical: bool,
+        progress: TransferProgress,
+    ) -> TransferReport:
+        started = time.monotonic()
+        report = TransferReport("upload", self.name)
+        async with self._session() as session:
+            # Small files are hashed while the listing is in flight: on a re-upload the two
+            # together are almost all the work.
+            listing = asyncio.create_task(session.list_files(f"{folder}/" if folder else ""))
+            try:
+                small_md5s = await asyncio.to_thread(_small_file_md5s, files)
+                remote = {f.name: f for f in await listing}
+            finally:
+                listing.cancel()
+            named = [(local, join_blob_name(folder, local.relative)) for local in files]
+            existing = [(local, remote[name]) for local, name in named if name in remote]
+            identical = await _identical_pairs(
+                [(local.path, local.size, found) for local, found in existing], small_md5s
+            )
+            to_send: list[tuple[_LocalFile, str]] = []
+            for local, name in named:
+                if name not in remote:
+                    to_send.append((local, name))
+                elif name in identical and (skip_identical or not overwrite):
+                    report.skipped_identical += 1
+                elif not overwrite:
+                    report.skipped_existing += 1
+                else:
+                    to_send.append((local, name))
+            progress.start(len(to_send), sum(local.size for local, _ in to_send))
+
+            async def send(item: tuple[_LocalFile, str]) -> None:
+                local, name = item
+                await session.put(local.path, name, local.size, progress)
+                report.files += 1
+                report.bytes += local.size
+                progress.file_done()
+
+            await run_bounded(to_send, send, self.concurrency)
+        report.seconds = time.monotonic() - started
+        return report
+
+    # ---- download -------------------------------------------------------------------------
+
+    def download(
+        self,
+        prefix: str | PurePath,
+        output_folder: str | PurePath,
+        *,
+        overwrite: bool = False,
+        validate_checksum: bool = False,
+        skip_identical: bool = True,
+        missing_ok: bool = False,
+        show_progress: bool = False,
+    ) -> TransferReport:
+        """Downloads every file whose name starts with `prefix`, keeping its full name.
+
+        Datastore files `foo/bar/1.txt` and `foo/bar/2.txt`, prefix `foo/bar`, output folder
+        `outputs` give `outputs/foo/bar/1.txt` and `outputs/foo/bar/2.txt`. A prefix naming one
+        file downloads that file. The output folder is created if missing. Each file is written
+        under a temporary name and renamed when complete.
+
+        Args:
+            prefix: A plain string prefix of the names to download.
+            output_folder: Where the files land.
+            overwrite: Replace existing local files. If False they are kept.
+            validate_checksum: Check the MD5 of the bytes received against the stored MD5;
+                on mismatch raise and write nothing for that file. Files stored without an MD5
+                are downloaded and listed in the report's `unverified`.
+            skip_identical: Do not fetch a file whose local copy has the same size and MD5.
+            missing_ok: Return an empty report, instead of raising, when nothing matches.
+            show_progress: Show a progress bar on stderr.
+
+        Raises:
+            InvalidInputError: If `output_folder` is a file.
+            RemoteFilesNotFoundError: If nothing matches `prefix` and not `missing_ok`.
+            UnsafeBlobNameError: If a matching name would land outside `output_folder`
+                (checked for all names before anything is written).
+            ChecksumMismatchError: On a checksum mismatch with `validate_checksum`.
+            StorageError: If the datastore refuses or fails the transfer.
+        """
+        output = Path(output_folder)
+        if output.exists() and not output.is_dir():
+            raise InvalidInputError(
+                f"cannot download into {output}: it is a file; give a folder (it is created "
+                "if missing)"
+            )
+        with _progress(show_progress, f"download from {self.name}") as progress:
+            return _run(
+                self._download(
+                    _clean_prefix(prefix),
+                    output,
+                    overwrite=overwrite,
+                    validate=validate_checksum,
+                    skip_identical=skip_identical,
+                    missing_ok=missing_ok,
+                    progress=progress,
+                )
+            )
+
+    async def _download(
+        self,
+        prefix: str,
+        output: Path,
+        *,
+        overwrite: bool,
+        validate: bool,
+        skip_identical: bool,
+        missing_ok: bool,
+        progress: TransferProgress,
+    ) -> TransferReport:
+        started = time.monotonic()
+        report = TransferReport("download", self.name)
+        async with self._session() as session:
+            # Zero-length names ending in '/' are folder markers some tools write.
+            found = [f for f in await session.list_files(prefix) if not f.name.endswith("/")]
+            if not found:
+                if missing_ok:
+                    return report
+                raise RemoteFilesNotFoundError(
+                    self.name,
+                    f"no file name starts with {prefix!r}; check the prefix "
+                    "(names are '/'-separated and case-sensitive)",
+                )
+            targets = [(remote, local_target(self.name, output, remote.name)) for remote in found]
+            for remote, target in targets:
+                if target.is_dir():
+                    raise InvalidInputError(
+                        f"cannot download '{remote.name}' to {target}: a folder is in the way"
+                    )
+            existing = [
+                (target, remote.size, remote) for remote, target in targets if target.exists()
+            ]
+            identical_targets = await _identical_pairs(existing)
+            to_fetch: list[tuple[RemoteFile, Path]] = []
+            for remote, target in targets:
+                if not target.exists():
+                    to_fetch.append((remote, target))
+                elif remote.name in identical_targets and (skip_identical or not overwrite):
+                    report.skipped_identical += 1
+                elif not overwrite:
+                    report.skipped_existing += 1
+                else:
+                    to_fetch.append((remote, target))
+            output.mkdir(parents=True, exist_ok=True)
+            progress.start(len(to_fetch), sum(remote.size for remote, _ in to_fetch))
+
+            async def fetch(item: tuple[RemoteFile, Path]) -> None:
+                remote, target = item
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+                try:
+                    verified = await session.get(remote, partial, validate, progress)
+                    partial.replace(target)
+                except BaseException:
+                    partial.unlink(missing_ok=True)
+                    raise
+                if validate and not verified:
+                    report.unverified.append(remote.name)
+                report.files += 1
+                report.bytes += remote.size
+                progress.file_done()
+
+            await run_bounded(to_fetch, fetch, self.concurrency)
+        report.unverified.sort()
+        report.seconds = time.monotonic() - started
+        return report
+
+
+async def run_bounded(
+    items: Sequence[T], action: Callable[[T], Awaitable[None]], concurrency: int
+) -> None:
+    """Runs `action` on every item with at most `concurrency` in flight.
+
+    The first error cancels the remaining work (each action cleans up after itself) and is
+    raised as it is, not wrapped in an ExceptionGroup.
+    """
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            await action(item)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(items)))]
+    if not workers:
+        return
+    try:
+        done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if (error := task.exception()) is not None:
+                raise error
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def _identical_pairs(
+    candidates: Sequence[tuple[Path, int, RemoteFile]],
+    known_md5s: dict[Path, bytes] | None = None,
+) -> set[str]:
+    """Returns the names of remote files whose local counterpart has the same size and MD5."""
+    comparable = [(p, r) for p, size, r in candidates if r.md5 is not None and r.size == size]
+    if not comparable:
+        return set()
+    known = known_md5s or {}
+
+    def compare() -> set[str]:
+        return {
+            remote.name
+            for path, remote in comparable
+            if (known.get(path) or file_md5(path)) == remote.md5
+        }
+
+    return await asyncio.to_thread(compare)
+
+
+def _small_file_md5s(files: Sequence[_LocalFile]) -> dict[Path, bytes]:
+    return {f.path: file_md5(f.path) for f in files if f.size <= SMALL_FILE_BYTES}
+
+
+def _walk_files(folder: Path) -> list[_LocalFile]:
+    """Lists the regular files under a folder, recursively, with '/'-separated relative names."""
+    found: list[_LocalFile] = []
+    stack = [(folder, "")]
+    while stack:
+        directory, relative_dir = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                relative = f"{relative_dir}{entry.name}"
+                if entry.is_dir():
+                    stack.append((Path(entry.path), f"{relative}/"))
+                elif entry.is_file():
+                    path = Path(entry.path)
+                    found.append(
+                        _LocalFile(
+                            path, _checked_relative_name(path, relative), entry.stat().st_size
+                        )
+                    )
+    found.sort(key=lambda f: f.relative)
+    return found
+
+
+def _checked_relative_name(path: Path, relative: str) -> str:
+    if "\\" in relative:
+        raise InvalidInputError(
+            f"cannot upload {path}: its name contains a backslash, which datastores do not "
+            "allow in names; rename the file"
+        )
+    return relative
+
+
+def _clean_prefix(prefix: str | PurePath) -> str:
+    text = prefix.as_posix() if isinstance(prefix, PurePath) else str(prefix)
+    if text == ".":
+        return ""
+    return text.lstrip("/")
+
+
+def _progress(show: bool, description: str) -> AbstractContextManager[TransferProgress]:
+    return ProgressBar(description) if show else nullcontext(SilentProgress())

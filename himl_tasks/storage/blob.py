@@ -1,0 +1,313 @@
+"""A datastore that is an Azure Blob Storage container."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import aiohttp
+from azure.core.credentials import TokenCredential
+
+from himl_tasks.errors import ChecksumMismatchError, InvalidInputError
+from himl_tasks.storage.base import DatastoreBase, TransferSession
+from himl_tasks.storage.blob_auth import AccountKeyAuth, BlobAuth, SasAuth, TokenAuth
+from himl_tasks.storage.blob_rest import ContainerRestClient
+from himl_tasks.storage.hashing import new_md5
+from himl_tasks.storage.models import RemoteFile
+from himl_tasks.storage.progress import TransferProgress
+from himl_tasks.storage.retry import RetryPolicy
+
+MIB = 1024 * 1024
+
+
+class BlobDatastore(DatastoreBase):
+    """An Azure Blob Storage container used as a datastore.
+
+    Build one with a class method for the credential at hand: `from_connection_string`,
+    `with_account_key`, `with_sas_token` or `with_credential` (azure-identity).
+
+    Files up to `block_size` go in one request; bigger ones in blocks of `block_size`, several
+    at once, with the whole file's MD5 recorded when the blocks are committed. Every blob this
+    datastore writes carries its Content-MD5.
+
+    Args:
+        account_url: e.g. `https://myaccount.blob.core.windows.net`.
+        container: The container's name.
+        auth: How requests are authorised (see the class methods).
+        name: The datastore's name in reports and errors (default: the container's name).
+        concurrency: Files in flight at once.
+        block_size: Bytes per block for big files, and the largest file sent in one request.
+        max_buffered_blocks: Blocks held in memory at once across all files; with
+            `block_size` this bounds memory use.
+        retry: Retry policy for transient failures.
+    """
+
+    def __init__(
+        self,
+        account_url: str,
+        container: str,
+        *,
+        auth: BlobAuth,
+        name: str | None = None,
+        concurrency: int = 64,
+        block_size: int = 8 * MIB,
+        max_buffered_blocks: int = 16,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not container:
+            raise InvalidInputError("a blob datastore needs a container name")
+        self.account_url = account_url.rstrip("/")
+        self.container = container
+        self.name = name if name is not None else container
+        self.concurrency = concurrency
+        self.block_size = block_size
+        self.max_buffered_blocks = max_buffered_blocks
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._auth = auth
+
+    def __repr__(self) -> str:
+        return (
+            f"BlobDatastore(name={self.name!r}, account_url={self.account_url!r}, "
+            f"container={self.container!r}, auth={self._auth!r})"
+        )
+
+    @classmethod
+    def from_connection_string(
+        cls, connection_string: str, container: str, **options: object
+    ) -> BlobDatastore:
+        """Builds a datastore from a storage account connection string (key or SAS).
+
+        Raises:
+            InvalidInputError: If the string has neither an account key nor a SAS, or no
+                endpoint can be made from it. The message never repeats the string.
+        """
+        fields = _parse_connection_string(connection_string)
+        account_name = fields.get("accountname", "")
+        account_url = fields.get("blobendpoint") or (
+            f"{fields.get('defaultendpointsprotocol', 'https')}://{account_name}.blob."
+            f"{fields.get('endpointsuffix', 'core.windows.net')}"
+            if account_name
+            else ""
+        )
+        if not account_url:
+            raise InvalidInputError(
+                "the connection string has neither BlobEndpoint nor AccountName"
+            )
+        auth: BlobAuth
+        if "accountkey" in fields and account_name:
+            auth = AccountKeyAuth(account_name, container, fields["accountkey"])
+        elif "sharedaccesssignature" in fields:
+            auth = SasAuth(fields["sharedaccesssignature"])
+        else:
+            raise InvalidInputError(
+                "the connection string has neither AccountName with AccountKey nor "
+                "SharedAccessSignature"
+            )
+        return cls(account_url, container, auth=auth, **options)  # type: ignore[arg-type]
+
+    @classmethod
+    def with_account_key(
+        cls,
+        account_url: str,
+        container: str,
+        account_name: str,
+        account_key: str,
+        **options: object,
+    ) -> BlobDatastore:
+        """Builds a datastore authorised by a storage account key."""
+        auth = AccountKeyAuth(account_name, container, account_key)
+        return cls(account_url, container, auth=auth, **options)  # type: ignore[arg-type]
+
+    @classmethod
+    def with_sas_token(
+        cls, account_url: str, container: str, sas_token: str, **options: object
+    ) -> BlobDatastore:
+        """Builds a datastore authorised by a SAS token (container or account scope)."""
+        return cls(account_url, container, auth=SasAuth(sas_token), **options)  # type: ignore[arg-type]
+
+    @classmethod
+    def with_credential(
+        cls, account_url: str, container: str, credential: TokenCredential, **options: object
+    ) -> BlobDatastore:
+        """Builds a datastore authorised by an azure-identity credential (Azure AD / Entra)."""
+        return cls(account_url, container, auth=TokenAuth(credential), **options)  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[TransferSession]:
+        connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+        async with aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            skip_auto_headers=("Content-Type",),
+        ) as http:
+            rest = ContainerRestClient(
+                http, f"{self.account_url}/{self.container}", self._auth, self.name, self.retry
+            )
+            yield _BlobSession(self, rest)
+
+
+class _BlobSession(TransferSession):
+    def __init__(self, store: BlobDatastore, rest: ContainerRestClient) -> None:
+        self._store = store
+        self._rest = rest
+        self._block_size = store.block_size
+        self._block_slots = asyncio.Semaphore(store.max_buffered_blocks)
+        self._blocks_per_file = max(1, min(8, store.max_buffered_blocks))
+
+    async def list_files(self, prefix: str) -> list[RemoteFile]:
+        return await self._rest.list_blobs(prefix)
+
+    async def exists(self, name: str) -> bool:
+        return await self._rest.exists(name)
+
+    async def delete(self, name: str) -> None:
+        await self._rest.delete_blob(name)
+
+    # ---- upload ---------------------------------------------------------------------------
+
+    async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
+        if size <= self._block_size:
+            data = source.read_bytes() if size < MIB else await asyncio.to_thread(source.read_bytes)
+            await self._rest.put_blob(name, data, new_md5_of(data))
+            progress.advance(len(data))
+        else:
+            await self._put_blocks(source, name, size, progress)
+
+    async def _put_blocks(
+        self, source: Path, name: str, size: int, progress: TransferProgress
+    ) -> None:
+        # Blocks are read in order (so the file's MD5 is computed in one pass) and sent
+        # several at once; a block's buffer is released when its request completes.
+        token = secrets.token_hex(8)
+        count = math.ceil(size / self._block_size)
+        block_ids = [base64.b64encode(f"{token}-{i:08d}".encode()).decode() for i in range(count)]
+        file_digest = new_md5()
+        sent: list[asyncio.Task[None]] = []
+        per_file = asyncio.Semaphore(self._blocks_per_file)
+
+        async def send(block_id: str, data: bytes) -> None:
+            try:
+                await self._rest.put_block(name, block_id, data, new_md5_of(data))
+                progress.advance(len(data))
+            finally:
+                per_file.release()
+                self._block_slots.release()
+
+        try:
+            with source.open("rb") as reader:
+                for block_id in block_ids:
+                    await per_file.acquire()
+                    await self._block_slots.acquire()
+                    try:
+                        data = await asyncio.to_thread(
+                            _read_and_hash, reader, self._block_size, file_digest
+                        )
+                    except BaseException:
+                        per_file.release()
+                        self._block_slots.release()
+                        raise
+                    sent.append(asyncio.create_task(send(block_id, data)))
+                    if any(t.done() and t.exception() for t in sent):
+                        break
+            await asyncio.gather(*sent)
+        finally:
+            for task in sent:
+                task.cancel()
+            await asyncio.gather(*sent, return_exceptions=True)
+        await self._rest.put_block_list(name, block_ids, file_digest.digest())
+
+    # ---- download -------------------------------------------------------------------------
+
+    async def get(
+        self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
+    ) -> bool:
+        if remote.size <= self._block_size:
+            response = await self._rest.get_blob(remote.name)
+            data = response.body
+            if validate and remote.md5 is not None:
+                self._check(remote, new_md5_of(data))
+            if len(data) < MIB:
+                destination.write_bytes(data)
+            else:
+                await asyncio.to_thread(destination.write_bytes, data)
+            progress.advance(len(data))
+        else:
+            await self._get_ranges(remote, destination, validate, progress)
+        return validate and remote.md5 is not None
+
+    async def _get_ranges(
+        self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
+    ) -> None:
+        # Ranges are fetched several at once and written where they belong; the MD5 is fed in
+        # order, so at most `window` ranges are held in memory at a time.
+        size, block = remote.size, self._block_size
+        count = math.ceil(size / block)
+        window = self._blocks_per_file
+        digest = new_md5()
+        descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+        async def fetch(index: int) -> bytes:
+            async with self._block_slots:
+                start = index * block
+                response = await self._rest.get_blob(
+                    remote.name, start, min(size, start + block) - 1
+                )
+                await asyncio.to_thread(os.pwrite, descriptor, response.body, start)
+            progress.advance(len(response.body))
+            return response.body
+
+        tasks: dict[int, asyncio.Task[bytes]] = {}
+        try:
+            launched = 0
+            for index in range(count):
+                while launched < count and launched < index + window:
+                    tasks[launched] = asyncio.create_task(fetch(launched))
+                    launched += 1
+                data = await tasks.pop(index)
+                if validate:
+                    await asyncio.to_thread(digest.update, data)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            os.close(descriptor)
+        if validate and remote.md5 is not None:
+            self._check(remote, digest.digest())
+
+    def _check(self, remote: RemoteFile, received: bytes) -> None:
+        if remote.md5 is not None and received != remote.md5:
+            raise ChecksumMismatchError(
+                self._store.name, remote.name, remote.md5.hex(), received.hex()
+            )
+
+
+def new_md5_of(data: bytes) -> bytes:
+    """Returns the raw MD5 of some bytes."""
+    digest = new_md5()
+    digest.update(data)
+    return digest.digest()
+
+
+def _read_and_hash(reader: BinaryIO, size: int, digest: hashlib._Hash) -> bytes:
+    data = reader.read(size)
+    digest.update(data)
+    return data
+
+
+def _parse_connection_string(connection_string: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in connection_string.split(";"):
+        key, separator, value = part.partition("=")
+        if separator and key.strip():
+            fields[key.strip().lower()] = value.strip()
+    return fields

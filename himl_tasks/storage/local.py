@@ -1,0 +1,144 @@
+"""A datastore that is a folder on this machine (the local backend's default datastore)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path, PurePath
+
+from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError
+from himl_tasks.storage.base import PARTIAL_SUFFIX, DatastoreBase, TransferSession
+from himl_tasks.storage.hashing import CHUNK_SIZE, file_md5, new_md5
+from himl_tasks.storage.models import RemoteFile
+from himl_tasks.storage.names import local_target
+from himl_tasks.storage.progress import TransferProgress
+
+
+class LocalDatastore(DatastoreBase):
+    """A folder used as a datastore: file names are paths relative to the folder.
+
+    The folder holds no MD5 metadata: MD5s are computed when listed (and remembered while a
+    file's size and modification time stay the same).
+
+    Args:
+        folder: The datastore's root folder. It must exist unless `create` is True.
+        name: The datastore's name in reports and errors (default: the folder's name).
+        create: Create the folder if it is missing.
+        concurrency: Files copied at once.
+    """
+
+    def __init__(
+        self,
+        folder: str | PurePath,
+        *,
+        name: str | None = None,
+        create: bool = False,
+        concurrency: int = 8,
+    ) -> None:
+        self.folder = Path(folder).absolute()
+        self.name = name if name is not None else self.folder.name
+        self.concurrency = concurrency
+        if create:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._md5_cache: dict[Path, tuple[int, int, bytes]] = {}
+
+    def __repr__(self) -> str:
+        return f"LocalDatastore(name={self.name!r}, folder={str(self.folder)!r})"
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[TransferSession]:
+        if not self.folder.is_dir():
+            raise ContainerNotFoundError(
+                self.name, f"folder {self.folder} does not exist; create it or fix the path"
+            )
+        yield _LocalSession(self)
+
+    def md5_of(self, path: Path) -> bytes:
+        """Returns a file's MD5, computing it only when its size or mtime changed."""
+        stat = path.stat()
+        cached = self._md5_cache.get(path)
+        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
+            return cached[2]
+        digest = file_md5(path)
+        self._md5_cache[path] = (stat.st_size, stat.st_mtime_ns, digest)
+        return digest
+
+
+class _LocalSession(TransferSession):
+    def __init__(self, store: LocalDatastore) -> None:
+        self._store = store
+        self._root = store.folder
+
+    async def list_files(self, prefix: str) -> list[RemoteFile]:
+        return await asyncio.to_thread(self._list_sync, prefix)
+
+    def _list_sync(self, prefix: str) -> list[RemoteFile]:
+        # Walk only below the deepest folder the prefix names.
+        folder_part = prefix.rpartition("/")[0]
+        start = self._root.joinpath(*folder_part.split("/")) if folder_part else self._root
+        if not start.is_dir():
+            return []
+        found: list[RemoteFile] = []
+        for directory, _, filenames in os.walk(start):
+            for filename in filenames:
+                if filename.endswith(PARTIAL_SUFFIX):
+                    continue
+                path = Path(directory, filename)
+                name = path.relative_to(self._root).as_posix()
+                if name.startswith(prefix):
+                    found.append(RemoteFile(name, path.stat().st_size, self._store.md5_of(path)))
+        return found
+
+    async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
+        target = local_target(self._store.name, self._root, name)
+        await asyncio.to_thread(_copy_atomically, source, target, None, self._store.name, name)
+        progress.advance(size)
+
+    async def get(
+        self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
+    ) -> bool:
+        source = local_target(self._store.name, self._root, remote.name)
+        expected = remote.md5 if validate else None
+        await asyncio.to_thread(
+            _copy_hashed, source, destination, expected, self._store.name, remote.name
+        )
+        progress.advance(remote.size)
+        return expected is not None
+
+    async def delete(self, name: str) -> None:
+        local_target(self._store.name, self._root, name).unlink(missing_ok=True)
+
+    async def exists(self, name: str) -> bool:
+        return local_target(self._store.name, self._root, name).is_file()
+
+
+def _copy_atomically(
+    source: Path, target: Path, expected_md5: bytes | None, datastore: str, name: str
+) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}-{id(target):x}{PARTIAL_SUFFIX}")
+    try:
+        _copy_hashed(source, partial, expected_md5, datastore, name)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _copy_hashed(
+    source: Path, destination: Path, expected_md5: bytes | None, datastore: str, name: str
+) -> None:
+    """Copies a file, checking the MD5 of what was read against `expected_md5` if given."""
+    if expected_md5 is None:
+        shutil.copyfile(source, destination)
+        return
+    digest = new_md5()
+    with source.open("rb") as reader, destination.open("wb") as writer:
+        while chunk := reader.read(CHUNK_SIZE):
+            digest.update(chunk)
+            writer.write(chunk)
+    if digest.digest() != expected_md5:
+        raise ChecksumMismatchError(datastore, name, expected_md5.hex(), digest.hexdigest())

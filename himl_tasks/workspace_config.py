@@ -1,0 +1,153 @@
+"""The local workspace's named datastores: folders and blob containers.
+
+The workspace lives in a folder: the `root` argument, else `$HIML_HOME`, else `./.himl`. Its
+datastores are declared in `<root>/datastores.toml`; secrets are never written there, only the
+names of the environment variables that hold them:
+
+```toml
+[datastores.images]                       # a blob container
+account_url = "https://myaccount.blob.core.windows.net"
+container = "images"
+sas_token_env = "IMAGES_SAS"              # or connection_string_env = "...",
+                                          # or account_name + account_key_env,
+                                          # or use_azure_identity = true
+
+[datastores.scratch]                      # a folder, relative to the workspace root
+path = "scratch"
+```
+
+The default datastore, `workspaceblobstore` (AzureML's name for it), is a folder under the root
+and always exists; an empty datastore name means the default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from himl_tasks.errors import ConfigurationError, DatastoreNotFoundError
+from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore
+
+DEFAULT_DATASTORE = "workspaceblobstore"
+CONFIG_FILE_NAME = "datastores.toml"
+HOME_VARIABLE = "HIML_HOME"
+
+_CREDENTIAL_KEYS = (
+    "connection_string_env",
+    "account_key_env",
+    "sas_token_env",
+    "use_azure_identity",
+)
+
+
+def workspace_root(root: str | PurePath | None = None) -> Path:
+    """Returns the workspace folder: `root`, else $HIML_HOME, else ./.himl."""
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get(HOME_VARIABLE) or ".himl")
+
+
+@dataclass(frozen=True)
+class LocalWorkspaceConfig:
+    """The datastores a local workspace knows by name.
+
+    Attributes:
+        root: The workspace folder.
+        config_path: The datastores file (it need not exist).
+    """
+
+    root: Path
+    config_path: Path
+
+    @classmethod
+    def load(
+        cls, root: str | PurePath | None = None, config_path: str | PurePath | None = None
+    ) -> LocalWorkspaceConfig:
+        """Finds the workspace (see the module docstring); nothing is read until needed."""
+        folder = workspace_root(root).absolute()
+        path = Path(config_path) if config_path is not None else folder / CONFIG_FILE_NAME
+        if config_path is not None and not path.is_file():
+            raise ConfigurationError(f"workspace config file {path} does not exist")
+        return cls(folder, path)
+
+    def datastore_names(self) -> list[str]:
+        """Returns the names of all datastores, the default one first."""
+        return [DEFAULT_DATASTORE, *sorted(n for n in self._declared() if n != DEFAULT_DATASTORE)]
+
+    def datastore(self, name: str = "") -> Datastore:
+        """Returns the datastore of that name ("" for the default).
+
+        Raises:
+            DatastoreNotFoundError: If no datastore has that name; the message lists those that do.
+            ConfigurationError: If its entry is incomplete or an environment variable it names
+                is not set.
+        """
+        chosen = name or DEFAULT_DATASTORE
+        declared = self._declared()
+        if chosen in declared:
+            return self._build(chosen, declared[chosen])
+        if chosen == DEFAULT_DATASTORE:
+            return LocalDatastore(self.root / "datastores" / chosen, name=chosen, create=True)
+        raise DatastoreNotFoundError(
+            f"no datastore named '{chosen}' in the workspace at {self.root}; known datastores: "
+            f"{', '.join(self.datastore_names())}. Declare it in {self.config_path}."
+        )
+
+    def _declared(self) -> dict[str, dict[str, Any]]:
+        if not self.config_path.is_file():
+            return {}
+        try:
+            document = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(f"{self.config_path} is not valid TOML: {error}") from None
+        datastores = document.get("datastores", {})
+        if not isinstance(datastores, dict) or not all(
+            isinstance(v, dict) for v in datastores.values()
+        ):
+            raise ConfigurationError(
+                f"{self.config_path}: 'datastores' must hold one table per datastore, "
+                "e.g. [datastores.images]"
+            )
+        return datastores
+
+    def _build(self, name: str, entry: dict[str, Any]) -> Datastore:
+        where = f"{self.config_path} [datastores.{name}]"
+        if "path" in entry:
+            return LocalDatastore(self.root / str(entry["path"]), name=name)
+        missing = [key for key in ("account_url", "container") if not entry.get(key)]
+        given = [key for key in _CREDENTIAL_KEYS if entry.get(key)]
+        if missing or len(given) != 1:
+            raise ConfigurationError(
+                f"{where}: a folder datastore needs 'path'; a blob datastore needs "
+                f"'account_url', 'container' and exactly one of {', '.join(_CREDENTIAL_KEYS)}"
+                + (f" (missing: {', '.join(missing)})" if missing else "")
+            )
+        account_url, container = str(entry["account_url"]), str(entry["container"])
+        credential = given[0]
+        if credential == "use_azure_identity":
+            from azure.identity import DefaultAzureCredential
+
+            return BlobDatastore.with_credential(
+                account_url, container, DefaultAzureCredential(), name=name
+            )
+        secret = _secret_from_environment(where, str(entry[credential]))
+        if credential == "connection_string_env":
+            return BlobDatastore.from_connection_string(secret, container, name=name)
+        if credential == "sas_token_env":
+            return BlobDatastore.with_sas_token(account_url, container, secret, name=name)
+        account_name = entry.get("account_name")
+        if not account_name:
+            raise ConfigurationError(f"{where}: 'account_key_env' needs 'account_name' too")
+        return BlobDatastore.with_account_key(
+            account_url, container, str(account_name), secret, name=name
+        )
+
+
+def _secret_from_environment(where: str, variable: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigurationError(f"{where}: environment variable {variable} is not set")
+    return value

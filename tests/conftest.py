@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from himl_tasks.storage import BlobDatastore, LocalDatastore, RetryPolicy
+from himl_tasks.storage.base import DatastoreBase
+from tests.azurite import Azurite, start_azurite, stop_azurite
+
+FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+# Small blocks so that multi-block uploads and ranged downloads run on small test files.
+TEST_BLOCK_SIZE = 64 * 1024
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite for the whole session, on a free loopback port, stopped with SIGTERM."""
+    try:
+        endpoint, process = start_azurite(tmp_path_factory.mktemp("azurite"))
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield endpoint
+    finally:
+        stop_azurite(process)
+
+
+@pytest.fixture
+def container(azurite: Azurite) -> Iterator[ContainerClient]:
+    """A fresh container for one test, deleted afterwards (an SDK client for test setup)."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    client = service.create_container(f"test-{uuid.uuid4().hex[:20]}")
+    try:
+        yield client
+    finally:
+        client.delete_container()
+        service.close()
+
+
+@pytest.fixture
+def blob_store(azurite: Azurite, container: ContainerClient) -> BlobDatastore:
+    return BlobDatastore.from_connection_string(
+        azurite.connection_string,
+        container.container_name,
+        name="blobstore",
+        block_size=TEST_BLOCK_SIZE,
+        retry=FAST_RETRY,
+    )
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalDatastore:
+    return LocalDatastore(tmp_path / "datastore", name="folderstore", create=True)
+
+
+@pytest.fixture(params=["local", "blob"])
+def datastore(request: pytest.FixtureRequest) -> DatastoreBase:
+    """Each contract test runs once against a folder and once against a blob container."""
+    fixture = "local_store" if request.param == "local" else "blob_store"
+    store: DatastoreBase = request.getfixturevalue(fixture)
+    return store
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Writes files given by '/'-separated relative names; returns root."""
+    for name, data in files.items():
+        path = root.joinpath(*name.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Reads every file under root into {relative '/'-name: bytes}."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -1,0 +1,252 @@
+"""The Datastore contract: the same tests against a folder and an Azurite blob container."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.errors import (
+    ChecksumMismatchError,
+    InvalidInputError,
+    RemoteFilesNotFoundError,
+)
+from himl_tasks.storage import LocalDatastore
+from himl_tasks.storage.base import DatastoreBase
+from tests.conftest import TEST_BLOCK_SIZE, read_tree, write_tree
+
+# Bigger than the test block size, and not a multiple of it: sent in blocks, fetched in ranges.
+BIG = os.urandom(5 * TEST_BLOCK_SIZE + 12345)
+
+
+def md5(data: bytes) -> bytes:
+    return hashlib.md5(data).digest()
+
+
+def test_upload_folder_puts_files_under_remote_path_without_the_folder_name(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    folder = write_tree(tmp_path / "foo" / "bar", {"1.txt": b"one", "a/2.txt": b"two"})
+
+    report = datastore.upload_folder(folder, "baz")
+
+    assert [(f.name, f.size) for f in datastore.list()] == [("baz/1.txt", 3), ("baz/a/2.txt", 3)]
+    assert (report.files, report.bytes, report.skipped) == (2, 6, 0)
+
+
+def test_every_uploaded_file_carries_its_md5_also_when_sent_in_blocks(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    files = {"small.bin": b"x" * 100, "big.bin": BIG, "empty.bin": b""}
+    datastore.upload_folder(write_tree(tmp_path / "src", files), "data")
+
+    stored = {f.name: f.md5 for f in datastore.list("data/")}
+
+    assert stored == {f"data/{name}": md5(data) for name, data in files.items()}
+
+
+def test_upload_without_overwrite_keeps_existing_remote_files(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "v1", {"a.txt": b"old", "b.txt": b"same"}), "d")
+    changed = write_tree(tmp_path / "v2", {"a.txt": b"new!", "b.txt": b"same", "c.txt": b"c"})
+
+    report = datastore.upload_folder(changed, "d")
+
+    assert (report.files, report.skipped_existing, report.skipped_identical) == (1, 1, 1)
+    datastore.download("d/", tmp_path / "out")
+    assert read_tree(tmp_path / "out") == {"d/a.txt": b"old", "d/b.txt": b"same", "d/c.txt": b"c"}
+
+
+def test_upload_with_overwrite_replaces_changed_files_and_skips_identical_ones(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "v1", {"a.txt": b"old", "b.txt": b"same"}), "d")
+    changed = write_tree(tmp_path / "v2", {"a.txt": b"new!", "b.txt": b"same"})
+
+    report = datastore.upload_folder(changed, "d", overwrite=True)
+
+    assert (report.files, report.bytes, report.skipped_identical) == (1, 4, 1)
+    assert {f.name: f.size for f in datastore.list("d/")} == {"d/a.txt": 4, "d/b.txt": 4}
+
+
+def test_reupload_of_an_unchanged_folder_sends_nothing(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    folder = write_tree(tmp_path / "src", {f"f{i}.txt": f"{i}".encode() for i in range(20)})
+    datastore.upload_folder(folder, "d")
+
+    again = datastore.upload_folder(folder, "d", overwrite=True)
+    forced = datastore.upload_folder(folder, "d", overwrite=True, skip_identical=False)
+
+    assert (again.files, again.skipped_identical) == (0, 20)
+    assert (forced.files, forced.skipped_identical) == (20, 0)
+
+
+def test_download_keeps_full_names_under_the_output_folder(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    src = write_tree(tmp_path / "src", {"1.txt": b"1", "2.txt": b"2", "other.txt": b"o"})
+    datastore.upload_folder(src, "foo/bar")
+    output = tmp_path / "created" / "outputs"
+
+    report = datastore.download("foo/bar/", output)
+
+    assert read_tree(output) == {
+        "foo/bar/1.txt": b"1",
+        "foo/bar/2.txt": b"2",
+        "foo/bar/other.txt": b"o",
+    }
+    assert report.files == 3
+
+
+def test_download_prefix_is_a_plain_string_prefix_and_can_name_one_file(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    datastore.upload_folder(
+        write_tree(tmp_path / "src", {"1.txt": b"1", "10.txt": b"10", "2.txt": b"2"}), "foo"
+    )
+
+    datastore.download("foo/1", tmp_path / "prefix")
+    datastore.download("foo/2.txt", tmp_path / "single")
+
+    assert sorted(read_tree(tmp_path / "prefix")) == ["foo/1.txt", "foo/10.txt"]
+    assert read_tree(tmp_path / "single") == {"foo/2.txt": b"2"}
+
+
+def test_download_round_trips_big_files_with_checksums(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "src", {"big.bin": BIG}), "m")
+
+    report = datastore.download("m/big.bin", tmp_path / "out", validate_checksum=True)
+
+    assert (tmp_path / "out" / "m" / "big.bin").read_bytes() == BIG
+    assert (report.files, report.bytes, report.unverified) == (1, len(BIG), [])
+
+
+def test_download_without_overwrite_keeps_existing_local_files(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "src", {"a.txt": b"remote", "b.txt": b"b"}), "d")
+    output = write_tree(tmp_path / "out", {"d/a.txt": b"local edit"})
+
+    kept = datastore.download("d/", output)
+    assert (output / "d" / "a.txt").read_bytes() == b"local edit"
+    assert (kept.files, kept.skipped_existing) == (1, 1)
+
+    replaced = datastore.download("d/", output, overwrite=True)
+    assert (output / "d" / "a.txt").read_bytes() == b"remote"
+    assert (replaced.files, replaced.skipped_identical) == (1, 1)
+
+
+def test_checksum_mismatch_raises_naming_the_file_and_leaves_nothing_behind(
+    local_store: LocalDatastore, tmp_path: Path
+) -> None:
+    # The blob datastore's version of this test corrupts bytes in transit (test_blob_datastore).
+    for name, data in {"d/good.txt": b"good", "d/bad.bin": BIG}.items():
+        path = write_tree(local_store.folder, {name: data}) / name
+        stat = path.stat()
+        # The folder datastore remembers MD5s by size and mtime; poison that, as bit rot would.
+        wrong = md5(data) if name.endswith(".txt") else md5(b"other")
+        local_store._md5_cache[path] = (stat.st_size, stat.st_mtime_ns, wrong)
+    output = tmp_path / "out"
+
+    with pytest.raises(ChecksumMismatchError, match=r"'d/bad\.bin'") as raised:
+        local_store.download("d/", output, validate_checksum=True)
+
+    assert raised.value.blob_name == "d/bad.bin"
+    assert not (output / "d" / "bad.bin").exists()
+    assert [p.name for p in output.rglob("*") if p.is_file()] in ([], ["good.txt"])
+
+
+def test_list_exists_and_delete(datastore: DatastoreBase, tmp_path: Path) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "s", {"a/1": b"1", "a/2": b"2", "b/3": b"3"}))
+
+    assert datastore.exists("a/1")
+    assert not datastore.exists("a")
+    assert [f.name for f in datastore.list("a/")] == ["a/1", "a/2"]
+
+    report = datastore.delete("a/")
+
+    assert report.files == 2
+    assert [f.name for f in datastore.list()] == ["b/3"]
+    with pytest.raises(InvalidInputError, match="empty prefix"):
+        datastore.delete("")
+
+
+def test_upload_files_keeps_paths_relative_to_the_root(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    root = write_tree(tmp_path / "r", {"x/1.txt": b"1", "y/1.txt": b"other 1"})
+
+    datastore.upload_files([root / "x" / "1.txt", root / "y" / "1.txt"], "up", relative_root=root)
+    datastore.upload_files([root / "x" / "1.txt"], "flat")
+
+    assert [f.name for f in datastore.list()] == ["flat/1.txt", "up/x/1.txt", "up/y/1.txt"]
+    with pytest.raises(InvalidInputError, match=r"would both be uploaded as '1\.txt'"):
+        datastore.upload_files([root / "x" / "1.txt", root / "y" / "1.txt"], "flat")
+
+
+def test_the_sync_api_works_inside_a_running_event_loop(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    folder = write_tree(tmp_path / "s", {"a.txt": b"a"})
+
+    async def caller() -> int:
+        return datastore.upload_folder(folder, "loop").files
+
+    assert asyncio.run(caller()) == 1
+
+
+# ---- bad input: one clear error, nothing written ----------------------------------------
+
+
+def test_upload_of_a_missing_folder(datastore: DatastoreBase, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="no such folder"):
+        datastore.upload_folder(tmp_path / "nope", "d")
+
+
+def test_upload_of_a_file_instead_of_a_folder(datastore: DatastoreBase, tmp_path: Path) -> None:
+    file = write_tree(tmp_path, {"f.txt": b"x"}) / "f.txt"
+    with pytest.raises(InvalidInputError, match="it is a file, not a folder"):
+        datastore.upload_folder(file, "d")
+    assert datastore.list() == []
+
+
+def test_upload_of_an_empty_folder(datastore: DatastoreBase, tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(InvalidInputError, match="holds no files"):
+        datastore.upload_folder(tmp_path / "empty", "d")
+
+
+def test_download_of_a_prefix_that_matches_nothing(
+    datastore: DatastoreBase, tmp_path: Path
+) -> None:
+    with pytest.raises(RemoteFilesNotFoundError, match="no file name starts with 'nothing/'"):
+        datastore.download("nothing/", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+    report = datastore.download("nothing/", tmp_path / "out", missing_ok=True)
+    assert (report.files, report.skipped) == (0, 0)
+
+
+def test_download_into_a_file(datastore: DatastoreBase, tmp_path: Path) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "s", {"a.txt": b"a"}), "d")
+    target = write_tree(tmp_path, {"taken": b"keep me"}) / "taken"
+
+    with pytest.raises(InvalidInputError, match="it is a file"):
+        datastore.download("d/", target)
+    assert target.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("remote_path", ["../up", "a/../../b", "a\\b"])
+def test_upload_to_a_remote_path_outside_the_datastore(
+    datastore: DatastoreBase, tmp_path: Path, remote_path: str
+) -> None:
+    with pytest.raises(InvalidInputError, match="remote path"):
+        datastore.upload_folder(write_tree(tmp_path / "s", {"a": b"a"}), remote_path)
+    assert datastore.list() == []

@@ -1,0 +1,108 @@
+"""hi-ml's upload_to_datastore / download_from_datastore on a local workspace's datastores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import ContainerClient
+
+from himl_tasks import (
+    ConfigurationError,
+    DatastoreNotFoundError,
+    LocalWorkspaceConfig,
+    download_from_datastore,
+    upload_to_datastore,
+)
+from tests.azurite import Azurite
+from tests.conftest import read_tree, write_tree
+
+
+def declare(root: Path, text: str) -> LocalWorkspaceConfig:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "datastores.toml").write_text(text)
+    return LocalWorkspaceConfig.load(root)
+
+
+def test_round_trip_through_the_default_datastore_found_by_himl_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIML_HOME", str(tmp_path / "ws"))
+    folder = write_tree(tmp_path / "foo" / "bar", {"1.txt": b"1", "a/2.txt": b"2"})
+
+    up = upload_to_datastore("", folder, "baz")
+    down = download_from_datastore("workspaceblobstore", "baz", tmp_path / "outputs")
+
+    assert (up.files, down.files) == (2, 2)
+    assert read_tree(tmp_path / "ws" / "datastores" / "workspaceblobstore") == {
+        "baz/1.txt": b"1",
+        "baz/a/2.txt": b"2",
+    }
+    assert read_tree(tmp_path / "outputs") == {"baz/1.txt": b"1", "baz/a/2.txt": b"2"}
+
+
+def test_a_blob_datastore_declared_with_a_secret_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, azurite: Azurite, container: ContainerClient
+) -> None:
+    monkeypatch.setenv("IMAGES_CONNECTION", azurite.connection_string)
+    workspace = declare(
+        tmp_path / "ws",
+        f"""
+        [datastores.images]
+        account_url = "{azurite.account_url}"
+        container = "{container.container_name}"
+        connection_string_env = "IMAGES_CONNECTION"
+        """,
+    )
+    folder = write_tree(tmp_path / "src", {"x.png": b"png"})
+
+    upload_to_datastore("images", folder, "raw", workspace)
+    report = download_from_datastore(
+        "images", "raw/", tmp_path / "out", workspace, validate_checksum=True
+    )
+
+    assert [b.name for b in container.list_blobs()] == ["raw/x.png"]
+    assert (report.files, report.unverified) == (1, [])
+    assert workspace.datastore_names() == ["workspaceblobstore", "images"]
+
+
+def test_an_unknown_datastore_name_lists_the_known_ones(tmp_path: Path) -> None:
+    workspace = declare(tmp_path / "ws", '[datastores.scratch]\npath = "scratch"\n')
+
+    with pytest.raises(
+        DatastoreNotFoundError, match="'imgs'.*known datastores: workspaceblobstore, scratch"
+    ):
+        upload_to_datastore("imgs", write_tree(tmp_path / "s", {"a": b"a"}), "d", workspace)
+
+
+def test_a_missing_secret_variable_is_named_without_a_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMAGES_SAS", raising=False)
+    workspace = declare(
+        tmp_path / "ws",
+        '[datastores.images]\naccount_url = "https://a.blob.core.windows.net"\n'
+        'container = "c"\nsas_token_env = "IMAGES_SAS"\n',
+    )
+    with pytest.raises(ConfigurationError, match="environment variable IMAGES_SAS is not set"):
+        workspace.datastore("images")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        'account_url = "https://a"\ncontainer = "c"',
+        'account_url = "https://a"\ncontainer = "c"\nsas_token_env = "X"\n'
+        "use_azure_identity = true",
+        'container = "c"\nsas_token_env = "X"',
+    ],
+)
+def test_incomplete_blob_entries_say_what_is_needed(tmp_path: Path, entry: str) -> None:
+    workspace = declare(tmp_path / "ws", f"[datastores.images]\n{entry}\n")
+    with pytest.raises(ConfigurationError, match="exactly one of connection_string_env"):
+        workspace.datastore("images")
+
+
+def test_an_explicit_config_file_that_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        upload_to_datastore("", tmp_path, "d", workspace_config_path=tmp_path / "nope.toml")
