@@ -159,25 +159,20 @@ PEERS: list[Callable[[Azurite, str], Tool]] = [NaiveLoop, Adlfs, PrefectAzure]
 # ---- measuring -----------------------------------------------------------------------------
 
 
-def _rss_high_water_kb() -> int:
-    status = Path("/proc/self/status").read_text()
-    match = re.search(r"VmHWM:\s+(\d+)", status)
-    return int(match.group(1)) if match else 0
-
-
-def _rss_kb() -> int:
-    match = re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text())
+def _proc_status_kb(field: str) -> int:
+    """Reads one memory field (VmRSS, VmHWM) of this process, in kB."""
+    match = re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text())
     return int(match.group(1)) if match else 0
 
 
 def measure(action: Callable[[], None]) -> tuple[float, float]:
     """Runs action; returns seconds and the peak RSS above the RSS before it, in MB."""
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    before = _rss_kb()
+    before = _proc_status_kb("VmRSS")
     started = time.perf_counter()
     action()
     seconds = time.perf_counter() - started
-    return seconds, (_rss_high_water_kb() - before) * 1024 / MB
+    return seconds, (_proc_status_kb("VmHWM") - before) * 1024 / MB
 
 
 def tree_digests(root: Path) -> dict[str, str]:
@@ -343,9 +338,10 @@ def run(
 
 
 def best_peer(results: list[Measurement], case: str, peers: set[str]) -> Measurement:
-    return max(
-        (m for m in results if m.case == case and m.tool in peers), key=lambda m: m.seconds**-1
+    fastest_first = sorted(
+        (m for m in results if m.case == case and m.tool in peers), key=lambda m: m.seconds
     )
+    return fastest_first[0]
 
 
 def report(results: list[Measurement]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import PurePath
 
-from himl_tasks.storage import TransferReport
+from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.workspace_config import LocalWorkspaceConfig
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,7 @@ def upload_to_datastore(
         print(report.summary())
         ```
     """
-    config = workspace or LocalWorkspaceConfig.load(config_path=workspace_config_path)
-    report = config.datastore(datastore_name).upload_folder(
+    report = _datastore(datastore_name, workspace, workspace_config_path).upload_folder(
         local_data_folder,
         remote_path,
         overwrite=overwrite,
@@ -91,8 +90,7 @@ def download_from_datastore(
     Returns:
         What was downloaded, skipped, and could not be verified.
     """
-    config = workspace or LocalWorkspaceConfig.load(config_path=workspace_config_path)
-    report = config.datastore(datastore_name).download(
+    report = _datastore(datastore_name, workspace, workspace_config_path).download(
         file_prefix,
         output_folder,
         overwrite=overwrite,
@@ -102,3 +100,12 @@ def download_from_datastore(
     )
     logger.info(report.summary())
     return report
+
+
+def _datastore(
+    name: str,
+    workspace: LocalWorkspaceConfig | None,
+    workspace_config_path: str | PurePath | None,
+) -> Datastore:
+    config = workspace or LocalWorkspaceConfig.load(config_path=workspace_config_path)
+    return config.datastore(name)

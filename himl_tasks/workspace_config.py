@@ -75,7 +75,7 @@ class LocalWorkspaceConfig:
 
     def datastore_names(self) -> list[str]:
         """Returns the names of all datastores, the default one first."""
-        return [DEFAULT_DATASTORE, *sorted(n for n in self._declared() if n != DEFAULT_DATASTORE)]
+        return _names(self._declared())
 
     def datastore(self, name: str = "") -> Datastore:
         """Returns the datastore of that name ("" for the default).
@@ -93,7 +93,7 @@ class LocalWorkspaceConfig:
             return LocalDatastore(self.root / "datastores" / chosen, name=chosen, create=True)
         raise DatastoreNotFoundError(
             f"no datastore named '{chosen}' in the workspace at {self.root}; known datastores: "
-            f"{', '.join(self.datastore_names())}. Declare it in {self.config_path}."
+            f"{', '.join(_names(declared))}. Declare it in {self.config_path}."
         )
 
     def _declared(self) -> dict[str, dict[str, Any]]:
@@ -144,6 +144,10 @@ class LocalWorkspaceConfig:
         return BlobDatastore.with_account_key(
             account_url, container, str(account_name), secret, name=name
         )
+
+
+def _names(declared: dict[str, dict[str, Any]]) -> list[str]:
+    return [DEFAULT_DATASTORE, *sorted(n for n in declared if n != DEFAULT_DATASTORE)]
 
 
 def _secret_from_environment(where: str, variable: str) -> str:

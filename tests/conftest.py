@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from himl_tasks.storage import BlobDatastore, LocalDatastore, RetryPolicy
-from himl_tasks.storage.base import DatastoreBase
+from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore, RetryPolicy
 from tests.azurite import Azurite, start_azurite, stop_azurite
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -58,10 +57,10 @@ def local_store(tmp_path: Path) -> LocalDatastore:
 
 
 @pytest.fixture(params=["local", "blob"])
-def datastore(request: pytest.FixtureRequest) -> DatastoreBase:
+def datastore(request: pytest.FixtureRequest) -> Datastore:
     """Each contract test runs once against a folder and once against a blob container."""
     fixture = "local_store" if request.param == "local" else "blob_store"
-    store: DatastoreBase = request.getfixturevalue(fixture)
+    store: Datastore = request.getfixturevalue(fixture)
     return store
 
 

@@ -1,4 +1,4 @@
-"""The Datastore contract, and the transfer engine built once on each datastore's primitives.
+"""Datastores and the transfer engine built once on each datastore's primitives.
 
 A datastore implementation provides a `TransferSession`: list, put one file, get one file, delete
 one file, test one name. Everything users call (upload_folder, upload_files, download, delete,
@@ -15,18 +15,24 @@ import asyncio
 import builtins
 import os
 import secrets
+import stat
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.hashing import file_md5
 from himl_tasks.storage.models import RemoteFile, TransferReport
-from himl_tasks.storage.names import join_blob_name, local_target, normalize_remote_path
+from himl_tasks.storage.names import (
+    join_blob_name,
+    local_target,
+    normalize_prefix,
+    normalize_remote_path,
+)
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
 
 T = TypeVar("T")
@@ -38,61 +44,9 @@ PARTIAL_SUFFIX = ".himl-partial"
 """Files being written carry this suffix until complete; listings never show them."""
 
 
-class Datastore(Protocol):
-    """A place that holds files under '/'-separated names: a folder or a blob container."""
-
-    name: str
-
-    def list(self, prefix: str = "") -> list[RemoteFile]:
-        """Lists files whose names start with `prefix`, sorted by name."""
-        ...
-
-    def exists(self, name: str) -> bool:
-        """Tells whether a file of exactly this name exists."""
-        ...
-
-    def delete(self, prefix: str) -> TransferReport:
-        """Deletes every file whose name starts with `prefix`."""
-        ...
-
-    def upload_folder(
-        self,
-        local_folder: str | PurePath,
-        remote_path: str | PurePath = "",
-        *,
-        overwrite: bool = False,
-        skip_identical: bool = True,
-        show_progress: bool = False,
-    ) -> TransferReport:
-        """Uploads the files of a folder, recursively, under `remote_path`."""
-        ...
-
-    def upload_files(
-        self,
-        files: Iterable[str | PurePath],
-        remote_path: str | PurePath = "",
-        *,
-        relative_root: str | PurePath | None = None,
-        overwrite: bool = False,
-        skip_identical: bool = True,
-        show_progress: bool = False,
-    ) -> TransferReport:
-        """Uploads individual files under `remote_path`."""
-        ...
-
-    def download(
-        self,
-        prefix: str | PurePath,
-        output_folder: str | PurePath,
-        *,
-        overwrite: bool = False,
-        validate_checksum: bool = False,
-        skip_identical: bool = True,
-        missing_ok: bool = False,
-        show_progress: bool = False,
-    ) -> TransferReport:
-        """Downloads every file whose name starts with `prefix` into `output_folder`."""
-        ...
+def partial_path(target: Path) -> Path:
+    """Returns a hidden, unique name beside `target` to write it under until complete."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
 
 
 class TransferSession(abc.ABC):
@@ -135,8 +89,10 @@ class _LocalFile:
     size: int
 
 
-class DatastoreBase(abc.ABC):
-    """Implements the `Datastore` operations on a subclass's `TransferSession`.
+class Datastore(abc.ABC):
+    """A place that holds files under '/'-separated names: a folder or a blob container.
+
+    Subclasses provide a `TransferSession`; every operation here is built on it.
 
     Attributes:
         name: The datastore's name, used in reports and error messages.
@@ -158,7 +114,7 @@ class DatastoreBase(abc.ABC):
         Args:
             prefix: A plain string prefix ("foo/b" matches "foo/bar/1.txt"); "" lists everything.
         """
-        return _run(self._list(_clean_prefix(prefix)))
+        return _run(self._list(normalize_prefix(prefix)))
 
     async def _list(self, prefix: str) -> builtins.list[RemoteFile]:
         async with self._session() as session:
@@ -178,7 +134,7 @@ class DatastoreBase(abc.ABC):
         Raises:
             InvalidInputError: If `prefix` is empty (to delete everything, delete the container).
         """
-        cleaned = _clean_prefix(prefix)
+        cleaned = normalize_prefix(prefix)
         if not cleaned:
             raise InvalidInputError(
                 f"datastore '{self.name}': refusing to delete with an empty prefix; "
@@ -327,20 +283,18 @@ class DatastoreBase(abc.ABC):
             finally:
                 listing.cancel()
             named = [(local, join_blob_name(folder, local.relative)) for local in files]
-            existing = [(local, remote[name]) for local, name in named if name in remote]
             identical = await _identical_pairs(
-                [(local.path, local.size, found) for local, found in existing], small_md5s
+                [(local.path, local.size, remote[name]) for local, name in named if name in remote],
+                small_md5s,
             )
-            to_send: list[tuple[_LocalFile, str]] = []
-            for local, name in named:
-                if name not in remote:
-                    to_send.append((local, name))
-                elif name in identical and (skip_identical or not overwrite):
-                    report.skipped_identical += 1
-                elif not overwrite:
-                    report.skipped_existing += 1
-                else:
-                    to_send.append((local, name))
+            to_send = _plan(
+                [(item, item[1]) for item in named],
+                remote,
+                identical,
+                overwrite=overwrite,
+                skip_identical=skip_identical,
+                report=report,
+            )
             progress.start(len(to_send), sum(local.size for local, _ in to_send))
 
             async def send(item: tuple[_LocalFile, str]) -> None:
@@ -402,7 +356,7 @@ class DatastoreBase(abc.ABC):
         with _progress(show_progress, f"download from {self.name}") as progress:
             return _run(
                 self._download(
-                    _clean_prefix(prefix),
+                    normalize_prefix(prefix),
                     output,
                     overwrite=overwrite,
                     validate=validate_checksum,
@@ -437,32 +391,29 @@ class DatastoreBase(abc.ABC):
                     "(names are '/'-separated and case-sensitive)",
                 )
             targets = [(remote, local_target(self.name, output, remote.name)) for remote in found]
-            for remote, target in targets:
-                if target.is_dir():
-                    raise InvalidInputError(
-                        f"cannot download '{remote.name}' to {target}: a folder is in the way"
-                    )
-            existing = [
-                (target, remote.size, remote) for remote, target in targets if target.exists()
-            ]
-            identical_targets = await _identical_pairs(existing)
-            to_fetch: list[tuple[RemoteFile, Path]] = []
-            for remote, target in targets:
-                if not target.exists():
-                    to_fetch.append((remote, target))
-                elif remote.name in identical_targets and (skip_identical or not overwrite):
-                    report.skipped_identical += 1
-                elif not overwrite:
-                    report.skipped_existing += 1
-                else:
-                    to_fetch.append((remote, target))
+            local_sizes = _existing_file_sizes(targets)
+            identical = await _identical_pairs(
+                [
+                    (target, local_sizes[remote.name], remote)
+                    for remote, target in targets
+                    if remote.name in local_sizes
+                ]
+            )
+            to_fetch = _plan(
+                [(item, item[0].name) for item in targets],
+                local_sizes,
+                identical,
+                overwrite=overwrite,
+                skip_identical=skip_identical,
+                report=report,
+            )
             output.mkdir(parents=True, exist_ok=True)
             progress.start(len(to_fetch), sum(remote.size for remote, _ in to_fetch))
 
             async def fetch(item: tuple[RemoteFile, Path]) -> None:
                 remote, target = item
                 target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+                partial = partial_path(target)
                 try:
                     verified = await session.get(remote, partial, validate, progress)
                     partial.replace(target)
@@ -507,6 +458,54 @@ async def run_bounded(
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+
+def _plan(
+    items: Sequence[tuple[T, str]],
+    at_destination: Collection[str],
+    identical: Collection[str],
+    *,
+    overwrite: bool,
+    skip_identical: bool,
+    report: TransferReport,
+) -> list[T]:
+    """Chooses the items to transfer; counts the others in the report's skipped fields.
+
+    Args:
+        items: Each item with its name.
+        at_destination: Names that already exist where the items would go.
+        identical: Names whose destination copy has the same size and MD5.
+        overwrite: Replace existing destination files.
+        skip_identical: Never resend identical files, even with `overwrite`.
+        report: Receives the skipped counts.
+    """
+    chosen: list[T] = []
+    for item, name in items:
+        if name not in at_destination:
+            chosen.append(item)
+        elif name in identical and (skip_identical or not overwrite):
+            report.skipped_identical += 1
+        elif not overwrite:
+            report.skipped_existing += 1
+        else:
+            chosen.append(item)
+    return chosen
+
+
+def _existing_file_sizes(targets: Sequence[tuple[RemoteFile, Path]]) -> dict[str, int]:
+    """Returns {name: local size} for targets that exist, refusing folders in the way."""
+    sizes: dict[str, int] = {}
+    for remote, target in targets:
+        try:
+            status = target.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISDIR(status.st_mode):
+            raise InvalidInputError(
+                f"cannot download '{remote.name}' to {target}: a folder is in the way"
+            )
+        sizes[remote.name] = status.st_size
+    return sizes
 
 
 async def _identical_pairs(
@@ -562,13 +561,6 @@ def _checked_relative_name(path: Path, relative: str) -> str:
             "allow in names; rename the file"
         )
     return relative
-
-
-def _clean_prefix(prefix: str | PurePath) -> str:
-    text = prefix.as_posix() if isinstance(prefix, PurePath) else str(prefix)
-    if text == ".":
-        return ""
-    return text.lstrip("/")
 
 
 def _progress(show: bool, description: str) -> AbstractContextManager[TransferProgress]:

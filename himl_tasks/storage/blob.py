@@ -17,10 +17,10 @@ import aiohttp
 from azure.core.credentials import TokenCredential
 
 from himl_tasks.errors import ChecksumMismatchError, InvalidInputError
-from himl_tasks.storage.base import DatastoreBase, TransferSession
+from himl_tasks.storage.base import Datastore, TransferSession
 from himl_tasks.storage.blob_auth import AccountKeyAuth, BlobAuth, SasAuth, TokenAuth
 from himl_tasks.storage.blob_rest import ContainerRestClient
-from himl_tasks.storage.hashing import new_md5
+from himl_tasks.storage.hashing import bytes_md5, new_md5
 from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.progress import TransferProgress
 from himl_tasks.storage.retry import RetryPolicy
@@ -28,7 +28,7 @@ from himl_tasks.storage.retry import RetryPolicy
 MIB = 1024 * 1024
 
 
-class BlobDatastore(DatastoreBase):
+class BlobDatastore(Datastore):
     """An Azure Blob Storage container used as a datastore.
 
     Build one with a class method for the credential at hand: `from_connection_string`,
@@ -178,7 +178,7 @@ class _BlobSession(TransferSession):
     async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
         if size <= self._block_size:
             data = source.read_bytes() if size < MIB else await asyncio.to_thread(source.read_bytes)
-            await self._rest.put_blob(name, data, new_md5_of(data))
+            await self._rest.put_blob(name, data, bytes_md5(data))
             progress.advance(len(data))
         else:
             await self._put_blocks(source, name, size, progress)
@@ -197,7 +197,7 @@ class _BlobSession(TransferSession):
 
         async def send(block_id: str, data: bytes) -> None:
             try:
-                await self._rest.put_block(name, block_id, data, new_md5_of(data))
+                await self._rest.put_block(name, block_id, data, bytes_md5(data))
                 progress.advance(len(data))
             finally:
                 per_file.release()
@@ -235,7 +235,7 @@ class _BlobSession(TransferSession):
             response = await self._rest.get_blob(remote.name)
             data = response.body
             if validate and remote.md5 is not None:
-                self._check(remote, new_md5_of(data))
+                self._check(remote, bytes_md5(data))
             if len(data) < MIB:
                 destination.write_bytes(data)
             else:
@@ -289,13 +289,6 @@ class _BlobSession(TransferSession):
             raise ChecksumMismatchError(
                 self._store.name, remote.name, remote.md5.hex(), received.hex()
             )
-
-
-def new_md5_of(data: bytes) -> bytes:
-    """Returns the raw MD5 of some bytes."""
-    digest = new_md5()
-    digest.update(data)
-    return digest.digest()
 
 
 def _read_and_hash(reader: BinaryIO, size: int, digest: hashlib._Hash) -> bytes:

@@ -17,6 +17,11 @@ def file_md5(path: Path) -> bytes:
     return digest.digest()
 
 
+def bytes_md5(data: bytes) -> bytes:
+    """Returns the raw 16-byte MD5 of some bytes."""
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
 def new_md5() -> hashlib._Hash:
     """Returns an empty MD5 hasher (MD5 is used as a checksum, not for security)."""
     return hashlib.md5(usedforsecurity=False)

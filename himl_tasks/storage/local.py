@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 
 from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError
-from himl_tasks.storage.base import PARTIAL_SUFFIX, DatastoreBase, TransferSession
+from himl_tasks.storage.base import PARTIAL_SUFFIX, Datastore, TransferSession, partial_path
 from himl_tasks.storage.hashing import CHUNK_SIZE, file_md5, new_md5
 from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.names import local_target
 from himl_tasks.storage.progress import TransferProgress
 
 
-class LocalDatastore(DatastoreBase):
+class LocalDatastore(Datastore):
     """A folder used as a datastore: file names are paths relative to the folder.
 
     The folder holds no MD5 metadata: MD5s are computed when listed (and remembered while a
@@ -56,9 +56,9 @@ class LocalDatastore(DatastoreBase):
             )
         yield _LocalSession(self)
 
-    def md5_of(self, path: Path) -> bytes:
+    def md5_of(self, path: Path, stat: os.stat_result | None = None) -> bytes:
         """Returns a file's MD5, computing it only when its size or mtime changed."""
-        stat = path.stat()
+        stat = stat or path.stat()
         cached = self._md5_cache.get(path)
         if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
             return cached[2]
@@ -89,7 +89,8 @@ class _LocalSession(TransferSession):
                 path = Path(directory, filename)
                 name = path.relative_to(self._root).as_posix()
                 if name.startswith(prefix):
-                    found.append(RemoteFile(name, path.stat().st_size, self._store.md5_of(path)))
+                    status = path.stat()
+                    found.append(RemoteFile(name, status.st_size, self._store.md5_of(path, status)))
         return found
 
     async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
@@ -119,7 +120,7 @@ def _copy_atomically(
     source: Path, target: Path, expected_md5: bytes | None, datastore: str, name: str
 ) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}-{id(target):x}{PARTIAL_SUFFIX}")
+    partial = partial_path(target)
     try:
         _copy_hashed(source, partial, expected_md5, datastore, name)
         partial.replace(target)

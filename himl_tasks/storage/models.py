@@ -63,9 +63,7 @@ class TransferReport:
 
     def summary(self) -> str:
         """One line for logs, e.g. 'upload to datastore 'x': 12 files, 3.1 MB, ...'."""
-        direction = (
-            "from" if self.operation == "download" else "to" if self.operation == "upload" else "in"
-        )
+        direction = {"upload": "to", "download": "from", "delete": "in"}[self.operation]
         parts = [f"{self.files} files", f"{self.bytes / 1e6:.1f} MB"]
         if self.skipped_identical:
             parts.append(f"{self.skipped_identical} identical skipped")

@@ -36,6 +36,15 @@ def normalize_remote_path(remote_path: str | PurePath) -> str:
     return "/".join(segments)
 
 
+def normalize_prefix(prefix: str | PurePath) -> str:
+    """Turns a user's download or listing prefix into a plain string prefix of blob names.
+
+    Unlike a remote folder, a prefix may end in '/' (or not) and match part of a name.
+    """
+    text = prefix.as_posix() if isinstance(prefix, PurePath) else str(prefix)
+    return "" if text == "." else text.lstrip("/")
+
+
 def join_blob_name(folder: str, relative: str) -> str:
     """Joins a normalized remote folder and a '/'-separated relative name."""
     return f"{folder}/{relative}" if folder else relative

@@ -14,8 +14,7 @@ from himl_tasks.errors import (
     InvalidInputError,
     RemoteFilesNotFoundError,
 )
-from himl_tasks.storage import LocalDatastore
-from himl_tasks.storage.base import DatastoreBase
+from himl_tasks.storage import Datastore, LocalDatastore
 from tests.conftest import TEST_BLOCK_SIZE, read_tree, write_tree
 
 # Bigger than the test block size, and not a multiple of it: sent in blocks, fetched in ranges.
@@ -27,7 +26,7 @@ def md5(data: bytes) -> bytes:
 
 
 def test_upload_folder_puts_files_under_remote_path_without_the_folder_name(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     folder = write_tree(tmp_path / "foo" / "bar", {"1.txt": b"one", "a/2.txt": b"two"})
 
@@ -38,7 +37,7 @@ def test_upload_folder_puts_files_under_remote_path_without_the_folder_name(
 
 
 def test_every_uploaded_file_carries_its_md5_also_when_sent_in_blocks(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     files = {"small.bin": b"x" * 100, "big.bin": BIG, "empty.bin": b""}
     datastore.upload_folder(write_tree(tmp_path / "src", files), "data")
@@ -49,7 +48,7 @@ def test_every_uploaded_file_carries_its_md5_also_when_sent_in_blocks(
 
 
 def test_upload_without_overwrite_keeps_existing_remote_files(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     datastore.upload_folder(write_tree(tmp_path / "v1", {"a.txt": b"old", "b.txt": b"same"}), "d")
     changed = write_tree(tmp_path / "v2", {"a.txt": b"new!", "b.txt": b"same", "c.txt": b"c"})
@@ -62,7 +61,7 @@ def test_upload_without_overwrite_keeps_existing_remote_files(
 
 
 def test_upload_with_overwrite_replaces_changed_files_and_skips_identical_ones(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     datastore.upload_folder(write_tree(tmp_path / "v1", {"a.txt": b"old", "b.txt": b"same"}), "d")
     changed = write_tree(tmp_path / "v2", {"a.txt": b"new!", "b.txt": b"same"})
@@ -74,7 +73,7 @@ def test_upload_with_overwrite_replaces_changed_files_and_skips_identical_ones(
 
 
 def test_reupload_of_an_unchanged_folder_sends_nothing(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     folder = write_tree(tmp_path / "src", {f"f{i}.txt": f"{i}".encode() for i in range(20)})
     datastore.upload_folder(folder, "d")
@@ -87,7 +86,7 @@ def test_reupload_of_an_unchanged_folder_sends_nothing(
 
 
 def test_download_keeps_full_names_under_the_output_folder(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     src = write_tree(tmp_path / "src", {"1.txt": b"1", "2.txt": b"2", "other.txt": b"o"})
     datastore.upload_folder(src, "foo/bar")
@@ -104,7 +103,7 @@ def test_download_keeps_full_names_under_the_output_folder(
 
 
 def test_download_prefix_is_a_plain_string_prefix_and_can_name_one_file(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     datastore.upload_folder(
         write_tree(tmp_path / "src", {"1.txt": b"1", "10.txt": b"10", "2.txt": b"2"}), "foo"
@@ -118,7 +117,7 @@ def test_download_prefix_is_a_plain_string_prefix_and_can_name_one_file(
 
 
 def test_download_round_trips_big_files_with_checksums(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     datastore.upload_folder(write_tree(tmp_path / "src", {"big.bin": BIG}), "m")
 
@@ -129,7 +128,7 @@ def test_download_round_trips_big_files_with_checksums(
 
 
 def test_download_without_overwrite_keeps_existing_local_files(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     datastore.upload_folder(write_tree(tmp_path / "src", {"a.txt": b"remote", "b.txt": b"b"}), "d")
     output = write_tree(tmp_path / "out", {"d/a.txt": b"local edit"})
@@ -163,7 +162,7 @@ def test_checksum_mismatch_raises_naming_the_file_and_leaves_nothing_behind(
     assert [p.name for p in output.rglob("*") if p.is_file()] in ([], ["good.txt"])
 
 
-def test_list_exists_and_delete(datastore: DatastoreBase, tmp_path: Path) -> None:
+def test_list_exists_and_delete(datastore: Datastore, tmp_path: Path) -> None:
     datastore.upload_folder(write_tree(tmp_path / "s", {"a/1": b"1", "a/2": b"2", "b/3": b"3"}))
 
     assert datastore.exists("a/1")
@@ -179,7 +178,7 @@ def test_list_exists_and_delete(datastore: DatastoreBase, tmp_path: Path) -> Non
 
 
 def test_upload_files_keeps_paths_relative_to_the_root(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     root = write_tree(tmp_path / "r", {"x/1.txt": b"1", "y/1.txt": b"other 1"})
 
@@ -192,7 +191,7 @@ def test_upload_files_keeps_paths_relative_to_the_root(
 
 
 def test_the_sync_api_works_inside_a_running_event_loop(
-    datastore: DatastoreBase, tmp_path: Path
+    datastore: Datastore, tmp_path: Path
 ) -> None:
     folder = write_tree(tmp_path / "s", {"a.txt": b"a"})
 
@@ -205,27 +204,25 @@ def test_the_sync_api_works_inside_a_running_event_loop(
 # ---- bad input: one clear error, nothing written ----------------------------------------
 
 
-def test_upload_of_a_missing_folder(datastore: DatastoreBase, tmp_path: Path) -> None:
+def test_upload_of_a_missing_folder(datastore: Datastore, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="no such folder"):
         datastore.upload_folder(tmp_path / "nope", "d")
 
 
-def test_upload_of_a_file_instead_of_a_folder(datastore: DatastoreBase, tmp_path: Path) -> None:
+def test_upload_of_a_file_instead_of_a_folder(datastore: Datastore, tmp_path: Path) -> None:
     file = write_tree(tmp_path, {"f.txt": b"x"}) / "f.txt"
     with pytest.raises(InvalidInputError, match="it is a file, not a folder"):
         datastore.upload_folder(file, "d")
     assert datastore.list() == []
 
 
-def test_upload_of_an_empty_folder(datastore: DatastoreBase, tmp_path: Path) -> None:
+def test_upload_of_an_empty_folder(datastore: Datastore, tmp_path: Path) -> None:
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(InvalidInputError, match="holds no files"):
         datastore.upload_folder(tmp_path / "empty", "d")
 
 
-def test_download_of_a_prefix_that_matches_nothing(
-    datastore: DatastoreBase, tmp_path: Path
-) -> None:
+def test_download_of_a_prefix_that_matches_nothing(datastore: Datastore, tmp_path: Path) -> None:
     with pytest.raises(RemoteFilesNotFoundError, match="no file name starts with 'nothing/'"):
         datastore.download("nothing/", tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -234,7 +231,7 @@ def test_download_of_a_prefix_that_matches_nothing(
     assert (report.files, report.skipped) == (0, 0)
 
 
-def test_download_into_a_file(datastore: DatastoreBase, tmp_path: Path) -> None:
+def test_download_into_a_file(datastore: Datastore, tmp_path: Path) -> None:
     datastore.upload_folder(write_tree(tmp_path / "s", {"a.txt": b"a"}), "d")
     target = write_tree(tmp_path, {"taken": b"keep me"}) / "taken"
 
@@ -245,7 +242,7 @@ def test_download_into_a_file(datastore: DatastoreBase, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("remote_path", ["../up", "a/../../b", "a\\b"])
 def test_upload_to_a_remote_path_outside_the_datastore(
-    datastore: DatastoreBase, tmp_path: Path, remote_path: str
+    datastore: Datastore, tmp_path: Path, remote_path: str
 ) -> None:
     with pytest.raises(InvalidInputError, match="remote path"):
         datastore.upload_folder(write_tree(tmp_path / "s", {"a": b"a"}), remote_path)
