@@ -38,16 +38,17 @@ class Azurite:
     host: str
     port: int
     account_key: str
+    scheme: str = "http"
 
     @property
     def account_url(self) -> str:
-        return f"http://{self.host}:{self.port}/{ACCOUNT_NAME}"
+        return f"{self.scheme}://{self.host}:{self.port}/{ACCOUNT_NAME}"
 
     @property
     def connection_string(self) -> str:
         return connection_string(
             {
-                "DefaultEndpointsProtocol": "http",
+                "DefaultEndpointsProtocol": self.scheme,
                 "AccountName": ACCOUNT_NAME,
                 "AccountKey": self.account_key,
                 "BlobEndpoint": self.account_url,
@@ -61,8 +62,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_azurite(location: Path) -> tuple[Azurite, subprocess.Popen[bytes]]:
-    """Starts Azurite on a free loopback port; returns once it accepts connections."""
+def start_azurite(
+    location: Path, tls: tuple[Path, Path] | None = None
+) -> tuple[Azurite, subprocess.Popen[bytes]]:
+    """Starts Azurite on a free loopback port; returns once it accepts connections.
+
+    With `tls` (certificate and key files) it serves HTTPS and accepts OAuth bearer tokens,
+    which Azurite allows over HTTPS only.
+    """
     if not AZURITE.exists():
         raise RuntimeError(INSTALL_HINT)
     port = free_port()
@@ -72,6 +79,7 @@ def start_azurite(location: Path) -> tuple[Azurite, subprocess.Popen[bytes]]:
         "PATH": f"{AZURITE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AZURITE_ACCOUNTS": f"{ACCOUNT_NAME}:{account_key}",
     }
+    tls_options = ["--cert", str(tls[0]), "--key", str(tls[1]), "--oauth", "basic"] if tls else []
     process = subprocess.Popen(
         [
             str(AZURITE),
@@ -81,6 +89,7 @@ def start_azurite(location: Path) -> tuple[Azurite, subprocess.Popen[bytes]]:
             "--silent",
             "--skipApiVersionCheck",
             "--disableTelemetry",
+            *tls_options,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -94,7 +103,8 @@ def start_azurite(location: Path) -> tuple[Azurite, subprocess.Popen[bytes]]:
             raise RuntimeError(f"Azurite exited with {process.returncode}: {error}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return Azurite("127.0.0.1", port, account_key), process
+                scheme = "https" if tls else "http"
+                return Azurite("127.0.0.1", port, account_key, scheme), process
         except OSError:
             time.sleep(0.1)
     stop_azurite(process)

@@ -8,6 +8,7 @@ import hashlib
 import math
 import os
 import secrets
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,6 +49,8 @@ class BlobDatastore(Datastore):
         max_buffered_blocks: Blocks held in memory at once across all files; with
             `block_size` this bounds memory use.
         retry: Retry policy for transient failures.
+        ssl_context: TLS settings for https endpoints, e.g. to trust a private certificate
+            authority; by default the system's trusted certificates are used.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class BlobDatastore(Datastore):
         block_size: int = 8 * MIB,
         max_buffered_blocks: int = 16,
         retry: RetryPolicy | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not container:
             raise InvalidInputError("a blob datastore needs a container name")
@@ -71,6 +75,7 @@ class BlobDatastore(Datastore):
         self.block_size = block_size
         self.max_buffered_blocks = max_buffered_blocks
         self.retry = retry if retry is not None else RetryPolicy()
+        self.ssl_context = ssl_context
         self._auth = auth
 
     def __repr__(self) -> str:
@@ -142,7 +147,11 @@ class BlobDatastore(Datastore):
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[TransferSession]:
-        connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(
+            limit=self.concurrency,
+            ttl_dns_cache=300,
+            ssl=self.ssl_context if self.ssl_context is not None else True,
+        )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
         async with aiohttp.ClientSession(
             connector=connector,

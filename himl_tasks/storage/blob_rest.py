@@ -222,6 +222,13 @@ class ContainerRestClient:
                 body = await response.read()
                 status = response.status
                 response_headers = response.headers
+        except aiohttp.ClientConnectorCertificateError as error:
+            raise StorageAccessError(
+                self._datastore,
+                f"the TLS certificate of {error.host}:{error.port} is not trusted "
+                f"({error.certificate_error}). Pass an ssl_context that trusts its "
+                "certificate authority, or fix the endpoint's certificate.",
+            ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as error:
             raise _TransientError(
                 redact(f"{type(error).__name__}: {error}") or type(error).__name__
