@@ -196,10 +196,14 @@ class Datastore(abc.ABC):
             raise InvalidInputError(
                 f"cannot upload {folder}: it is a file, not a folder; use upload_files for files"
             )
-        files = _walk_files(folder)
-        if not files:
-            raise InvalidInputError(f"cannot upload {folder}: the folder holds no files")
-        return self._upload_planned(files, remote_path, overwrite, skip_identical, show_progress)
+
+        def walk() -> list[_LocalFile]:
+            files = _walk_files(folder)
+            if not files:
+                raise InvalidInputError(f"cannot upload {folder}: the folder holds no files")
+            return files
+
+        return self._upload_planned(walk, remote_path, overwrite, skip_identical, show_progress)
 
     def upload_files(
         self,
@@ -249,11 +253,13 @@ class Datastore(abc.ABC):
                     f"'{local.relative}'; pass relative_root to keep their folders apart"
                 )
             seen[local.relative] = local.path
-        return self._upload_planned(chosen, remote_path, overwrite, skip_identical, show_progress)
+        return self._upload_planned(
+            lambda: chosen, remote_path, overwrite, skip_identical, show_progress
+        )
 
     def _upload_planned(
         self,
-        files: Sequence[_LocalFile],
+        collect_files: Callable[[], Sequence[_LocalFile]],
         remote_path: str | PurePath,
         overwrite: bool,
         skip_identical: bool,
@@ -261,11 +267,11 @@ class Datastore(abc.ABC):
     ) -> TransferReport:
         folder = normalize_remote_path(remote_path)
         with _progress(show_progress, f"upload to {self.name}") as progress:
-            return _run(self._upload(files, folder, overwrite, skip_identical, progress))
+            return _run(self._upload(collect_files, folder, overwrite, skip_identical, progress))
 
     async def _upload(
         self,
-        files: Sequence[_LocalFile],
+        collect_files: Callable[[], Sequence[_LocalFile]],
         folder: str,
         overwrite: bool,
         skip_identical: bool,
@@ -274,11 +280,11 @@ class Datastore(abc.ABC):
         started = time.monotonic()
         report = TransferReport("upload", self.name)
         async with self._session() as session:
-            # Small files are hashed while the listing is in flight: on a re-upload the two
-            # together are almost all the work.
+            # Local files are found and small ones hashed while the listing is in flight: on a
+            # re-upload these together are almost all the work.
             listing = asyncio.create_task(session.list_files(f"{folder}/" if folder else ""))
             try:
-                small_md5s = await asyncio.to_thread(_small_file_md5s, files)
+                files, small_md5s = await asyncio.to_thread(_collect_and_hash, collect_files)
                 remote = {f.name: f for f in await listing}
             finally:
                 listing.cancel()
@@ -528,8 +534,11 @@ async def _identical_pairs(
     return await asyncio.to_thread(compare)
 
 
-def _small_file_md5s(files: Sequence[_LocalFile]) -> dict[Path, bytes]:
-    return {f.path: file_md5(f.path) for f in files if f.size <= SMALL_FILE_BYTES}
+def _collect_and_hash(
+    collect_files: Callable[[], Sequence[_LocalFile]],
+) -> tuple[Sequence[_LocalFile], dict[Path, bytes]]:
+    files = collect_files()
+    return files, {f.path: file_md5(f.path) for f in files if f.size <= SMALL_FILE_BYTES}
 
 
 def _walk_files(folder: Path) -> list[_LocalFile]:
