@@ -3,8 +3,12 @@
 ```
 HimlError
 ├── ConfigurationError            a setting is missing or wrong; the message says which and where
-│   └── DatastoreNotFoundError    no datastore of that name in the workspace
+│   ├── DatastoreNotFoundError    no datastore of that name in the workspace
+│   └── ComputeNotFoundError      no compute cluster of that name in the workspace
 ├── InvalidInputError             an argument is unusable (missing folder, file for a folder, ...)
+│   └── SnapshotTooLargeError     the job's snapshot is over AzureML's size or file-count limit
+├── DatasetNotFoundError          no dataset (or no such version) of that name; lists what exists
+├── RunNotFoundError              no run with that id
 └── StorageError                  a datastore operation failed; carries the datastore's name
     ├── StorageAccessError        the datastore refused the credential (401/403)
     ├── ContainerNotFoundError    the blob container does not exist
@@ -34,8 +38,24 @@ class DatastoreNotFoundError(ConfigurationError):
     """No datastore of the requested name is configured."""
 
 
+class ComputeNotFoundError(ConfigurationError):
+    """No compute cluster of the requested name exists."""
+
+
 class InvalidInputError(HimlError, ValueError):
     """An argument cannot be used: the message names it and says what would work."""
+
+
+class SnapshotTooLargeError(InvalidInputError):
+    """The snapshot folder is over the size or file-count limit of a job snapshot."""
+
+
+class DatasetNotFoundError(HimlError):
+    """No dataset of that name, or not the requested version."""
+
+
+class RunNotFoundError(HimlError):
+    """No run with the requested id exists in the workspace."""
 
 
 class StorageError(HimlError):

@@ -1,0 +1,66 @@
+"""The Backend protocol: what every place that runs jobs provides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import Metric, RunRef, RunState
+from himl_tasks.storage import Datastore, TransferReport
+
+
+class Backend(Protocol):
+    """A workspace that runs jobs and keeps datasets: the local one, or AzureML."""
+
+    name: str
+
+    def submit(self, spec: JobSpec) -> RunRef:
+        """Starts a job; returns at once with its run."""
+        ...
+
+    def get_state(self, ref: RunRef) -> RunState:
+        """Returns the run's current state."""
+        ...
+
+    def iter_logs(self, ref: RunRef, *, follow: bool = False) -> Iterator[str]:
+        """Yields the run's driver log lines; with `follow`, until the run ends."""
+        ...
+
+    def cancel(self, ref: RunRef) -> None:
+        """Cancels the run (no effect on a finished one)."""
+        ...
+
+    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
+        """Names of the run's files (outputs/, logs/, azureml-logs/) starting with `prefix`."""
+        ...
+
+    def download_files(
+        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
+    ) -> TransferReport:
+        """Downloads the run's files starting with `prefix`, keeping their names."""
+        ...
+
+    def get_metrics(self, ref: RunRef) -> list[Metric]:
+        """Every metric value the run logged, in order."""
+        ...
+
+    def child_runs(self, ref: RunRef) -> list[RunRef]:
+        """The run's children (e.g. the trials of a sweep)."""
+        ...
+
+    def resolve_dataset(self, config: DatasetConfig) -> ResolvedDataset:
+        """Finds the dataset version a config names, creating version 1 from its folder."""
+        ...
+
+    def register_dataset(
+        self, name: str, datastore: str, path: str, *, created_by_run: str | None = None
+    ) -> ResolvedDataset:
+        """Registers the files under `path` as the next version of a dataset."""
+        ...
+
+    def datastore(self, name: str = "") -> Datastore:
+        """The datastore of that name ("" for the default)."""
+        ...

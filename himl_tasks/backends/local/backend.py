@@ -1,0 +1,526 @@
+"""The embedded local backend: an AzureML-shaped workspace in a folder on this machine."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from himl_tasks.backends.local.processes import is_alive, process_start_marker
+from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset
+from himl_tasks.errors import (
+    ComputeNotFoundError,
+    DatasetNotFoundError,
+    InvalidInputError,
+    RunNotFoundError,
+)
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import (
+    FailureKind,
+    Metric,
+    RunRef,
+    RunState,
+    RunStatus,
+    split_recovery_id,
+    write_most_recent_run,
+)
+from himl_tasks.snapshot import select_snapshot
+from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
+from himl_tasks.storage.names import normalize_prefix
+from himl_tasks.workspace_config import LocalWorkspaceConfig, workspace_root
+
+DEFAULT_CLUSTER = "local"
+RUN_FILE_FOLDERS = ("outputs/", "logs/", "azureml-logs/")
+_EXPERIMENT_NAME = re.compile(r"[^A-Za-z0-9_\-]")
+# Supervisors started by this process, reaped as they end (no zombies, no warnings).
+_supervisors: list[subprocess.Popen[bytes]] = []
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """Makes a cluster preempt its low-priority runs, as AzureML's low-priority VMs do.
+
+    Args:
+        after_seconds: How long into an attempt its processes are killed (no warning, SIGKILL).
+        on_attempts: Which attempts are preempted (1 is the first).
+        mode: "fail": the run ends Failed, failure kind `preempted`, with "PreemptionError" in
+            its error. "restart": the platform restarts the same run after
+            `restart_delay_seconds`, keeping its `outputs/` and metrics; the attempt count
+            goes up by one.
+        restart_delay_seconds: The pause before a restart.
+    """
+
+    after_seconds: float
+    on_attempts: tuple[int, ...] = (1,)
+    mode: str = "fail"
+    restart_delay_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fail", "restart"):
+            raise InvalidInputError(
+                f"preemption mode must be 'fail' or 'restart', not {self.mode!r}"
+            )
+        if self.after_seconds < 0 or self.restart_delay_seconds < 0:
+            raise InvalidInputError("preemption times must not be negative")
+        object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
+
+
+def sanitize_experiment_name(name: str) -> str:
+    """Replaces characters AzureML does not allow in experiment names with '_'."""
+    cleaned = _EXPERIMENT_NAME.sub("_", name.strip())[:255]
+    if not cleaned.strip("_"):
+        raise InvalidInputError(f"'{name}' cannot be made into an experiment name")
+    return cleaned
+
+
+class LocalBackend:
+    """The embedded workspace: runs are subprocesses, datasets are versions in a registry.
+
+    Args:
+        root: The workspace folder (default: `$HIML_HOME`, else `./.himl`).
+    """
+
+    name = "local"
+
+    def __init__(self, root: str | PurePath | None = None) -> None:
+        self.root = workspace_root(root).absolute()
+        self.registry = Registry(self.root)
+        self.workspace = LocalWorkspaceConfig.load(self.root)
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(root={str(self.root)!r})"
+
+    # ---- compute --------------------------------------------------------------------------
+
+    def create_compute_cluster(
+        self, name: str, *, max_concurrent_runs: int = 1, preemption: Preemption | None = None
+    ) -> None:
+        """Creates (or changes) a cluster: a name with a limit on runs at once.
+
+        Args:
+            name: The cluster's name, as jobs give it in `JobSpec.compute`.
+            max_concurrent_runs: Runs beyond this wait in Queued until a slot frees.
+            preemption: Preempt low-priority runs on this cluster (see `Preemption`).
+        """
+        if max_concurrent_runs < 1:
+            raise InvalidInputError("max_concurrent_runs must be 1 or more")
+        settings = None
+        if preemption is not None:
+            settings = {
+                "after_seconds": preemption.after_seconds,
+                "on_attempts": list(preemption.on_attempts),
+                "mode": preemption.mode,
+                "restart_delay_seconds": preemption.restart_delay_seconds,
+            }
+        self.registry.put_cluster(name, max_concurrent_runs, settings)
+
+    def compute_clusters(self) -> dict[str, int]:
+        """Returns {cluster name: max concurrent runs}, the default cluster included."""
+        clusters = {DEFAULT_CLUSTER: max(2, os.cpu_count() or 1)}
+        clusters.update({n: limit for n, (limit, _) in self.registry.clusters().items()})
+        return clusters
+
+    # ---- submission -----------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> RunRef:
+        """Checks the job, copies its snapshot, and starts it; returns at once.
+
+        Raises:
+            InvalidInputError: The script is missing or outside the snapshot, or the module
+                cannot be found.
+            SnapshotTooLargeError: The snapshot is over AzureML's limits.
+            ComputeNotFoundError: The cluster does not exist.
+            DatasetNotFoundError: An input dataset or version does not exist.
+            DatastoreNotFoundError: A dataset names an unknown datastore.
+        """
+        root = spec.root
+        snapshot = select_snapshot(root, spec.ignored_folders)
+        command = self._command(spec, snapshot)
+        compute = spec.compute or DEFAULT_CLUSTER
+        limit, preemption = self._cluster(compute)
+        inputs = [self._resolved_input(config) for config in spec.inputs]
+        outputs = [
+            {"name": c.name, "datastore": self.datastore(c.datastore).name} for c in spec.outputs
+        ]
+        experiment = sanitize_experiment_name(spec.default_experiment)
+        run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
+        run_dir = self.root / "runs" / run_id
+        snapshot.copy_to(run_dir / "snapshot")
+        self.registry.insert_run(
+            run_id=run_id,
+            experiment=experiment,
+            display_name=spec.display_name or run_id,
+            compute=compute,
+            priority=spec.priority.value,
+            tags={"commandline": shlex.join(sys.argv), **spec.tags},
+            parameters=_parameters(spec.script_args),
+            spec={
+                "command": command,
+                "environment_variables": dict(spec.environment_variables),
+                "extra_python_path": [str(Path(__file__).resolve().parents[3])],
+                "num_nodes": spec.num_nodes,
+                "processes_per_node": spec.processes_per_node,
+                "priority": spec.priority.value,
+                "max_run_seconds": spec.max_run_seconds,
+                "max_concurrent_runs": limit,
+                "preemption": preemption,
+                "inputs": inputs,
+                "outputs": outputs,
+                "resume_from": spec.resume_from,
+            },
+            run_dir=run_dir,
+        )
+        self._start_supervisor(run_id)
+        ref = RunRef(experiment, run_id, self.name)
+        script = spec.script_path
+        write_most_recent_run(script.parent if script is not None else root, ref)
+        return ref
+
+    def _command(self, spec: JobSpec, snapshot: Any) -> list[str]:
+        python = spec.python_executable or sys.executable
+        script = spec.script_path
+        if script is None:
+            module = str(spec.module)
+            if not _module_in_snapshot(spec.root, module) and not _importable(module):
+                raise InvalidInputError(
+                    f"module '{module}' is neither in the snapshot {spec.root} nor installed"
+                )
+            return [python, "-m", module, *spec.script_args]
+        if not script.is_file():
+            raise InvalidInputError(f"the entry script {script} does not exist")
+        try:
+            relative = script.resolve().relative_to(spec.root.resolve())
+        except ValueError:
+            raise InvalidInputError(
+                f"the entry script {script} is outside the snapshot root {spec.root}; move it "
+                "inside, or choose a snapshot_root that contains it"
+            ) from None
+        if not snapshot.contains(relative):
+            raise InvalidInputError(
+                f"the entry script {relative} is excluded from the snapshot by the ignore "
+                "rules (.amlignore, ignored_folders or the defaults)"
+            )
+        return [python, relative.as_posix(), *spec.script_args]
+
+    def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
+        if compute == DEFAULT_CLUSTER:
+            return self.compute_clusters()[DEFAULT_CLUSTER], None
+        clusters = self.registry.clusters()
+        if compute not in clusters:
+            known = ", ".join(sorted(self.compute_clusters()))
+            raise ComputeNotFoundError(
+                f"no compute cluster named '{compute}' in the workspace at {self.root}; known "
+                f"clusters: {known}. Create it with LocalBackend.create_compute_cluster."
+            )
+        return clusters[compute]
+
+    def _resolved_input(self, config: DatasetConfig) -> dict[str, Any]:
+        resolved = self.resolve_dataset(config)
+        return {
+            "name": resolved.name,
+            "version": resolved.version,
+            "datastore": resolved.datastore,
+            "path": resolved.path,
+            "use_mounting": bool(config.use_mounting),
+            "target_folder": str(config.target_folder) if config.target_folder else None,
+        }
+
+    def _start_supervisor(self, run_id: str) -> None:
+        for finished in [p for p in _supervisors if p.poll() is not None]:
+            _supervisors.remove(finished)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "himl_tasks.backends.local.supervisor", str(self.root), run_id],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.root / "runs" / run_id / "supervisor.log").open("ab"),
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": _python_path_with_package()},
+        )
+        _supervisors.append(process)
+        self.registry.set_supervisor(run_id, process.pid, process_start_marker(process.pid))
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def get_run_ref(self, recovery_id: str) -> RunRef:
+        """Finds a run by `experiment:run_id` or bare `run_id`.
+
+        Raises:
+            RunNotFoundError: If there is no such run (or it is in another experiment).
+        """
+        experiment, run_id = split_recovery_id(recovery_id)
+        row = self.registry.get_run(run_id)
+        if row is None or (experiment and row.experiment != experiment):
+            raise RunNotFoundError(f"no run '{recovery_id}' in the workspace at {self.root}")
+        return RunRef(row.experiment, row.run_id, self.name)
+
+    def get_state(self, ref: RunRef) -> RunState:
+        """Returns the run's current state (a run whose supervisor vanished is Failed)."""
+        row = self._row(ref)
+        if not row.status.is_terminal and not self._supervised(row):
+            self.registry.move(
+                row.run_id,
+                RunStatus.FAILED,
+                failure_kind=FailureKind.INFRASTRUCTURE.value,
+                error=f"the run's supervisor process ({row.supervisor_pid}) ended unexpectedly",
+            )
+            row = self._row(ref)
+        return RunState(
+            ref=RunRef(row.experiment, row.run_id, self.name),
+            status=row.status,
+            failure_kind=FailureKind(row.failure_kind) if row.failure_kind else None,
+            error=row.error,
+            attempt=row.attempt,
+            created_at=_time(row.created_at),
+            started_at=_time(row.started_at),
+            ended_at=_time(row.ended_at),
+            exit_code=row.exit_code,
+            portal_url=row.run_dir.as_uri(),
+        )
+
+    def wait(self, ref: RunRef, *, timeout: float = 3600, poll: float = 0.02) -> RunState:
+        """Waits until the run ends; returns its final state.
+
+        Raises:
+            TimeoutError: If it has not ended after `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.get_state(ref)
+            if state.is_terminal:
+                return state
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"run {ref} is still {state.status} after {timeout:g} s")
+            time.sleep(poll)
+
+    def iter_logs(self, ref: RunRef, *, follow: bool = False) -> Iterator[str]:
+        """Yields the lines of the run's driver log; with `follow`, until the run ends."""
+        path = self._row(ref).run_dir / "snapshot" / "azureml-logs" / "70_driver_log.txt"
+        position, pending = 0, b""
+        while True:
+            ended = not follow or self.get_state(ref).is_terminal
+            if path.exists():
+                with path.open("rb") as log:
+                    log.seek(position)
+                    chunk = log.read()
+                position += len(chunk)
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", errors="replace")
+            if ended:
+                if pending:
+                    yield pending.decode("utf-8", errors="replace")
+                return
+            time.sleep(0.05)
+
+    def cancel(self, ref: RunRef) -> None:
+        """Asks the run's supervisor to end it: its processes get SIGTERM, then SIGKILL."""
+        row = self._row(ref)
+        if row.status.is_terminal:
+            return
+        self.registry.request_cancel(row.run_id)
+        self.registry.move(row.run_id, RunStatus.CANCEL_REQUESTED)
+        if not self._supervised(row):
+            self.registry.move(
+                row.run_id, RunStatus.CANCELED, failure_kind=FailureKind.CANCELED.value
+            )
+
+    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
+        """Names of the run's files under outputs/, logs/ and azureml-logs/."""
+        return [f.name for f in self._run_files(ref, prefix)]
+
+    def download_files(
+        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
+    ) -> TransferReport:
+        """Downloads the run's files whose names start with `prefix`, keeping their names."""
+        cleaned = normalize_prefix(prefix)
+        if not any(cleaned.startswith(f) or f.startswith(cleaned) for f in RUN_FILE_FOLDERS):
+            raise InvalidInputError(
+                f"'{prefix}' is not among a run's files: they are under "
+                f"{', '.join(RUN_FILE_FOLDERS)}"
+            )
+        store = self._files_store(ref)
+        if cleaned:
+            return store.download(cleaned, destination, validate_checksum=validate_checksum)
+        reports = [
+            store.download(folder, destination, validate_checksum=validate_checksum,
+                           missing_ok=True)
+            for folder in RUN_FILE_FOLDERS
+        ]  # fmt: skip
+        total = reports[0]
+        for report in reports[1:]:
+            total.files += report.files
+            total.bytes += report.bytes
+        return total
+
+    def get_metrics(self, ref: RunRef) -> list[Metric]:
+        """Every metric value the run logged, in order, with its attempt."""
+        return [
+            Metric(
+                name=row["name"],
+                value=float(row["value"]),
+                step=row["step"],
+                time=_utc(row["time"]),
+                attempt=int(row["attempt"]),
+            )
+            for row in self.registry.metrics(self._row(ref).run_id)
+        ]
+
+    def child_runs(self, ref: RunRef) -> list[RunRef]:
+        """The run's child runs, oldest first."""
+        return [
+            RunRef(row.experiment, row.run_id, self.name)
+            for row in self.registry.runs(parent_run_id=self._row(ref).run_id)
+        ]
+
+    def attempts(self, ref: RunRef) -> list[dict[str, Any]]:
+        """The run's attempts, first to last: status, failure kind, error, exit code, times."""
+        return [dict(row) for row in self.registry.attempts(self._row(ref).run_id)]
+
+    # ---- datasets -------------------------------------------------------------------------
+
+    def resolve_dataset(self, config: DatasetConfig) -> ResolvedDataset:
+        """Finds the dataset version the config names (latest unless `version` is given).
+
+        A dataset that does not exist yet but whose folder exists in the datastore becomes
+        version 1, as hi-ml does.
+
+        Raises:
+            DatasetNotFoundError: No such dataset and no folder to create it from, or no such
+                version; the message lists what exists.
+        """
+        versions = self.registry.dataset_versions(config.name)
+        if not versions and config.version is None:
+            store = self.datastore(config.datastore)
+            if store.list(f"{config.name}/"):
+                self.registry.add_dataset_version(
+                    config.name, store.name, config.name, None, only_if_new=True
+                )
+                versions = self.registry.dataset_versions(config.name)
+        if not versions:
+            known = ", ".join(self.registry.dataset_names()) or "none"
+            raise DatasetNotFoundError(
+                f"no dataset named '{config.name}' in the workspace at {self.root}, and no "
+                f"folder '{config.name}/' in datastore '{self.datastore(config.datastore).name}'"
+                f" to create it from. Known datasets: {known}."
+            )
+        chosen = versions[-1]
+        if config.version is not None:
+            matching = [v for v in versions if v["version"] == config.version]
+            if not matching:
+                existing = ", ".join(str(v["version"]) for v in versions)
+                raise DatasetNotFoundError(
+                    f"dataset '{config.name}' has no version {config.version}; its versions "
+                    f"are {existing}"
+                )
+            chosen = matching[0]
+        return ResolvedDataset(
+            chosen["name"], int(chosen["version"]), chosen["datastore"], chosen["path"]
+        )
+
+    def register_dataset(
+        self, name: str, datastore: str, path: str, *, created_by_run: str | None = None
+    ) -> ResolvedDataset:
+        """Registers the files under `path` in a datastore as the next version of a dataset.
+
+        Raises:
+            InvalidInputError: If the datastore holds no files under `path`.
+        """
+        DatasetConfig(name)  # checks the name
+        store = self.datastore(datastore)
+        folder = normalize_prefix(path).rstrip("/")
+        if not folder or not store.list(f"{folder}/"):
+            raise InvalidInputError(
+                f"cannot register dataset '{name}': datastore '{store.name}' has no files "
+                f"under '{path}'"
+            )
+        version = self.registry.add_dataset_version(name, store.name, folder, created_by_run)
+        assert version is not None
+        return ResolvedDataset(name, version, store.name, folder)
+
+    def dataset_versions(self, name: str) -> list[dict[str, Any]]:
+        """The versions of a dataset, oldest first: datastore, path, creating run, time."""
+        return [dict(row) for row in self.registry.dataset_versions(name)]
+
+    def datastore(self, name: str = "") -> Datastore:
+        """The datastore of that name ("" for the default, a folder under the workspace)."""
+        return self.workspace.datastore(name)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _supervised(row: RunRow) -> bool:
+        """False once the run's supervisor process has gone (a run not yet handed over is)."""
+        if row.supervisor_pid is None:
+            return True
+        return is_alive(row.supervisor_pid, row.supervisor_started or "")
+
+    def _row(self, ref: RunRef) -> RunRow:
+        row = self.registry.get_run(ref.run_id)
+        if row is None:
+            raise RunNotFoundError(f"no run '{ref}' in the workspace at {self.root}")
+        return row
+
+    def _files_store(self, ref: RunRef) -> LocalDatastore:
+        return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
+
+    def _run_files(self, ref: RunRef, prefix: str) -> list[Any]:
+        cleaned = normalize_prefix(prefix)
+        files = self._files_store(ref).list(cleaned)
+        return [f for f in files if f.name.startswith(RUN_FILE_FOLDERS)]
+
+
+def _parameters(args: tuple[str, ...]) -> dict[str, Any]:
+    """Reads `--name value` and `--name=value` pairs out of a script's arguments."""
+    found: dict[str, Any] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg.startswith("--") and len(arg) > 2:
+            if "=" in arg:
+                key, value = arg[2:].split("=", 1)
+                found[key] = value
+            elif index + 1 < len(args) and not args[index + 1].startswith("--"):
+                found[arg[2:]] = args[index + 1]
+                index += 1
+            else:
+                found[arg[2:]] = True
+        index += 1
+    return found
+
+
+def _module_in_snapshot(root: Path, module: str) -> bool:
+    base = root.joinpath(*module.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _python_path_with_package() -> str:
+    package_parent = str(Path(__file__).resolve().parents[3])
+    existing = os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join(p for p in (package_parent, existing) if p)
+
+
+def _utc(stamp: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+
+
+def _time(stamp: float | None) -> datetime.datetime | None:
+    return None if stamp is None else _utc(stamp)

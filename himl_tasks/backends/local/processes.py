@@ -1,0 +1,62 @@
+"""Processes of local runs: telling whether one still lives, and ending a process group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def process_start_marker(pid: int) -> str:
+    """Returns what tells this process apart from a later one given the same pid.
+
+    On Linux that is the start time in clock ticks from `/proc/<pid>/stat`; "" when unknown.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def is_alive(pid: int, marker: str) -> bool:
+    """Tells whether the process `pid` that had start marker `marker` still runs (not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat[stat.rindex(")") + 2 :].split()[0]
+    return state not in ("Z", "X") and (not marker or process_start_marker(pid) == marker)
+
+
+def end_process_group(
+    processes: list[subprocess.Popen[bytes]], *, grace_seconds: float, kill_at_once: bool = False
+) -> None:
+    """Ends every process of the group the first process leads, and reaps them.
+
+    SIGTERM first, so jobs can clean up, then SIGKILL after `grace_seconds`; with `kill_at_once`
+    SIGKILL straight away (a preempted machine gives no warning).
+    """
+    if not processes:
+        return
+    group = processes[0].pid
+    _signal_group(group, signal.SIGKILL if kill_at_once else signal.SIGTERM)
+    deadline = time.monotonic() + (0 if kill_at_once else grace_seconds)
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            break
+    _signal_group(group, signal.SIGKILL)
+    for process in processes:
+        process.wait()
+
+
+def _signal_group(group: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signum)

@@ -1,0 +1,495 @@
+"""The local workspace's SQLite registry: runs, attempts, metrics, datasets, clusters, datastores.
+
+Many processes share one registry at once (a flow, the supervisors of its runs, the jobs logging
+metrics), so the database runs in WAL mode with a generous busy timeout, every connection is
+short-lived, and every write is one `BEGIN IMMEDIATE` transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from himl_tasks.runs import RunStatus
+
+DATABASE_NAME = "registry.sqlite"
+BUSY_TIMEOUT_MS = 60_000
+
+# Statuses in which a run holds one of its cluster's slots.
+SLOT_HOLDING = (RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING)
+TERMINAL = tuple(s for s in RunStatus if s.is_terminal)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clusters (
+    name TEXT PRIMARY KEY,
+    max_concurrent_runs INTEGER NOT NULL,
+    preemption TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    experiment TEXT NOT NULL REFERENCES experiments(name),
+    display_name TEXT NOT NULL,
+    parent_run_id TEXT,
+    compute TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    failure_kind TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    exit_code INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    tags TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    run_dir TEXT NOT NULL,
+    supervisor_pid INTEGER,
+    supervisor_started TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    failure_kind TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    exit_code INTEGER,
+    started_at REAL,
+    ended_at REAL,
+    PRIMARY KEY (run_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    attempt INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    step INTEGER,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id);
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    datastore TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created_by_run TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS datastores (
+    name TEXT PRIMARY KEY,
+    settings TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as the registry holds it."""
+
+    run_id: str
+    experiment: str
+    display_name: str
+    parent_run_id: str | None
+    compute: str
+    priority: str
+    status: RunStatus
+    attempt: int
+    failure_kind: str | None
+    error: str
+    exit_code: int | None
+    cancel_requested: bool
+    tags: dict[str, str]
+    parameters: dict[str, Any]
+    spec: dict[str, Any]
+    run_dir: Path
+    supervisor_pid: int | None
+    supervisor_started: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+
+
+class Registry:
+    """One workspace's registry database.
+
+    Args:
+        root: The workspace folder; the database is `<root>/registry.sqlite`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / DATABASE_NAME
+        root.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.row_factory = sqlite3.Row
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: taken at once (BEGIN IMMEDIATE), committed on success."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads (each statement sees a consistent snapshot)."""
+        with self._connect() as db:
+            yield db
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def insert_run(
+        self,
+        *,
+        run_id: str,
+        experiment: str,
+        display_name: str,
+        compute: str,
+        priority: str,
+        tags: dict[str, str],
+        parameters: dict[str, Any],
+        spec: dict[str, Any],
+        run_dir: Path,
+        parent_run_id: str | None = None,
+    ) -> None:
+        """Records a new run as NotStarted, creating its experiment if needed."""
+        now = time.time()
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
+                (experiment, now),
+            )
+            db.execute(
+                "INSERT INTO runs (run_id, experiment, display_name, parent_run_id, compute, "
+                "priority, status, tags, parameters, spec, run_dir, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    experiment,
+                    display_name,
+                    parent_run_id,
+                    compute,
+                    priority,
+                    RunStatus.NOT_STARTED.value,
+                    json.dumps(tags),
+                    json.dumps(parameters),
+                    json.dumps(spec),
+                    str(run_dir),
+                    now,
+                ),
+            )
+            db.execute(
+                "INSERT INTO attempts (run_id, attempt, status) VALUES (?, 1, ?)",
+                (run_id, RunStatus.NOT_STARTED.value),
+            )
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        """Returns the run, or None."""
+        with self.read() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _run_row(row) if row is not None else None
+
+    def runs(self, experiment: str | None = None, parent_run_id: str | None = None) -> list[RunRow]:
+        """Returns runs, oldest first, optionally of one experiment or one parent."""
+        query, args = "SELECT * FROM runs WHERE 1=1", []
+        if experiment is not None:
+            query += " AND experiment = ?"
+            args.append(experiment)
+        if parent_run_id is not None:
+            query += " AND parent_run_id = ?"
+            args.append(parent_run_id)
+        with self.read() as db:
+            rows = db.execute(query + " ORDER BY seq", args).fetchall()
+        return [_run_row(row) for row in rows]
+
+    def set_supervisor(self, run_id: str, pid: int, started: str) -> None:
+        """Records the process that supervises the run and moves it to Queued."""
+        with self.write() as db:
+            db.execute(
+                "UPDATE runs SET supervisor_pid = ?, supervisor_started = ? WHERE run_id = ?",
+                (pid, started, run_id),
+            )
+            self._move(db, run_id, RunStatus.QUEUED, only_from=(RunStatus.NOT_STARTED,))
+
+    def move(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        only_from: tuple[RunStatus, ...] | None = None,
+        failure_kind: str | None = None,
+        error: str = "",
+        exit_code: int | None = None,
+    ) -> bool:
+        """Moves a run (and its current attempt) to a status; a terminal run never moves.
+
+        Returns:
+            Whether the run moved.
+        """
+        with self.write() as db:
+            return self._move(
+                db,
+                run_id,
+                status,
+                only_from=only_from,
+                failure_kind=failure_kind,
+                error=error,
+                exit_code=exit_code,
+            )
+
+    def _move(
+        self,
+        db: sqlite3.Connection,
+        run_id: str,
+        status: RunStatus,
+        *,
+        only_from: tuple[RunStatus, ...] | None = None,
+        failure_kind: str | None = None,
+        error: str = "",
+        exit_code: int | None = None,
+    ) -> bool:
+        allowed = only_from or tuple(s for s in RunStatus if not s.is_terminal)
+        marks = ",".join("?" * len(allowed))
+        row = db.execute(
+            f"SELECT attempt FROM runs WHERE run_id = ? AND status IN ({marks})",
+            (run_id, *[s.value for s in allowed]),
+        ).fetchone()
+        if row is None:
+            return False
+        now = time.time()
+        started = now if status is RunStatus.RUNNING else None
+        ended = now if status.is_terminal else None
+        db.execute(
+            "UPDATE runs SET status = ?, failure_kind = COALESCE(?, failure_kind), "
+            "error = CASE WHEN ? != '' THEN ? ELSE error END, "
+            "exit_code = COALESCE(?, exit_code), started_at = COALESCE(started_at, ?), "
+            "ended_at = COALESCE(?, ended_at) WHERE run_id = ?",
+            (status.value, failure_kind, error, error, exit_code, started, ended, run_id),
+        )
+        db.execute(
+            "UPDATE attempts SET status = ?, failure_kind = COALESCE(?, failure_kind), "
+            "error = CASE WHEN ? != '' THEN ? ELSE error END, "
+            "exit_code = COALESCE(?, exit_code), started_at = COALESCE(started_at, ?), "
+            "ended_at = COALESCE(?, ended_at) WHERE run_id = ? AND attempt = ?",
+            (status.value, failure_kind, error, error, exit_code, started, ended, run_id,
+             row["attempt"]),
+        )  # fmt: skip
+        return True
+
+    def start_next_attempt(
+        self, run_id: str, *, failure_kind: str, error: str, exit_code: int | None
+    ) -> int:
+        """Ends the current attempt as Failed and queues the next one; returns its number."""
+        now = time.time()
+        with self.write() as db:
+            attempt = int(
+                db.execute("SELECT attempt FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+            )
+            db.execute(
+                "UPDATE attempts SET status = ?, failure_kind = ?, error = ?, exit_code = ?, "
+                "ended_at = ? WHERE run_id = ? AND attempt = ?",
+                (RunStatus.FAILED.value, failure_kind, error, exit_code, now, run_id, attempt),
+            )
+            db.execute(
+                "INSERT INTO attempts (run_id, attempt, status) VALUES (?, ?, ?)",
+                (run_id, attempt + 1, RunStatus.QUEUED.value),
+            )
+            db.execute(
+                "UPDATE runs SET attempt = ?, status = ? WHERE run_id = ?",
+                (attempt + 1, RunStatus.QUEUED.value, run_id),
+            )
+            return attempt + 1
+
+    def request_cancel(self, run_id: str) -> None:
+        """Flags the run for its supervisor to cancel."""
+        with self.write() as db:
+            db.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?", (run_id,))
+
+    def take_slot(self, run_id: str, compute: str, max_concurrent_runs: int) -> bool:
+        """Moves a Queued run to Preparing if its cluster has a free slot and no older run waits.
+
+        Returns:
+            Whether the run got a slot.
+        """
+        holding = ",".join("?" * len(SLOT_HOLDING))
+        with self.write() as db:
+            busy = db.execute(
+                f"SELECT COUNT(*) FROM runs WHERE compute = ? AND status IN ({holding})",
+                (compute, *[s.value for s in SLOT_HOLDING]),
+            ).fetchone()[0]
+            older_waiting = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE compute = ? AND status = ? AND seq < "
+                "(SELECT seq FROM runs WHERE run_id = ?)",
+                (compute, RunStatus.QUEUED.value, run_id),
+            ).fetchone()[0]
+            if busy >= max_concurrent_runs or older_waiting:
+                return False
+            return self._move(db, run_id, RunStatus.PREPARING, only_from=(RunStatus.QUEUED,))
+
+    def attempts(self, run_id: str) -> list[sqlite3.Row]:
+        """Returns the run's attempts, first to last."""
+        with self.read() as db:
+            return db.execute(
+                "SELECT * FROM attempts WHERE run_id = ? ORDER BY attempt", (run_id,)
+            ).fetchall()
+
+    # ---- metrics --------------------------------------------------------------------------
+
+    def log_metrics(
+        self, run_id: str, attempt: int, values: list[tuple[str, float, int | None]]
+    ) -> None:
+        """Records metric values for a run attempt."""
+        now = time.time()
+        with self.write() as db:
+            db.executemany(
+                "INSERT INTO metrics (run_id, attempt, name, value, step, time) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, attempt, name, value, step, now) for name, value, step in values],
+            )
+
+    def metrics(self, run_id: str) -> list[sqlite3.Row]:
+        """Returns every metric value of the run, in the order logged."""
+        with self.read() as db:
+            return db.execute(
+                "SELECT * FROM metrics WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ).fetchall()
+
+    # ---- clusters -------------------------------------------------------------------------
+
+    def put_cluster(
+        self, name: str, max_concurrent_runs: int, preemption: dict[str, Any] | None
+    ) -> None:
+        """Creates or updates a compute cluster."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO clusters (name, max_concurrent_runs, preemption) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET max_concurrent_runs = excluded."
+                "max_concurrent_runs, preemption = excluded.preemption",
+                (name, max_concurrent_runs, json.dumps(preemption) if preemption else None),
+            )
+
+    def clusters(self) -> dict[str, tuple[int, dict[str, Any] | None]]:
+        """Returns {name: (max_concurrent_runs, preemption settings or None)}."""
+        with self.read() as db:
+            rows = db.execute("SELECT * FROM clusters").fetchall()
+        return {
+            row["name"]: (
+                int(row["max_concurrent_runs"]),
+                json.loads(row["preemption"]) if row["preemption"] else None,
+            )
+            for row in rows
+        }
+
+    # ---- datasets -------------------------------------------------------------------------
+
+    def add_dataset_version(
+        self,
+        name: str,
+        datastore: str,
+        path: str,
+        created_by_run: str | None,
+        *,
+        only_if_new: bool = False,
+    ) -> int | None:
+        """Registers the next version of a dataset; returns its number.
+
+        With `only_if_new`, registers version 1 only when the dataset has no version yet (a
+        concurrent creator wins) and returns None otherwise.
+        """
+        with self.write() as db:
+            latest = db.execute(
+                "SELECT MAX(version) FROM datasets WHERE name = ?", (name,)
+            ).fetchone()[0]
+            if only_if_new and latest is not None:
+                return None
+            version = (latest or 0) + 1
+            db.execute(
+                "INSERT INTO datasets (name, version, datastore, path, created_by_run, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, version, datastore, path, created_by_run, time.time()),
+            )
+            return int(version)
+
+    def dataset_versions(self, name: str) -> list[sqlite3.Row]:
+        """Returns the dataset's versions, oldest first."""
+        with self.read() as db:
+            return db.execute(
+                "SELECT * FROM datasets WHERE name = ? ORDER BY version", (name,)
+            ).fetchall()
+
+    def dataset_names(self) -> list[str]:
+        """Returns the names of all datasets."""
+        with self.read() as db:
+            return [r[0] for r in db.execute("SELECT DISTINCT name FROM datasets ORDER BY name")]
+
+    # ---- datastores -----------------------------------------------------------------------
+
+    def put_datastore(self, name: str, settings: dict[str, Any]) -> None:
+        """Creates or replaces a datastore's settings (never secrets, only where to find them)."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO datastores (name, settings) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET settings = excluded.settings",
+                (name, json.dumps(settings)),
+            )
+
+    def datastores(self) -> dict[str, dict[str, Any]]:
+        """Returns {name: settings} of the registered datastores."""
+        with self.read() as db:
+            rows = db.execute("SELECT * FROM datastores").fetchall()
+        return {row["name"]: json.loads(row["settings"]) for row in rows}
+
+
+def _run_row(row: sqlite3.Row) -> RunRow:
+    return RunRow(
+        run_id=row["run_id"],
+        experiment=row["experiment"],
+        display_name=row["display_name"],
+        parent_run_id=row["parent_run_id"],
+        compute=row["compute"],
+        priority=row["priority"],
+        status=RunStatus(row["status"]),
+        attempt=int(row["attempt"]),
+        failure_kind=row["failure_kind"],
+        error=row["error"],
+        exit_code=row["exit_code"],
+        cancel_requested=bool(row["cancel_requested"]),
+        tags=json.loads(row["tags"]),
+        parameters=json.loads(row["parameters"]),
+        spec=json.loads(row["spec"]),
+        run_dir=Path(row["run_dir"]),
+        supervisor_pid=row["supervisor_pid"],
+        supervisor_started=row["supervisor_started"],
+        created_at=float(row["created_at"]),
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+    )

@@ -1,0 +1,398 @@
+"""The supervisor of one local run: the platform's side of a job, in a process of its own.
+
+`python -m himl_tasks.backends.local.supervisor <workspace> <run_id>` carries a submitted run
+through Queued -> Preparing -> Running -> Finalizing -> Completed / Failed / Canceled, recording
+each step in the registry. It outlives the process that submitted the run, as an AzureML job
+outlives the laptop that submitted it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from himl_tasks import job_environment as env_names
+from himl_tasks.backends.local.processes import end_process_group
+from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.runs import FailureKind, RunStatus
+
+POLL_SECONDS = 0.01
+CANCEL_CHECK_SECONDS = 0.1
+TERMINATE_GRACE_SECONDS = 5.0
+LOG_TAIL_LINES = 20
+DRIVER_LOG = "azureml-logs/70_driver_log.txt"
+PREEMPTION_ERROR = "PreemptionError: Nodes of this job got pre-empted"
+
+# Variables a job inherits from the platform; everything else it gets is set explicitly, so
+# secrets in the submitter's environment (keys, tokens) never reach a job.
+INHERITED_VARIABLES = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "SHELL",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+)  # fmt: skip
+
+
+class _StopRequestedError(Exception):
+    """The supervisor was asked to stop (SIGTERM): end the job and record why."""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: RunStatus
+    failure_kind: FailureKind | None = None
+    error: str = ""
+    exit_code: int | None = None
+
+
+def main(argv: list[str]) -> int:
+    """Supervises the run named on the command line; returns the exit code."""
+    root, run_id = Path(argv[0]), argv[1]
+    registry = Registry(root)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise _StopRequestedError(f"the local run supervisor received signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    run = registry.get_run(run_id)
+    if run is None:
+        print(f"no run {run_id} in {root}", file=sys.stderr)
+        return 2
+    try:
+        _Supervisor(registry, run).supervise()
+    except BaseException as error:  # the run must end in a terminal state whatever happens
+        registry.move(
+            run_id,
+            RunStatus.FAILED,
+            failure_kind=FailureKind.INFRASTRUCTURE.value,
+            error=f"the local platform failed: {type(error).__name__}: {error}",
+        )
+        if not isinstance(error, _StopRequestedError | KeyboardInterrupt):
+            raise
+    return 0
+
+
+class _Supervisor:
+    def __init__(self, registry: Registry, run: RunRow) -> None:
+        self.registry = registry
+        self.run = run
+        self.spec: dict[str, Any] = run.spec
+        self.work_dir = run.run_dir / "snapshot"
+        self.staging = run.run_dir / "staging"
+        self.output_root = run.run_dir / "output_datasets"
+        self._last_cancel_check = 0.0
+        self._cancel_requested = False
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def supervise(self) -> None:
+        run_id = self.run.run_id
+        first_running: float | None = None
+        input_folders: list[Path] | None = None
+        try:
+            while True:
+                if not self._wait_for_slot():
+                    self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
+                    return
+                if input_folders is None:
+                    input_folders = self._stage_inputs()
+                    if input_folders is None:
+                        return
+                if self._canceled():
+                    self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
+                    return
+                self.registry.move(run_id, RunStatus.RUNNING)
+                first_running = first_running or time.monotonic()
+                outcome = self._run_attempt(input_folders, first_running)
+                if outcome.failure_kind is FailureKind.PREEMPTED and self._restarts():
+                    self._restart_after_preemption(outcome)
+                    continue
+                if outcome.status is RunStatus.COMPLETED:
+                    outcome = self._finalize()
+                self._end(outcome)
+                return
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _end(self, outcome: _Outcome) -> None:
+        self.registry.move(
+            self.run.run_id,
+            outcome.status,
+            failure_kind=outcome.failure_kind.value if outcome.failure_kind else None,
+            error=outcome.error,
+            exit_code=outcome.exit_code,
+        )
+
+    def _wait_for_slot(self) -> bool:
+        limit = int(self.spec["max_concurrent_runs"])
+        while not self.registry.take_slot(self.run.run_id, self.run.compute, limit):
+            if self._canceled():
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _canceled(self) -> bool:
+        now = time.monotonic()
+        if not self._cancel_requested and now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
+            self._last_cancel_check = now
+            current = self.registry.get_run(self.run.run_id)
+            self._cancel_requested = current is None or current.cancel_requested
+        return self._cancel_requested
+
+    # ---- data -----------------------------------------------------------------------------
+
+    def _stage_inputs(self) -> list[Path] | None:
+        if not self.spec["inputs"]:
+            return []  # without importing the storage stack: a bare job starts sooner
+        from himl_tasks.backends.local.staging import stage_input
+        from himl_tasks.errors import HimlError
+        from himl_tasks.workspace_config import LocalWorkspaceConfig
+
+        config = LocalWorkspaceConfig.load(self.registry.root)
+        folders: list[Path] = []
+        for index, dataset in enumerate(self.spec["inputs"]):
+            try:
+                store = config.datastore(dataset["datastore"])
+                staged = stage_input(store, dataset, self.staging / str(index))
+            except HimlError as error:
+                self._end(
+                    _Outcome(
+                        RunStatus.FAILED,
+                        FailureKind.INFRASTRUCTURE,
+                        f"input dataset '{dataset['name']}' version {dataset['version']} could "
+                        f"not be made available: {error}",
+                    )
+                )
+                return None
+            folders.append(staged.folder)
+        return folders
+
+    def _finalize(self) -> _Outcome:
+        self.registry.move(self.run.run_id, RunStatus.FINALIZING)
+        outputs = self.spec["outputs"]
+        if not outputs:
+            return _Outcome(RunStatus.COMPLETED)
+        empty = [
+            o["name"]
+            for i, o in enumerate(outputs)
+            if not any(p.is_file() for p in (self.output_root / str(i)).rglob("*"))
+        ]
+        if empty:
+            return _Outcome(
+                RunStatus.FAILED,
+                FailureKind.USER_ERROR,
+                f"the job wrote no files into output dataset {', '.join(empty)}; nothing was "
+                "registered",
+            )
+        from himl_tasks.backends.local.staging import publish_output
+        from himl_tasks.errors import HimlError
+        from himl_tasks.workspace_config import LocalWorkspaceConfig
+
+        config = LocalWorkspaceConfig.load(self.registry.root)
+        published: list[tuple[str, str, str]] = []
+        try:
+            for index, output in enumerate(outputs):
+                store = config.datastore(output["datastore"])
+                path = publish_output(
+                    store, self.output_root / str(index), output["name"], self.run.run_id
+                )
+                published.append((output["name"], store.name, path))
+        except HimlError as error:
+            return _Outcome(
+                RunStatus.FAILED,
+                FailureKind.INFRASTRUCTURE,
+                f"uploading the output datasets failed; nothing was registered: {error}",
+            )
+        # Registered only once every output is uploaded: all of the run's datasets, or none.
+        for name, datastore, path in published:
+            self.registry.add_dataset_version(name, datastore, path, self.run.run_id)
+        shutil.rmtree(self.output_root, ignore_errors=True)
+        return _Outcome(RunStatus.COMPLETED)
+
+    # ---- processes ------------------------------------------------------------------------
+
+    def _run_attempt(self, input_folders: list[Path], first_running: float) -> _Outcome:
+        attempt = self._attempt()
+        processes, logs = self._start_processes(input_folders, attempt)
+        max_seconds = self.spec.get("max_run_seconds")
+        preemption = self._preemption_for(attempt)
+        attempt_started = time.monotonic()
+        try:
+            while True:
+                codes = [p.poll() for p in processes]
+                failed = next((c for c in codes if c not in (None, 0)), None)
+                if failed is not None:
+                    end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
+                    return _Outcome(
+                        RunStatus.FAILED,
+                        FailureKind.USER_ERROR,
+                        self._exit_error(failed, logs),
+                        exit_code=failed,
+                    )
+                if all(c == 0 for c in codes):
+                    return _Outcome(RunStatus.COMPLETED, exit_code=0)
+                now = time.monotonic()
+                if preemption is not None and now - attempt_started >= preemption["after_seconds"]:
+                    end_process_group(processes, grace_seconds=0, kill_at_once=True)
+                    return _Outcome(
+                        RunStatus.FAILED,
+                        FailureKind.PREEMPTED,
+                        f"{PREEMPTION_ERROR} (low-priority compute '{self.run.compute}', "
+                        f"attempt {attempt})",
+                    )
+                if max_seconds is not None and now - first_running >= max_seconds:
+                    end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
+                    return _Outcome(
+                        RunStatus.FAILED,
+                        FailureKind.TIMEOUT,
+                        f"the run exceeded max_run_duration ({max_seconds:g} s) and was stopped",
+                    )
+                if self._canceled():
+                    self.registry.move(self.run.run_id, RunStatus.CANCEL_REQUESTED)
+                    end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
+                    return _Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled")
+                time.sleep(POLL_SECONDS)
+        except BaseException:
+            end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
+            raise
+        finally:
+            for log in logs:
+                log.close()
+
+    def _start_processes(
+        self, input_folders: list[Path], attempt: int
+    ) -> tuple[list[subprocess.Popen[bytes]], list[Any]]:
+        nodes, per_node = int(self.spec["num_nodes"]), int(self.spec["processes_per_node"])
+        world = nodes * per_node
+        base_env = self._job_environment(input_folders, attempt)
+        if world > 1:
+            base_env.update(
+                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world)
+            )
+        log_dir = self.work_dir / "azureml-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        processes: list[subprocess.Popen[bytes]] = []
+        logs: list[Any] = []
+        try:
+            for rank in range(world):
+                env = dict(base_env)
+                if world > 1:
+                    env.update(
+                        RANK=str(rank),
+                        NODE_RANK=str(rank // per_node),
+                        LOCAL_RANK=str(rank % per_node),
+                        LOCAL_WORLD_SIZE=str(per_node),
+                    )
+                name = DRIVER_LOG if rank == 0 else DRIVER_LOG.replace(".txt", f"_{rank}.txt")
+                log = (self.work_dir / name).open("ab")
+                logs.append(log)
+                if attempt > 1:
+                    log.write(f"\n----- attempt {attempt} -----\n".encode())
+                    log.flush()
+                processes.append(
+                    subprocess.Popen(
+                        self.spec["command"],
+                        cwd=self.work_dir,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        process_group=processes[0].pid if processes else 0,
+                    )
+                )
+        except BaseException:
+            end_process_group(processes, grace_seconds=0, kill_at_once=True)
+            for log in logs:
+                log.close()
+            raise
+        return processes, logs
+
+    def _job_environment(self, input_folders: list[Path], attempt: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in INHERITED_VARIABLES}
+        env.update(self.spec["environment_variables"])
+        python_path = [str(self.work_dir), *self.spec["extra_python_path"]]
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join(python_path),
+                "PYTHONUNBUFFERED": "1",
+                env_names.WORKSPACE: str(self.registry.root),
+                env_names.RUN_ID: self.run.run_id,
+                env_names.EXPERIMENT: self.run.experiment,
+                env_names.ATTEMPT: str(attempt),
+                env_names.OUTPUT_FOLDER: str(self.work_dir / "outputs"),
+                env_names.LOGS_FOLDER: str(self.work_dir / "logs"),
+                env_names.INPUT_DATASET_COUNT: str(len(input_folders)),
+                env_names.OUTPUT_DATASET_COUNT: str(len(self.spec["outputs"])),
+            }
+        )
+        for index, folder in enumerate(input_folders):
+            env[env_names.input_dataset(index)] = str(folder)
+        for index in range(len(self.spec["outputs"])):
+            folder = self.output_root / str(index)
+            folder.mkdir(parents=True, exist_ok=True)
+            env[env_names.output_dataset(index)] = str(folder)
+        if self.spec.get("resume_folder"):
+            env[env_names.RESUME_FOLDER] = self.spec["resume_folder"]
+        (self.work_dir / "outputs").mkdir(exist_ok=True)
+        (self.work_dir / "logs").mkdir(exist_ok=True)
+        return env
+
+    def _exit_error(self, exit_code: int, logs: list[Any]) -> str:
+        for log in logs:
+            log.flush()
+        tail = _tail(self.work_dir / DRIVER_LOG, LOG_TAIL_LINES)
+        how = f"signal {-exit_code}" if exit_code < 0 else f"exit code {exit_code}"
+        return f"the job's process ended with {how}. Last lines of its log:\n{tail}"
+
+    # ---- preemption -----------------------------------------------------------------------
+
+    def _attempt(self) -> int:
+        current = self.registry.get_run(self.run.run_id)
+        return current.attempt if current is not None else 1
+
+    def _preemption_for(self, attempt: int) -> dict[str, Any] | None:
+        settings: dict[str, Any] | None = self.spec.get("preemption")
+        if self.spec["priority"] != "low_priority" or not settings:
+            return None
+        return settings if attempt in settings["on_attempts"] else None
+
+    def _restarts(self) -> bool:
+        settings = self.spec.get("preemption") or {}
+        return bool(settings.get("mode") == "restart")
+
+    def _restart_after_preemption(self, outcome: _Outcome) -> None:
+        self.registry.start_next_attempt(
+            self.run.run_id,
+            failure_kind=FailureKind.PREEMPTED.value,
+            error=outcome.error,
+            exit_code=outcome.exit_code,
+        )
+        delay = float(self.spec["preemption"].get("restart_delay_seconds", 0))
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and not self._canceled():
+            time.sleep(0.02)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_bytes()[-64_000:].decode("utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

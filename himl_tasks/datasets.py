@@ -1,0 +1,85 @@
+"""Datasets as jobs name them: hi-ml's `DatasetConfig`, and what a name resolves to."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from himl_tasks.errors import InvalidInputError
+
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """A dataset a job reads or writes, with hi-ml's meaning for every field.
+
+    Args:
+        name: The dataset's name; for a dataset that does not exist yet, also the folder in the
+            datastore that it is created from.
+        datastore: The datastore's name ("" for the workspace's default).
+        version: A registered version; None means the latest.
+        use_mounting: For inputs: mount instead of download (default: download). For outputs:
+            write in place instead of uploading at the end (default: mount).
+        target_folder: An absolute folder where the job finds the data, instead of a temporary one.
+        local_folder: The folder used when the script runs outside any job (plain `python`).
+
+    Raises:
+        InvalidInputError: For an empty or unusable name, a version below 1, or a relative
+            target_folder.
+    """
+
+    name: str
+    datastore: str = ""
+    version: int | None = None
+    use_mounting: bool | None = None
+    target_folder: Path | None = None
+    local_folder: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not _DATASET_NAME.match(self.name):
+            raise InvalidInputError(
+                f"'{self.name}' is not a usable dataset name: use letters, digits, '_', '-' and "
+                "'.', starting with a letter or digit"
+            )
+        if self.version is not None and (isinstance(self.version, bool) or self.version < 1):
+            raise InvalidInputError(
+                f"dataset '{self.name}': version must be 1 or more, not {self.version!r}"
+            )
+        if self.target_folder is not None:
+            target = Path(self.target_folder)
+            if not target.is_absolute():
+                raise InvalidInputError(
+                    f"dataset '{self.name}': target_folder must be an absolute path, not '{target}'"
+                )
+            object.__setattr__(self, "target_folder", target)
+        if self.local_folder is not None:
+            object.__setattr__(self, "local_folder", Path(self.local_folder))
+
+
+def as_dataset_config(item: DatasetConfig | str) -> DatasetConfig:
+    """Accepts a dataset name where a `DatasetConfig` is expected, as hi-ml does."""
+    return item if isinstance(item, DatasetConfig) else DatasetConfig(name=item)
+
+
+@dataclass(frozen=True)
+class ResolvedDataset:
+    """A registered dataset version and where its files are.
+
+    Attributes:
+        name: The dataset's name.
+        version: Its version, from 1.
+        datastore: The datastore holding its files.
+        path: The folder in that datastore ('/'-separated).
+    """
+
+    name: str
+    version: int
+    datastore: str
+    path: str
+
+    @property
+    def uri(self) -> str:
+        """`name:version`, as AzureML writes a dataset version."""
+        return f"{self.name}:{self.version}"

@@ -1,0 +1,179 @@
+"""What to run, where and with what: the backend-neutral description of a job."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from himl_tasks.datasets import DatasetConfig, as_dataset_config
+from himl_tasks.errors import InvalidInputError
+
+AZUREML_FLAG = "--azureml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Priority(enum.StrEnum):
+    """The kind of virtual machine a job runs on."""
+
+    DEDICATED = "dedicated"
+    LOW_PRIORITY = "low_priority"
+
+
+def parse_duration(text: str | float | None) -> float | None:
+    """Turns "90s", "30m", "3.5h" or "2d" (or a number of seconds) into seconds.
+
+    Raises:
+        InvalidInputError: For any other text, or a duration that is not positive.
+    """
+    if text is None:
+        return None
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if not match:
+            raise InvalidInputError(
+                f"max_run_duration '{text}' is not a duration: write a number followed by s, m, "
+                "h or d, e.g. '90s', '30m', '3.5h', '2d'"
+            )
+        seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
+    if seconds <= 0:
+        raise InvalidInputError(f"max_run_duration must be positive, not '{text}'")
+    return seconds
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job: a script or module with arguments, its snapshot, environment, compute and data.
+
+    Args:
+        entry_script: The script to run, inside `snapshot_root` (relative paths are taken from
+            `snapshot_root`). Give this or `module`.
+        module: A module to run as `python -m module`, found in the snapshot.
+        args: Arguments for the script; `--azureml` is removed, as hi-ml does.
+        snapshot_root: The folder copied to the job (default: the current folder).
+        ignored_folders: Folders (relative to `snapshot_root`) that do not travel, in addition
+            to `.amlignore` and the defaults.
+        conda_environment_file: The conda environment file (AzureML; default: the nearest
+            `environment.yml` upward).
+        docker_base_image: Base image for the environment (AzureML).
+        docker_shm_size: Shared memory size, e.g. "100g" (AzureML).
+        pip_extra_index_url: An extra package index for pip (AzureML).
+        private_pip_wheel_path: A wheel to upload and install (AzureML).
+        environment_name: A registered environment to use instead of building one (AzureML).
+        python_executable: The interpreter for local runs (default: the current one).
+        compute: The compute cluster's name ("" for the local default cluster).
+        num_nodes: Number of nodes; more than one makes a distributed PyTorch job.
+        processes_per_node: Processes started on each node.
+        priority: Dedicated or low-priority machines.
+        input_datasets: Datasets the job reads (names or `DatasetConfig`s).
+        output_datasets: Datasets the job writes (names or `DatasetConfig`s).
+        environment_variables: Extra environment variables for the job's processes.
+        tags: Tags recorded with the run (default: the command line).
+        experiment: The experiment's name (default: the script's or module's name).
+        display_name: A human-friendly name for the run.
+        max_run_duration: Seconds, or text such as "3.5h" / "2d"; the run fails with failure
+            kind `timeout` when it runs longer.
+        resume_from: A run recovery id whose recovery checkpoints the job starts from.
+
+    Raises:
+        InvalidInputError: For a spec that cannot describe a job (both or neither of
+            entry_script and module, a node count below 1, a bad duration, ...).
+    """
+
+    entry_script: Path | str | None = None
+    module: str | None = None
+    args: Sequence[str] = ()
+    snapshot_root: Path | str | None = None
+    ignored_folders: Sequence[str] = ()
+    conda_environment_file: Path | str | None = None
+    docker_base_image: str = ""
+    docker_shm_size: str = ""
+    pip_extra_index_url: str = ""
+    private_pip_wheel_path: Path | str | None = None
+    environment_name: str = ""
+    python_executable: str = ""
+    compute: str = ""
+    num_nodes: int = 1
+    processes_per_node: int = 1
+    priority: Priority = Priority.DEDICATED
+    input_datasets: Sequence[DatasetConfig | str] = ()
+    output_datasets: Sequence[DatasetConfig | str] = ()
+    environment_variables: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    experiment: str = ""
+    display_name: str = ""
+    max_run_duration: float | str | None = None
+    resume_from: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.entry_script is None) == (self.module is None):
+            raise InvalidInputError("a job needs exactly one of entry_script and module")
+        if self.num_nodes < 1 or self.processes_per_node < 1:
+            raise InvalidInputError(
+                f"num_nodes ({self.num_nodes}) and processes_per_node "
+                f"({self.processes_per_node}) must be 1 or more"
+            )
+        parse_duration(self.max_run_duration)
+        object.__setattr__(self, "priority", Priority(self.priority))
+        object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(
+            self, "input_datasets", tuple(as_dataset_config(d) for d in self.input_datasets)
+        )
+        object.__setattr__(
+            self, "output_datasets", tuple(as_dataset_config(d) for d in self.output_datasets)
+        )
+        names = [d.name for d in self.inputs] + [d.name for d in self.outputs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InvalidInputError(
+                f"dataset {', '.join(duplicates)} is named more than once among the job's "
+                "inputs and outputs"
+            )
+
+    @property
+    def inputs(self) -> tuple[DatasetConfig, ...]:
+        """The input datasets as `DatasetConfig`s."""
+        return tuple(as_dataset_config(d) for d in self.input_datasets)
+
+    @property
+    def outputs(self) -> tuple[DatasetConfig, ...]:
+        """The output datasets as `DatasetConfig`s."""
+        return tuple(as_dataset_config(d) for d in self.output_datasets)
+
+    @property
+    def script_args(self) -> tuple[str, ...]:
+        """The arguments the script receives: `args` without `--azureml`."""
+        return tuple(arg for arg in self.args if arg != AZUREML_FLAG)
+
+    @property
+    def max_run_seconds(self) -> float | None:
+        """`max_run_duration` in seconds."""
+        return parse_duration(self.max_run_duration)
+
+    @property
+    def root(self) -> Path:
+        """The snapshot root, absolute."""
+        return Path(self.snapshot_root or Path.cwd()).absolute()
+
+    @property
+    def script_path(self) -> Path | None:
+        """The entry script, absolute (relative paths are taken from the snapshot root)."""
+        if self.entry_script is None:
+            return None
+        script = Path(self.entry_script)
+        return script if script.is_absolute() else self.root / script
+
+    @property
+    def default_experiment(self) -> str:
+        """The experiment name: given, else the script's or module's name."""
+        if self.experiment:
+            return self.experiment
+        if self.entry_script is not None:
+            return Path(self.entry_script).stem
+        return str(self.module).rsplit(".", 1)[-1]

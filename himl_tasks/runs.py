@@ -1,0 +1,168 @@
+"""Runs as every backend describes them: references, statuses, states and metrics."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+from himl_tasks.errors import InvalidInputError, RunNotFoundError
+
+RUN_RECOVERY_FILE_NAME = "most_recent_run.txt"
+
+
+class RunStatus(enum.StrEnum):
+    """A run's lifecycle status, with AzureML's names."""
+
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    CANCEL_REQUESTED = "CancelRequested"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    NOT_RESPONDING = "NotResponding"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run will not change any more."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.NOT_RESPONDING}
+)
+
+
+class FailureKind(enum.StrEnum):
+    """Why a run did not complete; decides whether retrying can help."""
+
+    USER_ERROR = "user_error"
+    PREEMPTED = "preempted"
+    INFRASTRUCTURE = "infrastructure"
+    CANCELED = "canceled"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Names one run: the backend's name, the experiment and the run id.
+
+    Its text form, `experiment:run_id`, is hi-ml's run recovery id.
+    """
+
+    experiment: str
+    run_id: str
+    backend: str = "local"
+
+    @property
+    def recovery_id(self) -> str:
+        """`experiment:run_id`."""
+        return f"{self.experiment}:{self.run_id}"
+
+    def __str__(self) -> str:
+        return self.recovery_id
+
+
+def split_recovery_id(recovery_id: str) -> tuple[str, str]:
+    """Splits `experiment:run_id` (or a bare `run_id`) into (experiment, run_id).
+
+    A bare id gives an empty experiment. AzureML run ids that contain the experiment name
+    followed by an underscore and a number, as hi-ml documents, still parse as bare ids here.
+
+    Raises:
+        InvalidInputError: If the id is empty or has more than one colon.
+    """
+    text = recovery_id.strip()
+    parts = text.split(":")
+    if not text or len(parts) > 2 or not parts[-1]:
+        raise InvalidInputError(
+            f"'{recovery_id}' is not a run recovery id; expected 'experiment:run_id' or 'run_id'"
+        )
+    return (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+
+
+def write_most_recent_run(folder: Path, ref: RunRef) -> Path:
+    """Writes the run's recovery id to `most_recent_run.txt` in `folder`; returns the file."""
+    path = folder / RUN_RECOVERY_FILE_NAME
+    path.write_text(ref.recovery_id + "\n", encoding="utf-8")
+    return path
+
+
+def get_most_recent_run(run_recovery_file: Path | str = RUN_RECOVERY_FILE_NAME) -> str:
+    """Reads the recovery id written by the last submission.
+
+    Raises:
+        RunNotFoundError: If the file does not exist or is empty.
+    """
+    path = Path(run_recovery_file)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise RunNotFoundError(
+            f"{path} does not exist: no run was submitted from here yet"
+        ) from None
+    if not text:
+        raise RunNotFoundError(f"{path} is empty: it holds no run recovery id")
+    return text
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a run is now.
+
+    Attributes:
+        ref: The run.
+        status: Its status.
+        failure_kind: Why it did not complete (terminal non-Completed states only).
+        error: The error text (for a failed run, the tail of its log or the platform's error).
+        attempt: 1 for the first attempt; the platform's restarts count up.
+        created_at: When it was submitted.
+        started_at: When its processes started (latest attempt).
+        ended_at: When it reached a terminal status.
+        exit_code: The exit code of the job's main process, once known.
+        portal_url: Where a person can look at the run.
+    """
+
+    ref: RunRef
+    status: RunStatus
+    failure_kind: FailureKind | None = None
+    error: str = ""
+    attempt: int = 1
+    created_at: datetime.datetime | None = None
+    started_at: datetime.datetime | None = None
+    ended_at: datetime.datetime | None = None
+    exit_code: int | None = None
+    portal_url: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run will not change any more."""
+        return self.status.is_terminal
+
+    @property
+    def succeeded(self) -> bool:
+        """True only for Completed."""
+        return self.status is RunStatus.COMPLETED
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One logged value of a metric.
+
+    Attributes:
+        name: The metric's name.
+        value: Its value.
+        step: The step (epoch, iteration) it belongs to, if given.
+        time: When it was logged.
+        attempt: The run attempt that logged it.
+    """
+
+    name: str
+    value: float
+    step: int | None
+    time: datetime.datetime
+    attempt: int = 1

@@ -1,0 +1,185 @@
+"""The snapshot: the files of the user's folder that travel with a job.
+
+A job runs in a copy of its snapshot root. What stays behind: what `.amlignore` excludes (or
+`.gitignore` when there is no `.amlignore`, as AzureML does), the job's `ignored_folders`, and
+defaults that never travel: version control, virtual environments, caches, the local workspace,
+credential files, and the root's own `outputs/` and `logs/` (a job's outputs are its own, not
+leftovers from a laptop run). The user's ignore files are read, never changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from himl_tasks.errors import InvalidInputError, SnapshotTooLargeError
+
+# AzureML's limits for a job snapshot.
+MAX_SNAPSHOT_BYTES = 300 * 1024 * 1024
+MAX_SNAPSHOT_FILES = 2000
+
+IGNORE_FILE = ".amlignore"
+FALLBACK_IGNORE_FILE = ".gitignore"
+
+# Credentials never reach a job, whatever the ignore files say.
+CREDENTIAL_IGNORES = (
+    ".env",
+    ".env.*",
+    "config.json",
+    ".azureml/",
+    ".azure/",
+    "*.pem",
+    "*.pfx",
+    "*.key",
+    ".netrc",
+    "id_rsa*",
+    "id_ed25519*",
+)
+DEFAULT_IGNORES = (
+    ".git/",
+    ".hg/",
+    ".svn/",
+    "__pycache__/",
+    "*.pyc",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".ipynb_checkpoints/",
+    ".venv/",
+    "venv/",
+    ".conda/",
+    ".himl/",
+    "node_modules/",
+    "/outputs/",
+    "/logs/",
+)
+_NEVER = pathspec.GitIgnoreSpec.from_lines(CREDENTIAL_IGNORES)
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    """One file of the snapshot: its path relative to the root ('/'-separated) and size."""
+
+    relative: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The files chosen from a root folder.
+
+    Attributes:
+        root: The folder they come from.
+        files: The chosen files, sorted by name.
+    """
+
+    root: Path
+    files: tuple[SnapshotFile, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the files' sizes."""
+        return sum(f.size for f in self.files)
+
+    def contains(self, path: Path) -> bool:
+        """Tells whether a file (absolute, or relative to the root) travels with the job."""
+        try:
+            relative = (self.root / path).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return False
+        return any(f.relative == relative for f in self.files)
+
+    def copy_to(self, destination: Path) -> None:
+        """Copies the files into `destination` (created), keeping their relative paths."""
+        destination.mkdir(parents=True, exist_ok=True)
+        made: set[Path] = set()
+        for item in self.files:
+            target = destination / item.relative
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            shutil.copy2(self.root / item.relative, target)
+
+
+def select_snapshot(
+    root: Path,
+    ignored_folders: Sequence[str] = (),
+    *,
+    max_bytes: int = MAX_SNAPSHOT_BYTES,
+    max_files: int = MAX_SNAPSHOT_FILES,
+) -> Snapshot:
+    """Chooses the files of `root` that travel with a job.
+
+    Raises:
+        InvalidInputError: If the root is not a folder.
+        SnapshotTooLargeError: If the chosen files exceed `max_bytes` or `max_files`; the
+            message names the biggest folders and how to leave them out.
+    """
+    if not root.is_dir():
+        raise InvalidInputError(f"the snapshot root {root} is not a folder")
+    extra = [_folder_pattern(folder) for folder in ignored_folders]
+    spec = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_IGNORES, *_user_ignores(root), *extra])
+    chosen: list[SnapshotFile] = []
+    for directory, folders, names in os.walk(root):
+        relative_dir = Path(directory).relative_to(root).as_posix()
+        prefix = "" if relative_dir == "." else f"{relative_dir}/"
+        folders[:] = [
+            name
+            for name in folders
+            if not spec.match_file(f"{prefix}{name}/")
+            and not _NEVER.match_file(f"{prefix}{name}/")
+            and not (Path(directory) / name / "pyvenv.cfg").exists()
+        ]
+        for name in names:
+            relative = f"{prefix}{name}"
+            if spec.match_file(relative) or _NEVER.match_file(relative):
+                continue
+            path = Path(directory) / name
+            if path.is_file():
+                chosen.append(SnapshotFile(relative, path.stat().st_size))
+    chosen.sort(key=lambda f: f.relative)
+    snapshot = Snapshot(root, tuple(chosen))
+    _check_limits(snapshot, max_bytes, max_files)
+    return snapshot
+
+
+def _user_ignores(root: Path) -> list[str]:
+    for name in (IGNORE_FILE, FALLBACK_IGNORE_FILE):
+        path = root / name
+        if path.is_file():
+            return path.read_text(encoding="utf-8").splitlines()
+    return []
+
+
+def _folder_pattern(folder: str) -> str:
+    cleaned = Path(folder).as_posix().strip("/")
+    if not cleaned or cleaned == ".":
+        raise InvalidInputError(f"ignored_folders entry '{folder}' names no folder")
+    return f"/{cleaned}/"
+
+
+def _check_limits(snapshot: Snapshot, max_bytes: int, max_files: int) -> None:
+    count, size = len(snapshot.files), snapshot.total_bytes
+    if count <= max_files and size <= max_bytes:
+        return
+    by_folder: dict[str, tuple[int, int]] = {}
+    for item in snapshot.files:
+        top = item.relative.split("/", 1)[0] if "/" in item.relative else "."
+        files, total = by_folder.get(top, (0, 0))
+        by_folder[top] = (files + 1, total + item.size)
+    biggest = sorted(by_folder.items(), key=lambda kv: (kv[1][1], kv[1][0]), reverse=True)[:5]
+    listing = ", ".join(
+        f"{'(root files)' if name == '.' else name + '/'} {total / 1e6:.1f} MB in {files} files"
+        for name, (files, total) in biggest
+    )
+    raise SnapshotTooLargeError(
+        f"the snapshot of {snapshot.root} holds {count} files, {size / 1e6:.1f} MB; the limit "
+        f"is {max_files} files and {max_bytes / 1e6:.0f} MB. Biggest folders: {listing}. "
+        f"Leave data out of the snapshot with {IGNORE_FILE} or ignored_folders, and pass it as "
+        "a dataset instead."
+    )
