@@ -239,14 +239,16 @@ class LocalBackend:
     def _start_supervisor(self, run_id: str) -> None:
         for finished in [p for p in _supervisors if p.poll() is not None]:
             _supervisors.remove(finished)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "himl_tasks.backends.local.supervisor", str(self.root), run_id],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.root / "runs" / run_id / "supervisor.log").open("ab"),
-            start_new_session=True,
-            env={**os.environ, "PYTHONPATH": _python_path_with_package()},
-        )
+        with (self.root / "runs" / run_id / "supervisor.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "himl_tasks.backends.local.supervisor", str(self.root),
+                 run_id],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONPATH": _python_path_with_package()},
+            )  # fmt: skip
         _supervisors.append(process)
         self.registry.set_supervisor(run_id, process.pid, process_start_marker(process.pid))
 

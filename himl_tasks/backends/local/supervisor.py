@@ -8,6 +8,7 @@ outlives the laptop that submitted it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -115,7 +116,7 @@ class _Supervisor:
                     self._restart_after_preemption(outcome)
                     continue
                 if outcome.status is RunStatus.COMPLETED:
-                    outcome = self._finalize()
+                    outcome = dataclasses.replace(self._finalize(), exit_code=outcome.exit_code)
                 self._end(outcome)
                 return
         finally:

@@ -1,0 +1,76 @@
+"""The AzureML (SDK v1) half of `himl_tasks.runtime`: used only inside an AzureML run.
+
+Inputs and outputs are found under hi-ml's names, `INPUT_<i>` and `OUTPUT_<i>`, which the
+AzureML backend gives them when it submits the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from himl_tasks.runtime import AzureRunInfo
+
+
+def input_dataset_key(index: int) -> str:
+    """The name under which input dataset `index` reaches the run."""
+    return f"INPUT_{index}"
+
+
+def output_dataset_key(index: int) -> str:
+    """The name under which output dataset `index` reaches the run."""
+    return f"OUTPUT_{index}"
+
+
+@dataclass(frozen=True)
+class AzureMLRunContext:
+    """An AzureML run seen from inside its job: it wraps `Run.get_context()`."""
+
+    run: Any
+    run_id: str
+    experiment: str
+    attempt: int = 1
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Logs each value to the AzureML run (a series when a step is given)."""
+        for name, value in values.items():
+            if step is None:
+                self.run.log(name, value)
+            else:
+                self.run.log_row(name, step=step, value=value)
+
+
+def azureml_run_context() -> AzureMLRunContext:
+    """The current AzureML run."""
+    from azureml.core import Run
+
+    run = Run.get_context()
+    return AzureMLRunContext(run=run, run_id=run.id, experiment=run.experiment.name)
+
+
+def azureml_run_info(context: Any) -> AzureRunInfo:
+    """Where the data of the current AzureML run is."""
+    from himl_tasks.runtime import AzureRunInfo
+
+    run = context.run
+    inputs: Mapping[str, Any] = run.input_datasets
+    outputs: Mapping[str, Any] = getattr(run, "output_datasets", {}) or {}
+    return AzureRunInfo(
+        input_datasets=_numbered(inputs, input_dataset_key),
+        output_datasets=_numbered(outputs, output_dataset_key),
+        output_folder=Path.cwd() / "outputs",
+        logs_folder=Path.cwd() / "logs",
+        run=context,
+        is_running_in_azure_ml=True,
+    )
+
+
+def _numbered(found: Mapping[str, Any], key: Any) -> list[Path | None]:
+    count = 0
+    while key(count) in found:
+        count += 1
+    return [Path(found[key(i)]) for i in range(count)]
