@@ -1,0 +1,195 @@
+"""Datasets in and out of local runs: versions, download, mount, target_folder, outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.errors import DatasetNotFoundError, DatastoreNotFoundError, InvalidInputError
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import RunStatus
+from tests.backends.conftest import write_script
+from tests.conftest import read_tree, write_tree
+
+# Reads every file of input dataset 0 and writes "name=content" lines to outputs/seen.txt.
+READER = """
+from pathlib import Path
+from himl_tasks.runtime import get_run_info
+
+info = get_run_info()
+folder = info.input_datasets[0]
+lines = [f"{p.relative_to(folder).as_posix()}={p.read_text()}"
+         for p in sorted(folder.rglob("*")) if p.is_file()]
+(info.output_folder / "seen.txt").write_text("\\n".join(lines))
+(info.output_folder / "where.txt").write_text(str(folder))
+"""
+
+
+def put_folder(backend: LocalBackend, name: str, files: dict[str, bytes], tmp: Path) -> None:
+    backend.datastore().upload_folder(write_tree(tmp / f"src-{name}", files), name)
+
+
+def run_reader(backend: LocalBackend, project: Path, *inputs: DatasetConfig) -> tuple[str, Path]:
+    write_script(project, "read.py", READER)
+    ref = backend.submit(
+        JobSpec(entry_script="read.py", snapshot_root=project, input_datasets=list(inputs))
+    )
+    state = backend.wait(ref)
+    assert state.succeeded, state.error
+    outputs = backend.registry.get_run(ref.run_id).run_dir / "snapshot/outputs"  # type: ignore[union-attr]
+    return (outputs / "seen.txt").read_text(), Path((outputs / "where.txt").read_text())
+
+
+def test_a_folder_in_the_datastore_becomes_version_1_and_is_downloaded(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    put_folder(backend, "raw", {"a.txt": b"1", "sub/b.txt": b"2"}, tmp_path)
+
+    seen, where = run_reader(backend, project, DatasetConfig("raw"))
+
+    assert seen == "a.txt=1\nsub/b.txt=2"
+    assert not where.exists()  # the downloaded copy is removed with the run's staging area
+    [version] = backend.dataset_versions("raw")
+    assert (version["version"], version["path"], version["created_by_run"]) == (1, "raw", None)
+
+
+def test_the_latest_version_is_used_unless_a_version_is_named(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    put_folder(backend, "raw", {"a.txt": b"old"}, tmp_path)
+    assert backend.resolve_dataset(DatasetConfig("raw")).version == 1
+    put_folder(backend, "raw_v2", {"a.txt": b"new"}, tmp_path)
+    second = backend.register_dataset("raw", "", "raw_v2")
+
+    assert second.version == 2
+    assert run_reader(backend, project, DatasetConfig("raw"))[0] == "a.txt=new"
+    assert run_reader(backend, project, DatasetConfig("raw", version=1))[0] == "a.txt=old"
+
+
+def test_mounting_a_folder_datastore_reads_the_files_in_place(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    put_folder(backend, "images", {"x.png": b"px"}, tmp_path)
+    folder_store = backend.datastore()
+
+    seen, where = run_reader(backend, project, DatasetConfig("images", use_mounting=True))
+
+    assert seen == "x.png=px"
+    assert where == folder_store.folder / "images"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("use_mounting", [False, True])
+def test_target_folder_is_where_the_job_finds_the_data(
+    backend: LocalBackend, project: Path, tmp_path: Path, use_mounting: bool
+) -> None:
+    put_folder(backend, "mnist", {"train.csv": b"1,2"}, tmp_path)
+    target = tmp_path / "fixed" / "mnist"
+
+    seen, where = run_reader(
+        backend, project, DatasetConfig("mnist", target_folder=target, use_mounting=use_mounting)
+    )
+
+    assert (seen, where) == ("train.csv=1,2", target)
+    assert (target / "train.csv").read_bytes() == b"1,2"
+
+
+def test_a_completed_run_registers_its_output_dataset_as_a_new_version(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    put_folder(backend, "raw", {"a.txt": b"abc"}, tmp_path)
+    write_script(
+        project,
+        "upper.py",
+        """
+        from himl_tasks.runtime import get_run_info
+        info = get_run_info()
+        source, target = info.input_datasets[0], info.output_datasets[0]
+        (target / "a.txt").write_text((source / "a.txt").read_text().upper())
+        """,
+    )
+    spec = JobSpec(
+        entry_script="upper.py", snapshot_root=project, input_datasets=["raw"],
+        output_datasets=["clean"],
+    )  # fmt: skip
+
+    first, second = backend.submit(spec), backend.submit(spec)
+    assert backend.wait(first).succeeded and backend.wait(second).succeeded
+
+    versions = backend.dataset_versions("clean")
+    assert [(v["version"], v["path"]) for v in versions] == sorted(
+        [(v["version"], f"clean/{v['created_by_run']}") for v in versions]
+    )
+    assert {v["created_by_run"] for v in versions} == {first.run_id, second.run_id}
+    resolved = backend.resolve_dataset(DatasetConfig("clean", version=1))
+    out = tmp_path / "out"
+    backend.datastore().download(resolved.path, out)
+    assert read_tree(out) == {f"{resolved.path}/a.txt": b"ABC"}
+
+
+def test_a_failed_run_registers_nothing_and_leaves_no_files(
+    backend: LocalBackend, project: Path
+) -> None:
+    write_script(
+        project,
+        "half.py",
+        """
+        from himl_tasks.runtime import get_run_info
+        (get_run_info().output_datasets[0] / "part.txt").write_text("half")
+        raise SystemExit("crashed after writing half the dataset")
+        """,
+    )
+    ref = backend.submit(
+        JobSpec(entry_script="half.py", snapshot_root=project, output_datasets=["clean"])
+    )
+
+    state = backend.wait(ref)
+
+    assert state.status is RunStatus.FAILED
+    assert backend.dataset_versions("clean") == []
+    assert backend.datastore().list("clean") == []
+    with pytest.raises(DatasetNotFoundError):
+        backend.resolve_dataset(DatasetConfig("clean"))
+
+
+def test_an_output_dataset_left_empty_fails_the_run_and_registers_nothing(
+    backend: LocalBackend, project: Path
+) -> None:
+    write_script(project, "noop.py", "pass\n")
+    ref = backend.submit(
+        JobSpec(entry_script="noop.py", snapshot_root=project, output_datasets=["clean"])
+    )
+
+    state = backend.wait(ref)
+
+    assert state.status is RunStatus.FAILED
+    assert "wrote no files into output dataset clean" in state.error
+    assert backend.dataset_versions("clean") == []
+
+
+def test_bad_dataset_inputs_get_one_clear_error_before_anything_runs(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    write_script(project, "read.py", READER)
+    put_folder(backend, "raw", {"a.txt": b"1"}, tmp_path)
+    backend.resolve_dataset(DatasetConfig("raw"))
+
+    def submit(*inputs: DatasetConfig | str) -> None:
+        backend.submit(
+            JobSpec(entry_script="read.py", snapshot_root=project, input_datasets=inputs)
+        )
+
+    with pytest.raises(DatasetNotFoundError, match="no dataset named 'nope'.*Known datasets: raw"):
+        submit("nope")
+    with pytest.raises(DatasetNotFoundError, match="'raw' has no version 7; its versions are 1"):
+        submit(DatasetConfig("raw", version=7))
+    with pytest.raises(InvalidInputError, match="target_folder must be an absolute path"):
+        submit(DatasetConfig("raw", target_folder=Path("relative/place")))
+    with pytest.raises(DatastoreNotFoundError, match="'elsewhere'"):
+        submit(DatasetConfig("other", datastore="elsewhere"))
+    with pytest.raises(InvalidInputError, match="no files under 'missing'"):
+        backend.register_dataset("raw", "", "missing")
+    assert backend.registry.runs() == []
+    assert [v["version"] for v in backend.dataset_versions("raw")] == [1]
