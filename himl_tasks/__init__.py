@@ -10,18 +10,46 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from himl_tasks.backends.local.backend import (
+        LocalBackend,
+        Preemption,
+    )
+    from himl_tasks.datasets import (
+        DatasetConfig,
+        ResolvedDataset,
+    )
     from himl_tasks.errors import (
         ChecksumMismatchError,
+        ComputeNotFoundError,
         ConfigurationError,
         ContainerNotFoundError,
+        DatasetNotFoundError,
         DatastoreNotFoundError,
         HimlError,
         InvalidInputError,
         RemoteFilesNotFoundError,
+        RunNotFoundError,
+        SnapshotTooLargeError,
         StorageAccessError,
         StorageError,
         TransferFailedError,
         UnsafeBlobNameError,
+    )
+    from himl_tasks.job_spec import (
+        JobSpec,
+        Priority,
+    )
+    from himl_tasks.runs import (
+        FailureKind,
+        Metric,
+        RunRef,
+        RunState,
+        RunStatus,
+        get_most_recent_run,
+    )
+    from himl_tasks.runtime import (
+        AzureRunInfo,
+        get_run_info,
     )
     from himl_tasks.storage import (
         BlobDatastore,
@@ -30,50 +58,91 @@ if TYPE_CHECKING:
         RemoteFile,
         TransferReport,
     )
-    from himl_tasks.transfers import download_from_datastore, upload_to_datastore
-    from himl_tasks.workspace_config import LocalWorkspaceConfig
+    from himl_tasks.transfers import (
+        download_from_datastore,
+        upload_to_datastore,
+    )
+    from himl_tasks.workspace_config import (
+        LocalWorkspaceConfig,
+    )
 
 _WHERE = {
+    "AzureRunInfo": "himl_tasks.runtime",
     "BlobDatastore": "himl_tasks.storage",
     "ChecksumMismatchError": "himl_tasks.errors",
+    "ComputeNotFoundError": "himl_tasks.errors",
     "ConfigurationError": "himl_tasks.errors",
     "ContainerNotFoundError": "himl_tasks.errors",
+    "DatasetConfig": "himl_tasks.datasets",
+    "DatasetNotFoundError": "himl_tasks.errors",
     "Datastore": "himl_tasks.storage",
     "DatastoreNotFoundError": "himl_tasks.errors",
+    "FailureKind": "himl_tasks.runs",
     "HimlError": "himl_tasks.errors",
     "InvalidInputError": "himl_tasks.errors",
+    "JobSpec": "himl_tasks.job_spec",
+    "LocalBackend": "himl_tasks.backends.local.backend",
     "LocalDatastore": "himl_tasks.storage",
     "LocalWorkspaceConfig": "himl_tasks.workspace_config",
+    "Metric": "himl_tasks.runs",
+    "Preemption": "himl_tasks.backends.local.backend",
+    "Priority": "himl_tasks.job_spec",
     "RemoteFile": "himl_tasks.storage",
     "RemoteFilesNotFoundError": "himl_tasks.errors",
+    "ResolvedDataset": "himl_tasks.datasets",
+    "RunNotFoundError": "himl_tasks.errors",
+    "RunRef": "himl_tasks.runs",
+    "RunState": "himl_tasks.runs",
+    "RunStatus": "himl_tasks.runs",
+    "SnapshotTooLargeError": "himl_tasks.errors",
     "StorageAccessError": "himl_tasks.errors",
     "StorageError": "himl_tasks.errors",
     "TransferFailedError": "himl_tasks.errors",
     "TransferReport": "himl_tasks.storage",
     "UnsafeBlobNameError": "himl_tasks.errors",
     "download_from_datastore": "himl_tasks.transfers",
+    "get_most_recent_run": "himl_tasks.runs",
+    "get_run_info": "himl_tasks.runtime",
     "upload_to_datastore": "himl_tasks.transfers",
 }
 
 __all__ = [
+    "AzureRunInfo",
     "BlobDatastore",
     "ChecksumMismatchError",
+    "ComputeNotFoundError",
     "ConfigurationError",
     "ContainerNotFoundError",
+    "DatasetConfig",
+    "DatasetNotFoundError",
     "Datastore",
     "DatastoreNotFoundError",
+    "FailureKind",
     "HimlError",
     "InvalidInputError",
+    "JobSpec",
+    "LocalBackend",
     "LocalDatastore",
     "LocalWorkspaceConfig",
+    "Metric",
+    "Preemption",
+    "Priority",
     "RemoteFile",
     "RemoteFilesNotFoundError",
+    "ResolvedDataset",
+    "RunNotFoundError",
+    "RunRef",
+    "RunState",
+    "RunStatus",
+    "SnapshotTooLargeError",
     "StorageAccessError",
     "StorageError",
     "TransferFailedError",
     "TransferReport",
     "UnsafeBlobNameError",
     "download_from_datastore",
+    "get_most_recent_run",
+    "get_run_info",
     "upload_to_datastore",
 ]
 

@@ -174,12 +174,19 @@ def _check_limits(snapshot: Snapshot, max_bytes: int, max_files: int) -> None:
         by_folder[top] = (files + 1, total + item.size)
     biggest = sorted(by_folder.items(), key=lambda kv: (kv[1][1], kv[1][0]), reverse=True)[:5]
     listing = ", ".join(
-        f"{'(root files)' if name == '.' else name + '/'} {total / 1e6:.1f} MB in {files} files"
+        f"{'(root files)' if name == '.' else name + '/'} {_size(total)} in {files} files"
         for name, (files, total) in biggest
     )
     raise SnapshotTooLargeError(
-        f"the snapshot of {snapshot.root} holds {count} files, {size / 1e6:.1f} MB; the limit "
-        f"is {max_files} files and {max_bytes / 1e6:.0f} MB. Biggest folders: {listing}. "
+        f"the snapshot of {snapshot.root} holds {count} files, {_size(size)}; the limit is "
+        f"{max_files} files and {_size(max_bytes)}. Biggest folders: {listing}. "
         f"Leave data out of the snapshot with {IGNORE_FILE} or ignored_folders, and pass it as "
         "a dataset instead."
     )
+
+
+def _size(count: int) -> str:
+    """Bytes as AzureML states its limits: KB and MB of 1024."""
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KB"
+    return f"{count / (1024 * 1024):.1f} MB"

@@ -97,6 +97,17 @@ class LocalWorkspaceConfig:
         )
 
     def _declared(self) -> dict[str, dict[str, Any]]:
+        return {**self._registered(), **self._from_file()}
+
+    def _registered(self) -> dict[str, dict[str, Any]]:
+        """Datastores registered in the workspace's registry (`LocalBackend.register_datastore`)."""
+        from himl_tasks.backends.local.registry import DATABASE_NAME, Registry
+
+        if not (self.root / DATABASE_NAME).is_file():
+            return {}
+        return Registry(self.root).datastores()
+
+    def _from_file(self) -> dict[str, dict[str, Any]]:
         if not self.config_path.is_file():
             return {}
         try:
@@ -113,10 +124,19 @@ class LocalWorkspaceConfig:
             )
         return datastores
 
-    def _build(self, name: str, entry: dict[str, Any]) -> Datastore:
-        where = f"{self.config_path} [datastores.{name}]"
+    def check_entry(self, name: str, entry: dict[str, Any]) -> None:
+        """Checks a datastore entry without reading the secret it names.
+
+        Raises:
+            ConfigurationError: If the entry is incomplete or names several credentials.
+        """
+        self._credential_of(name, entry)
+
+    def _credential_of(self, name: str, entry: dict[str, Any]) -> str:
+        """Returns which credential key a blob entry uses ("" for a folder datastore)."""
         if "path" in entry:
-            return LocalDatastore(self.root / str(entry["path"]), name=name)
+            return ""
+        where = f"{self.config_path} [datastores.{name}]"
         missing = [key for key in ("account_url", "container") if not entry.get(key)]
         given = [key for key in _CREDENTIAL_KEYS if entry.get(key)]
         if missing or len(given) != 1:
@@ -125,24 +145,29 @@ class LocalWorkspaceConfig:
                 f"'account_url', 'container' and exactly one of {', '.join(_CREDENTIAL_KEYS)}"
                 + (f" (missing: {', '.join(missing)})" if missing else "")
             )
+        if given[0] == "account_key_env" and not entry.get("account_name"):
+            raise ConfigurationError(f"{where}: 'account_key_env' needs 'account_name' too")
+        return given[0]
+
+    def _build(self, name: str, entry: dict[str, Any]) -> Datastore:
+        credential = self._credential_of(name, entry)
+        if not credential:
+            return LocalDatastore(self.root / str(entry["path"]), name=name)
         account_url, container = str(entry["account_url"]), str(entry["container"])
-        credential = given[0]
         if credential == "use_azure_identity":
             from azure.identity import DefaultAzureCredential
 
             return BlobDatastore.with_credential(
                 account_url, container, DefaultAzureCredential(), name=name
             )
+        where = f"{self.config_path} [datastores.{name}]"
         secret = _secret_from_environment(where, str(entry[credential]))
         if credential == "connection_string_env":
             return BlobDatastore.from_connection_string(secret, container, name=name)
         if credential == "sas_token_env":
             return BlobDatastore.with_sas_token(account_url, container, secret, name=name)
-        account_name = entry.get("account_name")
-        if not account_name:
-            raise ConfigurationError(f"{where}: 'account_key_env' needs 'account_name' too")
         return BlobDatastore.with_account_key(
-            account_url, container, str(account_name), secret, name=name
+            account_url, container, str(entry["account_name"]), secret, name=name
         )
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import ContainerClient
 
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import DatasetNotFoundError, DatastoreNotFoundError, InvalidInputError
+from himl_tasks.errors import (
+    ConfigurationError,
+    DatasetNotFoundError,
+    DatastoreNotFoundError,
+    InvalidInputError,
+)
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunStatus
+from tests.azurite import Azurite
 from tests.backends.conftest import write_script
 from tests.conftest import read_tree, write_tree
 
@@ -193,3 +200,55 @@ def test_bad_dataset_inputs_get_one_clear_error_before_anything_runs(
         backend.register_dataset("raw", "", "missing")
     assert backend.registry.runs() == []
     assert [v["version"] for v in backend.dataset_versions("raw")] == [1]
+
+
+def test_blob_datastores_registered_by_name_serve_inputs_and_outputs(
+    backend: LocalBackend,
+    project: Path,
+    tmp_path: Path,
+    azurite: Azurite,
+    container: ContainerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAKE_CONNECTION_STRING", azurite.connection_string)
+    lake = backend.register_datastore(
+        "lake",
+        account_url=azurite.account_url,
+        container=container.container_name,
+        connection_string_env="LAKE_CONNECTION_STRING",
+    )
+    lake.upload_folder(write_tree(tmp_path / "src", {"a.txt": b"blob data"}), "raw")
+    write_script(
+        project,
+        "copy_data.py",
+        """
+        import shutil
+        from himl_tasks.runtime import get_run_info
+        info = get_run_info()
+        shutil.copytree(info.input_datasets[0], info.output_datasets[0], dirs_exist_ok=True)
+        """,
+    )
+    spec = JobSpec(
+        entry_script="copy_data.py",
+        snapshot_root=project,
+        # Mounting a blob datastore falls back to a download.
+        input_datasets=[DatasetConfig("raw", datastore="lake", use_mounting=True)],
+        output_datasets=[DatasetConfig("copied", datastore="lake")],
+    )
+
+    ref = backend.submit(spec)
+    assert backend.wait(ref).succeeded
+
+    [version] = backend.dataset_versions("copied")
+    assert (version["datastore"], version["path"]) == ("lake", f"copied/{ref.run_id}")
+    assert [f.name for f in lake.list("copied/")] == [f"copied/{ref.run_id}/a.txt"]
+    assert "LAKE_CONNECTION_STRING" in backend.registry.path.read_bytes().decode("latin-1")
+    assert azurite.account_key not in backend.registry.path.read_bytes().decode("latin-1")
+
+
+def test_incomplete_datastore_settings_are_refused(backend: LocalBackend) -> None:
+    with pytest.raises(ConfigurationError, match="exactly one of"):
+        backend.register_datastore("lake", account_url="https://a", container="c")
+    with pytest.raises(InvalidInputError, match="not a usable datastore name"):
+        backend.register_datastore("my lake", path="x")
+    assert backend.registry.datastores() == {}

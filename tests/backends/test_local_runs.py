@@ -233,14 +233,16 @@ def test_a_run_whose_supervisor_dies_is_failed_as_infrastructure(
     write_script(project, "forever.py", "import time\ntime.sleep(60)\n")
     ref = backend.submit(JobSpec(entry_script="forever.py", snapshot_root=project))
     wait_for(lambda: backend.get_state(ref).status is RunStatus.RUNNING)
-    pid = backend.registry.get_run(ref.run_id).supervisor_pid  # type: ignore[union-attr]
+    row = backend.registry.get_run(ref.run_id)
+    assert row is not None and row.supervisor_pid and row.job_group
 
-    os.killpg(pid, 9)  # the supervisor leads its own session; the job has its own group
+    os.killpg(row.supervisor_pid, 9)  # it leads its own session; the job has its own group
     state = backend.wait(ref, timeout=10)
 
     assert state.status is RunStatus.FAILED
     assert state.failure_kind is FailureKind.INFRASTRUCTURE
     assert "supervisor" in state.error
+    wait_for(lambda: not _alive(row.job_group), timeout=10)  # the orphaned job was ended
     backend.cancel(ref)  # already terminal: nothing happens
 
 

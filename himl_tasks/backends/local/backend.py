@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.util
 import os
 import re
 import secrets
 import shlex
-import subprocess
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -43,8 +44,8 @@ from himl_tasks.workspace_config import LocalWorkspaceConfig, workspace_root
 DEFAULT_CLUSTER = "local"
 RUN_FILE_FOLDERS = ("outputs/", "logs/", "azureml-logs/")
 _EXPERIMENT_NAME = re.compile(r"[^A-Za-z0-9_\-]")
-# Supervisors started by this process, reaped as they end (no zombies, no warnings).
-_supervisors: list[subprocess.Popen[bytes]] = []
+# Supervisors started by this process, reaped as they end (no zombies).
+_supervisors: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,29 @@ class LocalBackend:
         clusters = {DEFAULT_CLUSTER: max(2, os.cpu_count() or 1)}
         clusters.update({n: limit for n, (limit, _) in self.registry.clusters().items()})
         return clusters
+
+    # ---- datastores ---------------------------------------------------------------------
+
+    def register_datastore(self, name: str, **settings: str | bool) -> Datastore:
+        """Registers (or replaces) a named datastore in the workspace; returns it.
+
+        Settings are those of a `datastores.toml` entry: `path` (a folder, relative to the
+        workspace) or `account_url` + `container` + one credential given by the name of the
+        environment variable holding it (`connection_string_env`, `sas_token_env`,
+        `account_name` + `account_key_env`) or `use_azure_identity=True`. Secrets themselves
+        are never stored.
+
+        Raises:
+            ConfigurationError: If the settings are incomplete.
+            InvalidInputError: If the name is unusable.
+        """
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,255}", name):
+            raise InvalidInputError(
+                f"'{name}' is not a usable datastore name: use letters, digits and '_'"
+            )
+        self.workspace.check_entry(name, dict(settings))
+        self.registry.put_datastore(name, dict(settings))
+        return self.datastore(name)
 
     # ---- submission -----------------------------------------------------------------------
 
@@ -237,20 +261,27 @@ class LocalBackend:
         }
 
     def _start_supervisor(self, run_id: str) -> None:
-        for finished in [p for p in _supervisors if p.poll() is not None]:
-            _supervisors.remove(finished)
-        with (self.root / "runs" / run_id / "supervisor.log").open("ab") as log:
-            process = subprocess.Popen(
+        # Spawned, not Popen'ed: the supervisor must outlive this process, and a Popen object
+        # still running at exit is a warning. Ended supervisors are reaped here as we go.
+        _reap_supervisors()
+        log = os.open(self.root / "runs" / run_id / "supervisor.log", os.O_WRONLY | os.O_CREAT)
+        try:
+            pid = os.posix_spawn(
+                sys.executable,
                 [sys.executable, "-m", "himl_tasks.backends.local.supervisor", str(self.root),
                  run_id],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, "PYTHONPATH": _python_path_with_package()},
+                {**os.environ, "PYTHONPATH": _python_path_with_package()},
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2),
+                ],
+                setsid=True,
             )  # fmt: skip
-        _supervisors.append(process)
-        self.registry.set_supervisor(run_id, process.pid, process_start_marker(process.pid))
+        finally:
+            os.close(log)
+        _supervisors.add(pid)
+        self.registry.set_supervisor(run_id, pid, process_start_marker(pid))
 
     # ---- runs -----------------------------------------------------------------------------
 
@@ -270,6 +301,9 @@ class LocalBackend:
         """Returns the run's current state (a run whose supervisor vanished is Failed)."""
         row = self._row(ref)
         if not row.status.is_terminal and not self._supervised(row):
+            if row.job_group is not None:  # orphaned job processes would run on unwatched
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(row.job_group, signal.SIGKILL)
             self.registry.move(
                 row.run_id,
                 RunStatus.FAILED,
@@ -481,6 +515,16 @@ class LocalBackend:
         cleaned = normalize_prefix(prefix)
         files = self._files_store(ref).list(cleaned)
         return [f for f in files if f.name.startswith(RUN_FILE_FOLDERS)]
+
+
+def _reap_supervisors() -> None:
+    for pid in list(_supervisors):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _supervisors.discard(pid)
 
 
 def _parameters(args: tuple[str, ...]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_dir TEXT NOT NULL,
     supervisor_pid INTEGER,
     supervisor_started TEXT,
+    job_group INTEGER,
     created_at REAL NOT NULL,
     started_at REAL,
     ended_at REAL
@@ -117,6 +118,7 @@ class RunRow:
     run_dir: Path
     supervisor_pid: int | None
     supervisor_started: str | None
+    job_group: int | None
     created_at: float
     started_at: float | None
     ended_at: float | None
@@ -239,6 +241,11 @@ class Registry:
                 (pid, started, run_id),
             )
             self._move(db, run_id, RunStatus.QUEUED, only_from=(RunStatus.NOT_STARTED,))
+
+    def set_job_group(self, run_id: str, group: int | None) -> None:
+        """Records the process group of the run's job processes (None once they ended)."""
+        with self.write() as db:
+            db.execute("UPDATE runs SET job_group = ? WHERE run_id = ?", (group, run_id))
 
     def move(
         self,
@@ -489,6 +496,7 @@ def _run_row(row: sqlite3.Row) -> RunRow:
         run_dir=Path(row["run_dir"]),
         supervisor_pid=row["supervisor_pid"],
         supervisor_started=row["supervisor_started"],
+        job_group=row["job_group"],
         created_at=float(row["created_at"]),
         started_at=row["started_at"],
         ended_at=row["ended_at"],

@@ -222,6 +222,7 @@ class _Supervisor:
     def _run_attempt(self, input_folders: list[Path], first_running: float) -> _Outcome:
         attempt = self._attempt()
         processes, logs = self._start_processes(input_folders, attempt)
+        self.registry.set_job_group(self.run.run_id, processes[0].pid)
         max_seconds = self.spec.get("max_run_seconds")
         preemption = self._preemption_for(attempt)
         attempt_started = time.monotonic()
@@ -264,6 +265,7 @@ class _Supervisor:
             end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
             raise
         finally:
+            self.registry.set_job_group(self.run.run_id, None)
             for log in logs:
                 log.close()
 
