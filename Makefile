@@ -44,6 +44,7 @@ test: lint typecheck unit
 
 bench: env
 	$(PY) -m benchmarks.transfer
+	$(PY) -m benchmarks.local_runs
 
 # Re-resolve requirements.lock after changing dependencies in pyproject.toml.
 lock: $(VENV)/.synced

@@ -59,3 +59,12 @@ def test_the_command_runs_end_to_end_and_prints_the_table(
     assert exit_code == 0
     assert "small re-upload" in printed
     assert "MISMATCH" not in printed
+
+
+def test_the_local_run_benchmark_times_completed_runs() -> None:
+    from benchmarks.local_runs import measure
+
+    overheads, bare = measure(2)
+
+    assert len(overheads) == 2 and len(bare) == 2
+    assert all(seconds > 0 for seconds in overheads + bare)
