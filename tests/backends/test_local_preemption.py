@@ -73,6 +73,10 @@ def test_preemption_in_restart_mode_resumes_the_same_run_from_its_checkpoint(
         ("Failed", "preempted"),
         ("Completed", None),
     ]
+    assert [(a, s.value) for a, s, _ in backend.status_history(ref)] == [
+        (1, "NotStarted"), (1, "Queued"), (1, "Preparing"), (1, "Running"), (1, "Failed"),
+        (2, "Queued"), (2, "Preparing"), (2, "Running"), (2, "Finalizing"), (2, "Completed"),
+    ]  # fmt: skip
     metrics = backend.get_metrics(ref)
     starts = [(m.attempt, m.value) for m in metrics if m.name == "start_epoch"]
     assert starts[0] == (1, 0.0) and starts[1][0] == 2 and starts[1][1] >= 1

@@ -34,8 +34,14 @@ def test_a_trivial_script_completes_with_its_output_in_the_driver_log(
     assert state.status is RunStatus.COMPLETED and state.succeeded
     assert state.failure_kind is None and state.exit_code == 0
     assert state.created_at <= state.started_at <= state.ended_at  # type: ignore[operator]
+    history = backend.status_history(ref)
+    assert [status.value for _, status, _ in history] == [
+        "NotStarted", "Queued", "Preparing", "Running", "Finalizing", "Completed",
+    ]  # fmt: skip
+    assert [when for _, _, when in history] == sorted(when for _, _, when in history)
     assert list(backend.iter_logs(ref)) == ["hi"]
     assert backend.list_files(ref) == ["azureml-logs/70_driver_log.txt"]
+    assert backend.child_runs(ref) == []
     assert ref.experiment == "hi" and ref.run_id.startswith("hi_")
     assert get_most_recent_run(project / "most_recent_run.txt") == ref.recovery_id
     assert backend.get_run_ref(ref.recovery_id) == ref == backend.get_run_ref(ref.run_id)

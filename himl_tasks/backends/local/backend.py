@@ -15,8 +15,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.processes import is_alive, process_start_marker
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
@@ -420,6 +421,13 @@ class LocalBackend:
             for row in self.registry.runs(parent_run_id=self._row(ref).run_id)
         ]
 
+    def status_history(self, ref: RunRef) -> list[tuple[int, RunStatus, datetime.datetime]]:
+        """Every status the run went through, in order: (attempt, status, time)."""
+        return [
+            (int(row["attempt"]), RunStatus(row["status"]), _utc(row["time"]))
+            for row in self.registry.status_events(self._row(ref).run_id)
+        ]
+
     def attempts(self, ref: RunRef) -> list[dict[str, Any]]:
         """The run's attempts, first to last: status, failure kind, error, exit code, times."""
         return [dict(row) for row in self.registry.attempts(self._row(ref).run_id)]
@@ -570,3 +578,7 @@ def _utc(stamp: float) -> datetime.datetime:
 
 def _time(stamp: float | None) -> datetime.datetime | None:
     return None if stamp is None else _utc(stamp)
+
+
+if TYPE_CHECKING:  # mypy checks that LocalBackend provides the whole Backend protocol
+    _protocol_check: type[Backend] = LocalBackend

@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     ended_at REAL,
     PRIMARY KEY (run_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS status_events (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    time REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     attempt INTEGER NOT NULL,
@@ -213,6 +219,7 @@ class Registry:
                 "INSERT INTO attempts (run_id, attempt, status) VALUES (?, 1, ?)",
                 (run_id, RunStatus.NOT_STARTED.value),
             )
+            _record_status(db, run_id, 1, RunStatus.NOT_STARTED, now)
 
     def get_run(self, run_id: str) -> RunRow | None:
         """Returns the run, or None."""
@@ -310,6 +317,7 @@ class Registry:
             (status.value, failure_kind, error, error, exit_code, started, ended, run_id,
              row["attempt"]),
         )  # fmt: skip
+        _record_status(db, run_id, int(row["attempt"]), status, now)
         return True
 
     def start_next_attempt(
@@ -334,6 +342,8 @@ class Registry:
                 "UPDATE runs SET attempt = ?, status = ? WHERE run_id = ?",
                 (attempt + 1, RunStatus.QUEUED.value, run_id),
             )
+            _record_status(db, run_id, attempt, RunStatus.FAILED, now)
+            _record_status(db, run_id, attempt + 1, RunStatus.QUEUED, now)
             return attempt + 1
 
     def request_cancel(self, run_id: str) -> None:
@@ -367,6 +377,14 @@ class Registry:
         with self.read() as db:
             return db.execute(
                 "SELECT * FROM attempts WHERE run_id = ? ORDER BY attempt", (run_id,)
+            ).fetchall()
+
+    def status_events(self, run_id: str) -> list[sqlite3.Row]:
+        """Returns every status the run went through: attempt, status, time; in order."""
+        with self.read() as db:
+            return db.execute(
+                "SELECT attempt, status, time FROM status_events WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
             ).fetchall()
 
     # ---- metrics --------------------------------------------------------------------------
@@ -474,6 +492,15 @@ class Registry:
         with self.read() as db:
             rows = db.execute("SELECT * FROM datastores").fetchall()
         return {row["name"]: json.loads(row["settings"]) for row in rows}
+
+
+def _record_status(
+    db: sqlite3.Connection, run_id: str, attempt: int, status: RunStatus, when: float
+) -> None:
+    db.execute(
+        "INSERT INTO status_events (run_id, attempt, status, time) VALUES (?, ?, ?, ?)",
+        (run_id, attempt, status.value, when),
+    )
 
 
 def _run_row(row: sqlite3.Row) -> RunRow:
