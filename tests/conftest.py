@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,22 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         stop_azurite(process)
 
 
-@pytest.fixture
-def container(azurite: Azurite) -> Iterator[ContainerClient]:
-    """A fresh container for one test, deleted afterwards (an SDK client for test setup)."""
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+@contextmanager
+def fresh_container(service: BlobServiceClient) -> Iterator[ContainerClient]:
+    """Creates a container with a random name; deletes it and closes the client afterwards."""
     client = service.create_container(f"test-{uuid.uuid4().hex[:20]}")
     try:
         yield client
     finally:
         client.delete_container()
         service.close()
+
+
+@pytest.fixture
+def container(azurite: Azurite) -> Iterator[ContainerClient]:
+    """A fresh container for one test, deleted afterwards (an SDK client for test setup)."""
+    with fresh_container(BlobServiceClient.from_connection_string(azurite.connection_string)) as c:
+        yield c
 
 
 @pytest.fixture

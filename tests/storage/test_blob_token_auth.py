@@ -23,7 +23,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from himl_tasks.errors import StorageAccessError
 from himl_tasks.storage import BlobDatastore
 from tests.azurite import Azurite, start_azurite, stop_azurite
-from tests.conftest import FAST_RETRY, read_tree, write_tree
+from tests.conftest import FAST_RETRY, fresh_container, read_tree, write_tree
 from tests.tls import write_self_signed_certificate
 
 STORAGE_AUDIENCE = "https://storage.azure.com"
@@ -74,12 +74,8 @@ def https_container(https_azurite: tuple[Azurite, Path]) -> Iterator[ContainerCl
     service = BlobServiceClient.from_connection_string(
         endpoint.connection_string, connection_verify=str(cert)
     )
-    client = service.create_container(f"token-{uuid.uuid4().hex[:20]}")
-    try:
+    with fresh_container(service) as client:
         yield client
-    finally:
-        client.delete_container()
-        service.close()
 
 
 def token_store(

@@ -247,7 +247,7 @@ class Registry:
                 "UPDATE runs SET supervisor_pid = ?, supervisor_started = ? WHERE run_id = ?",
                 (pid, started, run_id),
             )
-            self._move(db, run_id, RunStatus.QUEUED, only_from=(RunStatus.NOT_STARTED,))
+            self._move(db, run_id, RunStatus.QUEUED, (RunStatus.NOT_STARTED,))
 
     def set_job_group(self, run_id: str, group: int | None) -> None:
         """Records the process group of the run's job processes (None once they ended)."""
@@ -270,22 +270,13 @@ class Registry:
             Whether the run moved.
         """
         with self.write() as db:
-            return self._move(
-                db,
-                run_id,
-                status,
-                only_from=only_from,
-                failure_kind=failure_kind,
-                error=error,
-                exit_code=exit_code,
-            )
+            return self._move(db, run_id, status, only_from, failure_kind, error, exit_code)
 
     def _move(
         self,
         db: sqlite3.Connection,
         run_id: str,
         status: RunStatus,
-        *,
         only_from: tuple[RunStatus, ...] | None = None,
         failure_kind: str | None = None,
         error: str = "",
@@ -370,7 +361,7 @@ class Registry:
             ).fetchone()[0]
             if busy >= max_concurrent_runs or older_waiting:
                 return False
-            return self._move(db, run_id, RunStatus.PREPARING, only_from=(RunStatus.QUEUED,))
+            return self._move(db, run_id, RunStatus.PREPARING, (RunStatus.QUEUED,))
 
     def attempts(self, run_id: str) -> list[sqlite3.Row]:
         """Returns the run's attempts, first to last."""
