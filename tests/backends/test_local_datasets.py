@@ -8,6 +8,7 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.read_only import read_only_mounts_available
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import (
     ConfigurationError,
@@ -86,6 +87,35 @@ def test_mounting_a_folder_datastore_reads_the_files_in_place(
 
     assert seen == "x.png=px"
     assert where == folder_store.folder / "images"  # type: ignore[attr-defined]
+
+
+def test_a_mounted_input_is_read_only_for_the_job(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    put_folder(backend, "images", {"x.png": b"px"}, tmp_path)
+    write_script(
+        project,
+        "vandal.py",
+        """
+        from himl_tasks.runtime import get_run_info
+        (get_run_info().input_datasets[0] / "x.png").write_bytes(b"overwritten")
+        """,
+    )
+    spec = JobSpec(
+        entry_script="vandal.py",
+        snapshot_root=project,
+        input_datasets=[DatasetConfig("images", use_mounting=True)],
+    )
+
+    state = backend.wait(backend.submit(spec))
+
+    folder = backend.datastore().folder / "images"  # type: ignore[attr-defined]
+    if read_only_mounts_available():
+        assert state.status is RunStatus.FAILED
+        assert "Read-only file system" in state.error
+        assert (folder / "x.png").read_bytes() == b"px"
+    else:  # the documented fallback: the folder stays writable and the log says so
+        assert "NOT read-only on this machine" in "\n".join(backend.iter_logs(state.ref))
 
 
 @pytest.mark.parametrize("use_mounting", [False, True])

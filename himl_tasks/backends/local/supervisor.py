@@ -88,6 +88,7 @@ class _Supervisor:
         self.work_dir = run.run_dir / "snapshot"
         self.staging = run.run_dir / "staging"
         self.output_root = run.run_dir / "output_datasets"
+        self.read_only: list[Path] = []  # input folders read in place
         self._last_cancel_check = 0.0
         self._cancel_requested = False
 
@@ -173,6 +174,8 @@ class _Supervisor:
                 )
                 return None
             folders.append(staged.folder)
+            if not staged.is_copy:
+                self.read_only.append(staged.folder.resolve())
         return folders
 
     def _finalize(self) -> _Outcome:
@@ -281,6 +284,21 @@ class _Supervisor:
             )
         log_dir = self.work_dir / "azureml-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        command = list(self.spec["command"])
+        notice = b""
+        if self.read_only:
+            from himl_tasks.backends.local.read_only import (
+                read_only_mounts_available,
+                with_read_only_folders,
+            )
+
+            if read_only_mounts_available():
+                command = with_read_only_folders(command, self.read_only)
+            else:
+                notice = (
+                    b"himl-tasks: mounted input datasets are NOT read-only on this machine (no "
+                    b"mount namespaces); the job must not write into them\n"
+                )
         processes: list[subprocess.Popen[bytes]] = []
         logs: list[Any] = []
         try:
@@ -298,10 +316,11 @@ class _Supervisor:
                 logs.append(log)
                 if attempt > 1:
                     log.write(f"\n----- attempt {attempt} -----\n".encode())
-                    log.flush()
+                log.write(notice)
+                log.flush()
                 processes.append(
                     subprocess.Popen(
-                        self.spec["command"],
+                        command,
                         cwd=self.work_dir,
                         env=env,
                         stdin=subprocess.DEVNULL,
