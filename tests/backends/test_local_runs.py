@@ -281,3 +281,19 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_supervisor_that_cannot_start_leaves_the_run_failed_not_pending(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_script(project, "hi.py", 'print("hi")\n')
+
+    def no_processes(*args: object, **kwargs: object) -> int:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "posix_spawn", no_processes)
+    with pytest.raises(OSError, match="Resource temporarily unavailable"):
+        backend.submit(JobSpec(entry_script="hi.py", snapshot_root=project))
+
+    [run] = backend.registry.runs()
+    assert run.status is RunStatus.FAILED and "could not be started" in run.error

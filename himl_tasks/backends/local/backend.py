@@ -37,7 +37,7 @@ from himl_tasks.runs import (
     split_recovery_id,
     write_most_recent_run,
 )
-from himl_tasks.snapshot import select_snapshot
+from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.names import normalize_prefix
 from himl_tasks.workspace_config import LocalWorkspaceConfig, workspace_root
@@ -206,13 +206,22 @@ class LocalBackend:
             },
             run_dir=run_dir,
         )
-        self._start_supervisor(run_id)
+        try:
+            self._start_supervisor(run_id)
+        except OSError as error:
+            self.registry.move(
+                run_id,
+                RunStatus.FAILED,
+                failure_kind=FailureKind.INFRASTRUCTURE.value,
+                error=f"the run's supervisor process could not be started: {error}",
+            )
+            raise
         ref = RunRef(experiment, run_id, self.name)
         script = spec.script_path
         write_most_recent_run(script.parent if script is not None else root, ref)
         return ref
 
-    def _command(self, spec: JobSpec, snapshot: Any) -> list[str]:
+    def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable
         script = spec.script_path
         if script is None:
