@@ -95,7 +95,6 @@ class _Supervisor:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def supervise(self) -> None:
-        run_id = self.run.run_id
         first_running: float | None = None
         input_folders: list[Path] | None = None
         try:
@@ -110,7 +109,6 @@ class _Supervisor:
                 if self._canceled():
                     self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
                     return
-                self.registry.move(run_id, RunStatus.RUNNING)
                 first_running = first_running or time.monotonic()
                 outcome = self._run_attempt(input_folders, first_running)
                 if outcome.failure_kind is FailureKind.PREEMPTED and self._restarts():
@@ -225,7 +223,9 @@ class _Supervisor:
     def _run_attempt(self, input_folders: list[Path], first_running: float) -> _Outcome:
         attempt = self._attempt()
         processes, logs = self._start_processes(input_folders, attempt)
+        # Recorded before Running: whoever sees Running can also find the processes to end.
         self.registry.set_job_group(self.run.run_id, processes[0].pid)
+        self.registry.move(self.run.run_id, RunStatus.RUNNING)
         max_seconds = self.spec.get("max_run_seconds")
         preemption = self._preemption_for(attempt)
         attempt_started = time.monotonic()
