@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
@@ -138,13 +139,13 @@ class JobSpec:
 
     @property
     def inputs(self) -> tuple[DatasetConfig, ...]:
-        """The input datasets as `DatasetConfig`s."""
-        return tuple(as_dataset_config(d) for d in self.input_datasets)
+        """The input datasets as `DatasetConfig`s (names were turned into configs on creation)."""
+        return cast(tuple[DatasetConfig, ...], self.input_datasets)
 
     @property
     def outputs(self) -> tuple[DatasetConfig, ...]:
-        """The output datasets as `DatasetConfig`s."""
-        return tuple(as_dataset_config(d) for d in self.output_datasets)
+        """The output datasets as `DatasetConfig`s (names were turned into configs on creation)."""
+        return cast(tuple[DatasetConfig, ...], self.output_datasets)
 
     @property
     def script_args(self) -> tuple[str, ...]:

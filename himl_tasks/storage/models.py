@@ -61,6 +61,15 @@ class TransferReport:
         """Files not transferred, for either reason."""
         return self.skipped_identical + self.skipped_existing
 
+    def add(self, part: TransferReport) -> None:
+        """Counts another part of the same operation into this report."""
+        self.files += part.files
+        self.bytes += part.bytes
+        self.skipped_identical += part.skipped_identical
+        self.skipped_existing += part.skipped_existing
+        self.unverified.extend(part.unverified)
+        self.seconds += part.seconds
+
     def summary(self) -> str:
         """One line for logs, e.g. 'upload to datastore 'x': 12 files, 3.1 MB, ...'."""
         direction = {"upload": "to", "download": "from", "delete": "in"}[self.operation]

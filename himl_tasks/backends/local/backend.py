@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import importlib.util
 import os
@@ -40,10 +41,12 @@ from himl_tasks.runs import (
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.names import normalize_prefix
-from himl_tasks.workspace_config import LocalWorkspaceConfig, workspace_root
+from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig, workspace_root
 
 DEFAULT_CLUSTER = "local"
 RUN_FILE_FOLDERS = ("outputs/", "logs/", "azureml-logs/")
+# The folder holding the himl_tasks package: supervisors and jobs import it from there.
+PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 _EXPERIMENT_NAME = re.compile(r"[^A-Za-z0-9_\-]")
 # Supervisors started by this process, reaped as they end (no zombies).
 _supervisors: set[int] = set()
@@ -117,19 +120,12 @@ class LocalBackend:
         """
         if max_concurrent_runs < 1:
             raise InvalidInputError("max_concurrent_runs must be 1 or more")
-        settings = None
-        if preemption is not None:
-            settings = {
-                "after_seconds": preemption.after_seconds,
-                "on_attempts": list(preemption.on_attempts),
-                "mode": preemption.mode,
-                "restart_delay_seconds": preemption.restart_delay_seconds,
-            }
+        settings = dataclasses.asdict(preemption) if preemption is not None else None
         self.registry.put_cluster(name, max_concurrent_runs, settings)
 
     def compute_clusters(self) -> dict[str, int]:
         """Returns {cluster name: max concurrent runs}, the default cluster included."""
-        clusters = {DEFAULT_CLUSTER: max(2, os.cpu_count() or 1)}
+        clusters = {DEFAULT_CLUSTER: _default_cluster_limit()}
         clusters.update({n: limit for n, (limit, _) in self.registry.clusters().items()})
         return clusters
 
@@ -193,7 +189,7 @@ class LocalBackend:
             spec={
                 "command": command,
                 "environment_variables": dict(spec.environment_variables),
-                "extra_python_path": [str(Path(__file__).resolve().parents[3])],
+                "extra_python_path": [str(PACKAGE_PARENT)],
                 "num_nodes": spec.num_nodes,
                 "processes_per_node": spec.processes_per_node,
                 "priority": spec.priority.value,
@@ -248,11 +244,11 @@ class LocalBackend:
         return [python, relative.as_posix(), *spec.script_args]
 
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
-        if compute == DEFAULT_CLUSTER:
-            return self.compute_clusters()[DEFAULT_CLUSTER], None
         clusters = self.registry.clusters()
+        if compute == DEFAULT_CLUSTER:
+            return _default_cluster_limit(), None
         if compute not in clusters:
-            known = ", ".join(sorted(self.compute_clusters()))
+            known = ", ".join(sorted([DEFAULT_CLUSTER, *clusters]))
             raise ComputeNotFoundError(
                 f"no compute cluster named '{compute}' in the workspace at {self.root}; known "
                 f"clusters: {known}. Create it with LocalBackend.create_compute_cluster."
@@ -384,31 +380,30 @@ class LocalBackend:
 
     def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
         """Names of the run's files under outputs/, logs/ and azureml-logs/."""
-        return [f.name for f in self._run_files(ref, prefix)]
+        store = self._files_store(ref)
+        return sorted(f.name for part in _run_file_prefixes(prefix) for f in store.list(part))
 
     def download_files(
         self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
     ) -> TransferReport:
         """Downloads the run's files whose names start with `prefix`, keeping their names."""
-        cleaned = normalize_prefix(prefix)
-        if not any(cleaned.startswith(f) or f.startswith(cleaned) for f in RUN_FILE_FOLDERS):
+        parts = _run_file_prefixes(prefix)
+        if not parts:
             raise InvalidInputError(
                 f"'{prefix}' is not among a run's files: they are under "
                 f"{', '.join(RUN_FILE_FOLDERS)}"
             )
         store = self._files_store(ref)
-        if cleaned:
-            return store.download(cleaned, destination, validate_checksum=validate_checksum)
-        reports = [
-            store.download(folder, destination, validate_checksum=validate_checksum,
-                           missing_ok=True)
-            for folder in RUN_FILE_FOLDERS
-        ]  # fmt: skip
-        total = reports[0]
-        for report in reports[1:]:
-            total.files += report.files
-            total.bytes += report.bytes
-        return total
+        if len(parts) == 1:
+            return store.download(parts[0], destination, validate_checksum=validate_checksum)
+        report = TransferReport("download", store.name)
+        for part in parts:
+            report.add(
+                store.download(
+                    part, destination, validate_checksum=validate_checksum, missing_ok=True
+                )
+            )
+        return report
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """Every metric value the run logged, in order, with its attempt."""
@@ -465,8 +460,9 @@ class LocalBackend:
             known = ", ".join(self.registry.dataset_names()) or "none"
             raise DatasetNotFoundError(
                 f"no dataset named '{config.name}' in the workspace at {self.root}, and no "
-                f"folder '{config.name}/' in datastore '{self.datastore(config.datastore).name}'"
-                f" to create it from. Known datasets: {known}."
+                f"folder '{config.name}/' in datastore "
+                f"'{config.datastore or DEFAULT_DATASTORE}' to create it from. Known datasets: "
+                f"{known}."
             )
         chosen = versions[-1]
         if config.version is not None:
@@ -528,10 +524,19 @@ class LocalBackend:
     def _files_store(self, ref: RunRef) -> LocalDatastore:
         return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
 
-    def _run_files(self, ref: RunRef, prefix: str) -> list[Any]:
-        cleaned = normalize_prefix(prefix)
-        files = self._files_store(ref).list(cleaned)
-        return [f for f in files if f.name.startswith(RUN_FILE_FOLDERS)]
+
+def _run_file_prefixes(prefix: str) -> list[str]:
+    """The prefixes to look under for a run's files matching `prefix` (only run files)."""
+    cleaned = normalize_prefix(prefix)
+    return [
+        cleaned if cleaned.startswith(folder) else folder
+        for folder in RUN_FILE_FOLDERS
+        if cleaned.startswith(folder) or folder.startswith(cleaned)
+    ]
+
+
+def _default_cluster_limit() -> int:
+    return max(2, os.cpu_count() or 1)
 
 
 def _reap_supervisors() -> None:
@@ -576,9 +581,8 @@ def _importable(module: str) -> bool:
 
 
 def _python_path_with_package() -> str:
-    package_parent = str(Path(__file__).resolve().parents[3])
     existing = os.environ.get("PYTHONPATH", "")
-    return os.pathsep.join(p for p in (package_parent, existing) if p)
+    return os.pathsep.join(p for p in (str(PACKAGE_PARENT), existing) if p)
 
 
 def _utc(stamp: float) -> datetime.datetime:

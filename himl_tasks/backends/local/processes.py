@@ -15,23 +15,26 @@ def process_start_marker(pid: int) -> str:
 
     On Linux that is the start time in clock ticks from `/proc/<pid>/stat`; "" when unknown.
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else ""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else ""
 
 
 def is_alive(pid: int, marker: str) -> bool:
     """Tells whether the process `pid` that had start marker `marker` still runs (not a zombie)."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return not marker or (len(fields) > 19 and fields[19] == marker)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of `/proc/<pid>/stat` after the command name (state first), or None."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    state = stat[stat.rindex(")") + 2 :].split()[0]
-    return state not in ("Z", "X") and (not marker or process_start_marker(pid) == marker)
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def end_process_group(

@@ -25,6 +25,9 @@ BUSY_TIMEOUT_MS = 60_000
 SLOT_HOLDING = (RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING)
 TERMINAL = tuple(s for s in RunStatus if s.is_terminal)
 
+# Databases whose schema this process has already made sure of.
+_READY: set[Path] = set()
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
     name TEXT PRIMARY KEY,
@@ -140,10 +143,12 @@ class Registry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.path = root / DATABASE_NAME
-        root.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+        if self.path not in _READY:  # once per process: jobs open a registry per metric
+            root.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            _READY.add(self.path)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -227,15 +232,13 @@ class Registry:
             row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return _run_row(row) if row is not None else None
 
-    def runs(self, experiment: str | None = None, parent_run_id: str | None = None) -> list[RunRow]:
-        """Returns runs, oldest first, optionally of one experiment or one parent."""
-        query, args = "SELECT * FROM runs WHERE 1=1", []
-        if experiment is not None:
-            query += " AND experiment = ?"
-            args.append(experiment)
+    def runs(self, parent_run_id: str | None = None) -> list[RunRow]:
+        """Returns runs, oldest first: all of them, or the children of one run."""
+        query = "SELECT * FROM runs"
+        args: tuple[str, ...] = ()
         if parent_run_id is not None:
-            query += " AND parent_run_id = ?"
-            args.append(parent_run_id)
+            query += " WHERE parent_run_id = ?"
+            args = (parent_run_id,)
         with self.read() as db:
             rows = db.execute(query + " ORDER BY seq", args).fetchall()
         return [_run_row(row) for row in rows]
@@ -247,7 +250,7 @@ class Registry:
                 "UPDATE runs SET supervisor_pid = ?, supervisor_started = ? WHERE run_id = ?",
                 (pid, started, run_id),
             )
-            self._move(db, run_id, RunStatus.QUEUED, (RunStatus.NOT_STARTED,))
+            self.move(run_id, RunStatus.QUEUED, only_from=(RunStatus.NOT_STARTED,), within=db)
 
     def set_job_group(self, run_id: str, group: int | None) -> None:
         """Records the process group of the run's job processes (None once they ended)."""
@@ -263,25 +266,29 @@ class Registry:
         failure_kind: str | None = None,
         error: str = "",
         exit_code: int | None = None,
+        within: sqlite3.Connection | None = None,
     ) -> bool:
         """Moves a run (and its current attempt) to a status; a terminal run never moves.
+
+        Args:
+            run_id: The run.
+            status: The status to move to.
+            only_from: Move only from these statuses (default: any non-terminal one).
+            failure_kind: Why the run did not complete, for Failed and Canceled.
+            error: The error text to record ("" keeps the current one).
+            exit_code: The job's exit code, once known.
+            within: A write transaction already open, to move as part of it.
 
         Returns:
             Whether the run moved.
         """
-        with self.write() as db:
-            return self._move(db, run_id, status, only_from, failure_kind, error, exit_code)
-
-    def _move(
-        self,
-        db: sqlite3.Connection,
-        run_id: str,
-        status: RunStatus,
-        only_from: tuple[RunStatus, ...] | None = None,
-        failure_kind: str | None = None,
-        error: str = "",
-        exit_code: int | None = None,
-    ) -> bool:
+        if within is None:
+            with self.write() as db:
+                return self.move(
+                    run_id, status, only_from=only_from, failure_kind=failure_kind,
+                    error=error, exit_code=exit_code, within=db,
+                )  # fmt: skip
+        db = within
         allowed = only_from or tuple(s for s in RunStatus if not s.is_terminal)
         marks = ",".join("?" * len(allowed))
         row = db.execute(
@@ -361,7 +368,7 @@ class Registry:
             ).fetchone()[0]
             if busy >= max_concurrent_runs or older_waiting:
                 return False
-            return self._move(db, run_id, RunStatus.PREPARING, (RunStatus.QUEUED,))
+            return self.move(run_id, RunStatus.PREPARING, only_from=(RunStatus.QUEUED,), within=db)
 
     def attempts(self, run_id: str) -> list[sqlite3.Row]:
         """Returns the run's attempts, first to last."""

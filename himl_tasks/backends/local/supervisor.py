@@ -360,8 +360,6 @@ class _Supervisor:
             folder = self.output_root / str(index)
             folder.mkdir(parents=True, exist_ok=True)
             env[env_names.output_dataset(index)] = str(folder)
-        if self.spec.get("resume_folder"):
-            env[env_names.RESUME_FOLDER] = self.spec["resume_folder"]
         (self.work_dir / "outputs").mkdir(exist_ok=True)
         (self.work_dir / "logs").mkdir(exist_ok=True)
         return env
