@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,9 +14,12 @@ from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
 
 AZUREML_FLAG = "--azureml"
+EXPERIMENT_NAME_VARIABLE = "HIML_EXPERIMENT_NAME"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NOT_IN_EXPERIMENT_NAME = re.compile(r"[^A-Za-z0-9_\-]")
+_MAX_EXPERIMENT_NAME = 255
 
 
 class Priority(enum.StrEnum):
@@ -48,6 +52,20 @@ def parse_duration(text: str | float | None) -> float | None:
     return seconds
 
 
+def sanitize_experiment_name(name: str) -> str:
+    """Makes a name AzureML accepts: anything but letters, digits, '_' and '-' becomes '_'.
+
+    The name starts with a letter or digit and has at most 255 characters.
+
+    Raises:
+        InvalidInputError: If nothing usable is left.
+    """
+    cleaned = _NOT_IN_EXPERIMENT_NAME.sub("_", name.strip()).lstrip("_-")[:_MAX_EXPERIMENT_NAME]
+    if not cleaned:
+        raise InvalidInputError(f"'{name}' cannot be made into an experiment name")
+    return cleaned
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A job: a script or module with arguments, its snapshot, environment, compute and data.
@@ -76,7 +94,8 @@ class JobSpec:
         output_datasets: Datasets the job writes (names or `DatasetConfig`s).
         environment_variables: Extra environment variables for the job's processes.
         tags: Tags recorded with the run (default: the command line).
-        experiment: The experiment's name (default: the script's or module's name).
+        experiment: The experiment's name (default: $HIML_EXPERIMENT_NAME, else the script's
+            or module's name); characters AzureML does not allow become '_'.
         display_name: A human-friendly name for the run.
         max_run_duration: Seconds, or text such as "3.5h" / "2d"; the run fails with failure
             kind `timeout` when it runs longer.
@@ -171,10 +190,24 @@ class JobSpec:
         return script if script.is_absolute() else self.root / script
 
     @property
-    def default_experiment(self) -> str:
-        """The experiment name: given, else the script's or module's name."""
-        if self.experiment:
-            return self.experiment
-        if self.entry_script is not None:
-            return Path(self.entry_script).stem
-        return str(self.module).rsplit(".", 1)[-1]
+    def recovery_file_folder(self) -> Path:
+        """Where `most_recent_run.txt` is written: the script's folder, else the root."""
+        script = self.script_path
+        return script.parent if script is not None else self.root
+
+    def experiment_name(self, environ: Mapping[str, str] | None = None) -> str:
+        """The experiment's name, sanitised for AzureML.
+
+        It is `experiment`, else $HIML_EXPERIMENT_NAME, else the script's or module's name.
+
+        Args:
+            environ: The environment variables to read (default: the process's).
+        """
+        env = os.environ if environ is None else environ
+        if self.experiment or env.get(EXPERIMENT_NAME_VARIABLE):
+            name = self.experiment or env[EXPERIMENT_NAME_VARIABLE]
+        elif self.entry_script is not None:
+            name = Path(self.entry_script).stem
+        else:
+            name = str(self.module).rsplit(".", 1)[-1]
+        return sanitize_experiment_name(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
@@ -51,12 +51,15 @@ class FailureKind(enum.StrEnum):
 class RunRef:
     """Names one run: the backend's name, the experiment and the run id.
 
-    Its text form, `experiment:run_id`, is hi-ml's run recovery id.
+    Its text form, `experiment:run_id`, is hi-ml's run recovery id. `portal_url`, where a
+    person can look at the run (AzureML Studio, or the local run folder), is not part of its
+    identity.
     """
 
     experiment: str
     run_id: str
     backend: str = "local"
+    portal_url: str = field(default="", compare=False)
 
     @property
     def recovery_id(self) -> str:

@@ -94,6 +94,29 @@ class Snapshot:
             return False
         return any(f.relative == relative for f in self.files)
 
+    def entry_script(self, script: Path) -> str:
+        """The entry script's path in the snapshot ('/'-separated).
+
+        Raises:
+            InvalidInputError: If the script is missing, outside the root, or excluded by the
+                ignore rules.
+        """
+        if not script.is_file():
+            raise InvalidInputError(f"the entry script {script} does not exist")
+        try:
+            relative = script.resolve().relative_to(self.root.resolve())
+        except ValueError:
+            raise InvalidInputError(
+                f"the entry script {script} is outside the snapshot root {self.root}; move it "
+                "inside, or choose a snapshot_root that contains it"
+            ) from None
+        if not self.contains(relative):
+            raise InvalidInputError(
+                f"the entry script {relative} is excluded from the snapshot by the ignore "
+                "rules (.amlignore, ignored_folders or the defaults)"
+            )
+        return relative.as_posix()
+
     def copy_to(self, destination: Path) -> None:
         """Copies the files into `destination` (created), keeping their relative paths."""
         destination.mkdir(parents=True, exist_ok=True)
@@ -122,8 +145,7 @@ def select_snapshot(
     """
     if not root.is_dir():
         raise InvalidInputError(f"the snapshot root {root} is not a folder")
-    extra = [_folder_pattern(folder) for folder in ignored_folders]
-    spec = pathspec.GitIgnoreSpec.from_lines([*DEFAULT_IGNORES, *_user_ignores(root), *extra])
+    spec = pathspec.GitIgnoreSpec.from_lines(ignore_rules(root, ignored_folders))
     chosen: list[SnapshotFile] = []
     for directory, folders, names in os.walk(root):
         relative_dir = Path(directory).relative_to(root).as_posix()
@@ -146,6 +168,17 @@ def select_snapshot(
     snapshot = Snapshot(root, tuple(chosen))
     _check_limits(snapshot, max_bytes, max_files)
     return snapshot
+
+
+def ignore_rules(root: Path, ignored_folders: Sequence[str] = ()) -> list[str]:
+    """Every rule `select_snapshot` applies, as gitignore lines in the order they apply.
+
+    The defaults come first, then the user's `.amlignore` (or `.gitignore`), then
+    `ignored_folders`, and the credential rules last, so that no user rule re-includes them.
+    Written to `.amlignore`, they make AzureML choose the same files.
+    """
+    extra = [_folder_pattern(folder) for folder in ignored_folders]
+    return [*DEFAULT_IGNORES, *_user_ignores(root), *extra, *CREDENTIAL_IGNORES]
 
 
 def _user_ignores(root: Path) -> list[str]:

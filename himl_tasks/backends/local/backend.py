@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.processes import is_alive, process_start_marker
 from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.backends.polling import follow_lines, wait_until_terminal
+from himl_tasks.backends.run_files import download_run_files, list_run_files
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ComputeNotFoundError,
@@ -44,10 +46,8 @@ from himl_tasks.storage.names import normalize_prefix
 from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig, workspace_root
 
 DEFAULT_CLUSTER = "local"
-RUN_FILE_FOLDERS = ("outputs/", "logs/", "azureml-logs/")
 # The folder holding the himl_tasks package: supervisors and jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
-_EXPERIMENT_NAME = re.compile(r"[^A-Za-z0-9_\-]")
 # Supervisors started by this process, reaped as they end (no zombies).
 _supervisors: set[int] = set()
 
@@ -79,14 +79,6 @@ class Preemption:
         if self.after_seconds < 0 or self.restart_delay_seconds < 0:
             raise InvalidInputError("preemption times must not be negative")
         object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
-
-
-def sanitize_experiment_name(name: str) -> str:
-    """Replaces characters AzureML does not allow in experiment names with '_'."""
-    cleaned = _EXPERIMENT_NAME.sub("_", name.strip())[:255]
-    if not cleaned.strip("_"):
-        raise InvalidInputError(f"'{name}' cannot be made into an experiment name")
-    return cleaned
 
 
 class LocalBackend:
@@ -174,7 +166,7 @@ class LocalBackend:
         outputs = [
             {"name": c.name, "datastore": self.datastore(c.datastore).name} for c in spec.outputs
         ]
-        experiment = sanitize_experiment_name(spec.default_experiment)
+        experiment = spec.experiment_name()
         run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
         snapshot.copy_to(run_dir / "snapshot")
@@ -212,9 +204,8 @@ class LocalBackend:
                 error=f"the run's supervisor process could not be started: {error}",
             )
             raise
-        ref = RunRef(experiment, run_id, self.name)
-        script = spec.script_path
-        write_most_recent_run(script.parent if script is not None else root, ref)
+        ref = RunRef(experiment, run_id, self.name, portal_url=run_dir.as_uri())
+        write_most_recent_run(spec.recovery_file_folder, ref)
         return ref
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
@@ -227,21 +218,7 @@ class LocalBackend:
                     f"module '{module}' is neither in the snapshot {spec.root} nor installed"
                 )
             return [python, "-m", module, *spec.script_args]
-        if not script.is_file():
-            raise InvalidInputError(f"the entry script {script} does not exist")
-        try:
-            relative = script.resolve().relative_to(spec.root.resolve())
-        except ValueError:
-            raise InvalidInputError(
-                f"the entry script {script} is outside the snapshot root {spec.root}; move it "
-                "inside, or choose a snapshot_root that contains it"
-            ) from None
-        if not snapshot.contains(relative):
-            raise InvalidInputError(
-                f"the entry script {relative} is excluded from the snapshot by the ignore "
-                "rules (.amlignore, ignored_folders or the defaults)"
-            )
-        return [python, relative.as_posix(), *spec.script_args]
+        return [python, snapshot.entry_script(script), *spec.script_args]
 
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
         clusters = self.registry.clusters()
@@ -336,35 +313,27 @@ class LocalBackend:
         Raises:
             TimeoutError: If it has not ended after `timeout` seconds.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.get_state(ref)
-            if state.is_terminal:
-                return state
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"run {ref} is still {state.status} after {timeout:g} s")
-            time.sleep(poll)
+        return wait_until_terminal(self.get_state, ref, timeout=timeout, poll=poll)
 
     def iter_logs(self, ref: RunRef, *, follow: bool = False) -> Iterator[str]:
         """Yields the lines of the run's driver log; with `follow`, until the run ends."""
         path = self._row(ref).run_dir / "snapshot" / "azureml-logs" / "70_driver_log.txt"
-        position, pending = 0, b""
-        while True:
-            ended = not follow or self.get_state(ref).is_terminal
-            if path.exists():
-                with path.open("rb") as log:
-                    log.seek(position)
-                    chunk = log.read()
-                position += len(chunk)
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line.decode("utf-8", errors="replace")
-            if ended:
-                if pending:
-                    yield pending.decode("utf-8", errors="replace")
-                return
-            time.sleep(0.05)
+        position = 0
+
+        def read_new() -> bytes:
+            nonlocal position
+            if not path.exists():
+                return b""
+            with path.open("rb") as log:
+                log.seek(position)
+                chunk = log.read()
+            position += len(chunk)
+            return chunk
+
+        def has_ended() -> bool:
+            return not follow or self.get_state(ref).is_terminal
+
+        return follow_lines(read_new, has_ended, poll=0.05)
 
     def cancel(self, ref: RunRef) -> None:
         """Asks the run's supervisor to end it: its processes get SIGTERM, then SIGKILL."""
@@ -380,30 +349,15 @@ class LocalBackend:
 
     def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
         """Names of the run's files under outputs/, logs/ and azureml-logs/."""
-        store = self._files_store(ref)
-        return sorted(f.name for part in _run_file_prefixes(prefix) for f in store.list(part))
+        return list_run_files(self._files_store(ref), prefix)
 
     def download_files(
         self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
     ) -> TransferReport:
         """Downloads the run's files whose names start with `prefix`, keeping their names."""
-        parts = _run_file_prefixes(prefix)
-        if not parts:
-            raise InvalidInputError(
-                f"'{prefix}' is not among a run's files: they are under "
-                f"{', '.join(RUN_FILE_FOLDERS)}"
-            )
-        store = self._files_store(ref)
-        if len(parts) == 1:
-            return store.download(parts[0], destination, validate_checksum=validate_checksum)
-        report = TransferReport("download", store.name)
-        for part in parts:
-            report.add(
-                store.download(
-                    part, destination, validate_checksum=validate_checksum, missing_ok=True
-                )
-            )
-        return report
+        return download_run_files(
+            self._files_store(ref), prefix, destination, validate_checksum=validate_checksum
+        )
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """Every metric value the run logged, in order, with its attempt."""
@@ -523,16 +477,6 @@ class LocalBackend:
 
     def _files_store(self, ref: RunRef) -> LocalDatastore:
         return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
-
-
-def _run_file_prefixes(prefix: str) -> list[str]:
-    """The prefixes to look under for a run's files matching `prefix` (only run files)."""
-    cleaned = normalize_prefix(prefix)
-    return [
-        cleaned if cleaned.startswith(folder) else folder
-        for folder in RUN_FILE_FOLDERS
-        if cleaned.startswith(folder) or folder.startswith(cleaned)
-    ]
 
 
 def _default_cluster_limit() -> int:

@@ -1,0 +1,421 @@
+"""The AzureML backend on azureml-core (SDK v1): what users run in production."""
+
+from __future__ import annotations
+
+import ctypes.util
+import datetime
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from himl_tasks.backends.azureml_v1.datasets import (
+    dataset_from_folder,
+    input_consumption,
+    output_configuration,
+)
+from himl_tasks.backends.azureml_v1.datastores import (
+    SEED_FILE,
+    blob_datastore_definition,
+    blob_storage_for,
+    read_datastore_seed,
+)
+from himl_tasks.backends.azureml_v1.environment import environment_for
+from himl_tasks.backends.azureml_v1.hyperdrive import hyperdrive_config
+from himl_tasks.backends.azureml_v1.run_status import metrics_from_run, state_from_details
+from himl_tasks.backends.azureml_v1.service import AzureMLService, SdkService
+from himl_tasks.backends.azureml_v1.submission import (
+    amlignore_for_submission,
+    default_tags,
+    script_run_config,
+)
+from himl_tasks.backends.azureml_v1.workspace import get_workspace
+from himl_tasks.backends.base import Backend
+from himl_tasks.backends.polling import follow_lines, wait_until_terminal
+from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset
+from himl_tasks.errors import (
+    ConfigurationError,
+    DatasetNotFoundError,
+    InvalidInputError,
+    RunNotFoundError,
+)
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id, write_most_recent_run
+from himl_tasks.snapshot import ignore_rules, select_snapshot
+from himl_tasks.storage import Datastore, TransferReport
+from himl_tasks.storage.folder_view import FolderView
+from himl_tasks.storage.names import normalize_prefix
+from himl_tasks.sweeps import SweepSpec
+
+ARTIFACT_DATASTORE = "workspaceartifactstore"
+AZUREML_RUN_FILE_FOLDERS = (*RUN_FILE_FOLDERS, "user_logs/", "system_logs/")
+LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
+
+
+def run_files_folder(run_id: str) -> str:
+    """Where AzureML keeps a run's files in the workspace's artifact store."""
+    return f"ExperimentRun/dcid.{run_id}/"
+
+
+class AzureMLV1Backend:
+    """Runs jobs and keeps datasets in an AzureML workspace, through azureml-core.
+
+    Args:
+        workspace: An `azureml.core.Workspace`; default: found by `get_workspace()`.
+        service: The AzureML service calls (default: azureml-core's, for `workspace`).
+        account_urls: Blob endpoints by storage account, for accounts not reached at their
+            public name (private endpoints, emulators).
+        storage_credential: An azure-identity credential for identity-based datastores.
+        storage_options: Options for every `BlobDatastore` (concurrency, block size, retry).
+    """
+
+    name = "azureml_v1"
+
+    def __init__(
+        self,
+        workspace: Any = None,
+        *,
+        service: AzureMLService | None = None,
+        account_urls: Mapping[str, str] | None = None,
+        storage_credential: Any = None,
+        **storage_options: Any,
+    ) -> None:
+        self.service = service or SdkService(get_workspace(workspace))
+        self.workspace = self.service.workspace
+        self._account_urls = dict(account_urls or {})
+        self._storage_credential = storage_credential
+        self._storage_options = storage_options
+        self._stores: dict[str, Datastore] = {}
+        self._runs: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"AzureMLV1Backend(workspace={self.workspace.name!r})"
+
+    # ---- datastores -----------------------------------------------------------------------
+
+    def datastore(self, name: str = "") -> Datastore:
+        """The datastore of that name ("" for the workspace's default), resolved once."""
+        if name not in self._stores:
+            self._stores[name] = blob_storage_for(
+                self.service.datastore(name),
+                account_urls=self._account_urls,
+                credential=self._storage_credential,
+                **self._storage_options,
+            )
+        return self._stores[name]
+
+    def register_datastore(
+        self,
+        name: str,
+        *,
+        container: str,
+        account_name: str,
+        account_key: str = "",
+        sas_token: str = "",
+        endpoint: str = "core.windows.net",
+        protocol: str = "https",
+    ) -> Datastore:
+        """Registers (or replaces) a blob container datastore; returns it.
+
+        Raises:
+            ConfigurationError: Unless exactly one of `account_key` and `sas_token` is given.
+        """
+        definition = blob_datastore_definition(
+            self.workspace,
+            name,
+            container=container,
+            account_name=account_name,
+            account_key=account_key,
+            sas_token=sas_token,
+            endpoint=endpoint,
+            protocol=protocol,
+        )
+        self.service.register_datastore(definition)
+        self._stores.pop(name, None)
+        return self.datastore(name)
+
+    def register_datastore_from_file(self, path: Path = SEED_FILE) -> Datastore:
+        """Registers the datastore a `.azureml/datastore.json` file defines; returns it."""
+        seed = read_datastore_seed(path)
+        return self.register_datastore(
+            seed["name"],
+            container=seed["container_name"],
+            account_name=seed["account_name"],
+            account_key=seed.get("account_key", ""),
+            sas_token=seed.get("sas_token", ""),
+            endpoint=seed.get("endpoint", "core.windows.net"),
+            protocol=seed.get("protocol", "https"),
+        )
+
+    # ---- datasets -------------------------------------------------------------------------
+
+    def resolve_dataset(self, config: DatasetConfig) -> ResolvedDataset:
+        """Finds the registered dataset version the config names (latest unless `version`).
+
+        A dataset that does not exist yet but whose folder exists in the datastore is created
+        from that folder and registered, as hi-ml does.
+
+        Raises:
+            DatasetNotFoundError: No such dataset and no folder to create it from, or no such
+                version.
+        """
+        return self._dataset(config)[1]
+
+    def _dataset(self, config: DatasetConfig) -> tuple[Any, ResolvedDataset]:
+        datastore_name = config.datastore or self.service.datastore("").name
+        found = self.service.dataset(config.name, config.version)
+        if found is not None:
+            path = str((found.tags or {}).get("himl_path", ""))
+            return found, ResolvedDataset(config.name, int(found.version), datastore_name, path)
+        if config.version is not None:
+            raise DatasetNotFoundError(
+                f"no dataset '{config.name}' in workspace '{self.workspace.name}', so there is "
+                f"no version {config.version} of it"
+            )
+        if not self.datastore(config.datastore).list(f"{config.name}/"):
+            raise DatasetNotFoundError(
+                f"no dataset '{config.name}' in workspace '{self.workspace.name}', and no "
+                f"folder '{config.name}/' in datastore '{datastore_name}' to create it from"
+            )
+        return self._register(config.name, datastore_name, config.name, None)
+
+    def register_dataset(
+        self, name: str, datastore: str, path: str, *, created_by_run: str | None = None
+    ) -> ResolvedDataset:
+        """Registers the files under `path` in a datastore as the next version of a dataset.
+
+        Raises:
+            InvalidInputError: If the datastore holds no files under `path`.
+        """
+        DatasetConfig(name)  # checks the name
+        store = self.datastore(datastore)
+        folder = normalize_prefix(path).rstrip("/")
+        if not folder or not store.list(f"{folder}/"):
+            raise InvalidInputError(
+                f"cannot register dataset '{name}': datastore '{store.name}' has no files "
+                f"under '{path}'"
+            )
+        return self._register(name, datastore, folder, created_by_run)[1]
+
+    def _register(
+        self, name: str, datastore: str, folder: str, created_by_run: str | None
+    ) -> tuple[Any, ResolvedDataset]:
+        aml_datastore = self.service.datastore(datastore)
+        dataset = dataset_from_folder(aml_datastore, folder)
+        tags = {"himl_path": folder}
+        if created_by_run:
+            tags["created_by_run"] = created_by_run
+        registered = self.service.register_dataset(dataset, name, tags)
+        return registered, ResolvedDataset(
+            name, int(registered.version), aml_datastore.name, folder
+        )
+
+    def local_dataset_folder(self, config: DatasetConfig, destination: Path) -> Path:
+        """A dataset's files on this machine, for a script that runs outside AzureML.
+
+        `local_folder` is used when given. Otherwise the dataset is downloaded into
+        `destination` (through the transfer engine, with checksums), or mounted there when
+        `use_mounting` is set, which needs libfuse.
+
+        Raises:
+            ConfigurationError: For mounting where libfuse is missing.
+            DatasetNotFoundError: If the dataset does not exist.
+        """
+        if config.local_folder is not None:
+            return config.local_folder
+        if config.use_mounting and not fuse_available():
+            raise ConfigurationError(
+                f"mounting dataset '{config.name}' needs libfuse, which this machine lacks; "
+                "install it (Debian/Ubuntu: apt install fuse3 libfuse2), or set "
+                "use_mounting=False to download the dataset instead"
+            )
+        dataset, resolved = self._dataset(config)
+        if config.use_mounting:
+            dataset.mount(str(destination)).start()
+            return destination
+        if not resolved.path:  # registered elsewhere: only the SDK knows its files
+            dataset.download(target_path=str(destination), overwrite=False)
+            return destination
+        view = FolderView(self.datastore(config.datastore), resolved.path)
+        view.download("", destination, validate_checksum=True)
+        return destination
+
+    # ---- submission -----------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> RunRef:
+        """Submits the job to its compute cluster; returns at once with its run.
+
+        Raises:
+            InvalidInputError: No compute cluster named, or the script is unusable.
+            SnapshotTooLargeError: The snapshot is over AzureML's limits.
+            ComputeNotFoundError: The cluster does not exist.
+            DatasetNotFoundError: An input dataset or version does not exist.
+            ConfigurationError: No conda file, or an unknown registered environment.
+        """
+        return self._send(spec, self._run_config(spec))
+
+    def submit_sweep(self, spec: JobSpec, sweep: SweepSpec) -> RunRef:
+        """Submits a HyperDrive sweep around the job; its trials are the run's children."""
+        return self._send(spec, hyperdrive_config(sweep, self._run_config(spec)))
+
+    def _run_config(self, spec: JobSpec) -> Any:
+        if not spec.compute:
+            raise InvalidInputError(
+                "an AzureML job needs a compute cluster: set JobSpec.compute to its name"
+            )
+        snapshot = select_snapshot(spec.root, spec.ignored_folders)
+        self.service.check_compute(spec.compute)
+        inputs = [
+            input_consumption(self._dataset(config)[0], config, index)
+            for index, config in enumerate(spec.inputs)
+        ]
+        outputs = [
+            output_configuration(self.service.datastore(config.datastore), config, index)
+            for index, config in enumerate(spec.outputs)
+        ]
+        return script_run_config(
+            spec,
+            snapshot,
+            environment=environment_for(spec, self.service, python_path=_python_path()),
+            compute=spec.compute,
+            inputs=inputs,
+            outputs=outputs,
+        )
+
+    def _send(self, spec: JobSpec, config: Any) -> RunRef:
+        experiment = spec.experiment_name()
+        with amlignore_for_submission(spec.root, ignore_rules(spec.root, spec.ignored_folders)):
+            run = self.service.submit(experiment, config, default_tags(spec))
+        if spec.display_name:
+            run.display_name = spec.display_name
+        self._runs[run.id] = run
+        ref = RunRef(experiment, run.id, self.name, portal_url=run.get_portal_url())
+        write_most_recent_run(spec.recovery_file_folder, ref)
+        return ref
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def get_run_ref(self, recovery_id: str) -> RunRef:
+        """Finds a run by `experiment:run_id` or bare `run_id`.
+
+        Raises:
+            RunNotFoundError: If there is no such run (or it is in another experiment).
+        """
+        experiment, run_id = split_recovery_id(recovery_id)
+        run = self.service.run(run_id)
+        if experiment and run.experiment.name != experiment:
+            raise RunNotFoundError(
+                f"run '{run_id}' is in experiment '{run.experiment.name}', not '{experiment}'"
+            )
+        return RunRef(run.experiment.name, run.id, self.name, portal_url=run.get_portal_url())
+
+    def get_state(self, ref: RunRef) -> RunState:
+        """The run's state, from its details in AzureML."""
+        run = self._run(ref)
+        return state_from_details(ref, run.get_details(), run.get_portal_url())
+
+    def wait(self, ref: RunRef, *, timeout: float = 7 * 86400, poll: float = 10) -> RunState:
+        """Waits until the run ends; returns its final state.
+
+        Raises:
+            TimeoutError: If it has not ended after `timeout` seconds.
+        """
+        return wait_until_terminal(self.get_state, ref, timeout=timeout, poll=poll)
+
+    def iter_logs(self, ref: RunRef, *, follow: bool = False, poll: float = 5) -> Iterator[str]:
+        """Yields the lines of the run's driver log; with `follow`, until the run ends."""
+        files = self._run_files(ref)
+        scratch = Path(tempfile.mkdtemp(prefix="himl-log-"))
+        log_name: str | None = None
+        position = 0
+
+        def read_new() -> bytes:
+            nonlocal log_name, position
+            if log_name is None:
+                log_name = next((name for name in LOG_FILES if files.exists(name)), None)
+                if log_name is None:
+                    return b""
+            files.download(log_name, scratch, overwrite=True, missing_ok=True)
+            local = scratch / log_name
+            if not local.exists():
+                return b""
+            with local.open("rb") as log:
+                log.seek(position)
+                chunk = log.read()
+            position += len(chunk)
+            return chunk
+
+        def has_ended() -> bool:
+            return not follow or self.get_state(ref).is_terminal
+
+        try:
+            yield from follow_lines(read_new, has_ended, poll=poll)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def cancel(self, ref: RunRef) -> None:
+        """Asks AzureML to cancel the run (no effect on a finished one)."""
+        if not self.get_state(ref).is_terminal:
+            self._run(ref).cancel()
+
+    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
+        """Names of the run's files (outputs/, logs/, azureml-logs/, user_logs/, ...)."""
+        return list_run_files(self._run_files(ref), prefix, AZUREML_RUN_FILE_FOLDERS)
+
+    def download_files(
+        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
+    ) -> TransferReport:
+        """Downloads the run's files whose names start with `prefix`, keeping their names."""
+        return download_run_files(
+            self._run_files(ref),
+            prefix,
+            destination,
+            validate_checksum=validate_checksum,
+            folders=AZUREML_RUN_FILE_FOLDERS,
+        )
+
+    def get_metrics(self, ref: RunRef) -> list[Metric]:
+        """The run's metrics.
+
+        AzureML v1 does not say when each value was logged: the run's end, else its start,
+        is used as their time.
+        """
+        run = self._run(ref)
+        state = state_from_details(ref, run.get_details(), "")
+        logged_at = state.ended_at or state.started_at or datetime.datetime.now(datetime.UTC)
+        return metrics_from_run(run.get_metrics(), logged_at)
+
+    def child_runs(self, ref: RunRef) -> list[RunRef]:
+        """The run's children (a sweep's trials)."""
+        return [
+            RunRef(ref.experiment, child.id, self.name, portal_url=child.get_portal_url())
+            for child in self._run(ref).get_children()
+        ]
+
+    def _run(self, ref: RunRef) -> Any:
+        if ref.run_id not in self._runs:
+            self._runs[ref.run_id] = self.service.run(ref.run_id)
+        return self._runs[ref.run_id]
+
+    def _run_files(self, ref: RunRef) -> Datastore:
+        return FolderView(
+            self.datastore(ARTIFACT_DATASTORE),
+            run_files_folder(ref.run_id),
+            name=f"run {ref.run_id}",
+        )
+
+
+def fuse_available() -> bool:
+    """True where libfuse can be loaded (what mounting a dataset needs)."""
+    return any(ctypes.util.find_library(name) for name in ("fuse", "fuse3"))
+
+
+def _python_path() -> str:
+    return os.environ.get("PYTHONPATH", "")
+
+
+if TYPE_CHECKING:  # mypy checks that the backend provides the whole Backend protocol
+    _protocol_check: type[Backend] = AzureMLV1Backend

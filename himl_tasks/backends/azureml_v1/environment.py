@@ -1,0 +1,97 @@
+"""The AzureML environment a job runs in: built from the conda file, reused while unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from himl_tasks.backends.azureml_v1.service import AzureMLService
+from himl_tasks.backends.azureml_v1.workspace import search_folders
+from himl_tasks.errors import ConfigurationError, InvalidInputError
+from himl_tasks.job_spec import JobSpec
+
+CONDA_FILE_NAME = "environment.yml"
+ENVIRONMENT_NAME_PREFIX = "HIML-"
+
+
+def find_conda_file(start: Path, python_path: str) -> Path | None:
+    """`environment.yml` in `start` or its parents (up to the project root on PYTHONPATH)."""
+    for folder in search_folders(start, python_path):
+        if (folder / CONDA_FILE_NAME).is_file():
+            return folder / CONDA_FILE_NAME
+    return None
+
+
+def environment_for(spec: JobSpec, service: AzureMLService, *, python_path: str = "") -> Any:
+    """The registered environment the job runs in.
+
+    A named environment (`spec.environment_name`) is used as registered. Otherwise one is
+    built from the conda file, the docker base image, the pip extra index and the private
+    wheel; its name is a hash of all of them, so an unchanged environment is found and reused
+    instead of being registered (and its image built) again.
+
+    Raises:
+        ConfigurationError: If the named environment does not exist, or no conda file is found.
+        InvalidInputError: If a given conda file or wheel does not exist.
+    """
+    if spec.environment_name:
+        found = service.environment(spec.environment_name)
+        if found is None:
+            raise ConfigurationError(
+                f"no environment '{spec.environment_name}' is registered in workspace "
+                f"'{service.workspace.name}'"
+            )
+        return found
+    environment = build_environment(spec, service, python_path=python_path)
+    return service.environment(environment.name) or service.register_environment(environment)
+
+
+def build_environment(spec: JobSpec, service: AzureMLService, *, python_path: str = "") -> Any:
+    """Builds (offline, but for uploading a private wheel) the environment a spec asks for."""
+    from azureml.core import Environment
+
+    conda_file = _conda_file(spec, python_path)
+    environment = Environment.from_conda_specification("unnamed", str(conda_file))
+    dependencies = environment.python.conda_dependencies
+    wheel_digest = ""
+    if spec.pip_extra_index_url:
+        dependencies.set_pip_option(f"--extra-index-url {spec.pip_extra_index_url}")
+    if spec.private_pip_wheel_path is not None:
+        wheel = Path(spec.private_pip_wheel_path)
+        if not wheel.is_file():
+            raise InvalidInputError(f"private_pip_wheel_path {wheel} does not exist")
+        wheel_digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        dependencies.add_pip_package(service.add_private_wheel(wheel))
+    if spec.docker_base_image:
+        environment.docker.base_image = spec.docker_base_image
+    environment.python.conda_dependencies = dependencies
+    environment.name = environment_name(
+        dependencies.serialize_to_string(), environment.docker.base_image or "", wheel_digest
+    )
+    return environment
+
+
+def environment_name(conda_text: str, base_image: str, wheel_digest: str = "") -> str:
+    """`HIML-` and a hash of what decides the environment's image."""
+    digest = hashlib.sha256()
+    for part in (conda_text, base_image, wheel_digest):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return ENVIRONMENT_NAME_PREFIX + digest.hexdigest()[:32]
+
+
+def _conda_file(spec: JobSpec, python_path: str) -> Path:
+    if spec.conda_environment_file is not None:
+        path = Path(spec.conda_environment_file)
+        if not path.is_file():
+            raise InvalidInputError(f"conda_environment_file {path} does not exist")
+        return path
+    start = spec.script_path.parent if spec.script_path is not None else spec.root
+    found = find_conda_file(start, python_path)
+    if found is None:
+        raise ConfigurationError(
+            f"no {CONDA_FILE_NAME} in {start} or its parents; pass conda_environment_file, "
+            "or environment_name for a registered environment"
+        )
+    return found

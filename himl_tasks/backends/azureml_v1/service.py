@@ -1,0 +1,199 @@
+"""Every call the AzureML backend makes to the AzureML service, in one narrow place.
+
+Everything else in the backend builds and reads real azureml-core objects offline; only these
+calls reach the service. Tests replace `AzureMLService` with a stand-in that behaves like the
+service; production uses `SdkService`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from himl_tasks.errors import (
+    ComputeNotFoundError,
+    DatasetNotFoundError,
+    DatastoreNotFoundError,
+    RunNotFoundError,
+)
+
+
+class AzureMLService(Protocol):
+    """The AzureML service as the backend uses it.
+
+    Attributes:
+        workspace: The workspace object the service calls address.
+    """
+
+    workspace: Any
+
+    def datastore(self, name: str) -> Any:
+        """A registered datastore ("" for the workspace's default).
+
+        Raises:
+            DatastoreNotFoundError: If there is none of that name.
+        """
+        ...
+
+    def register_datastore(self, datastore: Any) -> Any:
+        """Registers a blob container datastore built offline; returns the registered one."""
+        ...
+
+    def dataset(self, name: str, version: int | None) -> Any:
+        """A registered file dataset (latest when `version` is None), or None if missing.
+
+        Raises:
+            DatasetNotFoundError: If the dataset exists but the version does not.
+        """
+        ...
+
+    def register_dataset(self, dataset: Any, name: str, tags: dict[str, str]) -> Any:
+        """Registers a dataset built offline as the next version of `name` (1 if new)."""
+        ...
+
+    def environment(self, name: str) -> Any:
+        """A registered environment (latest version), or None if there is none of that name."""
+        ...
+
+    def register_environment(self, environment: Any) -> Any:
+        """Registers an environment; returns the registered one."""
+        ...
+
+    def add_private_wheel(self, path: Path) -> str:
+        """Uploads a wheel to the workspace; returns the URL pip installs it from."""
+        ...
+
+    def check_compute(self, name: str) -> None:
+        """Raises ComputeNotFoundError unless a compute target of that name exists."""
+        ...
+
+    def submit(self, experiment: str, config: Any, tags: dict[str, str]) -> Any:
+        """Submits a run configuration to an experiment; returns the run."""
+        ...
+
+    def run(self, run_id: str) -> Any:
+        """The run with that id.
+
+        Raises:
+            RunNotFoundError: If there is none.
+        """
+        ...
+
+
+class SdkService:
+    """`AzureMLService` through azureml-core: each method is one SDK call, errors translated.
+
+    Args:
+        workspace: An `azureml.core.Workspace`.
+    """
+
+    def __init__(self, workspace: Any) -> None:
+        self.workspace = workspace
+
+    def __repr__(self) -> str:
+        return f"SdkService(workspace={self.workspace.name!r})"
+
+    def datastore(self, name: str) -> Any:
+        """Datastore.get, or the workspace's default for ""."""
+        from azureml.core import Datastore
+        from azureml.exceptions import UserErrorException
+
+        if not name:
+            return self.workspace.get_default_datastore()
+        try:
+            return Datastore.get(self.workspace, name)
+        except UserErrorException:
+            known = ", ".join(sorted(self.workspace.datastores)) or "none"
+            raise DatastoreNotFoundError(
+                f"no datastore '{name}' in workspace '{self.workspace.name}'; known: {known}"
+            ) from None
+
+    def register_datastore(self, datastore: Any) -> Any:
+        """Datastore.register_azure_blob_container, replacing one of the same name."""
+        from azureml.core import Datastore
+
+        if datastore.sas_token:
+            return Datastore.register_azure_blob_container(
+                self.workspace,
+                datastore.name,
+                datastore.container_name,
+                datastore.account_name,
+                sas_token=datastore.sas_token,
+                endpoint=datastore.endpoint,
+                protocol=datastore.protocol,
+                overwrite=True,
+            )
+        return Datastore.register_azure_blob_container(
+            self.workspace,
+            datastore.name,
+            datastore.container_name,
+            datastore.account_name,
+            account_key=datastore.account_key,
+            endpoint=datastore.endpoint,
+            protocol=datastore.protocol,
+            overwrite=True,
+        )
+
+    def dataset(self, name: str, version: int | None) -> Any:
+        """Dataset.get_by_name; None when there is no dataset of that name."""
+        from azureml.core import Dataset
+        from azureml.exceptions import UserErrorException
+
+        try:
+            return Dataset.get_by_name(self.workspace, name, version=version or "latest")
+        except UserErrorException as error:
+            if version is None or "version" not in str(error).lower():
+                return None
+            raise DatasetNotFoundError(
+                f"dataset '{name}' has no version {version} in workspace '{self.workspace.name}'"
+            ) from None
+
+    def register_dataset(self, dataset: Any, name: str, tags: dict[str, str]) -> Any:
+        """Dataset.register as a new version."""
+        return dataset.register(self.workspace, name, tags=tags, create_new_version=True)
+
+    def environment(self, name: str) -> Any:
+        """Environment.get; None when there is none of that name."""
+        from azureml.core import Environment
+        from azureml.exceptions import UserErrorException
+
+        try:
+            return Environment.get(self.workspace, name)
+        except UserErrorException:
+            return None
+
+    def register_environment(self, environment: Any) -> Any:
+        """Environment.register."""
+        return environment.register(self.workspace)
+
+    def add_private_wheel(self, path: Path) -> str:
+        """Environment.add_private_pip_wheel (an existing wheel of that name is reused)."""
+        from azureml.core import Environment
+
+        return str(Environment.add_private_pip_wheel(self.workspace, str(path), exist_ok=True))
+
+    def check_compute(self, name: str) -> None:
+        """Looks the name up among the workspace's compute targets."""
+        if name not in self.workspace.compute_targets:
+            known = ", ".join(sorted(self.workspace.compute_targets)) or "none"
+            raise ComputeNotFoundError(
+                f"no compute cluster '{name}' in workspace '{self.workspace.name}'; known: {known}"
+            )
+
+    def submit(self, experiment: str, config: Any, tags: dict[str, str]) -> Any:
+        """Experiment.submit."""
+        from azureml.core import Experiment
+
+        return Experiment(self.workspace, experiment).submit(config, tags=tags)
+
+    def run(self, run_id: str) -> Any:
+        """Run.get."""
+        from azureml.core import Run
+        from azureml.exceptions import ServiceException, UserErrorException
+
+        try:
+            return Run.get(self.workspace, run_id)
+        except (ServiceException, UserErrorException):
+            raise RunNotFoundError(
+                f"no run '{run_id}' in workspace '{self.workspace.name}'"
+            ) from None
