@@ -1,11 +1,21 @@
 from __future__ import annotations
 
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.local.backend import LocalBackend
+from tests.azurite import ACCOUNT_NAME, Azurite
+from tests.backends.azureml_service import (
+    ARTIFACT_DATASTORE,
+    DEFAULT_DATASTORE,
+    FakeAzureMLService,
+)
 
 
 @pytest.fixture
@@ -27,3 +37,29 @@ def write_script(project: Path, name: str, body: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(body), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def aml_service(azurite: Azurite) -> Iterator[FakeAzureMLService]:
+    """The AzureML service stand-in, its default and artifact stores fresh Azurite containers."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    names = {
+        DEFAULT_DATASTORE: f"blobstore-{uuid.uuid4().hex[:16]}",
+        ARTIFACT_DATASTORE: f"azureml-{uuid.uuid4().hex[:16]}",
+    }
+    for container in names.values():
+        service.create_container(container)
+    try:
+        yield FakeAzureMLService(azurite, names, computes={"cpu-cluster", "gpu-cluster"})
+    finally:
+        for container in names.values():
+            service.delete_container(container)
+        service.close()
+
+
+@pytest.fixture
+def aml(aml_service: FakeAzureMLService, azurite: Azurite) -> AzureMLV1Backend:
+    """The AzureML backend, talking to the service stand-in; storage is Azurite."""
+    return AzureMLV1Backend(
+        service=aml_service, account_urls={ACCOUNT_NAME: azurite.account_url}
+    )

@@ -72,12 +72,35 @@ class SecretValue(Protocol):
 class WorkspaceBlock(Protocol):
     """What `get_workspace` reads from a Prefect block (see `himl_tasks.blocks`)."""
 
-    subscription_id: str
-    resource_group: str
-    workspace_name: str
-    tenant_id: str
-    service_principal_id: str
-    service_principal_password: SecretValue | None
+    @property
+    def subscription_id(self) -> str:
+        """The Azure subscription."""
+        ...
+
+    @property
+    def resource_group(self) -> str:
+        """The resource group."""
+        ...
+
+    @property
+    def workspace_name(self) -> str:
+        """The workspace's name."""
+        ...
+
+    @property
+    def tenant_id(self) -> str:
+        """The tenant, for a service principal ("" when none)."""
+        ...
+
+    @property
+    def service_principal_id(self) -> str:
+        """The service principal's application id ("" when none)."""
+        ...
+
+    @property
+    def service_principal_password(self) -> SecretValue | None:
+        """The service principal's secret."""
+        ...
 
 
 WorkspaceOpener = Callable[[WorkspaceSettings, Authentication], Any]

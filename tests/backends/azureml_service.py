@@ -1,0 +1,322 @@
+"""A stand-in for the AzureML service, at the backend's one service seam (`AzureMLService`).
+
+It holds real azureml-core objects built offline (datastores, datasets, environments, run
+configurations) and behaves like the service where tests look: datastores point at Azurite
+(a real blob endpoint), runs go through AzureML's status sequence one step per poll, write
+their driver log and output files into the artifact store as they go, fail with AzureML's own
+error payloads, and a submission takes its snapshot with the `.amlignore` rules present at
+that moment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from himl_tasks.errors import (
+    ComputeNotFoundError,
+    DatasetNotFoundError,
+    DatastoreNotFoundError,
+    RunNotFoundError,
+)
+from himl_tasks.storage import BlobDatastore
+from tests.azurite import ACCOUNT_NAME, Azurite
+
+DEFAULT_DATASTORE = "workspaceblobstore"
+ARTIFACT_DATASTORE = "workspaceartifactstore"
+STUDIO = "https://ml.azure.com"
+PREEMPTION_ERROR = {
+    "error": {
+        "code": "UserError",
+        "message": "AzureMLCompute job failed.\nPreemptionError: Nodes of this job got "
+        "pre-empted.",
+        "details": [],
+    }
+}
+SCRIPT_ERROR = {
+    "error": {
+        "code": "UserError",
+        "message": "Execution failed. User process 'python' exited with status code 1. "
+        "Please check log file 'user_logs/std_log.txt' for error details. Error: "
+        "ZeroDivisionError: division by zero",
+    }
+}
+SYSTEM_ERROR = {
+    "error": {
+        "code": "SystemError",
+        "message": "AzureMLCompute job failed.\nJobFailed: Submitted script failed with a "
+        "non-zero exit code; see the driver log file for details.",
+    }
+}
+
+
+@dataclass
+class Outcome:
+    """How the next submitted run behaves.
+
+    Attributes:
+        statuses: AzureML statuses the run goes through, one per poll of its details.
+        error: The error payload a Failed run reports.
+        log_lines: Driver log lines, written while the run is Running (one per poll).
+        files: Run files ({name: bytes}) written when the run reaches Completed or Failed.
+        metrics: What `get_metrics()` returns.
+        children: Outcomes of child runs (a sweep's trials).
+    """
+
+    statuses: tuple[str, ...] = (
+        "NotStarted", "Queued", "Preparing", "Running", "Running", "Finalizing", "Completed",
+    )  # fmt: skip
+    error: dict[str, Any] | None = None
+    log_lines: tuple[str, ...] = ("loading data", "epoch 0 loss 1.0", "epoch 1 loss 0.5")
+    files: dict[str, bytes] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    children: tuple[Outcome, ...] = ()
+
+
+class FakeExperiment:
+    def __init__(self, workspace: Any, name: str) -> None:
+        self.workspace = workspace
+        self.name = name
+
+
+class FakeRun:
+    """A submitted run: its details change one status per `get_details()` call."""
+
+    def __init__(self, service: FakeAzureMLService, experiment: str, outcome: Outcome) -> None:
+        self.service = service
+        self.id = f"{experiment}_{int(1_700_000_000 + next(service.counter))}_{secrets.token_hex(4)}"
+        self.experiment = FakeExperiment(service.workspace, experiment)
+        self.outcome = outcome
+        self.display_name = self.id
+        self.step = -1
+        self.canceled = False
+        self.logged: list[str] = []
+        self.files_written = False
+        self.children = [FakeRun(service, experiment, child) for child in outcome.children]
+
+    @property
+    def status(self) -> str:
+        if self.canceled:
+            return "Canceled"
+        return self.outcome.statuses[max(0, min(self.step, len(self.outcome.statuses) - 1))]
+
+    def get_details(self) -> dict[str, Any]:
+        if not self.canceled:
+            self.step += 1
+        status = self.status
+        lines = self.outcome.log_lines
+        if status not in ("NotStarted", "Queued", "Preparing", "Running") and self.logged != list(
+            lines
+        ):
+            self.logged = list(lines)  # the rest of the log is uploaded as the run ends
+            self._write_log()
+        elif status == "Running" and len(self.logged) < len(lines):
+            self.logged.append(lines[len(self.logged)])
+            self._write_log()
+        if status in ("Completed", "Failed") and not self.files_written:
+            self.files_written = True
+            for name, data in self.outcome.files.items():
+                self.service.write_run_file(self.id, name, data)
+        details: dict[str, Any] = {
+            "runId": self.id,
+            "status": status,
+            "createdTimeUtc": "2026-11-21T09:00:00.000000Z",
+        }
+        if self.step >= 3:
+            details["startTimeUtc"] = "2026-11-21T09:05:00.1234567Z"
+        if status in ("Completed", "Failed", "Canceled"):
+            details["endTimeUtc"] = "2026-11-21T10:00:00.000000Z"
+        if status == "Failed" and self.outcome.error:
+            details["error"] = self.outcome.error
+        return details
+
+    def _write_log(self) -> None:
+        text = "".join(f"{line}\n" for line in self.logged)
+        self.service.write_run_file(self.id, "azureml-logs/70_driver_log.txt", text)
+
+    def get_status(self) -> str:
+        return self.status
+
+    def get_portal_url(self) -> str:
+        ws = self.service.workspace
+        return (
+            f"{STUDIO}/runs/{self.id}?wsid=/subscriptions/{ws.subscription_id}/resourcegroups/"
+            f"{ws.resource_group}/workspaces/{ws.name}"
+        )
+
+    def cancel(self) -> None:
+        if self.status not in ("Completed", "Failed", "Canceled"):
+            self.canceled = True
+
+    def get_metrics(self) -> dict[str, Any]:
+        return self.outcome.metrics
+
+    def get_children(self) -> list[FakeRun]:
+        return self.children
+
+
+class RegisteredDataset:
+    """A registered version of a file dataset: the real offline dataset, with its version."""
+
+    def __init__(self, dataset: Any, name: str, version: int, tags: dict[str, str]) -> None:
+        self.dataset = dataset
+        self.name = name
+        self.version = version
+        self.tags = tags
+
+    def as_named_input(self, name: str) -> Any:
+        return self.dataset.as_named_input(name)
+
+    def download(self, target_path: str, overwrite: bool = False) -> list[str]:
+        raise AssertionError("registered by himl-tasks: downloads must use the transfer engine")
+
+
+class FakeAzureMLService:
+    """The AzureML service for one workspace, its storage on Azurite."""
+
+    def __init__(self, azurite: Azurite, containers: dict[str, str], computes: set[str]) -> None:
+        from azureml.core import Workspace
+        from azureml.data.azure_storage_datastore import AzureBlobDatastore
+
+        self.workspace = Workspace(
+            "00000000-0000-0000-0000-000000000000",
+            "rg-himl",
+            "ws-himl",
+            auth=object(),
+            _disable_service_check=True,
+        )
+        self.azurite = azurite
+        self.datastores = {
+            name: AzureBlobDatastore(
+                self.workspace,
+                name,
+                container,
+                ACCOUNT_NAME,
+                account_key=azurite.account_key,
+                protocol="http",
+                endpoint="core.windows.net",
+            )
+            for name, container in containers.items()
+        }
+        self.computes = computes
+        self.datasets: dict[str, list[RegisteredDataset]] = {}
+        self.environments: dict[str, Any] = {}
+        self.environment_registrations = 0
+        self.wheels: list[str] = []
+        self.submitted: list[tuple[str, Any, dict[str, str], list[str]]] = []
+        self.runs: dict[str, FakeRun] = {}
+        self.next_outcome = Outcome()
+        self.fail_next_submit: Exception | None = None
+        self.counter = itertools.count()
+
+    def store(self, name: str) -> BlobDatastore:
+        """The blob container behind a datastore, for arranging and checking files."""
+        return BlobDatastore.with_account_key(
+            self.azurite.account_url,
+            self.datastores[name].container_name,
+            ACCOUNT_NAME,
+            self.azurite.account_key,
+        )
+
+    def write_run_file(self, run_id: str, name: str, data: str | bytes) -> None:
+        folder = Path(tempfile.mkdtemp())
+        try:
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data.encode() if isinstance(data, str) else data)
+            self.store(ARTIFACT_DATASTORE).upload_folder(
+                folder, f"ExperimentRun/dcid.{run_id}", overwrite=True
+            )
+        finally:
+            shutil.rmtree(folder)
+
+    # ---- the AzureMLService protocol ----------------------------------------------------
+
+    def datastore(self, name: str) -> Any:
+        found = self.datastores.get(name or DEFAULT_DATASTORE)
+        if found is None:
+            raise DatastoreNotFoundError(f"no datastore '{name}' in workspace 'ws-himl'")
+        return found
+
+    def register_datastore(self, datastore: Any) -> Any:
+        self.datastores[datastore.name] = datastore
+        return datastore
+
+    def dataset(self, name: str, version: int | None) -> Any:
+        versions = self.datasets.get(name)
+        if not versions:
+            return None
+        if version is None:
+            return versions[-1]
+        if version > len(versions):
+            raise DatasetNotFoundError(f"dataset '{name}' has no version {version}")
+        return versions[version - 1]
+
+    def register_dataset(self, dataset: Any, name: str, tags: dict[str, str]) -> Any:
+        versions = self.datasets.setdefault(name, [])
+        versions.append(RegisteredDataset(dataset, name, len(versions) + 1, tags))
+        return versions[-1]
+
+    def environment(self, name: str) -> Any:
+        return self.environments.get(name)
+
+    def register_environment(self, environment: Any) -> Any:
+        self.environment_registrations += 1
+        environment.version = "1"
+        self.environments[environment.name] = environment
+        return environment
+
+    def add_private_wheel(self, path: Path) -> str:
+        self.wheels.append(path.name)
+        return (
+            f"https://{ACCOUNT_NAME}.blob.core.windows.net/azureml/Environment/"
+            f"azureml-private-packages/{path.name}"
+        )
+
+    def check_compute(self, name: str) -> None:
+        if name not in self.computes:
+            raise ComputeNotFoundError(f"no compute cluster '{name}' in workspace 'ws-himl'")
+
+    def submit(self, experiment: str, config: Any, tags: dict[str, str]) -> Any:
+        snapshot = self._snapshot(Path(_source_directory(config)))
+        if self.fail_next_submit is not None:
+            error, self.fail_next_submit = self.fail_next_submit, None
+            raise error
+        run = FakeRun(self, experiment, self.next_outcome)
+        self.runs[run.id] = run
+        for child in run.children:
+            self.runs[child.id] = child
+        self.submitted.append((experiment, config, tags, snapshot))
+        return run
+
+    def run(self, run_id: str) -> Any:
+        if run_id not in self.runs:
+            raise RunNotFoundError(f"no run '{run_id}' in workspace 'ws-himl'")
+        return self.runs[run_id]
+
+    @staticmethod
+    def _snapshot(root: Path) -> list[str]:
+        """The files AzureML would take: `.amlignore` (else `.gitignore`) as it is now."""
+        rules: list[str] = []
+        for name in (".amlignore", ".gitignore"):
+            if (root / name).is_file():
+                rules = (root / name).read_text(encoding="utf-8").splitlines()
+                break
+        spec = pathspec.GitIgnoreSpec.from_lines(rules)
+        return sorted(
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file() and not spec.match_file(p.relative_to(root).as_posix())
+        )
+
+
+def _source_directory(config: Any) -> str:
+    run_config = getattr(config, "_run_config", None) or config  # HyperDriveConfig wraps one
+    return str(run_config.source_directory)
