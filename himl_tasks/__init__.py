@@ -10,9 +10,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from himl_tasks.backends.azureml_v1 import (
+        AzureMLV1Backend,
+        get_workspace,
+    )
     from himl_tasks.backends.local.backend import (
         LocalBackend,
         Preemption,
+    )
+    from himl_tasks.checkpoints import (
+        download_checkpoints,
     )
     from himl_tasks.datasets import (
         DatasetConfig,
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
         StorageError,
         TransferFailedError,
         UnsafeBlobNameError,
+        WorkspaceNotFoundError,
     )
     from himl_tasks.job_spec import (
         JobSpec,
@@ -58,6 +66,16 @@ if TYPE_CHECKING:
         RemoteFile,
         TransferReport,
     )
+    from himl_tasks.sweeps import (
+        BanditPolicy,
+        Choice,
+        LogUniform,
+        MedianStoppingPolicy,
+        SweepSpec,
+        TruncationSelectionPolicy,
+        Uniform,
+        cross_validation,
+    )
     from himl_tasks.transfers import (
         download_from_datastore,
         upload_to_datastore,
@@ -67,9 +85,12 @@ if TYPE_CHECKING:
     )
 
 _WHERE = {
+    "AzureMLV1Backend": "himl_tasks.backends.azureml_v1",
     "AzureRunInfo": "himl_tasks.runtime",
+    "BanditPolicy": "himl_tasks.sweeps",
     "BlobDatastore": "himl_tasks.storage",
     "ChecksumMismatchError": "himl_tasks.errors",
+    "Choice": "himl_tasks.sweeps",
     "ComputeNotFoundError": "himl_tasks.errors",
     "ConfigurationError": "himl_tasks.errors",
     "ContainerNotFoundError": "himl_tasks.errors",
@@ -84,6 +105,8 @@ _WHERE = {
     "LocalBackend": "himl_tasks.backends.local.backend",
     "LocalDatastore": "himl_tasks.storage",
     "LocalWorkspaceConfig": "himl_tasks.workspace_config",
+    "LogUniform": "himl_tasks.sweeps",
+    "MedianStoppingPolicy": "himl_tasks.sweeps",
     "Metric": "himl_tasks.runs",
     "Preemption": "himl_tasks.backends.local.backend",
     "Priority": "himl_tasks.job_spec",
@@ -97,19 +120,29 @@ _WHERE = {
     "SnapshotTooLargeError": "himl_tasks.errors",
     "StorageAccessError": "himl_tasks.errors",
     "StorageError": "himl_tasks.errors",
+    "SweepSpec": "himl_tasks.sweeps",
     "TransferFailedError": "himl_tasks.errors",
     "TransferReport": "himl_tasks.storage",
+    "TruncationSelectionPolicy": "himl_tasks.sweeps",
+    "Uniform": "himl_tasks.sweeps",
     "UnsafeBlobNameError": "himl_tasks.errors",
+    "WorkspaceNotFoundError": "himl_tasks.errors",
+    "cross_validation": "himl_tasks.sweeps",
+    "download_checkpoints": "himl_tasks.checkpoints",
     "download_from_datastore": "himl_tasks.transfers",
     "get_most_recent_run": "himl_tasks.runs",
     "get_run_info": "himl_tasks.runtime",
+    "get_workspace": "himl_tasks.backends.azureml_v1",
     "upload_to_datastore": "himl_tasks.transfers",
 }
 
 __all__ = [
+    "AzureMLV1Backend",
     "AzureRunInfo",
+    "BanditPolicy",
     "BlobDatastore",
     "ChecksumMismatchError",
+    "Choice",
     "ComputeNotFoundError",
     "ConfigurationError",
     "ContainerNotFoundError",
@@ -124,6 +157,8 @@ __all__ = [
     "LocalBackend",
     "LocalDatastore",
     "LocalWorkspaceConfig",
+    "LogUniform",
+    "MedianStoppingPolicy",
     "Metric",
     "Preemption",
     "Priority",
@@ -137,12 +172,19 @@ __all__ = [
     "SnapshotTooLargeError",
     "StorageAccessError",
     "StorageError",
+    "SweepSpec",
     "TransferFailedError",
     "TransferReport",
+    "TruncationSelectionPolicy",
+    "Uniform",
     "UnsafeBlobNameError",
+    "WorkspaceNotFoundError",
+    "cross_validation",
+    "download_checkpoints",
     "download_from_datastore",
     "get_most_recent_run",
     "get_run_info",
+    "get_workspace",
     "upload_to_datastore",
 ]
 

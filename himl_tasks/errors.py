@@ -4,7 +4,8 @@
 HimlError
 ├── ConfigurationError            a setting is missing or wrong; the message says which and where
 │   ├── DatastoreNotFoundError    no datastore of that name in the workspace
-│   └── ComputeNotFoundError      no compute cluster of that name in the workspace
+│   ├── ComputeNotFoundError      no compute cluster of that name in the workspace
+│   └── WorkspaceNotFoundError    no AzureML workspace given or found; lists where it looked
 ├── InvalidInputError             an argument is unusable (missing folder, file for a folder, ...)
 │   └── SnapshotTooLargeError     the job's snapshot is over AzureML's size or file-count limit
 ├── DatasetNotFoundError          no dataset (or no such version) of that name; lists what exists
@@ -40,6 +41,10 @@ class DatastoreNotFoundError(ConfigurationError):
 
 class ComputeNotFoundError(ConfigurationError):
     """No compute cluster of the requested name exists."""
+
+
+class WorkspaceNotFoundError(ConfigurationError):
+    """No workspace was given and none was found; the message lists every place looked at."""
 
 
 class InvalidInputError(HimlError, ValueError):

@@ -9,9 +9,12 @@ import sys
 import himl_tasks
 
 PUBLIC = [
+    "AzureMLV1Backend",
     "AzureRunInfo",
+    "BanditPolicy",
     "BlobDatastore",
     "ChecksumMismatchError",
+    "Choice",
     "ComputeNotFoundError",
     "ConfigurationError",
     "ContainerNotFoundError",
@@ -26,6 +29,8 @@ PUBLIC = [
     "LocalBackend",
     "LocalDatastore",
     "LocalWorkspaceConfig",
+    "LogUniform",
+    "MedianStoppingPolicy",
     "Metric",
     "Preemption",
     "Priority",
@@ -39,12 +44,19 @@ PUBLIC = [
     "SnapshotTooLargeError",
     "StorageAccessError",
     "StorageError",
+    "SweepSpec",
     "TransferFailedError",
     "TransferReport",
+    "TruncationSelectionPolicy",
+    "Uniform",
     "UnsafeBlobNameError",
+    "WorkspaceNotFoundError",
+    "cross_validation",
+    "download_checkpoints",
     "download_from_datastore",
     "get_most_recent_run",
     "get_run_info",
+    "get_workspace",
     "upload_to_datastore",
 ]
 
@@ -68,3 +80,15 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
         if m.split(".")[0] in {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"}
     ]
     assert heavy == []
+
+
+def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
+    probe = (
+        "import sys, himl_tasks; from himl_tasks import AzureMLV1Backend, get_workspace, "
+        "SweepSpec, download_checkpoints; print(any(m.split('.')[0] == 'azureml' "
+        "for m in sys.modules))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "False"

@@ -35,8 +35,7 @@ STUDIO = "https://ml.azure.com"
 PREEMPTION_ERROR = {
     "error": {
         "code": "UserError",
-        "message": "AzureMLCompute job failed.\nPreemptionError: Nodes of this job got "
-        "pre-empted.",
+        "message": "AzureMLCompute job failed.\nPreemptionError: Nodes of this job got pre-empted.",
         "details": [],
     }
 }
@@ -91,7 +90,9 @@ class FakeRun:
 
     def __init__(self, service: FakeAzureMLService, experiment: str, outcome: Outcome) -> None:
         self.service = service
-        self.id = f"{experiment}_{int(1_700_000_000 + next(service.counter))}_{secrets.token_hex(4)}"
+        self.id = (
+            f"{experiment}_{int(1_700_000_000 + next(service.counter))}_{secrets.token_hex(4)}"
+        )
         self.experiment = FakeExperiment(service.workspace, experiment)
         self.outcome = outcome
         self.display_name = self.id

@@ -60,6 +60,4 @@ def aml_service(azurite: Azurite) -> Iterator[FakeAzureMLService]:
 @pytest.fixture
 def aml(aml_service: FakeAzureMLService, azurite: Azurite) -> AzureMLV1Backend:
     """The AzureML backend, talking to the service stand-in; storage is Azurite."""
-    return AzureMLV1Backend(
-        service=aml_service, account_urls={ACCOUNT_NAME: azurite.account_url}
-    )
+    return AzureMLV1Backend(service=aml_service, account_urls={ACCOUNT_NAME: azurite.account_url})

@@ -30,9 +30,21 @@ from tests.backends.azureml_service import (
 from tests.backends.conftest import write_script
 
 AZUREML_STATUS_NAMES = [
-    "Queued", "NotStarted", "Preparing", "Provisioning", "Starting", "Running",
-    "CancelRequested", "Canceled", "Finalizing", "Completed", "Failed", "Unapproved",
-    "NotResponding", "Pausing", "Paused",
+    "Queued",
+    "NotStarted",
+    "Preparing",
+    "Provisioning",
+    "Starting",
+    "Running",
+    "CancelRequested",
+    "Canceled",
+    "Finalizing",
+    "Completed",
+    "Failed",
+    "Unapproved",
+    "NotResponding",
+    "Pausing",
+    "Paused",
 ]  # fmt: skip  (azureml._restclient.constants.RunStatus.list(), in its order)
 
 
@@ -159,8 +171,11 @@ def test_metrics_children_cancel_and_lookup(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, spec: JobSpec
 ) -> None:
     aml_service.next_outcome = Outcome(
-        metrics={"loss": [1.0, 0.5], "accuracy": 0.9,
-                 "val": {"step": [10, 20], "value": [0.3, 0.2]}},  # fmt: skip
+        metrics={
+            "loss": [1.0, 0.5],
+            "accuracy": 0.9,
+            "val": {"step": [10, 20], "value": [0.3, 0.2]},
+        },
         children=(Outcome(), Outcome()),
     )
     ref = aml.submit(spec)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import textwrap
 from pathlib import Path
@@ -277,6 +276,5 @@ def test_bad_jobs_fail_before_anything_is_sent(
     write_tree(job_project, {f"many/{i}.txt": b"x" for i in range(2001)})
     with pytest.raises(SnapshotTooLargeError, match="many/"):
         aml.submit(spec())
-    os.remove(job_project / "environment.yml")
     assert aml_service.submitted == []
     assert not (job_project / ".amlignore").exists()

@@ -17,13 +17,12 @@ from himl_tasks.backends.azureml_v1.authentication import (
     choose_authentication,
 )
 from himl_tasks.backends.azureml_v1.workspace import (
-    WorkspaceNotFoundError,
     WorkspaceSettings,
     get_workspace,
     search_folders,
 )
 from himl_tasks.blocks import AzureMLWorkspace
-from himl_tasks.errors import ConfigurationError
+from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
 
 PASSWORD = "sp-password-" + os.urandom(6).hex()
 SP_ENV = {
@@ -152,7 +151,9 @@ def test_inside_an_azureml_run_its_own_workspace_is_used(
 ) -> None:
     from azureml.core import Run
 
-    workspace = opener(WorkspaceSettings("s", "r", "from-env"), choose_authentication(environ=NO_AZ))
+    workspace = opener(
+        WorkspaceSettings("s", "r", "from-env"), choose_authentication(environ=NO_AZ)
+    )
 
     class RunContext:  # what Run.get_context() returns inside a job (it asks the service)
         class experiment:  # noqa: N801

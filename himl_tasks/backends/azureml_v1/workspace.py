@@ -14,17 +14,13 @@ from himl_tasks.backends.azureml_v1.authentication import (
     ServicePrincipal,
     choose_authentication,
 )
-from himl_tasks.errors import ConfigurationError
+from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
 
 CONFIG_FILE_NAME = "config.json"
 SUBSCRIPTION_ID = "HIML_SUBSCRIPTION_ID"
 RESOURCE_GROUP = "HIML_RESOURCE_GROUP"
 WORKSPACE_NAME = "HIML_WORKSPACE_NAME"
 _WORKSPACE_VARIABLES = (SUBSCRIPTION_ID, RESOURCE_GROUP, WORKSPACE_NAME)
-
-
-class WorkspaceNotFoundError(ConfigurationError):
-    """No workspace was given and none was found; the message lists every place looked at."""
 
 
 @dataclass(frozen=True)
