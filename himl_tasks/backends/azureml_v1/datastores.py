@@ -39,14 +39,13 @@ def blob_storage_for(
         ConfigurationError: If the datastore is not a blob container, or holds no credential
             and none was given.
     """
-    account = getattr(aml_datastore, "account_name", None)
-    container = getattr(aml_datastore, "container_name", None)
-    if not account or not container:
-        kind = getattr(aml_datastore, "datastore_type", type(aml_datastore).__name__)
+    kind = getattr(aml_datastore, "datastore_type", "")
+    if kind != "AzureBlob":
         raise ConfigurationError(
-            f"datastore '{aml_datastore.name}' is a {kind} datastore; himl-tasks moves data "
-            "to and from Azure Blob containers only"
+            f"datastore '{aml_datastore.name}' is a {kind or type(aml_datastore).__name__} "
+            "datastore; himl-tasks moves data to and from Azure Blob containers only"
         )
+    account, container = aml_datastore.account_name, aml_datastore.container_name
     url = (account_urls or {}).get(account) or (
         f"{aml_datastore.protocol or 'https'}://{account}.blob."
         f"{aml_datastore.endpoint or 'core.windows.net'}"

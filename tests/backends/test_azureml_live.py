@@ -1,0 +1,73 @@
+"""The same flows against a real AzureML workspace, when one is configured.
+
+Set HIML_SUBSCRIPTION_ID, HIML_RESOURCE_GROUP, HIML_WORKSPACE_NAME (and a service principal,
+or sign in with `az login`) and HIML_TEST_COMPUTE, the name of a CPU cluster, then run
+`pytest -m azure`. Without them these tests are skipped, and the skip says why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import RunStatus
+from tests.backends.conftest import write_script
+from tests.conftest import read_tree, write_tree
+
+NEEDED = ("HIML_SUBSCRIPTION_ID", "HIML_RESOURCE_GROUP", "HIML_WORKSPACE_NAME", "HIML_TEST_COMPUTE")
+PACKAGE = Path(__file__).resolve().parents[2] / "himl_tasks"
+MISSING = [name for name in NEEDED if not os.environ.get(name)]
+
+pytestmark = [
+    pytest.mark.azure,
+    pytest.mark.skipif(
+        bool(MISSING), reason=f"no AzureML workspace configured: {', '.join(MISSING)} not set"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def live() -> object:
+    from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+
+    return AzureMLV1Backend()
+
+
+def test_upload_create_dataset_run_and_download(live: object, tmp_path: Path) -> None:
+    from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+
+    assert isinstance(live, AzureMLV1Backend)
+    name = f"himl_live_{uuid.uuid4().hex[:8]}"
+    write_tree(tmp_path / "data", {"a.txt": b"hello"})
+    live.datastore("").upload_folder(tmp_path / "data", name)
+    project = tmp_path / "project"
+    write_script(project, "job.py", """\
+        from pathlib import Path
+        from himl_tasks.runtime import get_run_info, log_metric
+        info = get_run_info()
+        text = (info.input_datasets[0] / "a.txt").read_text()
+        Path("outputs").mkdir(exist_ok=True)
+        Path("outputs/echo.txt").write_text(text)
+        log_metric("length", len(text))
+    """)  # fmt: skip
+    shutil.copytree(PACKAGE, project / "himl_tasks")  # the job imports himl_tasks.runtime
+    (project / "environment.yml").write_text(
+        "name: live\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+        "    - azureml-defaults\n    - azureml-dataset-runtime[fuse]\n"
+    )
+    spec = JobSpec(
+        entry_script="job.py", snapshot_root=project, compute=os.environ["HIML_TEST_COMPUTE"],
+        input_datasets=[DatasetConfig(name)], max_run_duration="1h",
+    )  # fmt: skip
+    ref = live.submit(spec)
+    state = live.wait(ref, timeout=3600, poll=15)
+    assert state.status is RunStatus.COMPLETED, state.error
+    live.download_files(ref, "outputs/", tmp_path / "run", validate_checksum=True)
+    assert read_tree(tmp_path / "run/outputs") == {"echo.txt": b"hello"}
+    assert [m.value for m in live.get_metrics(ref) if m.name == "length"] == [5.0]
