@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import PurePath
+from typing import Any
 
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.workspace_config import LocalWorkspaceConfig
@@ -15,7 +16,7 @@ def upload_to_datastore(
     datastore_name: str,
     local_data_folder: str | PurePath,
     remote_path: str | PurePath,
-    workspace: LocalWorkspaceConfig | None = None,
+    workspace: Any = None,
     workspace_config_path: str | PurePath | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
@@ -31,7 +32,9 @@ def upload_to_datastore(
         datastore_name: The datastore's name in the workspace ("" for the default one).
         local_data_folder: The folder whose files are uploaded (recursively).
         remote_path: The folder in the datastore to upload into.
-        workspace: The workspace; default: found as `LocalWorkspaceConfig.load()` does.
+        workspace: The workspace: a `LocalWorkspaceConfig`, a backend, or an
+            `azureml.core.Workspace`; default: the local workspace, as
+            `LocalWorkspaceConfig.load()` finds it.
         workspace_config_path: A datastores file to use instead of the workspace's own.
         overwrite: Replace files that exist remotely; if False they are kept and skipped.
         show_progress: Show a progress bar on stderr.
@@ -63,7 +66,7 @@ def download_from_datastore(
     datastore_name: str,
     file_prefix: str | PurePath,
     output_folder: str | PurePath,
-    workspace: LocalWorkspaceConfig | None = None,
+    workspace: Any = None,
     workspace_config_path: str | PurePath | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
@@ -80,7 +83,9 @@ def download_from_datastore(
         datastore_name: The datastore's name in the workspace ("" for the default one).
         file_prefix: The prefix of the names to download; a full name downloads one file.
         output_folder: Where the files land (created if missing).
-        workspace: The workspace; default: found as `LocalWorkspaceConfig.load()` does.
+        workspace: The workspace: a `LocalWorkspaceConfig`, a backend, or an
+            `azureml.core.Workspace`; default: the local workspace, as
+            `LocalWorkspaceConfig.load()` finds it.
         workspace_config_path: A datastores file to use instead of the workspace's own.
         overwrite: Replace existing local files; if False they are kept and skipped.
         show_progress: Show a progress bar on stderr.
@@ -103,9 +108,13 @@ def download_from_datastore(
 
 
 def _datastore(
-    name: str,
-    workspace: LocalWorkspaceConfig | None,
-    workspace_config_path: str | PurePath | None,
+    name: str, workspace: Any, workspace_config_path: str | PurePath | None
 ) -> Datastore:
-    config = workspace or LocalWorkspaceConfig.load(config_path=workspace_config_path)
-    return config.datastore(name)
+    if workspace is None:
+        return LocalWorkspaceConfig.load(config_path=workspace_config_path).datastore(name)
+    if type(workspace).__module__.startswith("azureml."):  # an azureml.core.Workspace
+        from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+
+        return AzureMLV1Backend(workspace).datastore(name)
+    store: Datastore = workspace.datastore(name)
+    return store

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
 
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import InvalidInputError, RunNotFoundError
+from himl_tasks.errors import DatasetNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import get_most_recent_run, split_recovery_id
 from himl_tasks.runtime import (
@@ -21,6 +22,7 @@ from himl_tasks.runtime import (
     torch_barrier,
 )
 from tests.backends.conftest import write_script
+from tests.conftest import read_tree, write_tree
 
 
 def test_outside_a_run_local_folders_are_used_and_outputs_created(
@@ -110,3 +112,29 @@ def test_metrics_from_many_jobs_at_once_are_all_recorded(tmp_path: Path) -> None
             ("accuracy", 0.9),
             ("f1", 0.8),
         }
+
+
+def test_outside_a_run_inputs_without_local_folder_come_from_the_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    write_tree(tmp_path / "v1", {"a.txt": b"one", "deep/b.txt": b"two"})
+    backend.datastore().upload_folder(tmp_path / "v1", "scans/v1")
+    backend.register_dataset("scans", "", "scans/v1")
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "fetched"
+    info = get_run_info(
+        input_datasets=[
+            DatasetConfig("scans", target_folder=target),
+            DatasetConfig("scans", local_folder=tmp_path / "mine"),
+            "scans",
+        ],
+        backend=backend,
+    )
+    assert info.input_datasets[:2] == [target, tmp_path / "mine"]
+    assert read_tree(target) == {"a.txt": b"one", "deep/b.txt": b"two"}
+    temporary = info.input_datasets[2]
+    assert temporary is not None and read_tree(temporary) == read_tree(target)
+    shutil.rmtree(temporary)
+    with pytest.raises(DatasetNotFoundError):
+        get_run_info(input_datasets=["missing"], backend=backend)

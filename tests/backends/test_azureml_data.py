@@ -17,6 +17,7 @@ from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ConfigurationError, DatastoreNotFoundError
 from himl_tasks.runtime import get_run_info, log_metric
 from himl_tasks.storage import BlobDatastore
+from himl_tasks.transfers import download_from_datastore, upload_to_datastore
 from tests.azurite import ACCOUNT_NAME, Azurite
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.conftest import read_tree, write_tree
@@ -38,6 +39,11 @@ def test_the_default_datastore_moves_files_with_checksums(
     assert read_tree(tmp_path / "out/baz") == files
     with pytest.raises(DatastoreNotFoundError):
         aml.datastore("nope")
+    # hi-ml's functions take the AzureML workspace (here: its backend) too
+    report = upload_to_datastore("", tmp_path / "foo", "hi-ml", workspace=aml)
+    assert report.files == 2
+    download_from_datastore("", "hi-ml/a", tmp_path / "hi", workspace=aml, validate_checksum=True)
+    assert read_tree(tmp_path / "hi") == {"hi-ml/a/2.txt": files["a/2.txt"]}
 
 
 def test_a_datastore_registered_with_a_sas_token_serves_uploads(

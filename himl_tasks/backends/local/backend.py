@@ -42,6 +42,7 @@ from himl_tasks.runs import (
 )
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
+from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.storage.names import normalize_prefix
 from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig, workspace_root
 
@@ -451,6 +452,22 @@ class LocalBackend:
         version = self.registry.add_dataset_version(name, store.name, folder, created_by_run)
         assert version is not None
         return ResolvedDataset(name, version, store.name, folder)
+
+    def local_dataset_folder(self, config: DatasetConfig, destination: Path) -> Path:
+        """A dataset's files for a script that runs outside any job.
+
+        `local_folder` is used when given; otherwise the dataset's latest (or given) version is
+        downloaded into `destination`, with checksums checked.
+
+        Raises:
+            DatasetNotFoundError: If the dataset does not exist.
+        """
+        if config.local_folder is not None:
+            return config.local_folder
+        resolved = self.resolve_dataset(config)
+        view = FolderView(self.datastore(resolved.datastore), resolved.path)
+        view.download("", destination, validate_checksum=True)
+        return destination
 
     def dataset_versions(self, name: str) -> list[dict[str, Any]]:
         """The versions of a dataset, oldest first: datastore, path, creating run, time."""
