@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from himl_tasks.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from himl_tasks.storage import Datastore
 
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 
@@ -83,3 +87,21 @@ class ResolvedDataset:
     def uri(self) -> str:
         """`name:version`, as AzureML writes a dataset version."""
         return f"{self.name}:{self.version}"
+
+
+def folder_to_register(name: str, store: Datastore, path: str) -> str:
+    """Checks a dataset version about to be registered; returns its folder ('/'-separated).
+
+    Raises:
+        InvalidInputError: If the name is unusable or the datastore holds no files under `path`.
+    """
+    from himl_tasks.storage.names import normalize_prefix
+
+    DatasetConfig(name)  # checks the name
+    folder = normalize_prefix(path).rstrip("/")
+    if not folder or not store.list(f"{folder}/"):
+        raise InvalidInputError(
+            f"cannot register dataset '{name}': datastore '{store.name}' has no files under "
+            f"'{path}'"
+        )
+    return folder

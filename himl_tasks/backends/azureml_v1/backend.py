@@ -18,7 +18,6 @@ from himl_tasks.backends.azureml_v1.datasets import (
 )
 from himl_tasks.backends.azureml_v1.datastores import (
     SEED_FILE,
-    blob_datastore_definition,
     blob_storage_for,
     read_datastore_seed,
 )
@@ -35,7 +34,7 @@ from himl_tasks.backends.azureml_v1.workspace import get_workspace
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.polling import follow_lines, wait_until_terminal
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
-from himl_tasks.datasets import DatasetConfig, ResolvedDataset
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import (
     ConfigurationError,
     DatasetNotFoundError,
@@ -47,7 +46,6 @@ from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id, write_m
 from himl_tasks.snapshot import ignore_rules, select_snapshot
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
-from himl_tasks.storage.names import normalize_prefix
 from himl_tasks.sweeps import SweepSpec
 
 ARTIFACT_DATASTORE = "workspaceartifactstore"
@@ -123,15 +121,21 @@ class AzureMLV1Backend:
         Raises:
             ConfigurationError: Unless exactly one of `account_key` and `sas_token` is given.
         """
-        definition = blob_datastore_definition(
+        from azureml.data.azure_storage_datastore import AzureBlobDatastore
+
+        if bool(account_key) == bool(sas_token):
+            raise ConfigurationError(
+                f"datastore '{name}': give exactly one of account_key and sas_token"
+            )
+        definition = AzureBlobDatastore(
             self.workspace,
             name,
-            container=container,
-            account_name=account_name,
-            account_key=account_key,
-            sas_token=sas_token,
-            endpoint=endpoint,
+            container,
+            account_name,
+            sas_token=sas_token or None,
+            account_key=account_key or None,
             protocol=protocol,
+            endpoint=endpoint,
         )
         self.service.register_datastore(definition)
         self._stores.pop(name, None)
@@ -190,14 +194,8 @@ class AzureMLV1Backend:
         Raises:
             InvalidInputError: If the datastore holds no files under `path`.
         """
-        DatasetConfig(name)  # checks the name
         store = self.datastore(datastore)
-        folder = normalize_prefix(path).rstrip("/")
-        if not folder or not store.list(f"{folder}/"):
-            raise InvalidInputError(
-                f"cannot register dataset '{name}': datastore '{store.name}' has no files "
-                f"under '{path}'"
-            )
+        folder = folder_to_register(name, store, path)
         return self._register(name, datastore, folder, created_by_run)[1]
 
     def _register(

@@ -66,40 +66,6 @@ def blob_storage_for(
     )
 
 
-def blob_datastore_definition(
-    workspace: Any,
-    name: str,
-    *,
-    container: str,
-    account_name: str,
-    account_key: str = "",
-    sas_token: str = "",
-    endpoint: str = "core.windows.net",
-    protocol: str = "https",
-) -> Any:
-    """Builds (offline) the AzureML definition of a blob container datastore.
-
-    Raises:
-        ConfigurationError: Unless exactly one of `account_key` and `sas_token` is given.
-    """
-    from azureml.data.azure_storage_datastore import AzureBlobDatastore
-
-    if bool(account_key) == bool(sas_token):
-        raise ConfigurationError(
-            f"datastore '{name}': give exactly one of account_key and sas_token"
-        )
-    return AzureBlobDatastore(
-        workspace,
-        name,
-        container,
-        account_name,
-        sas_token=sas_token or None,
-        account_key=account_key or None,
-        protocol=protocol,
-        endpoint=endpoint,
-    )
-
-
 def read_datastore_seed(path: Path = SEED_FILE) -> dict[str, str]:
     """Reads a datastore definition file (`.azureml/datastore.json`).
 

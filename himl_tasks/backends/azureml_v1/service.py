@@ -112,22 +112,12 @@ class SdkService:
         """Datastore.register_azure_blob_container, replacing one of the same name."""
         from azureml.core import Datastore
 
-        if datastore.sas_token:
-            return Datastore.register_azure_blob_container(
-                self.workspace,
-                datastore.name,
-                datastore.container_name,
-                datastore.account_name,
-                sas_token=datastore.sas_token,
-                endpoint=datastore.endpoint,
-                protocol=datastore.protocol,
-                overwrite=True,
-            )
         return Datastore.register_azure_blob_container(
             self.workspace,
             datastore.name,
             datastore.container_name,
             datastore.account_name,
+            sas_token=datastore.sas_token,
             account_key=datastore.account_key,
             endpoint=datastore.endpoint,
             protocol=datastore.protocol,

@@ -23,7 +23,7 @@ from himl_tasks.backends.local.processes import is_alive, process_start_marker
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.backends.polling import follow_lines, wait_until_terminal
 from himl_tasks.backends.run_files import download_run_files, list_run_files
-from himl_tasks.datasets import DatasetConfig, ResolvedDataset
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import (
     ComputeNotFoundError,
     DatasetNotFoundError,
@@ -43,7 +43,6 @@ from himl_tasks.runs import (
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
-from himl_tasks.storage.names import normalize_prefix
 from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig, workspace_root
 
 DEFAULT_CLUSTER = "local"
@@ -441,14 +440,8 @@ class LocalBackend:
         Raises:
             InvalidInputError: If the datastore holds no files under `path`.
         """
-        DatasetConfig(name)  # checks the name
         store = self.datastore(datastore)
-        folder = normalize_prefix(path).rstrip("/")
-        if not folder or not store.list(f"{folder}/"):
-            raise InvalidInputError(
-                f"cannot register dataset '{name}': datastore '{store.name}' has no files "
-                f"under '{path}'"
-            )
+        folder = folder_to_register(name, store, path)
         version = self.registry.add_dataset_version(name, store.name, folder, created_by_run)
         assert version is not None
         return ResolvedDataset(name, version, store.name, folder)
