@@ -80,6 +80,16 @@ class Snapshot:
 
     root: Path
     files: tuple[SnapshotFile, ...]
+    virtual_environments: tuple[str, ...] = ()
+
+    @property
+    def extra_ignore_rules(self) -> list[str]:
+        """Rules for what was left out by looking rather than by a rule.
+
+        These are virtual environments (folders holding a `pyvenv.cfg`) under names that no
+        default rule covers.
+        """
+        return [f"/{folder}/" for folder in self.virtual_environments]
 
     @property
     def total_bytes(self) -> int:
@@ -147,16 +157,18 @@ def select_snapshot(
         raise InvalidInputError(f"the snapshot root {root} is not a folder")
     spec = pathspec.GitIgnoreSpec.from_lines(ignore_rules(root, ignored_folders))
     chosen: list[SnapshotFile] = []
+    environments: list[str] = []
     for directory, folders, names in os.walk(root):
         relative_dir = Path(directory).relative_to(root).as_posix()
         prefix = "" if relative_dir == "." else f"{relative_dir}/"
         folders[:] = [
             name
             for name in folders
-            if not spec.match_file(f"{prefix}{name}/")
-            and not _NEVER.match_file(f"{prefix}{name}/")
-            and not (Path(directory) / name / "pyvenv.cfg").exists()
+            if not spec.match_file(f"{prefix}{name}/") and not _NEVER.match_file(f"{prefix}{name}/")
         ]
+        for name in [n for n in folders if (Path(directory) / n / "pyvenv.cfg").exists()]:
+            folders.remove(name)
+            environments.append(f"{prefix}{name}")
         for name in names:
             relative = f"{prefix}{name}"
             if spec.match_file(relative) or _NEVER.match_file(relative):
@@ -165,7 +177,7 @@ def select_snapshot(
             if path.is_file():
                 chosen.append(SnapshotFile(relative, path.stat().st_size))
     chosen.sort(key=lambda f: f.relative)
-    snapshot = Snapshot(root, tuple(chosen))
+    snapshot = Snapshot(root, tuple(chosen), tuple(sorted(environments)))
     _check_limits(snapshot, max_bytes, max_files)
     return snapshot
 

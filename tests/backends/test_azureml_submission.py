@@ -198,7 +198,8 @@ def test_amlignore_holds_the_rules_during_submission_and_is_restored(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, job_project: Path
 ) -> None:
     write_tree(job_project, {"data/big.bin": b"0" * 10, ".venv/lib.py": b"", "config.json": b"{}",
-                             "notes/n.txt": b"n", "scratch/s.txt": b"s"})  # fmt: skip
+                             "notes/n.txt": b"n", "scratch/s.txt": b"s",
+                             "tools/py311/pyvenv.cfg": b"", "tools/py311/x.py": b""})  # fmt: skip
     user_rules = b"# mine\r\nscratch/\n!config.json\n"
     ignore = job_project / ".amlignore"
     ignore.write_bytes(user_rules)
@@ -210,7 +211,8 @@ def test_amlignore_holds_the_rules_during_submission_and_is_restored(
     aml.submit(spec)
     snapshot = submitted(aml_service)[3]
     assert "train.py" in snapshot and "notes/n.txt" in snapshot
-    for excluded in ("data/big.bin", ".venv/lib.py", "config.json", "scratch/s.txt"):
+    for excluded in ("data/big.bin", ".venv/lib.py", "config.json", "scratch/s.txt",
+                     "tools/py311/x.py"):  # fmt: skip
         assert excluded not in snapshot
     assert ignore.read_bytes() == user_rules
     assert stat.S_IMODE(ignore.stat().st_mode) == 0o640

@@ -253,13 +253,16 @@ class AzureMLV1Backend:
             DatasetNotFoundError: An input dataset or version does not exist.
             ConfigurationError: No conda file, or an unknown registered environment.
         """
-        return self._send(spec, self._run_config(spec))
+        config, rules = self._prepare(spec)
+        return self._send(spec, config, rules)
 
     def submit_sweep(self, spec: JobSpec, sweep: SweepSpec) -> RunRef:
         """Submits a HyperDrive sweep around the job; its trials are the run's children."""
-        return self._send(spec, hyperdrive_config(sweep, self._run_config(spec)))
+        config, rules = self._prepare(spec)
+        return self._send(spec, hyperdrive_config(sweep, config), rules)
 
-    def _run_config(self, spec: JobSpec) -> Any:
+    def _prepare(self, spec: JobSpec) -> tuple[Any, list[str]]:
+        """The job's run configuration, and the ignore rules that select its snapshot."""
         if not spec.compute:
             raise InvalidInputError(
                 "an AzureML job needs a compute cluster: set JobSpec.compute to its name"
@@ -274,7 +277,7 @@ class AzureMLV1Backend:
             output_configuration(self.service.datastore(config.datastore), config, index)
             for index, config in enumerate(spec.outputs)
         ]
-        return script_run_config(
+        config = script_run_config(
             spec,
             snapshot,
             environment=environment_for(spec, self.service, python_path=_python_path()),
@@ -282,10 +285,12 @@ class AzureMLV1Backend:
             inputs=inputs,
             outputs=outputs,
         )
+        rules = ignore_rules(spec.root, spec.ignored_folders) + snapshot.extra_ignore_rules
+        return config, rules
 
-    def _send(self, spec: JobSpec, config: Any) -> RunRef:
+    def _send(self, spec: JobSpec, config: Any, rules: list[str]) -> RunRef:
         experiment = spec.experiment_name()
-        with amlignore_for_submission(spec.root, ignore_rules(spec.root, spec.ignored_folders)):
+        with amlignore_for_submission(spec.root, rules):
             run = self.service.submit(experiment, config, default_tags(spec))
         if spec.display_name:
             run.display_name = spec.display_name
