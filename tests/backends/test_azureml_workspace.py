@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from pathlib import Path
@@ -177,16 +178,22 @@ def test_service_principal_from_environment_variables() -> None:
 
 
 def test_a_block_service_principal_wins_and_its_secret_stays_hidden(
-    tmp_path: Path, opener: OfflineOpener
+    tmp_path: Path, opener: OfflineOpener, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = block()
     workspace = get_workspace(block=settings, environ={**SP_ENV, **NO_AZ}, opener=opener)
+    with pytest.raises(ConfigurationError) as raised:  # the real opener; no Azure here
+        get_workspace(block=block("unknown"), environ=NO_AZ)
+    assert "could not open AzureML workspace 'unknown'" in str(raised.value)
+    assert "service principal block-app" in str(raised.value)
+    assert PASSWORD not in str(raised.value)
     _, authentication = opener.opened[-1]
     assert workspace.name == "from-block"
     assert authentication.service_principal is not None
     assert authentication.service_principal.application_id == "block-app"
     assert authentication.tenant_id == "block-tenant"
-    for text in (repr(settings), str(settings.model_dump()), repr(authentication)):
+    for text in (repr(settings), str(settings.model_dump()), repr(authentication), caplog.text):
         assert PASSWORD not in text
 
 

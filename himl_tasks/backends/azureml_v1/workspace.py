@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from himl_tasks.backends.azureml_v1.authentication import (
     choose_authentication,
 )
 from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
+
+logger = logging.getLogger(__name__)
 
 CONFIG_FILE_NAME = "config.json"
 SUBSCRIPTION_ID = "HIML_SUBSCRIPTION_ID"
@@ -106,12 +109,26 @@ def open_workspace(settings: WorkspaceSettings, authentication: Authentication) 
     """Opens the workspace with the service (which checks that it exists and may be used)."""
     from azureml.core import Workspace
 
-    return Workspace(
-        settings.subscription_id,
-        settings.resource_group,
+    logger.info(
+        "opening AzureML workspace %s (resource group %s), signing in with %s",
         settings.workspace_name,
-        auth=authentication.build(),
+        settings.resource_group,
+        authentication.describe(),
     )
+    try:
+        return Workspace(
+            settings.subscription_id,
+            settings.resource_group,
+            settings.workspace_name,
+            auth=authentication.build(),
+        )
+    except Exception as error:  # azureml, msal and requests raise many unrelated types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigurationError(
+            f"could not open AzureML workspace '{settings.workspace_name}' (subscription "
+            f"{settings.subscription_id}, resource group {settings.resource_group}) signing "
+            f"in with {authentication.describe()}: {type(error).__name__}: {first_line}"
+        ) from error
 
 
 def get_workspace(
