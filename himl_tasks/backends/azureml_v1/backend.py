@@ -169,7 +169,7 @@ class AzureMLV1Backend:
         return self._dataset(config)[1]
 
     def _dataset(self, config: DatasetConfig) -> tuple[Any, ResolvedDataset]:
-        datastore_name = config.datastore or self.service.datastore("").name
+        datastore_name = self.datastore(config.datastore).name
         found = self.service.dataset(config.name, config.version)
         if found is not None:
             path = str((found.tags or {}).get("himl_path", ""))
