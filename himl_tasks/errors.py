@@ -10,6 +10,7 @@ HimlError
 │   └── SnapshotTooLargeError     the job's snapshot is over AzureML's size or file-count limit
 ├── DatasetNotFoundError          no dataset (or no such version) of that name; lists what exists
 ├── RunNotFoundError              no run with that id
+├── JobFailedError                a job ended other than Completed; carries its final state
 └── StorageError                  a datastore operation failed; carries the datastore's name
     ├── StorageAccessError        the datastore refused the credential (401/403)
     ├── ContainerNotFoundError    the blob container does not exist
@@ -61,6 +62,28 @@ class DatasetNotFoundError(HimlError):
 
 class RunNotFoundError(HimlError):
     """No run with the requested id exists in the workspace."""
+
+
+class JobFailedError(HimlError):
+    """A job ended Failed, Canceled or NotResponding.
+
+    Attributes:
+        state: The run's final state (a `himl_tasks.runs.RunState`): status, failure kind,
+            error, portal URL.
+    """
+
+    def __init__(self, state: object) -> None:
+        status = getattr(state, "status", "?")
+        kind = getattr(state, "failure_kind", None)
+        error = getattr(state, "error", "")
+        url = getattr(state, "portal_url", "")
+        super().__init__(
+            f"run {getattr(state, 'ref', '?')} ended {status}"
+            + (f" ({kind})" if kind else "")
+            + (f": {error}" if error else "")
+            + (f" [{url}]" if url else "")
+        )
+        self.state = state
 
 
 class StorageError(HimlError):

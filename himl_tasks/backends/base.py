@@ -55,6 +55,10 @@ class Backend(Protocol):
         """Finds the dataset version a config names, creating version 1 from its folder."""
         ...
 
+    def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The dataset versions the run registered (its output datasets)."""
+        ...
+
     def register_dataset(
         self, name: str, datastore: str, path: str, *, created_by_run: str | None = None
     ) -> ResolvedDataset:

@@ -96,10 +96,13 @@ class FakeRun:
         self.experiment = FakeExperiment(service.workspace, experiment)
         self.outcome = outcome
         self.display_name = self.id
+        self.tags: dict[str, str] = {}
         self.step = -1
         self.canceled = False
         self.logged: list[str] = []
         self.files_written = False
+        self.outputs_registered = False
+        self.output_data: dict[str, Any] = {}
         self.children = [FakeRun(service, experiment, child) for child in outcome.children]
 
     @property
@@ -121,6 +124,9 @@ class FakeRun:
         elif status == "Running" and len(self.logged) < len(lines):
             self.logged.append(lines[len(self.logged)])
             self._write_log()
+        if status == "Completed" and not self.outputs_registered:
+            self.outputs_registered = True
+            self._register_outputs()
         if status in ("Completed", "Failed") and not self.files_written:
             self.files_written = True
             for name, data in self.outcome.files.items():
@@ -137,6 +143,17 @@ class FakeRun:
         if status == "Failed" and self.outcome.error:
             details["error"] = self.outcome.error
         return details
+
+    def _register_outputs(self) -> None:
+        """What `register_on_complete` does: each output becomes its dataset's next version."""
+        from azureml.core import Dataset
+
+        for output in self.output_data.values():
+            datastore, path = output.destination
+            folder = path.replace("{run-id}", self.id).rstrip("/")
+            dataset = Dataset.File.from_files(path=[(datastore, f"{folder}/**")], validate=False)
+            tags = {"himl_path": folder}
+            self.service.register_dataset(dataset, output._registration.name, tags)
 
     def _write_log(self) -> None:
         text = "".join(f"{line}\n" for line in self.logged)
@@ -155,6 +172,9 @@ class FakeRun:
     def cancel(self) -> None:
         if self.status not in ("Completed", "Failed", "Canceled"):
             self.canceled = True
+
+    def get_tags(self) -> dict[str, str]:
+        return self.tags
 
     def get_metrics(self) -> dict[str, Any]:
         return self.outcome.metrics
@@ -291,6 +311,9 @@ class FakeAzureMLService:
             error, self.fail_next_submit = self.fail_next_submit, None
             raise error
         run = FakeRun(self, experiment, self.next_outcome)
+        run.tags = dict(tags)
+        run_config = getattr(config, "_run_config", None) or config
+        run.output_data = dict(run_config.run_config.output_data or {})
         self.runs[run.id] = run
         for child in run.children:
             self.runs[child.id] = child

@@ -102,6 +102,21 @@ def test_a_run_goes_through_azureml_statuses_to_completed(
     assert state.portal_url == ref.portal_url
 
 
+def test_outputs_are_registered_on_completion_and_reported(
+    aml: AzureMLV1Backend, spec: JobSpec
+) -> None:
+    from dataclasses import replace
+
+    with_outputs = replace(spec, output_datasets=["features", "report"])
+    first = aml.submit(with_outputs)
+    assert aml.run_outputs(first) == []  # nothing before it completes
+    aml.wait(first, poll=0)
+    second = aml.wait(aml.submit(with_outputs), poll=0).ref
+    found = {(d.name, d.version, d.path) for d in aml.run_outputs(second)}
+    assert found == {("features", 2, f"features/{second.run_id}"),
+                     ("report", 2, f"report/{second.run_id}")}  # fmt: skip
+
+
 def test_a_preempted_run_is_classified_preempted(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, spec: JobSpec
 ) -> None:

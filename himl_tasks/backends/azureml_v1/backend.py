@@ -26,6 +26,7 @@ from himl_tasks.backends.azureml_v1.hyperdrive import hyperdrive_config
 from himl_tasks.backends.azureml_v1.run_status import metrics_from_run, state_from_details
 from himl_tasks.backends.azureml_v1.service import AzureMLService, SdkService
 from himl_tasks.backends.azureml_v1.submission import (
+    OUTPUTS_TAG,
     amlignore_for_submission,
     default_tags,
     script_run_config,
@@ -390,6 +391,17 @@ class AzureMLV1Backend:
         state = state_from_details(ref, run.get_details(), "")
         logged_at = state.ended_at or state.started_at or datetime.datetime.now(datetime.UTC)
         return metrics_from_run(run.get_metrics(), logged_at)
+
+    def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The output datasets a completed run registered.
+
+        AzureML registers them on completion; their names are in the run's `himl_outputs`
+        tag, and the latest version of each is taken as the run's.
+        """
+        if not self.get_state(ref).succeeded:
+            return []
+        names = str(self._run(ref).get_tags().get(OUTPUTS_TAG, ""))
+        return [self.resolve_dataset(DatasetConfig(name)) for name in names.split(",") if name]
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
         """The run's children (a sweep's trials)."""

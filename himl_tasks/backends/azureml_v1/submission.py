@@ -9,10 +9,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from himl_tasks.job_environment import RESUME_FROM
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.snapshot import IGNORE_FILE, Snapshot
 
 BACKUP_SUFFIX = ".himl-original"
+OUTPUTS_TAG = "himl_outputs"
 _HEADER = (
     "# Written by himl-tasks for one submission; your own .amlignore (if any) is put back\n"
     "# when the submission ends.\n"
@@ -53,6 +55,8 @@ def default_tags(spec: JobSpec, argv: Sequence[str] | None = None) -> dict[str, 
     tags["priority"] = spec.priority.value
     if spec.resume_from:
         tags["resume_from"] = spec.resume_from
+    if spec.outputs:
+        tags[OUTPUTS_TAG] = ",".join(config.name for config in spec.outputs)
     return {**tags, **spec.tags}
 
 
@@ -102,7 +106,10 @@ def script_run_config(
         script = snapshot.entry_script(spec.script_path)
         config = ScriptRunConfig(script=script, arguments=list(spec.script_args), **common)
     run_config = config.run_config
-    run_config.environment_variables = dict(environment_variables or spec.environment_variables)
+    variables = dict(environment_variables or spec.environment_variables)
+    if spec.resume_from:
+        variables[RESUME_FROM] = spec.resume_from
+    run_config.environment_variables = variables
     if inputs or outputs:
         run_config.data = {item.name: item for item in inputs}
         run_config.output_data = {item.name: item for item in outputs}

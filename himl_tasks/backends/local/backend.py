@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from himl_tasks.backends.local.processes import is_alive, process_start_marker
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.backends.polling import follow_lines, wait_until_terminal
 from himl_tasks.backends.run_files import download_run_files, list_run_files
+from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import (
     ComputeNotFoundError,
@@ -30,6 +32,7 @@ from himl_tasks.errors import (
     InvalidInputError,
     RunNotFoundError,
 )
+from himl_tasks.job_environment import RESUME_FROM
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import (
     FailureKind,
@@ -40,6 +43,7 @@ from himl_tasks.runs import (
     split_recovery_id,
     write_most_recent_run,
 )
+from himl_tasks.runtime import find_latest_recovery_checkpoint
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
@@ -170,6 +174,8 @@ class LocalBackend:
         run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
         snapshot.copy_to(run_dir / "snapshot")
+        if spec.resume_from:
+            self._restore_recovery_checkpoint(spec.resume_from, run_dir / "snapshot")
         self.registry.insert_run(
             run_id=run_id,
             experiment=experiment,
@@ -180,7 +186,10 @@ class LocalBackend:
             parameters=_parameters(spec.script_args),
             spec={
                 "command": command,
-                "environment_variables": dict(spec.environment_variables),
+                "environment_variables": {
+                    **spec.environment_variables,
+                    **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
+                },
                 "extra_python_path": [str(PACKAGE_PARENT)],
                 "num_nodes": spec.num_nodes,
                 "processes_per_node": spec.processes_per_node,
@@ -231,6 +240,19 @@ class LocalBackend:
                 f"clusters: {known}. Create it with LocalBackend.create_compute_cluster."
             )
         return clusters[compute]
+
+    def _restore_recovery_checkpoint(self, recovery_id: str, work_dir: Path) -> None:
+        """Copies the resumed run's latest recovery checkpoint into the new run's outputs.
+
+        It lands in `outputs/checkpoints/`, as AzureML restores `outputs/` when it restarts
+        a run.
+        """
+        previous = self._row(self.get_run_ref(recovery_id)).run_dir / "snapshot"
+        folder = DEFAULT_CHECKPOINT_FOLDER
+        latest = find_latest_recovery_checkpoint(previous / folder)
+        if latest is not None:
+            (work_dir / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(latest, work_dir / folder / latest.name)
 
     def _resolved_input(self, config: DatasetConfig) -> dict[str, Any]:
         resolved = self.resolve_dataset(config)
@@ -461,6 +483,13 @@ class LocalBackend:
         view = FolderView(self.datastore(resolved.datastore), resolved.path)
         view.download("", destination, validate_checksum=True)
         return destination
+
+    def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The dataset versions the run registered (its output datasets), in order."""
+        return [
+            ResolvedDataset(row["name"], int(row["version"]), row["datastore"], row["path"])
+            for row in self.registry.datasets_created_by(self._row(ref).run_id)
+        ]
 
     def dataset_versions(self, name: str) -> list[dict[str, Any]]:
         """The versions of a dataset, oldest first: datastore, path, creating run, time."""

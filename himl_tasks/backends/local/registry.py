@@ -469,6 +469,14 @@ class Registry:
                 "SELECT * FROM datasets WHERE name = ? ORDER BY version", (name,)
             ).fetchall()
 
+    def datasets_created_by(self, run_id: str) -> list[sqlite3.Row]:
+        """Returns the dataset versions a run registered, in order."""
+        with self.read() as db:
+            return db.execute(
+                "SELECT * FROM datasets WHERE created_by_run = ? ORDER BY created_at, name",
+                (run_id,),
+            ).fetchall()
+
     def dataset_names(self) -> list[str]:
         """Returns the names of all datasets."""
         with self.read() as db:
