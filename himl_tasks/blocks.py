@@ -6,10 +6,32 @@ never travel as flow parameters.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
+
+from himl_tasks.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from himl_tasks.backends.base import Backend
+
+
+class LocalWorkspace(Block):
+    """The embedded local backend: a workspace folder on the machine that runs the flow."""
+
+    _block_type_name = "Local Workspace"
+    _description = "The embedded himl-tasks backend: jobs run as local processes."
+
+    root: str = Field(
+        default="", description="The workspace folder (empty: $HIML_HOME, else ./.himl)."
+    )
+
+    def backend(self) -> Backend:
+        """The `LocalBackend` on this folder."""
+        from himl_tasks.backends.local.backend import LocalBackend
+
+        return LocalBackend(self.root or None)
 
 
 class AzureMLWorkspace(Block):
@@ -33,8 +55,39 @@ class AzureMLWorkspace(Block):
         default=None, description="The service principal's client secret."
     )
 
+    def backend(self) -> Backend:
+        """The `AzureMLV1Backend` on this workspace."""
+        from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+
+        return AzureMLV1Backend(self.get_workspace())
+
     def get_workspace(self) -> Any:
         """Opens the workspace (an `azureml.core.Workspace`) with this block's settings."""
         from himl_tasks.backends.azureml_v1.workspace import get_workspace
 
         return get_workspace(block=self)
+
+
+def load_backend(block_document: str) -> Backend:
+    """The backend a saved workspace block describes, e.g. "local-workspace/demo".
+
+    Raises:
+        ConfigurationError: If no such block is saved, or it is not a workspace block.
+    """
+    if "/" not in block_document:
+        raise ConfigurationError(
+            f"'{block_document}' is not a block name: write '<block type>/<name>', e.g. "
+            "'local-workspace/demo' or 'azureml-workspace/prod'"
+        )
+    try:
+        block = Block.load(block_document)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"no block '{block_document}' is saved on the Prefect server ({error}). Save one, "
+            "e.g. `LocalWorkspace(root='.himl').save('demo')`"
+        ) from None
+    if not isinstance(block, LocalWorkspace | AzureMLWorkspace):
+        raise ConfigurationError(
+            f"block '{block_document}' is a {type(block).__name__}, not a workspace block"
+        )
+    return block.backend()

@@ -21,6 +21,10 @@ class Backend(Protocol):
         """Starts a job; returns at once with its run."""
         ...
 
+    def get_run_ref(self, recovery_id: str) -> RunRef:
+        """Finds a run by `experiment:run_id` or bare `run_id`."""
+        ...
+
     def get_state(self, ref: RunRef) -> RunState:
         """Returns the run's current state."""
         ...

@@ -166,7 +166,7 @@ class Datastore(abc.ABC):
         *,
         overwrite: bool = False,
         skip_identical: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | TransferProgress = False,
     ) -> TransferReport:
         """Uploads all files in a folder, recursively, without the folder's own name.
 
@@ -180,7 +180,8 @@ class Datastore(abc.ABC):
                 kept and counted in `skipped_existing` (or `skipped_identical` when equal).
             skip_identical: Do not send a file whose size and MD5 match the remote copy, even
                 with `overwrite=True`; re-uploading an unchanged folder then costs one listing.
-            show_progress: Show a progress bar on stderr.
+            show_progress: Show a progress bar on stderr (True), or report to a
+                `TransferProgress` of your own.
 
         Returns:
             What was transferred and skipped.
@@ -213,7 +214,7 @@ class Datastore(abc.ABC):
         relative_root: str | PurePath | None = None,
         overwrite: bool = False,
         skip_identical: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | TransferProgress = False,
     ) -> TransferReport:
         """Uploads individual files under `remote_path`.
 
@@ -263,7 +264,7 @@ class Datastore(abc.ABC):
         remote_path: str | PurePath,
         overwrite: bool,
         skip_identical: bool,
-        show_progress: bool,
+        show_progress: bool | TransferProgress,
     ) -> TransferReport:
         folder = normalize_remote_path(remote_path)
         with _progress(show_progress, f"upload to {self.name}") as progress:
@@ -325,7 +326,7 @@ class Datastore(abc.ABC):
         validate_checksum: bool = False,
         skip_identical: bool = True,
         missing_ok: bool = False,
-        show_progress: bool = False,
+        show_progress: bool | TransferProgress = False,
     ) -> TransferReport:
         """Downloads every file whose name starts with `prefix`, keeping its full name.
 
@@ -343,7 +344,8 @@ class Datastore(abc.ABC):
                 are downloaded and listed in the report's `unverified`.
             skip_identical: Do not fetch a file whose local copy has the same size and MD5.
             missing_ok: Return an empty report, instead of raising, when nothing matches.
-            show_progress: Show a progress bar on stderr.
+            show_progress: Show a progress bar on stderr (True), or report to a
+                `TransferProgress` of your own.
 
         Raises:
             InvalidInputError: If `output_folder` is a file.
@@ -572,5 +574,9 @@ def _checked_relative_name(path: Path, relative: str) -> str:
     return relative
 
 
-def _progress(show: bool, description: str) -> AbstractContextManager[TransferProgress]:
-    return ProgressBar(description) if show else nullcontext(SilentProgress())
+def _progress(
+    show: bool | TransferProgress, description: str
+) -> AbstractContextManager[TransferProgress]:
+    if isinstance(show, bool):
+        return ProgressBar(description) if show else nullcontext(SilentProgress())
+    return nullcontext(show)  # the caller's own reporter (e.g. a Prefect progress artifact)
