@@ -74,8 +74,9 @@ class JobResult:
         state: Its final state.
         attempts: Every submission's recovery id, first to last.
         outputs: Output dataset versions the run registered, {name: version}.
-        metrics: The last value of each metric the run logged.
-        metric_history: Every metric value, in order.
+        metrics: The last value of each metric the completed run logged.
+        metric_history: Every metric value of every submission, in order (a resubmitted
+            job's earlier runs first).
     """
 
     run: RunRef
@@ -151,18 +152,20 @@ def run_to_completion(
         JobFailedError: For a user error, a cancellation, or a lost job past the retries.
     """
     attempts: list[str] = []
+    history: list[Metric] = []
     for attempt in range(policy.max_retries + 1):
         ref = submit(spec)
         attempts.append(ref.recovery_id)
         state = watch(ref)
+        final = backend.get_metrics(ref)
+        history += final
         if state.succeeded:
-            history = backend.get_metrics(ref)
             return JobResult(
                 run=ref,
                 state=state,
                 attempts=attempts,
                 outputs={d.name: d.version for d in backend.run_outputs(ref)},
-                metrics={m.name: m.value for m in history},
+                metrics={m.name: m.value for m in final},
                 metric_history=history,
             )
         if state.failure_kind not in RETRYABLE or attempt == policy.max_retries:

@@ -1,0 +1,1 @@
+"""User-facing Prefect flows; `flows/jobs/` holds the scripts that run inside jobs."""

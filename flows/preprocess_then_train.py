@@ -1,0 +1,184 @@
+"""The preprocess-then-train flow: from raw digits to a trained model, through two jobs.
+
+Raw digits -> preprocessing job -> new features dataset version -> training job on that
+version -> best checkpoint and metrics.
+
+Run it through its deployment (`prefect deployment run preprocess-then-train/local`), or
+directly: `python -m flows.preprocess_then_train`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.variables import Variable
+
+from himl_tasks import DatasetConfig, JobSpec, Priority
+from himl_tasks.tasks import (
+    download_run_files,
+    ensure_dataset,
+    run_job,
+    upload_to_datastore,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RESULT_ARTIFACT = "preprocess-then-train-result"
+RAW_FILE = "digits.csv"
+
+
+@task(cache_policy=NO_CACHE)
+def export_digits(folder: Path) -> Path:
+    """Writes scikit-learn's handwritten digits (1,797 images of 8x8 pixels) as a CSV file."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder.mkdir(parents=True, exist_ok=True)
+    header = ",".join([f"pixel_{i}" for i in range(digits.data.shape[1])] + ["label"])
+    rows = np.column_stack([digits.data.astype(int), digits.target])
+    np.savetxt(folder / RAW_FILE, rows, fmt="%d", delimiter=",", header=header, comments="")
+    return folder
+
+
+def last_trained_variable(workspace_block: str, raw_dataset: str) -> str:
+    """The Prefect variable holding the raw dataset version last trained on successfully."""
+    cleaned = "".join(c if c.isalnum() else "-" for c in f"{workspace_block}-{raw_dataset}")
+    return f"himl-last-trained-{cleaned.lower()}"[:255]
+
+
+@flow(name="preprocess-then-train", log_prints=True)
+def preprocess_then_train(
+    workspace_block: str = "local-workspace/demo",
+    preprocess_compute: str = "",
+    train_compute: str = "",
+    raw_dataset: str = "digits_raw",
+    features_dataset: str = "digits_features",
+    epochs: int = 12,
+    learning_rate: float = 0.01,
+    low_priority: bool = False,
+    max_retries: int = 2,
+    retry_delay_seconds: float = 5.0,
+    skip_if_unchanged: bool = False,
+    epoch_seconds: float = 0.0,
+    results_folder: str = "",
+) -> dict[str, Any]:
+    """Preprocesses the raw digits into a new features dataset version and trains on it.
+
+    Args:
+        workspace_block: The saved workspace block, e.g. "local-workspace/demo".
+        preprocess_compute: The (CPU) cluster for preprocessing ("" for the local default).
+        train_compute: The (GPU) cluster for training ("" for the local default).
+        raw_dataset: The raw data's dataset (uploaded and created when missing).
+        features_dataset: The dataset the preprocessing job writes, a new version per run.
+        epochs: Training epochs.
+        learning_rate: The optimiser's learning rate.
+        low_priority: Train on low-priority machines (preemptible; retried with resume).
+        max_retries: Resubmissions of a preempted job.
+        retry_delay_seconds: The pause before the first resubmission.
+        skip_if_unchanged: Stop early when the raw dataset's version is the one the last
+            successful training used (for scheduled retraining).
+        epoch_seconds: A pause per training epoch (to make preemption visible in demos).
+        results_folder: Where the best checkpoint and metrics land (default: a temporary one).
+
+    Returns:
+        Dataset versions, run ids, metrics, and where the checkpoint is.
+    """
+    logger = get_run_logger()
+    raw_folder = export_digits(Path(tempfile.mkdtemp(prefix="himl-digits-")))
+    upload_to_datastore(workspace_block, "", raw_folder, raw_dataset)
+    raw = ensure_dataset(workspace_block, raw_dataset)
+
+    remembered = last_trained_variable(workspace_block, raw_dataset)
+    if skip_if_unchanged and Variable.get(remembered) == raw["version"]:
+        print(
+            f"raw dataset {raw_dataset} is still version {raw['version']}, which the last "
+            "successful training used: nothing to do"
+        )
+        return {"skipped": True, "raw_dataset": f"{raw_dataset}:{raw['version']}"}
+
+    preprocessing = run_job(
+        workspace_block,
+        JobSpec(
+            entry_script="flows/jobs/preprocess.py",
+            snapshot_root=PROJECT_ROOT,
+            compute=preprocess_compute,
+            experiment="preprocess-digits",
+            input_datasets=[DatasetConfig(raw_dataset, version=raw["version"])],
+            output_datasets=[features_dataset],
+        ),
+        max_retries=max_retries,
+        retry_delay_seconds=retry_delay_seconds,
+    )
+    features_version = preprocessing.outputs[features_dataset]
+    training = run_job(
+        workspace_block,
+        JobSpec(
+            entry_script="flows/jobs/train.py",
+            args=[
+                "--epochs",
+                str(epochs),
+                "--learning_rate",
+                str(learning_rate),
+                "--epoch_seconds",
+                str(epoch_seconds),
+            ],
+            snapshot_root=PROJECT_ROOT,
+            compute=train_compute,
+            priority=Priority.LOW_PRIORITY if low_priority else Priority.DEDICATED,
+            experiment="train-digits",
+            input_datasets=[DatasetConfig(features_dataset, version=features_version)],
+        ),
+        max_retries=max_retries,
+        retry_delay_seconds=retry_delay_seconds,
+    )
+    results = Path(results_folder or tempfile.mkdtemp(prefix="himl-results-"))
+    download_run_files(workspace_block, training.run, "outputs/", results)
+    checkpoint = results / "outputs" / "checkpoints" / "best_model.ckpt"
+    Variable.set(remembered, raw["version"], overwrite=True)
+
+    result = {
+        "skipped": False,
+        "raw_dataset": f"{raw_dataset}:{raw['version']}",
+        "features_dataset": f"{features_dataset}:{features_version}",
+        "preprocess_run": preprocessing.run.recovery_id,
+        "train_run": training.run.recovery_id,
+        "train_attempts": training.attempts,
+        "test_accuracy": training.metrics.get("test_accuracy"),
+        "epochs_trained": len([m for m in training.metric_history if m.name == "train_loss"]),
+        "checkpoint": str(checkpoint),
+    }
+    create_markdown_artifact(
+        key=RESULT_ARTIFACT,
+        markdown=_lineage(result, preprocessing.run.portal_url, training.run.portal_url),
+        description="What preprocess-then-train made, and from what",
+    )
+    logger.info("result: %s", result)
+    return result
+
+
+def _lineage(result: dict[str, Any], preprocess_url: str, train_url: str) -> str:
+    accuracy = result["test_accuracy"]
+    return "\n".join(
+        [
+            "# preprocess-then-train",
+            "",
+            "| step | run | reads | writes |",
+            "| --- | --- | --- | --- |",
+            f"| preprocess | [{result['preprocess_run']}]({preprocess_url}) | "
+            f"{result['raw_dataset']} | {result['features_dataset']} |",
+            f"| train | [{result['train_run']}]({train_url}) | {result['features_dataset']} | "
+            f"checkpoint `{result['checkpoint']}` |",
+            "",
+            f"Test accuracy: **{accuracy:.4f}**" if accuracy is not None else "",
+            f"Training attempts: {', '.join(result['train_attempts'])}",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(preprocess_then_train())
