@@ -38,7 +38,6 @@ from prefect.artifacts import (
     create_link_artifact,
     create_progress_artifact,
     create_table_artifact,
-    update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
@@ -374,7 +373,7 @@ class ArtifactProgress:
         if self._pending is not None:
             self._pending.join()
         if self.artifact is not None and exc_info[0] is None:
-            update_progress_artifact(self.artifact, 100.0)
+            _set_progress(self.artifact, 100.0)
 
     def start(self, files: int, total_bytes: int) -> None:
         """Called once the plan is known."""
@@ -395,9 +394,18 @@ class ArtifactProgress:
             return
         self._posted, self._last_post = percent, now
         self._pending = threading.Thread(
-            target=update_progress_artifact, args=(self.artifact, percent), daemon=True
+            target=_set_progress, args=(self.artifact, percent), daemon=True
         )
         self._pending.start()
 
     def file_done(self) -> None:
         """Called as each file completes."""
+
+
+def _set_progress(artifact: UUID, percent: float) -> None:
+    """Updates a progress artifact (Prefect's own helper leaves its client open)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactUpdate
+
+    with get_client(sync_client=True) as client:
+        client.update_artifact(artifact_id=artifact, artifact=ArtifactUpdate(data=percent))

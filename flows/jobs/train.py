@@ -88,7 +88,7 @@ def main() -> None:
             loss = loss_fn(model(train_x[batch]), train_y[batch])
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         val_accuracy = accuracy(model, val_x, val_y)
         if val_accuracy > best:
             best = val_accuracy
