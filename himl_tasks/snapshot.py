@@ -57,6 +57,7 @@ DEFAULT_IGNORES = (
     "node_modules/",
     "/outputs/",
     "/logs/",
+    "most_recent_run.txt",  # written by each submission; not part of the job
 )
 _NEVER = pathspec.GitIgnoreSpec.from_lines(CREDENTIAL_IGNORES)
 

@@ -26,3 +26,12 @@ def test_the_chain_hands_the_new_dataset_version_to_training(
     assert result["test_accuracy"] >= 0.95
     assert result["epochs_trained"] == 12
     assert Path(result["checkpoint"]).is_file()
+
+    again = preprocess_then_train(workspace_block=block, skip_if_unchanged=True)
+    assert again == {"skipped": True, "raw_dataset": "digits_raw:1"}
+    rerun = preprocess_then_train(workspace_block=block, results_folder=str(tmp_path / "r2"))
+    assert (rerun["preprocess_run"], rerun["train_run"]) == (
+        result["preprocess_run"],
+        result["train_run"],
+    )  # the same jobs on the same data: found, not submitted again
+    assert len(backend.registry.runs()) == 2

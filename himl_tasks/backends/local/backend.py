@@ -68,12 +68,15 @@ class Preemption:
             `restart_delay_seconds`, keeping its `outputs/` and metrics; the attempt count
             goes up by one.
         restart_delay_seconds: The pause before a restart.
+        max_preemptions: The most attempts the cluster preempts in all (None: no limit), e.g.
+            1 to lose one run and let its resubmission finish.
     """
 
     after_seconds: float
     on_attempts: tuple[int, ...] = (1,)
     mode: str = "fail"
     restart_delay_seconds: float = 1.0
+    max_preemptions: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("fail", "restart"):

@@ -469,6 +469,17 @@ class Registry:
                 "SELECT * FROM datasets WHERE name = ? ORDER BY version", (name,)
             ).fetchall()
 
+    def preemptions_on(self, compute: str) -> int:
+        """How many attempts of runs on a cluster were preempted."""
+        with self.read() as db:
+            return int(
+                db.execute(
+                    "SELECT COUNT(*) FROM attempts JOIN runs USING (run_id) "
+                    "WHERE runs.compute = ? AND attempts.failure_kind = 'preempted'",
+                    (compute,),
+                ).fetchone()[0]
+            )
+
     def datasets_created_by(self, run_id: str) -> list[sqlite3.Row]:
         """Returns the dataset versions a run registered, in order."""
         with self.read() as db:

@@ -381,7 +381,12 @@ class _Supervisor:
         settings: dict[str, Any] | None = self.spec.get("preemption")
         if self.spec["priority"] != "low_priority" or not settings:
             return None
-        return settings if attempt in settings["on_attempts"] else None
+        if attempt not in settings["on_attempts"]:
+            return None
+        limit = settings.get("max_preemptions")
+        if limit is not None and self.registry.preemptions_on(self.run.compute) >= limit:
+            return None
+        return settings
 
     def _restarts(self) -> bool:
         settings = self.spec.get("preemption") or {}

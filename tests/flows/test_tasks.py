@@ -1,0 +1,189 @@
+"""The Prefect tasks against a real Prefect API and real local jobs (tiny scripts)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.runtime import flow_run
+from prefect.states import Cancelling
+
+from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.errors import JobFailedError
+from himl_tasks.job_spec import JobSpec, Priority
+from himl_tasks.preemption import JobResult
+from himl_tasks.runs import FailureKind, RunStatus
+from himl_tasks.tasks import ensure_dataset, run_job, submit_job, upload_to_datastore
+from tests.backends.conftest import write_script
+from tests.conftest import write_tree
+
+EPOCHS = """\
+    import sys, time
+    from pathlib import Path
+    from himl_tasks.runtime import find_latest_recovery_checkpoint, get_run_info, log_metric
+
+    epochs, pause = int(sys.argv[1]), float(sys.argv[2])
+    folder = get_run_info().output_folder / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    latest = find_latest_recovery_checkpoint(folder)
+    start = int(latest.read_text()) + 1 if latest else 0
+    print(f"starting at epoch {start}", flush=True)
+    for epoch in range(start, epochs):
+        time.sleep(pause)
+        (folder / f"recovery_epoch={epoch}.ckpt").write_text(str(epoch))
+        log_metric("epoch_done", epoch, step=epoch)
+        print(f"epoch {epoch} done", flush=True)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    write_script(folder, "epochs.py", EPOCHS)
+    write_script(folder, "broken.py", "print('about to fail', flush=True)\n1 / 0\n")
+    return folder
+
+
+def epochs_spec(project: Path, epochs: int, pause: float, **changes: object) -> JobSpec:
+    return JobSpec(
+        entry_script="epochs.py", args=[str(epochs), str(pause)], snapshot_root=project,
+        **changes,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_a_preempted_job_is_resubmitted_and_resumes(
+    workspace: tuple[str, LocalBackend], project: Path
+) -> None:
+    block, backend = workspace
+    backend.create_compute_cluster(
+        "spot", max_concurrent_runs=2,
+        preemption=Preemption(after_seconds=1.5, mode="fail", max_preemptions=1),
+    )  # fmt: skip
+
+    @flow
+    def train() -> JobResult:
+        spec = epochs_spec(project, 8, 0.3, compute="spot", priority=Priority.LOW_PRIORITY)
+        return run_job(block, spec, max_retries=2, retry_delay_seconds=0)
+
+    result = train()
+    first, second = (backend.get_run_ref(r) for r in result.attempts)
+    assert backend.get_state(first).failure_kind is FailureKind.PREEMPTED
+    assert result.state.status is RunStatus.COMPLETED and result.run == second
+    done = [int(m.value) for m in result.metric_history if m.name == "epoch_done"]
+    assert sorted(done) == list(range(8))  # every epoch trained exactly once
+    resumed = [int(m.value) for m in backend.get_metrics(second)]
+    assert 0 < resumed[0] < 8  # the second run started after the checkpointed epochs
+
+
+def test_a_platform_restart_is_waited_for_not_resubmitted(
+    workspace: tuple[str, LocalBackend], project: Path
+) -> None:
+    block, backend = workspace
+    backend.create_compute_cluster(
+        "spot", preemption=Preemption(after_seconds=1.5, mode="restart",
+                                      restart_delay_seconds=0.2),
+    )  # fmt: skip
+
+    @flow
+    def train() -> JobResult:
+        spec = epochs_spec(project, 8, 0.3, compute="spot", priority=Priority.LOW_PRIORITY)
+        return run_job(block, spec, max_retries=2, retry_delay_seconds=0)
+
+    result = train()
+    assert len(result.attempts) == 1
+    assert [a["failure_kind"] for a in backend.attempts(result.run)] == ["preempted", None]
+    assert sorted(int(m.value) for m in result.metric_history) == list(range(8))
+
+
+def test_a_user_error_is_not_retried(workspace: tuple[str, LocalBackend], project: Path) -> None:
+    block, backend = workspace
+
+    @flow
+    def broken() -> JobResult:
+        spec = JobSpec(entry_script="broken.py", snapshot_root=project)
+        return run_job(block, spec, max_retries=3, retry_delay_seconds=0)
+
+    with pytest.raises(JobFailedError) as raised:
+        broken()
+    state = raised.value.state
+    assert state.failure_kind is FailureKind.USER_ERROR  # type: ignore[attr-defined]
+    assert "ZeroDivisionError" in str(raised.value)
+    assert len(backend.registry.runs()) == 1
+
+
+def test_a_rerun_after_a_crash_does_not_submit_a_completed_job_again(
+    workspace: tuple[str, LocalBackend], project: Path
+) -> None:
+    block, backend = workspace
+
+    @flow
+    def once() -> str:
+        return run_job(block, epochs_spec(project, 2, 0), retry_delay_seconds=0).run.run_id
+
+    first, second = once(), once()
+    assert first == second and len(backend.registry.runs()) == 1
+    (project / "epochs.py").write_text((project / "epochs.py").read_text() + "\n# changed\n")
+    assert once() != first  # a changed snapshot is a different job
+
+
+def test_canceling_the_flow_run_cancels_its_job(
+    workspace: tuple[str, LocalBackend], project: Path
+) -> None:
+    block, backend = workspace
+    seen: dict[str, str] = {}
+
+    @flow
+    def long() -> None:
+        seen["flow_run"] = str(flow_run.id)
+        run_job(block, epochs_spec(project, 100, 0.2), retry_delay_seconds=0)
+
+    def cancel_soon() -> None:
+        while not backend.registry.runs() or "flow_run" not in seen:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(seen["flow_run"], Cancelling(), force=True)
+
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
+    with pytest.raises(JobFailedError):
+        long()
+    canceller.join()
+    (run,) = backend.registry.runs()
+    assert run.status is RunStatus.CANCELED
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(seen["flow_run"]).state
+    assert state is not None and state.type in (StateType.CANCELLING, StateType.FAILED)
+
+
+def test_data_tasks_upload_and_ensure_a_dataset(
+    workspace: tuple[str, LocalBackend], tmp_path: Path
+) -> None:
+    block, _ = workspace
+    write_tree(tmp_path / "raw", {"a.txt": b"a", "b/c.txt": b"c"})
+
+    @flow
+    def data() -> tuple[dict[str, object], dict[str, object], dict[str, object]]:
+        first = upload_to_datastore(block, "", tmp_path / "raw", "scans")
+        again = upload_to_datastore(block, "", tmp_path / "raw", "scans")
+        return first, again, ensure_dataset(block, "scans")
+
+    first, again, dataset = data()
+    assert (first["files"], again["files"], again["skipped_identical"]) == (2, 0, 2)
+    assert (dataset["name"], dataset["version"]) == ("scans", 1)
+
+
+def test_submit_job_returns_the_run(workspace: tuple[str, LocalBackend], project: Path) -> None:
+    block, backend = workspace
+
+    @flow
+    def submit() -> str:
+        return submit_job(block, epochs_spec(project, 1, 0)).recovery_id
+
+    ref = backend.get_run_ref(submit())
+    assert backend.wait(ref).succeeded
