@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 UV_FIND_LINKS := $(foreach dir,$(FIND_LINKS),--find-links $(dir))
 
-.PHONY: env test lint typecheck unit bench lock clean
+.PHONY: env demo test lint typecheck unit bench lock clean
 
 env: $(VENV)/.synced node_modules/.installed
 
@@ -29,6 +29,10 @@ node_modules/.installed: package.json package-lock.json
 	else \
 		echo "npm not found: tests that need Azurite will fail (install Node.js 20+ and npm)"; \
 	fi
+
+# The main job: the preprocess-then-train deployment, run on a local Prefect server and worker.
+demo: env
+	$(PY) -m flows.demo
 
 lint: env
 	$(VENV)/bin/ruff check .

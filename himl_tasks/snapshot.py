@@ -54,6 +54,7 @@ DEFAULT_IGNORES = (
     "venv/",
     ".conda/",
     ".himl/",
+    ".himl-state/",
     "node_modules/",
     "/outputs/",
     "/logs/",
