@@ -71,23 +71,30 @@ class AzureMLWorkspace(Block):
 def load_backend(block_document: str) -> Backend:
     """The backend a saved workspace block describes, e.g. "local-workspace/demo".
 
+    The block's class is chosen from the name's type part, so loading does not import every
+    installed Prefect collection (as `Block.load` does, which costs seconds).
+
     Raises:
-        ConfigurationError: If no such block is saved, or it is not a workspace block.
+        ConfigurationError: If the name is not "<workspace block type>/<name>", or no such
+            block is saved.
     """
-    if "/" not in block_document:
+    kinds: dict[str, type[LocalWorkspace] | type[AzureMLWorkspace]] = {
+        "local-workspace": LocalWorkspace,
+        "azureml-workspace": AzureMLWorkspace,
+    }
+    kind, _, name = block_document.partition("/")
+    if kind not in kinds or not name:
         raise ConfigurationError(
-            f"'{block_document}' is not a block name: write '<block type>/<name>', e.g. "
-            "'local-workspace/demo' or 'azureml-workspace/prod'"
+            f"'{block_document}' does not name a workspace block: write "
+            f"'<type>/<name>' with type {' or '.join(kinds)}, e.g. 'local-workspace/demo'"
         )
     try:
-        block = Block.load(block_document)
+        block = kinds[kind].load(name)  # sync here: flows and tasks call it from sync code
     except ValueError as error:
         raise ConfigurationError(
             f"no block '{block_document}' is saved on the Prefect server ({error}). Save one, "
             "e.g. `LocalWorkspace(root='.himl').save('demo')`"
         ) from None
     if not isinstance(block, LocalWorkspace | AzureMLWorkspace):
-        raise ConfigurationError(
-            f"block '{block_document}' is a {type(block).__name__}, not a workspace block"
-        )
+        raise ConfigurationError(f"block '{block_document}' is not a workspace block")
     return block.backend()

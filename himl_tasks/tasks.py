@@ -287,7 +287,9 @@ def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
     state = watch_run(
         backend,
         ref,
-        settings=WatchSettings(timeout_seconds=timeout_seconds),
+        settings=WatchSettings(
+            timeout_seconds=timeout_seconds, max_poll_seconds=backend.max_poll_seconds
+        ),
         on_line=lambda line: logger.info("[%s] %s", ref.run_id, line),
         should_cancel=_every(CANCEL_CHECK_SECONDS, _flow_run_is_canceling),
     )

@@ -29,7 +29,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from himl_tasks.errors import ConfigurationError, DatastoreNotFoundError
-from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore
+from himl_tasks.storage import Datastore, LocalDatastore
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 CONFIG_FILE_NAME = "datastores.toml"
@@ -153,6 +153,8 @@ class LocalWorkspaceConfig:
         credential = self._credential_of(name, entry)
         if not credential:
             return LocalDatastore(self.root / str(entry["path"]), name=name)
+        from himl_tasks.storage.blob import BlobDatastore  # aiohttp only for blob datastores
+
         account_url, container = str(entry["account_url"]), str(entry["container"])
         if credential == "use_azure_identity":
             from azure.identity import DefaultAzureCredential

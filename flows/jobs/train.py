@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epoch_seconds", type=float, default=0.0, help="pause per epoch")
+    parser.add_argument(
+        "--no_resume", action="store_true", help="start from scratch even if checkpoints exist"
+    )
     args = parser.parse_args()
 
     info = get_run_info()
@@ -70,7 +73,7 @@ def main() -> None:
     loss_fn = nn.CrossEntropyLoss()
 
     start, best = 0, -1.0
-    latest = find_latest_recovery_checkpoint(checkpoints)
+    latest = None if args.no_resume else find_latest_recovery_checkpoint(checkpoints)
     if latest is not None:
         state = torch.load(latest)
         model.load_state_dict(state["model"])

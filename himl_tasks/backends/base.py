@@ -16,6 +16,8 @@ class Backend(Protocol):
     """A workspace that runs jobs and keeps datasets: the local one, or AzureML."""
 
     name: str
+    max_poll_seconds: float
+    """The longest sensible pause between state checks of a run on this backend."""
 
     def submit(self, spec: JobSpec) -> RunRef:
         """Starts a job; returns at once with its run."""

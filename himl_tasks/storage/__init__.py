@@ -2,13 +2,21 @@
 
 Usable without Prefect and without AzureML: `LocalDatastore` is a folder, `BlobDatastore` an
 Azure Blob container. Both are `Datastore`s: one engine built on each one's `TransferSession`.
+`BlobDatastore` (and aiohttp under it) is imported on first use, so that work on folders alone
+does not pay for it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from himl_tasks.storage.base import Datastore, TransferSession
-from himl_tasks.storage.blob import BlobDatastore
 from himl_tasks.storage.local import LocalDatastore
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from himl_tasks.storage.blob import BlobDatastore
 
 __all__ = [
     "BlobDatastore",
@@ -19,3 +27,11 @@ __all__ = [
     "TransferReport",
     "TransferSession",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BlobDatastore":
+        from himl_tasks.storage.blob import BlobDatastore
+
+        return BlobDatastore
+    raise AttributeError(f"module 'himl_tasks.storage' has no attribute {name!r}")

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class TransferProgress(Protocol):
@@ -48,6 +40,17 @@ class ProgressBar:
     """One bar on stderr: bytes with speed and time remaining, and files done of total."""
 
     def __init__(self, description: str) -> None:
+        # rich is imported only when a bar is shown: it costs 0.1 s to import.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._description = description
         self._progress = Progress(
             TextColumn("{task.description}"),

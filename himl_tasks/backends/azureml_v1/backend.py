@@ -72,6 +72,7 @@ class AzureMLV1Backend:
     """
 
     name = "azureml_v1"
+    max_poll_seconds = 15.0  # each state check is a service call
 
     def __init__(
         self,

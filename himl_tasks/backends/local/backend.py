@@ -96,6 +96,7 @@ class LocalBackend:
     """
 
     name = "local"
+    max_poll_seconds = 0.25  # a state check is a local SQLite read
 
     def __init__(self, root: str | PurePath | None = None) -> None:
         self.root = workspace_root(root).absolute()

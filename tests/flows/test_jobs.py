@@ -1,0 +1,46 @@
+"""The demo's job scripts, run as plain scripts (outside any job), and its data export."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from flows.demo import PROJECT_ROOT
+from flows.preprocess_then_train import export_digits
+
+
+def run(script: str, *args: str, cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "flows" / "jobs" / script), *args],
+        cwd=cwd, capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_the_export_is_scikit_learns_digits(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    table = np.loadtxt(export_digits.fn(tmp_path) / "digits.csv", delimiter=",", skiprows=1)
+    digits = load_digits()
+    assert np.array_equal(table[:, :-1], digits.data)
+    assert np.array_equal(table[:, -1], digits.target)
+
+
+def test_the_jobs_run_as_plain_scripts_and_training_resumes(tmp_path: Path) -> None:
+    raw, features = export_digits.fn(tmp_path / "raw"), tmp_path / "features"
+    run("preprocess.py", "--raw_folder", str(raw), "--output_folder", str(features), cwd=tmp_path)
+    sizes = {s: len(np.load(features / f"{s}.npz")["labels"]) for s in ("train", "val", "test")}
+    assert sizes == {"train": 1258, "val": 269, "test": 270}
+
+    first = run("train.py", "--data_folder", str(features), "--epochs", "2", cwd=tmp_path)
+    assert "epoch 1:" in first and "resuming" not in first
+    second = run("train.py", "--data_folder", str(features), "--epochs", "10", cwd=tmp_path)
+    assert "resuming from recovery_epoch=1.ckpt" in second
+    assert "epoch 0:" not in second and "epoch 9:" in second
+    checkpoints = sorted(p.name for p in (tmp_path / "outputs" / "checkpoints").iterdir())
+    assert checkpoints == ["best_model.ckpt", "recovery_epoch=9.ckpt"]
+    accuracy = float(second.rsplit("test accuracy", 1)[1])
+    assert accuracy >= 0.95
