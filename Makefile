@@ -49,6 +49,8 @@ test: lint typecheck unit
 bench: env
 	$(PY) -m benchmarks.transfer
 	$(PY) -m benchmarks.local_runs
+	$(PY) -m benchmarks.flow_overhead
+	$(PY) -m benchmarks.preemption
 
 # Re-resolve requirements.lock after changing dependencies in pyproject.toml.
 lock: $(VENV)/.synced
