@@ -45,6 +45,8 @@ def test_a_trivial_script_completes_with_its_output_in_the_driver_log(
     assert ref.experiment == "hi" and ref.run_id.startswith("hi_")
     assert get_most_recent_run(project / "most_recent_run.txt") == ref.recovery_id
     assert backend.get_run_ref(ref.recovery_id) == ref == backend.get_run_ref(ref.run_id)
+    found = backend.get_run_ref(ref.run_id)
+    assert found.portal_url == ref.portal_url and found.portal_url.startswith("file://")
 
 
 def test_a_failing_script_is_failed_with_its_exit_code_and_log_tail(

@@ -304,7 +304,7 @@ class LocalBackend:
         row = self.registry.get_run(run_id)
         if row is None or (experiment and row.experiment != experiment):
             raise RunNotFoundError(f"no run '{recovery_id}' in the workspace at {self.root}")
-        return RunRef(row.experiment, row.run_id, self.name)
+        return self._ref(row)
 
     def get_state(self, ref: RunRef) -> RunState:
         """Returns the run's current state (a run whose supervisor vanished is Failed)."""
@@ -321,7 +321,7 @@ class LocalBackend:
             )
             row = self._row(ref)
         return RunState(
-            ref=RunRef(row.experiment, row.run_id, self.name),
+            ref=self._ref(row),
             status=row.status,
             failure_kind=FailureKind(row.failure_kind) if row.failure_kind else None,
             error=row.error,
@@ -400,10 +400,7 @@ class LocalBackend:
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
         """The run's child runs, oldest first."""
-        return [
-            RunRef(row.experiment, row.run_id, self.name)
-            for row in self.registry.runs(parent_run_id=self._row(ref).run_id)
-        ]
+        return [self._ref(row) for row in self.registry.runs(parent_run_id=self._row(ref).run_id)]
 
     def status_history(self, ref: RunRef) -> list[tuple[int, RunStatus, datetime.datetime]]:
         """Every status the run went through, in order: (attempt, status, time)."""
@@ -511,6 +508,9 @@ class LocalBackend:
         if row.supervisor_pid is None:
             return True
         return is_alive(row.supervisor_pid, row.supervisor_started or "")
+
+    def _ref(self, row: RunRow) -> RunRef:
+        return RunRef(row.experiment, row.run_id, self.name, portal_url=row.run_dir.as_uri())
 
     def _row(self, ref: RunRef) -> RunRow:
         row = self.registry.get_run(ref.run_id)
