@@ -122,6 +122,13 @@ def ensure_dataset(workspace_block: str, dataset: DatasetConfig | str) -> dict[s
 
     Returns:
         `{"name", "version", "datastore", "path"}`.
+
+    Example:
+        ```python
+        @flow
+        def latest_scans(block: str = "local-workspace/demo") -> int:
+            return ensure_dataset(block, DatasetConfig("scans"))["version"]
+        ```
     """
     resolved = backend_for(workspace_block).resolve_dataset(as_dataset_config(dataset))
     get_run_logger().info("dataset %s is version %d", resolved.name, resolved.version)
@@ -138,7 +145,17 @@ def ensure_dataset(workspace_block: str, dataset: DatasetConfig | str) -> dict[s
 
 @task(cache_policy=NO_CACHE)
 def submit_job(workspace_block: str, spec: JobSpec) -> RunRef:
-    """Submits a job, unless the same job already ran to completion or is still running."""
+    """Submits a job, unless the same job already ran to completion or is still running.
+
+    Example:
+        ```python
+        @flow
+        def start_and_wait(block: str = "local-workspace/demo") -> float:
+            run = submit_job(block, JobSpec(entry_script="train.py"))
+            state = wait_for_job(block, run, timeout_seconds=3600)
+            return (state.ended_at - state.started_at).total_seconds()
+        ```
+    """
     return _submit(workspace_block, spec)
 
 
@@ -203,6 +220,16 @@ def run_sweep(workspace_block: str, spec: JobSpec, sweep: SweepSpec) -> RunRef:
 
     Raises:
         ConfigurationError: If the workspace's backend has no sweeps (the local one).
+
+    Example:
+        ```python
+        @flow
+        def tune(block: str = "azureml-workspace/prod") -> str:
+            spec = JobSpec(entry_script="train.py", compute="gpu-cluster")
+            sweep = SweepSpec({"learning_rate": LogUniform(1e-4, 1e-1)}, "val_loss",
+                              max_total_runs=12)
+            return run_sweep(block, spec, sweep).recovery_id
+        ```
     """
     backend = backend_for(workspace_block)
     submit_sweep = getattr(backend, "submit_sweep", None)
@@ -238,7 +265,15 @@ def download_checkpoints(
     destination: str | Path,
     checkpoint_folder: str = checkpoints.DEFAULT_CHECKPOINT_FOLDER,
 ) -> Path:
-    """Downloads a run's checkpoints (checksums always checked); returns the local folder."""
+    """Downloads a run's checkpoints (checksums always checked); returns the local folder.
+
+    Example:
+        ```python
+        @flow
+        def fetch(run: str, block: str = "local-workspace/demo") -> Path:
+            return download_checkpoints(block, run, "checkpoints")
+        ```
+    """
     backend = backend_for(workspace_block)
     checkpoints.download_checkpoints(
         backend,

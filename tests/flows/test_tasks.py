@@ -56,6 +56,17 @@ def epochs_spec(project: Path, epochs: int, pause: float, **changes: object) -> 
     )  # fmt: skip
 
 
+def train_on_spot(block: str, project: Path) -> JobResult:
+    """Runs 8 epochs of 0.3 s as a low-priority job on the cluster "spot", in a flow."""
+
+    @flow
+    def train() -> JobResult:
+        spec = epochs_spec(project, 8, 0.3, compute="spot", priority=Priority.LOW_PRIORITY)
+        return run_job(block, spec, max_retries=2, retry_delay_seconds=0)
+
+    return train()
+
+
 def test_a_preempted_job_is_resubmitted_and_resumes(
     workspace: tuple[str, LocalBackend], project: Path
 ) -> None:
@@ -65,12 +76,7 @@ def test_a_preempted_job_is_resubmitted_and_resumes(
         preemption=Preemption(after_seconds=1.5, mode="fail", max_preemptions=1),
     )  # fmt: skip
 
-    @flow
-    def train() -> JobResult:
-        spec = epochs_spec(project, 8, 0.3, compute="spot", priority=Priority.LOW_PRIORITY)
-        return run_job(block, spec, max_retries=2, retry_delay_seconds=0)
-
-    result = train()
+    result = train_on_spot(block, project)
     first, second = (backend.get_run_ref(r) for r in result.attempts)
     assert backend.get_state(first).failure_kind is FailureKind.PREEMPTED
     assert result.state.status is RunStatus.COMPLETED and result.run == second
@@ -89,12 +95,7 @@ def test_a_platform_restart_is_waited_for_not_resubmitted(
                                       restart_delay_seconds=0.2),
     )  # fmt: skip
 
-    @flow
-    def train() -> JobResult:
-        spec = epochs_spec(project, 8, 0.3, compute="spot", priority=Priority.LOW_PRIORITY)
-        return run_job(block, spec, max_retries=2, retry_delay_seconds=0)
-
-    result = train()
+    result = train_on_spot(block, project)
     assert len(result.attempts) == 1
     assert [a["failure_kind"] for a in backend.attempts(result.run)] == ["preempted", None]
     assert sorted(int(m.value) for m in result.metric_history) == list(range(8))
