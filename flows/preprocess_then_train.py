@@ -20,8 +20,10 @@ from prefect.variables import Variable
 
 from himl_tasks import DatasetConfig, JobSpec, Priority
 from himl_tasks.tasks import (
+    cancel_started_jobs,
     download_run_files,
     ensure_dataset,
+    forget_started_jobs,
     run_job,
     upload_to_datastore,
 )
@@ -67,7 +69,14 @@ def last_trained_variable(workspace_block: str, raw_dataset: str) -> str:
     return f"himl-last-trained-{cleaned.lower()}"[:255]
 
 
-@flow(name="preprocess-then-train", log_prints=True)
+@flow(
+    name="preprocess-then-train",
+    log_prints=True,
+    on_cancellation=[cancel_started_jobs],
+    on_crashed=[cancel_started_jobs],
+    on_failure=[cancel_started_jobs],
+    on_completion=[forget_started_jobs],
+)
 def preprocess_then_train(
     workspace_block: str = "local-workspace/demo",
     preprocess_compute: str = "",

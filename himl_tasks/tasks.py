@@ -61,6 +61,7 @@ from himl_tasks.storage import TransferReport
 from himl_tasks.sweeps import SweepSpec
 
 JOB_VARIABLE_PREFIX = "himl-job-"
+STARTED_VARIABLE_PREFIX = "himl-started-"
 CANCEL_CHECK_SECONDS = 2.0
 DEFAULT_TIMEOUT_SECONDS = 7 * 86400.0
 
@@ -312,9 +313,45 @@ def _submit(workspace_block: str, spec: JobSpec) -> RunRef:
             return ref
     ref = backend.submit(spec)
     Variable.set(variable, {"run": ref.recovery_id, "workspace": workspace_block}, overwrite=True)
+    _remember_started(workspace_block, ref)
     logger.info("submitted run %s: %s", ref, ref.portal_url)
     _link(ref, "run")
     return ref
+
+
+def cancel_started_jobs(flow: object, flow_run: Any, state: object) -> None:
+    """A flow hook: cancels the jobs this flow run submitted that are still going.
+
+    Use it for `on_cancellation`, `on_crashed` and `on_failure`: a flow run that ends early
+    (or whose process a worker killed) leaves no job running. Waiting tasks also notice a
+    cancellation themselves; this hook covers a flow process that was killed first.
+    """
+    name = STARTED_VARIABLE_PREFIX + str(flow_run.id)
+    started: Any = Variable.get(name, default=[])
+    for item in started if isinstance(started, list) else []:
+        backend = backend_for(str(item["workspace"]))
+        ref = backend.get_run_ref(str(item["run"]))
+        if not backend.get_state(ref).is_terminal:
+            backend.cancel(ref)
+    Variable.unset(name)
+
+
+def forget_started_jobs(flow: object, flow_run: Any, state: object) -> None:
+    """A flow hook for `on_completion`: drops the record of the jobs the flow run submitted."""
+    Variable.unset(STARTED_VARIABLE_PREFIX + str(flow_run.id))
+
+
+def _remember_started(workspace_block: str, ref: RunRef) -> None:
+    """Records a submission under the current flow run, for `cancel_started_jobs`."""
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return
+    name = STARTED_VARIABLE_PREFIX + str(flow_run.id)
+    started: Any = Variable.get(name, default=[])
+    entries = started if isinstance(started, list) else []
+    entries.append({"workspace": workspace_block, "run": ref.recovery_id})
+    Variable.set(name, entries, overwrite=True)
 
 
 def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:

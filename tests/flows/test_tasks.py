@@ -12,13 +12,22 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.runtime import flow_run
 from prefect.states import Cancelling
+from prefect.variables import Variable
 
 from himl_tasks.backends.local.backend import LocalBackend, Preemption
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.preemption import JobResult
 from himl_tasks.runs import FailureKind, RunStatus
-from himl_tasks.tasks import ensure_dataset, run_job, submit_job, upload_to_datastore
+from himl_tasks.tasks import (
+    STARTED_VARIABLE_PREFIX,
+    cancel_started_jobs,
+    ensure_dataset,
+    forget_started_jobs,
+    run_job,
+    submit_job,
+    upload_to_datastore,
+)
 from tests.backends.conftest import write_script
 from tests.conftest import write_tree
 
@@ -188,3 +197,24 @@ def test_submit_job_returns_the_run(workspace: tuple[str, LocalBackend], project
 
     ref = backend.get_run_ref(submit())
     assert backend.wait(ref).succeeded
+
+
+def test_a_failing_flow_run_cancels_the_jobs_it_left_running(
+    workspace: tuple[str, LocalBackend], project: Path
+) -> None:
+    block, backend = workspace
+
+    seen: dict[str, str] = {}
+
+    @flow(on_failure=[cancel_started_jobs], on_completion=[forget_started_jobs])
+    def abandons() -> None:
+        seen["flow_run"] = str(flow_run.id)
+        submit_job(block, epochs_spec(project, 100, 0.2))
+        raise RuntimeError("the flow breaks while its job runs")
+
+    with pytest.raises(RuntimeError):
+        abandons()
+    (run,) = backend.registry.runs()
+    state = backend.wait(backend.get_run_ref(run.run_id), timeout=30)
+    assert state.failure_kind is FailureKind.CANCELED
+    assert Variable.get(STARTED_VARIABLE_PREFIX + seen["flow_run"]) is None  # record dropped
