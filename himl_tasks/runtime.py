@@ -253,9 +253,24 @@ def find_latest_recovery_checkpoint(folder: Path | str) -> Path | None:
     Recovery checkpoints are files whose names start with "recovery" and contain the epoch
     number, e.g. `recovery_epoch=12.ckpt` (hi-ml's and PyTorch Lightning's naming). Files still
     being written by a preempted job are skipped when a temporary name ends them.
+
+    In a job submitted to resume another run (`JobSpec.resume_from`), the resumed run's latest
+    checkpoint is found too: the local backend puts it into `outputs/checkpoints/` before the
+    job starts; on AzureML it is fetched into `folder` here, when the folder has none.
     """
+    found = _latest_recovery_checkpoint(Path(folder))
+    resume_from = os.environ.get(env_names.RESUME_FROM)
+    if found is None and resume_from and is_running_in_azure_ml():
+        from himl_tasks.backends.azureml_v1_runtime import fetch_resumed_checkpoint
+
+        fetch_resumed_checkpoint(resume_from, Path(folder))
+        found = _latest_recovery_checkpoint(Path(folder))
+    return found
+
+
+def _latest_recovery_checkpoint(directory: Path) -> Path | None:
+    """The highest-epoch recovery checkpoint already in a folder (nothing is fetched)."""
     candidates: list[tuple[int, Path]] = []
-    directory = Path(folder)
     if not directory.is_dir():
         return None
     for path in directory.iterdir():

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from himl_tasks.backends.base import Backend
     from himl_tasks.runtime import AzureRunInfo
 
 
@@ -74,3 +75,40 @@ def _numbered(found: Mapping[str, Any], key: Any) -> list[Path | None]:
     while key(count) in found:
         count += 1
     return [Path(found[key(i)]) for i in range(count)]
+
+
+def current_workspace_backend() -> Backend:
+    """The AzureML backend on the workspace of the run this process belongs to."""
+    from azureml.core import Run
+
+    from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+
+    return AzureMLV1Backend(Run.get_context().experiment.workspace)
+
+
+def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
+    """Copies the latest recovery checkpoint of the run being resumed into `folder`.
+
+    AzureML restores `outputs/` only when it restarts a run itself; a resubmitted job (a new
+    run with `resume_from`) fetches its predecessor's checkpoint here, through the transfer
+    engine with checksums, on local rank 0 (the others wait at a barrier).
+    """
+    import shutil
+    import tempfile
+
+    from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, download_checkpoints
+    from himl_tasks.runtime import _latest_recovery_checkpoint, is_local_rank_zero
+
+    try:
+        prefix = folder.absolute().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        prefix = DEFAULT_CHECKPOINT_FOLDER
+    backend = current_workspace_backend()
+    with tempfile.TemporaryDirectory(prefix="himl-resume-") as scratch:
+        download_checkpoints(
+            backend, backend.get_run_ref(recovery_id), Path(scratch), checkpoint_folder=prefix
+        )
+        latest = _latest_recovery_checkpoint(Path(scratch) / prefix)
+        if latest is not None and is_local_rank_zero():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(latest, folder / latest.name)

@@ -166,3 +166,44 @@ def test_the_runtime_inside_an_azureml_run(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("RANK", "1")
     log_metric("loss", 9.9, step=4)  # only rank zero reports
     assert run.logged == [("loss", {"step": 3, "value": 0.5}), ("accuracy", 0.97)]
+
+
+def test_a_resubmitted_job_on_azureml_finds_the_resumed_runs_checkpoint(
+    aml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from himl_tasks.backends import azureml_v1_runtime
+    from himl_tasks.job_spec import JobSpec
+    from himl_tasks.runtime import find_latest_recovery_checkpoint
+    from tests.backends.azureml_service import PREEMPTION_ERROR, Outcome
+    from tests.backends.conftest import write_script
+
+    write_script(tmp_path / "project", "train.py", "print(1)\n")
+    (tmp_path / "project" / "environment.yml").write_text("dependencies:\n  - python=3.11\n")
+    aml_service.next_outcome = Outcome(
+        statuses=("Running", "Failed"),
+        error=PREEMPTION_ERROR,
+        files={
+            "outputs/checkpoints/recovery_epoch=3.ckpt": b"epoch 3",
+            "outputs/checkpoints/recovery_epoch=4.ckpt": b"epoch 4",
+        },
+    )
+    spec = JobSpec(
+        entry_script="train.py", snapshot_root=tmp_path / "project", compute="cpu-cluster"
+    )
+    lost = aml.wait(aml.submit(spec), poll=0).ref
+
+    job_folder = tmp_path / "job"  # the new run's working folder on its compute node
+    (job_folder / "outputs" / "checkpoints").mkdir(parents=True)
+    monkeypatch.chdir(job_folder)
+    monkeypatch.setenv("AZUREML_RUN_ID", "train_2")
+    monkeypatch.setenv("HIML_RESUME_FROM", lost.recovery_id)
+    for name in ("HIML_RUN_ID", "HIML_WORKSPACE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(azureml_v1_runtime, "current_workspace_backend", lambda: aml)
+    found = find_latest_recovery_checkpoint("outputs/checkpoints")
+    assert found is not None and found.name == "recovery_epoch=4.ckpt"
+    assert found.read_bytes() == b"epoch 4"
+    assert [p.name for p in (job_folder / "outputs/checkpoints").iterdir()] == [found.name]
