@@ -199,6 +199,7 @@ def run_job(
         JobFailedError: For a user error, a cancellation, or a lost run past `max_retries`.
     """
     backend = backend_for(workspace_block)
+    identity = _identity_variable(backend, spec, workspace_block)
     result = run_to_completion(
         backend,
         spec,
@@ -206,6 +207,9 @@ def run_job(
         watch=lambda ref: _watch(backend, ref, timeout_seconds),
         policy=RetryPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds),
     )
+    if len(result.attempts) > 1:  # the job as asked for is done: a re-run finds the last run
+        value = {"run": result.run.recovery_id, "workspace": workspace_block}
+        Variable.set(identity, value, overwrite=True)
     if result.metrics:
         create_table_artifact(
             table=[{"metric": k, "value": v} for k, v in sorted(result.metrics.items())],
@@ -293,10 +297,14 @@ def backend_run(backend: Backend, run: RunRef | str) -> RunRef:
     return run if isinstance(run, RunRef) else backend.get_run_ref(run)
 
 
+def _identity_variable(backend: Backend, spec: JobSpec, workspace_block: str) -> str:
+    return JOB_VARIABLE_PREFIX + job_identity(backend, spec, workspace=workspace_block)[:48]
+
+
 def _submit(workspace_block: str, spec: JobSpec) -> RunRef:
     backend = backend_for(workspace_block)
     logger = get_run_logger()
-    variable = JOB_VARIABLE_PREFIX + job_identity(backend, spec, workspace=workspace_block)[:48]
+    variable = _identity_variable(backend, spec, workspace_block)
     known = Variable.get(variable)
     if isinstance(known, dict) and known.get("run"):
         try:

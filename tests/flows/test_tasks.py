@@ -93,6 +93,9 @@ def test_a_preempted_job_is_resubmitted_and_resumes(
     assert sorted(done) == list(range(8))  # every epoch trained exactly once
     resumed = [int(m.value) for m in backend.get_metrics(second)]
     assert 0 < resumed[0] < 8  # the second run started after the checkpointed epochs
+    again = train_on_spot(block, project)  # a re-run finds the resumed run that completed
+    assert again.run == second and again.attempts == [second.recovery_id]
+    assert len(backend.registry.runs()) == 2
 
 
 def test_a_platform_restart_is_waited_for_not_resubmitted(
