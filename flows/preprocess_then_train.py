@@ -179,6 +179,7 @@ def preprocess_then_train(
         "train_attempts": training.attempts,
         "test_accuracy": training.metrics.get("test_accuracy"),
         "epochs_trained": len([m for m in training.metric_history if m.name == "train_loss"]),
+        "reused_runs": [job.run.recovery_id for job in (preprocessing, training) if job.reused],
         "checkpoint": str(checkpoint),
     }
     create_markdown_artifact(
@@ -205,6 +206,12 @@ def _lineage(result: dict[str, Any], preprocess_url: str, train_url: str) -> str
             "",
             f"Test accuracy: **{accuracy:.4f}**" if accuracy is not None else "",
             f"Training attempts: {', '.join(result['train_attempts'])}",
+            (
+                "Found, not submitted again (same code, data and settings): "
+                + ", ".join(result["reused_runs"])
+                if result["reused_runs"]
+                else "Both jobs were submitted by this flow run."
+            ),
         ]
     )
 

@@ -77,6 +77,7 @@ class JobResult:
         metrics: The last value of each metric the completed run logged.
         metric_history: Every metric value of every submission, in order (a resubmitted
             job's earlier runs first).
+        reused: True when no job was submitted: an identical job's run was found instead.
     """
 
     run: RunRef
@@ -85,6 +86,7 @@ class JobResult:
     outputs: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     metric_history: list[Metric] = field(default_factory=list)
+    reused: bool = False
 
 
 def watch_run(

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import functools
 import threading
 import time
@@ -200,6 +201,7 @@ def run_job(
     """
     backend = backend_for(workspace_block)
     identity = _identity_variable(backend, spec, workspace_block)
+    started = datetime.datetime.now(datetime.UTC)
     result = run_to_completion(
         backend,
         spec,
@@ -207,6 +209,8 @@ def run_job(
         watch=lambda ref: _watch(backend, ref, timeout_seconds),
         policy=RetryPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds),
     )
+    created = result.state.created_at
+    result.reused = len(result.attempts) == 1 and created is not None and created < started
     if len(result.attempts) > 1:  # the job as asked for is done: a re-run finds the last run
         value = {"run": result.run.recovery_id, "workspace": workspace_block}
         Variable.set(identity, value, overwrite=True)

@@ -34,4 +34,6 @@ def test_the_chain_hands_the_new_dataset_version_to_training(
         result["preprocess_run"],
         result["train_run"],
     )  # the same jobs on the same data: found, not submitted again
+    assert rerun["reused_runs"] == [result["preprocess_run"], result["train_run"]]
+    assert result["reused_runs"] == []
     assert len(backend.registry.runs()) == 2
