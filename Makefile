@@ -58,4 +58,4 @@ lock: $(VENV)/.synced
 		--extra dev --no-header -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .himl-state
