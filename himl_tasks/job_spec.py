@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
@@ -211,3 +213,17 @@ class JobSpec:
         else:
             name = str(self.module).rsplit(".", 1)[-1]
         return sanitize_experiment_name(name)
+
+
+def spec_to_json(spec: JobSpec) -> dict[str, Any]:
+    """The spec as JSON-ready values (paths as text), for handing it to another process."""
+    fields = dataclasses.asdict(spec)
+    return json.loads(json.dumps(fields, default=str))  # type: ignore[no-any-return]
+
+
+def spec_from_json(fields: Mapping[str, Any]) -> JobSpec:
+    """The spec `spec_to_json` wrote."""
+    values = dict(fields)
+    for key in ("input_datasets", "output_datasets"):
+        values[key] = [DatasetConfig(**item) for item in values.get(key, [])]
+    return JobSpec(**values)

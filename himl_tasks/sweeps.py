@@ -18,7 +18,9 @@ Each trial runs the job's script with `--<parameter> <value>` appended to its ar
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -207,3 +209,40 @@ def cross_validation(
         max_total_runs=num_folds,
         max_concurrent_runs=max_concurrent_runs or num_folds,
     )
+
+
+def sample_trials(sweep: SweepSpec, *, seed: int = 0) -> list[dict[str, float | int | str]]:
+    """The argument values of each trial, as `{"--name": value}`.
+
+    Grid sampling gives the combinations in order (at most `max_total_runs` of them); random
+    sampling gives `max_total_runs` draws, the same ones for the same `seed`.
+
+    Raises:
+        InvalidInputError: For bayesian sampling, which needs the results of earlier trials
+            (HyperDrive on AzureML does it).
+    """
+    arguments = sweep.arguments
+    if sweep.sampling == "grid":
+        names = list(arguments)
+        choices = [arguments[n].values for n in names]  # type: ignore[union-attr]
+        combos = itertools.islice(itertools.product(*choices), sweep.total_runs)
+        return [dict(zip(names, combo, strict=True)) for combo in combos]
+    if sweep.sampling == "bayesian":
+        raise InvalidInputError(
+            "bayesian sampling needs a service that learns from finished trials; the local "
+            "backend samples grid and random only"
+        )
+    rng = random.Random(seed)
+    return [
+        {name: _draw(parameter, rng) for name, parameter in arguments.items()}
+        for _ in range(sweep.total_runs)
+    ]
+
+
+def _draw(parameter: Parameter, rng: random.Random) -> float | int | str:
+    if isinstance(parameter, Choice):
+        return rng.choice(parameter.values)
+    if isinstance(parameter, Uniform):
+        return rng.uniform(parameter.low, parameter.high)
+    low, high = parameter.log_bounds
+    return math.exp(rng.uniform(low, high))

@@ -47,7 +47,7 @@ from himl_tasks import checkpoints
 from himl_tasks.backends.base import Backend
 from himl_tasks.blocks import load_backend
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
-from himl_tasks.errors import ConfigurationError, JobFailedError, RunNotFoundError
+from himl_tasks.errors import JobFailedError, RunNotFoundError
 from himl_tasks.job_identity import job_identity
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.preemption import (
@@ -227,8 +227,8 @@ def run_job(
 def run_sweep(workspace_block: str, spec: JobSpec, sweep: SweepSpec) -> RunRef:
     """Submits a hyperparameter sweep around a job; its trials are the run's children.
 
-    Raises:
-        ConfigurationError: If the workspace's backend has no sweeps (the local one).
+    On AzureML it is a HyperDrive run; locally, a parent run that runs the trials (grid and
+    random sampling).
 
     Example:
         ```python
@@ -240,13 +240,7 @@ def run_sweep(workspace_block: str, spec: JobSpec, sweep: SweepSpec) -> RunRef:
             return run_sweep(block, spec, sweep).recovery_id
         ```
     """
-    backend = backend_for(workspace_block)
-    submit_sweep = getattr(backend, "submit_sweep", None)
-    if submit_sweep is None:
-        raise ConfigurationError(
-            f"the {backend.name} backend does not run sweeps; use an AzureML workspace"
-        )
-    ref: RunRef = submit_sweep(spec, sweep)
+    ref = backend_for(workspace_block).submit_sweep(spec, sweep)
     _link(ref, "sweep")
     return ref
 

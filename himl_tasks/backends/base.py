@@ -10,6 +10,7 @@ from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import Metric, RunRef, RunState
 from himl_tasks.storage import Datastore, TransferReport
+from himl_tasks.sweeps import SweepSpec
 
 
 class Backend(Protocol):
@@ -51,6 +52,10 @@ class Backend(Protocol):
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """Every metric value the run logged, in order."""
+        ...
+
+    def submit_sweep(self, spec: JobSpec, sweep: SweepSpec) -> RunRef:
+        """Starts a hyperparameter sweep around a job; its trials are the run's children."""
         ...
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:

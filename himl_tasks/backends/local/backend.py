@@ -6,6 +6,8 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.util
+import json
+import logging
 import os
 import re
 import secrets
@@ -13,6 +15,7 @@ import shlex
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +36,7 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_environment import RESUME_FROM
-from himl_tasks.job_spec import JobSpec
+from himl_tasks.job_spec import JobSpec, spec_to_json
 from himl_tasks.runs import (
     FailureKind,
     Metric,
@@ -47,9 +50,13 @@ from himl_tasks.runtime import find_latest_recovery_checkpoint
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
+from himl_tasks.sweeps import SweepSpec, sample_trials
 from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig, workspace_root
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_CLUSTER = "local"
+SWEEP_PLAN = "sweep.json"
 # The folder holding the himl_tasks package: supervisors and jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 # Supervisors started by this process, reaped as they end (no zombies).
@@ -154,8 +161,10 @@ class LocalBackend:
 
     # ---- submission -----------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec) -> RunRef:
+    def submit(self, spec: JobSpec, *, parent_run_id: str | None = None) -> RunRef:
         """Checks the job, copies its snapshot, and starts it; returns at once.
+
+        `parent_run_id` makes the run a child of another (a sweep's trial).
 
         Raises:
             InvalidInputError: The script is missing or outside the snapshot, or the module
@@ -182,6 +191,7 @@ class LocalBackend:
             self._restore_recovery_checkpoint(spec.resume_from, run_dir / "snapshot")
         self.registry.insert_run(
             run_id=run_id,
+            parent_run_id=parent_run_id,
             experiment=experiment,
             display_name=spec.display_name or run_id,
             compute=compute,
@@ -220,6 +230,40 @@ class LocalBackend:
         ref = RunRef(experiment, run_id, self.name, portal_url=run_dir.as_uri())
         write_most_recent_run(spec.recovery_file_folder, ref)
         return ref
+
+    def submit_sweep(self, spec: JobSpec, sweep: SweepSpec, *, seed: int = 0) -> RunRef:
+        """Runs a sweep around a job: a parent run whose trials are its child runs.
+
+        The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
+        default cluster; it submits each trial (the job with `--<parameter> <value>` appended)
+        to the job's cluster, at most `max_concurrent_runs` at once, and logs the best value of
+        the primary metric. Grid and random sampling only; an early termination policy is not
+        applied locally (every trial runs to its end).
+
+        Raises:
+            InvalidInputError: For bayesian sampling.
+        """
+        trials = sample_trials(sweep, seed=seed)
+        if sweep.early_termination is not None:
+            logger.warning("the local backend runs every trial: early termination is ignored")
+        with tempfile.TemporaryDirectory(prefix="himl-sweep-") as folder:
+            plan = {
+                "spec": spec_to_json(spec),
+                "trials": trials,
+                "primary_metric": sweep.primary_metric,
+                "goal": sweep.goal,
+                "max_concurrent_runs": sweep.max_concurrent_runs,
+            }
+            (Path(folder) / SWEEP_PLAN).write_text(json.dumps(plan), encoding="utf-8")
+            driver = JobSpec(
+                module="himl_tasks.backends.local.sweep_driver",
+                args=[SWEEP_PLAN],
+                snapshot_root=folder,
+                experiment=spec.experiment_name(),
+                display_name=f"sweep of {spec.experiment_name()} ({len(trials)} trials)",
+                tags={"sweep": "true"},
+            )
+            return self.submit(driver)
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable

@@ -1,0 +1,98 @@
+"""Sweeps on the local backend: a parent run whose children are the trials."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.errors import InvalidInputError
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import RunStatus
+from himl_tasks.sweeps import (
+    BanditPolicy,
+    Choice,
+    LogUniform,
+    SweepSpec,
+    cross_validation,
+    sample_trials,
+)
+from tests.backends.conftest import write_script
+
+SCORE = """\
+    import argparse
+    from himl_tasks.runtime import log_metric
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=0.0)
+    parser.add_argument("--layers", type=int, default=0)
+    parser.add_argument("--crossval_index", type=int, default=0)
+    args = parser.parse_args()
+    log_metric("val_loss", abs(args.lr - 0.01) + args.layers / 100 + args.crossval_index)
+"""
+
+
+def test_a_grid_sweep_runs_every_combination_as_children(
+    backend: LocalBackend, project: Path
+) -> None:
+    write_script(project, "score.py", SCORE)
+    sweep = SweepSpec(
+        parameters={"lr": Choice(0.1, 0.01), "layers": Choice(1, 2, 3)},
+        sampling="grid", primary_metric="val_loss", max_concurrent_runs=2,
+    )  # fmt: skip
+    parent = backend.submit_sweep(JobSpec(entry_script="score.py", snapshot_root=project), sweep)
+    assert backend.wait(parent, timeout=120).succeeded
+    children = backend.child_runs(parent)
+    assert len(children) == 6
+    assert all(backend.get_state(c).status is RunStatus.COMPLETED for c in children)
+    argument_sets = {
+        tuple(backend.registry.get_run(c.run_id).spec["command"][2:])  # type: ignore[union-attr]
+        for c in children
+    }
+    assert ("--lr", "0.01", "--layers", "1") in argument_sets and len(argument_sets) == 6
+    best = [m.value for m in backend.get_metrics(parent) if m.name == "best_val_loss"]
+    assert best == [pytest.approx(0.01)]
+
+
+def test_random_sampling_is_repeatable_and_bayesian_is_refused(
+    backend: LocalBackend, project: Path
+) -> None:
+    sweep = SweepSpec(
+        parameters={"lr": LogUniform(1e-4, 1e-1), "layers": Choice(1, 2)},
+        sampling="random", primary_metric="val_loss", max_total_runs=5,
+    )  # fmt: skip
+    first, again = sample_trials(sweep, seed=3), sample_trials(sweep, seed=3)
+    assert first == again and len(first) == 5
+    assert all(1e-4 <= t["--lr"] <= 1e-1 and t["--layers"] in (1, 2) for t in first)  # type: ignore[operator]
+    bayesian = SweepSpec(
+        parameters={"lr": LogUniform(1e-4, 1e-1)}, sampling="bayesian",
+        primary_metric="val_loss", max_total_runs=5,
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError, match="grid and random only"):
+        backend.submit_sweep(JobSpec(entry_script="x.py", snapshot_root=project), bayesian)
+
+
+def test_cross_validation_and_canceling_the_parent_cancels_trials(
+    backend: LocalBackend, project: Path
+) -> None:
+    write_script(project, "score.py", SCORE)
+    folds = cross_validation(3, primary_metric="val_loss")
+    parent = backend.submit_sweep(JobSpec(entry_script="score.py", snapshot_root=project), folds)
+    assert backend.wait(parent, timeout=120).succeeded
+    best = [m.value for m in backend.get_metrics(parent) if m.name == "best_val_loss"]
+    assert best == [pytest.approx(0.01)]  # fold 0
+
+    write_script(project, "slow.py", "import time\ntime.sleep(60)\n")
+    slow = SweepSpec(
+        parameters={"lr": Choice(1, 2)}, sampling="grid", primary_metric="val_loss",
+        early_termination=BanditPolicy(slack_factor=0.1),
+    )  # fmt: skip
+    parent = backend.submit_sweep(JobSpec(entry_script="slow.py", snapshot_root=project), slow)
+    while len(backend.child_runs(parent)) < 2:
+        assert not backend.get_state(parent).is_terminal
+        time.sleep(0.02)
+    backend.cancel(parent)
+    assert backend.wait(parent, timeout=30).status is RunStatus.CANCELED
+    for child in backend.child_runs(parent):
+        assert backend.wait(child, timeout=30).status is RunStatus.CANCELED
