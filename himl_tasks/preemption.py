@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.polling import LineBuffer
 from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
@@ -108,15 +109,15 @@ def watch_run(
     """
     deadline = time.monotonic() + settings.timeout_seconds
     pause = settings.first_poll_seconds
-    lines_seen = 0
+    read_new, lines = backend.log_reader(ref), LineBuffer()
     canceled = False
     while True:
         state = backend.get_state(ref)
-        lines = list(backend.iter_logs(ref))
-        for line in lines[lines_seen:]:
+        for line in lines.feed(read_new()):
             on_line(line)
-        lines_seen = max(lines_seen, len(lines))
         if state.is_terminal:
+            for line in lines.flush():
+                on_line(line)
             return state
         if not canceled and should_cancel():
             logger.warning("canceling run %s: its flow run is being canceled", ref)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +30,10 @@ class Backend(Protocol):
 
     def get_state(self, ref: RunRef) -> RunState:
         """Returns the run's current state."""
+        ...
+
+    def log_reader(self, ref: RunRef) -> Callable[[], bytes]:
+        """A function returning the bytes the run's driver log gained since its last call."""
         ...
 
     def iter_logs(self, ref: RunRef, *, follow: bool = False) -> Iterator[str]:

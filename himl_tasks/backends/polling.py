@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from himl_tasks.runs import RunRef, RunState
 
@@ -36,15 +37,48 @@ def follow_lines(
         has_ended: True once nothing more will be appended.
         poll: Seconds between reads.
     """
-    pending = b""
+    lines = LineBuffer()
     while True:
         ended = has_ended()
-        pending += read_new()
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.decode("utf-8", errors="replace")
+        yield from lines.feed(read_new())
         if ended:
-            if pending:
-                yield pending.decode("utf-8", errors="replace")
+            yield from lines.flush()
             return
         time.sleep(poll)
+
+
+class LineBuffer:
+    """Turns chunks of a log into whole lines, keeping an unfinished last line for later."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines that `chunk` completes."""
+        *complete, self._pending = (self._pending + chunk).split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in complete]
+
+    def flush(self) -> list[str]:
+        """The unfinished last line, once the log will not grow any more."""
+        rest, self._pending = self._pending, b""
+        return [rest.decode("utf-8", errors="replace")] if rest else []
+
+
+def tail_reader(path: Path) -> Callable[[], bytes]:
+    """A function returning the bytes appended to a file since its last call.
+
+    It returns nothing while the file does not exist.
+    """
+    position = 0
+
+    def read_new() -> bytes:
+        nonlocal position
+        if not path.exists():
+            return b""
+        with path.open("rb") as log:
+            log.seek(position)
+            chunk = log.read()
+        position += len(chunk)
+        return chunk
+
+    return read_new

@@ -7,7 +7,8 @@ import datetime
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from himl_tasks.backends.azureml_v1.submission import (
 )
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.polling import follow_lines, wait_until_terminal
+from himl_tasks.backends.polling import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import (
@@ -330,36 +331,37 @@ class AzureMLV1Backend:
         """
         return wait_until_terminal(self.get_state, ref, timeout=timeout, poll=poll)
 
-    def iter_logs(self, ref: RunRef, *, follow: bool = False, poll: float = 5) -> Iterator[str]:
-        """Yields the lines of the run's driver log; with `follow`, until the run ends."""
+    def log_reader(self, ref: RunRef) -> Callable[[], bytes]:
+        """A function returning what the run's driver log gained since its last call.
+
+        The log (`user_logs/std_log.txt`, else `azureml-logs/70_driver_log.txt`) is fetched
+        from the artifact store when it changed, into a scratch folder removed with the reader.
+        """
         files = self._run_files(ref)
         scratch = Path(tempfile.mkdtemp(prefix="himl-log-"))
         log_name: str | None = None
-        position = 0
+        tail: Callable[[], bytes] = bytes
 
         def read_new() -> bytes:
-            nonlocal log_name, position
+            nonlocal log_name, tail
             if log_name is None:
                 log_name = next((name for name in LOG_FILES if files.exists(name)), None)
                 if log_name is None:
                     return b""
+                tail = tail_reader(scratch / log_name)
             files.download(log_name, scratch, overwrite=True, missing_ok=True)
-            local = scratch / log_name
-            if not local.exists():
-                return b""
-            with local.open("rb") as log:
-                log.seek(position)
-                chunk = log.read()
-            position += len(chunk)
-            return chunk
+            return tail()
+
+        weakref.finalize(read_new, shutil.rmtree, scratch, True)
+        return read_new
+
+    def iter_logs(self, ref: RunRef, *, follow: bool = False, poll: float = 5) -> Iterator[str]:
+        """Yields the lines of the run's driver log; with `follow`, until the run ends."""
 
         def has_ended() -> bool:
             return not follow or self.get_state(ref).is_terminal
 
-        try:
-            yield from follow_lines(read_new, has_ended, poll=poll)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        return follow_lines(self.log_reader(ref), has_ended, poll=poll)
 
     def cancel(self, ref: RunRef) -> None:
         """Asks AzureML to cancel the run (no effect on a finished one)."""

@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.processes import is_alive, process_start_marker
 from himl_tasks.backends.local.registry import Registry, RunRow
-from himl_tasks.backends.polling import follow_lines, wait_until_terminal
+from himl_tasks.backends.local.supervisor import DRIVER_LOG
+from himl_tasks.backends.polling import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.backends.run_files import download_run_files, list_run_files
 from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
@@ -385,25 +386,17 @@ class LocalBackend:
         """
         return wait_until_terminal(self.get_state, ref, timeout=timeout, poll=poll)
 
+    def log_reader(self, ref: RunRef) -> Callable[[], bytes]:
+        """A function returning what the run's driver log gained since its last call."""
+        return tail_reader(self._row(ref).run_dir / "snapshot" / DRIVER_LOG)
+
     def iter_logs(self, ref: RunRef, *, follow: bool = False) -> Iterator[str]:
         """Yields the lines of the run's driver log; with `follow`, until the run ends."""
-        path = self._row(ref).run_dir / "snapshot" / "azureml-logs" / "70_driver_log.txt"
-        position = 0
-
-        def read_new() -> bytes:
-            nonlocal position
-            if not path.exists():
-                return b""
-            with path.open("rb") as log:
-                log.seek(position)
-                chunk = log.read()
-            position += len(chunk)
-            return chunk
 
         def has_ended() -> bool:
             return not follow or self.get_state(ref).is_terminal
 
-        return follow_lines(read_new, has_ended, poll=0.05)
+        return follow_lines(self.log_reader(ref), has_ended, poll=0.05)
 
     def cancel(self, ref: RunRef) -> None:
         """Asks the run's supervisor to end it: its processes get SIGTERM, then SIGKILL."""
