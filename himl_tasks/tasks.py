@@ -205,7 +205,7 @@ def run_job(
     result = run_to_completion(
         backend,
         spec,
-        submit=lambda s: _submit(workspace_block, s),
+        submit=lambda s: _submit(workspace_block, s, identity if s is spec else None),
         watch=lambda ref: _watch(backend, ref, timeout_seconds),
         policy=RetryPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds),
     )
@@ -299,10 +299,11 @@ def _identity_variable(backend: Backend, spec: JobSpec, workspace_block: str) ->
     return JOB_VARIABLE_PREFIX + job_identity(backend, spec, workspace=workspace_block)[:48]
 
 
-def _submit(workspace_block: str, spec: JobSpec) -> RunRef:
+def _submit(workspace_block: str, spec: JobSpec, variable: str | None = None) -> RunRef:
+    """Submits a job unless its identity (`variable`, computed when not given) has a run."""
     backend = backend_for(workspace_block)
     logger = get_run_logger()
-    variable = _identity_variable(backend, spec, workspace_block)
+    variable = variable or _identity_variable(backend, spec, workspace_block)
     known = Variable.get(variable)
     if isinstance(known, dict) and known.get("run"):
         try:
@@ -389,12 +390,13 @@ def _flow_run_is_canceling() -> bool:
 
 def _every(seconds: float, check: Any) -> Any:
     """Calls `check` at most once per `seconds`; in between, says False."""
-    last = [float("-inf")]
+    last = float("-inf")
 
     def throttled() -> bool:
-        if time.monotonic() - last[0] < seconds:
+        nonlocal last
+        if time.monotonic() - last < seconds:
             return False
-        last[0] = time.monotonic()
+        last = time.monotonic()
         return bool(check())
 
     return throttled
@@ -440,7 +442,6 @@ class ArtifactProgress:
         self.total_bytes = 0
         self.done_bytes = 0
         self.artifact: UUID | None = None
-        self._posted = 0.0
         self._last_post = 0.0
         self._pending: threading.Thread | None = None
 
@@ -462,17 +463,12 @@ class ArtifactProgress:
     def advance(self, nbytes: int) -> None:
         """Called as bytes move."""
         self.done_bytes += nbytes
-        percent = 100.0 * self.done_bytes / self.total_bytes if self.total_bytes else 100.0
         now = time.monotonic()
         busy = self._pending is not None and self._pending.is_alive()
-        if (
-            self.artifact is None
-            or busy
-            or now - self._last_post < 1.0
-            or (percent < 100.0 and (percent - self._posted < 1.0))
-        ):
+        if self.artifact is None or busy or now - self._last_post < 1.0:
             return
-        self._posted, self._last_post = percent, now
+        percent = 100.0 * self.done_bytes / self.total_bytes if self.total_bytes else 100.0
+        self._last_post = now
         self._pending = threading.Thread(
             target=_set_progress, args=(self.artifact, percent), daemon=True
         )

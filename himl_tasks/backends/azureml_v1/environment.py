@@ -65,7 +65,6 @@ def build_environment(spec: JobSpec, service: AzureMLService, *, python_path: st
         dependencies.add_pip_package(service.add_private_wheel(wheel))
     if spec.docker_base_image:
         environment.docker.base_image = spec.docker_base_image
-    environment.python.conda_dependencies = dependencies
     environment.name = environment_name(
         dependencies.serialize_to_string(), environment.docker.base_image or "", wheel_digest
     )

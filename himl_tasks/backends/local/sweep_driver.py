@@ -17,7 +17,7 @@ from types import FrameType
 from himl_tasks import job_environment as env_names
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import spec_from_json
-from himl_tasks.runs import RunRef
+from himl_tasks.runs import RunRef, RunState
 from himl_tasks.runtime import log_metrics
 
 POLL_SECONDS = 0.2
@@ -31,7 +31,7 @@ def main(plan_file: str) -> int:
     base = spec_from_json(plan["spec"])
     pending = list(enumerate(plan["trials"]))
     running: list[RunRef] = []
-    finished: list[RunRef] = []
+    finished: list[RunState] = []
 
     def cancel_trials(signum: int, frame: FrameType | None) -> None:
         for ref in running:
@@ -50,11 +50,13 @@ def main(plan_file: str) -> int:
             running.append(backend.submit(trial, parent_run_id=parent))
             print(f"trial {index} started: {' '.join(arguments)}", flush=True)
         time.sleep(POLL_SECONDS)
-        for ref in [r for r in running if backend.get_state(r).is_terminal]:
-            running.remove(ref)
-            finished.append(ref)
-            print(f"trial {ref.run_id} ended {backend.get_state(ref).status}", flush=True)
-    completed = [ref for ref in finished if backend.get_state(ref).succeeded]
+        for ref in list(running):
+            state = backend.get_state(ref)
+            if state.is_terminal:
+                running.remove(ref)
+                finished.append(state)
+                print(f"trial {ref.run_id} ended {state.status}", flush=True)
+    completed = [state.ref for state in finished if state.succeeded]
     values = [
         metric.value
         for ref in completed
