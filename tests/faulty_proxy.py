@@ -25,6 +25,7 @@ class FaultyProxy:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self.requests = 0
+        self.request_heads: list[bytes] = []
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -68,6 +69,7 @@ class FaultyProxy:
             body = await reader.readexactly(length) if length else b""
             with self._lock:
                 self.requests += 1
+                self.request_heads.append(head)
                 fault = self._faults.popleft() if self._faults else None
             if fault == "503":
                 writer.write(

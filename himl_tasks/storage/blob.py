@@ -108,7 +108,7 @@ class BlobDatastore(Datastore):
             )
         auth: BlobAuth
         if "accountkey" in fields and account_name:
-            auth = AccountKeyAuth(account_name, container, fields["accountkey"])
+            auth = AccountKeyAuth(account_name, fields["accountkey"])
         elif "sharedaccesssignature" in fields:
             auth = SasAuth(fields["sharedaccesssignature"])
         else:
@@ -128,7 +128,7 @@ class BlobDatastore(Datastore):
         **options: object,
     ) -> BlobDatastore:
         """Builds a datastore authorised by a storage account key."""
-        auth = AccountKeyAuth(account_name, container, account_key)
+        auth = AccountKeyAuth(account_name, account_key)
         return cls(account_url, container, auth=auth, **options)  # type: ignore[arg-type]
 
     @classmethod

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from himl_tasks.errors import (
     ContainerNotFoundError,
@@ -196,26 +197,26 @@ class ContainerRestClient:
         data: bytes | None,
         expected: tuple[int, ...],
     ) -> Response:
-        url = (
+        path = (
             self._container_url
             if blob_name is None
             else f"{self._container_url}/{quote(blob_name)}"
         )
         query = "&".join(f"{key}={quote(value, safe='')}" for key, value in (params or {}).items())
-        sas = await self._auth.query()
-        full_query = "&".join(part for part in (query, sas) if part)
-        request_headers = {"x-ms-version": API_VERSION, **(await self._auth.headers())}
-        if headers:
-            request_headers.update(headers)
+        url = URL(f"{path}?{query}" if query else path, encoded=True)
+        request_headers = {"x-ms-version": API_VERSION, **(headers or {})}
         body: bytes | AsyncIterator[memoryview] | None = data
-        if data is not None and len(data) > STREAM_ABOVE_BYTES:
-            # Big bodies go out as slices of the same buffer: no copy, and the loop stays free.
+        if data is not None:
+            # Stated, not left to aiohttp, because a Shared Key signature covers it.
             request_headers["Content-Length"] = str(len(data))
-            body = _slices(data)
+            if len(data) > STREAM_ABOVE_BYTES:
+                # Big bodies go out as slices of the same buffer: no copy, and the loop stays free.
+                body = _slices(data)
+        url = await self._auth.authorize(method, url, request_headers)
         try:
             async with self._http.request(
                 method,
-                f"{url}?{full_query}" if full_query else url,
+                url,
                 headers=request_headers,
                 data=body,
             ) as response:

@@ -188,6 +188,42 @@ def test_a_wrong_account_key_is_refused_and_never_shown(
     assert raised.value.__cause__ is None and raised.value.__context__ is None
 
 
+def test_an_account_key_signs_each_request_and_never_puts_a_secret_in_a_url(
+    proxied_store: BlobDatastore, proxy: FaultyProxy, azurite: Azurite, tmp_path: Path
+) -> None:
+    files = {"small.txt": b"small", "big.bin": BIG}
+    proxied_store.upload_folder(write_tree(tmp_path / "src", files), "d")
+    proxied_store.download("d/", tmp_path / "out", validate_checksum=True)
+    proxied_store.delete("d/")
+
+    request_lines = [head.split(b"\r\n")[0].decode() for head in proxy.request_heads]
+    assert len(request_lines) >= 8  # list, put, blocks, block list, list, get ranges, deletes
+    assert not [line for line in request_lines if "sig=" in line or "se=" in line]
+    assert all(b"\r\nAuthorization: SharedKey himltest:" in head for head in proxy.request_heads)
+    assert not [head for head in proxy.request_heads if azurite.account_key.encode() in head]
+
+
+def test_an_account_key_that_is_not_base64_is_rejected_without_echoing_it() -> None:
+    not_a_key = "this is not base64!"
+    with pytest.raises(InvalidInputError, match="account key of storage account 'acct'") as raised:
+        BlobDatastore.with_account_key("https://acct.blob.core.windows.net", "c", "acct", not_a_key)
+    assert not_a_key not in str(raised.value)
+
+
+def test_a_sas_reaches_blobs_with_spaces_unicode_and_url_characters(
+    azurite: Azurite, container: ContainerClient, tmp_path: Path
+) -> None:
+    sas = sas_for(azurite, container, read=True, write=True, create=True, list=True, delete=True)
+    store = BlobDatastore.with_sas_token(azurite.account_url, container.container_name, sas)
+    files = {"a b.txt": b"1", "ünï/ç.txt": b"2", "p+e=a&.txt": b"3", "pc%20#?.txt": b"4"}
+
+    store.upload_folder(write_tree(tmp_path / "src", files), "x y")
+    store.download("x y/", tmp_path / "out", validate_checksum=True)
+
+    assert read_tree(tmp_path / "out") == {f"x y/{k}": v for k, v in files.items()}
+    assert store.delete("x y/").files == len(files)
+
+
 def test_a_read_only_sas_can_download_but_not_upload(
     azurite: Azurite, blob_store: BlobDatastore, container: ContainerClient, tmp_path: Path
 ) -> None:

@@ -47,6 +47,32 @@ def test_every_uploaded_file_carries_its_md5_also_when_sent_in_blocks(
     assert stored == {f"data/{name}": md5(data) for name, data in files.items()}
 
 
+ODD_NAMES = {
+    "a b.txt": b"space",
+    "ünï/çødé.txt": b"unicode",
+    "plus+eq=amp&.txt": b"query characters",
+    "percent%20.txt": b"a literal percent",
+    "hash#question?.txt": b"fragment and query marks",
+    "semi;comma,colon:.txt": b"separators",
+}
+
+
+def test_names_with_spaces_unicode_and_url_characters_round_trip(
+    datastore: Datastore, tmp_path: Path
+) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "src", ODD_NAMES), "odd dir")
+
+    listed = sorted(f.name for f in datastore.list("odd dir/"))
+    datastore.download("odd dir/", tmp_path / "out", validate_checksum=True)
+
+    assert listed == sorted(f"odd dir/{name}" for name in ODD_NAMES)
+    assert read_tree(tmp_path / "out") == {f"odd dir/{k}": v for k, v in ODD_NAMES.items()}
+    assert datastore.exists("odd dir/percent%20.txt")
+    assert not datastore.exists("odd dir/percent .txt")
+    assert datastore.delete("odd dir/ünï/").files == 1
+    assert len(datastore.list("odd dir/")) == len(ODD_NAMES) - 1
+
+
 def test_upload_without_overwrite_keeps_existing_remote_files(
     datastore: Datastore, tmp_path: Path
 ) -> None:
