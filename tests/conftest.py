@@ -16,6 +16,14 @@ FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 TEST_BLOCK_SIZE = 64 * 1024
 
 
+@pytest.fixture(autouse=True)
+def checksum_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test remembers file checksums in its own cache, never in the user's."""
+    location = tmp_path / "checksum-cache.sqlite3"
+    monkeypatch.setenv("HIML_CHECKSUM_CACHE", str(location))
+    return location
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """One Azurite for the whole session, on a free loopback port, stopped with SIGTERM."""

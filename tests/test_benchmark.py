@@ -31,10 +31,13 @@ def test_every_tool_reproduces_the_source_files(azurite: Azurite, tmp_path: Path
         for case in ("small upload", "small download", "big upload", "big download"):
             assert (tool, case) in cases
     assert ("himl-tasks", "small re-upload") in cases
+    assert ("himl-tasks", "small listing") in cases
     assert ("azure-storage-blob x8", "big download") in cases
     assert all(m.verified for m in results), [(m.tool, m.case) for m in results if not m.verified]
     assert "Targets:" in report(results)
-    assert len(check_targets(results)) == 6
+    targets = check_targets(results)
+    assert len(targets) == 6
+    assert "one listing alone takes" in next(t for t in targets if "re-upload" in t)
 
 
 def test_the_check_notices_a_wrong_or_missing_file(tmp_path: Path) -> None:

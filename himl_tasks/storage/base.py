@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.storage.aio import run_sync as _run
-from himl_tasks.storage.hashing import file_md5
+from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.names import (
     join_blob_name,
@@ -527,11 +527,8 @@ async def _identical_pairs(
     known = known_md5s or {}
 
     def compare() -> set[str]:
-        return {
-            remote.name
-            for path, remote in comparable
-            if (known.get(path) or file_md5(path)) == remote.md5
-        }
+        local = {**known, **files_md5([path for path, _ in comparable if path not in known])}
+        return {remote.name for path, remote in comparable if local[path] == remote.md5}
 
     return await asyncio.to_thread(compare)
 
@@ -540,7 +537,7 @@ def _collect_and_hash(
     collect_files: Callable[[], Sequence[_LocalFile]],
 ) -> tuple[Sequence[_LocalFile], dict[Path, bytes]]:
     files = collect_files()
-    return files, {f.path: file_md5(f.path) for f in files if f.size <= SMALL_FILE_BYTES}
+    return files, files_md5([f.path for f in files if f.size <= SMALL_FILE_BYTES])
 
 
 def _walk_files(folder: Path) -> list[_LocalFile]:

@@ -11,7 +11,8 @@ from pathlib import Path, PurePath
 
 from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError
 from himl_tasks.storage.base import PARTIAL_SUFFIX, Datastore, TransferSession, partial_path
-from himl_tasks.storage.hashing import CHUNK_SIZE, file_md5, new_md5
+from himl_tasks.storage.checksum_cache import files_md5
+from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
 from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.names import local_target
 from himl_tasks.storage.progress import TransferProgress
@@ -43,7 +44,6 @@ class LocalDatastore(Datastore):
         self.concurrency = concurrency
         if create:
             self.folder.mkdir(parents=True, exist_ok=True)
-        self._md5_cache: dict[Path, tuple[int, int, bytes]] = {}
 
     def __repr__(self) -> str:
         return f"LocalDatastore(name={self.name!r}, folder={str(self.folder)!r})"
@@ -55,16 +55,6 @@ class LocalDatastore(Datastore):
                 self.name, f"folder {self.folder} does not exist; create it or fix the path"
             )
         yield _LocalSession(self)
-
-    def md5_of(self, path: Path, stat: os.stat_result | None = None) -> bytes:
-        """Returns a file's MD5, computing it only when its size or mtime changed."""
-        stat = stat or path.stat()
-        cached = self._md5_cache.get(path)
-        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
-            return cached[2]
-        digest = file_md5(path)
-        self._md5_cache[path] = (stat.st_size, stat.st_mtime_ns, digest)
-        return digest
 
 
 class _LocalSession(TransferSession):
@@ -81,7 +71,7 @@ class _LocalSession(TransferSession):
         start = self._root.joinpath(*folder_part.split("/")) if folder_part else self._root
         if not start.is_dir():
             return []
-        found: list[RemoteFile] = []
+        matching: dict[Path, str] = {}
         for directory, _, filenames in os.walk(start):
             for filename in filenames:
                 if filename.endswith(PARTIAL_SUFFIX):
@@ -89,9 +79,10 @@ class _LocalSession(TransferSession):
                 path = Path(directory, filename)
                 name = path.relative_to(self._root).as_posix()
                 if name.startswith(prefix):
-                    status = path.stat()
-                    found.append(RemoteFile(name, status.st_size, self._store.md5_of(path, status)))
-        return found
+                    matching[path] = name
+        # Stored files are hashed once and remembered while unchanged (see checksum_cache).
+        md5s = files_md5(list(matching))
+        return [RemoteFile(name, p.stat().st_size, md5s[p]) for p, name in matching.items()]
 
     async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
         target = local_target(self._store.name, self._root, name)

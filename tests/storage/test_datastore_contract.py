@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from himl_tasks.errors import (
     RemoteFilesNotFoundError,
 )
 from himl_tasks.storage import Datastore, LocalDatastore
+from himl_tasks.storage import checksum_cache as cache
 from tests.conftest import TEST_BLOCK_SIZE, read_tree, write_tree
 
 # Bigger than the test block size, and not a multiple of it: sent in blocks, fetched in ranges.
@@ -111,6 +113,24 @@ def test_reupload_of_an_unchanged_folder_sends_nothing(
     assert (forced.files, forced.skipped_identical) == (20, 0)
 
 
+def test_reupload_sends_a_file_rewritten_with_its_size_and_mtime_unchanged(
+    datastore: Datastore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "SETTLE_SECONDS", 0.05)
+    folder = write_tree(tmp_path / "src", {"a.txt": b"version 1", "b.txt": b"same"})
+    time.sleep(0.1)  # let the files settle, so that their checksums are remembered
+    datastore.upload_folder(folder, "d")
+    before = (folder / "a.txt").stat()
+
+    (folder / "a.txt").write_bytes(b"version 2")
+    os.utime(folder / "a.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    report = datastore.upload_folder(folder, "d", overwrite=True)
+
+    assert (report.files, report.skipped_identical) == (1, 1)
+    datastore.download("d/", tmp_path / "out")
+    assert read_tree(tmp_path / "out") == {"d/a.txt": b"version 2", "d/b.txt": b"same"}
+
+
 def test_download_keeps_full_names_under_the_output_folder(
     datastore: Datastore, tmp_path: Path
 ) -> None:
@@ -169,15 +189,16 @@ def test_download_without_overwrite_keeps_existing_local_files(
 
 
 def test_checksum_mismatch_raises_naming_the_file_and_leaves_nothing_behind(
-    local_store: LocalDatastore, tmp_path: Path
+    local_store: LocalDatastore, tmp_path: Path, checksum_cache: Path
 ) -> None:
     # The blob datastore's version of this test corrupts bytes in transit (test_blob_datastore).
+    remembered = []
     for name, data in {"d/good.txt": b"good", "d/bad.bin": BIG}.items():
         path = write_tree(local_store.folder, {name: data}) / name
-        stat = path.stat()
-        # The folder datastore remembers MD5s by size and mtime; poison that, as bit rot would.
+        # The folder datastore remembers stored files' MD5s; poison that, as bit rot would.
         wrong = md5(data) if name.endswith(".txt") else md5(b"other")
-        local_store._md5_cache[path] = (stat.st_size, stat.st_mtime_ns, wrong)
+        remembered.append((str(path), cache._stamp(path.stat()), wrong))
+    cache._remember(checksum_cache, remembered)
     output = tmp_path / "out"
 
     with pytest.raises(ChecksumMismatchError, match=r"'d/bad\.bin'") as raised:

@@ -1,0 +1,165 @@
+"""MD5s of local files, remembered so that an unchanged file is not read again to be compared.
+
+Comparing a folder with a datastore needs the MD5 of every local file whose size matches its
+remote copy. Reading a large unchanged dataset again on every upload would cost far more than the
+listing, so each MD5 is remembered together with the file's stat fields that change whenever its
+content can have changed: device, inode, size, modification time and change time (the change time
+is set by the kernel and no tool can set it back). A remembered MD5 is used only while all five
+still match; otherwise the file is read and hashed again.
+
+A file changed less than `SETTLE_SECONDS` before it was hashed is hashed but not remembered, so
+that a second write within the file system's timestamp granularity cannot go unnoticed.
+
+The cache is one SQLite file: `$HIML_CHECKSUM_CACHE`, else `$XDG_CACHE_HOME/himl-tasks/
+checksums.sqlite3` (`~/.cache/...` without XDG_CACHE_HOME). `HIML_CHECKSUM_CACHE=off` turns it
+off. A cache that cannot be used (read-only, damaged, locked) only makes hashing uncached: it
+never fails a transfer. Entries not refreshed for `KEEP_DAYS` days are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from himl_tasks.storage.hashing import file_md5
+
+if TYPE_CHECKING:
+    import sqlite3
+
+ENVIRONMENT_VARIABLE = "HIML_CHECKSUM_CACHE"
+SETTLE_SECONDS = 2.0
+KEEP_DAYS = 30
+_QUERY_CHUNK = 500
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS md5 (
+    path TEXT PRIMARY KEY,
+    device INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    md5 BLOB NOT NULL,
+    stored INTEGER NOT NULL
+)
+"""
+
+_Stamp = tuple[int, int, int, int, int]
+"""device, inode, size, mtime_ns, ctime_ns."""
+
+
+def cache_path() -> Path | None:
+    """Returns where the cache lives, or None when it is turned off."""
+    configured = os.environ.get(ENVIRONMENT_VARIABLE, "")
+    if configured.lower() == "off":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "himl-tasks" / "checksums.sqlite3"
+
+
+def files_md5(paths: Sequence[Path]) -> dict[Path, bytes]:
+    """Returns the MD5 of each file, reading only those not remembered unchanged.
+
+    Args:
+        paths: Regular files (absolute or relative; they are remembered by absolute path).
+
+    Returns:
+        {path: raw 16-byte MD5} for every path given.
+
+    Raises:
+        OSError: If a file cannot be stat'ed or read, as hashing it directly would.
+    """
+    if not paths:
+        return {}
+    location = cache_path()
+    stamps = {path: _stamp(path.stat()) for path in paths}
+    keys = {path: str(path.absolute()) for path in paths}
+    remembered = _recall(location, list(keys.values())) if location else {}
+    found: dict[Path, bytes] = {}
+    fresh: list[tuple[str, _Stamp, bytes]] = []
+    for path in paths:
+        known = remembered.get(keys[path])
+        if known is not None and known[0] == stamps[path]:
+            found[path] = known[1]
+            continue
+        started_ns = time.time_ns()
+        found[path] = file_md5(path)
+        changed_ns = max(stamps[path][3], stamps[path][4])
+        if started_ns - changed_ns > SETTLE_SECONDS * 1e9:
+            fresh.append((keys[path], stamps[path], found[path]))
+    if location and fresh:
+        _remember(location, fresh)
+    return found
+
+
+def _stamp(status: os.stat_result) -> _Stamp:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _recall(location: Path, keys: list[str]) -> dict[str, tuple[_Stamp, bytes]]:
+    if not location.exists():
+        return {}
+    found: dict[str, tuple[_Stamp, bytes]] = {}
+    try:
+        with _connection(location) as database:
+            for start in range(0, len(keys), _QUERY_CHUNK):
+                chunk = keys[start : start + _QUERY_CHUNK]
+                rows = database.execute(
+                    "SELECT path, device, inode, size, mtime_ns, ctime_ns, md5 FROM md5 "
+                    f"WHERE path IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for path, device, inode, size, mtime_ns, ctime_ns, md5 in rows:
+                    found[path] = ((device, inode, size, mtime_ns, ctime_ns), bytes(md5))
+    except _cache_errors() as error:
+        _unusable(location, error)
+        return {}
+    return found
+
+
+def _remember(location: Path, entries: list[tuple[str, _Stamp, bytes]]) -> None:
+    now = int(time.time())
+    try:
+        location.parent.mkdir(parents=True, exist_ok=True)
+        with _connection(location) as database, database:
+            database.executemany(
+                "INSERT OR REPLACE INTO md5 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(key, *stamp, md5, now) for key, stamp, md5 in entries],
+            )
+            database.execute("DELETE FROM md5 WHERE stored < ?", (now - KEEP_DAYS * 86400,))
+    except _cache_errors() as error:
+        _unusable(location, error)
+
+
+@contextmanager
+def _connection(location: Path) -> Iterator[sqlite3.Connection]:
+    import sqlite3
+
+    with closing(sqlite3.connect(location, timeout=2)) as database:
+        database.execute(_SCHEMA)
+        yield database
+
+
+def _cache_errors() -> tuple[type[Exception], ...]:
+    import sqlite3
+
+    return (sqlite3.Error, OSError)
+
+
+def _unusable(location: Path, error: Exception) -> None:
+    logger.warning(
+        "the checksum cache %s cannot be used (%s); files are hashed without it. Delete the "
+        "file, or set %s=off to stop using it.",
+        location,
+        error,
+        ENVIRONMENT_VARIABLE,
+    )
