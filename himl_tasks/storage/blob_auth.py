@@ -119,7 +119,10 @@ class AccountKeyAuth:
             for name, value in sorted(lowered.items())
             if name.startswith("x-ms-")
         )
-        canonical_query = "".join(f"\n{name}:{value}" for name, value in sorted(url.query.items()))
+        canonical_query = "".join(
+            f"\n{name}:{value}"
+            for name, value in sorted((name.lower(), value) for name, value in url.query.items())
+        )
         to_sign = (
             f"{method}\n{standard}{canonical_headers}"
             f"/{self._account_name}{url.raw_path}{canonical_query}"
