@@ -144,7 +144,7 @@ def _remember(location: Path, entries: list[tuple[str, _Stamp, bytes]]) -> None:
 def _connection(location: Path) -> Iterator[sqlite3.Connection]:
     import sqlite3
 
-    with closing(sqlite3.connect(location, timeout=2)) as database:
+    with closing(sqlite3.connect(location, timeout=0.25)) as database:
         database.execute(_SCHEMA)
         yield database
 
@@ -156,6 +156,9 @@ def _cache_errors() -> tuple[type[Exception], ...]:
 
 
 def _unusable(location: Path, error: Exception) -> None:
+    if "locked" in str(error):  # another process is writing it: only this lookup goes uncached
+        logger.debug("the checksum cache %s is busy (%s)", location, error)
+        return
     logger.warning(
         "the checksum cache %s cannot be used (%s); files are hashed without it. Delete the "
         "file, or set %s=off to stop using it.",

@@ -140,3 +140,22 @@ def test_reupload_of_an_unchanged_folder_reads_no_local_file(
 
     assert (report.files, report.skipped_identical) == (0, len(files))
     assert hashed == []
+
+
+@pytest.mark.usefixtures("settled_quickly")
+def test_a_cache_held_by_another_writer_is_skipped_quietly(
+    tmp_path: Path, checksum_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    paths = settled_files(tmp_path / "data", {"a.txt": b"a"})
+    cache.files_md5(paths)  # creates the cache
+    other_writer = sqlite3.connect(checksum_cache)
+    other_writer.execute("BEGIN EXCLUSIVE")
+    try:
+        with caplog.at_level(logging.WARNING, logger=cache.__name__):
+            assert cache.files_md5(paths) == {paths[0]: md5(b"a")}
+    finally:
+        other_writer.close()
+
+    assert caplog.text == ""
