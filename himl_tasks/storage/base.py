@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.storage.aio import run_sync as _run
-from himl_tasks.storage.checksum_cache import files_md5
+from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.names import (
     join_blob_name,
@@ -57,8 +57,14 @@ class TransferSession(abc.ABC):
         """Lists files whose names start with `prefix` (any order)."""
 
     @abc.abstractmethod
-    async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
-        """Stores a local file under `name` with its MD5, replacing what is there, atomically."""
+    async def put(
+        self, source: Path, name: str, size: int, progress: TransferProgress
+    ) -> bytes | None:
+        """Stores a local file under `name` with its MD5, replacing what is there, atomically.
+
+        Returns:
+            The MD5 of the bytes sent, if it was computed on the way; else None.
+        """
 
     @abc.abstractmethod
     async def get(
@@ -303,15 +309,23 @@ class Datastore(abc.ABC):
                 report=report,
             )
             progress.start(len(to_send), sum(local.size for local, _ in to_send))
+            hashed_on_the_way: dict[Path, bytes] = {}
 
             async def send(item: tuple[_LocalFile, str]) -> None:
                 local, name = item
-                await session.put(local.path, name, local.size, progress)
+                md5 = await session.put(local.path, name, local.size, progress)
+                if md5 is not None and local.path not in small_md5s:
+                    hashed_on_the_way[local.path] = md5
                 report.files += 1
                 report.bytes += local.size
                 progress.file_done()
 
+            sending_since = time.time_ns()
             await run_bounded(to_send, send, self.concurrency)
+            # Big files were hashed while being sent: remember that, so that a re-upload
+            # of them does not read them again.
+            if hashed_on_the_way:
+                await asyncio.to_thread(remember_md5s, hashed_on_the_way, sending_since)
         report.seconds = time.monotonic() - started
         return report
 

@@ -187,17 +187,20 @@ class _BlobSession(TransferSession):
 
     # ---- upload ---------------------------------------------------------------------------
 
-    async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
-        if size <= self._block_size:
-            data = source.read_bytes() if size < MIB else await asyncio.to_thread(source.read_bytes)
-            await self._rest.put_blob(name, data, bytes_md5(data))
-            progress.advance(len(data))
-        else:
-            await self._put_blocks(source, name, size, progress)
+    async def put(
+        self, source: Path, name: str, size: int, progress: TransferProgress
+    ) -> bytes | None:
+        if size > self._block_size:
+            return await self._put_blocks(source, name, size, progress)
+        data = source.read_bytes() if size < MIB else await asyncio.to_thread(source.read_bytes)
+        md5 = bytes_md5(data)
+        await self._rest.put_blob(name, data, md5)
+        progress.advance(len(data))
+        return md5
 
     async def _put_blocks(
         self, source: Path, name: str, size: int, progress: TransferProgress
-    ) -> None:
+    ) -> bytes:
         # Blocks are read in order (so the file's MD5 is computed in one pass) and sent
         # several at once; a block's buffer is released when its request completes.
         token = secrets.token_hex(8)
@@ -237,6 +240,7 @@ class _BlobSession(TransferSession):
                 task.cancel()
             await asyncio.gather(*sent, return_exceptions=True)
         await self._rest.put_block_list(name, block_ids, file_digest.digest())
+        return file_digest.digest()
 
     # ---- download -------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,6 +99,31 @@ def files_md5(paths: Sequence[Path]) -> dict[Path, bytes]:
     if location and fresh:
         _remember(location, fresh)
     return found
+
+
+def remember_md5s(md5s: Mapping[Path, bytes], unchanged_since_ns: int) -> None:
+    """Remembers MD5s computed along the way, e.g. while the files were being uploaded.
+
+    Args:
+        md5s: {path: MD5 of the bytes read from it}.
+        unchanged_since_ns: When reading began (`time.time_ns()`). A file is remembered only if
+            it has not changed since `SETTLE_SECONDS` before then, so that its current stat
+            fields describe the bytes that were read.
+    """
+    location = cache_path()
+    if location is None or not md5s:
+        return
+    settled_before = unchanged_since_ns - SETTLE_SECONDS * 1e9
+    entries = []
+    for path, md5 in md5s.items():
+        try:
+            stamp = _stamp(path.stat())
+        except OSError:
+            continue  # gone since: nothing to remember
+        if max(stamp[3], stamp[4]) < settled_before:
+            entries.append((str(path.absolute()), stamp, md5))
+    if entries:
+        _remember(location, entries)
 
 
 def _stamp(status: os.stat_result) -> _Stamp:

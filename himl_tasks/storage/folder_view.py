@@ -51,8 +51,10 @@ class _FolderSession(TransferSession):
         start = len(self.folder)
         return [dataclasses.replace(f, name=f.name[start:]) for f in found]
 
-    async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
-        await self.inner.put(source, self.folder + name, size, progress)
+    async def put(
+        self, source: Path, name: str, size: int, progress: TransferProgress
+    ) -> bytes | None:
+        return await self.inner.put(source, self.folder + name, size, progress)
 
     async def get(
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress

@@ -84,10 +84,13 @@ class _LocalSession(TransferSession):
         md5s = files_md5(list(matching))
         return [RemoteFile(name, p.stat().st_size, md5s[p]) for p, name in matching.items()]
 
-    async def put(self, source: Path, name: str, size: int, progress: TransferProgress) -> None:
+    async def put(
+        self, source: Path, name: str, size: int, progress: TransferProgress
+    ) -> bytes | None:
         target = local_target(self._store.name, self._root, name)
         await asyncio.to_thread(_copy_atomically, source, target, None, self._store.name, name)
         progress.advance(size)
+        return None  # copied without hashing
 
     async def get(
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress

@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import ContainerClient
 
 from himl_tasks.storage import BlobDatastore
 from himl_tasks.storage import checksum_cache as cache
-from tests.conftest import write_tree
+from tests.azurite import Azurite
+from tests.conftest import TEST_BLOCK_SIZE, write_tree
 
 
 @pytest.fixture
@@ -128,15 +130,26 @@ def test_a_damaged_cache_only_makes_hashing_uncached(
 
 
 @pytest.mark.usefixtures("settled_quickly")
+@pytest.mark.parametrize("block_size", [TEST_BLOCK_SIZE, 8 * 1024 * 1024], ids=["blocks", "whole"])
 def test_reupload_of_an_unchanged_folder_reads_no_local_file(
-    blob_store: BlobDatastore, tmp_path: Path, hashed: list[Path]
+    azurite: Azurite,
+    container: ContainerClient,
+    tmp_path: Path,
+    hashed: list[Path],
+    block_size: int,
 ) -> None:
+    store = BlobDatastore.from_connection_string(
+        azurite.connection_string, container.container_name, block_size=block_size
+    )
+    # Small files are hashed before the upload; big ones while they are sent.
     files = {f"part{i % 3}/file{i}.bin": os.urandom(100 + i) for i in range(30)}
-    [folder] = {path.parents[1] for path in settled_files(tmp_path / "src", files)}
-    blob_store.upload_folder(folder, "d")
+    files["big/one.bin"] = os.urandom(3 * 1024 * 1024 // 2)
+    folder = tmp_path / "src"
+    settled_files(folder, files)
+    store.upload_folder(folder, "d")
     hashed.clear()
 
-    report = blob_store.upload_folder(folder, "d")
+    report = store.upload_folder(folder, "d")
 
     assert (report.files, report.skipped_identical) == (0, len(files))
     assert hashed == []
@@ -159,3 +172,17 @@ def test_a_cache_held_by_another_writer_is_skipped_quietly(
         other_writer.close()
 
     assert caplog.text == ""
+
+
+@pytest.mark.usefixtures("settled_quickly")
+def test_an_md5_computed_along_the_way_is_remembered_only_if_the_file_did_not_change(
+    tmp_path: Path, hashed: list[Path]
+) -> None:
+    kept, changed = settled_files(tmp_path / "data", {"kept.bin": b"kept", "changed.bin": b"old"})
+    reading_since = time.time_ns()
+    changed.write_bytes(b"new")  # as if written while the upload was reading it
+
+    cache.remember_md5s({kept: md5(b"kept"), changed: md5(b"old")}, reading_since)
+
+    assert cache.files_md5([kept, changed]) == {kept: md5(b"kept"), changed: md5(b"new")}
+    assert hashed == [changed]
