@@ -92,7 +92,11 @@ class TransferSession(abc.ABC):
 class _LocalFile:
     path: Path
     relative: str
-    size: int
+    status: os.stat_result
+
+    @property
+    def size(self) -> int:
+        return self.status.st_size
 
 
 class Datastore(abc.ABC):
@@ -247,9 +251,7 @@ class Datastore(abc.ABC):
                     raise InvalidInputError(
                         f"cannot upload {path}: it is not inside relative_root {root}"
                     ) from None
-            chosen.append(
-                _LocalFile(path, _checked_relative_name(path, relative), path.stat().st_size)
-            )
+            chosen.append(_LocalFile(path, _checked_relative_name(path, relative), path.stat()))
         if not chosen:
             raise InvalidInputError("upload_files was given no files")
         seen: dict[str, Path] = {}
@@ -297,7 +299,7 @@ class Datastore(abc.ABC):
                 listing.cancel()
             named = [(local, join_blob_name(folder, local.relative)) for local in files]
             identical = await _identical_pairs(
-                [(local.path, local.size, remote[name]) for local, name in named if name in remote],
+                [(f.path, f.status, remote[name]) for f, name in named if name in remote],
                 small_md5s,
             )
             to_send = _plan(
@@ -413,17 +415,17 @@ class Datastore(abc.ABC):
                     "(names are '/'-separated and case-sensitive)",
                 )
             targets = [(remote, local_target(self.name, output, remote.name)) for remote in found]
-            local_sizes = _existing_file_sizes(targets)
+            existing = _existing_files(targets)
             identical = await _identical_pairs(
                 [
-                    (target, local_sizes[remote.name], remote)
+                    (target, existing[remote.name], remote)
                     for remote, target in targets
-                    if remote.name in local_sizes
+                    if remote.name in existing
                 ]
             )
             to_fetch = _plan(
                 [(item, item[0].name) for item in targets],
-                local_sizes,
+                existing,
                 identical,
                 overwrite=overwrite,
                 skip_identical=skip_identical,
@@ -514,9 +516,9 @@ def _plan(
     return chosen
 
 
-def _existing_file_sizes(targets: Sequence[tuple[RemoteFile, Path]]) -> dict[str, int]:
-    """Returns {name: local size} for targets that exist, refusing folders in the way."""
-    sizes: dict[str, int] = {}
+def _existing_files(targets: Sequence[tuple[RemoteFile, Path]]) -> dict[str, os.stat_result]:
+    """Returns {name: local stat} for targets that exist, refusing folders in the way."""
+    found: dict[str, os.stat_result] = {}
     for remote, target in targets:
         try:
             status = target.stat()
@@ -526,23 +528,36 @@ def _existing_file_sizes(targets: Sequence[tuple[RemoteFile, Path]]) -> dict[str
             raise InvalidInputError(
                 f"cannot download '{remote.name}' to {target}: a folder is in the way"
             )
-        sizes[remote.name] = status.st_size
-    return sizes
+        found[remote.name] = status
+    return found
 
 
 async def _identical_pairs(
-    candidates: Sequence[tuple[Path, int, RemoteFile]],
+    candidates: Sequence[tuple[Path, os.stat_result, RemoteFile]],
     known_md5s: dict[Path, bytes] | None = None,
 ) -> set[str]:
-    """Returns the names of remote files whose local counterpart has the same size and MD5."""
-    comparable = [(p, r) for p, size, r in candidates if r.md5 is not None and r.size == size]
+    """Returns the names of remote files whose local counterpart has the same size and MD5.
+
+    Args:
+        candidates: Each local file with its `stat()` result and its remote counterpart.
+        known_md5s: MD5s already computed for some of the local files.
+    """
+    comparable = {
+        path: (status, remote)
+        for path, status, remote in candidates
+        if remote.md5 is not None and remote.size == status.st_size
+    }
     if not comparable:
         return set()
     known = known_md5s or {}
 
     def compare() -> set[str]:
-        local = {**known, **files_md5([path for path, _ in comparable if path not in known])}
-        return {remote.name for path, remote in comparable if local[path] == remote.md5}
+        to_hash = [path for path in comparable if path not in known]
+        statuses = {path: comparable[path][0] for path in to_hash}
+        local = {**known, **files_md5(to_hash, statuses)}
+        return {
+            remote.name for path, (_, remote) in comparable.items() if local[path] == remote.md5
+        }
 
     return await asyncio.to_thread(compare)
 
@@ -551,7 +566,8 @@ def _collect_and_hash(
     collect_files: Callable[[], Sequence[_LocalFile]],
 ) -> tuple[Sequence[_LocalFile], dict[Path, bytes]]:
     files = collect_files()
-    return files, files_md5([f.path for f in files if f.size <= SMALL_FILE_BYTES])
+    small = {f.path: f.status for f in files if f.size <= SMALL_FILE_BYTES}
+    return files, files_md5(list(small), small)
 
 
 def _walk_files(folder: Path) -> list[_LocalFile]:
@@ -567,11 +583,8 @@ def _walk_files(folder: Path) -> list[_LocalFile]:
                     stack.append((Path(entry.path), f"{relative}/"))
                 elif entry.is_file():
                     path = Path(entry.path)
-                    found.append(
-                        _LocalFile(
-                            path, _checked_relative_name(path, relative), entry.stat().st_size
-                        )
-                    )
+                    relative = _checked_relative_name(path, relative)
+                    found.append(_LocalFile(path, relative, entry.stat()))
     found.sort(key=lambda f: f.relative)
     return found
 

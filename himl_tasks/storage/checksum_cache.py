@@ -66,11 +66,15 @@ def cache_path() -> Path | None:
     return Path(base) / "himl-tasks" / "checksums.sqlite3"
 
 
-def files_md5(paths: Sequence[Path]) -> dict[Path, bytes]:
+def files_md5(
+    paths: Sequence[Path], statuses: Mapping[Path, os.stat_result] | None = None
+) -> dict[Path, bytes]:
     """Returns the MD5 of each file, reading only those not remembered unchanged.
 
     Args:
         paths: Regular files (absolute or relative; they are remembered by absolute path).
+        statuses: The files' `stat()` results where the caller has them already; the others
+            are stat'ed here.
 
     Returns:
         {path: raw 16-byte MD5} for every path given.
@@ -81,20 +85,20 @@ def files_md5(paths: Sequence[Path]) -> dict[Path, bytes]:
     if not paths:
         return {}
     location = cache_path()
-    stamps = {path: _stamp(path.stat()) for path in paths}
+    known = statuses or {}
+    stamps = {path: _stamp(known.get(path) or path.stat()) for path in paths}
     keys = {path: str(path.absolute()) for path in paths}
     remembered = _recall(location, list(keys.values())) if location else {}
     found: dict[Path, bytes] = {}
     fresh: list[tuple[str, _Stamp, bytes]] = []
     for path in paths:
-        known = remembered.get(keys[path])
-        if known is not None and known[0] == stamps[path]:
-            found[path] = known[1]
+        known_md5 = remembered.get(keys[path])
+        if known_md5 is not None and known_md5[0] == stamps[path]:
+            found[path] = known_md5[1]
             continue
         started_ns = time.time_ns()
         found[path] = file_md5(path)
-        changed_ns = max(stamps[path][3], stamps[path][4])
-        if started_ns - changed_ns > SETTLE_SECONDS * 1e9:
+        if _settled(stamps[path], started_ns):
             fresh.append((keys[path], stamps[path], found[path]))
     if location and fresh:
         _remember(location, fresh)
@@ -113,14 +117,13 @@ def remember_md5s(md5s: Mapping[Path, bytes], unchanged_since_ns: int) -> None:
     location = cache_path()
     if location is None or not md5s:
         return
-    settled_before = unchanged_since_ns - SETTLE_SECONDS * 1e9
     entries = []
     for path, md5 in md5s.items():
         try:
             stamp = _stamp(path.stat())
         except OSError:
             continue  # gone since: nothing to remember
-        if max(stamp[3], stamp[4]) < settled_before:
+        if _settled(stamp, unchanged_since_ns):
             entries.append((str(path.absolute()), stamp, md5))
     if entries:
         _remember(location, entries)
@@ -128,6 +131,11 @@ def remember_md5s(md5s: Mapping[Path, bytes], unchanged_since_ns: int) -> None:
 
 def _stamp(status: os.stat_result) -> _Stamp:
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _settled(stamp: _Stamp, read_from_ns: int) -> bool:
+    """Tells whether a file's last change came `SETTLE_SECONDS` before it was read."""
+    return read_from_ns - max(stamp[3], stamp[4]) > SETTLE_SECONDS * 1e9
 
 
 def _recall(location: Path, keys: list[str]) -> dict[str, tuple[_Stamp, bytes]]:
@@ -181,7 +189,8 @@ def _cache_errors() -> tuple[type[Exception], ...]:
 
 
 def _unusable(location: Path, error: Exception) -> None:
-    if "locked" in str(error):  # another process is writing it: only this lookup goes uncached
+    if getattr(error, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        # Another process is writing it: only this lookup goes uncached.
         logger.debug("the checksum cache %s is busy (%s)", location, error)
         return
     logger.warning(

@@ -71,7 +71,8 @@ class _LocalSession(TransferSession):
         start = self._root.joinpath(*folder_part.split("/")) if folder_part else self._root
         if not start.is_dir():
             return []
-        matching: dict[Path, str] = {}
+        names: dict[Path, str] = {}
+        statuses: dict[Path, os.stat_result] = {}
         for directory, _, filenames in os.walk(start):
             for filename in filenames:
                 if filename.endswith(PARTIAL_SUFFIX):
@@ -79,10 +80,10 @@ class _LocalSession(TransferSession):
                 path = Path(directory, filename)
                 name = path.relative_to(self._root).as_posix()
                 if name.startswith(prefix):
-                    matching[path] = name
+                    names[path], statuses[path] = name, path.stat()
         # Stored files are hashed once and remembered while unchanged (see checksum_cache).
-        md5s = files_md5(list(matching))
-        return [RemoteFile(name, p.stat().st_size, md5s[p]) for p, name in matching.items()]
+        md5s = files_md5(list(names), statuses)
+        return [RemoteFile(name, statuses[p].st_size, md5s[p]) for p, name in names.items()]
 
     async def put(
         self, source: Path, name: str, size: int, progress: TransferProgress
