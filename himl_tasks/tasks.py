@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import threading
@@ -419,15 +420,9 @@ def _artifact_key(kind: str, run_id: str) -> str:
 
 def _reported(report: TransferReport) -> dict[str, Any]:
     get_run_logger().info(report.summary())
-    return {
-        "datastore": report.datastore,
-        "files": report.files,
-        "bytes": report.bytes,
-        "skipped_identical": report.skipped_identical,
-        "skipped_existing": report.skipped_existing,
-        "unverified": list(report.unverified),
-        "seconds": report.seconds,
-    }
+    fields = dataclasses.asdict(report)
+    del fields["operation"]  # the task's name says it
+    return fields
 
 
 class ArtifactProgress:
