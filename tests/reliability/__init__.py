@@ -1,0 +1,1 @@
+"""Integrity under hostile conditions: each module keeps one class of failure fixed."""
