@@ -244,6 +244,11 @@ class _BlobSession(TransferSession):
                     break
             await asyncio.gather(*sent)
             await to_thread_to_end(reader.finish)
+        except ChangedWhileReadError:
+            # The blocks on their way are let finish (they are never committed): requests cut
+            # off halfway would only cost connections, and the file is sent again at once.
+            await asyncio.gather(*sent, return_exceptions=True)
+            raise
         finally:
             for task in sent:
                 task.cancel()

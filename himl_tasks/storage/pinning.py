@@ -58,6 +58,8 @@ def describe_change(before: os.stat_result, after: os.stat_result) -> str:
     """Says in words how a file's stat fields moved (for error messages)."""
     if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino):
         return "it was replaced by another file"
+    if after.st_nlink == 0:
+        return "it was replaced or deleted"
     if before.st_size != after.st_size:
         return f"its size changed from {before.st_size} to {after.st_size} bytes"
     return "it was rewritten (its modification or change time moved)"
