@@ -233,6 +233,8 @@ class Datastore(abc.ABC):
 
         Raises:
             InvalidInputError: If the folder is missing, is a file, or holds no files.
+            SourceChangedError: If a file changed each time it was read to be sent (nothing
+                is stored for it; a file that changed once is sent again as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
         folder = Path(local_folder)
@@ -404,6 +406,9 @@ class Datastore(abc.ABC):
             UnsafeBlobNameError: If a matching name would land outside `output_folder`
                 (checked for all names before anything is written).
             ChecksumMismatchError: On a checksum mismatch with `validate_checksum`.
+            RemoteFileChangedError: If a file was replaced or rewritten each time it was read
+                (nothing is written for it; a file that changed once is fetched again whole,
+                as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
         output = Path(output_folder)

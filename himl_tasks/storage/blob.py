@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 from azure.core.credentials import TokenCredential
 
-from himl_tasks.errors import ChecksumMismatchError, InvalidInputError
+from himl_tasks.errors import ChecksumMismatchError, InvalidInputError, TransferFailedError
 from himl_tasks.storage.aio import to_thread_to_end
 from himl_tasks.storage.base import Datastore, SentFile, TransferSession
 from himl_tasks.storage.blob_auth import AccountKeyAuth, BlobAuth, SasAuth, TokenAuth
@@ -299,10 +299,17 @@ class _BlobSession(TransferSession):
                 end = min(size, start + block) - 1
                 response = await self._rest.get_blob(remote.name, start, end, if_match=pinned)
                 pinned = _check_version(remote, response, pinned)
-                if _total_size(response) != size or len(response.body) != end - start + 1:
+                if _total_size(response) != size:
                     # Only without a listed version: the blob read is not the one listed.
                     raise ChangedWhileReadError(
                         f"its size changed from {size} to {_total_size(response)}"
+                    )
+                if len(response.body) != end - start + 1:
+                    raise TransferFailedError(
+                        self._store.name,
+                        f"GET '{remote.name}' bytes {start}-{end} returned "
+                        f"{len(response.body)} bytes; the service or a proxy ignored the "
+                        "range. Try again; if this repeats, check the proxy.",
                     )
                 await to_thread_to_end(os.pwrite, descriptor, response.body, start)
             progress.advance(len(response.body))

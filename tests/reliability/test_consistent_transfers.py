@@ -59,6 +59,16 @@ class Hooked(SilentProgress):
             self.on_advance(self.advances)
 
 
+def at_first(action: Callable[[], object]) -> Callable[[int], None]:
+    """An `on_advance` hook that acts once: after the first block or chunk has moved."""
+
+    def hook(advances: int) -> None:
+        if advances == 1:
+            action()
+
+    return hook
+
+
 @dataclass
 class StoredFiles:
     """Writes a datastore's files behind its back, as another process would.
@@ -111,7 +121,7 @@ def test_a_file_replaced_in_the_middle_of_its_download_is_fetched_again_whole(
     first = several_chunks(stored.chunk, 12, 777)
     second = several_chunks(stored.chunk, 9, 55)
     stored.write("d/big.bin", first)
-    changer = Hooked(on_advance=lambda n: n == 1 and stored.write("d/big.bin", second))
+    changer = Hooked(on_advance=at_first(lambda: stored.write("d/big.bin", second)))
 
     report = datastore.download(
         "d/", tmp_path / "out", validate_checksum=validate, show_progress=changer
@@ -180,7 +190,7 @@ def test_a_blob_entry_without_a_version_is_pinned_to_the_version_first_read(
     second = os.urandom(len(first))
     container.upload_blob("d/big.bin", first)
     changer = Hooked(
-        on_advance=lambda n: n == 1 and container.upload_blob("d/big.bin", second, overwrite=True)
+        on_advance=at_first(lambda: container.upload_blob("d/big.bin", second, overwrite=True))
     )
     partial = tmp_path / "partial.bin"
 
@@ -219,7 +229,7 @@ def test_a_source_changed_in_the_middle_of_its_upload_is_sent_again_as_it_is_now
     source = tmp_path / "src" / "big.bin"
     source.parent.mkdir()
     source.write_bytes(several_chunks(stored.chunk, 12, 777))
-    changer = Hooked(on_advance=lambda n: n == 1 and change(source))
+    changer = Hooked(on_advance=at_first(lambda: change(source)))
 
     report = datastore.upload_files([source], "d", show_progress=changer)
 
