@@ -77,13 +77,19 @@ class StoredFiles:
     place (same inode, truncated and written), which is what tears a copy being read.
 
     Attributes:
-        chunk: Bytes a datastore moves per request or chunk: a file of several is read in
-            several steps.
+        chunk: Bytes a datastore moves per request or chunk.
+        chunks: How many make a file that is still being read after the first one has moved:
+            a blob's first eight ranges are fetched at once, a folder file's chunks one by one.
     """
 
     datastore: Datastore
     container: ContainerClient | None
     chunk: int
+    chunks: int
+
+    def big(self, extra: int) -> bytes:
+        """Random bytes that are read in several steps, changes between which are seen."""
+        return os.urandom(self.chunks * self.chunk + extra)
 
     def write(self, name: str, data: bytes) -> None:
         if isinstance(self.datastore, LocalDatastore):
@@ -98,12 +104,8 @@ class StoredFiles:
 @pytest.fixture
 def stored(datastore: Datastore, request: pytest.FixtureRequest) -> StoredFiles:
     if isinstance(datastore, LocalDatastore):
-        return StoredFiles(datastore, None, CHUNK_SIZE)
-    return StoredFiles(datastore, request.getfixturevalue("container"), TEST_BLOCK_SIZE)
-
-
-def several_chunks(chunk: int, count: int, extra: int) -> bytes:
-    return os.urandom(count * chunk + extra)
+        return StoredFiles(datastore, None, CHUNK_SIZE, 2)
+    return StoredFiles(datastore, request.getfixturevalue("container"), TEST_BLOCK_SIZE, 12)
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -117,9 +119,8 @@ def leftovers(folder: Path) -> list[Path]:
 def test_a_file_replaced_in_the_middle_of_its_download_is_fetched_again_whole(
     datastore: Datastore, stored: StoredFiles, tmp_path: Path, validate: bool
 ) -> None:
-    # Twelve ranges: more than are fetched at once, so some start after the change.
-    first = several_chunks(stored.chunk, 12, 777)
-    second = several_chunks(stored.chunk, 9, 55)
+    first = stored.big(777)
+    second = stored.big(-55)
     stored.write("d/big.bin", first)
     changer = Hooked(on_advance=at_first(lambda: stored.write("d/big.bin", second)))
 
@@ -136,7 +137,7 @@ def test_a_file_replaced_in_the_middle_of_its_download_is_fetched_again_whole(
 def test_a_file_replaced_between_listing_and_reading_is_read_and_reported_as_it_is_now(
     datastore: Datastore, stored: StoredFiles, tmp_path: Path, first_size: str
 ) -> None:
-    first = several_chunks(stored.chunk, 0 if first_size == "one chunk" else 4, 4321)
+    first = os.urandom(4321) if first_size == "one chunk" else stored.big(4321)
     second = os.urandom(1234)
     stored.write("d/f.bin", first)
     changer = Hooked(on_start=lambda: stored.write("d/f.bin", second))
@@ -153,7 +154,7 @@ def test_a_file_replaced_between_listing_and_reading_is_read_and_reported_as_it_
 def test_a_file_that_keeps_changing_while_it_is_downloaded_fails_and_writes_nothing(
     datastore: Datastore, stored: StoredFiles, tmp_path: Path
 ) -> None:
-    stored.write("d/busy.bin", several_chunks(stored.chunk, 12, 1))
+    stored.write("d/busy.bin", stored.big(1))
     stored.write("d/quiet.txt", b"quiet")
     out = tmp_path / "out"
     (out / "d").mkdir(parents=True)
@@ -161,7 +162,7 @@ def test_a_file_that_keeps_changing_while_it_is_downloaded_fails_and_writes_noth
     versions: list[bytes] = []
 
     def write_another_version(_: int) -> None:
-        versions.append(several_chunks(stored.chunk, 12, len(versions) + 2))
+        versions.append(stored.big(len(versions) + 2))
         stored.write("d/busy.bin", versions[-1])
 
     with pytest.raises(RemoteFileChangedError) as raised:
@@ -228,7 +229,7 @@ def test_a_source_changed_in_the_middle_of_its_upload_is_sent_again_as_it_is_now
 ) -> None:
     source = tmp_path / "src" / "big.bin"
     source.parent.mkdir()
-    source.write_bytes(several_chunks(stored.chunk, 12, 777))
+    source.write_bytes(stored.big(777))
     changer = Hooked(on_advance=at_first(lambda: change(source)))
 
     report = datastore.upload_files([source], "d", show_progress=changer)
@@ -265,7 +266,7 @@ def test_a_source_that_keeps_changing_fails_naming_it_and_stores_nothing(
     source.parent.mkdir()
     source.write_bytes(b"the stored copy from before")
     datastore.upload_files([source], "d")
-    source.write_bytes(several_chunks(stored.chunk, 12, 1))
+    source.write_bytes(stored.big(1))
 
     def append(_: int) -> None:
         with source.open("ab") as file:
