@@ -263,7 +263,7 @@ class _BlobSession(TransferSession):
     ) -> bool:
         if remote.size <= self._block_size:
             response = await self._rest.get_blob(remote.name, if_match=remote.version)
-            _check_version(remote, response, remote.version)
+            _check_version(response, remote.version)
             data = response.body
             if len(data) != remote.size:
                 # Only without a listed version: the blob read is not the one listed.
@@ -273,7 +273,7 @@ class _BlobSession(TransferSession):
             if len(data) < MIB:
                 destination.write_bytes(data)
             else:
-                await asyncio.to_thread(destination.write_bytes, data)
+                await to_thread_to_end(destination.write_bytes, data)
             progress.advance(len(data))
         else:
             await self._get_ranges(remote, destination, validate, progress)
@@ -298,7 +298,7 @@ class _BlobSession(TransferSession):
                 start = index * block
                 end = min(size, start + block) - 1
                 response = await self._rest.get_blob(remote.name, start, end, if_match=pinned)
-                pinned = _check_version(remote, response, pinned)
+                pinned = _check_version(response, pinned)
                 if _total_size(response) != size:
                     # Only without a listed version: the blob read is not the one listed.
                     raise ChangedWhileReadError(
@@ -345,12 +345,12 @@ class _BlobSession(TransferSession):
             )
 
 
-def _check_version(remote: RemoteFile, response: Response, pinned: str | None) -> str | None:
+def _check_version(response: Response, pinned: str | None) -> str | None:
     """Returns the version a response is of, raising ChangedWhileReadError if it is not `pinned`."""
     if response.status == 412 or (pinned is not None and response.etag != pinned):
         # (A 200 of another version means a proxy dropped the If-Match condition.)
         now = f" by version {response.etag}" if response.status != 412 else ""
-        raise ChangedWhileReadError(f"version {pinned} of '{remote.name}' was replaced{now}")
+        raise ChangedWhileReadError(f"its version {pinned} was replaced{now}")
     return response.etag
 
 

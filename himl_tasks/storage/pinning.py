@@ -87,7 +87,7 @@ class PinnedReader:
         try:
             self.status = os.fstat(self._fd)
             if version is not None and file_version(self.status) != version:
-                raise ChangedWhileReadError("it changed after it was listed")
+                raise ChangedWhileReadError("it was no longer the version listed")
         except BaseException:
             os.close(self._fd)
             raise
