@@ -241,6 +241,9 @@ def test_a_source_changed_in_the_middle_of_its_upload_is_sent_again_as_it_is_now
     assert [(f.name, f.size, f.md5) for f in datastore.list("d/")] == [
         ("d/big.bin", len(now), md5(now))
     ]
+    # No MD5 of bytes read across the change was remembered: the file is found identical.
+    again = datastore.upload_files([source], "d", overwrite=True)
+    assert (again.files, again.skipped_identical) == (0, 1)
 
 
 def test_a_source_changed_between_planning_and_sending_is_reported_as_sent(
