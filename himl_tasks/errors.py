@@ -17,8 +17,10 @@ HimlError
     ├── RemoteFilesNotFoundError  nothing in the datastore matches a prefix
     ├── UnsafeBlobNameError       a blob name would land outside the destination folder
     ├── ChecksumMismatchError     the bytes received do not match the stored MD5
-    └── TransferFailedError       a transient error persisted through every retry, or an
-                                  unexpected answer from the service
+    ├── TransferFailedError       a transient error persisted through every retry, or an
+    │                             unexpected answer from the service
+    ├── RemoteFileChangedError    a datastore file kept changing while it was downloaded
+    └── SourceChangedError        a local file kept changing while it was uploaded
 ```
 
 Errors from libraries below (aiohttp, azure-storage-blob, the OS) are translated at the boundary
@@ -26,6 +28,11 @@ where they happen. Messages never contain keys, SAS tokens or passwords.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class HimlError(Exception):
@@ -133,3 +140,48 @@ class ChecksumMismatchError(StorageError):
 
 class TransferFailedError(StorageError):
     """A transfer failed after retries, or the service answered in an unexpected way."""
+
+
+class RemoteFileChangedError(StorageError):
+    """A datastore file was replaced or rewritten each time it was downloaded.
+
+    Nothing was written for it: a download never stitches a file from two versions.
+
+    Attributes:
+        name: The file's name in the datastore.
+        attempts: How many times it was downloaded from scratch.
+    """
+
+    def __init__(self, datastore: str, name: str, attempts: int, detail: str) -> None:
+        super().__init__(
+            datastore,
+            f"'{name}' changed while it was read ({detail}), on each of {attempts} attempts; "
+            "nothing was written for it (an earlier local copy, if any, is unchanged). Something "
+            "is writing it: download it again once that writer has finished.",
+        )
+        self.name = name
+        self.attempts = attempts
+
+
+class SourceChangedError(StorageError):
+    """A local file was modified each time it was uploaded.
+
+    Nothing was stored for it: an upload never commits bytes that are not one state of a file.
+
+    Attributes:
+        path: The local file.
+        name: The name it was being stored under.
+        attempts: How many times it was sent from scratch.
+    """
+
+    def __init__(self, datastore: str, path: Path, name: str, attempts: int, detail: str) -> None:
+        super().__init__(
+            datastore,
+            f"cannot upload {path} as '{name}': it changed while it was read ({detail}), on "
+            f"each of {attempts} attempts; nothing was stored (an earlier copy, if any, is "
+            "unchanged). Something is writing it: upload it once that writer has finished, "
+            "or upload a copy of it.",
+        )
+        self.path = path
+        self.name = name
+        self.attempts = attempts

@@ -1,13 +1,14 @@
-"""Running the async transfer engine from the sync public API."""
+"""Running the async transfer engine from the sync public API, and blocking calls from it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -25,3 +26,20 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="himl-transfer") as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+async def to_thread_to_end(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Runs a blocking call in a worker thread, like `asyncio.to_thread`, to its end.
+
+    A thread cannot be stopped: if the caller is cancelled, it still waits for the call to
+    return before going on, so that no file the call uses is closed (and its descriptor
+    reused by another file) while the call still reads or writes it.
+    """
+    call = asyncio.ensure_future(asyncio.to_thread(function, *args, **kwargs))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        await asyncio.wait([call])
+        if not call.cancelled():
+            call.exception()  # retrieved: the cancellation is what the caller gets
+        raise

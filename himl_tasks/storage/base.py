@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TypeVar
 
-from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
+from himl_tasks.errors import (
+    InvalidInputError,
+    RemoteFileChangedError,
+    RemoteFilesNotFoundError,
+    SourceChangedError,
+)
 from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
 from himl_tasks.storage.models import RemoteFile, TransferReport
@@ -33,6 +38,7 @@ from himl_tasks.storage.names import (
     normalize_prefix,
     normalize_remote_path,
 )
+from himl_tasks.storage.pinning import ATTEMPTS, ChangedWhileReadError
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
 
 T = TypeVar("T")
@@ -49,6 +55,25 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
 
 
+@dataclass(frozen=True)
+class SentFile:
+    """What `TransferSession.put` stored.
+
+    Attributes:
+        status: The local file's stat fields while it was read: every byte stored is of this
+            state of the file.
+        md5: The MD5 of the bytes sent, if it was computed on the way; else None.
+    """
+
+    status: os.stat_result
+    md5: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes stored."""
+        return self.status.st_size
+
+
 class TransferSession(abc.ABC):
     """The primitives one datastore provides, valid while its session is open."""
 
@@ -57,13 +82,18 @@ class TransferSession(abc.ABC):
         """Lists files whose names start with `prefix` (any order)."""
 
     @abc.abstractmethod
-    async def put(
-        self, source: Path, name: str, size: int, progress: TransferProgress
-    ) -> bytes | None:
+    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
         """Stores a local file under `name` with its MD5, replacing what is there, atomically.
 
+        What is stored is one state of the file (see `pinning`): if the file changes while it
+        is read, nothing is stored and `ChangedWhileReadError` is raised.
+
         Returns:
-            The MD5 of the bytes sent, if it was computed on the way; else None.
+            The state of the file that was stored, with the MD5 of its bytes if computed.
+
+        Raises:
+            ChangedWhileReadError: If the file changed while it was read (the engine sends it
+                again).
         """
 
     @abc.abstractmethod
@@ -72,11 +102,16 @@ class TransferSession(abc.ABC):
     ) -> bool:
         """Writes a file's bytes to `destination` (a temporary name the engine renames).
 
+        The bytes are those of the version listed (`remote.version`, else the one first seen);
+        if that version is replaced while it is read, `ChangedWhileReadError` is raised.
+
         Returns:
             True if the bytes were checked against a stored MD5 (only when `validate`).
 
         Raises:
             ChecksumMismatchError: If `validate` and the bytes do not match the stored MD5.
+            ChangedWhileReadError: If the file is not, or is no longer, the version listed (the
+                engine lists it again and fetches it again).
         """
 
     @abc.abstractmethod
@@ -198,6 +233,8 @@ class Datastore(abc.ABC):
 
         Raises:
             InvalidInputError: If the folder is missing, is a file, or holds no files.
+            SourceChangedError: If a file changed each time it was read to be sent (nothing
+                is stored for it; a file that changed once is sent again as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
         folder = Path(local_folder)
@@ -311,15 +348,15 @@ class Datastore(abc.ABC):
                 report=report,
             )
             progress.start(len(to_send), sum(local.size for local, _ in to_send))
-            hashed_on_the_way: dict[Path, bytes] = {}
+            hashed_on_the_way: dict[Path, tuple[os.stat_result, bytes]] = {}
 
             async def send(item: tuple[_LocalFile, str]) -> None:
                 local, name = item
-                md5 = await session.put(local.path, name, local.size, progress)
-                if md5 is not None and local.path not in small_md5s:
-                    hashed_on_the_way[local.path] = md5
+                sent = await _put_one_state(session, self.name, local.path, name, progress)
+                if sent.md5 is not None and local.path not in small_md5s:
+                    hashed_on_the_way[local.path] = (sent.status, sent.md5)
                 report.files += 1
-                report.bytes += local.size
+                report.bytes += sent.size
                 progress.file_done()
 
             sending_since = time.time_ns()
@@ -369,6 +406,9 @@ class Datastore(abc.ABC):
             UnsafeBlobNameError: If a matching name would land outside `output_folder`
                 (checked for all names before anything is written).
             ChecksumMismatchError: On a checksum mismatch with `validate_checksum`.
+            RemoteFileChangedError: If a file was replaced or rewritten each time it was read
+                (nothing is written for it; a file that changed once is fetched again whole,
+                as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
         output = Path(output_folder)
@@ -437,13 +477,9 @@ class Datastore(abc.ABC):
             async def fetch(item: tuple[RemoteFile, Path]) -> None:
                 remote, target = item
                 target.parent.mkdir(parents=True, exist_ok=True)
-                partial = partial_path(target)
-                try:
-                    verified = await session.get(remote, partial, validate, progress)
-                    partial.replace(target)
-                except BaseException:
-                    partial.unlink(missing_ok=True)
-                    raise
+                remote, verified = await _get_one_state(
+                    session, self.name, remote, target, validate, progress
+                )
                 if validate and not verified:
                     report.unverified.append(remote.name)
                 report.files += 1
@@ -454,6 +490,74 @@ class Datastore(abc.ABC):
         report.unverified.sort()
         report.seconds = time.monotonic() - started
         return report
+
+
+async def _put_one_state(
+    session: TransferSession, datastore: str, path: Path, name: str, progress: TransferProgress
+) -> SentFile:
+    """Stores one state of a local file, sending it again (from scratch) when it changes."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await session.put(path, name, progress)
+        except ChangedWhileReadError as changed:
+            if attempt == ATTEMPTS:
+                raise SourceChangedError(datastore, path, name, attempt, changed.detail) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _get_one_state(
+    session: TransferSession,
+    datastore: str,
+    remote: RemoteFile,
+    target: Path,
+    validate: bool,
+    progress: TransferProgress,
+) -> tuple[RemoteFile, bool]:
+    """Writes one version of a datastore file to `target`, fetching it again when it changes.
+
+    Returns:
+        The listing entry of the version written (a newer one than `remote` if it changed),
+        and whether its bytes were checked against its stored MD5.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
+        # Each attempt starts from scratch, into a fresh temporary file.
+        partial = partial_path(target)
+        try:
+            verified = await session.get(remote, partial, validate, progress)
+            partial.replace(target)
+            return remote, verified
+        except ChangedWhileReadError as changed:
+            partial.unlink(missing_ok=True)
+            remote = await _listed_again(session, datastore, remote, attempt, changed)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _listed_again(
+    session: TransferSession,
+    datastore: str,
+    remote: RemoteFile,
+    attempt: int,
+    changed: ChangedWhileReadError,
+) -> RemoteFile:
+    """Returns the file's current listing entry after it changed while it was read.
+
+    The earlier entry's size, MD5 and version describe a state that is gone; the next attempt
+    reads, checks and reports the current one.
+
+    Raises:
+        RemoteFileChangedError: If this was the last attempt, or the file is gone.
+    """
+    if attempt == ATTEMPTS:
+        raise RemoteFileChangedError(datastore, remote.name, attempt, changed.detail) from None
+    for current in await session.list_files(remote.name):
+        if current.name == remote.name:
+            return current
+    raise RemoteFileChangedError(
+        datastore, remote.name, attempt, f"{changed.detail}; then it was deleted"
+    ) from None
 
 
 async def run_bounded(

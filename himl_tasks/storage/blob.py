@@ -12,17 +12,18 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 import aiohttp
 from azure.core.credentials import TokenCredential
 
-from himl_tasks.errors import ChecksumMismatchError, InvalidInputError
-from himl_tasks.storage.base import Datastore, TransferSession
+from himl_tasks.errors import ChecksumMismatchError, InvalidInputError, TransferFailedError
+from himl_tasks.storage.aio import to_thread_to_end
+from himl_tasks.storage.base import Datastore, SentFile, TransferSession
 from himl_tasks.storage.blob_auth import AccountKeyAuth, BlobAuth, SasAuth, TokenAuth
-from himl_tasks.storage.blob_rest import ContainerRestClient
+from himl_tasks.storage.blob_rest import ContainerRestClient, Response
 from himl_tasks.storage.hashing import bytes_md5, new_md5
 from himl_tasks.storage.models import RemoteFile
+from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader
 from himl_tasks.storage.progress import TransferProgress
 from himl_tasks.storage.retry import RetryPolicy
 
@@ -187,24 +188,32 @@ class _BlobSession(TransferSession):
 
     # ---- upload ---------------------------------------------------------------------------
 
-    async def put(
-        self, source: Path, name: str, size: int, progress: TransferProgress
-    ) -> bytes | None:
-        if size > self._block_size:
-            return await self._put_blocks(source, name, size, progress)
-        data = source.read_bytes() if size < MIB else await asyncio.to_thread(source.read_bytes)
-        md5 = bytes_md5(data)
-        await self._rest.put_blob(name, data, md5)
-        progress.advance(len(data))
-        return md5
+    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+        reader = PinnedReader(source)
+        try:
+            if reader.size > self._block_size:
+                md5 = await self._put_blocks(reader, name, progress)
+            else:
+                data = (
+                    _read_whole(reader)
+                    if reader.size < MIB
+                    else await to_thread_to_end(_read_whole, reader)
+                )
+                md5 = bytes_md5(data)
+                await self._rest.put_blob(name, data, md5)
+                progress.advance(len(data))
+        finally:
+            reader.close()
+        return SentFile(reader.status, md5)
 
     async def _put_blocks(
-        self, source: Path, name: str, size: int, progress: TransferProgress
+        self, reader: PinnedReader, name: str, progress: TransferProgress
     ) -> bytes:
         # Blocks are read in order (so the file's MD5 is computed in one pass) and sent
-        # several at once; a block's buffer is released when its request completes.
+        # several at once; a block's buffer is released when its request completes. The block
+        # list is committed only once the whole file was read as one state of it.
         token = secrets.token_hex(8)
-        count = math.ceil(size / self._block_size)
+        count = math.ceil(reader.size / self._block_size)
         block_ids = [base64.b64encode(f"{token}-{i:08d}".encode()).decode() for i in range(count)]
         file_digest = new_md5()
         sent: list[asyncio.Task[None]] = []
@@ -219,22 +228,27 @@ class _BlobSession(TransferSession):
                 self._block_slots.release()
 
         try:
-            with source.open("rb") as reader:
-                for block_id in block_ids:
-                    await per_file.acquire()
-                    await self._block_slots.acquire()
-                    try:
-                        data = await asyncio.to_thread(
-                            _read_and_hash, reader, self._block_size, file_digest
-                        )
-                    except BaseException:
-                        per_file.release()
-                        self._block_slots.release()
-                        raise
-                    sent.append(asyncio.create_task(send(block_id, data)))
-                    if any(t.done() and t.exception() for t in sent):
-                        break
+            for block_id in block_ids:
+                await per_file.acquire()
+                await self._block_slots.acquire()
+                try:
+                    data = await to_thread_to_end(
+                        _read_and_hash, reader, self._block_size, file_digest
+                    )
+                except BaseException:
+                    per_file.release()
+                    self._block_slots.release()
+                    raise
+                sent.append(asyncio.create_task(send(block_id, data)))
+                if any(t.done() and t.exception() for t in sent):
+                    break
             await asyncio.gather(*sent)
+            await to_thread_to_end(reader.finish)
+        except ChangedWhileReadError:
+            # The blocks on their way are let finish (they are never committed): requests cut
+            # off halfway would only cost connections, and the file is sent again at once.
+            await asyncio.gather(*sent, return_exceptions=True)
+            raise
         finally:
             for task in sent:
                 task.cancel()
@@ -248,14 +262,18 @@ class _BlobSession(TransferSession):
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
     ) -> bool:
         if remote.size <= self._block_size:
-            response = await self._rest.get_blob(remote.name)
+            response = await self._rest.get_blob(remote.name, if_match=remote.version)
+            _check_version(response, remote.version)
             data = response.body
+            if len(data) != remote.size:
+                # Only without a listed version: the blob read is not the one listed.
+                raise ChangedWhileReadError(f"its size changed from {remote.size} to {len(data)}")
             if validate and remote.md5 is not None:
                 self._check(remote, bytes_md5(data))
             if len(data) < MIB:
                 destination.write_bytes(data)
             else:
-                await asyncio.to_thread(destination.write_bytes, data)
+                await to_thread_to_end(destination.write_bytes, data)
             progress.advance(len(data))
         else:
             await self._get_ranges(remote, destination, validate, progress)
@@ -265,26 +283,46 @@ class _BlobSession(TransferSession):
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
     ) -> None:
         # Ranges are fetched several at once and written where they belong; the MD5 is fed in
-        # order, so at most `window` ranges are held in memory at a time.
+        # order, so at most `window` ranges are held in memory at a time. Every range is read
+        # from one version of the blob (If-Match its ETag): ranges of two versions never meet.
         size, block = remote.size, self._block_size
         count = math.ceil(size / block)
         window = self._blocks_per_file
         digest = new_md5()
+        pinned = remote.version
         descriptor = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
         async def fetch(index: int) -> bytes:
+            nonlocal pinned
             async with self._block_slots:
                 start = index * block
-                response = await self._rest.get_blob(
-                    remote.name, start, min(size, start + block) - 1
-                )
-                await asyncio.to_thread(os.pwrite, descriptor, response.body, start)
+                end = min(size, start + block) - 1
+                response = await self._rest.get_blob(remote.name, start, end, if_match=pinned)
+                pinned = _check_version(response, pinned)
+                if _total_size(response) != size:
+                    # Only without a listed version: the blob read is not the one listed.
+                    raise ChangedWhileReadError(
+                        f"its size changed from {size} to {_total_size(response)}"
+                    )
+                if len(response.body) != end - start + 1:
+                    raise TransferFailedError(
+                        self._store.name,
+                        f"GET '{remote.name}' bytes {start}-{end} returned "
+                        f"{len(response.body)} bytes; the service or a proxy ignored the "
+                        "range. Try again; if this repeats, check the proxy.",
+                    )
+                await to_thread_to_end(os.pwrite, descriptor, response.body, start)
             progress.advance(len(response.body))
             return response.body
 
         tasks: dict[int, asyncio.Task[bytes]] = {}
         try:
             launched = 0
+            if pinned is None:
+                # No version was listed: the first range's answer names the one to pin.
+                tasks[0] = asyncio.create_task(fetch(0))
+                await tasks[0]
+                launched = 1
             for index in range(count):
                 while launched < count and launched < index + window:
                     tasks[launched] = asyncio.create_task(fetch(launched))
@@ -307,7 +345,29 @@ class _BlobSession(TransferSession):
             )
 
 
-def _read_and_hash(reader: BinaryIO, size: int, digest: hashlib._Hash) -> bytes:
+def _check_version(response: Response, pinned: str | None) -> str | None:
+    """Returns the version a response is of, raising ChangedWhileReadError if it is not `pinned`."""
+    if response.status == 412 or (pinned is not None and response.etag != pinned):
+        # (A 200 of another version means a proxy dropped the If-Match condition.)
+        now = f" by version {response.etag}" if response.status != 412 else ""
+        raise ChangedWhileReadError(f"its version {pinned} was replaced{now}")
+    return response.etag
+
+
+def _total_size(response: Response) -> int:
+    """The blob's whole size, from a range answer's `Content-Range: bytes a-b/total`."""
+    content_range = response.headers.get("Content-Range", "")
+    total = content_range.rpartition("/")[2]
+    return int(total) if total.isdigit() else len(response.body)
+
+
+def _read_whole(reader: PinnedReader) -> bytes:
+    data = reader.read(reader.size)
+    reader.finish()
+    return data
+
+
+def _read_and_hash(reader: PinnedReader, size: int, digest: hashlib._Hash) -> bytes:
     data = reader.read(size)
     digest.update(data)
     return data

@@ -46,6 +46,12 @@ class Response:
     headers: CIMultiDictProxy[str]
     body: bytes
 
+    @property
+    def etag(self) -> str | None:
+        """The version of the blob this response is about, without quotes."""
+        etag = self.headers.get("ETag")
+        return etag.strip('"') if etag else None
+
 
 class _TransientError(Exception):
     """A failure worth retrying; `reason` is safe to show."""
@@ -104,11 +110,13 @@ class ContainerRestClient:
                 properties = blob.find("Properties")
                 size = properties.findtext("Content-Length") if properties is not None else None
                 md5 = properties.findtext("Content-MD5") if properties is not None else None
+                etag = properties.findtext("Etag") if properties is not None else None
                 found.append(
                     RemoteFile(
                         name=blob.findtext("Name") or "",
                         size=int(size or 0),
                         md5=base64.b64decode(md5) if md5 else None,
+                        version=etag.strip('"') if etag else None,
                     )
                 )
             marker = root.findtext("NextMarker") or ""
@@ -145,11 +153,26 @@ class ContainerRestClient:
         )
 
     async def get_blob(
-        self, name: str, start: int | None = None, end: int | None = None
+        self,
+        name: str,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
     ) -> Response:
-        """Reads a blob, or the inclusive byte range start..end of it."""
+        """Reads a blob, or the inclusive byte range start..end of it.
+
+        Args:
+            name: The blob.
+            start: First byte of the range (None: the whole blob).
+            end: Last byte of the range, inclusive.
+            if_match: Read only this version (an ETag, with or without quotes); another
+                version answers 412 Precondition Failed, returned as it is.
+        """
         headers = {"x-ms-range": f"bytes={start}-{end}"} if start is not None else {}
-        return await self._request("GET", name, headers=headers, expected=(200, 206))
+        if if_match is not None:
+            headers["If-Match"] = f'"{if_match.strip(chr(34))}"'
+        return await self._request("GET", name, headers=headers, expected=(200, 206, 412))
 
     async def exists(self, name: str) -> bool:
         """Tells whether a blob of exactly this name exists."""

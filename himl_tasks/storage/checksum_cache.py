@@ -98,32 +98,37 @@ def files_md5(
             continue
         started_ns = time.time_ns()
         found[path] = file_md5(path)
-        if _settled(stamps[path], started_ns):
+        # Remembered only if the file still has the stat fields it had before it was read:
+        # bytes hashed while it changed are not one state of it.
+        if _settled(stamps[path], started_ns) and _unchanged(path, stamps[path]):
             fresh.append((keys[path], stamps[path], found[path]))
     if location and fresh:
         _remember(location, fresh)
     return found
 
 
-def remember_md5s(md5s: Mapping[Path, bytes], unchanged_since_ns: int) -> None:
+def remember_md5s(
+    md5s: Mapping[Path, tuple[os.stat_result, bytes]], unchanged_since_ns: int
+) -> None:
     """Remembers MD5s computed along the way, e.g. while the files were being uploaded.
 
     Args:
-        md5s: {path: MD5 of the bytes read from it}.
+        md5s: {path: (the file's stat fields while it was read, MD5 of the bytes read)}; the
+            reader checked that every byte read belongs to that one state of the file.
         unchanged_since_ns: When reading began (`time.time_ns()`). A file is remembered only if
-            it has not changed since `SETTLE_SECONDS` before then, so that its current stat
-            fields describe the bytes that were read.
+            it still has the stat fields it was read with, and they are from `SETTLE_SECONDS`
+            or more before then, so that they describe the bytes that were read.
     """
     location = cache_path()
     if location is None or not md5s:
         return
     entries = []
-    for path, md5 in md5s.items():
+    for path, (read_as, md5) in md5s.items():
         try:
             stamp = _stamp(path.stat())
         except OSError:
             continue  # gone since: nothing to remember
-        if _settled(stamp, unchanged_since_ns):
+        if stamp == _stamp(read_as) and _settled(stamp, unchanged_since_ns):
             entries.append((str(path.absolute()), stamp, md5))
     if entries:
         _remember(location, entries)
@@ -131,6 +136,13 @@ def remember_md5s(md5s: Mapping[Path, bytes], unchanged_since_ns: int) -> None:
 
 def _stamp(status: os.stat_result) -> _Stamp:
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _unchanged(path: Path, stamp: _Stamp) -> bool:
+    try:
+        return _stamp(path.stat()) == stamp
+    except OSError:
+        return False
 
 
 def _settled(stamp: _Stamp, read_from_ns: int) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from himl_tasks.storage.base import Datastore, TransferSession
+from himl_tasks.storage.base import Datastore, SentFile, TransferSession
 from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.names import normalize_prefix
 from himl_tasks.storage.progress import TransferProgress
@@ -51,10 +51,8 @@ class _FolderSession(TransferSession):
         start = len(self.folder)
         return [dataclasses.replace(f, name=f.name[start:]) for f in found]
 
-    async def put(
-        self, source: Path, name: str, size: int, progress: TransferProgress
-    ) -> bytes | None:
-        return await self.inner.put(source, self.folder + name, size, progress)
+    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+        return await self.inner.put(source, self.folder + name, progress)
 
     async def get(
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress

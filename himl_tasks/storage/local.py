@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 
 from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError
-from himl_tasks.storage.base import PARTIAL_SUFFIX, Datastore, TransferSession, partial_path
+from himl_tasks.storage.aio import to_thread_to_end
+from himl_tasks.storage.base import (
+    PARTIAL_SUFFIX,
+    Datastore,
+    SentFile,
+    TransferSession,
+    partial_path,
+)
 from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
 from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.names import local_target
+from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader, file_version
 from himl_tasks.storage.progress import TransferProgress
 
 
@@ -83,25 +90,42 @@ class _LocalSession(TransferSession):
                     names[path], statuses[path] = name, path.stat()
         # Stored files are hashed once and remembered while unchanged (see checksum_cache).
         md5s = files_md5(list(names), statuses)
-        return [RemoteFile(name, statuses[p].st_size, md5s[p]) for p, name in names.items()]
+        return [
+            RemoteFile(name, statuses[p].st_size, md5s[p], file_version(statuses[p]))
+            for p, name in names.items()
+        ]
 
-    async def put(
-        self, source: Path, name: str, size: int, progress: TransferProgress
-    ) -> bytes | None:
+    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+        # Copied under a temporary name and renamed only once the copy is known to be one
+        # state of the source: a torn copy is never published.
         target = local_target(self._store.name, self._root, name)
-        await asyncio.to_thread(_copy_atomically, source, target, None, self._store.name, name)
-        progress.advance(size)
-        return None  # copied without hashing
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(target)
+        try:
+            copied = await _copy_one_state(source, None, partial, False, progress)
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return SentFile(copied.status)
 
     async def get(
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
     ) -> bool:
         source = local_target(self._store.name, self._root, remote.name)
         expected = remote.md5 if validate else None
-        await asyncio.to_thread(
-            _copy_hashed, source, destination, expected, self._store.name, remote.name
+        copied = await _copy_one_state(
+            source, remote.version, destination, expected is not None, progress
         )
-        progress.advance(remote.size)
+        if copied.status.st_size != remote.size:
+            # Only without a listed version: the file read is not the one listed.
+            raise ChangedWhileReadError(
+                f"its size changed from {remote.size} to {copied.status.st_size} bytes"
+            )
+        if expected is not None and copied.md5 != expected:
+            raise ChecksumMismatchError(
+                self._store.name, remote.name, expected.hex(), (copied.md5 or b"").hex()
+            )
         return expected is not None
 
     async def delete(self, name: str) -> None:
@@ -111,30 +135,73 @@ class _LocalSession(TransferSession):
         return local_target(self._store.name, self._root, name).is_file()
 
 
-def _copy_atomically(
-    source: Path, target: Path, expected_md5: bytes | None, datastore: str, name: str
-) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(target)
+async def _copy_one_state(
+    source: Path, version: str | None, destination: Path, hashed: bool, progress: TransferProgress
+) -> _PinnedCopy:
+    """Copies one state of `source` to `destination`, chunk by chunk, counting progress.
+
+    Raises:
+        ChangedWhileReadError: If `source` is not at `version` (when given) or changes while copied;
+            `destination` then holds bytes to throw away.
+    """
+    copy = _PinnedCopy(source, version, destination, hashed)
     try:
-        _copy_hashed(source, partial, expected_md5, datastore, name)
-        partial.replace(target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        while not copy.done:
+            progress.advance(await to_thread_to_end(copy.step))
+    finally:
+        copy.close()
+    return copy
 
 
-def _copy_hashed(
-    source: Path, destination: Path, expected_md5: bytes | None, datastore: str, name: str
-) -> None:
-    """Copies a file, checking the MD5 of what was read against `expected_md5` if given."""
-    if expected_md5 is None:
-        shutil.copyfile(source, destination)
-        return
-    digest = new_md5()
-    with source.open("rb") as reader, destination.open("wb") as writer:
-        while chunk := reader.read(CHUNK_SIZE):
-            digest.update(chunk)
-            writer.write(chunk)
-    if digest.digest() != expected_md5:
-        raise ChecksumMismatchError(datastore, name, expected_md5.hex(), digest.hexdigest())
+class _PinnedCopy:
+    """A copy of one state of a file, made one chunk per `step` (each in a worker thread)."""
+
+    def __init__(self, source: Path, version: str | None, destination: Path, hashed: bool):
+        self._source = source
+        self._version = version
+        self._destination = destination
+        self._digest = new_md5() if hashed else None
+        self._reader: PinnedReader | None = None
+        self._writer = -1
+        self.done = False
+
+    @property
+    def status(self) -> os.stat_result:
+        """The source's stat fields while it was copied (once opened)."""
+        if self._reader is None:
+            raise AssertionError("the copy has not started")
+        return self._reader.status
+
+    @property
+    def md5(self) -> bytes | None:
+        """The MD5 of the bytes copied, if asked for."""
+        return self._digest.digest() if self._digest is not None else None
+
+    def step(self) -> int:
+        """Copies the next chunk (opening the files first); returns the bytes copied."""
+        if self._reader is None:
+            self._reader = PinnedReader(self._source, self._version)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+            self._writer = os.open(self._destination, flags, 0o666)
+        reader = self._reader
+        if self._digest is None:
+            copied = reader.copy_to(self._writer, CHUNK_SIZE)
+        else:
+            data = reader.read(CHUNK_SIZE)
+            self._digest.update(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._writer, view) :]
+            copied = len(data)
+        if not reader.remaining:
+            reader.finish()
+            self.done = True
+        return copied
+
+    def close(self) -> None:
+        """Closes both files (idempotent)."""
+        if self._reader is not None:
+            self._reader.close()
+        if self._writer >= 0:
+            os.close(self._writer)
+            self._writer = -1

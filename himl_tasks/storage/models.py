@@ -17,11 +17,15 @@ class RemoteFile:
         name: '/'-separated name relative to the datastore root.
         size: Size in bytes.
         md5: The raw 16-byte MD5 the datastore holds, or None if it holds none.
+        version: What identifies this state of the file in its datastore (a blob's ETag, a
+            folder file's stat fields), so that a read can be pinned to the state listed; None
+            if unknown. Not compared: two entries with the same name, size and MD5 are equal.
     """
 
     name: str
     size: int
     md5: bytes | None = None
+    version: str | None = field(default=None, compare=False)
 
     @property
     def md5_base64(self) -> str | None:

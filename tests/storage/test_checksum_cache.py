@@ -180,9 +180,13 @@ def test_an_md5_computed_along_the_way_is_remembered_only_if_the_file_did_not_ch
 ) -> None:
     kept, changed = settled_files(tmp_path / "data", {"kept.bin": b"kept", "changed.bin": b"old"})
     reading_since = time.time_ns()
+    read_as = {path: path.stat() for path in (kept, changed)}
     changed.write_bytes(b"new")  # as if written while the upload was reading it
 
-    cache.remember_md5s({kept: md5(b"kept"), changed: md5(b"old")}, reading_since)
+    cache.remember_md5s(
+        {kept: (read_as[kept], md5(b"kept")), changed: (read_as[changed], md5(b"old"))},
+        reading_since,
+    )
 
     assert cache.files_md5([kept, changed]) == {kept: md5(b"kept"), changed: md5(b"new")}
     assert hashed == [changed]
