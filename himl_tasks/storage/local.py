@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 
 from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError
-from himl_tasks.storage.base import PARTIAL_SUFFIX, Datastore, TransferSession, partial_path
+from himl_tasks.storage.base import Datastore, TransferSession
 from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
 from himl_tasks.storage.models import RemoteFile
-from himl_tasks.storage.names import local_target
+from himl_tasks.storage.names import local_target, local_write_problems
+from himl_tasks.storage.options import whole_number
+from himl_tasks.storage.partials import PARTIAL_SUFFIX, remove_leftovers, writing_partial
 from himl_tasks.storage.progress import TransferProgress
 
 
@@ -28,7 +30,10 @@ class LocalDatastore(Datastore):
         folder: The datastore's root folder. It must exist unless `create` is True.
         name: The datastore's name in reports and errors (default: the folder's name).
         create: Create the folder if it is missing.
-        concurrency: Files copied at once.
+        concurrency: Files copied at once (at least 1).
+
+    Raises:
+        InvalidInputError: If `concurrency` is not a whole number of at least 1.
     """
 
     def __init__(
@@ -41,7 +46,7 @@ class LocalDatastore(Datastore):
     ) -> None:
         self.folder = Path(folder).absolute()
         self.name = name if name is not None else self.folder.name
-        self.concurrency = concurrency
+        self.concurrency = whole_number("concurrency", concurrency)
         if create:
             self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -61,6 +66,10 @@ class _LocalSession(TransferSession):
     def __init__(self, store: LocalDatastore) -> None:
         self._store = store
         self._root = store.folder
+        self._swept: set[Path] = set()
+
+    async def write_problems(self, names: list[str]) -> dict[str, str]:
+        return await asyncio.to_thread(local_write_problems, self._root, names)
 
     async def list_files(self, prefix: str) -> list[RemoteFile]:
         return await asyncio.to_thread(self._list_sync, prefix)
@@ -89,6 +98,10 @@ class _LocalSession(TransferSession):
         self, source: Path, name: str, size: int, progress: TransferProgress
     ) -> bytes | None:
         target = local_target(self._store.name, self._root, name)
+        if target.parent not in self._swept:
+            # Leftovers of uploads into this folder that died (see partials.py).
+            self._swept.add(target.parent)
+            await asyncio.to_thread(remove_leftovers, [target.parent])
         await asyncio.to_thread(_copy_atomically, source, target, None, self._store.name, name)
         progress.advance(size)
         return None  # copied without hashing
@@ -115,13 +128,8 @@ def _copy_atomically(
     source: Path, target: Path, expected_md5: bytes | None, datastore: str, name: str
 ) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(target)
-    try:
+    with writing_partial(target) as partial:
         _copy_hashed(source, partial, expected_md5, datastore, name)
-        partial.replace(target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def _copy_hashed(
