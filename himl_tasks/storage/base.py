@@ -15,14 +15,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import builtins
+import functools
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from himl_tasks.errors import (
     HimlError,
@@ -31,7 +32,7 @@ from himl_tasks.errors import (
     UnsafeBlobNameError,
     UnusableNamesError,
 )
-from himl_tasks.storage.aio import run_sync
+from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
 from himl_tasks.storage.local_errors import local_file_error, translated_local_errors
 from himl_tasks.storage.models import RemoteFile, TransferReport
@@ -52,6 +53,8 @@ from himl_tasks.storage.partials import remove_leftovers, writing_partial
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
 
 T = TypeVar("T")
+P = ParamSpec("P")
+D = TypeVar("D", bound="Datastore")
 
 SMALL_FILE_BYTES = 1024 * 1024
 """Files up to this size are hashed eagerly when uploading (cheap, and overlaps the listing)."""
@@ -121,11 +124,24 @@ class _LocalFile:
         return self.status.st_size
 
 
+def _local_errors_translated(
+    operation: Callable[Concatenate[D, P], T],
+) -> Callable[Concatenate[D, P], T]:
+    """Makes a public operation the boundary where OS errors become `LocalFileError`s."""
+
+    @functools.wraps(operation)
+    def translated(datastore: D, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with translated_local_errors(datastore.name):
+            return operation(datastore, *args, **kwargs)
+
+    return translated
+
+
 class Datastore(abc.ABC):
     """A place that holds files under '/'-separated names: a folder or a blob container.
 
-    Subclasses provide a `TransferSession`; every operation here is built on it, and runs
-    through `_call`, where errors of the local file system become `himl_tasks.errors`.
+    Subclasses provide a `TransferSession`; every operation here is built on it. Each public
+    operation is one boundary where errors of the local file system become `himl_tasks.errors`.
 
     Attributes:
         name: The datastore's name, used in reports and error messages.
@@ -139,37 +155,35 @@ class Datastore(abc.ABC):
     def _session(self) -> AbstractAsyncContextManager[TransferSession]:
         """Opens the primitives (an HTTP connection pool, for example)."""
 
-    def _call(self, operation: Coroutine[Any, Any, T]) -> T:
-        """Runs one operation to completion: the boundary where OS errors are translated."""
-        with translated_local_errors(self.name):
-            return run_sync(operation)
-
     # ---- listing and deleting -------------------------------------------------------------
 
+    @_local_errors_translated
     def list(self, prefix: str = "") -> builtins.list[RemoteFile]:
         """Lists files whose names start with `prefix`, sorted by name.
 
         Args:
             prefix: A plain string prefix ("foo/b" matches "foo/bar/1.txt"); "" lists everything.
         """
-        return self._call(self._list(normalize_prefix(prefix)))
+        return _run(self._list(normalize_prefix(prefix)))
 
     async def _list(self, prefix: str) -> builtins.list[RemoteFile]:
         async with self._session() as session:
             return sorted(await session.list_files(prefix), key=lambda f: f.name)
 
+    @_local_errors_translated
     def exists(self, name: str) -> bool:
         """Tells whether a file of exactly this name exists.
 
         Raises:
             InvalidInputError: If `name` is not a str or path, or holds a control character.
         """
-        return self._call(self._exists(check_name_argument("name", name)))
+        return _run(self._exists(check_name_argument("name", name)))
 
     async def _exists(self, name: str) -> bool:
         async with self._session() as session:
             return await session.exists(name)
 
+    @_local_errors_translated
     def delete(self, prefix: str) -> TransferReport:
         """Deletes every file whose name starts with `prefix`.
 
@@ -182,7 +196,7 @@ class Datastore(abc.ABC):
                 f"datastore '{self.name}': refusing to delete with an empty prefix; "
                 "name the folder or file to delete"
             )
-        return self._call(self._delete(cleaned))
+        return _run(self._delete(cleaned))
 
     async def _delete(self, prefix: str) -> TransferReport:
         started = time.monotonic()
@@ -201,6 +215,7 @@ class Datastore(abc.ABC):
 
     # ---- upload ---------------------------------------------------------------------------
 
+    @_local_errors_translated
     def upload_folder(
         self,
         local_folder: str | PurePath,
@@ -252,6 +267,7 @@ class Datastore(abc.ABC):
 
         return self._upload_planned(walk, remote_path, overwrite, skip_identical, show_progress)
 
+    @_local_errors_translated
     def upload_files(
         self,
         files: Iterable[str | PurePath],
@@ -317,9 +333,7 @@ class Datastore(abc.ABC):
     ) -> TransferReport:
         folder = normalize_remote_path(remote_path)
         with _progress(show_progress, f"upload to {self.name}") as progress:
-            return self._call(
-                self._upload(collect_files, folder, overwrite, skip_identical, progress)
-            )
+            return _run(self._upload(collect_files, folder, overwrite, skip_identical, progress))
 
     async def _upload(
         self,
@@ -405,6 +419,7 @@ class Datastore(abc.ABC):
 
     # ---- download -------------------------------------------------------------------------
 
+    @_local_errors_translated
     def download(
         self,
         prefix: str | PurePath,
@@ -457,7 +472,7 @@ class Datastore(abc.ABC):
                 "if missing)"
             )
         with _progress(show_progress, f"download from {self.name}") as progress:
-            return self._call(
+            return _run(
                 self._download(
                     normalize_prefix(prefix),
                     output,

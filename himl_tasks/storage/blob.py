@@ -349,6 +349,10 @@ def _checked_account_url(account_url: object) -> str:
 
 
 def _parse_connection_string(connection_string: str) -> dict[str, str]:
+    if not isinstance(connection_string, str):
+        raise InvalidInputError(
+            f"a connection string must be a str, not {type(connection_string).__name__}"
+        )
     fields: dict[str, str] = {}
     for part in connection_string.split(";"):
         key, separator, value = part.partition("=")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 
-from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError
+from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError, InvalidInputError
 from himl_tasks.storage.base import Datastore, TransferSession
 from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
@@ -44,6 +44,10 @@ class LocalDatastore(Datastore):
         create: bool = False,
         concurrency: int = 8,
     ) -> None:
+        if not isinstance(folder, (str, os.PathLike)):
+            raise InvalidInputError(
+                f"a folder datastore needs a folder (a str or path), not {type(folder).__name__}"
+            )
         self.folder = Path(folder).absolute()
         self.name = name if name is not None else self.folder.name
         self.concurrency = whole_number("concurrency", concurrency)

@@ -36,6 +36,8 @@ _ADVICE = {
     errno.ENOTDIR: "a file stands where a folder is needed: move it away",
     errno.EISDIR: "a folder stands where a file is needed: move it away",
     errno.EIO: "the disk reported an input/output error: check the disk",
+    errno.EFBIG: "the file is bigger than this process may write (ulimit -f) or the file "
+    "system allows",
 }
 
 
