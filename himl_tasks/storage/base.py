@@ -132,6 +132,9 @@ def _local_errors_translated(
     @functools.wraps(operation)
     def translated(datastore: D, /, *args: P.args, **kwargs: P.kwargs) -> T:
         with translated_local_errors(datastore.name):
+            # A plain attribute, so checked at each operation: 0 would silently do nothing, and
+            # a negative one would hang the connection pool.
+            whole_number("concurrency", datastore.concurrency)
             return operation(datastore, *args, **kwargs)
 
     return translated
@@ -588,8 +591,7 @@ async def run_bounded(
         for item in pending:
             await action(item)
 
-    # Checked here too, as `concurrency` is a plain attribute: 0 would silently do nothing.
-    whole_number("concurrency", concurrency)
+    whole_number("concurrency", concurrency)  # 0 would silently do nothing
     workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(items)))]
     if not workers:
         return

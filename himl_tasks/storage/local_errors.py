@@ -22,6 +22,7 @@ from himl_tasks.errors import (
     LocalNotADirectoryError,
     LocalPermissionError,
 )
+from himl_tasks.storage.partials import is_partial_name
 
 _ADVICE = {
     errno.ENOSPC: "the disk is full: free space and run the transfer again",
@@ -55,10 +56,12 @@ def local_file_error(
     Returns:
         The error to raise (`raise local_file_error(...) from error`).
     """
-    where = error.filename if error.filename is not None else path
-    where_text = os.fsdecode(where) if where is not None else "a local file"
-    if error.filename2 is not None:
-        where_text += f" -> {os.fsdecode(error.filename2)}"
+    named = [os.fsdecode(n) for n in (error.filename, error.filename2) if n is not None]
+    if path is not None:
+        # A temporary name means nothing to the caller: name the file it stands for.
+        named = [os.fsdecode(path) if is_partial_name(Path(n).name) else n for n in named]
+        named = named or [os.fsdecode(path)]
+    where_text = " -> ".join(dict.fromkeys(named)) if named else "a local file"
     cause = error.strerror or type(error).__name__
     code = errno.errorcode.get(error.errno, "") if error.errno is not None else ""
     advice = _ADVICE.get(error.errno, "") if error.errno is not None else ""

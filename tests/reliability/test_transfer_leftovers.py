@@ -8,7 +8,6 @@ and are killed with SIGKILL in the middle of writing a file, while another stays
 from __future__ import annotations
 
 import fcntl
-import os
 import select
 import signal
 import subprocess
@@ -146,5 +145,5 @@ def test_an_upload_into_a_folder_datastore_removes_dead_partials_and_keeps_live_
         report = local_store.upload_folder(write_tree(tmp_path / "s", {"a.txt": b"a"}), "d")
 
         assert report.files == 1
-        assert sorted(os.listdir(folder)) == sorted(["a.txt", alive.name])
+        assert sorted(p.name for p in folder.iterdir()) == sorted(["a.txt", alive.name])
     assert [f.name for f in local_store.list()] == ["d/a.txt"]
