@@ -35,9 +35,14 @@ from himl_tasks.errors import (
     StorageError,
     TransferFailedError,
 )
-from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore, RetryPolicy
+from himl_tasks.storage import (
+    BlobDatastore,
+    Datastore,
+    LocalDatastore,
+    RequestTimeouts,
+    RetryPolicy,
+)
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
-from himl_tasks.storage.retry import RequestTimeouts
 from tests.azurite import ACCOUNT_NAME, Azurite
 from tests.conftest import read_tree, write_tree
 from tests.faulty_proxy import FaultyProxy
