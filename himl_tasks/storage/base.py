@@ -406,12 +406,12 @@ class Datastore(abc.ABC):
     async def _refuse_unusable_upload_names(
         self, session: TransferSession, named: Sequence[tuple[_LocalFile, str]]
     ) -> None:
-        problems: dict[str, str] = {}
-        for local, name in named:
-            if (problem := blob_name_problem(name)) is not None:
-                problems[os.fsdecode(local.path)] = f"as '{name}': {problem}"
-        usable = [name for local, name in named if os.fsdecode(local.path) not in problems]
-        problems.update(await session.write_problems(usable))
+        # Keyed by local file, the thing to rename; the datastore's name is in the reason.
+        sources = {name: os.fsdecode(local.path) for local, name in named}
+        refused = {name: p for name in sources if (p := blob_name_problem(name)) is not None}
+        usable = [name for name in sources if name not in refused]
+        refused.update(await session.write_problems(usable))
+        problems = {sources[name]: f"as '{name}': {why}" for name, why in refused.items()}
         if problems:
             raise _unusable_names(
                 self.name,

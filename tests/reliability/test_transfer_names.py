@@ -143,6 +143,8 @@ def test_an_upload_into_a_folder_datastore_finds_its_files_in_the_way_first(
     with pytest.raises(UnusableNamesError) as raised:
         local_store.upload_folder(source, "d")
 
-    assert set(raised.value.problems) == {"d/a/b"}
-    assert "folder where the file" in raised.value.problems["d/a/b"]
+    problems = raised.value.problems
+    assert set(problems) == {str(source / "a" / "b")}
+    assert "as 'd/a/b'" in problems[str(source / "a" / "b")]
+    assert "folder where the file" in problems[str(source / "a" / "b")]
     assert [f.name for f in local_store.list()] == ["d/a"]  # 'c' was not sent either
