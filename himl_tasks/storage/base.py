@@ -528,6 +528,7 @@ class Datastore(abc.ABC):
                     problems,
                     "rename or remove them in the datastore, move what is in the way, or "
                     "download a narrower prefix",
+                    unsafe=any(is_unsafe(n) for n in problems if not n.endswith("/")),
                 )
             targets = [(remote, local_target(self.name, output, remote.name)) for remote in found]
             existing = _existing_files(targets)
@@ -730,7 +731,7 @@ def _local_path(option: str, value: object) -> Path:
 
 
 def _unusable_names(
-    datastore: str, what: str, problems: dict[str, str], advice: str
+    datastore: str, what: str, problems: dict[str, str], advice: str, *, unsafe: bool = False
 ) -> UnusableNamesError:
     """One error listing every name a transfer cannot use, raised before anything moves."""
     listed = sorted(problems.items())
@@ -742,7 +743,6 @@ def _unusable_names(
         + (f"\n  ... and {more} more" if more > 0 else "")
     )
     # An escaping name is the most serious problem: it keeps its own, more specific class.
-    unsafe = any(is_unsafe(name) for name in problems if not name.endswith("/"))
     error_class = UnsafeBlobNameError if unsafe else UnusableNamesError
     return error_class(datastore, message, problems)
 
