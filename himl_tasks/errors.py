@@ -17,7 +17,8 @@ HimlError
     ├── RemoteFilesNotFoundError  nothing in the datastore matches a prefix
     ├── UnusableNamesError        names a transfer cannot write where they would go (too long,
     │   │                         a file and a folder at once, control characters, ...); lists
-    │   │                         every such name with why, found before anything is written
+    │   │                         every such name with why, found before anything is written;
+    │   │                         also an InvalidInputError
     │   └── UnsafeBlobNameError   one of them would land outside the destination folder
     ├── LocalFileError            a local file or folder could not be read or written (also an
     │   │                         OSError, with its errno); carries the path
@@ -26,8 +27,9 @@ HimlError
     │   ├── LocalNotADirectoryError     ... and NotADirectoryError
     │   └── LocalIsADirectoryError      ... and IsADirectoryError
     ├── ChecksumMismatchError     the bytes received do not match the stored MD5
-    └── TransferFailedError       a transient error persisted through every retry, or an
-                                  unexpected answer from the service
+    └── TransferFailedError       a transient error (timeouts included) persisted through every
+                                  retry, an unexpected answer from the service, or a request that
+                                  could not be made (never retried)
 ```
 
 Errors from libraries below (aiohttp, azure-storage-blob, the OS) are translated at the boundary
