@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 from himl_tasks.errors import InvalidInputError, UnsafeBlobNameError
+from himl_tasks.storage.partials import PARTIAL_NAME_BYTES
 
 MAX_BLOB_NAME_CHARS = 1024
 """Azure Blob Storage's limit on the length of a blob name."""
@@ -203,7 +204,10 @@ def local_write_problems(
                 f"{root} allows {name_max}"
             )
             continue
-        if root_bytes + 1 + len(os.fsencode(name)) >= path_max:
+        # The file is first written under its temporary name, which may be the longer one.
+        final_bytes = len(os.fsencode(name))
+        temporary_bytes = final_bytes - len(os.fsencode(segments[-1])) + PARTIAL_NAME_BYTES
+        if root_bytes + 1 + max(final_bytes, temporary_bytes) >= path_max:
             problems[name] = f"would make a local path longer than the {path_max} bytes allowed"
             continue
         folders = ["/".join(segments[:i]) for i in range(1, len(segments))]

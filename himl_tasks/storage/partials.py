@@ -26,6 +26,8 @@ PARTIAL_SUFFIX = ".himl-partial"
 
 _NAME_HASH_CHARS = 16
 _RANDOM_CHARS = 16
+PARTIAL_NAME_BYTES = 1 + _NAME_HASH_CHARS + _RANDOM_CHARS + len(PARTIAL_SUFFIX)
+"""The length of every temporary name (46 bytes), whatever the final name."""
 
 
 def partial_path(target: Path) -> Path:
