@@ -15,10 +15,21 @@ HimlError
     ├── StorageAccessError        the datastore refused the credential (401/403)
     ├── ContainerNotFoundError    the blob container does not exist
     ├── RemoteFilesNotFoundError  nothing in the datastore matches a prefix
-    ├── UnsafeBlobNameError       a blob name would land outside the destination folder
+    ├── UnusableNamesError        names a transfer cannot write where they would go (too long,
+    │   │                         a file and a folder at once, control characters, ...); lists
+    │   │                         every such name with why, found before anything is written;
+    │   │                         also an InvalidInputError
+    │   └── UnsafeBlobNameError   one of them would land outside the destination folder
+    ├── LocalFileError            a local file or folder could not be read or written (also an
+    │   │                         OSError, with its errno); carries the path
+    │   ├── LocalFileNotFoundError      ... and FileNotFoundError (e.g. removed after the plan)
+    │   ├── LocalPermissionError        ... and PermissionError
+    │   ├── LocalNotADirectoryError     ... and NotADirectoryError
+    │   └── LocalIsADirectoryError      ... and IsADirectoryError
     ├── ChecksumMismatchError     the bytes received do not match the stored MD5
-    ├── TransferFailedError       a transient error persisted through every retry, or an
-    │                             unexpected answer from the service
+    ├── TransferFailedError       a transient error (timeouts included) persisted through every
+    │                             retry, an unexpected answer from the service, or a request that
+    │                             could not be made (never retried)
     ├── RemoteFileChangedError    a datastore file kept changing while it was downloaded
     └── SourceChangedError        a local file kept changing while it was uploaded
 ```
@@ -117,8 +128,62 @@ class RemoteFilesNotFoundError(StorageError):
     """No file in the datastore matches the requested prefix."""
 
 
-class UnsafeBlobNameError(StorageError):
+# ---- names a transfer cannot use, and local files it cannot read or write -----------------
+
+
+class UnusableNamesError(StorageError, InvalidInputError):
+    """Names in a transfer cannot be written where they would go; found while planning.
+
+    Attributes:
+        problems: Each offending name with why it cannot be used.
+    """
+
+    def __init__(
+        self, datastore: str, message: str, problems: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(datastore, message)
+        self.problems = dict(problems or {})
+
+
+class UnsafeBlobNameError(UnusableNamesError):
     """A blob name would be written outside the destination folder."""
+
+
+class LocalFileError(StorageError, OSError):
+    """A local file or folder could not be read or written during a transfer.
+
+    Attributes:
+        path: The file or folder concerned.
+        errno: The operating system's error number, if there was one (e.g. errno.ENOSPC).
+    """
+
+    def __init__(self, datastore: str, path: str, message: str, errno: int | None = None) -> None:
+        super().__init__(datastore, message)
+        self.path = path
+        self.errno = errno
+        self._message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.datastore, self.path, self._message, self.errno))
+
+
+class LocalFileNotFoundError(LocalFileError, FileNotFoundError):
+    """A local file or folder a transfer needs is not there (or was removed meanwhile)."""
+
+
+class LocalPermissionError(LocalFileError, PermissionError):
+    """The operating system refused access to a local file or folder."""
+
+
+class LocalNotADirectoryError(LocalFileError, NotADirectoryError):
+    """A local file stands where a transfer needs a folder."""
+
+
+class LocalIsADirectoryError(LocalFileError, IsADirectoryError):
+    """A local folder stands where a transfer needs a file."""
+
+
+# ---- end of names and local files ---------------------------------------------------------
 
 
 class ChecksumMismatchError(StorageError):

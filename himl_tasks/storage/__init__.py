@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from himl_tasks.storage.base import Datastore, TransferSession
 from himl_tasks.storage.local import LocalDatastore
 from himl_tasks.storage.models import RemoteFile, TransferReport
-from himl_tasks.storage.retry import RetryPolicy
+from himl_tasks.storage.retry import RequestTimeouts, RetryPolicy
 
 if TYPE_CHECKING:
     from himl_tasks.storage.blob import BlobDatastore
@@ -23,6 +23,7 @@ __all__ = [
     "Datastore",
     "LocalDatastore",
     "RemoteFile",
+    "RequestTimeouts",
     "RetryPolicy",
     "TransferReport",
     "TransferSession",

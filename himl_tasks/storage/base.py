@@ -4,8 +4,10 @@ A datastore implementation provides a `TransferSession`: list, put one file, get
 one file, test one name. Everything users call (upload_folder, upload_files, download, delete,
 list, exists) is built here on those primitives, so folder and blob datastores behave the same.
 
-Every transfer plans first (what to copy, what is already identical, what already exists), then
-runs the plan with bounded concurrency, and returns a `TransferReport`.
+Every transfer plans first (what to copy, what is already identical, what already exists, and
+every name that cannot be written, all refused together), then runs the plan with bounded
+concurrency, and returns a `TransferReport`. Errors of the local file system are translated into
+`himl_tasks.errors` here, at the boundary of each file and of each operation.
 """
 
 from __future__ import annotations
@@ -13,46 +15,55 @@ from __future__ import annotations
 import abc
 import asyncio
 import builtins
+import functools
 import os
-import secrets
 import stat
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from himl_tasks.errors import (
+    HimlError,
     InvalidInputError,
     RemoteFileChangedError,
     RemoteFilesNotFoundError,
     SourceChangedError,
+    UnsafeBlobNameError,
+    UnusableNamesError,
 )
 from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
+from himl_tasks.storage.local_errors import local_file_error, translated_local_errors
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.names import (
+    blob_name_problem,
+    check_name_argument,
+    is_unsafe,
     join_blob_name,
     local_target,
+    local_write_problems,
     normalize_prefix,
     normalize_remote_path,
 )
+from himl_tasks.storage.options import whole_number
+from himl_tasks.storage.partials import PARTIAL_SUFFIX as PARTIAL_SUFFIX
+from himl_tasks.storage.partials import partial_path as partial_path
+from himl_tasks.storage.partials import remove_leftovers, writing_partial
 from himl_tasks.storage.pinning import ATTEMPTS, ChangedWhileReadError
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
 
 T = TypeVar("T")
+P = ParamSpec("P")
+D = TypeVar("D", bound="Datastore")
 
 SMALL_FILE_BYTES = 1024 * 1024
 """Files up to this size are hashed eagerly when uploading (cheap, and overlaps the listing)."""
 
-PARTIAL_SUFFIX = ".himl-partial"
-"""Files being written carry this suffix until complete; listings never show them."""
-
-
-def partial_path(target: Path) -> Path:
-    """Returns a hidden, unique name beside `target` to write it under until complete."""
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+LISTED_PROBLEMS = 20
+"""How many unusable names an error message lists (the error's `problems` holds them all)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,17 @@ class TransferSession(abc.ABC):
     async def exists(self, name: str) -> bool:
         """Tells whether a file of exactly this name exists."""
 
+    async def write_problems(self, names: list[str]) -> dict[str, str]:
+        """Says why some names cannot be stored here, beyond what every datastore refuses.
+
+        A folder, for example, cannot hold a name longer than its file system allows, nor a
+        file where it holds a folder. Called while planning an upload, before anything is sent.
+
+        Returns:
+            {name: why} for each name that cannot be stored; by default none.
+        """
+        return {}
+
 
 @dataclass(frozen=True)
 class _LocalFile:
@@ -134,10 +156,27 @@ class _LocalFile:
         return self.status.st_size
 
 
+def _local_errors_translated(
+    operation: Callable[Concatenate[D, P], T],
+) -> Callable[Concatenate[D, P], T]:
+    """Makes a public operation the boundary where OS errors become `LocalFileError`s."""
+
+    @functools.wraps(operation)
+    def translated(datastore: D, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with translated_local_errors(datastore.name):
+            # A plain attribute, so checked at each operation: 0 would silently do nothing, and
+            # a negative one would hang the connection pool.
+            whole_number("concurrency", datastore.concurrency)
+            return operation(datastore, *args, **kwargs)
+
+    return translated
+
+
 class Datastore(abc.ABC):
     """A place that holds files under '/'-separated names: a folder or a blob container.
 
-    Subclasses provide a `TransferSession`; every operation here is built on it.
+    Subclasses provide a `TransferSession`; every operation here is built on it. Each public
+    operation is one boundary where errors of the local file system become `himl_tasks.errors`.
 
     Attributes:
         name: The datastore's name, used in reports and error messages.
@@ -153,6 +192,7 @@ class Datastore(abc.ABC):
 
     # ---- listing and deleting -------------------------------------------------------------
 
+    @_local_errors_translated
     def list(self, prefix: str = "") -> builtins.list[RemoteFile]:
         """Lists files whose names start with `prefix`, sorted by name.
 
@@ -165,14 +205,20 @@ class Datastore(abc.ABC):
         async with self._session() as session:
             return sorted(await session.list_files(prefix), key=lambda f: f.name)
 
+    @_local_errors_translated
     def exists(self, name: str) -> bool:
-        """Tells whether a file of exactly this name exists."""
-        return _run(self._exists(name))
+        """Tells whether a file of exactly this name exists.
+
+        Raises:
+            InvalidInputError: If `name` is not a str or path, or holds a control character.
+        """
+        return _run(self._exists(check_name_argument("name", name)))
 
     async def _exists(self, name: str) -> bool:
         async with self._session() as session:
             return await session.exists(name)
 
+    @_local_errors_translated
     def delete(self, prefix: str) -> TransferReport:
         """Deletes every file whose name starts with `prefix`.
 
@@ -204,6 +250,7 @@ class Datastore(abc.ABC):
 
     # ---- upload ---------------------------------------------------------------------------
 
+    @_local_errors_translated
     def upload_folder(
         self,
         local_folder: str | PurePath,
@@ -232,12 +279,16 @@ class Datastore(abc.ABC):
             What was transferred and skipped.
 
         Raises:
-            InvalidInputError: If the folder is missing, is a file, or holds no files.
+            InvalidInputError: If the folder is missing, is a file, or holds no files, or an
+                option is unusable (e.g. remote_path None).
+            UnusableNamesError: If files have names the datastore cannot store (control
+                characters, too long, ...): all of them listed, before anything is sent.
+            LocalFileError: If a local file cannot be read (also the matching OSError).
             SourceChangedError: If a file changed each time it was read to be sent (nothing
                 is stored for it; a file that changed once is sent again as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
-        folder = Path(local_folder)
+        folder = _local_path("local_folder", local_folder)
         if not folder.exists():
             raise InvalidInputError(f"cannot upload {folder}: no such folder")
         if not folder.is_dir():
@@ -253,6 +304,7 @@ class Datastore(abc.ABC):
 
         return self._upload_planned(walk, remote_path, overwrite, skip_identical, show_progress)
 
+    @_local_errors_translated
     def upload_files(
         self,
         files: Iterable[str | PurePath],
@@ -272,10 +324,15 @@ class Datastore(abc.ABC):
             InvalidInputError: If a file is missing, is a folder, lies outside `relative_root`,
                 or two files would get the same name; also if no file is given.
         """
-        root = Path(relative_root) if relative_root is not None else None
+        if isinstance(files, (str, PurePath)) or not isinstance(files, Iterable):
+            raise InvalidInputError(
+                f"upload_files needs a list of files, not {type(files).__name__} ({files!r}); "
+                "to upload one file, pass [file]"
+            )
+        root = _local_path("relative_root", relative_root) if relative_root is not None else None
         chosen: list[_LocalFile] = []
         for item in files:
-            path = Path(item)
+            path = _local_path("each file", item)
             if not path.is_file():
                 what = "is a folder" if path.is_dir() else "does not exist"
                 raise InvalidInputError(f"cannot upload {path}: it {what}; give existing files")
@@ -288,7 +345,7 @@ class Datastore(abc.ABC):
                     raise InvalidInputError(
                         f"cannot upload {path}: it is not inside relative_root {root}"
                     ) from None
-            chosen.append(_LocalFile(path, _checked_relative_name(path, relative), path.stat()))
+            chosen.append(_LocalFile(path, relative, path.stat()))
         if not chosen:
             raise InvalidInputError("upload_files was given no files")
         seen: dict[str, Path] = {}
@@ -335,6 +392,7 @@ class Datastore(abc.ABC):
             finally:
                 listing.cancel()
             named = [(local, join_blob_name(folder, local.relative)) for local in files]
+            await self._refuse_unusable_upload_names(session, named)
             identical = await _identical_pairs(
                 [(f.path, f.status, remote[name]) for f, name in named if name in remote],
                 small_md5s,
@@ -352,7 +410,18 @@ class Datastore(abc.ABC):
 
             async def send(item: tuple[_LocalFile, str]) -> None:
                 local, name = item
-                sent = await _put_one_state(session, self.name, local.path, name, progress)
+                try:
+                    sent = await _put_one_state(session, self.name, local.path, name, progress)
+                except HimlError:
+                    raise
+                except OSError as error:
+                    raise local_file_error(
+                        self.name,
+                        error,
+                        local.path,
+                        f"uploading {local.path} as '{name}' (after {report.files} of "
+                        f"{len(to_send)} files were sent)",
+                    ) from error
                 if sent.md5 is not None and local.path not in small_md5s:
                     hashed_on_the_way[local.path] = (sent.status, sent.md5)
                 report.files += 1
@@ -368,8 +437,26 @@ class Datastore(abc.ABC):
         report.seconds = time.monotonic() - started
         return report
 
+    async def _refuse_unusable_upload_names(
+        self, session: TransferSession, named: Sequence[tuple[_LocalFile, str]]
+    ) -> None:
+        # Keyed by local file, the thing to rename; the datastore's name is in the reason.
+        sources = {name: os.fsdecode(local.path) for local, name in named}
+        refused = {name: p for name in sources if (p := blob_name_problem(name)) is not None}
+        usable = [name for name in sources if name not in refused]
+        refused.update(await session.write_problems(usable))
+        problems = {sources[name]: f"as '{name}': {why}" for name, why in refused.items()}
+        if problems:
+            raise _unusable_names(
+                self.name,
+                "cannot be uploaded",
+                problems,
+                "rename or move those files (or choose another remote_path)",
+            )
+
     # ---- download -------------------------------------------------------------------------
 
+    @_local_errors_translated
     def download(
         self,
         prefix: str | PurePath,
@@ -400,18 +487,25 @@ class Datastore(abc.ABC):
             show_progress: Show a progress bar on stderr (True), or report to a
                 `TransferProgress` of your own.
 
+        Leftovers of earlier downloads into the same folders that died (their temporary files)
+        are removed; those of downloads still running are left alone.
+
         Raises:
             InvalidInputError: If `output_folder` is a file.
             RemoteFilesNotFoundError: If nothing matches `prefix` and not `missing_ok`.
-            UnsafeBlobNameError: If a matching name would land outside `output_folder`
-                (checked for all names before anything is written).
+            UnusableNamesError: If matching names cannot be written under `output_folder`
+                (too long for its file system, a file and a folder at once, a file or folder in
+                the way, a non-empty name ending in '/'); all of them are listed, checked before
+                anything is written.
+            UnsafeBlobNameError: The same, when one of them would land outside `output_folder`.
+            LocalFileError: If a local file cannot be written (also the matching OSError).
             ChecksumMismatchError: On a checksum mismatch with `validate_checksum`.
             RemoteFileChangedError: If a file was replaced or rewritten each time it was read
                 (nothing is written for it; a file that changed once is fetched again whole,
                 as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
-        output = Path(output_folder)
+        output = _local_path("output_folder", output_folder)
         if output.exists() and not output.is_dir():
             raise InvalidInputError(
                 f"cannot download into {output}: it is a file; give a folder (it is created "
@@ -445,7 +539,11 @@ class Datastore(abc.ABC):
         report = TransferReport("download", self.name)
         async with self._session() as session:
             # Zero-length names ending in '/' are folder markers some tools write.
-            found = [f for f in await session.list_files(prefix) if not f.name.endswith("/")]
+            found = [
+                f
+                for f in await session.list_files(prefix)
+                if not (f.name.endswith("/") and f.size == 0)
+            ]
             if not found:
                 if missing_ok:
                     return report
@@ -453,6 +551,21 @@ class Datastore(abc.ABC):
                     self.name,
                     f"no file name starts with {prefix!r}; check the prefix "
                     "(names are '/'-separated and case-sensitive)",
+                )
+            problems = await asyncio.to_thread(
+                local_write_problems,
+                output,
+                [f.name for f in found],
+                sizes={f.name: f.size for f in found},
+            )
+            if problems:
+                raise _unusable_names(
+                    self.name,
+                    f"cannot be downloaded into {output}",
+                    problems,
+                    "rename or remove them in the datastore, move what is in the way, or "
+                    "download a narrower prefix",
+                    unsafe=any(is_unsafe(n) for n in problems if not n.endswith("/")),
                 )
             targets = [(remote, local_target(self.name, output, remote.name)) for remote in found]
             existing = _existing_files(targets)
@@ -472,14 +585,25 @@ class Datastore(abc.ABC):
                 report=report,
             )
             output.mkdir(parents=True, exist_ok=True)
+            # Temporary files of earlier downloads here whose process died (see partials.py).
+            await asyncio.to_thread(
+                remove_leftovers, {output, *(target.parent for _, target in targets)}
+            )
             progress.start(len(to_fetch), sum(remote.size for remote, _ in to_fetch))
 
             async def fetch(item: tuple[RemoteFile, Path]) -> None:
                 remote, target = item
-                target.parent.mkdir(parents=True, exist_ok=True)
-                remote, verified = await _get_one_state(
-                    session, self.name, remote, target, validate, progress
-                )
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    remote, verified = await _get_one_state(
+                        session, self.name, remote, target, validate, progress
+                    )
+                except HimlError:
+                    raise
+                except OSError as error:
+                    raise local_file_error(
+                        self.name, error, target, f"downloading '{remote.name}'"
+                    ) from error
                 if validate and not verified:
                     report.unverified.append(remote.name)
                 report.files += 1
@@ -520,18 +644,13 @@ async def _get_one_state(
         and whether its bytes were checked against its stored MD5.
     """
     for attempt in range(1, ATTEMPTS + 1):
-        # Each attempt starts from scratch, into a fresh temporary file.
-        partial = partial_path(target)
+        # Each attempt starts from scratch, into a fresh temporary file (removed on any error).
         try:
-            verified = await session.get(remote, partial, validate, progress)
-            partial.replace(target)
+            with writing_partial(target) as partial:
+                verified = await session.get(remote, partial, validate, progress)
             return remote, verified
         except ChangedWhileReadError as changed:
-            partial.unlink(missing_ok=True)
             remote = await _listed_again(session, datastore, remote, attempt, changed)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -574,6 +693,7 @@ async def run_bounded(
         for item in pending:
             await action(item)
 
+    whole_number("concurrency", concurrency)  # 0 would silently do nothing
     workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(items)))]
     if not workers:
         return
@@ -675,31 +795,57 @@ def _collect_and_hash(
 
 
 def _walk_files(folder: Path) -> list[_LocalFile]:
-    """Lists the regular files under a folder, recursively, with '/'-separated relative names."""
+    """Lists the regular files under a folder, recursively, with '/'-separated relative names.
+
+    Linked folders are followed, but a link to a folder that contains it (a loop) is refused.
+    """
     found: list[_LocalFile] = []
-    stack = [(folder, "")]
+    top = folder.stat()
+    stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
+        (folder, "", frozenset({(top.st_dev, top.st_ino)}))
+    ]
     while stack:
-        directory, relative_dir = stack.pop()
+        directory, relative_dir, above = stack.pop()
         with os.scandir(directory) as entries:
             for entry in entries:
                 relative = f"{relative_dir}{entry.name}"
                 if entry.is_dir():
-                    stack.append((Path(entry.path), f"{relative}/"))
+                    status = entry.stat()
+                    identity = (status.st_dev, status.st_ino)
+                    if identity in above:
+                        raise InvalidInputError(
+                            f"cannot upload {folder}: {entry.path} links to a folder that "
+                            "contains it (a loop); remove the link or upload a folder without it"
+                        )
+                    stack.append((Path(entry.path), f"{relative}/", above | {identity}))
                 elif entry.is_file():
-                    path = Path(entry.path)
-                    relative = _checked_relative_name(path, relative)
-                    found.append(_LocalFile(path, relative, entry.stat()))
+                    found.append(_LocalFile(Path(entry.path), relative, entry.stat()))
     found.sort(key=lambda f: f.relative)
     return found
 
 
-def _checked_relative_name(path: Path, relative: str) -> str:
-    if "\\" in relative:
-        raise InvalidInputError(
-            f"cannot upload {path}: its name contains a backslash, which datastores do not "
-            "allow in names; rename the file"
-        )
-    return relative
+def _local_path(option: str, value: object) -> Path:
+    """Returns a user's local path argument as a Path, refusing None and other types."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise InvalidInputError(f"{option} must be a str or a path, not {type(value).__name__}")
+
+
+def _unusable_names(
+    datastore: str, what: str, problems: dict[str, str], advice: str, *, unsafe: bool = False
+) -> UnusableNamesError:
+    """One error listing every name a transfer cannot use, raised before anything moves."""
+    listed = sorted(problems.items())
+    lines = "".join(f"\n  {name!r}: {why}" for name, why in listed[:LISTED_PROBLEMS])
+    more = len(listed) - LISTED_PROBLEMS
+    message = (
+        f"{len(listed)} name{'s' if len(listed) != 1 else ''} {what}; nothing was transferred. "
+        f"{advice[0].upper()}{advice[1:]}:{lines}"
+        + (f"\n  ... and {more} more" if more > 0 else "")
+    )
+    # An escaping name is the most serious problem: it keeps its own, more specific class.
+    error_class = UnsafeBlobNameError if unsafe else UnusableNamesError
+    return error_class(datastore, message, problems)
 
 
 def _progress(
@@ -707,4 +853,12 @@ def _progress(
 ) -> AbstractContextManager[TransferProgress]:
     if isinstance(show, bool):
         return ProgressBar(description) if show else nullcontext(SilentProgress())
+    if not all(callable(getattr(show, method, None)) for method in _PROGRESS_METHODS):
+        raise InvalidInputError(
+            f"show_progress must be True, False or a TransferProgress (with "
+            f"{', '.join(_PROGRESS_METHODS)}), not {type(show).__name__}"
+        )
     return nullcontext(show)  # the caller's own reporter (e.g. a Prefect progress artifact)
+
+
+_PROGRESS_METHODS = ("start", "advance", "file_done")

@@ -15,19 +15,23 @@ from pathlib import Path
 
 import aiohttp
 from azure.core.credentials import TokenCredential
+from yarl import URL
 
 from himl_tasks.errors import ChecksumMismatchError, InvalidInputError, TransferFailedError
 from himl_tasks.storage.aio import to_thread_to_end
 from himl_tasks.storage.base import Datastore, SentFile, TransferSession
-from himl_tasks.storage.blob_auth import AccountKeyAuth, BlobAuth, SasAuth, TokenAuth
+from himl_tasks.storage.blob_auth import AccountKeyAuth, BlobAuth, SasAuth, TokenAuth, redact
 from himl_tasks.storage.blob_rest import ContainerRestClient, Response
 from himl_tasks.storage.hashing import bytes_md5, new_md5
 from himl_tasks.storage.models import RemoteFile
+from himl_tasks.storage.options import whole_number
 from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader
 from himl_tasks.storage.progress import TransferProgress
-from himl_tasks.storage.retry import RetryPolicy
+from himl_tasks.storage.retry import RequestTimeouts, RetryPolicy
 
 MIB = 1024 * 1024
+MAX_BLOCK_SIZE = 4000 * MIB
+"""Azure's largest block (and, below it, the largest blob sent in one request)."""
 
 
 class BlobDatastore(Datastore):
@@ -52,6 +56,12 @@ class BlobDatastore(Datastore):
         retry: Retry policy for transient failures.
         ssl_context: TLS settings for https endpoints, e.g. to trust a private certificate
             authority; by default the system's trusted certificates are used.
+        timeouts: Deadlines of each request (connecting, waiting for an answer, sending a
+            body); a request that times out is retried.
+
+    Raises:
+        InvalidInputError: If the account URL is not an http(s) URL, the container is empty,
+            or a numeric option is out of range (concurrency, block_size, max_buffered_blocks).
     """
 
     def __init__(
@@ -66,16 +76,18 @@ class BlobDatastore(Datastore):
         max_buffered_blocks: int = 16,
         retry: RetryPolicy | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        timeouts: RequestTimeouts | None = None,
     ) -> None:
-        if not container:
+        if not container or not isinstance(container, str):
             raise InvalidInputError("a blob datastore needs a container name")
-        self.account_url = account_url.rstrip("/")
+        self.account_url = _checked_account_url(account_url)
         self.container = container
         self.name = name if name is not None else container
-        self.concurrency = concurrency
-        self.block_size = block_size
-        self.max_buffered_blocks = max_buffered_blocks
+        self.concurrency = whole_number("concurrency", concurrency)
+        self.block_size = whole_number("block_size", block_size, maximum=MAX_BLOCK_SIZE)
+        self.max_buffered_blocks = whole_number("max_buffered_blocks", max_buffered_blocks)
         self.retry = retry if retry is not None else RetryPolicy()
+        self.timeouts = timeouts if timeouts is not None else RequestTimeouts()
         self.ssl_context = ssl_context
         self._auth = auth
 
@@ -153,7 +165,9 @@ class BlobDatastore(Datastore):
             ttl_dns_cache=300,
             ssl=self.ssl_context if self.ssl_context is not None else True,
         )
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
+        )
         async with aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
@@ -164,7 +178,12 @@ class BlobDatastore(Datastore):
             headers={"User-Agent": "himl-tasks"},
         ) as http:
             rest = ContainerRestClient(
-                http, f"{self.account_url}/{self.container}", self._auth, self.name, self.retry
+                http,
+                f"{self.account_url}/{self.container}",
+                self._auth,
+                self.name,
+                self.retry,
+                self.timeouts,
             )
             yield _BlobSession(self, rest)
 
@@ -373,7 +392,27 @@ def _read_and_hash(reader: PinnedReader, size: int, digest: hashlib._Hash) -> by
     return data
 
 
+def _checked_account_url(account_url: object) -> str:
+    """Refuses an account URL that is not http(s)://host..., before any request is made."""
+    text = account_url.rstrip("/") if isinstance(account_url, str) else ""
+    try:
+        parsed = URL(text)
+        usable = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise InvalidInputError(
+            f"the account URL {redact(str(account_url))!r} is not an http(s) URL; give "
+            "e.g. https://<account>.blob.core.windows.net"
+        )
+    return text
+
+
 def _parse_connection_string(connection_string: str) -> dict[str, str]:
+    if not isinstance(connection_string, str):
+        raise InvalidInputError(
+            f"a connection string must be a str, not {type(connection_string).__name__}"
+        )
     fields: dict[str, str] = {}
     for part in connection_string.split(";"):
         key, separator, value = part.partition("=")

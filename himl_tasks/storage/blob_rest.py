@@ -28,7 +28,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.storage.blob_auth import BlobAuth, redact
 from himl_tasks.storage.models import RemoteFile
-from himl_tasks.storage.retry import TRANSIENT_STATUSES, RetryPolicy
+from himl_tasks.storage.retry import TRANSIENT_STATUSES, RequestTimeouts, RetryPolicy
 
 API_VERSION = "2023-11-03"
 LIST_PAGE_SIZE = 5000
@@ -70,6 +70,7 @@ class ContainerRestClient:
         auth: How requests are authorised.
         datastore: The datastore's name, for errors.
         retry: The retry policy for transient failures.
+        timeouts: Deadlines of each request (a request that times out is retried).
     """
 
     def __init__(
@@ -79,12 +80,14 @@ class ContainerRestClient:
         auth: BlobAuth,
         datastore: str,
         retry: RetryPolicy,
+        timeouts: RequestTimeouts | None = None,
     ) -> None:
         self._http = http
         self._container_url = container_url.rstrip("/")
         self._auth = auth
         self._datastore = datastore
         self._retry = retry
+        self._timeouts = timeouts if timeouts is not None else RequestTimeouts()
         self._container = self._container_url.rsplit("/", 1)[-1]
 
     async def list_blobs(self, prefix: str) -> list[RemoteFile]:
@@ -194,7 +197,7 @@ class ContainerRestClient:
         data: bytes | None = None,
         expected: tuple[int, ...],
     ) -> Response:
-        target = f"'{blob_name}'" if blob_name is not None else f"container '{self._container}'"
+        target = self._target(blob_name)
         for attempt in range(1, self._retry.attempts + 1):
             try:
                 return await self._send(method, blob_name, params, headers, data, expected)
@@ -210,6 +213,9 @@ class ContainerRestClient:
                 logger.debug("retrying %s %s in %.2fs: %s", method, target, delay, transient.reason)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _target(self, blob_name: str | None) -> str:
+        return f"'{blob_name}'" if blob_name is not None else f"container '{self._container}'"
 
     async def _send(
         self,
@@ -236,12 +242,18 @@ class ContainerRestClient:
                 # Big bodies go out as slices of the same buffer: no copy, and the loop stays free.
                 body = _slices(data)
         url = await self._auth.authorize(method, url, request_headers)
+        timeout = aiohttp.ClientTimeout(
+            total=self._timeouts.total(len(data) if data is not None else 0),
+            sock_connect=self._timeouts.connect,
+            sock_read=self._timeouts.read,
+        )
         try:
             async with self._http.request(
                 method,
                 url,
                 headers=request_headers,
                 data=body,
+                timeout=timeout,
             ) as response:
                 body = await response.read()
                 status = response.status
@@ -256,6 +268,15 @@ class ContainerRestClient:
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as error:
             raise _TransientError(
                 redact(f"{type(error).__name__}: {error}") or type(error).__name__
+            ) from None
+        except (aiohttp.ClientError, ValueError) as error:
+            # Made on this side (an invalid URL, a header aiohttp refuses): asking again
+            # cannot help, so it is not retried.
+            raise TransferFailedError(
+                self._datastore,
+                f"{method} {self._target(blob_name)} could not be sent: "
+                f"{redact(f'{type(error).__name__}: {error}')}. Check the datastore's account "
+                "URL and the names given; this was not retried.",
             ) from None
         if status in expected:
             return Response(status, response_headers, body)

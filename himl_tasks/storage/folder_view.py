@@ -65,3 +65,8 @@ class _FolderSession(TransferSession):
 
     async def exists(self, name: str) -> bool:
         return await self.inner.exists(self.folder + name)
+
+    async def write_problems(self, names: list[str]) -> dict[str, str]:
+        found = await self.inner.write_problems([self.folder + name for name in names])
+        start = len(self.folder)
+        return {name[start:]: why for name, why in found.items()}

@@ -8,19 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 
-from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError
+from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError, InvalidInputError
 from himl_tasks.storage.aio import to_thread_to_end
-from himl_tasks.storage.base import (
-    PARTIAL_SUFFIX,
-    Datastore,
-    SentFile,
-    TransferSession,
-    partial_path,
-)
+from himl_tasks.storage.base import Datastore, SentFile, TransferSession
 from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
 from himl_tasks.storage.models import RemoteFile
-from himl_tasks.storage.names import local_target
+from himl_tasks.storage.names import local_target, local_write_problems
+from himl_tasks.storage.options import whole_number
+from himl_tasks.storage.partials import PARTIAL_SUFFIX, remove_leftovers, writing_partial
 from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader, file_version
 from himl_tasks.storage.progress import TransferProgress
 
@@ -35,7 +31,10 @@ class LocalDatastore(Datastore):
         folder: The datastore's root folder. It must exist unless `create` is True.
         name: The datastore's name in reports and errors (default: the folder's name).
         create: Create the folder if it is missing.
-        concurrency: Files copied at once.
+        concurrency: Files copied at once (at least 1).
+
+    Raises:
+        InvalidInputError: If `concurrency` is not a whole number of at least 1.
     """
 
     def __init__(
@@ -46,9 +45,13 @@ class LocalDatastore(Datastore):
         create: bool = False,
         concurrency: int = 8,
     ) -> None:
+        if not isinstance(folder, (str, os.PathLike)):
+            raise InvalidInputError(
+                f"a folder datastore needs a folder (a str or path), not {type(folder).__name__}"
+            )
         self.folder = Path(folder).absolute()
         self.name = name if name is not None else self.folder.name
-        self.concurrency = concurrency
+        self.concurrency = whole_number("concurrency", concurrency)
         if create:
             self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -68,6 +71,10 @@ class _LocalSession(TransferSession):
     def __init__(self, store: LocalDatastore) -> None:
         self._store = store
         self._root = store.folder
+        self._swept: set[Path] = set()
+
+    async def write_problems(self, names: list[str]) -> dict[str, str]:
+        return await asyncio.to_thread(local_write_problems, self._root, names)
 
     async def list_files(self, prefix: str) -> list[RemoteFile]:
         return await asyncio.to_thread(self._list_sync, prefix)
@@ -99,14 +106,13 @@ class _LocalSession(TransferSession):
         # Copied under a temporary name and renamed only once the copy is known to be one
         # state of the source: a torn copy is never published.
         target = local_target(self._store.name, self._root, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = partial_path(target)
-        try:
+        if target.parent not in self._swept:
+            # Leftovers of uploads into this folder that died (see partials.py).
+            self._swept.add(target.parent)
+            await asyncio.to_thread(remove_leftovers, [target.parent])
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        with writing_partial(target) as partial:
             copied = await _copy_one_state(source, None, partial, False, progress)
-            partial.replace(target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
         return SentFile(copied.status)
 
     async def get(
