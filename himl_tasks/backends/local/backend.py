@@ -78,21 +78,40 @@ class Preemption:
         restart_delay_seconds: The pause before a restart.
         max_preemptions: The most attempts the cluster preempts in all (None: no limit), e.g.
             1 to lose one run and let its resubmission finish.
+        after_metric: Instead of a time, a point in the job's progress: `(name, count)` kills
+            the attempt as soon as it has logged `count` values of metric `name`, e.g.
+            `("train_loss", 2)` right after the second epoch. Tests use it to preempt at
+            every epoch boundary, which a time cannot hit reliably.
     """
 
-    after_seconds: float
+    after_seconds: float | None = None
     on_attempts: tuple[int, ...] = (1,)
     mode: str = "fail"
     restart_delay_seconds: float = 1.0
     max_preemptions: int | None = None
+    after_metric: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("fail", "restart"):
             raise InvalidInputError(
                 f"preemption mode must be 'fail' or 'restart', not {self.mode!r}"
             )
-        if self.after_seconds < 0 or self.restart_delay_seconds < 0:
+        if (self.after_seconds is None) == (self.after_metric is None):
+            raise InvalidInputError(
+                "a preemption needs exactly one of after_seconds and after_metric"
+            )
+        if (self.after_seconds is not None and self.after_seconds < 0) or (
+            self.restart_delay_seconds < 0
+        ):
             raise InvalidInputError("preemption times must not be negative")
+        if self.after_metric is not None:
+            name, count = self.after_metric
+            if not name or count < 1:
+                raise InvalidInputError(
+                    "after_metric must be (metric name, count of 1 or more), not "
+                    f"{self.after_metric!r}"
+                )
+            object.__setattr__(self, "after_metric", (str(name), int(count)))
         object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
 
 

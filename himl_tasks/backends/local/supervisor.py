@@ -28,6 +28,7 @@ from himl_tasks.runs import FailureKind, RunStatus
 
 POLL_SECONDS = 0.01
 CANCEL_CHECK_SECONDS = 0.1
+METRIC_CHECK_SECONDS = 0.05
 TERMINATE_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 20
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
@@ -90,6 +91,7 @@ class _Supervisor:
         self.output_root = run.run_dir / "output_datasets"
         self.read_only: list[Path] = []  # input folders read in place
         self._last_cancel_check = 0.0
+        self._last_metric_check = 0.0
         self._cancel_requested = False
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -244,7 +246,9 @@ class _Supervisor:
                 if all(c == 0 for c in codes):
                     return _Outcome(RunStatus.COMPLETED, exit_code=0)
                 now = time.monotonic()
-                if preemption is not None and now - attempt_started >= preemption["after_seconds"]:
+                if preemption is not None and self._preemption_due(
+                    preemption, attempt, now - attempt_started
+                ):
                     end_process_group(processes, grace_seconds=0, kill_at_once=True)
                     return _Outcome(
                         RunStatus.FAILED,
@@ -387,6 +391,18 @@ class _Supervisor:
         if limit is not None and self.registry.preemptions_on(self.run.compute) >= limit:
             return None
         return settings
+
+    def _preemption_due(self, settings: dict[str, Any], attempt: int, elapsed: float) -> bool:
+        """True once the attempt is as far as the cluster's preemption says (time or metric)."""
+        if settings.get("after_seconds") is not None:
+            return elapsed >= float(settings["after_seconds"])
+        now = time.monotonic()
+        if now - self._last_metric_check < METRIC_CHECK_SECONDS:
+            return False  # a registry read per poll would cost more than the job
+        self._last_metric_check = now
+        name, count = settings["after_metric"]
+        logged = self.registry.metrics(self.run.run_id)
+        return sum(1 for m in logged if m["name"] == name and m["attempt"] == attempt) >= count
 
     def _restarts(self) -> bool:
         settings = self.spec.get("preemption") or {}
