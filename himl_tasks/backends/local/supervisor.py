@@ -24,7 +24,7 @@ from typing import Any
 from himl_tasks import job_environment as env_names
 from himl_tasks.backends.local.processes import end_process_group
 from himl_tasks.backends.local.registry import Registry, RunRow
-from himl_tasks.runs import FailureKind, RunStatus
+from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
 POLL_SECONDS = 0.01
 CANCEL_CHECK_SECONDS = 0.1
@@ -164,12 +164,13 @@ class _Supervisor:
                 store = config.datastore(dataset["datastore"])
                 staged = stage_input(store, dataset, self.staging / str(index))
             except HimlError as error:
+                kind = platform_failure_kind(error)
                 self._end(
                     _Outcome(
                         RunStatus.FAILED,
-                        FailureKind.INFRASTRUCTURE,
+                        kind,
                         f"input dataset '{dataset['name']}' version {dataset['version']} could "
-                        f"not be made available: {error}",
+                        f"not be made available: {error}" + _hint(kind),
                     )
                 )
                 return None
@@ -209,10 +210,12 @@ class _Supervisor:
                 )
                 published.append((output["name"], store.name, path))
         except HimlError as error:
+            kind = platform_failure_kind(error)
             return _Outcome(
                 RunStatus.FAILED,
-                FailureKind.INFRASTRUCTURE,
-                f"uploading the output datasets failed; nothing was registered: {error}",
+                kind,
+                f"uploading the output datasets failed; nothing was registered: {error}"
+                + _hint(kind),
             )
         # Registered only once every output is uploaded: all of the run's datasets, or none.
         for name, datastore, path in published:
@@ -419,6 +422,10 @@ class _Supervisor:
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not self._canceled():
             time.sleep(0.02)
+
+
+def _hint(kind: FailureKind) -> str:
+    return f" {CONFIGURATION_HINT}" if kind is FailureKind.CONFIGURATION else ""
 
 
 def _tail(path: Path, lines: int) -> str:
