@@ -405,7 +405,7 @@ class _Supervisor:
         self._last_metric_check = now
         name, count = settings["after_metric"]
         logged = self.registry.metrics(self.run.run_id)
-        return sum(1 for m in logged if m["name"] == name and m["attempt"] == attempt) >= count
+        return sum(1 for m in logged if m["name"] == name and m["attempt"] == attempt) >= int(count)
 
     def _restarts(self) -> bool:
         settings = self.spec.get("preemption") or {}
