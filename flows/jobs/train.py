@@ -73,6 +73,8 @@ def main() -> None:
         "--no_resume", action="store_true", help="start from scratch even if checkpoints exist"
     )
     args = parser.parse_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs must be 1 or more, not {args.epochs}")
 
     info = get_run_info()
     data = args.data_folder or (info.input_datasets[0] if info.input_datasets else None)

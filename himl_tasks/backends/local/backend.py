@@ -150,6 +150,10 @@ class LocalBackend:
         settings = dataclasses.asdict(preemption) if preemption is not None else None
         self.registry.put_cluster(name, max_concurrent_runs, settings)
 
+    def check_compute(self, name: str) -> None:
+        """Raises ComputeNotFoundError unless `name` is a cluster ("" is the default one)."""
+        self._cluster(name or DEFAULT_CLUSTER)
+
     def compute_clusters(self) -> dict[str, int]:
         """Returns {cluster name: max concurrent runs}, the default cluster included."""
         clusters = {DEFAULT_CLUSTER: _default_cluster_limit()}
@@ -199,16 +203,17 @@ class LocalBackend:
         command = self._command(spec, snapshot)
         compute = spec.compute or DEFAULT_CLUSTER
         limit, preemption = self._cluster(compute)
-        inputs = [self._resolved_input(config) for config in spec.inputs]
+        resumed = self._row(self.get_run_ref(spec.resume_from)) if spec.resume_from else None
         outputs = [
             {"name": c.name, "datastore": self.datastore(c.datastore).name} for c in spec.outputs
-        ]
+        ]  # before the inputs: resolving one may register its version 1
+        inputs = [self._resolved_input(config) for config in spec.inputs]
         experiment = spec.experiment_name()
         run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
         snapshot.copy_to(run_dir / "snapshot")
-        if spec.resume_from:
-            self._restore_recovery_checkpoint(spec.resume_from, run_dir / "snapshot")
+        if resumed is not None:
+            self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
         self.registry.insert_run(
             run_id=run_id,
             parent_run_id=parent_run_id,
@@ -309,13 +314,15 @@ class LocalBackend:
             )
         return clusters[compute]
 
-    def _restore_recovery_checkpoint(self, recovery_id: str, work_dir: Path) -> None:
+    def _restore_recovery_checkpoint(self, resumed_run_dir: Path, work_dir: Path) -> None:
         """Copies the resumed run's latest recovery checkpoint into the new run's outputs.
 
-        It lands in `outputs/checkpoints/`, as AzureML restores `outputs/` when it restarts
-        a run.
+        It lands in `outputs/checkpoints/`, where the job looks first. That checkpoint is all
+        a resubmitted job gets, as on AzureML, where a new run starts with an empty `outputs/`
+        and fetches it from the lost run (`find_latest_recovery_checkpoint`); only a run the
+        platform restarts itself keeps its whole `outputs/`.
         """
-        previous = self._row(self.get_run_ref(recovery_id)).run_dir / "snapshot"
+        previous = resumed_run_dir / "snapshot"
         folder = DEFAULT_CHECKPOINT_FOLDER
         latest = find_latest_recovery_checkpoint(previous / folder)
         if latest is not None:
