@@ -20,6 +20,9 @@ from himl_tasks.backends.local.backend import LocalBackend, Preemption
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.preemption import RetryPolicy, run_to_completion
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
+from tests.flows.conftest import workspace
+
+__all__ = ["workspace"]  # the flow tests' fixture: a saved workspace block on a real Prefect API
 
 EPOCHS = 3
 TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "flows" / "jobs" / "train.py"
@@ -43,7 +46,7 @@ def features(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, features: Path) -> tuple[LocalBackend, JobSpec]:
+def training(tmp_path: Path, features: Path) -> tuple[LocalBackend, JobSpec]:
     """A workspace holding the features dataset, and the training job as the flow submits it."""
     backend = LocalBackend(tmp_path / "workspace")
     backend.datastore("").upload_folder(features, "features")
@@ -104,9 +107,9 @@ def epochs_trained(history: list[Metric]) -> int:
 
 @pytest.mark.parametrize("after_epoch", range(1, EPOCHS + 1))
 def test_a_resubmitted_training_preempted_after_any_epoch_completes_with_the_true_best(
-    workspace: tuple[LocalBackend, JobSpec], features: Path, tmp_path: Path, after_epoch: int
+    training: tuple[LocalBackend, JobSpec], features: Path, tmp_path: Path, after_epoch: int
 ) -> None:
-    backend, spec = workspace
+    backend, spec = training
     backend.create_compute_cluster(
         "spot",
         preemption=Preemption(after_metric=("train_loss", after_epoch), max_preemptions=1),
@@ -136,9 +139,9 @@ def test_a_resubmitted_training_preempted_after_any_epoch_completes_with_the_tru
 
 
 def test_a_training_the_platform_restarts_after_its_last_epoch_completes_with_the_true_best(
-    workspace: tuple[LocalBackend, JobSpec], features: Path, tmp_path: Path
+    training: tuple[LocalBackend, JobSpec], features: Path, tmp_path: Path
 ) -> None:
-    backend, spec = workspace
+    backend, spec = training
     backend.create_compute_cluster(
         "spot",
         preemption=Preemption(
@@ -154,3 +157,29 @@ def test_a_training_the_platform_restarts_after_its_last_epoch_completes_with_th
     history = backend.get_metrics(ref)
     assert epochs_trained(history) <= EPOCHS + 1
     check_true_best(backend, ref, history, features, tmp_path)
+
+
+def test_the_flow_completes_when_its_low_priority_training_is_preempted_after_the_last_epoch(
+    workspace: tuple[str, LocalBackend], tmp_path: Path
+) -> None:
+    from flows.preprocess_then_train import preprocess_then_train
+
+    block, backend = workspace
+    backend.create_compute_cluster(
+        "spot", preemption=Preemption(after_metric=("train_loss", EPOCHS), max_preemptions=1)
+    )
+
+    result = preprocess_then_train(
+        workspace_block=block,
+        train_compute="spot",
+        low_priority=True,
+        epochs=EPOCHS,
+        epoch_seconds=0.5,
+        retry_delay_seconds=0,
+        results_folder=str(tmp_path / "results"),
+    )
+
+    assert len(result["train_attempts"]) == 2  # preempted once, resubmitted, resumed
+    assert result["epochs_trained"] <= EPOCHS + 1
+    assert Path(result["checkpoint"]).is_file()
+    assert result["test_accuracy"] is not None
