@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from azure.storage.blob import ContainerClient
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.run_status import classify_failure, error_text
-from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.backend import LocalBackend, Preemption
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import (
     ComputeNotFoundError,
@@ -315,3 +316,25 @@ def test_a_local_submission_refused_late_leaves_nothing_behind(
     assert backend.registry.dataset_names() == []
     assert backend.registry.runs() == []
     assert not (backend.root / "runs").exists() or not any((backend.root / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda b: b.create_compute_cluster("gpu", max_concurrent_runs="2"), "whole number"),
+        (lambda b: b.create_compute_cluster("local"), "cannot name a compute cluster"),
+        (lambda b: b.create_compute_cluster(""), "cannot name a compute cluster"),
+        (lambda b: Preemption(after_seconds=float("nan")), "after_seconds must be a finite"),
+        (lambda b: Preemption(after_seconds=1, on_attempts=(0,)), "attempt numbers from 1"),
+        (lambda b: Preemption(after_seconds=1, max_preemptions=-1), "max_preemptions"),
+        (lambda b: Preemption(after_metric=("loss", 0)), "count of 1 or more"),
+        (lambda b: Preemption(), "exactly one of after_seconds and after_metric"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_unusable_cluster_settings_are_refused_before_the_cluster_is_stored(
+    backend: LocalBackend, make: Callable[[LocalBackend], object], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        make(backend)
+    assert backend.registry.clusters() == {}

@@ -8,6 +8,7 @@ import datetime
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -100,10 +101,22 @@ class Preemption:
             raise InvalidInputError(
                 "a preemption needs exactly one of after_seconds and after_metric"
             )
-        if (self.after_seconds is not None and self.after_seconds < 0) or (
-            self.restart_delay_seconds < 0
+        for name in ("after_seconds", "restart_delay_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (_number(value) and math.isfinite(value) and value >= 0):
+                raise InvalidInputError(
+                    f"{name} must be a finite number of 0 or more, not {value!r}"
+                )
+        if not all(_number(a) and a >= 1 for a in self.on_attempts):
+            raise InvalidInputError(
+                f"on_attempts must be attempt numbers from 1, not {self.on_attempts!r}"
+            )
+        if self.max_preemptions is not None and not (
+            _number(self.max_preemptions) and self.max_preemptions >= 0
         ):
-            raise InvalidInputError("preemption times must not be negative")
+            raise InvalidInputError(
+                f"max_preemptions must be 0 or more (or None), not {self.max_preemptions!r}"
+            )
         if self.after_metric is not None:
             name, count = self.after_metric
             if not name or count < 1:
@@ -145,6 +158,15 @@ class LocalBackend:
             max_concurrent_runs: Runs beyond this wait in Queued until a slot frees.
             preemption: Preempt low-priority runs on this cluster (see `Preemption`).
         """
+        if not isinstance(name, str) or not name.strip() or name == DEFAULT_CLUSTER:
+            raise InvalidInputError(
+                f"{name!r} cannot name a compute cluster: give a non-empty name other than "
+                f"'{DEFAULT_CLUSTER}' (the default cluster, which always exists)"
+            )
+        if isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int):
+            raise InvalidInputError(
+                f"max_concurrent_runs must be a whole number, not {max_concurrent_runs!r}"
+            )
         if max_concurrent_runs < 1:
             raise InvalidInputError("max_concurrent_runs must be 1 or more")
         settings = dataclasses.asdict(preemption) if preemption is not None else None
@@ -583,6 +605,10 @@ class LocalBackend:
 
     def _files_store(self, ref: RunRef) -> LocalDatastore:
         return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _default_cluster_limit() -> int:
