@@ -9,6 +9,7 @@ directly: `python -m flows.preprocess_then_train`.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
 from himl_tasks import DatasetConfig, JobSpec, Priority
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.tasks import (
+    backend_for,
     cancel_started_jobs,
     download_run_files,
     ensure_dataset,
@@ -115,8 +118,29 @@ def preprocess_then_train(
 
     Returns:
         Dataset versions, run ids, metrics, and where the checkpoint is.
+
+    Raises:
+        InvalidInputError: For unusable parameters (all of them named in one error), before
+            anything is uploaded, registered or submitted.
+        ConfigurationError: For a workspace block that is not saved, or a compute cluster that
+            does not exist, likewise before any side effect.
     """
     logger = get_run_logger()
+    # Every parameter is checked before the first side effect (an upload, a dataset version,
+    # a run): a flow refused for a typo leaves the workspace as it was.
+    check_parameters(
+        epochs=epochs,
+        learning_rate=learning_rate,
+        max_retries=max_retries,
+        retry_delay_seconds=retry_delay_seconds,
+        epoch_seconds=epoch_seconds,
+        raw_dataset=raw_dataset,
+        features_dataset=features_dataset,
+        results_folder=results_folder,
+    )
+    backend = backend_for(workspace_block)  # ConfigurationError for a block that is not saved
+    for compute in {preprocess_compute, train_compute}:
+        backend.check_compute(compute)
     raw_folder = export_digits(Path(tempfile.mkdtemp(prefix="himl-digits-")))
     upload_to_datastore(workspace_block, "", raw_folder, raw_dataset)
     raw = ensure_dataset(workspace_block, raw_dataset)
@@ -189,6 +213,62 @@ def preprocess_then_train(
     )
     logger.info("result: %s", result)
     return result
+
+
+def check_parameters(
+    *,
+    epochs: int,
+    learning_rate: float,
+    max_retries: int,
+    retry_delay_seconds: float,
+    epoch_seconds: float,
+    raw_dataset: str,
+    features_dataset: str,
+    results_folder: str,
+) -> None:
+    """Refuses unusable flow parameters, all of them in one error.
+
+    Raises:
+        InvalidInputError: Naming each unusable parameter and what would work.
+    """
+    problems: list[str] = []
+    if not _whole(epochs) or epochs < 1:
+        problems.append(f"epochs must be a whole number of 1 or more, not {epochs!r}")
+    if not _finite(learning_rate) or learning_rate <= 0:
+        problems.append(f"learning_rate must be a positive number, not {learning_rate!r}")
+    if not _whole(max_retries) or max_retries < 0:
+        problems.append(f"max_retries must be a whole number of 0 or more, not {max_retries!r}")
+    for name, seconds in (
+        ("retry_delay_seconds", retry_delay_seconds),
+        ("epoch_seconds", epoch_seconds),
+    ):
+        if not _finite(seconds) or seconds < 0:
+            problems.append(f"{name} must be a finite number of 0 or more, not {seconds!r}")
+    for name, dataset in (("raw_dataset", raw_dataset), ("features_dataset", features_dataset)):
+        try:
+            DatasetConfig(dataset)
+        except InvalidInputError as error:
+            problems.append(f"{name}: {error}")
+    if raw_dataset == features_dataset:
+        problems.append(
+            f"raw_dataset and features_dataset are both '{raw_dataset}': preprocessing would "
+            "write a new version of its own input; give the features their own name"
+        )
+    if results_folder and Path(results_folder).exists() and not Path(results_folder).is_dir():
+        problems.append(f"results_folder '{results_folder}' is a file, not a folder")
+    if problems:
+        raise InvalidInputError(
+            "preprocess-then-train did not start: " + "; ".join(problems) + ". Nothing was "
+            "uploaded, registered or submitted."
+        )
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _lineage(result: dict[str, Any], preprocess_url: str, train_url: str) -> str:

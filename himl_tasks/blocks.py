@@ -68,6 +68,15 @@ class AzureMLWorkspace(Block):
         return get_workspace(block=self)
 
 
+_SAVE_EXAMPLES = {
+    "local-workspace": "LocalWorkspace(root='.himl').save('{name}')",
+    "azureml-workspace": (
+        "AzureMLWorkspace(subscription_id=..., resource_group=..., workspace_name=...)"
+        ".save('{name}')"
+    ),
+}
+
+
 def load_backend(block_document: str) -> Backend:
     """The backend a saved workspace block describes, e.g. "local-workspace/demo".
 
@@ -93,7 +102,7 @@ def load_backend(block_document: str) -> Backend:
     except ValueError as error:
         raise ConfigurationError(
             f"no block '{block_document}' is saved on the Prefect server ({error}). Save one, "
-            "e.g. `LocalWorkspace(root='.himl').save('demo')`"
+            f"e.g. `{_SAVE_EXAMPLES[kind].format(name=name)}`"
         ) from None
     if not isinstance(block, LocalWorkspace | AzureMLWorkspace):
         raise ConfigurationError(f"block '{block_document}' is not a workspace block")

@@ -29,9 +29,13 @@ class DatasetConfig:
         target_folder: An absolute folder where the job finds the data, instead of a temporary one.
         local_folder: The folder used when the script runs outside any job (plain `python`).
 
+    A version may be given as text ("3", as command lines and Prefect parameters carry it;
+    "latest" is None), as AzureML accepts it; it is kept as a number. An empty `target_folder`
+    or `local_folder` means none, as in hi-ml.
+
     Raises:
-        InvalidInputError: For an empty or unusable name, a version below 1, or a relative
-            target_folder.
+        InvalidInputError: For an empty or unusable name, a version that is not a whole number
+            of 1 or more, a relative target_folder, or a field of the wrong type.
     """
 
     name: str
@@ -42,15 +46,25 @@ class DatasetConfig:
     local_folder: Path | None = None
 
     def __post_init__(self) -> None:
-        if not _DATASET_NAME.match(self.name):
+        if not isinstance(self.name, str) or not _DATASET_NAME.match(self.name):
             raise InvalidInputError(
-                f"'{self.name}' is not a usable dataset name: use letters, digits, '_', '-' and "
+                f"{self.name!r} is not a usable dataset name: use letters, digits, '_', '-' and "
                 "'.', starting with a letter or digit"
             )
-        if self.version is not None and (isinstance(self.version, bool) or self.version < 1):
+        if not isinstance(self.datastore, str):
             raise InvalidInputError(
-                f"dataset '{self.name}': version must be 1 or more, not {self.version!r}"
+                f"dataset '{self.name}': datastore must be a datastore's name, not "
+                f"{self.datastore!r}"
             )
+        object.__setattr__(self, "version", _version(self.name, self.version))
+        if self.use_mounting is not None and not isinstance(self.use_mounting, bool):
+            raise InvalidInputError(
+                f"dataset '{self.name}': use_mounting must be True, False or None, not "
+                f"{self.use_mounting!r}"
+            )
+        for folder in ("target_folder", "local_folder"):
+            if getattr(self, folder) == "":
+                object.__setattr__(self, folder, None)
         if self.target_folder is not None:
             target = Path(self.target_folder)
             if not target.is_absolute():
@@ -60,6 +74,25 @@ class DatasetConfig:
             object.__setattr__(self, "target_folder", target)
         if self.local_folder is not None:
             object.__setattr__(self, "local_folder", Path(self.local_folder))
+
+
+def _version(name: str, version: object) -> int | None:
+    """A dataset version as a number (None for the latest); refuses anything else."""
+    if version is None:
+        return None
+    if isinstance(version, str) and version.strip().lower() == "latest":
+        return None
+    number: int | None = None
+    if isinstance(version, int) and not isinstance(version, bool):
+        number = version
+    elif isinstance(version, str) and version.strip().isdecimal():
+        number = int(version.strip())
+    if number is None or number < 1:
+        raise InvalidInputError(
+            f"dataset '{name}': version must be a whole number of 1 or more (or None or "
+            f"'latest' for the latest), not {version!r}"
+        )
+    return number
 
 
 def as_dataset_config(item: DatasetConfig | str) -> DatasetConfig:

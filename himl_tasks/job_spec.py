@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import Any, cast
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.runs import split_recovery_id
 
 AZUREML_FLAG = "--azureml"
 EXPERIMENT_NAME_VARIABLE = "HIML_EXPERIMENT_NAME"
@@ -49,8 +51,11 @@ def parse_duration(text: str | float | None) -> float | None:
                 "h or d, e.g. '90s', '30m', '3.5h', '2d'"
             )
         seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
-    if seconds <= 0:
-        raise InvalidInputError(f"max_run_duration must be positive, not '{text}'")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidInputError(
+            f"max_run_duration must be a positive, finite duration, not '{text}'; leave it "
+            "None for no limit"
+        )
     return seconds
 
 
@@ -134,16 +139,30 @@ class JobSpec:
     resume_from: str = ""
 
     def __post_init__(self) -> None:
-        if (self.entry_script is None) == (self.module is None):
+        if (self.entry_script in (None, "")) == (self.module in (None, "")):
             raise InvalidInputError("a job needs exactly one of entry_script and module")
-        if self.num_nodes < 1 or self.processes_per_node < 1:
-            raise InvalidInputError(
-                f"num_nodes ({self.num_nodes}) and processes_per_node "
-                f"({self.processes_per_node}) must be 1 or more"
-            )
+        for count in ("num_nodes", "processes_per_node"):
+            value = getattr(self, count)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(
+                    f"{count} must be a whole number of 1 or more, not {value!r}"
+                )
+        for name in _TEXT_FIELDS:
+            if not isinstance(getattr(self, name), str):
+                raise InvalidInputError(f"{name} must be text, not {getattr(self, name)!r}")
         parse_duration(self.max_run_duration)
+        if self.resume_from:
+            split_recovery_id(self.resume_from)
+        if self.priority not in set(Priority):
+            raise InvalidInputError(
+                f"priority must be one of {', '.join(repr(p.value) for p in Priority)}, not "
+                f"{self.priority!r}"
+            )
         object.__setattr__(self, "priority", Priority(self.priority))
-        object.__setattr__(self, "args", tuple(self.args))
+        for sequence in ("args", "ignored_folders"):
+            object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
+        for mapping in ("environment_variables", "tags"):
+            _check_text_mapping(mapping, getattr(self, mapping))
         object.__setattr__(
             self, "input_datasets", tuple(as_dataset_config(d) for d in self.input_datasets)
         )
@@ -213,6 +232,42 @@ class JobSpec:
         else:
             name = str(self.module).rsplit(".", 1)[-1]
         return sanitize_experiment_name(name)
+
+
+_TEXT_FIELDS = (
+    "docker_base_image", "docker_shm_size", "pip_extra_index_url", "environment_name",
+    "python_executable", "compute", "experiment", "display_name", "resume_from",
+)  # fmt: skip
+_ENVIRONMENT_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _texts(name: str, values: object) -> tuple[str, ...]:
+    """A list of strings as a tuple; one string is refused (it is not a list of arguments)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InvalidInputError(
+            f"{name} must be a list of strings, e.g. ['--epochs', '3'], not {values!r}"
+        )
+    wrong = [v for v in values if not isinstance(v, str)]
+    if wrong:
+        raise InvalidInputError(
+            f"{name} must hold only strings, not {wrong[0]!r}; write numbers as text, e.g. '3'"
+        )
+    return tuple(values)
+
+
+def _check_text_mapping(name: str, values: object) -> None:
+    if not isinstance(values, Mapping):
+        raise InvalidInputError(f"{name} must be a mapping of names to strings, not {values!r}")
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInputError(
+                f"{name} must map strings to strings; {key!r}: {value!r} is not"
+            )
+        if name == "environment_variables" and not _ENVIRONMENT_VARIABLE.match(key):
+            raise InvalidInputError(
+                f"'{key}' is not a usable environment variable name: use letters, digits and "
+                "'_', not starting with a digit"
+            )
 
 
 def spec_to_json(spec: JobSpec) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,8 +44,15 @@ class RetryPolicy:
     max_delay_seconds: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.delay_seconds < 0:
-            raise InvalidInputError("max_retries and delay_seconds must not be negative")
+        if not _is_count(self.max_retries):
+            raise InvalidInputError(
+                f"max_retries must be a whole number of 0 or more, not {self.max_retries!r}"
+            )
+        for name in ("delay_seconds", "max_delay_seconds"):
+            if not _is_seconds(getattr(self, name), zero_ok=True):
+                raise InvalidInputError(
+                    f"{name} must be a finite number of 0 or more, not {getattr(self, name)!r}"
+                )
 
     def delay(self, retry: int) -> float:
         """The pause before resubmission number `retry` (from 1)."""
@@ -64,6 +72,25 @@ class WatchSettings:
     timeout_seconds: float = 7 * 86400
     first_poll_seconds: float = 0.1
     max_poll_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        # No wait without a deadline: inf and nan would never end, 0 would end before looking.
+        for name in ("timeout_seconds", "first_poll_seconds", "max_poll_seconds"):
+            if not _is_seconds(getattr(self, name), zero_ok=False):
+                raise InvalidInputError(
+                    f"{name} must be a positive, finite number of seconds, not "
+                    f"{getattr(self, name)!r}"
+                )
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_seconds(value: object, *, zero_ok: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and (value >= 0 if zero_ok else value > 0)
 
 
 @dataclass

@@ -7,7 +7,13 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from himl_tasks.errors import InvalidInputError, RunNotFoundError
+from himl_tasks.errors import (
+    ConfigurationError,
+    ContainerNotFoundError,
+    InvalidInputError,
+    RunNotFoundError,
+    StorageAccessError,
+)
 
 RUN_RECOVERY_FILE_NAME = "most_recent_run.txt"
 
@@ -38,13 +44,38 @@ _TERMINAL = frozenset(
 
 
 class FailureKind(enum.StrEnum):
-    """Why a run did not complete; decides whether retrying can help."""
+    """Why a run did not complete; decides whether retrying can help.
+
+    `configuration` is a setting outside the job's code that the platform could not work
+    with: credentials refused (authentication) or lacking a permission (authorisation), a
+    datastore or container that does not exist. Like `user_error` it is never retried: the
+    same settings fail again. Unlike it, the fix is in the workspace, not in the script.
+    """
 
     USER_ERROR = "user_error"
     PREEMPTED = "preempted"
     INFRASTRUCTURE = "infrastructure"
     CANCELED = "canceled"
     TIMEOUT = "timeout"
+    CONFIGURATION = "configuration"
+
+
+CONFIGURATION_HINT = (
+    "This is a configuration error, not a passing fault: submitting the job again will fail "
+    "the same way until the datastore's credential, permissions or settings are fixed."
+)
+
+
+def platform_failure_kind(error: BaseException) -> FailureKind:
+    """The failure kind of an error the platform met around a job (staging data, publishing).
+
+    Refused or insufficient credentials and missing datastores or containers are
+    `configuration`; anything else (timeouts, service errors after retries) `infrastructure`.
+    """
+    refused = (StorageAccessError, ContainerNotFoundError, ConfigurationError)
+    if isinstance(error, refused):
+        return FailureKind.CONFIGURATION
+    return FailureKind.INFRASTRUCTURE
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,8 @@ def run_job(
     Raises:
         JobFailedError: For a user error, a cancellation, or a lost run past `max_retries`.
     """
+    policy = RetryPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds)
+    WatchSettings(timeout_seconds=timeout_seconds)  # checks it before anything is submitted
     backend = backend_for(workspace_block)
     identity = _identity_variable(backend, spec, workspace_block)
     started = datetime.datetime.now(datetime.UTC)
@@ -208,7 +210,7 @@ def run_job(
         spec,
         submit=lambda s: _submit(workspace_block, s, identity if s is spec else None),
         watch=lambda ref: _watch(backend, ref, timeout_seconds),
-        policy=RetryPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds),
+        policy=policy,
     )
     created = result.state.created_at
     result.reused = len(result.attempts) == 1 and created is not None and created < started

@@ -37,6 +37,19 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         stop_azurite(process)
 
 
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real Prefect API (a temporary server on SQLite), one for the whole session.
+
+    It lives here, not in tests/flows, so that every test folder that needs Prefect shares
+    the one server (starting one takes tens of seconds on a busy machine).
+    """
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
 @contextmanager
 def fresh_container(service: BlobServiceClient) -> Iterator[ContainerClient]:
     """Creates a container with a random name; deletes it and closes the client afterwards."""

@@ -5,6 +5,11 @@ start the latest one (a preempted run's, restored by the platform or handed over
 resubmission) is loaded and training goes on from the next epoch. The best model by validation
 accuracy is kept as `outputs/checkpoints/best_model.ckpt`. Runs unchanged inside a job and as
 `python flows/jobs/train.py --data_folder FEATURES`.
+
+The recovery checkpoint alone is enough to finish: it holds the best model so far and its
+accuracy, not only the latest one. A resubmitted job is handed just the lost run's latest
+recovery checkpoint (AzureML gives a new run nothing else), so `best_model.ckpt` is written
+again from it on resume, and a preemption after the last epoch still ends with the true best.
 """
 
 from __future__ import annotations
@@ -42,6 +47,19 @@ def save(state: dict[str, object], path: Path) -> None:
     partial.replace(path)
 
 
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights that later training steps do not change."""
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def save_best(
+    weights: dict[str, torch.Tensor], epoch: int, val_accuracy: float, folder: Path
+) -> None:
+    """Writes `best_model.ckpt`: the best weights so far, their epoch and validation accuracy."""
+    if epoch >= 0:
+        save({"model": weights, "epoch": epoch, "val_accuracy": val_accuracy}, folder / BEST_MODEL)
+
+
 def main() -> None:
     """Trains, resuming from the latest recovery checkpoint, and reports test accuracy."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -55,6 +73,8 @@ def main() -> None:
         "--no_resume", action="store_true", help="start from scratch even if checkpoints exist"
     )
     args = parser.parse_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs must be 1 or more, not {args.epochs}")
 
     info = get_run_info()
     data = args.data_folder or (info.input_datasets[0] if info.input_datasets else None)
@@ -72,13 +92,17 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     loss_fn = nn.CrossEntropyLoss()
 
-    start, best = 0, -1.0
+    start, best, best_epoch = 0, -1.0, -1
+    best_model = snapshot(model)
     latest = None if args.no_resume else find_latest_recovery_checkpoint(checkpoints)
     if latest is not None:
         state = torch.load(latest)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, best = int(state["epoch"]) + 1, float(state["best_val_accuracy"])
+        best_epoch, best_model = int(state["best_epoch"]), state["best_model"]
+        # Whatever else was handed over, the best model is the one the recovery state names.
+        save_best(best_model, best_epoch, best, checkpoints)
         print(f"resuming from {latest.name}: epochs {start}..{args.epochs - 1} to go", flush=True)
 
     for epoch in range(start, args.epochs):
@@ -93,14 +117,17 @@ def main() -> None:
             optimizer.step()
             total += float(loss.detach()) * len(batch)
         val_accuracy = accuracy(model, val_x, val_y)
-        if val_accuracy > best:
-            best = val_accuracy
-            save({"model": model.state_dict(), "epoch": epoch}, checkpoints / BEST_MODEL)
+        improved = val_accuracy > best
+        if improved:
+            best, best_epoch, best_model = val_accuracy, epoch, snapshot(model)
+        # The recovery checkpoint first: it is the whole truth, best_model.ckpt is derived.
         save(
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-             "best_val_accuracy": best},
+             "best_val_accuracy": best, "best_epoch": best_epoch, "best_model": best_model},
             checkpoints / f"recovery_epoch={epoch}.ckpt",
         )  # fmt: skip
+        if improved:
+            save_best(best_model, best_epoch, best, checkpoints)
         for old in checkpoints.glob("recovery_epoch=*.ckpt"):
             if old.name != f"recovery_epoch={epoch}.ckpt":
                 old.unlink()
@@ -109,7 +136,7 @@ def main() -> None:
         print(f"epoch {epoch}: train loss {train_loss:.4f}, val accuracy {val_accuracy:.4f}")
         time.sleep(args.epoch_seconds)
 
-    model.load_state_dict(torch.load(checkpoints / BEST_MODEL)["model"])
+    model.load_state_dict(best_model)
     test_accuracy = accuracy(model, test_x, test_y)
     log_metrics({"test_accuracy": test_accuracy, "best_val_accuracy": best})
     (info.output_folder / "metrics.json").write_text(

@@ -24,6 +24,15 @@ class Backend(Protocol):
         """Starts a job; returns at once with its run."""
         ...
 
+    def check_compute(self, name: str) -> None:
+        """Raises unless a job can name this compute cluster (for checks before side effects).
+
+        Raises:
+            ComputeNotFoundError: No such cluster.
+            InvalidInputError: The name cannot be used here (e.g. "" on AzureML).
+        """
+        ...
+
     def get_run_ref(self, recovery_id: str) -> RunRef:
         """Finds a run by `experiment:run_id` or bare `run_id`."""
         ...

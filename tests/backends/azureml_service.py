@@ -55,6 +55,39 @@ SYSTEM_ERROR = {
     }
 }
 
+# A job whose input data AzureML's data runtime could not read with the datastore's credential.
+# The code and its meaning: "Troubleshoot data access errors" (Azure Machine Learning docs,
+# MicrosoftDocs/azure-ai-docs articles/machine-learning/how-to-troubleshoot-data-access.md,
+# ScriptExecution.StreamAccess.Authentication). The message's layout (Error Code / Native
+# Error / Error Message) is the one the service shows for the write side of the same failure,
+# ScriptExecution.WriteStreams.Authentication (Azure/azureml-examples issue 2994).
+STORAGE_AUTH_ERROR = {
+    "error": {
+        "code": "UserError",
+        "message": "Error Code: ScriptExecution.StreamAccess.Authentication\n"
+        "Native Error: error in streaming from input data sources\n"
+        "\tStreamError(PermissionDenied(Some(AuthenticationFailed)))\n"
+        "=> Permission denied when trying to access the stream.\n"
+        "Error Message: Authentication failed when trying to access the stream. Make sure you "
+        "have correct permissions set up.",
+        "details": [],
+    }
+}
+# A job whose own script used the datastore with a key the account refuses: the storage
+# service's 403 AuthenticationFailed ("Common REST API error codes", Azure Storage docs), as
+# azureml-core's storage client words it (microsoft/AzureML-BERT issue 7), inside the
+# service's "user process exited" error (the shape of SCRIPT_ERROR).
+SCRIPT_STORAGE_AUTH_ERROR = {
+    "error": {
+        "code": "UserError",
+        "message": "Execution failed. User process 'python' exited with status code 1. "
+        "Please check log file 'user_logs/std_log.txt' for error details. Error: "
+        "AzureHttpError: Server failed to authenticate the request. Make sure the value of "
+        "Authorization header is formed correctly including the signature. ErrorCode: "
+        "AuthenticationFailed",
+    }
+}
+
 
 @dataclass
 class Outcome:

@@ -264,21 +264,30 @@ class AzureMLV1Backend:
         config, rules = self._prepare(spec)
         return self._send(spec, hyperdrive_config(sweep, config), rules)
 
-    def _prepare(self, spec: JobSpec) -> tuple[Any, list[str]]:
-        """The job's run configuration, and the ignore rules that select its snapshot."""
-        if not spec.compute:
+    def check_compute(self, name: str) -> None:
+        """Raises unless `name` is a compute cluster of the workspace.
+
+        Raises:
+            InvalidInputError: For "" (an AzureML job needs a cluster).
+            ComputeNotFoundError: No such cluster.
+        """
+        if not name:
             raise InvalidInputError(
                 "an AzureML job needs a compute cluster: set JobSpec.compute to its name"
             )
+        self.service.check_compute(name)
+
+    def _prepare(self, spec: JobSpec) -> tuple[Any, list[str]]:
+        """The job's run configuration, and the ignore rules that select its snapshot."""
+        self.check_compute(spec.compute)
         snapshot = select_snapshot(spec.root, spec.ignored_folders)
-        self.service.check_compute(spec.compute)
-        inputs = [
-            input_consumption(self._dataset(config)[0], config, index)
-            for index, config in enumerate(spec.inputs)
-        ]
         outputs = [
             output_configuration(self.service.datastore(config.datastore), config, index)
             for index, config in enumerate(spec.outputs)
+        ]  # before the inputs: resolving one may register its version 1
+        inputs = [
+            input_consumption(self._dataset(config)[0], config, index)
+            for index, config in enumerate(spec.inputs)
         ]
         config = script_run_config(
             spec,

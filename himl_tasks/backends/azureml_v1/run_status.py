@@ -9,7 +9,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from himl_tasks.runs import FailureKind, Metric, RunRef, RunState, RunStatus
+from himl_tasks.runs import (
+    CONFIGURATION_HINT,
+    FailureKind,
+    Metric,
+    RunRef,
+    RunState,
+    RunStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,17 @@ _PREEMPTED = re.compile(r"preemption|pre-?empted", re.IGNORECASE)
 _TIMED_OUT = re.compile(
     r"max(imum)?[ _]run[ _]duration|exceeded the (maximum|max) (allowed )?(run ?time|duration)",
     re.IGNORECASE,
+)
+# Credentials refused or lacking a permission. AzureML's data runtime reports them with
+# hierarchical codes ending in ".Authentication" (ScriptExecution.StreamAccess.Authentication,
+# ...WriteStreams..., ...DatabaseConnection...: "Troubleshoot data access errors", Azure
+# Machine Learning docs); Azure Storage's own 401/403 codes appear when the job or a data
+# mount quotes the storage error ("Common REST API error codes", "SAS error codes").
+_CONFIGURATION = re.compile(
+    r"\b(ScriptExecution\.\w+\.Authentication|AuthenticationFailed|"
+    r"InvalidAuthenticationInfo|NoAuthenticationInformation|KeyBasedAuthenticationNotPermitted|"
+    r"Authorization(Failure|PermissionMismatch|ResourceTypeMismatch|ServiceMismatch|"
+    r"ProtocolMismatch|SourceIPMismatch))\b"
 )
 _INFRASTRUCTURE = re.compile(
     r"\b(SystemError|ServiceError|InternalServerError|ServiceUnavailable|"
@@ -71,8 +89,9 @@ def classify_failure(status: RunStatus, error: str) -> FailureKind | None:
     """Why a terminal run did not complete, from its status and error text.
 
     Preemption is recognised first (AzureML reports it as a UserError whose text names
-    PreemptionError), then an exceeded run duration, then service and node failures; any
-    other failure is the job's own (`user_error`).
+    PreemptionError), then an exceeded run duration, then refused credentials and missing
+    permissions (`configuration`: never retried, whatever the error's top-level code says),
+    then service and node failures; any other failure is the job's own (`user_error`).
     """
     if status is RunStatus.CANCELED:
         return FailureKind.CANCELED
@@ -84,6 +103,8 @@ def classify_failure(status: RunStatus, error: str) -> FailureKind | None:
         return FailureKind.PREEMPTED
     if _TIMED_OUT.search(error):
         return FailureKind.TIMEOUT
+    if _CONFIGURATION.search(error):
+        return FailureKind.CONFIGURATION
     if _INFRASTRUCTURE.search(error):
         return FailureKind.INFRASTRUCTURE
     return FailureKind.USER_ERROR
@@ -93,10 +114,13 @@ def state_from_details(ref: RunRef, details: Mapping[str, Any], portal_url: str)
     """A `RunState` from `Run.get_details()`."""
     status = to_run_status(str(details.get("status", "")))
     error = error_text(details)
+    kind = classify_failure(status, error)
+    if kind is FailureKind.CONFIGURATION:
+        error = f"{error} {CONFIGURATION_HINT}"
     return RunState(
         ref=ref,
         status=status,
-        failure_kind=classify_failure(status, error),
+        failure_kind=kind,
         error=error,
         attempt=1,
         created_at=parse_time(details.get("createdTimeUtc") or details.get("submittedTimeUtc")),

@@ -8,6 +8,7 @@ import datetime
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -78,21 +79,52 @@ class Preemption:
         restart_delay_seconds: The pause before a restart.
         max_preemptions: The most attempts the cluster preempts in all (None: no limit), e.g.
             1 to lose one run and let its resubmission finish.
+        after_metric: Instead of a time, a point in the job's progress: `(name, count)` kills
+            the attempt as soon as it has logged `count` values of metric `name`, e.g.
+            `("train_loss", 2)` right after the second epoch. Tests use it to preempt at
+            every epoch boundary, which a time cannot hit reliably.
     """
 
-    after_seconds: float
+    after_seconds: float | None = None
     on_attempts: tuple[int, ...] = (1,)
     mode: str = "fail"
     restart_delay_seconds: float = 1.0
     max_preemptions: int | None = None
+    after_metric: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("fail", "restart"):
             raise InvalidInputError(
                 f"preemption mode must be 'fail' or 'restart', not {self.mode!r}"
             )
-        if self.after_seconds < 0 or self.restart_delay_seconds < 0:
-            raise InvalidInputError("preemption times must not be negative")
+        if (self.after_seconds is None) == (self.after_metric is None):
+            raise InvalidInputError(
+                "a preemption needs exactly one of after_seconds and after_metric"
+            )
+        for name in ("after_seconds", "restart_delay_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (_number(value) and math.isfinite(value) and value >= 0):
+                raise InvalidInputError(
+                    f"{name} must be a finite number of 0 or more, not {value!r}"
+                )
+        if not all(_number(a) and a >= 1 for a in self.on_attempts):
+            raise InvalidInputError(
+                f"on_attempts must be attempt numbers from 1, not {self.on_attempts!r}"
+            )
+        if self.max_preemptions is not None and not (
+            _number(self.max_preemptions) and self.max_preemptions >= 0
+        ):
+            raise InvalidInputError(
+                f"max_preemptions must be 0 or more (or None), not {self.max_preemptions!r}"
+            )
+        if self.after_metric is not None:
+            name, count = self.after_metric
+            if not name or count < 1:
+                raise InvalidInputError(
+                    "after_metric must be (metric name, count of 1 or more), not "
+                    f"{self.after_metric!r}"
+                )
+            object.__setattr__(self, "after_metric", (str(name), int(count)))
         object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
 
 
@@ -126,10 +158,23 @@ class LocalBackend:
             max_concurrent_runs: Runs beyond this wait in Queued until a slot frees.
             preemption: Preempt low-priority runs on this cluster (see `Preemption`).
         """
+        if not isinstance(name, str) or not name.strip() or name == DEFAULT_CLUSTER:
+            raise InvalidInputError(
+                f"{name!r} cannot name a compute cluster: give a non-empty name other than "
+                f"'{DEFAULT_CLUSTER}' (the default cluster, which always exists)"
+            )
+        if isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int):
+            raise InvalidInputError(
+                f"max_concurrent_runs must be a whole number, not {max_concurrent_runs!r}"
+            )
         if max_concurrent_runs < 1:
             raise InvalidInputError("max_concurrent_runs must be 1 or more")
         settings = dataclasses.asdict(preemption) if preemption is not None else None
         self.registry.put_cluster(name, max_concurrent_runs, settings)
+
+    def check_compute(self, name: str) -> None:
+        """Raises ComputeNotFoundError unless `name` is a cluster ("" is the default one)."""
+        self._cluster(name or DEFAULT_CLUSTER)
 
     def compute_clusters(self) -> dict[str, int]:
         """Returns {cluster name: max concurrent runs}, the default cluster included."""
@@ -180,16 +225,17 @@ class LocalBackend:
         command = self._command(spec, snapshot)
         compute = spec.compute or DEFAULT_CLUSTER
         limit, preemption = self._cluster(compute)
-        inputs = [self._resolved_input(config) for config in spec.inputs]
+        resumed = self._row(self.get_run_ref(spec.resume_from)) if spec.resume_from else None
         outputs = [
             {"name": c.name, "datastore": self.datastore(c.datastore).name} for c in spec.outputs
-        ]
+        ]  # before the inputs: resolving one may register its version 1
+        inputs = [self._resolved_input(config) for config in spec.inputs]
         experiment = spec.experiment_name()
         run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
         snapshot.copy_to(run_dir / "snapshot")
-        if spec.resume_from:
-            self._restore_recovery_checkpoint(spec.resume_from, run_dir / "snapshot")
+        if resumed is not None:
+            self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
         self.registry.insert_run(
             run_id=run_id,
             parent_run_id=parent_run_id,
@@ -290,13 +336,15 @@ class LocalBackend:
             )
         return clusters[compute]
 
-    def _restore_recovery_checkpoint(self, recovery_id: str, work_dir: Path) -> None:
+    def _restore_recovery_checkpoint(self, resumed_run_dir: Path, work_dir: Path) -> None:
         """Copies the resumed run's latest recovery checkpoint into the new run's outputs.
 
-        It lands in `outputs/checkpoints/`, as AzureML restores `outputs/` when it restarts
-        a run.
+        It lands in `outputs/checkpoints/`, where the job looks first. That checkpoint is all
+        a resubmitted job gets, as on AzureML, where a new run starts with an empty `outputs/`
+        and fetches it from the lost run (`find_latest_recovery_checkpoint`); only a run the
+        platform restarts itself keeps its whole `outputs/`.
         """
-        previous = self._row(self.get_run_ref(recovery_id)).run_dir / "snapshot"
+        previous = resumed_run_dir / "snapshot"
         folder = DEFAULT_CHECKPOINT_FOLDER
         latest = find_latest_recovery_checkpoint(previous / folder)
         if latest is not None:
@@ -557,6 +605,10 @@ class LocalBackend:
 
     def _files_store(self, ref: RunRef) -> LocalDatastore:
         return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _default_cluster_limit() -> int:

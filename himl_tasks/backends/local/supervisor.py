@@ -24,10 +24,11 @@ from typing import Any
 from himl_tasks import job_environment as env_names
 from himl_tasks.backends.local.processes import end_process_group
 from himl_tasks.backends.local.registry import Registry, RunRow
-from himl_tasks.runs import FailureKind, RunStatus
+from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
 POLL_SECONDS = 0.01
 CANCEL_CHECK_SECONDS = 0.1
+METRIC_CHECK_SECONDS = 0.05
 TERMINATE_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 20
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
@@ -90,6 +91,7 @@ class _Supervisor:
         self.output_root = run.run_dir / "output_datasets"
         self.read_only: list[Path] = []  # input folders read in place
         self._last_cancel_check = 0.0
+        self._last_metric_check = 0.0
         self._cancel_requested = False
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -162,12 +164,13 @@ class _Supervisor:
                 store = config.datastore(dataset["datastore"])
                 staged = stage_input(store, dataset, self.staging / str(index))
             except HimlError as error:
+                kind = platform_failure_kind(error)
                 self._end(
                     _Outcome(
                         RunStatus.FAILED,
-                        FailureKind.INFRASTRUCTURE,
+                        kind,
                         f"input dataset '{dataset['name']}' version {dataset['version']} could "
-                        f"not be made available: {error}",
+                        f"not be made available: {error}" + _hint(kind),
                     )
                 )
                 return None
@@ -207,10 +210,12 @@ class _Supervisor:
                 )
                 published.append((output["name"], store.name, path))
         except HimlError as error:
+            kind = platform_failure_kind(error)
             return _Outcome(
                 RunStatus.FAILED,
-                FailureKind.INFRASTRUCTURE,
-                f"uploading the output datasets failed; nothing was registered: {error}",
+                kind,
+                f"uploading the output datasets failed; nothing was registered: {error}"
+                + _hint(kind),
             )
         # Registered only once every output is uploaded: all of the run's datasets, or none.
         for name, datastore, path in published:
@@ -244,7 +249,9 @@ class _Supervisor:
                 if all(c == 0 for c in codes):
                     return _Outcome(RunStatus.COMPLETED, exit_code=0)
                 now = time.monotonic()
-                if preemption is not None and now - attempt_started >= preemption["after_seconds"]:
+                if preemption is not None and self._preemption_due(
+                    preemption, attempt, now - attempt_started
+                ):
                     end_process_group(processes, grace_seconds=0, kill_at_once=True)
                     return _Outcome(
                         RunStatus.FAILED,
@@ -388,6 +395,18 @@ class _Supervisor:
             return None
         return settings
 
+    def _preemption_due(self, settings: dict[str, Any], attempt: int, elapsed: float) -> bool:
+        """True once the attempt is as far as the cluster's preemption says (time or metric)."""
+        if settings.get("after_seconds") is not None:
+            return elapsed >= float(settings["after_seconds"])
+        now = time.monotonic()
+        if now - self._last_metric_check < METRIC_CHECK_SECONDS:
+            return False  # a registry read per poll would cost more than the job
+        self._last_metric_check = now
+        name, count = settings["after_metric"]
+        logged = self.registry.metrics(self.run.run_id)
+        return sum(1 for m in logged if m["name"] == name and m["attempt"] == attempt) >= int(count)
+
     def _restarts(self) -> bool:
         settings = self.spec.get("preemption") or {}
         return bool(settings.get("mode") == "restart")
@@ -403,6 +422,10 @@ class _Supervisor:
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not self._canceled():
             time.sleep(0.02)
+
+
+def _hint(kind: FailureKind) -> str:
+    return f" {CONFIGURATION_HINT}" if kind is FailureKind.CONFIGURATION else ""
 
 
 def _tail(path: Path, lines: int) -> str:
