@@ -59,6 +59,9 @@ if TYPE_CHECKING:
         AzureRunInfo,
         get_run_info,
     )
+    from himl_tasks.secret_reference import (
+        SecretReference,
+    )
     from himl_tasks.storage import (
         BlobDatastore,
         Datastore,
@@ -117,6 +120,7 @@ _WHERE = {
     "RunRef": "himl_tasks.runs",
     "RunState": "himl_tasks.runs",
     "RunStatus": "himl_tasks.runs",
+    "SecretReference": "himl_tasks.secret_reference",
     "SnapshotTooLargeError": "himl_tasks.errors",
     "StorageAccessError": "himl_tasks.errors",
     "StorageError": "himl_tasks.errors",
@@ -169,6 +173,7 @@ __all__ = [
     "RunRef",
     "RunState",
     "RunStatus",
+    "SecretReference",
     "SnapshotTooLargeError",
     "StorageAccessError",
     "StorageError",

@@ -41,6 +41,7 @@ PUBLIC = [
     "RunRef",
     "RunState",
     "RunStatus",
+    "SecretReference",
     "SnapshotTooLargeError",
     "StorageAccessError",
     "StorageError",

@@ -46,6 +46,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id, write_most_recent_run
+from himl_tasks.secret_reference import secret_references
 from himl_tasks.snapshot import ignore_rules, select_snapshot
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
@@ -295,6 +296,14 @@ class AzureMLV1Backend:
         if not spec.compute:
             raise InvalidInputError(
                 "an AzureML job needs a compute cluster: set JobSpec.compute to its name"
+            )
+        referenced = secret_references(spec.environment_variables)
+        if referenced:
+            raise InvalidInputError(
+                f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
+                "which the AzureML v1 backend does not send (AzureML would store the value with "
+                "the run): keep the secret in the workspace's Key Vault and read it in the job "
+                "with Run.get_context().get_secret(name)"
             )
         snapshot = select_snapshot(spec.root, spec.ignored_folders)
         self.service.check_compute(spec.compute)

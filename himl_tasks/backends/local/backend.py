@@ -57,6 +57,7 @@ from himl_tasks.runs import (
     write_most_recent_run,
 )
 from himl_tasks.runtime import find_latest_recovery_checkpoint
+from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
@@ -191,11 +192,15 @@ class LocalBackend:
             ComputeNotFoundError: The cluster does not exist.
             DatasetNotFoundError: An input dataset or version does not exist.
             DatastoreNotFoundError: A dataset names an unknown datastore.
+            ConfigurationError: A secret reference names a variable that is not set.
         """
         if submission_id is not None:
             found = self.registry.find_submission(submission_id)
             if found is not None:
                 return self._submitted(spec, self._look_after(found))
+        referenced = secret_references(spec.environment_variables)
+        for variable in referenced.values():  # refused before anything is written
+            SecretReference(variable).resolve()
         root = spec.root
         snapshot = select_snapshot(root, spec.ignored_folders)
         command = self._command(spec, snapshot)
@@ -223,9 +228,11 @@ class LocalBackend:
             spec={
                 "command": command,
                 "environment_variables": {
-                    **spec.environment_variables,
+                    **plain_values(spec.environment_variables),
                     **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
                 },
+                # Names only: the values are read from the launcher's secrets at launch.
+                "secret_variables": referenced,
                 "extra_python_path": [str(PACKAGE_PARENT)],
                 "num_nodes": spec.num_nodes,
                 "processes_per_node": spec.processes_per_node,
@@ -239,6 +246,7 @@ class LocalBackend:
             },
             run_dir=run_dir,
             submission_id=submission_id,
+            submitter=this_launcher(),
         )
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -260,9 +268,10 @@ class LocalBackend:
         """The secrets this process hands the supervisors it starts.
 
         They are the values, in its environment, of the variables the workspace's datastores
-        name.
+        name and those the secret references of the runs still to start name. A supervisor
+        hands what it was given on to the supervisors it starts in turn.
         """
-        names = self.workspace.secret_variables()
+        names = {*self.workspace.secret_variables(), *self.registry.waiting_secret_variables()}
         return {name: os.environ[name] for name in names if name in os.environ}
 
     def submit_sweep(self, spec: JobSpec, sweep: SweepSpec, *, seed: int = 0) -> RunRef:
@@ -568,7 +577,7 @@ class LocalBackend:
         )
         if row.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
             if row.supervisor_pid is not None and not alive:  # died in its restart delay
-                self.registry.requeue(row.run_id)
+                self.registry.requeue(row.run_id, this_launcher())
             if self.registry.startable(row.compute, cluster_limit(self.registry, row.compute)):
                 start_queued_runs(self.registry, row.compute, self._launch_secrets())
             return self._row_of(row.run_id)

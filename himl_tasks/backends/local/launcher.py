@@ -76,7 +76,9 @@ def start_queued_runs(registry: Registry, compute: str, secrets: Mapping[str, st
     """
     if os.getpid() != this_launcher()[0]:  # a forked child is another launcher
         this_launcher.cache_clear()
-    claimed = registry.claim_slots(compute, cluster_limit(registry, compute), this_launcher())
+    claimed = registry.claim_slots(
+        compute, cluster_limit(registry, compute), this_launcher(), held_secrets=set(secrets)
+    )
     for run_id in claimed:
         start_supervisor(registry, run_id, secrets)
     return claimed

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from himl_tasks.backends.local.processes import is_alive
 from himl_tasks.runs import RunStatus
 
 DATABASE_NAME = "registry.sqlite"
@@ -228,11 +229,15 @@ class Registry:
         run_dir: Path,
         parent_run_id: str | None = None,
         submission_id: str | None = None,
+        submitter: tuple[int, str] | None = None,
     ) -> str:
         """Records a new run, Queued for a slot of its cluster, unless its submission has one.
 
         The check and the insert are one transaction, and `submission_id` is a unique column:
         two submissions with the same id, at once or years apart, record one run.
+
+        `submitter` (pid, start marker) is recorded as the run's launcher until one claims
+        it: the process holding the secrets the run's references name.
 
         Returns:
             The id of the run holding the submission: `run_id`, or the run recorded earlier
@@ -252,8 +257,9 @@ class Registry:
             )
             db.execute(
                 "INSERT INTO runs (run_id, experiment, display_name, parent_run_id, compute, "
-                "priority, status, tags, parameters, spec, run_dir, created_at, submission_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "priority, status, tags, parameters, spec, run_dir, created_at, submission_id, "
+                "launcher_pid, launcher_started) "
+                f"VALUES ({', '.join('?' * 15)})",
                 (
                     run_id,
                     experiment,
@@ -268,6 +274,7 @@ class Registry:
                     str(run_dir),
                     now,
                     submission_id,
+                    *(submitter or (None, None)),
                 ),
             )
             db.execute(
@@ -304,13 +311,28 @@ class Registry:
         return [_run_row(row) for row in rows]
 
     def claim_slots(
-        self, compute: str, max_concurrent_runs: int, launcher: tuple[int, str]
+        self,
+        compute: str,
+        max_concurrent_runs: int,
+        launcher: tuple[int, str],
+        held_secrets: Collection[str] = (),
     ) -> list[str]:
         """Gives the cluster's free slots to its oldest Queued runs, moving them to Preparing.
 
         One transaction: two launchers never claim one run, nor more slots than the cluster
         has. Each claimed run records its launcher (pid, start marker) until its supervisor
         records itself, so a launcher that died before starting the supervisor is noticed.
+
+        A run whose secret references name a variable the launcher does not hold is left to
+        the process that submitted it, which does: the queue stops there (first in, first
+        out) until that process claims it. If that process has ended, nobody holds the secret
+        any more, and the run is Failed saying so.
+
+        Args:
+            compute: The cluster.
+            max_concurrent_runs: Its limit on runs at once.
+            launcher: The claiming process: pid and start marker.
+            held_secrets: The names of the secrets the launcher can hand a supervisor.
 
         Returns:
             The claimed runs, oldest first: the caller starts a supervisor for each.
@@ -322,15 +344,30 @@ class Registry:
                 (compute, *[s.value for s in SLOT_HOLDING]),
             ).fetchone()[0]
             free = max_concurrent_runs - int(busy)
-            if free <= 0:
-                return []
             waiting = db.execute(
-                "SELECT run_id FROM runs WHERE compute = ? AND status = ? AND supervisor_pid "
-                "IS NULL ORDER BY seq LIMIT ?",
-                (compute, RunStatus.QUEUED.value, free),
-            ).fetchall()
-            claimed = []
+                "SELECT run_id, launcher_pid, launcher_started, "
+                "json_extract(spec, '$.secret_variables') AS secrets FROM runs "
+                "WHERE compute = ? AND status = ? AND supervisor_pid IS NULL ORDER BY seq",
+                (compute, RunStatus.QUEUED.value),
+            )
+            claimed: list[str] = []
             for row in waiting:
+                if len(claimed) >= free:
+                    break
+                needed = set(json.loads(row["secrets"] or "{}").values())
+                missing = sorted(needed - set(held_secrets))
+                if missing:
+                    submitter = row["launcher_pid"], row["launcher_started"] or ""
+                    if submitter[0] is not None and is_alive(*submitter):
+                        break  # its submitter holds the secret and starts it
+                    self.move(
+                        row["run_id"], RunStatus.FAILED, failure_kind="user_error",
+                        error=f"the job's secret reference names environment variable "
+                        f"{', '.join(missing)}; the process that submitted the run, the only "
+                        "one holding its value, ended before the run could start: submit the "
+                        "job again", within=db,
+                    )  # fmt: skip
+                    continue
                 queued = (RunStatus.QUEUED,)
                 self.move(row["run_id"], RunStatus.PREPARING, only_from=queued, within=db)
                 db.execute(
@@ -499,13 +536,28 @@ class Registry:
             _record_status(db, run_id, attempt + 1, RunStatus.QUEUED, now)
             return attempt + 1
 
-    def requeue(self, run_id: str) -> None:
-        """Lets go of a Queued run: no process holds it, the next free slot is its."""
+    def waiting_secret_variables(self) -> set[str]:
+        """The environment variables the secret references of unfinished runs name."""
+        marks = ",".join("?" * len(TERMINAL))
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT DISTINCT secret.value FROM runs, "
+                "json_each(runs.spec, '$.secret_variables') AS secret "
+                f"WHERE runs.status NOT IN ({marks})",
+                [s.value for s in TERMINAL],
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def requeue(self, run_id: str, launcher: tuple[int, str] | None = None) -> None:
+        """Lets go of a Queued run: no process holds it, the next free slot is its.
+
+        `launcher` is the process that holds its secrets now (see `claim_slots`).
+        """
         with self.write() as db:
             db.execute(
                 "UPDATE runs SET supervisor_pid = NULL, supervisor_started = NULL, "
-                "launcher_pid = NULL, launcher_started = NULL WHERE run_id = ? AND status = ?",
-                (run_id, RunStatus.QUEUED.value),
+                "launcher_pid = ?, launcher_started = ? WHERE run_id = ? AND status = ?",
+                (*(launcher or (None, None)), run_id, RunStatus.QUEUED.value),
             )
 
     def request_cancel(self, run_id: str) -> None:

@@ -133,6 +133,10 @@ class _Supervisor:
             if self._canceled():
                 self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
                 return
+            missing = self._missing_secrets()
+            if missing:
+                self._end(_Outcome(RunStatus.FAILED, FailureKind.USER_ERROR, missing))
+                return
             input_folders = self._stage_inputs()
             if input_folders is None:
                 return
@@ -179,6 +183,19 @@ class _Supervisor:
                 or current.supervisor_pid != os.getpid()
             )
         return self._cancel_requested
+
+    def _missing_secrets(self) -> str:
+        """Why the job's secret references cannot be resolved ("" when they can)."""
+        names = sorted(set(self.spec.get("secret_variables", {}).values()) - set(self.secrets))
+        if not names:
+            return ""
+        return (
+            f"the job's secret reference names environment variable {', '.join(names)}, which "
+            "the process that started the run did not hold (the run was started by another "
+            "run's supervisor, which only holds the secrets of the runs waiting when it "
+            "started): set it in the environment of every process that submits runs to this "
+            "workspace, and submit the job again"
+        )
 
     # ---- data -----------------------------------------------------------------------------
 
@@ -378,6 +395,8 @@ class _Supervisor:
     def _job_environment(self, input_folders: list[Path], attempt: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in INHERITED_VARIABLES}
         env.update(self.spec["environment_variables"])
+        for name, variable in self.spec.get("secret_variables", {}).items():
+            env[name] = self.secrets[variable]  # resolved now, never recorded
         python_path = [str(self.work_dir), *self.spec["extra_python_path"]]
         env.update(
             {
@@ -443,7 +462,7 @@ class _Supervisor:
         while time.monotonic() < deadline and not self._canceled():
             time.sleep(0.02)
         # Back in the queue with no process; this supervisor's exit starts the queue again.
-        self.registry.requeue(self.run.run_id)
+        self.registry.requeue(self.run.run_id, (os.getpid(), process_start_marker(os.getpid())))
 
 
 def _tail(path: Path, lines: int) -> str:
