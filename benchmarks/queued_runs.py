@@ -4,10 +4,11 @@ Run: `python -m benchmarks.queued_runs [--runs 1000] [--slots 4]`. Submits `--ru
 at once to a cluster of `--slots` slots in a fresh workspace (a temporary folder). Each job
 logs three metrics. A thread samples every 50 ms, from /proc, the supervisor processes of the
 workspace (`python -m himl_tasks.backends.local.supervisor <workspace> ...`): how many there
-are and the sum of their resident memory (VmRSS). It reports the peaks of both, the peak of job
-processes for comparison, whether every run Completed with all its metrics, and whether
-"database is locked" appears in any run's logs. The target: the supervisors' peak total under
-300 MB, every run complete, no "database is locked".
+are and the sum of their resident memory (VmRSS). It reports the peaks of both, the peak of
+job processes for comparison, the most runs Running at once (from the registry's times),
+whether every run Completed with all its metrics, and whether "database is locked" appears in
+any run's logs. The target: the supervisors' peak total under 300 MB, every run complete, no
+"database is locked".
 """
 
 from __future__ import annotations
@@ -112,8 +113,14 @@ def measure(runs: int, slots: int, folder: Path) -> tuple[Samples, dict[str, obj
         for path in (backend.root / "runs").rglob("supervisor.log")
         if b"database is locked" in path.read_bytes()
     )
+    spans = [(s.started_at, s.ended_at) for s in states if s.started_at and s.ended_at]
+    at_once = max(
+        (sum(1 for begin, end in spans if begin <= moment < end) for moment, _ in spans),
+        default=0,
+    )
     outcome: dict[str, object] = {
         "runs": runs,
+        "runs at once": at_once,
         "completed": len(complete),
         "with all metrics": len(with_metrics),
         "database is locked": locked,
@@ -140,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  supervisor processes, peak: {samples.supervisors}; their total RSS, peak: "
           f"{samples.supervisor_mb:.1f} MB (target < {TARGET_MB:.0f} MB; "
           f"{samples.count} samples, every 50 ms)")  # fmt: skip
-    print(f"  job processes, peak: {samples.jobs}")
+    print(f"  job processes, peak: {samples.jobs} (a sample takes a while: a job ending and the "
+          f"next starting can both be seen); runs Running at once, from the registry's start "
+          f"and end times: {outcome['runs at once']}")  # fmt: skip
     locked = outcome["database is locked"]
     print(f"  'database is locked' in run logs: {len(locked)} files")  # type: ignore[arg-type]
     ok = (
