@@ -166,8 +166,9 @@ class Registry:
             raise FileNotFoundError(f"no workspace registry at {self.path}")
         # Once per process (jobs open a registry per metric), or again if the file went away.
         if self.path not in _READY or (create and not self.path.is_file()):
-            root.mkdir(parents=True, exist_ok=True)
-            with self._connect(create=True) as db:
+            if create:
+                root.mkdir(parents=True, exist_ok=True)
+            with self._connect(create=create) as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
                 known = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
