@@ -36,6 +36,10 @@ DEFAULT_DATASTORE = "workspaceblobstore"
 CONFIG_FILE_NAME = "datastores.toml"
 HOME_VARIABLE = "HIML_HOME"
 
+# A service principal's variables, as azure-identity's EnvironmentCredential reads them: handed
+# to a run's supervisor (which has no such environment) when a datastore uses an identity.
+IDENTITY_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+
 _CREDENTIAL_KEYS = (
     "connection_string_env",
     "account_key_env",
@@ -83,14 +87,16 @@ class LocalWorkspaceConfig:
 
     def secret_variables(self) -> list[str]:
         """The names of the environment variables the datastores take their secrets from."""
-        return sorted(
-            {
-                str(entry[key])
-                for entry in self._declared().values()
-                for key in _CREDENTIAL_KEYS
-                if key.endswith("_env") and entry.get(key)
-            }
-        )
+        declared = self._declared().values()
+        names = {
+            str(entry[key])
+            for entry in declared
+            for key in _CREDENTIAL_KEYS
+            if key.endswith("_env") and entry.get(key)
+        }
+        if any(entry.get("use_azure_identity") for entry in declared):
+            names.update(IDENTITY_VARIABLES)
+        return sorted(names)
 
     def datastore_names(self) -> list[str]:
         """Returns the names of all datastores, the default one first."""
@@ -176,10 +182,8 @@ class LocalWorkspaceConfig:
 
         account_url, container = str(entry["account_url"]), str(entry["container"])
         if credential == "use_azure_identity":
-            from azure.identity import DefaultAzureCredential
-
             return BlobDatastore.with_credential(
-                account_url, container, DefaultAzureCredential(), name=name
+                account_url, container, _identity_credential(self.environ), name=name
             )
         where = f"{self.config_path} [datastores.{name}]"
         secret = _secret_from_environment(where, str(entry[credential]), self.environ)
@@ -190,6 +194,16 @@ class LocalWorkspaceConfig:
         return BlobDatastore.with_account_key(
             account_url, container, str(entry["account_name"]), secret, name=name
         )
+
+
+def _identity_credential(environ: Mapping[str, str] | None) -> Any:
+    """azure-identity's default chain; from `environ`'s service principal when it holds one."""
+    from azure.identity import ClientSecretCredential, DefaultAzureCredential
+
+    if environ is not None and all(environ.get(name) for name in IDENTITY_VARIABLES):
+        tenant, client, secret = (environ[name] for name in IDENTITY_VARIABLES)
+        return ClientSecretCredential(tenant, client, secret)
+    return DefaultAzureCredential()
 
 
 def _names(declared: dict[str, dict[str, Any]]) -> list[str]:

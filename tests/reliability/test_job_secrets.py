@@ -20,6 +20,7 @@ from himl_tasks.job_identity import job_identity
 from himl_tasks.job_spec import JobSpec, spec_from_json, spec_to_json
 from himl_tasks.runs import FailureKind
 from himl_tasks.secret_reference import SecretReference
+from himl_tasks.workspace_config import LocalWorkspaceConfig
 from tests.backends.conftest import write_script
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
@@ -198,3 +199,26 @@ def test_a_queued_run_whose_submitter_left_with_its_secret_fails_saying_so(
     assert state.status.value == "Failed" and state.failure_kind is FailureKind.USER_ERROR
     assert "MY_API_TOKEN" in state.error and "submit the job again" in state.error
     assert JOB_TOKEN not in state.error
+
+
+def test_a_supervisor_builds_an_identity_datastore_from_the_secrets_it_was_handed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000001")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000002")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "client-secret-value")
+    root = tmp_path / "workspace"
+    root.mkdir()
+    (root / "datastores.toml").write_text(
+        '[datastores.lake]\naccount_url = "https://acct.blob.core.windows.net"\n'
+        'container = "lake"\nuse_azure_identity = true\n'
+    )
+    backend = LocalBackend(root)
+
+    handed = backend._launch_secrets()  # what a supervisor gets on its stdin
+    assert sorted(handed) == ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"]
+    for name in handed:
+        monkeypatch.delenv(name)  # a supervisor's own environment has none of them
+    store = LocalWorkspaceConfig.load(root, environ=handed).datastore("lake")
+
+    assert repr(store._auth) == "TokenAuth(ClientSecretCredential)"  # type: ignore[attr-defined]
