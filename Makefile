@@ -51,6 +51,7 @@ bench: env
 	$(PY) -m benchmarks.local_runs
 	$(PY) -m benchmarks.flow_overhead
 	$(PY) -m benchmarks.preemption
+	$(PY) -m benchmarks.queued_runs
 
 # Re-resolve requirements.lock after changing dependencies in pyproject.toml.
 lock: $(VENV)/.synced

@@ -61,6 +61,9 @@ if TYPE_CHECKING:
         AzureRunInfo,
         get_run_info,
     )
+    from himl_tasks.secret_reference import (
+        SecretReference,
+    )
     from himl_tasks.storage import (
         BlobDatastore,
         Datastore,
@@ -120,6 +123,7 @@ _WHERE = {
     "RunRef": "himl_tasks.runs",
     "RunState": "himl_tasks.runs",
     "RunStatus": "himl_tasks.runs",
+    "SecretReference": "himl_tasks.secret_reference",
     "SnapshotTooLargeError": "himl_tasks.errors",
     "SourceChangedError": "himl_tasks.errors",
     "StorageAccessError": "himl_tasks.errors",
@@ -174,6 +178,7 @@ __all__ = [
     "RunRef",
     "RunState",
     "RunStatus",
+    "SecretReference",
     "SnapshotTooLargeError",
     "SourceChangedError",
     "StorageAccessError",

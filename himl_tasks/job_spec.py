@@ -16,6 +16,7 @@ from typing import Any, cast
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.runs import split_recovery_id
+from himl_tasks.secret_reference import SecretReference
 
 AZUREML_FLAG = "--azureml"
 EXPERIMENT_NAME_VARIABLE = "HIML_EXPERIMENT_NAME"
@@ -99,7 +100,9 @@ class JobSpec:
         priority: Dedicated or low-priority machines.
         input_datasets: Datasets the job reads (names or `DatasetConfig`s).
         output_datasets: Datasets the job writes (names or `DatasetConfig`s).
-        environment_variables: Extra environment variables for the job's processes.
+        environment_variables: Extra environment variables for the job's processes. A value
+            may be a `SecretReference("ENV_NAME")`: the job gets the value of ENV_NAME in the
+            submitter's environment, and no record of the job holds it (local backend).
         tags: Tags recorded with the run (default: the command line).
         experiment: The experiment's name (default: $HIML_EXPERIMENT_NAME, else the script's
             or module's name); characters AzureML does not allow become '_'.
@@ -131,7 +134,7 @@ class JobSpec:
     priority: Priority = Priority.DEDICATED
     input_datasets: Sequence[DatasetConfig | str] = ()
     output_datasets: Sequence[DatasetConfig | str] = ()
-    environment_variables: Mapping[str, str] = field(default_factory=dict)
+    environment_variables: Mapping[str, str | SecretReference] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     experiment: str = ""
     display_name: str = ""
@@ -281,4 +284,8 @@ def spec_from_json(fields: Mapping[str, Any]) -> JobSpec:
     values = dict(fields)
     for key in ("input_datasets", "output_datasets"):
         values[key] = [DatasetConfig(**item) for item in values.get(key, [])]
+    values["environment_variables"] = {
+        name: SecretReference(**value) if isinstance(value, dict) else value
+        for name, value in values.get("environment_variables", {}).items()
+    }
     return JobSpec(**values)

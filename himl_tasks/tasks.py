@@ -2,9 +2,10 @@
 
 Every task names its workspace by a saved block ("local-workspace/demo",
 "azureml-workspace/prod"), so credentials never travel as parameters. Submitting has side
-effects, so no task here is cached by its inputs; instead, a job's identity (spec, snapshot
-content, input dataset versions) is remembered in a Prefect variable, and a flow re-run after a
-crash finds the run it started rather than submitting the job again.
+effects, so no task here is cached by its inputs; instead, a job is submitted under its identity
+(spec, snapshot content, input dataset versions), which the backend records with the run in
+the same step, and a flow re-run after a crash at any point finds the run it started rather
+than submitting the job again (see `himl_tasks.job_submission`).
 
 Example:
     ```python
@@ -48,9 +49,10 @@ from himl_tasks import checkpoints
 from himl_tasks.backends.base import Backend
 from himl_tasks.blocks import load_backend
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
-from himl_tasks.errors import JobFailedError, RunNotFoundError
+from himl_tasks.errors import JobFailedError
 from himl_tasks.job_identity import job_identity
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.job_submission import submit_once
 from himl_tasks.preemption import (
     JobResult,
     RetryPolicy,
@@ -62,7 +64,6 @@ from himl_tasks.runs import RunRef, RunState
 from himl_tasks.storage import TransferReport
 from himl_tasks.sweeps import SweepSpec
 
-JOB_VARIABLE_PREFIX = "himl-job-"
 STARTED_VARIABLE_PREFIX = "himl-started-"
 CANCEL_CHECK_SECONDS = 2.0
 DEFAULT_TIMEOUT_SECONDS = 7 * 86400.0
@@ -203,20 +204,18 @@ def run_job(
     policy = RetryPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds)
     WatchSettings(timeout_seconds=timeout_seconds)  # checks it before anything is submitted
     backend = backend_for(workspace_block)
-    identity = _identity_variable(backend, spec, workspace_block)
+    # Every submission of this job, resubmissions included, is a link of one identity's chain.
+    identity = _identity(backend, spec, workspace_block)
     started = datetime.datetime.now(datetime.UTC)
     result = run_to_completion(
         backend,
         spec,
-        submit=lambda s: _submit(workspace_block, s, identity if s is spec else None),
+        submit=lambda s: _submit(workspace_block, s, identity),
         watch=lambda ref: _watch(backend, ref, timeout_seconds),
         policy=policy,
     )
     created = result.state.created_at
     result.reused = len(result.attempts) == 1 and created is not None and created < started
-    if len(result.attempts) > 1:  # the job as asked for is done: a re-run finds the last run
-        value = {"run": result.run.recovery_id, "workspace": workspace_block}
-        Variable.set(identity, value, overwrite=True)
     if result.metrics:
         create_table_artifact(
             table=[{"metric": k, "value": v} for k, v in sorted(result.metrics.items())],
@@ -298,31 +297,21 @@ def backend_run(backend: Backend, run: RunRef | str) -> RunRef:
     return run if isinstance(run, RunRef) else backend.get_run_ref(run)
 
 
-def _identity_variable(backend: Backend, spec: JobSpec, workspace_block: str) -> str:
-    return JOB_VARIABLE_PREFIX + job_identity(backend, spec, workspace=workspace_block)[:48]
+def _identity(backend: Backend, spec: JobSpec, workspace_block: str) -> str:
+    return "himl-job-" + job_identity(backend, spec, workspace=workspace_block)[:48]
 
 
-def _submit(workspace_block: str, spec: JobSpec, variable: str | None = None) -> RunRef:
-    """Submits a job unless its identity (`variable`, computed when not given) has a run."""
+def _submit(workspace_block: str, spec: JobSpec, identity: str | None = None) -> RunRef:
+    """Submits a job unless its identity (computed when not given) has a live or completed run."""
     backend = backend_for(workspace_block)
     logger = get_run_logger()
-    variable = variable or _identity_variable(backend, spec, workspace_block)
-    known = Variable.get(variable)
-    if isinstance(known, dict) and known.get("run"):
-        try:
-            ref = backend.get_run_ref(str(known["run"]))
-            state = backend.get_state(ref)
-        except RunNotFoundError:
-            state = None
-        if state is not None and (state.succeeded or not state.is_terminal):
-            logger.info(
-                "the same job (spec, snapshot and inputs) already has run %s, %s: not "
-                "submitting it again",
-                ref, state.status,
-            )  # fmt: skip
-            return ref
-    ref = backend.submit(spec)
-    Variable.set(variable, {"run": ref.recovery_id, "workspace": workspace_block}, overwrite=True)
+    ref, found = submit_once(backend, spec, identity or _identity(backend, spec, workspace_block))
+    if found:
+        logger.info(
+            "the same job (spec, snapshot and inputs) already has run %s: not submitting it again",
+            ref,
+        )
+        return ref
     _remember_started(workspace_block, ref)
     logger.info("submitted run %s: %s", ref, ref.portal_url)
     _link(ref, "run")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -34,6 +35,10 @@ from himl_tasks.storage import Datastore, LocalDatastore
 DEFAULT_DATASTORE = "workspaceblobstore"
 CONFIG_FILE_NAME = "datastores.toml"
 HOME_VARIABLE = "HIML_HOME"
+
+# A service principal's variables, as azure-identity's EnvironmentCredential reads them: handed
+# to a run's supervisor (which has no such environment) when a datastore uses an identity.
+IDENTITY_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 
 _CREDENTIAL_KEYS = (
     "connection_string_env",
@@ -57,21 +62,41 @@ class LocalWorkspaceConfig:
     Attributes:
         root: The workspace folder.
         config_path: The datastores file (it need not exist).
+        environ: Where the secrets the entries name are read (default: this process's
+            environment; a run's supervisor reads those its launcher handed it).
     """
 
     root: Path
     config_path: Path
+    environ: Mapping[str, str] | None = None
 
     @classmethod
     def load(
-        cls, root: str | PurePath | None = None, config_path: str | PurePath | None = None
+        cls,
+        root: str | PurePath | None = None,
+        config_path: str | PurePath | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
     ) -> LocalWorkspaceConfig:
         """Finds the workspace (see the module docstring); nothing is read until needed."""
         folder = workspace_root(root).absolute()
         path = Path(config_path) if config_path is not None else folder / CONFIG_FILE_NAME
         if config_path is not None and not path.is_file():
             raise ConfigurationError(f"workspace config file {path} does not exist")
-        return cls(folder, path)
+        return cls(folder, path, environ)
+
+    def secret_variables(self) -> list[str]:
+        """The names of the environment variables the datastores take their secrets from."""
+        declared = self._declared().values()
+        names = {
+            str(entry[key])
+            for entry in declared
+            for key in _CREDENTIAL_KEYS
+            if key.endswith("_env") and entry.get(key)
+        }
+        if any(entry.get("use_azure_identity") for entry in declared):
+            names.update(IDENTITY_VARIABLES)
+        return sorted(names)
 
     def datastore_names(self) -> list[str]:
         """Returns the names of all datastores, the default one first."""
@@ -157,13 +182,11 @@ class LocalWorkspaceConfig:
 
         account_url, container = str(entry["account_url"]), str(entry["container"])
         if credential == "use_azure_identity":
-            from azure.identity import DefaultAzureCredential
-
             return BlobDatastore.with_credential(
-                account_url, container, DefaultAzureCredential(), name=name
+                account_url, container, _identity_credential(self.environ), name=name
             )
         where = f"{self.config_path} [datastores.{name}]"
-        secret = _secret_from_environment(where, str(entry[credential]))
+        secret = _secret_from_environment(where, str(entry[credential]), self.environ)
         if credential == "connection_string_env":
             return BlobDatastore.from_connection_string(secret, container, name=name)
         if credential == "sas_token_env":
@@ -173,12 +196,22 @@ class LocalWorkspaceConfig:
         )
 
 
+def _identity_credential(environ: Mapping[str, str] | None) -> Any:
+    """azure-identity's default chain; from `environ`'s service principal when it holds one."""
+    from azure.identity import ClientSecretCredential, DefaultAzureCredential
+
+    if environ is not None and all(environ.get(name) for name in IDENTITY_VARIABLES):
+        tenant, client, secret = (environ[name] for name in IDENTITY_VARIABLES)
+        return ClientSecretCredential(tenant, client, secret)
+    return DefaultAzureCredential()
+
+
 def _names(declared: dict[str, dict[str, Any]]) -> list[str]:
     return [DEFAULT_DATASTORE, *sorted(n for n in declared if n != DEFAULT_DATASTORE)]
 
 
-def _secret_from_environment(where: str, variable: str) -> str:
-    value = os.environ.get(variable)
+def _secret_from_environment(where: str, variable: str, environ: Mapping[str, str] | None) -> str:
+    value = (os.environ if environ is None else environ).get(variable)
     if not value:
         raise ConfigurationError(f"{where}: environment variable {variable} is not set")
     return value

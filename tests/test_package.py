@@ -42,6 +42,7 @@ PUBLIC = [
     "RunRef",
     "RunState",
     "RunStatus",
+    "SecretReference",
     "SnapshotTooLargeError",
     "SourceChangedError",
     "StorageAccessError",

@@ -20,8 +20,16 @@ class Backend(Protocol):
     max_poll_seconds: float
     """The longest sensible pause between state checks of a run on this backend."""
 
-    def submit(self, spec: JobSpec) -> RunRef:
-        """Starts a job; returns at once with its run."""
+    def submit(self, spec: JobSpec, *, submission_id: str | None = None) -> RunRef:
+        """Starts a job; returns at once with its run.
+
+        With `submission_id`, submitting is idempotent: the id is recorded with the run when
+        it is made, and a submission whose id already has a run returns that run.
+        """
+        ...
+
+    def find_submission(self, submission_id: str) -> RunRef | None:
+        """The run submitted under `submission_id`, or None if there is none."""
         ...
 
     def check_compute(self, name: str) -> None:

@@ -112,6 +112,10 @@ class Outcome:
     children: tuple[Outcome, ...] = ()
 
 
+class RunIdConflictError(Exception):
+    """The service's answer to creating a run under an id that exists."""
+
+
 class FakeExperiment:
     def __init__(self, workspace: Any, name: str) -> None:
         self.workspace = workspace
@@ -121,9 +125,17 @@ class FakeExperiment:
 class FakeRun:
     """A submitted run: its details change one status per `get_details()` call."""
 
-    def __init__(self, service: FakeAzureMLService, experiment: str, outcome: Outcome) -> None:
+    def __init__(
+        self,
+        service: FakeAzureMLService,
+        experiment: str,
+        outcome: Outcome,
+        run_id: str | None = None,
+    ) -> None:
         self.service = service
-        self.id = (
+        # The SDK's own run ids look like this (azureml/_execution/_commands.py,
+        # _generate_run_id_from_experiment_name); a caller may name the run instead.
+        self.id = run_id or (
             f"{experiment}_{int(1_700_000_000 + next(service.counter))}_{secrets.token_hex(4)}"
         )
         self.experiment = FakeExperiment(service.workspace, experiment)
@@ -268,6 +280,9 @@ class FakeAzureMLService:
         self.runs: dict[str, FakeRun] = {}
         self.next_outcome = Outcome()
         self.fail_next_submit: Exception | None = None
+        self.crash_after_create: BaseException | None = None
+        self.another_submitter_first = False
+        self.submit_requests = 0
         self.counter = itertools.count()
 
     def store(self, name: str) -> BlobDatastore:
@@ -338,12 +353,27 @@ class FakeAzureMLService:
         if name not in self.computes:
             raise ComputeNotFoundError(f"no compute cluster '{name}' in workspace 'ws-himl'")
 
-    def submit(self, experiment: str, config: Any, tags: dict[str, str]) -> Any:
+    def submit(
+        self, experiment: str, config: Any, tags: dict[str, str], *, run_id: str | None = None
+    ) -> Any:
         snapshot = self._snapshot(Path(_source_directory(config)))
         if self.fail_next_submit is not None:
             error, self.fail_next_submit = self.fail_next_submit, None
             raise error
-        run = FakeRun(self, experiment, self.next_outcome)
+        if self.another_submitter_first and run_id is not None:
+            self.another_submitter_first = False
+            self.runs[run_id] = FakeRun(self, experiment, self.next_outcome, run_id)
+            self.submit_requests += 1
+        if run_id is not None and run_id in self.runs:
+            # A run id names one run in a workspace (Run.get(workspace, run_id) takes no
+            # experiment); the service refuses to create a second run under it.
+            raise RunIdConflictError(f"Run {run_id} already exists in workspace ws-himl")
+        run = FakeRun(self, experiment, self.next_outcome, run_id)
+        self.submit_requests += 1
+        if self.crash_after_create:  # the submitter dies before it hears back
+            self.runs[run.id] = run
+            run.tags = {}  # Experiment.submit sets tags in a later request, never sent
+            raise self.crash_after_create
         run.tags = dict(tags)
         run_config = getattr(config, "_run_config", None) or config
         run.output_data = dict(run_config.run_config.output_data or {})

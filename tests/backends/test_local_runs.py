@@ -294,8 +294,9 @@ def test_a_supervisor_that_cannot_start_leaves_the_run_failed_not_pending(
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "posix_spawn", no_processes)
-    with pytest.raises(OSError, match="Resource temporarily unavailable"):
-        backend.submit(JobSpec(entry_script="hi.py", snapshot_root=project))
+    ref = backend.submit(JobSpec(entry_script="hi.py", snapshot_root=project))
 
     [run] = backend.registry.runs()
     assert run.status is RunStatus.FAILED and "could not be started" in run.error
+    assert "Resource temporarily unavailable" in run.error
+    assert backend.get_state(ref).failure_kind is FailureKind.INFRASTRUCTURE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes.util
 import datetime
+import hashlib
 import os
 import shutil
 import tempfile
@@ -45,6 +46,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id, write_most_recent_run
+from himl_tasks.secret_reference import secret_references
 from himl_tasks.snapshot import ignore_rules, select_snapshot
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
@@ -53,6 +55,12 @@ from himl_tasks.sweeps import SweepSpec
 ARTIFACT_DATASTORE = "workspaceartifactstore"
 AZUREML_RUN_FILE_FOLDERS = (*RUN_FILE_FOLDERS, "user_logs/", "system_logs/")
 LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
+SUBMISSION_TAG = "himl_submission_id"
+
+
+def run_id_for(submission_id: str) -> str:
+    """The run id of a submission: the same id always names the same run."""
+    return "himl_" + hashlib.sha256(submission_id.encode()).hexdigest()[:32]
 
 
 def run_files_folder(run_id: str) -> str:
@@ -246,8 +254,15 @@ class AzureMLV1Backend:
 
     # ---- submission -----------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec) -> RunRef:
+    def submit(self, spec: JobSpec, *, submission_id: str | None = None) -> RunRef:
         """Submits the job to its compute cluster; returns at once with its run.
+
+        With `submission_id`, the run's id is derived from it (`run_id_for`): a run id is
+        unique in a workspace and part of the request that creates the run, so a submission
+        whose id already has a run returns that run, even when the submitter died before it
+        heard back. (A tag alone would not do: `Experiment.submit` sets tags in a second
+        request after the run exists, azureml/core/experiment.py, `run.set_tags(tags)`.) The
+        id is also kept in the run's `himl_submission_id` tag, for people.
 
         Raises:
             InvalidInputError: No compute cluster named, or the script is unusable.
@@ -256,8 +271,20 @@ class AzureMLV1Backend:
             DatasetNotFoundError: An input dataset or version does not exist.
             ConfigurationError: No conda file, or an unknown registered environment.
         """
+        if submission_id is not None:
+            found = self.find_submission(submission_id)
+            if found is not None:
+                write_most_recent_run(spec.recovery_file_folder, found)
+                return found
         config, rules = self._prepare(spec)
-        return self._send(spec, config, rules)
+        return self._send(spec, config, rules, submission_id)
+
+    def find_submission(self, submission_id: str) -> RunRef | None:
+        """The run submitted under `submission_id`, or None if there is none."""
+        try:
+            return self.get_run_ref(run_id_for(submission_id))
+        except RunNotFoundError:
+            return None
 
     def submit_sweep(self, spec: JobSpec, sweep: SweepSpec) -> RunRef:
         """Submits a HyperDrive sweep around the job; its trials are the run's children."""
@@ -279,6 +306,14 @@ class AzureMLV1Backend:
 
     def _prepare(self, spec: JobSpec) -> tuple[Any, list[str]]:
         """The job's run configuration, and the ignore rules that select its snapshot."""
+        referenced = secret_references(spec.environment_variables)
+        if referenced:
+            raise InvalidInputError(
+                f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
+                "which the AzureML v1 backend does not send (AzureML would store the value with "
+                "the run): keep the secret in the workspace's Key Vault and read it in the job "
+                "with Run.get_context().get_secret(name)"
+            )
         self.check_compute(spec.compute)
         snapshot = select_snapshot(spec.root, spec.ignored_folders)
         outputs = [
@@ -300,10 +335,26 @@ class AzureMLV1Backend:
         rules = ignore_rules(spec.root, spec.ignored_folders) + snapshot.extra_ignore_rules
         return config, rules
 
-    def _send(self, spec: JobSpec, config: Any, rules: list[str]) -> RunRef:
+    def _send(
+        self, spec: JobSpec, config: Any, rules: list[str], submission_id: str | None = None
+    ) -> RunRef:
         experiment = spec.experiment_name()
+        tags = default_tags(spec)
+        run_id = None
+        if submission_id is not None:
+            tags[SUBMISSION_TAG] = submission_id
+            run_id = run_id_for(submission_id)
         with amlignore_for_submission(spec.root, rules):
-            run = self.service.submit(experiment, config, default_tags(spec))
+            try:
+                run = self.service.submit(experiment, config, tags, run_id=run_id)
+            except Exception:
+                # The same submission made at the same moment elsewhere: the service refused
+                # a second run of that id, and the first one is the answer.
+                found = self.find_submission(submission_id) if submission_id else None
+                if found is None:
+                    raise
+                write_most_recent_run(spec.recovery_file_folder, found)
+                return found
         if spec.display_name:
             run.display_name = spec.display_name
         self._runs[run.id] = run

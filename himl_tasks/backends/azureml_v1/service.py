@@ -67,8 +67,14 @@ class AzureMLService(Protocol):
         """Raises ComputeNotFoundError unless a compute target of that name exists."""
         ...
 
-    def submit(self, experiment: str, config: Any, tags: dict[str, str]) -> Any:
-        """Submits a run configuration to an experiment; returns the run."""
+    def submit(
+        self, experiment: str, config: Any, tags: dict[str, str], *, run_id: str | None = None
+    ) -> Any:
+        """Submits a run configuration to an experiment; returns the run.
+
+        `run_id` names the run (default: the SDK makes one up); the service refuses a second
+        run of an id that exists.
+        """
         ...
 
     def run(self, run_id: str) -> Any:
@@ -170,11 +176,14 @@ class SdkService:
                 f"no compute cluster '{name}' in workspace '{self.workspace.name}'; known: {known}"
             )
 
-    def submit(self, experiment: str, config: Any, tags: dict[str, str]) -> Any:
-        """Experiment.submit."""
+    def submit(
+        self, experiment: str, config: Any, tags: dict[str, str], *, run_id: str | None = None
+    ) -> Any:
+        """Experiment.submit (with `run_id`, passed on to the config's submit function)."""
         from azureml.core import Experiment
 
-        return Experiment(self.workspace, experiment).submit(config, tags=tags)
+        named = {"run_id": run_id} if run_id is not None else {}
+        return Experiment(self.workspace, experiment).submit(config, tags=tags, **named)
 
     def run(self, run_id: str) -> Any:
         """Run.get."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from himl_tasks.job_environment import RESUME_FROM
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.secret_reference import plain_values
 from himl_tasks.snapshot import IGNORE_FILE, Snapshot
 
 BACKUP_SUFFIX = ".himl-original"
@@ -106,7 +107,7 @@ def script_run_config(
         script = snapshot.entry_script(spec.script_path)
         config = ScriptRunConfig(script=script, arguments=list(spec.script_args), **common)
     run_config = config.run_config
-    variables = dict(environment_variables or spec.environment_variables)
+    variables = dict(environment_variables or plain_values(spec.environment_variables))
     if spec.resume_from:
         variables[RESUME_FROM] = spec.resume_from
     run_config.environment_variables = variables

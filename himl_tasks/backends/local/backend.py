@@ -24,7 +24,16 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.local.processes import is_alive, process_start_marker
+from himl_tasks.backends.local.launcher import (
+    DEFAULT_CLUSTER,
+    cluster_limit,
+    default_cluster_limit,
+    reap_supervisors,
+    start_queued_runs,
+    start_supervisor,
+    this_launcher,
+)
+from himl_tasks.backends.local.processes import is_alive
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
 from himl_tasks.backends.polling import follow_lines, tail_reader, wait_until_terminal
@@ -49,6 +58,7 @@ from himl_tasks.runs import (
     write_most_recent_run,
 )
 from himl_tasks.runtime import find_latest_recovery_checkpoint
+from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
@@ -57,12 +67,9 @@ from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig,
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CLUSTER = "local"
 SWEEP_PLAN = "sweep.json"
-# The folder holding the himl_tasks package: supervisors and jobs import it from there.
+# The folder holding the himl_tasks package: jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
-# Supervisors started by this process, reaped as they end (no zombies).
-_supervisors: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ class LocalBackend:
 
     def compute_clusters(self) -> dict[str, int]:
         """Returns {cluster name: max concurrent runs}, the default cluster included."""
-        clusters = {DEFAULT_CLUSTER: _default_cluster_limit()}
+        clusters = {DEFAULT_CLUSTER: default_cluster_limit()}
         clusters.update({n: limit for n, (limit, _) in self.registry.clusters().items()})
         return clusters
 
@@ -207,10 +214,21 @@ class LocalBackend:
 
     # ---- submission -----------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, *, parent_run_id: str | None = None) -> RunRef:
-        """Checks the job, copies its snapshot, and starts it; returns at once.
+    def submit(
+        self,
+        spec: JobSpec,
+        *,
+        parent_run_id: str | None = None,
+        submission_id: str | None = None,
+    ) -> RunRef:
+        """Checks the job, copies its snapshot, and queues it; returns at once.
 
-        `parent_run_id` makes the run a child of another (a sweep's trial).
+        The run is recorded Queued; it gets a supervisor process only when its cluster has a
+        free slot (at once, or when an earlier run ends). `submission_id` makes submitting
+        idempotent: it is recorded with the run in the same transaction (a unique column),
+        and a submission whose id has a run returns that run instead of making another one,
+        whatever became of it. `parent_run_id` makes the run a child of another (a sweep's
+        trial).
 
         Raises:
             InvalidInputError: The script is missing or outside the snapshot, or the module
@@ -219,7 +237,15 @@ class LocalBackend:
             ComputeNotFoundError: The cluster does not exist.
             DatasetNotFoundError: An input dataset or version does not exist.
             DatastoreNotFoundError: A dataset names an unknown datastore.
+            ConfigurationError: A secret reference names a variable that is not set.
         """
+        if submission_id is not None:
+            found = self.registry.find_submission(submission_id)
+            if found is not None:
+                return self._submitted(spec, self._look_after(found))
+        referenced = secret_references(spec.environment_variables)
+        for variable in referenced.values():  # refused before anything is written
+            SecretReference(variable).resolve()
         root = spec.root
         snapshot = select_snapshot(root, spec.ignored_folders)
         command = self._command(spec, snapshot)
@@ -236,7 +262,7 @@ class LocalBackend:
         snapshot.copy_to(run_dir / "snapshot")
         if resumed is not None:
             self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
-        self.registry.insert_run(
+        holder = self.registry.insert_run(
             run_id=run_id,
             parent_run_id=parent_run_id,
             experiment=experiment,
@@ -248,9 +274,11 @@ class LocalBackend:
             spec={
                 "command": command,
                 "environment_variables": {
-                    **spec.environment_variables,
+                    **plain_values(spec.environment_variables),
                     **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
                 },
+                # Names only: the values are read from the launcher's secrets at launch.
+                "secret_variables": referenced,
                 "extra_python_path": [str(PACKAGE_PARENT)],
                 "num_nodes": spec.num_nodes,
                 "processes_per_node": spec.processes_per_node,
@@ -263,20 +291,34 @@ class LocalBackend:
                 "resume_from": spec.resume_from,
             },
             run_dir=run_dir,
+            submission_id=submission_id,
+            submitter=this_launcher(),
         )
-        try:
-            self._start_supervisor(run_id)
-        except OSError as error:
-            self.registry.move(
-                run_id,
-                RunStatus.FAILED,
-                failure_kind=FailureKind.INFRASTRUCTURE.value,
-                error=f"the run's supervisor process could not be started: {error}",
-            )
-            raise
-        ref = RunRef(experiment, run_id, self.name, portal_url=run_dir.as_uri())
+        if holder != run_id:  # the same submission, made at the same moment elsewhere, won
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return self._submitted(spec, self._look_after(self._row_of(holder)))
+        start_queued_runs(self.registry, compute, self._launch_secrets())
+        return self._submitted(spec, self._row_of(run_id))
+
+    def find_submission(self, submission_id: str) -> RunRef | None:
+        """The run submitted under `submission_id`, or None if there is none."""
+        row = self.registry.find_submission(submission_id)
+        return self._ref(row) if row is not None else None
+
+    def _submitted(self, spec: JobSpec, row: RunRow) -> RunRef:
+        ref = self._ref(row)
         write_most_recent_run(spec.recovery_file_folder, ref)
         return ref
+
+    def _launch_secrets(self) -> dict[str, str]:
+        """The secrets this process hands the supervisors it starts.
+
+        They are the values, in its environment, of the variables the workspace's datastores
+        name and those the secret references of the runs still to start name. A supervisor
+        hands what it was given on to the supervisors it starts in turn.
+        """
+        names = {*self.workspace.secret_variables(), *self.registry.waiting_secret_variables()}
+        return {name: os.environ[name] for name in names if name in os.environ}
 
     def submit_sweep(self, spec: JobSpec, sweep: SweepSpec, *, seed: int = 0) -> RunRef:
         """Runs a sweep around a job: a parent run whose trials are its child runs.
@@ -327,7 +369,7 @@ class LocalBackend:
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
         clusters = self.registry.clusters()
         if compute == DEFAULT_CLUSTER:
-            return _default_cluster_limit(), None
+            return default_cluster_limit(), None
         if compute not in clusters:
             known = ", ".join(sorted([DEFAULT_CLUSTER, *clusters]))
             raise ComputeNotFoundError(
@@ -362,29 +404,6 @@ class LocalBackend:
             "target_folder": str(config.target_folder) if config.target_folder else None,
         }
 
-    def _start_supervisor(self, run_id: str) -> None:
-        # Spawned, not Popen'ed: the supervisor must outlive this process, and a Popen object
-        # still running at exit is a warning. Ended supervisors are reaped here as we go.
-        _reap_supervisors()
-        log = os.open(self.root / "runs" / run_id / "supervisor.log", os.O_WRONLY | os.O_CREAT)
-        try:
-            pid = os.posix_spawn(
-                sys.executable,
-                [sys.executable, "-m", "himl_tasks.backends.local.supervisor", str(self.root),
-                 run_id],
-                {**os.environ, "PYTHONPATH": _python_path_with_package()},
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, log, 1),
-                    (os.POSIX_SPAWN_DUP2, log, 2),
-                ],
-                setsid=True,
-            )  # fmt: skip
-        finally:
-            os.close(log)
-        _supervisors.add(pid)
-        self.registry.set_supervisor(run_id, pid, process_start_marker(pid))
-
     # ---- runs -----------------------------------------------------------------------------
 
     def get_run_ref(self, recovery_id: str) -> RunRef:
@@ -400,19 +419,12 @@ class LocalBackend:
         return self._ref(row)
 
     def get_state(self, ref: RunRef) -> RunState:
-        """Returns the run's current state (a run whose supervisor vanished is Failed)."""
-        row = self._row(ref)
-        if not row.status.is_terminal and not self._supervised(row):
-            if row.job_group is not None:  # orphaned job processes would run on unwatched
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(row.job_group, signal.SIGKILL)
-            self.registry.move(
-                row.run_id,
-                RunStatus.FAILED,
-                failure_kind=FailureKind.INFRASTRUCTURE.value,
-                error=f"the run's supervisor process ({row.supervisor_pid}) ended unexpectedly",
-            )
-            row = self._row(ref)
+        """Returns the run's current state.
+
+        Checking is also looking after: a run whose supervisor vanished is Failed, and a
+        queued run that nobody started while its cluster has a free slot is started.
+        """
+        row = self._look_after(self._row(ref))
         return RunState(
             ref=self._ref(row),
             status=row.status,
@@ -447,16 +459,22 @@ class LocalBackend:
         return follow_lines(self.log_reader(ref), has_ended, poll=0.05)
 
     def cancel(self, ref: RunRef) -> None:
-        """Asks the run's supervisor to end it: its processes get SIGTERM, then SIGKILL."""
+        """Cancels the run (no effect on a finished one).
+
+        A queued run is Canceled at once; a started one through its supervisor: its
+        processes get SIGTERM, then SIGKILL.
+        """
         row = self._row(ref)
         if row.status.is_terminal:
             return
         self.registry.request_cancel(row.run_id)
+        queued = (RunStatus.NOT_STARTED, RunStatus.QUEUED)
+        canceled = FailureKind.CANCELED.value
+        if self.registry.move(row.run_id, RunStatus.CANCELED, only_from=queued,
+                              failure_kind=canceled, error="canceled"):  # fmt: skip
+            return
         self.registry.move(row.run_id, RunStatus.CANCEL_REQUESTED)
-        if not self._supervised(row):
-            self.registry.move(
-                row.run_id, RunStatus.CANCELED, failure_kind=FailureKind.CANCELED.value
-            )
+        self._look_after(self._row(ref))
 
     def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
         """Names of the run's files under outputs/, logs/ and azureml-logs/."""
@@ -587,12 +605,61 @@ class LocalBackend:
 
     # ---- helpers --------------------------------------------------------------------------
 
-    @staticmethod
-    def _supervised(row: RunRow) -> bool:
-        """False once the run's supervisor process has gone (a run not yet handed over is)."""
+    def _look_after(self, row: RunRow) -> RunRow:
+        """The safety net under the launchers: no run is left without its process.
+
+        A queued run is started when its cluster has a free slot nobody gave it (its
+        submitter died before starting it, say). A run with a slot whose launcher died before
+        its supervisor started gets a supervisor from this process. A run whose supervisor
+        died is Failed (`infrastructure`, so it is resubmitted), its job processes killed, and
+        the slot it held goes to the next queued run.
+
+        Returns:
+            The run as it is now.
+        """
+        if row.status.is_terminal:
+            return row
+        reap_supervisors()
+        alive = row.supervisor_pid is not None and is_alive(
+            row.supervisor_pid, row.supervisor_started or ""
+        )
+        if row.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
+            if row.supervisor_pid is not None and not alive:  # died in its restart delay
+                self.registry.requeue(row.run_id, this_launcher())
+            if self.registry.startable(row.compute, cluster_limit(self.registry, row.compute)):
+                start_queued_runs(self.registry, row.compute, self._launch_secrets())
+            return self._row_of(row.run_id)
+        if alive:
+            return row
         if row.supervisor_pid is None:
-            return True
-        return is_alive(row.supervisor_pid, row.supervisor_started or "")
+            launcher = row.launcher_pid or 0, row.launcher_started or ""
+            if row.launcher_pid is not None and is_alive(*launcher):
+                return row  # its supervisor is being started
+            if self.registry.take_over_launch(row.run_id, launcher, this_launcher()):
+                start_supervisor(self.registry, row.run_id, self._launch_secrets())
+            return self._row_of(row.run_id)
+        if row.job_group is not None:  # orphaned job processes would run on unwatched
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(row.job_group, signal.SIGKILL)
+        if row.status is RunStatus.CANCEL_REQUESTED:
+            self.registry.move(
+                row.run_id, RunStatus.CANCELED, failure_kind=FailureKind.CANCELED.value
+            )
+        else:
+            self.registry.move(
+                row.run_id,
+                RunStatus.FAILED,
+                failure_kind=FailureKind.INFRASTRUCTURE.value,
+                error=f"the run's supervisor process ({row.supervisor_pid}) ended unexpectedly",
+            )
+        start_queued_runs(self.registry, row.compute, self._launch_secrets())
+        return self._row_of(row.run_id)
+
+    def _row_of(self, run_id: str) -> RunRow:
+        row = self.registry.get_run(run_id)
+        if row is None:
+            raise RunNotFoundError(f"no run '{run_id}' in the workspace at {self.root}")
+        return row
 
     def _ref(self, row: RunRow) -> RunRef:
         return RunRef(row.experiment, row.run_id, self.name, portal_url=row.run_dir.as_uri())
@@ -609,20 +676,6 @@ class LocalBackend:
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _default_cluster_limit() -> int:
-    return max(2, os.cpu_count() or 1)
-
-
-def _reap_supervisors() -> None:
-    for pid in list(_supervisors):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _supervisors.discard(pid)
 
 
 def _parameters(args: tuple[str, ...]) -> dict[str, Any]:
@@ -654,11 +707,6 @@ def _importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
-
-
-def _python_path_with_package() -> str:
-    existing = os.environ.get("PYTHONPATH", "")
-    return os.pathsep.join(p for p in (str(PACKAGE_PARENT), existing) if p)
 
 
 def _utc(stamp: float) -> datetime.datetime:

@@ -10,19 +10,22 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from himl_tasks.backends.local.processes import is_alive
 from himl_tasks.runs import RunStatus
 
 DATABASE_NAME = "registry.sqlite"
 BUSY_TIMEOUT_MS = 60_000
 
 # Statuses in which a run holds one of its cluster's slots.
-SLOT_HOLDING = (RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING)
+SLOT_HOLDING = (
+    RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING, RunStatus.CANCEL_REQUESTED,
+)  # fmt: skip
 TERMINAL = tuple(s for s in RunStatus if s.is_terminal)
 
 # Databases whose schema this process has already made sure of.
@@ -59,6 +62,9 @@ CREATE TABLE IF NOT EXISTS runs (
     supervisor_pid INTEGER,
     supervisor_started TEXT,
     job_group INTEGER,
+    submission_id TEXT,
+    launcher_pid INTEGER,
+    launcher_started TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
     ended_at REAL
@@ -103,6 +109,16 @@ CREATE TABLE IF NOT EXISTS datastores (
     settings TEXT NOT NULL
 );
 """
+# Columns added after the first release: a registry made before them gains them on open.
+_ADDED_RUN_COLUMNS = {
+    "submission_id": "TEXT",
+    "launcher_pid": "INTEGER",
+    "launcher_started": "TEXT",
+}
+_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_submission ON runs (submission_id);
+CREATE INDEX IF NOT EXISTS runs_by_compute_status ON runs (compute, status);
+"""
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,9 @@ class RunRow:
     supervisor_pid: int | None
     supervisor_started: str | None
     job_group: int | None
+    submission_id: str | None
+    launcher_pid: int | None
+    launcher_started: str | None
     created_at: float
     started_at: float | None
     ended_at: float | None
@@ -140,19 +159,36 @@ class Registry:
         root: The workspace folder; the database is `<root>/registry.sqlite`.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, create: bool = True) -> None:
         self.root = root
         self.path = root / DATABASE_NAME
-        if self.path not in _READY:  # once per process: jobs open a registry per metric
-            root.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"no workspace registry at {self.path}")
+        # Once per process (jobs open a registry per metric), or again if the file went away.
+        if self.path not in _READY or (create and not self.path.is_file()):
+            if create:
+                root.mkdir(parents=True, exist_ok=True)
+            with self._connect(create=create) as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
+                known = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+                for column, kind in _ADDED_RUN_COLUMNS.items():
+                    if column not in known:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                db.executescript(_INDEXES)
             _READY.add(self.path)
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    def _connect(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+        # Opened read-write but never created after the first time: a registry that vanished
+        # (its workspace deleted) is an error for whoever still uses it, not a new empty one.
+        mode = "rwc" if create else "rw"
+        db = sqlite3.connect(
+            f"{self.path.as_uri()}?mode={mode}",
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+        )
         try:
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             db.row_factory = sqlite3.Row
@@ -193,18 +229,38 @@ class Registry:
         spec: dict[str, Any],
         run_dir: Path,
         parent_run_id: str | None = None,
-    ) -> None:
-        """Records a new run as NotStarted, creating its experiment if needed."""
+        submission_id: str | None = None,
+        submitter: tuple[int, str] | None = None,
+    ) -> str:
+        """Records a new run, Queued for a slot of its cluster, unless its submission has one.
+
+        The check and the insert are one transaction, and `submission_id` is a unique column:
+        two submissions with the same id, at once or years apart, record one run.
+
+        `submitter` (pid, start marker) is recorded as the run's launcher until one claims
+        it: the process holding the secrets the run's references name.
+
+        Returns:
+            The id of the run holding the submission: `run_id`, or the run recorded earlier
+            under `submission_id`.
+        """
         now = time.time()
         with self.write() as db:
+            if submission_id is not None:
+                found = db.execute(
+                    "SELECT run_id FROM runs WHERE submission_id = ?", (submission_id,)
+                ).fetchone()
+                if found is not None:
+                    return str(found["run_id"])
             db.execute(
                 "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
                 (experiment, now),
             )
             db.execute(
                 "INSERT INTO runs (run_id, experiment, display_name, parent_run_id, compute, "
-                "priority, status, tags, parameters, spec, run_dir, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "priority, status, tags, parameters, spec, run_dir, created_at, submission_id, "
+                "launcher_pid, launcher_started) "
+                f"VALUES ({', '.join('?' * 15)})",
                 (
                     run_id,
                     experiment,
@@ -212,19 +268,31 @@ class Registry:
                     parent_run_id,
                     compute,
                     priority,
-                    RunStatus.NOT_STARTED.value,
+                    RunStatus.QUEUED.value,
                     json.dumps(tags),
                     json.dumps(parameters),
                     json.dumps(spec),
                     str(run_dir),
                     now,
+                    submission_id,
+                    *(submitter or (None, None)),
                 ),
             )
             db.execute(
                 "INSERT INTO attempts (run_id, attempt, status) VALUES (?, 1, ?)",
-                (run_id, RunStatus.NOT_STARTED.value),
+                (run_id, RunStatus.QUEUED.value),
             )
             _record_status(db, run_id, 1, RunStatus.NOT_STARTED, now)
+            _record_status(db, run_id, 1, RunStatus.QUEUED, now)
+            return run_id
+
+    def find_submission(self, submission_id: str) -> RunRow | None:
+        """Returns the run recorded under a submission id, or None."""
+        with self.read() as db:
+            row = db.execute(
+                "SELECT * FROM runs WHERE submission_id = ?", (submission_id,)
+            ).fetchone()
+        return _run_row(row) if row is not None else None
 
     def get_run(self, run_id: str) -> RunRow | None:
         """Returns the run, or None."""
@@ -243,14 +311,137 @@ class Registry:
             rows = db.execute(query + " ORDER BY seq", args).fetchall()
         return [_run_row(row) for row in rows]
 
+    def claim_slots(
+        self,
+        compute: str,
+        max_concurrent_runs: int,
+        launcher: tuple[int, str],
+        held_secrets: Collection[str] = (),
+    ) -> list[str]:
+        """Gives the cluster's free slots to its oldest Queued runs, moving them to Preparing.
+
+        One transaction: two launchers never claim one run, nor more slots than the cluster
+        has. Each claimed run records its launcher (pid, start marker) until its supervisor
+        records itself, so a launcher that died before starting the supervisor is noticed.
+
+        A run whose secret references name a variable the launcher does not hold is left to
+        the process that submitted it, which does: the queue stops there (first in, first
+        out) until that process claims it. If that process has ended, nobody holds the secret
+        any more, and the run is Failed saying so.
+
+        Args:
+            compute: The cluster.
+            max_concurrent_runs: Its limit on runs at once.
+            launcher: The claiming process: pid and start marker.
+            held_secrets: The names of the secrets the launcher can hand a supervisor.
+
+        Returns:
+            The claimed runs, oldest first: the caller starts a supervisor for each.
+        """
+        holding = ",".join("?" * len(SLOT_HOLDING))
+        with self.write() as db:
+            busy = db.execute(
+                f"SELECT COUNT(*) FROM runs WHERE compute = ? AND status IN ({holding})",
+                (compute, *[s.value for s in SLOT_HOLDING]),
+            ).fetchone()[0]
+            free = max_concurrent_runs - int(busy)
+            waiting = db.execute(
+                "SELECT run_id, launcher_pid, launcher_started, "
+                "json_extract(spec, '$.secret_variables') AS secrets FROM runs "
+                "WHERE compute = ? AND status = ? AND supervisor_pid IS NULL ORDER BY seq",
+                (compute, RunStatus.QUEUED.value),
+            )
+            claimed: list[str] = []
+            for row in waiting:
+                if len(claimed) >= free:
+                    break
+                needed = set(json.loads(row["secrets"] or "{}").values())
+                missing = sorted(needed - set(held_secrets))
+                if missing:
+                    submitter = row["launcher_pid"], row["launcher_started"] or ""
+                    if submitter[0] is not None and is_alive(*submitter):
+                        break  # its submitter holds the secret and starts it
+                    self.move(
+                        row["run_id"], RunStatus.FAILED, failure_kind="user_error",
+                        error=f"the job's secret reference names environment variable "
+                        f"{', '.join(missing)}; the process that submitted the run, the only "
+                        "one holding its value, ended before the run could start: submit the "
+                        "job again", within=db,
+                    )  # fmt: skip
+                    continue
+                queued = (RunStatus.QUEUED,)
+                self.move(row["run_id"], RunStatus.PREPARING, only_from=queued, within=db)
+                db.execute(
+                    "UPDATE runs SET launcher_pid = ?, launcher_started = ? WHERE run_id = ?",
+                    (*launcher, row["run_id"]),
+                )
+                claimed.append(str(row["run_id"]))
+            return claimed
+
+    def startable(self, compute: str, max_concurrent_runs: int) -> bool:
+        """Tells whether the cluster has a free slot and a Queued run to give it to (a read)."""
+        holding = ",".join("?" * len(SLOT_HOLDING))
+        with self.read() as db:
+            busy = db.execute(
+                f"SELECT COUNT(*) FROM runs WHERE compute = ? AND status IN ({holding})",
+                (compute, *[s.value for s in SLOT_HOLDING]),
+            ).fetchone()[0]
+            if int(busy) >= max_concurrent_runs:
+                return False
+            return (
+                db.execute(
+                    "SELECT 1 FROM runs WHERE compute = ? AND status = ? AND supervisor_pid "
+                    "IS NULL LIMIT 1",
+                    (compute, RunStatus.QUEUED.value),
+                ).fetchone()
+                is not None
+            )
+
+    def take_over_launch(
+        self, run_id: str, previous: tuple[int, str], launcher: tuple[int, str]
+    ) -> bool:
+        """Makes `launcher` the launcher of a claimed run whose launcher died before starting it.
+
+        Returns:
+            Whether it did (False: someone else took it over, or a supervisor recorded itself).
+        """
+        with self.write() as db:
+            changed = db.execute(
+                "UPDATE runs SET launcher_pid = ?, launcher_started = ? WHERE run_id = ? AND "
+                "COALESCE(launcher_pid, 0) = ? AND COALESCE(launcher_started, '') = ? AND "
+                "supervisor_pid IS NULL",
+                (*launcher, run_id, *previous),
+            ).rowcount
+        return bool(changed)
+
     def set_supervisor(self, run_id: str, pid: int, started: str) -> None:
-        """Records the process that supervises the run and moves it to Queued."""
+        """Records the process just started to supervise the run (unless one recorded itself)."""
         with self.write() as db:
             db.execute(
-                "UPDATE runs SET supervisor_pid = ?, supervisor_started = ? WHERE run_id = ?",
+                "UPDATE runs SET supervisor_pid = ?, supervisor_started = ? WHERE run_id = ? "
+                "AND supervisor_pid IS NULL",
                 (pid, started, run_id),
             )
-            self.move(run_id, RunStatus.QUEUED, only_from=(RunStatus.NOT_STARTED,), within=db)
+
+    def adopt(self, run_id: str, pid: int, started: str) -> RunRow | None:
+        """A supervisor's claim on its run: recorded unless another process supervises it.
+
+        Returns:
+            The run, if this process is now its one supervisor; None if the run has ended,
+            was never given a slot, or another supervisor has it.
+        """
+        holding = ",".join("?" * len(SLOT_HOLDING))
+        with self.write() as db:
+            changed = db.execute(
+                "UPDATE runs SET supervisor_pid = ?, supervisor_started = ? WHERE run_id = ? "
+                f"AND status IN ({holding}) AND (supervisor_pid IS NULL OR "
+                "(supervisor_pid = ? AND COALESCE(supervisor_started, '') IN ('', ?)))",
+                (pid, started, run_id, *[s.value for s in SLOT_HOLDING], pid, started),
+            ).rowcount
+            if not changed:
+                return None
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _run_row(row)
 
     def set_job_group(self, run_id: str, group: int | None) -> None:
         """Records the process group of the run's job processes (None once they ended)."""
@@ -336,6 +527,8 @@ class Registry:
                 "INSERT INTO attempts (run_id, attempt, status) VALUES (?, ?, ?)",
                 (run_id, attempt + 1, RunStatus.QUEUED.value),
             )
+            # Queued, but still with its supervisor (waiting out the restart delay) until
+            # `requeue`: no launcher starts it before.
             db.execute(
                 "UPDATE runs SET attempt = ?, status = ? WHERE run_id = ?",
                 (attempt + 1, RunStatus.QUEUED.value, run_id),
@@ -344,31 +537,34 @@ class Registry:
             _record_status(db, run_id, attempt + 1, RunStatus.QUEUED, now)
             return attempt + 1
 
+    def waiting_secret_variables(self) -> set[str]:
+        """The environment variables the secret references of unfinished runs name."""
+        marks = ",".join("?" * len(TERMINAL))
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT DISTINCT secret.value FROM runs, "
+                "json_each(runs.spec, '$.secret_variables') AS secret "
+                f"WHERE runs.status NOT IN ({marks})",
+                [s.value for s in TERMINAL],
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def requeue(self, run_id: str, launcher: tuple[int, str] | None = None) -> None:
+        """Lets go of a Queued run: no process holds it, the next free slot is its.
+
+        `launcher` is the process that holds its secrets now (see `claim_slots`).
+        """
+        with self.write() as db:
+            db.execute(
+                "UPDATE runs SET supervisor_pid = NULL, supervisor_started = NULL, "
+                "launcher_pid = ?, launcher_started = ? WHERE run_id = ? AND status = ?",
+                (*(launcher or (None, None)), run_id, RunStatus.QUEUED.value),
+            )
+
     def request_cancel(self, run_id: str) -> None:
         """Flags the run for its supervisor to cancel."""
         with self.write() as db:
             db.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?", (run_id,))
-
-    def take_slot(self, run_id: str, compute: str, max_concurrent_runs: int) -> bool:
-        """Moves a Queued run to Preparing if its cluster has a free slot and no older run waits.
-
-        Returns:
-            Whether the run got a slot.
-        """
-        holding = ",".join("?" * len(SLOT_HOLDING))
-        with self.write() as db:
-            busy = db.execute(
-                f"SELECT COUNT(*) FROM runs WHERE compute = ? AND status IN ({holding})",
-                (compute, *[s.value for s in SLOT_HOLDING]),
-            ).fetchone()[0]
-            older_waiting = db.execute(
-                "SELECT COUNT(*) FROM runs WHERE compute = ? AND status = ? AND seq < "
-                "(SELECT seq FROM runs WHERE run_id = ?)",
-                (compute, RunStatus.QUEUED.value, run_id),
-            ).fetchone()[0]
-            if busy >= max_concurrent_runs or older_waiting:
-                return False
-            return self.move(run_id, RunStatus.PREPARING, only_from=(RunStatus.QUEUED,), within=db)
 
     def attempts(self, run_id: str) -> list[sqlite3.Row]:
         """Returns the run's attempts, first to last."""
@@ -541,6 +737,9 @@ def _run_row(row: sqlite3.Row) -> RunRow:
         supervisor_pid=row["supervisor_pid"],
         supervisor_started=row["supervisor_started"],
         job_group=row["job_group"],
+        submission_id=row["submission_id"],
+        launcher_pid=row["launcher_pid"],
+        launcher_started=row["launcher_started"],
         created_at=float(row["created_at"]),
         started_at=row["started_at"],
         ended_at=row["ended_at"],

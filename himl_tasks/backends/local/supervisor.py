@@ -9,10 +9,12 @@ outlives the laptop that submitted it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from himl_tasks import job_environment as env_names
-from himl_tasks.backends.local.processes import end_process_group
+from himl_tasks.backends.local.processes import end_process_group, process_start_marker
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
@@ -55,21 +57,36 @@ class _Outcome:
 
 
 def main(argv: list[str]) -> int:
-    """Supervises the run named on the command line; returns the exit code."""
+    """Supervises the run named on the command line; returns the exit code.
+
+    The launcher writes the secrets this supervisor needs as JSON on its stdin (never argv or
+    environment). A supervisor that finds its run ended, or supervised by another process,
+    exits at once. When its run has ended, it starts the next queued runs of its cluster: their
+    slot is the one it frees.
+    """
+    from himl_tasks.backends.local.launcher import start_queued_runs
+
     root, run_id = Path(argv[0]), argv[1]
-    registry = Registry(root)
+    secrets = _read_secrets()
+    try:
+        registry = Registry(root, create=False)
+    except FileNotFoundError as error:
+        print(f"{error}: run {run_id} is gone", file=sys.stderr)
+        return 2
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise _StopRequestedError(f"the local run supervisor received signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
-    run = registry.get_run(run_id)
+    run = registry.adopt(run_id, os.getpid(), process_start_marker(os.getpid()))
     if run is None:
-        print(f"no run {run_id} in {root}", file=sys.stderr)
-        return 2
+        print(f"run {run_id} has ended or has another supervisor", file=sys.stderr)
+        return 0
     try:
-        _Supervisor(registry, run).supervise()
+        _Supervisor(registry, run, secrets).supervise()
     except BaseException as error:  # the run must end in a terminal state whatever happens
+        if not registry.path.is_file():  # the workspace is gone: nothing left to record
+            return 2
         registry.move(
             run_id,
             RunStatus.FAILED,
@@ -78,13 +95,29 @@ def main(argv: list[str]) -> int:
         )
         if not isinstance(error, _StopRequestedError | KeyboardInterrupt):
             raise
+    finally:
+        if registry.path.is_file():
+            start_queued_runs(registry, run.compute, secrets)
     return 0
 
 
+def _read_secrets() -> dict[str, str]:
+    """The secrets the launcher wrote on stdin (nothing when started by hand)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        return {}
+    with sys.stdin.buffer as source:
+        text = source.read()
+    if not text:
+        return {}
+    secrets: dict[str, str] = json.loads(text)["secrets"]
+    return secrets
+
+
 class _Supervisor:
-    def __init__(self, registry: Registry, run: RunRow) -> None:
+    def __init__(self, registry: Registry, run: RunRow, secrets: dict[str, str]) -> None:
         self.registry = registry
         self.run = run
+        self.secrets = secrets
         self.spec: dict[str, Any] = run.spec
         self.work_dir = run.run_dir / "snapshot"
         self.staging = run.run_dir / "staging"
@@ -97,29 +130,28 @@ class _Supervisor:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def supervise(self) -> None:
-        first_running: float | None = None
-        input_folders: list[Path] | None = None
+        """Carries one attempt of the run from its slot to its end, or back to the queue."""
         try:
-            while True:
-                if not self._wait_for_slot():
-                    self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
-                    return
-                if input_folders is None:
-                    input_folders = self._stage_inputs()
-                    if input_folders is None:
-                        return
-                if self._canceled():
-                    self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
-                    return
-                first_running = first_running or time.monotonic()
-                outcome = self._run_attempt(input_folders, first_running)
-                if outcome.failure_kind is FailureKind.PREEMPTED and self._restarts():
-                    self._restart_after_preemption(outcome)
-                    continue
-                if outcome.status is RunStatus.COMPLETED:
-                    outcome = dataclasses.replace(self._finalize(), exit_code=outcome.exit_code)
-                self._end(outcome)
+            if self._canceled():
+                self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
                 return
+            missing = self._missing_secrets()
+            if missing:
+                self._end(_Outcome(RunStatus.FAILED, FailureKind.USER_ERROR, missing))
+                return
+            input_folders = self._stage_inputs()
+            if input_folders is None:
+                return
+            if self._canceled():
+                self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
+                return
+            outcome = self._run_attempt(input_folders)
+            if outcome.failure_kind is FailureKind.PREEMPTED and self._restarts():
+                self._restart_after_preemption(outcome)  # a launcher starts the next attempt
+                return
+            if outcome.status is RunStatus.COMPLETED:
+                outcome = dataclasses.replace(self._finalize(), exit_code=outcome.exit_code)
+            self._end(outcome)
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
 
@@ -132,21 +164,40 @@ class _Supervisor:
             exit_code=outcome.exit_code,
         )
 
-    def _wait_for_slot(self) -> bool:
-        limit = int(self.spec["max_concurrent_runs"])
-        while not self.registry.take_slot(self.run.run_id, self.run.compute, limit):
-            if self._canceled():
-                return False
-            time.sleep(0.05)
-        return True
-
     def _canceled(self) -> bool:
+        """True once the run is no longer this supervisor's to carry on.
+
+        That is: its cancellation was asked for, it ended or was handed to another supervisor,
+        or the registry itself is gone (the workspace was deleted). No supervisor outlives
+        its run.
+        """
         now = time.monotonic()
         if not self._cancel_requested and now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
             self._last_cancel_check = now
-            current = self.registry.get_run(self.run.run_id)
-            self._cancel_requested = current is None or current.cancel_requested
+            try:
+                current = self.registry.get_run(self.run.run_id)
+            except sqlite3.Error:
+                current = None
+            self._cancel_requested = (
+                current is None
+                or current.cancel_requested
+                or current.status.is_terminal
+                or current.supervisor_pid != os.getpid()
+            )
         return self._cancel_requested
+
+    def _missing_secrets(self) -> str:
+        """Why the job's secret references cannot be resolved ("" when they can)."""
+        names = sorted(set(self.spec.get("secret_variables", {}).values()) - set(self.secrets))
+        if not names:
+            return ""
+        return (
+            f"the job's secret reference names environment variable {', '.join(names)}, which "
+            "the process that started the run did not hold (the run was started by another "
+            "run's supervisor, which only holds the secrets of the runs waiting when it "
+            "started): set it in the environment of every process that submits runs to this "
+            "workspace, and submit the job again"
+        )
 
     # ---- data -----------------------------------------------------------------------------
 
@@ -157,7 +208,7 @@ class _Supervisor:
         from himl_tasks.errors import HimlError
         from himl_tasks.workspace_config import LocalWorkspaceConfig
 
-        config = LocalWorkspaceConfig.load(self.registry.root)
+        config = LocalWorkspaceConfig.load(self.registry.root, environ=self.secrets)
         folders: list[Path] = []
         for index, dataset in enumerate(self.spec["inputs"]):
             try:
@@ -200,7 +251,7 @@ class _Supervisor:
         from himl_tasks.errors import HimlError
         from himl_tasks.workspace_config import LocalWorkspaceConfig
 
-        config = LocalWorkspaceConfig.load(self.registry.root)
+        config = LocalWorkspaceConfig.load(self.registry.root, environ=self.secrets)
         published: list[tuple[str, str, str]] = []
         try:
             for index, output in enumerate(outputs):
@@ -225,7 +276,7 @@ class _Supervisor:
 
     # ---- processes ------------------------------------------------------------------------
 
-    def _run_attempt(self, input_folders: list[Path], first_running: float) -> _Outcome:
+    def _run_attempt(self, input_folders: list[Path]) -> _Outcome:
         attempt = self._attempt()
         processes, logs = self._start_processes(input_folders, attempt)
         # Recorded before Running: whoever sees Running can also find the processes to end.
@@ -234,6 +285,11 @@ class _Supervisor:
         max_seconds = self.spec.get("max_run_seconds")
         preemption = self._preemption_for(attempt)
         attempt_started = time.monotonic()
+        # The time limit counts from the run's first Running, over every attempt (an attempt
+        # after a platform restart has a supervisor of its own).
+        current = self.registry.get_run(self.run.run_id)
+        first_started = current.started_at if current and current.started_at else time.time()
+        first_running = attempt_started - max(0.0, time.time() - first_started)
         try:
             while True:
                 codes = [p.poll() for p in processes]
@@ -346,6 +402,8 @@ class _Supervisor:
     def _job_environment(self, input_folders: list[Path], attempt: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in INHERITED_VARIABLES}
         env.update(self.spec["environment_variables"])
+        for name, variable in self.spec.get("secret_variables", {}).items():
+            env[name] = self.secrets[variable]  # resolved now, never recorded
         python_path = [str(self.work_dir), *self.spec["extra_python_path"]]
         env.update(
             {
@@ -422,6 +480,8 @@ class _Supervisor:
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not self._canceled():
             time.sleep(0.02)
+        # Back in the queue with no process; this supervisor's exit starts the queue again.
+        self.registry.requeue(self.run.run_id, (os.getpid(), process_start_marker(os.getpid())))
 
 
 def _hint(kind: FailureKind) -> str:

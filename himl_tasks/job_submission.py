@@ -1,0 +1,57 @@
+"""Submitting a job once: a crash and a re-run find the run already made, never make a second.
+
+Every submission of a job carries a submission id derived from its identity (spec, snapshot
+content, input dataset versions; see `job_identity`), and the backend records the id with the
+run atomically: submitting again under the same id returns the same run, whenever the
+submitter died. The ids of one job form a chain, `<identity>`, `<identity>.2`,
+`<identity>.3`, ...: a link whose run failed or was canceled is followed by the next, so a
+lost job can be submitted again (a resubmission after preemption, a re-run after a failure)
+while a job that completed, or is still going, is never submitted twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+
+from himl_tasks.backends.base import Backend
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import FailureKind, RunRef
+
+logger = logging.getLogger(__name__)
+
+RESUMABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
+
+
+def submission_id(identity: str, number: int) -> str:
+    """The id of submission `number` (from 1) of the job with that identity."""
+    return identity if number == 1 else f"{identity}.{number}"
+
+
+def submit_once(backend: Backend, spec: JobSpec, identity: str) -> tuple[RunRef, bool]:
+    """Returns the job's run: the live or completed one of its identity, else a new one.
+
+    The chain of the identity's submission ids is walked in order. The first link with no
+    run is submitted (the backend makes it idempotent); the first whose run completed or is
+    still going is returned instead. A new submission after a run lost to the platform
+    (preempted, infrastructure) resumes from that run's recovery checkpoint unless the spec
+    already says where to resume from, as the flow that crashed would have done.
+
+    Returns:
+        The run, and whether it was found rather than submitted now.
+    """
+    previous: RunRef | None = None
+    resumable = False
+    for number in itertools.count(1):
+        sid = submission_id(identity, number)
+        found = backend.find_submission(sid)
+        if found is None:
+            if previous is not None and resumable and not spec.resume_from:
+                spec = dataclasses.replace(spec, resume_from=previous.recovery_id)
+            return backend.submit(spec, submission_id=sid), False
+        state = backend.get_state(found)
+        if state.succeeded or not state.is_terminal:
+            return found, True
+        previous, resumable = found, state.failure_kind in RESUMABLE
+    raise AssertionError("unreachable: the chain of submission ids has no end")
