@@ -156,6 +156,9 @@ class _Supervisor:
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def _end(self, outcome: _Outcome) -> None:
+        # The staged inputs go before the run is seen to end: whoever waits for the end finds
+        # nothing of them left.
+        shutil.rmtree(self.staging, ignore_errors=True)
         self.registry.move(
             self.run.run_id,
             outcome.status,
