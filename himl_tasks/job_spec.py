@@ -164,8 +164,8 @@ class JobSpec:
         object.__setattr__(self, "priority", Priority(self.priority))
         for sequence in ("args", "ignored_folders"):
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
-        for mapping in ("environment_variables", "tags"):
-            _check_text_mapping(mapping, getattr(self, mapping))
+        _check_text_mapping("environment_variables", self.environment_variables, SecretReference)
+        _check_text_mapping("tags", self.tags)
         object.__setattr__(
             self, "input_datasets", tuple(as_dataset_config(d) for d in self.input_datasets)
         )
@@ -258,13 +258,16 @@ def _texts(name: str, values: object) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _check_text_mapping(name: str, values: object) -> None:
+def _check_text_mapping(name: str, values: object, *other_values: type) -> None:
+    """Refuses anything but a mapping of strings to strings (or to one of `other_values`)."""
     if not isinstance(values, Mapping):
         raise InvalidInputError(f"{name} must be a mapping of names to strings, not {values!r}")
+    allowed = (str, *other_values)
     for key, value in values.items():
-        if not isinstance(key, str) or not isinstance(value, str):
+        if not isinstance(key, str) or not isinstance(value, allowed):
+            kinds = "".join(f" or {kind.__name__}" for kind in other_values)
             raise InvalidInputError(
-                f"{name} must map strings to strings; {key!r}: {value!r} is not"
+                f"{name} must map strings to strings{kinds}; {key!r}: {value!r} is not"
             )
         if name == "environment_variables" and not _ENVIRONMENT_VARIABLE.match(key):
             raise InvalidInputError(
