@@ -48,7 +48,7 @@ from himl_tasks.storage.names import (
     normalize_prefix,
     normalize_remote_path,
 )
-from himl_tasks.storage.options import whole_number
+from himl_tasks.storage.options import flag, whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX as PARTIAL_SUFFIX
 from himl_tasks.storage.partials import partial_path as partial_path
 from himl_tasks.storage.partials import remove_leftovers, writing_partial
@@ -289,6 +289,7 @@ class Datastore(abc.ABC):
             StorageError: If the datastore refuses or fails the transfer.
         """
         folder = _local_path("local_folder", local_folder)
+        _check_flags(overwrite=overwrite, skip_identical=skip_identical)
         if not folder.exists():
             raise InvalidInputError(f"cannot upload {folder}: no such folder")
         if not folder.is_dir():
@@ -329,12 +330,18 @@ class Datastore(abc.ABC):
                 f"upload_files needs a list of files, not {type(files).__name__} ({files!r}); "
                 "to upload one file, pass [file]"
             )
+        _check_flags(overwrite=overwrite, skip_identical=skip_identical)
         root = _local_path("relative_root", relative_root) if relative_root is not None else None
         chosen: list[_LocalFile] = []
         for item in files:
             path = _local_path("each file", item)
             if not path.is_file():
-                what = "is a folder" if path.is_dir() else "does not exist"
+                if path.is_dir():
+                    what = "is a folder"
+                elif path.exists():
+                    what = "is not a regular file (a fifo, socket or device)"
+                else:
+                    what = "does not exist"
                 raise InvalidInputError(f"cannot upload {path}: it {what}; give existing files")
             if root is None:
                 relative = path.name
@@ -506,6 +513,12 @@ class Datastore(abc.ABC):
             StorageError: If the datastore refuses or fails the transfer.
         """
         output = _local_path("output_folder", output_folder)
+        _check_flags(
+            overwrite=overwrite,
+            validate_checksum=validate_checksum,
+            skip_identical=skip_identical,
+            missing_ok=missing_ok,
+        )
         if output.exists() and not output.is_dir():
             raise InvalidInputError(
                 f"cannot download into {output}: it is a file; give a folder (it is created "
@@ -800,6 +813,7 @@ def _walk_files(folder: Path) -> list[_LocalFile]:
     Linked folders are followed, but a link to a folder that contains it (a loop) is refused.
     """
     found: list[_LocalFile] = []
+    unreadable: list[str] = []
     top = folder.stat()
     stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
         (folder, "", frozenset({(top.st_dev, top.st_ino)}))
@@ -820,15 +834,44 @@ def _walk_files(folder: Path) -> list[_LocalFile]:
                     stack.append((Path(entry.path), f"{relative}/", above | {identity}))
                 elif entry.is_file():
                     found.append(_LocalFile(Path(entry.path), relative, entry.stat()))
+                elif entry.is_symlink() and not Path(entry.path).exists():
+                    unreadable.append(f"{entry.path}: a broken symbolic link")
+                else:
+                    # Reading a fifo would wait for a writer forever; a device has no end.
+                    unreadable.append(
+                        f"{entry.path}: not a regular file (a fifo, socket or device)"
+                    )
+    if unreadable:
+        unreadable.sort()
+        listed = "".join(f"\n  {line}" for line in unreadable[:LISTED_PROBLEMS])
+        more = len(unreadable) - LISTED_PROBLEMS
+        raise InvalidInputError(
+            f"cannot upload {folder}: {len(unreadable)} "
+            f"{'entries are' if len(unreadable) != 1 else 'entry is'} not files that can be "
+            f"read; nothing was sent. Remove them, or upload the others with upload_files:{listed}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
     found.sort(key=lambda f: f.relative)
     return found
 
 
 def _local_path(option: str, value: object) -> Path:
-    """Returns a user's local path argument as a Path, refusing None and other types."""
-    if isinstance(value, (str, os.PathLike)):
-        return Path(value)
-    raise InvalidInputError(f"{option} must be a str or a path, not {type(value).__name__}")
+    """Returns a user's local path argument as a Path, refusing None, other types, "" and NUL."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidInputError(f"{option} must be a str or a path, not {type(value).__name__}")
+    text = os.fspath(value)
+    if isinstance(text, bytes) or text == "" or "\0" in text:
+        what = "bytes" if isinstance(text, bytes) else "empty" if not text else "holds a NUL byte"
+        raise InvalidInputError(
+            f"{option} {text!r} is {what}; give a str path ('.' for the current folder)"
+        )
+    return Path(text)
+
+
+def _check_flags(**flags: object) -> None:
+    """Refuses options that must be True or False but are not (a truthy "False" would count)."""
+    for option, value in flags.items():
+        flag(option, value)
 
 
 def _unusable_names(

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import math
 import os
+import re
 import secrets
 import ssl
 from collections.abc import AsyncIterator
@@ -78,10 +79,23 @@ class BlobDatastore(Datastore):
         ssl_context: ssl.SSLContext | None = None,
         timeouts: RequestTimeouts | None = None,
     ) -> None:
-        if not container or not isinstance(container, str):
-            raise InvalidInputError("a blob datastore needs a container name")
         self.account_url = _checked_account_url(account_url)
-        self.container = container
+        self.container = _checked_container(container)
+        if name is not None and not isinstance(name, str):
+            raise InvalidInputError(f"a datastore's name must be a str, not {type(name).__name__}")
+        for option, value, kind in (
+            ("auth", auth, (AccountKeyAuth, SasAuth, TokenAuth)),
+            ("retry", retry, (RetryPolicy, type(None))),
+            ("timeouts", timeouts, (RequestTimeouts, type(None))),
+            ("ssl_context", ssl_context, (ssl.SSLContext, type(None))),
+        ):
+            # Checked here, not at the first request: a wrong one would fail there as a raw
+            # AttributeError or TypeError, after the plan.
+            if not isinstance(value, kind) and not (option == "auth" and _is_auth(value)):
+                raise InvalidInputError(
+                    f"{option} must be a {' or '.join(k.__name__ for k in kind)}, not "
+                    f"{type(value).__name__}"
+                )
         self.name = name if name is not None else container
         self.concurrency = whole_number("concurrency", concurrency)
         self.block_size = whole_number("block_size", block_size, maximum=MAX_BLOCK_SIZE)
@@ -406,6 +420,30 @@ def _checked_account_url(account_url: object) -> str:
             "e.g. https://<account>.blob.core.windows.net"
         )
     return text
+
+
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,62}|\$root|\$web|\$logs")
+"""Lowercase letters, digits and single inner hyphens. Azure also wants at least 3 characters;
+shorter names are left to the service (a clear HTTP 400 at the first listing, before any write)."""
+
+
+def _checked_container(container: object) -> str:
+    """Refuses a container name with characters Azure does not allow.
+
+    A '/' would even address another container ("a/b" is container "a", names under "b/").
+    """
+    if not isinstance(container, str) or not _CONTAINER_NAME.fullmatch(container):
+        raise InvalidInputError(
+            f"container name {redact(repr(container))} is not one Azure allows: up to 63 "
+            "lowercase letters, digits and single hyphens, starting and ending with a letter "
+            "or digit (or $root, $web, $logs); fix the container name"
+        )
+    return container
+
+
+def _is_auth(value: object) -> bool:
+    # Any object with an `authorize` method is a BlobAuth (the protocol).
+    return callable(getattr(value, "authorize", None))
 
 
 def _parse_connection_string(connection_string: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
@@ -13,9 +14,10 @@ from himl_tasks.storage.aio import to_thread_to_end
 from himl_tasks.storage.base import Datastore, SentFile, TransferSession
 from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
+from himl_tasks.storage.local_errors import translated_local_errors
 from himl_tasks.storage.models import RemoteFile
-from himl_tasks.storage.names import local_target, local_write_problems
-from himl_tasks.storage.options import whole_number
+from himl_tasks.storage.names import is_unsafe, local_target, local_write_problems
+from himl_tasks.storage.options import flag, whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX, remove_leftovers, writing_partial
 from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader, file_version
 from himl_tasks.storage.progress import TransferProgress
@@ -49,11 +51,20 @@ class LocalDatastore(Datastore):
             raise InvalidInputError(
                 f"a folder datastore needs a folder (a str or path), not {type(folder).__name__}"
             )
-        self.folder = Path(folder).absolute()
+        text = os.fspath(folder)
+        if not isinstance(text, str) or not text or "\0" in text:
+            raise InvalidInputError(
+                f"a folder datastore needs a folder path, not {text!r}; give a non-empty str "
+                "path without NUL bytes ('.' for the current folder)"
+            )
+        if name is not None and not isinstance(name, str):
+            raise InvalidInputError(f"a datastore's name must be a str, not {type(name).__name__}")
+        self.folder = Path(text).absolute()
         self.name = name if name is not None else self.folder.name
         self.concurrency = whole_number("concurrency", concurrency)
-        if create:
-            self.folder.mkdir(parents=True, exist_ok=True)
+        if flag("create", create):
+            with translated_local_errors(self.name):
+                self.folder.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalDatastore(name={self.name!r}, folder={str(self.folder)!r})"
@@ -82,6 +93,10 @@ class _LocalSession(TransferSession):
     def _list_sync(self, prefix: str) -> list[RemoteFile]:
         # Walk only below the deepest folder the prefix names.
         folder_part = prefix.rpartition("/")[0]
+        if folder_part and is_unsafe(folder_part):
+            # ('..', '.' or empty segments): no stored name has them, and walking there would
+            # list files outside the datastore's folder.
+            return []
         start = self._root.joinpath(*folder_part.split("/")) if folder_part else self._root
         if not start.is_dir():
             return []
@@ -93,8 +108,8 @@ class _LocalSession(TransferSession):
                     continue
                 path = Path(directory, filename)
                 name = path.relative_to(self._root).as_posix()
-                if name.startswith(prefix):
-                    names[path], statuses[path] = name, path.stat()
+                if name.startswith(prefix) and (status := _regular_file(path)) is not None:
+                    names[path], statuses[path] = name, status
         # Stored files are hashed once and remembered while unchanged (see checksum_cache).
         md5s = files_md5(list(names), statuses)
         return [
@@ -138,7 +153,22 @@ class _LocalSession(TransferSession):
         local_target(self._store.name, self._root, name).unlink(missing_ok=True)
 
     async def exists(self, name: str) -> bool:
+        if is_unsafe(name):
+            return False  # no such name is ever stored (uploads refuse it), as in a container
         return local_target(self._store.name, self._root, name).is_file()
+
+
+def _regular_file(path: Path) -> os.stat_result | None:
+    """Returns a listed entry's stat fields if it is a regular file (or a link to one).
+
+    A fifo would make hashing it wait for a writer forever, a device has no end, and a broken
+    link or a file removed since the walk has nothing to read: none of them is a stored file.
+    """
+    try:
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None
 
 
 async def _copy_one_state(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 from himl_tasks.errors import InvalidInputError, UnsafeBlobNameError
-from himl_tasks.storage.partials import PARTIAL_NAME_BYTES
+from himl_tasks.storage.partials import PARTIAL_NAME_BYTES, PARTIAL_SUFFIX
 
 MAX_BLOB_NAME_CHARS = 1024
 """Azure Blob Storage's limit on the length of a blob name."""
@@ -69,9 +69,12 @@ def check_name_argument(what: str, name: object) -> str:
     """Returns a user-given file name as a str, refusing other types and unusable characters.
 
     Raises:
-        InvalidInputError: If `name` is not a str or path, or holds a control character.
+        InvalidInputError: If `name` is not a str or path, is empty, or holds a control character.
     """
-    return _text(what, name)
+    text = _text(what, name)
+    if not text:
+        raise InvalidInputError(f"the {what} is empty; give the name of a file in the datastore")
+    return text
 
 
 def _text(what: str, value: object) -> str:
@@ -147,6 +150,17 @@ def blob_name_problem(name: str) -> str | None:
         return "contains a backslash, which datastores do not allow in names"
     if is_unsafe(name):
         return "has an empty, '.' or '..' segment"
+    return _reserved_problem(name)
+
+
+def _reserved_problem(name: str) -> str | None:
+    # Such a file would be hidden from a folder's listing and, once downloaded, removed by the
+    # next transfer into its folder as the leftover of a dead one.
+    if name.endswith(PARTIAL_SUFFIX):
+        return (
+            f"ends in '{PARTIAL_SUFFIX}', which marks files still being written (hidden, and "
+            "removed as leftovers)"
+        )
     return None
 
 
@@ -195,6 +209,9 @@ def local_write_problems(
             continue
         if is_unsafe(name):
             problems[name] = f"would be written outside the folder {root}"
+            continue
+        if (reserved := _reserved_problem(name)) is not None:
+            problems[name] = reserved
             continue
         segments = name.split("/")
         too_long = [s for s in segments if len(os.fsencode(s)) > name_max]

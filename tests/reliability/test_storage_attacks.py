@@ -1,0 +1,272 @@
+"""Attacks on the merged storage engine of issue 11, and the classes of failure they found.
+
+A hostile tester's tries after both halves of issue 11's storage items were merged: names that
+look like the engine's own temporary files, things in a folder that are not files (fifos, broken
+links), prefixes that climb out of a folder datastore, options of the wrong type taken at their
+truthiness, constructors that accepted what failed later as raw Python errors. Each test here
+failed on the merged code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import ContainerClient
+
+from himl_tasks.errors import InvalidInputError, LocalFileError, UnusableNamesError
+from himl_tasks.storage import (
+    BlobDatastore,
+    Datastore,
+    LocalDatastore,
+    RequestTimeouts,
+    RetryPolicy,
+)
+from himl_tasks.storage.partials import PARTIAL_SUFFIX
+from tests.azurite import Azurite
+from tests.conftest import read_tree, write_tree
+
+# ---- names that look like the engine's temporary files ----------------------------------------
+
+
+@pytest.mark.parametrize("name", [f".a{PARTIAL_SUFFIX}", f"data{PARTIAL_SUFFIX}"])
+def test_a_file_named_like_a_temporary_file_is_refused_before_anything_is_uploaded(
+    datastore: Datastore, tmp_path: Path, name: str
+) -> None:
+    # Stored, it was hidden from the folder datastore's listing (and sent again each time), and
+    # once downloaded it was removed by the next download into its folder as a leftover.
+    source = write_tree(tmp_path / "s", {"ok.txt": b"ok", f"sub/{name}": b"precious"})
+    with pytest.raises(UnusableNamesError, match=PARTIAL_SUFFIX):
+        datastore.upload_folder(source, "d")
+    assert datastore.list() == []
+
+
+def test_a_blob_named_like_a_temporary_file_is_not_downloaded_to_be_swept_later(
+    blob_store: BlobDatastore, container: ContainerClient, tmp_path: Path
+) -> None:
+    container.upload_blob(f"d/.x{PARTIAL_SUFFIX}", b"precious")
+    container.upload_blob("d/ok.txt", b"ok")
+    with pytest.raises(UnusableNamesError, match=rf"\.x{PARTIAL_SUFFIX}"):
+        blob_store.download("d/", tmp_path / "out")
+    assert not (tmp_path / "out").exists() or read_tree(tmp_path / "out") == {}
+
+
+# ---- things in a folder that are not files ------------------------------------------------------
+
+
+def _within(seconds: float, call: Callable[[], object], unblock: Callable[[], None]) -> object:
+    """Runs `call` in a thread; if it has not returned after `seconds`, unblocks it and fails."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        unblock()
+        thread.join(5)
+        pytest.fail(f"the call hung for {seconds} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _open_fifo_for_writing(fifo: Path) -> Callable[[], None]:
+    def unblock() -> None:
+        # A reader waiting in open() gets end-of-file once a writer comes and goes.
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    return unblock
+
+
+def test_a_fifo_or_broken_link_in_a_folder_datastore_neither_hangs_nor_breaks_its_listing(
+    local_store: LocalDatastore, tmp_path: Path
+) -> None:
+    write_tree(local_store.folder, {"d/a.txt": b"a"})
+    fifo = local_store.folder / "d" / "fifo"
+    os.mkfifo(fifo)
+    (local_store.folder / "d" / "gone").symlink_to(tmp_path / "nowhere")
+    # Hashing the fifo for the listing waited for a writer forever; the broken link failed every
+    # listing with "it was removed or renamed while the transfer ran".
+    listed = _within(10, local_store.list, _open_fifo_for_writing(fifo))
+    assert [f.name for f in listed] == ["d/a.txt"]  # type: ignore[attr-defined]
+    report = local_store.download("d/", tmp_path / "out")
+    assert report.files == 1
+    assert read_tree(tmp_path / "out") == {"d/a.txt": b"a"}
+
+
+def test_an_upload_refuses_a_folder_holding_a_fifo_or_a_broken_link_before_sending(
+    datastore: Datastore, tmp_path: Path
+) -> None:
+    # They were skipped without a word: the upload reported success without them.
+    source = write_tree(tmp_path / "s", {"a.txt": b"a"})
+    os.mkfifo(source / "fifo")
+    (source / "gone").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InvalidInputError) as refused:
+        datastore.upload_folder(source, "d")
+    assert "fifo" in str(refused.value)
+    assert "broken symbolic link" in str(refused.value)
+    assert datastore.list() == []
+
+
+def test_upload_files_says_a_fifo_is_not_a_regular_file(
+    datastore: Datastore, tmp_path: Path
+) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(InvalidInputError, match="not a regular file"):  # was "does not exist"
+        datastore.upload_files([tmp_path / "fifo"])
+
+
+# ---- prefixes and names that climb out of a folder datastore --------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["../", "../outside/", "d/../../"])
+def test_a_prefix_climbing_out_of_a_folder_datastore_lists_nothing_outside(
+    tmp_path: Path, prefix: str
+) -> None:
+    store = LocalDatastore(tmp_path / "store" / "inside", create=True)
+    write_tree(tmp_path / "store" / "outside", {"secret.txt": b"not the datastore's"})
+    write_tree(store.folder, {"d/a.txt": b"a"})
+    assert store.list(prefix) == []
+    with pytest.raises(Exception, match="no file name starts with"):
+        store.download(prefix, tmp_path / "out")
+
+
+def test_exists_refuses_an_empty_name_and_answers_false_for_names_never_stored(
+    datastore: Datastore,
+) -> None:
+    # The folder datastore raised UnsafeBlobNameError ("nothing was downloaded") for both; the
+    # blob datastore sent `HEAD <container>/` and failed with HTTP 400.
+    with pytest.raises(InvalidInputError, match="empty"):
+        datastore.exists("")
+    assert datastore.exists("../x") is False
+
+
+# ---- options of the wrong type ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["False", None, 0, 1.0, math.nan])
+def test_an_option_that_must_be_true_or_false_refuses_anything_else_before_anything_moves(
+    datastore: Datastore, tmp_path: Path, value: object
+) -> None:
+    # overwrite="False" overwrote: a truthy stand-in was taken at its word.
+    source = write_tree(tmp_path / "s", {"a.txt": b"new"})
+    datastore.upload_files([write_tree(tmp_path / "old", {"a.txt": b"old"}) / "a.txt"], "d")
+    calls: list[Callable[[], object]] = [
+        lambda: datastore.upload_folder(source, "d", overwrite=value),  # type: ignore[arg-type]
+        lambda: datastore.upload_files([source / "a.txt"], "d", overwrite=value),  # type: ignore[arg-type]
+        lambda: datastore.upload_folder(source, "d", skip_identical=value),  # type: ignore[arg-type]
+        lambda: datastore.download("d/", tmp_path / "out", overwrite=value),  # type: ignore[arg-type]
+        lambda: datastore.download("d/", tmp_path / "out", validate_checksum=value),  # type: ignore[arg-type]
+        lambda: datastore.download("nothing", tmp_path / "out", missing_ok=value),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError, match="must be True or False"):
+            call()
+    out = tmp_path / "out"
+    assert not out.exists()
+    datastore.download("d/", out)
+    assert read_tree(out) == {"d/a.txt": b"old"}
+
+
+def test_local_paths_that_are_empty_or_hold_a_nul_are_refused(
+    datastore: Datastore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = write_tree(tmp_path / "cwd", {"stray.txt": b"the current folder's"})
+    monkeypatch.chdir(work)
+    # "" meant the current folder: an unset variable uploaded it (or downloaded into it); a NUL
+    # escaped as a raw ValueError.
+    calls: list[Callable[[], object]] = [
+        lambda: datastore.upload_folder(""),
+        lambda: datastore.upload_folder("a\0b"),
+        lambda: datastore.download("", ""),
+        lambda: datastore.download("", "out\0put"),
+        lambda: datastore.upload_files(["stray.txt"], relative_root=""),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError, match="empty|NUL"):
+            call()
+    assert datastore.list() == []
+
+
+# ---- constructors -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", ["", "a\0b", b"bytes"])
+def test_a_folder_datastore_refuses_an_unusable_folder(
+    folder: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInputError):
+        LocalDatastore(folder, create=True)  # type: ignore[arg-type]
+
+
+def test_a_folder_datastore_that_cannot_be_created_says_why(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    too_long = "x" * 300
+    for folder in (tmp_path / "file" / "store", tmp_path / too_long):
+        with pytest.raises(LocalFileError, match=str(tmp_path)):  # was the raw OSError
+            LocalDatastore(folder, create=True)
+    with pytest.raises(InvalidInputError, match="create must be True or False"):
+        LocalDatastore(tmp_path / "s", create="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "container", ["a/b", "c/../x", "Upper", "a b", "", "a" * 64, "-ab", "a--b", "a?b", "\n", None]
+)
+def test_a_blob_datastore_refuses_a_container_name_azure_does_not_allow(
+    azurite: Azurite, container: object
+) -> None:
+    # "a/b" addressed container "a" with a blob prefix; others failed at the first request.
+    with pytest.raises(InvalidInputError, match="container name"):
+        BlobDatastore.from_connection_string(azurite.connection_string, container)  # type: ignore[arg-type]
+
+
+def test_a_blob_datastore_refuses_credentials_and_options_of_the_wrong_type(
+    azurite: Azurite,
+) -> None:
+    url, key = azurite.account_url, azurite.connection_string.split("AccountKey=")[1].split(";")[0]
+    calls: list[Callable[[], object]] = [
+        lambda: BlobDatastore.with_account_key(url, "ok-name", "devstoreaccount1", None),  # type: ignore[arg-type]
+        lambda: BlobDatastore.with_account_key(url, "ok-name", None, key),  # type: ignore[arg-type]
+        lambda: BlobDatastore.with_account_key(url, "ok-name", "", key),
+        lambda: BlobDatastore.with_sas_token(url, "ok-name", None),  # type: ignore[arg-type]
+        lambda: BlobDatastore.with_sas_token(url, "ok-name", 5),  # type: ignore[arg-type]
+        lambda: BlobDatastore.with_sas_token(url, "ok-name", "sv=1&sig=SECRET\nSIG"),
+        lambda: BlobDatastore(url, "ok-name", auth=None),  # type: ignore[arg-type]
+        lambda: BlobDatastore.from_connection_string(
+            azurite.connection_string, "ok-name", timeouts="x"
+        ),
+        lambda: BlobDatastore.from_connection_string(azurite.connection_string, "ok-name", retry=5),
+        lambda: BlobDatastore.from_connection_string(
+            azurite.connection_string, "ok-name", ssl_context="x"
+        ),
+        lambda: BlobDatastore.from_connection_string(azurite.connection_string, "ok-name", name=5),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError) as refused:
+            call()
+        assert key not in str(refused.value) and "SECRET" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RetryPolicy(base_delay=1e300, max_delay=1e300),
+        lambda: RetryPolicy(max_delay=10**9),
+        lambda: RequestTimeouts(connect=1e300),
+        lambda: RequestTimeouts(read=10**9),
+    ],
+)
+def test_waits_so_long_they_look_like_a_hang_are_refused(make: Callable[[], object]) -> None:
+    with pytest.raises(InvalidInputError, match="at most"):
+        make()
