@@ -295,7 +295,9 @@ class _BlobSession(TransferSession):
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
     ) -> bool:
         if remote.size <= self._block_size:
-            response = await self._rest.get_blob(remote.name, if_match=remote.version)
+            response = await self._rest.get_blob(
+                remote.name, if_match=remote.version, size=remote.size
+            )
             _check_version(response, remote.version)
             data = response.body
             if len(data) != remote.size:

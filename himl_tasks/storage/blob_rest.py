@@ -162,6 +162,7 @@ class ContainerRestClient:
         end: int | None = None,
         *,
         if_match: str | None = None,
+        size: int = 0,
     ) -> Response:
         """Reads a blob, or the inclusive byte range start..end of it.
 
@@ -171,11 +172,16 @@ class ContainerRestClient:
             end: Last byte of the range, inclusive.
             if_match: Read only this version (an ETag, with or without quotes); another
                 version answers 412 Precondition Failed, returned as it is.
+            size: The whole blob's size as listed, when reading all of it: it sets the
+                deadline of the answer (a range's own length sets it for a range).
         """
         headers = {"x-ms-range": f"bytes={start}-{end}"} if start is not None else {}
         if if_match is not None:
             headers["If-Match"] = f'"{if_match.strip(chr(34))}"'
-        return await self._request("GET", name, headers=headers, expected=(200, 206, 412))
+        expected_bytes = end - start + 1 if start is not None and end is not None else size
+        return await self._request(
+            "GET", name, headers=headers, expected=(200, 206, 412), answer_bytes=expected_bytes
+        )
 
     async def exists(self, name: str) -> bool:
         """Tells whether a blob of exactly this name exists."""
@@ -196,11 +202,14 @@ class ContainerRestClient:
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
         expected: tuple[int, ...],
+        answer_bytes: int = 0,
     ) -> Response:
         target = self._target(blob_name)
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                return await self._send(method, blob_name, params, headers, data, expected)
+                return await self._send(
+                    method, blob_name, params, headers, data, expected, answer_bytes
+                )
             except _TransientError as transient:
                 if attempt == self._retry.attempts:
                     raise TransferFailedError(
@@ -225,6 +234,7 @@ class ContainerRestClient:
         headers: dict[str, str] | None,
         data: bytes | None,
         expected: tuple[int, ...],
+        answer_bytes: int = 0,
     ) -> Response:
         path = (
             self._container_url
@@ -242,8 +252,10 @@ class ContainerRestClient:
                 # Big bodies go out as slices of the same buffer: no copy, and the loop stays free.
                 body = _slices(data)
         url = await self._auth.authorize(method, url, request_headers)
+        # A body to send, or an answer of known length to receive, must move at a minimum rate:
+        # a peer that trickles bytes, each within the read timeout, would hold it forever.
         timeout = aiohttp.ClientTimeout(
-            total=self._timeouts.total(len(data) if data is not None else 0),
+            total=self._timeouts.total(len(data) if data is not None else answer_bytes),
             sock_connect=self._timeouts.connect,
             sock_read=self._timeouts.read,
         )

@@ -51,9 +51,10 @@ class RequestTimeouts:
     Attributes:
         connect: Seconds to open a connection.
         read: Seconds of silence allowed while waiting for the answer (reset by each byte).
-        min_send_rate: Bytes per second a request body must at least move at: sending a body of
-            n bytes may take `read + n / min_send_rate` seconds (a server that stops reading a
-            body would otherwise hold the request forever).
+        min_send_rate: Bytes per second a request body, or an answer of known length (a blob
+            or a range of it being downloaded), must at least move at: moving n bytes may take
+            `connect + read + n / min_send_rate` seconds (a server that stops reading a body,
+            or trickles an answer a byte at a time, would otherwise hold the request forever).
 
     Raises:
         InvalidInputError: If a value is not a positive finite number.
@@ -69,10 +70,10 @@ class RequestTimeouts:
         whole_number("RequestTimeouts.min_send_rate", self.min_send_rate)
 
     def total(self, body_bytes: int) -> float | None:
-        """The deadline of a whole request that sends a body of `body_bytes`, if it sends one.
+        """The deadline of a whole request that moves `body_bytes` (sent, or expected back).
 
-        A request without a body has none: its answer may take as long as it keeps arriving
-        (the `read` timeout bounds each silence, and the answer's length bounds the whole).
+        A request with neither, a listing say, has none: its answer may take as long as it
+        keeps arriving (the `read` timeout bounds each silence).
         """
         if body_bytes == 0:
             return None

@@ -9,16 +9,23 @@ failed on the merged code.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from azure.storage.blob import ContainerClient
 
-from himl_tasks.errors import InvalidInputError, LocalFileError, UnusableNamesError
+from himl_tasks.errors import (
+    InvalidInputError,
+    LocalFileError,
+    TransferFailedError,
+    UnusableNamesError,
+)
 from himl_tasks.storage import (
     BlobDatastore,
     Datastore,
@@ -28,7 +35,7 @@ from himl_tasks.storage import (
 )
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
 from tests.azurite import Azurite
-from tests.conftest import read_tree, write_tree
+from tests.conftest import TEST_BLOCK_SIZE, read_tree, write_tree
 
 # ---- names that look like the engine's temporary files ----------------------------------------
 
@@ -234,7 +241,7 @@ def test_a_blob_datastore_refuses_a_container_name_azure_does_not_allow(
 def test_a_blob_datastore_refuses_credentials_and_options_of_the_wrong_type(
     azurite: Azurite,
 ) -> None:
-    url, key = azurite.account_url, azurite.connection_string.split("AccountKey=")[1].split(";")[0]
+    url, key = azurite.account_url, azurite.account_key
     calls: list[Callable[[], object]] = [
         lambda: BlobDatastore.with_account_key(url, "ok-name", "devstoreaccount1", None),  # type: ignore[arg-type]
         lambda: BlobDatastore.with_account_key(url, "ok-name", None, key),  # type: ignore[arg-type]
@@ -270,3 +277,109 @@ def test_a_blob_datastore_refuses_credentials_and_options_of_the_wrong_type(
 def test_waits_so_long_they_look_like_a_hang_are_refused(make: Callable[[], object]) -> None:
     with pytest.raises(InvalidInputError, match="at most"):
         make()
+
+
+# ---- a server that answers, but a byte at a time ------------------------------------------------
+
+
+class TrickleProxy:
+    """A loopback proxy to Azurite that sends the body of each blob read one byte at a time.
+
+    Each byte comes well within the read timeout, so no silence is ever long enough to time
+    out: only a deadline on the whole answer ends the request. Listings pass at full speed.
+    """
+
+    def __init__(self, upstream: tuple[str, int], seconds_per_byte: float) -> None:
+        self._upstream = upstream
+        self._seconds_per_byte = seconds_per_byte
+        self.trickling = True
+        self.trickled = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.port = 0
+
+    def __enter__(self) -> TrickleProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.trickling = False
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+        # Connections still being served end here, not when the loop is collected.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length) if length else b""
+            request_line = head.split(b"\r\n", 1)[0]
+            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+            up_writer.write(head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1) + body)
+            await up_writer.drain()
+            response = await up_reader.read()
+            up_writer.close()
+            split = response.index(b"\r\n\r\n") + 4
+            slow = request_line.startswith(b"GET ") and b"comp=list" not in request_line
+            if not slow:
+                writer.write(response)
+                await writer.drain()
+                return
+            writer.write(response[:split])
+            for index in range(split, len(response)):
+                if not self.trickling:
+                    writer.write(response[index:])
+                    break
+                writer.write(response[index : index + 1])
+                await writer.drain()
+                self.trickled += 1
+                await asyncio.sleep(self._seconds_per_byte)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("size", [3_000, 5 * TEST_BLOCK_SIZE], ids=["whole", "ranges"])
+def test_an_answer_that_trickles_in_has_a_deadline_and_is_retried(
+    azurite: Azurite, container: ContainerClient, tmp_path: Path, size: int
+) -> None:
+    # Each byte came within the read timeout, so a download of a few KB took hours.
+    container.upload_blob("d/a.bin", os.urandom(size))
+    with TrickleProxy((azurite.host, azurite.port), seconds_per_byte=0.02) as proxy:
+        store = BlobDatastore.from_connection_string(
+            azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/"),
+            container.container_name,
+            block_size=TEST_BLOCK_SIZE,
+            retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
+            timeouts=RequestTimeouts(connect=0.3, read=0.3, min_send_rate=64 * 1024),
+        )
+
+        def stop() -> None:
+            proxy.trickling = False
+
+        started = time.monotonic()
+        with pytest.raises(TransferFailedError, match="failed 2 times.*Timeout"):
+            _within(20, lambda: store.download("d/", tmp_path / "out"), stop)
+        assert time.monotonic() - started < 10
+    assert not (tmp_path / "out" / "d" / "a.bin").exists()
+    assert list((tmp_path / "out").rglob(f"*{PARTIAL_SUFFIX}")) == []
