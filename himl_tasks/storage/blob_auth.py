@@ -160,6 +160,11 @@ class TokenAuth:
     RENEW_BEFORE_SECONDS = 300
 
     def __init__(self, credential: TokenCredential) -> None:
+        if not callable(getattr(credential, "get_token", None)):
+            raise InvalidInputError(
+                f"a token credential must have get_token (e.g. azure.identity's "
+                f"DefaultAzureCredential()), not {type(credential).__name__}"
+            )
         self._credential = credential
         self._token = ""
         self._expires_on = 0

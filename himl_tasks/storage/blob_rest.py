@@ -23,6 +23,7 @@ from yarl import URL
 
 from himl_tasks.errors import (
     ContainerNotFoundError,
+    HimlError,
     StorageAccessError,
     TransferFailedError,
 )
@@ -32,6 +33,10 @@ from himl_tasks.storage.retry import TRANSIENT_STATUSES, RequestTimeouts, RetryP
 
 API_VERSION = "2023-11-03"
 LIST_PAGE_SIZE = 5000
+LIST_ENTRY_BYTES = 4096
+"""An upper bound of one listed blob's share of a listing page (a name of 1,024 characters of
+up to 3 bytes each, escaped, and its properties): a page's deadline is set for this many bytes
+per entry."""
 STREAM_ABOVE_BYTES = 1024 * 1024
 SLICE_BYTES = 256 * 1024
 
@@ -100,7 +105,13 @@ class ContainerRestClient:
                 params["prefix"] = prefix
             if marker:
                 params["marker"] = marker
-            response = await self._request("GET", None, params=params, expected=(200,))
+            response = await self._request(
+                "GET",
+                None,
+                params=params,
+                expected=(200,),
+                answer_bytes=LIST_PAGE_SIZE * LIST_ENTRY_BYTES,
+            )
             try:
                 root = ElementTree.fromstring(response.body)
             except ElementTree.ParseError as error:
@@ -251,7 +262,20 @@ class ContainerRestClient:
             if len(data) > STREAM_ABOVE_BYTES:
                 # Big bodies go out as slices of the same buffer: no copy, and the loop stays free.
                 body = _slices(data)
-        url = await self._auth.authorize(method, url, request_headers)
+        try:
+            url = await self._auth.authorize(method, url, request_headers)
+        except HimlError:
+            raise
+        except Exception as error:
+            # An azure-identity credential that cannot get a token (no login, no managed
+            # identity here): a matter of configuration, which asking again does not fix.
+            raise StorageAccessError(
+                self._datastore,
+                f"the credential could not authorise a request to container "
+                f"'{self._container}': {redact(f'{type(error).__name__}: {error}')}. Check the "
+                "credential (e.g. run `az login`, or configure the managed identity); this was "
+                "not retried.",
+            ) from None
         # A body to send, or an answer of known length to receive, must move at a minimum rate:
         # a peer that trickles bytes, each within the read timeout, would hold it forever.
         timeout = aiohttp.ClientTimeout(

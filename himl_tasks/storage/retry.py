@@ -69,12 +69,10 @@ class RequestTimeouts:
         seconds("RequestTimeouts.read", self.read, zero_allowed=False)
         whole_number("RequestTimeouts.min_send_rate", self.min_send_rate)
 
-    def total(self, body_bytes: int) -> float | None:
+    def total(self, body_bytes: int) -> float:
         """The deadline of a whole request that moves `body_bytes` (sent, or expected back).
 
-        A request with neither, a listing say, has none: its answer may take as long as it
-        keeps arriving (the `read` timeout bounds each silence).
+        Every request has one, also those that move no body (a HEAD, a DELETE): a peer that
+        trickles its answer a byte at a time, each within the `read` timeout, ends there.
         """
-        if body_bytes == 0:
-            return None
         return self.connect + self.read + body_bytes / self.min_send_rate

@@ -23,6 +23,7 @@ from azure.storage.blob import ContainerClient
 from himl_tasks.errors import (
     InvalidInputError,
     LocalFileError,
+    StorageAccessError,
     TransferFailedError,
     UnusableNamesError,
 )
@@ -289,8 +290,11 @@ class TrickleProxy:
     out: only a deadline on the whole answer ends the request. Listings pass at full speed.
     """
 
-    def __init__(self, upstream: tuple[str, int], seconds_per_byte: float) -> None:
+    def __init__(
+        self, upstream: tuple[str, int], seconds_per_byte: float, *, listings: bool = False
+    ) -> None:
         self._upstream = upstream
+        self._listings = listings
         self._seconds_per_byte = seconds_per_byte
         self.trickling = True
         self.trickled = 0
@@ -338,7 +342,9 @@ class TrickleProxy:
             response = await up_reader.read()
             up_writer.close()
             split = response.index(b"\r\n\r\n") + 4
-            slow = request_line.startswith(b"GET ") and b"comp=list" not in request_line
+            slow = request_line.startswith(b"GET ") and (
+                self._listings or b"comp=list" not in request_line
+            )
             if not slow:
                 writer.write(response)
                 await writer.drain()
@@ -383,3 +389,49 @@ def test_an_answer_that_trickles_in_has_a_deadline_and_is_retried(
         assert time.monotonic() - started < 10
     assert not (tmp_path / "out" / "d" / "a.bin").exists()
     assert list((tmp_path / "out").rglob(f"*{PARTIAL_SUFFIX}")) == []
+
+
+def test_a_listing_that_trickles_in_has_a_deadline_too(
+    azurite: Azurite, container: ContainerClient
+) -> None:
+    container.upload_blob("d/a.bin", b"a")
+    with TrickleProxy((azurite.host, azurite.port), 0.02, listings=True) as proxy:
+        store = BlobDatastore.from_connection_string(
+            azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/"),
+            container.container_name,
+            retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
+            timeouts=RequestTimeouts(connect=0.3, read=0.3, min_send_rate=64 * 1024 * 1024),
+        )
+
+        def stop() -> None:
+            proxy.trickling = False
+
+        with pytest.raises(TransferFailedError, match="failed 2 times.*Timeout"):
+            _within(20, store.list, stop)
+
+
+class FailingCredential:
+    """An azure-identity credential on a machine where none of its sources is configured."""
+
+    def get_token(self, *scopes: str, **options: object) -> object:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        raise ClientAuthenticationError(
+            "DefaultAzureCredential failed to retrieve a token from the included credentials."
+        )
+
+
+def test_a_credential_that_cannot_get_a_token_is_an_access_error_not_retried(
+    azurite: Azurite, container: ContainerClient, tmp_path: Path
+) -> None:
+    # The azure-identity exception escaped as it was, and a credential of the wrong type as
+    # an AttributeError at the first request.
+    store = BlobDatastore.with_credential(
+        azurite.account_url,
+        container.container_name,
+        FailingCredential(),  # type: ignore[arg-type]
+    )
+    with pytest.raises(StorageAccessError, match="could not authorise.*not retried"):
+        store.upload_folder(write_tree(tmp_path / "s", {"a": b"a"}), "d")
+    with pytest.raises(InvalidInputError, match="get_token"):
+        BlobDatastore.with_credential(azurite.account_url, container.container_name, None)  # type: ignore[arg-type]
