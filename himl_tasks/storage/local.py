@@ -102,7 +102,20 @@ class _LocalSession(TransferSession):
             return []
         names: dict[Path, str] = {}
         statuses: dict[Path, os.stat_result] = {}
-        for directory, _, filenames in os.walk(start):
+        # Linked folders are part of the datastore, whatever the prefix: else a file under one
+        # is listed with the prefix "data/" but not with "", and an upload that did not see it
+        # would replace it without `overwrite`. A link back to a folder above is walked once.
+        walked: set[tuple[int, int]] = set()
+        for directory, folders, filenames in os.walk(start, followlinks=True):
+            try:
+                status = Path(directory).stat()
+            except OSError:
+                folders.clear()
+                continue
+            if (status.st_dev, status.st_ino) in walked:
+                folders.clear()
+                continue
+            walked.add((status.st_dev, status.st_ino))
             for filename in filenames:
                 if filename.endswith(PARTIAL_SUFFIX):
                     continue

@@ -435,3 +435,17 @@ def test_a_credential_that_cannot_get_a_token_is_an_access_error_not_retried(
         store.upload_folder(write_tree(tmp_path / "s", {"a": b"a"}), "d")
     with pytest.raises(InvalidInputError, match="get_token"):
         BlobDatastore.with_credential(azurite.account_url, container.container_name, None)  # type: ignore[arg-type]
+
+
+def test_a_linked_folder_in_a_folder_datastore_is_listed_and_never_overwritten_unasked(
+    local_store: LocalDatastore, tmp_path: Path
+) -> None:
+    # The listing of "" did not enter linked folders, while that of "data/" did: an upload
+    # that listed "" replaced the file under the link without overwrite=True.
+    elsewhere = write_tree(tmp_path / "big-disk", {"x.txt": b"original"})
+    (local_store.folder / "data").symlink_to(elsewhere)
+    (local_store.folder / "loop").symlink_to(local_store.folder)
+    assert [f.name for f in local_store.list()] == ["data/x.txt"]
+    report = local_store.upload_folder(write_tree(tmp_path / "s", {"data/x.txt": b"new"}))
+    assert (report.files, report.skipped_existing) == (0, 1)
+    assert (elsewhere / "x.txt").read_bytes() == b"original"
