@@ -108,14 +108,14 @@ class _LocalSession(TransferSession):
         walked: set[tuple[int, int]] = set()
         for directory, folders, filenames in os.walk(start, followlinks=True):
             try:
-                status = Path(directory).stat()
+                folder_status = Path(directory).stat()
             except OSError:
                 folders.clear()
                 continue
-            if (status.st_dev, status.st_ino) in walked:
+            if (folder_status.st_dev, folder_status.st_ino) in walked:
                 folders.clear()
                 continue
-            walked.add((status.st_dev, status.st_ino))
+            walked.add((folder_status.st_dev, folder_status.st_ino))
             for filename in filenames:
                 if filename.endswith(PARTIAL_SUFFIX):
                     continue

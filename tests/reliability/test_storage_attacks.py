@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -449,3 +452,61 @@ def test_a_linked_folder_in_a_folder_datastore_is_listed_and_never_overwritten_u
     report = local_store.upload_folder(write_tree(tmp_path / "s", {"data/x.txt": b"new"}))
     assert (report.files, report.skipped_existing) == (0, 1)
     assert (elsewhere / "x.txt").read_bytes() == b"original"
+
+
+# ---- an interrupt while the engine runs on its own loop in a worker thread ----------------------
+
+INTERRUPTED_INSIDE_A_LOOP = """
+import asyncio, os, sys, time
+from himl_tasks.storage import LocalDatastore
+
+class Slow:
+    advances = 0
+
+    def start(self, files, total_bytes):
+        pass
+
+    def advance(self, nbytes):
+        Slow.advances += 1
+        if Slow.advances == 2:
+            print("moving", flush=True)
+        time.sleep(0.05)
+
+    def file_done(self):
+        pass
+
+async def main():
+    # Called from a coroutine, the sync API runs the transfer on a loop of its own in a worker
+    # thread, as in a notebook or a Prefect async task.
+    LocalDatastore(sys.argv[1]).download("d/", sys.argv[2], show_progress=Slow())
+
+# No asyncio.run: an interrupt is then a KeyboardInterrupt, as in Jupyter.
+loop = asyncio.new_event_loop()
+try:
+    loop.run_until_complete(main())
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print(f"interrupted after {Slow.advances} chunks", flush=True)
+"""
+
+
+def test_an_interrupt_stops_a_transfer_run_from_inside_an_event_loop(
+    local_store: LocalDatastore, tmp_path: Path
+) -> None:
+    # The interrupt reached the caller only once the whole transfer had finished: the worker
+    # thread was waited for, and nothing told its loop to stop.
+    write_tree(local_store.folder, {f"d/{i:02}.bin": os.urandom(64 * 1024) for i in range(60)})
+    out = tmp_path / "out"
+    child = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_INSIDE_A_LOOP, str(local_store.folder), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "moving\n"
+    child.send_signal(signal.SIGINT)
+    said = child.communicate(timeout=60)[0]
+    assert said.startswith("interrupted after"), said
+    assert int(said.split()[2]) < 40  # of the 60 files, 50 ms each
+    assert list(out.rglob(f"*{PARTIAL_SUFFIX}")) == []
+    assert all(f.stat().st_size == 64 * 1024 for f in out.rglob("*.bin"))
