@@ -33,6 +33,9 @@ from himl_tasks.storage.retry import RequestTimeouts, RetryPolicy
 MIB = 1024 * 1024
 MAX_BLOCK_SIZE = 4000 * MIB
 """Azure's largest block (and, below it, the largest blob sent in one request)."""
+MAX_BLOCKS = 50_000
+"""Azure's limit on the blocks of one blob: a file that would need more is sent in bigger
+blocks (else the service refuses the block list once every block was sent)."""
 
 
 class BlobDatastore(Datastore):
@@ -246,7 +249,8 @@ class _BlobSession(TransferSession):
         # several at once; a block's buffer is released when its request completes. The block
         # list is committed only once the whole file was read as one state of it.
         token = secrets.token_hex(8)
-        count = math.ceil(reader.size / self._block_size)
+        block_size = max(self._block_size, math.ceil(reader.size / MAX_BLOCKS))
+        count = math.ceil(reader.size / block_size)
         block_ids = [base64.b64encode(f"{token}-{i:08d}".encode()).decode() for i in range(count)]
         file_digest = new_md5()
         sent: list[asyncio.Task[None]] = []
@@ -265,9 +269,7 @@ class _BlobSession(TransferSession):
                 await per_file.acquire()
                 await self._block_slots.acquire()
                 try:
-                    data = await to_thread_to_end(
-                        _read_and_hash, reader, self._block_size, file_digest
-                    )
+                    data = await to_thread_to_end(_read_and_hash, reader, block_size, file_digest)
                 except BaseException:
                     per_file.release()
                     self._block_slots.release()
