@@ -50,8 +50,8 @@ from himl_tasks.storage.names import (
 )
 from himl_tasks.storage.options import flag, whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX as PARTIAL_SUFFIX
+from himl_tasks.storage.partials import DestinationTakenError, remove_leftovers, writing_partial
 from himl_tasks.storage.partials import partial_path as partial_path
-from himl_tasks.storage.partials import remove_leftovers, writing_partial
 from himl_tasks.storage.pinning import ATTEMPTS, ChangedWhileReadError
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
 
@@ -93,11 +93,20 @@ class TransferSession(abc.ABC):
         """Lists files whose names start with `prefix` (any order)."""
 
     @abc.abstractmethod
-    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+    async def put(
+        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
+    ) -> SentFile:
         """Stores a local file under `name` with its MD5, replacing what is there, atomically.
 
         What is stored is one state of the file (see `pinning`): if the file changes while it
         is read, nothing is stored and `ChangedWhileReadError` is raised.
+
+        Args:
+            source: The local file.
+            name: Its name in the datastore.
+            progress: Told of the bytes sent.
+            replace: Replace a file stored under `name`. If False, one stored there meanwhile
+                (by another writer, after the plan) is kept, atomically.
 
         Returns:
             The state of the file that was stored, with the MD5 of its bytes if computed.
@@ -105,6 +114,7 @@ class TransferSession(abc.ABC):
         Raises:
             ChangedWhileReadError: If the file changed while it was read (the engine sends it
                 again).
+            DestinationTakenError: If not `replace` and a file is stored under `name`.
         """
 
     @abc.abstractmethod
@@ -418,7 +428,14 @@ class Datastore(abc.ABC):
             async def send(item: tuple[_LocalFile, str]) -> None:
                 local, name = item
                 try:
-                    sent = await _put_one_state(session, self.name, local.path, name, progress)
+                    sent = await _put_one_state(
+                        session, self.name, local.path, name, progress, replace=overwrite
+                    )
+                except DestinationTakenError:
+                    # Stored by another writer since the plan: kept, as without overwrite.
+                    report.skipped_existing += 1
+                    progress.file_done()
+                    return
                 except HimlError:
                     raise
                 except OSError as error:
@@ -609,8 +626,13 @@ class Datastore(abc.ABC):
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     remote, verified = await _get_one_state(
-                        session, self.name, remote, target, validate, progress
+                        session, self.name, remote, target, validate, progress, replace=overwrite
                     )
+                except DestinationTakenError:
+                    # Written by another writer since the plan: kept, as without overwrite.
+                    report.skipped_existing += 1
+                    progress.file_done()
+                    return
                 except HimlError:
                     raise
                 except OSError as error:
@@ -630,12 +652,18 @@ class Datastore(abc.ABC):
 
 
 async def _put_one_state(
-    session: TransferSession, datastore: str, path: Path, name: str, progress: TransferProgress
+    session: TransferSession,
+    datastore: str,
+    path: Path,
+    name: str,
+    progress: TransferProgress,
+    *,
+    replace: bool,
 ) -> SentFile:
     """Stores one state of a local file, sending it again (from scratch) when it changes."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return await session.put(path, name, progress)
+            return await session.put(path, name, progress, replace=replace)
         except ChangedWhileReadError as changed:
             if attempt == ATTEMPTS:
                 raise SourceChangedError(datastore, path, name, attempt, changed.detail) from None
@@ -649,8 +677,13 @@ async def _get_one_state(
     target: Path,
     validate: bool,
     progress: TransferProgress,
+    *,
+    replace: bool,
 ) -> tuple[RemoteFile, bool]:
     """Writes one version of a datastore file to `target`, fetching it again when it changes.
+
+    Unless `replace`, a file that appeared at `target` meanwhile is kept
+    (`DestinationTakenError`).
 
     Returns:
         The listing entry of the version written (a newer one than `remote` if it changed),
@@ -659,7 +692,7 @@ async def _get_one_state(
     for attempt in range(1, ATTEMPTS + 1):
         # Each attempt starts from scratch, into a fresh temporary file (removed on any error).
         try:
-            with writing_partial(target) as partial:
+            with writing_partial(target, replace=replace) as partial:
                 verified = await session.get(remote, partial, validate, progress)
             return remote, verified
         except ChangedWhileReadError as changed:

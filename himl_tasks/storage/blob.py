@@ -224,11 +224,13 @@ class _BlobSession(TransferSession):
 
     # ---- upload ---------------------------------------------------------------------------
 
-    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+    async def put(
+        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
+    ) -> SentFile:
         reader = PinnedReader(source)
         try:
             if reader.size > self._block_size:
-                md5 = await self._put_blocks(reader, name, progress)
+                md5 = await self._put_blocks(reader, name, progress, replace)
             else:
                 data = (
                     _read_whole(reader)
@@ -236,14 +238,14 @@ class _BlobSession(TransferSession):
                     else await to_thread_to_end(_read_whole, reader)
                 )
                 md5 = bytes_md5(data)
-                await self._rest.put_blob(name, data, md5)
+                await self._rest.put_blob(name, data, md5, replace=replace)
                 progress.advance(len(data))
         finally:
             reader.close()
         return SentFile(reader.status, md5)
 
     async def _put_blocks(
-        self, reader: PinnedReader, name: str, progress: TransferProgress
+        self, reader: PinnedReader, name: str, progress: TransferProgress, replace: bool
     ) -> bytes:
         # Blocks are read in order (so the file's MD5 is computed in one pass) and sent
         # several at once; a block's buffer is released when its request completes. The block
@@ -288,7 +290,7 @@ class _BlobSession(TransferSession):
             for task in sent:
                 task.cancel()
             await asyncio.gather(*sent, return_exceptions=True)
-        await self._rest.put_block_list(name, block_ids, file_digest.digest())
+        await self._rest.put_block_list(name, block_ids, file_digest.digest(), replace=replace)
         return file_digest.digest()
 
     # ---- download -------------------------------------------------------------------------

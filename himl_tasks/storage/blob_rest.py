@@ -29,6 +29,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.storage.blob_auth import BlobAuth, redact
 from himl_tasks.storage.models import RemoteFile
+from himl_tasks.storage.partials import DestinationTakenError
 from himl_tasks.storage.retry import TRANSIENT_STATUSES, RequestTimeouts, RetryPolicy
 
 API_VERSION = "2023-11-03"
@@ -137,14 +138,18 @@ class ContainerRestClient:
             if not marker:
                 return found
 
-    async def put_blob(self, name: str, data: bytes, md5: bytes) -> None:
-        """Stores `data` as a block blob in one request; the service checks and keeps the MD5."""
+    async def put_blob(self, name: str, data: bytes, md5: bytes, *, replace: bool = True) -> None:
+        """Stores `data` as a block blob in one request; the service checks and keeps the MD5.
+
+        Raises:
+            DestinationTakenError: If not `replace` and another blob is stored under `name`.
+        """
         headers = {
             "x-ms-blob-type": "BlockBlob",
             "Content-MD5": base64.b64encode(md5).decode("ascii"),
             "Content-Type": "application/octet-stream",
         }
-        await self._request("PUT", name, headers=headers, data=data, expected=(201,))
+        await self._conditional_put(name, md5, replace, headers=headers, data=data)
 
     async def put_block(self, name: str, block_id: str, data: bytes, md5: bytes) -> None:
         """Stages one block of a blob (not visible until `put_block_list`)."""
@@ -152,8 +157,14 @@ class ContainerRestClient:
         params = {"comp": "block", "blockid": block_id}
         await self._request("PUT", name, params=params, headers=headers, data=data, expected=(201,))
 
-    async def put_block_list(self, name: str, block_ids: list[str], content_md5: bytes) -> None:
-        """Commits staged blocks as the blob's content, recording the whole file's MD5."""
+    async def put_block_list(
+        self, name: str, block_ids: list[str], content_md5: bytes, *, replace: bool = True
+    ) -> None:
+        """Commits staged blocks as the blob's content, recording the whole file's MD5.
+
+        Raises:
+            DestinationTakenError: If not `replace` and another blob is stored under `name`.
+        """
         body = "".join(f"<Latest>{block_id}</Latest>" for block_id in block_ids)
         xml = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{body}</BlockList>'
         headers = {
@@ -162,9 +173,39 @@ class ContainerRestClient:
             "Content-Type": "application/xml",
         }
         params = {"comp": "blocklist"}
-        await self._request(
-            "PUT", name, params=params, headers=headers, data=xml.encode(), expected=(201,)
+        await self._conditional_put(
+            name, content_md5, replace, params=params, headers=headers, data=xml.encode()
         )
+
+    async def _conditional_put(
+        self,
+        name: str,
+        md5: bytes,
+        replace: bool,
+        *,
+        headers: dict[str, str],
+        data: bytes,
+        params: dict[str, str] | None = None,
+    ) -> None:
+        if replace:
+            await self._request(
+                "PUT", name, params=params, headers=headers, data=data, expected=(201,)
+            )
+            return
+        # Written only if no blob has the name: one stored by another writer since the plan is
+        # kept. A 409 may also answer a retry of our own write whose first answer was lost:
+        # then the stored blob has our MD5.
+        headers = {**headers, "If-None-Match": "*"}
+        response = await self._request(
+            "PUT", name, params=params, headers=headers, data=data, expected=(201, 409)
+        )
+        if response.status != 409:
+            return
+        if _error_code(response.headers, response.body) != "BlobAlreadyExists":
+            raise self._permanent_error("PUT", name, 409, response.headers, response.body)
+        stored = await self._request("HEAD", name, expected=(200, 404))
+        if stored.headers.get("Content-MD5") != base64.b64encode(md5).decode("ascii"):
+            raise DestinationTakenError(name)
 
     async def get_blob(
         self,

@@ -130,7 +130,9 @@ class _LocalSession(TransferSession):
             for p, name in names.items()
         ]
 
-    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+    async def put(
+        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
+    ) -> SentFile:
         # Copied under a temporary name and renamed only once the copy is known to be one
         # state of the source: a torn copy is never published.
         target = local_target(self._store.name, self._root, name)
@@ -139,7 +141,7 @@ class _LocalSession(TransferSession):
             self._swept.add(target.parent)
             await asyncio.to_thread(remove_leftovers, [target.parent])
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        with writing_partial(target) as partial:
+        with writing_partial(target, replace=replace) as partial:
             copied = await _copy_one_state(source, None, partial, False, progress)
         return SentFile(copied.status)
 

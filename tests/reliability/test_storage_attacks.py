@@ -41,6 +41,8 @@ from himl_tasks.storage import blob as blob_module
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
 from tests.azurite import Azurite
 from tests.conftest import TEST_BLOCK_SIZE, read_tree, write_tree
+from tests.faulty_proxy import FaultyProxy
+from tests.reliability.test_consistent_transfers import Hooked
 
 # ---- names that look like the engine's temporary files ----------------------------------------
 
@@ -531,3 +533,60 @@ def test_a_file_needing_more_blocks_than_a_blob_may_have_is_sent_in_bigger_ones(
     committed, _ = container.get_blob_client("d/big.bin").get_block_list("committed")
     assert len(committed) <= 4
     assert container.download_blob("d/big.bin").readall() == data
+
+
+# ---- a file that appears at the destination after the plan, without overwrite ------------------
+
+
+@pytest.mark.parametrize("size", [10, 5 * TEST_BLOCK_SIZE], ids=["one-request", "blocks"])
+def test_an_upload_without_overwrite_keeps_a_file_another_writer_stored_meanwhile(
+    datastore: Datastore, tmp_path: Path, size: int
+) -> None:
+    # The plan saw no file, so the upload replaced the one another writer stored while it ran.
+    theirs = write_tree(tmp_path / "theirs", {"a.bin": b"their bytes"})
+    ours = write_tree(tmp_path / "ours", {"a.bin": os.urandom(size)})
+
+    def another_writer_stores_it() -> None:
+        datastore.upload_folder(theirs, "d")  # from another loop, in a worker thread
+
+    report = datastore.upload_folder(
+        ours, "d", show_progress=Hooked(on_start=another_writer_stores_it)
+    )
+
+    assert (report.files, report.skipped_existing) == (0, 1)
+    datastore.download("d/", tmp_path / "out")
+    assert read_tree(tmp_path / "out") == {"d/a.bin": b"their bytes"}
+
+
+def test_a_download_without_overwrite_keeps_a_file_written_meanwhile(
+    datastore: Datastore, tmp_path: Path
+) -> None:
+    datastore.upload_folder(write_tree(tmp_path / "s", {"a.bin": os.urandom(5 * 65536)}), "d")
+    out = tmp_path / "out"
+
+    def another_writer_writes_it() -> None:
+        write_tree(out, {"d/a.bin": b"their bytes"})
+
+    report = datastore.download("d/", out, show_progress=Hooked(on_start=another_writer_writes_it))
+
+    assert (report.files, report.skipped_existing) == (0, 1)
+    assert read_tree(out) == {"d/a.bin": b"their bytes"}
+
+
+def test_an_upload_retried_after_its_answer_was_lost_counts_as_sent(
+    azurite: Azurite, container: ContainerClient, tmp_path: Path
+) -> None:
+    # Without overwrite a write is conditional (If-None-Match: *); its retry after a lost answer
+    # finds the blob it wrote itself, which must count as sent, not as another writer's.
+    with FaultyProxy(azurite.host, azurite.port) as proxy:
+        store = BlobDatastore.from_connection_string(
+            azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/"),
+            container.container_name,
+            retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
+        )
+        proxy.fail_next(1, "none")  # the listing
+        proxy.fail_next(1, "lost")  # the write is done, its answer lost
+        report = store.upload_folder(write_tree(tmp_path / "s", {"a.bin": b"ours"}), "d")
+        assert proxy.requests == 4  # listing, write, its retry (409), and the check of the MD5
+    assert (report.files, report.skipped_existing) == (1, 0)
+    assert container.download_blob("d/a.bin").readall() == b"ours"
