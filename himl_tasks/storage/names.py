@@ -24,8 +24,10 @@ MAX_BLOB_NAME_CHARS = 1024
 MAX_BLOB_NAME_SEGMENTS = 254
 """Azure Blob Storage's limit on the number of '/'-separated segments of a blob name."""
 
-_UNUSABLE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters (C0, DEL, C1) and lone surrogates (undecodable bytes of a file name)."""
+_UNUSABLE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+"""Control characters (C0, DEL, C1), lone surrogates (undecodable bytes of a file name), and
+U+FFFE and U+FFFF, which XML cannot carry: a blob so named breaks every later listing of its
+container (Azurite answers HTTP 500)."""
 
 DEFAULT_NAME_MAX = 255
 DEFAULT_PATH_MAX = 4096
@@ -173,6 +175,8 @@ def _character_problem(text: str) -> str | None:
         return "contains a NUL character"
     if "\ud800" <= character <= "\udfff":
         return "is not valid UTF-8 (a name made of undecodable bytes)"
+    if character in "\ufffe\uffff":
+        return f"contains the noncharacter U+{ord(character):04X}, which listings cannot carry"
     return f"contains the control character U+{ord(character):04X}"
 
 

@@ -590,3 +590,17 @@ def test_an_upload_retried_after_its_answer_was_lost_counts_as_sent(
         assert proxy.requests == 4  # listing, write, its retry (409), and the check of the MD5
     assert (report.files, report.skipped_existing) == (1, 0)
     assert container.download_blob("d/a.bin").readall() == b"ours"
+
+
+# ---- names a listing cannot carry ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("character", ["\ufffe", "\uffff"])
+def test_a_name_with_a_character_xml_cannot_carry_is_refused_before_it_breaks_listings(
+    datastore: Datastore, tmp_path: Path, character: str
+) -> None:
+    # Stored, the blob made every later listing of its container fail (HTTP 500, retried).
+    source = write_tree(tmp_path / "s", {f"a{character}b.txt": b"x", "ok.txt": b"ok"})
+    with pytest.raises(UnusableNamesError, match=f"U\\+{ord(character):04X}"):
+        datastore.upload_folder(source, "d")
+    assert datastore.list() == []
