@@ -39,6 +39,7 @@ from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
 from himl_tasks.storage.local_errors import local_file_error, translated_local_errors
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.names import (
+    MAX_BLOB_NAME_CHARS,
     blob_name_problem,
     check_name_argument,
     is_unsafe,
@@ -213,7 +214,7 @@ class Datastore(abc.ABC):
 
     async def _list(self, prefix: str) -> builtins.list[RemoteFile]:
         async with self._session() as session:
-            return sorted(await session.list_files(prefix), key=lambda f: f.name)
+            return sorted(await _listed(session, prefix), key=lambda f: f.name)
 
     @_local_errors_translated
     def exists(self, name: str) -> bool:
@@ -226,7 +227,8 @@ class Datastore(abc.ABC):
 
     async def _exists(self, name: str) -> bool:
         async with self._session() as session:
-            return await session.exists(name)
+            # Longer than any stored name: asking would only be refused (HTTP 431/414).
+            return len(name) <= MAX_BLOB_NAME_CHARS and await session.exists(name)
 
     @_local_errors_translated
     def delete(self, prefix: str) -> TransferReport:
@@ -247,7 +249,7 @@ class Datastore(abc.ABC):
         started = time.monotonic()
         report = TransferReport("delete", self.name)
         async with self._session() as session:
-            found = await session.list_files(prefix)
+            found = await _listed(session, prefix)
 
             async def delete_one(remote: RemoteFile) -> None:
                 await session.delete(remote.name)
@@ -571,7 +573,7 @@ class Datastore(abc.ABC):
             # Zero-length names ending in '/' are folder markers some tools write.
             found = [
                 f
-                for f in await session.list_files(prefix)
+                for f in await _listed(session, prefix)
                 if not (f.name.endswith("/") and f.size == 0)
             ]
             if not found:
@@ -649,6 +651,16 @@ class Datastore(abc.ABC):
         report.unverified.sort()
         report.seconds = time.monotonic() - started
         return report
+
+
+async def _listed(session: TransferSession, prefix: str) -> list[RemoteFile]:
+    """Lists files under a user's prefix; one longer than any stored name matches none.
+
+    (Asked of the service, such a prefix is refused as a request too large, HTTP 431.)
+    """
+    if len(prefix) > MAX_BLOB_NAME_CHARS:
+        return []
+    return await session.list_files(prefix)
 
 
 async def _put_one_state(

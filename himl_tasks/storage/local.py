@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -98,7 +99,7 @@ class _LocalSession(TransferSession):
             # list files outside the datastore's folder.
             return []
         start = self._root.joinpath(*folder_part.split("/")) if folder_part else self._root
-        if not start.is_dir():
+        if not _is_folder(start):
             return []
         names: dict[Path, str] = {}
         statuses: dict[Path, os.stat_result] = {}
@@ -170,7 +171,21 @@ class _LocalSession(TransferSession):
     async def exists(self, name: str) -> bool:
         if is_unsafe(name):
             return False  # no such name is ever stored (uploads refuse it), as in a container
-        return local_target(self._store.name, self._root, name).is_file()
+        try:
+            return local_target(self._store.name, self._root, name).is_file()
+        except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:
+                return False  # too long to be stored in this folder
+            raise
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            return False  # a prefix naming a folder too long to exist here
+        raise
 
 
 def _regular_file(path: Path) -> os.stat_result | None:

@@ -604,3 +604,21 @@ def test_a_name_with_a_character_xml_cannot_carry_is_refused_before_it_breaks_li
     with pytest.raises(UnusableNamesError, match=f"U\\+{ord(character):04X}"):
         datastore.upload_folder(source, "d")
     assert datastore.list() == []
+
+
+# ---- prefixes and names longer than anything stored ---------------------------------------------
+
+
+@pytest.mark.parametrize("length", [300, 2_000, 100_000])
+def test_a_prefix_or_name_longer_than_anything_stored_matches_nothing(
+    datastore: Datastore, tmp_path: Path, length: int
+) -> None:
+    # A blob datastore asked the service, which refused the request (HTTP 431, no advice); a
+    # folder datastore failed with "name too long" where the answer is: no such file.
+    datastore.upload_files([write_tree(tmp_path / "s", {"a": b"a"}) / "a"], "d")
+    long = "d/" + "x" * length
+    assert datastore.list(long) == []
+    assert datastore.exists(long) is False
+    assert datastore.download(long, tmp_path / "out", missing_ok=True).files == 0
+    assert datastore.delete(long).files == 0
+    assert [f.name for f in datastore.list()] == ["d/a"]
