@@ -425,6 +425,22 @@ def _checked_account_url(account_url: object) -> str:
             f"the account URL {redact(str(account_url))!r} is not an http(s) URL; give "
             "e.g. https://<account>.blob.core.windows.net"
         )
+    # Each would be sent on every request, mangled, and fail as a wrong credential or a bad
+    # request; a query is most likely a SAS pasted with the URL, and is never repeated here.
+    extra = (
+        "a query string (a SAS token goes in with_sas_token)"
+        if parsed.query_string
+        else "a '#' fragment"
+        if parsed.fragment or "#" in text
+        else "a user name or password"
+        if parsed.user is not None or parsed.password is not None
+        else None
+    )
+    if extra is not None:
+        raise InvalidInputError(
+            f"the account URL of {parsed.host} has {extra}; give only "
+            "https://<account>.blob.core.windows.net (and the container separately)"
+        )
     return text
 
 

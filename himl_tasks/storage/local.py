@@ -64,6 +64,10 @@ class LocalDatastore(Datastore):
         self.name = name if name is not None else self.folder.name
         self.concurrency = whole_number("concurrency", concurrency)
         if flag("create", create):
+            if self.folder.exists() and not self.folder.is_dir():
+                raise InvalidInputError(
+                    f"cannot use {self.folder} as a folder datastore: it is a file; give a folder"
+                )
             with translated_local_errors(self.name):
                 self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -73,8 +77,9 @@ class LocalDatastore(Datastore):
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[TransferSession]:
         if not self.folder.is_dir():
+            what = "is a file, not a folder" if self.folder.exists() else "does not exist"
             raise ContainerNotFoundError(
-                self.name, f"folder {self.folder} does not exist; create it or fix the path"
+                self.name, f"folder {self.folder} {what}; create it or fix the path"
             )
         yield _LocalSession(self)
 

@@ -27,6 +27,7 @@ from himl_tasks.errors import (
     InvalidInputError,
     LocalFileError,
     StorageAccessError,
+    StorageError,
     TransferFailedError,
     UnusableNamesError,
 )
@@ -622,3 +623,28 @@ def test_a_prefix_or_name_longer_than_anything_stored_matches_nothing(
     assert datastore.download(long, tmp_path / "out", missing_ok=True).files == 0
     assert datastore.delete(long).files == 0
     assert [f.name for f in datastore.list()] == ["d/a"]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "what"),
+    [("?sv=1&sig=SECRET", "query string"), ("#part", "fragment"), ("@", "user name")],
+)
+def test_an_account_url_with_a_query_fragment_or_password_is_refused_without_echoing_it(
+    azurite: Azurite, suffix: str, what: str
+) -> None:
+    # They were accepted and every request failed later, as a wrong credential (HTTP 403) or a
+    # bad request.
+    url = azurite.account_url + suffix
+    if suffix == "@":
+        url = azurite.account_url.replace("://", "://user:SECRET@")
+    with pytest.raises(InvalidInputError, match=what) as refused:
+        BlobDatastore.with_account_key(url, "ok-name", "name", azurite.account_key)
+    assert "SECRET" not in str(refused.value)
+
+
+def test_a_folder_datastore_on_a_file_says_it_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(InvalidInputError, match="it is a file"):  # was "File exists (EEXIST)"
+        LocalDatastore(tmp_path / "f", create=True)
+    with pytest.raises(StorageError, match="is a file, not a folder"):  # was "does not exist"
+        LocalDatastore(tmp_path / "f").list()
