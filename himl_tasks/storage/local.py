@@ -64,11 +64,12 @@ class LocalDatastore(Datastore):
         self.name = name if name is not None else self.folder.name
         self.concurrency = whole_number("concurrency", concurrency)
         if flag("create", create):
-            if self.folder.exists() and not self.folder.is_dir():
-                raise InvalidInputError(
-                    f"cannot use {self.folder} as a folder datastore: it is a file; give a folder"
-                )
             with translated_local_errors(self.name):
+                if self.folder.exists() and not self.folder.is_dir():
+                    raise InvalidInputError(
+                        f"cannot use {self.folder} as a folder datastore: it is a file; give "
+                        "a folder"
+                    )
                 self.folder.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
