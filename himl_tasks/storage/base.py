@@ -281,7 +281,8 @@ class Datastore(abc.ABC):
             local_folder: The folder to upload.
             remote_path: The folder in the datastore to upload into ("" for the root).
             overwrite: Replace files that exist remotely. If False, existing remote files are
-                kept and counted in `skipped_existing` (or `skipped_identical` when equal).
+                kept and counted in `skipped_existing` (or `skipped_identical` when equal),
+                also one another writer stores while the upload runs.
             skip_identical: Do not send a file whose size and MD5 match the remote copy, even
                 with `overwrite=True`; re-uploading an unchanged folder then costs one listing.
             show_progress: Show a progress bar on stderr (True), or report to a
@@ -291,8 +292,9 @@ class Datastore(abc.ABC):
             What was transferred and skipped.
 
         Raises:
-            InvalidInputError: If the folder is missing, is a file, or holds no files, or an
-                option is unusable (e.g. remote_path None).
+            InvalidInputError: If the folder is missing, is a file, holds no files, or holds
+                entries that cannot be read as files (fifos, sockets, devices, broken links: all
+                listed), or an option is unusable (e.g. remote_path None, overwrite "False").
             UnusableNamesError: If files have names the datastore cannot store (control
                 characters, too long, ...): all of them listed, before anything is sent.
             LocalFileError: If a local file cannot be read (also the matching OSError).
@@ -504,7 +506,8 @@ class Datastore(abc.ABC):
         Args:
             prefix: A plain string prefix of the names to download.
             output_folder: Where the files land.
-            overwrite: Replace existing local files. If False they are kept.
+            overwrite: Replace existing local files. If False they are kept, also one another
+                writer creates while the download runs (counted in `skipped_existing`).
             validate_checksum: Check the MD5 of the bytes received against the stored MD5;
                 on mismatch raise and write nothing for that file. Files stored without an MD5
                 are downloaded and listed in the report's `unverified`.

@@ -44,8 +44,10 @@ class BlobDatastore(Datastore):
     Build one with a class method for the credential at hand: `from_connection_string`,
     `with_account_key`, `with_sas_token` or `with_credential` (azure-identity).
 
-    Files up to `block_size` go in one request; bigger ones in blocks of `block_size`, several
-    at once, with the whole file's MD5 recorded when the blocks are committed. Every blob this
+    Files up to `block_size` go in one request; bigger ones in blocks of `block_size` (bigger
+    for a file that would need more than Azure's 50,000 blocks), several at once, with the
+    whole file's MD5 recorded when the blocks are committed. Without `overwrite`, writes are
+    conditional (`If-None-Match: *`): a blob another writer stored meanwhile is kept. Every blob this
     datastore writes carries its Content-MD5.
 
     Args:
