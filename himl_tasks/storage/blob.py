@@ -47,8 +47,8 @@ class BlobDatastore(Datastore):
     Files up to `block_size` go in one request; bigger ones in blocks of `block_size` (bigger
     for a file that would need more than Azure's 50,000 blocks), several at once, with the
     whole file's MD5 recorded when the blocks are committed. Without `overwrite`, writes are
-    conditional (`If-None-Match: *`): a blob another writer stored meanwhile is kept. Every blob this
-    datastore writes carries its Content-MD5.
+    conditional (`If-None-Match: *`): a blob another writer stored meanwhile is kept. Every
+    blob this datastore writes carries its Content-MD5.
 
     Args:
         account_url: e.g. `https://myaccount.blob.core.windows.net`.

@@ -648,3 +648,27 @@ def test_a_folder_datastore_on_a_file_says_it_is_a_file(tmp_path: Path) -> None:
         LocalDatastore(tmp_path / "f", create=True)
     with pytest.raises(StorageError, match="is a file, not a folder"):  # was "does not exist"
         LocalDatastore(tmp_path / "f").list()
+
+
+@pytest.mark.parametrize("replacement", ["fifo", "folder"])
+def test_a_source_replaced_by_a_fifo_or_folder_after_the_plan_fails_without_hanging(
+    datastore: Datastore, tmp_path: Path, replacement: str
+) -> None:
+    # Opening the fifo to read it waited for a writer forever.
+    source = write_tree(tmp_path / "s", {"a.bin": b"a"})
+    path = source / "a.bin"
+
+    def replace_it() -> None:
+        path.unlink()
+        if replacement == "fifo":
+            os.mkfifo(path)
+        else:
+            path.mkdir()
+
+    def upload() -> object:
+        return datastore.upload_folder(source, "d", show_progress=Hooked(on_start=replace_it))
+
+    with pytest.raises((InvalidInputError, LocalFileError)) as failed:
+        _within(10, upload, _open_fifo_for_writing(path))
+    assert str(path) in str(failed.value)
+    assert datastore.list() == []
