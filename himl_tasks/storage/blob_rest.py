@@ -197,12 +197,16 @@ class ContainerRestClient:
         # then the stored blob has our MD5.
         headers = {**headers, "If-None-Match": "*"}
         response = await self._request(
-            "PUT", name, params=params, headers=headers, data=data, expected=(201, 409)
+            "PUT", name, params=params, headers=headers, data=data, expected=(201, 409, 412)
         )
-        if response.status != 409:
+        if response.status == 201:
             return
-        if _error_code(response.headers, response.body) != "BlobAlreadyExists":
-            raise self._permanent_error("PUT", name, 409, response.headers, response.body)
+        # The service answers 409 BlobAlreadyExists (412 ConditionNotMet is accepted too).
+        code = _error_code(response.headers, response.body)
+        if code not in ("BlobAlreadyExists", "ConditionNotMet"):
+            raise self._permanent_error(
+                "PUT", name, response.status, response.headers, response.body
+            )
         stored = await self._request("HEAD", name, expected=(200, 404))
         if stored.headers.get("Content-MD5") != base64.b64encode(md5).decode("ascii"):
             raise DestinationTakenError(name)
