@@ -6,6 +6,7 @@ with `fail_next` hit the next requests in order:
 - "503": answer 503 Service Unavailable without contacting Azurite;
 - "reset": close the connection without answering;
 - "truncate": forward the request, then cut the response off halfway through its body;
+- "lost": forward the request (the service does it), then close without answering;
 - "corrupt": forward the request, then flip one bit in the middle of the response body.
 """
 
@@ -16,7 +17,7 @@ import threading
 from collections import deque
 from typing import Literal
 
-Fault = Literal["none", "503", "reset", "truncate", "corrupt"]
+Fault = Literal["none", "503", "reset", "truncate", "corrupt", "lost"]
 
 
 class FaultyProxy:
@@ -81,6 +82,8 @@ class FaultyProxy:
             if fault == "reset":
                 return
             response = await self._forward(_with_connection_close(head) + body)
+            if fault == "lost":
+                return
             body_start = response.index(b"\r\n\r\n") + 4
             middle = body_start + (len(response) - body_start) // 2
             if fault == "truncate":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -15,7 +17,9 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Runs a coroutine to completion from sync code.
 
     Works also when the caller is itself inside a running event loop (a Prefect async task, a
-    notebook): the coroutine then runs on a fresh loop in a worker thread.
+    notebook): the coroutine then runs on a fresh loop in a worker thread. An interrupt of the
+    caller while it waits (KeyboardInterrupt) cancels the coroutine there, waits for it to
+    clean up (its temporary files removed), and is then raised.
     """
     try:
         asyncio.get_running_loop()
@@ -24,8 +28,27 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         inside_a_loop = False
     if not inside_a_loop:
         return asyncio.run(coroutine)
+    started = threading.Event()
+    running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[T]]] = []
+
+    async def tracked() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        running.append((asyncio.get_running_loop(), task))
+        started.set()
+        return await coroutine
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="himl-transfer") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+        done = pool.submit(asyncio.run, tracked())
+        try:
+            return done.result()
+        except BaseException:
+            # Without this, leaving the pool would wait for the whole transfer to finish.
+            if started.wait(5) and not done.done():
+                loop, task = running[0]
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(task.cancel)
+            raise
 
 
 async def to_thread_to_end(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

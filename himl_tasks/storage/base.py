@@ -39,6 +39,7 @@ from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
 from himl_tasks.storage.local_errors import local_file_error, translated_local_errors
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.names import (
+    MAX_BLOB_NAME_CHARS,
     blob_name_problem,
     check_name_argument,
     is_unsafe,
@@ -48,10 +49,10 @@ from himl_tasks.storage.names import (
     normalize_prefix,
     normalize_remote_path,
 )
-from himl_tasks.storage.options import whole_number
+from himl_tasks.storage.options import flag, whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX as PARTIAL_SUFFIX
+from himl_tasks.storage.partials import DestinationTakenError, remove_leftovers, writing_partial
 from himl_tasks.storage.partials import partial_path as partial_path
-from himl_tasks.storage.partials import remove_leftovers, writing_partial
 from himl_tasks.storage.pinning import ATTEMPTS, ChangedWhileReadError
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
 
@@ -93,11 +94,20 @@ class TransferSession(abc.ABC):
         """Lists files whose names start with `prefix` (any order)."""
 
     @abc.abstractmethod
-    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+    async def put(
+        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
+    ) -> SentFile:
         """Stores a local file under `name` with its MD5, replacing what is there, atomically.
 
         What is stored is one state of the file (see `pinning`): if the file changes while it
         is read, nothing is stored and `ChangedWhileReadError` is raised.
+
+        Args:
+            source: The local file.
+            name: Its name in the datastore.
+            progress: Told of the bytes sent.
+            replace: Replace a file stored under `name`. If False, one stored there meanwhile
+                (by another writer, after the plan) is kept, atomically.
 
         Returns:
             The state of the file that was stored, with the MD5 of its bytes if computed.
@@ -105,6 +115,7 @@ class TransferSession(abc.ABC):
         Raises:
             ChangedWhileReadError: If the file changed while it was read (the engine sends it
                 again).
+            DestinationTakenError: If not `replace` and a file is stored under `name`.
         """
 
     @abc.abstractmethod
@@ -203,7 +214,7 @@ class Datastore(abc.ABC):
 
     async def _list(self, prefix: str) -> builtins.list[RemoteFile]:
         async with self._session() as session:
-            return sorted(await session.list_files(prefix), key=lambda f: f.name)
+            return sorted(await _listed(session, prefix), key=lambda f: f.name)
 
     @_local_errors_translated
     def exists(self, name: str) -> bool:
@@ -216,7 +227,8 @@ class Datastore(abc.ABC):
 
     async def _exists(self, name: str) -> bool:
         async with self._session() as session:
-            return await session.exists(name)
+            # Longer than any stored name: asking would only be refused (HTTP 431/414).
+            return len(name) <= MAX_BLOB_NAME_CHARS and await session.exists(name)
 
     @_local_errors_translated
     def delete(self, prefix: str) -> TransferReport:
@@ -237,7 +249,7 @@ class Datastore(abc.ABC):
         started = time.monotonic()
         report = TransferReport("delete", self.name)
         async with self._session() as session:
-            found = await session.list_files(prefix)
+            found = await _listed(session, prefix)
 
             async def delete_one(remote: RemoteFile) -> None:
                 await session.delete(remote.name)
@@ -269,7 +281,8 @@ class Datastore(abc.ABC):
             local_folder: The folder to upload.
             remote_path: The folder in the datastore to upload into ("" for the root).
             overwrite: Replace files that exist remotely. If False, existing remote files are
-                kept and counted in `skipped_existing` (or `skipped_identical` when equal).
+                kept and counted in `skipped_existing` (or `skipped_identical` when equal),
+                also one another writer stores while the upload runs.
             skip_identical: Do not send a file whose size and MD5 match the remote copy, even
                 with `overwrite=True`; re-uploading an unchanged folder then costs one listing.
             show_progress: Show a progress bar on stderr (True), or report to a
@@ -279,8 +292,9 @@ class Datastore(abc.ABC):
             What was transferred and skipped.
 
         Raises:
-            InvalidInputError: If the folder is missing, is a file, or holds no files, or an
-                option is unusable (e.g. remote_path None).
+            InvalidInputError: If the folder is missing, is a file, holds no files, or holds
+                entries that cannot be read as files (fifos, sockets, devices, broken links: all
+                listed), or an option is unusable (e.g. remote_path None, overwrite "False").
             UnusableNamesError: If files have names the datastore cannot store (control
                 characters, too long, ...): all of them listed, before anything is sent.
             LocalFileError: If a local file cannot be read (also the matching OSError).
@@ -289,6 +303,7 @@ class Datastore(abc.ABC):
             StorageError: If the datastore refuses or fails the transfer.
         """
         folder = _local_path("local_folder", local_folder)
+        _check_flags(overwrite=overwrite, skip_identical=skip_identical)
         if not folder.exists():
             raise InvalidInputError(f"cannot upload {folder}: no such folder")
         if not folder.is_dir():
@@ -329,12 +344,18 @@ class Datastore(abc.ABC):
                 f"upload_files needs a list of files, not {type(files).__name__} ({files!r}); "
                 "to upload one file, pass [file]"
             )
+        _check_flags(overwrite=overwrite, skip_identical=skip_identical)
         root = _local_path("relative_root", relative_root) if relative_root is not None else None
         chosen: list[_LocalFile] = []
         for item in files:
             path = _local_path("each file", item)
             if not path.is_file():
-                what = "is a folder" if path.is_dir() else "does not exist"
+                if path.is_dir():
+                    what = "is a folder"
+                elif path.exists():
+                    what = "is not a regular file (a fifo, socket or device)"
+                else:
+                    what = "does not exist"
                 raise InvalidInputError(f"cannot upload {path}: it {what}; give existing files")
             if root is None:
                 relative = path.name
@@ -411,7 +432,14 @@ class Datastore(abc.ABC):
             async def send(item: tuple[_LocalFile, str]) -> None:
                 local, name = item
                 try:
-                    sent = await _put_one_state(session, self.name, local.path, name, progress)
+                    sent = await _put_one_state(
+                        session, self.name, local.path, name, progress, replace=overwrite
+                    )
+                except DestinationTakenError:
+                    # Stored by another writer since the plan: kept, as without overwrite.
+                    report.skipped_existing += 1
+                    progress.file_done()
+                    return
                 except HimlError:
                     raise
                 except OSError as error:
@@ -478,7 +506,8 @@ class Datastore(abc.ABC):
         Args:
             prefix: A plain string prefix of the names to download.
             output_folder: Where the files land.
-            overwrite: Replace existing local files. If False they are kept.
+            overwrite: Replace existing local files. If False they are kept, also one another
+                writer creates while the download runs (counted in `skipped_existing`).
             validate_checksum: Check the MD5 of the bytes received against the stored MD5;
                 on mismatch raise and write nothing for that file. Files stored without an MD5
                 are downloaded and listed in the report's `unverified`.
@@ -506,6 +535,12 @@ class Datastore(abc.ABC):
             StorageError: If the datastore refuses or fails the transfer.
         """
         output = _local_path("output_folder", output_folder)
+        _check_flags(
+            overwrite=overwrite,
+            validate_checksum=validate_checksum,
+            skip_identical=skip_identical,
+            missing_ok=missing_ok,
+        )
         if output.exists() and not output.is_dir():
             raise InvalidInputError(
                 f"cannot download into {output}: it is a file; give a folder (it is created "
@@ -541,7 +576,7 @@ class Datastore(abc.ABC):
             # Zero-length names ending in '/' are folder markers some tools write.
             found = [
                 f
-                for f in await session.list_files(prefix)
+                for f in await _listed(session, prefix)
                 if not (f.name.endswith("/") and f.size == 0)
             ]
             if not found:
@@ -596,8 +631,13 @@ class Datastore(abc.ABC):
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     remote, verified = await _get_one_state(
-                        session, self.name, remote, target, validate, progress
+                        session, self.name, remote, target, validate, progress, replace=overwrite
                     )
+                except DestinationTakenError:
+                    # Written by another writer since the plan: kept, as without overwrite.
+                    report.skipped_existing += 1
+                    progress.file_done()
+                    return
                 except HimlError:
                     raise
                 except OSError as error:
@@ -616,13 +656,29 @@ class Datastore(abc.ABC):
         return report
 
 
+async def _listed(session: TransferSession, prefix: str) -> list[RemoteFile]:
+    """Lists files under a user's prefix; one longer than any stored name matches none.
+
+    (Asked of the service, such a prefix is refused as a request too large, HTTP 431.)
+    """
+    if len(prefix) > MAX_BLOB_NAME_CHARS:
+        return []
+    return await session.list_files(prefix)
+
+
 async def _put_one_state(
-    session: TransferSession, datastore: str, path: Path, name: str, progress: TransferProgress
+    session: TransferSession,
+    datastore: str,
+    path: Path,
+    name: str,
+    progress: TransferProgress,
+    *,
+    replace: bool,
 ) -> SentFile:
     """Stores one state of a local file, sending it again (from scratch) when it changes."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return await session.put(path, name, progress)
+            return await session.put(path, name, progress, replace=replace)
         except ChangedWhileReadError as changed:
             if attempt == ATTEMPTS:
                 raise SourceChangedError(datastore, path, name, attempt, changed.detail) from None
@@ -636,8 +692,13 @@ async def _get_one_state(
     target: Path,
     validate: bool,
     progress: TransferProgress,
+    *,
+    replace: bool,
 ) -> tuple[RemoteFile, bool]:
     """Writes one version of a datastore file to `target`, fetching it again when it changes.
+
+    Unless `replace`, a file that appeared at `target` meanwhile is kept
+    (`DestinationTakenError`).
 
     Returns:
         The listing entry of the version written (a newer one than `remote` if it changed),
@@ -646,7 +707,7 @@ async def _get_one_state(
     for attempt in range(1, ATTEMPTS + 1):
         # Each attempt starts from scratch, into a fresh temporary file (removed on any error).
         try:
-            with writing_partial(target) as partial:
+            with writing_partial(target, replace=replace) as partial:
                 verified = await session.get(remote, partial, validate, progress)
             return remote, verified
         except ChangedWhileReadError as changed:
@@ -800,6 +861,7 @@ def _walk_files(folder: Path) -> list[_LocalFile]:
     Linked folders are followed, but a link to a folder that contains it (a loop) is refused.
     """
     found: list[_LocalFile] = []
+    unreadable: list[str] = []
     top = folder.stat()
     stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
         (folder, "", frozenset({(top.st_dev, top.st_ino)}))
@@ -820,15 +882,44 @@ def _walk_files(folder: Path) -> list[_LocalFile]:
                     stack.append((Path(entry.path), f"{relative}/", above | {identity}))
                 elif entry.is_file():
                     found.append(_LocalFile(Path(entry.path), relative, entry.stat()))
+                elif entry.is_symlink() and not Path(entry.path).exists():
+                    unreadable.append(f"{entry.path}: a broken symbolic link")
+                else:
+                    # Reading a fifo would wait for a writer forever; a device has no end.
+                    unreadable.append(
+                        f"{entry.path}: not a regular file (a fifo, socket or device)"
+                    )
+    if unreadable:
+        unreadable.sort()
+        listed = "".join(f"\n  {line}" for line in unreadable[:LISTED_PROBLEMS])
+        more = len(unreadable) - LISTED_PROBLEMS
+        raise InvalidInputError(
+            f"cannot upload {folder}: {len(unreadable)} "
+            f"{'entries are' if len(unreadable) != 1 else 'entry is'} not files that can be "
+            f"read; nothing was sent. Remove them, or upload the others with upload_files:{listed}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
     found.sort(key=lambda f: f.relative)
     return found
 
 
 def _local_path(option: str, value: object) -> Path:
-    """Returns a user's local path argument as a Path, refusing None and other types."""
-    if isinstance(value, (str, os.PathLike)):
-        return Path(value)
-    raise InvalidInputError(f"{option} must be a str or a path, not {type(value).__name__}")
+    """Returns a user's local path argument as a Path, refusing None, other types, "" and NUL."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidInputError(f"{option} must be a str or a path, not {type(value).__name__}")
+    text = os.fspath(value)
+    if isinstance(text, bytes) or text == "" or "\0" in text:
+        what = "bytes" if isinstance(text, bytes) else "empty" if not text else "holds a NUL byte"
+        raise InvalidInputError(
+            f"{option} {text!r} is {what}; give a str path ('.' for the current folder)"
+        )
+    return Path(text)
+
+
+def _check_flags(**flags: object) -> None:
+    """Refuses options that must be True or False but are not (a truthy "False" would count)."""
+    for option, value in flags.items():
+        flag(option, value)
 
 
 def _unusable_names(

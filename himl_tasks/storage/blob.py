@@ -7,6 +7,7 @@ import base64
 import hashlib
 import math
 import os
+import re
 import secrets
 import ssl
 from collections.abc import AsyncIterator
@@ -32,6 +33,9 @@ from himl_tasks.storage.retry import RequestTimeouts, RetryPolicy
 MIB = 1024 * 1024
 MAX_BLOCK_SIZE = 4000 * MIB
 """Azure's largest block (and, below it, the largest blob sent in one request)."""
+MAX_BLOCKS = 50_000
+"""Azure's limit on the blocks of one blob: a file that would need more is sent in bigger
+blocks (else the service refuses the block list once every block was sent)."""
 
 
 class BlobDatastore(Datastore):
@@ -40,9 +44,11 @@ class BlobDatastore(Datastore):
     Build one with a class method for the credential at hand: `from_connection_string`,
     `with_account_key`, `with_sas_token` or `with_credential` (azure-identity).
 
-    Files up to `block_size` go in one request; bigger ones in blocks of `block_size`, several
-    at once, with the whole file's MD5 recorded when the blocks are committed. Every blob this
-    datastore writes carries its Content-MD5.
+    Files up to `block_size` go in one request; bigger ones in blocks of `block_size` (bigger
+    for a file that would need more than Azure's 50,000 blocks), several at once, with the
+    whole file's MD5 recorded when the blocks are committed. Without `overwrite`, writes are
+    conditional (`If-None-Match: *`): a blob another writer stored meanwhile is kept. Every
+    blob this datastore writes carries its Content-MD5.
 
     Args:
         account_url: e.g. `https://myaccount.blob.core.windows.net`.
@@ -78,10 +84,23 @@ class BlobDatastore(Datastore):
         ssl_context: ssl.SSLContext | None = None,
         timeouts: RequestTimeouts | None = None,
     ) -> None:
-        if not container or not isinstance(container, str):
-            raise InvalidInputError("a blob datastore needs a container name")
         self.account_url = _checked_account_url(account_url)
-        self.container = container
+        self.container = _checked_container(container)
+        if name is not None and not isinstance(name, str):
+            raise InvalidInputError(f"a datastore's name must be a str, not {type(name).__name__}")
+        for option, value, kind in (
+            ("auth", auth, (AccountKeyAuth, SasAuth, TokenAuth)),
+            ("retry", retry, (RetryPolicy, type(None))),
+            ("timeouts", timeouts, (RequestTimeouts, type(None))),
+            ("ssl_context", ssl_context, (ssl.SSLContext, type(None))),
+        ):
+            # Checked here, not at the first request: a wrong one would fail there as a raw
+            # AttributeError or TypeError, after the plan.
+            if not isinstance(value, kind) and not (option == "auth" and _is_auth(value)):
+                raise InvalidInputError(
+                    f"{option} must be a {' or '.join(k.__name__ for k in kind)}, not "
+                    f"{type(value).__name__}"
+                )
         self.name = name if name is not None else container
         self.concurrency = whole_number("concurrency", concurrency)
         self.block_size = whole_number("block_size", block_size, maximum=MAX_BLOCK_SIZE)
@@ -207,11 +226,13 @@ class _BlobSession(TransferSession):
 
     # ---- upload ---------------------------------------------------------------------------
 
-    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+    async def put(
+        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
+    ) -> SentFile:
         reader = PinnedReader(source)
         try:
             if reader.size > self._block_size:
-                md5 = await self._put_blocks(reader, name, progress)
+                md5 = await self._put_blocks(reader, name, progress, replace)
             else:
                 data = (
                     _read_whole(reader)
@@ -219,20 +240,21 @@ class _BlobSession(TransferSession):
                     else await to_thread_to_end(_read_whole, reader)
                 )
                 md5 = bytes_md5(data)
-                await self._rest.put_blob(name, data, md5)
+                await self._rest.put_blob(name, data, md5, replace=replace)
                 progress.advance(len(data))
         finally:
             reader.close()
         return SentFile(reader.status, md5)
 
     async def _put_blocks(
-        self, reader: PinnedReader, name: str, progress: TransferProgress
+        self, reader: PinnedReader, name: str, progress: TransferProgress, replace: bool
     ) -> bytes:
         # Blocks are read in order (so the file's MD5 is computed in one pass) and sent
         # several at once; a block's buffer is released when its request completes. The block
         # list is committed only once the whole file was read as one state of it.
         token = secrets.token_hex(8)
-        count = math.ceil(reader.size / self._block_size)
+        block_size = max(self._block_size, math.ceil(reader.size / MAX_BLOCKS))
+        count = math.ceil(reader.size / block_size)
         block_ids = [base64.b64encode(f"{token}-{i:08d}".encode()).decode() for i in range(count)]
         file_digest = new_md5()
         sent: list[asyncio.Task[None]] = []
@@ -251,9 +273,7 @@ class _BlobSession(TransferSession):
                 await per_file.acquire()
                 await self._block_slots.acquire()
                 try:
-                    data = await to_thread_to_end(
-                        _read_and_hash, reader, self._block_size, file_digest
-                    )
+                    data = await to_thread_to_end(_read_and_hash, reader, block_size, file_digest)
                 except BaseException:
                     per_file.release()
                     self._block_slots.release()
@@ -272,7 +292,7 @@ class _BlobSession(TransferSession):
             for task in sent:
                 task.cancel()
             await asyncio.gather(*sent, return_exceptions=True)
-        await self._rest.put_block_list(name, block_ids, file_digest.digest())
+        await self._rest.put_block_list(name, block_ids, file_digest.digest(), replace=replace)
         return file_digest.digest()
 
     # ---- download -------------------------------------------------------------------------
@@ -281,7 +301,9 @@ class _BlobSession(TransferSession):
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
     ) -> bool:
         if remote.size <= self._block_size:
-            response = await self._rest.get_blob(remote.name, if_match=remote.version)
+            response = await self._rest.get_blob(
+                remote.name, if_match=remote.version, size=remote.size
+            )
             _check_version(response, remote.version)
             data = response.body
             if len(data) != remote.size:
@@ -405,7 +427,47 @@ def _checked_account_url(account_url: object) -> str:
             f"the account URL {redact(str(account_url))!r} is not an http(s) URL; give "
             "e.g. https://<account>.blob.core.windows.net"
         )
+    # Each would be sent on every request, mangled, and fail as a wrong credential or a bad
+    # request; a query is most likely a SAS pasted with the URL, and is never repeated here.
+    extra = (
+        "a query string (a SAS token goes in with_sas_token)"
+        if parsed.query_string
+        else "a '#' fragment"
+        if parsed.fragment or "#" in text
+        else "a user name or password"
+        if parsed.user is not None or parsed.password is not None
+        else None
+    )
+    if extra is not None:
+        raise InvalidInputError(
+            f"the account URL of {parsed.host} has {extra}; give only "
+            "https://<account>.blob.core.windows.net (and the container separately)"
+        )
     return text
+
+
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,62}|\$root|\$web|\$logs")
+"""Lowercase letters, digits and single inner hyphens. Azure also wants at least 3 characters;
+shorter names are left to the service (a clear HTTP 400 at the first listing, before any write)."""
+
+
+def _checked_container(container: object) -> str:
+    """Refuses a container name with characters Azure does not allow.
+
+    A '/' would even address another container ("a/b" is container "a", names under "b/").
+    """
+    if not isinstance(container, str) or not _CONTAINER_NAME.fullmatch(container):
+        raise InvalidInputError(
+            f"container name {redact(repr(container))} is not one Azure allows: up to 63 "
+            "lowercase letters, digits and single hyphens, starting and ending with a letter "
+            "or digit (or $root, $web, $logs); fix the container name"
+        )
+    return container
+
+
+def _is_auth(value: object) -> bool:
+    # Any object with an `authorize` method is a BlobAuth (the protocol).
+    return callable(getattr(value, "authorize", None))
 
 
 def _parse_connection_string(connection_string: str) -> dict[str, str]:

@@ -25,6 +25,8 @@ from himl_tasks.errors import InvalidInputError
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 
 _QUERY_IN_URL = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
+_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f/]")
+"""Characters no account name or SAS token holds (control characters, spaces, '/')."""
 _SECRET_FIELDS = re.compile(r"(?i)\b(sig|AccountKey|SharedAccessSignature)=[^;&\s'\"]+")
 
 
@@ -54,7 +56,18 @@ class SasAuth:
     """A SAS token given by the user, container- or account-scoped."""
 
     def __init__(self, sas_token: str) -> None:
-        self._query = sas_token.lstrip("?")
+        if not isinstance(sas_token, str) or _CONTROL.search(sas_token.strip().replace("/", "")):
+            # The token itself is never repeated: it is a secret.
+            what = (
+                "holds spaces or control characters"
+                if isinstance(sas_token, str)
+                else (f"is a {type(sas_token).__name__}, not a str")
+            )
+            raise InvalidInputError(
+                f"the SAS token {what}; give the query string of a SAS URL (sv=...&sig=...), "
+                "copied again in one piece"
+            )
+        self._query = sas_token.strip().lstrip("?")
 
     def __repr__(self) -> str:
         return "SasAuth(<redacted>)"
@@ -90,6 +103,16 @@ class AccountKeyAuth:
     )
 
     def __init__(self, account_name: str, account_key: str) -> None:
+        if not isinstance(account_name, str) or not account_name or _CONTROL.search(account_name):
+            raise InvalidInputError(
+                f"the storage account name must be a non-empty str without spaces or control "
+                f"characters, not {account_name!r}; give the account's name, e.g. 'myaccount'"
+            )
+        if not isinstance(account_key, str):
+            raise InvalidInputError(
+                f"the account key of storage account '{account_name}' must be a str, not "
+                f"{type(account_key).__name__}"
+            )
         self._account_name = account_name
         try:
             self._key = base64.b64decode(account_key, validate=True)
@@ -137,6 +160,11 @@ class TokenAuth:
     RENEW_BEFORE_SECONDS = 300
 
     def __init__(self, credential: TokenCredential) -> None:
+        if not callable(getattr(credential, "get_token", None)):
+            raise InvalidInputError(
+                f"a token credential must have get_token (e.g. azure.identity's "
+                f"DefaultAzureCredential()), not {type(credential).__name__}"
+            )
         self._credential = credential
         self._token = ""
         self._expires_on = 0

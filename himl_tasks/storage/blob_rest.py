@@ -23,15 +23,21 @@ from yarl import URL
 
 from himl_tasks.errors import (
     ContainerNotFoundError,
+    HimlError,
     StorageAccessError,
     TransferFailedError,
 )
 from himl_tasks.storage.blob_auth import BlobAuth, redact
 from himl_tasks.storage.models import RemoteFile
+from himl_tasks.storage.partials import DestinationTakenError
 from himl_tasks.storage.retry import TRANSIENT_STATUSES, RequestTimeouts, RetryPolicy
 
 API_VERSION = "2023-11-03"
 LIST_PAGE_SIZE = 5000
+LIST_ENTRY_BYTES = 4096
+"""An upper bound of one listed blob's share of a listing page (a name of 1,024 characters of
+up to 3 bytes each, escaped, and its properties): a page's deadline is set for this many bytes
+per entry."""
 STREAM_ABOVE_BYTES = 1024 * 1024
 SLICE_BYTES = 256 * 1024
 
@@ -100,7 +106,13 @@ class ContainerRestClient:
                 params["prefix"] = prefix
             if marker:
                 params["marker"] = marker
-            response = await self._request("GET", None, params=params, expected=(200,))
+            response = await self._request(
+                "GET",
+                None,
+                params=params,
+                expected=(200,),
+                answer_bytes=LIST_PAGE_SIZE * LIST_ENTRY_BYTES,
+            )
             try:
                 root = ElementTree.fromstring(response.body)
             except ElementTree.ParseError as error:
@@ -126,14 +138,18 @@ class ContainerRestClient:
             if not marker:
                 return found
 
-    async def put_blob(self, name: str, data: bytes, md5: bytes) -> None:
-        """Stores `data` as a block blob in one request; the service checks and keeps the MD5."""
+    async def put_blob(self, name: str, data: bytes, md5: bytes, *, replace: bool = True) -> None:
+        """Stores `data` as a block blob in one request; the service checks and keeps the MD5.
+
+        Raises:
+            DestinationTakenError: If not `replace` and another blob is stored under `name`.
+        """
         headers = {
             "x-ms-blob-type": "BlockBlob",
             "Content-MD5": base64.b64encode(md5).decode("ascii"),
             "Content-Type": "application/octet-stream",
         }
-        await self._request("PUT", name, headers=headers, data=data, expected=(201,))
+        await self._conditional_put(name, md5, replace, headers=headers, data=data)
 
     async def put_block(self, name: str, block_id: str, data: bytes, md5: bytes) -> None:
         """Stages one block of a blob (not visible until `put_block_list`)."""
@@ -141,8 +157,14 @@ class ContainerRestClient:
         params = {"comp": "block", "blockid": block_id}
         await self._request("PUT", name, params=params, headers=headers, data=data, expected=(201,))
 
-    async def put_block_list(self, name: str, block_ids: list[str], content_md5: bytes) -> None:
-        """Commits staged blocks as the blob's content, recording the whole file's MD5."""
+    async def put_block_list(
+        self, name: str, block_ids: list[str], content_md5: bytes, *, replace: bool = True
+    ) -> None:
+        """Commits staged blocks as the blob's content, recording the whole file's MD5.
+
+        Raises:
+            DestinationTakenError: If not `replace` and another blob is stored under `name`.
+        """
         body = "".join(f"<Latest>{block_id}</Latest>" for block_id in block_ids)
         xml = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{body}</BlockList>'
         headers = {
@@ -151,9 +173,43 @@ class ContainerRestClient:
             "Content-Type": "application/xml",
         }
         params = {"comp": "blocklist"}
-        await self._request(
-            "PUT", name, params=params, headers=headers, data=xml.encode(), expected=(201,)
+        await self._conditional_put(
+            name, content_md5, replace, params=params, headers=headers, data=xml.encode()
         )
+
+    async def _conditional_put(
+        self,
+        name: str,
+        md5: bytes,
+        replace: bool,
+        *,
+        headers: dict[str, str],
+        data: bytes,
+        params: dict[str, str] | None = None,
+    ) -> None:
+        if replace:
+            await self._request(
+                "PUT", name, params=params, headers=headers, data=data, expected=(201,)
+            )
+            return
+        # Written only if no blob has the name: one stored by another writer since the plan is
+        # kept. A 409 may also answer a retry of our own write whose first answer was lost:
+        # then the stored blob has our MD5.
+        headers = {**headers, "If-None-Match": "*"}
+        response = await self._request(
+            "PUT", name, params=params, headers=headers, data=data, expected=(201, 409, 412)
+        )
+        if response.status == 201:
+            return
+        # The service answers 409 BlobAlreadyExists (412 ConditionNotMet is accepted too).
+        code = _error_code(response.headers, response.body)
+        if code not in ("BlobAlreadyExists", "ConditionNotMet"):
+            raise self._permanent_error(
+                "PUT", name, response.status, response.headers, response.body
+            )
+        stored = await self._request("HEAD", name, expected=(200, 404))
+        if stored.headers.get("Content-MD5") != base64.b64encode(md5).decode("ascii"):
+            raise DestinationTakenError(name)
 
     async def get_blob(
         self,
@@ -162,6 +218,7 @@ class ContainerRestClient:
         end: int | None = None,
         *,
         if_match: str | None = None,
+        size: int = 0,
     ) -> Response:
         """Reads a blob, or the inclusive byte range start..end of it.
 
@@ -171,11 +228,16 @@ class ContainerRestClient:
             end: Last byte of the range, inclusive.
             if_match: Read only this version (an ETag, with or without quotes); another
                 version answers 412 Precondition Failed, returned as it is.
+            size: The whole blob's size as listed, when reading all of it: it sets the
+                deadline of the answer (a range's own length sets it for a range).
         """
         headers = {"x-ms-range": f"bytes={start}-{end}"} if start is not None else {}
         if if_match is not None:
             headers["If-Match"] = f'"{if_match.strip(chr(34))}"'
-        return await self._request("GET", name, headers=headers, expected=(200, 206, 412))
+        expected_bytes = end - start + 1 if start is not None and end is not None else size
+        return await self._request(
+            "GET", name, headers=headers, expected=(200, 206, 412), answer_bytes=expected_bytes
+        )
 
     async def exists(self, name: str) -> bool:
         """Tells whether a blob of exactly this name exists."""
@@ -196,11 +258,14 @@ class ContainerRestClient:
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
         expected: tuple[int, ...],
+        answer_bytes: int = 0,
     ) -> Response:
         target = self._target(blob_name)
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                return await self._send(method, blob_name, params, headers, data, expected)
+                return await self._send(
+                    method, blob_name, params, headers, data, expected, answer_bytes
+                )
             except _TransientError as transient:
                 if attempt == self._retry.attempts:
                     raise TransferFailedError(
@@ -225,6 +290,7 @@ class ContainerRestClient:
         headers: dict[str, str] | None,
         data: bytes | None,
         expected: tuple[int, ...],
+        answer_bytes: int = 0,
     ) -> Response:
         path = (
             self._container_url
@@ -241,9 +307,24 @@ class ContainerRestClient:
             if len(data) > STREAM_ABOVE_BYTES:
                 # Big bodies go out as slices of the same buffer: no copy, and the loop stays free.
                 body = _slices(data)
-        url = await self._auth.authorize(method, url, request_headers)
+        try:
+            url = await self._auth.authorize(method, url, request_headers)
+        except HimlError:
+            raise
+        except Exception as error:
+            # An azure-identity credential that cannot get a token (no login, no managed
+            # identity here): a matter of configuration, which asking again does not fix.
+            raise StorageAccessError(
+                self._datastore,
+                f"the credential could not authorise a request to container "
+                f"'{self._container}': {redact(f'{type(error).__name__}: {error}')}. Check the "
+                "credential (e.g. run `az login`, or configure the managed identity); this was "
+                "not retried.",
+            ) from None
+        # A body to send, or an answer of known length to receive, must move at a minimum rate:
+        # a peer that trickles bytes, each within the read timeout, would hold it forever.
         timeout = aiohttp.ClientTimeout(
-            total=self._timeouts.total(len(data) if data is not None else 0),
+            total=self._timeouts.total(len(data) if data is not None else answer_bytes),
             sock_connect=self._timeouts.connect,
             sock_read=self._timeouts.read,
         )

@@ -51,8 +51,10 @@ class _FolderSession(TransferSession):
         start = len(self.folder)
         return [dataclasses.replace(f, name=f.name[start:]) for f in found]
 
-    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
-        return await self.inner.put(source, self.folder + name, progress)
+    async def put(
+        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
+    ) -> SentFile:
+        return await self.inner.put(source, self.folder + name, progress, replace=replace)
 
     async def get(
         self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress

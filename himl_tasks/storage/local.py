@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
@@ -13,9 +15,10 @@ from himl_tasks.storage.aio import to_thread_to_end
 from himl_tasks.storage.base import Datastore, SentFile, TransferSession
 from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
+from himl_tasks.storage.local_errors import translated_local_errors
 from himl_tasks.storage.models import RemoteFile
-from himl_tasks.storage.names import local_target, local_write_problems
-from himl_tasks.storage.options import whole_number
+from himl_tasks.storage.names import is_unsafe, local_target, local_write_problems
+from himl_tasks.storage.options import flag, whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX, remove_leftovers, writing_partial
 from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader, file_version
 from himl_tasks.storage.progress import TransferProgress
@@ -49,11 +52,25 @@ class LocalDatastore(Datastore):
             raise InvalidInputError(
                 f"a folder datastore needs a folder (a str or path), not {type(folder).__name__}"
             )
-        self.folder = Path(folder).absolute()
+        text = os.fspath(folder)
+        if not isinstance(text, str) or not text or "\0" in text:
+            raise InvalidInputError(
+                f"a folder datastore needs a folder path, not {text!r}; give a non-empty str "
+                "path without NUL bytes ('.' for the current folder)"
+            )
+        if name is not None and not isinstance(name, str):
+            raise InvalidInputError(f"a datastore's name must be a str, not {type(name).__name__}")
+        self.folder = Path(text).absolute()
         self.name = name if name is not None else self.folder.name
         self.concurrency = whole_number("concurrency", concurrency)
-        if create:
-            self.folder.mkdir(parents=True, exist_ok=True)
+        if flag("create", create):
+            with translated_local_errors(self.name):
+                if self.folder.exists() and not self.folder.is_dir():
+                    raise InvalidInputError(
+                        f"cannot use {self.folder} as a folder datastore: it is a file; give "
+                        "a folder"
+                    )
+                self.folder.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalDatastore(name={self.name!r}, folder={str(self.folder)!r})"
@@ -61,8 +78,9 @@ class LocalDatastore(Datastore):
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[TransferSession]:
         if not self.folder.is_dir():
+            what = "is a file, not a folder" if self.folder.exists() else "does not exist"
             raise ContainerNotFoundError(
-                self.name, f"folder {self.folder} does not exist; create it or fix the path"
+                self.name, f"folder {self.folder} {what}; create it or fix the path"
             )
         yield _LocalSession(self)
 
@@ -82,19 +100,36 @@ class _LocalSession(TransferSession):
     def _list_sync(self, prefix: str) -> list[RemoteFile]:
         # Walk only below the deepest folder the prefix names.
         folder_part = prefix.rpartition("/")[0]
+        if folder_part and is_unsafe(folder_part):
+            # ('..', '.' or empty segments): no stored name has them, and walking there would
+            # list files outside the datastore's folder.
+            return []
         start = self._root.joinpath(*folder_part.split("/")) if folder_part else self._root
-        if not start.is_dir():
+        if not _is_folder(start):
             return []
         names: dict[Path, str] = {}
         statuses: dict[Path, os.stat_result] = {}
-        for directory, _, filenames in os.walk(start):
+        # Linked folders are part of the datastore, whatever the prefix: else a file under one
+        # is listed with the prefix "data/" but not with "", and an upload that did not see it
+        # would replace it without `overwrite`. A link back to a folder above is walked once.
+        walked: set[tuple[int, int]] = set()
+        for directory, folders, filenames in os.walk(start, followlinks=True):
+            try:
+                folder_status = Path(directory).stat()
+            except OSError:
+                folders.clear()
+                continue
+            if (folder_status.st_dev, folder_status.st_ino) in walked:
+                folders.clear()
+                continue
+            walked.add((folder_status.st_dev, folder_status.st_ino))
             for filename in filenames:
                 if filename.endswith(PARTIAL_SUFFIX):
                     continue
                 path = Path(directory, filename)
                 name = path.relative_to(self._root).as_posix()
-                if name.startswith(prefix):
-                    names[path], statuses[path] = name, path.stat()
+                if name.startswith(prefix) and (status := _regular_file(path)) is not None:
+                    names[path], statuses[path] = name, status
         # Stored files are hashed once and remembered while unchanged (see checksum_cache).
         md5s = files_md5(list(names), statuses)
         return [
@@ -102,7 +137,9 @@ class _LocalSession(TransferSession):
             for p, name in names.items()
         ]
 
-    async def put(self, source: Path, name: str, progress: TransferProgress) -> SentFile:
+    async def put(
+        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
+    ) -> SentFile:
         # Copied under a temporary name and renamed only once the copy is known to be one
         # state of the source: a torn copy is never published.
         target = local_target(self._store.name, self._root, name)
@@ -111,7 +148,7 @@ class _LocalSession(TransferSession):
             self._swept.add(target.parent)
             await asyncio.to_thread(remove_leftovers, [target.parent])
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        with writing_partial(target) as partial:
+        with writing_partial(target, replace=replace) as partial:
             copied = await _copy_one_state(source, None, partial, False, progress)
         return SentFile(copied.status)
 
@@ -138,7 +175,36 @@ class _LocalSession(TransferSession):
         local_target(self._store.name, self._root, name).unlink(missing_ok=True)
 
     async def exists(self, name: str) -> bool:
-        return local_target(self._store.name, self._root, name).is_file()
+        if is_unsafe(name):
+            return False  # no such name is ever stored (uploads refuse it), as in a container
+        try:
+            return local_target(self._store.name, self._root, name).is_file()
+        except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:
+                return False  # too long to be stored in this folder
+            raise
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            return False  # a prefix naming a folder too long to exist here
+        raise
+
+
+def _regular_file(path: Path) -> os.stat_result | None:
+    """Returns a listed entry's stat fields if it is a regular file (or a link to one).
+
+    A fifo would make hashing it wait for a writer forever, a device has no end, and a broken
+    link or a file removed since the walk has nothing to read: none of them is a stored file.
+    """
+    try:
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None
 
 
 async def _copy_one_state(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 from himl_tasks.errors import InvalidInputError, UnsafeBlobNameError
-from himl_tasks.storage.partials import PARTIAL_NAME_BYTES
+from himl_tasks.storage.partials import PARTIAL_NAME_BYTES, PARTIAL_SUFFIX
 
 MAX_BLOB_NAME_CHARS = 1024
 """Azure Blob Storage's limit on the length of a blob name."""
@@ -24,8 +24,10 @@ MAX_BLOB_NAME_CHARS = 1024
 MAX_BLOB_NAME_SEGMENTS = 254
 """Azure Blob Storage's limit on the number of '/'-separated segments of a blob name."""
 
-_UNUSABLE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters (C0, DEL, C1) and lone surrogates (undecodable bytes of a file name)."""
+_UNUSABLE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+"""Control characters (C0, DEL, C1), lone surrogates (undecodable bytes of a file name), and
+U+FFFE and U+FFFF, which XML cannot carry: a blob so named breaks every later listing of its
+container (Azurite answers HTTP 500)."""
 
 DEFAULT_NAME_MAX = 255
 DEFAULT_PATH_MAX = 4096
@@ -69,9 +71,12 @@ def check_name_argument(what: str, name: object) -> str:
     """Returns a user-given file name as a str, refusing other types and unusable characters.
 
     Raises:
-        InvalidInputError: If `name` is not a str or path, or holds a control character.
+        InvalidInputError: If `name` is not a str or path, is empty, or holds a control character.
     """
-    return _text(what, name)
+    text = _text(what, name)
+    if not text:
+        raise InvalidInputError(f"the {what} is empty; give the name of a file in the datastore")
+    return text
 
 
 def _text(what: str, value: object) -> str:
@@ -147,6 +152,17 @@ def blob_name_problem(name: str) -> str | None:
         return "contains a backslash, which datastores do not allow in names"
     if is_unsafe(name):
         return "has an empty, '.' or '..' segment"
+    return _reserved_problem(name)
+
+
+def _reserved_problem(name: str) -> str | None:
+    # Such a file would be hidden from a folder's listing and, once downloaded, removed by the
+    # next transfer into its folder as the leftover of a dead one.
+    if name.endswith(PARTIAL_SUFFIX):
+        return (
+            f"ends in '{PARTIAL_SUFFIX}', which marks files still being written (hidden, and "
+            "removed as leftovers)"
+        )
     return None
 
 
@@ -159,6 +175,8 @@ def _character_problem(text: str) -> str | None:
         return "contains a NUL character"
     if "\ud800" <= character <= "\udfff":
         return "is not valid UTF-8 (a name made of undecodable bytes)"
+    if character in "\ufffe\uffff":
+        return f"contains the noncharacter U+{ord(character):04X}, which listings cannot carry"
     return f"contains the control character U+{ord(character):04X}"
 
 
@@ -195,6 +213,9 @@ def local_write_problems(
             continue
         if is_unsafe(name):
             problems[name] = f"would be written outside the folder {root}"
+            continue
+        if (reserved := _reserved_problem(name)) is not None:
+            problems[name] = reserved
             continue
         segments = name.split("/")
         too_long = [s for s in segments if len(os.fsencode(s)) > name_max]

@@ -33,8 +33,25 @@ def whole_number(
     return value
 
 
+MAX_SECONDS = 24 * 3600.0
+"""The longest wait an option may ask for: a longer one is a mistake that would look like a hang."""
+
+
+def flag(option: str, value: object) -> bool:
+    """Returns `value` if it is a bool; refuses anything else.
+
+    A truthy stand-in would be taken at its word: `overwrite="False"` would overwrite.
+
+    Raises:
+        InvalidInputError: Naming the option.
+    """
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{option} must be True or False, not {value!r}")
+    return value
+
+
 def seconds(option: str, value: object, *, zero_allowed: bool = True) -> float:
-    """Returns `value` as float seconds if finite and >= 0 (or > 0); refuses it otherwise.
+    """Returns `value` as float seconds if finite, >= 0 (or > 0), and at most `MAX_SECONDS`.
 
     Raises:
         InvalidInputError: Naming the option and what it accepts.
@@ -44,11 +61,13 @@ def seconds(option: str, value: object, *, zero_allowed: bool = True) -> float:
         and not isinstance(value, bool)
         and math.isfinite(value)
         and (value >= 0 if zero_allowed else value > 0)
+        and value <= MAX_SECONDS
     )
     if not usable:
         what = "0 or more" if zero_allowed else "more than 0"
         raise InvalidInputError(
-            f"{option} must be a finite number of seconds, {what}, not {value!r}"
+            f"{option} must be a number of seconds, {what} and at most {MAX_SECONDS:.0f} "
+            f"(a day), not {value!r}"
         )
     assert isinstance(value, (int, float))
     return float(value)

@@ -41,30 +41,70 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f".{digest}{token}{PARTIAL_SUFFIX}")
 
 
+class DestinationTakenError(Exception):
+    """A file appeared where a transfer without `overwrite` was to write, after it was planned.
+
+    The engine counts the file as skipped (it exists); this never reaches a caller.
+    """
+
+
 def is_partial_name(name: str) -> bool:
     """Tells whether a file name is a temporary name (of this or of an earlier release)."""
     return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
 
 
 @contextlib.contextmanager
-def writing_partial(target: Path) -> Iterator[Path]:
+def writing_partial(target: Path, *, replace: bool = True) -> Iterator[Path]:
     """Gives a locked, empty temporary file beside `target`; renames it to `target` on success.
 
     On any error (or cancellation) the temporary file is removed and `target` is untouched.
     The lock is held until the rename is done, so no sweep takes the file for a leftover.
 
+    Args:
+        target: The file's final name.
+        replace: Replace a file of that name. If False, a file that appeared there meanwhile
+            (another writer's) is kept: the new one is linked in only if the name is free.
+
     Yields:
         The temporary file's path; write it by path (open it, truncate it, replace its bytes).
+
+    Raises:
+        DestinationTakenError: If not `replace` and `target` exists by the end.
     """
     partial, descriptor = _create_locked(target)
     try:
         yield partial
-        partial.replace(target)
+        if replace:
+            partial.replace(target)
+        else:
+            _publish_unless_taken(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     finally:
         os.close(descriptor)
+
+
+def _publish_unless_taken(partial: Path, target: Path) -> None:
+    # A hard link is made only if the name is free, in one step (a rename would replace).
+    try:
+        os.link(partial, target, follow_symlinks=False)
+    except FileExistsError:
+        raise DestinationTakenError(str(target)) from None
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise
+        # A file system without hard links: check, then rename (a narrow race remains).
+        if os.path.lexists(target):
+            raise DestinationTakenError(str(target)) from None
+        partial.replace(target)
+        return
+    partial.unlink()
+
+
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
+)
 
 
 def _create_locked(target: Path) -> tuple[Path, int]:

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
+
+from himl_tasks.errors import InvalidInputError
 
 ATTEMPTS = 3
 """Times a file is transferred from scratch when it changes while read, before giving up."""
@@ -65,6 +68,18 @@ def describe_change(before: os.stat_result, after: os.stat_result) -> str:
     return "it was rewritten (its modification or change time moved)"
 
 
+def _refuse_non_files(path: Path, status: os.stat_result) -> None:
+    """Raises if an opened path is not a regular file (it was one when the transfer planned)."""
+    if stat.S_ISREG(status.st_mode):
+        return
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    raise InvalidInputError(
+        f"cannot read {path}: it became a fifo, socket or device while the transfer ran, not a "
+        "regular file; put the file back, or leave it out, and run the transfer again"
+    )
+
+
 class PinnedReader:
     """Reads a local file sequentially, raising `ChangedWhileReadError` if it is not one state.
 
@@ -83,9 +98,13 @@ class PinnedReader:
 
     def __init__(self, path: Path, version: str | None = None) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # Without O_NONBLOCK, opening a fifo (one put where a file was planned) would wait for
+        # a writer forever; on a regular file the flag changes nothing.
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(path, flags)
         try:
             self.status = os.fstat(self._fd)
+            _refuse_non_files(path, self.status)
             if version is not None and file_version(self.status) != version:
                 raise ChangedWhileReadError("it was no longer the version listed")
         except BaseException:

@@ -51,9 +51,10 @@ class RequestTimeouts:
     Attributes:
         connect: Seconds to open a connection.
         read: Seconds of silence allowed while waiting for the answer (reset by each byte).
-        min_send_rate: Bytes per second a request body must at least move at: sending a body of
-            n bytes may take `read + n / min_send_rate` seconds (a server that stops reading a
-            body would otherwise hold the request forever).
+        min_send_rate: Bytes per second a request body, or an answer of known length (a blob
+            or a range of it being downloaded), must at least move at: moving n bytes may take
+            `connect + read + n / min_send_rate` seconds (a server that stops reading a body,
+            or trickles an answer a byte at a time, would otherwise hold the request forever).
 
     Raises:
         InvalidInputError: If a value is not a positive finite number.
@@ -68,12 +69,10 @@ class RequestTimeouts:
         seconds("RequestTimeouts.read", self.read, zero_allowed=False)
         whole_number("RequestTimeouts.min_send_rate", self.min_send_rate)
 
-    def total(self, body_bytes: int) -> float | None:
-        """The deadline of a whole request that sends a body of `body_bytes`, if it sends one.
+    def total(self, body_bytes: int) -> float:
+        """The deadline of a whole request that moves `body_bytes` (sent, or expected back).
 
-        A request without a body has none: its answer may take as long as it keeps arriving
-        (the `read` timeout bounds each silence, and the answer's length bounds the whole).
+        Every request has one, also those that move no body (a HEAD, a DELETE): a peer that
+        trickles its answer a byte at a time, each within the `read` timeout, ends there.
         """
-        if body_bytes == 0:
-            return None
         return self.connect + self.read + body_bytes / self.min_send_rate
