@@ -626,7 +626,10 @@ class LocalBackend:
         if row.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
             if row.supervisor_pid is not None and not alive:  # died in its restart delay
                 self.registry.requeue(row.run_id, this_launcher())
-            if self.registry.startable(row.compute, cluster_limit(self.registry, row.compute)):
+            limit = cluster_limit(self.registry, row.compute)
+            if not self.registry.startable(row.compute, limit):
+                self._free_lost_slots(row.compute)
+            if self.registry.startable(row.compute, limit):
                 start_queued_runs(self.registry, row.compute, self._launch_secrets())
             return self._row_of(row.run_id)
         if alive:
@@ -654,6 +657,23 @@ class LocalBackend:
             )
         start_queued_runs(self.registry, row.compute, self._launch_secrets())
         return self._row_of(row.run_id)
+
+    def _free_lost_slots(self, compute: str) -> None:
+        """Looks after the runs holding the cluster's slots whose processes died.
+
+        A queued run waits for a slot, and a slot is freed when its run's supervisor ends it;
+        a supervisor killed outright frees nothing. Without this, a cluster whose slots are all
+        held by such runs would keep its queue waiting until someone looked at each of them.
+        """
+        for holder in self.registry.slot_holders(compute):
+            if holder.supervisor_pid is not None:
+                lost = not is_alive(holder.supervisor_pid, holder.supervisor_started or "")
+            else:
+                lost = holder.launcher_pid is None or not is_alive(
+                    holder.launcher_pid, holder.launcher_started or ""
+                )
+            if lost:
+                self._look_after(holder)
 
     def _row_of(self, run_id: str) -> RunRow:
         row = self.registry.get_run(run_id)

@@ -378,6 +378,16 @@ class Registry:
                 claimed.append(str(row["run_id"]))
             return claimed
 
+    def slot_holders(self, compute: str) -> list[RunRow]:
+        """The runs holding a slot of the cluster, oldest first."""
+        holding = ",".join("?" * len(SLOT_HOLDING))
+        with self.read() as db:
+            rows = db.execute(
+                f"SELECT * FROM runs WHERE compute = ? AND status IN ({holding}) ORDER BY seq",
+                (compute, *[s.value for s in SLOT_HOLDING]),
+            ).fetchall()
+        return [_run_row(row) for row in rows]
+
     def startable(self, compute: str, max_concurrent_runs: int) -> bool:
         """Tells whether the cluster has a free slot and a Queued run to give it to (a read)."""
         holding = ",".join("?" * len(SLOT_HOLDING))
