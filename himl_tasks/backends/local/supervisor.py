@@ -24,7 +24,11 @@ from types import FrameType
 from typing import Any
 
 from himl_tasks import job_environment as env_names
-from himl_tasks.backends.local.processes import end_process_group, process_start_marker
+from himl_tasks.backends.local.processes import (
+    dying_with_this_process,
+    end_process_group,
+    process_start_marker,
+)
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
@@ -393,6 +397,7 @@ class _Supervisor:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         process_group=processes[0].pid if processes else 0,
+                        preexec_fn=dying_with_this_process(),
                     )
                 )
         except BaseException:
