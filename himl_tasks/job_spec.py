@@ -261,11 +261,12 @@ def _texts(name: str, values: object) -> tuple[str, ...]:
 def _check_text_mapping(name: str, values: object) -> None:
     if not isinstance(values, Mapping):
         raise InvalidInputError(f"{name} must be a mapping of names to strings, not {values!r}")
+    # A job's variable may name a secret instead of holding a value.
+    allowed = (str, SecretReference) if name == "environment_variables" else (str,)
     for key, value in values.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidInputError(
-                f"{name} must map strings to strings; {key!r}: {value!r} is not"
-            )
+        if not isinstance(key, str) or not isinstance(value, allowed):
+            what = "strings or SecretReference" if len(allowed) > 1 else "strings"
+            raise InvalidInputError(f"{name} must map strings to {what}; {key!r}: {value!r} is not")
         if name == "environment_variables" and not _ENVIRONMENT_VARIABLE.match(key):
             raise InvalidInputError(
                 f"'{key}' is not a usable environment variable name: use letters, digits and "

@@ -8,17 +8,23 @@ supervisor keeps), wrapping one registry step to kill its own process there.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import textwrap
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus
+from himl_tasks.secret_reference import SecretReference
 from tests.backends.conftest import write_script
 from tests.reliability.test_run_lifecycle import supervisors_of, wait_for
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 # Writes its pid, then sleeps until killed.
 SLEEPER = """\
@@ -146,3 +152,89 @@ def test_a_supervisor_killed_before_it_recorded_its_job_leaves_no_job_running(
     assert state.failure_kind is FailureKind.INFRASTRUCTURE, state
     wait_for(lambda: not processes_naming(str(pid_file)), timeout=5)
     assert not supervisors_of(backend.root)
+
+
+DATASTORE_KEY = "datastore-key-9e41b7"
+# Searches its supervisor's memory for a secret (a job runs as the same user): prints what it
+# found, and whether the memory could be read at all.
+MEMORY_PROBE = """\
+import os, re, sys
+secret = sys.argv[1].encode()
+parent = os.getppid()
+found, readable = False, True
+try:
+    with open(f"/proc/{parent}/maps") as maps, open(f"/proc/{parent}/mem", "rb", 0) as mem:
+        for line in maps:
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if "r" not in line.split()[1] or end - start > 1 << 28:
+                continue
+            try:
+                mem.seek(start)
+                found = found or secret in mem.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                pass
+except PermissionError:
+    readable = False
+print(f"found={found} readable={readable}")
+"""
+
+
+# Submits the probe, waits, prints its log: run as an ordinary user would run it.
+SUBMIT_PROBE = """\
+import sys
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.errors import InvalidInputError
+from himl_tasks.job_spec import JobSpec
+
+root, project, secret = sys.argv[1:4]
+backend = LocalBackend(root)
+ref = backend.submit(JobSpec(entry_script="probe.py", args=[secret], snapshot_root=project))
+state = backend.wait(ref, timeout=30)
+print(state.status.value, *backend.iter_logs(ref))
+"""
+
+
+def as_ordinary_user() -> list[str]:
+    """A command prefix with the powers of an ordinary user: root's CAP_SYS_PTRACE dropped.
+
+    Tests may run as root, who may read any process's memory; a job on a user's machine may not.
+    """
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv to drop CAP_SYS_PTRACE")
+    return ["setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-sys_ptrace"]
+
+
+def test_a_job_cannot_read_the_datastore_keys_in_its_supervisors_memory(
+    tmp_path: Path, project: Path
+) -> None:
+    root = tmp_path / "workspace"
+    root.mkdir()
+    (root / "datastores.toml").write_text(
+        '[datastores.images]\naccount_url = "http://127.0.0.1:1/devstoreaccount1"\n'
+        'container = "images"\nconnection_string_env = "STORE_CONNECTION"\n'
+    )
+    write_script(project, "probe.py", MEMORY_PROBE)
+    script = tmp_path / "submit_probe.py"
+    script.write_text(SUBMIT_PROBE)
+
+    done = subprocess.run(
+        [*as_ordinary_user(), sys.executable, str(script), str(root), str(project), DATASTORE_KEY],
+        env={**os.environ, "STORE_CONNECTION": DATASTORE_KEY, "PYTHONPATH": str(PACKAGE_PARENT)},
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+
+    assert done.stdout.decode().split() == ["Completed", "found=False", "readable=False"]
+
+
+def test_a_job_spec_takes_a_secret_reference_as_a_variable_and_refuses_other_non_text() -> None:
+    spec = JobSpec(
+        entry_script="quick.py",
+        environment_variables={"TOKEN": SecretReference("MY_TOKEN"), "MODE": "fast"},
+    )
+    assert spec.environment_variables["TOKEN"] == SecretReference("MY_TOKEN")
+    with pytest.raises(InvalidInputError, match="strings or SecretReference; 'N': 3 is not"):
+        JobSpec(entry_script="quick.py", environment_variables={"N": 3})  # type: ignore[dict-item]
+    with pytest.raises(InvalidInputError, match="tags must map strings to strings"):
+        JobSpec(entry_script="quick.py", tags={"T": SecretReference("MY_TOKEN")})  # type: ignore[dict-item]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PR_SET_DUMPABLE = 4
 
 
 def process_start_marker(pid: int) -> str:
@@ -89,3 +90,14 @@ def dying_with_this_process() -> Callable[[], None]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return set_up
+
+
+def refuse_inspection() -> None:
+    """Makes this process's memory and `/proc` entries unreadable to other processes of its user.
+
+    A supervisor holds datastore keys, and its jobs run as the same user: without this, a job
+    could read them from `/proc/<ppid>/mem` (Linux `PR_SET_DUMPABLE` 0; the flag is not
+    inherited across exec, so the jobs themselves stay debuggable). Elsewhere nothing changes.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0)

@@ -28,6 +28,7 @@ from himl_tasks.backends.local.processes import (
     dying_with_this_process,
     end_process_group,
     process_start_marker,
+    refuse_inspection,
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
@@ -71,6 +72,7 @@ def main(argv: list[str]) -> int:
     from himl_tasks.backends.local.launcher import start_queued_runs
 
     root, run_id = Path(argv[0]), argv[1]
+    refuse_inspection()  # before the secrets are in memory
     secrets = _read_secrets()
     try:
         registry = Registry(root, create=False)
