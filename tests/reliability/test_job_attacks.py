@@ -93,7 +93,8 @@ def test_a_queued_run_starts_when_the_runs_holding_every_slot_lost_their_supervi
         held = backend.registry.get_run(ref.run_id)
         assert held is not None and held.status is RunStatus.FAILED
         assert held.failure_kind == FailureKind.INFRASTRUCTURE.value
-        wait_for(lambda p=int(pid_file.read_text()): not alive(p))  # type: ignore[misc]
+        job = int(pid_file.read_text())
+        wait_for(lambda: not alive(job))  # noqa: B023 (waited for at once)
     wait_for(lambda: not supervisors_of(backend.root))
 
 
