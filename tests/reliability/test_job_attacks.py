@@ -239,3 +239,26 @@ def test_a_job_spec_takes_a_secret_reference_as_a_variable_and_refuses_other_non
         JobSpec(entry_script="quick.py", environment_variables={"N": 3})  # type: ignore[dict-item]
     with pytest.raises(InvalidInputError, match="tags must map strings to strings"):
         JobSpec(entry_script="quick.py", tags={"T": SecretReference("MY_TOKEN")})  # type: ignore[dict-item]
+
+
+def test_canceling_a_sweep_whose_driver_was_killed_cancels_its_trials(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    from himl_tasks.sweeps import Choice, SweepSpec
+
+    spec = JobSpec(entry_script="sleeper.py", args=[str(tmp_path / "trial.pid")], snapshot_root=project)
+    sweep = SweepSpec({"n": Choice(1, 2, 3)}, primary_metric="m", sampling="grid", max_concurrent_runs=2)
+    parent = backend.submit_sweep(spec, sweep)
+    wait_for(lambda: len(backend.child_runs(parent)) == 2)
+    for pid in supervisors_of(backend.root):
+        row = backend.registry.get_run(parent.run_id)
+        if row is not None and row.supervisor_pid == pid:
+            os.kill(pid, signal.SIGKILL)  # the driver dies with it: nobody manages the trials
+
+    backend.cancel(parent)
+
+    trials = backend.child_runs(parent)
+    assert [backend.wait(t, timeout=15).status for t in trials] == [RunStatus.CANCELED] * 2
+    assert backend.get_state(parent).is_terminal
+    wait_for(lambda: not processes_naming(str(tmp_path / "trial.pid")), timeout=10)
+    wait_for(lambda: not supervisors_of(backend.root))

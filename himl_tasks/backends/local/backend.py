@@ -297,6 +297,11 @@ class LocalBackend:
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._submitted(spec, self._look_after(self._row_of(holder)))
+        parent = self.registry.get_run(parent_run_id) if parent_run_id else None
+        if parent is not None and (parent.cancel_requested or parent.status.is_terminal):
+            # The parent was canceled while this child was being submitted: the cancel's
+            # cascade may have listed the children before this one was recorded.
+            self.cancel(self._ref(self._row_of(run_id)))
         start_queued_runs(self.registry, compute, self._launch_secrets())
         return self._submitted(spec, self._row_of(run_id))
 
@@ -459,14 +464,21 @@ class LocalBackend:
         return follow_lines(self.log_reader(ref), has_ended, poll=0.05)
 
     def cancel(self, ref: RunRef) -> None:
-        """Cancels the run (no effect on a finished one).
+        """Cancels the run and its unfinished child runs (no effect on a finished run).
 
         A queued run is Canceled at once; a started one through its supervisor: its
-        processes get SIGTERM, then SIGKILL.
+        processes get SIGTERM, then SIGKILL. A sweep's trials are canceled here too, not only
+        by its driver, which may have died; a trial submitted while its parent is being
+        canceled is canceled as it is recorded.
         """
         row = self._row(ref)
-        if row.status.is_terminal:
-            return
+        if not row.status.is_terminal:
+            self._cancel_one(ref, row)
+        for child in self.registry.runs(parent_run_id=row.run_id):
+            if not child.status.is_terminal:
+                self.cancel(self._ref(child))
+
+    def _cancel_one(self, ref: RunRef, row: RunRow) -> None:
         self.registry.request_cancel(row.run_id)
         queued = (RunStatus.NOT_STARTED, RunStatus.QUEUED)
         canceled = FailureKind.CANCELED.value
