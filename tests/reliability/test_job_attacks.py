@@ -262,3 +262,19 @@ def test_canceling_a_sweep_whose_driver_was_killed_cancels_its_trials(
     assert backend.get_state(parent).is_terminal
     wait_for(lambda: not processes_naming(str(tmp_path / "trial.pid")), timeout=10)
     wait_for(lambda: not supervisors_of(backend.root))
+
+
+def test_a_sweep_of_a_job_whose_snapshot_root_is_the_current_folder_runs_its_trials(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from himl_tasks.sweeps import Choice, SweepSpec
+
+    monkeypatch.chdir(project)  # the default snapshot root, as a user in their project has it
+    sweep = SweepSpec({"n": Choice(1)}, primary_metric="m", sampling="grid")
+
+    parent = backend.submit_sweep(JobSpec(entry_script="quick.py"), sweep)
+    state = backend.wait(parent, timeout=30)
+
+    assert state.succeeded, state.error
+    [trial] = backend.child_runs(parent)
+    assert backend.get_state(trial).succeeded

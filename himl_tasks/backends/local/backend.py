@@ -342,7 +342,8 @@ class LocalBackend:
             logger.warning("the local backend runs every trial: early termination is ignored")
         with tempfile.TemporaryDirectory(prefix="himl-sweep-") as folder:
             plan = {
-                "spec": spec_to_json(spec),
+                # The root made absolute: the driver's own folder is not the user's.
+                "spec": spec_to_json(dataclasses.replace(spec, snapshot_root=spec.root)),
                 "trials": trials,
                 "primary_metric": sweep.primary_metric,
                 "goal": sweep.goal,
