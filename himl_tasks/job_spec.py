@@ -8,7 +8,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -255,7 +255,17 @@ def _texts(name: str, values: object) -> tuple[str, ...]:
         raise InvalidInputError(
             f"{name} must hold only strings, not {wrong[0]!r}; write numbers as text, e.g. '3'"
         )
+    _refuse_nul(name, values)
     return tuple(values)
+
+
+def _refuse_nul(name: str, values: Iterable[str]) -> None:
+    """A NUL byte cannot be in a process's arguments or environment: refused, not run."""
+    found = next((v for v in values if "\0" in v), None)
+    if found is not None:
+        raise InvalidInputError(
+            f"{name} holds {found!r}, with a NUL byte, which no process can be given: remove it"
+        )
 
 
 def _check_text_mapping(name: str, values: object) -> None:
@@ -267,6 +277,7 @@ def _check_text_mapping(name: str, values: object) -> None:
         if not isinstance(key, str) or not isinstance(value, allowed):
             what = "strings or SecretReference" if len(allowed) > 1 else "strings"
             raise InvalidInputError(f"{name} must map strings to {what}; {key!r}: {value!r} is not")
+        _refuse_nul(name, [key, value] if isinstance(value, str) else [key])
         if name == "environment_variables" and not _ENVIRONMENT_VARIABLE.match(key):
             raise InvalidInputError(
                 f"'{key}' is not a usable environment variable name: use letters, digits and "

@@ -12,12 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.errors import InvalidInputError
+from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.errors import InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.secret_reference import SecretReference
@@ -29,6 +30,7 @@ PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 # Writes its pid, then sleeps until killed.
 SLEEPER = """\
 import os, sys, time
+from collections.abc import Callable
 from pathlib import Path
 Path(sys.argv[1]).write_text(str(os.getpid()))
 time.sleep(120)
@@ -103,6 +105,7 @@ def test_a_queued_run_starts_when_the_runs_holding_every_slot_lost_their_supervi
 # its second argument, or *>", once (the file "attacked" beside it marks it done).
 SUPERVISOR_HOOK = """\
 import os, signal
+from collections.abc import Callable
 from pathlib import Path
 from himl_tasks.backends.local import registry as registry_module
 
@@ -123,7 +126,7 @@ setattr(registry_module.Registry, method, dying)
 
 
 @pytest.fixture
-def attack_supervisors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def attack_supervisors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
     """Returns a function arming the supervisors started from now on to die at one step."""
     hooks = tmp_path / "hooks"
     hooks.mkdir()
@@ -139,7 +142,10 @@ def attack_supervisors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type
 
 
 def test_a_supervisor_killed_before_it_recorded_its_job_leaves_no_job_running(
-    backend: LocalBackend, project: Path, tmp_path: Path, attack_supervisors
+    backend: LocalBackend,
+    project: Path,
+    tmp_path: Path,
+    attack_supervisors: Callable[[str], Path],
 ) -> None:
     attacked = attack_supervisors("set_job_group:*")  # the job started, its group not recorded
     pid_file = tmp_path / "job.pid"
@@ -183,8 +189,8 @@ print(f"found={found} readable={readable}")
 # Submits the probe, waits, prints its log: run as an ordinary user would run it.
 SUBMIT_PROBE = """\
 import sys
-from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.errors import InvalidInputError
+from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.errors import InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 
 root, project, secret = sys.argv[1:4]
@@ -246,8 +252,12 @@ def test_canceling_a_sweep_whose_driver_was_killed_cancels_its_trials(
 ) -> None:
     from himl_tasks.sweeps import Choice, SweepSpec
 
-    spec = JobSpec(entry_script="sleeper.py", args=[str(tmp_path / "trial.pid")], snapshot_root=project)
-    sweep = SweepSpec({"n": Choice(1, 2, 3)}, primary_metric="m", sampling="grid", max_concurrent_runs=2)
+    spec = JobSpec(
+        entry_script="sleeper.py", args=[str(tmp_path / "trial.pid")], snapshot_root=project
+    )
+    sweep = SweepSpec(
+        {"n": Choice(1, 2, 3)}, primary_metric="m", sampling="grid", max_concurrent_runs=2
+    )
     parent = backend.submit_sweep(spec, sweep)
     wait_for(lambda: len(backend.child_runs(parent)) == 2)
     for pid in supervisors_of(backend.root):
@@ -278,3 +288,76 @@ def test_a_sweep_of_a_job_whose_snapshot_root_is_the_current_folder_runs_its_tri
     assert state.succeeded, state.error
     [trial] = backend.child_runs(parent)
     assert backend.get_state(trial).succeeded
+
+
+def spec_with(project: Path, **changes: object) -> JobSpec:
+    return JobSpec(entry_script="quick.py", snapshot_root=project, **changes)  # type: ignore[arg-type]
+
+
+# Input that used to be recorded as a run, only for its supervisor to fail it as `infrastructure`
+# (which a flow retries), or to be kept as given.
+Submission = Callable[[LocalBackend, Path], object]
+BAD_SUBMISSIONS: dict[str, tuple[Submission, type[Exception]]] = {
+    "NUL in an argument": (
+        lambda b, p: b.submit(spec_with(p, args=["a\0b"])),
+        InvalidInputError,
+    ),
+    "NUL in a variable": (
+        lambda b, p: b.submit(spec_with(p, environment_variables={"A": "x\0y"})),
+        InvalidInputError,
+    ),
+    "a missing interpreter": (
+        lambda b, p: b.submit(spec_with(p, python_executable="/no/such/python")),
+        InvalidInputError,
+    ),
+    "an empty submission id": (
+        lambda b, p: b.submit(spec_with(p), submission_id=""),
+        InvalidInputError,
+    ),
+    "a number as submission id": (
+        lambda b, p: b.submit(spec_with(p), submission_id=5),  # type: ignore[arg-type]
+        InvalidInputError,
+    ),
+    "an unknown parent run": (
+        lambda b, p: b.submit(spec_with(p), parent_run_id="no_such_run"),
+        RunNotFoundError,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SUBMISSIONS)
+def test_bad_submissions_are_refused_before_anything_is_recorded(
+    backend: LocalBackend, project: Path, case: str
+) -> None:
+    attack, error = BAD_SUBMISSIONS[case]
+
+    with pytest.raises(error):
+        attack(backend, project)
+
+    assert backend.registry.runs() == []
+    assert not (backend.root / "runs").exists() or not any((backend.root / "runs").iterdir())
+
+
+BAD_CLUSTER_SETTINGS: list[tuple[str, Callable[[], object]]] = [
+    ("after_metric as one string", lambda: Preemption(after_metric="loss")),  # type: ignore[arg-type]
+    ("after_metric count as text", lambda: Preemption(after_metric=("loss", "2"))),  # type: ignore[arg-type]
+    ("after_metric count not whole", lambda: Preemption(after_metric=("loss", 2.5))),  # type: ignore[arg-type]
+    ("on_attempts as a number", lambda: Preemption(after_seconds=1, on_attempts=1)),  # type: ignore[arg-type]
+    ("max_preemptions not whole", lambda: Preemption(after_seconds=1, max_preemptions=1.5)),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(
+    "make", [m for _, m in BAD_CLUSTER_SETTINGS], ids=[n for n, _ in BAD_CLUSTER_SETTINGS]
+)
+def test_bad_preemption_settings_are_invalid_input(make: Callable[[], object]) -> None:
+    with pytest.raises(InvalidInputError):
+        make()
+
+
+def test_bad_cluster_settings_are_refused_before_anything_is_stored(backend: LocalBackend) -> None:
+    with pytest.raises(InvalidInputError, match="preemption"):
+        backend.create_compute_cluster("c", preemption="yes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="max_concurrent_runs"):
+        backend.create_compute_cluster("c", max_concurrent_runs=10**30)
+    assert backend.compute_clusters() == {"local": backend.compute_clusters()["local"]}

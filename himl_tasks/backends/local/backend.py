@@ -68,6 +68,8 @@ from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig,
 logger = logging.getLogger(__name__)
 
 SWEEP_PLAN = "sweep.json"
+# More runs at once than any machine holds; the registry stores the limit as an integer.
+MAX_CONCURRENT_RUNS = 1_000_000
 # The folder holding the himl_tasks package: jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
@@ -114,24 +116,34 @@ class Preemption:
                 raise InvalidInputError(
                     f"{name} must be a finite number of 0 or more, not {value!r}"
                 )
-        if not all(_number(a) and a >= 1 for a in self.on_attempts):
-            raise InvalidInputError(
-                f"on_attempts must be attempt numbers from 1, not {self.on_attempts!r}"
-            )
-        if self.max_preemptions is not None and not (
-            _number(self.max_preemptions) and self.max_preemptions >= 0
+        if not isinstance(self.on_attempts, tuple | list) or not all(
+            _whole(a) and a >= 1 for a in self.on_attempts
         ):
             raise InvalidInputError(
-                f"max_preemptions must be 0 or more (or None), not {self.max_preemptions!r}"
+                f"on_attempts must be a tuple of attempt numbers from 1, e.g. (1, 2), not "
+                f"{self.on_attempts!r}"
+            )
+        if self.max_preemptions is not None and not (
+            _whole(self.max_preemptions) and self.max_preemptions >= 0
+        ):
+            raise InvalidInputError(
+                f"max_preemptions must be a whole number of 0 or more (or None), not "
+                f"{self.max_preemptions!r}"
             )
         if self.after_metric is not None:
-            name, count = self.after_metric
-            if not name or count < 1:
+            if not (
+                isinstance(self.after_metric, tuple | list)
+                and len(self.after_metric) == 2
+                and isinstance(self.after_metric[0], str)
+                and self.after_metric[0]
+                and _whole(self.after_metric[1])
+                and self.after_metric[1] >= 1
+            ):
                 raise InvalidInputError(
-                    "after_metric must be (metric name, count of 1 or more), not "
-                    f"{self.after_metric!r}"
+                    "after_metric must be (metric name, whole count of 1 or more), e.g. "
+                    f"('train_loss', 2), not {self.after_metric!r}"
                 )
-            object.__setattr__(self, "after_metric", (str(name), int(count)))
+            object.__setattr__(self, "after_metric", tuple(self.after_metric))
         object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
 
 
@@ -174,8 +186,15 @@ class LocalBackend:
             raise InvalidInputError(
                 f"max_concurrent_runs must be a whole number, not {max_concurrent_runs!r}"
             )
-        if max_concurrent_runs < 1:
-            raise InvalidInputError("max_concurrent_runs must be 1 or more")
+        if not 1 <= max_concurrent_runs <= MAX_CONCURRENT_RUNS:
+            raise InvalidInputError(
+                f"max_concurrent_runs must be from 1 to {MAX_CONCURRENT_RUNS}, not "
+                f"{max_concurrent_runs}"
+            )
+        if preemption is not None and not isinstance(preemption, Preemption):
+            raise InvalidInputError(
+                f"preemption must be a Preemption(...) or None, not {preemption!r}"
+            )
         settings = dataclasses.asdict(preemption) if preemption is not None else None
         self.registry.put_cluster(name, max_concurrent_runs, settings)
 
@@ -239,6 +258,9 @@ class LocalBackend:
             DatastoreNotFoundError: A dataset names an unknown datastore.
             ConfigurationError: A secret reference names a variable that is not set.
         """
+        _check_submission_options(submission_id, parent_run_id)
+        if parent_run_id is not None:
+            self._row_of(parent_run_id)  # RunNotFoundError before anything is written
         if submission_id is not None:
             found = self.registry.find_submission(submission_id)
             if found is not None:
@@ -362,6 +384,11 @@ class LocalBackend:
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable
+        if shutil.which(python) is None:
+            raise InvalidInputError(
+                f"python_executable {python!r} is not an executable file on this machine: give "
+                "the path of a Python interpreter, or leave it empty for the current one"
+            )
         script = spec.script_path
         if script is None:
             module = str(spec.module)
@@ -709,6 +736,16 @@ class LocalBackend:
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_submission_options(submission_id: object, parent_run_id: object) -> None:
+    for name, value in (("submission_id", submission_id), ("parent_run_id", parent_run_id)):
+        if value is not None and not (isinstance(value, str) and value and "\0" not in value):
+            raise InvalidInputError(f"{name} must be a non-empty string or None, not {value!r}")
 
 
 def _parameters(args: tuple[str, ...]) -> dict[str, Any]:
