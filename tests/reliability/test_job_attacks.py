@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the workspace fixture is imported, and named as an argument)
 """Attacks on local runs by a hostile tester: real processes SIGKILLed, cancels, secrets hunted.
 
 Every process here is real: supervisors and jobs are found in /proc and killed with SIGKILL.
@@ -17,12 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.azureml_v1.backend import run_id_for
 from himl_tasks.backends.local.backend import LocalBackend, Preemption
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.secret_reference import SecretReference
-from tests.backends.conftest import write_script
+from tests.backends.azureml_service import FakeAzureMLService
+from tests.backends.conftest import aml, aml_service, write_script  # noqa: F401 (fixtures)
+from tests.flows.conftest import workspace  # noqa: F401 (a fixture)
 from tests.reliability.test_run_lifecycle import supervisors_of, wait_for
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
@@ -189,6 +194,8 @@ print(f"found={found} readable={readable}")
 # Submits the probe, waits, prints its log: run as an ordinary user would run it.
 SUBMIT_PROBE = """\
 import sys
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.azureml_v1.backend import run_id_for
 from himl_tasks.backends.local.backend import LocalBackend, Preemption
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
@@ -361,3 +368,88 @@ def test_bad_cluster_settings_are_refused_before_anything_is_stored(backend: Loc
     with pytest.raises(InvalidInputError, match="max_concurrent_runs"):
         backend.create_compute_cluster("c", max_concurrent_runs=10**30)
     assert backend.compute_clusters() == {"local": backend.compute_clusters()["local"]}
+
+
+# A flow running a sweep with `run_sweep`, its process SIGKILLed as soon as the backend has
+# made the sweep's run: before Prefect (or anything else in the flow) hears of it.
+SWEEP_FLOW_THAT_DIES = """\
+import os, signal, sys
+from prefect import flow
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.azureml_v1.backend import run_id_for
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.sweeps import Choice, SweepSpec
+from himl_tasks.tasks import run_sweep
+
+block, project = sys.argv[1:3]
+original = LocalBackend.submit_sweep
+
+def dying(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+LocalBackend.submit_sweep = dying
+
+@flow
+def tune():
+    sweep = SweepSpec({"n": Choice(1, 2)}, primary_metric="m", sampling="grid")
+    return run_sweep(block, JobSpec(entry_script="quick.py", snapshot_root=project), sweep)
+
+tune()
+"""
+
+
+def test_a_flow_killed_after_its_sweep_was_made_finds_that_sweep_when_run_again(
+    workspace: tuple[str, LocalBackend], project: Path, tmp_path: Path
+) -> None:
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL
+
+    from himl_tasks.sweeps import Choice, SweepSpec
+    from himl_tasks.tasks import run_sweep
+
+    block, backend = workspace
+    script = tmp_path / "sweep_flow_that_dies.py"
+    script.write_text(SWEEP_FLOW_THAT_DIES, encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PACKAGE_PARENT),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }
+    died = subprocess.run(
+        [sys.executable, str(script), block, str(project)],
+        env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert died.returncode == -signal.SIGKILL, died.stderr.decode()[-2000:]
+    [made] = [run for run in backend.registry.runs() if run.parent_run_id is None]
+
+    @flow
+    def tune() -> object:
+        sweep = SweepSpec({"n": Choice(1, 2)}, primary_metric="m", sampling="grid")
+        return run_sweep(block, JobSpec(entry_script="quick.py", snapshot_root=project), sweep)
+
+    again = tune()
+
+    assert again.run_id == made.run_id  # type: ignore[attr-defined]
+    assert backend.wait(again, timeout=30).succeeded  # type: ignore[arg-type]
+    assert [run.run_id for run in backend.registry.runs() if run.parent_run_id is None] == [
+        made.run_id
+    ]
+    assert len(backend.child_runs(again)) == 2  # type: ignore[arg-type]
+
+
+def test_an_azureml_sweep_submitted_again_under_its_id_is_the_same_run(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    from himl_tasks.sweeps import Choice, SweepSpec
+
+    write_script(project, "environment.yml", "name: job\ndependencies:\n  - python=3.11\n")
+    spec = JobSpec(entry_script="quick.py", snapshot_root=project, compute="cpu-cluster")
+    sweep = SweepSpec({"n": Choice(1, 2)}, primary_metric="m", sampling="grid")
+
+    first = aml.submit_sweep(spec, sweep, submission_id="sweep-1")
+    again = aml.submit_sweep(spec, sweep, submission_id="sweep-1")
+
+    assert again == first and first.run_id == run_id_for("sweep-1")
+    assert len(aml_service.submitted) == 1

@@ -347,7 +347,14 @@ class LocalBackend:
         names = {*self.workspace.secret_variables(), *self.registry.waiting_secret_variables()}
         return {name: os.environ[name] for name in names if name in os.environ}
 
-    def submit_sweep(self, spec: JobSpec, sweep: SweepSpec, *, seed: int = 0) -> RunRef:
+    def submit_sweep(
+        self,
+        spec: JobSpec,
+        sweep: SweepSpec,
+        *,
+        seed: int = 0,
+        submission_id: str | None = None,
+    ) -> RunRef:
         """Runs a sweep around a job: a parent run whose trials are its child runs.
 
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
@@ -356,9 +363,15 @@ class LocalBackend:
         the primary metric. Grid and random sampling only; an early termination policy is not
         applied locally (every trial runs to its end).
 
+        `submission_id` makes it idempotent, as in `submit`: it names the parent run.
+
         Raises:
             InvalidInputError: For bayesian sampling.
         """
+        if submission_id is not None:
+            found = self.find_submission(submission_id)
+            if found is not None:
+                return self.get_state(found).ref
         trials = sample_trials(sweep, seed=seed)
         if sweep.early_termination is not None:
             logger.warning("the local backend runs every trial: early termination is ignored")
@@ -380,7 +393,7 @@ class LocalBackend:
                 display_name=f"sweep of {spec.experiment_name()} ({len(trials)} trials)",
                 tags={"sweep": "true"},
             )
-            return self.submit(driver)
+            return self.submit(driver, submission_id=submission_id)
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable
