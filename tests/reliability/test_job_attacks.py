@@ -106,27 +106,53 @@ def test_a_queued_run_starts_when_the_runs_holding_every_slot_lost_their_supervi
 
 
 # A supervisor's sitecustomize (its environment is allow-listed, so the attack is read from a
-# file beside it): SIGKILLs the supervisor at one registry step, "<Registry method>:<value of
-# its second argument, or *>", once (the file "attacked" beside it marks it done).
+# file beside it): SIGKILLs the supervisor once (the file "attacked" beside it marks it done),
+# before its Nth call of a registry method ("<Registry method>:<N>") or before the Nth SQL
+# statement it runs that holds some text ("sql:<text>:<N>"): inside a transaction, say.
 SUPERVISOR_HOOK = """\
-import os, signal
-from collections.abc import Callable
+import os, signal, sqlite3
 from pathlib import Path
 from himl_tasks.backends.local import registry as registry_module
 
 here = Path(__file__).parent
-method, wanted = (here / "attack.txt").read_text().split(":")
+attack = (here / "attack.txt").read_text().split(":")
 once = here / "attacked"
-original = getattr(registry_module.Registry, method)
+calls = [0]
 
-def dying(self, *args, **kwargs):
-    chosen = wanted == "*" or (len(args) > 1 and str(args[1]) == wanted)
-    if chosen and not once.exists():
+def maybe_die():
+    calls[0] += 1
+    if calls[0] == int(attack[-1]) and not once.exists():
         once.write_text("killed")
         os.kill(os.getpid(), signal.SIGKILL)
-    return original(self, *args, **kwargs)
 
-setattr(registry_module.Registry, method, dying)
+if attack[0] == "sql":
+    class Watched:
+        def __init__(self, db):
+            object.__setattr__(self, "db", db)
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+        def __setattr__(self, name, value):
+            setattr(self.db, name, value)
+        def execute(self, statement, *args):
+            if attack[1] in statement:
+                maybe_die()
+            return self.db.execute(statement, *args)
+
+    class Sqlite:
+        def __getattr__(self, name):
+            return getattr(sqlite3, name)
+        def connect(self, *args, **kwargs):
+            return Watched(sqlite3.connect(*args, **kwargs))
+
+    registry_module.sqlite3 = Sqlite()
+else:
+    original = getattr(registry_module.Registry, attack[0])
+
+    def dying(self, *args, **kwargs):
+        maybe_die()
+        return original(self, *args, **kwargs)
+
+    setattr(registry_module.Registry, attack[0], dying)
 """
 
 
@@ -152,7 +178,7 @@ def test_a_supervisor_killed_before_it_recorded_its_job_leaves_no_job_running(
     tmp_path: Path,
     attack_supervisors: Callable[[str], Path],
 ) -> None:
-    attacked = attack_supervisors("set_job_group:*")  # the job started, its group not recorded
+    attacked = attack_supervisors("set_job_group:1")  # the job started, its group not recorded
     pid_file = tmp_path / "job.pid"
 
     spec = JobSpec(entry_script="sleeper.py", args=[str(pid_file)], snapshot_root=project)
@@ -453,3 +479,30 @@ def test_an_azureml_sweep_submitted_again_under_its_id_is_the_same_run(
 
     assert again == first and first.run_id == run_id_for("sweep-1")
     assert len(aml_service.submitted) == 1
+
+
+TWO_OUTPUTS = """\
+import os
+from pathlib import Path
+for index in range(2):
+    Path(os.environ[f"HIML_OUTPUT_DATASET_{index}"], "part.txt").write_text(str(index))
+"""
+
+
+def test_a_supervisor_killed_while_registering_outputs_registers_none_of_them(
+    backend: LocalBackend,
+    project: Path,
+    attack_supervisors: Callable[[str], Path],
+) -> None:
+    write_script(project, "two_outputs.py", TWO_OUTPUTS)
+    attacked = attack_supervisors("sql:INSERT INTO datasets:2")  # one registered
+    spec = JobSpec(
+        entry_script="two_outputs.py", snapshot_root=project, output_datasets=["first", "second"]
+    )
+
+    ref = backend.submit(spec)
+    state = backend.wait(ref, timeout=30)
+
+    assert attacked.exists()
+    assert state.failure_kind is FailureKind.INFRASTRUCTURE, state
+    assert backend.dataset_versions("first") == [] and backend.dataset_versions("second") == []

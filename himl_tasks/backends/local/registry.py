@@ -668,6 +668,23 @@ class Registry:
             )
             return int(version)
 
+    def add_run_outputs(self, outputs: list[tuple[str, str, str]], run_id: str) -> None:
+        """Registers the next version of each (dataset, datastore, path) a run made: all or none.
+
+        One transaction: a process killed midway registers none of them, never some.
+        """
+        with self.write() as db:
+            now = time.time()
+            for name, datastore, path in outputs:
+                latest = db.execute(
+                    "SELECT MAX(version) FROM datasets WHERE name = ?", (name,)
+                ).fetchone()[0]
+                db.execute(
+                    "INSERT INTO datasets (name, version, datastore, path, created_by_run, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, (latest or 0) + 1, datastore, path, run_id, now),
+                )
+
     def dataset_versions(self, name: str) -> list[sqlite3.Row]:
         """Returns the dataset's versions, oldest first."""
         with self.read() as db:

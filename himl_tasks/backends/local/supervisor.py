@@ -277,9 +277,9 @@ class _Supervisor:
                 f"uploading the output datasets failed; nothing was registered: {error}"
                 + _hint(kind),
             )
-        # Registered only once every output is uploaded: all of the run's datasets, or none.
-        for name, datastore, path in published:
-            self.registry.add_dataset_version(name, datastore, path, self.run.run_id)
+        # Registered only once every output is uploaded, in one transaction: all of the run's
+        # datasets, or none, even if this process is killed while registering them.
+        self.registry.add_run_outputs(published, self.run.run_id)
         shutil.rmtree(self.output_root, ignore_errors=True)
         return _Outcome(RunStatus.COMPLETED)
 
