@@ -506,3 +506,22 @@ def test_a_supervisor_killed_while_registering_outputs_registers_none_of_them(
     assert attacked.exists()
     assert state.failure_kind is FailureKind.INFRASTRUCTURE, state
     assert backend.dataset_versions("first") == [] and backend.dataset_versions("second") == []
+
+
+def test_a_submission_killed_before_its_run_was_recorded_leaves_no_run_folder(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    from tests.reliability.test_run_lifecycle import COUNT, submit_and_die
+
+    project = tmp_path / "counting"
+    write_script(project, "count.py", COUNT)
+    executions = tmp_path / "executions.txt"
+    submit_and_die(backend.root, project, executions, "insert_run:before", "job-1")
+
+    ref = backend.submit(
+        JobSpec(entry_script="count.py", args=[str(executions)], snapshot_root=project),
+        submission_id="job-1",
+    )
+
+    assert backend.wait(ref, timeout=30).succeeded
+    assert sorted(p.name for p in (backend.root / "runs").iterdir()) == [ref.run_id]

@@ -68,6 +68,8 @@ from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig,
 logger = logging.getLogger(__name__)
 
 SWEEP_PLAN = "sweep.json"
+# In a run's folder while its submitter makes it, until the run is recorded.
+SUBMITTING = ".submitting"
 # More runs at once than any machine holds; the registry stores the limit as an integer.
 MAX_CONCURRENT_RUNS = 1_000_000
 # The folder holding the himl_tasks package: jobs import it from there.
@@ -281,41 +283,51 @@ class LocalBackend:
         experiment = spec.experiment_name()
         run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
-        snapshot.copy_to(run_dir / "snapshot")
-        if resumed is not None:
-            self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
-        holder = self.registry.insert_run(
-            run_id=run_id,
-            parent_run_id=parent_run_id,
-            experiment=experiment,
-            display_name=spec.display_name or run_id,
-            compute=compute,
-            priority=spec.priority.value,
-            tags={"commandline": shlex.join(sys.argv), **spec.tags},
-            parameters=_parameters(spec.script_args),
-            spec={
-                "command": command,
-                "environment_variables": {
-                    **plain_values(spec.environment_variables),
-                    **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
+        self._remove_abandoned_run_folders()
+        run_dir.mkdir(parents=True)
+        # Says who is making this folder until its run is recorded: a submitter killed before
+        # then leaves a folder that the next submission removes.
+        (run_dir / SUBMITTING).write_text(" ".join(map(str, this_launcher())), encoding="utf-8")
+        try:
+            snapshot.copy_to(run_dir / "snapshot")
+            if resumed is not None:
+                self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
+            holder = self.registry.insert_run(
+                run_id=run_id,
+                parent_run_id=parent_run_id,
+                experiment=experiment,
+                display_name=spec.display_name or run_id,
+                compute=compute,
+                priority=spec.priority.value,
+                tags={"commandline": shlex.join(sys.argv), **spec.tags},
+                parameters=_parameters(spec.script_args),
+                spec={
+                    "command": command,
+                    "environment_variables": {
+                        **plain_values(spec.environment_variables),
+                        **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
+                    },
+                    # Names only: the values are read from the launcher's secrets at launch.
+                    "secret_variables": referenced,
+                    "extra_python_path": [str(PACKAGE_PARENT)],
+                    "num_nodes": spec.num_nodes,
+                    "processes_per_node": spec.processes_per_node,
+                    "priority": spec.priority.value,
+                    "max_run_seconds": spec.max_run_seconds,
+                    "max_concurrent_runs": limit,
+                    "preemption": preemption,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                    "resume_from": spec.resume_from,
                 },
-                # Names only: the values are read from the launcher's secrets at launch.
-                "secret_variables": referenced,
-                "extra_python_path": [str(PACKAGE_PARENT)],
-                "num_nodes": spec.num_nodes,
-                "processes_per_node": spec.processes_per_node,
-                "priority": spec.priority.value,
-                "max_run_seconds": spec.max_run_seconds,
-                "max_concurrent_runs": limit,
-                "preemption": preemption,
-                "inputs": inputs,
-                "outputs": outputs,
-                "resume_from": spec.resume_from,
-            },
-            run_dir=run_dir,
-            submission_id=submission_id,
-            submitter=this_launcher(),
-        )
+                run_dir=run_dir,
+                submission_id=submission_id,
+                submitter=this_launcher(),
+            )
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        (run_dir / SUBMITTING).unlink(missing_ok=True)
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._submitted(spec, self._look_after(self._row_of(holder)))
@@ -326,6 +338,20 @@ class LocalBackend:
             self.cancel(self._ref(self._row_of(run_id)))
         start_queued_runs(self.registry, compute, self._launch_secrets())
         return self._submitted(spec, self._row_of(run_id))
+
+    def _remove_abandoned_run_folders(self) -> None:
+        """Removes the folders of runs whose submitter died before recording them."""
+        for marker in (self.root / "runs").glob(f"*/{SUBMITTING}"):
+            try:
+                pid, started = marker.read_text(encoding="utf-8").split(" ", 1)
+            except (OSError, ValueError):
+                continue  # being written: its submitter is alive
+            if is_alive(int(pid), started):
+                continue
+            if self.registry.get_run(marker.parent.name) is not None:
+                marker.unlink(missing_ok=True)  # recorded: only the marker was left
+            else:
+                shutil.rmtree(marker.parent, ignore_errors=True)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
