@@ -108,7 +108,8 @@ def test_a_queued_run_starts_when_the_runs_holding_every_slot_lost_their_supervi
 # A supervisor's sitecustomize (its environment is allow-listed, so the attack is read from a
 # file beside it): SIGKILLs the supervisor once (the file "attacked" beside it marks it done),
 # before its Nth call of a registry method ("<Registry method>:<N>") or before the Nth SQL
-# statement it runs that holds some text ("sql:<text>:<N>"): inside a transaction, say.
+# statement it runs that holds some text ("sql:<text>:<N>"): inside a transaction, say. With a
+# "pause=<seconds>:" prefix it stops there that long instead.
 SUPERVISOR_HOOK = """\
 import os, signal, sqlite3
 from pathlib import Path
@@ -116,14 +117,19 @@ from himl_tasks.backends.local import registry as registry_module
 
 here = Path(__file__).parent
 attack = (here / "attack.txt").read_text().split(":")
+pause = float(attack.pop(0)[6:]) if attack[0].startswith("pause=") else 0.0
 once = here / "attacked"
 calls = [0]
 
 def maybe_die():
     calls[0] += 1
     if calls[0] == int(attack[-1]) and not once.exists():
-        once.write_text("killed")
-        os.kill(os.getpid(), signal.SIGKILL)
+        once.write_text("attacked")
+        if pause:  # stopped there a while instead, for the test to act in that moment
+            import time
+            time.sleep(pause)
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 if attack[0] == "sql":
     class Watched:
@@ -525,3 +531,32 @@ def test_a_submission_killed_before_its_run_was_recorded_leaves_no_run_folder(
 
     assert backend.wait(ref, timeout=30).succeeded
     assert sorted(p.name for p in (backend.root / "runs").iterdir()) == [ref.run_id]
+
+
+STARTS = """\
+import sys
+from pathlib import Path
+Path(sys.argv[1]).write_text("the job ran")
+"""
+
+
+def test_a_run_canceled_just_before_its_job_starts_never_starts_it(
+    backend: LocalBackend,
+    project: Path,
+    tmp_path: Path,
+    attack_supervisors: Callable[[str], Path],
+) -> None:
+    write_script(project, "starts.py", STARTS)
+    # The supervisor's second read of its run: it has checked for a cancel once, and is
+    # about to start the job.
+    paused = attack_supervisors("pause=1:get_run:2")
+    ran = tmp_path / "ran.txt"
+
+    ref = backend.submit(JobSpec(entry_script="starts.py", args=[str(ran)], snapshot_root=project))
+    wait_for(paused.exists)
+    backend.cancel(ref)
+    state = backend.wait(ref, timeout=30)
+
+    assert state.status is RunStatus.CANCELED
+    assert not ran.exists()
+    assert [s for _, s, _ in backend.status_history(ref)].count(RunStatus.RUNNING) == 0

@@ -173,15 +173,16 @@ class _Supervisor:
             exit_code=outcome.exit_code,
         )
 
-    def _canceled(self) -> bool:
+    def _canceled(self, *, fresh: bool = False) -> bool:
         """True once the run is no longer this supervisor's to carry on.
 
         That is: its cancellation was asked for, it ended or was handed to another supervisor,
         or the registry itself is gone (the workspace was deleted). No supervisor outlives
-        its run.
+        its run. The registry is read at most every `CANCEL_CHECK_SECONDS`, unless `fresh`.
         """
         now = time.monotonic()
-        if not self._cancel_requested and now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
+        due = fresh or now - self._last_cancel_check >= CANCEL_CHECK_SECONDS
+        if not self._cancel_requested and due:
             self._last_cancel_check = now
             try:
                 current = self.registry.get_run(self.run.run_id)
@@ -287,10 +288,13 @@ class _Supervisor:
 
     def _run_attempt(self, input_folders: list[Path]) -> _Outcome:
         attempt = self._attempt()
+        if self._canceled(fresh=True):  # a run canceled while it was prepared never starts
+            return _Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled")
         processes, logs = self._start_processes(input_folders, attempt)
         # Recorded before Running: whoever sees Running can also find the processes to end.
         self.registry.set_job_group(self.run.run_id, processes[0].pid)
-        self.registry.move(self.run.run_id, RunStatus.RUNNING)
+        # Only from Preparing: a cancel asked for meanwhile stays asked for (ended just below).
+        self.registry.move(self.run.run_id, RunStatus.RUNNING, only_from=(RunStatus.PREPARING,))
         max_seconds = self.spec.get("max_run_seconds")
         preemption = self._preemption_for(attempt)
         attempt_started = time.monotonic()
