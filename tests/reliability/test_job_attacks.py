@@ -560,3 +560,25 @@ def test_a_run_canceled_just_before_its_job_starts_never_starts_it(
     assert state.status is RunStatus.CANCELED
     assert not ran.exists()
     assert [s for _, s, _ in backend.status_history(ref)].count(RunStatus.RUNNING) == 0
+
+
+def test_the_trials_of_a_sweep_get_the_secrets_their_job_names(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from himl_tasks.sweeps import Choice, SweepSpec
+
+    monkeypatch.setenv("MY_API_TOKEN", "token-5a0c")
+    write_script(project, "token.py", "import os\nassert os.environ['T'] == 'token-5a0c'\n")
+    spec = JobSpec(
+        entry_script="token.py",
+        snapshot_root=project,
+        environment_variables={"T": SecretReference("MY_API_TOKEN")},
+    )
+    sweep = SweepSpec({"n": Choice(1, 2)}, primary_metric="m", sampling="grid")
+
+    parent = backend.submit_sweep(spec, sweep)
+    state = backend.wait(parent, timeout=30)
+
+    assert state.succeeded, state.error
+    trials = backend.child_runs(parent)
+    assert len(trials) == 2 and all(backend.get_state(t).succeeded for t in trials)

@@ -418,6 +418,12 @@ class LocalBackend:
                 experiment=spec.experiment_name(),
                 display_name=f"sweep of {spec.experiment_name()} ({len(trials)} trials)",
                 tags={"sweep": "true"},
+                # The driver submits the trials, which read these from their submitter: it
+                # gets them as its own secrets, under their own names.
+                environment_variables={
+                    name: SecretReference(name)
+                    for name in secret_references(spec.environment_variables).values()
+                },
             )
             return self.submit(driver, submission_id=submission_id)
 
