@@ -582,3 +582,18 @@ def test_the_trials_of_a_sweep_get_the_secrets_their_job_names(
     assert state.succeeded, state.error
     trials = backend.child_runs(parent)
     assert len(trials) == 2 and all(backend.get_state(t).succeeded for t in trials)
+
+
+def test_the_flow_refuses_a_results_folder_it_could_never_make_before_any_side_effect(
+    workspace: tuple[str, LocalBackend], tmp_path: Path
+) -> None:
+    from flows.preprocess_then_train import preprocess_then_train
+    from tests.reliability.test_bad_input import nothing_happened
+
+    block, local = workspace
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+
+    with pytest.raises(InvalidInputError, match="results_folder"):
+        preprocess_then_train(workspace_block=block, results_folder=str(a_file / "results"))
+    nothing_happened(local)
