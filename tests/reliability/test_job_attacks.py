@@ -597,3 +597,46 @@ def test_the_flow_refuses_a_results_folder_it_could_never_make_before_any_side_e
     with pytest.raises(InvalidInputError, match="results_folder"):
         preprocess_then_train(workspace_block=block, results_folder=str(a_file / "results"))
     nothing_happened(local)
+
+
+SUBMIT_AND_STAY = """\
+import sys, time
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.secret_reference import SecretReference
+
+root, project = sys.argv[1:3]
+spec = JobSpec(entry_script="quick.py", compute="one", snapshot_root=project,
+               environment_variables={"T": SecretReference("MY_API_TOKEN")})
+print(LocalBackend(root).submit(spec).run_id, flush=True)
+time.sleep(60)  # alive, holding the secret, but not looking at its run
+"""
+
+
+def test_a_queued_run_waiting_for_its_submitters_secret_does_not_hold_up_the_runs_behind_it(
+    backend: LocalBackend, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.create_compute_cluster("one", max_concurrent_runs=1)
+    write_script(project, "wait.py", "import time\ntime.sleep(1.5)\n")
+    first = backend.submit(JobSpec(entry_script="wait.py", compute="one", snapshot_root=project))
+    script = tmp_path / "submit_and_stay.py"
+    script.write_text(SUBMIT_AND_STAY, encoding="utf-8")
+    monkeypatch.delenv("MY_API_TOKEN", raising=False)  # only the submitter below holds it
+    submitter = subprocess.Popen(
+        [sys.executable, str(script), str(backend.root), str(project)],
+        env={**os.environ, "MY_API_TOKEN": "token-1", "PYTHONPATH": str(PACKAGE_PARENT)},
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert submitter.stdout is not None
+        waiting = submitter.stdout.readline().decode().strip()
+        behind = backend.submit(
+            JobSpec(entry_script="quick.py", compute="one", snapshot_root=project)
+        )
+
+        assert backend.wait(first, timeout=30).succeeded
+        assert backend.wait(behind, timeout=15).succeeded
+        assert backend.get_state(backend.get_run_ref(waiting)).status is RunStatus.QUEUED
+    finally:
+        submitter.kill()
+        submitter.communicate()

@@ -325,9 +325,10 @@ class Registry:
         records itself, so a launcher that died before starting the supervisor is noticed.
 
         A run whose secret references name a variable the launcher does not hold is left to
-        the process that submitted it, which does: the queue stops there (first in, first
-        out) until that process claims it. If that process has ended, nobody holds the secret
-        any more, and the run is Failed saying so.
+        the process that submitted it, which does, and the slot goes to the next run: a
+        submitter that holds its run's secret but never looks at the run must not hold up
+        everyone else's. If that process has ended, nobody holds the secret any more, and the
+        run is Failed saying so.
 
         Args:
             compute: The cluster.
@@ -360,7 +361,9 @@ class Registry:
                 if missing:
                     submitter = row["launcher_pid"], row["launcher_started"] or ""
                     if submitter[0] is not None and is_alive(*submitter):
-                        break  # its submitter holds the secret and starts it
+                        # Its submitter holds the secret and starts it when it looks at it;
+                        # the runs behind it do not wait for that.
+                        continue
                     self.move(
                         row["run_id"], RunStatus.FAILED, failure_kind="user_error",
                         error=f"the job's secret reference names environment variable "
