@@ -254,13 +254,24 @@ def check_parameters(
             f"raw_dataset and features_dataset are both '{raw_dataset}': preprocessing would "
             "write a new version of its own input; give the features their own name"
         )
-    if results_folder and Path(results_folder).exists() and not Path(results_folder).is_dir():
-        problems.append(f"results_folder '{results_folder}' is a file, not a folder")
+    blocking = _file_in_the_way(Path(results_folder)) if results_folder else None
+    if blocking is not None:
+        problems.append(
+            f"results_folder '{results_folder}' cannot be a folder: '{blocking}' is a file"
+        )
     if problems:
         raise InvalidInputError(
             "preprocess-then-train did not start: " + "; ".join(problems) + ". Nothing was "
             "uploaded, registered or submitted."
         )
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The file standing where `folder` or one of its parents would be, if any."""
+    for place in (folder, *folder.absolute().parents):
+        if place.exists():
+            return None if place.is_dir() else place
+    return None
 
 
 def _whole(value: object) -> bool:

@@ -8,7 +8,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -164,8 +164,8 @@ class JobSpec:
         object.__setattr__(self, "priority", Priority(self.priority))
         for sequence in ("args", "ignored_folders"):
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
-        _check_text_mapping("environment_variables", self.environment_variables, SecretReference)
-        _check_text_mapping("tags", self.tags)
+        for mapping in ("environment_variables", "tags"):
+            _check_text_mapping(mapping, getattr(self, mapping))
         object.__setattr__(
             self, "input_datasets", tuple(as_dataset_config(d) for d in self.input_datasets)
         )
@@ -255,20 +255,29 @@ def _texts(name: str, values: object) -> tuple[str, ...]:
         raise InvalidInputError(
             f"{name} must hold only strings, not {wrong[0]!r}; write numbers as text, e.g. '3'"
         )
+    _refuse_nul(name, values)
     return tuple(values)
 
 
-def _check_text_mapping(name: str, values: object, *other_values: type) -> None:
-    """Refuses anything but a mapping of strings to strings (or to one of `other_values`)."""
+def _refuse_nul(name: str, values: Iterable[str]) -> None:
+    """A NUL byte cannot be in a process's arguments or environment: refused, not run."""
+    found = next((v for v in values if "\0" in v), None)
+    if found is not None:
+        raise InvalidInputError(
+            f"{name} holds {found!r}, with a NUL byte, which no process can be given: remove it"
+        )
+
+
+def _check_text_mapping(name: str, values: object) -> None:
     if not isinstance(values, Mapping):
         raise InvalidInputError(f"{name} must be a mapping of names to strings, not {values!r}")
-    allowed = (str, *other_values)
+    # A job's variable may name a secret instead of holding a value.
+    allowed = (str, SecretReference) if name == "environment_variables" else (str,)
     for key, value in values.items():
         if not isinstance(key, str) or not isinstance(value, allowed):
-            kinds = "".join(f" or {kind.__name__}" for kind in other_values)
-            raise InvalidInputError(
-                f"{name} must map strings to strings{kinds}; {key!r}: {value!r} is not"
-            )
+            what = "strings or SecretReference" if len(allowed) > 1 else "strings"
+            raise InvalidInputError(f"{name} must map strings to {what}; {key!r}: {value!r} is not")
+        _refuse_nul(name, [key, value] if isinstance(value, str) else [key])
         if name == "environment_variables" and not _ENVIRONMENT_VARIABLE.match(key):
             raise InvalidInputError(
                 f"'{key}' is not a usable environment variable name: use letters, digits and "

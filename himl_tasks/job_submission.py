@@ -18,6 +18,7 @@ import logging
 from himl_tasks.backends.base import Backend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunRef
+from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
 
@@ -54,4 +55,26 @@ def submit_once(backend: Backend, spec: JobSpec, identity: str) -> tuple[RunRef,
         if state.succeeded or not state.is_terminal:
             return found, True
         previous, resumable = found, state.failure_kind in RESUMABLE
+    raise AssertionError("unreachable: the chain of submission ids has no end")
+
+
+def submit_sweep_once(
+    backend: Backend, spec: JobSpec, sweep: SweepSpec, identity: str
+) -> tuple[RunRef, bool]:
+    """Returns the sweep's run: the live or completed one of its identity, else a new one.
+
+    The same chain as `submit_once`: a sweep whose run failed or was canceled is submitted
+    again under the next id; one that completed, or is still going, never is.
+
+    Returns:
+        The sweep's parent run, and whether it was found rather than submitted now.
+    """
+    for number in itertools.count(1):
+        sid = submission_id(identity, number)
+        found = backend.find_submission(sid)
+        if found is None:
+            return backend.submit_sweep(spec, sweep, submission_id=sid), False
+        state = backend.get_state(found)
+        if state.succeeded or not state.is_terminal:
+            return found, True
     raise AssertionError("unreachable: the chain of submission ids has no end")

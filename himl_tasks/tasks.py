@@ -30,6 +30,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
+import json
 import threading
 import time
 from pathlib import Path
@@ -52,7 +54,7 @@ from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_identity import job_identity
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.job_submission import submit_once
+from himl_tasks.job_submission import submit_once, submit_sweep_once
 from himl_tasks.preemption import (
     JobResult,
     RetryPolicy,
@@ -242,7 +244,14 @@ def run_sweep(workspace_block: str, spec: JobSpec, sweep: SweepSpec) -> RunRef:
             return run_sweep(block, spec, sweep).recovery_id
         ```
     """
-    ref = backend_for(workspace_block).submit_sweep(spec, sweep)
+    backend = backend_for(workspace_block)
+    # Idempotent as `submit_job`: a flow re-run after a crash finds the sweep it made.
+    job = job_identity(backend, spec, workspace=workspace_block)
+    sweep_fields = json.dumps(dataclasses.asdict(sweep), sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{job}\0{sweep_fields}".encode()).hexdigest()
+    ref, found = submit_sweep_once(backend, spec, sweep, "himl-sweep-" + digest[:48])
+    if found:
+        get_run_logger().info("the same sweep already has run %s: not submitting it again", ref)
     _link(ref, "sweep")
     return ref
 

@@ -75,8 +75,13 @@ class Backend(Protocol):
         """Every metric value the run logged, in order."""
         ...
 
-    def submit_sweep(self, spec: JobSpec, sweep: SweepSpec) -> RunRef:
-        """Starts a hyperparameter sweep around a job; its trials are the run's children."""
+    def submit_sweep(
+        self, spec: JobSpec, sweep: SweepSpec, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Starts a hyperparameter sweep around a job; its trials are the run's children.
+
+        With `submission_id`, idempotent as `submit` is: the sweep's run is recorded with it.
+        """
         ...
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:

@@ -35,8 +35,12 @@ import json, os, sys
 from pathlib import Path
 secrets = sys.argv[2:]
 parent = Path(f"/proc/{os.getppid()}")
+try:  # a supervisor refuses inspection: to a user other than root its environ is unreadable
+    parent_environ = (parent / "environ").read_bytes()
+except PermissionError:
+    parent_environ = b""
 seen = {
-    "parent_environ": [s for s in secrets if s.encode() in (parent / "environ").read_bytes()],
+    "parent_environ": [s for s in secrets if s.encode() in parent_environ],
     "parent_cmdline": [s for s in secrets if s.encode() in (parent / "cmdline").read_bytes()],
     "own_environ": [s for s in secrets if any(s in v for v in os.environ.values())],
     "parent_is_supervisor": b"supervisor" in (parent / "cmdline").read_bytes(),

@@ -33,7 +33,7 @@ from tests.backends.conftest import (  # noqa: F401 (fixtures)
     project,
     write_script,
 )
-from tests.flows.conftest import workspace  # noqa: F401 (fixture)
+from tests.flows.conftest import workspace  # noqa: F401 (fixtures)
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 SUPERVISOR_MODULE = "himl_tasks.backends.local.supervisor"

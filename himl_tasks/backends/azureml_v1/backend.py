@@ -286,10 +286,19 @@ class AzureMLV1Backend:
         except RunNotFoundError:
             return None
 
-    def submit_sweep(self, spec: JobSpec, sweep: SweepSpec) -> RunRef:
-        """Submits a HyperDrive sweep around the job; its trials are the run's children."""
+    def submit_sweep(
+        self, spec: JobSpec, sweep: SweepSpec, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits a HyperDrive sweep around the job; its trials are the run's children.
+
+        With `submission_id`, the HyperDrive run's id is derived from it, as in `submit`.
+        """
+        if submission_id is not None:
+            found = self.find_submission(submission_id)
+            if found is not None:
+                return found
         config, rules = self._prepare(spec)
-        return self._send(spec, hyperdrive_config(sweep, config), rules)
+        return self._send(spec, hyperdrive_config(sweep, config), rules, submission_id)
 
     def check_compute(self, name: str) -> None:
         """Raises unless `name` is a compute cluster of the workspace.

@@ -68,6 +68,10 @@ from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig,
 logger = logging.getLogger(__name__)
 
 SWEEP_PLAN = "sweep.json"
+# In a run's folder while its submitter makes it, until the run is recorded.
+SUBMITTING = ".submitting"
+# More runs at once than any machine holds; the registry stores the limit as an integer.
+MAX_CONCURRENT_RUNS = 1_000_000
 # The folder holding the himl_tasks package: jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
@@ -114,24 +118,34 @@ class Preemption:
                 raise InvalidInputError(
                     f"{name} must be a finite number of 0 or more, not {value!r}"
                 )
-        if not all(_number(a) and a >= 1 for a in self.on_attempts):
-            raise InvalidInputError(
-                f"on_attempts must be attempt numbers from 1, not {self.on_attempts!r}"
-            )
-        if self.max_preemptions is not None and not (
-            _number(self.max_preemptions) and self.max_preemptions >= 0
+        if not isinstance(self.on_attempts, tuple | list) or not all(
+            _whole(a) and a >= 1 for a in self.on_attempts
         ):
             raise InvalidInputError(
-                f"max_preemptions must be 0 or more (or None), not {self.max_preemptions!r}"
+                f"on_attempts must be a tuple of attempt numbers from 1, e.g. (1, 2), not "
+                f"{self.on_attempts!r}"
+            )
+        if self.max_preemptions is not None and not (
+            _whole(self.max_preemptions) and self.max_preemptions >= 0
+        ):
+            raise InvalidInputError(
+                f"max_preemptions must be a whole number of 0 or more (or None), not "
+                f"{self.max_preemptions!r}"
             )
         if self.after_metric is not None:
-            name, count = self.after_metric
-            if not name or count < 1:
+            if not (
+                isinstance(self.after_metric, tuple | list)
+                and len(self.after_metric) == 2
+                and isinstance(self.after_metric[0], str)
+                and self.after_metric[0]
+                and _whole(self.after_metric[1])
+                and self.after_metric[1] >= 1
+            ):
                 raise InvalidInputError(
-                    "after_metric must be (metric name, count of 1 or more), not "
-                    f"{self.after_metric!r}"
+                    "after_metric must be (metric name, whole count of 1 or more), e.g. "
+                    f"('train_loss', 2), not {self.after_metric!r}"
                 )
-            object.__setattr__(self, "after_metric", (str(name), int(count)))
+            object.__setattr__(self, "after_metric", tuple(self.after_metric))
         object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
 
 
@@ -174,8 +188,15 @@ class LocalBackend:
             raise InvalidInputError(
                 f"max_concurrent_runs must be a whole number, not {max_concurrent_runs!r}"
             )
-        if max_concurrent_runs < 1:
-            raise InvalidInputError("max_concurrent_runs must be 1 or more")
+        if not 1 <= max_concurrent_runs <= MAX_CONCURRENT_RUNS:
+            raise InvalidInputError(
+                f"max_concurrent_runs must be from 1 to {MAX_CONCURRENT_RUNS}, not "
+                f"{max_concurrent_runs}"
+            )
+        if preemption is not None and not isinstance(preemption, Preemption):
+            raise InvalidInputError(
+                f"preemption must be a Preemption(...) or None, not {preemption!r}"
+            )
         settings = dataclasses.asdict(preemption) if preemption is not None else None
         self.registry.put_cluster(name, max_concurrent_runs, settings)
 
@@ -239,6 +260,9 @@ class LocalBackend:
             DatastoreNotFoundError: A dataset names an unknown datastore.
             ConfigurationError: A secret reference names a variable that is not set.
         """
+        _check_submission_options(submission_id, parent_run_id)
+        if parent_run_id is not None:
+            self._row_of(parent_run_id)  # RunNotFoundError before anything is written
         if submission_id is not None:
             found = self.registry.find_submission(submission_id)
             if found is not None:
@@ -259,46 +283,75 @@ class LocalBackend:
         experiment = spec.experiment_name()
         run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
-        snapshot.copy_to(run_dir / "snapshot")
-        if resumed is not None:
-            self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
-        holder = self.registry.insert_run(
-            run_id=run_id,
-            parent_run_id=parent_run_id,
-            experiment=experiment,
-            display_name=spec.display_name or run_id,
-            compute=compute,
-            priority=spec.priority.value,
-            tags={"commandline": shlex.join(sys.argv), **spec.tags},
-            parameters=_parameters(spec.script_args),
-            spec={
-                "command": command,
-                "environment_variables": {
-                    **plain_values(spec.environment_variables),
-                    **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
+        self._remove_abandoned_run_folders()
+        run_dir.mkdir(parents=True)
+        # Says who is making this folder until its run is recorded: a submitter killed before
+        # then leaves a folder that the next submission removes.
+        (run_dir / SUBMITTING).write_text(" ".join(map(str, this_launcher())), encoding="utf-8")
+        try:
+            snapshot.copy_to(run_dir / "snapshot")
+            if resumed is not None:
+                self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
+            holder = self.registry.insert_run(
+                run_id=run_id,
+                parent_run_id=parent_run_id,
+                experiment=experiment,
+                display_name=spec.display_name or run_id,
+                compute=compute,
+                priority=spec.priority.value,
+                tags={"commandline": shlex.join(sys.argv), **spec.tags},
+                parameters=_parameters(spec.script_args),
+                spec={
+                    "command": command,
+                    "environment_variables": {
+                        **plain_values(spec.environment_variables),
+                        **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
+                    },
+                    # Names only: the values are read from the launcher's secrets at launch.
+                    "secret_variables": referenced,
+                    "extra_python_path": [str(PACKAGE_PARENT)],
+                    "num_nodes": spec.num_nodes,
+                    "processes_per_node": spec.processes_per_node,
+                    "priority": spec.priority.value,
+                    "max_run_seconds": spec.max_run_seconds,
+                    "max_concurrent_runs": limit,
+                    "preemption": preemption,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                    "resume_from": spec.resume_from,
                 },
-                # Names only: the values are read from the launcher's secrets at launch.
-                "secret_variables": referenced,
-                "extra_python_path": [str(PACKAGE_PARENT)],
-                "num_nodes": spec.num_nodes,
-                "processes_per_node": spec.processes_per_node,
-                "priority": spec.priority.value,
-                "max_run_seconds": spec.max_run_seconds,
-                "max_concurrent_runs": limit,
-                "preemption": preemption,
-                "inputs": inputs,
-                "outputs": outputs,
-                "resume_from": spec.resume_from,
-            },
-            run_dir=run_dir,
-            submission_id=submission_id,
-            submitter=this_launcher(),
-        )
+                run_dir=run_dir,
+                submission_id=submission_id,
+                submitter=this_launcher(),
+            )
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        (run_dir / SUBMITTING).unlink(missing_ok=True)
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._submitted(spec, self._look_after(self._row_of(holder)))
+        parent = self.registry.get_run(parent_run_id) if parent_run_id else None
+        if parent is not None and (parent.cancel_requested or parent.status.is_terminal):
+            # The parent was canceled while this child was being submitted: the cancel's
+            # cascade may have listed the children before this one was recorded.
+            self.cancel(self._ref(self._row_of(run_id)))
         start_queued_runs(self.registry, compute, self._launch_secrets())
         return self._submitted(spec, self._row_of(run_id))
+
+    def _remove_abandoned_run_folders(self) -> None:
+        """Removes the folders of runs whose submitter died before recording them."""
+        for marker in (self.root / "runs").glob(f"*/{SUBMITTING}"):
+            try:
+                pid, started = marker.read_text(encoding="utf-8").split(" ", 1)
+            except (OSError, ValueError):
+                continue  # being written: its submitter is alive
+            if is_alive(int(pid), started):
+                continue
+            if self.registry.get_run(marker.parent.name) is not None:
+                marker.unlink(missing_ok=True)  # recorded: only the marker was left
+            else:
+                shutil.rmtree(marker.parent, ignore_errors=True)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
@@ -320,7 +373,14 @@ class LocalBackend:
         names = {*self.workspace.secret_variables(), *self.registry.waiting_secret_variables()}
         return {name: os.environ[name] for name in names if name in os.environ}
 
-    def submit_sweep(self, spec: JobSpec, sweep: SweepSpec, *, seed: int = 0) -> RunRef:
+    def submit_sweep(
+        self,
+        spec: JobSpec,
+        sweep: SweepSpec,
+        *,
+        seed: int = 0,
+        submission_id: str | None = None,
+    ) -> RunRef:
         """Runs a sweep around a job: a parent run whose trials are its child runs.
 
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
@@ -329,15 +389,22 @@ class LocalBackend:
         the primary metric. Grid and random sampling only; an early termination policy is not
         applied locally (every trial runs to its end).
 
+        `submission_id` makes it idempotent, as in `submit`: it names the parent run.
+
         Raises:
             InvalidInputError: For bayesian sampling.
         """
+        if submission_id is not None:
+            found = self.find_submission(submission_id)
+            if found is not None:
+                return self.get_state(found).ref
         trials = sample_trials(sweep, seed=seed)
         if sweep.early_termination is not None:
             logger.warning("the local backend runs every trial: early termination is ignored")
         with tempfile.TemporaryDirectory(prefix="himl-sweep-") as folder:
             plan = {
-                "spec": spec_to_json(spec),
+                # The root made absolute: the driver's own folder is not the user's.
+                "spec": spec_to_json(dataclasses.replace(spec, snapshot_root=spec.root)),
                 "trials": trials,
                 "primary_metric": sweep.primary_metric,
                 "goal": sweep.goal,
@@ -351,11 +418,22 @@ class LocalBackend:
                 experiment=spec.experiment_name(),
                 display_name=f"sweep of {spec.experiment_name()} ({len(trials)} trials)",
                 tags={"sweep": "true"},
+                # The driver submits the trials, which read these from their submitter: it
+                # gets them as its own secrets, under their own names.
+                environment_variables={
+                    name: SecretReference(name)
+                    for name in secret_references(spec.environment_variables).values()
+                },
             )
-            return self.submit(driver)
+            return self.submit(driver, submission_id=submission_id)
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable
+        if shutil.which(python) is None:
+            raise InvalidInputError(
+                f"python_executable {python!r} is not an executable file on this machine: give "
+                "the path of a Python interpreter, or leave it empty for the current one"
+            )
         script = spec.script_path
         if script is None:
             module = str(spec.module)
@@ -459,14 +537,21 @@ class LocalBackend:
         return follow_lines(self.log_reader(ref), has_ended, poll=0.05)
 
     def cancel(self, ref: RunRef) -> None:
-        """Cancels the run (no effect on a finished one).
+        """Cancels the run and its unfinished child runs (no effect on a finished run).
 
         A queued run is Canceled at once; a started one through its supervisor: its
-        processes get SIGTERM, then SIGKILL.
+        processes get SIGTERM, then SIGKILL. A sweep's trials are canceled here too, not only
+        by its driver, which may have died; a trial submitted while its parent is being
+        canceled is canceled as it is recorded.
         """
         row = self._row(ref)
-        if row.status.is_terminal:
-            return
+        if not row.status.is_terminal:
+            self._cancel_one(ref, row)
+        for child in self.registry.runs(parent_run_id=row.run_id):
+            if not child.status.is_terminal:
+                self.cancel(self._ref(child))
+
+    def _cancel_one(self, ref: RunRef, row: RunRow) -> None:
         self.registry.request_cancel(row.run_id)
         queued = (RunStatus.NOT_STARTED, RunStatus.QUEUED)
         canceled = FailureKind.CANCELED.value
@@ -626,7 +711,10 @@ class LocalBackend:
         if row.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
             if row.supervisor_pid is not None and not alive:  # died in its restart delay
                 self.registry.requeue(row.run_id, this_launcher())
-            if self.registry.startable(row.compute, cluster_limit(self.registry, row.compute)):
+            limit = cluster_limit(self.registry, row.compute)
+            if not self.registry.startable(row.compute, limit):
+                self._free_lost_slots(row.compute)
+            if self.registry.startable(row.compute, limit):
                 start_queued_runs(self.registry, row.compute, self._launch_secrets())
             return self._row_of(row.run_id)
         if alive:
@@ -655,6 +743,23 @@ class LocalBackend:
         start_queued_runs(self.registry, row.compute, self._launch_secrets())
         return self._row_of(row.run_id)
 
+    def _free_lost_slots(self, compute: str) -> None:
+        """Looks after the runs holding the cluster's slots whose processes died.
+
+        A queued run waits for a slot, and a slot is freed when its run's supervisor ends it;
+        a supervisor killed outright frees nothing. Without this, a cluster whose slots are all
+        held by such runs would keep its queue waiting until someone looked at each of them.
+        """
+        for holder in self.registry.slot_holders(compute):
+            if holder.supervisor_pid is not None:
+                lost = not is_alive(holder.supervisor_pid, holder.supervisor_started or "")
+            else:
+                lost = holder.launcher_pid is None or not is_alive(
+                    holder.launcher_pid, holder.launcher_started or ""
+                )
+            if lost:
+                self._look_after(holder)
+
     def _row_of(self, run_id: str) -> RunRow:
         row = self.registry.get_run(run_id)
         if row is None:
@@ -676,6 +781,16 @@ class LocalBackend:
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_submission_options(submission_id: object, parent_run_id: object) -> None:
+    for name, value in (("submission_id", submission_id), ("parent_run_id", parent_run_id)):
+        if value is not None and not (isinstance(value, str) and value and "\0" not in value):
+            raise InvalidInputError(f"{name} must be a non-empty string or None, not {value!r}")
 
 
 def _parameters(args: tuple[str, ...]) -> dict[str, Any]:

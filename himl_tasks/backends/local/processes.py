@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PR_SET_DUMPABLE = 4
 
 
 def process_start_marker(pid: int) -> str:
@@ -63,3 +68,36 @@ def end_process_group(
 def _signal_group(group: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signum)
+
+
+def dying_with_this_process() -> Callable[[], None]:
+    """A `preexec_fn` making the child get SIGKILL when this process ends, however it ends.
+
+    A supervisor records its job's process group only after starting it: killed in between, it
+    would leave a job nobody can find running on. With this, the kernel ends the job's first
+    process with its supervisor (Linux `PR_SET_PDEATHSIG`; elsewhere nothing changes).
+    """
+    parent = os.getpid()
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        prctl = None
+
+    def set_up() -> None:
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent ended before the request was made
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return set_up
+
+
+def refuse_inspection() -> None:
+    """Makes this process's memory and `/proc` entries unreadable to other processes of its user.
+
+    A supervisor holds datastore keys, and its jobs run as the same user: without this, a job
+    could read them from `/proc/<ppid>/mem` (Linux `PR_SET_DUMPABLE` 0; the flag is not
+    inherited across exec, so the jobs themselves stay debuggable). Elsewhere nothing changes.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0)

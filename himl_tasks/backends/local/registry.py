@@ -325,9 +325,10 @@ class Registry:
         records itself, so a launcher that died before starting the supervisor is noticed.
 
         A run whose secret references name a variable the launcher does not hold is left to
-        the process that submitted it, which does: the queue stops there (first in, first
-        out) until that process claims it. If that process has ended, nobody holds the secret
-        any more, and the run is Failed saying so.
+        the process that submitted it, which does, and the slot goes to the next run: a
+        submitter that holds its run's secret but never looks at the run must not hold up
+        everyone else's. If that process has ended, nobody holds the secret any more, and the
+        run is Failed saying so.
 
         Args:
             compute: The cluster.
@@ -360,7 +361,9 @@ class Registry:
                 if missing:
                     submitter = row["launcher_pid"], row["launcher_started"] or ""
                     if submitter[0] is not None and is_alive(*submitter):
-                        break  # its submitter holds the secret and starts it
+                        # Its submitter holds the secret and starts it when it looks at it;
+                        # the runs behind it do not wait for that.
+                        continue
                     self.move(
                         row["run_id"], RunStatus.FAILED, failure_kind="user_error",
                         error=f"the job's secret reference names environment variable "
@@ -377,6 +380,16 @@ class Registry:
                 )
                 claimed.append(str(row["run_id"]))
             return claimed
+
+    def slot_holders(self, compute: str) -> list[RunRow]:
+        """The runs holding a slot of the cluster, oldest first."""
+        holding = ",".join("?" * len(SLOT_HOLDING))
+        with self.read() as db:
+            rows = db.execute(
+                f"SELECT * FROM runs WHERE compute = ? AND status IN ({holding}) ORDER BY seq",
+                (compute, *[s.value for s in SLOT_HOLDING]),
+            ).fetchall()
+        return [_run_row(row) for row in rows]
 
     def startable(self, compute: str, max_concurrent_runs: int) -> bool:
         """Tells whether the cluster has a free slot and a Queued run to give it to (a read)."""
@@ -657,6 +670,23 @@ class Registry:
                 (name, version, datastore, path, created_by_run, time.time()),
             )
             return int(version)
+
+    def add_run_outputs(self, outputs: list[tuple[str, str, str]], run_id: str) -> None:
+        """Registers the next version of each (dataset, datastore, path) a run made: all or none.
+
+        One transaction: a process killed midway registers none of them, never some.
+        """
+        with self.write() as db:
+            now = time.time()
+            for name, datastore, path in outputs:
+                latest = db.execute(
+                    "SELECT MAX(version) FROM datasets WHERE name = ?", (name,)
+                ).fetchone()[0]
+                db.execute(
+                    "INSERT INTO datasets (name, version, datastore, path, created_by_run, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, (latest or 0) + 1, datastore, path, run_id, now),
+                )
 
     def dataset_versions(self, name: str) -> list[sqlite3.Row]:
         """Returns the dataset's versions, oldest first."""

@@ -24,7 +24,12 @@ from types import FrameType
 from typing import Any
 
 from himl_tasks import job_environment as env_names
-from himl_tasks.backends.local.processes import end_process_group, process_start_marker
+from himl_tasks.backends.local.processes import (
+    dying_with_this_process,
+    end_process_group,
+    process_start_marker,
+    refuse_inspection,
+)
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
@@ -67,6 +72,7 @@ def main(argv: list[str]) -> int:
     from himl_tasks.backends.local.launcher import start_queued_runs
 
     root, run_id = Path(argv[0]), argv[1]
+    refuse_inspection()  # before the secrets are in memory
     secrets = _read_secrets()
     try:
         registry = Registry(root, create=False)
@@ -167,15 +173,16 @@ class _Supervisor:
             exit_code=outcome.exit_code,
         )
 
-    def _canceled(self) -> bool:
+    def _canceled(self, *, fresh: bool = False) -> bool:
         """True once the run is no longer this supervisor's to carry on.
 
         That is: its cancellation was asked for, it ended or was handed to another supervisor,
         or the registry itself is gone (the workspace was deleted). No supervisor outlives
-        its run.
+        its run. The registry is read at most every `CANCEL_CHECK_SECONDS`, unless `fresh`.
         """
         now = time.monotonic()
-        if not self._cancel_requested and now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
+        due = fresh or now - self._last_cancel_check >= CANCEL_CHECK_SECONDS
+        if not self._cancel_requested and due:
             self._last_cancel_check = now
             try:
                 current = self.registry.get_run(self.run.run_id)
@@ -271,9 +278,9 @@ class _Supervisor:
                 f"uploading the output datasets failed; nothing was registered: {error}"
                 + _hint(kind),
             )
-        # Registered only once every output is uploaded: all of the run's datasets, or none.
-        for name, datastore, path in published:
-            self.registry.add_dataset_version(name, datastore, path, self.run.run_id)
+        # Registered only once every output is uploaded, in one transaction: all of the run's
+        # datasets, or none, even if this process is killed while registering them.
+        self.registry.add_run_outputs(published, self.run.run_id)
         shutil.rmtree(self.output_root, ignore_errors=True)
         return _Outcome(RunStatus.COMPLETED)
 
@@ -281,10 +288,13 @@ class _Supervisor:
 
     def _run_attempt(self, input_folders: list[Path]) -> _Outcome:
         attempt = self._attempt()
+        if self._canceled(fresh=True):  # a run canceled while it was prepared never starts
+            return _Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled")
         processes, logs = self._start_processes(input_folders, attempt)
         # Recorded before Running: whoever sees Running can also find the processes to end.
         self.registry.set_job_group(self.run.run_id, processes[0].pid)
-        self.registry.move(self.run.run_id, RunStatus.RUNNING)
+        # Only from Preparing: a cancel asked for meanwhile stays asked for (ended just below).
+        self.registry.move(self.run.run_id, RunStatus.RUNNING, only_from=(RunStatus.PREPARING,))
         max_seconds = self.spec.get("max_run_seconds")
         preemption = self._preemption_for(attempt)
         attempt_started = time.monotonic()
@@ -393,6 +403,7 @@ class _Supervisor:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         process_group=processes[0].pid if processes else 0,
+                        preexec_fn=dying_with_this_process(),
                     )
                 )
         except BaseException:
