@@ -431,25 +431,21 @@ class Datastore(abc.ABC):
 
             async def send(item: tuple[_LocalFile, str]) -> None:
                 local, name = item
-                try:
-                    sent = await _put_one_state(
+                sent = await _one_file(
+                    _put_one_state(
                         session, self.name, local.path, name, progress, replace=overwrite
-                    )
-                except DestinationTakenError:
-                    # Stored by another writer since the plan: kept, as without overwrite.
-                    report.skipped_existing += 1
-                    progress.file_done()
-                    return
-                except HimlError:
-                    raise
-                except OSError as error:
-                    raise local_file_error(
-                        self.name,
-                        error,
-                        local.path,
+                    ),
+                    self.name,
+                    local.path,
+                    lambda: (
                         f"uploading {local.path} as '{name}' (after {report.files} of "
-                        f"{len(to_send)} files were sent)",
-                    ) from error
+                        f"{len(to_send)} files were sent)"
+                    ),
+                    report,
+                    progress,
+                )
+                if sent is None:
+                    return
                 if sent.md5 is not None and local.path not in small_md5s:
                     hashed_on_the_way[local.path] = (sent.status, sent.md5)
                 report.files += 1
@@ -627,23 +623,20 @@ class Datastore(abc.ABC):
             progress.start(len(to_fetch), sum(remote.size for remote, _ in to_fetch))
 
             async def fetch(item: tuple[RemoteFile, Path]) -> None:
-                remote, target = item
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    remote, verified = await _get_one_state(
-                        session, self.name, remote, target, validate, progress, replace=overwrite
-                    )
-                except DestinationTakenError:
-                    # Written by another writer since the plan: kept, as without overwrite.
-                    report.skipped_existing += 1
-                    progress.file_done()
+                listed, target = item
+                fetched = await _one_file(
+                    _get_one_state(
+                        session, self.name, listed, target, validate, progress, replace=overwrite
+                    ),
+                    self.name,
+                    target,
+                    lambda: f"downloading '{listed.name}'",
+                    report,
+                    progress,
+                )
+                if fetched is None:
                     return
-                except HimlError:
-                    raise
-                except OSError as error:
-                    raise local_file_error(
-                        self.name, error, target, f"downloading '{remote.name}'"
-                    ) from error
+                remote, verified = fetched
                 if validate and not verified:
                     report.unverified.append(remote.name)
                 report.files += 1
@@ -664,6 +657,41 @@ async def _listed(session: TransferSession, prefix: str) -> list[RemoteFile]:
     if len(prefix) > MAX_BLOB_NAME_CHARS:
         return []
     return await session.list_files(prefix)
+
+
+async def _one_file(
+    transfer: Awaitable[T],
+    datastore: str,
+    path: Path,
+    context: Callable[[], str],
+    report: TransferReport,
+    progress: TransferProgress,
+) -> T | None:
+    """Runs one file's transfer: the boundary where its local OS errors are translated.
+
+    Args:
+        transfer: Sends or fetches the file.
+        datastore: The datastore's name, for errors.
+        path: The local file, named in errors.
+        context: Says what was being done, asked only when an error is raised (it may
+            mention the progress made by then).
+        report: Counts the file in `skipped_existing` if another writer took its destination.
+        progress: Told the file is done when it is skipped.
+
+    Returns:
+        What `transfer` returned, or None if the destination was taken since the plan (the
+        file was then kept, as without overwrite).
+    """
+    try:
+        return await transfer
+    except DestinationTakenError:
+        report.skipped_existing += 1
+        progress.file_done()
+        return None
+    except HimlError:
+        raise
+    except OSError as error:
+        raise local_file_error(datastore, error, path, context()) from error
 
 
 async def _put_one_state(
@@ -704,6 +732,7 @@ async def _get_one_state(
         The listing entry of the version written (a newer one than `remote` if it changed),
         and whether its bytes were checked against its stored MD5.
     """
+    target.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, ATTEMPTS + 1):
         # Each attempt starts from scratch, into a fresh temporary file (removed on any error).
         try:
