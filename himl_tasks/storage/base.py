@@ -775,7 +775,8 @@ async def run_bounded(
     """Runs `action` on every item with at most `concurrency` in flight.
 
     The first error cancels the remaining work (each action cleans up after itself) and is
-    raised as it is, not wrapped in an ExceptionGroup.
+    raised as it is, not wrapped in an ExceptionGroup. `concurrency` was checked (a whole
+    number, at least 1) where the public operation began.
     """
     pending = iter(items)
 
@@ -783,7 +784,6 @@ async def run_bounded(
         for item in pending:
             await action(item)
 
-    whole_number("concurrency", concurrency)  # 0 would silently do nothing
     workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(items)))]
     if not workers:
         return
