@@ -16,6 +16,7 @@ from pathlib import Path, PurePath
 
 from himl_tasks.errors import InvalidInputError, UnsafeBlobNameError, UnusableNamesError
 from himl_tasks.storage.options import flag
+from himl_tasks.storage.pinning import file_identity
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
 
 LISTED_PROBLEMS = 20
@@ -47,7 +48,7 @@ def walk_files(folder: Path) -> list[LocalFile]:
     unreadable: list[str] = []
     top = folder.stat()
     stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
-        (folder, "", frozenset({(top.st_dev, top.st_ino)}))
+        (folder, "", frozenset({file_identity(top)}))
     ]
     while stack:
         directory, relative_dir, above = stack.pop()
@@ -56,7 +57,7 @@ def walk_files(folder: Path) -> list[LocalFile]:
                 relative = f"{relative_dir}{entry.name}"
                 if entry.is_dir():
                     status = entry.stat()
-                    identity = (status.st_dev, status.st_ino)
+                    identity = file_identity(status)
                     if identity in above:
                         raise InvalidInputError(
                             f"cannot upload {folder}: {entry.path} links to a folder that "
