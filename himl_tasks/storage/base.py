@@ -7,7 +7,8 @@ list, exists) is built here on those primitives, so folder and blob datastores b
 Every transfer plans first (what to copy, what is already identical, what already exists, and
 every name that cannot be written, all refused together), then runs the plan with bounded
 concurrency, and returns a `TransferReport`. Errors of the local file system are translated into
-`himl_tasks.errors` here, at the boundary of each file and of each operation.
+`himl_tasks.errors` at the boundary of each operation (here) and of each file (`one_file`).
+The checks of a caller's arguments are in `transfer_inputs`.
 """
 
 from __future__ import annotations
@@ -25,16 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Concatenate, ParamSpec, TypeVar
 
-from himl_tasks.errors import (
-    HimlError,
-    InvalidInputError,
-    RemoteFileChangedError,
-    RemoteFilesNotFoundError,
-    SourceChangedError,
-)
+from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
-from himl_tasks.storage.local_errors import local_file_error, translated_local_errors
+from himl_tasks.storage.local_errors import translated_local_errors
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.names import (
     MAX_BLOB_NAME_CHARS,
@@ -47,11 +42,11 @@ from himl_tasks.storage.names import (
     normalize_prefix,
     normalize_remote_path,
 )
+from himl_tasks.storage.one_file import get_one_state, one_file, put_one_state
 from himl_tasks.storage.options import whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX as PARTIAL_SUFFIX
-from himl_tasks.storage.partials import DestinationTakenError, remove_leftovers, writing_partial
 from himl_tasks.storage.partials import partial_path as partial_path
-from himl_tasks.storage.pinning import ATTEMPTS, ChangedWhileReadError
+from himl_tasks.storage.partials import remove_leftovers
 from himl_tasks.storage.progress import TransferProgress
 from himl_tasks.storage.transfer_inputs import (
     LocalFile,
@@ -393,8 +388,8 @@ class Datastore(abc.ABC):
 
             async def send(item: tuple[LocalFile, str]) -> None:
                 local, name = item
-                sent = await _one_file(
-                    _put_one_state(
+                sent = await one_file(
+                    put_one_state(
                         session, self.name, local.path, name, progress, replace=overwrite
                     ),
                     self.name,
@@ -586,8 +581,8 @@ class Datastore(abc.ABC):
 
             async def fetch(item: tuple[RemoteFile, Path]) -> None:
                 listed, target = item
-                fetched = await _one_file(
-                    _get_one_state(
+                fetched = await one_file(
+                    get_one_state(
                         session, self.name, listed, target, validate, progress, replace=overwrite
                     ),
                     self.name,
@@ -619,116 +614,6 @@ async def _listed(session: TransferSession, prefix: str) -> list[RemoteFile]:
     if len(prefix) > MAX_BLOB_NAME_CHARS:
         return []
     return await session.list_files(prefix)
-
-
-async def _one_file(
-    transfer: Awaitable[T],
-    datastore: str,
-    path: Path,
-    context: Callable[[], str],
-    report: TransferReport,
-    progress: TransferProgress,
-) -> T | None:
-    """Runs one file's transfer: the boundary where its local OS errors are translated.
-
-    Args:
-        transfer: Sends or fetches the file.
-        datastore: The datastore's name, for errors.
-        path: The local file, named in errors.
-        context: Says what was being done, asked only when an error is raised (it may
-            mention the progress made by then).
-        report: Counts the file in `skipped_existing` if another writer took its destination.
-        progress: Told the file is done when it is skipped.
-
-    Returns:
-        What `transfer` returned, or None if the destination was taken since the plan (the
-        file was then kept, as without overwrite).
-    """
-    try:
-        return await transfer
-    except DestinationTakenError:
-        report.skipped_existing += 1
-        progress.file_done()
-        return None
-    except HimlError:
-        raise
-    except OSError as error:
-        raise local_file_error(datastore, error, path, context()) from error
-
-
-async def _put_one_state(
-    session: TransferSession,
-    datastore: str,
-    path: Path,
-    name: str,
-    progress: TransferProgress,
-    *,
-    replace: bool,
-) -> SentFile:
-    """Stores one state of a local file, sending it again (from scratch) when it changes."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return await session.put(path, name, progress, replace=replace)
-        except ChangedWhileReadError as changed:
-            if attempt == ATTEMPTS:
-                raise SourceChangedError(datastore, path, name, attempt, changed.detail) from None
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _get_one_state(
-    session: TransferSession,
-    datastore: str,
-    remote: RemoteFile,
-    target: Path,
-    validate: bool,
-    progress: TransferProgress,
-    *,
-    replace: bool,
-) -> tuple[RemoteFile, bool]:
-    """Writes one version of a datastore file to `target`, fetching it again when it changes.
-
-    Unless `replace`, a file that appeared at `target` meanwhile is kept
-    (`DestinationTakenError`).
-
-    Returns:
-        The listing entry of the version written (a newer one than `remote` if it changed),
-        and whether its bytes were checked against its stored MD5.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, ATTEMPTS + 1):
-        # Each attempt starts from scratch, into a fresh temporary file (removed on any error).
-        try:
-            with writing_partial(target, replace=replace) as partial:
-                verified = await session.get(remote, partial, validate, progress)
-            return remote, verified
-        except ChangedWhileReadError as changed:
-            remote = await _listed_again(session, datastore, remote, attempt, changed)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _listed_again(
-    session: TransferSession,
-    datastore: str,
-    remote: RemoteFile,
-    attempt: int,
-    changed: ChangedWhileReadError,
-) -> RemoteFile:
-    """Returns the file's current listing entry after it changed while it was read.
-
-    The earlier entry's size, MD5 and version describe a state that is gone; the next attempt
-    reads, checks and reports the current one.
-
-    Raises:
-        RemoteFileChangedError: If this was the last attempt, or the file is gone.
-    """
-    if attempt == ATTEMPTS:
-        raise RemoteFileChangedError(datastore, remote.name, attempt, changed.detail) from None
-    for current in await session.list_files(remote.name):
-        if current.name == remote.name:
-            return current
-    raise RemoteFileChangedError(
-        datastore, remote.name, attempt, f"{changed.detail}; then it was deleted"
-    ) from None
 
 
 async def run_bounded(
