@@ -7,7 +7,8 @@ list, exists) is built here on those primitives, so folder and blob datastores b
 Every transfer plans first (what to copy, what is already identical, what already exists, and
 every name that cannot be written, all refused together), then runs the plan with bounded
 concurrency, and returns a `TransferReport`. Errors of the local file system are translated into
-`himl_tasks.errors` here, at the boundary of each file and of each operation.
+`himl_tasks.errors` at the boundary of each operation (here) and of each file (`one_file`).
+The checks of a caller's arguments are in `transfer_inputs`.
 """
 
 from __future__ import annotations
@@ -20,23 +21,15 @@ import os
 import stat
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Concatenate, ParamSpec, TypeVar
 
-from himl_tasks.errors import (
-    HimlError,
-    InvalidInputError,
-    RemoteFileChangedError,
-    RemoteFilesNotFoundError,
-    SourceChangedError,
-    UnsafeBlobNameError,
-    UnusableNamesError,
-)
+from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
-from himl_tasks.storage.local_errors import local_file_error, translated_local_errors
+from himl_tasks.storage.local_errors import translated_local_errors
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.names import (
     MAX_BLOB_NAME_CHARS,
@@ -49,12 +42,21 @@ from himl_tasks.storage.names import (
     normalize_prefix,
     normalize_remote_path,
 )
-from himl_tasks.storage.options import flag, whole_number
+from himl_tasks.storage.one_file import get_one_state, one_file, put_one_state
+from himl_tasks.storage.options import whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX as PARTIAL_SUFFIX
-from himl_tasks.storage.partials import DestinationTakenError, remove_leftovers, writing_partial
 from himl_tasks.storage.partials import partial_path as partial_path
-from himl_tasks.storage.pinning import ATTEMPTS, ChangedWhileReadError
-from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
+from himl_tasks.storage.partials import remove_leftovers
+from himl_tasks.storage.progress import TransferProgress
+from himl_tasks.storage.transfer_inputs import (
+    LocalFile,
+    check_flags,
+    chosen_files,
+    local_path,
+    progress_reporter,
+    unusable_names,
+    walk_files,
+)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -62,9 +64,6 @@ D = TypeVar("D", bound="Datastore")
 
 SMALL_FILE_BYTES = 1024 * 1024
 """Files up to this size are hashed eagerly when uploading (cheap, and overlaps the listing)."""
-
-LISTED_PROBLEMS = 20
-"""How many unusable names an error message lists (the error's `problems` holds them all)."""
 
 
 @dataclass(frozen=True)
@@ -154,17 +153,6 @@ class TransferSession(abc.ABC):
             {name: why} for each name that cannot be stored; by default none.
         """
         return {}
-
-
-@dataclass(frozen=True)
-class _LocalFile:
-    path: Path
-    relative: str
-    status: os.stat_result
-
-    @property
-    def size(self) -> int:
-        return self.status.st_size
 
 
 def _local_errors_translated(
@@ -302,8 +290,8 @@ class Datastore(abc.ABC):
                 is stored for it; a file that changed once is sent again as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
-        folder = _local_path("local_folder", local_folder)
-        _check_flags(overwrite=overwrite, skip_identical=skip_identical)
+        folder = local_path("local_folder", local_folder)
+        check_flags(overwrite=overwrite, skip_identical=skip_identical)
         if not folder.exists():
             raise InvalidInputError(f"cannot upload {folder}: no such folder")
         if not folder.is_dir():
@@ -311,8 +299,8 @@ class Datastore(abc.ABC):
                 f"cannot upload {folder}: it is a file, not a folder; use upload_files for files"
             )
 
-        def walk() -> list[_LocalFile]:
-            files = _walk_files(folder)
+        def walk() -> list[LocalFile]:
+            files = walk_files(folder)
             if not files:
                 raise InvalidInputError(f"cannot upload {folder}: the folder holds no files")
             return files
@@ -344,58 +332,27 @@ class Datastore(abc.ABC):
                 f"upload_files needs a list of files, not {type(files).__name__} ({files!r}); "
                 "to upload one file, pass [file]"
             )
-        _check_flags(overwrite=overwrite, skip_identical=skip_identical)
-        root = _local_path("relative_root", relative_root) if relative_root is not None else None
-        chosen: list[_LocalFile] = []
-        for item in files:
-            path = _local_path("each file", item)
-            if not path.is_file():
-                if path.is_dir():
-                    what = "is a folder"
-                elif path.exists():
-                    what = "is not a regular file (a fifo, socket or device)"
-                else:
-                    what = "does not exist"
-                raise InvalidInputError(f"cannot upload {path}: it {what}; give existing files")
-            if root is None:
-                relative = path.name
-            else:
-                try:
-                    relative = path.resolve().relative_to(root.resolve()).as_posix()
-                except ValueError:
-                    raise InvalidInputError(
-                        f"cannot upload {path}: it is not inside relative_root {root}"
-                    ) from None
-            chosen.append(_LocalFile(path, relative, path.stat()))
-        if not chosen:
-            raise InvalidInputError("upload_files was given no files")
-        seen: dict[str, Path] = {}
-        for local in chosen:
-            if local.relative in seen:
-                raise InvalidInputError(
-                    f"{seen[local.relative]} and {local.path} would both be uploaded as "
-                    f"'{local.relative}'; pass relative_root to keep their folders apart"
-                )
-            seen[local.relative] = local.path
+        check_flags(overwrite=overwrite, skip_identical=skip_identical)
+        chosen = chosen_files(files, relative_root)
         return self._upload_planned(
             lambda: chosen, remote_path, overwrite, skip_identical, show_progress
         )
 
     def _upload_planned(
         self,
-        collect_files: Callable[[], Sequence[_LocalFile]],
+        collect_files: Callable[[], Sequence[LocalFile]],
         remote_path: str | PurePath,
         overwrite: bool,
         skip_identical: bool,
         show_progress: bool | TransferProgress,
     ) -> TransferReport:
         folder = normalize_remote_path(remote_path)
-        with _progress(show_progress, f"upload to {self.name}") as progress:
+        with progress_reporter(show_progress, f"upload to {self.name}") as progress:
             return _run(self._upload(collect_files, folder, overwrite, skip_identical, progress))
 
     async def _upload(
         self,
-        collect_files: Callable[[], Sequence[_LocalFile]],
+        collect_files: Callable[[], Sequence[LocalFile]],
         folder: str,
         overwrite: bool,
         skip_identical: bool,
@@ -429,27 +386,23 @@ class Datastore(abc.ABC):
             progress.start(len(to_send), sum(local.size for local, _ in to_send))
             hashed_on_the_way: dict[Path, tuple[os.stat_result, bytes]] = {}
 
-            async def send(item: tuple[_LocalFile, str]) -> None:
+            async def send(item: tuple[LocalFile, str]) -> None:
                 local, name = item
-                try:
-                    sent = await _put_one_state(
+                sent = await one_file(
+                    put_one_state(
                         session, self.name, local.path, name, progress, replace=overwrite
-                    )
-                except DestinationTakenError:
-                    # Stored by another writer since the plan: kept, as without overwrite.
-                    report.skipped_existing += 1
-                    progress.file_done()
-                    return
-                except HimlError:
-                    raise
-                except OSError as error:
-                    raise local_file_error(
-                        self.name,
-                        error,
-                        local.path,
+                    ),
+                    self.name,
+                    local.path,
+                    lambda: (
                         f"uploading {local.path} as '{name}' (after {report.files} of "
-                        f"{len(to_send)} files were sent)",
-                    ) from error
+                        f"{len(to_send)} files were sent)"
+                    ),
+                    report,
+                    progress,
+                )
+                if sent is None:
+                    return
                 if sent.md5 is not None and local.path not in small_md5s:
                     hashed_on_the_way[local.path] = (sent.status, sent.md5)
                 report.files += 1
@@ -466,7 +419,7 @@ class Datastore(abc.ABC):
         return report
 
     async def _refuse_unusable_upload_names(
-        self, session: TransferSession, named: Sequence[tuple[_LocalFile, str]]
+        self, session: TransferSession, named: Sequence[tuple[LocalFile, str]]
     ) -> None:
         # Keyed by local file, the thing to rename; the datastore's name is in the reason.
         sources = {name: os.fsdecode(local.path) for local, name in named}
@@ -475,7 +428,7 @@ class Datastore(abc.ABC):
         refused.update(await session.write_problems(usable))
         problems = {sources[name]: f"as '{name}': {why}" for name, why in refused.items()}
         if problems:
-            raise _unusable_names(
+            raise unusable_names(
                 self.name,
                 "cannot be uploaded",
                 problems,
@@ -534,8 +487,8 @@ class Datastore(abc.ABC):
                 as it is now).
             StorageError: If the datastore refuses or fails the transfer.
         """
-        output = _local_path("output_folder", output_folder)
-        _check_flags(
+        output = local_path("output_folder", output_folder)
+        check_flags(
             overwrite=overwrite,
             validate_checksum=validate_checksum,
             skip_identical=skip_identical,
@@ -546,7 +499,7 @@ class Datastore(abc.ABC):
                 f"cannot download into {output}: it is a file; give a folder (it is created "
                 "if missing)"
             )
-        with _progress(show_progress, f"download from {self.name}") as progress:
+        with progress_reporter(show_progress, f"download from {self.name}") as progress:
             return _run(
                 self._download(
                     normalize_prefix(prefix),
@@ -594,7 +547,7 @@ class Datastore(abc.ABC):
                 sizes={f.name: f.size for f in found},
             )
             if problems:
-                raise _unusable_names(
+                raise unusable_names(
                     self.name,
                     f"cannot be downloaded into {output}",
                     problems,
@@ -627,23 +580,20 @@ class Datastore(abc.ABC):
             progress.start(len(to_fetch), sum(remote.size for remote, _ in to_fetch))
 
             async def fetch(item: tuple[RemoteFile, Path]) -> None:
-                remote, target = item
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    remote, verified = await _get_one_state(
-                        session, self.name, remote, target, validate, progress, replace=overwrite
-                    )
-                except DestinationTakenError:
-                    # Written by another writer since the plan: kept, as without overwrite.
-                    report.skipped_existing += 1
-                    progress.file_done()
+                listed, target = item
+                fetched = await one_file(
+                    get_one_state(
+                        session, self.name, listed, target, validate, progress, replace=overwrite
+                    ),
+                    self.name,
+                    target,
+                    lambda: f"downloading '{listed.name}'",
+                    report,
+                    progress,
+                )
+                if fetched is None:
                     return
-                except HimlError:
-                    raise
-                except OSError as error:
-                    raise local_file_error(
-                        self.name, error, target, f"downloading '{remote.name}'"
-                    ) from error
+                remote, verified = fetched
                 if validate and not verified:
                     report.unverified.append(remote.name)
                 report.files += 1
@@ -666,87 +616,14 @@ async def _listed(session: TransferSession, prefix: str) -> list[RemoteFile]:
     return await session.list_files(prefix)
 
 
-async def _put_one_state(
-    session: TransferSession,
-    datastore: str,
-    path: Path,
-    name: str,
-    progress: TransferProgress,
-    *,
-    replace: bool,
-) -> SentFile:
-    """Stores one state of a local file, sending it again (from scratch) when it changes."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return await session.put(path, name, progress, replace=replace)
-        except ChangedWhileReadError as changed:
-            if attempt == ATTEMPTS:
-                raise SourceChangedError(datastore, path, name, attempt, changed.detail) from None
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _get_one_state(
-    session: TransferSession,
-    datastore: str,
-    remote: RemoteFile,
-    target: Path,
-    validate: bool,
-    progress: TransferProgress,
-    *,
-    replace: bool,
-) -> tuple[RemoteFile, bool]:
-    """Writes one version of a datastore file to `target`, fetching it again when it changes.
-
-    Unless `replace`, a file that appeared at `target` meanwhile is kept
-    (`DestinationTakenError`).
-
-    Returns:
-        The listing entry of the version written (a newer one than `remote` if it changed),
-        and whether its bytes were checked against its stored MD5.
-    """
-    for attempt in range(1, ATTEMPTS + 1):
-        # Each attempt starts from scratch, into a fresh temporary file (removed on any error).
-        try:
-            with writing_partial(target, replace=replace) as partial:
-                verified = await session.get(remote, partial, validate, progress)
-            return remote, verified
-        except ChangedWhileReadError as changed:
-            remote = await _listed_again(session, datastore, remote, attempt, changed)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _listed_again(
-    session: TransferSession,
-    datastore: str,
-    remote: RemoteFile,
-    attempt: int,
-    changed: ChangedWhileReadError,
-) -> RemoteFile:
-    """Returns the file's current listing entry after it changed while it was read.
-
-    The earlier entry's size, MD5 and version describe a state that is gone; the next attempt
-    reads, checks and reports the current one.
-
-    Raises:
-        RemoteFileChangedError: If this was the last attempt, or the file is gone.
-    """
-    if attempt == ATTEMPTS:
-        raise RemoteFileChangedError(datastore, remote.name, attempt, changed.detail) from None
-    for current in await session.list_files(remote.name):
-        if current.name == remote.name:
-            return current
-    raise RemoteFileChangedError(
-        datastore, remote.name, attempt, f"{changed.detail}; then it was deleted"
-    ) from None
-
-
 async def run_bounded(
     items: Sequence[T], action: Callable[[T], Awaitable[None]], concurrency: int
 ) -> None:
     """Runs `action` on every item with at most `concurrency` in flight.
 
     The first error cancels the remaining work (each action cleans up after itself) and is
-    raised as it is, not wrapped in an ExceptionGroup.
+    raised as it is, not wrapped in an ExceptionGroup. `concurrency` was checked (a whole
+    number, at least 1) where the public operation began.
     """
     pending = iter(items)
 
@@ -754,7 +631,6 @@ async def run_bounded(
         for item in pending:
             await action(item)
 
-    whole_number("concurrency", concurrency)  # 0 would silently do nothing
     workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(items)))]
     if not workers:
         return
@@ -848,108 +724,8 @@ async def _identical_pairs(
 
 
 def _collect_and_hash(
-    collect_files: Callable[[], Sequence[_LocalFile]],
-) -> tuple[Sequence[_LocalFile], dict[Path, bytes]]:
+    collect_files: Callable[[], Sequence[LocalFile]],
+) -> tuple[Sequence[LocalFile], dict[Path, bytes]]:
     files = collect_files()
     small = {f.path: f.status for f in files if f.size <= SMALL_FILE_BYTES}
     return files, files_md5(list(small), small)
-
-
-def _walk_files(folder: Path) -> list[_LocalFile]:
-    """Lists the regular files under a folder, recursively, with '/'-separated relative names.
-
-    Linked folders are followed, but a link to a folder that contains it (a loop) is refused.
-    """
-    found: list[_LocalFile] = []
-    unreadable: list[str] = []
-    top = folder.stat()
-    stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
-        (folder, "", frozenset({(top.st_dev, top.st_ino)}))
-    ]
-    while stack:
-        directory, relative_dir, above = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                relative = f"{relative_dir}{entry.name}"
-                if entry.is_dir():
-                    status = entry.stat()
-                    identity = (status.st_dev, status.st_ino)
-                    if identity in above:
-                        raise InvalidInputError(
-                            f"cannot upload {folder}: {entry.path} links to a folder that "
-                            "contains it (a loop); remove the link or upload a folder without it"
-                        )
-                    stack.append((Path(entry.path), f"{relative}/", above | {identity}))
-                elif entry.is_file():
-                    found.append(_LocalFile(Path(entry.path), relative, entry.stat()))
-                elif entry.is_symlink() and not Path(entry.path).exists():
-                    unreadable.append(f"{entry.path}: a broken symbolic link")
-                else:
-                    # Reading a fifo would wait for a writer forever; a device has no end.
-                    unreadable.append(
-                        f"{entry.path}: not a regular file (a fifo, socket or device)"
-                    )
-    if unreadable:
-        unreadable.sort()
-        listed = "".join(f"\n  {line}" for line in unreadable[:LISTED_PROBLEMS])
-        more = len(unreadable) - LISTED_PROBLEMS
-        raise InvalidInputError(
-            f"cannot upload {folder}: {len(unreadable)} "
-            f"{'entries are' if len(unreadable) != 1 else 'entry is'} not files that can be "
-            f"read; nothing was sent. Remove them, or upload the others with upload_files:{listed}"
-            + (f"\n  ... and {more} more" if more > 0 else "")
-        )
-    found.sort(key=lambda f: f.relative)
-    return found
-
-
-def _local_path(option: str, value: object) -> Path:
-    """Returns a user's local path argument as a Path, refusing None, other types, "" and NUL."""
-    if not isinstance(value, (str, os.PathLike)):
-        raise InvalidInputError(f"{option} must be a str or a path, not {type(value).__name__}")
-    text = os.fspath(value)
-    if isinstance(text, bytes) or text == "" or "\0" in text:
-        what = "bytes" if isinstance(text, bytes) else "empty" if not text else "holds a NUL byte"
-        raise InvalidInputError(
-            f"{option} {text!r} is {what}; give a str path ('.' for the current folder)"
-        )
-    return Path(text)
-
-
-def _check_flags(**flags: object) -> None:
-    """Refuses options that must be True or False but are not (a truthy "False" would count)."""
-    for option, value in flags.items():
-        flag(option, value)
-
-
-def _unusable_names(
-    datastore: str, what: str, problems: dict[str, str], advice: str, *, unsafe: bool = False
-) -> UnusableNamesError:
-    """One error listing every name a transfer cannot use, raised before anything moves."""
-    listed = sorted(problems.items())
-    lines = "".join(f"\n  {name!r}: {why}" for name, why in listed[:LISTED_PROBLEMS])
-    more = len(listed) - LISTED_PROBLEMS
-    message = (
-        f"{len(listed)} name{'s' if len(listed) != 1 else ''} {what}; nothing was transferred. "
-        f"{advice[0].upper()}{advice[1:]}:{lines}"
-        + (f"\n  ... and {more} more" if more > 0 else "")
-    )
-    # An escaping name is the most serious problem: it keeps its own, more specific class.
-    error_class = UnsafeBlobNameError if unsafe else UnusableNamesError
-    return error_class(datastore, message, problems)
-
-
-def _progress(
-    show: bool | TransferProgress, description: str
-) -> AbstractContextManager[TransferProgress]:
-    if isinstance(show, bool):
-        return ProgressBar(description) if show else nullcontext(SilentProgress())
-    if not all(callable(getattr(show, method, None)) for method in _PROGRESS_METHODS):
-        raise InvalidInputError(
-            f"show_progress must be True, False or a TransferProgress (with "
-            f"{', '.join(_PROGRESS_METHODS)}), not {type(show).__name__}"
-        )
-    return nullcontext(show)  # the caller's own reporter (e.g. a Prefect progress artifact)
-
-
-_PROGRESS_METHODS = ("start", "advance", "file_done")

@@ -55,8 +55,12 @@ class Response:
     @property
     def etag(self) -> str | None:
         """The version of the blob this response is about, without quotes."""
-        etag = self.headers.get("ETag")
-        return etag.strip('"') if etag else None
+        return _unquoted(self.headers.get("ETag"))
+
+
+def _unquoted(etag: str | None) -> str | None:
+    """A blob's version as the engine carries it: its ETag without quotes (None if absent)."""
+    return etag.strip('"') if etag else None
 
 
 class _TransientError(Exception):
@@ -131,7 +135,7 @@ class ContainerRestClient:
                         name=blob.findtext("Name") or "",
                         size=int(size or 0),
                         md5=base64.b64decode(md5) if md5 else None,
-                        version=etag.strip('"') if etag else None,
+                        version=_unquoted(etag),
                     )
                 )
             marker = root.findtext("NextMarker") or ""

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from himl_tasks.storage.hashing import file_md5
+from himl_tasks.storage.pinning import FileState, file_state
 
 if TYPE_CHECKING:
     import sqlite3
@@ -50,9 +51,6 @@ CREATE TABLE IF NOT EXISTS md5 (
     stored INTEGER NOT NULL
 )
 """
-
-_Stamp = tuple[int, int, int, int, int]
-"""device, inode, size, mtime_ns, ctime_ns."""
 
 
 def cache_path() -> Path | None:
@@ -86,11 +84,11 @@ def files_md5(
         return {}
     location = cache_path()
     known = statuses or {}
-    stamps = {path: _stamp(known.get(path) or path.stat()) for path in paths}
+    stamps = {path: file_state(known.get(path) or path.stat()) for path in paths}
     keys = {path: str(path.absolute()) for path in paths}
     remembered = _recall(location, list(keys.values())) if location else {}
     found: dict[Path, bytes] = {}
-    fresh: list[tuple[str, _Stamp, bytes]] = []
+    fresh: list[tuple[str, FileState, bytes]] = []
     for path in paths:
         known_md5 = remembered.get(keys[path])
         if known_md5 is not None and known_md5[0] == stamps[path]:
@@ -125,35 +123,31 @@ def remember_md5s(
     entries = []
     for path, (read_as, md5) in md5s.items():
         try:
-            stamp = _stamp(path.stat())
+            stamp = file_state(path.stat())
         except OSError:
             continue  # gone since: nothing to remember
-        if stamp == _stamp(read_as) and _settled(stamp, unchanged_since_ns):
+        if stamp == file_state(read_as) and _settled(stamp, unchanged_since_ns):
             entries.append((str(path.absolute()), stamp, md5))
     if entries:
         _remember(location, entries)
 
 
-def _stamp(status: os.stat_result) -> _Stamp:
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-
-
-def _unchanged(path: Path, stamp: _Stamp) -> bool:
+def _unchanged(path: Path, stamp: FileState) -> bool:
     try:
-        return _stamp(path.stat()) == stamp
+        return file_state(path.stat()) == stamp
     except OSError:
         return False
 
 
-def _settled(stamp: _Stamp, read_from_ns: int) -> bool:
+def _settled(stamp: FileState, read_from_ns: int) -> bool:
     """Tells whether a file's last change came `SETTLE_SECONDS` before it was read."""
     return read_from_ns - max(stamp[3], stamp[4]) > SETTLE_SECONDS * 1e9
 
 
-def _recall(location: Path, keys: list[str]) -> dict[str, tuple[_Stamp, bytes]]:
+def _recall(location: Path, keys: list[str]) -> dict[str, tuple[FileState, bytes]]:
     if not location.exists():
         return {}
-    found: dict[str, tuple[_Stamp, bytes]] = {}
+    found: dict[str, tuple[FileState, bytes]] = {}
     try:
         with _connection(location) as database:
             for start in range(0, len(keys), _QUERY_CHUNK):
@@ -171,7 +165,7 @@ def _recall(location: Path, keys: list[str]) -> dict[str, tuple[_Stamp, bytes]]:
     return found
 
 
-def _remember(location: Path, entries: list[tuple[str, _Stamp, bytes]]) -> None:
+def _remember(location: Path, entries: list[tuple[str, FileState, bytes]]) -> None:
     now = int(time.time())
     try:
         location.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,12 @@ from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.names import is_unsafe, local_target, local_write_problems
 from himl_tasks.storage.options import flag, whole_number
 from himl_tasks.storage.partials import PARTIAL_SUFFIX, remove_leftovers, writing_partial
-from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader, file_version
+from himl_tasks.storage.pinning import (
+    ChangedWhileReadError,
+    PinnedReader,
+    file_identity,
+    file_version,
+)
 from himl_tasks.storage.progress import TransferProgress
 
 
@@ -119,10 +124,10 @@ class _LocalSession(TransferSession):
             except OSError:
                 folders.clear()
                 continue
-            if (folder_status.st_dev, folder_status.st_ino) in walked:
+            if file_identity(folder_status) in walked:
                 folders.clear()
                 continue
-            walked.add((folder_status.st_dev, folder_status.st_ino))
+            walked.add(file_identity(folder_status))
             for filename in filenames:
                 if filename.endswith(PARTIAL_SUFFIX):
                     continue

@@ -21,6 +21,8 @@ import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from himl_tasks.storage.pinning import file_identity
+
 PARTIAL_SUFFIX = ".himl-partial"
 """Files being written carry this suffix until complete; listings never show them."""
 
@@ -176,4 +178,4 @@ def _same_file(descriptor: int, path: Path) -> bool:
     except FileNotFoundError:
         return False
     opened = os.fstat(descriptor)
-    return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
+    return file_identity(on_disk) == file_identity(opened)

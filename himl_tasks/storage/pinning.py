@@ -45,21 +45,33 @@ class ChangedWhileReadError(Exception):
         self.detail = detail
 
 
-def file_version(status: os.stat_result) -> str:
-    """Returns a version tag for a local file's state: equal tags, same bytes.
+FileState = tuple[int, int, int, int, int]
+"""A local file's (device, inode, size, modification ns, change ns): see `file_state`."""
+
+
+def file_identity(status: os.stat_result) -> tuple[int, int]:
+    """Which file this is (device, inode), whatever its name or content."""
+    return (status.st_dev, status.st_ino)
+
+
+def file_state(status: os.stat_result) -> FileState:
+    """Returns a local file's state: equal states, same bytes.
 
     The change time is part of it because the kernel sets it on every change and no tool can set
     it back, unlike the modification time.
     """
-    return (
-        f"{status.st_dev}:{status.st_ino}:{status.st_size}:"
-        f"{status.st_mtime_ns}:{status.st_ctime_ns}"
-    )
+    device, inode = file_identity(status)
+    return (device, inode, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def file_version(status: os.stat_result) -> str:
+    """Returns a local file's `file_state` as a version tag (as listings carry it)."""
+    return ":".join(str(field) for field in file_state(status))
 
 
 def describe_change(before: os.stat_result, after: os.stat_result) -> str:
     """Says in words how a file's stat fields moved (for error messages)."""
-    if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino):
+    if file_identity(before) != file_identity(after):
         return "it was replaced by another file"
     if after.st_nlink == 0:
         return "it was replaced or deleted"
@@ -196,7 +208,7 @@ class PinnedReader:
         if os.pread(self._fd, 1, self.size):
             raise ChangedWhileReadError(f"it grew past {self.size} bytes")
         now = os.fstat(self._fd)
-        if file_version(now) != file_version(self.status):
+        if file_state(now) != file_state(self.status):
             raise ChangedWhileReadError(describe_change(self.status, now))
 
     def _shrunk(self) -> None:

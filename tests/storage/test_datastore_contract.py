@@ -17,6 +17,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.storage import Datastore, LocalDatastore
 from himl_tasks.storage import checksum_cache as cache
+from himl_tasks.storage.pinning import file_state
 from tests.conftest import TEST_BLOCK_SIZE, read_tree, write_tree
 
 # Bigger than the test block size, and not a multiple of it: sent in blocks, fetched in ranges.
@@ -197,7 +198,7 @@ def test_checksum_mismatch_raises_naming_the_file_and_leaves_nothing_behind(
         path = write_tree(local_store.folder, {name: data}) / name
         # The folder datastore remembers stored files' MD5s; poison that, as bit rot would.
         wrong = md5(data) if name.endswith(".txt") else md5(b"other")
-        remembered.append((str(path), cache._stamp(path.stat()), wrong))
+        remembered.append((str(path), file_state(path.stat()), wrong))
     cache._remember(checksum_cache, remembered)
     output = tmp_path / "out"
 
