@@ -705,9 +705,7 @@ class LocalBackend:
         if row.status.is_terminal:
             return row
         reap_supervisors()
-        alive = row.supervisor_pid is not None and is_alive(
-            row.supervisor_pid, row.supervisor_started or ""
-        )
+        alive = row.supervisor_alive()
         if row.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
             if row.supervisor_pid is not None and not alive:  # died in its restart delay
                 self.registry.requeue(row.run_id, this_launcher())
@@ -720,9 +718,9 @@ class LocalBackend:
         if alive:
             return row
         if row.supervisor_pid is None:
-            launcher = row.launcher_pid or 0, row.launcher_started or ""
-            if row.launcher_pid is not None and is_alive(*launcher):
+            if row.launcher_alive():
                 return row  # its supervisor is being started
+            launcher = row.launcher_pid or 0, row.launcher_started or ""
             if self.registry.take_over_launch(row.run_id, launcher, this_launcher()):
                 start_supervisor(self.registry, row.run_id, self._launch_secrets())
             return self._row_of(row.run_id)
@@ -751,13 +749,7 @@ class LocalBackend:
         held by such runs would keep its queue waiting until someone looked at each of them.
         """
         for holder in self.registry.slot_holders(compute):
-            if holder.supervisor_pid is not None:
-                lost = not is_alive(holder.supervisor_pid, holder.supervisor_started or "")
-            else:
-                lost = holder.launcher_pid is None or not is_alive(
-                    holder.launcher_pid, holder.launcher_started or ""
-                )
-            if lost:
+            if not holder.has_live_process():
                 self._look_after(holder)
 
     def _row_of(self, run_id: str) -> RunRow:

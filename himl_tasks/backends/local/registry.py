@@ -151,6 +151,23 @@ class RunRow:
     started_at: float | None
     ended_at: float | None
 
+    def supervisor_alive(self) -> bool:
+        """Tells whether the run's recorded supervisor process still runs."""
+        pid, started = self.supervisor_pid, self.supervisor_started
+        return pid is not None and is_alive(pid, started or "")
+
+    def launcher_alive(self) -> bool:
+        """Tells whether the process that claimed (or submitted) the run still runs."""
+        pid, started = self.launcher_pid, self.launcher_started
+        return pid is not None and is_alive(pid, started or "")
+
+    def has_live_process(self) -> bool:
+        """Tells whether a process still looks after the run.
+
+        That is its supervisor once one recorded itself, else the launcher starting it.
+        """
+        return self.supervisor_alive() if self.supervisor_pid is not None else self.launcher_alive()
+
 
 class Registry:
     """One workspace's registry database.
