@@ -8,7 +8,6 @@ import datetime
 import importlib.util
 import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -48,6 +47,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_environment import RESUME_FROM
 from himl_tasks.job_spec import JobSpec, spec_to_json
+from himl_tasks.number_checks import is_seconds, is_whole_number
 from himl_tasks.runs import (
     FailureKind,
     Metric,
@@ -114,19 +114,19 @@ class Preemption:
             )
         for name in ("after_seconds", "restart_delay_seconds"):
             value = getattr(self, name)
-            if value is not None and not (_number(value) and math.isfinite(value) and value >= 0):
+            if value is not None and not is_seconds(value, zero_ok=True):
                 raise InvalidInputError(
                     f"{name} must be a finite number of 0 or more, not {value!r}"
                 )
         if not isinstance(self.on_attempts, tuple | list) or not all(
-            _whole(a) and a >= 1 for a in self.on_attempts
+            is_whole_number(a) and a >= 1 for a in self.on_attempts
         ):
             raise InvalidInputError(
                 f"on_attempts must be a tuple of attempt numbers from 1, e.g. (1, 2), not "
                 f"{self.on_attempts!r}"
             )
         if self.max_preemptions is not None and not (
-            _whole(self.max_preemptions) and self.max_preemptions >= 0
+            is_whole_number(self.max_preemptions) and self.max_preemptions >= 0
         ):
             raise InvalidInputError(
                 f"max_preemptions must be a whole number of 0 or more (or None), not "
@@ -138,7 +138,7 @@ class Preemption:
                 and len(self.after_metric) == 2
                 and isinstance(self.after_metric[0], str)
                 and self.after_metric[0]
-                and _whole(self.after_metric[1])
+                and is_whole_number(self.after_metric[1])
                 and self.after_metric[1] >= 1
             ):
                 raise InvalidInputError(
@@ -184,7 +184,7 @@ class LocalBackend:
                 f"{name!r} cannot name a compute cluster: give a non-empty name other than "
                 f"'{DEFAULT_CLUSTER}' (the default cluster, which always exists)"
             )
-        if isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int):
+        if not is_whole_number(max_concurrent_runs):
             raise InvalidInputError(
                 f"max_concurrent_runs must be a whole number, not {max_concurrent_runs!r}"
             )
@@ -769,14 +769,6 @@ class LocalBackend:
 
     def _files_store(self, ref: RunRef) -> LocalDatastore:
         return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_submission_options(submission_id: object, parent_run_id: object) -> None:
