@@ -32,8 +32,12 @@ from himl_tasks.backends.local.launcher import (
     start_supervisor,
     this_launcher,
 )
-from himl_tasks.backends.local.processes import is_alive
 from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.backends.local.submitting_marks import (
+    abandoned_run_folders,
+    mark_submitting,
+    unmark_submitting,
+)
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
 from himl_tasks.backends.polling import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.backends.run_files import download_run_files, list_run_files
@@ -67,8 +71,6 @@ from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig,
 logger = logging.getLogger(__name__)
 
 SWEEP_PLAN = "sweep.json"
-# In a run's folder while its submitter makes it, until the run is recorded.
-SUBMITTING = ".submitting"
 # The folder holding the himl_tasks package: jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
@@ -194,7 +196,7 @@ class LocalBackend:
         run_dir.mkdir(parents=True)
         # Says who is making this folder until its run is recorded: a submitter killed before
         # then leaves a folder that the next submission removes.
-        (run_dir / SUBMITTING).write_text(" ".join(map(str, this_launcher())), encoding="utf-8")
+        mark_submitting(run_dir)
         try:
             snapshot.copy_to(run_dir / "snapshot")
             if resumed is not None:
@@ -234,7 +236,7 @@ class LocalBackend:
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        (run_dir / SUBMITTING).unlink(missing_ok=True)
+        unmark_submitting(run_dir)
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._submitted(spec, self._look_after(self._row_of(holder)))
@@ -248,17 +250,11 @@ class LocalBackend:
 
     def _remove_abandoned_run_folders(self) -> None:
         """Removes the folders of runs whose submitter died before recording them."""
-        for marker in (self.root / "runs").glob(f"*/{SUBMITTING}"):
-            try:
-                pid, started = marker.read_text(encoding="utf-8").split(" ", 1)
-            except (OSError, ValueError):
-                continue  # being written: its submitter is alive
-            if is_alive(int(pid), started):
-                continue
-            if self.registry.get_run(marker.parent.name) is not None:
-                marker.unlink(missing_ok=True)  # recorded: only the marker was left
+        for run_dir in abandoned_run_folders(self.root / "runs"):
+            if self.registry.get_run(run_dir.name) is not None:
+                unmark_submitting(run_dir)  # recorded: only the mark was left
             else:
-                shutil.rmtree(marker.parent, ignore_errors=True)
+                shutil.rmtree(run_dir, ignore_errors=True)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
