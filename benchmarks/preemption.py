@@ -24,7 +24,8 @@ EPOCH_SECONDS = 1.0
 def run_flow(folder: Path, epochs: int, **parameters: Any) -> tuple[dict[str, Any], Any]:
     """Runs the flow on a fresh workspace; returns its result and the workspace's backend."""
     from flows.preprocess_then_train import preprocess_then_train
-    from himl_tasks.backends.local.backend import LocalBackend, Preemption
+    from himl_tasks.backends.local.backend import LocalBackend
+    from himl_tasks.backends.local.clusters import Preemption
     from himl_tasks.blocks import LocalWorkspace
 
     name = f"bench-{uuid.uuid4().hex[:8]}"

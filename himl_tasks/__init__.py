@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     )
     from himl_tasks.backends.local.backend import (
         LocalBackend,
+    )
+    from himl_tasks.backends.local.clusters import (
         Preemption,
     )
     from himl_tasks.checkpoints import (
@@ -124,7 +126,7 @@ _WHERE = {
     "LogUniform": "himl_tasks.sweeps",
     "MedianStoppingPolicy": "himl_tasks.sweeps",
     "Metric": "himl_tasks.runs",
-    "Preemption": "himl_tasks.backends.local.backend",
+    "Preemption": "himl_tasks.backends.local.clusters",
     "Priority": "himl_tasks.job_spec",
     "RemoteFile": "himl_tasks.storage",
     "RemoteFileChangedError": "himl_tasks.errors",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.number_checks import is_whole_number
 
 if TYPE_CHECKING:
     from himl_tasks.storage import Datastore
@@ -83,7 +84,7 @@ def _version(name: str, version: object) -> int | None:
     if isinstance(version, str) and version.strip().lower() == "latest":
         return None
     number: int | None = None
-    if isinstance(version, int) and not isinstance(version, bool):
+    if is_whole_number(version):
         number = version
     elif isinstance(version, str) and version.strip().isdecimal():
         number = int(version.strip())

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.number_checks import is_number, is_whole_number
 from himl_tasks.runs import split_recovery_id
 from himl_tasks.secret_reference import SecretReference
 
@@ -42,7 +43,7 @@ def parse_duration(text: str | float | None) -> float | None:
     """
     if text is None:
         return None
-    if isinstance(text, int | float) and not isinstance(text, bool):
+    if is_number(text):
         seconds = float(text)
     else:
         match = _DURATION.match(str(text))
@@ -146,7 +147,7 @@ class JobSpec:
             raise InvalidInputError("a job needs exactly one of entry_script and module")
         for count in ("num_nodes", "processes_per_node"):
             value = getattr(self, count)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_whole_number(value) or value < 1:
                 raise InvalidInputError(
                     f"{count} must be a whole number of 1 or more, not {value!r}"
                 )

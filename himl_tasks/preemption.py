@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from himl_tasks.backends.base import Backend
 from himl_tasks.backends.polling import LineBuffer
 from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.number_checks import is_seconds, is_whole_number
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
 
 logger = logging.getLogger(__name__)
@@ -44,12 +44,12 @@ class RetryPolicy:
     max_delay_seconds: float = 600.0
 
     def __post_init__(self) -> None:
-        if not _is_count(self.max_retries):
+        if not (is_whole_number(self.max_retries) and self.max_retries >= 0):
             raise InvalidInputError(
                 f"max_retries must be a whole number of 0 or more, not {self.max_retries!r}"
             )
         for name in ("delay_seconds", "max_delay_seconds"):
-            if not _is_seconds(getattr(self, name), zero_ok=True):
+            if not is_seconds(getattr(self, name), zero_ok=True):
                 raise InvalidInputError(
                     f"{name} must be a finite number of 0 or more, not {getattr(self, name)!r}"
                 )
@@ -76,21 +76,11 @@ class WatchSettings:
     def __post_init__(self) -> None:
         # No wait without a deadline: inf and nan would never end, 0 would end before looking.
         for name in ("timeout_seconds", "first_poll_seconds", "max_poll_seconds"):
-            if not _is_seconds(getattr(self, name), zero_ok=False):
+            if not is_seconds(getattr(self, name), zero_ok=False):
                 raise InvalidInputError(
                     f"{name} must be a positive, finite number of seconds, not "
                     f"{getattr(self, name)!r}"
                 )
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_seconds(value: object, *, zero_ok: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and (value >= 0 if zero_ok else value > 0)
 
 
 @dataclass

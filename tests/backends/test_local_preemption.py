@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.runs import FailureKind, RunStatus
 from tests.backends.conftest import write_script

@@ -14,7 +14,8 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelling
 from prefect.variables import Variable
 
-from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.preemption import JobResult

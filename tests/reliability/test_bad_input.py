@@ -21,7 +21,8 @@ from azure.storage.blob import ContainerClient
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.run_status import classify_failure, error_text
-from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import (
     ComputeNotFoundError,

@@ -20,7 +20,8 @@ import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.backend import run_id_for
-from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus
@@ -228,7 +229,8 @@ SUBMIT_PROBE = """\
 import sys
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.backend import run_id_for
-from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.preemption import RetryPolicy, run_to_completion
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState

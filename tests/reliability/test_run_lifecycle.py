@@ -21,7 +21,8 @@ import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.backend import SUBMISSION_TAG, run_id_for
-from himl_tasks.backends.local.backend import LocalBackend, Preemption
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.job_submission import submit_once
 from himl_tasks.runs import FailureKind, RunStatus

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from himl_tasks.number_checks import is_number
 from himl_tasks.runs import (
     CONFIGURATION_HINT,
     FailureKind,
@@ -148,7 +149,7 @@ def metrics_from_run(values: Mapping[str, Any], logged_at: datetime.datetime) ->
             ]
         elif isinstance(value, list):
             found += [Metric(name, float(v), i, logged_at) for i, v in enumerate(value)]
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif is_number(value):
             found.append(Metric(name, float(value), None, logged_at))
     return found
 

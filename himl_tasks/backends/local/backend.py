@@ -8,7 +8,6 @@ import datetime
 import importlib.util
 import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -19,11 +18,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.local.clusters import Preemption, check_cluster_settings
 from himl_tasks.backends.local.launcher import (
     DEFAULT_CLUSTER,
     cluster_limit,
@@ -33,8 +32,12 @@ from himl_tasks.backends.local.launcher import (
     start_supervisor,
     this_launcher,
 )
-from himl_tasks.backends.local.processes import is_alive
 from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.backends.local.submitting_marks import (
+    abandoned_run_folders,
+    mark_submitting,
+    unmark_submitting,
+)
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
 from himl_tasks.backends.polling import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.backends.run_files import download_run_files, list_run_files
@@ -68,85 +71,8 @@ from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig,
 logger = logging.getLogger(__name__)
 
 SWEEP_PLAN = "sweep.json"
-# In a run's folder while its submitter makes it, until the run is recorded.
-SUBMITTING = ".submitting"
-# More runs at once than any machine holds; the registry stores the limit as an integer.
-MAX_CONCURRENT_RUNS = 1_000_000
 # The folder holding the himl_tasks package: jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
-
-
-@dataclass(frozen=True)
-class Preemption:
-    """Makes a cluster preempt its low-priority runs, as AzureML's low-priority VMs do.
-
-    Args:
-        after_seconds: How long into an attempt its processes are killed (no warning, SIGKILL).
-        on_attempts: Which attempts are preempted (1 is the first).
-        mode: "fail": the run ends Failed, failure kind `preempted`, with "PreemptionError" in
-            its error. "restart": the platform restarts the same run after
-            `restart_delay_seconds`, keeping its `outputs/` and metrics; the attempt count
-            goes up by one.
-        restart_delay_seconds: The pause before a restart.
-        max_preemptions: The most attempts the cluster preempts in all (None: no limit), e.g.
-            1 to lose one run and let its resubmission finish.
-        after_metric: Instead of a time, a point in the job's progress: `(name, count)` kills
-            the attempt as soon as it has logged `count` values of metric `name`, e.g.
-            `("train_loss", 2)` right after the second epoch. Tests use it to preempt at
-            every epoch boundary, which a time cannot hit reliably.
-    """
-
-    after_seconds: float | None = None
-    on_attempts: tuple[int, ...] = (1,)
-    mode: str = "fail"
-    restart_delay_seconds: float = 1.0
-    max_preemptions: int | None = None
-    after_metric: tuple[str, int] | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("fail", "restart"):
-            raise InvalidInputError(
-                f"preemption mode must be 'fail' or 'restart', not {self.mode!r}"
-            )
-        if (self.after_seconds is None) == (self.after_metric is None):
-            raise InvalidInputError(
-                "a preemption needs exactly one of after_seconds and after_metric"
-            )
-        for name in ("after_seconds", "restart_delay_seconds"):
-            value = getattr(self, name)
-            if value is not None and not (_number(value) and math.isfinite(value) and value >= 0):
-                raise InvalidInputError(
-                    f"{name} must be a finite number of 0 or more, not {value!r}"
-                )
-        if not isinstance(self.on_attempts, tuple | list) or not all(
-            _whole(a) and a >= 1 for a in self.on_attempts
-        ):
-            raise InvalidInputError(
-                f"on_attempts must be a tuple of attempt numbers from 1, e.g. (1, 2), not "
-                f"{self.on_attempts!r}"
-            )
-        if self.max_preemptions is not None and not (
-            _whole(self.max_preemptions) and self.max_preemptions >= 0
-        ):
-            raise InvalidInputError(
-                f"max_preemptions must be a whole number of 0 or more (or None), not "
-                f"{self.max_preemptions!r}"
-            )
-        if self.after_metric is not None:
-            if not (
-                isinstance(self.after_metric, tuple | list)
-                and len(self.after_metric) == 2
-                and isinstance(self.after_metric[0], str)
-                and self.after_metric[0]
-                and _whole(self.after_metric[1])
-                and self.after_metric[1] >= 1
-            ):
-                raise InvalidInputError(
-                    "after_metric must be (metric name, whole count of 1 or more), e.g. "
-                    f"('train_loss', 2), not {self.after_metric!r}"
-                )
-            object.__setattr__(self, "after_metric", tuple(self.after_metric))
-        object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
 
 
 class LocalBackend:
@@ -179,24 +105,7 @@ class LocalBackend:
             max_concurrent_runs: Runs beyond this wait in Queued until a slot frees.
             preemption: Preempt low-priority runs on this cluster (see `Preemption`).
         """
-        if not isinstance(name, str) or not name.strip() or name == DEFAULT_CLUSTER:
-            raise InvalidInputError(
-                f"{name!r} cannot name a compute cluster: give a non-empty name other than "
-                f"'{DEFAULT_CLUSTER}' (the default cluster, which always exists)"
-            )
-        if isinstance(max_concurrent_runs, bool) or not isinstance(max_concurrent_runs, int):
-            raise InvalidInputError(
-                f"max_concurrent_runs must be a whole number, not {max_concurrent_runs!r}"
-            )
-        if not 1 <= max_concurrent_runs <= MAX_CONCURRENT_RUNS:
-            raise InvalidInputError(
-                f"max_concurrent_runs must be from 1 to {MAX_CONCURRENT_RUNS}, not "
-                f"{max_concurrent_runs}"
-            )
-        if preemption is not None and not isinstance(preemption, Preemption):
-            raise InvalidInputError(
-                f"preemption must be a Preemption(...) or None, not {preemption!r}"
-            )
+        check_cluster_settings(name, max_concurrent_runs, preemption)
         settings = dataclasses.asdict(preemption) if preemption is not None else None
         self.registry.put_cluster(name, max_concurrent_runs, settings)
 
@@ -287,7 +196,7 @@ class LocalBackend:
         run_dir.mkdir(parents=True)
         # Says who is making this folder until its run is recorded: a submitter killed before
         # then leaves a folder that the next submission removes.
-        (run_dir / SUBMITTING).write_text(" ".join(map(str, this_launcher())), encoding="utf-8")
+        mark_submitting(run_dir)
         try:
             snapshot.copy_to(run_dir / "snapshot")
             if resumed is not None:
@@ -327,7 +236,7 @@ class LocalBackend:
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        (run_dir / SUBMITTING).unlink(missing_ok=True)
+        unmark_submitting(run_dir)
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._submitted(spec, self._look_after(self._row_of(holder)))
@@ -341,17 +250,11 @@ class LocalBackend:
 
     def _remove_abandoned_run_folders(self) -> None:
         """Removes the folders of runs whose submitter died before recording them."""
-        for marker in (self.root / "runs").glob(f"*/{SUBMITTING}"):
-            try:
-                pid, started = marker.read_text(encoding="utf-8").split(" ", 1)
-            except (OSError, ValueError):
-                continue  # being written: its submitter is alive
-            if is_alive(int(pid), started):
-                continue
-            if self.registry.get_run(marker.parent.name) is not None:
-                marker.unlink(missing_ok=True)  # recorded: only the marker was left
+        for run_dir in abandoned_run_folders(self.root / "runs"):
+            if self.registry.get_run(run_dir.name) is not None:
+                unmark_submitting(run_dir)  # recorded: only the mark was left
             else:
-                shutil.rmtree(marker.parent, ignore_errors=True)
+                shutil.rmtree(run_dir, ignore_errors=True)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
@@ -705,9 +608,7 @@ class LocalBackend:
         if row.status.is_terminal:
             return row
         reap_supervisors()
-        alive = row.supervisor_pid is not None and is_alive(
-            row.supervisor_pid, row.supervisor_started or ""
-        )
+        alive = row.supervisor_alive()
         if row.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED):
             if row.supervisor_pid is not None and not alive:  # died in its restart delay
                 self.registry.requeue(row.run_id, this_launcher())
@@ -720,9 +621,9 @@ class LocalBackend:
         if alive:
             return row
         if row.supervisor_pid is None:
-            launcher = row.launcher_pid or 0, row.launcher_started or ""
-            if row.launcher_pid is not None and is_alive(*launcher):
+            if row.launcher_alive():
                 return row  # its supervisor is being started
+            launcher = row.launcher_pid or 0, row.launcher_started or ""
             if self.registry.take_over_launch(row.run_id, launcher, this_launcher()):
                 start_supervisor(self.registry, row.run_id, self._launch_secrets())
             return self._row_of(row.run_id)
@@ -751,13 +652,7 @@ class LocalBackend:
         held by such runs would keep its queue waiting until someone looked at each of them.
         """
         for holder in self.registry.slot_holders(compute):
-            if holder.supervisor_pid is not None:
-                lost = not is_alive(holder.supervisor_pid, holder.supervisor_started or "")
-            else:
-                lost = holder.launcher_pid is None or not is_alive(
-                    holder.launcher_pid, holder.launcher_started or ""
-                )
-            if lost:
+            if not holder.has_live_process():
                 self._look_after(holder)
 
     def _row_of(self, run_id: str) -> RunRow:
@@ -777,14 +672,6 @@ class LocalBackend:
 
     def _files_store(self, ref: RunRef) -> LocalDatastore:
         return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_submission_options(submission_id: object, parent_run_id: object) -> None:

@@ -151,6 +151,23 @@ class RunRow:
     started_at: float | None
     ended_at: float | None
 
+    def supervisor_alive(self) -> bool:
+        """Tells whether the run's recorded supervisor process still runs."""
+        pid, started = self.supervisor_pid, self.supervisor_started
+        return pid is not None and is_alive(pid, started or "")
+
+    def launcher_alive(self) -> bool:
+        """Tells whether the process that claimed (or submitted) the run still runs."""
+        pid, started = self.launcher_pid, self.launcher_started
+        return pid is not None and is_alive(pid, started or "")
+
+    def has_live_process(self) -> bool:
+        """Tells whether a process still looks after the run.
+
+        That is its supervisor once one recorded itself, else the launcher starting it.
+        """
+        return self.supervisor_alive() if self.supervisor_pid is not None else self.launcher_alive()
+
 
 class Registry:
     """One workspace's registry database.
@@ -339,13 +356,8 @@ class Registry:
         Returns:
             The claimed runs, oldest first: the caller starts a supervisor for each.
         """
-        holding = ",".join("?" * len(SLOT_HOLDING))
         with self.write() as db:
-            busy = db.execute(
-                f"SELECT COUNT(*) FROM runs WHERE compute = ? AND status IN ({holding})",
-                (compute, *[s.value for s in SLOT_HOLDING]),
-            ).fetchone()[0]
-            free = max_concurrent_runs - int(busy)
+            free = max_concurrent_runs - _slots_held(db, compute)
             waiting = db.execute(
                 "SELECT run_id, launcher_pid, launcher_started, "
                 "json_extract(spec, '$.secret_variables') AS secrets FROM runs "
@@ -393,13 +405,8 @@ class Registry:
 
     def startable(self, compute: str, max_concurrent_runs: int) -> bool:
         """Tells whether the cluster has a free slot and a Queued run to give it to (a read)."""
-        holding = ",".join("?" * len(SLOT_HOLDING))
         with self.read() as db:
-            busy = db.execute(
-                f"SELECT COUNT(*) FROM runs WHERE compute = ? AND status IN ({holding})",
-                (compute, *[s.value for s in SLOT_HOLDING]),
-            ).fetchone()[0]
-            if int(busy) >= max_concurrent_runs:
+            if _slots_held(db, compute) >= max_concurrent_runs:
                 return False
             return (
                 db.execute(
@@ -735,6 +742,17 @@ class Registry:
         with self.read() as db:
             rows = db.execute("SELECT * FROM datastores").fetchall()
         return {row["name"]: json.loads(row["settings"]) for row in rows}
+
+
+def _slots_held(db: sqlite3.Connection, compute: str) -> int:
+    """How many of the cluster's slots its runs hold now."""
+    holding = ",".join("?" * len(SLOT_HOLDING))
+    return int(
+        db.execute(
+            f"SELECT COUNT(*) FROM runs WHERE compute = ? AND status IN ({holding})",
+            (compute, *[s.value for s in SLOT_HOLDING]),
+        ).fetchone()[0]
+    )
 
 
 def _record_status(
