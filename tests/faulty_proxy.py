@@ -57,7 +57,11 @@ class FaultyProxy:
         self._ready.set()
         self._loop.run_forever()
         server.close()
-        self._loop.run_until_complete(server.wait_closed())
+        # Connections still being served end here, not when the loop is collected.
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -92,12 +96,16 @@ class FaultyProxy:
                 response = (
                     response[:middle] + bytes([response[middle] ^ 1]) + response[middle + 1 :]
                 )
-            writer.write(response)
-            await writer.drain()
+            await self._answer(head, response, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    async def _answer(self, head: bytes, response: bytes, writer: asyncio.StreamWriter) -> None:
+        """Sends the response to the client (subclasses change how it travels)."""
+        writer.write(response)
+        await writer.drain()
 
     async def _forward(self, request: bytes) -> bytes:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)

@@ -290,7 +290,7 @@ def test_waits_so_long_they_look_like_a_hang_are_refused(make: Callable[[], obje
 # ---- a server that answers, but a byte at a time ------------------------------------------------
 
 
-class TrickleProxy:
+class TrickleProxy(FaultyProxy):
     """A loopback proxy to Azurite that sends the body of each blob read one byte at a time.
 
     Each byte comes well within the read timeout, so no silence is ever long enough to time
@@ -300,76 +300,35 @@ class TrickleProxy:
     def __init__(
         self, upstream: tuple[str, int], seconds_per_byte: float, *, listings: bool = False
     ) -> None:
-        self._upstream = upstream
+        super().__init__(*upstream)
         self._listings = listings
         self._seconds_per_byte = seconds_per_byte
         self.trickling = True
         self.trickled = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self.port = 0
-
-    def __enter__(self) -> TrickleProxy:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
 
     def __exit__(self, *_: object) -> None:
         self.trickling = False
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        super().__exit__()
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-        # Connections still being served end here, not when the loop is collected.
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self._loop.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            body = await reader.readexactly(length) if length else b""
-            request_line = head.split(b"\r\n", 1)[0]
-            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-            up_writer.write(head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1) + body)
-            await up_writer.drain()
-            response = await up_reader.read()
-            up_writer.close()
-            split = response.index(b"\r\n\r\n") + 4
-            slow = request_line.startswith(b"GET ") and (
-                self._listings or b"comp=list" not in request_line
-            )
-            if not slow:
-                writer.write(response)
-                await writer.drain()
-                return
-            writer.write(response[:split])
-            for index in range(split, len(response)):
-                if not self.trickling:
-                    writer.write(response[index:])
-                    break
-                writer.write(response[index : index + 1])
-                await writer.drain()
-                self.trickled += 1
-                await asyncio.sleep(self._seconds_per_byte)
+    async def _answer(self, head: bytes, response: bytes, writer: asyncio.StreamWriter) -> None:
+        request_line = head.split(b"\r\n", 1)[0]
+        slow = request_line.startswith(b"GET ") and (
+            self._listings or b"comp=list" not in request_line
+        )
+        if not slow:
+            await super()._answer(head, response, writer)
+            return
+        split = response.index(b"\r\n\r\n") + 4
+        writer.write(response[:split])
+        for index in range(split, len(response)):
+            if not self.trickling:
+                writer.write(response[index:])
+                break
+            writer.write(response[index : index + 1])
             await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+            self.trickled += 1
+            await asyncio.sleep(self._seconds_per_byte)
+        await writer.drain()
 
 
 @pytest.mark.parametrize("size", [3_000, 5 * TEST_BLOCK_SIZE], ids=["whole", "ranges"])
