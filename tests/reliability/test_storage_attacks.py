@@ -304,7 +304,6 @@ class TrickleProxy(FaultyProxy):
         self._listings = listings
         self._seconds_per_byte = seconds_per_byte
         self.trickling = True
-        self.trickled = 0
 
     def __exit__(self, *_: object) -> None:
         self.trickling = False
@@ -326,7 +325,6 @@ class TrickleProxy(FaultyProxy):
                 break
             writer.write(response[index : index + 1])
             await writer.drain()
-            self.trickled += 1
             await asyncio.sleep(self._seconds_per_byte)
         await writer.drain()
 
