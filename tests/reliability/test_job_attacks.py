@@ -29,6 +29,7 @@ from himl_tasks.secret_reference import SecretReference
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.backends.conftest import aml, aml_service, write_script  # noqa: F401 (fixtures)
 from tests.flows.conftest import workspace  # noqa: F401 (a fixture)
+from tests.reliability.test_job_secrets import workspace_with_keyed_datastore
 from tests.reliability.test_run_lifecycle import supervisors_of, wait_for
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
@@ -257,12 +258,7 @@ def as_ordinary_user() -> list[str]:
 def test_a_job_cannot_read_the_datastore_keys_in_its_supervisors_memory(
     tmp_path: Path, project: Path
 ) -> None:
-    root = tmp_path / "workspace"
-    root.mkdir()
-    (root / "datastores.toml").write_text(
-        '[datastores.images]\naccount_url = "http://127.0.0.1:1/devstoreaccount1"\n'
-        'container = "images"\nconnection_string_env = "STORE_CONNECTION"\n'
-    )
+    root = workspace_with_keyed_datastore(tmp_path)
     write_script(project, "probe.py", MEMORY_PROBE)
     script = tmp_path / "submit_probe.py"
     script.write_text(SUBMIT_PROBE)

@@ -59,15 +59,21 @@ def secret_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UNRELATED_SECRET", UNRELATED)
 
 
-def test_a_job_sees_only_its_own_secret_and_its_supervisor_holds_none_in_reach(
-    tmp_path: Path, secret_environment: None
-) -> None:
+def workspace_with_keyed_datastore(tmp_path: Path) -> Path:
+    """A local workspace whose datastore `images` takes its key from $STORE_CONNECTION."""
     root = tmp_path / "workspace"
     root.mkdir()
     (root / "datastores.toml").write_text(
         '[datastores.images]\naccount_url = "http://127.0.0.1:1/devstoreaccount1"\n'
         'container = "images"\nconnection_string_env = "STORE_CONNECTION"\n'
     )
+    return root
+
+
+def test_a_job_sees_only_its_own_secret_and_its_supervisor_holds_none_in_reach(
+    tmp_path: Path, secret_environment: None
+) -> None:
+    root = workspace_with_keyed_datastore(tmp_path)
     backend = LocalBackend(root)
     project = tmp_path / "project"
     write_script(project, "probe.py", PROBE)
