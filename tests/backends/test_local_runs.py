@@ -173,9 +173,10 @@ def test_cancel_ends_the_whole_process_group(
         project,
         "spawner.py",
         f"""
-        import subprocess, sys, time
+        import os, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        open({str(pid_file)!r}, "w").write(str(child.pid))
+        open({str(pid_file)!r} + ".tmp", "w").write(str(child.pid))
+        os.replace({str(pid_file)!r} + ".tmp", {str(pid_file)!r})
         print("started", flush=True)
         time.sleep(60)
         """,
