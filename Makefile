@@ -32,7 +32,7 @@ node_modules/.installed: package.json package-lock.json
 
 # The main job: the preprocess-then-train deployment, run on a local Prefect server and worker.
 demo: env
-	$(PY) -m flows.demo
+	$(PY) -m scripts.demo
 
 lint: env
 	$(VENV)/bin/ruff check .

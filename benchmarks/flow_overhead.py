@@ -50,7 +50,7 @@ def measure_once(folder: Path) -> dict[str, Any]:
     """Runs the flow once on a fresh workspace; returns its timings."""
     from flows.preprocess_then_train import preprocess_then_train
     from himl_tasks.backends.local.backend import LocalBackend
-    from himl_tasks.blocks import LocalWorkspace
+    from himl_tasks.prefect.blocks import LocalWorkspace
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
     LocalWorkspace(root=str(folder / name)).save(name)

@@ -26,7 +26,7 @@ def run_flow(folder: Path, epochs: int, **parameters: Any) -> tuple[dict[str, An
     from flows.preprocess_then_train import preprocess_then_train
     from himl_tasks.backends.local.backend import LocalBackend
     from himl_tasks.backends.local.clusters import Preemption
-    from himl_tasks.blocks import LocalWorkspace
+    from himl_tasks.prefect.blocks import LocalWorkspace
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
     LocalWorkspace(root=str(folder / name)).save(name)

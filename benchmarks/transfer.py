@@ -30,7 +30,7 @@ from typing import Protocol
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from himl_tasks.storage import BlobDatastore
-from tests.azurite import Azurite, start_azurite, stop_azurite
+from himl_tasks.testing.azurite import Azurite, start_azurite, stop_azurite
 
 MB = 1_000_000
 

@@ -21,7 +21,7 @@ from prefect.variables import Variable
 
 from himl_tasks import DatasetConfig, JobSpec, Priority
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.tasks import (
+from himl_tasks.prefect.tasks import (
     backend_for,
     cancel_started_jobs,
     download_run_files,

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from himl_tasks.backends.local.clusters import (
         Preemption,
     )
+    from himl_tasks.backends.local.workspace_config import (
+        LocalWorkspaceConfig,
+    )
     from himl_tasks.checkpoints import (
         download_checkpoints,
     )
@@ -52,6 +55,10 @@ if TYPE_CHECKING:
         UnsafeBlobNameError,
         UnusableNamesError,
         WorkspaceNotFoundError,
+    )
+    from himl_tasks.himl.datastore_transfers import (
+        download_from_datastore,
+        upload_to_datastore,
     )
     from himl_tasks.job_spec import (
         JobSpec,
@@ -89,13 +96,6 @@ if TYPE_CHECKING:
         Uniform,
         cross_validation,
     )
-    from himl_tasks.transfers import (
-        download_from_datastore,
-        upload_to_datastore,
-    )
-    from himl_tasks.workspace_config import (
-        LocalWorkspaceConfig,
-    )
 
 _WHERE = {
     "AzureMLV1Backend": "himl_tasks.backends.azureml_v1",
@@ -122,7 +122,7 @@ _WHERE = {
     "LocalIsADirectoryError": "himl_tasks.errors",
     "LocalNotADirectoryError": "himl_tasks.errors",
     "LocalPermissionError": "himl_tasks.errors",
-    "LocalWorkspaceConfig": "himl_tasks.workspace_config",
+    "LocalWorkspaceConfig": "himl_tasks.backends.local.workspace_config",
     "LogUniform": "himl_tasks.sweeps",
     "MedianStoppingPolicy": "himl_tasks.sweeps",
     "Metric": "himl_tasks.runs",
@@ -151,11 +151,11 @@ _WHERE = {
     "WorkspaceNotFoundError": "himl_tasks.errors",
     "cross_validation": "himl_tasks.sweeps",
     "download_checkpoints": "himl_tasks.checkpoints",
-    "download_from_datastore": "himl_tasks.transfers",
+    "download_from_datastore": "himl_tasks.himl.datastore_transfers",
     "get_most_recent_run": "himl_tasks.runs",
     "get_run_info": "himl_tasks.runtime",
     "get_workspace": "himl_tasks.backends.azureml_v1",
-    "upload_to_datastore": "himl_tasks.transfers",
+    "upload_to_datastore": "himl_tasks.himl.datastore_transfers",
 }
 
 __all__ = [

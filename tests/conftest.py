@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore, RetryPolicy
-from tests.azurite import Azurite, start_azurite, stop_azurite
+from himl_tasks.testing.azurite import Azurite, start_azurite, stop_azurite
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 # Small blocks so that multi-block uploads and ranged downloads run on small test files.
@@ -104,3 +105,14 @@ def write_tree(root: Path, files: dict[str, bytes]) -> Path:
 def read_tree(root: Path) -> dict[str, bytes]:
     """Reads every file under root into {relative '/'-name: bytes}."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def workspace(prefect_api: None, tmp_path: Path) -> tuple[str, LocalBackend]:
+    """A saved LocalWorkspace block on a fresh folder: (block name, its backend)."""
+    from himl_tasks.prefect.blocks import LocalWorkspace
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    root = tmp_path / "workspace"
+    LocalWorkspace(root=str(root)).save(name)
+    return f"local-workspace/{name}", LocalBackend(root)

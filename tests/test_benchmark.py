@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.transfer import check_targets, main, report, run, same_files
-from tests.azurite import Azurite
+from himl_tasks.testing.azurite import Azurite
 from tests.conftest import write_tree
 
 

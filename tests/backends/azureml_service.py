@@ -27,7 +27,7 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.storage import BlobDatastore
-from tests.azurite import ACCOUNT_NAME, Azurite
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"

@@ -10,7 +10,7 @@ from azure.storage.blob import BlobServiceClient
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.local.backend import LocalBackend
-from tests.azurite import ACCOUNT_NAME, Azurite
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from tests.backends.azureml_service import (
     ARTIFACT_DATASTORE,
     DEFAULT_DATASTORE,

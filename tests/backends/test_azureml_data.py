@@ -15,10 +15,10 @@ from himl_tasks.backends.azureml_v1.backend import fuse_available
 from himl_tasks.backends.azureml_v1.datastores import blob_storage_for
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ConfigurationError, DatastoreNotFoundError
+from himl_tasks.himl.datastore_transfers import download_from_datastore, upload_to_datastore
 from himl_tasks.runtime import get_run_info, log_metric
 from himl_tasks.storage import BlobDatastore
-from himl_tasks.transfers import download_from_datastore, upload_to_datastore
-from tests.azurite import ACCOUNT_NAME, Azurite
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.conftest import read_tree, write_tree
 from tests.storage.test_blob_datastore import sas_for
@@ -174,7 +174,7 @@ def test_a_resubmitted_job_on_azureml_finds_the_resumed_runs_checkpoint(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    from himl_tasks.backends import azureml_v1_runtime
+    from himl_tasks.backends.azureml_v1 import in_job as azureml_v1_runtime
     from himl_tasks.job_spec import JobSpec
     from himl_tasks.runtime import find_latest_recovery_checkpoint
     from tests.backends.azureml_service import PREEMPTION_ERROR, Outcome

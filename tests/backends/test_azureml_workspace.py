@@ -22,8 +22,8 @@ from himl_tasks.backends.azureml_v1.workspace import (
     get_workspace,
     search_folders,
 )
-from himl_tasks.blocks import AzureMLWorkspace
 from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
+from himl_tasks.prefect.blocks import AzureMLWorkspace
 
 PASSWORD = "sp-password-" + os.urandom(6).hex()
 SP_ENV = {

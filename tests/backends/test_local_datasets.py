@@ -18,7 +18,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunStatus
-from tests.azurite import Azurite
+from himl_tasks.testing.azurite import Azurite
 from tests.backends.conftest import write_script
 from tests.conftest import read_tree, write_tree
 

@@ -12,7 +12,7 @@ from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.errors import ComputeNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus, get_most_recent_run
-from tests.azurite import connection_string, random_account_key
+from himl_tasks.testing.azurite import connection_string, random_account_key
 from tests.backends.conftest import write_script
 
 

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.demo import PROJECT_ROOT
+from scripts.demo import PROJECT_ROOT
 
 
 def test_the_demo_deploys_runs_and_stops_what_it_started(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["HIML_STATE"] = str(tmp_path / "state")
     finished = subprocess.run(
-        [sys.executable, "-m", "flows.demo"],
+        [sys.executable, "-m", "scripts.demo"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flows.demo import PROJECT_ROOT
 from flows.preprocess_then_train import export_digits
+from scripts.demo import PROJECT_ROOT
 
 
 def run(script: str, *args: str, cwd: Path) -> str:

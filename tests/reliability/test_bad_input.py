@@ -33,9 +33,9 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.preemption import RetryPolicy, run_to_completion
+from himl_tasks.jobs.run_to_completion import RetryPolicy, run_to_completion
 from himl_tasks.runs import FailureKind, RunStatus
-from tests.azurite import ACCOUNT_NAME, Azurite
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from tests.backends.azureml_service import (
     SCRIPT_STORAGE_AUTH_ERROR,
     STORAGE_AUTH_ERROR,
@@ -44,11 +44,10 @@ from tests.backends.azureml_service import (
 )
 from tests.backends.conftest import aml, aml_service, backend, project, write_script
 from tests.conftest import write_tree
-from tests.flows.conftest import workspace
 
 NO_WAIT = RetryPolicy(max_retries=2, delay_seconds=0)
 # Fixtures shared with tests/backends and tests/flows (named here so that pytest finds them).
-__all__ = ["aml", "aml_service", "backend", "project", "workspace"]
+__all__ = ["aml", "aml_service", "backend", "project"]
 
 # ---- wrong credentials ----------------------------------------------------------------------
 
@@ -213,7 +212,7 @@ def test_run_job_refuses_bad_options_before_submitting(
 ) -> None:
     from prefect import flow
 
-    from himl_tasks.tasks import run_job
+    from himl_tasks.prefect.tasks import run_job
 
     block, local = workspace
     write_script(project, "train.py", "print('training')\n")
@@ -230,7 +229,7 @@ def test_run_job_refuses_bad_options_before_submitting(
 def test_a_missing_azureml_block_is_explained_with_the_azureml_block_type(
     prefect_api: None,
 ) -> None:
-    from himl_tasks.blocks import load_backend
+    from himl_tasks.prefect.blocks import load_backend
 
     with pytest.raises(ConfigurationError) as missing:
         load_backend("azureml-workspace/prod-typo")

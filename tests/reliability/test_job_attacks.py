@@ -28,7 +28,6 @@ from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.secret_reference import SecretReference
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.backends.conftest import aml, aml_service, write_script  # noqa: F401 (fixtures)
-from tests.flows.conftest import workspace  # noqa: F401 (a fixture)
 from tests.reliability.test_job_secrets import workspace_with_keyed_datastore
 from tests.reliability.test_run_lifecycle import supervisors_of, wait_for
 
@@ -410,7 +409,7 @@ from himl_tasks.backends.azureml_v1.backend import run_id_for
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.sweeps import Choice, SweepSpec
-from himl_tasks.tasks import run_sweep
+from himl_tasks.prefect.tasks import run_sweep
 
 block, project = sys.argv[1:3]
 original = LocalBackend.submit_sweep
@@ -436,8 +435,8 @@ def test_a_flow_killed_after_its_sweep_was_made_finds_that_sweep_when_run_again(
     from prefect import flow
     from prefect.settings import PREFECT_API_URL
 
+    from himl_tasks.prefect.tasks import run_sweep
     from himl_tasks.sweeps import Choice, SweepSpec
-    from himl_tasks.tasks import run_sweep
 
     block, backend = workspace
     script = tmp_path / "sweep_flow_that_dies.py"

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
 from himl_tasks.errors import ConfigurationError, InvalidInputError
-from himl_tasks.job_identity import job_identity
 from himl_tasks.job_spec import JobSpec, spec_from_json, spec_to_json
+from himl_tasks.jobs.identity import job_identity
 from himl_tasks.runs import FailureKind
 from himl_tasks.secret_reference import SecretReference
-from himl_tasks.workspace_config import LocalWorkspaceConfig
 from tests.backends.conftest import write_script
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]

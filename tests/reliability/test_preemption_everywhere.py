@@ -19,11 +19,8 @@ import pytest
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.job_spec import JobSpec, Priority
-from himl_tasks.preemption import RetryPolicy, run_to_completion
+from himl_tasks.jobs.run_to_completion import RetryPolicy, run_to_completion
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
-from tests.flows.conftest import workspace
-
-__all__ = ["workspace"]  # the flow tests' fixture: a saved workspace block on a real Prefect API
 
 EPOCHS = 3
 TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "flows" / "jobs" / "train.py"

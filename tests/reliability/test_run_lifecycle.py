@@ -24,7 +24,7 @@ from himl_tasks.backends.azureml_v1.backend import SUBMISSION_TAG, run_id_for
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.job_spec import JobSpec, Priority
-from himl_tasks.job_submission import submit_once
+from himl_tasks.jobs.submit_once import submit_once
 from himl_tasks.runs import FailureKind, RunStatus
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.backends.conftest import (  # noqa: F401 (fixtures)
@@ -34,7 +34,6 @@ from tests.backends.conftest import (  # noqa: F401 (fixtures)
     project,
     write_script,
 )
-from tests.flows.conftest import workspace  # noqa: F401 (fixtures)
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 SUPERVISOR_MODULE = "himl_tasks.backends.local.supervisor"
@@ -72,7 +71,7 @@ import os, signal, sys
 from prefect import flow
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.tasks import run_job
+from himl_tasks.prefect.tasks import run_job
 
 block, project, executions = sys.argv[1:4]
 original = LocalBackend.submit
@@ -195,7 +194,7 @@ def test_a_flow_killed_after_its_run_was_made_finds_that_run_when_run_again(
     from prefect import flow
     from prefect.settings import PREFECT_API_URL
 
-    from himl_tasks.tasks import run_job
+    from himl_tasks.prefect.tasks import run_job
 
     block, backend = workspace
     executions = tmp_path / "executions.txt"

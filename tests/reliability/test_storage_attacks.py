@@ -40,7 +40,7 @@ from himl_tasks.storage import (
 )
 from himl_tasks.storage import blob as blob_module
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
-from tests.azurite import Azurite
+from himl_tasks.testing.azurite import Azurite
 from tests.conftest import TEST_BLOCK_SIZE, read_tree, write_tree
 from tests.faulty_proxy import FaultyProxy
 from tests.reliability.test_consistent_transfers import Hooked

@@ -43,7 +43,7 @@ from himl_tasks.storage import (
     RetryPolicy,
 )
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
-from tests.azurite import ACCOUNT_NAME, Azurite
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from tests.conftest import read_tree, write_tree
 from tests.faulty_proxy import FaultyProxy
 

@@ -20,7 +20,7 @@ from azure.storage.blob import ContainerClient
 
 from himl_tasks.storage import BlobDatastore, LocalDatastore
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
-from tests.azurite import Azurite
+from himl_tasks.testing.azurite import Azurite
 from tests.conftest import read_tree, write_tree
 
 # A download that stops for good once it has written its first bytes: it reports "writing" and

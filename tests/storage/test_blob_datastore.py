@@ -19,7 +19,7 @@ from himl_tasks.errors import (
     UnsafeBlobNameError,
 )
 from himl_tasks.storage import BlobDatastore
-from tests.azurite import ACCOUNT_NAME, Azurite, connection_string, random_account_key
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite, connection_string, random_account_key
 from tests.conftest import FAST_RETRY, TEST_BLOCK_SIZE, read_tree, write_tree
 from tests.faulty_proxy import FaultyProxy
 

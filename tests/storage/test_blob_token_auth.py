@@ -22,7 +22,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from himl_tasks.errors import StorageAccessError
 from himl_tasks.storage import BlobDatastore
-from tests.azurite import Azurite, start_azurite, stop_azurite
+from himl_tasks.testing.azurite import Azurite, start_azurite, stop_azurite
 from tests.conftest import FAST_RETRY, fresh_container, read_tree, write_tree
 from tests.tls import write_self_signed_certificate
 

@@ -13,7 +13,7 @@ from azure.storage.blob import ContainerClient
 
 from himl_tasks.storage import BlobDatastore
 from himl_tasks.storage import checksum_cache as cache
-from tests.azurite import Azurite
+from himl_tasks.testing.azurite import Azurite
 from tests.conftest import TEST_BLOCK_SIZE, write_tree
 
 

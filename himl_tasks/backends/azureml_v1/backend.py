@@ -35,8 +35,8 @@ from himl_tasks.backends.azureml_v1.submission import (
 )
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.polling import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
+from himl_tasks.backends.watching import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import (
     ConfigurationError,

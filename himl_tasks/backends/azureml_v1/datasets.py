@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from himl_tasks.backends.azureml_v1_runtime import input_dataset_key, output_dataset_key
+from himl_tasks.backends.azureml_v1.in_job import input_dataset_key, output_dataset_key
 from himl_tasks.datasets import DatasetConfig
 
 RUN_ID_PLACEHOLDER = "{run-id}"

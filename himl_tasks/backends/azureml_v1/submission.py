@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from himl_tasks.job_environment import RESUME_FROM
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.job_variables import RESUME_FROM
 from himl_tasks.secret_reference import plain_values
 from himl_tasks.snapshot import IGNORE_FILE, Snapshot
 

@@ -69,7 +69,7 @@ class SecretValue(Protocol):
 
 
 class WorkspaceBlock(Protocol):
-    """What `get_workspace` reads from a Prefect block (see `himl_tasks.blocks`)."""
+    """What `get_workspace` reads from a Prefect block (see `himl_tasks.prefect.blocks`)."""
 
     @property
     def subscription_id(self) -> str:

@@ -39,8 +39,13 @@ from himl_tasks.backends.local.submitting_marks import (
     unmark_submitting,
 )
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
-from himl_tasks.backends.polling import follow_lines, tail_reader, wait_until_terminal
+from himl_tasks.backends.local.workspace_config import (
+    DEFAULT_DATASTORE,
+    LocalWorkspaceConfig,
+    workspace_root,
+)
 from himl_tasks.backends.run_files import download_run_files, list_run_files
+from himl_tasks.backends.watching import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import (
@@ -49,8 +54,8 @@ from himl_tasks.errors import (
     InvalidInputError,
     RunNotFoundError,
 )
-from himl_tasks.job_environment import RESUME_FROM
 from himl_tasks.job_spec import JobSpec, spec_to_json
+from himl_tasks.job_variables import RESUME_FROM
 from himl_tasks.runs import (
     FailureKind,
     Metric,
@@ -66,7 +71,6 @@ from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec, sample_trials
-from himl_tasks.workspace_config import DEFAULT_DATASTORE, LocalWorkspaceConfig, workspace_root
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from himl_tasks import job_environment as env_names
+from himl_tasks import job_variables as env_names
 from himl_tasks.backends.local.processes import (
     dying_with_this_process,
     end_process_group,
@@ -215,8 +215,8 @@ class _Supervisor:
         if not self.spec["inputs"]:
             return []  # without importing the storage stack: a bare job starts sooner
         from himl_tasks.backends.local.staging import stage_input
+        from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
         from himl_tasks.errors import HimlError
-        from himl_tasks.workspace_config import LocalWorkspaceConfig
 
         config = LocalWorkspaceConfig.load(self.registry.root, environ=self.secrets)
         folders: list[Path] = []
@@ -258,8 +258,8 @@ class _Supervisor:
                 "registered",
             )
         from himl_tasks.backends.local.staging import publish_output
+        from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
         from himl_tasks.errors import HimlError
-        from himl_tasks.workspace_config import LocalWorkspaceConfig
 
         config = LocalWorkspaceConfig.load(self.registry.root, environ=self.secrets)
         published: list[tuple[str, str, str]] = []

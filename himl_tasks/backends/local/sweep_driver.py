@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from himl_tasks import job_environment as env_names
+from himl_tasks import job_variables as env_names
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import spec_from_json
 from himl_tasks.runs import RunRef, RunState

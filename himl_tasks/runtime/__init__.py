@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from himl_tasks import job_environment as env_names
+from himl_tasks import job_variables as env_names
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def current_run() -> RunContext | None:
             attempt=int(os.environ.get(env_names.ATTEMPT, "1")),
         )
     if is_running_in_azure_ml():
-        from himl_tasks.backends.azureml_v1_runtime import azureml_run_context
+        from himl_tasks.backends.azureml_v1.in_job import azureml_run_context
 
         return azureml_run_context()
     return None
@@ -159,7 +159,7 @@ def get_run_info(
             is_running_in_azure_ml=False,
         )
     if run is not None:
-        from himl_tasks.backends.azureml_v1_runtime import azureml_run_info
+        from himl_tasks.backends.azureml_v1.in_job import azureml_run_info
 
         return azureml_run_info(run)
     output_folder, logs_folder = Path.cwd() / "outputs", Path.cwd() / "logs"
@@ -261,7 +261,7 @@ def find_latest_recovery_checkpoint(folder: Path | str) -> Path | None:
     found = _latest_recovery_checkpoint(Path(folder))
     resume_from = os.environ.get(env_names.RESUME_FROM)
     if found is None and resume_from and is_running_in_azure_ml():
-        from himl_tasks.backends.azureml_v1_runtime import fetch_resumed_checkpoint
+        from himl_tasks.backends.azureml_v1.in_job import fetch_resumed_checkpoint
 
         fetch_resumed_checkpoint(resume_from, Path(folder))
         found = _latest_recovery_checkpoint(Path(folder))

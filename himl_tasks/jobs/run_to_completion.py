@@ -6,7 +6,7 @@ exponential backoff. A `user_error` is never retried: the same code would fail a
 that the platform restarts itself (AzureML's low-priority restart, the local backend's
 `mode="restart"`) stays active, so watching simply goes on.
 
-Nothing here imports Prefect; `himl_tasks.tasks` wraps it.
+Nothing here imports Prefect; `himl_tasks.prefect.tasks` wraps it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.polling import LineBuffer
+from himl_tasks.backends.watching import LineBuffer
 from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number

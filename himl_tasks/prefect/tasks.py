@@ -5,14 +5,14 @@ Every task names its workspace by a saved block ("local-workspace/demo",
 effects, so no task here is cached by its inputs; instead, a job is submitted under its identity
 (spec, snapshot content, input dataset versions), which the backend records with the run in
 the same step, and a flow re-run after a crash at any point finds the run it started rather
-than submitting the job again (see `himl_tasks.job_submission`).
+than submitting the job again (see `himl_tasks.jobs.submit_once`).
 
 Example:
     ```python
     from prefect import flow
 
     from himl_tasks import JobSpec
-    from himl_tasks.tasks import ensure_dataset, run_job, upload_to_datastore
+    from himl_tasks.prefect.tasks import ensure_dataset, run_job, upload_to_datastore
 
 
     @flow
@@ -49,19 +49,19 @@ from prefect.variables import Variable
 
 from himl_tasks import checkpoints
 from himl_tasks.backends.base import Backend
-from himl_tasks.blocks import load_backend
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import JobFailedError
-from himl_tasks.job_identity import job_identity
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.job_submission import submit_once, submit_sweep_once
-from himl_tasks.preemption import (
+from himl_tasks.jobs.identity import job_identity
+from himl_tasks.jobs.run_to_completion import (
     JobResult,
     RetryPolicy,
     WatchSettings,
     run_to_completion,
     watch_run,
 )
+from himl_tasks.jobs.submit_once import submit_once, submit_sweep_once
+from himl_tasks.prefect.blocks import load_backend
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.storage import TransferReport
 from himl_tasks.sweeps import SweepSpec

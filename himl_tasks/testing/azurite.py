@@ -12,8 +12,25 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-AZURITE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_VARIABLE = "HIML_AZURITE"
+
+
+def azurite_program() -> Path:
+    """The `azurite-blob` to run: $HIML_AZURITE, else the nearest `node_modules` upward.
+
+    The search starts in the current folder, then in this package's folder (a checkout of
+    this project has Azurite in its own `node_modules`, installed by `make env`).
+    """
+    if os.environ.get(AZURITE_VARIABLE):
+        return Path(os.environ[AZURITE_VARIABLE])
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            program = folder / "node_modules" / ".bin" / "azurite-blob"
+            if program.exists():
+                return program
+    return Path("node_modules") / ".bin" / "azurite-blob"
+
+
 ACCOUNT_NAME = "himltest"
 INSTALL_HINT = (
     "Azurite is not installed in this project. Run `make env` (it runs `npm ci`); that needs "
@@ -42,10 +59,12 @@ class Azurite:
 
     @property
     def account_url(self) -> str:
+        """The blob endpoint of the emulated account."""
         return f"{self.scheme}://{self.host}:{self.port}/{ACCOUNT_NAME}"
 
     @property
     def connection_string(self) -> str:
+        """A connection string for the emulated account."""
         return connection_string(
             {
                 "DefaultEndpointsProtocol": self.scheme,
@@ -57,6 +76,7 @@ class Azurite:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -70,19 +90,20 @@ def start_azurite(
     With `tls` (certificate and key files) it serves HTTPS and accepts OAuth bearer tokens,
     which Azurite allows over HTTPS only.
     """
-    if not AZURITE.exists():
+    program = azurite_program()
+    if not program.exists():
         raise RuntimeError(INSTALL_HINT)
     port = free_port()
     account_key = random_account_key()
     env = {
         **os.environ,
-        "PATH": f"{AZURITE.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": f"{program.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AZURITE_ACCOUNTS": f"{ACCOUNT_NAME}:{account_key}",
     }
     tls_options = ["--cert", str(tls[0]), "--key", str(tls[1]), "--oauth", "basic"] if tls else []
     process = subprocess.Popen(
         [
-            str(AZURITE),
+            str(program),
             "--location", str(location),
             "--blobHost", "127.0.0.1",
             "--blobPort", str(port),

@@ -18,9 +18,8 @@ from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_spec import JobSpec, Priority
-from himl_tasks.preemption import JobResult
-from himl_tasks.runs import FailureKind, RunStatus
-from himl_tasks.tasks import (
+from himl_tasks.jobs.run_to_completion import JobResult
+from himl_tasks.prefect.tasks import (
     STARTED_VARIABLE_PREFIX,
     cancel_started_jobs,
     ensure_dataset,
@@ -29,6 +28,7 @@ from himl_tasks.tasks import (
     submit_job,
     upload_to_datastore,
 )
+from himl_tasks.runs import FailureKind, RunStatus
 from tests.backends.conftest import write_script
 from tests.conftest import write_tree
 

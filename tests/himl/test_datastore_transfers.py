@@ -14,7 +14,7 @@ from himl_tasks import (
     download_from_datastore,
     upload_to_datastore,
 )
-from tests.azurite import Azurite
+from himl_tasks.testing.azurite import Azurite
 from tests.conftest import read_tree, write_tree
 
 

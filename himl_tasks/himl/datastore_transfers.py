@@ -6,8 +6,8 @@ import logging
 from pathlib import PurePath
 from typing import Any
 
+from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
 from himl_tasks.storage import Datastore, TransferReport
-from himl_tasks.workspace_config import LocalWorkspaceConfig
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] = ()) -> int:
         prefect = [sys.executable, "-m", "prefect"]
         run([*prefect, "work-pool", "create", POOL, "--type", "process", "--overwrite"], env)
         save_block = (
-            "from himl_tasks.blocks import LocalWorkspace; "
+            "from himl_tasks.prefect.blocks import LocalWorkspace; "
             f"LocalWorkspace(root={str(state / 'workspace')!r}).save({BLOCK!r}, overwrite=True)"
         )
         run([sys.executable, "-c", save_block], env)
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] = ()) -> int:
             cwd=PROJECT_ROOT,
             check=False,
         )
-        run([sys.executable, "-m", "flows.show_result"], env)
+        run([sys.executable, "-m", "scripts.show_result"], env)
         return outcome.returncode
     return 1  # not reached: the block above returns
 

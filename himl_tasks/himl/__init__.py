@@ -1,0 +1,1 @@
+"""hi-ml's user contract: its functions, names and semantics, on any backend."""

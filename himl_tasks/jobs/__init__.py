@@ -1,0 +1,1 @@
+"""Backend-neutral job logic: run to completion, resubmit, identity, submit once."""

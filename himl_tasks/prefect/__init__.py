@@ -1,0 +1,1 @@
+"""The Prefect wing: tasks, blocks, artifacts and flow hooks, thin over the layers below."""

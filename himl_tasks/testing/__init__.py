@@ -1,0 +1,1 @@
+"""Contract suites and fixtures that any backend or datastore implementation reuses."""

@@ -1,0 +1,1 @@
+"""Helpers that are not flows: the demo driver and its result printer."""
