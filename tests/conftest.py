@@ -9,10 +9,10 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore, RetryPolicy
+from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore, RequestRetryPolicy
 from himl_tasks.testing.azurite import Azurite, start_azurite, stop_azurite
 
-FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+FAST_RETRY = RequestRetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 # Small blocks so that multi-block uploads and ranged downloads run on small test files.
 TEST_BLOCK_SIZE = 64 * 1024
 

@@ -1,7 +1,7 @@
 """Running a job to the end: watching it, and resubmitting it when the platform lost it.
 
 A run that ends `preempted` or `infrastructure` is submitted again, resuming from its latest
-recovery checkpoint (`JobSpec.resume_from`), up to `RetryPolicy.max_retries` times with
+recovery checkpoint (`JobSpec.resume_from`), up to `ResubmitPolicy.max_retries` times with
 exponential backoff. A `user_error` is never retried: the same code would fail again. A run
 that the platform restarts itself (AzureML's low-priority restart, the local backend's
 `mode="restart"`) stays active, so watching simply goes on.
@@ -30,7 +30,7 @@ RETRYABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class ResubmitPolicy:
     """When and how a lost job is submitted again.
 
     Args:
@@ -155,7 +155,7 @@ def run_to_completion(
     *,
     submit: Callable[[JobSpec], RunRef],
     watch: Callable[[RunRef], RunState],
-    policy: RetryPolicy = RetryPolicy(),
+    policy: ResubmitPolicy = ResubmitPolicy(),
     sleep: Callable[[float], None] = time.sleep,
 ) -> JobResult:
     """Submits a job and watches it; resubmits it, resuming, when the platform lost it.

@@ -55,7 +55,7 @@ from himl_tasks.job_spec import JobSpec
 from himl_tasks.jobs.identity import job_identity
 from himl_tasks.jobs.run_to_completion import (
     JobResult,
-    RetryPolicy,
+    ResubmitPolicy,
     WatchSettings,
     run_to_completion,
     watch_run,
@@ -203,7 +203,7 @@ def run_job(
     Raises:
         JobFailedError: For a user error, a cancellation, or a lost run past `max_retries`.
     """
-    policy = RetryPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds)
+    policy = ResubmitPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds)
     WatchSettings(timeout_seconds=timeout_seconds)  # checks it before anything is submitted
     backend = backend_for(workspace_block)
     # Every submission of this job, resubmissions included, is a link of one identity's chain.

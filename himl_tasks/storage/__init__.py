@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from himl_tasks.storage.base import Datastore, TransferSession
 from himl_tasks.storage.local import LocalDatastore
 from himl_tasks.storage.models import RemoteFile, TransferReport
-from himl_tasks.storage.retry import RequestTimeouts, RetryPolicy
+from himl_tasks.storage.retry import RequestRetryPolicy, RequestTimeouts
 
 if TYPE_CHECKING:
     from himl_tasks.storage.blob import BlobDatastore
@@ -23,8 +23,8 @@ __all__ = [
     "Datastore",
     "LocalDatastore",
     "RemoteFile",
+    "RequestRetryPolicy",
     "RequestTimeouts",
-    "RetryPolicy",
     "TransferReport",
     "TransferSession",
 ]

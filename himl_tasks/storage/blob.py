@@ -28,7 +28,7 @@ from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.options import whole_number
 from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader
 from himl_tasks.storage.progress import TransferProgress
-from himl_tasks.storage.retry import RequestTimeouts, RetryPolicy
+from himl_tasks.storage.retry import RequestRetryPolicy, RequestTimeouts
 
 MIB = 1024 * 1024
 MAX_BLOCK_SIZE = 4000 * MIB
@@ -80,7 +80,7 @@ class BlobDatastore(Datastore):
         concurrency: int = 64,
         block_size: int = 8 * MIB,
         max_buffered_blocks: int = 16,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetryPolicy | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeouts: RequestTimeouts | None = None,
     ) -> None:
@@ -90,7 +90,7 @@ class BlobDatastore(Datastore):
             raise InvalidInputError(f"a datastore's name must be a str, not {type(name).__name__}")
         for option, value, kind in (
             ("auth", auth, (AccountKeyAuth, SasAuth, TokenAuth)),
-            ("retry", retry, (RetryPolicy, type(None))),
+            ("retry", retry, (RequestRetryPolicy, type(None))),
             ("timeouts", timeouts, (RequestTimeouts, type(None))),
             ("ssl_context", ssl_context, (ssl.SSLContext, type(None))),
         ):
@@ -105,7 +105,7 @@ class BlobDatastore(Datastore):
         self.concurrency = whole_number("concurrency", concurrency)
         self.block_size = whole_number("block_size", block_size, maximum=MAX_BLOCK_SIZE)
         self.max_buffered_blocks = whole_number("max_buffered_blocks", max_buffered_blocks)
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = retry if retry is not None else RequestRetryPolicy()
         self.timeouts = timeouts if timeouts is not None else RequestTimeouts()
         self.ssl_context = ssl_context
         self._auth = auth

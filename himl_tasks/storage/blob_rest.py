@@ -30,7 +30,7 @@ from himl_tasks.errors import (
 from himl_tasks.storage.blob_auth import BlobAuth, redact
 from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.partials import DestinationTakenError
-from himl_tasks.storage.retry import TRANSIENT_STATUSES, RequestTimeouts, RetryPolicy
+from himl_tasks.storage.retry import TRANSIENT_STATUSES, RequestRetryPolicy, RequestTimeouts
 
 API_VERSION = "2023-11-03"
 LIST_PAGE_SIZE = 5000
@@ -89,7 +89,7 @@ class ContainerRestClient:
         container_url: str,
         auth: BlobAuth,
         datastore: str,
-        retry: RetryPolicy,
+        retry: RequestRetryPolicy,
         timeouts: RequestTimeouts | None = None,
     ) -> None:
         self._http = http

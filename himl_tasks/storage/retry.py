@@ -12,7 +12,7 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RequestRetryPolicy:
     """How often and how patiently a request is retried.
 
     Attributes:
@@ -30,9 +30,9 @@ class RetryPolicy:
     max_delay: float = 8.0
 
     def __post_init__(self) -> None:
-        whole_number("RetryPolicy.attempts", self.attempts)
-        seconds("RetryPolicy.base_delay", self.base_delay)
-        seconds("RetryPolicy.max_delay", self.max_delay)
+        whole_number("RequestRetryPolicy.attempts", self.attempts)
+        seconds("RequestRetryPolicy.base_delay", self.base_delay)
+        seconds("RequestRetryPolicy.max_delay", self.max_delay)
 
     def delay(self, retry_number: int) -> float:
         """Seconds to wait before retry `retry_number` (1 for the first retry), with jitter."""
@@ -46,7 +46,7 @@ class RequestTimeouts:
 
     No request waits forever: connecting, each wait for the answer's next bytes, and sending a
     body all have a deadline. A request that times out is a transient failure, retried by the
-    `RetryPolicy`.
+    `RequestRetryPolicy`.
 
     Attributes:
         connect: Seconds to open a connection.

@@ -33,7 +33,7 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.jobs.run_to_completion import RetryPolicy, run_to_completion
+from himl_tasks.jobs.run_to_completion import ResubmitPolicy, run_to_completion
 from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from tests.backends.azureml_service import (
@@ -45,7 +45,7 @@ from tests.backends.azureml_service import (
 from tests.backends.conftest import aml, aml_service, backend, project, write_script
 from tests.conftest import write_tree
 
-NO_WAIT = RetryPolicy(max_retries=2, delay_seconds=0)
+NO_WAIT = ResubmitPolicy(max_retries=2, delay_seconds=0)
 # Fixtures shared with tests/backends and tests/flows (named here so that pytest finds them).
 __all__ = ["aml", "aml_service", "backend", "project"]
 

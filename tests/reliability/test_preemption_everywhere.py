@@ -19,7 +19,7 @@ import pytest
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.job_spec import JobSpec, Priority
-from himl_tasks.jobs.run_to_completion import RetryPolicy, run_to_completion
+from himl_tasks.jobs.run_to_completion import ResubmitPolicy, run_to_completion
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
 
 EPOCHS = 3
@@ -121,7 +121,7 @@ def test_a_resubmitted_training_preempted_after_any_epoch_completes_with_the_tru
         return state
 
     result = run_to_completion(
-        backend, spec, submit=backend.submit, watch=watch, policy=RetryPolicy(delay_seconds=0)
+        backend, spec, submit=backend.submit, watch=watch, policy=ResubmitPolicy(delay_seconds=0)
     )
 
     assert result.state.succeeded, result.state.error

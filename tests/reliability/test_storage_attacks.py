@@ -35,8 +35,8 @@ from himl_tasks.storage import (
     BlobDatastore,
     Datastore,
     LocalDatastore,
+    RequestRetryPolicy,
     RequestTimeouts,
-    RetryPolicy,
 )
 from himl_tasks.storage import blob as blob_module
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
@@ -276,8 +276,8 @@ def test_a_blob_datastore_refuses_credentials_and_options_of_the_wrong_type(
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: RetryPolicy(base_delay=1e300, max_delay=1e300),
-        lambda: RetryPolicy(max_delay=10**9),
+        lambda: RequestRetryPolicy(base_delay=1e300, max_delay=1e300),
+        lambda: RequestRetryPolicy(max_delay=10**9),
         lambda: RequestTimeouts(connect=1e300),
         lambda: RequestTimeouts(read=10**9),
     ],
@@ -340,7 +340,7 @@ def test_an_answer_that_trickles_in_has_a_deadline_and_is_retried(
             azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/"),
             container.container_name,
             block_size=TEST_BLOCK_SIZE,
-            retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
+            retry=RequestRetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
             timeouts=RequestTimeouts(connect=0.3, read=0.3, min_send_rate=64 * 1024),
         )
 
@@ -363,7 +363,7 @@ def test_a_listing_that_trickles_in_has_a_deadline_too(
         store = BlobDatastore.from_connection_string(
             azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/"),
             container.container_name,
-            retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
+            retry=RequestRetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
             timeouts=RequestTimeouts(connect=0.3, read=0.3, min_send_rate=64 * 1024 * 1024),
         )
 
@@ -540,7 +540,7 @@ def test_an_upload_retried_after_its_answer_was_lost_counts_as_sent(
         store = BlobDatastore.from_connection_string(
             azurite.connection_string.replace(f":{azurite.port}/", f":{proxy.port}/"),
             container.container_name,
-            retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
+            retry=RequestRetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
         )
         proxy.fail_next(1, "none")  # the listing
         proxy.fail_next(1, "lost")  # the write is done, its answer lost

@@ -39,8 +39,8 @@ from himl_tasks.storage import (
     BlobDatastore,
     Datastore,
     LocalDatastore,
+    RequestRetryPolicy,
     RequestTimeouts,
-    RetryPolicy,
 )
 from himl_tasks.storage.partials import PARTIAL_SUFFIX
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
@@ -86,8 +86,8 @@ def test_a_blob_datastore_refuses_unusable_counts(option: str, value: object) ->
 def test_a_retry_policy_refuses_values_that_would_never_try_or_wait_forever(
     options: dict[str, object],
 ) -> None:
-    with pytest.raises(InvalidInputError, match=r"RetryPolicy\.\w+ must be"):
-        RetryPolicy(**options)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"RequestRetryPolicy\.\w+ must be"):
+        RequestRetryPolicy(**options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -201,7 +201,7 @@ def silent_store(tmp_path: Path) -> Iterator[tuple[BlobDatastore, SilentServer]]
             ACCOUNT_NAME,
             "a2V5",
             block_size=64 * MIB,
-            retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
+            retry=RequestRetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
             timeouts=RequestTimeouts(connect=0.5, read=0.3, min_send_rate=64 * MIB),
         )
         yield store, server
@@ -252,7 +252,7 @@ def test_a_nul_or_control_character_in_a_name_is_refused_without_a_request(
         container.container_name,
         ACCOUNT_NAME,
         azurite.account_key,
-        retry=RetryPolicy(attempts=6, base_delay=1, max_delay=1),
+        retry=RequestRetryPolicy(attempts=6, base_delay=1, max_delay=1),
     )
     calls: list[Callable[[], object]] = [
         lambda: store.exists("a\0b"),

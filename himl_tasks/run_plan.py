@@ -1,0 +1,32 @@
+"""A job prepared by a backend, once: what everything after preparation reads.
+
+A `JobSpec` says what to run. Preparing it on a backend chooses the snapshot's files and
+resolves each input dataset to the version the job will read. The job's identity, its
+submission and a local run's launch plan all read this one prepared form, so a dataset is
+resolved once per submission and the snapshot selected once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from himl_tasks.datasets import ResolvedDataset
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A job spec prepared for one backend.
+
+    Attributes:
+        spec: The job.
+        experiment: The experiment's name, sanitised (read from the environment once).
+        snapshot: The files that travel with the job.
+        inputs: The version of each input dataset the job reads, in the spec's order.
+    """
+
+    spec: JobSpec
+    experiment: str
+    snapshot: Snapshot
+    inputs: tuple[ResolvedDataset, ...]
