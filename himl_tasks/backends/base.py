@@ -1,107 +1,390 @@
-"""The Backend protocol: what every place that runs jobs provides."""
+"""The Backend: the few primitives each place that runs jobs provides, and what is built on them.
+
+A backend (the local one, AzureML v1, ...) implements the primitives: the abstract methods
+below. Everything else is written once here, so it behaves the same on every backend:
+
+- preparing a job once (`plan`) and submitting it idempotently under a submission id
+  (`submit`, `submit_sweep`);
+- waiting for a run, with its log lines, cancellation and a deadline: one loop (`watch`;
+  `wait` is watching without the lines), and following its log (`iter_logs`);
+- listing and downloading a run's files (`list_files`, `download_files`);
+- a dataset's files on this machine (`local_dataset_folder`), and the checks before a dataset
+  version is registered (`register_dataset`).
+
+A new backend subclasses `Backend`, implements the primitives, and passes the Backend contract
+suite in `himl_tasks.testing`.
+"""
 
 from __future__ import annotations
 
+import abc
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar
 
-from himl_tasks.datasets import DatasetConfig, ResolvedDataset
+from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
+from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LineBuffer, PollSchedule, polls
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import Metric, RunRef, RunState
+from himl_tasks.run_plan import RunPlan
+from himl_tasks.runs import Metric, RunRef, RunState, write_most_recent_run
+from himl_tasks.snapshot import select_snapshot
 from himl_tasks.storage import Datastore, TransferReport
+from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
 
+logger = logging.getLogger(__name__)
 
-class Backend(Protocol):
-    """A workspace that runs jobs and keeps datasets: the local one, or AzureML."""
+FIRST_POLL_SECONDS = 0.02
+LOG_POLL_SECONDS = 0.05
 
-    name: str
-    max_poll_seconds: float
-    """The longest sensible pause between state checks of a run on this backend."""
 
-    def submit(self, spec: JobSpec, *, submission_id: str | None = None) -> RunRef:
-        """Starts a job; returns at once with its run.
+class Backend(abc.ABC):
+    """A workspace that runs jobs and keeps datasets: the local one, or AzureML.
 
-        With `submission_id`, submitting is idempotent: the id is recorded with the run when
-        it is made, and a submission whose id already has a run returns that run.
-        """
-        ...
+    Attributes:
+        name: The backend's name, as run references carry it.
+        max_poll_seconds: The longest sensible pause between state checks of a run here.
+        default_timeout_seconds: How long `wait` waits when not told.
+        run_file_folders: The folders of a run's files (`outputs/`, `logs/`, ...).
+    """
 
-    def find_submission(self, submission_id: str) -> RunRef | None:
-        """The run submitted under `submission_id`, or None if there is none."""
-        ...
+    name: ClassVar[str]
+    max_poll_seconds: ClassVar[float]
+    default_timeout_seconds: ClassVar[float] = DEFAULT_TIMEOUT_SECONDS
+    run_file_folders: ClassVar[tuple[str, ...]] = RUN_FILE_FOLDERS
 
+    # ---- primitives: what each backend implements -----------------------------------------
+
+    @abc.abstractmethod
     def check_compute(self, name: str) -> None:
-        """Raises unless a job can name this compute cluster (for checks before side effects).
+        """Raises unless a job can name this compute cluster (a check before side effects).
 
         Raises:
             ComputeNotFoundError: No such cluster.
             InvalidInputError: The name cannot be used here (e.g. "" on AzureML).
         """
-        ...
 
+    @abc.abstractmethod
+    def check_spec(self, spec: JobSpec) -> None:
+        """Raises unless this backend can run the job (checks only, no side effect).
+
+        Raises:
+            HimlError: The subclass that names the problem (a missing compute cluster, a
+                setting this backend cannot honour, ...).
+        """
+
+    @abc.abstractmethod
+    def _submit_plan(self, plan: RunPlan, submission_id: str | None) -> RunRef:
+        """Starts the prepared job under `submission_id` (recorded with the run as it is made).
+
+        A concurrent submission of the same id that won the race returns the winner's run.
+        """
+
+    @abc.abstractmethod
+    def _submit_sweep_plan(
+        self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None
+    ) -> RunRef:
+        """Starts a sweep around the prepared job; its trials are the run's children."""
+
+    @abc.abstractmethod
+    def find_submission(self, submission_id: str) -> RunRef | None:
+        """The run submitted under `submission_id`, or None if there is none."""
+
+    @abc.abstractmethod
     def get_run_ref(self, recovery_id: str) -> RunRef:
-        """Finds a run by `experiment:run_id` or bare `run_id`."""
-        ...
+        """Finds a run by `experiment:run_id` or bare `run_id`.
 
+        Raises:
+            RunNotFoundError: No such run; the message names the workspace looked in.
+        """
+
+    @abc.abstractmethod
     def get_state(self, ref: RunRef) -> RunState:
-        """Returns the run's current state."""
-        ...
+        """The run's current state."""
 
-    def log_reader(self, ref: RunRef) -> Callable[[], bytes]:
-        """A function returning the bytes the run's driver log gained since its last call."""
-        ...
-
-    def iter_logs(self, ref: RunRef, *, follow: bool = False) -> Iterator[str]:
-        """Yields the run's driver log lines; with `follow`, until the run ends."""
-        ...
-
+    @abc.abstractmethod
     def cancel(self, ref: RunRef) -> None:
-        """Cancels the run (no effect on a finished one)."""
-        ...
+        """Cancels the run and its unfinished children (no effect on a finished run)."""
 
-    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
-        """Names of the run's files (outputs/, logs/, azureml-logs/) starting with `prefix`."""
-        ...
+    @abc.abstractmethod
+    def read_log(self, ref: RunRef, offset: int) -> bytes:
+        """The run's driver log from byte `offset` on (empty while there is none yet)."""
 
-    def download_files(
-        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
-    ) -> TransferReport:
-        """Downloads the run's files starting with `prefix`, keeping their names."""
-        ...
+    @abc.abstractmethod
+    def run_files(self, ref: RunRef) -> Datastore:
+        """The run's files as a read-only datastore view (names relative to the run)."""
 
+    @abc.abstractmethod
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """Every metric value the run logged, in order."""
-        ...
+
+    @abc.abstractmethod
+    def child_runs(self, ref: RunRef) -> list[RunRef]:
+        """The run's children (e.g. the trials of a sweep), oldest first."""
+
+    @abc.abstractmethod
+    def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The dataset versions the run registered (its output datasets)."""
+
+    @abc.abstractmethod
+    def resolve_dataset(self, config: DatasetConfig) -> ResolvedDataset:
+        """Finds the dataset version a config names, creating version 1 from its folder.
+
+        Raises:
+            DatasetNotFoundError: No such dataset and no folder to create it from, or no such
+                version.
+        """
+
+    @abc.abstractmethod
+    def _register_dataset_version(
+        self, name: str, datastore: str, folder: str, created_by_run: str | None
+    ) -> ResolvedDataset:
+        """Records the files under `folder` (checked to exist) as the next version."""
+
+    @abc.abstractmethod
+    def datastore(self, name: str = "") -> Datastore:
+        """The datastore of that name ("" for the default).
+
+        Raises:
+            DatastoreNotFoundError: No such datastore.
+        """
+
+    @abc.abstractmethod
+    def check_sweep(self, sweep: SweepSpec) -> None:
+        """Raises unless this backend can run the sweep (checks only, before the job's).
+
+        Raises:
+            InvalidInputError: For a sampling or policy this backend does not offer.
+        """
+
+    def _fetch_dataset(
+        self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path
+    ) -> bool:
+        """A backend's own way to bring a dataset to this machine (e.g. mounting).
+
+        Returns:
+            True if it did; False to have the files downloaded through the transfer engine.
+        """
+        return False
+
+    # ---- built once: jobs -----------------------------------------------------------------
+
+    def plan(self, spec: JobSpec) -> RunPlan:
+        """Prepares a job once: checks it, selects its snapshot, resolves its inputs.
+
+        Checks without side effects come first: the backend's own, then the output
+        datastores (before resolving an input may register its version 1).
+
+        Raises:
+            HimlError: The subclass that names what is wrong with the job.
+        """
+        self.check_spec(spec)
+        for config in spec.outputs:
+            self.datastore(config.datastore)
+        snapshot = select_snapshot(spec.root, spec.ignored_folders)
+        if spec.script_path is not None:
+            snapshot.entry_script(spec.script_path)  # the script is in the snapshot
+        inputs = tuple(self.resolve_dataset(config) for config in spec.inputs)
+        return RunPlan(spec, spec.experiment_name(), snapshot, inputs)
+
+    def submit(self, job: JobSpec | RunPlan, *, submission_id: str | None = None) -> RunRef:
+        """Starts a job; returns at once with its run.
+
+        With `submission_id`, submitting is idempotent: the id is recorded with the run when
+        it is made, and a submission whose id already has a run returns that run. The run's
+        recovery id is written to `most_recent_run.txt` beside the script.
+
+        Raises:
+            InvalidInputError: For an unusable submission id, or a job this backend cannot run.
+        """
+        spec = _spec_of(job)
+        found = self._submitted_before(submission_id)
+        if found is None:
+            found = self._submit_plan(self._plan_of(job), submission_id)
+        write_most_recent_run(spec.recovery_file_folder, found)
+        return found
 
     def submit_sweep(
-        self, spec: JobSpec, sweep: SweepSpec, *, submission_id: str | None = None
+        self, job: JobSpec | RunPlan, sweep: SweepSpec, *, submission_id: str | None = None
     ) -> RunRef:
         """Starts a hyperparameter sweep around a job; its trials are the run's children.
 
         With `submission_id`, idempotent as `submit` is: the sweep's run is recorded with it.
         """
-        ...
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        self.check_sweep(sweep)
+        return self._submit_sweep_plan(self._plan_of(job), sweep, submission_id)
 
-    def child_runs(self, ref: RunRef) -> list[RunRef]:
-        """The run's children (e.g. the trials of a sweep)."""
-        ...
+    def _plan_of(self, job: JobSpec | RunPlan) -> RunPlan:
+        return job if isinstance(job, RunPlan) else self.plan(job)
 
-    def resolve_dataset(self, config: DatasetConfig) -> ResolvedDataset:
-        """Finds the dataset version a config names, creating version 1 from its folder."""
-        ...
+    def _submitted_before(self, submission_id: str | None) -> RunRef | None:
+        if submission_id is None:
+            return None
+        if not (isinstance(submission_id, str) and submission_id and "\0" not in submission_id):
+            raise InvalidInputError(
+                f"submission_id must be a non-empty string or None, not {submission_id!r}"
+            )
+        return self.find_submission(submission_id)
 
-    def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
-        """The dataset versions the run registered (its output datasets)."""
-        ...
+    # ---- built once: watching runs --------------------------------------------------------
+
+    def watch(
+        self,
+        ref: RunRef,
+        *,
+        timeout_seconds: float | None = None,
+        on_line: Callable[[str], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        poll_seconds: float | None = None,
+    ) -> RunState:
+        """Waits for a run to end; returns its final state.
+
+        Polls with a growing pause (up to `max_poll_seconds`) against its own deadline: a
+        blocking wait could not be interrupted by an outer timeout.
+
+        Args:
+            ref: The run.
+            timeout_seconds: The deadline (default: `default_timeout_seconds`).
+            on_line: Called with each line of the driver log as it appears.
+            should_cancel: Checked at each look; once it says True the run is canceled and
+                watched to its end.
+            poll_seconds: A fixed pause between looks instead of the growing one.
+
+        Raises:
+            InvalidInputError: For a timeout or pause that is not a usable number of seconds.
+            TimeoutError: If the run has not ended by the deadline.
+        """
+        schedule = self._schedule(timeout_seconds, poll_seconds)
+        lines, offset, canceled = LineBuffer(), 0, False
+        state: RunState | None = None
+        for _ in polls(schedule):
+            state = self.get_state(ref)
+            if on_line is not None:
+                chunk = self.read_log(ref, offset)
+                offset += len(chunk)
+                for line in lines.feed(chunk) + (lines.flush() if state.is_terminal else []):
+                    on_line(line)
+            if state.is_terminal:
+                return state
+            if not canceled and should_cancel is not None and should_cancel():
+                logger.warning("canceling run %s, as asked while watching it", ref)
+                self.cancel(ref)
+                canceled = True
+        status = state.status if state is not None else "unknown"
+        raise TimeoutError(f"run {ref} is still {status} after {schedule.timeout_seconds:g} s")
+
+    def wait(
+        self, ref: RunRef, *, timeout: float | None = None, poll: float | None = None
+    ) -> RunState:
+        """Waits until the run ends; returns its final state (`watch` without the log).
+
+        Raises:
+            TimeoutError: If it has not ended after `timeout` seconds.
+        """
+        return self.watch(ref, timeout_seconds=timeout, poll_seconds=poll)
+
+    def iter_logs(
+        self,
+        ref: RunRef,
+        *,
+        follow: bool = False,
+        timeout: float | None = None,
+        poll: float | None = None,
+    ) -> Iterator[str]:
+        """Yields the lines of the run's driver log; with `follow`, until the run ends.
+
+        Raises:
+            TimeoutError: When following, if the run has not ended by the deadline.
+        """
+        schedule = self._schedule(timeout, poll, first=LOG_POLL_SECONDS)
+        lines, offset = LineBuffer(), 0
+        for _ in polls(schedule):
+            ended = not follow or self.get_state(ref).is_terminal
+            chunk = self.read_log(ref, offset)
+            offset += len(chunk)
+            yield from lines.feed(chunk)
+            if ended:
+                yield from lines.flush()
+                return
+        raise TimeoutError(f"run {ref} is still going after {schedule.timeout_seconds:g} s")
+
+    def _schedule(
+        self, timeout: float | None, poll: float | None, *, first: float = FIRST_POLL_SECONDS
+    ) -> PollSchedule:
+        if poll is not None:
+            first = poll
+        return PollSchedule(
+            timeout_seconds=self.default_timeout_seconds if timeout is None else timeout,
+            first_pause=first,
+            max_pause=self.max_poll_seconds if poll is None else poll,
+        )
+
+    # ---- built once: run files ------------------------------------------------------------
+
+    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
+        """Names of the run's files (under `run_file_folders`) starting with `prefix`."""
+        return list_run_files(self.run_files(ref), prefix, self.run_file_folders)
+
+    def download_files(
+        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
+    ) -> TransferReport:
+        """Downloads the run's files starting with `prefix`, keeping their names.
+
+        Raises:
+            InvalidInputError: If `prefix` lies outside the run's folders.
+            RemoteFilesNotFoundError: If nothing matches.
+        """
+        return download_run_files(
+            self.run_files(ref),
+            prefix,
+            destination,
+            validate_checksum=validate_checksum,
+            folders=self.run_file_folders,
+        )
+
+    # ---- built once: datasets -------------------------------------------------------------
 
     def register_dataset(
         self, name: str, datastore: str, path: str, *, created_by_run: str | None = None
     ) -> ResolvedDataset:
-        """Registers the files under `path` as the next version of a dataset."""
-        ...
+        """Registers the files under `path` in a datastore as the next version of a dataset.
 
-    def datastore(self, name: str = "") -> Datastore:
-        """The datastore of that name ("" for the default)."""
-        ...
+        Raises:
+            InvalidInputError: If the name is unusable or the datastore holds no files there.
+            DatastoreNotFoundError: No such datastore.
+        """
+        store = self.datastore(datastore)
+        folder = folder_to_register(name, store, path)
+        return self._register_dataset_version(name, store.name, folder, created_by_run)
+
+    def local_dataset_folder(self, config: DatasetConfig, destination: Path) -> Path:
+        """A dataset's files for a script that runs outside any job.
+
+        `local_folder` wins when given (hi-ml's rule). Otherwise the dataset's version is
+        brought into `destination`: the backend's own way when it has one (mounting), else
+        downloaded through the transfer engine with checksums checked.
+
+        Raises:
+            DatasetNotFoundError: If the dataset does not exist.
+        """
+        if config.local_folder is not None:
+            return config.local_folder
+        resolved = self.resolve_dataset(config)
+        if not self._fetch_dataset(config, resolved, destination):
+            view = FolderView(self.datastore(resolved.datastore), resolved.path)
+            view.download("", destination, validate_checksum=True)
+        return destination
+
+
+def _spec_of(job: JobSpec | RunPlan) -> JobSpec:
+    if isinstance(job, RunPlan):
+        return job.spec
+    if isinstance(job, JobSpec):
+        return job
+    raise InvalidInputError(f"a job is a JobSpec (or the RunPlan of one), not {job!r}")

@@ -1,50 +1,73 @@
-"""Waiting for runs and following their logs, built once for every backend."""
+"""Waiting, built once: the one polling loop, and turning a growing log into lines.
+
+Every wait in the project (a backend's `wait` and `watch`, following a run's log, the local sweep
+driver waiting for its trials) is a `for` over `polls(...)`: a first look at once, then looks
+after pauses that grow by half up to a ceiling, and an end at a deadline, so no wait is endless
+and none sleeps past its deadline.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-from himl_tasks.runs import RunRef, RunState
+from himl_tasks.errors import InvalidInputError
+from himl_tasks.number_checks import is_seconds
 
-
-def wait_until_terminal(
-    get_state: Callable[[RunRef], RunState], ref: RunRef, *, timeout: float, poll: float
-) -> RunState:
-    """Polls a run until it ends; returns its final state.
-
-    Raises:
-        TimeoutError: If it has not ended after `timeout` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        state = get_state(ref)
-        if state.is_terminal:
-            return state
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"run {ref} is still {state.status} after {timeout:g} s")
-        time.sleep(poll)
+GROWTH = 1.5
+DEFAULT_TIMEOUT_SECONDS = 7 * 86400.0
 
 
-def follow_lines(
-    read_new: Callable[[], bytes], has_ended: Callable[[], bool], *, poll: float
-) -> Iterator[str]:
-    """Yields the lines of a growing log until `has_ended()` (checked before each read).
+@dataclass(frozen=True)
+class PollSchedule:
+    """When to look again, and when to stop looking.
 
     Args:
-        read_new: Returns the bytes appended to the log since its last call.
-        has_ended: True once nothing more will be appended.
-        poll: Seconds between reads.
+        timeout_seconds: Stop after this long (the deadline).
+        first_pause: The first pause between looks; each next one is half as long again.
+        max_pause: The longest pause.
+
+    Raises:
+        InvalidInputError: For a timeout that is not positive and finite (it would never end,
+            or end before looking), or a pause that is negative or not finite.
     """
-    lines = LineBuffer()
+
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    first_pause: float = 0.1
+    max_pause: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not is_seconds(self.timeout_seconds, zero_ok=False):
+            raise InvalidInputError(
+                f"timeout_seconds must be a positive, finite number of seconds, not "
+                f"{self.timeout_seconds!r}"
+            )
+        for name in ("first_pause", "max_pause"):
+            if not is_seconds(getattr(self, name), zero_ok=True):
+                raise InvalidInputError(
+                    f"{name} must be a finite number of seconds, 0 or more, not "
+                    f"{getattr(self, name)!r}"
+                )
+
+
+def polls(schedule: PollSchedule) -> Iterator[int]:
+    """Yields the number of each look: at once, then after each pause, until the deadline.
+
+    The loop over it ends (without an error) once the deadline has passed; the caller says
+    what did not happen in time. The last pause is cut short to end at the deadline.
+    """
+    deadline = time.monotonic() + schedule.timeout_seconds
+    pause = schedule.first_pause
+    look = 0
     while True:
-        ended = has_ended()
-        yield from lines.feed(read_new())
-        if ended:
-            yield from lines.flush()
+        yield look
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             return
-        time.sleep(poll)
+        time.sleep(min(pause, remaining))
+        pause = min(schedule.max_pause, max(pause, 1e-3) * GROWTH)
+        look += 1
 
 
 class LineBuffer:
@@ -62,23 +85,3 @@ class LineBuffer:
         """The unfinished last line, once the log will not grow any more."""
         rest, self._pending = self._pending, b""
         return [rest.decode("utf-8", errors="replace")] if rest else []
-
-
-def tail_reader(path: Path) -> Callable[[], bytes]:
-    """A function returning the bytes appended to a file since its last call.
-
-    It returns nothing while the file does not exist.
-    """
-    position = 0
-
-    def read_new() -> bytes:
-        nonlocal position
-        if not path.exists():
-            return b""
-        with path.open("rb") as log:
-            log.seek(position)
-            chunk = log.read()
-        position += len(chunk)
-        return chunk
-
-    return read_new

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.watching import LineBuffer
 from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number
@@ -59,30 +58,6 @@ class ResubmitPolicy:
         return float(min(self.max_delay_seconds, self.delay_seconds * 2 ** (retry - 1)))
 
 
-@dataclass(frozen=True)
-class WatchSettings:
-    """How a run is watched.
-
-    Args:
-        timeout_seconds: Give up (TimeoutError) after this long, whatever the run does.
-        first_poll_seconds: The first pause between state checks; it grows by half each time.
-        max_poll_seconds: The longest pause between state checks.
-    """
-
-    timeout_seconds: float = 7 * 86400
-    first_poll_seconds: float = 0.1
-    max_poll_seconds: float = 10.0
-
-    def __post_init__(self) -> None:
-        # No wait without a deadline: inf and nan would never end, 0 would end before looking.
-        for name in ("timeout_seconds", "first_poll_seconds", "max_poll_seconds"):
-            if not is_seconds(getattr(self, name), zero_ok=False):
-                raise InvalidInputError(
-                    f"{name} must be a positive, finite number of seconds, not "
-                    f"{getattr(self, name)!r}"
-                )
-
-
 @dataclass
 class JobResult:
     """What running a job produced.
@@ -105,48 +80,6 @@ class JobResult:
     metrics: dict[str, float] = field(default_factory=dict)
     metric_history: list[Metric] = field(default_factory=list)
     reused: bool = False
-
-
-def watch_run(
-    backend: Backend,
-    ref: RunRef,
-    *,
-    settings: WatchSettings = WatchSettings(),
-    on_line: Callable[[str], None] = lambda line: None,
-    should_cancel: Callable[[], bool] = lambda: False,
-) -> RunState:
-    """Waits for a run to end, handing on its log lines as they appear.
-
-    Polls with a growing pause against its own deadline (a blocking wait cannot be interrupted
-    by an outer timeout). When `should_cancel()` turns true, the run is canceled and watched
-    to its end.
-
-    Raises:
-        TimeoutError: If the run has not ended after `settings.timeout_seconds`.
-    """
-    deadline = time.monotonic() + settings.timeout_seconds
-    pause = settings.first_poll_seconds
-    read_new, lines = backend.log_reader(ref), LineBuffer()
-    canceled = False
-    while True:
-        state = backend.get_state(ref)
-        for line in lines.feed(read_new()):
-            on_line(line)
-        if state.is_terminal:
-            for line in lines.flush():
-                on_line(line)
-            return state
-        if not canceled and should_cancel():
-            logger.warning("canceling run %s: its flow run is being canceled", ref)
-            backend.cancel(ref)
-            canceled = True
-            continue
-        if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"run {ref} is still {state.status} after {settings.timeout_seconds:g} s"
-            )
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(settings.max_poll_seconds, pause * 1.5)
 
 
 def run_to_completion(

@@ -49,6 +49,7 @@ from prefect.variables import Variable
 
 from himl_tasks import checkpoints
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.watching import PollSchedule
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_spec import JobSpec
@@ -56,9 +57,7 @@ from himl_tasks.jobs.identity import job_identity
 from himl_tasks.jobs.run_to_completion import (
     JobResult,
     ResubmitPolicy,
-    WatchSettings,
     run_to_completion,
-    watch_run,
 )
 from himl_tasks.jobs.submit_once import submit_once, submit_sweep_once
 from himl_tasks.prefect.blocks import load_backend
@@ -204,7 +203,7 @@ def run_job(
         JobFailedError: For a user error, a cancellation, or a lost run past `max_retries`.
     """
     policy = ResubmitPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds)
-    WatchSettings(timeout_seconds=timeout_seconds)  # checks it before anything is submitted
+    PollSchedule(timeout_seconds=timeout_seconds)  # checks it before anything is submitted
     backend = backend_for(workspace_block)
     # Every submission of this job, resubmissions included, is a link of one identity's chain.
     identity = _identity(backend, spec, workspace_block)
@@ -364,12 +363,9 @@ def _remember_started(workspace_block: str, ref: RunRef) -> None:
 
 def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
     logger = get_run_logger()
-    state = watch_run(
-        backend,
+    state = backend.watch(
         ref,
-        settings=WatchSettings(
-            timeout_seconds=timeout_seconds, max_poll_seconds=backend.max_poll_seconds
-        ),
+        timeout_seconds=timeout_seconds,
         on_line=lambda line: logger.info("[%s] %s", ref.run_id, line),
         should_cancel=_every(CANCEL_CHECK_SECONDS, _flow_run_is_canceling),
     )

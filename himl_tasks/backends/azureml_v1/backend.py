@@ -6,12 +6,10 @@ import ctypes.util
 import datetime
 import hashlib
 import os
-import shutil
 import tempfile
-import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from himl_tasks.backends.azureml_v1.datasets import (
     dataset_from_folder,
@@ -35,9 +33,8 @@ from himl_tasks.backends.azureml_v1.submission import (
 )
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
-from himl_tasks.backends.watching import follow_lines, tail_reader, wait_until_terminal
-from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
+from himl_tasks.backends.run_files import RUN_FILE_FOLDERS
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
     DatasetNotFoundError,
@@ -45,10 +42,11 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id, write_most_recent_run
+from himl_tasks.run_plan import RunPlan
+from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id
 from himl_tasks.secret_reference import secret_references
 from himl_tasks.snapshot import ignore_rules, select_snapshot
-from himl_tasks.storage import Datastore, TransferReport
+from himl_tasks.storage import Datastore
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
 
@@ -68,7 +66,7 @@ def run_files_folder(run_id: str) -> str:
     return f"ExperimentRun/dcid.{run_id}/"
 
 
-class AzureMLV1Backend:
+class AzureMLV1Backend(Backend):
     """Runs jobs and keeps datasets in an AzureML workspace, through azureml-core.
 
     Args:
@@ -82,6 +80,7 @@ class AzureMLV1Backend:
 
     name = "azureml_v1"
     max_poll_seconds = 15.0  # each state check is a service call
+    run_file_folders = AZUREML_RUN_FILE_FOLDERS
 
     def __init__(
         self,
@@ -197,16 +196,9 @@ class AzureMLV1Backend:
             )
         return self._register(config.name, datastore_name, config.name, None)
 
-    def register_dataset(
-        self, name: str, datastore: str, path: str, *, created_by_run: str | None = None
+    def _register_dataset_version(
+        self, name: str, datastore: str, folder: str, created_by_run: str | None
     ) -> ResolvedDataset:
-        """Registers the files under `path` in a datastore as the next version of a dataset.
-
-        Raises:
-            InvalidInputError: If the datastore holds no files under `path`.
-        """
-        store = self.datastore(datastore)
-        folder = folder_to_register(name, store, path)
         return self._register(name, datastore, folder, created_by_run)[1]
 
     def _register(
@@ -222,39 +214,35 @@ class AzureMLV1Backend:
             name, int(registered.version), aml_datastore.name, folder
         )
 
-    def local_dataset_folder(self, config: DatasetConfig, destination: Path) -> Path:
-        """A dataset's files on this machine, for a script that runs outside AzureML.
+    def _fetch_dataset(
+        self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path
+    ) -> bool:
+        """Mounts the dataset, or has the SDK download one registered outside himl-tasks.
 
-        `local_folder` is used when given. Otherwise the dataset is downloaded into
-        `destination` (through the transfer engine, with checksums), or mounted there when
-        `use_mounting` is set, which needs libfuse.
+        Mounting (`use_mounting`) needs libfuse. A dataset registered elsewhere has no folder
+        recorded with it: only the SDK knows its files.
 
         Raises:
             ConfigurationError: For mounting where libfuse is missing.
-            DatasetNotFoundError: If the dataset does not exist.
         """
-        if config.local_folder is not None:
-            return config.local_folder
         if config.use_mounting and not fuse_available():
             raise ConfigurationError(
                 f"mounting dataset '{config.name}' needs libfuse, which this machine lacks; "
                 "install it (Debian/Ubuntu: apt install fuse3 libfuse2), or set "
                 "use_mounting=False to download the dataset instead"
             )
-        dataset, resolved = self._dataset(config)
+        if not config.use_mounting and resolved.path:
+            return False
+        dataset = self.service.dataset(resolved.name, resolved.version)
         if config.use_mounting:
             dataset.mount(str(destination)).start()
-            return destination
-        if not resolved.path:  # registered elsewhere: only the SDK knows its files
+        else:
             dataset.download(target_path=str(destination), overwrite=False)
-            return destination
-        view = FolderView(self.datastore(config.datastore), resolved.path)
-        view.download("", destination, validate_checksum=True)
-        return destination
+        return True
 
     # ---- submission -----------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, *, submission_id: str | None = None) -> RunRef:
+    def _submit_plan(self, plan: RunPlan, submission_id: str | None) -> RunRef:
         """Submits the job to its compute cluster; returns at once with its run.
 
         With `submission_id`, the run's id is derived from it (`run_id_for`): a run id is
@@ -263,21 +251,9 @@ class AzureMLV1Backend:
         heard back. (A tag alone would not do: `Experiment.submit` sets tags in a second
         request after the run exists, azureml/core/experiment.py, `run.set_tags(tags)`.) The
         id is also kept in the run's `himl_submission_id` tag, for people.
-
-        Raises:
-            InvalidInputError: No compute cluster named, or the script is unusable.
-            SnapshotTooLargeError: The snapshot is over AzureML's limits.
-            ComputeNotFoundError: The cluster does not exist.
-            DatasetNotFoundError: An input dataset or version does not exist.
-            ConfigurationError: No conda file, or an unknown registered environment.
         """
-        if submission_id is not None:
-            found = self.find_submission(submission_id)
-            if found is not None:
-                write_most_recent_run(spec.recovery_file_folder, found)
-                return found
-        config, rules = self._prepare(spec)
-        return self._send(spec, config, rules, submission_id)
+        config, rules = self._prepare(plan.spec)
+        return self._send(plan.spec, config, rules, submission_id)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
@@ -286,19 +262,35 @@ class AzureMLV1Backend:
         except RunNotFoundError:
             return None
 
-    def submit_sweep(
-        self, spec: JobSpec, sweep: SweepSpec, *, submission_id: str | None = None
+    def _submit_sweep_plan(
+        self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None
     ) -> RunRef:
         """Submits a HyperDrive sweep around the job; its trials are the run's children.
 
         With `submission_id`, the HyperDrive run's id is derived from it, as in `submit`.
         """
-        if submission_id is not None:
-            found = self.find_submission(submission_id)
-            if found is not None:
-                return found
-        config, rules = self._prepare(spec)
-        return self._send(spec, hyperdrive_config(sweep, config), rules, submission_id)
+        config, rules = self._prepare(plan.spec)
+        return self._send(plan.spec, hyperdrive_config(sweep, config), rules, submission_id)
+
+    def check_sweep(self, sweep: SweepSpec) -> None:
+        """HyperDrive offers every sampling and early termination policy a SweepSpec holds."""
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Raises unless AzureML can run the job: a cluster is named, no secret is sent.
+
+        Raises:
+            InvalidInputError: No cluster named, or a SecretReference among the variables.
+            ComputeNotFoundError: No such cluster.
+        """
+        referenced = secret_references(spec.environment_variables)
+        if referenced:
+            raise InvalidInputError(
+                f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
+                "which the AzureML v1 backend does not send (AzureML would store the value with "
+                "the run): keep the secret in the workspace's Key Vault and read it in the job "
+                "with Run.get_context().get_secret(name)"
+            )
+        self.check_compute(spec.compute)
 
     def check_compute(self, name: str) -> None:
         """Raises unless `name` is a compute cluster of the workspace.
@@ -315,15 +307,6 @@ class AzureMLV1Backend:
 
     def _prepare(self, spec: JobSpec) -> tuple[Any, list[str]]:
         """The job's run configuration, and the ignore rules that select its snapshot."""
-        referenced = secret_references(spec.environment_variables)
-        if referenced:
-            raise InvalidInputError(
-                f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
-                "which the AzureML v1 backend does not send (AzureML would store the value with "
-                "the run): keep the secret in the workspace's Key Vault and read it in the job "
-                "with Run.get_context().get_secret(name)"
-            )
-        self.check_compute(spec.compute)
         snapshot = select_snapshot(spec.root, spec.ignored_folders)
         outputs = [
             output_configuration(self.service.datastore(config.datastore), config, index)
@@ -362,14 +345,11 @@ class AzureMLV1Backend:
                 found = self.find_submission(submission_id) if submission_id else None
                 if found is None:
                     raise
-                write_most_recent_run(spec.recovery_file_folder, found)
                 return found
         if spec.display_name:
             run.display_name = spec.display_name
         self._runs[run.id] = run
-        ref = RunRef(experiment, run.id, self.name, portal_url=run.get_portal_url())
-        write_most_recent_run(spec.recovery_file_folder, ref)
-        return ref
+        return RunRef(experiment, run.id, self.name, portal_url=run.get_portal_url())
 
     # ---- runs -----------------------------------------------------------------------------
 
@@ -392,66 +372,29 @@ class AzureMLV1Backend:
         run = self._run(ref)
         return state_from_details(ref, run.get_details(), run.get_portal_url())
 
-    def wait(self, ref: RunRef, *, timeout: float = 7 * 86400, poll: float = 10) -> RunState:
-        """Waits until the run ends; returns its final state.
+    def read_log(self, ref: RunRef, offset: int) -> bytes:
+        """The run's driver log from byte `offset` on (empty while there is none yet).
 
-        Raises:
-            TimeoutError: If it has not ended after `timeout` seconds.
+        The log is `user_logs/std_log.txt`, else `azureml-logs/70_driver_log.txt`, fetched
+        from the artifact store through the transfer engine into a scratch folder.
         """
-        return wait_until_terminal(self.get_state, ref, timeout=timeout, poll=poll)
-
-    def log_reader(self, ref: RunRef) -> Callable[[], bytes]:
-        """A function returning what the run's driver log gained since its last call.
-
-        The log (`user_logs/std_log.txt`, else `azureml-logs/70_driver_log.txt`) is fetched
-        from the artifact store when it changed, into a scratch folder removed with the reader.
-        """
-        files = self._run_files(ref)
-        scratch = Path(tempfile.mkdtemp(prefix="himl-log-"))
-        log_name: str | None = None
-        tail: Callable[[], bytes] = bytes
-
-        def read_new() -> bytes:
-            nonlocal log_name, tail
-            if log_name is None:
-                log_name = next((name for name in LOG_FILES if files.exists(name)), None)
-                if log_name is None:
-                    return b""
-                tail = tail_reader(scratch / log_name)
-            files.download(log_name, scratch, overwrite=True, missing_ok=True)
-            return tail()
-
-        weakref.finalize(read_new, shutil.rmtree, scratch, True)
-        return read_new
-
-    def iter_logs(self, ref: RunRef, *, follow: bool = False, poll: float = 5) -> Iterator[str]:
-        """Yields the lines of the run's driver log; with `follow`, until the run ends."""
-
-        def has_ended() -> bool:
-            return not follow or self.get_state(ref).is_terminal
-
-        return follow_lines(self.log_reader(ref), has_ended, poll=poll)
+        files = self.run_files(ref)
+        name = next((name for name in LOG_FILES if files.exists(name)), None)
+        if name is None:
+            return b""
+        with tempfile.TemporaryDirectory(prefix="himl-log-") as scratch:
+            files.download(name, scratch, missing_ok=True)
+            log = Path(scratch) / name
+            if not log.exists():
+                return b""
+            with log.open("rb") as source:
+                source.seek(offset)
+                return source.read()
 
     def cancel(self, ref: RunRef) -> None:
         """Asks AzureML to cancel the run (no effect on a finished one)."""
         if not self.get_state(ref).is_terminal:
             self._run(ref).cancel()
-
-    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
-        """Names of the run's files (outputs/, logs/, azureml-logs/, user_logs/, ...)."""
-        return list_run_files(self._run_files(ref), prefix, AZUREML_RUN_FILE_FOLDERS)
-
-    def download_files(
-        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
-    ) -> TransferReport:
-        """Downloads the run's files whose names start with `prefix`, keeping their names."""
-        return download_run_files(
-            self._run_files(ref),
-            prefix,
-            destination,
-            validate_checksum=validate_checksum,
-            folders=AZUREML_RUN_FILE_FOLDERS,
-        )
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """The run's metrics.
@@ -487,7 +430,8 @@ class AzureMLV1Backend:
             self._runs[ref.run_id] = self.service.run(ref.run_id)
         return self._runs[ref.run_id]
 
-    def _run_files(self, ref: RunRef) -> Datastore:
+    def run_files(self, ref: RunRef) -> Datastore:
+        """The run's files, where AzureML keeps them in the workspace's artifact store."""
         return FolderView(
             self.datastore(ARTIFACT_DATASTORE),
             run_files_folder(ref.run_id),
@@ -502,7 +446,3 @@ def fuse_available() -> bool:
 
 def _python_path() -> str:
     return os.environ.get("PYTHONPATH", "")
-
-
-if TYPE_CHECKING:  # mypy checks that the backend provides the whole Backend protocol
-    _protocol_check: type[Backend] = AzureMLV1Backend

@@ -17,9 +17,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.clusters import Preemption, check_cluster_settings
@@ -44,10 +43,8 @@ from himl_tasks.backends.local.workspace_config import (
     LocalWorkspaceConfig,
     workspace_root,
 )
-from himl_tasks.backends.run_files import download_run_files, list_run_files
-from himl_tasks.backends.watching import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER
-from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ComputeNotFoundError,
     DatasetNotFoundError,
@@ -56,6 +53,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec, spec_to_json
 from himl_tasks.job_variables import RESUME_FROM
+from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
     FailureKind,
     Metric,
@@ -67,9 +65,8 @@ from himl_tasks.runs import (
 )
 from himl_tasks.runtime import find_latest_recovery_checkpoint
 from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
-from himl_tasks.snapshot import Snapshot, select_snapshot
-from himl_tasks.storage import Datastore, LocalDatastore, TransferReport
-from himl_tasks.storage.folder_view import FolderView
+from himl_tasks.snapshot import Snapshot
+from himl_tasks.storage import Datastore, LocalDatastore
 from himl_tasks.sweeps import SweepSpec, sample_trials
 
 logger = logging.getLogger(__name__)
@@ -79,7 +76,7 @@ SWEEP_PLAN = "sweep.json"
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """The embedded workspace: runs are subprocesses, datasets are versions in a registry.
 
     Args:
@@ -88,6 +85,7 @@ class LocalBackend:
 
     name = "local"
     max_poll_seconds = 0.25  # a state check is a local SQLite read
+    default_timeout_seconds = 3600.0
 
     def __init__(self, root: str | PurePath | None = None) -> None:
         self.root = workspace_root(root).absolute()
@@ -148,12 +146,32 @@ class LocalBackend:
 
     # ---- submission -----------------------------------------------------------------------
 
+    def check_spec(self, spec: JobSpec) -> None:
+        """Raises unless the job can run here: its cluster exists and its secrets are set.
+
+        Raises:
+            ComputeNotFoundError: The cluster does not exist.
+            ConfigurationError: A secret reference names a variable that is not set.
+        """
+        self._cluster(spec.compute or DEFAULT_CLUSTER)
+        for variable in secret_references(spec.environment_variables).values():
+            SecretReference(variable).resolve()
+        self._python(spec)
+        if spec.module is not None and not (
+            _module_in_snapshot(spec.root, spec.module) or _importable(spec.module)
+        ):
+            raise InvalidInputError(
+                f"module '{spec.module}' is neither in the snapshot {spec.root} nor installed"
+            )
+        if spec.resume_from:
+            self.get_run_ref(spec.resume_from)
+
     def submit(
         self,
-        spec: JobSpec,
+        job: JobSpec | RunPlan,
         *,
-        parent_run_id: str | None = None,
         submission_id: str | None = None,
+        parent_run_id: str | None = None,
     ) -> RunRef:
         """Checks the job, copies its snapshot, and queues it; returns at once.
 
@@ -173,27 +191,31 @@ class LocalBackend:
             DatastoreNotFoundError: A dataset names an unknown datastore.
             ConfigurationError: A secret reference names a variable that is not set.
         """
+        if parent_run_id is None:
+            return super().submit(job, submission_id=submission_id)
         _check_submission_options(submission_id, parent_run_id)
-        if parent_run_id is not None:
-            self._row_of(parent_run_id)  # RunNotFoundError before anything is written
-        if submission_id is not None:
-            found = self.registry.find_submission(submission_id)
-            if found is not None:
-                return self._submitted(spec, self._look_after(found))
+        self._row_of(parent_run_id)  # RunNotFoundError before anything is written
+        found = self._submitted_before(submission_id)
+        if found is None:
+            found = self._submit_plan(self._plan_of(job), submission_id, parent_run_id)
+        write_most_recent_run(_spec_folder(job), found)
+        return found
+
+    def _submit_plan(
+        self, plan: RunPlan, submission_id: str | None, parent_run_id: str | None = None
+    ) -> RunRef:
+        """Records the prepared job as a Queued run and starts it when its cluster has room."""
+        spec, snapshot = plan.spec, plan.snapshot
         referenced = secret_references(spec.environment_variables)
-        for variable in referenced.values():  # refused before anything is written
-            SecretReference(variable).resolve()
-        root = spec.root
-        snapshot = select_snapshot(root, spec.ignored_folders)
         command = self._command(spec, snapshot)
         compute = spec.compute or DEFAULT_CLUSTER
         limit, preemption = self._cluster(compute)
         resumed = self._row(self.get_run_ref(spec.resume_from)) if spec.resume_from else None
         outputs = [
             {"name": c.name, "datastore": self.datastore(c.datastore).name} for c in spec.outputs
-        ]  # before the inputs: resolving one may register its version 1
-        inputs = [self._resolved_input(config) for config in spec.inputs]
-        experiment = spec.experiment_name()
+        ]
+        inputs = [_input_entry(c, r) for c, r in zip(spec.inputs, plan.inputs, strict=True)]
+        experiment = plan.experiment
         run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
         self._remove_abandoned_run_folders()
@@ -243,14 +265,14 @@ class LocalBackend:
         unmark_submitting(run_dir)
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
-            return self._submitted(spec, self._look_after(self._row_of(holder)))
+            return self._ref(self._look_after(self._row_of(holder)))
         parent = self.registry.get_run(parent_run_id) if parent_run_id else None
         if parent is not None and (parent.cancel_requested or parent.status.is_terminal):
             # The parent was canceled while this child was being submitted: the cancel's
             # cascade may have listed the children before this one was recorded.
             self.cancel(self._ref(self._row_of(run_id)))
         start_queued_runs(self.registry, compute, self._launch_secrets())
-        return self._submitted(spec, self._row_of(run_id))
+        return self._ref(self._row_of(run_id))
 
     def _remove_abandoned_run_folders(self) -> None:
         """Removes the folders of runs whose submitter died before recording them."""
@@ -263,12 +285,7 @@ class LocalBackend:
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
         row = self.registry.find_submission(submission_id)
-        return self._ref(row) if row is not None else None
-
-    def _submitted(self, spec: JobSpec, row: RunRow) -> RunRef:
-        ref = self._ref(row)
-        write_most_recent_run(spec.recovery_file_folder, ref)
-        return ref
+        return self._ref(self._look_after(row)) if row is not None else None
 
     def _launch_secrets(self) -> dict[str, str]:
         """The secrets this process hands the supervisors it starts.
@@ -282,11 +299,11 @@ class LocalBackend:
 
     def submit_sweep(
         self,
-        spec: JobSpec,
+        job: JobSpec | RunPlan,
         sweep: SweepSpec,
         *,
-        seed: int = 0,
         submission_id: str | None = None,
+        seed: int = 0,
     ) -> RunRef:
         """Runs a sweep around a job: a parent run whose trials are its child runs.
 
@@ -301,15 +318,30 @@ class LocalBackend:
         Raises:
             InvalidInputError: For bayesian sampling.
         """
-        if submission_id is not None:
-            found = self.find_submission(submission_id)
-            if found is not None:
-                return self.get_state(found).ref
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        self.check_sweep(sweep)
+        return self._start_sweep(self._plan_of(job), sweep, submission_id, seed)
+
+    def check_sweep(self, sweep: SweepSpec) -> None:
+        """Raises for bayesian sampling: the local backend samples grids and at random."""
+        sample_trials(sweep)
+
+    def _submit_sweep_plan(
+        self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None
+    ) -> RunRef:
+        return self._start_sweep(plan, sweep, submission_id, seed=0)
+
+    def _start_sweep(
+        self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None, seed: int
+    ) -> RunRef:
+        spec = plan.spec
         trials = sample_trials(sweep, seed=seed)
         if sweep.early_termination is not None:
             logger.warning("the local backend runs every trial: early termination is ignored")
         with tempfile.TemporaryDirectory(prefix="himl-sweep-") as folder:
-            plan = {
+            sweep_plan = {
                 # The root made absolute: the driver's own folder is not the user's.
                 "spec": spec_to_json(dataclasses.replace(spec, snapshot_root=spec.root)),
                 "trials": trials,
@@ -317,7 +349,7 @@ class LocalBackend:
                 "goal": sweep.goal,
                 "max_concurrent_runs": sweep.max_concurrent_runs,
             }
-            (Path(folder) / SWEEP_PLAN).write_text(json.dumps(plan), encoding="utf-8")
+            (Path(folder) / SWEEP_PLAN).write_text(json.dumps(sweep_plan), encoding="utf-8")
             driver = JobSpec(
                 module="himl_tasks.backends.local.sweep_driver",
                 args=[SWEEP_PLAN],
@@ -335,21 +367,20 @@ class LocalBackend:
             return self.submit(driver, submission_id=submission_id)
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
+        python = self._python(spec)
+        script = spec.script_path
+        if script is None:
+            return [python, "-m", str(spec.module), *spec.script_args]
+        return [python, snapshot.entry_script(script), *spec.script_args]
+
+    def _python(self, spec: JobSpec) -> str:
         python = spec.python_executable or sys.executable
         if shutil.which(python) is None:
             raise InvalidInputError(
                 f"python_executable {python!r} is not an executable file on this machine: give "
                 "the path of a Python interpreter, or leave it empty for the current one"
             )
-        script = spec.script_path
-        if script is None:
-            module = str(spec.module)
-            if not _module_in_snapshot(spec.root, module) and not _importable(module):
-                raise InvalidInputError(
-                    f"module '{module}' is neither in the snapshot {spec.root} nor installed"
-                )
-            return [python, "-m", module, *spec.script_args]
-        return [python, snapshot.entry_script(script), *spec.script_args]
+        return python
 
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
         clusters = self.registry.clusters()
@@ -377,17 +408,6 @@ class LocalBackend:
         if latest is not None:
             (work_dir / folder).mkdir(parents=True, exist_ok=True)
             shutil.copy2(latest, work_dir / folder / latest.name)
-
-    def _resolved_input(self, config: DatasetConfig) -> dict[str, Any]:
-        resolved = self.resolve_dataset(config)
-        return {
-            "name": resolved.name,
-            "version": resolved.version,
-            "datastore": resolved.datastore,
-            "path": resolved.path,
-            "use_mounting": bool(config.use_mounting),
-            "target_folder": str(config.target_folder) if config.target_folder else None,
-        }
 
     # ---- runs -----------------------------------------------------------------------------
 
@@ -423,25 +443,14 @@ class LocalBackend:
             portal_url=row.run_dir.as_uri(),
         )
 
-    def wait(self, ref: RunRef, *, timeout: float = 3600, poll: float = 0.02) -> RunState:
-        """Waits until the run ends; returns its final state.
-
-        Raises:
-            TimeoutError: If it has not ended after `timeout` seconds.
-        """
-        return wait_until_terminal(self.get_state, ref, timeout=timeout, poll=poll)
-
-    def log_reader(self, ref: RunRef) -> Callable[[], bytes]:
-        """A function returning what the run's driver log gained since its last call."""
-        return tail_reader(self._row(ref).run_dir / "snapshot" / DRIVER_LOG)
-
-    def iter_logs(self, ref: RunRef, *, follow: bool = False) -> Iterator[str]:
-        """Yields the lines of the run's driver log; with `follow`, until the run ends."""
-
-        def has_ended() -> bool:
-            return not follow or self.get_state(ref).is_terminal
-
-        return follow_lines(self.log_reader(ref), has_ended, poll=0.05)
+    def read_log(self, ref: RunRef, offset: int) -> bytes:
+        """The run's driver log from byte `offset` on (empty while there is none yet)."""
+        try:
+            with (self._row(ref).run_dir / "snapshot" / DRIVER_LOG).open("rb") as log:
+                log.seek(offset)
+                return log.read()
+        except FileNotFoundError:
+            return b""
 
     def cancel(self, ref: RunRef) -> None:
         """Cancels the run and its unfinished child runs (no effect on a finished run).
@@ -468,17 +477,9 @@ class LocalBackend:
         self.registry.move(row.run_id, RunStatus.CANCEL_REQUESTED)
         self._look_after(self._row(ref))
 
-    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
-        """Names of the run's files under outputs/, logs/ and azureml-logs/."""
-        return list_run_files(self._files_store(ref), prefix)
-
-    def download_files(
-        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
-    ) -> TransferReport:
-        """Downloads the run's files whose names start with `prefix`, keeping their names."""
-        return download_run_files(
-            self._files_store(ref), prefix, destination, validate_checksum=validate_checksum
-        )
+    def run_files(self, ref: RunRef) -> Datastore:
+        """The run's files: its working folder, where the job wrote outputs/ and logs/."""
+        return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """Every metric value the run logged, in order, with its attempt."""
@@ -550,35 +551,12 @@ class LocalBackend:
             chosen["name"], int(chosen["version"]), chosen["datastore"], chosen["path"]
         )
 
-    def register_dataset(
-        self, name: str, datastore: str, path: str, *, created_by_run: str | None = None
+    def _register_dataset_version(
+        self, name: str, datastore: str, folder: str, created_by_run: str | None
     ) -> ResolvedDataset:
-        """Registers the files under `path` in a datastore as the next version of a dataset.
-
-        Raises:
-            InvalidInputError: If the datastore holds no files under `path`.
-        """
-        store = self.datastore(datastore)
-        folder = folder_to_register(name, store, path)
-        version = self.registry.add_dataset_version(name, store.name, folder, created_by_run)
+        version = self.registry.add_dataset_version(name, datastore, folder, created_by_run)
         assert version is not None
-        return ResolvedDataset(name, version, store.name, folder)
-
-    def local_dataset_folder(self, config: DatasetConfig, destination: Path) -> Path:
-        """A dataset's files for a script that runs outside any job.
-
-        `local_folder` is used when given; otherwise the dataset's latest (or given) version is
-        downloaded into `destination`, with checksums checked.
-
-        Raises:
-            DatasetNotFoundError: If the dataset does not exist.
-        """
-        if config.local_folder is not None:
-            return config.local_folder
-        resolved = self.resolve_dataset(config)
-        view = FolderView(self.datastore(resolved.datastore), resolved.path)
-        view.download("", destination, validate_checksum=True)
-        return destination
+        return ResolvedDataset(name, version, datastore, folder)
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
         """The dataset versions the run registered (its output datasets), in order."""
@@ -674,8 +652,21 @@ class LocalBackend:
             raise RunNotFoundError(f"no run '{ref}' in the workspace at {self.root}")
         return row
 
-    def _files_store(self, ref: RunRef) -> LocalDatastore:
-        return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
+
+def _input_entry(config: DatasetConfig, resolved: ResolvedDataset) -> dict[str, Any]:
+    return {
+        "name": resolved.name,
+        "version": resolved.version,
+        "datastore": resolved.datastore,
+        "path": resolved.path,
+        "use_mounting": bool(config.use_mounting),
+        "target_folder": str(config.target_folder) if config.target_folder else None,
+    }
+
+
+def _spec_folder(job: JobSpec | RunPlan) -> Path:
+    """Where `most_recent_run.txt` goes for a job."""
+    return (job.spec if isinstance(job, RunPlan) else job).recovery_file_folder
 
 
 def _check_submission_options(submission_id: object, parent_run_id: object) -> None:
@@ -721,7 +712,3 @@ def _utc(stamp: float) -> datetime.datetime:
 
 def _time(stamp: float | None) -> datetime.datetime | None:
     return None if stamp is None else _utc(stamp)
-
-
-if TYPE_CHECKING:  # mypy checks that LocalBackend provides the whole Backend protocol
-    _protocol_check: type[Backend] = LocalBackend
