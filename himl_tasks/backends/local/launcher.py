@@ -21,9 +21,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from himl_tasks.backends.local.processes import process_start_marker
+from himl_tasks.backends.local.processes import INHERITED_VARIABLES, process_start_marker
 from himl_tasks.backends.local.registry import Registry
-from himl_tasks.backends.local.supervisor import INHERITED_VARIABLES
 from himl_tasks.runs import FailureKind, RunStatus
 
 DEFAULT_CLUSTER = "local"

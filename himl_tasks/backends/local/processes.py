@@ -11,6 +11,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# Variables a job inherits from the platform; everything else it gets is set explicitly, so
+# secrets in the submitter's environment (keys, tokens) never reach a job.
+INHERITED_VARIABLES = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "SHELL",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+)  # fmt: skip
+
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PR_SET_DUMPABLE = 4
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from himl_tasks import job_variables as env_names
 from himl_tasks.backends.local.processes import (
+    INHERITED_VARIABLES,
     dying_with_this_process,
     end_process_group,
     process_start_marker,
@@ -40,13 +41,6 @@ TERMINATE_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 20
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
 PREEMPTION_ERROR = "PreemptionError: Nodes of this job got pre-empted"
-
-# Variables a job inherits from the platform; everything else it gets is set explicitly, so
-# secrets in the submitter's environment (keys, tokens) never reach a job.
-INHERITED_VARIABLES = (
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "SHELL",
-    "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
-)  # fmt: skip
 
 
 class _StopRequestedError(Exception):
