@@ -8,6 +8,7 @@ from typing import Protocol
 
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.sweeps import SweepSpec
@@ -20,8 +21,15 @@ class Backend(Protocol):
     max_poll_seconds: float
     """The longest sensible pause between state checks of a run on this backend."""
 
-    def submit(self, spec: JobSpec, *, submission_id: str | None = None) -> RunRef:
-        """Starts a job; returns at once with its run.
+    def plan(self, spec: JobSpec) -> RunPlan:
+        """Prepares a job once: checks it, selects its snapshot, resolves its inputs.
+
+        See `himl_tasks.backends.planning.plan_run`.
+        """
+        ...
+
+    def submit(self, job: JobSpec | RunPlan, *, submission_id: str | None = None) -> RunRef:
+        """Starts a job (a spec is planned first); returns at once with its run.
 
         With `submission_id`, submitting is idempotent: the id is recorded with the run when
         it is made, and a submission whose id already has a run returns that run.
@@ -76,7 +84,7 @@ class Backend(Protocol):
         ...
 
     def submit_sweep(
-        self, spec: JobSpec, sweep: SweepSpec, *, submission_id: str | None = None
+        self, job: JobSpec | RunPlan, sweep: SweepSpec, *, submission_id: str | None = None
     ) -> RunRef:
         """Starts a hyperparameter sweep around a job; its trials are the run's children.
 

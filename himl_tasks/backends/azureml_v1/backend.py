@@ -35,6 +35,7 @@ from himl_tasks.backends.azureml_v1.submission import (
 )
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.planning import plan_run
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
 from himl_tasks.backends.watching import follow_lines, tail_reader, wait_until_terminal
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
@@ -45,9 +46,10 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id, write_most_recent_run
 from himl_tasks.secret_reference import secret_references
-from himl_tasks.snapshot import ignore_rules, select_snapshot
+from himl_tasks.snapshot import Snapshot, ignore_rules
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
@@ -56,6 +58,23 @@ ARTIFACT_DATASTORE = "workspaceartifactstore"
 AZUREML_RUN_FILE_FOLDERS = (*RUN_FILE_FOLDERS, "user_logs/", "system_logs/")
 LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
 SUBMISSION_TAG = "himl_submission_id"
+
+
+def _refuse_secret_references(spec: JobSpec) -> None:
+    referenced = secret_references(spec.environment_variables)
+    if referenced:
+        raise InvalidInputError(
+            f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
+            "which the AzureML v1 backend does not send (AzureML would store the value with "
+            "the run): keep the secret in the workspace's Key Vault and read it in the job "
+            "with Run.get_context().get_secret(name)"
+        )
+
+
+def _check_entry_script(spec: JobSpec, snapshot: Snapshot) -> None:
+    """Refuses a script that is missing, outside the snapshot or excluded from it."""
+    if spec.script_path is not None:
+        snapshot.entry_script(spec.script_path)
 
 
 def run_id_for(submission_id: str) -> str:
@@ -254,8 +273,31 @@ class AzureMLV1Backend:
 
     # ---- submission -----------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, *, submission_id: str | None = None) -> RunRef:
+    def plan(self, spec: JobSpec) -> RunPlan:
+        """Prepares a job once: checks it, selects its snapshot, resolves its inputs.
+
+        Raises:
+            InvalidInputError: No compute cluster named, a secret reference (which this
+                backend does not send), or an unusable script.
+            SnapshotTooLargeError: The snapshot is over AzureML's limits.
+            ComputeNotFoundError: The cluster does not exist.
+            DatastoreNotFoundError: A dataset names an unknown datastore.
+            DatasetNotFoundError: An input dataset or version does not exist.
+        """
+        return plan_run(
+            self,
+            spec,
+            check_spec=_refuse_secret_references,
+            # An output needs only the AzureML datastore it is written to.
+            find_datastore=self.service.datastore,
+            check_snapshot=_check_entry_script,
+        )
+
+    def submit(self, job: JobSpec | RunPlan, *, submission_id: str | None = None) -> RunRef:
         """Submits the job to its compute cluster; returns at once with its run.
+
+        A `JobSpec` is planned first (`plan`); a `RunPlan` is submitted as it was prepared,
+        its snapshot and input versions unchanged.
 
         With `submission_id`, the run's id is derived from it (`run_id_for`): a run id is
         unique in a workspace and part of the request that creates the run, so a submission
@@ -274,10 +316,12 @@ class AzureMLV1Backend:
         if submission_id is not None:
             found = self.find_submission(submission_id)
             if found is not None:
+                spec = job.spec if isinstance(job, RunPlan) else job
                 write_most_recent_run(spec.recovery_file_folder, found)
                 return found
-        config, rules = self._prepare(spec)
-        return self._send(spec, config, rules, submission_id)
+        plan = job if isinstance(job, RunPlan) else self.plan(job)
+        config, rules = self._prepare(plan)
+        return self._send(plan, config, rules, submission_id)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
@@ -287,7 +331,7 @@ class AzureMLV1Backend:
             return None
 
     def submit_sweep(
-        self, spec: JobSpec, sweep: SweepSpec, *, submission_id: str | None = None
+        self, job: JobSpec | RunPlan, sweep: SweepSpec, *, submission_id: str | None = None
     ) -> RunRef:
         """Submits a HyperDrive sweep around the job; its trials are the run's children.
 
@@ -297,8 +341,9 @@ class AzureMLV1Backend:
             found = self.find_submission(submission_id)
             if found is not None:
                 return found
-        config, rules = self._prepare(spec)
-        return self._send(spec, hyperdrive_config(sweep, config), rules, submission_id)
+        plan = job if isinstance(job, RunPlan) else self.plan(job)
+        config, rules = self._prepare(plan)
+        return self._send(plan, hyperdrive_config(sweep, config), rules, submission_id)
 
     def check_compute(self, name: str) -> None:
         """Raises unless `name` is a compute cluster of the workspace.
@@ -313,41 +358,42 @@ class AzureMLV1Backend:
             )
         self.service.check_compute(name)
 
-    def _prepare(self, spec: JobSpec) -> tuple[Any, list[str]]:
+    def _prepare(self, plan: RunPlan) -> tuple[Any, list[str]]:
         """The job's run configuration, and the ignore rules that select its snapshot."""
-        referenced = secret_references(spec.environment_variables)
-        if referenced:
-            raise InvalidInputError(
-                f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
-                "which the AzureML v1 backend does not send (AzureML would store the value with "
-                "the run): keep the secret in the workspace's Key Vault and read it in the job "
-                "with Run.get_context().get_secret(name)"
-            )
-        self.check_compute(spec.compute)
-        snapshot = select_snapshot(spec.root, spec.ignored_folders)
+        spec = plan.spec
         outputs = [
             output_configuration(self.service.datastore(config.datastore), config, index)
             for index, config in enumerate(spec.outputs)
-        ]  # before the inputs: resolving one may register its version 1
+        ]
         inputs = [
-            input_consumption(self._dataset(config)[0], config, index)
-            for index, config in enumerate(spec.inputs)
+            input_consumption(self._planned_dataset(resolved), config, index)
+            for index, (config, resolved) in enumerate(zip(spec.inputs, plan.inputs, strict=True))
         ]
         config = script_run_config(
             spec,
-            snapshot,
+            plan.snapshot,
             environment=environment_for(spec, self.service, python_path=_python_path()),
             compute=spec.compute,
             inputs=inputs,
             outputs=outputs,
         )
-        rules = ignore_rules(spec.root, spec.ignored_folders) + snapshot.extra_ignore_rules
+        rules = ignore_rules(spec.root, spec.ignored_folders) + plan.snapshot.extra_ignore_rules
         return config, rules
 
+    def _planned_dataset(self, resolved: ResolvedDataset) -> Any:
+        """The AzureML dataset of a version the plan resolved: that version, never "latest"."""
+        found = self.service.dataset(resolved.name, resolved.version)
+        if found is None:
+            raise DatasetNotFoundError(
+                f"dataset '{resolved.name}' version {resolved.version} is no longer in "
+                f"workspace '{self.workspace.name}'"
+            )
+        return found
+
     def _send(
-        self, spec: JobSpec, config: Any, rules: list[str], submission_id: str | None = None
+        self, plan: RunPlan, config: Any, rules: list[str], submission_id: str | None = None
     ) -> RunRef:
-        experiment = spec.experiment_name()
+        spec, experiment = plan.spec, plan.experiment
         tags = default_tags(spec)
         run_id = None
         if submission_id is not None:
