@@ -1,4 +1,4 @@
-"""The local launch plan and sweep plan: typed, versioned, exactly what crosses to the supervisor."""
+"""The local launch and sweep plans: typed, versioned, exactly what crosses to another process."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def test_a_registry_from_before_the_launch_plan_opens_and_says_why_its_runs_cann
 
     assert row is not None and row.status.is_terminal
     with pytest.raises(ConfigurationError, match="another version of himl-tasks"):
-        row.launch_plan
+        _ = row.launch_plan
 
 
 def test_a_sweep_plan_round_trips_through_json_exactly(tmp_path: Path) -> None:
