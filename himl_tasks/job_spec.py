@@ -112,6 +112,13 @@ class JobSpec:
             kind `timeout` when it runs longer.
         resume_from: A run recovery id whose recovery checkpoints the job starts from.
 
+    A spec is normalised when made, once: `snapshot_root` becomes an absolute folder (the
+    current folder at that moment when not given), `entry_script` an absolute path inside it,
+    `conda_environment_file` and `private_pip_wheel_path` absolute (relative ones are taken
+    from the current folder), `max_run_duration` a number of seconds, the sequences tuples
+    and the datasets `DatasetConfig`s. Nothing read later depends on the process's current
+    folder, and making a spec again from its own fields gives an equal spec.
+
     Raises:
         InvalidInputError: For a spec that cannot describe a job (both or neither of
             entry_script and module, a node count below 1, a bad duration, ...).
@@ -154,7 +161,7 @@ class JobSpec:
         for name in _TEXT_FIELDS:
             if not isinstance(getattr(self, name), str):
                 raise InvalidInputError(f"{name} must be text, not {getattr(self, name)!r}")
-        parse_duration(self.max_run_duration)
+        object.__setattr__(self, "max_run_duration", parse_duration(self.max_run_duration))
         if self.resume_from:
             split_recovery_id(self.resume_from)
         if self.priority not in set(Priority):
@@ -163,6 +170,7 @@ class JobSpec:
                 f"{self.priority!r}"
             )
         object.__setattr__(self, "priority", Priority(self.priority))
+        _normalise_paths(self)
         for sequence in ("args", "ignored_folders"):
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
         for mapping in ("environment_variables", "tags"):
@@ -198,21 +206,18 @@ class JobSpec:
 
     @property
     def max_run_seconds(self) -> float | None:
-        """`max_run_duration` in seconds."""
-        return parse_duration(self.max_run_duration)
+        """`max_run_duration` in seconds (parsed when the spec was made)."""
+        return cast(float | None, self.max_run_duration)
 
     @property
     def root(self) -> Path:
-        """The snapshot root, absolute."""
-        return Path(self.snapshot_root or Path.cwd()).absolute()
+        """The snapshot root, absolute (fixed when the spec was made)."""
+        return cast(Path, self.snapshot_root)
 
     @property
     def script_path(self) -> Path | None:
-        """The entry script, absolute (relative paths are taken from the snapshot root)."""
-        if self.entry_script is None:
-            return None
-        script = Path(self.entry_script)
-        return script if script.is_absolute() else self.root / script
+        """The entry script, absolute (fixed when the spec was made), or None for a module."""
+        return cast(Path | None, self.entry_script)
 
     @property
     def recovery_file_folder(self) -> Path:
@@ -236,6 +241,26 @@ class JobSpec:
         else:
             name = str(self.module).rsplit(".", 1)[-1]
         return sanitize_experiment_name(name)
+
+    def to_json(self) -> str:
+        """The spec as JSON text (paths as text), for handing it to another process.
+
+        `JobSpec.from_json` makes an equal spec of it.
+        """
+        return json.dumps(_json_fields(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        """The spec `to_json` wrote.
+
+        Raises:
+            InvalidInputError: If the text is not a spec's JSON.
+        """
+        try:
+            fields = json.loads(text)
+            return _from_json_fields(fields)
+        except (ValueError, TypeError) as error:
+            raise InvalidInputError(f"not the JSON of a JobSpec: {error}") from error
 
 
 _TEXT_FIELDS = (
@@ -286,14 +311,31 @@ def _check_text_mapping(name: str, values: object) -> None:
             )
 
 
-def spec_to_json(spec: JobSpec) -> dict[str, Any]:
-    """The spec as JSON-ready values (paths as text), for handing it to another process."""
+def _normalise_paths(spec: JobSpec) -> None:
+    """Makes the spec's paths absolute, once: later reads never depend on the current folder."""
+    for name in ("snapshot_root", "entry_script", "conda_environment_file",
+                 "private_pip_wheel_path"):  # fmt: skip
+        value = getattr(spec, name)
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise InvalidInputError(f"{name} must be a path, not {value!r}")
+    root = Path(spec.snapshot_root or Path.cwd()).absolute()
+    object.__setattr__(spec, "snapshot_root", root)
+    if spec.entry_script in (None, ""):
+        object.__setattr__(spec, "entry_script", None)
+    else:
+        # A relative script is taken from the snapshot root, as the job sees it.
+        object.__setattr__(spec, "entry_script", root / Path(cast(str, spec.entry_script)))
+    for name in ("conda_environment_file", "private_pip_wheel_path"):
+        value = getattr(spec, name)
+        object.__setattr__(spec, name, None if value in (None, "") else Path(value).absolute())
+
+
+def _json_fields(spec: JobSpec) -> dict[str, Any]:
     fields = dataclasses.asdict(spec)
     return json.loads(json.dumps(fields, default=str))  # type: ignore[no-any-return]
 
 
-def spec_from_json(fields: Mapping[str, Any]) -> JobSpec:
-    """The spec `spec_to_json` wrote."""
+def _from_json_fields(fields: Mapping[str, Any]) -> JobSpec:
     values = dict(fields)
     for key in ("input_datasets", "output_datasets"):
         values[key] = [DatasetConfig(**item) for item in values.get(key, [])]

@@ -8,6 +8,7 @@ resolved once per submission and the snapshot selected once.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from himl_tasks.datasets import ResolvedDataset
@@ -30,3 +31,13 @@ class RunPlan:
     experiment: str
     snapshot: Snapshot
     inputs: tuple[ResolvedDataset, ...]
+
+    def resuming_from(self, recovery_id: str) -> RunPlan:
+        """The same plan, its job resuming from that run's recovery checkpoint.
+
+        The snapshot and the input versions stay those of this plan: a resubmission reads
+        what the first submission read.
+        """
+        return dataclasses.replace(
+            self, spec=dataclasses.replace(self.spec, resume_from=recovery_id)
+        )

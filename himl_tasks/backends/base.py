@@ -30,7 +30,7 @@ from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState, write_most_recent_run
-from himl_tasks.snapshot import select_snapshot
+from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
@@ -152,6 +152,23 @@ class Backend(abc.ABC):
             DatastoreNotFoundError: No such datastore.
         """
 
+    def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
+        """Raises unless the job can run from its snapshot (by default: the script is in it).
+
+        Raises:
+            InvalidInputError: The entry script is missing, outside the snapshot or ignored.
+        """
+        if spec.script_path is not None:
+            snapshot.entry_script(spec.script_path)
+
+    def check_datastore(self, name: str) -> None:
+        """Raises unless the workspace has a datastore of that name (a job's output's).
+
+        Raises:
+            DatastoreNotFoundError: No such datastore.
+        """
+        self.datastore(name)
+
     @abc.abstractmethod
     def check_sweep(self, sweep: SweepSpec) -> None:
         """Raises unless this backend can run the sweep (checks only, before the job's).
@@ -175,20 +192,28 @@ class Backend(abc.ABC):
     def plan(self, spec: JobSpec) -> RunPlan:
         """Prepares a job once: checks it, selects its snapshot, resolves its inputs.
 
-        Checks without side effects come first: the backend's own, then the output
-        datastores (before resolving an input may register its version 1).
+        Everything after this reads the plan; nothing resolves again. What can be checked
+        without changing anything comes first: the backend's own checks, the compute, the
+        datastores the outputs go to, the job against its snapshot. The inputs come last,
+        because resolving an input that exists only as a folder registers its version 1: a
+        job refused for a bad spec leaves nothing behind.
 
         Raises:
-            HimlError: The subclass that names what is wrong with the job.
+            InvalidInputError: The spec or its snapshot cannot run on this backend.
+            SnapshotTooLargeError: The snapshot is over AzureML's limits.
+            ComputeNotFoundError: The compute cluster does not exist.
+            DatastoreNotFoundError: An output (or input) names an unknown datastore.
+            DatasetNotFoundError: An input dataset or version does not exist.
         """
         self.check_spec(spec)
+        self.check_compute(spec.compute)
         for config in spec.outputs:
-            self.datastore(config.datastore)
+            self.check_datastore(config.datastore)
+        experiment = spec.experiment_name()
         snapshot = select_snapshot(spec.root, spec.ignored_folders)
-        if spec.script_path is not None:
-            snapshot.entry_script(spec.script_path)  # the script is in the snapshot
+        self.check_snapshot(spec, snapshot)
         inputs = tuple(self.resolve_dataset(config) for config in spec.inputs)
-        return RunPlan(spec, spec.experiment_name(), snapshot, inputs)
+        return RunPlan(spec=spec, experiment=experiment, snapshot=snapshot, inputs=inputs)
 
     def submit(self, job: JobSpec | RunPlan, *, submission_id: str | None = None) -> RunRef:
         """Starts a job; returns at once with its run.

@@ -13,26 +13,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-from himl_tasks.backends.base import Backend
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.snapshot import Snapshot, select_snapshot
+from himl_tasks.run_plan import RunPlan
+from himl_tasks.snapshot import Snapshot
 
 
-def job_identity(backend: Backend, spec: JobSpec, *, workspace: str = "") -> str:
+def job_identity(plan: RunPlan, *, workspace: str = "") -> str:
     """A hex digest naming the job: spec, snapshot content and input dataset versions.
 
+    It reads only the plan (no backend is asked anything): the input versions are those the
+    plan resolved, the snapshot the files it selected.
+
     Args:
-        backend: Resolves each input dataset to the version the job would read.
-        spec: The job.
+        plan: The job, prepared by the backend it runs on.
         workspace: Names the workspace, so the same job in two workspaces differs.
     """
     digest = hashlib.sha256()
     digest.update(workspace.encode())
-    digest.update(json.dumps(_spec_fields(spec), sort_keys=True, default=str).encode())
-    for config in spec.inputs:
-        resolved = backend.resolve_dataset(config)
+    digest.update(json.dumps(_spec_fields(plan.spec), sort_keys=True, default=str).encode())
+    for resolved in plan.inputs:
         digest.update(f"\0input {resolved.name}:{resolved.version}".encode())
-    digest.update(snapshot_digest(select_snapshot(spec.root, spec.ignored_folders)).encode())
+    digest.update(snapshot_digest(plan.snapshot).encode())
     return digest.hexdigest()
 
 

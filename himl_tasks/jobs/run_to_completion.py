@@ -16,16 +16,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number
+from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
+# A job is handed on as the spec it was given or the plan a backend prepared of it.
+Job = TypeVar("Job", JobSpec, RunPlan)
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,9 @@ class JobResult:
 
 def run_to_completion(
     backend: Backend,
-    spec: JobSpec,
+    job: Job,
     *,
-    submit: Callable[[JobSpec], RunRef],
+    submit: Callable[[Job], RunRef],
     watch: Callable[[RunRef], RunState],
     policy: ResubmitPolicy = ResubmitPolicy(),
     sleep: Callable[[float], None] = time.sleep,
@@ -95,8 +99,9 @@ def run_to_completion(
 
     Args:
         backend: Where the job runs.
-        spec: The job.
-        submit: Submits a spec, returning its run (it may find an earlier identical run).
+        job: The job, as a spec or as the plan the backend prepared of it (then every
+            submission, resubmissions included, reads that plan: nothing is resolved again).
+        submit: Submits the job, returning its run (it may find an earlier identical run).
         watch: Watches a run to its final state.
         policy: When to resubmit.
         sleep: How to pause between attempts.
@@ -107,7 +112,7 @@ def run_to_completion(
     attempts: list[str] = []
     history: list[Metric] = []
     for attempt in range(policy.max_retries + 1):
-        ref = submit(spec)
+        ref = submit(job)
         attempts.append(ref.recovery_id)
         state = watch(ref)
         final = backend.get_metrics(ref)
@@ -130,5 +135,11 @@ def run_to_completion(
             ref, state.status, state.failure_kind, delay, attempt + 1, policy.max_retries,
         )  # fmt: skip
         sleep(delay)
-        spec = dataclasses.replace(spec, resume_from=ref.recovery_id)
+        job = _resuming_from(job, ref.recovery_id)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _resuming_from(job: Job, recovery_id: str) -> Job:
+    if isinstance(job, RunPlan):
+        return job.resuming_from(recovery_id)
+    return dataclasses.replace(job, resume_from=recovery_id)

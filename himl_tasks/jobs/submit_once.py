@@ -11,12 +11,11 @@ while a job that completed, or is still going, is never submitted twice.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.job_spec import JobSpec
+from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import FailureKind, RunRef
 from himl_tasks.sweeps import SweepSpec
 
@@ -30,8 +29,10 @@ def submission_id(identity: str, number: int) -> str:
     return identity if number == 1 else f"{identity}.{number}"
 
 
-def submit_once(backend: Backend, spec: JobSpec, identity: str) -> tuple[RunRef, bool]:
+def submit_once(backend: Backend, plan: RunPlan, identity: str) -> tuple[RunRef, bool]:
     """Returns the job's run: the live or completed one of its identity, else a new one.
+
+    The job is submitted as `plan` prepared it: nothing is resolved again.
 
     The chain of the identity's submission ids is walked in order. The first link with no
     run is submitted (the backend makes it idempotent); the first whose run completed or is
@@ -48,9 +49,9 @@ def submit_once(backend: Backend, spec: JobSpec, identity: str) -> tuple[RunRef,
         sid = submission_id(identity, number)
         found = backend.find_submission(sid)
         if found is None:
-            if previous is not None and resumable and not spec.resume_from:
-                spec = dataclasses.replace(spec, resume_from=previous.recovery_id)
-            return backend.submit(spec, submission_id=sid), False
+            if previous is not None and resumable and not plan.spec.resume_from:
+                plan = plan.resuming_from(previous.recovery_id)
+            return backend.submit(plan, submission_id=sid), False
         state = backend.get_state(found)
         if state.succeeded or not state.is_terminal:
             return found, True
@@ -59,7 +60,7 @@ def submit_once(backend: Backend, spec: JobSpec, identity: str) -> tuple[RunRef,
 
 
 def submit_sweep_once(
-    backend: Backend, spec: JobSpec, sweep: SweepSpec, identity: str
+    backend: Backend, plan: RunPlan, sweep: SweepSpec, identity: str
 ) -> tuple[RunRef, bool]:
     """Returns the sweep's run: the live or completed one of its identity, else a new one.
 
@@ -73,7 +74,7 @@ def submit_sweep_once(
         sid = submission_id(identity, number)
         found = backend.find_submission(sid)
         if found is None:
-            return backend.submit_sweep(spec, sweep, submission_id=sid), False
+            return backend.submit_sweep(plan, sweep, submission_id=sid), False
         state = backend.get_state(found)
         if state.succeeded or not state.is_terminal:
             return found, True

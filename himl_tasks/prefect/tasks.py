@@ -61,6 +61,7 @@ from himl_tasks.jobs.run_to_completion import (
 )
 from himl_tasks.jobs.submit_once import submit_once, submit_sweep_once
 from himl_tasks.prefect.blocks import load_backend
+from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.storage import TransferReport
 from himl_tasks.sweeps import SweepSpec
@@ -205,13 +206,15 @@ def run_job(
     policy = ResubmitPolicy(max_retries=max_retries, delay_seconds=retry_delay_seconds)
     PollSchedule(timeout_seconds=timeout_seconds)  # checks it before anything is submitted
     backend = backend_for(workspace_block)
-    # Every submission of this job, resubmissions included, is a link of one identity's chain.
-    identity = _identity(backend, spec, workspace_block)
+    # Planned once: every submission of this job, resubmissions included, reads this plan
+    # and is a link of one identity's chain.
+    plan = backend.plan(spec)
+    identity = _identity(plan, workspace_block)
     started = datetime.datetime.now(datetime.UTC)
     result = run_to_completion(
         backend,
-        spec,
-        submit=lambda s: _submit(workspace_block, s, identity),
+        plan,
+        submit=lambda p: _submit(workspace_block, p, identity),
         watch=lambda ref: _watch(backend, ref, timeout_seconds),
         policy=policy,
     )
@@ -245,10 +248,11 @@ def run_sweep(workspace_block: str, spec: JobSpec, sweep: SweepSpec) -> RunRef:
     """
     backend = backend_for(workspace_block)
     # Idempotent as `submit_job`: a flow re-run after a crash finds the sweep it made.
-    job = job_identity(backend, spec, workspace=workspace_block)
+    plan = backend.plan(spec)
+    job = job_identity(plan, workspace=workspace_block)
     sweep_fields = json.dumps(dataclasses.asdict(sweep), sort_keys=True, default=str)
     digest = hashlib.sha256(f"{job}\0{sweep_fields}".encode()).hexdigest()
-    ref, found = submit_sweep_once(backend, spec, sweep, "himl-sweep-" + digest[:48])
+    ref, found = submit_sweep_once(backend, plan, sweep, "himl-sweep-" + digest[:48])
     if found:
         get_run_logger().info("the same sweep already has run %s: not submitting it again", ref)
     _link(ref, "sweep")
@@ -305,15 +309,16 @@ def backend_run(backend: Backend, run: RunRef | str) -> RunRef:
     return run if isinstance(run, RunRef) else backend.get_run_ref(run)
 
 
-def _identity(backend: Backend, spec: JobSpec, workspace_block: str) -> str:
-    return "himl-job-" + job_identity(backend, spec, workspace=workspace_block)[:48]
+def _identity(plan: RunPlan, workspace_block: str) -> str:
+    return "himl-job-" + job_identity(plan, workspace=workspace_block)[:48]
 
 
-def _submit(workspace_block: str, spec: JobSpec, identity: str | None = None) -> RunRef:
+def _submit(workspace_block: str, job: JobSpec | RunPlan, identity: str | None = None) -> RunRef:
     """Submits a job unless its identity (computed when not given) has a live or completed run."""
     backend = backend_for(workspace_block)
     logger = get_run_logger()
-    ref, found = submit_once(backend, spec, identity or _identity(backend, spec, workspace_block))
+    plan = job if isinstance(job, RunPlan) else backend.plan(job)
+    ref, found = submit_once(backend, plan, identity or _identity(plan, workspace_block))
     if found:
         logger.info(
             "the same job (spec, snapshot and inputs) already has run %s: not submitting it again",

@@ -47,7 +47,7 @@ def test_a_grid_sweep_runs_every_combination_as_children(
     assert len(children) == 6
     assert all(backend.get_state(c).status is RunStatus.COMPLETED for c in children)
     argument_sets = {
-        tuple(backend.registry.get_run(c.run_id).spec["command"][2:])  # type: ignore[union-attr]
+        backend.registry.get_run(c.run_id).launch_plan.command[2:]  # type: ignore[union-attr]
         for c in children
     }
     assert ("--lr", "0.01", "--layers", "1") in argument_sets and len(argument_sets) == 6

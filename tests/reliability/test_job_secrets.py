@@ -17,7 +17,7 @@ import pytest
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
 from himl_tasks.errors import ConfigurationError, InvalidInputError
-from himl_tasks.job_spec import JobSpec, spec_from_json, spec_to_json
+from himl_tasks.job_spec import JobSpec
 from himl_tasks.jobs.identity import job_identity
 from himl_tasks.runs import FailureKind
 from himl_tasks.secret_reference import SecretReference
@@ -117,10 +117,11 @@ def test_no_record_of_a_run_holds_a_secret_value(tmp_path: Path, secret_environm
         data = path.read_bytes()
         assert not any(secret.encode() in data for secret in SECRETS), path
     row = backend.registry.get_run(ref.run_id)
-    assert row is not None and row.spec["secret_variables"] == {"T": "MY_API_TOKEN"}
-    assert JOB_TOKEN not in json.dumps(spec_to_json(spec))
-    assert JOB_TOKEN not in job_identity(backend, spec)
-    again = spec_from_json(spec_to_json(spec)).environment_variables
+    assert row is not None and row.launch_plan.secret_variables == {"T": "MY_API_TOKEN"}
+    assert JOB_TOKEN not in row.launch_plan_json
+    assert JOB_TOKEN not in spec.to_json()
+    assert JOB_TOKEN not in job_identity(backend.plan(spec))
+    again = JobSpec.from_json(spec.to_json()).environment_variables
     assert again == {"T": SecretReference("MY_API_TOKEN")}
 
 

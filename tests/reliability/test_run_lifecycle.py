@@ -254,18 +254,19 @@ def test_a_lost_run_is_resubmitted_once_and_a_live_or_completed_one_never(
     )
     spec = count_spec(counting_project, executions, compute="spot", priority=Priority.LOW_PRIORITY)
 
-    first, found = submit_once(backend, spec, "identity")
+    plan = backend.plan(spec)
+    first, found = submit_once(backend, plan, "identity")
     assert not found and backend.wait(first).failure_kind is FailureKind.PREEMPTED
-    second, found = submit_once(backend, spec, "identity")  # a lost job may go again
+    second, found = submit_once(backend, plan, "identity")  # a lost job may go again
     assert not found and second != first
     assert backend.get_run_ref(second.run_id) == backend.find_submission("identity.2")
-    again, found = submit_once(backend, spec, "identity")  # ... but only once
+    again, found = submit_once(backend, plan, "identity")  # ... but only once
     assert found and again == second
     assert backend.wait(second).succeeded
-    assert submit_once(backend, spec, "identity") == (second, True)
+    assert submit_once(backend, plan, "identity") == (second, True)
     assert len(backend.registry.runs()) == 2
     resumed = backend.registry.get_run(second.run_id)
-    assert resumed is not None and resumed.spec["resume_from"] == first.recovery_id
+    assert resumed is not None and resumed.launch_plan.resume_from == first.recovery_id
 
 
 def test_a_supervisor_whose_workspace_vanished_ends_its_job_and_exits(

@@ -45,7 +45,7 @@ from himl_tasks.job_spec import JobSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id
 from himl_tasks.secret_reference import secret_references
-from himl_tasks.snapshot import ignore_rules, select_snapshot
+from himl_tasks.snapshot import Snapshot, ignore_rules
 from himl_tasks.storage import Datastore
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
@@ -54,6 +54,23 @@ ARTIFACT_DATASTORE = "workspaceartifactstore"
 AZUREML_RUN_FILE_FOLDERS = (*RUN_FILE_FOLDERS, "user_logs/", "system_logs/")
 LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
 SUBMISSION_TAG = "himl_submission_id"
+
+
+def _refuse_secret_references(spec: JobSpec) -> None:
+    referenced = secret_references(spec.environment_variables)
+    if referenced:
+        raise InvalidInputError(
+            f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
+            "which the AzureML v1 backend does not send (AzureML would store the value with "
+            "the run): keep the secret in the workspace's Key Vault and read it in the job "
+            "with Run.get_context().get_secret(name)"
+        )
+
+
+def _check_entry_script(spec: JobSpec, snapshot: Snapshot) -> None:
+    """Refuses a script that is missing, outside the snapshot or excluded from it."""
+    if spec.script_path is not None:
+        snapshot.entry_script(spec.script_path)
 
 
 def run_id_for(submission_id: str) -> str:
@@ -245,6 +262,9 @@ class AzureMLV1Backend(Backend):
     def _submit_plan(self, plan: RunPlan, submission_id: str | None) -> RunRef:
         """Submits the job to its compute cluster; returns at once with its run.
 
+        A `JobSpec` is planned first (`plan`); a `RunPlan` is submitted as it was prepared,
+        its snapshot and input versions unchanged.
+
         With `submission_id`, the run's id is derived from it (`run_id_for`): a run id is
         unique in a workspace and part of the request that creates the run, so a submission
         whose id already has a run returns that run, even when the submitter died before it
@@ -252,8 +272,8 @@ class AzureMLV1Backend(Backend):
         request after the run exists, azureml/core/experiment.py, `run.set_tags(tags)`.) The
         id is also kept in the run's `himl_submission_id` tag, for people.
         """
-        config, rules = self._prepare(plan.spec)
-        return self._send(plan.spec, config, rules, submission_id)
+        config, rules = self._prepare(plan)
+        return self._send(plan, config, rules, submission_id)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
@@ -269,28 +289,35 @@ class AzureMLV1Backend(Backend):
 
         With `submission_id`, the HyperDrive run's id is derived from it, as in `submit`.
         """
-        config, rules = self._prepare(plan.spec)
-        return self._send(plan.spec, hyperdrive_config(sweep, config), rules, submission_id)
+        config, rules = self._prepare(plan)
+        return self._send(plan, hyperdrive_config(sweep, config), rules, submission_id)
 
     def check_sweep(self, sweep: SweepSpec) -> None:
         """HyperDrive offers every sampling and early termination policy a SweepSpec holds."""
 
     def check_spec(self, spec: JobSpec) -> None:
-        """Raises unless AzureML can run the job: a cluster is named, no secret is sent.
+        """Refuses secret references: AzureML would store their values with the run.
 
         Raises:
-            InvalidInputError: No cluster named, or a SecretReference among the variables.
-            ComputeNotFoundError: No such cluster.
+            InvalidInputError: A SecretReference among the environment variables.
         """
-        referenced = secret_references(spec.environment_variables)
-        if referenced:
-            raise InvalidInputError(
-                f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
-                "which the AzureML v1 backend does not send (AzureML would store the value with "
-                "the run): keep the secret in the workspace's Key Vault and read it in the job "
-                "with Run.get_context().get_secret(name)"
-            )
-        self.check_compute(spec.compute)
+        _refuse_secret_references(spec)
+
+    def check_datastore(self, name: str) -> None:
+        """Raises unless the workspace has the datastore (an output needs only AzureML's).
+
+        Raises:
+            DatastoreNotFoundError: No such datastore.
+        """
+        self.service.datastore(name)
+
+    def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
+        """Raises unless the entry script is in the snapshot.
+
+        Raises:
+            InvalidInputError: The script is missing, outside the snapshot or ignored.
+        """
+        _check_entry_script(spec, snapshot)
 
     def check_compute(self, name: str) -> None:
         """Raises unless `name` is a compute cluster of the workspace.
@@ -305,32 +332,42 @@ class AzureMLV1Backend(Backend):
             )
         self.service.check_compute(name)
 
-    def _prepare(self, spec: JobSpec) -> tuple[Any, list[str]]:
+    def _prepare(self, plan: RunPlan) -> tuple[Any, list[str]]:
         """The job's run configuration, and the ignore rules that select its snapshot."""
-        snapshot = select_snapshot(spec.root, spec.ignored_folders)
+        spec = plan.spec
         outputs = [
             output_configuration(self.service.datastore(config.datastore), config, index)
             for index, config in enumerate(spec.outputs)
-        ]  # before the inputs: resolving one may register its version 1
+        ]
         inputs = [
-            input_consumption(self._dataset(config)[0], config, index)
-            for index, config in enumerate(spec.inputs)
+            input_consumption(self._planned_dataset(resolved), config, index)
+            for index, (config, resolved) in enumerate(zip(spec.inputs, plan.inputs, strict=True))
         ]
         config = script_run_config(
             spec,
-            snapshot,
+            plan.snapshot,
             environment=environment_for(spec, self.service, python_path=_python_path()),
             compute=spec.compute,
             inputs=inputs,
             outputs=outputs,
         )
-        rules = ignore_rules(spec.root, spec.ignored_folders) + snapshot.extra_ignore_rules
+        rules = ignore_rules(spec.root, spec.ignored_folders) + plan.snapshot.extra_ignore_rules
         return config, rules
 
+    def _planned_dataset(self, resolved: ResolvedDataset) -> Any:
+        """The AzureML dataset of a version the plan resolved: that version, never "latest"."""
+        found = self.service.dataset(resolved.name, resolved.version)
+        if found is None:
+            raise DatasetNotFoundError(
+                f"dataset '{resolved.name}' version {resolved.version} is no longer in "
+                f"workspace '{self.workspace.name}'"
+            )
+        return found
+
     def _send(
-        self, spec: JobSpec, config: Any, rules: list[str], submission_id: str | None = None
+        self, plan: RunPlan, config: Any, rules: list[str], submission_id: str | None = None
     ) -> RunRef:
-        experiment = spec.experiment_name()
+        spec, experiment = plan.spec, plan.experiment
         tags = default_tags(spec)
         run_id = None
         if submission_id is not None:

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import datetime
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -21,9 +20,13 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.local.clusters import Preemption, check_cluster_settings
-from himl_tasks.backends.local.launcher import (
+from himl_tasks.backends.local.clusters import (
     DEFAULT_CLUSTER,
+    Preemption,
+    check_cluster_settings,
+)
+from himl_tasks.backends.local.launch_plan import LaunchInput, LaunchOutput, LaunchPlan
+from himl_tasks.backends.local.launcher import (
     cluster_limit,
     default_cluster_limit,
     reap_supervisors,
@@ -38,6 +41,7 @@ from himl_tasks.backends.local.submitting_marks import (
     unmark_submitting,
 )
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
+from himl_tasks.backends.local.sweep_plan import SWEEP_PLAN_FILE, SweepPlan
 from himl_tasks.backends.local.workspace_config import (
     DEFAULT_DATASTORE,
     LocalWorkspaceConfig,
@@ -51,7 +55,7 @@ from himl_tasks.errors import (
     InvalidInputError,
     RunNotFoundError,
 )
-from himl_tasks.job_spec import JobSpec, spec_to_json
+from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import RESUME_FROM
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -71,7 +75,6 @@ from himl_tasks.sweeps import SweepSpec, sample_trials
 
 logger = logging.getLogger(__name__)
 
-SWEEP_PLAN = "sweep.json"
 # The folder holding the himl_tasks package: jobs import it from there.
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
@@ -147,24 +150,13 @@ class LocalBackend(Backend):
     # ---- submission -----------------------------------------------------------------------
 
     def check_spec(self, spec: JobSpec) -> None:
-        """Raises unless the job can run here: its cluster exists and its secrets are set.
+        """Refuses a secret reference whose variable this process does not hold.
 
         Raises:
-            ComputeNotFoundError: The cluster does not exist.
             ConfigurationError: A secret reference names a variable that is not set.
         """
-        self._cluster(spec.compute or DEFAULT_CLUSTER)
         for variable in secret_references(spec.environment_variables).values():
             SecretReference(variable).resolve()
-        self._python(spec)
-        if spec.module is not None and not (
-            _module_in_snapshot(spec.root, spec.module) or _importable(spec.module)
-        ):
-            raise InvalidInputError(
-                f"module '{spec.module}' is neither in the snapshot {spec.root} nor installed"
-            )
-        if spec.resume_from:
-            self.get_run_ref(spec.resume_from)
 
     def submit(
         self,
@@ -175,12 +167,13 @@ class LocalBackend(Backend):
     ) -> RunRef:
         """Checks the job, copies its snapshot, and queues it; returns at once.
 
-        The run is recorded Queued; it gets a supervisor process only when its cluster has a
-        free slot (at once, or when an earlier run ends). `submission_id` makes submitting
-        idempotent: it is recorded with the run in the same transaction (a unique column),
-        and a submission whose id has a run returns that run instead of making another one,
-        whatever became of it. `parent_run_id` makes the run a child of another (a sweep's
-        trial).
+        A `JobSpec` is planned first (`plan`); a `RunPlan` is submitted as it was prepared,
+        its snapshot and input versions unchanged. The run is recorded Queued with its launch
+        plan; it gets a supervisor process only when its cluster has a free slot (at once, or
+        when an earlier run ends). `submission_id` makes submitting idempotent: it is recorded
+        with the run in the same transaction (a unique column), and a submission whose id has
+        a run returns that run instead of making another one, whatever became of it.
+        `parent_run_id` makes the run a child of another (a sweep's trial).
 
         Raises:
             InvalidInputError: The script is missing or outside the snapshot, or the module
@@ -205,18 +198,11 @@ class LocalBackend(Backend):
         self, plan: RunPlan, submission_id: str | None, parent_run_id: str | None = None
     ) -> RunRef:
         """Records the prepared job as a Queued run and starts it when its cluster has room."""
-        spec, snapshot = plan.spec, plan.snapshot
-        referenced = secret_references(spec.environment_variables)
-        command = self._command(spec, snapshot)
+        spec = plan.spec
+        launch_plan = self._launch_plan(plan)
         compute = spec.compute or DEFAULT_CLUSTER
-        limit, preemption = self._cluster(compute)
         resumed = self._row(self.get_run_ref(spec.resume_from)) if spec.resume_from else None
-        outputs = [
-            {"name": c.name, "datastore": self.datastore(c.datastore).name} for c in spec.outputs
-        ]
-        inputs = [_input_entry(c, r) for c, r in zip(spec.inputs, plan.inputs, strict=True)]
-        experiment = plan.experiment
-        run_id = f"{experiment}_{int(time.time())}_{secrets.token_hex(4)}"
+        run_id = f"{plan.experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
         self._remove_abandoned_run_folders()
         run_dir.mkdir(parents=True)
@@ -224,37 +210,19 @@ class LocalBackend(Backend):
         # then leaves a folder that the next submission removes.
         mark_submitting(run_dir)
         try:
-            snapshot.copy_to(run_dir / "snapshot")
+            plan.snapshot.copy_to(run_dir / "snapshot")
             if resumed is not None:
                 self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
             holder = self.registry.insert_run(
                 run_id=run_id,
                 parent_run_id=parent_run_id,
-                experiment=experiment,
+                experiment=plan.experiment,
                 display_name=spec.display_name or run_id,
                 compute=compute,
                 priority=spec.priority.value,
                 tags={"commandline": shlex.join(sys.argv), **spec.tags},
                 parameters=_parameters(spec.script_args),
-                spec={
-                    "command": command,
-                    "environment_variables": {
-                        **plain_values(spec.environment_variables),
-                        **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
-                    },
-                    # Names only: the values are read from the launcher's secrets at launch.
-                    "secret_variables": referenced,
-                    "extra_python_path": [str(PACKAGE_PARENT)],
-                    "num_nodes": spec.num_nodes,
-                    "processes_per_node": spec.processes_per_node,
-                    "priority": spec.priority.value,
-                    "max_run_seconds": spec.max_run_seconds,
-                    "max_concurrent_runs": limit,
-                    "preemption": preemption,
-                    "inputs": inputs,
-                    "outputs": outputs,
-                    "resume_from": spec.resume_from,
-                },
+                launch_plan=launch_plan,
                 run_dir=run_dir,
                 submission_id=submission_id,
                 submitter=this_launcher(),
@@ -273,6 +241,56 @@ class LocalBackend(Backend):
             self.cancel(self._ref(self._row_of(run_id)))
         start_queued_runs(self.registry, compute, self._launch_secrets())
         return self._ref(self._row_of(run_id))
+
+    def _launch_plan(self, plan: RunPlan) -> LaunchPlan:
+        """What the run's supervisor reads: the run plan, made concrete for this machine."""
+        spec = plan.spec
+        _, settings = self._cluster(spec.compute or DEFAULT_CLUSTER)
+        inputs = tuple(
+            LaunchInput(
+                name=resolved.name,
+                version=resolved.version,
+                datastore=resolved.datastore,
+                path=resolved.path,
+                use_mounting=bool(config.use_mounting),
+                target_folder=config.target_folder,
+            )
+            for config, resolved in zip(spec.inputs, plan.inputs, strict=True)
+        )
+        outputs = tuple(
+            LaunchOutput(config.name, self.datastore(config.datastore).name)
+            for config in spec.outputs
+        )
+        return LaunchPlan(
+            command=tuple(self._command(spec, plan.snapshot)),
+            environment_variables={
+                **plain_values(spec.environment_variables),
+                **({RESUME_FROM: spec.resume_from} if spec.resume_from else {}),
+            },
+            # Names only: the values are read from the launcher's secrets at launch.
+            secret_variables=secret_references(spec.environment_variables),
+            extra_python_path=(str(PACKAGE_PARENT),),
+            num_nodes=spec.num_nodes,
+            processes_per_node=spec.processes_per_node,
+            priority=spec.priority,
+            max_run_seconds=spec.max_run_seconds,
+            preemption=Preemption(**settings) if settings else None,
+            inputs=inputs,
+            outputs=outputs,
+            resume_from=spec.resume_from,
+        )
+
+    def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
+        """Refuses a job whose command cannot be made, or whose resumed run does not exist.
+
+        Raises:
+            InvalidInputError: The script is missing or outside the snapshot, the module
+                cannot be found, or the interpreter is not executable.
+            RunNotFoundError: `resume_from` names no run of the workspace.
+        """
+        self._command(spec, snapshot)
+        if spec.resume_from:
+            self.get_run_ref(spec.resume_from)
 
     def _remove_abandoned_run_folders(self) -> None:
         """Removes the folders of runs whose submitter died before recording them."""
@@ -310,8 +328,9 @@ class LocalBackend(Backend):
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
         default cluster; it submits each trial (the job with `--<parameter> <value>` appended)
         to the job's cluster, at most `max_concurrent_runs` at once, and logs the best value of
-        the primary metric. Grid and random sampling only; an early termination policy is not
-        applied locally (every trial runs to its end).
+        the primary metric. Every trial reads the input versions the job was planned with.
+        Grid and random sampling only; an early termination policy is not applied locally
+        (every trial runs to its end).
 
         `submission_id` makes it idempotent, as in `submit`: it names the parent run.
 
@@ -336,26 +355,33 @@ class LocalBackend(Backend):
     def _start_sweep(
         self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None, seed: int
     ) -> RunRef:
-        spec = plan.spec
         trials = sample_trials(sweep, seed=seed)
         if sweep.early_termination is not None:
             logger.warning("the local backend runs every trial: early termination is ignored")
+        spec = plan.spec
+        trial_spec = dataclasses.replace(
+            spec,
+            experiment=plan.experiment,
+            input_datasets=[
+                dataclasses.replace(config, version=resolved.version)
+                for config, resolved in zip(spec.inputs, plan.inputs, strict=True)
+            ],
+        )
+        sweep_plan = SweepPlan(
+            trial_spec=trial_spec,
+            trials=tuple(trials),
+            primary_metric=sweep.primary_metric,
+            goal=sweep.goal,
+            max_concurrent_runs=sweep.max_concurrent_runs,
+        )
         with tempfile.TemporaryDirectory(prefix="himl-sweep-") as folder:
-            sweep_plan = {
-                # The root made absolute: the driver's own folder is not the user's.
-                "spec": spec_to_json(dataclasses.replace(spec, snapshot_root=spec.root)),
-                "trials": trials,
-                "primary_metric": sweep.primary_metric,
-                "goal": sweep.goal,
-                "max_concurrent_runs": sweep.max_concurrent_runs,
-            }
-            (Path(folder) / SWEEP_PLAN).write_text(json.dumps(sweep_plan), encoding="utf-8")
+            (Path(folder) / SWEEP_PLAN_FILE).write_text(sweep_plan.to_json(), encoding="utf-8")
             driver = JobSpec(
                 module="himl_tasks.backends.local.sweep_driver",
-                args=[SWEEP_PLAN],
+                args=[SWEEP_PLAN_FILE],
                 snapshot_root=folder,
-                experiment=spec.experiment_name(),
-                display_name=f"sweep of {spec.experiment_name()} ({len(trials)} trials)",
+                experiment=plan.experiment,
+                display_name=f"sweep of {plan.experiment} ({len(trials)} trials)",
                 tags={"sweep": "true"},
                 # The driver submits the trials, which read these from their submitter: it
                 # gets them as its own secrets, under their own names.
@@ -367,20 +393,21 @@ class LocalBackend(Backend):
             return self.submit(driver, submission_id=submission_id)
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
-        python = self._python(spec)
-        script = spec.script_path
-        if script is None:
-            return [python, "-m", str(spec.module), *spec.script_args]
-        return [python, snapshot.entry_script(script), *spec.script_args]
-
-    def _python(self, spec: JobSpec) -> str:
         python = spec.python_executable or sys.executable
         if shutil.which(python) is None:
             raise InvalidInputError(
                 f"python_executable {python!r} is not an executable file on this machine: give "
                 "the path of a Python interpreter, or leave it empty for the current one"
             )
-        return python
+        script = spec.script_path
+        if script is None:
+            module = str(spec.module)
+            if not _module_in_snapshot(spec.root, module) and not _importable(module):
+                raise InvalidInputError(
+                    f"module '{module}' is neither in the snapshot {spec.root} nor installed"
+                )
+            return [python, "-m", module, *spec.script_args]
+        return [python, snapshot.entry_script(script), *spec.script_args]
 
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
         clusters = self.registry.clusters()
@@ -651,17 +678,6 @@ class LocalBackend(Backend):
         if row is None:
             raise RunNotFoundError(f"no run '{ref}' in the workspace at {self.root}")
         return row
-
-
-def _input_entry(config: DatasetConfig, resolved: ResolvedDataset) -> dict[str, Any]:
-    return {
-        "name": resolved.name,
-        "version": resolved.version,
-        "datastore": resolved.datastore,
-        "path": resolved.path,
-        "use_mounting": bool(config.use_mounting),
-        "target_folder": str(config.target_folder) if config.target_folder else None,
-    }
 
 
 def _spec_folder(job: JobSpec | RunPlan) -> Path:

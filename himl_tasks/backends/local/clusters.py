@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from himl_tasks.backends.local.launcher import DEFAULT_CLUSTER
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.number_checks import is_seconds, is_whole_number
 
+# The cluster a job with no `compute` runs on; it always exists.
+DEFAULT_CLUSTER = "local"
 # More runs at once than any machine holds; the registry stores the limit as an integer.
 MAX_CONCURRENT_RUNS = 1_000_000
+
+
+class PreemptionMode(enum.StrEnum):
+    """What becomes of a preempted run."""
+
+    FAIL = "fail"
+    """The run ends Failed, failure kind `preempted` (a flow resubmits it)."""
+    RESTART = "restart"
+    """The platform restarts the same run, keeping its `outputs/` and metrics."""
 
 
 @dataclass(frozen=True)
@@ -19,10 +30,10 @@ class Preemption:
     Args:
         after_seconds: How long into an attempt its processes are killed (no warning, SIGKILL).
         on_attempts: Which attempts are preempted (1 is the first).
-        mode: "fail": the run ends Failed, failure kind `preempted`, with "PreemptionError" in
-            its error. "restart": the platform restarts the same run after
-            `restart_delay_seconds`, keeping its `outputs/` and metrics; the attempt count
-            goes up by one.
+        mode: A `PreemptionMode` (or its value as text). "fail": the run ends Failed,
+            failure kind `preempted`, with "PreemptionError" in its error. "restart": the
+            platform restarts the same run after `restart_delay_seconds`, keeping its
+            `outputs/` and metrics; the attempt count goes up by one.
         restart_delay_seconds: The pause before a restart.
         max_preemptions: The most attempts the cluster preempts in all (None: no limit), e.g.
             1 to lose one run and let its resubmission finish.
@@ -34,16 +45,17 @@ class Preemption:
 
     after_seconds: float | None = None
     on_attempts: tuple[int, ...] = (1,)
-    mode: str = "fail"
+    mode: PreemptionMode | str = PreemptionMode.FAIL
     restart_delay_seconds: float = 1.0
     max_preemptions: int | None = None
     after_metric: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in ("fail", "restart"):
+        if not isinstance(self.mode, str) or self.mode not in set(PreemptionMode):
             raise InvalidInputError(
                 f"preemption mode must be 'fail' or 'restart', not {self.mode!r}"
             )
+        object.__setattr__(self, "mode", PreemptionMode(self.mode))
         if (self.after_seconds is None) == (self.after_metric is None):
             raise InvalidInputError(
                 "a preemption needs exactly one of after_seconds and after_metric"
@@ -83,6 +95,11 @@ class Preemption:
                 )
             object.__setattr__(self, "after_metric", tuple(self.after_metric))
         object.__setattr__(self, "on_attempts", tuple(self.on_attempts))
+
+    @property
+    def restarts(self) -> bool:
+        """True when the platform restarts a preempted run instead of failing it."""
+        return self.mode is PreemptionMode.RESTART
 
 
 def check_cluster_settings(name: object, max_concurrent_runs: object, preemption: object) -> None:

@@ -21,11 +21,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from himl_tasks.backends.local.clusters import DEFAULT_CLUSTER
 from himl_tasks.backends.local.processes import INHERITED_VARIABLES, process_start_marker
 from himl_tasks.backends.local.registry import Registry
 from himl_tasks.runs import FailureKind, RunStatus
 
-DEFAULT_CLUSTER = "local"
 SUPERVISOR_MODULE = "himl_tasks.backends.local.supervisor"
 # A supervisor needs what a job inherits, where to import himl_tasks from, where the checksum
 # cache is, and how to reach a blob datastore (proxies, CA certificates); nothing else.

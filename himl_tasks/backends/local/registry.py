@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from himl_tasks.backends.local.launch_plan import LaunchPlan
 from himl_tasks.backends.local.processes import is_alive
 from himl_tasks.runs import RunStatus
 
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS runs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     tags TEXT NOT NULL,
     parameters TEXT NOT NULL,
-    spec TEXT NOT NULL,
+    launch_plan TEXT NOT NULL,
     run_dir TEXT NOT NULL,
     supervisor_pid INTEGER,
     supervisor_started TEXT,
@@ -139,7 +140,7 @@ class RunRow:
     cancel_requested: bool
     tags: dict[str, str]
     parameters: dict[str, Any]
-    spec: dict[str, Any]
+    launch_plan_json: str
     run_dir: Path
     supervisor_pid: int | None
     supervisor_started: str | None
@@ -150,6 +151,16 @@ class RunRow:
     created_at: float
     started_at: float | None
     ended_at: float | None
+
+    @property
+    def launch_plan(self) -> LaunchPlan:
+        """What the run's supervisor starts and watches (read from the JSON on each call).
+
+        Raises:
+            ConfigurationError: The run was submitted by a version of himl-tasks whose launch
+                plans this version cannot read.
+        """
+        return LaunchPlan.from_json(self.launch_plan_json)
 
     def supervisor_alive(self) -> bool:
         """Tells whether the run's recorded supervisor process still runs."""
@@ -189,6 +200,8 @@ class Registry:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
                 known = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+                if "spec" in known:  # the launch plan's column before it had its name
+                    db.execute("ALTER TABLE runs RENAME COLUMN spec TO launch_plan")
                 for column, kind in _ADDED_RUN_COLUMNS.items():
                     if column not in known:
                         db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
@@ -243,7 +256,7 @@ class Registry:
         priority: str,
         tags: dict[str, str],
         parameters: dict[str, Any],
-        spec: dict[str, Any],
+        launch_plan: LaunchPlan,
         run_dir: Path,
         parent_run_id: str | None = None,
         submission_id: str | None = None,
@@ -275,8 +288,8 @@ class Registry:
             )
             db.execute(
                 "INSERT INTO runs (run_id, experiment, display_name, parent_run_id, compute, "
-                "priority, status, tags, parameters, spec, run_dir, created_at, submission_id, "
-                "launcher_pid, launcher_started) "
+                "priority, status, tags, parameters, launch_plan, run_dir, created_at, "
+                "submission_id, launcher_pid, launcher_started) "
                 f"VALUES ({', '.join('?' * 15)})",
                 (
                     run_id,
@@ -288,7 +301,7 @@ class Registry:
                     RunStatus.QUEUED.value,
                     json.dumps(tags),
                     json.dumps(parameters),
-                    json.dumps(spec),
+                    launch_plan.to_json(),
                     str(run_dir),
                     now,
                     submission_id,
@@ -360,7 +373,7 @@ class Registry:
             free = max_concurrent_runs - _slots_held(db, compute)
             waiting = db.execute(
                 "SELECT run_id, launcher_pid, launcher_started, "
-                "json_extract(spec, '$.secret_variables') AS secrets FROM runs "
+                "json_extract(launch_plan, '$.secret_variables') AS secrets FROM runs "
                 "WHERE compute = ? AND status = ? AND supervisor_pid IS NULL ORDER BY seq",
                 (compute, RunStatus.QUEUED.value),
             )
@@ -563,7 +576,7 @@ class Registry:
         with self.read() as db:
             rows = db.execute(
                 "SELECT DISTINCT secret.value FROM runs, "
-                "json_each(runs.spec, '$.secret_variables') AS secret "
+                "json_each(runs.launch_plan, '$.secret_variables') AS secret "
                 f"WHERE runs.status NOT IN ({marks})",
                 [s.value for s in TERMINAL],
             ).fetchall()
@@ -780,7 +793,7 @@ def _run_row(row: sqlite3.Row) -> RunRow:
         cancel_requested=bool(row["cancel_requested"]),
         tags=json.loads(row["tags"]),
         parameters=json.loads(row["parameters"]),
-        spec=json.loads(row["spec"]),
+        launch_plan_json=row["launch_plan"],
         run_dir=Path(row["run_dir"]),
         supervisor_pid=row["supervisor_pid"],
         supervisor_started=row["supervisor_started"],

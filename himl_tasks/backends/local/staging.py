@@ -13,8 +13,8 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from himl_tasks.backends.local.launch_plan import LaunchInput
 from himl_tasks.errors import HimlError
 from himl_tasks.storage import Datastore, LocalDatastore
 
@@ -28,20 +28,18 @@ class StagedInput:
 
 
 def stage_input(
-    store: Datastore, dataset: dict[str, Any], staging: Path, *, validate_checksum: bool = True
+    store: Datastore, dataset: LaunchInput, staging: Path, *, validate_checksum: bool = True
 ) -> StagedInput:
     """Makes one resolved input dataset available; returns where the job finds it.
 
     Args:
         store: The dataset's datastore.
-        dataset: The resolved dataset as recorded at submission: `path`, `use_mounting`,
-            `target_folder`.
+        dataset: The resolved dataset, as the launch plan recorded it at submission.
         staging: A run-private folder for downloads.
         validate_checksum: Check every downloaded file against its stored MD5.
     """
-    path: str = dataset["path"]
-    target = Path(dataset["target_folder"]) if dataset.get("target_folder") else None
-    if dataset.get("use_mounting") and isinstance(store, LocalDatastore):
+    path, target = dataset.path, dataset.target_folder
+    if dataset.use_mounting and isinstance(store, LocalDatastore):
         in_place = store.folder / path
         if target is None:
             return StagedInput(in_place, is_copy=False)

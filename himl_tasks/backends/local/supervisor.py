@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from himl_tasks import job_variables as env_names
+from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.backends.local.processes import (
     INHERITED_VARIABLES,
     dying_with_this_process,
@@ -118,7 +119,7 @@ class _Supervisor:
         self.registry = registry
         self.run = run
         self.secrets = secrets
-        self.spec: dict[str, Any] = run.spec
+        self.plan = run.launch_plan
         self.work_dir = run.run_dir / "snapshot"
         self.staging = run.run_dir / "staging"
         self.output_root = run.run_dir / "output_datasets"
@@ -192,7 +193,7 @@ class _Supervisor:
 
     def _missing_secrets(self) -> str:
         """Why the job's secret references cannot be resolved ("" when they can)."""
-        names = sorted(set(self.spec.get("secret_variables", {}).values()) - set(self.secrets))
+        names = sorted(set(self.plan.secret_variables.values()) - set(self.secrets))
         if not names:
             return ""
         return (
@@ -206,7 +207,7 @@ class _Supervisor:
     # ---- data -----------------------------------------------------------------------------
 
     def _stage_inputs(self) -> list[Path] | None:
-        if not self.spec["inputs"]:
+        if not self.plan.inputs:
             return []  # without importing the storage stack: a bare job starts sooner
         from himl_tasks.backends.local.staging import stage_input
         from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
@@ -214,9 +215,9 @@ class _Supervisor:
 
         config = LocalWorkspaceConfig.load(self.registry.root, environ=self.secrets)
         folders: list[Path] = []
-        for index, dataset in enumerate(self.spec["inputs"]):
+        for index, dataset in enumerate(self.plan.inputs):
             try:
-                store = config.datastore(dataset["datastore"])
+                store = config.datastore(dataset.datastore)
                 staged = stage_input(store, dataset, self.staging / str(index))
             except HimlError as error:
                 kind = platform_failure_kind(error)
@@ -224,7 +225,7 @@ class _Supervisor:
                     _Outcome(
                         RunStatus.FAILED,
                         kind,
-                        f"input dataset '{dataset['name']}' version {dataset['version']} could "
+                        f"input dataset '{dataset.name}' version {dataset.version} could "
                         f"not be made available: {error}" + _hint(kind),
                     )
                 )
@@ -236,11 +237,11 @@ class _Supervisor:
 
     def _finalize(self) -> _Outcome:
         self.registry.move(self.run.run_id, RunStatus.FINALIZING)
-        outputs = self.spec["outputs"]
+        outputs = self.plan.outputs
         if not outputs:
             return _Outcome(RunStatus.COMPLETED)
         empty = [
-            o["name"]
+            o.name
             for i, o in enumerate(outputs)
             if not any(p.is_file() for p in (self.output_root / str(i)).rglob("*"))
         ]
@@ -259,11 +260,11 @@ class _Supervisor:
         published: list[tuple[str, str, str]] = []
         try:
             for index, output in enumerate(outputs):
-                store = config.datastore(output["datastore"])
+                store = config.datastore(output.datastore)
                 path = publish_output(
-                    store, self.output_root / str(index), output["name"], self.run.run_id
+                    store, self.output_root / str(index), output.name, self.run.run_id
                 )
-                published.append((output["name"], store.name, path))
+                published.append((output.name, store.name, path))
         except HimlError as error:
             kind = platform_failure_kind(error)
             return _Outcome(
@@ -289,7 +290,7 @@ class _Supervisor:
         self.registry.set_job_group(self.run.run_id, processes[0].pid)
         # Only from Preparing: a cancel asked for meanwhile stays asked for (ended just below).
         self.registry.move(self.run.run_id, RunStatus.RUNNING, only_from=(RunStatus.PREPARING,))
-        max_seconds = self.spec.get("max_run_seconds")
+        max_seconds = self.plan.max_run_seconds
         preemption = self._preemption_for(attempt)
         attempt_started = time.monotonic()
         # The time limit counts from the run's first Running, over every attempt (an attempt
@@ -345,7 +346,7 @@ class _Supervisor:
     def _start_processes(
         self, input_folders: list[Path], attempt: int
     ) -> tuple[list[subprocess.Popen[bytes]], list[Any]]:
-        nodes, per_node = int(self.spec["num_nodes"]), int(self.spec["processes_per_node"])
+        nodes, per_node = self.plan.num_nodes, self.plan.processes_per_node
         world = nodes * per_node
         base_env = self._job_environment(input_folders, attempt)
         if world > 1:
@@ -354,7 +355,7 @@ class _Supervisor:
             )
         log_dir = self.work_dir / "azureml-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        command = list(self.spec["command"])
+        command = list(self.plan.command)
         notice = b""
         if self.read_only:
             from himl_tasks.backends.local.read_only import (
@@ -409,10 +410,10 @@ class _Supervisor:
 
     def _job_environment(self, input_folders: list[Path], attempt: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in INHERITED_VARIABLES}
-        env.update(self.spec["environment_variables"])
-        for name, variable in self.spec.get("secret_variables", {}).items():
+        env.update(self.plan.environment_variables)
+        for name, variable in self.plan.secret_variables.items():
             env[name] = self.secrets[variable]  # resolved now, never recorded
-        python_path = [str(self.work_dir), *self.spec["extra_python_path"]]
+        python_path = [str(self.work_dir), *self.plan.extra_python_path]
         env.update(
             {
                 "PYTHONPATH": os.pathsep.join(python_path),
@@ -424,12 +425,12 @@ class _Supervisor:
                 env_names.OUTPUT_FOLDER: str(self.work_dir / "outputs"),
                 env_names.LOGS_FOLDER: str(self.work_dir / "logs"),
                 env_names.INPUT_DATASET_COUNT: str(len(input_folders)),
-                env_names.OUTPUT_DATASET_COUNT: str(len(self.spec["outputs"])),
+                env_names.OUTPUT_DATASET_COUNT: str(len(self.plan.outputs)),
             }
         )
         for index, folder in enumerate(input_folders):
             env[env_names.input_dataset(index)] = str(folder)
-        for index in range(len(self.spec["outputs"])):
+        for index in range(len(self.plan.outputs)):
             folder = self.output_root / str(index)
             folder.mkdir(parents=True, exist_ok=True)
             env[env_names.output_dataset(index)] = str(folder)
@@ -450,32 +451,30 @@ class _Supervisor:
         current = self.registry.get_run(self.run.run_id)
         return current.attempt if current is not None else 1
 
-    def _preemption_for(self, attempt: int) -> dict[str, Any] | None:
-        settings: dict[str, Any] | None = self.spec.get("preemption")
-        if self.spec["priority"] != "low_priority" or not settings:
+    def _preemption_for(self, attempt: int) -> Preemption | None:
+        settings = self.plan.preemption_for(attempt)
+        if settings is None:
             return None
-        if attempt not in settings["on_attempts"]:
-            return None
-        limit = settings.get("max_preemptions")
+        limit = settings.max_preemptions
         if limit is not None and self.registry.preemptions_on(self.run.compute) >= limit:
             return None
         return settings
 
-    def _preemption_due(self, settings: dict[str, Any], attempt: int, elapsed: float) -> bool:
+    def _preemption_due(self, settings: Preemption, attempt: int, elapsed: float) -> bool:
         """True once the attempt is as far as the cluster's preemption says (time or metric)."""
-        if settings.get("after_seconds") is not None:
-            return elapsed >= float(settings["after_seconds"])
+        if settings.after_seconds is not None:
+            return elapsed >= settings.after_seconds
         now = time.monotonic()
         if now - self._last_metric_check < METRIC_CHECK_SECONDS:
             return False  # a registry read per poll would cost more than the job
         self._last_metric_check = now
-        name, count = settings["after_metric"]
+        assert settings.after_metric is not None  # a preemption has a time or a metric
+        name, count = settings.after_metric
         logged = self.registry.metrics(self.run.run_id)
-        return sum(1 for m in logged if m["name"] == name and m["attempt"] == attempt) >= int(count)
+        return sum(1 for m in logged if m["name"] == name and m["attempt"] == attempt) >= count
 
     def _restarts(self) -> bool:
-        settings = self.spec.get("preemption") or {}
-        return bool(settings.get("mode") == "restart")
+        return self.plan.preemption is not None and self.plan.preemption.restarts
 
     def _restart_after_preemption(self, outcome: _Outcome) -> None:
         self.registry.start_next_attempt(
@@ -484,7 +483,8 @@ class _Supervisor:
             error=outcome.error,
             exit_code=outcome.exit_code,
         )
-        delay = float(self.spec["preemption"].get("restart_delay_seconds", 0))
+        assert self.plan.preemption is not None  # only a preemption restarts a run
+        delay = self.plan.preemption.restart_delay_seconds
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not self._canceled():
             time.sleep(0.02)

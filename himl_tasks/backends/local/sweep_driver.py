@@ -1,12 +1,13 @@
 """The parent run of a local sweep: submits the trials, waits for them, logs the best value.
 
 Started by `LocalBackend.submit_sweep` as the job of the parent run, with the sweep's plan
-(`sweep.json`) in its snapshot. Canceling the parent cancels the trials still running.
+(`sweep.json`, a `SweepPlan`) in its snapshot. Canceling the parent cancels the trials still
+running.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from types import FrameType
 
 from himl_tasks import job_variables as env_names
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.job_spec import spec_from_json
+from himl_tasks.backends.local.sweep_plan import SweepPlan
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.runtime import log_metrics
 
@@ -25,11 +26,11 @@ POLL_SECONDS = 0.2
 
 def main(plan_file: str) -> int:
     """Runs the trials; exits 0 when at least one completed."""
-    plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    plan = SweepPlan.from_json(Path(plan_file).read_text(encoding="utf-8"))
     backend = LocalBackend(os.environ[env_names.WORKSPACE])
     parent = os.environ[env_names.RUN_ID]
-    base = spec_from_json(plan["spec"])
-    pending = list(enumerate(plan["trials"]))
+    base = plan.trial_spec
+    pending = list(enumerate(plan.trials))
     running: list[RunRef] = []
     finished: list[RunState] = []
 
@@ -40,13 +41,14 @@ def main(plan_file: str) -> int:
 
     signal.signal(signal.SIGTERM, cancel_trials)
     while pending or running:
-        while pending and len(running) < plan["max_concurrent_runs"]:
-            index, values = pending.pop(0)
-            arguments = [str(item) for pair in values.items() for item in pair]
-            trial = spec_from_json(
-                {**plan["spec"], "args": [*base.args, *arguments],
-                 "display_name": f"trial {index}: {' '.join(arguments)}"}
-            )  # fmt: skip
+        while pending and len(running) < plan.max_concurrent_runs:
+            index, trial_values = pending.pop(0)
+            arguments = [str(item) for pair in trial_values.items() for item in pair]
+            trial = dataclasses.replace(
+                base,
+                args=[*base.args, *arguments],
+                display_name=f"trial {index}: {' '.join(arguments)}",
+            )
             running.append(backend.submit(trial, parent_run_id=parent))
             print(f"trial {index} started: {' '.join(arguments)}", flush=True)
         time.sleep(POLL_SECONDS)
@@ -61,12 +63,12 @@ def main(plan_file: str) -> int:
         metric.value
         for ref in completed
         for metric in backend.get_metrics(ref)
-        if metric.name == plan["primary_metric"]
+        if metric.name == plan.primary_metric
     ]
     if values:
-        best = max(values) if plan["goal"] == "maximize" else min(values)
-        log_metrics({f"best_{plan['primary_metric']}": best})
-        print(f"best {plan['primary_metric']}: {best}", flush=True)
+        best = max(values) if plan.goal == "maximize" else min(values)
+        log_metrics({f"best_{plan.primary_metric}": best})
+        print(f"best {plan.primary_metric}: {best}", flush=True)
     print(f"{len(completed)} of {len(finished)} trials completed", flush=True)
     return 0 if completed else 1
 

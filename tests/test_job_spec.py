@@ -1,0 +1,102 @@
+"""A JobSpec is normalised once, when made, and travels between processes unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import himl_tasks.job_spec
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.job_spec import JobSpec, Priority
+from himl_tasks.secret_reference import SecretReference
+
+
+def full_spec(root: Path) -> JobSpec:
+    """A spec with a value in every kind of field."""
+    return JobSpec(
+        entry_script="jobs/train.py",
+        args=["--epochs", "3", "--azureml"],
+        snapshot_root=root,
+        ignored_folders=["data"],
+        conda_environment_file=root / "environment.yml",
+        private_pip_wheel_path=root / "dist" / "pkg-1.0-py3-none-any.whl",
+        compute="gpu",
+        num_nodes=2,
+        processes_per_node=4,
+        priority="low_priority",  # type: ignore[arg-type]  # as a Prefect parameter carries it
+        input_datasets=["scans", DatasetConfig("labels", version=3, use_mounting=True)],
+        output_datasets=[DatasetConfig("features", datastore="lake", target_folder=Path("/out"))],
+        environment_variables={"MODE": "fast", "TOKEN": SecretReference("API_TOKEN")},
+        tags={"team": "imaging"},
+        experiment="exp",
+        display_name="first try",
+        max_run_duration="3.5h",
+        resume_from="exp:run_1",
+    )
+
+
+def test_a_spec_s_folders_do_not_change_when_the_process_changes_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    spec = JobSpec(entry_script="train.py", conda_environment_file="environment.yml")
+
+    monkeypatch.chdir(elsewhere)
+
+    assert spec.root == spec.snapshot_root == project
+    assert spec.script_path == spec.entry_script == project / "train.py"
+    assert spec.recovery_file_folder == project
+    assert spec.conda_environment_file == project / "environment.yml"
+
+
+def test_a_relative_entry_script_is_taken_from_the_snapshot_root(tmp_path: Path) -> None:
+    spec = JobSpec(entry_script="jobs/train.py", snapshot_root=tmp_path)
+
+    assert spec.entry_script == tmp_path / "jobs" / "train.py"
+    assert spec.experiment_name() == "train"
+
+
+def test_a_duration_is_parsed_once_when_the_spec_is_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    spec = JobSpec(module="train", snapshot_root=tmp_path, max_run_duration="3.5h")
+
+    def parse_again(text: object) -> float:
+        raise AssertionError(f"max_run_duration parsed again: {text!r}")
+
+    monkeypatch.setattr(himl_tasks.job_spec, "parse_duration", parse_again)
+    assert spec.max_run_seconds == spec.max_run_duration == 12600.0
+
+
+def test_making_a_spec_again_from_its_own_fields_gives_an_equal_spec(tmp_path: Path) -> None:
+    spec = full_spec(tmp_path)
+    fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+
+    assert JobSpec(**fields) == spec
+    assert dataclasses.replace(spec) == spec
+    assert spec.priority is Priority.LOW_PRIORITY
+    assert spec.inputs[0] == DatasetConfig("scans")
+
+
+def test_a_spec_round_trips_through_json_exactly(tmp_path: Path) -> None:
+    spec = full_spec(tmp_path)
+
+    again = JobSpec.from_json(spec.to_json())
+
+    assert again == spec
+    assert isinstance(again.snapshot_root, Path) and isinstance(again.entry_script, Path)
+    assert again.environment_variables["TOKEN"] == SecretReference("API_TOKEN")
+    assert again.outputs[0].target_folder == Path("/out")
+    assert again.max_run_seconds == 12600.0
+
+
+def test_text_that_is_not_a_spec_s_json_is_refused(tmp_path: Path) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="not the JSON of a JobSpec"):
+        JobSpec.from_json('{"entry_script": "a.py", "colour": "blue"}')
