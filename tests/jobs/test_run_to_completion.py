@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import himl_tasks.backends.planning
+import himl_tasks.backends.base
 import pytest
 
 from himl_tasks.backends.local.backend import LocalBackend
@@ -37,13 +37,13 @@ def test_a_lost_job_is_resubmitted_from_its_plan_resolving_and_selecting_nothing
     backend = CountingBackend(tmp_path / "workspace")
     backend.resolved = []
     selections: list[Path] = []
-    select = himl_tasks.backends.planning.select_snapshot
+    select = himl_tasks.backends.base.select_snapshot
 
     def counted_select(root: Path, ignored: tuple[str, ...]) -> Snapshot:
         selections.append(root)
         return select(root, ignored)
 
-    monkeypatch.setattr(himl_tasks.backends.planning, "select_snapshot", counted_select)
+    monkeypatch.setattr(himl_tasks.backends.base, "select_snapshot", counted_select)
     backend.create_compute_cluster(
         "spot", preemption=Preemption(after_seconds=0.2, max_preemptions=1)
     )
