@@ -39,7 +39,8 @@ class Job:
 
     Attributes:
         log_lines: Lines it prints (its driver log), in order.
-        files: Run files it writes: {'outputs/...' or 'logs/...': bytes}.
+        files: Files it writes into its working folder: {'/'-separated name: bytes}. Those
+            under `outputs/` and `logs/` are run files, kept with the run.
         metrics: Metric values it logs: each name's values, at steps 0, 1, ...
         exit_code: 0 to complete; any other code fails the run as the user's error.
         keeps_running: It runs until canceled (a test cancels it).
@@ -201,13 +202,14 @@ class BackendContract:
             "outputs/metrics/a b.json": b'{"loss": 0.5}',
             "outputs/empty.txt": b"",
         }
-        files = {**outputs, "logs/train.log": b"epoch 1 done\n"}
+        files = {**outputs, "logs/train.log": b"epoch 1 done\n", "scratch.txt": b"not kept"}
 
         ref = backend.submit(harness.job_spec(Job(files=files)))
         assert harness.settle(ref).succeeded
 
         assert backend.list_files(ref, "outputs/") == sorted(outputs)
-        assert set(files) <= set(backend.list_files(ref))
+        listed = backend.list_files(ref)
+        assert {*outputs, "logs/train.log"} <= set(listed) and "scratch.txt" not in listed
         report = backend.download_files(ref, "outputs/", tmp_path / "out", validate_checksum=True)
         assert read_tree(tmp_path / "out") == outputs
         assert (report.files, report.unverified) == (len(outputs), [])
@@ -229,26 +231,38 @@ class BackendContract:
 
     def test_outputs_become_a_new_dataset_version(self, harness: BackendHarness) -> None:
         backend = harness.backend
-        failing = harness.job_spec(Job(exit_code=1, output_datasets=("features",)))
-        writing = harness.job_spec(Job(output_datasets=("features",)))
+        outputs = ("features", "report")
+        running = harness.job_spec(Job(keeps_running=True, output_datasets=outputs))
+        failing = harness.job_spec(Job(exit_code=1, output_datasets=outputs))
+        writing = harness.job_spec(Job(output_datasets=outputs))
 
+        canceled = backend.submit(running)
+        wait_for_status(harness, canceled, RunStatus.RUNNING)
+        assert backend.run_outputs(canceled) == []  # nothing before the run completes
+        backend.cancel(canceled)
+        assert harness.settle(canceled).status is RunStatus.CANCELED
         failed = backend.submit(failing)
         assert harness.settle(failed).status is RunStatus.FAILED
-        assert backend.run_outputs(failed) == []
+        assert backend.run_outputs(canceled) == backend.run_outputs(failed) == []
         with pytest.raises(DatasetNotFoundError):
             backend.resolve_dataset(DatasetConfig("features"))
         first = backend.submit(writing)
         assert harness.settle(first).succeeded
-        [one] = backend.run_outputs(first)
+        made_first = {d.name: d for d in backend.run_outputs(first)}
         second = backend.submit(writing)
         assert harness.settle(second).succeeded
-        [two] = backend.run_outputs(second)
+        made_second = {d.name: d for d in backend.run_outputs(second)}
 
-        assert (one.name, one.version, two.name, two.version) == ("features", 1, "features", 2)
-        assert backend.resolve_dataset(DatasetConfig("features")) == two
-        assert backend.resolve_dataset(DatasetConfig("features", version=1)) == one
-        assert one.datastore == two.datastore == backend.datastore().name
-        assert one.path != two.path  # a new version never overwrites an older one's files
+        assert {d.version for d in made_first.values()} == {1}
+        assert {d.version for d in made_second.values()} == {2}
+        assert set(made_first) == set(made_second) == set(outputs)
+        for name in outputs:
+            one, two = made_first[name], made_second[name]
+            assert backend.resolve_dataset(DatasetConfig(name)) == two
+            assert backend.resolve_dataset(DatasetConfig(name, version=1)) == one
+            assert one.datastore == two.datastore == backend.datastore().name
+            # Each version's files are in a folder of their own, named by the run that made them.
+            assert first.run_id in one.path and second.run_id in two.path
 
     def test_a_runs_outputs_stay_the_versions_it_made(self, harness: BackendHarness) -> None:
         backend = harness.backend
