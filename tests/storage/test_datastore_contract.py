@@ -29,7 +29,7 @@ def run_files_view(store: Datastore, tmp_path: Path) -> FolderView:
 
 
 class TestDatastores(DatastoreContract):
-    @pytest.fixture(params=["folder", "blob", "run-files view"])
+    @pytest.fixture(params=["folder", "blob", "run-files-view"])
     def datastore(self, request: pytest.FixtureRequest, tmp_path: Path) -> Datastore:
         if request.param == "folder":
             store: Datastore = request.getfixturevalue("local_store")
