@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,10 +145,15 @@ class AzureMLV1Harness(BackendHarness):
 
 class TestLocalBackend(BackendContract):
     @pytest.fixture
-    def harness(self, tmp_path: Path) -> BackendHarness:
+    def harness(self, tmp_path: Path) -> Iterator[BackendHarness]:
         project = tmp_path / "project"
         project.mkdir()
-        return LocalHarness(LocalBackend(tmp_path / "workspace"), project)
+        backend = LocalBackend(tmp_path / "workspace")
+        yield LocalHarness(backend, project)
+        # A test that failed half-way leaves no job running after it.
+        for run in backend.registry.runs():
+            if not run.status.is_terminal:
+                backend.cancel(backend.get_run_ref(run.run_id))
 
 
 class TestAzureMLV1Backend(BackendContract):
