@@ -10,11 +10,17 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.storage import BlobDatastore, Datastore, LocalDatastore, RequestRetryPolicy
-from himl_tasks.testing.azurite import Azurite, start_azurite, stop_azurite
+from himl_tasks.testing.azurite import Azurite
+from himl_tasks.testing.datastore_contract import TEST_BLOCK_SIZE
+from himl_tasks.testing.files import read_tree, write_tree
+
+# The package's shared fixtures: `azurite`, one Azurite for the whole session.
+pytest_plugins = ["himl_tasks.testing.fixtures"]
+
+# The tests import these from here.
+__all__ = ["FAST_RETRY", "TEST_BLOCK_SIZE", "fresh_container", "read_tree", "write_tree"]
 
 FAST_RETRY = RequestRetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
-# Small blocks so that multi-block uploads and ranged downloads run on small test files.
-TEST_BLOCK_SIZE = 64 * 1024
 
 
 @pytest.fixture(autouse=True)
@@ -23,19 +29,6 @@ def checksum_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     location = tmp_path / "checksum-cache.sqlite3"
     monkeypatch.setenv("HIML_CHECKSUM_CACHE", str(location))
     return location
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """One Azurite for the whole session, on a free loopback port, stopped with SIGTERM."""
-    try:
-        endpoint, process = start_azurite(tmp_path_factory.mktemp("azurite"))
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield endpoint
-    finally:
-        stop_azurite(process)
 
 
 @pytest.fixture(scope="session")
@@ -91,20 +84,6 @@ def datastore(request: pytest.FixtureRequest) -> Datastore:
     fixture = "local_store" if request.param == "local" else "blob_store"
     store: Datastore = request.getfixturevalue(fixture)
     return store
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    """Writes files given by '/'-separated relative names; returns root."""
-    for name, data in files.items():
-        path = root.joinpath(*name.split("/"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    """Reads every file under root into {relative '/'-name: bytes}."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 @pytest.fixture

@@ -279,6 +279,8 @@ class FakeAzureMLService:
         self.submitted: list[tuple[str, Any, dict[str, str], list[str]]] = []
         self.runs: dict[str, FakeRun] = {}
         self.next_outcome = Outcome()
+        # How runs of a given entry script behave; other scripts' runs take `next_outcome`.
+        self.outcomes: dict[str, Outcome] = {}
         self.fail_next_submit: Exception | None = None
         self.crash_after_create: BaseException | None = None
         self.another_submitter_first = False
@@ -357,26 +359,26 @@ class FakeAzureMLService:
         self, experiment: str, config: Any, tags: dict[str, str], *, run_id: str | None = None
     ) -> Any:
         snapshot = self._snapshot(Path(_source_directory(config)))
+        outcome = self.outcomes.get(_run_config(config).script, self.next_outcome)
         if self.fail_next_submit is not None:
             error, self.fail_next_submit = self.fail_next_submit, None
             raise error
         if self.another_submitter_first and run_id is not None:
             self.another_submitter_first = False
-            self.runs[run_id] = FakeRun(self, experiment, self.next_outcome, run_id)
+            self.runs[run_id] = FakeRun(self, experiment, outcome, run_id)
             self.submit_requests += 1
         if run_id is not None and run_id in self.runs:
             # A run id names one run in a workspace (Run.get(workspace, run_id) takes no
             # experiment); the service refuses to create a second run under it.
             raise RunIdConflictError(f"Run {run_id} already exists in workspace ws-himl")
-        run = FakeRun(self, experiment, self.next_outcome, run_id)
+        run = FakeRun(self, experiment, outcome, run_id)
         self.submit_requests += 1
         if self.crash_after_create:  # the submitter dies before it hears back
             self.runs[run.id] = run
             run.tags = {}  # Experiment.submit sets tags in a later request, never sent
             raise self.crash_after_create
         run.tags = dict(tags)
-        run_config = getattr(config, "_run_config", None) or config
-        run.output_data = dict(run_config.run_config.output_data or {})
+        run.output_data = dict(_run_config(config).run_config.output_data or {})
         self.runs[run.id] = run
         for child in run.children:
             self.runs[child.id] = child
@@ -404,6 +406,10 @@ class FakeAzureMLService:
         )
 
 
+def _run_config(config: Any) -> Any:
+    """The ScriptRunConfig of a submission (a HyperDriveConfig wraps one)."""
+    return getattr(config, "_run_config", None) or config
+
+
 def _source_directory(config: Any) -> str:
-    run_config = getattr(config, "_run_config", None) or config  # HyperDriveConfig wraps one
-    return str(run_config.source_directory)
+    return str(_run_config(config).source_directory)

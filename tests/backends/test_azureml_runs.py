@@ -16,7 +16,7 @@ from himl_tasks.backends.azureml_v1.run_status import (
     to_run_status,
 )
 from himl_tasks.checkpoints import download_checkpoints
-from himl_tasks.errors import InvalidInputError, RunNotFoundError
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.sweeps import Choice, cross_validation
@@ -102,21 +102,6 @@ def test_a_run_goes_through_azureml_statuses_to_completed(
     assert state.portal_url == ref.portal_url
 
 
-def test_outputs_are_registered_on_completion_and_reported(
-    aml: AzureMLV1Backend, spec: JobSpec
-) -> None:
-    from dataclasses import replace
-
-    with_outputs = replace(spec, output_datasets=["features", "report"])
-    first = aml.submit(with_outputs)
-    assert aml.run_outputs(first) == []  # nothing before it completes
-    aml.wait(first, poll=0)
-    second = aml.wait(aml.submit(with_outputs), poll=0).ref
-    found = {(d.name, d.version, d.path) for d in aml.run_outputs(second)}
-    assert found == {("features", 2, f"features/{second.run_id}"),
-                     ("report", 2, f"report/{second.run_id}")}  # fmt: skip
-
-
 def test_a_preempted_run_is_classified_preempted(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, spec: JobSpec
 ) -> None:
@@ -141,31 +126,25 @@ def test_following_the_log_yields_every_line_until_the_run_ends(
     assert aml.get_state(ref).succeeded
 
 
-def test_run_files_and_checkpoints_come_from_the_artifact_store(
+def test_checkpoints_come_from_the_run_files_in_the_artifact_store(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, spec: JobSpec, tmp_path: Path
 ) -> None:
+    # Listing and downloading run files: the Backend contract (test_backend_contract).
     aml_service.next_outcome = Outcome(
         files={
             "outputs/checkpoints/recovery_epoch=1.ckpt": b"one",
             "outputs/checkpoints/recovery_epoch=2.ckpt": b"two" * 1000,
             "outputs/metrics.json": b"{}",
-            "logs/train.log": b"log",
         }
     )
     ref = aml.wait(aml.submit(spec), poll=0).ref
-    assert aml.list_files(ref, "outputs/") == [
-        "outputs/checkpoints/recovery_epoch=1.ckpt",
-        "outputs/checkpoints/recovery_epoch=2.ckpt",
-        "outputs/metrics.json",
-    ]
     assert "azureml-logs/70_driver_log.txt" in aml.list_files(ref)
     report = download_checkpoints(aml, ref, tmp_path / "ckpt")
     assert report is not None and report.files == 2 and not report.unverified
     assert (tmp_path / "ckpt/outputs/checkpoints/recovery_epoch=2.ckpt").read_bytes() == (
         b"two" * 1000
     )
-    with pytest.raises(InvalidInputError, match="not among a run's files"):
-        aml.download_files(ref, "snapshot/", tmp_path / "x")
+    assert not (tmp_path / "ckpt/outputs/metrics.json").exists()
 
 
 def test_checkpoints_are_downloaded_only_by_local_rank_zero(
@@ -182,43 +161,18 @@ def test_checkpoints_are_downloaded_only_by_local_rank_zero(
     assert not (tmp_path / "outputs").exists()
 
 
-def test_metrics_children_cancel_and_lookup(
-    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, spec: JobSpec
-) -> None:
-    aml_service.next_outcome = Outcome(
-        metrics={
-            "loss": [1.0, 0.5],
-            "accuracy": 0.9,
-            "val": {"step": [10, 20], "value": [0.3, 0.2]},
-        },
-        children=(Outcome(), Outcome()),
-    )
-    ref = aml.submit(spec)
-    values = [(m.name, m.value, m.step) for m in aml.get_metrics(ref)]
-    assert values == [("loss", 1.0, 0), ("loss", 0.5, 1), ("accuracy", 0.9, None),
-                      ("val", 0.3, 10), ("val", 0.2, 20)]  # fmt: skip
-    children = aml.child_runs(ref)
-    assert len(children) == 2 and all(c.run_id in aml_service.runs for c in children)
-
-    aml.get_state(ref)
-    aml.cancel(ref)
-    state = aml.get_state(ref)
-    assert (state.status, state.failure_kind) == (RunStatus.CANCELED, FailureKind.CANCELED)
-
-    assert aml.get_run_ref(ref.recovery_id) == ref
-    assert aml.get_run_ref(ref.run_id) == ref
-    with pytest.raises(RunNotFoundError):
-        aml.get_run_ref(f"other:{ref.run_id}")
-    with pytest.raises(RunNotFoundError):
-        aml.get_run_ref("train:no_such_run")
-
-
 def test_metric_tables_lists_and_scalars() -> None:
     when = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-    found = metrics_from_run({"a": 1, "b": [2, 3], "c": {"value": [4]}, "d": "text"}, when)
+    logged = {
+        "a": 1, "b": [2, 3], "c": {"value": [4]}, "d": "text",
+        "e": {"step": [10, 20], "value": [0.3, 0.2]},
+    }  # fmt: skip
+    found = metrics_from_run(logged, when)
     assert [(m.name, m.value, m.step) for m in found] == [
-        ("a", 1.0, None), ("b", 2.0, 0), ("b", 3.0, 1), ("c", 4.0, 0)
+        ("a", 1.0, None), ("b", 2.0, 0), ("b", 3.0, 1), ("c", 4.0, 0), ("e", 0.3, 10),
+        ("e", 0.2, 20),
     ]  # fmt: skip
+    assert {m.time for m in found} == {when}
 
 
 def test_sweeps_become_hyperdrive_configs(

@@ -11,7 +11,7 @@ import pytest
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.errors import ComputeNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import FailureKind, RunStatus, get_most_recent_run
+from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.testing.azurite import connection_string, random_account_key
 from tests.backends.conftest import write_script
 
@@ -23,28 +23,23 @@ def wait_for(predicate: object, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def test_a_trivial_script_completes_with_its_output_in_the_driver_log(
+def test_a_run_records_every_status_in_order_and_its_exit_code(
     backend: LocalBackend, project: Path
 ) -> None:
+    # Completing, logs, recovery ids and run files: the Backend contract (test_backend_contract).
     write_script(project, "hi.py", 'print("hi")\n')
 
     ref = backend.submit(JobSpec(entry_script="hi.py", snapshot_root=project))
     state = backend.wait(ref, timeout=30)
 
-    assert state.status is RunStatus.COMPLETED and state.succeeded
-    assert state.failure_kind is None and state.exit_code == 0
-    assert state.created_at <= state.started_at <= state.ended_at  # type: ignore[operator]
+    assert state.succeeded and state.exit_code == 0
     history = backend.status_history(ref)
     assert [status.value for _, status, _ in history] == [
         "NotStarted", "Queued", "Preparing", "Running", "Finalizing", "Completed",
     ]  # fmt: skip
     assert [when for _, _, when in history] == sorted(when for _, _, when in history)
-    assert list(backend.iter_logs(ref)) == ["hi"]
     assert backend.list_files(ref) == ["azureml-logs/70_driver_log.txt"]
-    assert backend.child_runs(ref) == []
     assert ref.experiment == "hi" and ref.run_id.startswith("hi_")
-    assert get_most_recent_run(project / "most_recent_run.txt") == ref.recovery_id
-    assert backend.get_run_ref(ref.recovery_id) == ref == backend.get_run_ref(ref.run_id)
     found = backend.get_run_ref(ref.run_id)
     assert found.portal_url == ref.portal_url and found.portal_url.startswith("file://")
 
@@ -69,37 +64,6 @@ def test_a_failing_script_is_failed_with_its_exit_code_and_log_tail(
     assert state.exit_code == 3
     assert "exit code 3" in state.error
     assert "something is wrong with the labels" in state.error
-
-
-def test_outputs_and_logs_are_kept_with_the_run_and_downloadable(
-    backend: LocalBackend, project: Path, tmp_path: Path
-) -> None:
-    write_script(
-        project,
-        "train.py",
-        """
-        from pathlib import Path
-        Path("outputs/checkpoints").mkdir(parents=True)
-        Path("outputs/checkpoints/recovery_epoch=1.ckpt").write_bytes(b"weights")
-        Path("logs/train.log").write_text("epoch 1 done")
-        Path("scratch.txt").write_text("not a run file")
-        """,
-    )
-    ref = backend.submit(JobSpec(entry_script="train.py", snapshot_root=project))
-    assert backend.wait(ref).succeeded
-
-    assert backend.list_files(ref) == [
-        "azureml-logs/70_driver_log.txt",
-        "logs/train.log",
-        "outputs/checkpoints/recovery_epoch=1.ckpt",
-    ]
-    report = backend.download_files(
-        ref, "outputs/checkpoints", tmp_path / "down", validate_checksum=True
-    )
-    assert report.files == 1
-    assert (tmp_path / "down/outputs/checkpoints/recovery_epoch=1.ckpt").read_bytes() == b"weights"
-    with pytest.raises(InvalidInputError, match="not among a run's files"):
-        backend.download_files(ref, "train.py", tmp_path / "nope")
 
 
 def test_arguments_pass_through_without_the_azureml_flag_and_modules_run(
