@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import himl_tasks.backends.base
 import pytest
 
+import himl_tasks.backends.base
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
