@@ -148,6 +148,7 @@ class FakeRun:
         self.files_written = False
         self.outputs_registered = False
         self.output_data: dict[str, Any] = {}
+        self.output_datasets: list[dict[str, Any]] = []
         self.children = [FakeRun(service, experiment, child) for child in outcome.children]
 
     @property
@@ -187,18 +188,35 @@ class FakeRun:
             details["endTimeUtc"] = "2026-11-21T10:00:00.000000Z"
         if status == "Failed" and self.outcome.error:
             details["error"] = self.outcome.error
+        if self.output_datasets:
+            details["outputDatasets"] = self.output_datasets
         return details
 
     def _register_outputs(self) -> None:
         """What `register_on_complete` does: each output becomes its dataset's next version."""
         from azureml.core import Dataset
 
-        for output in self.output_data.values():
+        for output_name, output in self.output_data.items():
             datastore, path = output.destination
             folder = path.replace("{run-id}", self.id).rstrip("/")
             dataset = Dataset.File.from_files(path=[(datastore, f"{folder}/**")], validate=False)
             tags = {"himl_path": folder}
-            self.service.register_dataset(dataset, output._registration.name, tags)
+            registered = self.service.register_dataset(dataset, output._registration.name, tags)
+            # The run's details then list it, in the shape of `Run.get_details()`'s
+            # `outputDatasets` (azureml/core/run.py, its docstring) with the identifier of
+            # azureml/_restclient/models/dataset_identifier.py (savedId, registeredId,
+            # registeredVersion; versions travel as text).
+            self.output_datasets.append(
+                {
+                    "identifier": {
+                        "savedId": secrets.token_hex(16),
+                        "registeredId": secrets.token_hex(16),
+                        "registeredVersion": str(registered.version),
+                    },
+                    "outputType": "RunOutput",
+                    "outputDetails": {"outputName": output_name},
+                }
+            )
 
     def _write_log(self) -> None:
         text = "".join(f"{line}\n" for line in self.logged)

@@ -164,11 +164,3 @@ class TestAzureMLV1Backend(BackendContract):
         project = tmp_path / "project"
         project.mkdir()
         return AzureMLV1Harness(aml, aml_service, project)
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="AzureMLV1Backend.run_outputs takes each output dataset's latest version as the "
-        "run's, so a run's outputs change when a later run registers a new version",
-    )
-    def test_a_runs_outputs_stay_the_versions_it_made(self, harness: BackendHarness) -> None:
-        super().test_a_runs_outputs_stay_the_versions_it_made(harness)

@@ -23,6 +23,7 @@ from himl_tasks.backends.azureml_v1.datastores import (
 )
 from himl_tasks.backends.azureml_v1.environment import environment_for
 from himl_tasks.backends.azureml_v1.hyperdrive import hyperdrive_config
+from himl_tasks.backends.azureml_v1.in_job import output_dataset_key
 from himl_tasks.backends.azureml_v1.run_status import metrics_from_run, state_from_details
 from himl_tasks.backends.azureml_v1.service import AzureMLService, SdkService
 from himl_tasks.backends.azureml_v1.submission import (
@@ -445,15 +446,29 @@ class AzureMLV1Backend(Backend):
         return metrics_from_run(run.get_metrics(), logged_at)
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
-        """The output datasets a completed run registered.
+        """The output dataset versions a completed run registered, in the job's order.
 
-        AzureML registers them on completion; their names are in the run's `himl_outputs`
-        tag, and the latest version of each is taken as the run's.
+        AzureML registers them on completion and lists each in the run's details
+        (`outputDatasets`: the output's name, `OUTPUT_<i>`, and the version registered); the
+        dataset names are in the run's `himl_outputs` tag, in the same order. The versions
+        are the run's own, whatever later runs registered since.
         """
-        if not self.get_state(ref).succeeded:
+        run = self._run(ref)
+        details = run.get_details()
+        if details.get("status") != "Completed":
             return []
-        names = str(self._run(ref).get_tags().get(OUTPUTS_TAG, ""))
-        return [self.resolve_dataset(DatasetConfig(name)) for name in names.split(",") if name]
+        names = [name for name in str(run.get_tags().get(OUTPUTS_TAG, "")).split(",") if name]
+        versions: dict[str, int] = {}
+        for entry in details.get("outputDatasets") or []:
+            output = str((entry.get("outputDetails") or {}).get("outputName", ""))
+            version = (entry.get("identifier") or {}).get("registeredVersion")
+            if version is not None:
+                versions[output] = int(version)
+        return [
+            self.resolve_dataset(DatasetConfig(name, version=versions[output_dataset_key(i)]))
+            for i, name in enumerate(names)
+            if output_dataset_key(i) in versions
+        ]
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
         """The run's children (a sweep's trials)."""
