@@ -67,7 +67,7 @@ def sample(root: Path, script: str, into: Samples, stop: threading.Event) -> Non
                      if line.startswith("VmRSS:")),
                     0,
                 )  # fmt: skip
-            elif any(arg.endswith(script.encode()) for arg in argv):
+            elif any(arg.endswith(script.encode()) for arg in argv) and _works_in(entry, root):
                 jobs += 1
         mb = rss_kb / 1024
         into.count += 1
@@ -76,6 +76,14 @@ def sample(root: Path, script: str, into: Samples, stop: threading.Event) -> Non
         into.jobs = max(into.jobs, jobs)
         into.series.append((time.monotonic() - started, supervisors, mb))
         stop.wait(0.05)
+
+
+def _works_in(process: Path, root: Path) -> bool:
+    """True if the process's working folder is inside `root` (a job of this workspace's)."""
+    try:
+        return (process / "cwd").readlink().is_relative_to(root.resolve())
+    except OSError:
+        return False
 
 
 def measure(runs: int, slots: int, folder: Path) -> tuple[Samples, dict[str, object]]:

@@ -51,7 +51,7 @@ def test_thirty_runs_on_two_slots_never_hold_more_than_two_supervisors_and_all_c
     ]
     assert samples.count > 10
     assert 1 <= samples.supervisors <= 2 + HANDOVER, samples.series
-    assert samples.jobs <= 2
+    assert 1 <= samples.jobs <= 2  # counted only in this workspace: other tests run jobs too
     starts = sorted((s.started_at, s.ended_at) for s in states)  # type: ignore[type-var]
     overlapping = max(
         sum(1 for start, end in starts if start <= moment < end)  # type: ignore[operator]
