@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from himl_tasks import job_variables
-from himl_tasks.backends.local.in_job import LocalRunContext
 from himl_tasks.errors import ConfigurationError
 from himl_tasks.runtime import current_run, get_run_info, log_metric
 from himl_tasks.runtime.in_job_platform import in_job_platform, load_in_job_platform
@@ -45,32 +44,6 @@ def test_the_variable_wins_over_azureml_s_own(
 ) -> None:
     monkeypatch.setenv("AZUREML_RUN_ID", "run_1")  # submitted by himl-tasks to some backend
     assert isinstance(current_run(), FakeRun)
-
-
-def test_a_local_runs_variables_give_the_local_in_job_half(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_job_environment: None
-) -> None:
-    monkeypatch.setenv("HIML_IN_JOB", job_variables.LOCAL_IN_JOB)
-    for name, value in {
-        "HIML_WORKSPACE": str(tmp_path / "ws"), "HIML_RUN_ID": "exp_1", "HIML_EXPERIMENT": "exp",
-        "HIML_ATTEMPT": "3", "HIML_OUTPUT_FOLDER": str(tmp_path / "outputs"),
-        "HIML_LOGS_FOLDER": str(tmp_path / "logs"), "HIML_INPUT_DATASET_COUNT": "2",
-        "HIML_INPUT_DATASET_1": str(tmp_path / "in1"), "HIML_OUTPUT_DATASET_COUNT": "1",
-        "HIML_OUTPUT_DATASET_0": str(tmp_path / "out0"),
-    }.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-
-    info = get_run_info()
-
-    assert info.run == LocalRunContext(tmp_path / "ws", "exp_1", "exp", 3)
-    assert info.input_datasets == [None, tmp_path / "in1"]  # input 0 was not given to the job
-    assert info.output_datasets == [tmp_path / "out0"]
-    assert (info.output_folder, info.logs_folder) == (tmp_path / "outputs", tmp_path / "logs")
-    assert not info.is_running_in_azure_ml
-
-    monkeypatch.delenv("HIML_RUN_ID")
-    with pytest.raises(ConfigurationError, match="HIML_RUN_ID is not set"):
-        current_run()
 
 
 def test_an_azureml_run_not_submitted_by_himl_tasks_gets_the_v1_in_job_half(
