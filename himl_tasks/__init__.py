@@ -14,6 +14,9 @@ if TYPE_CHECKING:
         AzureMLV1Backend,
         get_workspace,
     )
+    from himl_tasks.backends.checkpoint_files import (
+        download_checkpoints,
+    )
     from himl_tasks.backends.local.backend import (
         LocalBackend,
     )
@@ -22,9 +25,6 @@ if TYPE_CHECKING:
     )
     from himl_tasks.backends.local.workspace_config import (
         LocalWorkspaceConfig,
-    )
-    from himl_tasks.checkpoints import (
-        download_checkpoints,
     )
     from himl_tasks.datasets import (
         DatasetConfig,
@@ -150,7 +150,7 @@ _WHERE = {
     "UnusableNamesError": "himl_tasks.errors",
     "WorkspaceNotFoundError": "himl_tasks.errors",
     "cross_validation": "himl_tasks.sweeps",
-    "download_checkpoints": "himl_tasks.checkpoints",
+    "download_checkpoints": "himl_tasks.backends.checkpoint_files",
     "download_from_datastore": "himl_tasks.himl.datastore_transfers",
     "get_most_recent_run": "himl_tasks.runs",
     "get_run_info": "himl_tasks.runtime",

@@ -1,10 +1,14 @@
-"""The environment variables through which a backend tells a job where it runs.
+"""The names through which a backend tells a job where it runs, read by the job's runtime.
 
-Backends set them; `himl_tasks.runtime` reads them. Dataset folders are numbered in the order of
-the job spec's `input_datasets` / `output_datasets`, as hi-ml numbers them.
+Backends set them when they submit a job; `himl_tasks.runtime` reads them inside it. Both sides
+import the names from here, so they cannot drift apart. Dataset folders are numbered in the order
+of the job spec's `input_datasets` / `output_datasets`, as hi-ml numbers them.
 """
 
 from __future__ import annotations
+
+IN_JOB = "HIML_IN_JOB"
+"""Names the module of the backend's in-job half (`himl_tasks.backends.<name>.in_job`)."""
 
 WORKSPACE = "HIML_WORKSPACE"
 RUN_ID = "HIML_RUN_ID"
@@ -16,12 +20,30 @@ INPUT_DATASET_COUNT = "HIML_INPUT_DATASET_COUNT"
 OUTPUT_DATASET_COUNT = "HIML_OUTPUT_DATASET_COUNT"
 RESUME_FROM = "HIML_RESUME_FROM"
 
+AZUREML_RUN_ID = "AZUREML_RUN_ID"
+"""Set by AzureML in every run it starts, whoever submitted it."""
+
+# The in-job halves, by module name: the runtime imports them by name (a plugin lookup), so it
+# imports no backend itself. Strings, not imports, keep this module a leaf.
+LOCAL_IN_JOB = "himl_tasks.backends.local.in_job"
+AZUREML_V1_IN_JOB = "himl_tasks.backends.azureml_v1.in_job"
+
 
 def input_dataset(index: int) -> str:
-    """The variable holding the folder of input dataset `index`."""
+    """The variable holding the folder of input dataset `index` in a local run."""
     return f"HIML_INPUT_DATASET_{index}"
 
 
 def output_dataset(index: int) -> str:
-    """The variable holding the folder of output dataset `index`."""
+    """The variable holding the folder of output dataset `index` in a local run."""
     return f"HIML_OUTPUT_DATASET_{index}"
+
+
+def azureml_input_name(index: int) -> str:
+    """The name under which input dataset `index` reaches an AzureML run (hi-ml's `INPUT_<i>`)."""
+    return f"INPUT_{index}"
+
+
+def azureml_output_name(index: int) -> str:
+    """The name under which output dataset `index` reaches an AzureML run (`OUTPUT_<i>`)."""
+    return f"OUTPUT_{index}"

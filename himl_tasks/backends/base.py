@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -388,12 +389,13 @@ class Backend(abc.ABC):
         folder = folder_to_register(name, store, path)
         return self._register_dataset_version(name, store.name, folder, created_by_run)
 
-    def local_dataset_folder(self, config: DatasetConfig, destination: Path) -> Path:
+    def local_dataset_folder(self, config: DatasetConfig, destination: Path | None = None) -> Path:
         """A dataset's files for a script that runs outside any job.
 
         `local_folder` wins when given (hi-ml's rule). Otherwise the dataset's version is
-        brought into `destination`: the backend's own way when it has one (mounting), else
-        downloaded through the transfer engine with checksums checked.
+        brought into `destination`, else the config's `target_folder`, else a new temporary
+        folder: the backend's own way when it has one (mounting), else downloaded through
+        the transfer engine with checksums checked.
 
         Raises:
             DatasetNotFoundError: If the dataset does not exist.
@@ -401,6 +403,10 @@ class Backend(abc.ABC):
         if config.local_folder is not None:
             return config.local_folder
         resolved = self.resolve_dataset(config)
+        if destination is None:
+            destination = config.target_folder or Path(
+                tempfile.mkdtemp(prefix=f"himl-{config.name}-")
+            )
         if not self._fetch_dataset(config, resolved, destination):
             view = FolderView(self.datastore(resolved.datastore), resolved.path)
             view.download("", destination, validate_checksum=True)

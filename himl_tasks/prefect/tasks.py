@@ -48,6 +48,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
 from himl_tasks import checkpoints
+from himl_tasks.backends import checkpoint_files
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.watching import PollSchedule
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
@@ -292,7 +293,7 @@ def download_checkpoints(
         ```
     """
     backend = backend_for(workspace_block)
-    checkpoints.download_checkpoints(
+    checkpoint_files.download_checkpoints(
         backend,
         backend_run(backend, run),
         Path(destination),

@@ -15,7 +15,7 @@ from himl_tasks.backends.azureml_v1.run_status import (
     metrics_from_run,
     to_run_status,
 )
-from himl_tasks.checkpoints import download_checkpoints
+from himl_tasks.backends.checkpoint_files import download_checkpoints
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus

@@ -85,7 +85,10 @@ def test_script_run_config_holds_the_whole_job(
     assert (run_config.framework, run_config.pytorch.process_count) == ("PyTorch", 8)
     assert run_config.max_run_duration_seconds == 12600
     assert run_config.docker.shm_size == "100g"
-    assert run_config.environment_variables == {"NCCL_DEBUG": "INFO"}
+    assert run_config.environment_variables == {
+        "NCCL_DEBUG": "INFO",
+        "HIML_IN_JOB": "himl_tasks.backends.azureml_v1.in_job",  # the job's in-job half
+    }
     assert run_config.environment.name.startswith(ENVIRONMENT_NAME_PREFIX)
 
     raw, labels = run_config.data["INPUT_0"], run_config.data["INPUT_1"]

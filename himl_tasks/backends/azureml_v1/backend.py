@@ -23,7 +23,6 @@ from himl_tasks.backends.azureml_v1.datastores import (
 )
 from himl_tasks.backends.azureml_v1.environment import environment_for
 from himl_tasks.backends.azureml_v1.hyperdrive import hyperdrive_config
-from himl_tasks.backends.azureml_v1.in_job import output_dataset_key
 from himl_tasks.backends.azureml_v1.run_status import metrics_from_run, state_from_details
 from himl_tasks.backends.azureml_v1.service import AzureMLService, SdkService
 from himl_tasks.backends.azureml_v1.submission import (
@@ -43,6 +42,7 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.job_variables import azureml_output_name
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id
 from himl_tasks.secret_reference import secret_references
@@ -465,9 +465,9 @@ class AzureMLV1Backend(Backend):
             if version is not None:
                 versions[output] = int(version)
         return [
-            self.resolve_dataset(DatasetConfig(name, version=versions[output_dataset_key(i)]))
+            self.resolve_dataset(DatasetConfig(name, version=versions[azureml_output_name(i)]))
             for i, name in enumerate(names)
-            if output_dataset_key(i) in versions
+            if azureml_output_name(i) in versions
         ]
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from himl_tasks.backends.azureml_v1.in_job import input_dataset_key, output_dataset_key
 from himl_tasks.datasets import DatasetConfig
+from himl_tasks.job_variables import azureml_input_name, azureml_output_name
 
 RUN_ID_PLACEHOLDER = "{run-id}"
 
@@ -22,7 +22,7 @@ def input_consumption(dataset: Any, config: DatasetConfig, index: int) -> Any:
 
     `target_folder`, when set, is where the files appear on the compute node.
     """
-    named = dataset.as_named_input(input_dataset_key(index))
+    named = dataset.as_named_input(azureml_input_name(index))
     target = str(config.target_folder) if config.target_folder is not None else None
     if config.use_mounting:
         return named.as_mount(path_on_compute=target)
@@ -44,7 +44,7 @@ def output_configuration(aml_datastore: Any, config: DatasetConfig, index: int) 
 
     source = str(config.target_folder) if config.target_folder is not None else None
     output = OutputFileDatasetConfig(
-        name=output_dataset_key(index),
+        name=azureml_output_name(index),
         destination=(aml_datastore, output_destination(config)),
         source=source,
     ).register_on_complete(config.name)

@@ -1,30 +1,22 @@
 """The AzureML (SDK v1) half of `himl_tasks.runtime`: used only inside an AzureML run.
 
-Inputs and outputs are found under hi-ml's names, `INPUT_<i>` and `OUTPUT_<i>`, which the
-AzureML backend gives them when it submits the job.
+Inputs and outputs are found under hi-ml's names, `INPUT_<i>` and `OUTPUT_<i>`
+(`himl_tasks.job_variables`), which the AzureML backend gives them when it submits the job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from himl_tasks import job_variables
+from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_checkpoint
+from himl_tasks.runtime import AzureRunInfo, is_local_rank_zero
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from himl_tasks.backends.base import Backend
-    from himl_tasks.runtime import AzureRunInfo
-
-
-def input_dataset_key(index: int) -> str:
-    """The name under which input dataset `index` reaches the run."""
-    return f"INPUT_{index}"
-
-
-def output_dataset_key(index: int) -> str:
-    """The name under which output dataset `index` reaches the run."""
-    return f"OUTPUT_{index}"
 
 
 @dataclass(frozen=True)
@@ -45,7 +37,7 @@ class AzureMLRunContext:
                 self.run.log_row(name, step=step, value=value)
 
 
-def azureml_run_context() -> AzureMLRunContext:
+def run_context() -> AzureMLRunContext:
     """The current AzureML run."""
     from azureml.core import Run
 
@@ -53,16 +45,14 @@ def azureml_run_context() -> AzureMLRunContext:
     return AzureMLRunContext(run=run, run_id=run.id, experiment=run.experiment.name)
 
 
-def azureml_run_info(context: Any) -> AzureRunInfo:
+def run_info() -> AzureRunInfo:
     """Where the data of the current AzureML run is."""
-    from himl_tasks.runtime import AzureRunInfo
-
-    run = context.run
-    inputs: Mapping[str, Any] = run.input_datasets
-    outputs: Mapping[str, Any] = getattr(run, "output_datasets", {}) or {}
+    context = run_context()
+    inputs: Mapping[str, Any] = context.run.input_datasets
+    outputs: Mapping[str, Any] = getattr(context.run, "output_datasets", {}) or {}
     return AzureRunInfo(
-        input_datasets=_numbered(inputs, input_dataset_key),
-        output_datasets=_numbered(outputs, output_dataset_key),
+        input_datasets=_numbered(inputs, job_variables.azureml_input_name),
+        output_datasets=_numbered(outputs, job_variables.azureml_output_name),
         output_folder=Path.cwd() / "outputs",
         logs_folder=Path.cwd() / "logs",
         run=context,
@@ -70,7 +60,7 @@ def azureml_run_info(context: Any) -> AzureRunInfo:
     )
 
 
-def _numbered(found: Mapping[str, Any], key: Any) -> list[Path | None]:
+def _numbered(found: Mapping[str, Any], key: Callable[[int], str]) -> list[Path | None]:
     count = 0
     while key(count) in found:
         count += 1
@@ -96,8 +86,8 @@ def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
     import shutil
     import tempfile
 
-    from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, download_checkpoints
-    from himl_tasks.runtime import _latest_recovery_checkpoint, is_local_rank_zero
+    # Only a resumed job pays for the transfer engine.
+    from himl_tasks.backends.checkpoint_files import download_checkpoints
 
     try:
         prefix = folder.absolute().relative_to(Path.cwd()).as_posix()
@@ -108,7 +98,7 @@ def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
         download_checkpoints(
             backend, backend.get_run_ref(recovery_id), Path(scratch), checkpoint_folder=prefix
         )
-        latest = _latest_recovery_checkpoint(Path(scratch) / prefix)
+        latest = latest_recovery_checkpoint(Path(scratch) / prefix)
         if latest is not None and is_local_rank_zero():
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy2(latest, folder / latest.name)

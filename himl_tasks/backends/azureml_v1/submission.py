@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.job_variables import RESUME_FROM
+from himl_tasks.job_variables import AZUREML_V1_IN_JOB, IN_JOB, RESUME_FROM
 from himl_tasks.secret_reference import plain_values
 from himl_tasks.snapshot import IGNORE_FILE, Snapshot
 
@@ -108,6 +108,7 @@ def script_run_config(
         config = ScriptRunConfig(script=script, arguments=list(spec.script_args), **common)
     run_config = config.run_config
     variables = dict(environment_variables or plain_values(spec.environment_variables))
+    variables[IN_JOB] = AZUREML_V1_IN_JOB  # how the job's runtime finds its in-job half
     if spec.resume_from:
         variables[RESUME_FROM] = spec.resume_from
     run_config.environment_variables = variables

@@ -47,7 +47,7 @@ from himl_tasks.backends.local.workspace_config import (
     LocalWorkspaceConfig,
     workspace_root,
 )
-from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER
+from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_checkpoint
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ComputeNotFoundError,
@@ -67,7 +67,6 @@ from himl_tasks.runs import (
     split_recovery_id,
     write_most_recent_run,
 )
-from himl_tasks.runtime import find_latest_recovery_checkpoint
 from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
 from himl_tasks.snapshot import Snapshot
 from himl_tasks.storage import Datastore, LocalDatastore
@@ -426,12 +425,12 @@ class LocalBackend(Backend):
 
         It lands in `outputs/checkpoints/`, where the job looks first. That checkpoint is all
         a resubmitted job gets, as on AzureML, where a new run starts with an empty `outputs/`
-        and fetches it from the lost run (`find_latest_recovery_checkpoint`); only a run the
-        platform restarts itself keeps its whole `outputs/`.
+        and fetches it from the lost run (`find_latest_recovery_checkpoint` in the job); only a
+        run the platform restarts itself keeps its whole `outputs/`.
         """
         previous = resumed_run_dir / "snapshot"
         folder = DEFAULT_CHECKPOINT_FOLDER
-        latest = find_latest_recovery_checkpoint(previous / folder)
+        latest = latest_recovery_checkpoint(previous / folder)
         if latest is not None:
             (work_dir / folder).mkdir(parents=True, exist_ok=True)
             shutil.copy2(latest, work_dir / folder / latest.name)

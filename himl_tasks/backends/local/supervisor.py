@@ -418,6 +418,7 @@ class _Supervisor:
             {
                 "PYTHONPATH": os.pathsep.join(python_path),
                 "PYTHONUNBUFFERED": "1",
+                env_names.IN_JOB: env_names.LOCAL_IN_JOB,
                 env_names.WORKSPACE: str(self.registry.root),
                 env_names.RUN_ID: self.run.run_id,
                 env_names.EXPERIMENT: self.run.experiment,

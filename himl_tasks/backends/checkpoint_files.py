@@ -1,0 +1,39 @@
+"""Downloading a run's checkpoints, the same way on every backend and inside distributed jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from himl_tasks.backends.base import Backend
+from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER
+from himl_tasks.runs import RunRef
+from himl_tasks.runtime import is_local_rank_zero, torch_barrier
+from himl_tasks.storage import TransferReport
+
+
+def download_checkpoints(
+    backend: Backend,
+    ref: RunRef,
+    destination: Path,
+    *,
+    checkpoint_folder: str = DEFAULT_CHECKPOINT_FOLDER,
+) -> TransferReport | None:
+    """Downloads a run's checkpoints into `destination`, always checking their MD5s.
+
+    Files keep their names in the run (`outputs/checkpoints/...`). Inside a distributed job
+    only the first process on each node downloads, and every process waits at a barrier until
+    it is done, so that all of them find the files afterwards.
+
+    Returns:
+        The transfer's report, or None in processes that did not download.
+
+    Raises:
+        RemoteFilesNotFoundError: If the run has no files under `checkpoint_folder`.
+        ChecksumMismatchError: If a file's bytes do not match its stored MD5.
+    """
+    report = None
+    if is_local_rank_zero():
+        prefix = checkpoint_folder.rstrip("/") + "/"
+        report = backend.download_files(ref, prefix, destination, validate_checksum=True)
+    torch_barrier()
+    return report

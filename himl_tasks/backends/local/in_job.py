@@ -1,0 +1,86 @@
+"""The local backend's half of `himl_tasks.runtime`: used only inside a local run.
+
+The supervisor tells the job everything through `HIML_*` variables (`himl_tasks.job_variables`):
+the workspace, the run, its attempt and the folders of its datasets. Metrics go into the
+workspace's registry. A resumed run's checkpoint is restored by the backend before the job
+starts, so nothing is fetched from inside the job.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from himl_tasks import job_variables
+from himl_tasks.errors import ConfigurationError
+from himl_tasks.runtime import AzureRunInfo
+
+
+@dataclass(frozen=True)
+class LocalRunContext:
+    """A run of the local backend, seen from inside its job."""
+
+    workspace: Path
+    run_id: str
+    experiment: str
+    attempt: int
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Records metric values in the workspace's registry, for this attempt."""
+        from himl_tasks.backends.local.registry import Registry  # only jobs that log pay for it
+
+        rows = [(name, float(value), step) for name, value in values.items()]
+        Registry(self.workspace).log_metrics(self.run_id, self.attempt, rows)
+
+
+def run_context() -> LocalRunContext:
+    """The local run this process belongs to.
+
+    Raises:
+        ConfigurationError: If a variable the supervisor sets is missing.
+    """
+    return LocalRunContext(
+        workspace=Path(_required(job_variables.WORKSPACE)),
+        run_id=_required(job_variables.RUN_ID),
+        experiment=os.environ.get(job_variables.EXPERIMENT, ""),
+        attempt=int(os.environ.get(job_variables.ATTEMPT, "1")),
+    )
+
+
+def run_info() -> AzureRunInfo:
+    """Where the data of the current local run is.
+
+    Raises:
+        ConfigurationError: If a variable the supervisor sets is missing.
+    """
+    return AzureRunInfo(
+        input_datasets=_folders(job_variables.INPUT_DATASET_COUNT, job_variables.input_dataset),
+        output_datasets=_folders(job_variables.OUTPUT_DATASET_COUNT, job_variables.output_dataset),
+        output_folder=Path(_required(job_variables.OUTPUT_FOLDER)),
+        logs_folder=Path(_required(job_variables.LOGS_FOLDER)),
+        run=run_context(),
+        is_running_in_azure_ml=False,
+    )
+
+
+def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
+    """Does nothing: `LocalBackend` restores the resumed run's checkpoint before the job starts."""
+
+
+def _folders(count_variable: str, variable: Callable[[int], str]) -> list[Path | None]:
+    count = int(os.environ.get(count_variable, "0"))
+    return [
+        Path(os.environ[variable(i)]) if variable(i) in os.environ else None for i in range(count)
+    ]
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigurationError(
+            f"the environment variable {name} is not set, but {job_variables.IN_JOB} says this "
+            "process is a local run's job; the local backend sets both when it starts a job"
+        )
+    return value

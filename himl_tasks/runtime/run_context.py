@@ -1,0 +1,53 @@
+"""What a job sees of its run: the run itself, and where its data is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class RunContext(Protocol):
+    """The run a script is part of, as far as the script needs it."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        ...
+
+    @property
+    def experiment(self) -> str:
+        """The run's experiment."""
+        ...
+
+    @property
+    def attempt(self) -> int:
+        """The attempt this process belongs to (1 for the first)."""
+        ...
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Records metric values."""
+        ...
+
+
+@dataclass(frozen=True)
+class AzureRunInfo:
+    """Where a script finds its data and writes its results (hi-ml's `AzureRunInfo`).
+
+    Attributes:
+        input_datasets: A folder per input dataset, in the job spec's order (None outside a
+            job when the config has no `local_folder`).
+        output_datasets: A folder per output dataset, likewise.
+        output_folder: Where to write results kept with the run (`outputs/`).
+        logs_folder: Where to write logs kept with the run (`logs/`).
+        run: The run, inside a job; None in a plain `python script.py`.
+        is_running_in_azure_ml: True inside an AzureML run.
+    """
+
+    input_datasets: list[Path | None]
+    output_datasets: list[Path | None]
+    output_folder: Path | None
+    logs_folder: Path | None
+    run: Any = None
+    is_running_in_azure_ml: bool = False
