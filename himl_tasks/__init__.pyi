@@ -20,8 +20,10 @@ from .errors import ContainerNotFoundError as ContainerNotFoundError
 from .errors import DatasetNotFoundError as DatasetNotFoundError
 from .errors import DatastoreNotFoundError as DatastoreNotFoundError
 from .errors import HimlError as HimlError
+from .errors import InputPathNotFoundError as InputPathNotFoundError
 from .errors import InvalidInputError as InvalidInputError
 from .errors import JobFailedError as JobFailedError
+from .errors import JobTimeoutError as JobTimeoutError
 from .errors import LocalFileError as LocalFileError
 from .errors import LocalFileNotFoundError as LocalFileNotFoundError
 from .errors import LocalIsADirectoryError as LocalIsADirectoryError

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from himl_tasks.errors import JobTimeoutError
 from himl_tasks.runs import RunRef, RunState
 
 
@@ -15,7 +16,7 @@ def wait_until_terminal(
     """Polls a run until it ends; returns its final state.
 
     Raises:
-        TimeoutError: If it has not ended after `timeout` seconds.
+        JobTimeoutError: If it has not ended after `timeout` seconds (a TimeoutError).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -23,7 +24,7 @@ def wait_until_terminal(
         if state.is_terminal:
             return state
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"run {ref} is still {state.status} after {timeout:g} s")
+            raise JobTimeoutError(f"run {ref} is still {state.status} after {timeout:g} s")
         time.sleep(poll)
 
 

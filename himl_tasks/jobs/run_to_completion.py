@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.watching import LineBuffer
-from himl_tasks.errors import InvalidInputError, JobFailedError
+from himl_tasks.errors import InvalidInputError, JobFailedError, JobTimeoutError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number
 from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
@@ -122,7 +122,7 @@ def watch_run(
     to its end.
 
     Raises:
-        TimeoutError: If the run has not ended after `settings.timeout_seconds`.
+        JobTimeoutError: If the run has not ended after `settings.timeout_seconds`.
     """
     deadline = time.monotonic() + settings.timeout_seconds
     pause = settings.first_poll_seconds
@@ -142,7 +142,7 @@ def watch_run(
             canceled = True
             continue
         if time.monotonic() >= deadline:
-            raise TimeoutError(
+            raise JobTimeoutError(
                 f"run {ref} is still {state.status} after {settings.timeout_seconds:g} s"
             )
         time.sleep(min(pause, max(0.0, deadline - time.monotonic())))

@@ -25,7 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path, PurePath
 from typing import Concatenate, ParamSpec, TypeVar
 
-from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
+from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
 from himl_tasks.storage.local_errors import translated_local_errors
@@ -204,7 +204,7 @@ class Datastore(abc.ABC):
         folder = local_path("local_folder", local_folder)
         check_flags(overwrite=overwrite, skip_identical=skip_identical)
         if not folder.exists():
-            raise InvalidInputError(f"cannot upload {folder}: no such folder")
+            raise InputPathNotFoundError(f"cannot upload {folder}: no such folder")
         if not folder.is_dir():
             raise InvalidInputError(
                 f"cannot upload {folder}: it is a file, not a folder; use upload_files for files"
