@@ -74,3 +74,17 @@ def test_every_module_of_the_package_has_a_layer(graph: grimp.ImportGraph) -> No
     config.read(ROOT / ".importlinter")
     layered = set(re.findall(r"himl_tasks\.\w+", config["importlinter:contract:layers"]["layers"]))
     assert sorted(graph.find_children("himl_tasks") - layered) == []
+
+
+def test_the_package_imports_its_names_from_where_they_are_defined(
+    graph: grimp.ImportGraph,
+) -> None:
+    # `from himl_tasks import X` inside the package goes through the lazy loader: the real
+    # dependency (X's module, perhaps a layer above) would be invisible to these checks.
+    importers = {
+        f"{d['importer']} l.{d['line_number']}: {d['line_contents']}"
+        for importer in graph.find_modules_that_directly_import("himl_tasks")
+        if importer.startswith("himl_tasks.")
+        for d in graph.get_import_details(importer=importer, imported="himl_tasks")
+    }
+    assert sorted(importers) == []
