@@ -10,6 +10,7 @@ import pytest
 from himl_tasks import errors
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.errors import (
+    ContainerNotFoundError,
     HimlError,
     InputPathNotFoundError,
     InvalidInputError,
@@ -20,6 +21,7 @@ from himl_tasks.errors import (
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import get_most_recent_run
 from himl_tasks.storage import Datastore, LocalDatastore
+from himl_tasks.storage.local_errors import translated_local_errors
 
 BUILTIN_OF = {
     # A thing looked up by name that is not there: a LookupError (not KeyError, whose str()
@@ -83,6 +85,37 @@ def test_a_bad_name_is_not_an_os_error() -> None:
     # Refused while planning, before any I/O: code that retries or translates OSErrors must
     # not take it for a failed read or write.
     assert not issubclass(errors.UnusableNamesError, OSError)
+
+
+def test_himl_errors_that_are_os_errors_are_not_translated_again() -> None:
+    # The storage engine turns OSErrors escaping an operation into LocalFileErrors; the himl
+    # errors that are now OSErrors too must come out as they went in.
+    raised = [
+        errors.ChecksumMismatchError("ds", "a.txt", "00", "11"),
+        errors.TransferFailedError("ds", "failed"),
+        errors.RemoteFileChangedError("ds", "a.txt", 3, "replaced"),
+        errors.SourceChangedError("ds", Path("a.txt"), "a.txt", 3, "modified"),
+        errors.StorageAccessError("ds", "refused"),
+        errors.ContainerNotFoundError("ds", "no container"),
+        errors.RemoteFilesNotFoundError("ds", "nothing"),
+        errors.InputPathNotFoundError("no such folder"),
+        errors.JobTimeoutError("still running"),
+    ]
+    for error in raised:
+        with pytest.raises(type(error)) as caught, translated_local_errors("ds"):
+            raise error
+        assert caught.value is error
+
+
+def test_a_missing_datastore_folder_stays_container_not_found(tmp_path: Path) -> None:
+    store = LocalDatastore(tmp_path / "datastore", name="folderstore", create=True)
+    (tmp_path / "datastore").rmdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_bytes(b"a")
+    with pytest.raises(FileNotFoundError) as caught:
+        store.upload_folder(tmp_path / "data", "data")
+    assert type(caught.value) is ContainerNotFoundError  # not a LocalFileNotFoundError
+    assert "folder" in str(caught.value) and "does not exist" in str(caught.value)
 
 
 def test_a_missing_folder_to_upload_is_caught_as_file_not_found(
