@@ -10,7 +10,7 @@ UV_VERSION := 0.13.8
 FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 UV_FIND_LINKS := $(foreach dir,$(FIND_LINKS),--find-links $(dir))
 
-.PHONY: env demo test lint typecheck unit bench lock clean
+.PHONY: env demo test lint typecheck imports unit bench lock clean
 
 env: $(VENV)/.synced node_modules/.installed
 
@@ -41,10 +41,14 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy
 
+# The layering rules of DESIGN.md (contracts in .importlinter); the cycle test is in tests/.
+imports: env
+	$(VENV)/bin/lint-imports --no-cache
+
 unit: env
 	$(PY) -m pytest
 
-test: lint typecheck unit
+test: lint typecheck imports unit
 
 bench: env
 	$(PY) -m benchmarks.transfer

@@ -1,38 +1,54 @@
 """The exceptions himl-tasks raises, one small tree.
 
+Each error is also the builtin exception that a Python programmer would catch for that kind of
+failure (shown after the colon), so `except FileNotFoundError` or `except ValueError` works as it
+does with the standard library and fsspec: a missing thing is a LookupError (a missing file a
+FileNotFoundError), a bad argument a ValueError, a failed read or write an OSError, an expired
+wait a TimeoutError.
+
 ```
 HimlError
 ├── ConfigurationError            a setting is missing or wrong; the message says which and where
-│   ├── DatastoreNotFoundError    no datastore of that name in the workspace
-│   ├── ComputeNotFoundError      no compute cluster of that name in the workspace
-│   └── WorkspaceNotFoundError    no AzureML workspace given or found; lists where it looked
-├── InvalidInputError             an argument is unusable (missing folder, file for a folder, ...)
+│   ├── DatastoreNotFoundError    : LookupError; no datastore of that name in the workspace
+│   ├── ComputeNotFoundError      : LookupError; no compute cluster of that name in the workspace
+│   └── WorkspaceNotFoundError    : LookupError; no AzureML workspace given or found; lists where
+│                                   it looked
+├── InvalidInputError             : ValueError; an argument is unusable (file for a folder, ...)
+│   ├── InputPathNotFoundError    : FileNotFoundError; a file or folder given does not exist
 │   └── SnapshotTooLargeError     the job's snapshot is over AzureML's size or file-count limit
-├── DatasetNotFoundError          no dataset (or no such version) of that name; lists what exists
-├── RunNotFoundError              no run with that id
+├── DatasetNotFoundError          : LookupError; no dataset (or no such version) of that name;
+│                                   lists what exists
+├── RunNotFoundError              : LookupError; no run with that id
 ├── JobFailedError                a job ended other than Completed; carries its final state
+├── JobTimeoutError               : TimeoutError; a wait for a run reached its deadline first
 └── StorageError                  a datastore operation failed; carries the datastore's name
-    ├── StorageAccessError        the datastore refused the credential (401/403)
-    ├── ContainerNotFoundError    the blob container does not exist
-    ├── RemoteFilesNotFoundError  nothing in the datastore matches a prefix
-    ├── UnusableNamesError        names a transfer cannot write where they would go (too long,
-    │   │                         a file and a folder at once, control characters, ...); lists
-    │   │                         every such name with why, found before anything is written;
-    │   │                         also an InvalidInputError
+    ├── StorageAccessError        : PermissionError; the datastore refused the credential
+    ├── ContainerNotFoundError    : FileNotFoundError; the blob container (or folder) does not
+    │                               exist
+    ├── RemoteFilesNotFoundError  : FileNotFoundError; nothing in the datastore matches a prefix
+    ├── UnusableNamesError        : ValueError (an InvalidInputError); names a transfer cannot
+    │   │                         write where they would go (too long, a file and a folder at
+    │   │                         once, control characters, ...); lists every such name with
+    │   │                         why, found before anything is written
     │   └── UnsafeBlobNameError   one of them would land outside the destination folder
-    ├── LocalFileError            a local file or folder could not be read or written (also an
-    │   │                         OSError, with its errno); carries the path
-    │   ├── LocalFileNotFoundError      ... and FileNotFoundError (e.g. removed after the plan)
-    │   ├── LocalPermissionError        ... and PermissionError
-    │   ├── LocalNotADirectoryError     ... and NotADirectoryError
-    │   └── LocalIsADirectoryError      ... and IsADirectoryError
-    ├── ChecksumMismatchError     the bytes received do not match the stored MD5
-    ├── TransferFailedError       a transient error (timeouts included) persisted through every
-    │                             retry, an unexpected answer from the service, or a request that
-    │                             could not be made (never retried)
-    ├── RemoteFileChangedError    a datastore file kept changing while it was downloaded
-    └── SourceChangedError        a local file kept changing while it was uploaded
+    ├── LocalFileError            : OSError, with its errno; a local file or folder could not be
+    │   │                         read or written during a transfer; carries the path
+    │   ├── LocalFileNotFoundError      : FileNotFoundError (e.g. removed after the plan)
+    │   ├── LocalPermissionError        : PermissionError
+    │   ├── LocalNotADirectoryError     : NotADirectoryError
+    │   └── LocalIsADirectoryError      : IsADirectoryError
+    ├── ChecksumMismatchError     : OSError; the bytes received do not match the stored MD5
+    ├── TransferFailedError       : OSError; a transient error (timeouts included) persisted
+    │                             through every retry, an unexpected answer from the service, or
+    │                             a request that could not be made (never retried)
+    ├── RemoteFileChangedError    : OSError; a datastore file kept changing while it was
+    │                             downloaded
+    └── SourceChangedError        : OSError; a local file kept changing while it was uploaded
 ```
+
+ConfigurationError, JobFailedError and StorageError themselves are no builtin: no builtin means
+"a setting is wrong" or "the job failed", and a datastore operation can fail on a bad name
+(ValueError) as well as on I/O (OSError).
 
 Errors from libraries below (aiohttp, azure-storage-blob, the OS) are translated at the boundary
 where they happen. Messages never contain keys, SAS tokens or passwords.
@@ -54,15 +70,15 @@ class ConfigurationError(HimlError):
     """A setting is missing or wrong."""
 
 
-class DatastoreNotFoundError(ConfigurationError):
+class DatastoreNotFoundError(ConfigurationError, LookupError):
     """No datastore of the requested name is configured."""
 
 
-class ComputeNotFoundError(ConfigurationError):
+class ComputeNotFoundError(ConfigurationError, LookupError):
     """No compute cluster of the requested name exists."""
 
 
-class WorkspaceNotFoundError(ConfigurationError):
+class WorkspaceNotFoundError(ConfigurationError, LookupError):
     """No workspace was given and none was found; the message lists every place looked at."""
 
 
@@ -70,15 +86,19 @@ class InvalidInputError(HimlError, ValueError):
     """An argument cannot be used: the message names it and says what would work."""
 
 
+class InputPathNotFoundError(InvalidInputError, FileNotFoundError):
+    """A file or folder given as an argument does not exist; found before anything was done."""
+
+
 class SnapshotTooLargeError(InvalidInputError):
     """The snapshot folder is over the size or file-count limit of a job snapshot."""
 
 
-class DatasetNotFoundError(HimlError):
+class DatasetNotFoundError(HimlError, LookupError):
     """No dataset of that name, or not the requested version."""
 
 
-class RunNotFoundError(HimlError):
+class RunNotFoundError(HimlError, LookupError):
     """No run with the requested id exists in the workspace."""
 
 
@@ -104,6 +124,13 @@ class JobFailedError(HimlError):
         self.state = state
 
 
+class JobTimeoutError(HimlError, TimeoutError):
+    """A wait for a run reached its deadline before the run ended.
+
+    The wait does not cancel the run: it goes on, and can be waited for again.
+    """
+
+
 class StorageError(HimlError):
     """A datastore operation failed.
 
@@ -116,15 +143,15 @@ class StorageError(HimlError):
         self.datastore = datastore
 
 
-class StorageAccessError(StorageError):
+class StorageAccessError(StorageError, PermissionError):
     """The datastore refused the credential, or the credential lacks a permission."""
 
 
-class ContainerNotFoundError(StorageError):
+class ContainerNotFoundError(StorageError, FileNotFoundError):
     """The blob container behind a datastore does not exist."""
 
 
-class RemoteFilesNotFoundError(StorageError):
+class RemoteFilesNotFoundError(StorageError, FileNotFoundError):
     """No file in the datastore matches the requested prefix."""
 
 
@@ -186,7 +213,7 @@ class LocalIsADirectoryError(LocalFileError, IsADirectoryError):
 # ---- end of names and local files ---------------------------------------------------------
 
 
-class ChecksumMismatchError(StorageError):
+class ChecksumMismatchError(StorageError, OSError):
     """The MD5 of the bytes received differs from the MD5 the datastore holds.
 
     Attributes:
@@ -203,11 +230,11 @@ class ChecksumMismatchError(StorageError):
         self.blob_name = blob_name
 
 
-class TransferFailedError(StorageError):
+class TransferFailedError(StorageError, OSError):
     """A transfer failed after retries, or the service answered in an unexpected way."""
 
 
-class RemoteFileChangedError(StorageError):
+class RemoteFileChangedError(StorageError, OSError):
     """A datastore file was replaced or rewritten each time it was downloaded.
 
     Nothing was written for it: a download never stitches a file from two versions.
@@ -228,7 +255,7 @@ class RemoteFileChangedError(StorageError):
         self.attempts = attempts
 
 
-class SourceChangedError(StorageError):
+class SourceChangedError(StorageError, OSError):
     """A local file was modified each time it was uploaded.
 
     Nothing was stored for it: an upload never commits bytes that are not one state of a file.

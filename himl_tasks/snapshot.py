@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pathspec
 
-from himl_tasks.errors import InvalidInputError, SnapshotTooLargeError
+from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, SnapshotTooLargeError
 
 # AzureML's limits for a job snapshot.
 MAX_SNAPSHOT_BYTES = 300 * 1024 * 1024
@@ -113,8 +113,10 @@ class Snapshot:
             InvalidInputError: If the script is missing, outside the root, or excluded by the
                 ignore rules.
         """
+        if not script.exists():
+            raise InputPathNotFoundError(f"the entry script {script} does not exist")
         if not script.is_file():
-            raise InvalidInputError(f"the entry script {script} does not exist")
+            raise InvalidInputError(f"the entry script {script} is not a file")
         try:
             relative = script.resolve().relative_to(self.root.resolve())
         except ValueError:

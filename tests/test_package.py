@@ -24,8 +24,11 @@ PUBLIC = [
     "DatastoreNotFoundError",
     "FailureKind",
     "HimlError",
+    "InputPathNotFoundError",
     "InvalidInputError",
+    "JobFailedError",
     "JobSpec",
+    "JobTimeoutError",
     "LocalBackend",
     "LocalDatastore",
     "LocalFileError",
@@ -38,12 +41,14 @@ PUBLIC = [
     "MedianStoppingPolicy",
     "Metric",
     "Preemption",
+    "PreemptionMode",
     "Priority",
     "RemoteFile",
     "RemoteFileChangedError",
     "RemoteFilesNotFoundError",
     "ResolvedDataset",
     "RunNotFoundError",
+    "RunPlan",
     "RunRef",
     "RunState",
     "RunStatus",
@@ -71,9 +76,16 @@ PUBLIC = [
 
 
 def test_public_names_are_pinned_and_all_resolve() -> None:
+    # The names come from himl_tasks/__init__.pyi, the one list; this pins it.
     assert himl_tasks.__all__ == PUBLIC
+    assert dir(himl_tasks) == PUBLIC
     for name in PUBLIC:
         assert getattr(himl_tasks, name).__name__ == name
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    # hasattr() and `from himl_tasks import X` rely on AttributeError, not another exception.
+    assert not hasattr(himl_tasks, "LocalBackends")
 
 
 def test_importing_the_package_loads_no_heavy_dependency() -> None:

@@ -27,7 +27,7 @@ from typing import ClassVar
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
 from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LineBuffer, PollSchedule, polls
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
-from himl_tasks.errors import InvalidInputError
+from himl_tasks.errors import InvalidInputError, JobTimeoutError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState, write_most_recent_run
@@ -284,7 +284,7 @@ class Backend(abc.ABC):
 
         Raises:
             InvalidInputError: For a timeout or pause that is not a usable number of seconds.
-            TimeoutError: If the run has not ended by the deadline.
+            JobTimeoutError: If the run has not ended by the deadline (a TimeoutError).
         """
         schedule = self._schedule(timeout_seconds, poll_seconds)
         lines, offset, canceled = LineBuffer(), 0, False
@@ -303,7 +303,7 @@ class Backend(abc.ABC):
                 self.cancel(ref)
                 canceled = True
         status = state.status if state is not None else "unknown"
-        raise TimeoutError(f"run {ref} is still {status} after {schedule.timeout_seconds:g} s")
+        raise JobTimeoutError(f"run {ref} is still {status} after {schedule.timeout_seconds:g} s")
 
     def wait(
         self, ref: RunRef, *, timeout: float | None = None, poll: float | None = None
@@ -311,7 +311,7 @@ class Backend(abc.ABC):
         """Waits until the run ends; returns its final state (`watch` without the log).
 
         Raises:
-            TimeoutError: If it has not ended after `timeout` seconds.
+            JobTimeoutError: If it has not ended after `timeout` seconds (a TimeoutError).
         """
         return self.watch(ref, timeout_seconds=timeout, poll_seconds=poll)
 
@@ -326,7 +326,7 @@ class Backend(abc.ABC):
         """Yields the lines of the run's driver log; with `follow`, until the run ends.
 
         Raises:
-            TimeoutError: When following, if the run has not ended by the deadline.
+            JobTimeoutError: When following, if the run has not ended by the deadline.
         """
         schedule = self._schedule(timeout, poll, first=LOG_POLL_SECONDS)
         lines, offset = LineBuffer(), 0
@@ -338,7 +338,7 @@ class Backend(abc.ABC):
             if ended:
                 yield from lines.flush()
                 return
-        raise TimeoutError(f"run {ref} is still going after {schedule.timeout_seconds:g} s")
+        raise JobTimeoutError(f"run {ref} is still going after {schedule.timeout_seconds:g} s")
 
     def _schedule(
         self, timeout: float | None, poll: float | None, *, first: float = FIRST_POLL_SECONDS

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from himl_tasks.storage.base import Datastore, TransferSession
+from himl_tasks.storage.base import Datastore
 from himl_tasks.storage.local import LocalDatastore
 from himl_tasks.storage.models import RemoteFile, TransferReport
 from himl_tasks.storage.retry import RequestRetryPolicy, RequestTimeouts
+from himl_tasks.storage.session import TransferSession
 
 if TYPE_CHECKING:
     from himl_tasks.storage.blob import BlobDatastore

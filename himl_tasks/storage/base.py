@@ -22,11 +22,10 @@ import stat
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Concatenate, ParamSpec, TypeVar
 
-from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
+from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.storage.aio import run_sync as _run
 from himl_tasks.storage.checksum_cache import files_md5, remember_md5s
 from himl_tasks.storage.local_errors import translated_local_errors
@@ -48,6 +47,7 @@ from himl_tasks.storage.partials import PARTIAL_SUFFIX as PARTIAL_SUFFIX
 from himl_tasks.storage.partials import partial_path as partial_path
 from himl_tasks.storage.partials import remove_leftovers
 from himl_tasks.storage.progress import TransferProgress
+from himl_tasks.storage.session import TransferSession
 from himl_tasks.storage.transfer_inputs import (
     LocalFile,
     check_flags,
@@ -64,95 +64,6 @@ D = TypeVar("D", bound="Datastore")
 
 SMALL_FILE_BYTES = 1024 * 1024
 """Files up to this size are hashed eagerly when uploading (cheap, and overlaps the listing)."""
-
-
-@dataclass(frozen=True)
-class SentFile:
-    """What `TransferSession.put` stored.
-
-    Attributes:
-        status: The local file's stat fields while it was read: every byte stored is of this
-            state of the file.
-        md5: The MD5 of the bytes sent, if it was computed on the way; else None.
-    """
-
-    status: os.stat_result
-    md5: bytes | None = None
-
-    @property
-    def size(self) -> int:
-        """Bytes stored."""
-        return self.status.st_size
-
-
-class TransferSession(abc.ABC):
-    """The primitives one datastore provides, valid while its session is open."""
-
-    @abc.abstractmethod
-    async def list_files(self, prefix: str) -> list[RemoteFile]:
-        """Lists files whose names start with `prefix` (any order)."""
-
-    @abc.abstractmethod
-    async def put(
-        self, source: Path, name: str, progress: TransferProgress, *, replace: bool = True
-    ) -> SentFile:
-        """Stores a local file under `name` with its MD5, replacing what is there, atomically.
-
-        What is stored is one state of the file (see `pinning`): if the file changes while it
-        is read, nothing is stored and `ChangedWhileReadError` is raised.
-
-        Args:
-            source: The local file.
-            name: Its name in the datastore.
-            progress: Told of the bytes sent.
-            replace: Replace a file stored under `name`. If False, one stored there meanwhile
-                (by another writer, after the plan) is kept, atomically.
-
-        Returns:
-            The state of the file that was stored, with the MD5 of its bytes if computed.
-
-        Raises:
-            ChangedWhileReadError: If the file changed while it was read (the engine sends it
-                again).
-            DestinationTakenError: If not `replace` and a file is stored under `name`.
-        """
-
-    @abc.abstractmethod
-    async def get(
-        self, remote: RemoteFile, destination: Path, validate: bool, progress: TransferProgress
-    ) -> bool:
-        """Writes a file's bytes to `destination` (a temporary name the engine renames).
-
-        The bytes are those of the version listed (`remote.version`, else the one first seen);
-        if that version is replaced while it is read, `ChangedWhileReadError` is raised.
-
-        Returns:
-            True if the bytes were checked against a stored MD5 (only when `validate`).
-
-        Raises:
-            ChecksumMismatchError: If `validate` and the bytes do not match the stored MD5.
-            ChangedWhileReadError: If the file is not, or is no longer, the version listed (the
-                engine lists it again and fetches it again).
-        """
-
-    @abc.abstractmethod
-    async def delete(self, name: str) -> None:
-        """Deletes one file; a missing one is not an error."""
-
-    @abc.abstractmethod
-    async def exists(self, name: str) -> bool:
-        """Tells whether a file of exactly this name exists."""
-
-    async def write_problems(self, names: list[str]) -> dict[str, str]:
-        """Says why some names cannot be stored here, beyond what every datastore refuses.
-
-        A folder, for example, cannot hold a name longer than its file system allows, nor a
-        file where it holds a folder. Called while planning an upload, before anything is sent.
-
-        Returns:
-            {name: why} for each name that cannot be stored; by default none.
-        """
-        return {}
 
 
 def _local_errors_translated(
@@ -293,7 +204,7 @@ class Datastore(abc.ABC):
         folder = local_path("local_folder", local_folder)
         check_flags(overwrite=overwrite, skip_identical=skip_identical)
         if not folder.exists():
-            raise InvalidInputError(f"cannot upload {folder}: no such folder")
+            raise InputPathNotFoundError(f"cannot upload {folder}: no such folder")
         if not folder.is_dir():
             raise InvalidInputError(
                 f"cannot upload {folder}: it is a file, not a folder; use upload_files for files"

@@ -20,7 +20,7 @@ from yarl import URL
 
 from himl_tasks.errors import ChecksumMismatchError, InvalidInputError, TransferFailedError
 from himl_tasks.storage.aio import to_thread_to_end
-from himl_tasks.storage.base import Datastore, SentFile, TransferSession
+from himl_tasks.storage.base import Datastore
 from himl_tasks.storage.blob_auth import AccountKeyAuth, BlobAuth, SasAuth, TokenAuth, redact
 from himl_tasks.storage.blob_rest import ContainerRestClient, Response
 from himl_tasks.storage.hashing import bytes_md5, new_md5
@@ -29,6 +29,7 @@ from himl_tasks.storage.options import whole_number
 from himl_tasks.storage.pinning import ChangedWhileReadError, PinnedReader
 from himl_tasks.storage.progress import TransferProgress
 from himl_tasks.storage.retry import RequestRetryPolicy, RequestTimeouts
+from himl_tasks.storage.session import SentFile, TransferSession
 
 MIB = 1024 * 1024
 MAX_BLOCK_SIZE = 4000 * MIB

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from himl_tasks.storage.base import Datastore, SentFile, TransferSession
+from himl_tasks.storage.base import Datastore
 from himl_tasks.storage.models import RemoteFile
 from himl_tasks.storage.names import normalize_prefix
 from himl_tasks.storage.progress import TransferProgress
+from himl_tasks.storage.session import SentFile, TransferSession
 
 
 class FolderView(Datastore):

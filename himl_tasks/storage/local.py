@@ -12,7 +12,7 @@ from pathlib import Path, PurePath
 
 from himl_tasks.errors import ChecksumMismatchError, ContainerNotFoundError, InvalidInputError
 from himl_tasks.storage.aio import to_thread_to_end
-from himl_tasks.storage.base import Datastore, SentFile, TransferSession
+from himl_tasks.storage.base import Datastore
 from himl_tasks.storage.checksum_cache import files_md5
 from himl_tasks.storage.hashing import CHUNK_SIZE, new_md5
 from himl_tasks.storage.local_errors import translated_local_errors
@@ -27,6 +27,7 @@ from himl_tasks.storage.pinning import (
     file_version,
 )
 from himl_tasks.storage.progress import TransferProgress
+from himl_tasks.storage.session import SentFile, TransferSession
 
 
 class LocalDatastore(Datastore):

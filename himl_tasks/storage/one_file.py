@@ -21,7 +21,7 @@ from himl_tasks.storage.pinning import ATTEMPTS, ChangedWhileReadError
 from himl_tasks.storage.progress import TransferProgress
 
 if TYPE_CHECKING:
-    from himl_tasks.storage.base import SentFile, TransferSession
+    from himl_tasks.storage.session import SentFile, TransferSession
 
 T = TypeVar("T")
 

@@ -14,7 +14,12 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from himl_tasks.errors import InvalidInputError, UnsafeBlobNameError, UnusableNamesError
+from himl_tasks.errors import (
+    InputPathNotFoundError,
+    InvalidInputError,
+    UnsafeBlobNameError,
+    UnusableNamesError,
+)
 from himl_tasks.storage.options import flag
 from himl_tasks.storage.pinning import file_identity
 from himl_tasks.storage.progress import ProgressBar, SilentProgress, TransferProgress
@@ -104,7 +109,8 @@ def chosen_files(
                 what = "is not a regular file (a fifo, socket or device)"
             else:
                 what = "does not exist"
-            raise InvalidInputError(f"cannot upload {path}: it {what}; give existing files")
+            error = InputPathNotFoundError if what == "does not exist" else InvalidInputError
+            raise error(f"cannot upload {path}: it {what}; give existing files")
         if root is None:
             relative = path.name
         else:

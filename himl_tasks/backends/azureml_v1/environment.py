@@ -8,7 +8,7 @@ from typing import Any
 
 from himl_tasks.backends.azureml_v1.service import AzureMLService
 from himl_tasks.backends.azureml_v1.workspace import search_folders
-from himl_tasks.errors import ConfigurationError, InvalidInputError
+from himl_tasks.errors import ConfigurationError, InputPathNotFoundError, InvalidInputError
 from himl_tasks.job_spec import JobSpec
 
 CONDA_FILE_NAME = "environment.yml"
@@ -59,8 +59,10 @@ def build_environment(spec: JobSpec, service: AzureMLService, *, python_path: st
         dependencies.set_pip_option(f"--extra-index-url {spec.pip_extra_index_url}")
     if spec.private_pip_wheel_path is not None:
         wheel = Path(spec.private_pip_wheel_path)
+        if not wheel.exists():
+            raise InputPathNotFoundError(f"private_pip_wheel_path {wheel} does not exist")
         if not wheel.is_file():
-            raise InvalidInputError(f"private_pip_wheel_path {wheel} does not exist")
+            raise InvalidInputError(f"private_pip_wheel_path {wheel} is not a file")
         wheel_digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         dependencies.add_pip_package(service.add_private_wheel(wheel))
     if spec.docker_base_image:
@@ -83,8 +85,10 @@ def environment_name(conda_text: str, base_image: str, wheel_digest: str = "") -
 def _conda_file(spec: JobSpec, python_path: str) -> Path:
     if spec.conda_environment_file is not None:
         path = Path(spec.conda_environment_file)
+        if not path.exists():
+            raise InputPathNotFoundError(f"conda_environment_file {path} does not exist")
         if not path.is_file():
-            raise InvalidInputError(f"conda_environment_file {path} does not exist")
+            raise InvalidInputError(f"conda_environment_file {path} is not a file")
         return path
     start = spec.script_path.parent if spec.script_path is not None else spec.root
     found = find_conda_file(start, python_path)
