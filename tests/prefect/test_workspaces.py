@@ -58,12 +58,13 @@ def test_a_job_named_by_its_block_or_the_blocks_name_is_one_job(
 
 
 def test_the_same_block_gives_the_same_backend_in_a_process(
-    workspace: tuple[str, LocalBackend],
+    workspace: tuple[str, LocalBackend], tmp_path: Path
 ) -> None:
     name, backend = workspace
     assert backend_for(name) is backend_for(name)
     assert backend_for(name).root == backend.root  # type: ignore[attr-defined]
-    here, there = LocalWorkspace(root=str(backend.root)), LocalWorkspace(root="elsewhere")
+    here = LocalWorkspace(root=str(backend.root))
+    there = LocalWorkspace(root=str(tmp_path / "elsewhere"))
     assert backend_for(here) is backend_for(LocalWorkspace(root=str(backend.root)))
     assert backend_for(here) is not backend_for(there)
 
