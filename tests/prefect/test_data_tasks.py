@@ -47,7 +47,7 @@ def test_typed_results_travel_between_tasks_as_values_and_futures(
     block, _ = workspace
     write_tree(tmp_path / "raw", {"a.txt": b"a", "b/c.txt": b"cc"})
 
-    @task(cache_policy=NO_CACHE, persist_result=True)
+    @task(cache_policy=NO_CACHE)
     def describe(report: TransferReport, dataset: ResolvedDataset) -> str:
         return f"{report.operation} {report.files} files {report.bytes} B, then {dataset.uri}"
 
