@@ -21,14 +21,14 @@ from prefect.variables import Variable
 
 from himl_tasks import DatasetConfig, JobSpec, Priority
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.prefect.tasks import (
+from himl_tasks.prefect import (
     backend_for,
     cancel_started_jobs,
     download_run_files,
     ensure_dataset,
     forget_started_jobs,
     run_job,
-    upload_to_datastore,
+    upload_folder_to_datastore,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -142,16 +142,16 @@ def preprocess_then_train(
     for compute in {preprocess_compute, train_compute}:
         backend.check_compute(compute)
     raw_folder = export_digits(Path(tempfile.mkdtemp(prefix="himl-digits-")))
-    upload_to_datastore(workspace_block, "", raw_folder, raw_dataset)
+    upload_folder_to_datastore(workspace_block, "", raw_folder, raw_dataset)
     raw = ensure_dataset(workspace_block, raw_dataset)
 
     remembered = last_trained_variable(workspace_block, raw_dataset)
-    if skip_if_unchanged and Variable.get(remembered) == raw["version"]:
+    if skip_if_unchanged and Variable.get(remembered) == raw.version:
         print(
-            f"raw dataset {raw_dataset} is still version {raw['version']}, which the last "
+            f"raw dataset {raw_dataset} is still version {raw.version}, which the last "
             "successful training used: nothing to do"
         )
-        return {"skipped": True, "raw_dataset": f"{raw_dataset}:{raw['version']}"}
+        return {"skipped": True, "raw_dataset": f"{raw_dataset}:{raw.version}"}
 
     preprocessing = run_job(
         workspace_block,
@@ -160,7 +160,7 @@ def preprocess_then_train(
             snapshot_root=PROJECT_ROOT,
             compute=preprocess_compute,
             experiment="preprocess-digits",
-            input_datasets=[DatasetConfig(raw_dataset, version=raw["version"])],
+            input_datasets=[DatasetConfig(raw_dataset, version=raw.version)],
             output_datasets=[features_dataset],
         ),
         max_retries=max_retries,
@@ -192,11 +192,11 @@ def preprocess_then_train(
     results = Path(results_folder or tempfile.mkdtemp(prefix="himl-results-"))
     download_run_files(workspace_block, training.run, "outputs/", results)
     checkpoint = results / "outputs" / "checkpoints" / "best_model.ckpt"
-    Variable.set(remembered, raw["version"], overwrite=True)
+    Variable.set(remembered, raw.version, overwrite=True)
 
     result = {
         "skipped": False,
-        "raw_dataset": f"{raw_dataset}:{raw['version']}",
+        "raw_dataset": f"{raw_dataset}:{raw.version}",
         "features_dataset": f"{features_dataset}:{features_version}",
         "preprocess_run": preprocessing.run.recovery_id,
         "train_run": training.run.recovery_id,

@@ -16,6 +16,13 @@ from typing import Any
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.snapshot import Snapshot
+from himl_tasks.sweeps import SweepSpec
+
+# A submission id is the prefix and 48 hex digits (192 bits): short enough for every backend's
+# tags and names, long enough that two different jobs never share one.
+JOB_SUBMISSION_PREFIX = "himl-job-"
+SWEEP_SUBMISSION_PREFIX = "himl-sweep-"
+_DIGITS = 48
 
 
 def job_identity(plan: RunPlan, *, workspace: str = "") -> str:
@@ -35,6 +42,25 @@ def job_identity(plan: RunPlan, *, workspace: str = "") -> str:
         digest.update(f"\0input {resolved.name}:{resolved.version}".encode())
     digest.update(snapshot_digest(plan.snapshot).encode())
     return digest.hexdigest()
+
+
+def job_submission_identity(plan: RunPlan, *, workspace: str = "") -> str:
+    """The identity a job is submitted under (`himl-job-` and 48 hex digits of `job_identity`).
+
+    It is the first link of the job's chain of submission ids (see `submit_once`).
+    """
+    return JOB_SUBMISSION_PREFIX + job_identity(plan, workspace=workspace)[:_DIGITS]
+
+
+def sweep_submission_identity(plan: RunPlan, sweep: SweepSpec, *, workspace: str = "") -> str:
+    """The identity a sweep is submitted under: its job's identity and every sweep setting.
+
+    The same job swept over other values, or with another metric or budget, is another sweep.
+    """
+    job = job_identity(plan, workspace=workspace)
+    settings = json.dumps(dataclasses.asdict(sweep), sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{job}\0{settings}".encode()).hexdigest()
+    return SWEEP_SUBMISSION_PREFIX + digest[:_DIGITS]
 
 
 def snapshot_digest(snapshot: Snapshot) -> str:

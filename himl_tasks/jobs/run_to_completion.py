@@ -6,7 +6,7 @@ exponential backoff. A `user_error` is never retried: the same code would fail a
 that the platform restarts itself (AzureML's low-priority restart, the local backend's
 `mode="restart"`) stays active, so watching simply goes on.
 
-Nothing here imports Prefect; `himl_tasks.prefect.tasks` wraps it.
+Nothing here imports Prefect; `himl_tasks.prefect.job_tasks` wraps it.
 """
 
 from __future__ import annotations

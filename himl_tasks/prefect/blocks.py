@@ -68,6 +68,9 @@ class AzureMLWorkspace(Block):
         return get_workspace(block=self)
 
 
+WorkspaceBlock = LocalWorkspace | AzureMLWorkspace
+"""A block that says where jobs run."""
+
 _SAVE_EXAMPLES = {
     "local-workspace": "LocalWorkspace(root='.himl').save('{name}')",
     "azureml-workspace": (
@@ -87,7 +90,7 @@ def load_backend(block_document: str) -> Backend:
         ConfigurationError: If the name is not "<workspace block type>/<name>", or no such
             block is saved.
     """
-    kinds: dict[str, type[LocalWorkspace] | type[AzureMLWorkspace]] = {
+    kinds: dict[str, type[WorkspaceBlock]] = {
         "local-workspace": LocalWorkspace,
         "azureml-workspace": AzureMLWorkspace,
     }
@@ -104,6 +107,6 @@ def load_backend(block_document: str) -> Backend:
             f"no block '{block_document}' is saved on the Prefect server ({error}). Save one, "
             f"e.g. `{_SAVE_EXAMPLES[kind].format(name=name)}`"
         ) from None
-    if not isinstance(block, LocalWorkspace | AzureMLWorkspace):
+    if not isinstance(block, WorkspaceBlock):
         raise ConfigurationError(f"block '{block_document}' is not a workspace block")
     return block.backend()

@@ -212,7 +212,7 @@ def test_run_job_refuses_bad_options_before_submitting(
 ) -> None:
     from prefect import flow
 
-    from himl_tasks.prefect.tasks import run_job
+    from himl_tasks.prefect import run_job
 
     block, local = workspace
     write_script(project, "train.py", "print('training')\n")

@@ -409,7 +409,7 @@ from himl_tasks.backends.azureml_v1.backend import run_id_for
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.sweeps import Choice, SweepSpec
-from himl_tasks.prefect.tasks import run_sweep
+from himl_tasks.prefect import run_sweep
 
 block, project = sys.argv[1:3]
 original = LocalBackend.submit_sweep
@@ -435,7 +435,7 @@ def test_a_flow_killed_after_its_sweep_was_made_finds_that_sweep_when_run_again(
     from prefect import flow
     from prefect.settings import PREFECT_API_URL
 
-    from himl_tasks.prefect.tasks import run_sweep
+    from himl_tasks.prefect import run_sweep
     from himl_tasks.sweeps import Choice, SweepSpec
 
     block, backend = workspace

@@ -71,7 +71,7 @@ import os, signal, sys
 from prefect import flow
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.prefect.tasks import run_job
+from himl_tasks.prefect import run_job
 
 block, project, executions = sys.argv[1:4]
 original = LocalBackend.submit
@@ -194,7 +194,7 @@ def test_a_flow_killed_after_its_run_was_made_finds_that_run_when_run_again(
     from prefect import flow
     from prefect.settings import PREFECT_API_URL
 
-    from himl_tasks.prefect.tasks import run_job
+    from himl_tasks.prefect import run_job
 
     block, backend = workspace
     executions = tmp_path / "executions.txt"

@@ -1,4 +1,4 @@
-"""The Prefect tasks against a real Prefect API and real local jobs (tiny scripts)."""
+"""The job tasks against a real Prefect API and real local jobs (tiny scripts)."""
 
 from __future__ import annotations
 
@@ -12,58 +12,15 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.runtime import flow_run
 from prefect.states import Cancelling
-from prefect.variables import Variable
 
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.jobs.run_to_completion import JobResult
-from himl_tasks.prefect.tasks import (
-    STARTED_VARIABLE_PREFIX,
-    cancel_started_jobs,
-    ensure_dataset,
-    forget_started_jobs,
-    run_job,
-    submit_job,
-    upload_to_datastore,
-)
+from himl_tasks.prefect import run_job, submit_job
 from himl_tasks.runs import FailureKind, RunStatus
-from tests.backends.conftest import write_script
-from tests.conftest import write_tree
-
-EPOCHS = """\
-    import sys, time
-    from pathlib import Path
-    from himl_tasks.runtime import find_latest_recovery_checkpoint, get_run_info, log_metric
-
-    epochs, pause = int(sys.argv[1]), float(sys.argv[2])
-    folder = get_run_info().output_folder / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    latest = find_latest_recovery_checkpoint(folder)
-    start = int(latest.read_text()) + 1 if latest else 0
-    print(f"starting at epoch {start}", flush=True)
-    for epoch in range(start, epochs):
-        time.sleep(pause)
-        (folder / f"recovery_epoch={epoch}.ckpt").write_text(str(epoch))
-        log_metric("epoch_done", epoch, step=epoch)
-        print(f"epoch {epoch} done", flush=True)
-"""
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "project"
-    write_script(folder, "epochs.py", EPOCHS)
-    write_script(folder, "broken.py", "print('about to fail', flush=True)\n1 / 0\n")
-    return folder
-
-
-def epochs_spec(project: Path, epochs: int, pause: float, **changes: object) -> JobSpec:
-    return JobSpec(
-        entry_script="epochs.py", args=[str(epochs), str(pause)], snapshot_root=project,
-        **changes,  # type: ignore[arg-type]
-    )  # fmt: skip
+from tests.prefect.conftest import epochs_spec
 
 
 def train_on_spot(block: str, project: Path) -> JobResult:
@@ -175,23 +132,6 @@ def test_canceling_the_flow_run_cancels_its_job(
     assert state is not None and state.type in (StateType.CANCELLING, StateType.FAILED)
 
 
-def test_data_tasks_upload_and_ensure_a_dataset(
-    workspace: tuple[str, LocalBackend], tmp_path: Path
-) -> None:
-    block, _ = workspace
-    write_tree(tmp_path / "raw", {"a.txt": b"a", "b/c.txt": b"c"})
-
-    @flow
-    def data() -> tuple[dict[str, object], dict[str, object], dict[str, object]]:
-        first = upload_to_datastore(block, "", tmp_path / "raw", "scans")
-        again = upload_to_datastore(block, "", tmp_path / "raw", "scans")
-        return first, again, ensure_dataset(block, "scans")
-
-    first, again, dataset = data()
-    assert (first["files"], again["files"], again["skipped_identical"]) == (2, 0, 2)
-    assert (dataset["name"], dataset["version"]) == ("scans", 1)
-
-
 def test_submit_job_returns_the_run(workspace: tuple[str, LocalBackend], project: Path) -> None:
     block, backend = workspace
 
@@ -201,24 +141,3 @@ def test_submit_job_returns_the_run(workspace: tuple[str, LocalBackend], project
 
     ref = backend.get_run_ref(submit())
     assert backend.wait(ref).succeeded
-
-
-def test_a_failing_flow_run_cancels_the_jobs_it_left_running(
-    workspace: tuple[str, LocalBackend], project: Path
-) -> None:
-    block, backend = workspace
-
-    seen: dict[str, str] = {}
-
-    @flow(on_failure=[cancel_started_jobs], on_completion=[forget_started_jobs])
-    def abandons() -> None:
-        seen["flow_run"] = str(flow_run.id)
-        submit_job(block, epochs_spec(project, 100, 0.2))
-        raise RuntimeError("the flow breaks while its job runs")
-
-    with pytest.raises(RuntimeError):
-        abandons()
-    (run,) = backend.registry.runs()
-    state = backend.wait(backend.get_run_ref(run.run_id), timeout=30)
-    assert state.failure_kind is FailureKind.CANCELED
-    assert Variable.get(STARTED_VARIABLE_PREFIX + seen["flow_run"]) is None  # record dropped
