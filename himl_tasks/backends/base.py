@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from himl_tasks.backends.dataset_folders import download_dataset
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
 from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LineBuffer, PollSchedule, polls
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
@@ -33,7 +34,6 @@ from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState, write_most_recent_run
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, TransferReport
-from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -407,10 +407,9 @@ class Backend(abc.ABC):
             destination = config.target_folder or Path(
                 tempfile.mkdtemp(prefix=f"himl-{config.name}-")
             )
-        if not self._fetch_dataset(config, resolved, destination):
-            view = FolderView(self.datastore(resolved.datastore), resolved.path)
-            view.download("", destination, validate_checksum=True)
-        return destination
+        if self._fetch_dataset(config, resolved, destination):
+            return destination
+        return download_dataset(self.datastore(resolved.datastore), resolved.path, destination)
 
 
 def _spec_of(job: JobSpec | RunPlan) -> JobSpec:

@@ -282,3 +282,43 @@ def test_incomplete_datastore_settings_are_refused(backend: LocalBackend) -> Non
     with pytest.raises(InvalidInputError, match="not a usable datastore name"):
         backend.register_datastore("my lake", path="x")
     assert backend.registry.datastores() == {}
+
+
+# ---- a script outside any job: Backend.local_dataset_folder ---------------------------------
+
+
+def test_outside_a_job_local_folder_wins_else_the_version_is_downloaded_with_checksums(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    put_folder(backend, "scans", {"a.txt": b"1", "sub/b.txt": b"2"}, tmp_path)
+    mine = tmp_path / "mine"
+    assert backend.local_dataset_folder(DatasetConfig("scans", local_folder=mine)) == mine
+    assert not mine.exists()  # nothing was fetched for it
+
+    target = tmp_path / "target"
+    folder = backend.local_dataset_folder(DatasetConfig("scans", target_folder=target))
+    assert folder == target
+    assert read_tree(folder) == {"a.txt": b"1", "sub/b.txt": b"2"}
+
+
+def test_outside_a_job_a_newer_version_replaces_files_of_the_same_name(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    destination = write_tree(tmp_path / "here", {"a.txt": b"stale", "mine.txt": b"kept"})
+    put_folder(backend, "scans", {"a.txt": b"fresh"}, tmp_path)
+    backend.local_dataset_folder(DatasetConfig("scans"), destination)
+    assert read_tree(destination) == {"a.txt": b"fresh", "mine.txt": b"kept"}
+
+
+def test_outside_a_job_mounting_a_folder_datastore_hands_the_files_over_in_place(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    put_folder(backend, "scans", {"a.txt": b"1"}, tmp_path)
+    destination = tmp_path / "mounted"
+    folder = backend.local_dataset_folder(DatasetConfig("scans", use_mounting=True), destination)
+    assert folder.is_symlink() and read_tree(folder) == {"a.txt": b"1"}
+    # Downloading later into the same folder replaces the link: the datastore is not written.
+    backend.local_dataset_folder(DatasetConfig("scans"), destination)
+    assert not destination.is_symlink()
+    (destination / "a.txt").write_bytes(b"changed locally")
+    assert backend.datastore().list("scans/")[0].size == 1

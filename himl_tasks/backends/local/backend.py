@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.dataset_folders import link_dataset
 from himl_tasks.backends.local.clusters import (
     DEFAULT_CLUSTER,
     Preemption,
@@ -583,6 +584,20 @@ class LocalBackend(Backend):
         version = self.registry.add_dataset_version(name, datastore, folder, created_by_run)
         assert version is not None
         return ResolvedDataset(name, version, datastore, folder)
+
+    def _fetch_dataset(
+        self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path
+    ) -> bool:
+        """Hands a folder datastore's dataset over in place when `use_mounting` asks.
+
+        That is what mounting means for a folder: the files are not copied. A blob
+        datastore's dataset is downloaded instead, as a local run's inputs are.
+        """
+        store = self.datastore(resolved.datastore)
+        if not (config.use_mounting and isinstance(store, LocalDatastore)):
+            return False
+        link_dataset(store, resolved.path, destination)
+        return True
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
         """The dataset versions the run registered (its output datasets), in order."""

@@ -11,13 +11,13 @@ import dataclasses
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 
 from himl_tasks import job_variables as env_names
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.sweep_plan import SweepPlan
+from himl_tasks.backends.watching import PollSchedule, polls
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.runtime import log_metrics
 
@@ -40,7 +40,15 @@ def main(plan_file: str) -> int:
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, cancel_trials)
-    while pending or running:
+    # The one wait loop; its deadline is the longest a run may wait, and the parent run's own
+    # max_run_duration, if any, ends it sooner.
+    for _ in polls(PollSchedule(first_pause=POLL_SECONDS, max_pause=POLL_SECONDS)):
+        for ref in list(running):
+            state = backend.get_state(ref)
+            if state.is_terminal:
+                running.remove(ref)
+                finished.append(state)
+                print(f"trial {ref.run_id} ended {state.status}", flush=True)
         while pending and len(running) < plan.max_concurrent_runs:
             index, trial_values = pending.pop(0)
             arguments = [str(item) for pair in trial_values.items() for item in pair]
@@ -51,13 +59,13 @@ def main(plan_file: str) -> int:
             )
             running.append(backend.submit(trial, parent_run_id=parent))
             print(f"trial {index} started: {' '.join(arguments)}", flush=True)
-        time.sleep(POLL_SECONDS)
-        for ref in list(running):
-            state = backend.get_state(ref)
-            if state.is_terminal:
-                running.remove(ref)
-                finished.append(state)
-                print(f"trial {ref.run_id} ended {state.status}", flush=True)
+        if not pending and not running:
+            break
+    else:
+        for ref in running:
+            backend.cancel(ref)
+        print(f"the sweep did not end in time: {len(running)} trials canceled", flush=True)
+        return 1
     completed = [state.ref for state in finished if state.succeeded]
     values = [
         metric.value

@@ -1,0 +1,61 @@
+"""Putting a dataset version's files into a folder: one way, for a job and for a plain script.
+
+The local backend's supervisor stages a job's inputs with these, and `Backend.local_dataset_folder`
+brings a dataset to a script that runs outside any job with them: a dataset is either downloaded
+through the transfer engine (checksums checked, temporary names, files of the same name replaced)
+or, for a folder datastore asked to mount, handed over in place.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from himl_tasks.storage import Datastore, LocalDatastore
+from himl_tasks.storage.folder_view import FolderView
+
+
+def download_dataset(store: Datastore, path: str, destination: Path) -> Path:
+    """Downloads the files under `path` into `destination`, names relative to `path`.
+
+    A `destination` that is a link (a dataset handed over in place before) is replaced by a
+    folder first: writing through it would change the datastore.
+
+    Returns:
+        `destination`.
+
+    Raises:
+        RemoteFilesNotFoundError: If the datastore holds no files under `path`.
+        ChecksumMismatchError: If a file's bytes do not match its stored MD5.
+    """
+    if destination.is_symlink():
+        destination.unlink()
+    FolderView(store, path).download("", destination, validate_checksum=True, overwrite=True)
+    return destination
+
+
+def link_dataset(store: LocalDatastore, path: str, destination: Path | None) -> Path:
+    """Hands over a folder datastore's dataset in place (what mounting means for a folder).
+
+    Args:
+        store: The folder datastore.
+        path: The dataset's folder in it.
+        destination: Where the dataset should appear (replaced by a link to it), or None to
+            use the folder in the datastore itself.
+
+    Returns:
+        Where the files are: `destination`, or the datastore's own folder.
+    """
+    in_place = store.folder / path
+    if destination is None:
+        return in_place
+    if destination.is_symlink() or destination.is_file():
+        destination.unlink()
+    elif destination.is_dir():
+        if any(destination.iterdir()):
+            shutil.rmtree(destination)
+        else:
+            destination.rmdir()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.symlink_to(in_place, target_is_directory=True)
+    return destination
