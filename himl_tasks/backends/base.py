@@ -24,7 +24,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
+from himl_tasks.backends.run_files import (
+    RUN_FILE_FOLDERS,
+    download_from_run_folders,
+    list_in_run_folders,
+)
 from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LineBuffer, PollSchedule, polls
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import InvalidInputError, JobTimeoutError
@@ -355,7 +359,7 @@ class Backend(abc.ABC):
 
     def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
         """Names of the run's files (under `run_file_folders`) starting with `prefix`."""
-        return list_run_files(self.run_files(ref), prefix, self.run_file_folders)
+        return list_in_run_folders(self.run_files(ref), prefix, self.run_file_folders)
 
     def download_files(
         self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
@@ -366,7 +370,7 @@ class Backend(abc.ABC):
             InvalidInputError: If `prefix` lies outside the run's folders.
             RemoteFilesNotFoundError: If nothing matches.
         """
-        return download_run_files(
+        return download_from_run_folders(
             self.run_files(ref),
             prefix,
             destination,
