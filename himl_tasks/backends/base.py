@@ -1,7 +1,9 @@
 """The Backend: the few primitives each place that runs jobs provides, and what is built on them.
 
 A backend (the local one, AzureML v1, ...) implements the primitives: the abstract methods
-below. Everything else is written once here, so it behaves the same on every backend:
+below. A few hooks (`check_snapshot`, `check_datastore`, `_fetch_dataset`) have a default here
+that a backend overrides only where it differs. Everything else is written once here, so it
+behaves the same on every backend:
 
 - preparing a job once (`plan`) and submitting it idempotently under a submission id
   (`submit`, `submit_sweep`);
@@ -157,6 +159,16 @@ class Backend(abc.ABC):
             DatastoreNotFoundError: No such datastore.
         """
 
+    @abc.abstractmethod
+    def check_sweep(self, sweep: SweepSpec) -> None:
+        """Raises unless this backend can run the sweep (checks only, before the job's).
+
+        Raises:
+            InvalidInputError: For a sampling or policy this backend does not offer.
+        """
+
+    # ---- hooks: a default here, which a backend may override ------------------------------
+
     def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
         """Raises unless the job can run from its snapshot (by default: the script is in it).
 
@@ -173,14 +185,6 @@ class Backend(abc.ABC):
             DatastoreNotFoundError: No such datastore.
         """
         self.datastore(name)
-
-    @abc.abstractmethod
-    def check_sweep(self, sweep: SweepSpec) -> None:
-        """Raises unless this backend can run the sweep (checks only, before the job's).
-
-        Raises:
-            InvalidInputError: For a sampling or policy this backend does not offer.
-        """
 
     def _fetch_dataset(
         self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path

@@ -81,6 +81,13 @@ PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 class LocalBackend(Backend):
     """The embedded workspace: runs are subprocesses, datasets are versions in a registry.
 
+    Beyond the `Backend` protocol, this backend alone offers: `create_compute_cluster` and
+    `compute_clusters` (a cluster is a limit on runs at once, with optional preemption),
+    `register_datastore` (the settings of a `datastores.toml` entry, not AzureML's
+    arguments), `status_history`, `attempts` and `dataset_versions` (what its registry
+    keeps), and two keyword arguments: `submit(parent_run_id=...)` and
+    `submit_sweep(seed=...)`.
+
     Args:
         root: The workspace folder (default: `$HIML_HOME`, else `./.himl`).
     """
