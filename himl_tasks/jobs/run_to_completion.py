@@ -23,11 +23,10 @@ from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
+from himl_tasks.runs import RESUBMITTABLE, Metric, RunRef, RunState
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
 # A job is handed on as the spec it was given or the plan a backend prepared of it.
 Job = TypeVar("Job", JobSpec, RunPlan)
 
@@ -126,7 +125,7 @@ def run_to_completion(
                 metrics={m.name: m.value for m in final},
                 metric_history=history,
             )
-        if state.failure_kind not in RETRYABLE or attempt == policy.max_retries:
+        if state.failure_kind not in RESUBMITTABLE or attempt == policy.max_retries:
             raise JobFailedError(state)
         delay = policy.delay(attempt + 1)
         logger.warning(

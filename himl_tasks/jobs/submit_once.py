@@ -12,16 +12,11 @@ while a job that completed, or is still going, is never submitted twice.
 from __future__ import annotations
 
 import itertools
-import logging
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import FailureKind, RunRef
+from himl_tasks.runs import RESUBMITTABLE, RunRef
 from himl_tasks.sweeps import SweepSpec
-
-logger = logging.getLogger(__name__)
-
-RESUMABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
 
 
 def submission_id(identity: str, number: int) -> str:
@@ -55,7 +50,7 @@ def submit_once(backend: Backend, plan: RunPlan, identity: str) -> tuple[RunRef,
         state = backend.get_state(found)
         if state.succeeded or not state.is_terminal:
             return found, True
-        previous, resumable = found, state.failure_kind in RESUMABLE
+        previous, resumable = found, state.failure_kind in RESUBMITTABLE
     raise AssertionError("unreachable: the chain of submission ids has no end")
 
 

@@ -42,7 +42,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.watching import PollSchedule
+from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, PollSchedule
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.jobs.identity import job_submission_identity, sweep_submission_identity
@@ -65,7 +65,6 @@ from himl_tasks.runs import RunRef, RunState
 from himl_tasks.sweeps import SweepSpec
 
 CANCEL_CHECK_SECONDS = 2.0
-DEFAULT_TIMEOUT_SECONDS = 7 * 86400.0
 
 
 @task(cache_policy=NO_CACHE)

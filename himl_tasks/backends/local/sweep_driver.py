@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from himl_tasks import job_variables as env_names
+from himl_tasks import job_variables
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.sweep_plan import SweepPlan
 from himl_tasks.runs import RunRef, RunState
@@ -27,8 +27,8 @@ POLL_SECONDS = 0.2
 def main(plan_file: str) -> int:
     """Runs the trials; exits 0 when at least one completed."""
     plan = SweepPlan.from_json(Path(plan_file).read_text(encoding="utf-8"))
-    backend = LocalBackend(os.environ[env_names.WORKSPACE])
-    parent = os.environ[env_names.RUN_ID]
+    backend = LocalBackend(os.environ[job_variables.WORKSPACE])
+    parent = os.environ[job_variables.RUN_ID]
     base = plan.trial_spec
     pending = list(enumerate(plan.trials))
     running: list[RunRef] = []
