@@ -56,8 +56,8 @@ from himl_tasks.prefect.artifacts import create_metrics_table, create_run_link
 from himl_tasks.prefect.hooks import remember_started
 from himl_tasks.prefect.workspaces import (
     WorkspaceBlockOrName,
+    as_run_ref,
     backend_for,
-    run_ref,
     workspace_label,
 )
 from himl_tasks.run_plan import RunPlan
@@ -99,7 +99,7 @@ def wait_for_job(
         TimeoutError: If it has not ended after `timeout_seconds`.
     """
     backend = backend_for(workspace_block)
-    state = _watch(backend, run_ref(backend, run), timeout_seconds)
+    state = _watch(backend, as_run_ref(backend, run), timeout_seconds)
     if not state.succeeded:
         raise JobFailedError(state)
     return state

@@ -77,7 +77,7 @@ def saved_name(workspace_block: WorkspaceBlockOrName) -> str | None:
     return f"{workspace_block.get_block_type_slug()}/{name}"
 
 
-def run_ref(backend: Backend, run: RunRef | str) -> RunRef:
+def as_run_ref(backend: Backend, run: RunRef | str) -> RunRef:
     """A run given as a `RunRef` or as its recovery id ("experiment:run_id")."""
     return run if isinstance(run, RunRef) else backend.get_run_ref(run)
 
