@@ -2,7 +2,9 @@
 
 Started by `LocalBackend.submit_sweep` as the job of the parent run, with the sweep's plan
 (`sweep.json`, a `SweepPlan`) in its snapshot. Canceling the parent cancels the trials still
-running.
+running. It waits for its trials in the one polling loop (`watching.polls`), against the same
+deadline as a backend's `wait` (`DEADLINE_SECONDS`): trials still running then are canceled
+and the parent fails.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ import dataclasses
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 
 from himl_tasks import job_variables
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.sweep_plan import SweepPlan
+from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, PollSchedule, polls
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.runtime import log_metrics
 
 POLL_SECONDS = 0.2
+DEADLINE_SECONDS = DEFAULT_TIMEOUT_SECONDS
 
 
 def main(plan_file: str) -> int:
@@ -40,7 +43,16 @@ def main(plan_file: str) -> int:
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, cancel_trials)
-    while pending or running:
+    schedule = PollSchedule(
+        timeout_seconds=DEADLINE_SECONDS, first_pause=POLL_SECONDS, max_pause=POLL_SECONDS
+    )
+    for _ in polls(schedule):
+        for ref in list(running):
+            state = backend.get_state(ref)
+            if state.is_terminal:
+                running.remove(ref)
+                finished.append(state)
+                print(f"trial {ref.run_id} ended {state.status}", flush=True)
         while pending and len(running) < plan.max_concurrent_runs:
             index, trial_values = pending.pop(0)
             arguments = [str(item) for pair in trial_values.items() for item in pair]
@@ -51,13 +63,17 @@ def main(plan_file: str) -> int:
             )
             running.append(backend.submit(trial, parent_run_id=parent))
             print(f"trial {index} started: {' '.join(arguments)}", flush=True)
-        time.sleep(POLL_SECONDS)
-        for ref in list(running):
-            state = backend.get_state(ref)
-            if state.is_terminal:
-                running.remove(ref)
-                finished.append(state)
-                print(f"trial {ref.run_id} ended {state.status}", flush=True)
+        if not (pending or running):
+            break
+    else:
+        for ref in running:
+            backend.cancel(ref)
+        print(
+            f"the sweep did not end within {DEADLINE_SECONDS:g} s: its {len(running)} running "
+            f"trials were canceled and {len(pending)} were never started",
+            flush=True,
+        )
+        return 1
     completed = [state.ref for state in finished if state.succeeded]
     values = [
         metric.value
