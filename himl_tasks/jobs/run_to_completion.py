@@ -28,7 +28,7 @@ from himl_tasks.runs import RESUBMITTABLE, Metric, RunRef, RunState
 logger = logging.getLogger(__name__)
 
 # A job is handed on as the spec it was given or the plan a backend prepared of it.
-Job = TypeVar("Job", JobSpec, RunPlan)
+SpecOrPlan = TypeVar("SpecOrPlan", JobSpec, RunPlan)
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,9 @@ class JobResult:
 
 def run_to_completion(
     backend: Backend,
-    job: Job,
+    job: SpecOrPlan,
     *,
-    submit: Callable[[Job], RunRef],
+    submit: Callable[[SpecOrPlan], RunRef],
     watch: Callable[[RunRef], RunState],
     policy: ResubmitPolicy = ResubmitPolicy(),
     sleep: Callable[[float], None] = time.sleep,
@@ -138,7 +138,7 @@ def run_to_completion(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _resuming_from(job: Job, recovery_id: str) -> Job:
+def _resuming_from(job: SpecOrPlan, recovery_id: str) -> SpecOrPlan:
     if isinstance(job, RunPlan):
         return job.resuming_from(recovery_id)
     return dataclasses.replace(job, resume_from=recovery_id)

@@ -27,6 +27,7 @@ from himl_tasks.backends.local.clusters import (
 )
 from himl_tasks.backends.local.launch_plan import LaunchInput, LaunchOutput, LaunchPlan
 from himl_tasks.backends.local.launcher import (
+    PACKAGE_PARENT,
     cluster_limit,
     default_cluster_limit,
     reap_supervisors,
@@ -73,9 +74,6 @@ from himl_tasks.storage import Datastore, LocalDatastore
 from himl_tasks.sweeps import SweepSpec, sample_trials
 
 logger = logging.getLogger(__name__)
-
-# The folder holding the himl_tasks package: jobs import it from there.
-PACKAGE_PARENT = Path(__file__).resolve().parents[3]
 
 
 class LocalBackend(Backend):
