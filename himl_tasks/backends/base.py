@@ -234,7 +234,7 @@ class Backend(abc.ABC):
         Raises:
             InvalidInputError: For an unusable submission id, or a job this backend cannot run.
         """
-        spec = _spec_of(job)
+        spec = spec_of(job)
         found = self._submitted_before(submission_id)
         if found is None:
             found = self._submit_plan(self._plan_of(job), submission_id)
@@ -258,13 +258,8 @@ class Backend(abc.ABC):
         return job if isinstance(job, RunPlan) else self.plan(job)
 
     def _submitted_before(self, submission_id: str | None) -> RunRef | None:
-        if submission_id is None:
-            return None
-        if not (isinstance(submission_id, str) and submission_id and "\0" not in submission_id):
-            raise InvalidInputError(
-                f"submission_id must be a non-empty string or None, not {submission_id!r}"
-            )
-        return self.find_submission(submission_id)
+        check_run_id_argument("submission_id", submission_id)
+        return None if submission_id is None else self.find_submission(submission_id)
 
     # ---- built once: watching runs --------------------------------------------------------
 
@@ -421,7 +416,18 @@ class Backend(abc.ABC):
         return destination
 
 
-def _spec_of(job: JobSpec | RunPlan) -> JobSpec:
+def check_run_id_argument(name: str, value: object) -> None:
+    """Refuses an id argument (a submission id, a parent run's id) that is not usable text.
+
+    Raises:
+        InvalidInputError: Unless `value` is None or a non-empty string without NUL.
+    """
+    if value is not None and not (isinstance(value, str) and value and "\0" not in value):
+        raise InvalidInputError(f"{name} must be a non-empty string or None, not {value!r}")
+
+
+def spec_of(job: JobSpec | RunPlan) -> JobSpec:
+    """The job spec of a job given as its spec or as the plan a backend prepared of it."""
     if isinstance(job, RunPlan):
         return job.spec
     if isinstance(job, JobSpec):
