@@ -54,7 +54,7 @@ class Backend(abc.ABC):
     Attributes:
         name: The backend's name, as run references carry it.
         max_poll_seconds: The longest sensible pause between state checks of a run here.
-        default_timeout_seconds: How long `wait` waits when not told.
+        default_timeout_seconds: How long `watch`, `wait` and `iter_logs` wait when not told.
         run_file_folders: The folders of a run's files (`outputs/`, `logs/`, ...).
     """
 
