@@ -60,6 +60,11 @@ class FailureKind(enum.StrEnum):
     CONFIGURATION = "configuration"
 
 
+# The failure kinds of a run the platform lost, not the job's code: submitting the job again,
+# resuming from its latest recovery checkpoint, may well complete it.
+RESUBMITTABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
+
+
 CONFIGURATION_HINT = (
     "This is a configuration error, not a passing fault: submitting the job again will fail "
     "the same way until the datastore's credential, permissions or settings are fixed."

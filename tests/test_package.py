@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import himl_tasks
+from himl_tasks.runtime.in_job_platform import InJobPlatform
 
 PUBLIC = [
     "AzureMLV1Backend",
@@ -113,3 +116,38 @@ def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
     ).stdout
     assert output.strip() == "False"
+
+
+def test_no_two_modules_define_one_public_name() -> None:
+    # One name, one meaning (DESIGN.md): a module-level function, class or type alias of
+    # himl_tasks is defined once, so `download_run_files` cannot be a Prefect task in one
+    # module and a helper with other arguments in another. The in-job halves share the names
+    # of `InJobPlatform` on purpose (a backend's `in_job.py` is looked up by them), and a
+    # process's entry point is `main`.
+    shared_on_purpose = {name for name in vars(InJobPlatform) if not name.startswith("_")}
+    shared_on_purpose.add("main")
+    where: dict[str, list[str]] = {}
+    package = Path(himl_tasks.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            for name in _defined_names(node):
+                if not name.startswith("_"):
+                    where.setdefault(name, []).append(str(path.relative_to(package)))
+    twice = {
+        name: paths
+        for name, paths in where.items()
+        if len(paths) > 1 and name not in shared_on_purpose
+    }
+    assert twice == {}
+
+
+def _defined_names(node: ast.stmt) -> list[str]:
+    """The functions, classes and type names (`Name = A | B`, TypeVars) a statement defines."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else []
+    if isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    names = [target.id for target in targets if isinstance(target, ast.Name)]
+    # CamelCase names: constants (UPPER_CASE) and one-letter type variables may repeat.
+    return [name for name in names if name[0].isupper() and not name.isupper()]

@@ -1,7 +1,9 @@
 """The Backend: the few primitives each place that runs jobs provides, and what is built on them.
 
 A backend (the local one, AzureML v1, ...) implements the primitives: the abstract methods
-below. Everything else is written once here, so it behaves the same on every backend:
+below. A few hooks (`check_snapshot`, `check_datastore`, `_fetch_dataset`) have a default here
+that a backend overrides only where it differs. Everything else is written once here, so it
+behaves the same on every backend:
 
 - preparing a job once (`plan`) and submitting it idempotently under a submission id
   (`submit`, `submit_sweep`);
@@ -25,7 +27,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from himl_tasks.backends.dataset_folders import download_dataset
-from himl_tasks.backends.run_files import RUN_FILE_FOLDERS, download_run_files, list_run_files
+from himl_tasks.backends.run_files import (
+    RUN_FILE_FOLDERS,
+    download_from_run_folders,
+    list_in_run_folders,
+)
 from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LineBuffer, PollSchedule, polls
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import InvalidInputError, JobTimeoutError
@@ -48,7 +54,7 @@ class Backend(abc.ABC):
     Attributes:
         name: The backend's name, as run references carry it.
         max_poll_seconds: The longest sensible pause between state checks of a run here.
-        default_timeout_seconds: How long `wait` waits when not told.
+        default_timeout_seconds: How long `watch`, `wait` and `iter_logs` wait when not told.
         run_file_folders: The folders of a run's files (`outputs/`, `logs/`, ...).
     """
 
@@ -153,6 +159,16 @@ class Backend(abc.ABC):
             DatastoreNotFoundError: No such datastore.
         """
 
+    @abc.abstractmethod
+    def check_sweep(self, sweep: SweepSpec) -> None:
+        """Raises unless this backend can run the sweep (checks only, before the job's).
+
+        Raises:
+            InvalidInputError: For a sampling or policy this backend does not offer.
+        """
+
+    # ---- hooks: a default here, which a backend may override ------------------------------
+
     def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
         """Raises unless the job can run from its snapshot (by default: the script is in it).
 
@@ -169,14 +185,6 @@ class Backend(abc.ABC):
             DatastoreNotFoundError: No such datastore.
         """
         self.datastore(name)
-
-    @abc.abstractmethod
-    def check_sweep(self, sweep: SweepSpec) -> None:
-        """Raises unless this backend can run the sweep (checks only, before the job's).
-
-        Raises:
-            InvalidInputError: For a sampling or policy this backend does not offer.
-        """
 
     def _fetch_dataset(
         self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path
@@ -226,7 +234,7 @@ class Backend(abc.ABC):
         Raises:
             InvalidInputError: For an unusable submission id, or a job this backend cannot run.
         """
-        spec = _spec_of(job)
+        spec = spec_of(job)
         found = self._submitted_before(submission_id)
         if found is None:
             found = self._submit_plan(self._plan_of(job), submission_id)
@@ -250,13 +258,8 @@ class Backend(abc.ABC):
         return job if isinstance(job, RunPlan) else self.plan(job)
 
     def _submitted_before(self, submission_id: str | None) -> RunRef | None:
-        if submission_id is None:
-            return None
-        if not (isinstance(submission_id, str) and submission_id and "\0" not in submission_id):
-            raise InvalidInputError(
-                f"submission_id must be a non-empty string or None, not {submission_id!r}"
-            )
-        return self.find_submission(submission_id)
+        check_run_id_argument("submission_id", submission_id)
+        return None if submission_id is None else self.find_submission(submission_id)
 
     # ---- built once: watching runs --------------------------------------------------------
 
@@ -355,7 +358,7 @@ class Backend(abc.ABC):
 
     def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
         """Names of the run's files (under `run_file_folders`) starting with `prefix`."""
-        return list_run_files(self.run_files(ref), prefix, self.run_file_folders)
+        return list_in_run_folders(self.run_files(ref), prefix, self.run_file_folders)
 
     def download_files(
         self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
@@ -366,7 +369,7 @@ class Backend(abc.ABC):
             InvalidInputError: If `prefix` lies outside the run's folders.
             RemoteFilesNotFoundError: If nothing matches.
         """
-        return download_run_files(
+        return download_from_run_folders(
             self.run_files(ref),
             prefix,
             destination,
@@ -412,7 +415,18 @@ class Backend(abc.ABC):
         return download_dataset(self.datastore(resolved.datastore), resolved.path, destination)
 
 
-def _spec_of(job: JobSpec | RunPlan) -> JobSpec:
+def check_run_id_argument(name: str, value: object) -> None:
+    """Refuses an id argument (a submission id, a parent run's id) that is not usable text.
+
+    Raises:
+        InvalidInputError: Unless `value` is None or a non-empty string without NUL.
+    """
+    if value is not None and not (isinstance(value, str) and value and "\0" not in value):
+        raise InvalidInputError(f"{name} must be a non-empty string or None, not {value!r}")
+
+
+def spec_of(job: JobSpec | RunPlan) -> JobSpec:
+    """The job spec of a job given as its spec or as the plan a backend prepared of it."""
     if isinstance(job, RunPlan):
         return job.spec
     if isinstance(job, JobSpec):

@@ -1,4 +1,8 @@
-"""A run's files as every backend keeps them: under a few known folders of one datastore."""
+"""A run's files as every backend keeps them: under a few known folders of one datastore.
+
+`Backend.list_files` and `Backend.download_files` are built on these; the Prefect task
+`himl_tasks.prefect.download_run_files` is built on `Backend.download_files`.
+"""
 
 from __future__ import annotations
 
@@ -22,14 +26,14 @@ def run_file_prefixes(prefix: str, folders: Sequence[str] = RUN_FILE_FOLDERS) ->
     ]
 
 
-def list_run_files(
+def list_in_run_folders(
     store: Datastore, prefix: str, folders: Sequence[str] = RUN_FILE_FOLDERS
 ) -> list[str]:
     """Names of the run's files starting with `prefix`, sorted."""
     return sorted(f.name for part in run_file_prefixes(prefix, folders) for f in store.list(part))
 
 
-def download_run_files(
+def download_from_run_folders(
     store: Datastore,
     prefix: str,
     destination: Path,

@@ -23,13 +23,12 @@ from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import FailureKind, Metric, RunRef, RunState
+from himl_tasks.runs import RESUBMITTABLE, Metric, RunRef, RunState
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
 # A job is handed on as the spec it was given or the plan a backend prepared of it.
-Job = TypeVar("Job", JobSpec, RunPlan)
+SpecOrPlan = TypeVar("SpecOrPlan", JobSpec, RunPlan)
 
 
 @dataclass(frozen=True)
@@ -88,9 +87,9 @@ class JobResult:
 
 def run_to_completion(
     backend: Backend,
-    job: Job,
+    job: SpecOrPlan,
     *,
-    submit: Callable[[Job], RunRef],
+    submit: Callable[[SpecOrPlan], RunRef],
     watch: Callable[[RunRef], RunState],
     policy: ResubmitPolicy = ResubmitPolicy(),
     sleep: Callable[[float], None] = time.sleep,
@@ -126,7 +125,7 @@ def run_to_completion(
                 metrics={m.name: m.value for m in final},
                 metric_history=history,
             )
-        if state.failure_kind not in RETRYABLE or attempt == policy.max_retries:
+        if state.failure_kind not in RESUBMITTABLE or attempt == policy.max_retries:
             raise JobFailedError(state)
         delay = policy.delay(attempt + 1)
         logger.warning(
@@ -139,7 +138,7 @@ def run_to_completion(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _resuming_from(job: Job, recovery_id: str) -> Job:
+def _resuming_from(job: SpecOrPlan, recovery_id: str) -> SpecOrPlan:
     if isinstance(job, RunPlan):
         return job.resuming_from(recovery_id)
     return dataclasses.replace(job, resume_from=recovery_id)

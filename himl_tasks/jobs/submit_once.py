@@ -12,19 +12,14 @@ while a job that completed, or is still going, is never submitted twice.
 from __future__ import annotations
 
 import itertools
-import logging
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import FailureKind, RunRef
+from himl_tasks.runs import RESUBMITTABLE, RunRef, RunState
 from himl_tasks.sweeps import SweepSpec
 
-logger = logging.getLogger(__name__)
 
-RESUMABLE = frozenset({FailureKind.PREEMPTED, FailureKind.INFRASTRUCTURE})
-
-
-def submission_id(identity: str, number: int) -> str:
+def nth_submission_id(identity: str, number: int) -> str:
     """The id of submission `number` (from 1) of the job with that identity."""
     return identity if number == 1 else f"{identity}.{number}"
 
@@ -43,20 +38,14 @@ def submit_once(backend: Backend, plan: RunPlan, identity: str) -> tuple[RunRef,
     Returns:
         The run, and whether it was found rather than submitted now.
     """
-    previous: RunRef | None = None
-    resumable = False
-    for number in itertools.count(1):
-        sid = submission_id(identity, number)
-        found = backend.find_submission(sid)
-        if found is None:
-            if previous is not None and resumable and not plan.spec.resume_from:
-                plan = plan.resuming_from(previous.recovery_id)
-            return backend.submit(plan, submission_id=sid), False
-        state = backend.get_state(found)
-        if state.succeeded or not state.is_terminal:
-            return found, True
-        previous, resumable = found, state.failure_kind in RESUMABLE
-    raise AssertionError("unreachable: the chain of submission ids has no end")
+    sid, found, last_ended = _walk_chain(backend, identity)
+    if found is not None:
+        return found, True
+    if last_ended is not None and not plan.spec.resume_from:
+        ended, state = last_ended
+        if state.failure_kind in RESUBMITTABLE:
+            plan = plan.resuming_from(ended.recovery_id)
+    return backend.submit(plan, submission_id=sid), False
 
 
 def submit_sweep_once(
@@ -70,12 +59,29 @@ def submit_sweep_once(
     Returns:
         The sweep's parent run, and whether it was found rather than submitted now.
     """
+    sid, found, _ = _walk_chain(backend, identity)
+    if found is not None:
+        return found, True
+    return backend.submit_sweep(plan, sweep, submission_id=sid), False
+
+
+def _walk_chain(
+    backend: Backend, identity: str
+) -> tuple[str, RunRef | None, tuple[RunRef, RunState] | None]:
+    """Walks the identity's chain to its first link with no run, or with a live or good one.
+
+    Returns:
+        That link's submission id; its run if it has one (completed or still going), else
+        None; and the run before it that ended without completing, with its final state.
+    """
+    last_ended: tuple[RunRef, RunState] | None = None
     for number in itertools.count(1):
-        sid = submission_id(identity, number)
+        sid = nth_submission_id(identity, number)
         found = backend.find_submission(sid)
         if found is None:
-            return backend.submit_sweep(plan, sweep, submission_id=sid), False
+            return sid, None, last_ended
         state = backend.get_state(found)
         if state.succeeded or not state.is_terminal:
-            return found, True
+            return sid, found, last_ended
+        last_ended = (found, state)
     raise AssertionError("unreachable: the chain of submission ids has no end")

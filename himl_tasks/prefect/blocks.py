@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from himl_tasks.errors import ConfigurationError
-
 if TYPE_CHECKING:
     from himl_tasks.backends.base import Backend
 
@@ -70,43 +68,3 @@ class AzureMLWorkspace(Block):
 
 WorkspaceBlock = LocalWorkspace | AzureMLWorkspace
 """A block that says where jobs run."""
-
-_SAVE_EXAMPLES = {
-    "local-workspace": "LocalWorkspace(root='.himl').save('{name}')",
-    "azureml-workspace": (
-        "AzureMLWorkspace(subscription_id=..., resource_group=..., workspace_name=...)"
-        ".save('{name}')"
-    ),
-}
-
-
-def load_backend(block_document: str) -> Backend:
-    """The backend a saved workspace block describes, e.g. "local-workspace/demo".
-
-    The block's class is chosen from the name's type part, so loading does not import every
-    installed Prefect collection (as `Block.load` does, which costs seconds).
-
-    Raises:
-        ConfigurationError: If the name is not "<workspace block type>/<name>", or no such
-            block is saved.
-    """
-    kinds: dict[str, type[WorkspaceBlock]] = {
-        "local-workspace": LocalWorkspace,
-        "azureml-workspace": AzureMLWorkspace,
-    }
-    kind, _, name = block_document.partition("/")
-    if kind not in kinds or not name:
-        raise ConfigurationError(
-            f"'{block_document}' does not name a workspace block: write "
-            f"'<type>/<name>' with type {' or '.join(kinds)}, e.g. 'local-workspace/demo'"
-        )
-    try:
-        block = kinds[kind].load(name)  # sync here: flows and tasks call it from sync code
-    except ValueError as error:
-        raise ConfigurationError(
-            f"no block '{block_document}' is saved on the Prefect server ({error}). Save one, "
-            f"e.g. `{_SAVE_EXAMPLES[kind].format(name=name)}`"
-        ) from None
-    if not isinstance(block, WorkspaceBlock):
-        raise ConfigurationError(f"block '{block_document}' is not a workspace block")
-    return block.backend()

@@ -36,7 +36,7 @@ from himl_tasks import checkpoints
 from himl_tasks.backends import checkpoint_files
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, as_dataset_config
 from himl_tasks.prefect.artifacts import ArtifactProgress
-from himl_tasks.prefect.workspaces import WorkspaceBlockOrName, backend_for, run_ref
+from himl_tasks.prefect.workspaces import WorkspaceBlockOrName, as_run_ref, backend_for
 from himl_tasks.runs import RunRef
 from himl_tasks.storage import TransferReport
 
@@ -155,7 +155,7 @@ def download_run_files(
     """
     backend = backend_for(workspace_block)
     report = backend.download_files(
-        run_ref(backend, run), prefix, Path(destination), validate_checksum=validate_checksum
+        as_run_ref(backend, run), prefix, Path(destination), validate_checksum=validate_checksum
     )
     get_run_logger().info(report.summary())
     return report
@@ -180,7 +180,7 @@ def download_run_checkpoints(
     backend = backend_for(workspace_block)
     checkpoint_files.download_checkpoints(
         backend,
-        run_ref(backend, run),
+        as_run_ref(backend, run),
         Path(destination),
         checkpoint_folder=checkpoint_folder,
     )

@@ -42,7 +42,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.watching import PollSchedule
+from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, PollSchedule
 from himl_tasks.errors import JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.jobs.identity import job_submission_identity, sweep_submission_identity
@@ -56,8 +56,8 @@ from himl_tasks.prefect.artifacts import create_metrics_table, create_run_link
 from himl_tasks.prefect.hooks import remember_started
 from himl_tasks.prefect.workspaces import (
     WorkspaceBlockOrName,
+    as_run_ref,
     backend_for,
-    run_ref,
     workspace_label,
 )
 from himl_tasks.run_plan import RunPlan
@@ -65,7 +65,6 @@ from himl_tasks.runs import RunRef, RunState
 from himl_tasks.sweeps import SweepSpec
 
 CANCEL_CHECK_SECONDS = 2.0
-DEFAULT_TIMEOUT_SECONDS = 7 * 86400.0
 
 
 @task(cache_policy=NO_CACHE)
@@ -100,7 +99,7 @@ def wait_for_job(
         TimeoutError: If it has not ended after `timeout_seconds`.
     """
     backend = backend_for(workspace_block)
-    state = _watch(backend, run_ref(backend, run), timeout_seconds)
+    state = _watch(backend, as_run_ref(backend, run), timeout_seconds)
     if not state.succeeded:
         raise JobFailedError(state)
     return state

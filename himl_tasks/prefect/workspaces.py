@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.errors import ConfigurationError
-from himl_tasks.prefect.blocks import WorkspaceBlock, load_backend
+from himl_tasks.prefect.blocks import AzureMLWorkspace, LocalWorkspace, WorkspaceBlock
 from himl_tasks.runs import RunRef
 
 WorkspaceBlockOrName: TypeAlias = WorkspaceBlock | str
@@ -77,14 +77,51 @@ def saved_name(workspace_block: WorkspaceBlockOrName) -> str | None:
     return f"{workspace_block.get_block_type_slug()}/{name}"
 
 
-def run_ref(backend: Backend, run: RunRef | str) -> RunRef:
+def as_run_ref(backend: Backend, run: RunRef | str) -> RunRef:
     """A run given as a `RunRef` or as its recovery id ("experiment:run_id")."""
     return run if isinstance(run, RunRef) else backend.get_run_ref(run)
 
 
+_SAVE_EXAMPLES = {
+    "local-workspace": "LocalWorkspace(root='.himl').save('{name}')",
+    "azureml-workspace": (
+        "AzureMLWorkspace(subscription_id=..., resource_group=..., workspace_name=...)"
+        ".save('{name}')"
+    ),
+}
+
+
 @functools.lru_cache(maxsize=16)
-def _backend_of_saved_block(name: str) -> Backend:
-    return load_backend(name)
+def _backend_of_saved_block(block_document: str) -> Backend:
+    """The backend a saved workspace block describes, e.g. "local-workspace/demo".
+
+    The block's class is chosen from the name's type part, so loading does not import every
+    installed Prefect collection (as `Block.load` does, which costs seconds).
+
+    Raises:
+        ConfigurationError: If the name is not "<workspace block type>/<name>", or no such
+            block is saved.
+    """
+    kinds: dict[str, type[WorkspaceBlock]] = {
+        "local-workspace": LocalWorkspace,
+        "azureml-workspace": AzureMLWorkspace,
+    }
+    kind, _, name = block_document.partition("/")
+    if kind not in kinds or not name:
+        raise ConfigurationError(
+            f"'{block_document}' does not name a workspace block: write "
+            f"'<type>/<name>' with type {' or '.join(kinds)}, e.g. 'local-workspace/demo'"
+        )
+    try:
+        block = kinds[kind].load(name)  # sync here: flows and tasks call it from sync code
+    except ValueError as error:
+        raise ConfigurationError(
+            f"no block '{block_document}' is saved on the Prefect server ({error}). Save one, "
+            f"e.g. `{_SAVE_EXAMPLES[kind].format(name=name)}`"
+        ) from None
+    if not isinstance(block, WorkspaceBlock):
+        raise ConfigurationError(f"block '{block_document}' is not a workspace block")
+    return block.backend()
 
 
 @dataclass(frozen=True)

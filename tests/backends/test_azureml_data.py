@@ -174,7 +174,7 @@ def test_a_resubmitted_job_on_azureml_finds_the_resumed_runs_checkpoint(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    from himl_tasks.backends.azureml_v1 import in_job as azureml_v1_runtime
+    from himl_tasks.backends.azureml_v1 import in_job as azureml_v1_in_job
     from himl_tasks.job_spec import JobSpec
     from himl_tasks.runtime import find_latest_recovery_checkpoint
     from tests.backends.azureml_service import PREEMPTION_ERROR, Outcome
@@ -202,7 +202,7 @@ def test_a_resubmitted_job_on_azureml_finds_the_resumed_runs_checkpoint(
     monkeypatch.setenv("HIML_RESUME_FROM", lost.recovery_id)
     for name in ("HIML_RUN_ID", "HIML_WORKSPACE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(azureml_v1_runtime, "current_workspace_backend", lambda: aml)
+    monkeypatch.setattr(azureml_v1_in_job, "current_workspace_backend", lambda: aml)
     found = find_latest_recovery_checkpoint("outputs/checkpoints")
     assert found is not None and found.name == "recovery_epoch=4.ckpt"
     assert found.read_bytes() == b"epoch 4"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from himl_tasks import job_variables
+from himl_tasks.backends.local import sweep_driver
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.sweep_plan import SWEEP_PLAN_FILE, SweepPlan
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunStatus
@@ -96,3 +100,41 @@ def test_cross_validation_and_canceling_the_parent_cancels_trials(
     assert backend.wait(parent, timeout=30).status is RunStatus.CANCELED
     for child in backend.child_runs(parent):
         assert backend.wait(child, timeout=30).status is RunStatus.CANCELED
+
+
+def test_the_sweep_driver_cancels_its_trials_and_fails_at_its_deadline(
+    backend: LocalBackend, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver waits for its trials in the one polling loop, with a deadline like every wait;
+    # it runs here, in the test's process, as the job of a parent run that keeps running.
+    write_script(project, "forever.py", "import time\ntime.sleep(600)\n")
+    spec = JobSpec(entry_script="forever.py", snapshot_root=project)
+    parent = backend.submit(spec)
+    plan = SweepPlan(
+        trial_spec=spec,
+        trials=({"--lr": 0.1}, {"--lr": 0.2}),
+        primary_metric="loss",
+        goal="minimize",
+        max_concurrent_runs=1,
+    )
+    plan_file = tmp_path / SWEEP_PLAN_FILE
+    plan_file.write_text(plan.to_json(), encoding="utf-8")
+    monkeypatch.setenv(job_variables.WORKSPACE, str(backend.root))
+    monkeypatch.setenv(job_variables.RUN_ID, parent.run_id)
+    monkeypatch.setattr(sweep_driver, "DEADLINE_SECONDS", 2.0)
+    monkeypatch.setattr(sweep_driver.signal, "signal", lambda *args: None)  # not the test's
+    exit_codes: list[int] = []
+    driver = threading.Thread(
+        target=lambda: exit_codes.append(sweep_driver.main(str(plan_file))), daemon=True
+    )
+    try:
+        driver.start()
+        driver.join(timeout=60)
+        assert exit_codes == [1]
+        trials = backend.child_runs(parent)
+        assert len(trials) == 1  # one at a time: the second trial never started
+        assert backend.wait(trials[0], timeout=60).status is RunStatus.CANCELED
+    finally:
+        backend.cancel(parent)
+        for trial in backend.child_runs(parent):
+            backend.cancel(trial)

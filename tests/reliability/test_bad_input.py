@@ -229,15 +229,15 @@ def test_run_job_refuses_bad_options_before_submitting(
 def test_a_missing_azureml_block_is_explained_with_the_azureml_block_type(
     prefect_api: None,
 ) -> None:
-    from himl_tasks.prefect.blocks import load_backend
+    from himl_tasks.prefect.workspaces import backend_for
 
     with pytest.raises(ConfigurationError) as missing:
-        load_backend("azureml-workspace/prod-typo")
+        backend_for("azureml-workspace/prod-typo")
     assert "AzureMLWorkspace(subscription_id=" in str(missing.value)
     assert ".save('prod-typo')" in str(missing.value)
     assert "LocalWorkspace" not in str(missing.value)
     with pytest.raises(ConfigurationError, match=re.escape("LocalWorkspace(root='.himl')")):
-        load_backend("local-workspace/demo-typo")
+        backend_for("local-workspace/demo-typo")
 
 
 # ---- the vocabulary: datasets and job specs ------------------------------------------------

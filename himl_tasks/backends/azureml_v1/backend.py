@@ -46,7 +46,7 @@ from himl_tasks.job_variables import azureml_output_name
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id
 from himl_tasks.secret_reference import secret_references
-from himl_tasks.snapshot import Snapshot, ignore_rules
+from himl_tasks.snapshot import ignore_rules
 from himl_tasks.storage import Datastore
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
@@ -68,12 +68,6 @@ def _refuse_secret_references(spec: JobSpec) -> None:
         )
 
 
-def _check_entry_script(spec: JobSpec, snapshot: Snapshot) -> None:
-    """Refuses a script that is missing, outside the snapshot or excluded from it."""
-    if spec.script_path is not None:
-        snapshot.entry_script(spec.script_path)
-
-
 def run_id_for(submission_id: str) -> str:
     """The run id of a submission: the same id always names the same run."""
     return "himl_" + hashlib.sha256(submission_id.encode()).hexdigest()[:32]
@@ -86,6 +80,10 @@ def run_files_folder(run_id: str) -> str:
 
 class AzureMLV1Backend(Backend):
     """Runs jobs and keeps datasets in an AzureML workspace, through azureml-core.
+
+    Beyond the `Backend` protocol, this backend alone offers `register_datastore` (a blob
+    container, with its key or SAS) and `register_datastore_from_file`; their signatures are
+    AzureML's, not shared with `LocalBackend.register_datastore`.
 
     Args:
         workspace: An `azureml.core.Workspace`; default: found by `get_workspace()`.
@@ -261,10 +259,10 @@ class AzureMLV1Backend(Backend):
     # ---- submission -----------------------------------------------------------------------
 
     def _submit_plan(self, plan: RunPlan, submission_id: str | None) -> RunRef:
-        """Submits the job to its compute cluster; returns at once with its run.
+        """Submits the prepared job to its compute cluster; returns at once with its run.
 
-        A `JobSpec` is planned first (`plan`); a `RunPlan` is submitted as it was prepared,
-        its snapshot and input versions unchanged.
+        The plan's snapshot and input versions are submitted unchanged (`Backend.submit` made
+        the plan, or was handed it).
 
         With `submission_id`, the run's id is derived from it (`run_id_for`): a run id is
         unique in a workspace and part of the request that creates the run, so a submission
@@ -288,7 +286,7 @@ class AzureMLV1Backend(Backend):
     ) -> RunRef:
         """Submits a HyperDrive sweep around the job; its trials are the run's children.
 
-        With `submission_id`, the HyperDrive run's id is derived from it, as in `submit`.
+        With `submission_id`, the HyperDrive run's id is derived from it, as in `_submit_plan`.
         """
         config, rules = self._prepare(plan)
         return self._send(plan, hyperdrive_config(sweep, config), rules, submission_id)
@@ -311,14 +309,6 @@ class AzureMLV1Backend(Backend):
             DatastoreNotFoundError: No such datastore.
         """
         self.service.datastore(name)
-
-    def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
-        """Raises unless the entry script is in the snapshot.
-
-        Raises:
-            InvalidInputError: The script is missing, outside the snapshot or ignored.
-        """
-        _check_entry_script(spec, snapshot)
 
     def check_compute(self, name: str) -> None:
         """Raises unless `name` is a compute cluster of the workspace.

@@ -68,7 +68,7 @@ class SecretValue(Protocol):
         ...
 
 
-class WorkspaceBlock(Protocol):
+class AzureMLBlockSettings(Protocol):
     """What `get_workspace` reads from a Prefect block (see `himl_tasks.prefect.blocks`)."""
 
     @property
@@ -134,7 +134,7 @@ def open_workspace(settings: WorkspaceSettings, authentication: Authentication) 
 def get_workspace(
     aml_workspace: Any = None,
     workspace_config_path: str | os.PathLike[str] | None = None,
-    block: WorkspaceBlock | None = None,
+    block: AzureMLBlockSettings | None = None,
     *,
     search_from: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -212,7 +212,7 @@ def search_folders(start: Path, python_path: str) -> list[Path]:
     return folders[: max(stops) + 1] if stops else folders
 
 
-def _block_settings(block: WorkspaceBlock) -> WorkspaceSettings:
+def _block_settings(block: AzureMLBlockSettings) -> WorkspaceSettings:
     missing = [
         name
         for name in ("subscription_id", "resource_group", "workspace_name")
@@ -225,7 +225,7 @@ def _block_settings(block: WorkspaceBlock) -> WorkspaceSettings:
     return WorkspaceSettings(block.subscription_id, block.resource_group, block.workspace_name)
 
 
-def _principal(block: WorkspaceBlock) -> ServicePrincipal | None:
+def _principal(block: AzureMLBlockSettings) -> ServicePrincipal | None:
     password = block.service_principal_password
     if not block.service_principal_id or password is None:
         return None

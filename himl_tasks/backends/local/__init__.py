@@ -1,4 +1,4 @@
-"""The embedded local backend: `LocalBackend` and `Preemption` live in `backend.py`.
+"""The embedded local backend: `LocalBackend` lives in `backend.py`, `Preemption` in `clusters.py`.
 
 Nothing is imported here, so the supervisor process (`supervisor.py`) starts fast.
 """

@@ -19,7 +19,7 @@ import time
 from pathlib import Path, PurePath
 from typing import Any
 
-from himl_tasks.backends.base import Backend
+from himl_tasks.backends.base import Backend, check_run_id_argument, spec_of
 from himl_tasks.backends.dataset_folders import link_dataset
 from himl_tasks.backends.local.clusters import (
     DEFAULT_CLUSTER,
@@ -28,6 +28,7 @@ from himl_tasks.backends.local.clusters import (
 )
 from himl_tasks.backends.local.launch_plan import LaunchInput, LaunchOutput, LaunchPlan
 from himl_tasks.backends.local.launcher import (
+    PACKAGE_PARENT,
     cluster_limit,
     default_cluster_limit,
     reap_supervisors,
@@ -75,12 +76,16 @@ from himl_tasks.sweeps import SweepSpec, sample_trials
 
 logger = logging.getLogger(__name__)
 
-# The folder holding the himl_tasks package: jobs import it from there.
-PACKAGE_PARENT = Path(__file__).resolve().parents[3]
-
 
 class LocalBackend(Backend):
     """The embedded workspace: runs are subprocesses, datasets are versions in a registry.
+
+    Beyond the `Backend` protocol, this backend alone offers: `create_compute_cluster` and
+    `compute_clusters` (a cluster is a limit on runs at once, with optional preemption),
+    `register_datastore` (the settings of a `datastores.toml` entry, not AzureML's
+    arguments), `status_history`, `attempts` and `dataset_versions` (what its registry
+    keeps), and two keyword arguments: `submit(parent_run_id=...)` and
+    `submit_sweep(seed=...)`.
 
     Args:
         root: The workspace folder (default: `$HIML_HOME`, else `./.himl`).
@@ -186,12 +191,13 @@ class LocalBackend(Backend):
         """
         if parent_run_id is None:
             return super().submit(job, submission_id=submission_id)
-        _check_submission_options(submission_id, parent_run_id)
+        check_run_id_argument("submission_id", submission_id)
+        check_run_id_argument("parent_run_id", parent_run_id)
         self._row_of(parent_run_id)  # RunNotFoundError before anything is written
         found = self._submitted_before(submission_id)
         if found is None:
             found = self._submit_plan(self._plan_of(job), submission_id, parent_run_id)
-        write_most_recent_run(_spec_folder(job), found)
+        write_most_recent_run(spec_of(job).recovery_file_folder, found)
         return found
 
     def _submit_plan(
@@ -692,17 +698,6 @@ class LocalBackend(Backend):
         if row is None:
             raise RunNotFoundError(f"no run '{ref}' in the workspace at {self.root}")
         return row
-
-
-def _spec_folder(job: JobSpec | RunPlan) -> Path:
-    """Where `most_recent_run.txt` goes for a job."""
-    return (job.spec if isinstance(job, RunPlan) else job).recovery_file_folder
-
-
-def _check_submission_options(submission_id: object, parent_run_id: object) -> None:
-    for name, value in (("submission_id", submission_id), ("parent_run_id", parent_run_id)):
-        if value is not None and not (isinstance(value, str) and value and "\0" not in value):
-            raise InvalidInputError(f"{name} must be a non-empty string or None, not {value!r}")
 
 
 def _parameters(args: tuple[str, ...]) -> dict[str, Any]:

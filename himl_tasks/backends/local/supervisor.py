@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from himl_tasks import job_variables as env_names
+from himl_tasks import job_variables
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.backends.local.processes import (
     INHERITED_VARIABLES,
@@ -348,9 +348,9 @@ class _Supervisor:
     ) -> tuple[list[subprocess.Popen[bytes]], list[Any]]:
         nodes, per_node = self.plan.num_nodes, self.plan.processes_per_node
         world = nodes * per_node
-        base_env = self._job_environment(input_folders, attempt)
+        base_variables = self._job_variables(input_folders, attempt)
         if world > 1:
-            base_env.update(
+            base_variables.update(
                 MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE=str(world)
             )
         log_dir = self.work_dir / "azureml-logs"
@@ -374,7 +374,7 @@ class _Supervisor:
         logs: list[Any] = []
         try:
             for rank in range(world):
-                env = dict(base_env)
+                env = dict(base_variables)
                 if world > 1:
                     env.update(
                         RANK=str(rank),
@@ -408,7 +408,8 @@ class _Supervisor:
             raise
         return processes, logs
 
-    def _job_environment(self, input_folders: list[Path], attempt: int) -> dict[str, str]:
+    def _job_variables(self, input_folders: list[Path], attempt: int) -> dict[str, str]:
+        """The job's process variables: a few inherited, its own, and the `HIML_*` contract."""
         env = {k: v for k, v in os.environ.items() if k in INHERITED_VARIABLES}
         env.update(self.plan.environment_variables)
         for name, variable in self.plan.secret_variables.items():
@@ -418,23 +419,23 @@ class _Supervisor:
             {
                 "PYTHONPATH": os.pathsep.join(python_path),
                 "PYTHONUNBUFFERED": "1",
-                env_names.IN_JOB: env_names.LOCAL_IN_JOB,
-                env_names.WORKSPACE: str(self.registry.root),
-                env_names.RUN_ID: self.run.run_id,
-                env_names.EXPERIMENT: self.run.experiment,
-                env_names.ATTEMPT: str(attempt),
-                env_names.OUTPUT_FOLDER: str(self.work_dir / "outputs"),
-                env_names.LOGS_FOLDER: str(self.work_dir / "logs"),
-                env_names.INPUT_DATASET_COUNT: str(len(input_folders)),
-                env_names.OUTPUT_DATASET_COUNT: str(len(self.plan.outputs)),
+                job_variables.IN_JOB: job_variables.LOCAL_IN_JOB,
+                job_variables.WORKSPACE: str(self.registry.root),
+                job_variables.RUN_ID: self.run.run_id,
+                job_variables.EXPERIMENT: self.run.experiment,
+                job_variables.ATTEMPT: str(attempt),
+                job_variables.OUTPUT_FOLDER: str(self.work_dir / "outputs"),
+                job_variables.LOGS_FOLDER: str(self.work_dir / "logs"),
+                job_variables.INPUT_DATASET_COUNT: str(len(input_folders)),
+                job_variables.OUTPUT_DATASET_COUNT: str(len(self.plan.outputs)),
             }
         )
         for index, folder in enumerate(input_folders):
-            env[env_names.input_dataset(index)] = str(folder)
+            env[job_variables.input_dataset(index)] = str(folder)
         for index in range(len(self.plan.outputs)):
             folder = self.output_root / str(index)
             folder.mkdir(parents=True, exist_ok=True)
-            env[env_names.output_dataset(index)] = str(folder)
+            env[job_variables.output_dataset(index)] = str(folder)
         (self.work_dir / "outputs").mkdir(exist_ok=True)
         (self.work_dir / "logs").mkdir(exist_ok=True)
         return env

@@ -2,7 +2,9 @@
 
 Started by `LocalBackend.submit_sweep` as the job of the parent run, with the sweep's plan
 (`sweep.json`, a `SweepPlan`) in its snapshot. Canceling the parent cancels the trials still
-running.
+running. It waits for its trials in the one polling loop (`watching.polls`), against the same
+deadline as a backend's `wait` (`DEADLINE_SECONDS`): trials still running then are canceled
+and the parent fails.
 """
 
 from __future__ import annotations
@@ -14,21 +16,22 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from himl_tasks import job_variables as env_names
+from himl_tasks import job_variables
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.sweep_plan import SweepPlan
-from himl_tasks.backends.watching import PollSchedule, polls
+from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, PollSchedule, polls
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.runtime import log_metrics
 
 POLL_SECONDS = 0.2
+DEADLINE_SECONDS = DEFAULT_TIMEOUT_SECONDS
 
 
 def main(plan_file: str) -> int:
     """Runs the trials; exits 0 when at least one completed."""
     plan = SweepPlan.from_json(Path(plan_file).read_text(encoding="utf-8"))
-    backend = LocalBackend(os.environ[env_names.WORKSPACE])
-    parent = os.environ[env_names.RUN_ID]
+    backend = LocalBackend(os.environ[job_variables.WORKSPACE])
+    parent = os.environ[job_variables.RUN_ID]
     base = plan.trial_spec
     pending = list(enumerate(plan.trials))
     running: list[RunRef] = []
@@ -40,9 +43,10 @@ def main(plan_file: str) -> int:
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, cancel_trials)
-    # The one wait loop; its deadline is the longest a run may wait, and the parent run's own
-    # max_run_duration, if any, ends it sooner.
-    for _ in polls(PollSchedule(first_pause=POLL_SECONDS, max_pause=POLL_SECONDS)):
+    schedule = PollSchedule(
+        timeout_seconds=DEADLINE_SECONDS, first_pause=POLL_SECONDS, max_pause=POLL_SECONDS
+    )
+    for _ in polls(schedule):
         for ref in list(running):
             state = backend.get_state(ref)
             if state.is_terminal:
@@ -59,12 +63,16 @@ def main(plan_file: str) -> int:
             )
             running.append(backend.submit(trial, parent_run_id=parent))
             print(f"trial {index} started: {' '.join(arguments)}", flush=True)
-        if not pending and not running:
+        if not (pending or running):
             break
     else:
         for ref in running:
             backend.cancel(ref)
-        print(f"the sweep did not end in time: {len(running)} trials canceled", flush=True)
+        print(
+            f"the sweep did not end within {DEADLINE_SECONDS:g} s: its {len(running)} running "
+            f"trials were canceled and {len(pending)} were never started",
+            flush=True,
+        )
         return 1
     completed = [state.ref for state in finished if state.succeeded]
     values = [

@@ -33,7 +33,7 @@ from himl_tasks.errors import ConfigurationError, DatastoreNotFoundError
 from himl_tasks.storage import Datastore, LocalDatastore
 
 DEFAULT_DATASTORE = "workspaceblobstore"
-CONFIG_FILE_NAME = "datastores.toml"
+DATASTORES_FILE_NAME = "datastores.toml"
 HOME_VARIABLE = "HIML_HOME"
 
 # A service principal's variables, as azure-identity's EnvironmentCredential reads them: handed
@@ -80,7 +80,7 @@ class LocalWorkspaceConfig:
     ) -> LocalWorkspaceConfig:
         """Finds the workspace (see the module docstring); nothing is read until needed."""
         folder = workspace_root(root).absolute()
-        path = Path(config_path) if config_path is not None else folder / CONFIG_FILE_NAME
+        path = Path(config_path) if config_path is not None else folder / DATASTORES_FILE_NAME
         if config_path is not None and not path.is_file():
             raise ConfigurationError(f"workspace config file {path} does not exist")
         return cls(folder, path, environ)
