@@ -25,12 +25,16 @@ class RunPlan:
         experiment: The experiment's name, sanitised (read from the environment once).
         snapshot: The files that travel with the job.
         inputs: The version of each input dataset the job reads, in the spec's order.
+        workspace: The workspace that prepared it (its backend's key): the input versions
+            and the checks are that workspace's, so another one refuses the plan ("" for a
+            plan made by hand, which any backend takes).
     """
 
     spec: JobSpec
     experiment: str
     snapshot: Snapshot
     inputs: tuple[ResolvedDataset, ...]
+    workspace: str = ""
 
     def resuming_from(self, recovery_id: str) -> RunPlan:
         """The same plan, its job resuming from that run's recovery checkpoint.

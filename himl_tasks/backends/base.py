@@ -214,7 +214,21 @@ class Backend(abc.ABC):
         snapshot = select_snapshot(spec.root, spec.ignored_folders)
         self.check_snapshot(spec, snapshot)
         inputs = tuple(self.resolve_dataset(config) for config in spec.inputs)
-        return RunPlan(spec=spec, experiment=experiment, snapshot=snapshot, inputs=inputs)
+        return RunPlan(
+            spec=spec,
+            experiment=experiment,
+            snapshot=snapshot,
+            inputs=inputs,
+            workspace=self.workspace_key(),
+        )
+
+    def workspace_key(self) -> str:
+        """Names this backend's workspace, so a plan is submitted only where it was made.
+
+        By default this backend object alone; a backend names its workspace (a folder, a
+        subscription's workspace) so two objects on one workspace share a key.
+        """
+        return f"{type(self).__name__}@{id(self):x}"
 
     def submit(self, job: JobSpec | RunPlan, *, submission_id: str | None = None) -> RunRef:
         """Starts a job; returns at once with its run.
@@ -227,6 +241,7 @@ class Backend(abc.ABC):
             InvalidInputError: For an unusable submission id, or a job this backend cannot run.
         """
         spec = _spec_of(job)
+        self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
         if found is None:
             found = self._submit_plan(self._plan_of(job), submission_id)
@@ -240,11 +255,26 @@ class Backend(abc.ABC):
 
         With `submission_id`, idempotent as `submit` is: the sweep's run is recorded with it.
         """
+        _spec_of(job)
+        self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
         if found is not None:
             return found
         self.check_sweep(sweep)
         return self._submit_sweep_plan(self._plan_of(job), sweep, submission_id)
+
+    def _check_plan_workspace(self, job: JobSpec | RunPlan) -> None:
+        """Refuses a plan another workspace made: its inputs are that workspace's versions.
+
+        Raises:
+            InvalidInputError: The plan was made by another backend or workspace.
+        """
+        if isinstance(job, RunPlan) and job.workspace not in ("", self.workspace_key()):
+            raise InvalidInputError(
+                f"this RunPlan was prepared by {job.workspace}, not by {self.workspace_key()}: "
+                "its input versions and checks are that workspace's. Plan the job here "
+                "(backend.plan(plan.spec)) or submit it to the backend that planned it"
+            )
 
     def _plan_of(self, job: JobSpec | RunPlan) -> RunPlan:
         return job if isinstance(job, RunPlan) else self.plan(job)

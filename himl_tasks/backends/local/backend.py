@@ -97,6 +97,10 @@ class LocalBackend(Backend):
     def __repr__(self) -> str:
         return f"LocalBackend(root={str(self.root)!r})"
 
+    def workspace_key(self) -> str:
+        """The workspace folder: every backend object on it shares plans."""
+        return f"local:{self.root.resolve()}"
+
     # ---- compute --------------------------------------------------------------------------
 
     def create_compute_cluster(
@@ -185,6 +189,7 @@ class LocalBackend(Backend):
         """
         if parent_run_id is None:
             return super().submit(job, submission_id=submission_id)
+        self._check_plan_workspace(job)
         _check_submission_options(submission_id, parent_run_id)
         self._row_of(parent_run_id)  # RunNotFoundError before anything is written
         found = self._submitted_before(submission_id)
@@ -334,8 +339,9 @@ class LocalBackend(Backend):
         `submission_id` makes it idempotent, as in `submit`: it names the parent run.
 
         Raises:
-            InvalidInputError: For bayesian sampling.
+            InvalidInputError: For bayesian sampling, or a plan another workspace made.
         """
+        self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
         if found is not None:
             return found
