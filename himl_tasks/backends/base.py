@@ -425,7 +425,9 @@ class Backend(abc.ABC):
         `local_folder` wins when given (hi-ml's rule). Otherwise the dataset's version is
         brought into `destination`, else the config's `target_folder`, else a new temporary
         folder: the backend's own way when it has one (mounting), else downloaded through
-        the transfer engine with checksums checked.
+        the transfer engine with checksums checked. A file of the version replaces a different
+        one of the same name already there (a copy of another version); files the version
+        does not have are left alone.
 
         Raises:
             DatasetNotFoundError: If the dataset does not exist.
@@ -439,7 +441,7 @@ class Backend(abc.ABC):
             )
         if not self._fetch_dataset(config, resolved, destination):
             view = FolderView(self.datastore(resolved.datastore), resolved.path)
-            view.download("", destination, validate_checksum=True)
+            view.download("", destination, overwrite=True, validate_checksum=True)
         return destination
 
 

@@ -282,3 +282,24 @@ def test_incomplete_datastore_settings_are_refused(backend: LocalBackend) -> Non
     with pytest.raises(InvalidInputError, match="not a usable datastore name"):
         backend.register_datastore("my lake", path="x")
     assert backend.registry.datastores() == {}
+
+
+def test_a_dataset_fetched_into_a_folder_that_holds_an_older_copy_has_the_version_s_files(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    store = backend.datastore()
+    store.upload_folder(write_tree(tmp_path / "v1", {"a.txt": b"one", "b.txt": b"1"}), "scans")
+    target = tmp_path / "scans-here"
+    config = DatasetConfig("scans", target_folder=target)
+    assert read_tree(backend.local_dataset_folder(config)) == {"a.txt": b"one", "b.txt": b"1"}
+    store.upload_folder(write_tree(tmp_path / "v2", {"a.txt": b"second"}), "scans_v2")
+    backend.register_dataset("scans", "", "scans_v2")
+
+    folder = backend.local_dataset_folder(config)  # the latest: version 2, into the same folder
+
+    assert folder == target
+    assert read_tree(folder)["a.txt"] == b"second"
+    assert read_tree(backend.local_dataset_folder(DatasetConfig("scans", version=1), target)) == {
+        "a.txt": b"one",
+        "b.txt": b"1",
+    }
