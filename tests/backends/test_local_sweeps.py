@@ -96,3 +96,14 @@ def test_cross_validation_and_canceling_the_parent_cancels_trials(
     assert backend.wait(parent, timeout=30).status is RunStatus.CANCELED
     for child in backend.child_runs(parent):
         assert backend.wait(child, timeout=30).status is RunStatus.CANCELED
+
+
+def test_a_choice_given_one_list_chooses_among_its_values_as_azureml_s_choice_does() -> None:
+    # hi-ml's documentation writes choice([0.1, 0.01, 0.001]); AzureML reads the list's values.
+    assert Choice([0.1, 0.01]) == Choice(0.1, 0.01)
+    assert Choice(range(1, 3)).values == (1, 2)
+    sweep = SweepSpec(parameters={"lr": Choice([0.1, 0.01])}, sampling="grid", primary_metric="m")
+    assert sample_trials(sweep) == [{"--lr": 0.1}, {"--lr": 0.01}]
+    for values in ((0.1, [0.01]), ({"a": 1},), (None,), ([],)):
+        with pytest.raises(InvalidInputError, match="Choice"):
+            Choice(*values)
