@@ -152,6 +152,12 @@ class JobSpec:
     def __post_init__(self) -> None:
         if (self.entry_script in (None, "")) == (self.module in (None, "")):
             raise InvalidInputError("a job needs exactly one of entry_script and module")
+        if self.module not in (None, "") and not isinstance(self.module, str):
+            raise InvalidInputError(
+                f"module must be a module's dotted name as text, not {self.module!r}"
+            )
+        if self.module == "":
+            object.__setattr__(self, "module", None)  # "" is how a form or JSON says "none"
         for count in ("num_nodes", "processes_per_node"):
             value = getattr(self, count)
             if not is_whole_number(value) or value < 1:
@@ -259,7 +265,7 @@ class JobSpec:
         try:
             fields = json.loads(text)
             return _from_json_fields(fields)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, AttributeError) as error:
             raise InvalidInputError(f"not the JSON of a JobSpec: {error}") from error
 
 

@@ -100,3 +100,26 @@ def test_text_that_is_not_a_spec_s_json_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidInputError, match="not the JSON of a JobSpec"):
         JobSpec.from_json('{"entry_script": "a.py", "colour": "blue"}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"module": "m", "environment_variables": []}',
+        '{"module": "m", "tags": "x"}',
+        '{"module": "m", "input_datasets": ["scans"]}',
+    ],
+)
+def test_json_whose_fields_have_the_wrong_shape_is_refused_as_not_a_spec(text: str) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="not the JSON of a JobSpec|must"):
+        JobSpec.from_json(text)
+
+
+@pytest.mark.parametrize("module", [5, ["train"], b"train"])
+def test_a_module_that_is_not_text_is_refused(module: object, tmp_path: Path) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="module must be"):
+        JobSpec(module=module, snapshot_root=tmp_path)  # type: ignore[arg-type]
