@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.job_variables import is_set_by_backends
 from himl_tasks.number_checks import is_number, is_whole_number
 from himl_tasks.runs import split_recovery_id
 from himl_tasks.secret_reference import SecretReference
@@ -103,7 +104,9 @@ class JobSpec:
         output_datasets: Datasets the job writes (names or `DatasetConfig`s).
         environment_variables: Extra environment variables for the job's processes. A value
             may be a `SecretReference("ENV_NAME")`: the job gets the value of ENV_NAME in the
-            submitter's environment, and no record of the job holds it (local backend).
+            submitter's environment, and no record of the job holds it (local backend). The
+            variables a backend sets in every job (`HIML_IN_JOB`, `HIML_RUN_ID`, ...; see
+            `himl_tasks.job_variables`) are refused.
         tags: Tags recorded with the run (default: the command line).
         experiment: The experiment's name (default: $HIML_EXPERIMENT_NAME, else the script's
             or module's name); characters AzureML does not allow become '_'.
@@ -314,6 +317,12 @@ def _check_text_mapping(name: str, values: object) -> None:
             raise InvalidInputError(
                 f"'{key}' is not a usable environment variable name: use letters, digits and "
                 "'_', not starting with a digit"
+            )
+        if name == "environment_variables" and is_set_by_backends(key):
+            raise InvalidInputError(
+                f"environment variable {key} is set by the backend in every job it runs (it "
+                "tells the job where it runs); the spec cannot set it. To resume from a run, "
+                "set JobSpec.resume_from"
             )
 
 

@@ -123,3 +123,18 @@ def test_a_module_that_is_not_text_is_refused(module: object, tmp_path: Path) ->
 
     with pytest.raises(InvalidInputError, match="module must be"):
         JobSpec(module=module, snapshot_root=tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["HIML_IN_JOB", "HIML_RUN_ID", "HIML_WORKSPACE", "HIML_RESUME_FROM", "HIML_INPUT_DATASET_0"],
+)
+def test_a_variable_the_backend_sets_for_the_job_is_refused_in_the_spec(
+    name: str, tmp_path: Path
+) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=f"{name} is set by the backend"):
+        JobSpec(module="m", snapshot_root=tmp_path, environment_variables={name: "x"})
+    # Other HIML_ names are the job's own.
+    JobSpec(module="m", snapshot_root=tmp_path, environment_variables={"HIML_MODE": "x"})
