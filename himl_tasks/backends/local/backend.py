@@ -41,7 +41,11 @@ from himl_tasks.backends.local.submitting_marks import (
     unmark_submitting,
 )
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
-from himl_tasks.backends.local.sweep_plan import SWEEP_PLAN_FILE, SweepPlan
+from himl_tasks.backends.local.sweep_plan import (
+    SWEEP_PLAN_FILE,
+    TRIAL_SNAPSHOT_FOLDER,
+    SweepPlan,
+)
 from himl_tasks.backends.local.workspace_config import (
     DEFAULT_DATASTORE,
     LocalWorkspaceConfig,
@@ -332,7 +336,8 @@ class LocalBackend(Backend):
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
         default cluster; it submits each trial (the job with `--<parameter> <value>` appended)
         to the job's cluster, at most `max_concurrent_runs` at once, and logs the best value of
-        the primary metric. Every trial reads the input versions the job was planned with.
+        the primary metric. Every trial reads the input versions the job was planned with and
+        runs the snapshot selected at submission (a copy travels with the parent run).
         Grid and random sampling only; an early termination policy is not applied locally
         (every trial runs to its end).
 
@@ -381,6 +386,8 @@ class LocalBackend(Backend):
         )
         with tempfile.TemporaryDirectory(prefix="himl-sweep-") as folder:
             (Path(folder) / SWEEP_PLAN_FILE).write_text(sweep_plan.to_json(), encoding="utf-8")
+            # The trials run the files selected now, not whatever the project holds later.
+            plan.snapshot.copy_to(Path(folder) / TRIAL_SNAPSHOT_FOLDER)
             driver = JobSpec(
                 module="himl_tasks.backends.local.sweep_driver",
                 args=[SWEEP_PLAN_FILE],

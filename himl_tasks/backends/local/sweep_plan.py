@@ -17,6 +17,8 @@ from himl_tasks.job_spec import JobSpec
 
 SWEEP_PLAN_VERSION = 1
 SWEEP_PLAN_FILE = "sweep.json"
+TRIAL_SNAPSHOT_FOLDER = "trial_snapshot"
+"""Beside the plan: the job's snapshot as it was selected at submission, which every trial runs."""
 
 
 @dataclass(frozen=True)
