@@ -68,7 +68,10 @@ def snapshot_digest(snapshot: Snapshot) -> str:
     digest = hashlib.sha256()
     for item in snapshot.files:
         digest.update(item.relative.encode() + b"\0")
-        with (snapshot.root / item.relative).open("rb") as source:
+        with (
+            snapshot.gone_since_selected(item.relative),
+            (snapshot.root / item.relative).open("rb") as source,
+        ):
             for chunk in iter(lambda: source.read(1 << 20), b""):
                 digest.update(chunk)
         digest.update(b"\0")
