@@ -282,9 +282,16 @@ class Backend(abc.ABC):
     def _submitted_before(self, submission_id: str | None) -> RunRef | None:
         if submission_id is None:
             return None
-        if not (isinstance(submission_id, str) and submission_id and "\0" not in submission_id):
+        if not (
+            isinstance(submission_id, str)
+            and submission_id
+            and "\0" not in submission_id
+            and submission_id.isprintable()
+            and _is_utf8(submission_id)
+        ):
             raise InvalidInputError(
-                f"submission_id must be a non-empty string or None, not {submission_id!r}"
+                "submission_id must be a non-empty string of printable UTF-8 characters or "
+                f"None, not {submission_id!r}"
             )
         return self.find_submission(submission_id)
 
@@ -443,6 +450,14 @@ class Backend(abc.ABC):
             view = FolderView(self.datastore(resolved.datastore), resolved.path)
             view.download("", destination, overwrite=True, validate_checksum=True)
         return destination
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _spec_of(job: JobSpec | RunPlan) -> JobSpec:
