@@ -117,10 +117,11 @@ class JobSpec:
 
     A spec is normalised when made, once: `snapshot_root` becomes an absolute folder (the
     current folder at that moment when not given), `entry_script` an absolute path inside it,
-    `conda_environment_file` and `private_pip_wheel_path` absolute (relative ones are taken
-    from the current folder), `max_run_duration` a number of seconds, the sequences tuples
-    and the datasets `DatasetConfig`s. Nothing read later depends on the process's current
-    folder, and making a spec again from its own fields gives an equal spec.
+    `conda_environment_file`, `private_pip_wheel_path` and the datasets' `local_folder`
+    absolute (relative ones are taken from the current folder), `max_run_duration` a number
+    of seconds, the sequences tuples and the datasets `DatasetConfig`s. Nothing read later
+    depends on the process's current folder, and making a spec again from its own fields
+    gives an equal spec.
 
     Raises:
         InvalidInputError: For a spec that cannot describe a job (both or neither of
@@ -184,12 +185,11 @@ class JobSpec:
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
         for mapping in ("environment_variables", "tags"):
             _check_text_mapping(mapping, getattr(self, mapping))
-        object.__setattr__(
-            self, "input_datasets", tuple(as_dataset_config(d) for d in self.input_datasets)
-        )
-        object.__setattr__(
-            self, "output_datasets", tuple(as_dataset_config(d) for d in self.output_datasets)
-        )
+        for datasets in ("input_datasets", "output_datasets"):
+            configs = (
+                _absolute_local_folder(as_dataset_config(d)) for d in getattr(self, datasets)
+            )
+            object.__setattr__(self, datasets, tuple(configs))
         names = [d.name for d in self.inputs] + [d.name for d in self.outputs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -343,6 +343,14 @@ def _normalise_paths(spec: JobSpec) -> None:
     for name in ("conda_environment_file", "private_pip_wheel_path"):
         value = getattr(spec, name)
         object.__setattr__(spec, name, None if value in (None, "") else Path(value).absolute())
+
+
+def _absolute_local_folder(config: DatasetConfig) -> DatasetConfig:
+    """A dataset's relative `local_folder` taken from the current folder, once."""
+    folder = config.local_folder
+    if folder is None or folder.is_absolute():
+        return config
+    return dataclasses.replace(config, local_folder=folder.absolute())
 
 
 def _json_fields(spec: JobSpec) -> dict[str, Any]:

@@ -138,3 +138,15 @@ def test_a_variable_the_backend_sets_for_the_job_is_refused_in_the_spec(
         JobSpec(module="m", snapshot_root=tmp_path, environment_variables={name: "x"})
     # Other HIML_ names are the job's own.
     JobSpec(module="m", snapshot_root=tmp_path, environment_variables={"HIML_MODE": "x"})
+
+
+def test_a_dataset_s_relative_local_folder_is_fixed_when_the_config_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = JobSpec(module="m", input_datasets=[DatasetConfig("scans", local_folder="data/scans")])
+
+    monkeypatch.chdir("/")
+
+    assert spec.inputs[0].local_folder == tmp_path / "data" / "scans"
+    assert JobSpec.from_json(spec.to_json()) == spec
