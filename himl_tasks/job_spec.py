@@ -95,7 +95,8 @@ class JobSpec:
         pip_extra_index_url: An extra package index for pip (AzureML).
         private_pip_wheel_path: A wheel to upload and install (AzureML).
         environment_name: A registered environment to use instead of building one (AzureML).
-        python_executable: The interpreter for local runs (default: the current one).
+        python_executable: The interpreter for local runs (default: the current one): a name
+            looked up on PATH, or a path (a relative one is taken from the current folder).
         compute: The compute cluster's name ("" for the local default cluster).
         num_nodes: Number of nodes; more than one makes a distributed PyTorch job.
         processes_per_node: Processes started on each node.
@@ -343,6 +344,9 @@ def _normalise_paths(spec: JobSpec) -> None:
     for name in ("conda_environment_file", "private_pip_wheel_path"):
         value = getattr(spec, name)
         object.__setattr__(spec, name, None if value in (None, "") else Path(value).absolute())
+    if os.sep in spec.python_executable or "/" in spec.python_executable:
+        # A path, not a name looked up on PATH: the job starts in another folder.
+        object.__setattr__(spec, "python_executable", str(Path(spec.python_executable).absolute()))
 
 
 def _absolute_local_folder(config: DatasetConfig) -> DatasetConfig:

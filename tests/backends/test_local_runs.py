@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -293,3 +294,22 @@ def test_a_wait_with_no_pause_still_pauses_between_looks_and_keeps_its_deadline(
     assert len(looks) <= 2 * (0.5 / MIN_PAUSE_SECONDS + 2)  # not thousands of looks a second
     backend.cancel(ref)
     assert backend.wait(ref, timeout=30).status is RunStatus.CANCELED
+
+
+def test_a_relative_interpreter_is_taken_from_the_folder_the_spec_was_made_in(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_script(project, "train.py", "print('ran')\n")
+    (project / "env" / "bin").mkdir(parents=True)
+    (project / "env" / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.chdir(project)
+    spec = JobSpec(entry_script="train.py", python_executable="env/bin/python")
+    assert spec.python_executable == str(project / "env" / "bin" / "python")
+
+    monkeypatch.chdir("/")
+    state = backend.wait(backend.submit(spec), timeout=60)
+
+    # It used to pass the check at submission, then fail the run as `infrastructure` (which
+    # run_job resubmits) when the supervisor, in the run's folder, could not find it.
+    assert state.succeeded, state.error
+    assert list(backend.iter_logs(state.ref)) == ["ran"]
