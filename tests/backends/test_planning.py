@@ -158,3 +158,22 @@ def test_an_azureml_plan_is_refused_by_the_local_backend(
 
     with pytest.raises(InvalidInputError, match="prepared by azureml_v1:"):
         backend.submit(plan)
+
+
+def test_a_plan_whose_inputs_do_not_match_its_spec_cannot_be_made(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    backend.datastore().upload_folder(write_tree(tmp_path / "src", {"a.txt": b"x"}), "scans")
+    write_script(project, "train.py", "print('ok')\n")
+    plan = backend.plan(
+        JobSpec(entry_script="train.py", snapshot_root=project, input_datasets=["scans"])
+    )
+
+    for spec in (
+        dataclasses.replace(plan.spec, input_datasets=[]),
+        dataclasses.replace(plan.spec, input_datasets=["labels"]),
+    ):
+        with pytest.raises(InvalidInputError, match="inputs .* do not match"):
+            dataclasses.replace(plan, spec=spec)
