@@ -188,3 +188,15 @@ def test_a_corrupted_launch_plan_fails_its_run_and_holds_up_no_other(
     assert "launch plan" in (state.error or "")
     assert backend.wait(after, timeout=60).succeeded
     assert backend.registry.slot_holders("one") == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"version": 1}, {"version": 1, "trial_spec": {}, "trials": 5}],
+    ids=["fields-missing", "wrong-types"],
+)
+def test_a_sweep_plan_of_the_right_version_but_the_wrong_shape_is_refused_clearly(
+    fields: object,
+) -> None:
+    with pytest.raises(ConfigurationError, match="sweep's plan"):
+        SweepPlan.from_json(json.dumps(fields))
