@@ -17,6 +17,8 @@ from himl_tasks.number_checks import is_seconds
 
 GROWTH = 1.5
 DEFAULT_TIMEOUT_SECONDS = 7 * 86400.0
+MAX_SLEEP_SECONDS = 86400.0
+"""The longest single sleep (time.sleep(1e300) overflows; a look after a day costs nothing)."""
 MIN_PAUSE_SECONDS = 0.01
 """The shortest pause between looks: a pause of 0 means this one, never a spinning loop."""
 
@@ -68,7 +70,7 @@ def polls(schedule: PollSchedule) -> Iterator[int]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
-        time.sleep(min(max(pause, MIN_PAUSE_SECONDS), remaining))
+        time.sleep(min(max(pause, MIN_PAUSE_SECONDS), remaining, MAX_SLEEP_SECONDS))
         pause = min(schedule.max_pause, max(pause, 1e-3) * GROWTH)
         look += 1
 
