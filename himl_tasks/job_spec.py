@@ -45,7 +45,10 @@ def parse_duration(text: str | float | None) -> float | None:
     if text is None:
         return None
     if is_number(text):
-        seconds = float(text)
+        try:
+            seconds = float(text)
+        except OverflowError:  # a whole number too big for a float
+            seconds = math.inf
     else:
         match = _DURATION.match(str(text))
         if not match:

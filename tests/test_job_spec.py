@@ -150,3 +150,10 @@ def test_a_dataset_s_relative_local_folder_is_fixed_when_the_config_is_made(
 
     assert spec.inputs[0].local_folder == tmp_path / "data" / "scans"
     assert JobSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_duration_too_big_for_a_float_is_refused_as_invalid_input(tmp_path: Path) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="max_run_duration"):
+        JobSpec(module="m", snapshot_root=tmp_path, max_run_duration=10**400)
