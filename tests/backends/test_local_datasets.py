@@ -303,3 +303,12 @@ def test_a_dataset_fetched_into_a_folder_that_holds_an_older_copy_has_the_versio
         "a.txt": b"one",
         "b.txt": b"1",
     }
+
+
+def test_a_version_asked_of_a_dataset_that_is_only_a_folder_is_explained(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    backend.datastore().upload_folder(write_tree(tmp_path / "src", {"a.txt": b"x"}), "scans")
+
+    with pytest.raises(DatasetNotFoundError, match="folder 'scans/'.*becomes version 1"):
+        backend.resolve_dataset(DatasetConfig("scans", version=2))

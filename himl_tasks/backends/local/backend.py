@@ -561,8 +561,14 @@ class LocalBackend(Backend):
                 version; the message lists what exists.
         """
         versions = self.registry.dataset_versions(config.name)
-        if not versions and config.version is None:
+        if not versions:
             store = self.datastore(config.datastore)
+            if store.list(f"{config.name}/") and config.version is not None:
+                raise DatasetNotFoundError(
+                    f"dataset '{config.name}' is not registered, so it has no version "
+                    f"{config.version}: its folder '{config.name}/' in datastore '{store.name}' "
+                    "becomes version 1 when a job asks for the latest (no version)"
+                )
             if store.list(f"{config.name}/"):
                 self.registry.add_dataset_version(
                     config.name, store.name, config.name, None, only_if_new=True
