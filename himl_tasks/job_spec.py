@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.job_variables import is_set_by_backends
 from himl_tasks.number_checks import is_number, is_whole_number
 from himl_tasks.runs import split_recovery_id
 from himl_tasks.secret_reference import SecretReference
@@ -44,7 +45,10 @@ def parse_duration(text: str | float | None) -> float | None:
     if text is None:
         return None
     if is_number(text):
-        seconds = float(text)
+        try:
+            seconds = float(text)
+        except OverflowError:  # a whole number too big for a float
+            seconds = math.inf
     else:
         match = _DURATION.match(str(text))
         if not match:
@@ -94,7 +98,8 @@ class JobSpec:
         pip_extra_index_url: An extra package index for pip (AzureML).
         private_pip_wheel_path: A wheel to upload and install (AzureML).
         environment_name: A registered environment to use instead of building one (AzureML).
-        python_executable: The interpreter for local runs (default: the current one).
+        python_executable: The interpreter for local runs (default: the current one): a name
+            looked up on PATH, or a path (a relative one is taken from the current folder).
         compute: The compute cluster's name ("" for the local default cluster).
         num_nodes: Number of nodes; more than one makes a distributed PyTorch job.
         processes_per_node: Processes started on each node.
@@ -103,7 +108,9 @@ class JobSpec:
         output_datasets: Datasets the job writes (names or `DatasetConfig`s).
         environment_variables: Extra environment variables for the job's processes. A value
             may be a `SecretReference("ENV_NAME")`: the job gets the value of ENV_NAME in the
-            submitter's environment, and no record of the job holds it (local backend).
+            submitter's environment, and no record of the job holds it (local backend). The
+            variables a backend sets in every job (`HIML_IN_JOB`, `HIML_RUN_ID`, ...; see
+            `himl_tasks.job_variables`) are refused.
         tags: Tags recorded with the run (default: the command line).
         experiment: The experiment's name (default: $HIML_EXPERIMENT_NAME, else the script's
             or module's name); characters AzureML does not allow become '_'.
@@ -114,10 +121,11 @@ class JobSpec:
 
     A spec is normalised when made, once: `snapshot_root` becomes an absolute folder (the
     current folder at that moment when not given), `entry_script` an absolute path inside it,
-    `conda_environment_file` and `private_pip_wheel_path` absolute (relative ones are taken
-    from the current folder), `max_run_duration` a number of seconds, the sequences tuples
-    and the datasets `DatasetConfig`s. Nothing read later depends on the process's current
-    folder, and making a spec again from its own fields gives an equal spec.
+    `conda_environment_file`, `private_pip_wheel_path` and the datasets' `local_folder`
+    absolute (relative ones are taken from the current folder), `max_run_duration` a number
+    of seconds, the sequences tuples and the datasets `DatasetConfig`s. Nothing read later
+    depends on the process's current folder, and making a spec again from its own fields
+    gives an equal spec.
 
     Raises:
         InvalidInputError: For a spec that cannot describe a job (both or neither of
@@ -152,6 +160,12 @@ class JobSpec:
     def __post_init__(self) -> None:
         if (self.entry_script in (None, "")) == (self.module in (None, "")):
             raise InvalidInputError("a job needs exactly one of entry_script and module")
+        if self.module not in (None, "") and not isinstance(self.module, str):
+            raise InvalidInputError(
+                f"module must be a module's dotted name as text, not {self.module!r}"
+            )
+        if self.module == "":
+            object.__setattr__(self, "module", None)  # "" is how a form or JSON says "none"
         for count in ("num_nodes", "processes_per_node"):
             value = getattr(self, count)
             if not is_whole_number(value) or value < 1:
@@ -175,12 +189,11 @@ class JobSpec:
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
         for mapping in ("environment_variables", "tags"):
             _check_text_mapping(mapping, getattr(self, mapping))
-        object.__setattr__(
-            self, "input_datasets", tuple(as_dataset_config(d) for d in self.input_datasets)
-        )
-        object.__setattr__(
-            self, "output_datasets", tuple(as_dataset_config(d) for d in self.output_datasets)
-        )
+        for datasets in ("input_datasets", "output_datasets"):
+            configs = (
+                _absolute_local_folder(as_dataset_config(d)) for d in getattr(self, datasets)
+            )
+            object.__setattr__(self, datasets, tuple(configs))
         names = [d.name for d in self.inputs] + [d.name for d in self.outputs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -259,7 +272,7 @@ class JobSpec:
         try:
             fields = json.loads(text)
             return _from_json_fields(fields)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, AttributeError) as error:
             raise InvalidInputError(f"not the JSON of a JobSpec: {error}") from error
 
 
@@ -309,6 +322,12 @@ def _check_text_mapping(name: str, values: object) -> None:
                 f"'{key}' is not a usable environment variable name: use letters, digits and "
                 "'_', not starting with a digit"
             )
+        if name == "environment_variables" and is_set_by_backends(key):
+            raise InvalidInputError(
+                f"environment variable {key} is set by the backend in every job it runs (it "
+                "tells the job where it runs); the spec cannot set it. To resume from a run, "
+                "set JobSpec.resume_from"
+            )
 
 
 def _normalise_paths(spec: JobSpec) -> None:
@@ -328,6 +347,17 @@ def _normalise_paths(spec: JobSpec) -> None:
     for name in ("conda_environment_file", "private_pip_wheel_path"):
         value = getattr(spec, name)
         object.__setattr__(spec, name, None if value in (None, "") else Path(value).absolute())
+    if os.sep in spec.python_executable or "/" in spec.python_executable:
+        # A path, not a name looked up on PATH: the job starts in another folder.
+        object.__setattr__(spec, "python_executable", str(Path(spec.python_executable).absolute()))
+
+
+def _absolute_local_folder(config: DatasetConfig) -> DatasetConfig:
+    """A dataset's relative `local_folder` taken from the current folder, once."""
+    folder = config.local_folder
+    if folder is None or folder.is_absolute():
+        return config
+    return dataclasses.replace(config, local_folder=folder.absolute())
 
 
 def _json_fields(spec: JobSpec) -> dict[str, Any]:

@@ -7,6 +7,8 @@ of the job spec's `input_datasets` / `output_datasets`, as hi-ml numbers them.
 
 from __future__ import annotations
 
+import re
+
 IN_JOB = "HIML_IN_JOB"
 """Names the module of the backend's in-job half (`himl_tasks.backends.<name>.in_job`)."""
 
@@ -27,6 +29,18 @@ AZUREML_RUN_ID = "AZUREML_RUN_ID"
 # imports no backend itself. Strings, not imports, keep this module a leaf.
 LOCAL_IN_JOB = "himl_tasks.backends.local.in_job"
 AZUREML_V1_IN_JOB = "himl_tasks.backends.azureml_v1.in_job"
+
+
+_SET_BY_BACKENDS = frozenset(
+    {IN_JOB, WORKSPACE, RUN_ID, EXPERIMENT, ATTEMPT, OUTPUT_FOLDER, LOGS_FOLDER,
+     INPUT_DATASET_COUNT, OUTPUT_DATASET_COUNT, RESUME_FROM}
+)  # fmt: skip
+_DATASET_FOLDER = re.compile(r"HIML_(IN|OUT)PUT_DATASET_\d+")
+
+
+def is_set_by_backends(name: str) -> bool:
+    """True for a variable a backend sets in every job it runs (a job spec may not set it)."""
+    return name in _SET_BY_BACKENDS or _DATASET_FOLDER.fullmatch(name) is not None
 
 
 def input_dataset(index: int) -> str:

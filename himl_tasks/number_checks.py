@@ -18,4 +18,10 @@ def is_whole_number(value: object) -> TypeGuard[int]:
 
 def is_seconds(value: object, *, zero_ok: bool) -> bool:
     """Tells whether `value` is a finite number of seconds: more than 0, or 0 too if `zero_ok`."""
-    return is_number(value) and math.isfinite(value) and (value >= 0 if zero_ok else value > 0)
+    if not is_number(value):
+        return False
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # a whole number too big for a float
+        return False
+    return finite and (value >= 0 if zero_ok else value > 0)

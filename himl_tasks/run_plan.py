@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from himl_tasks.datasets import ResolvedDataset
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.snapshot import Snapshot
 
@@ -25,12 +26,25 @@ class RunPlan:
         experiment: The experiment's name, sanitised (read from the environment once).
         snapshot: The files that travel with the job.
         inputs: The version of each input dataset the job reads, in the spec's order.
+        workspace: The workspace that prepared it (its backend's key): the input versions
+            and the checks are that workspace's, so another one refuses the plan ("" for a
+            plan made by hand, which any backend takes).
     """
 
     spec: JobSpec
     experiment: str
     snapshot: Snapshot
     inputs: tuple[ResolvedDataset, ...]
+    workspace: str = ""
+
+    def __post_init__(self) -> None:
+        wanted = [config.name for config in self.spec.inputs]
+        resolved = [dataset.name for dataset in self.inputs]
+        if wanted != resolved:
+            raise InvalidInputError(
+                f"a RunPlan's resolved inputs {resolved} do not match its spec's input datasets "
+                f"{wanted}: plan the changed spec again (backend.plan(spec))"
+            )
 
     def resuming_from(self, recovery_id: str) -> RunPlan:
         """The same plan, its job resuming from that run's recovery checkpoint.

@@ -9,9 +9,10 @@ leftovers from a laptop run). The user's ignore files are read, never changed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +133,11 @@ class Snapshot:
         return relative.as_posix()
 
     def copy_to(self, destination: Path) -> None:
-        """Copies the files into `destination` (created), keeping their relative paths."""
+        """Copies the files into `destination` (created), keeping their relative paths.
+
+        Raises:
+            InputPathNotFoundError: A file selected for the snapshot is gone since.
+        """
         destination.mkdir(parents=True, exist_ok=True)
         made: set[Path] = set()
         for item in self.files:
@@ -140,7 +145,25 @@ class Snapshot:
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
-            shutil.copy2(self.root / item.relative, target)
+            with self.gone_since_selected(item.relative):
+                shutil.copy2(self.root / item.relative, target)
+
+    @contextlib.contextmanager
+    def gone_since_selected(self, relative: str) -> Iterator[None]:
+        """Turns a selected file's absence into the error that says to plan again.
+
+        Raises:
+            InputPathNotFoundError: The file is gone since the snapshot was selected.
+        """
+        try:
+            yield
+        except FileNotFoundError as error:
+            if error.filename != str(self.root / relative):
+                raise
+            raise InputPathNotFoundError(
+                f"{relative} was selected for the job's snapshot from {self.root} and is gone "
+                "since: the folder changed after the job was planned; plan the job again"
+            ) from None
 
 
 def select_snapshot(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from himl_tasks.errors import InvalidInputError
@@ -33,13 +33,28 @@ CROSS_VALIDATION_ARGUMENT = "crossval_index"
 
 @dataclass(frozen=True, init=False)
 class Choice:
-    """One of the given values (the only kind grid sampling takes)."""
+    """One of the given values (the only kind grid sampling takes).
+
+    The values are given one by one, `Choice(0.1, 0.01)`, or as one list or range,
+    `Choice([0.1, 0.01])`, as AzureML's `choice` takes them (and hi-ml's examples write).
+
+    Raises:
+        InvalidInputError: For no value, or a value that is not a number or text.
+    """
 
     values: tuple[float | int | str, ...]
 
-    def __init__(self, *values: float | int | str) -> None:
+    def __init__(self, *values: float | int | str | Sequence[float | int | str]) -> None:
+        if len(values) == 1 and isinstance(values[0], list | tuple | range):
+            values = tuple(values[0])
         if not values:
             raise InvalidInputError("Choice needs at least one value")
+        wrong = [v for v in values if not isinstance(v, int | float | str)]
+        if wrong:
+            raise InvalidInputError(
+                f"Choice takes numbers or text, one by one or as one list, not {wrong[0]!r}: "
+                "write e.g. Choice(0.1, 0.01) or Choice([0.1, 0.01])"
+            )
         object.__setattr__(self, "values", tuple(values))
 
 

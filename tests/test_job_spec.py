@@ -100,3 +100,60 @@ def test_text_that_is_not_a_spec_s_json_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidInputError, match="not the JSON of a JobSpec"):
         JobSpec.from_json('{"entry_script": "a.py", "colour": "blue"}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"module": "m", "environment_variables": []}',
+        '{"module": "m", "tags": "x"}',
+        '{"module": "m", "input_datasets": ["scans"]}',
+    ],
+)
+def test_json_whose_fields_have_the_wrong_shape_is_refused_as_not_a_spec(text: str) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="not the JSON of a JobSpec|must"):
+        JobSpec.from_json(text)
+
+
+@pytest.mark.parametrize("module", [5, ["train"], b"train"])
+def test_a_module_that_is_not_text_is_refused(module: object, tmp_path: Path) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="module must be"):
+        JobSpec(module=module, snapshot_root=tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["HIML_IN_JOB", "HIML_RUN_ID", "HIML_WORKSPACE", "HIML_RESUME_FROM", "HIML_INPUT_DATASET_0"],
+)
+def test_a_variable_the_backend_sets_for_the_job_is_refused_in_the_spec(
+    name: str, tmp_path: Path
+) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=f"{name} is set by the backend"):
+        JobSpec(module="m", snapshot_root=tmp_path, environment_variables={name: "x"})
+    # Other HIML_ names are the job's own.
+    JobSpec(module="m", snapshot_root=tmp_path, environment_variables={"HIML_MODE": "x"})
+
+
+def test_a_dataset_s_relative_local_folder_is_fixed_when_the_config_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = JobSpec(module="m", input_datasets=[DatasetConfig("scans", local_folder="data/scans")])
+
+    monkeypatch.chdir("/")
+
+    assert spec.inputs[0].local_folder == tmp_path / "data" / "scans"
+    assert JobSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_duration_too_big_for_a_float_is_refused_as_invalid_input(tmp_path: Path) -> None:
+    from himl_tasks.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="max_run_duration"):
+        JobSpec(module="m", snapshot_root=tmp_path, max_run_duration=10**400)

@@ -107,3 +107,20 @@ def test_an_entry_script_excluded_by_the_ignore_rules_is_refused(tmp_path: Path)
         LocalBackend(tmp_path / "ws").submit(
             JobSpec(entry_script="scripts/run.py", snapshot_root=root)
         )
+
+
+def test_a_plan_whose_snapshot_lost_a_file_is_refused_as_a_himl_error(tmp_path: Path) -> None:
+    from himl_tasks.errors import InputPathNotFoundError
+    from himl_tasks.jobs.identity import job_identity
+
+    project = write_tree(tmp_path / "project", {"train.py": b"import helper\n", "helper.py": b""})
+    backend = LocalBackend(tmp_path / "workspace")
+    plan = backend.plan(JobSpec(entry_script="train.py", snapshot_root=project))
+    (project / "helper.py").unlink()
+
+    with pytest.raises(InputPathNotFoundError, match="helper.py.*plan the job again"):
+        job_identity(plan)
+    with pytest.raises(InputPathNotFoundError, match="helper.py.*plan the job again"):
+        backend.submit(plan)
+    assert backend.registry.runs() == []
+    assert not any((backend.root / "runs").iterdir())

@@ -222,7 +222,21 @@ class Backend(abc.ABC):
         snapshot = select_snapshot(spec.root, spec.ignored_folders)
         self.check_snapshot(spec, snapshot)
         inputs = tuple(self.resolve_dataset(config) for config in spec.inputs)
-        return RunPlan(spec=spec, experiment=experiment, snapshot=snapshot, inputs=inputs)
+        return RunPlan(
+            spec=spec,
+            experiment=experiment,
+            snapshot=snapshot,
+            inputs=inputs,
+            workspace=self.workspace_key(),
+        )
+
+    def workspace_key(self) -> str:
+        """Names this backend's workspace, so a plan is submitted only where it was made.
+
+        By default this backend object alone; a backend names its workspace (a folder, a
+        subscription's workspace) so two objects on one workspace share a key.
+        """
+        return f"{type(self).__name__}@{id(self):x}"
 
     def submit(self, job: JobSpec | RunPlan, *, submission_id: str | None = None) -> RunRef:
         """Starts a job; returns at once with its run.
@@ -235,6 +249,7 @@ class Backend(abc.ABC):
             InvalidInputError: For an unusable submission id, or a job this backend cannot run.
         """
         spec = spec_of(job)
+        self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
         if found is None:
             found = self._submit_plan(self._plan_of(job), submission_id)
@@ -248,11 +263,26 @@ class Backend(abc.ABC):
 
         With `submission_id`, idempotent as `submit` is: the sweep's run is recorded with it.
         """
+        spec_of(job)
+        self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
         if found is not None:
             return found
         self.check_sweep(sweep)
         return self._submit_sweep_plan(self._plan_of(job), sweep, submission_id)
+
+    def _check_plan_workspace(self, job: JobSpec | RunPlan) -> None:
+        """Refuses a plan another workspace made: its inputs are that workspace's versions.
+
+        Raises:
+            InvalidInputError: The plan was made by another backend or workspace.
+        """
+        if isinstance(job, RunPlan) and job.workspace not in ("", self.workspace_key()):
+            raise InvalidInputError(
+                f"this RunPlan was prepared by {job.workspace}, not by {self.workspace_key()}: "
+                "its input versions and checks are that workspace's. Plan the job here "
+                "(backend.plan(plan.spec)) or submit it to the backend that planned it"
+            )
 
     def _plan_of(self, job: JobSpec | RunPlan) -> RunPlan:
         return job if isinstance(job, RunPlan) else self.plan(job)
@@ -398,7 +428,9 @@ class Backend(abc.ABC):
         `local_folder` wins when given (hi-ml's rule). Otherwise the dataset's version is
         brought into `destination`, else the config's `target_folder`, else a new temporary
         folder: the backend's own way when it has one (mounting), else downloaded through
-        the transfer engine with checksums checked.
+        the transfer engine with checksums checked. A file of the version replaces a different
+        one of the same name already there (a copy of another version); files the version
+        does not have are left alone.
 
         Raises:
             DatasetNotFoundError: If the dataset does not exist.
@@ -419,10 +451,29 @@ def check_run_id_argument(name: str, value: object) -> None:
     """Refuses an id argument (a submission id, a parent run's id) that is not usable text.
 
     Raises:
-        InvalidInputError: Unless `value` is None or a non-empty string without NUL.
+        InvalidInputError: Unless `value` is None or non-empty printable UTF-8 text.
     """
-    if value is not None and not (isinstance(value, str) and value and "\0" not in value):
-        raise InvalidInputError(f"{name} must be a non-empty string or None, not {value!r}")
+    if value is None:
+        return
+    if not (
+        isinstance(value, str)
+        and value
+        and "\0" not in value
+        and value.isprintable()
+        and _is_utf8(value)
+    ):
+        raise InvalidInputError(
+            f"{name} must be a non-empty string of printable UTF-8 characters or None, not "
+            f"{value!r}"
+        )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def spec_of(job: JobSpec | RunPlan) -> JobSpec:

@@ -17,6 +17,10 @@ from himl_tasks.number_checks import is_seconds
 
 GROWTH = 1.5
 DEFAULT_TIMEOUT_SECONDS = 7 * 86400.0
+MAX_SLEEP_SECONDS = 86400.0
+"""The longest single sleep (time.sleep(1e300) overflows; a look after a day costs nothing)."""
+MIN_PAUSE_SECONDS = 0.01
+"""The shortest pause between looks: a pause of 0 means this one, never a spinning loop."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class PollSchedule:
     Args:
         timeout_seconds: Stop after this long (the deadline).
         first_pause: The first pause between looks; each next one is half as long again.
-        max_pause: The longest pause.
+        max_pause: The longest pause. No pause is shorter than `MIN_PAUSE_SECONDS`: 0 means
+            "as often as sensible", not a loop that spins a core.
 
     Raises:
         InvalidInputError: For a timeout that is not positive and finite (it would never end,
@@ -65,7 +70,7 @@ def polls(schedule: PollSchedule) -> Iterator[int]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
-        time.sleep(min(pause, remaining))
+        time.sleep(min(max(pause, MIN_PAUSE_SECONDS), remaining, MAX_SLEEP_SECONDS))
         pause = min(schedule.max_pause, max(pause, 1e-3) * GROWTH)
         look += 1
 

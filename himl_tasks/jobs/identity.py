@@ -68,7 +68,10 @@ def snapshot_digest(snapshot: Snapshot) -> str:
     digest = hashlib.sha256()
     for item in snapshot.files:
         digest.update(item.relative.encode() + b"\0")
-        with (snapshot.root / item.relative).open("rb") as source:
+        with (
+            snapshot.gone_since_selected(item.relative),
+            (snapshot.root / item.relative).open("rb") as source,
+        ):
             for chunk in iter(lambda: source.read(1 << 20), b""):
                 digest.update(chunk)
         digest.update(b"\0")
@@ -79,6 +82,8 @@ def _spec_fields(spec: JobSpec) -> dict[str, Any]:
     fields = dataclasses.asdict(spec)
     fields["snapshot_root"] = None  # the content counts, not where the folder is
     fields.pop("display_name")
+    for dataset in (*fields["input_datasets"], *fields["output_datasets"]):
+        dataset["local_folder"] = None  # serves the script outside a job, not the job
     for name in ("entry_script", "conda_environment_file", "private_pip_wheel_path"):
         if fields[name] is not None:
             fields[name] = str(_relative(Path(fields[name]), spec.root))

@@ -168,6 +168,19 @@ def test_the_runtime_inside_an_azureml_run(monkeypatch: pytest.MonkeyPatch, tmp_
     assert run.logged == [("loss", {"step": 3, "value": 0.5}), ("accuracy", 0.97)]
 
 
+def test_a_stale_azureml_run_id_outside_any_run_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real SDK: outside an AzureML run, Run.get_context() is an offline run.
+    monkeypatch.setenv("AZUREML_RUN_ID", "left_over_from_a_run")
+    monkeypatch.delenv("HIML_IN_JOB", raising=False)
+
+    with pytest.raises(ConfigurationError, match="AZUREML_RUN_ID.*not inside an AzureML run"):
+        get_run_info()
+    with pytest.raises(ConfigurationError, match="not inside an AzureML run"):
+        log_metric("loss", 0.5)
+
+
 def test_a_resubmitted_job_on_azureml_finds_the_resumed_runs_checkpoint(
     aml: AzureMLV1Backend,
     aml_service: FakeAzureMLService,

@@ -283,3 +283,18 @@ def test_bad_jobs_fail_before_anything_is_sent(
         aml.submit(spec())
     assert aml_service.submitted == []
     assert not (job_project / ".amlignore").exists()
+
+
+def test_an_empty_module_beside_a_script_runs_the_script(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, job_project: Path
+) -> None:
+    # A Prefect parameter or a JSON form carries "no module" as "".
+    spec = JobSpec(
+        entry_script="train.py", module="", snapshot_root=job_project, compute="gpu-cluster"
+    )
+    assert spec.module is None
+
+    aml.submit(spec)
+
+    _, config, _, _ = submitted(aml_service)
+    assert config.script == "train.py"  # type: ignore[attr-defined]

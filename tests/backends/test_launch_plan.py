@@ -152,3 +152,51 @@ def test_a_sweep_plan_round_trips_through_json_exactly(tmp_path: Path) -> None:
     fields["version"] = 0
     with pytest.raises(ConfigurationError, match="format version 0"):
         SweepPlan.from_json(json.dumps(fields))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"version": LAUNCH_PLAN_VERSION}, {"version": LAUNCH_PLAN_VERSION, "command": 5}, []],
+    ids=["fields-missing", "wrong-types", "not-an-object"],
+)
+def test_a_launch_plan_of_the_right_version_but_the_wrong_shape_is_refused_clearly(
+    fields: object,
+) -> None:
+    with pytest.raises(ConfigurationError, match="launch plan"):
+        LaunchPlan.from_json(json.dumps(fields))
+
+
+@pytest.mark.parametrize("stored", ["not json{", '{"version": 1}', '{"secret_variables": 5}'])
+def test_a_corrupted_launch_plan_fails_its_run_and_holds_up_no_other(
+    backend: LocalBackend, project: Path, stored: str
+) -> None:
+    write_script(project, "slow.py", "import time; time.sleep(1)\n")
+    write_script(project, "ok.py", "print('ok')\n")
+    backend.create_compute_cluster("one", max_concurrent_runs=1)
+    first = backend.submit(JobSpec(entry_script="slow.py", snapshot_root=project, compute="one"))
+    broken = backend.submit(JobSpec(entry_script="ok.py", snapshot_root=project, compute="one"))
+    with sqlite3.connect(backend.root / DATABASE_NAME) as db:
+        db.execute("UPDATE runs SET launch_plan = ? WHERE run_id = ?", (stored, broken.run_id))
+
+    after = backend.submit(
+        JobSpec(entry_script="ok.py", args=["again"], snapshot_root=project, compute="one")
+    )
+
+    assert backend.wait(first, timeout=60).succeeded
+    state = backend.wait(broken, timeout=60)
+    assert state.status.value == "Failed"
+    assert "launch plan" in (state.error or "")
+    assert backend.wait(after, timeout=60).succeeded
+    assert backend.registry.slot_holders("one") == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"version": 1}, {"version": 1, "trial_spec": {}, "trials": 5}],
+    ids=["fields-missing", "wrong-types"],
+)
+def test_a_sweep_plan_of_the_right_version_but_the_wrong_shape_is_refused_clearly(
+    fields: object,
+) -> None:
+    with pytest.raises(ConfigurationError, match="sweep's plan"):
+        SweepPlan.from_json(json.dumps(fields))

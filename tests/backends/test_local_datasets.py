@@ -301,15 +301,6 @@ def test_outside_a_job_local_folder_wins_else_the_version_is_downloaded_with_che
     assert read_tree(folder) == {"a.txt": b"1", "sub/b.txt": b"2"}
 
 
-def test_outside_a_job_a_newer_version_replaces_files_of_the_same_name(
-    backend: LocalBackend, tmp_path: Path
-) -> None:
-    destination = write_tree(tmp_path / "here", {"a.txt": b"stale", "mine.txt": b"kept"})
-    put_folder(backend, "scans", {"a.txt": b"fresh"}, tmp_path)
-    backend.local_dataset_folder(DatasetConfig("scans"), destination)
-    assert read_tree(destination) == {"a.txt": b"fresh", "mine.txt": b"kept"}
-
-
 def test_outside_a_job_mounting_a_folder_datastore_hands_the_files_over_in_place(
     backend: LocalBackend, tmp_path: Path
 ) -> None:
@@ -322,3 +313,33 @@ def test_outside_a_job_mounting_a_folder_datastore_hands_the_files_over_in_place
     assert not destination.is_symlink()
     (destination / "a.txt").write_bytes(b"changed locally")
     assert backend.datastore().list("scans/")[0].size == 1
+
+
+def test_a_dataset_fetched_into_a_folder_that_holds_an_older_copy_has_the_version_s_files(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    store = backend.datastore()
+    store.upload_folder(write_tree(tmp_path / "v1", {"a.txt": b"one", "b.txt": b"1"}), "scans")
+    target = tmp_path / "scans-here"
+    config = DatasetConfig("scans", target_folder=target)
+    assert read_tree(backend.local_dataset_folder(config)) == {"a.txt": b"one", "b.txt": b"1"}
+    store.upload_folder(write_tree(tmp_path / "v2", {"a.txt": b"second"}), "scans_v2")
+    backend.register_dataset("scans", "", "scans_v2")
+
+    folder = backend.local_dataset_folder(config)  # the latest: version 2, into the same folder
+
+    assert folder == target
+    assert read_tree(folder)["a.txt"] == b"second"
+    assert read_tree(backend.local_dataset_folder(DatasetConfig("scans", version=1), target)) == {
+        "a.txt": b"one",
+        "b.txt": b"1",
+    }
+
+
+def test_a_version_asked_of_a_dataset_that_is_only_a_folder_is_explained(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    backend.datastore().upload_folder(write_tree(tmp_path / "src", {"a.txt": b"x"}), "scans")
+
+    with pytest.raises(DatasetNotFoundError, match="folder 'scans/'.*becomes version 1"):
+        backend.resolve_dataset(DatasetConfig("scans", version=2))

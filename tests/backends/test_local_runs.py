@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.errors import ComputeNotFoundError, InvalidInputError, RunNotFoundError
+from himl_tasks.backends.watching import MIN_PAUSE_SECONDS
+from himl_tasks.errors import (
+    ComputeNotFoundError,
+    InvalidInputError,
+    JobTimeoutError,
+    RunNotFoundError,
+)
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.testing.azurite import connection_string, random_account_key
@@ -265,3 +272,44 @@ def test_a_supervisor_that_cannot_start_leaves_the_run_failed_not_pending(
     assert run.status is RunStatus.FAILED and "could not be started" in run.error
     assert "Resource temporarily unavailable" in run.error
     assert backend.get_state(ref).failure_kind is FailureKind.INFRASTRUCTURE
+
+
+def test_a_wait_with_no_pause_still_pauses_between_looks_and_keeps_its_deadline(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_script(project, "forever.py", "import time\ntime.sleep(60)\n")
+    ref = backend.submit(JobSpec(entry_script="forever.py", snapshot_root=project))
+    wait_for(lambda: backend.get_state(ref).status is RunStatus.RUNNING)
+    looks = []
+    get_state = backend.get_state
+    monkeypatch.setattr(backend, "get_state", lambda r: looks.append(1) or get_state(r))
+
+    started = time.monotonic()
+    with pytest.raises(JobTimeoutError):
+        backend.wait(ref, timeout=0.5, poll=0)
+    with pytest.raises(JobTimeoutError):
+        list(backend.iter_logs(ref, follow=True, timeout=0.5, poll=0))
+
+    assert time.monotonic() - started < 2.0
+    assert len(looks) <= 2 * (0.5 / MIN_PAUSE_SECONDS + 2)  # not thousands of looks a second
+    backend.cancel(ref)
+    assert backend.wait(ref, timeout=30).status is RunStatus.CANCELED
+
+
+def test_a_relative_interpreter_is_taken_from_the_folder_the_spec_was_made_in(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_script(project, "train.py", "print('ran')\n")
+    (project / "env" / "bin").mkdir(parents=True)
+    (project / "env" / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.chdir(project)
+    spec = JobSpec(entry_script="train.py", python_executable="env/bin/python")
+    assert spec.python_executable == str(project / "env" / "bin" / "python")
+
+    monkeypatch.chdir("/")
+    state = backend.wait(backend.submit(spec), timeout=60)
+
+    # It used to pass the check at submission, then fail the run as `infrastructure` (which
+    # run_job resubmits) when the supervisor, in the run's folder, could not find it.
+    assert state.succeeded, state.error
+    assert list(backend.iter_logs(state.ref)) == ["ran"]

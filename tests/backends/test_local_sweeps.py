@@ -138,3 +138,34 @@ def test_the_sweep_driver_cancels_its_trials_and_fails_at_its_deadline(
         backend.cancel(parent)
         for trial in backend.child_runs(parent):
             backend.cancel(trial)
+
+
+def test_a_choice_given_one_list_chooses_among_its_values_as_azureml_s_choice_does() -> None:
+    # hi-ml's documentation writes choice([0.1, 0.01, 0.001]); AzureML reads the list's values.
+    assert Choice([0.1, 0.01]) == Choice(0.1, 0.01)
+    assert Choice(range(1, 3)).values == (1, 2)
+    sweep = SweepSpec(parameters={"lr": Choice([0.1, 0.01])}, sampling="grid", primary_metric="m")
+    assert sample_trials(sweep) == [{"--lr": 0.1}, {"--lr": 0.01}]
+    for values in ((0.1, [0.01]), ({"a": 1},), (None,), ([],)):
+        with pytest.raises(InvalidInputError, match="Choice"):
+            Choice(*values)
+
+
+def test_every_trial_runs_the_code_the_sweep_was_submitted_with(
+    backend: LocalBackend, project: Path
+) -> None:
+    write_script(project, "jobs/trial.py", "import time\nprint('version A')\ntime.sleep(1)\n")
+    sweep = SweepSpec(
+        parameters={"lr": Choice(1, 2)}, sampling="grid", primary_metric="m",
+        max_concurrent_runs=1,
+    )  # fmt: skip
+    parent = backend.submit_sweep(
+        JobSpec(entry_script="jobs/trial.py", snapshot_root=project), sweep
+    )
+    # The project changes while the first trial runs (an edit, a checkout, a deleted folder).
+    write_script(project, "jobs/trial.py", "print('version B')\n")
+
+    assert backend.wait(parent, timeout=120).succeeded
+    children = backend.child_runs(parent)
+    assert len(children) == 2
+    assert [list(backend.iter_logs(child)) for child in children] == [["version A"]] * 2

@@ -14,6 +14,7 @@ from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.jobs.identity import job_identity
 from himl_tasks.jobs.submit_once import submit_once
+from himl_tasks.sweeps import Choice, SweepSpec
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.backends.conftest import write_script
 from tests.conftest import write_tree
@@ -120,3 +121,59 @@ def test_a_local_plan_is_submitted_with_the_versions_it_resolved(
     row = backend.registry.get_run(ref.run_id)
     assert row is not None and [i.version for i in row.launch_plan.inputs] == [1]
     assert backend.wait(ref, timeout=60).succeeded
+
+
+def test_a_plan_is_refused_by_a_workspace_other_than_the_one_that_made_it(
+    tmp_path: Path, project: Path
+) -> None:
+    planner, other = LocalBackend(tmp_path / "a"), LocalBackend(tmp_path / "b")
+    for backend, text in ((planner, b"planned data"), (other, b"other data")):
+        source = write_tree(tmp_path / f"src-{backend.root.name}", {"x.txt": text})
+        backend.datastore().upload_folder(source, "scans")
+    write_script(project, "train.py", "print('ok')\n")
+    plan = planner.plan(
+        JobSpec(entry_script="train.py", snapshot_root=project, input_datasets=["scans"])
+    )
+
+    for submit in (
+        lambda: other.submit(plan),
+        lambda: other.submit(plan, submission_id="sid"),
+        lambda: other.submit_sweep(
+            plan, SweepSpec({"--lr": Choice([0.1])}, "loss", sampling="grid")
+        ),
+    ):
+        with pytest.raises(InvalidInputError, match="prepared by local:.*Plan the job here"):
+            submit()
+    assert other.registry.runs() == []
+    # Another object on the planner's own workspace takes it.
+    same = LocalBackend(tmp_path / "a")
+    assert same.wait(same.submit(plan), timeout=60).succeeded
+
+
+def test_an_azureml_plan_is_refused_by_the_local_backend(
+    aml: AzureMLV1Backend, backend: LocalBackend, project: Path
+) -> None:
+    write_script(project, "train.py", "print('ok')\n")
+    plan = aml.plan(JobSpec(entry_script="train.py", snapshot_root=project, compute="cpu-cluster"))
+
+    with pytest.raises(InvalidInputError, match="prepared by azureml_v1:"):
+        backend.submit(plan)
+
+
+def test_a_plan_whose_inputs_do_not_match_its_spec_cannot_be_made(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    backend.datastore().upload_folder(write_tree(tmp_path / "src", {"a.txt": b"x"}), "scans")
+    write_script(project, "train.py", "print('ok')\n")
+    plan = backend.plan(
+        JobSpec(entry_script="train.py", snapshot_root=project, input_datasets=["scans"])
+    )
+
+    for spec in (
+        dataclasses.replace(plan.spec, input_datasets=[]),
+        dataclasses.replace(plan.spec, input_datasets=["labels"]),
+    ):
+        with pytest.raises(InvalidInputError, match="inputs .* do not match"):
+            dataclasses.replace(plan, spec=spec)

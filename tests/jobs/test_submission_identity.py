@@ -60,3 +60,22 @@ def test_a_sweeps_identity_covers_its_job_and_every_sweep_setting(
     }
     assert len(others) == 5 and identity not in others
     assert identity != sweep_submission_identity(backend.plan(spec), sweep(), workspace="v")
+
+
+def test_a_jobs_identity_does_not_depend_on_where_its_checkout_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from himl_tasks.datasets import DatasetConfig
+
+    backend = LocalBackend(tmp_path / "workspace")
+    backend.datastore().upload_folder(write_script(tmp_path / "raw", "a.csv", "1").parent, "scans")
+    identities = set()
+    for checkout in ("first", "second"):
+        project = tmp_path / checkout
+        write_script(project, "train.py", "print('training')\n")
+        monkeypatch.chdir(project)
+        # local_folder serves the script outside a job: it does not change the job.
+        scans = DatasetConfig("scans", local_folder="data/scans")
+        plan = backend.plan(JobSpec(entry_script="train.py", input_datasets=[scans]))
+        identities.add(job_submission_identity(plan, workspace="w"))
+    assert len(identities) == 1

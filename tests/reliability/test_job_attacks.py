@@ -26,6 +26,7 @@ from himl_tasks.errors import InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.secret_reference import SecretReference
+from himl_tasks.sweeps import Choice, SweepSpec
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.backends.conftest import aml, aml_service, write_script  # noqa: F401 (fixtures)
 from tests.reliability.test_job_secrets import workspace_with_keyed_datastore
@@ -352,6 +353,16 @@ BAD_SUBMISSIONS: dict[str, tuple[Submission, type[Exception]]] = {
     ),
     "a number as submission id": (
         lambda b, p: b.submit(spec_with(p), submission_id=5),  # type: ignore[arg-type]
+        InvalidInputError,
+    ),
+    "a submission id that is not UTF-8 (a lone surrogate)": (
+        lambda b, p: b.submit(spec_with(p), submission_id="run-\ud800"),
+        InvalidInputError,
+    ),
+    "a submission id that is not UTF-8, for a sweep": (
+        lambda b, p: b.submit_sweep(
+            spec_with(p), SweepSpec({"a": Choice(1)}, "m", sampling="grid"), submission_id="\udcff"
+        ),
         InvalidInputError,
     ),
     "an unknown parent run": (

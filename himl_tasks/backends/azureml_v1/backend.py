@@ -118,6 +118,14 @@ class AzureMLV1Backend(Backend):
     def __repr__(self) -> str:
         return f"AzureMLV1Backend(workspace={self.workspace.name!r})"
 
+    def workspace_key(self) -> str:
+        """The workspace's subscription, resource group and name."""
+        parts = (
+            str(getattr(self.workspace, part, ""))
+            for part in ("subscription_id", "resource_group", "name")
+        )
+        return "azureml_v1:" + "/".join(parts)
+
     # ---- datastores -----------------------------------------------------------------------
 
     def datastore(self, name: str = "") -> Datastore:

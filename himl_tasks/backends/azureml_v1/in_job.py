@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from himl_tasks import job_variables
 from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_checkpoint
+from himl_tasks.errors import ConfigurationError
 from himl_tasks.runtime import AzureRunInfo, is_local_rank_zero
 
 if TYPE_CHECKING:
@@ -38,11 +39,23 @@ class AzureMLRunContext:
 
 
 def run_context() -> AzureMLRunContext:
-    """The current AzureML run."""
+    """The current AzureML run.
+
+    Raises:
+        ConfigurationError: The environment says this is an AzureML run, but the SDK finds
+            none (stale `AZUREML_RUN_ID` / `HIML_IN_JOB` in a plain shell).
+    """
     from azureml.core import Run
 
     run = Run.get_context()
-    return AzureMLRunContext(run=run, run_id=run.id, experiment=run.experiment.name)
+    experiment = getattr(run, "experiment", None)
+    if experiment is None:  # the SDK's offline run: this process is in no AzureML run
+        raise ConfigurationError(
+            f"{job_variables.AZUREML_RUN_ID} or {job_variables.IN_JOB} says this process is "
+            "an AzureML run's job, but it is not inside an AzureML run (the SDK finds none): "
+            "unset them to run the script outside any run"
+        )
+    return AzureMLRunContext(run=run, run_id=run.id, experiment=experiment.name)
 
 
 def run_info() -> AzureRunInfo:

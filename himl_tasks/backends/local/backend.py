@@ -43,7 +43,11 @@ from himl_tasks.backends.local.submitting_marks import (
     unmark_submitting,
 )
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
-from himl_tasks.backends.local.sweep_plan import SWEEP_PLAN_FILE, SweepPlan
+from himl_tasks.backends.local.sweep_plan import (
+    SWEEP_PLAN_FILE,
+    TRIAL_SNAPSHOT_FOLDER,
+    SweepPlan,
+)
 from himl_tasks.backends.local.workspace_config import (
     DEFAULT_DATASTORE,
     LocalWorkspaceConfig,
@@ -102,6 +106,10 @@ class LocalBackend(Backend):
 
     def __repr__(self) -> str:
         return f"LocalBackend(root={str(self.root)!r})"
+
+    def workspace_key(self) -> str:
+        """The workspace folder: every backend object on it shares plans."""
+        return f"local:{self.root.resolve()}"
 
     # ---- compute --------------------------------------------------------------------------
 
@@ -191,6 +199,7 @@ class LocalBackend(Backend):
         """
         if parent_run_id is None:
             return super().submit(job, submission_id=submission_id)
+        self._check_plan_workspace(job)
         check_run_id_argument("submission_id", submission_id)
         check_run_id_argument("parent_run_id", parent_run_id)
         self._row_of(parent_run_id)  # RunNotFoundError before anything is written
@@ -334,15 +343,17 @@ class LocalBackend(Backend):
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
         default cluster; it submits each trial (the job with `--<parameter> <value>` appended)
         to the job's cluster, at most `max_concurrent_runs` at once, and logs the best value of
-        the primary metric. Every trial reads the input versions the job was planned with.
+        the primary metric. Every trial reads the input versions the job was planned with and
+        runs the snapshot selected at submission (a copy travels with the parent run).
         Grid and random sampling only; an early termination policy is not applied locally
         (every trial runs to its end).
 
         `submission_id` makes it idempotent, as in `submit`: it names the parent run.
 
         Raises:
-            InvalidInputError: For bayesian sampling.
+            InvalidInputError: For bayesian sampling, or a plan another workspace made.
         """
+        self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
         if found is not None:
             return found
@@ -382,6 +393,8 @@ class LocalBackend(Backend):
         )
         with tempfile.TemporaryDirectory(prefix="himl-sweep-") as folder:
             (Path(folder) / SWEEP_PLAN_FILE).write_text(sweep_plan.to_json(), encoding="utf-8")
+            # The trials run the files selected now, not whatever the project holds later.
+            plan.snapshot.copy_to(Path(folder) / TRIAL_SNAPSHOT_FOLDER)
             driver = JobSpec(
                 module="himl_tasks.backends.local.sweep_driver",
                 args=[SWEEP_PLAN_FILE],
@@ -555,8 +568,14 @@ class LocalBackend(Backend):
                 version; the message lists what exists.
         """
         versions = self.registry.dataset_versions(config.name)
-        if not versions and config.version is None:
+        if not versions:
             store = self.datastore(config.datastore)
+            if store.list(f"{config.name}/") and config.version is not None:
+                raise DatasetNotFoundError(
+                    f"dataset '{config.name}' is not registered, so it has no version "
+                    f"{config.version}: its folder '{config.name}/' in datastore '{store.name}' "
+                    "becomes version 1 when a job asks for the latest (no version)"
+                )
             if store.list(f"{config.name}/"):
                 self.registry.add_dataset_version(
                     config.name, store.name, config.name, None, only_if_new=True

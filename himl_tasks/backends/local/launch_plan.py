@@ -122,6 +122,16 @@ class LaunchPlan:
                 f"himl-tasks reads version {LAUNCH_PLAN_VERSION} only: the run was submitted by "
                 "another version of himl-tasks; run it with that version, or submit it again"
             )
+        try:
+            return cls._of_fields(fields)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ConfigurationError(
+                f"a local run's launch plan of version {version} lacks or mistypes a field "
+                f"({type(error).__name__}: {error}): it is damaged; submit the job again"
+            ) from None
+
+    @classmethod
+    def _of_fields(cls, fields: dict[str, Any]) -> LaunchPlan:
         preemption = fields["preemption"]
         return cls(
             command=tuple(fields["command"]),

@@ -372,8 +372,7 @@ class Registry:
         with self.write() as db:
             free = max_concurrent_runs - _slots_held(db, compute)
             waiting = db.execute(
-                "SELECT run_id, launcher_pid, launcher_started, "
-                "json_extract(launch_plan, '$.secret_variables') AS secrets FROM runs "
+                "SELECT run_id, launcher_pid, launcher_started, launch_plan FROM runs "
                 "WHERE compute = ? AND status = ? AND supervisor_pid IS NULL ORDER BY seq",
                 (compute, RunStatus.QUEUED.value),
             )
@@ -381,7 +380,8 @@ class Registry:
             for row in waiting:
                 if len(claimed) >= free:
                     break
-                needed = set(json.loads(row["secrets"] or "{}").values())
+                # A damaged plan names no secret: its supervisor fails the run, saying why.
+                needed = _secret_variables(row["launch_plan"])
                 missing = sorted(needed - set(held_secrets))
                 if missing:
                     submitter = row["launcher_pid"], row["launcher_started"] or ""
@@ -575,12 +575,10 @@ class Registry:
         marks = ",".join("?" * len(TERMINAL))
         with self.read() as db:
             rows = db.execute(
-                "SELECT DISTINCT secret.value FROM runs, "
-                "json_each(runs.launch_plan, '$.secret_variables') AS secret "
-                f"WHERE runs.status NOT IN ({marks})",
+                f"SELECT launch_plan FROM runs WHERE status NOT IN ({marks})",
                 [s.value for s in TERMINAL],
             ).fetchall()
-        return {str(row[0]) for row in rows}
+        return {name for row in rows for name in _secret_variables(row[0])}
 
     def requeue(self, run_id: str, launcher: tuple[int, str] | None = None) -> None:
         """Lets go of a Queued run: no process holds it, the next free slot is its.
@@ -805,3 +803,16 @@ def _run_row(row: sqlite3.Row) -> RunRow:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
     )
+
+
+def _secret_variables(launch_plan: str) -> set[str]:
+    """The variables a run's secret references name, read from its stored launch plan.
+
+    A damaged plan (not JSON, not an object, ...) names none, rather than failing the query
+    for every run: its supervisor refuses it and fails that run alone, saying why.
+    """
+    try:
+        names = json.loads(launch_plan).get("secret_variables") or {}
+        return {str(value) for value in names.values()}
+    except (ValueError, TypeError, AttributeError):
+        return set()

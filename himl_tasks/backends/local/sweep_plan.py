@@ -17,6 +17,8 @@ from himl_tasks.job_spec import JobSpec
 
 SWEEP_PLAN_VERSION = 1
 SWEEP_PLAN_FILE = "sweep.json"
+TRIAL_SNAPSHOT_FOLDER = "trial_snapshot"
+"""Beside the plan: the job's snapshot as it was selected at submission, which every trial runs."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,16 @@ class SweepPlan:
                 f"a local sweep's plan has format version {version!r}, and this himl-tasks "
                 f"reads version {SWEEP_PLAN_VERSION} only: submit the sweep again"
             )
-        return cls(
-            trial_spec=JobSpec.from_json(json.dumps(fields["trial_spec"])),
-            trials=tuple(dict(values) for values in fields["trials"]),
-            primary_metric=fields["primary_metric"],
-            goal=fields["goal"],
-            max_concurrent_runs=int(fields["max_concurrent_runs"]),
-        )
+        try:
+            return cls(
+                trial_spec=JobSpec.from_json(json.dumps(fields["trial_spec"])),
+                trials=tuple(dict(values) for values in fields["trials"]),
+                primary_metric=fields["primary_metric"],
+                goal=fields["goal"],
+                max_concurrent_runs=int(fields["max_concurrent_runs"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:  # InvalidInputError is a ValueError
+            raise ConfigurationError(
+                f"a local sweep's plan of version {version} lacks or mistypes a field "
+                f"({type(error).__name__}: {error}): it is damaged; submit the sweep again"
+            ) from None
