@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from himl_tasks import job_variables
 from himl_tasks.backends.local import sweep_driver
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.backends.local.sweep_plan import SWEEP_PLAN_FILE, SweepPlan
+from himl_tasks.backends.local.sweep_plan import SWEEP_PLAN_FILE, TRIAL_SNAPSHOT_FOLDER, SweepPlan
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunStatus
@@ -119,6 +120,7 @@ def test_the_sweep_driver_cancels_its_trials_and_fails_at_its_deadline(
     )
     plan_file = tmp_path / SWEEP_PLAN_FILE
     plan_file.write_text(plan.to_json(), encoding="utf-8")
+    shutil.copytree(project, tmp_path / TRIAL_SNAPSHOT_FOLDER)  # as submit_sweep puts it there
     monkeypatch.setenv(job_variables.WORKSPACE, str(backend.root))
     monkeypatch.setenv(job_variables.RUN_ID, parent.run_id)
     monkeypatch.setattr(sweep_driver, "DEADLINE_SECONDS", 2.0)
