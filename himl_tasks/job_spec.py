@@ -9,7 +9,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -79,7 +79,7 @@ def sanitize_experiment_name(name: str) -> str:
     return cleaned
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class JobSpec:
     """A job: a script or module with arguments, its snapshot, environment, compute and data.
 
@@ -132,35 +132,74 @@ class JobSpec:
             entry_script and module, a node count below 1, a bad duration, ...).
     """
 
-    entry_script: Path | str | None = None
-    module: str | None = None
-    args: Sequence[str] = ()
-    snapshot_root: Path | str | None = None
-    ignored_folders: Sequence[str] = ()
-    conda_environment_file: Path | str | None = None
-    docker_base_image: str = ""
-    docker_shm_size: str = ""
-    pip_extra_index_url: str = ""
-    private_pip_wheel_path: Path | str | None = None
-    environment_name: str = ""
-    python_executable: str = ""
-    compute: str = ""
-    num_nodes: int = 1
-    processes_per_node: int = 1
-    priority: Priority = Priority.DEDICATED
-    input_datasets: Sequence[DatasetConfig | str] = ()
-    output_datasets: Sequence[DatasetConfig | str] = ()
-    environment_variables: Mapping[str, str | SecretReference] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
-    experiment: str = ""
-    display_name: str = ""
-    max_run_duration: float | str | None = None
-    resume_from: str = ""
+    entry_script: Path | None
+    module: str | None
+    args: tuple[str, ...]
+    snapshot_root: Path
+    ignored_folders: tuple[str, ...]
+    conda_environment_file: Path | None
+    docker_base_image: str
+    docker_shm_size: str
+    pip_extra_index_url: str
+    private_pip_wheel_path: Path | None
+    environment_name: str
+    python_executable: str
+    compute: str
+    num_nodes: int
+    processes_per_node: int
+    priority: Priority
+    input_datasets: tuple[DatasetConfig, ...]
+    output_datasets: tuple[DatasetConfig, ...]
+    environment_variables: Mapping[str, str | SecretReference]
+    tags: Mapping[str, str]
+    experiment: str
+    display_name: str
+    max_run_duration: float | None
+    resume_from: str
 
-    def __post_init__(self) -> None:
-        if (self.entry_script in (None, "")) == (self.module in (None, "")):
+    def __init__(
+        self,
+        entry_script: Path | str | None = None,
+        module: str | None = None,
+        args: Sequence[str] = (),
+        snapshot_root: Path | str | None = None,
+        ignored_folders: Sequence[str] = (),
+        conda_environment_file: Path | str | None = None,
+        docker_base_image: str = "",
+        docker_shm_size: str = "",
+        pip_extra_index_url: str = "",
+        private_pip_wheel_path: Path | str | None = None,
+        environment_name: str = "",
+        python_executable: str = "",
+        compute: str = "",
+        num_nodes: int = 1,
+        processes_per_node: int = 1,
+        priority: Priority | str = Priority.DEDICATED,
+        input_datasets: Sequence[DatasetConfig | str] = (),
+        output_datasets: Sequence[DatasetConfig | str] = (),
+        environment_variables: Mapping[str, str | SecretReference] | None = None,
+        tags: Mapping[str, str] | None = None,
+        experiment: str = "",
+        display_name: str = "",
+        max_run_duration: float | str | None = None,
+        resume_from: str = "",
+    ) -> None:
+        # Every field is given as the caller wrote it, then normalised in place, once: each
+        # field has one name and, once made, one type (the annotation above).
+        given = dict(locals())
+        del given["self"]
+        given["environment_variables"] = (
+            {} if environment_variables is None else environment_variables
+        )
+        given["tags"] = {} if tags is None else tags
+        for name, value in given.items():
+            object.__setattr__(self, name, value)
+        self._normalise()
+
+    def _normalise(self) -> None:
+        if _blank(self.entry_script) == _blank(self.module):
             raise InvalidInputError("a job needs exactly one of entry_script and module")
-        if self.module not in (None, "") and not isinstance(self.module, str):
+        if not _blank(self.module) and not isinstance(self.module, str):
             raise InvalidInputError(
                 f"module must be a module's dotted name as text, not {self.module!r}"
             )
@@ -187,6 +226,8 @@ class JobSpec:
         _normalise_paths(self)
         for sequence in ("args", "ignored_folders"):
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
+        # The script never sees hi-ml's flag: it only says where to submit.
+        object.__setattr__(self, "args", tuple(a for a in self.args if a != AZUREML_FLAG))
         for mapping in ("environment_variables", "tags"):
             _check_text_mapping(mapping, getattr(self, mapping))
         for datasets in ("input_datasets", "output_datasets"):
@@ -194,7 +235,7 @@ class JobSpec:
                 _absolute_local_folder(as_dataset_config(d)) for d in getattr(self, datasets)
             )
             object.__setattr__(self, datasets, tuple(configs))
-        names = [d.name for d in self.inputs] + [d.name for d in self.outputs]
+        names = [d.name for d in self.input_datasets] + [d.name for d in self.output_datasets]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InvalidInputError(
@@ -203,40 +244,14 @@ class JobSpec:
             )
 
     @property
-    def inputs(self) -> tuple[DatasetConfig, ...]:
-        """The input datasets as `DatasetConfig`s (names were turned into configs on creation)."""
-        return cast(tuple[DatasetConfig, ...], self.input_datasets)
-
-    @property
-    def outputs(self) -> tuple[DatasetConfig, ...]:
-        """The output datasets as `DatasetConfig`s (names were turned into configs on creation)."""
-        return cast(tuple[DatasetConfig, ...], self.output_datasets)
-
-    @property
-    def script_args(self) -> tuple[str, ...]:
-        """The arguments the script receives: `args` without `--azureml`."""
-        return tuple(arg for arg in self.args if arg != AZUREML_FLAG)
-
-    @property
-    def max_run_seconds(self) -> float | None:
-        """`max_run_duration` in seconds (parsed when the spec was made)."""
-        return cast(float | None, self.max_run_duration)
-
-    @property
-    def root(self) -> Path:
-        """The snapshot root, absolute (fixed when the spec was made)."""
-        return cast(Path, self.snapshot_root)
-
-    @property
-    def script_path(self) -> Path | None:
-        """The entry script, absolute (fixed when the spec was made), or None for a module."""
-        return cast(Path | None, self.entry_script)
-
-    @property
     def recovery_file_folder(self) -> Path:
         """Where `most_recent_run.txt` is written: the script's folder, else the root."""
-        script = self.script_path
-        return script.parent if script is not None else self.root
+        script = self.entry_script
+        return script.parent if script is not None else self.snapshot_root
+
+    def resuming_from(self, recovery_id: str) -> JobSpec:
+        """The same job, to start from the recovery checkpoints of run `recovery_id`."""
+        return dataclasses.replace(self, resume_from=recovery_id)
 
     def experiment_name(self, environ: Mapping[str, str] | None = None) -> str:
         """The experiment's name, sanitised for AzureML.
@@ -330,6 +345,11 @@ def _check_text_mapping(name: str, values: object) -> None:
             )
 
 
+def _blank(value: object) -> bool:
+    """True for a path or name left out: None, or "" (how a form or JSON says "none")."""
+    return value is None or value == ""
+
+
 def _normalise_paths(spec: JobSpec) -> None:
     """Makes the spec's paths absolute, once: later reads never depend on the current folder."""
     for name in ("snapshot_root", "entry_script", "conda_environment_file",
@@ -339,7 +359,7 @@ def _normalise_paths(spec: JobSpec) -> None:
             raise InvalidInputError(f"{name} must be a path, not {value!r}")
     root = Path(spec.snapshot_root or Path.cwd()).absolute()
     object.__setattr__(spec, "snapshot_root", root)
-    if spec.entry_script in (None, ""):
+    if _blank(spec.entry_script):
         object.__setattr__(spec, "entry_script", None)
     else:
         # A relative script is taken from the snapshot root, as the job sees it.

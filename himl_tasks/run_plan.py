@@ -38,7 +38,7 @@ class RunPlan:
     workspace: str = ""
 
     def __post_init__(self) -> None:
-        wanted = [config.name for config in self.spec.inputs]
+        wanted = [config.name for config in self.spec.input_datasets]
         resolved = [dataset.name for dataset in self.inputs]
         if wanted != resolved:
             raise InvalidInputError(

@@ -48,8 +48,8 @@ def test_a_spec_s_folders_do_not_change_when_the_process_changes_folder(
 
     monkeypatch.chdir(elsewhere)
 
-    assert spec.root == spec.snapshot_root == project
-    assert spec.script_path == spec.entry_script == project / "train.py"
+    assert spec.snapshot_root == spec.snapshot_root == project
+    assert spec.entry_script == spec.entry_script == project / "train.py"
     assert spec.recovery_file_folder == project
     assert spec.conda_environment_file == project / "environment.yml"
 
@@ -70,7 +70,7 @@ def test_a_duration_is_parsed_once_when_the_spec_is_made(
         raise AssertionError(f"max_run_duration parsed again: {text!r}")
 
     monkeypatch.setattr(himl_tasks.job_spec, "parse_duration", parse_again)
-    assert spec.max_run_seconds == spec.max_run_duration == 12600.0
+    assert spec.max_run_duration == spec.max_run_duration == 12600.0
 
 
 def test_making_a_spec_again_from_its_own_fields_gives_an_equal_spec(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_making_a_spec_again_from_its_own_fields_gives_an_equal_spec(tmp_path: P
     assert JobSpec(**fields) == spec
     assert dataclasses.replace(spec) == spec
     assert spec.priority is Priority.LOW_PRIORITY
-    assert spec.inputs[0] == DatasetConfig("scans")
+    assert spec.input_datasets[0] == DatasetConfig("scans")
 
 
 def test_a_spec_round_trips_through_json_exactly(tmp_path: Path) -> None:
@@ -91,8 +91,8 @@ def test_a_spec_round_trips_through_json_exactly(tmp_path: Path) -> None:
     assert again == spec
     assert isinstance(again.snapshot_root, Path) and isinstance(again.entry_script, Path)
     assert again.environment_variables["TOKEN"] == SecretReference("API_TOKEN")
-    assert again.outputs[0].target_folder == Path("/out")
-    assert again.max_run_seconds == 12600.0
+    assert again.output_datasets[0].target_folder == Path("/out")
+    assert again.max_run_duration == 12600.0
 
 
 def test_text_that_is_not_a_spec_s_json_is_refused(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_a_dataset_s_relative_local_folder_is_fixed_when_the_config_is_made(
 
     monkeypatch.chdir("/")
 
-    assert spec.inputs[0].local_folder == tmp_path / "data" / "scans"
+    assert spec.input_datasets[0].local_folder == tmp_path / "data" / "scans"
     assert JobSpec.from_json(spec.to_json()) == spec
 
 
@@ -157,3 +157,21 @@ def test_a_duration_too_big_for_a_float_is_refused_as_invalid_input(tmp_path: Pa
 
     with pytest.raises(InvalidInputError, match="max_run_duration"):
         JobSpec(module="m", snapshot_root=tmp_path, max_run_duration=10**400)
+
+
+def test_each_field_has_one_name_and_holds_its_normalised_value(tmp_path: Path) -> None:
+    spec = JobSpec(
+        entry_script="train.py",
+        args=["--azureml", "--epochs", "3"],
+        snapshot_root=tmp_path,
+        input_datasets=["scans"],
+        max_run_duration="1h",
+    )
+    assert spec.args == ("--epochs", "3")  # hi-ml's flag only says where to submit
+    assert spec.input_datasets == (DatasetConfig("scans"),)
+    assert spec.max_run_duration == 3600.0
+    assert spec.entry_script == tmp_path / "train.py" and spec.snapshot_root == tmp_path
+    # No second name reads the same value (the views of the old design are gone).
+    for view in ("inputs", "outputs", "root", "script_path", "script_args", "max_run_seconds"):
+        assert not hasattr(JobSpec, view), view
+    assert dataclasses.replace(spec, display_name="again").args == spec.args

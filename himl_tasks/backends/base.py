@@ -175,8 +175,8 @@ class Backend(abc.ABC):
         Raises:
             InvalidInputError: The entry script is missing, outside the snapshot or ignored.
         """
-        if spec.script_path is not None:
-            snapshot.entry_script(spec.script_path)
+        if spec.entry_script is not None:
+            snapshot.entry_script(spec.entry_script)
 
     def check_datastore(self, name: str) -> None:
         """Raises unless the workspace has a datastore of that name (a job's output's).
@@ -216,12 +216,12 @@ class Backend(abc.ABC):
         """
         self.check_spec(spec)
         self.check_compute(spec.compute)
-        for config in spec.outputs:
+        for config in spec.output_datasets:
             self.check_datastore(config.datastore)
         experiment = spec.experiment_name()
-        snapshot = select_snapshot(spec.root, spec.ignored_folders)
+        snapshot = select_snapshot(spec.snapshot_root, spec.ignored_folders)
         self.check_snapshot(spec, snapshot)
-        inputs = tuple(self.resolve_dataset(config) for config in spec.inputs)
+        inputs = tuple(self.resolve_dataset(config) for config in spec.input_datasets)
         return RunPlan(
             spec=spec,
             experiment=experiment,

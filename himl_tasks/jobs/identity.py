@@ -86,7 +86,7 @@ def _spec_fields(spec: JobSpec) -> dict[str, Any]:
         dataset["local_folder"] = None  # serves the script outside a job, not the job
     for name in ("entry_script", "conda_environment_file", "private_pip_wheel_path"):
         if fields[name] is not None:
-            fields[name] = str(_relative(Path(fields[name]), spec.root))
+            fields[name] = str(_relative(Path(fields[name]), spec.snapshot_root))
     return fields
 
 

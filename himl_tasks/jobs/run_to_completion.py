@@ -11,7 +11,6 @@ Nothing here imports Prefect; `himl_tasks.prefect.job_tasks` wraps it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -139,6 +138,5 @@ def run_to_completion(
 
 
 def _resuming_from(job: SpecOrPlan, recovery_id: str) -> SpecOrPlan:
-    if isinstance(job, RunPlan):
-        return job.resuming_from(recovery_id)
-    return dataclasses.replace(job, resume_from=recovery_id)
+    # A plan keeps its snapshot and input versions; a spec is planned again when submitted.
+    return job.resuming_from(recovery_id)

@@ -37,7 +37,7 @@ def test_a_jobs_identity_names_the_job_and_its_workspace(spec: JobSpec, tmp_path
     assert identity != job_submission_identity(
         backend.plan(spec), workspace="local-workspace/other"
     )
-    (spec.root / "train.py").write_text("print('training harder')\n")
+    (spec.snapshot_root / "train.py").write_text("print('training harder')\n")
     assert identity != job_submission_identity(backend.plan(spec), workspace="local-workspace/demo")
 
 

@@ -336,11 +336,13 @@ class AzureMLV1Backend(Backend):
         spec = plan.spec
         outputs = [
             output_configuration(self.service.datastore(config.datastore), config, index)
-            for index, config in enumerate(spec.outputs)
+            for index, config in enumerate(spec.output_datasets)
         ]
         inputs = [
             input_consumption(self._planned_dataset(resolved), config, index)
-            for index, (config, resolved) in enumerate(zip(spec.inputs, plan.inputs, strict=True))
+            for index, (config, resolved) in enumerate(
+                zip(spec.input_datasets, plan.inputs, strict=True)
+            )
         ]
         config = script_run_config(
             spec,
@@ -350,7 +352,10 @@ class AzureMLV1Backend(Backend):
             inputs=inputs,
             outputs=outputs,
         )
-        rules = ignore_rules(spec.root, spec.ignored_folders) + plan.snapshot.extra_ignore_rules
+        rules = (
+            ignore_rules(spec.snapshot_root, spec.ignored_folders)
+            + plan.snapshot.extra_ignore_rules
+        )
         return config, rules
 
     def _planned_dataset(self, resolved: ResolvedDataset) -> Any:
@@ -372,7 +377,7 @@ class AzureMLV1Backend(Backend):
         if submission_id is not None:
             tags[SUBMISSION_TAG] = submission_id
             run_id = run_id_for(submission_id)
-        with amlignore_for_submission(spec.root, rules):
+        with amlignore_for_submission(spec.snapshot_root, rules):
             try:
                 run = self.service.submit(experiment, config, tags, run_id=run_id)
             except Exception:

@@ -90,7 +90,7 @@ def _conda_file(spec: JobSpec, python_path: str) -> Path:
         if not path.is_file():
             raise InvalidInputError(f"conda_environment_file {path} is not a file")
         return path
-    start = spec.script_path.parent if spec.script_path is not None else spec.root
+    start = spec.entry_script.parent if spec.entry_script is not None else spec.snapshot_root
     found = find_conda_file(start, python_path)
     if found is None:
         raise ConfigurationError(

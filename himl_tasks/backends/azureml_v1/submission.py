@@ -56,8 +56,8 @@ def default_tags(spec: JobSpec, argv: Sequence[str] | None = None) -> dict[str, 
     tags["priority"] = spec.priority.value
     if spec.resume_from:
         tags["resume_from"] = spec.resume_from
-    if spec.outputs:
-        tags[OUTPUTS_TAG] = ",".join(config.name for config in spec.outputs)
+    if spec.output_datasets:
+        tags[OUTPUTS_TAG] = ",".join(config.name for config in spec.output_datasets)
     return {**tags, **spec.tags}
 
 
@@ -88,9 +88,9 @@ def script_run_config(
         if processes > 1
         else None
     )
-    seconds = spec.max_run_seconds
+    seconds = spec.max_run_duration
     common: dict[str, Any] = {
-        "source_directory": str(spec.root),
+        "source_directory": str(spec.snapshot_root),
         "compute_target": compute,
         "environment": environment,
         "distributed_job_config": distributed,
@@ -100,12 +100,12 @@ def script_run_config(
         "max_run_duration_seconds": None if seconds is None else round(seconds),
     }
     if spec.module is not None:
-        command = ["python", "-m", spec.module, *spec.script_args]
+        command = ["python", "-m", spec.module, *spec.args]
         config = ScriptRunConfig(command=command, **common)
     else:
-        assert spec.script_path is not None
-        script = snapshot.entry_script(spec.script_path)
-        config = ScriptRunConfig(script=script, arguments=list(spec.script_args), **common)
+        assert spec.entry_script is not None
+        script = snapshot.entry_script(spec.entry_script)
+        config = ScriptRunConfig(script=script, arguments=list(spec.args), **common)
     run_config = config.run_config
     variables = dict(environment_variables or plain_values(spec.environment_variables))
     variables[IN_JOB] = AZUREML_V1_IN_JOB  # how the job's runtime finds its in-job half

@@ -236,7 +236,7 @@ class LocalBackend(Backend):
                 compute=compute,
                 priority=spec.priority.value,
                 tags={"commandline": shlex.join(sys.argv), **spec.tags},
-                parameters=_parameters(spec.script_args),
+                parameters=_parameters(spec.args),
                 launch_plan=launch_plan,
                 run_dir=run_dir,
                 submission_id=submission_id,
@@ -270,11 +270,11 @@ class LocalBackend(Backend):
                 use_mounting=bool(config.use_mounting),
                 target_folder=config.target_folder,
             )
-            for config, resolved in zip(spec.inputs, plan.inputs, strict=True)
+            for config, resolved in zip(spec.input_datasets, plan.inputs, strict=True)
         )
         outputs = tuple(
             LaunchOutput(config.name, self.datastore(config.datastore).name)
-            for config in spec.outputs
+            for config in spec.output_datasets
         )
         return LaunchPlan(
             command=tuple(self._command(spec, plan.snapshot)),
@@ -288,7 +288,7 @@ class LocalBackend(Backend):
             num_nodes=spec.num_nodes,
             processes_per_node=spec.processes_per_node,
             priority=spec.priority,
-            max_run_seconds=spec.max_run_seconds,
+            max_run_seconds=spec.max_run_duration,
             preemption=Preemption(**settings) if settings else None,
             inputs=inputs,
             outputs=outputs,
@@ -379,10 +379,10 @@ class LocalBackend(Backend):
         trial_spec = dataclasses.replace(
             spec,
             experiment=plan.experiment,
-            input_datasets=[
+            input_datasets=tuple(
                 dataclasses.replace(config, version=resolved.version)
-                for config, resolved in zip(spec.inputs, plan.inputs, strict=True)
-            ],
+                for config, resolved in zip(spec.input_datasets, plan.inputs, strict=True)
+            ),
         )
         sweep_plan = SweepPlan(
             trial_spec=trial_spec,
@@ -418,15 +418,16 @@ class LocalBackend(Backend):
                 f"python_executable {python!r} is not an executable file on this machine: give "
                 "the path of a Python interpreter, or leave it empty for the current one"
             )
-        script = spec.script_path
+        script = spec.entry_script
         if script is None:
             module = str(spec.module)
-            if not _module_in_snapshot(spec.root, module) and not _importable(module):
+            if not _module_in_snapshot(spec.snapshot_root, module) and not _importable(module):
                 raise InvalidInputError(
-                    f"module '{module}' is neither in the snapshot {spec.root} nor installed"
+                    f"module '{module}' is neither in the snapshot {spec.snapshot_root} nor "
+                    "installed"
                 )
-            return [python, "-m", module, *spec.script_args]
-        return [python, snapshot.entry_script(script), *spec.script_args]
+            return [python, "-m", module, *spec.args]
+        return [python, snapshot.entry_script(script), *spec.args]
 
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
         clusters = self.registry.clusters()

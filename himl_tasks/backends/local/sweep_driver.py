@@ -61,7 +61,7 @@ def main(plan_file: str) -> int:
             arguments = [str(item) for pair in trial_values.items() for item in pair]
             trial = dataclasses.replace(
                 base,
-                args=[*base.args, *arguments],
+                args=(*base.args, *arguments),
                 display_name=f"trial {index}: {' '.join(arguments)}",
             )
             running.append(backend.submit(trial, parent_run_id=parent))
@@ -94,11 +94,11 @@ def main(plan_file: str) -> int:
 
 def _from_snapshot_copy(spec: JobSpec, copy: Path) -> JobSpec:
     """The trial job, run from the copy of its snapshot made at submission."""
-    script = spec.script_path
+    script = spec.entry_script
     return dataclasses.replace(
         spec,
         snapshot_root=copy,
-        entry_script=None if script is None else copy / script.relative_to(spec.root),
+        entry_script=None if script is None else copy / script.relative_to(spec.snapshot_root),
     )
 
 
