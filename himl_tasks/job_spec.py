@@ -249,6 +249,32 @@ class JobSpec:
         script = self.entry_script
         return script.parent if script is not None else self.snapshot_root
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """How pydantic makes a spec, e.g. a Prefect flow's parameter: from a spec or its fields.
+
+        A deployment's parameters arrive as JSON: the spec's fields as `to_json` writes them,
+        or as a person types them (dataset names as text, "3.5h"). They are normalised by the
+        spec itself, as any spec is.
+        """
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            _spec_from_parameter,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda spec: json.loads(spec.to_json())
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        """The JSON schema of a spec parameter (an object of the spec's fields)."""
+        return {
+            "type": "object",
+            "title": "JobSpec",
+            "description": "A job: entry_script or module, args, snapshot_root, compute, ...",
+        }
+
     def resuming_from(self, recovery_id: str) -> JobSpec:
         """The same job, to start from the recovery checkpoints of run `recovery_id`."""
         return dataclasses.replace(self, resume_from=recovery_id)
@@ -385,10 +411,24 @@ def _json_fields(spec: JobSpec) -> dict[str, Any]:
     return json.loads(json.dumps(fields, default=str))  # type: ignore[no-any-return]
 
 
+def _spec_from_parameter(value: object) -> JobSpec:
+    if isinstance(value, JobSpec):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return _from_json_fields(value)
+        except (TypeError, AttributeError) as error:
+            raise InvalidInputError(f"not the fields of a JobSpec: {error}") from error
+    raise InvalidInputError(f"a JobSpec, or a mapping of its fields, not {value!r}")
+
+
 def _from_json_fields(fields: Mapping[str, Any]) -> JobSpec:
     values = dict(fields)
     for key in ("input_datasets", "output_datasets"):
-        values[key] = [DatasetConfig(**item) for item in values.get(key, [])]
+        values[key] = [
+            DatasetConfig(**item) if isinstance(item, Mapping) else item
+            for item in values.get(key, [])
+        ]
     values["environment_variables"] = {
         name: SecretReference(**value) if isinstance(value, dict) else value
         for name, value in values.get("environment_variables", {}).items()
