@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks.backends.local.clusters import Preemption
-from himl_tasks.errors import ConfigurationError
+from himl_tasks.backends.local.plan_files import read_versioned_plan
 from himl_tasks.job_spec import Priority
 
 LAUNCH_PLAN_VERSION = 1
@@ -111,24 +111,13 @@ class LaunchPlan:
             ConfigurationError: The plan was written by a version of himl-tasks that writes
                 another format (or is not a launch plan at all).
         """
-        try:
-            fields: dict[str, Any] = json.loads(text)
-        except ValueError as error:
-            raise ConfigurationError(f"a local run's launch plan is not JSON: {error}") from None
-        version = fields.get("version") if isinstance(fields, dict) else None
-        if version != LAUNCH_PLAN_VERSION:
-            raise ConfigurationError(
-                f"a local run's launch plan has format version {version!r}, and this "
-                f"himl-tasks reads version {LAUNCH_PLAN_VERSION} only: the run was submitted by "
-                "another version of himl-tasks; run it with that version, or submit it again"
-            )
-        try:
-            return cls._of_fields(fields)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise ConfigurationError(
-                f"a local run's launch plan of version {version} lacks or mistypes a field "
-                f"({type(error).__name__}: {error}): it is damaged; submit the job again"
-            ) from None
+        return read_versioned_plan(
+            text,
+            what="a local run's launch plan",
+            version=LAUNCH_PLAN_VERSION,
+            remedy="submit it again",
+            build=cls._of_fields,
+        )
 
     @classmethod
     def _of_fields(cls, fields: dict[str, Any]) -> LaunchPlan:

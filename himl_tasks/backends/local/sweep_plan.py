@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from himl_tasks.errors import ConfigurationError
+from himl_tasks.backends.local.plan_files import read_versioned_plan
 from himl_tasks.job_spec import JobSpec
 
 SWEEP_PLAN_VERSION = 1
@@ -63,26 +62,16 @@ class SweepPlan:
             ConfigurationError: The plan has another format (another version of himl-tasks
                 wrote it), or is not a sweep plan.
         """
-        try:
-            fields: dict[str, Any] = json.loads(text)
-        except ValueError as error:
-            raise ConfigurationError(f"a local sweep's plan is not JSON: {error}") from None
-        version = fields.get("version") if isinstance(fields, dict) else None
-        if version != SWEEP_PLAN_VERSION:
-            raise ConfigurationError(
-                f"a local sweep's plan has format version {version!r}, and this himl-tasks "
-                f"reads version {SWEEP_PLAN_VERSION} only: submit the sweep again"
-            )
-        try:
-            return cls(
+        return read_versioned_plan(
+            text,
+            what="a local sweep's plan",
+            version=SWEEP_PLAN_VERSION,
+            remedy="submit the sweep again",
+            build=lambda fields: cls(
                 trial_spec=JobSpec.from_json(json.dumps(fields["trial_spec"])),
                 trials=tuple(dict(values) for values in fields["trials"]),
                 primary_metric=fields["primary_metric"],
                 goal=fields["goal"],
                 max_concurrent_runs=int(fields["max_concurrent_runs"]),
-            )
-        except (KeyError, TypeError, ValueError) as error:  # InvalidInputError is a ValueError
-            raise ConfigurationError(
-                f"a local sweep's plan of version {version} lacks or mistypes a field "
-                f"({type(error).__name__}: {error}): it is damaged; submit the sweep again"
-            ) from None
+            ),
+        )
