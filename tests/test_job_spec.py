@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -107,14 +108,20 @@ def test_text_that_is_not_a_spec_s_json_is_refused(tmp_path: Path) -> None:
     [
         '{"module": "m", "environment_variables": []}',
         '{"module": "m", "tags": "x"}',
-        '{"module": "m", "input_datasets": ["scans"]}',
+        '{"module": "m", "input_datasets": [5]}',
     ],
 )
 def test_json_whose_fields_have_the_wrong_shape_is_refused_as_not_a_spec(text: str) -> None:
     from himl_tasks.errors import InvalidInputError
 
-    with pytest.raises(InvalidInputError, match="not the JSON of a JobSpec|must"):
+    with pytest.raises(InvalidInputError, match="not the JSON of a JobSpec|must|dataset name"):
         JobSpec.from_json(text)
+
+
+def test_json_may_name_datasets_as_the_constructor_does(tmp_path: Path) -> None:
+    # A deployment's parameters are typed by people: a dataset by its name, as in hi-ml.
+    text = json.dumps({"module": "m", "snapshot_root": str(tmp_path), "input_datasets": ["a"]})
+    assert JobSpec.from_json(text).input_datasets == (DatasetConfig("a"),)
 
 
 @pytest.mark.parametrize("module", [5, ["train"], b"train"])
