@@ -8,9 +8,9 @@ or, for a folder datastore asked to mount, handed over in place.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.storage import Datastore, LocalDatastore
 from himl_tasks.storage.folder_view import FolderView
 
@@ -25,9 +25,12 @@ def download_dataset(store: Datastore, path: str, destination: Path) -> Path:
         `destination`.
 
     Raises:
+        InvalidInputError: If `destination` is in a folder datastore, or holds it.
         RemoteFilesNotFoundError: If the datastore holds no files under `path`.
         ChecksumMismatchError: If a file's bytes do not match its stored MD5.
     """
+    if isinstance(store, LocalDatastore):
+        _refuse_datastore_folder(store, destination)
     if destination.is_symlink():
         destination.unlink()
     FolderView(store, path).download("", destination, validate_checksum=True, overwrite=True)
@@ -45,17 +48,41 @@ def link_dataset(store: LocalDatastore, path: str, destination: Path | None) -> 
 
     Returns:
         Where the files are: `destination`, or the datastore's own folder.
+
+    Raises:
+        InvalidInputError: If `destination` is in the datastore or holds it, or is a folder
+            that holds files (a mount point must be empty, as blobfuse's is: the files there
+            are the user's, not a copy to replace).
     """
     in_place = store.folder / path
     if destination is None:
         return in_place
+    _refuse_datastore_folder(store, destination)
     if destination.is_symlink() or destination.is_file():
         destination.unlink()
     elif destination.is_dir():
         if any(destination.iterdir()):
-            shutil.rmtree(destination)
-        else:
-            destination.rmdir()
+            raise InvalidInputError(
+                f"cannot hand dataset folder '{path}' over at {destination}: that folder holds "
+                "files, which are not removed; give an empty or missing folder"
+            )
+        destination.rmdir()
     destination.parent.mkdir(parents=True, exist_ok=True)
     destination.symlink_to(in_place, target_is_directory=True)
     return destination
+
+
+def _refuse_datastore_folder(store: LocalDatastore, destination: Path) -> None:
+    """A dataset is never put in place of the datastore's files, nor written among them."""
+    ours = store.folder.resolve()
+    # The link itself, not where it points, is replaced: resolve only its parent.
+    there = (
+        destination.parent.resolve() / destination.name
+        if destination.is_symlink()
+        else destination.resolve()
+    )
+    if there == ours or ours in there.parents or there in ours.parents:
+        raise InvalidInputError(
+            f"cannot put a dataset at {destination}: it is in folder datastore "
+            f"'{store.name}' ({store.folder}) or holds it; choose a folder outside the datastore"
+        )
