@@ -43,23 +43,29 @@ def link_dataset(store: LocalDatastore, path: str, destination: Path | None) -> 
     Args:
         store: The folder datastore.
         path: The dataset's folder in it.
-        destination: Where the dataset should appear (replaced by a link to it), or None to
-            use the folder in the datastore itself.
+        destination: Where the dataset should appear: a link to it, made in place of a
+            missing or empty folder or of an earlier link; or None to use the folder in the
+            datastore itself.
 
     Returns:
         Where the files are: `destination`, or the datastore's own folder.
 
     Raises:
-        InvalidInputError: If `destination` is in the datastore or holds it, or is a folder
-            that holds files (a mount point must be empty, as blobfuse's is: the files there
-            are the user's, not a copy to replace).
+        InvalidInputError: If `destination` is in the datastore or holds it, is a file, or is
+            a folder that holds files (a mount point must be empty, as blobfuse's is: what is
+            there is the user's, not a copy to replace).
     """
     in_place = store.folder / path
     if destination is None:
         return in_place
     _refuse_datastore_folder(store, destination)
-    if destination.is_symlink() or destination.is_file():
-        destination.unlink()
+    if destination.is_symlink():
+        destination.unlink()  # a dataset handed over here before
+    elif destination.exists() and not destination.is_dir():
+        raise InvalidInputError(
+            f"cannot hand dataset folder '{path}' over at {destination}: it is a file, which "
+            "is not removed; give an empty or missing folder"
+        )
     elif destination.is_dir():
         if any(destination.iterdir()):
             raise InvalidInputError(

@@ -78,3 +78,13 @@ def test_a_destination_written_with_dots_or_through_a_link_is_still_seen_as_the_
         with pytest.raises(InvalidInputError, match="datastore"):
             link_dataset(store, "scans/1", destination)
     assert read_tree(store.folder) == FILES
+
+
+def test_a_link_is_not_made_in_place_of_a_file(store: LocalDatastore, tmp_path: Path) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_bytes(b"my work")
+
+    with pytest.raises(InvalidInputError, match="is a file"):
+        link_dataset(store, "scans/1", mine)
+
+    assert mine.read_bytes() == b"my work"
