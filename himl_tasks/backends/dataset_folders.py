@@ -53,7 +53,7 @@ def link_dataset(store: LocalDatastore, path: str, destination: Path | None) -> 
     Raises:
         InvalidInputError: If `destination` is in the datastore or holds it, is a file, or is
             a folder that holds files (a mount point must be empty, as blobfuse's is: what is
-            there is the user's, not a copy to replace).
+            there is the user's, not a copy to replace), or cannot be made.
     """
     in_place = store.folder / path
     if destination is None:
@@ -73,8 +73,16 @@ def link_dataset(store: LocalDatastore, path: str, destination: Path | None) -> 
                 "files, which are not removed; give an empty or missing folder"
             )
         destination.rmdir()
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.symlink_to(in_place, target_is_directory=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.symlink_to(in_place, target_is_directory=True)
+    except OSError as error:
+        # A folder that cannot be made there (a read-only or special file system): trying
+        # again fails the same way.
+        raise InvalidInputError(
+            f"cannot make {destination} a link to dataset folder '{path}': "
+            f"{error.strerror or error}; give a folder that can be created"
+        ) from error
     return destination
 
 

@@ -88,3 +88,9 @@ def test_a_link_is_not_made_in_place_of_a_file(store: LocalDatastore, tmp_path: 
         link_dataset(store, "scans/1", mine)
 
     assert mine.read_bytes() == b"my work"
+
+
+def test_a_link_where_none_can_be_made_is_the_caller_s_error(store: LocalDatastore) -> None:
+    # /proc takes no new entries: the folder asked for cannot be made, however often it is tried.
+    with pytest.raises(InvalidInputError, match="cannot make /proc/himl-test"):
+        link_dataset(store, "scans/1", Path("/proc/himl-test"))
