@@ -233,9 +233,14 @@ class JobSpec:
             # A copy of its own that cannot change: the caller's dict may, after the checks.
             object.__setattr__(self, mapping, FrozenMapping(getattr(self, mapping)))
         for datasets in ("input_datasets", "output_datasets"):
-            configs = (
-                _absolute_local_folder(as_dataset_config(d)) for d in getattr(self, datasets)
-            )
+            given = getattr(self, datasets)
+            if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+                # One name is not a list of them: "mnist" would be five datasets, "m", "n", ...
+                raise InvalidInputError(
+                    f"{datasets} must be a list of dataset names or DatasetConfigs, e.g. "
+                    f"['mnist'], not {given!r}"
+                )
+            configs = (_absolute_local_folder(as_dataset_config(d)) for d in given)
             object.__setattr__(self, datasets, tuple(configs))
         names = [d.name for d in self.input_datasets] + [d.name for d in self.output_datasets]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -466,13 +471,16 @@ def _spec_from_parameter(value: object) -> JobSpec:
 
 def _from_json_fields(fields: Mapping[str, Any]) -> JobSpec:
     values = dict(fields)
+    # Only the shapes the JSON can hold are turned back into objects; anything else (null, a
+    # lone name) goes to the constructor as it is, which takes it or says why not.
     for key in ("input_datasets", "output_datasets"):
-        values[key] = [
-            DatasetConfig(**item) if isinstance(item, Mapping) else item
-            for item in values.get(key, [])
-        ]
-    values["environment_variables"] = {
-        name: SecretReference(**value) if isinstance(value, dict) else value
-        for name, value in values.get("environment_variables", {}).items()
-    }
+        if isinstance(values.get(key), list):
+            values[key] = [
+                DatasetConfig(**item) if isinstance(item, Mapping) else item for item in values[key]
+            ]
+    if isinstance(values.get("environment_variables"), Mapping):
+        values["environment_variables"] = {
+            name: SecretReference(**value) if isinstance(value, dict) else value
+            for name, value in values["environment_variables"].items()
+        }
     return JobSpec(**values)

@@ -232,3 +232,20 @@ def test_two_datasets_cannot_be_put_in_one_target_folder(tmp_path: Path) -> None
             input_datasets=[DatasetConfig("a", target_folder=place)],
             output_datasets=[DatasetConfig("b", target_folder=place)],
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("given", ["mnist", None, 5, b"mnist"])
+def test_datasets_that_are_not_a_list_are_refused(tmp_path: Path, given: object) -> None:
+    # One name is not a list of names: "mnist" was five datasets, "m", "n", "i", "s" and "t".
+    for field in ("input_datasets", "output_datasets"):
+        with pytest.raises(InvalidInputError, match=f"{field} must be a list"):
+            JobSpec(entry_script="a.py", snapshot_root=tmp_path, **{field: given})  # type: ignore[arg-type]
+
+
+def test_json_may_leave_out_mappings_as_null_as_the_constructor_does(tmp_path: Path) -> None:
+    text = json.dumps(
+        {"entry_script": "a.py", "snapshot_root": str(tmp_path), "environment_variables": None,
+         "tags": None}
+    )  # fmt: skip
+    spec = JobSpec.from_json(text)
+    assert spec.environment_variables == {} and spec.tags == {}
