@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
@@ -230,10 +230,17 @@ class JobSpec:
         object.__setattr__(self, "args", tuple(a for a in self.args if a != AZUREML_FLAG))
         for mapping in ("environment_variables", "tags"):
             _check_text_mapping(mapping, getattr(self, mapping))
+            # A copy of its own that cannot change: the caller's dict may, after the checks.
+            object.__setattr__(self, mapping, FrozenMapping(getattr(self, mapping)))
         for datasets in ("input_datasets", "output_datasets"):
-            configs = (
-                _absolute_local_folder(as_dataset_config(d)) for d in getattr(self, datasets)
-            )
+            given = getattr(self, datasets)
+            if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+                # One name is not a list of them: "mnist" would be five datasets, "m", "n", ...
+                raise InvalidInputError(
+                    f"{datasets} must be a list of dataset names or DatasetConfigs, e.g. "
+                    f"['mnist'], not {given!r}"
+                )
+            configs = (_absolute_local_folder(as_dataset_config(d)) for d in given)
             object.__setattr__(self, datasets, tuple(configs))
         names = [d.name for d in self.input_datasets] + [d.name for d in self.output_datasets]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -242,6 +249,7 @@ class JobSpec:
                 f"dataset {', '.join(duplicates)} is named more than once among the job's "
                 "inputs and outputs"
             )
+        _refuse_shared_target_folders(self.input_datasets + self.output_datasets)
 
     @property
     def recovery_file_folder(self) -> Path:
@@ -315,6 +323,45 @@ class JobSpec:
             return _from_json_fields(fields)
         except (ValueError, TypeError, AttributeError) as error:
             raise InvalidInputError(f"not the JSON of a JobSpec: {error}") from error
+
+
+_V = TypeVar("_V")
+
+
+class FrozenMapping(dict[str, _V]):
+    """A dict that cannot change after it is made, so a spec holding it can be hashed.
+
+    It is a dict for everything that reads one (JSON, pydantic, `dataclasses.asdict`).
+    """
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("a JobSpec's mappings cannot change; use dataclasses.replace")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+
+def _refuse_shared_target_folders(datasets: Sequence[DatasetConfig]) -> None:
+    """Two datasets in one folder (or one inside the other) would see each other's files."""
+    placed = [(d.name, d.target_folder) for d in datasets if d.target_folder is not None]
+    for index, (name, folder) in enumerate(placed):
+        for other, other_folder in placed[index + 1 :]:
+            if (
+                folder == other_folder
+                or folder in other_folder.parents
+                or (other_folder in folder.parents)
+            ):
+                raise InvalidInputError(
+                    f"datasets '{name}' and '{other}' have target_folder {folder} and "
+                    f"{other_folder}: one would hide or mix with the other's files; give "
+                    "each its own folder"
+                )
 
 
 _TEXT_FIELDS = (
@@ -424,13 +471,16 @@ def _spec_from_parameter(value: object) -> JobSpec:
 
 def _from_json_fields(fields: Mapping[str, Any]) -> JobSpec:
     values = dict(fields)
+    # Only the shapes the JSON can hold are turned back into objects; anything else (null, a
+    # lone name) goes to the constructor as it is, which takes it or says why not.
     for key in ("input_datasets", "output_datasets"):
-        values[key] = [
-            DatasetConfig(**item) if isinstance(item, Mapping) else item
-            for item in values.get(key, [])
-        ]
-    values["environment_variables"] = {
-        name: SecretReference(**value) if isinstance(value, dict) else value
-        for name, value in values.get("environment_variables", {}).items()
-    }
+        if isinstance(values.get(key), list):
+            values[key] = [
+                DatasetConfig(**item) if isinstance(item, Mapping) else item for item in values[key]
+            ]
+    if isinstance(values.get("environment_variables"), Mapping):
+        values["environment_variables"] = {
+            name: SecretReference(**value) if isinstance(value, dict) else value
+            for name, value in values["environment_variables"].items()
+        }
     return JobSpec(**values)

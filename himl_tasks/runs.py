@@ -75,11 +75,16 @@ def platform_failure_kind(error: BaseException) -> FailureKind:
     """The failure kind of an error the platform met around a job (staging data, publishing).
 
     Refused or insufficient credentials and missing datastores or containers are
-    `configuration`; anything else (timeouts, service errors after retries) `infrastructure`.
+    `configuration`; what the spec asked that cannot be done (`InvalidInputError`, e.g. a
+    target_folder that holds the user's files, or names this file system cannot hold)
+    `user_error`; anything else (timeouts, service errors after retries) `infrastructure`.
+    Only the last is worth submitting again.
     """
     refused = (StorageAccessError, ContainerNotFoundError, ConfigurationError)
     if isinstance(error, refused):
         return FailureKind.CONFIGURATION
+    if isinstance(error, InvalidInputError):
+        return FailureKind.USER_ERROR
     return FailureKind.INFRASTRUCTURE
 
 

@@ -10,6 +10,7 @@ import pytest
 
 import himl_tasks.job_spec
 from himl_tasks.datasets import DatasetConfig
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.secret_reference import SecretReference
 
@@ -182,3 +183,69 @@ def test_each_field_has_one_name_and_holds_its_normalised_value(tmp_path: Path) 
     for view in ("inputs", "outputs", "root", "script_path", "script_args", "max_run_seconds"):
         assert not hasattr(JobSpec, view), view
     assert dataclasses.replace(spec, display_name="again").args == spec.args
+
+
+def test_a_spec_keeps_its_own_variables_and_tags_whatever_the_caller_does_later(
+    tmp_path: Path,
+) -> None:
+    variables, tags = {"EPOCHS": "3"}, {"team": "a"}
+    spec = JobSpec(entry_script="a.py", snapshot_root=tmp_path, environment_variables=variables,
+                   tags=tags)  # fmt: skip
+
+    variables["HIML_RUN_ID"] = "not checked"  # the caller's dicts change after the spec is made
+    tags["team"] = "b"
+
+    assert dict(spec.environment_variables) == {"EPOCHS": "3"}
+    assert dict(spec.tags) == {"team": "a"}
+    with pytest.raises(TypeError):
+        spec.environment_variables["HIML_IN_JOB"] = "1"  # type: ignore[index]
+
+
+def test_a_spec_is_hashable_and_survives_pickle_copy_and_json(tmp_path: Path) -> None:
+    import copy
+    import pickle
+
+    spec = JobSpec(
+        entry_script="a.py", snapshot_root=tmp_path, tags={"t": "v"},
+        environment_variables={"A": "1", "KEY": SecretReference("MY_KEY")},
+    )  # fmt: skip
+    again = JobSpec.from_json(spec.to_json())
+
+    assert hash(spec) == hash(again) and {spec: 1}[again] == 1
+    for copied in (pickle.loads(pickle.dumps(spec)), copy.copy(spec), copy.deepcopy(spec)):
+        assert copied == spec and hash(copied) == hash(spec)
+    assert json.loads(spec.to_json())["tags"] == {"t": "v"}
+    assert dataclasses.replace(spec, tags={"u": "w"}).tags == {"u": "w"}
+
+
+def test_two_datasets_cannot_be_put_in_one_target_folder(tmp_path: Path) -> None:
+    place = tmp_path / "data"
+    with pytest.raises(InvalidInputError, match="target_folder"):
+        JobSpec(
+            entry_script="a.py", snapshot_root=tmp_path,
+            input_datasets=[DatasetConfig("a", target_folder=place),
+                            DatasetConfig("b", target_folder=place / "inner")],
+        )  # fmt: skip
+    with pytest.raises(InvalidInputError, match="target_folder"):
+        JobSpec(
+            entry_script="a.py", snapshot_root=tmp_path,
+            input_datasets=[DatasetConfig("a", target_folder=place)],
+            output_datasets=[DatasetConfig("b", target_folder=place)],
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("given", ["mnist", None, 5, b"mnist"])
+def test_datasets_that_are_not_a_list_are_refused(tmp_path: Path, given: object) -> None:
+    # One name is not a list of names: "mnist" was five datasets, "m", "n", "i", "s" and "t".
+    for field in ("input_datasets", "output_datasets"):
+        with pytest.raises(InvalidInputError, match=f"{field} must be a list"):
+            JobSpec(entry_script="a.py", snapshot_root=tmp_path, **{field: given})  # type: ignore[arg-type]
+
+
+def test_json_may_leave_out_mappings_as_null_as_the_constructor_does(tmp_path: Path) -> None:
+    text = json.dumps(
+        {"entry_script": "a.py", "snapshot_root": str(tmp_path), "environment_variables": None,
+         "tags": None}
+    )  # fmt: skip
+    spec = JobSpec.from_json(text)
+    assert spec.environment_variables == {} and spec.tags == {}

@@ -151,3 +151,25 @@ def _defined_names(node: ast.stmt) -> list[str]:
     names = [target.id for target in targets if isinstance(target, ast.Name)]
     # CamelCase names: constants (UPPER_CASE) and one-letter type variables may repeat.
     return [name for name in names if name[0].isupper() and not name.isupper()]
+
+
+def test_the_built_package_says_it_is_typed(tmp_path: Path) -> None:
+    # Without py.typed, mypy ignores an installed package's types: a user's code that uses
+    # JobSpec is not checked against it (PEP 561).
+    import shutil
+    import zipfile
+
+    root, source = Path(__file__).parents[1], tmp_path / "source"
+    # Built from a copy: a build leaves build/ and egg-info folders where it runs.
+    shutil.copytree(root / "himl_tasks", source / "himl_tasks",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "wheel"), str(source)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("himl_tasks-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "himl_tasks/py.typed" in names and "himl_tasks/__init__.pyi" in names

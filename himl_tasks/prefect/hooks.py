@@ -5,7 +5,9 @@ Each job a task submits is recorded under its flow run, in a Prefect variable
 because the hook that reads the record may run in another process: a worker runs
 `on_cancellation` hooks itself when it has killed the flow's process. A job submitted
 through an unsaved block is also remembered in this process, the only place its workspace
-is known.
+is known. Tasks of one flow run that submit at once in this process's threads are recorded
+in turn; tasks in several processes (a distributed task runner) may still overwrite one
+another's entry, as the record is one variable read and written back whole.
 
 Example:
     ```python
@@ -46,6 +48,8 @@ STARTED_VARIABLE_PREFIX = "himl-started-"
 # Backends of jobs submitted through unsaved blocks, by flow run id and recovery id.
 _unsaved: dict[str, dict[str, Backend]] = {}
 _unsaved_lock = threading.Lock()
+# One read-and-write of a flow run's record at a time in this process.
+_record_lock = threading.Lock()
 
 
 def remember_started(workspace_block: WorkspaceBlockOrName, backend: Backend, ref: RunRef) -> None:
@@ -62,10 +66,14 @@ def remember_started(workspace_block: WorkspaceBlockOrName, backend: Backend, re
         with _unsaved_lock:
             _unsaved.setdefault(str(flow_run.id), {})[ref.recovery_id] = backend
     variable = STARTED_VARIABLE_PREFIX + str(flow_run.id)
-    started: Any = Variable.get(variable, default=[])
-    entries = started if isinstance(started, list) else []
-    entries.append({"workspace": name or "", "run": ref.recovery_id})
-    Variable.set(variable, entries, overwrite=True)
+    # Read, then written back whole: the tasks of a flow run that submit at once (in threads)
+    # take turns, else one loses another's entry, or the first two writes of the variable
+    # collide (409 Conflict, which failed a task whose job was already submitted).
+    with _record_lock:
+        started: Any = Variable.get(variable, default=[])
+        entries = started if isinstance(started, list) else []
+        entries.append({"workspace": name or "", "run": ref.recovery_id})
+        Variable.set(variable, entries, overwrite=True)
 
 
 def cancel_started_jobs(flow: object, flow_run: Any, state: object) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -25,6 +26,7 @@ WorkspaceBlockOrName: TypeAlias = WorkspaceBlock | str
 """A workspace block, or the name it is saved under ("local-workspace/demo")."""
 
 _BLOCK_TYPES = "a LocalWorkspace or AzureMLWorkspace block"
+_BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")  # what Prefect accepts as a block document's name
 
 
 def backend_for(workspace_block: WorkspaceBlockOrName) -> Backend:
@@ -111,6 +113,13 @@ def _backend_of_saved_block(block_document: str) -> Backend:
         raise ConfigurationError(
             f"'{block_document}' does not name a workspace block: write "
             f"'<type>/<name>' with type {' or '.join(kinds)}, e.g. 'local-workspace/demo'"
+        )
+    if not _BLOCK_NAME.match(name):
+        # Prefect puts the name in a URL unquoted: "demo#x" or "demo/" would load "demo",
+        # under another label (so another job identity) for the same workspace.
+        raise ConfigurationError(
+            f"'{block_document}' cannot name a saved block: a block's name has only lowercase "
+            "letters, digits and '-' (Prefect's rule), e.g. 'local-workspace/demo'"
         )
     try:
         block = kinds[kind].load(name)  # sync here: flows and tasks call it from sync code

@@ -17,7 +17,7 @@ from himl_tasks.errors import (
     InvalidInputError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import RunStatus
+from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.testing.azurite import Azurite
 from tests.backends.conftest import write_script
 from tests.conftest import read_tree, write_tree
@@ -343,3 +343,23 @@ def test_a_version_asked_of_a_dataset_that_is_only_a_folder_is_explained(
 
     with pytest.raises(DatasetNotFoundError, match="folder 'scans/'.*becomes version 1"):
         backend.resolve_dataset(DatasetConfig("scans", version=2))
+
+
+def test_an_input_the_spec_asks_to_put_where_it_cannot_go_fails_the_run_as_the_user_s_error(
+    backend: LocalBackend, project: Path, tmp_path: Path
+) -> None:
+    # Submitting again cannot help: the target folder holds the user's files, which stay.
+    put_folder(backend, "images", {"a.png": b"1"}, tmp_path)
+    mine = write_tree(tmp_path / "mine", {"notes.txt": b"my work"})
+    write_script(project, "read.py", READER)
+    spec = JobSpec(
+        entry_script="read.py",
+        snapshot_root=project,
+        input_datasets=[DatasetConfig("images", use_mounting=True, target_folder=mine)],
+    )
+
+    state = backend.wait(backend.submit(spec))
+
+    assert state.failure_kind is FailureKind.USER_ERROR, state.error
+    assert "holds files" in state.error
+    assert read_tree(mine) == {"notes.txt": b"my work"}

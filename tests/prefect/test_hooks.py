@@ -85,3 +85,45 @@ def test_a_job_that_cannot_be_reached_is_reported_and_the_others_still_canceled(
     assert "LocalWorkspace(root='.himl').save('deleted-since')" in reported
     assert "run exp:submitted-by-another-process may still be running" in reported
     assert Variable.get(STARTED_VARIABLE_PREFIX + str(flow_run_id)) is None
+
+
+def test_jobs_submitted_at_once_by_one_flow_run_are_all_recorded(
+    workspace: tuple[str, LocalBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tasks of one flow run submit in threads (ThreadPoolTaskRunner); the record is read, then
+    # written back whole, so two submissions that overlap must not lose one another's entry.
+    import contextvars
+    import threading
+    import time
+
+    from himl_tasks.prefect import hooks
+    from himl_tasks.runs import RunRef
+
+    block, backend = workspace
+    slow_get = Variable.get
+
+    def get(*args: object, **kwargs: object) -> object:
+        value = slow_get(*args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(0.05)  # a busy Prefect API
+        return value
+
+    monkeypatch.setattr(hooks.Variable, "get", get)
+    seen: dict[str, object] = {}
+
+    @flow
+    def submits_four() -> None:
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(hooks.remember_started, block, backend, RunRef("e", f"run{i}")),
+            )
+            for i in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seen["record"] = slow_get(STARTED_VARIABLE_PREFIX + str(flow_run.id))
+
+    submits_four()
+    assert sorted(e["run"] for e in seen["record"]) == [f"e:run{i}" for i in range(4)]  # type: ignore[attr-defined]

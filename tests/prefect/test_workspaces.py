@@ -107,3 +107,14 @@ def test_a_blocks_label_is_its_saved_name_and_never_holds_a_secret(
     label = workspace_label(azureml)
     assert label.startswith("azureml-workspace:") and '"workspace_name": "ws"' in label
     assert "s3cret-value" not in label and "service_principal_password" not in label
+
+
+@pytest.mark.parametrize("suffix", ["#x", "/", "?v=1", "/extra"])
+def test_a_name_no_block_can_have_is_refused_not_read_as_another_block(
+    workspace: tuple[str, LocalBackend], suffix: str
+) -> None:
+    # Prefect does not quote the name in its URL: "demo#x" loaded block "demo", under another
+    # label, so the same job in the same workspace had two identities.
+    name, _ = workspace
+    with pytest.raises(ConfigurationError, match="lowercase letters, digits and '-'"):
+        backend_for(name + suffix)

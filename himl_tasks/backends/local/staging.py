@@ -26,16 +26,15 @@ class StagedInput:
     is_copy: bool
 
 
-def stage_input(
-    store: Datastore, dataset: LaunchInput, staging: Path, *, validate_checksum: bool = True
-) -> StagedInput:
+def stage_input(store: Datastore, dataset: LaunchInput, staging: Path) -> StagedInput:
     """Makes one resolved input dataset available; returns where the job finds it.
+
+    A download checks every file against its stored MD5.
 
     Args:
         store: The dataset's datastore.
         dataset: The resolved dataset, as the launch plan recorded it at submission.
         staging: A run-private folder for downloads.
-        validate_checksum: Check every downloaded file against its stored MD5.
     """
     if dataset.use_mounting and isinstance(store, LocalDatastore):
         return StagedInput(link_dataset(store, dataset.path, dataset.target_folder), False)
