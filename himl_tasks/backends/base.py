@@ -32,7 +32,7 @@ from himl_tasks.backends.run_files import (
     download_from_run_folders,
     list_in_run_folders,
 )
-from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LineBuffer, PollSchedule, polls
+from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LogTail, PollSchedule, polls
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import InvalidInputError, JobTimeoutError
 from himl_tasks.job_spec import JobSpec
@@ -320,14 +320,12 @@ class Backend(abc.ABC):
             JobTimeoutError: If the run has not ended by the deadline (a TimeoutError).
         """
         schedule = self._schedule(timeout_seconds, poll_seconds)
-        lines, offset, canceled = LineBuffer(), 0, False
+        log, canceled = LogTail(lambda offset: self.read_log(ref, offset)), False
         state: RunState | None = None
         for _ in polls(schedule):
             state = self.get_state(ref)
             if on_line is not None:
-                chunk = self.read_log(ref, offset)
-                offset += len(chunk)
-                for line in lines.feed(chunk) + (lines.flush() if state.is_terminal else []):
+                for line in log.new_lines(final=state.is_terminal):
                     on_line(line)
             if state.is_terminal:
                 return state
@@ -362,14 +360,11 @@ class Backend(abc.ABC):
             JobTimeoutError: When following, if the run has not ended by the deadline.
         """
         schedule = self._schedule(timeout, poll, first=LOG_POLL_SECONDS)
-        lines, offset = LineBuffer(), 0
+        log = LogTail(lambda offset: self.read_log(ref, offset))
         for _ in polls(schedule):
             ended = not follow or self.get_state(ref).is_terminal
-            chunk = self.read_log(ref, offset)
-            offset += len(chunk)
-            yield from lines.feed(chunk)
+            yield from log.new_lines(final=ended)
             if ended:
-                yield from lines.flush()
                 return
         raise JobTimeoutError(f"run {ref} is still going after {schedule.timeout_seconds:g} s")
 

@@ -9,7 +9,7 @@ and none sleeps past its deadline.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from himl_tasks.errors import InvalidInputError
@@ -75,18 +75,28 @@ def polls(schedule: PollSchedule) -> Iterator[int]:
         look += 1
 
 
-class LineBuffer:
-    """Turns chunks of a log into whole lines, keeping an unfinished last line for later."""
+class LogTail:
+    """The whole lines a growing log gained since the last look, read from where it ended.
 
-    def __init__(self) -> None:
+    Args:
+        read: Returns the log's bytes from an offset on (empty while there is no log yet).
+    """
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self._offset = 0
         self._pending = b""
 
-    def feed(self, chunk: bytes) -> list[str]:
-        """The lines that `chunk` completes."""
-        *complete, self._pending = (self._pending + chunk).split(b"\n")
-        return [line.decode("utf-8", errors="replace") for line in complete]
+    def new_lines(self, *, final: bool = False) -> list[str]:
+        """The lines completed since the last call; with `final`, the unfinished last one too.
 
-    def flush(self) -> list[str]:
-        """The unfinished last line, once the log will not grow any more."""
-        rest, self._pending = self._pending, b""
-        return [rest.decode("utf-8", errors="replace")] if rest else []
+        Args:
+            final: The log will not grow any more (its run has ended).
+        """
+        chunk = self._read(self._offset)
+        self._offset += len(chunk)
+        *complete, self._pending = (self._pending + chunk).split(b"\n")
+        if final and self._pending:
+            complete.append(self._pending)
+            self._pending = b""
+        return [line.decode("utf-8", errors="replace") for line in complete]

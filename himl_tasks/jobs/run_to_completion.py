@@ -133,10 +133,6 @@ def run_to_completion(
             ref, state.status, state.failure_kind, delay, attempt + 1, policy.max_retries,
         )  # fmt: skip
         sleep(delay)
-        job = _resuming_from(job, ref.recovery_id)
+        # A plan keeps its snapshot and input versions; a spec is planned again when submitted.
+        job = job.resuming_from(ref.recovery_id)
     raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _resuming_from(job: SpecOrPlan, recovery_id: str) -> SpecOrPlan:
-    # A plan keeps its snapshot and input versions; a spec is planned again when submitted.
-    return job.resuming_from(recovery_id)

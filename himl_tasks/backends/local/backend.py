@@ -430,9 +430,9 @@ class LocalBackend(Backend):
         return [python, snapshot.entry_script(script), *spec.args]
 
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
-        clusters = self.registry.clusters()
         if compute == DEFAULT_CLUSTER:
-            return default_cluster_limit(), None
+            return default_cluster_limit(), None  # not in the registry: no read needed
+        clusters = self.registry.clusters()
         if compute not in clusters:
             known = ", ".join(sorted([DEFAULT_CLUSTER, *clusters]))
             raise ComputeNotFoundError(
