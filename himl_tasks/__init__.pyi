@@ -51,7 +51,6 @@ from .runs import Metric as Metric
 from .runs import RunRef as RunRef
 from .runs import RunState as RunState
 from .runs import RunStatus as RunStatus
-from .runs import get_most_recent_run as get_most_recent_run
 from .runtime import AzureRunInfo as AzureRunInfo
 from .runtime import get_run_info as get_run_info
 from .secret_reference import SecretReference as SecretReference

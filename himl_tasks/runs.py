@@ -136,7 +136,7 @@ def write_most_recent_run(folder: Path, ref: RunRef) -> Path:
     return path
 
 
-def get_most_recent_run(run_recovery_file: Path | str = RUN_RECOVERY_FILE_NAME) -> str:
+def read_most_recent_run(run_recovery_file: Path | str = RUN_RECOVERY_FILE_NAME) -> str:
     """Reads the recovery id written by the last submission.
 
     Raises:

@@ -19,7 +19,7 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import get_most_recent_run
+from himl_tasks.runs import read_most_recent_run
 from himl_tasks.storage import Datastore, LocalDatastore
 from himl_tasks.storage.local_errors import translated_local_errors
 
@@ -152,7 +152,7 @@ def test_nothing_under_a_prefix_is_file_not_found_on_every_datastore(
 
 def test_no_recovery_file_is_a_lookup_error(tmp_path: Path) -> None:
     with pytest.raises(LookupError) as caught:
-        get_most_recent_run(tmp_path / "most_recent_run.txt")
+        read_most_recent_run(tmp_path / "most_recent_run.txt")
     assert isinstance(caught.value, RunNotFoundError)
     assert "no run was submitted from here yet" in str(caught.value)
 

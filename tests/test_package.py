@@ -71,7 +71,6 @@ PUBLIC = [
     "cross_validation",
     "download_checkpoints",
     "download_from_datastore",
-    "get_most_recent_run",
     "get_run_info",
     "get_workspace",
     "upload_to_datastore",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
-from himl_tasks.runs import get_most_recent_run, split_recovery_id
+from himl_tasks.runs import read_most_recent_run, split_recovery_id
 
 
 def test_recovery_ids_parse_with_and_without_the_experiment(tmp_path: Path) -> None:
@@ -17,4 +17,4 @@ def test_recovery_ids_parse_with_and_without_the_experiment(tmp_path: Path) -> N
         with pytest.raises(InvalidInputError, match="not a run recovery id"):
             split_recovery_id(bad)
     with pytest.raises(RunNotFoundError, match="no run was submitted"):
-        get_most_recent_run(tmp_path / "most_recent_run.txt")
+        read_most_recent_run(tmp_path / "most_recent_run.txt")

@@ -25,7 +25,7 @@ from himl_tasks.backends.base import Backend
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import DatasetNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import FailureKind, RunRef, RunState, RunStatus, get_most_recent_run
+from himl_tasks.runs import FailureKind, RunRef, RunState, RunStatus, read_most_recent_run
 from himl_tasks.sweeps import Choice, SweepSpec
 from himl_tasks.testing.files import read_tree
 
@@ -187,7 +187,7 @@ class BackendContract:
         assert backend.get_run_ref(ref.recovery_id) == ref
         assert backend.get_run_ref(ref.run_id) == ref
         assert backend.get_run_ref(ref.recovery_id).portal_url == ref.portal_url
-        assert get_most_recent_run(spec.recovery_file_folder / "most_recent_run.txt") == str(ref)
+        assert read_most_recent_run(spec.recovery_file_folder / "most_recent_run.txt") == str(ref)
         with pytest.raises(RunNotFoundError):
             backend.get_run_ref(f"other_experiment:{ref.run_id}")
         with pytest.raises(RunNotFoundError):

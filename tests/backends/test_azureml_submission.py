@@ -19,7 +19,7 @@ from himl_tasks.errors import (
     SnapshotTooLargeError,
 )
 from himl_tasks.job_spec import JobSpec, Priority, sanitize_experiment_name
-from himl_tasks.runs import get_most_recent_run
+from himl_tasks.runs import read_most_recent_run
 from tests.backends.azureml_service import FakeAzureMLService
 from tests.backends.conftest import write_script
 from tests.conftest import write_tree
@@ -105,7 +105,7 @@ def test_script_run_config_holds_the_whole_job(
 
     assert tags["commandline"]
     assert (tags["purpose"], tags["priority"]) == ("test", "low_priority")
-    assert get_most_recent_run(job_project / "most_recent_run.txt") == ref.recovery_id
+    assert read_most_recent_run(job_project / "most_recent_run.txt") == ref.recovery_id
     assert ref.portal_url.startswith("https://ml.azure.com/runs/" + ref.run_id)
 
 
