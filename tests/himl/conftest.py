@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture
+def outside_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No variable a backend sets: this process is outside any run until a test says so."""
+    for name in list(os.environ):
+        if name.startswith(("HIML_", "AZUREML_")) or name in ("RANK", "LOCAL_RANK"):
+            monkeypatch.delenv(name)
