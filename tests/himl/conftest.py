@@ -4,6 +4,11 @@ import os
 
 import pytest
 
+# The AzureML stand-in and a project folder, shared with the backends' tests.
+from tests.backends.conftest import aml, aml_service, executing_aml, project
+
+__all__ = ["aml", "aml_service", "executing_aml", "project"]
+
 
 @pytest.fixture
 def outside_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
