@@ -44,7 +44,9 @@ def submission_target(
     """
     arguments = list(argv[1:])
     to_azureml = AZUREML_FLAG in arguments if submit_to_azureml is None else submit_to_azureml
-    to_local = LOCAL_FLAG in arguments if submit_to_local_backend is None else submit_to_local_backend
+    to_local = (
+        LOCAL_FLAG in arguments if submit_to_local_backend is None else submit_to_local_backend
+    )
     if to_azureml and to_local:
         raise InvalidInputError(
             f"the script is asked to go to AzureML ({_said_by(AZUREML_FLAG, submit_to_azureml)}) "

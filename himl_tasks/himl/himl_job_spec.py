@@ -65,9 +65,7 @@ def environment_variables_for_runs(given: Mapping[str, str] | None) -> dict[str,
     """
     given = {} if given is None else given
     if not isinstance(given, Mapping):
-        raise InvalidInputError(
-            f"environment_variables must map names to strings, not {given!r}"
-        )
+        raise InvalidInputError(f"environment_variables must map names to strings, not {given!r}")
     for name, value in given.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise InvalidInputError(
