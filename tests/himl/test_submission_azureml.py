@@ -197,3 +197,17 @@ def test_exit_on_completion_false_returns_the_run(
 
     (run_id,) = aml_service.runs
     assert run.id == run_id and run is aml_service.runs[run_id]
+
+
+def test_a_sweep_spec_runs_as_hyperdrive_around_the_job(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    from himl_tasks import Choice, SweepSpec
+
+    sweep = SweepSpec({"--kernel": Choice("linear", "rbf")}, "Accuracy", sampling="grid")
+    with pytest.raises(SystemExit):
+        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", sweep=sweep)
+
+    ((_, config, _, _),) = aml_service.submitted
+    assert type(config).__name__ == "HyperDriveConfig"
+    assert list(config._run_config.arguments) == ["-n", "3"]
