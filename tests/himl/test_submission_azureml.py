@@ -230,6 +230,7 @@ total = sum(int(n) for n in (run_info.input_datasets[0] / "numbers.txt").read_te
 (run_info.output_datasets[0] / "total.txt").write_text(str(total))
 run_info.output_folder.mkdir(exist_ok=True)
 (run_info.output_folder / "total.txt").write_text(str(total))
+run_info.run.log("total", total)
 """
 
 
@@ -266,6 +267,7 @@ def test_the_code_after_the_call_runs_inside_the_azureml_job(
     ref = executing_aml.get_run_ref((himl_project / "most_recent_run.txt").read_text().strip())
     executing_aml.download_files(ref, "outputs/total.txt", himl_project / "fetched")
     assert (himl_project / "fetched" / "outputs" / "total.txt").read_text() == "6"
+    assert [(m.name, m.value) for m in executing_aml.get_metrics(ref)] == [("total", 6)]
     (written,) = executing_aml.run_outputs(ref)
     assert written.name == "himl_out" and written.path.endswith(ref.run_id)
 
