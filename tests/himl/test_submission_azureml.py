@@ -287,3 +287,38 @@ def test_the_wait_has_a_deadline(
     # The run goes on; its recovery id is there to look at it again.
     (run_id,) = aml_service.runs
     assert (himl_project / "most_recent_run.txt").read_text().strip() == f"sample:{run_id}"
+
+
+def test_hi_ml_parameters_reach_the_run_configuration(
+    on_azureml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_tree(himl_project / "big", {"weights.bin": b"0" * 10})
+    monkeypatch.setenv("HIML_EXPERIMENT_NAME", "from_the_environment")  # wins, as in hi-ml
+
+    with pytest.raises(SystemExit):
+        submit_to_azure_if_needed(
+            compute_cluster_name="cpu-cluster",
+            experiment_name="given",
+            script_params=["--lr", "0.1"],
+            environment_variables={"MKL_SERVICE_FORCE_INTEL": "0", "MINE": "yes"},
+            ignored_folders=[himl_project / "big"],
+            num_nodes=2,
+            max_run_duration="1.5h",
+            docker_shm_size="16g",
+            display_name="first try",
+        )
+
+    ((experiment, config, tags, snapshot),) = aml_service.submitted
+    assert experiment == "from_the_environment"
+    assert list(config.arguments) == ["--lr", "0.1"] and tags["commandline_args"] == "--lr 0.1"
+    variables = config.run_config.environment_variables
+    assert variables["MKL_SERVICE_FORCE_INTEL"] == "0" and variables["MINE"] == "yes"
+    assert not any(name.startswith("big/") for name in snapshot)
+    assert config.run_config.node_count == 2
+    assert config.run_config.max_run_duration_seconds == 5400
+    assert config.run_config.docker.shm_size == "16g"
+    (run,) = aml_service.runs.values()
+    assert run.display_name == "first try"
