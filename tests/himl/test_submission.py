@@ -179,6 +179,7 @@ def _nothing_happened(project: Path) -> None:
         ),
         (["s.py", LOCAL_FLAG], {"hyperdrive_config": object()}, "cannot run"),
         (["s.py", LOCAL_FLAG], {"input_datasets": "mnist"}, "list of dataset names"),
+        (["s.py", LOCAL_FLAG], {"wait_timeout_seconds": float("nan")}, "wait_timeout_seconds"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_anything(
