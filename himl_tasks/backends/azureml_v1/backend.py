@@ -44,7 +44,7 @@ from himl_tasks.errors import (
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import azureml_output_name
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id
+from himl_tasks.runs import Metric, RunRef, RunState, parse_recovery_id
 from himl_tasks.secret_reference import secret_references
 from himl_tasks.snapshot import ignore_rules
 from himl_tasks.storage import Datastore
@@ -302,6 +302,46 @@ class AzureMLV1Backend(Backend):
     def check_sweep(self, sweep: SweepSpec) -> None:
         """HyperDrive offers every sampling and early termination policy a SweepSpec holds."""
 
+    def check_hyperdrive(self, hyperdrive_config: Any) -> None:
+        """Raises unless `hyperdrive_config` is a `HyperDriveConfig` (a check before side effects).
+
+        Raises:
+            InvalidInputError: For anything else.
+        """
+        from azureml.train.hyperdrive import HyperDriveConfig
+
+        if not isinstance(hyperdrive_config, HyperDriveConfig):
+            raise InvalidInputError(
+                "hyperdrive_config must be an azureml.train.hyperdrive.HyperDriveConfig, not "
+                f"{type(hyperdrive_config).__name__}; for a sweep on any backend give "
+                "sweep=SweepSpec(...)"
+            )
+
+    def submit_hyperdrive(
+        self, job: JobSpec | RunPlan, hyperdrive_config: Any, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits the user's own `HyperDriveConfig` around the job, as hi-ml does.
+
+        hi-ml puts the job's `ScriptRunConfig` into the config's private `_run_config`, in
+        place of whatever the user built it with (hi-ml's examples give a placeholder,
+        `ScriptRunConfig(source_directory="")`); so does this. The trials are the run's
+        children. With `submission_id`, idempotent as `submit` is.
+
+        Raises:
+            InvalidInputError: If `hyperdrive_config` is not a `HyperDriveConfig`.
+        """
+        self.check_hyperdrive(hyperdrive_config)
+        self._check_plan_workspace(job)
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        plan = self._plan_of(job)
+        config, rules = self._prepare(plan)
+        # A private field, as hi-ml sets it (health_azure/himl.py, submit_to_azure_if_needed):
+        # HyperDriveConfig has no public way to replace its run configuration.
+        hyperdrive_config._run_config = config
+        return self._send(plan, hyperdrive_config, rules, submission_id)
+
     def check_spec(self, spec: JobSpec) -> None:
         """Refuses secret references: AzureML would store their values with the run.
 
@@ -400,7 +440,7 @@ class AzureMLV1Backend(Backend):
         Raises:
             RunNotFoundError: If there is no such run (or it is in another experiment).
         """
-        experiment, run_id = split_recovery_id(recovery_id)
+        experiment, run_id = parse_recovery_id(recovery_id)
         run = self.service.run(run_id)
         if experiment and run.experiment.name != experiment:
             raise RunNotFoundError(
@@ -479,6 +519,14 @@ class AzureMLV1Backend(Backend):
             RunRef(ref.experiment, child.id, self.name, portal_url=child.get_portal_url())
             for child in self._run(ref).get_children()
         ]
+
+    def run_tags(self, ref: RunRef) -> dict[str, str]:
+        """The run's tags, as the service has them now."""
+        return {str(k): str(v) for k, v in (self._run(ref).get_tags() or {}).items()}
+
+    def run_object(self, ref: RunRef) -> Any:
+        """The run's `azureml.core.Run` itself: hi-ml users' code calls its methods."""
+        return self._run(ref)
 
     def _run(self, ref: RunRef) -> Any:
         if ref.run_id not in self._runs:

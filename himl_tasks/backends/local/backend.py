@@ -70,7 +70,7 @@ from himl_tasks.runs import (
     RunRef,
     RunState,
     RunStatus,
-    split_recovery_id,
+    parse_recovery_id,
     write_most_recent_run,
 )
 from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
@@ -93,16 +93,20 @@ class LocalBackend(Backend):
 
     Args:
         root: The workspace folder (default: `$HIML_HOME`, else `./.himl`).
+        datastores_file: The datastores file this object reads instead of
+            `<root>/datastores.toml` (runs it submits read the workspace's own).
     """
 
     name = "local"
     max_poll_seconds = 0.25  # a state check is a local SQLite read
     default_timeout_seconds = 3600.0
 
-    def __init__(self, root: str | PurePath | None = None) -> None:
+    def __init__(
+        self, root: str | PurePath | None = None, *, datastores_file: str | PurePath | None = None
+    ) -> None:
         self.root = workspace_root(root).absolute()
         self.registry = Registry(self.root)
-        self.workspace = LocalWorkspaceConfig.load(self.root)
+        self.workspace = LocalWorkspaceConfig.load(self.root, config_path=datastores_file)
 
     def __repr__(self) -> str:
         return f"LocalBackend(root={str(self.root)!r})"
@@ -464,7 +468,7 @@ class LocalBackend(Backend):
         Raises:
             RunNotFoundError: If there is no such run (or it is in another experiment).
         """
-        experiment, run_id = split_recovery_id(recovery_id)
+        experiment, run_id = parse_recovery_id(recovery_id)
         row = self.registry.get_run(run_id)
         if row is None or (experiment and row.experiment != experiment):
             raise RunNotFoundError(f"no run '{recovery_id}' in the workspace at {self.root}")
@@ -712,6 +716,10 @@ class LocalBackend(Backend):
 
     def _ref(self, row: RunRow) -> RunRef:
         return RunRef(row.experiment, row.run_id, self.name, portal_url=row.run_dir.as_uri())
+
+    def run_tags(self, ref: RunRef) -> dict[str, str]:
+        """The tags the run was submitted with (the job's, and the command line)."""
+        return dict(self._row(ref).tags)
 
     def _row(self, ref: RunRef) -> RunRow:
         row = self.registry.get_run(ref.run_id)
