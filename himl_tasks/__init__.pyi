@@ -46,10 +46,15 @@ from .errors import UnusableNamesError as UnusableNamesError
 from .errors import WorkspaceNotFoundError as WorkspaceNotFoundError
 from .himl.datastore_transfers import download_from_datastore as download_from_datastore
 from .himl.datastore_transfers import upload_to_datastore as upload_to_datastore
+from .himl.lightning_logging import AzureMLLogger as AzureMLLogger
+from .himl.lightning_logging import log_learning_rate as log_learning_rate
+from .himl.lightning_logging import log_on_epoch as log_on_epoch
+from .himl.run_context import RUN_CONTEXT as RUN_CONTEXT
 from .himl.run_helpers import download_checkpoints_from_run_id as download_checkpoints_from_run_id
 from .himl.run_helpers import download_files_from_run_id as download_files_from_run_id
 from .himl.run_helpers import fetch_run as fetch_run
 from .himl.run_helpers import get_most_recent_run as get_most_recent_run
+from .himl.submission import submit_to_azure_if_needed as submit_to_azure_if_needed
 from .himl.workspace_resolution import resolve_backend as resolve_backend
 from .job_spec import JobSpec as JobSpec
 from .job_spec import Priority as Priority

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,8 +26,21 @@ class RunContext(Protocol):
         """The attempt this process belongs to (1 for the first)."""
         ...
 
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
-        """Records metric values."""
+    @property
+    def sdk_run(self) -> Any:
+        """The backend SDK's own run object (AzureML: `Run.get_context()`), or None.
+
+        hi-ml's `RUN_CONTEXT` is that object where there is one, so that a script keeps every
+        method of it; a backend without one (the local backend) returns None.
+        """
+        ...
+
+    def log_metrics(self, values: Mapping[str, float | str], step: int | None = None) -> None:
+        """Records metric values: numbers, or text (a hyperparameter, a note) kept as text."""
+        ...
+
+    def log_image(self, name: str, path: Path) -> None:
+        """Keeps an image file with the run, under the name `name`."""
         ...
 
 
@@ -41,8 +54,18 @@ class AzureRunInfo:
         output_datasets: A folder per output dataset, likewise.
         output_folder: Where to write results kept with the run (`outputs/`).
         logs_folder: Where to write logs kept with the run (`logs/`).
-        run: The run, inside a job; None in a plain `python script.py`.
+        run: The run, inside a job; None in a plain `python script.py`. From `get_run_info`
+            the backend's `RunContext`; from hi-ml's `submit_to_azure_if_needed`, hi-ml's
+            `RUN_CONTEXT` (azureml's own Run on AzureML).
         is_running_in_azure_ml: True inside an AzureML run.
+        mount_contexts: hi-ml's mounts started for a plain run's inputs, which a script may
+            stop; always empty here: himl-tasks downloads a plain run's inputs (a mount it
+            starts lives as long as the process), and a job's mounts are the platform's.
+
+    It is frozen, where hi-ml's is a plain mutable dataclass: the one description of a run's
+    data that every part of a script reads, made once (hi-ml's own code never assigns to it).
+    Keyword construction, as hi-ml writes it, works the same; `mount_contexts` comes last here
+    (third in hi-ml), so that the fields without a default come first.
     """
 
     input_datasets: list[Path | None]
@@ -51,3 +74,4 @@ class AzureRunInfo:
     logs_folder: Path | None
     run: Any = None
     is_running_in_azure_ml: bool = False
+    mount_contexts: list[Any] = field(default_factory=list)
