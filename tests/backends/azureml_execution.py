@@ -97,7 +97,11 @@ class ExecutedJob:
             target = self.working_folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, target)
-        self.working_folder.mkdir(parents=True, exist_ok=True)
+        # AzureML makes `outputs/` and `logs/` in the working folder before the script starts
+        # (hi-ml, inside an AzureML run, returns them without creating them: himl.py,
+        # submit_to_azure_if_needed; hi-ml's example 3 writes outputs/primes.txt at once).
+        for name in ("outputs", "logs"):
+            (self.working_folder / name).mkdir(parents=True, exist_ok=True)
         self.staged_files.mkdir(parents=True, exist_ok=True)
         self.record_file.touch()
 
