@@ -176,8 +176,11 @@ class ExecutedJob:
         }
 
     def _compute_path(self, path: str) -> Path:
-        """A path on the compute node: relative ones in the working folder; absolute ones are
-        kept under this job's folder, never written at that place on the test machine."""
+        """A path on the compute node.
+
+        Relative paths are in the working folder; absolute ones are kept under this job's
+        folder, never written at that place on the test machine.
+        """
         if path.startswith("/"):
             return self.folder / "node" / path.lstrip("/")
         return self.working_folder / path
@@ -245,8 +248,10 @@ class ExecutedJob:
     # ---- when it has ended ----------------------------------------------------------------
 
     def upload_results(self, *, outputs: bool) -> None:
-        """The final log, `outputs/` and `logs/`, staged files, and (with `outputs`) the
-        output datasets' folders at their destinations."""
+        """Uploads what an ended job leaves: the final log, `outputs/`, `logs/`, staged files.
+
+        With `outputs`, the output datasets' folders go to their destinations too.
+        """
         self.upload_log()
         prefix = f"ExperimentRun/dcid.{self.run_id}"
         artifacts = self.service.store("workspaceartifactstore")
