@@ -66,7 +66,6 @@ def test_a_hi_ml_script_runs_with_its_datasets_metrics_and_files(
         assert (mounted / "numbers.txt").read_text().split() == numbers
         total = sum(int(n) for n in numbers)
         (info.output_datasets[0] / "total.txt").write_text(str(total))
-        Path("outputs").mkdir(exist_ok=True)
         Path("outputs/argv.txt").write_text(" ".join(sys.argv[1:]) + " " + os.environ["GREETING"])
         run.log("total", total)
         for loss in (0.5, 0.25):
@@ -222,7 +221,6 @@ def test_a_hyperdrive_sweep_runs_each_trial_with_its_arguments(
         """
         import sys
         from pathlib import Path
-        Path("outputs").mkdir()
         Path("outputs/args.txt").write_text(" ".join(sys.argv[1:]))
         """,
         args=("--fixed", "1"),
