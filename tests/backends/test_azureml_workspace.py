@@ -128,7 +128,8 @@ def test_nothing_found_lists_every_place_looked_at(tmp_path: Path, opener: Offli
     with pytest.raises(WorkspaceNotFoundError) as raised:
         get_workspace(search_from=tmp_path, environ=env, opener=opener)
     message = str(raised.value)
-    for place in ("aml_workspace", "workspace_config_path", "Prefect block",
+    for place in ("1. the current AzureML run: not inside one", "2. aml_workspace",
+                  "workspace_config_path", "Prefect block",
                   f"config.json in {tmp_path}: not found",
                   "HIML_RESOURCE_GROUP, HIML_WORKSPACE_NAME not set",
                   "not inside one"):  # fmt: skip
@@ -147,7 +148,7 @@ def test_a_broken_config_file_is_named(tmp_path: Path, opener: OfflineOpener) ->
         get_workspace(workspace_config_path=path, environ=NO_AZ, opener=opener)
 
 
-def test_inside_an_azureml_run_its_own_workspace_is_used(
+def test_inside_an_azureml_run_its_own_workspace_comes_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opener: OfflineOpener
 ) -> None:
     from azureml.core import Run
@@ -164,6 +165,23 @@ def test_inside_an_azureml_run_its_own_workspace_is_used(
     monkeypatch.setattr(Run, "get_context", staticmethod(lambda: RunContext()))
     env = {"AZUREML_RUN_ID": "run_1", "PYTHONPATH": str(tmp_path), **NO_AZ}
     assert get_workspace(search_from=tmp_path, environ=env, opener=opener) is workspace
+    # As hi-ml: the config.json the job's snapshot carries, or any other place, does not make
+    # the job sign in again (health_azure/utils.py get_workspace checks the run first).
+    config = write_config(tmp_path, "from-search")
+    env = {**env, "HIML_SUBSCRIPTION_ID": "s", "HIML_RESOURCE_GROUP": "r",
+           "HIML_WORKSPACE_NAME": "from-env"}  # fmt: skip
+    assert get_workspace(search_from=tmp_path, environ=env, opener=opener) is workspace
+    assert get_workspace(None, config, block(), environ=env, opener=opener) is workspace
+    assert len(opener.opened) == 1  # the test's own opening of the run's workspace, above
+
+
+def test_a_stale_azureml_run_id_outside_any_run_is_passed_over(
+    tmp_path: Path, opener: OfflineOpener
+) -> None:
+    # Outside a run azureml's Run.get_context() is its _OfflineRun, without an experiment.
+    write_config(tmp_path, "from-search")
+    env = {"AZUREML_RUN_ID": "stale", "PYTHONPATH": str(tmp_path), **NO_AZ}
+    assert get_workspace(search_from=tmp_path, environ=env, opener=opener).name == "from-search"
 
 
 def test_service_principal_from_environment_variables() -> None:

@@ -142,15 +142,17 @@ def get_workspace(
 ) -> Any:
     """Returns the AzureML workspace, looking where hi-ml looks, in this order.
 
-    1. `aml_workspace`, when given.
-    2. `workspace_config_path`, a `config.json`-style file, when given.
-    3. `block`, a Prefect block with the workspace and, optionally, a service principal.
-    4. `config.json` in the current folder or its parents, up to the highest parent that is on
+    1. Inside an AzureML run (`AZUREML_RUN_ID` set), the run's own workspace, whatever else is
+       given: hi-ml checks this first, so that a `config.json` the job's snapshot carries
+       (users keep it beside their script) does not make the job sign in again.
+    2. `aml_workspace`, when given.
+    3. `workspace_config_path`, a `config.json`-style file, when given.
+    4. `block`, a Prefect block with the workspace and, optionally, a service principal.
+    5. `config.json` in the current folder or its parents, up to the highest parent that is on
        PYTHONPATH (the project root; the whole way up when none is).
-    5. HIML_SUBSCRIPTION_ID, HIML_RESOURCE_GROUP and HIML_WORKSPACE_NAME.
-    6. Inside an AzureML run, the run's own workspace.
+    6. HIML_SUBSCRIPTION_ID, HIML_RESOURCE_GROUP and HIML_WORKSPACE_NAME.
 
-    Sign-in (2-5) uses a service principal when HIML_SERVICE_PRINCIPAL_ID,
+    Sign-in (3-6) uses a service principal when HIML_SERVICE_PRINCIPAL_ID,
     HIML_SERVICE_PRINCIPAL_PASSWORD and HIML_TENANT_ID are set (or the block holds one), else
     the Azure CLI's login, else an interactive login.
 
@@ -166,9 +168,12 @@ def get_workspace(
         WorkspaceNotFoundError: If no place gives a workspace; the message lists them all.
         ConfigurationError: If a config file is unusable or sign-in settings are incomplete.
     """
+    env = os.environ if environ is None else environ
+    run_workspace = _current_run_workspace(env)
+    if run_workspace is not None:
+        return run_workspace
     if aml_workspace is not None:
         return aml_workspace
-    env = os.environ if environ is None else environ
     if workspace_config_path is not None:
         settings = WorkspaceSettings.from_config_file(Path(workspace_config_path))
         return opener(settings, choose_authentication(environ=env))
@@ -183,18 +188,15 @@ def get_workspace(
     values = [env.get(name, "") for name in _WORKSPACE_VARIABLES]
     if all(values):
         return opener(WorkspaceSettings(*values), choose_authentication(environ=env))
-    run_workspace = _current_run_workspace(env)
-    if run_workspace is not None:
-        return run_workspace
     unset = [name for name, value in zip(_WORKSPACE_VARIABLES, values, strict=True) if not value]
     raise WorkspaceNotFoundError(
         "no AzureML workspace found. Looked at, in order:\n"
-        "  1. aml_workspace: not given\n"
-        "  2. workspace_config_path: not given\n"
-        "  3. a Prefect block (AzureMLWorkspace): not given\n"
-        f"  4. {CONFIG_FILE_NAME} in {', '.join(str(f) for f in searched)}: not found\n"
-        f"  5. environment variables: {', '.join(unset)} not set\n"
-        "  6. the current AzureML run: not inside one\n"
+        "  1. the current AzureML run: not inside one\n"
+        "  2. aml_workspace: not given\n"
+        "  3. workspace_config_path: not given\n"
+        "  4. a Prefect block (AzureMLWorkspace): not given\n"
+        f"  5. {CONFIG_FILE_NAME} in {', '.join(str(f) for f in searched)}: not found\n"
+        f"  6. environment variables: {', '.join(unset)} not set\n"
         f"Download {CONFIG_FILE_NAME} from the AzureML portal into your project, or set "
         f"{', '.join(_WORKSPACE_VARIABLES)}."
     )
@@ -243,4 +245,6 @@ def _current_run_workspace(env: Mapping[str, str]) -> Any:
         return None
     from azureml.core import Run
 
-    return Run.get_context().experiment.workspace
+    # Outside a run the SDK gives its offline run, which has no experiment (a stale variable).
+    experiment = getattr(Run.get_context(), "experiment", None)
+    return None if experiment is None else experiment.workspace

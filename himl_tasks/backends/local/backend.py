@@ -93,16 +93,20 @@ class LocalBackend(Backend):
 
     Args:
         root: The workspace folder (default: `$HIML_HOME`, else `./.himl`).
+        datastores_file: The datastores file this object reads instead of
+            `<root>/datastores.toml` (runs it submits read the workspace's own).
     """
 
     name = "local"
     max_poll_seconds = 0.25  # a state check is a local SQLite read
     default_timeout_seconds = 3600.0
 
-    def __init__(self, root: str | PurePath | None = None) -> None:
+    def __init__(
+        self, root: str | PurePath | None = None, *, datastores_file: str | PurePath | None = None
+    ) -> None:
         self.root = workspace_root(root).absolute()
         self.registry = Registry(self.root)
-        self.workspace = LocalWorkspaceConfig.load(self.root)
+        self.workspace = LocalWorkspaceConfig.load(self.root, config_path=datastores_file)
 
     def __repr__(self) -> str:
         return f"LocalBackend(root={str(self.root)!r})"

@@ -1,0 +1,157 @@
+"""Which workspace hi-ml's functions use when they are not told plainly: one documented order.
+
+hi-ml's helpers (`upload_to_datastore`, `download_files_from_run_id`, ...) take an
+`aml_workspace` and a `workspace_config_path`, and otherwise find the workspace themselves. Here
+the local workspace is one more place, so the order must say when it is used: only when hi-ml
+would find no AzureML workspace at all. Where hi-ml would use AzureML (a `config.json` found
+upward, inside an AzureML run, the `HIML_*` variables), the answer is AzureML or an error, never
+the local folder.
+
+1. `aml_workspace` given: a backend is used as it is; a `LocalWorkspaceConfig` gives the local
+   workspace it describes; an `azureml.core.Workspace` gives AzureML.
+2. `workspace_config_path` given: an AzureML `config.json` (subscription_id, resource_group,
+   workspace_name) gives AzureML; a local datastores file (TOML, `[datastores.<name>]` tables)
+   gives the local workspace with those datastores; anything else is an error.
+3. Inside an AzureML run: the run's workspace.
+4. Inside a local run: the run's workspace (`HIML_WORKSPACE`).
+5. `config.json` in the current folder or a parent (up to the project root on PYTHONPATH, as
+   hi-ml searches): AzureML.
+6. HIML_SUBSCRIPTION_ID, HIML_RESOURCE_GROUP and HIML_WORKSPACE_NAME set: AzureML.
+7. Otherwise the local workspace (`$HIML_HOME`, else `./.himl`), said in one INFO log line.
+
+Every AzureML step goes through `himl_tasks.himl.azureml_workspace.azureml_backend`; signing in
+that fails is an error, not a reason to fall back to the local workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from himl_tasks import job_variables
+from himl_tasks.backends.base import Backend
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
+from himl_tasks.errors import ConfigurationError, InvalidInputError
+from himl_tasks.himl import azureml_workspace
+from himl_tasks.runtime import is_running_in_azure_ml
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE_NAME = "config.json"
+AZUREML_CONFIG_FIELDS = ("subscription_id", "resource_group", "workspace_name")
+WORKSPACE_VARIABLES = ("HIML_SUBSCRIPTION_ID", "HIML_RESOURCE_GROUP", "HIML_WORKSPACE_NAME")
+
+
+def resolve_backend(
+    aml_workspace: Any = None, workspace_config_path: str | os.PathLike[str] | None = None
+) -> Backend:
+    """The workspace hi-ml's functions use, as a backend, in the order of the module docstring.
+
+    Args:
+        aml_workspace: A backend, a `LocalWorkspaceConfig`, or an `azureml.core.Workspace`.
+        workspace_config_path: An AzureML `config.json`, or a local datastores TOML file.
+
+    Raises:
+        InvalidInputError: If `aml_workspace` is none of the accepted kinds.
+        ConfigurationError: If `workspace_config_path` is missing or neither kind of file, if
+            only some of the HIML_* workspace variables are set, or signing in to AzureML fails.
+        WorkspaceNotFoundError: If AzureML was chosen but its workspace cannot be found.
+    """
+    if aml_workspace is not None:
+        return _given_workspace(aml_workspace)
+    if workspace_config_path is not None:
+        return _from_config_file(Path(workspace_config_path))
+    if is_running_in_azure_ml():
+        return azureml_workspace.azureml_backend()
+    local_job_workspace = os.environ.get(job_variables.WORKSPACE)
+    if local_job_workspace:
+        return LocalBackend(local_job_workspace)
+    found = find_config_json(Path.cwd())
+    if found is not None:
+        return azureml_workspace.azureml_backend(workspace_config_path=found)
+    set_variables = [name for name in WORKSPACE_VARIABLES if os.environ.get(name)]
+    if len(set_variables) == len(WORKSPACE_VARIABLES):
+        return azureml_workspace.azureml_backend()
+    if set_variables:
+        unset = [name for name in WORKSPACE_VARIABLES if name not in set_variables]
+        raise ConfigurationError(
+            f"{', '.join(set_variables)} set but {', '.join(unset)} not: an AzureML workspace "
+            f"needs all of {', '.join(WORKSPACE_VARIABLES)}; set the others, or unset these to "
+            "use the local workspace"
+        )
+    backend = LocalBackend()
+    logger.info(
+        "no AzureML workspace given or found (no %s from %s upward, no %s): using the local "
+        "workspace at %s",
+        CONFIG_FILE_NAME,
+        Path.cwd(),
+        "/".join(WORKSPACE_VARIABLES),
+        backend.root,
+    )
+    return backend
+
+
+def find_config_json(start: Path) -> Path | None:
+    """The `config.json` hi-ml would find from `start` upward (up to the project root), or None."""
+    from himl_tasks.backends.azureml_v1.workspace import search_folders
+
+    for folder in search_folders(start.absolute(), os.environ.get("PYTHONPATH", "")):
+        if (folder / CONFIG_FILE_NAME).is_file():
+            return folder / CONFIG_FILE_NAME
+    return None
+
+
+def _given_workspace(aml_workspace: Any) -> Backend:
+    if isinstance(aml_workspace, Backend):
+        return aml_workspace
+    if isinstance(aml_workspace, LocalWorkspaceConfig):
+        return LocalBackend(aml_workspace.root, datastores_file=aml_workspace.config_path)
+    if type(aml_workspace).__module__.startswith("azureml."):  # an azureml.core.Workspace
+        return azureml_workspace.azureml_backend(aml_workspace)
+    raise InvalidInputError(
+        f"aml_workspace must be an azureml.core.Workspace, a himl-tasks backend or a "
+        f"LocalWorkspaceConfig, not {type(aml_workspace).__name__}"
+    )
+
+
+def _from_config_file(path: Path) -> Backend:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"workspace config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(
+            f"workspace config file {path} cannot be read: {type(error).__name__}: {error}"
+        ) from None
+    if _is_json(text):
+        from himl_tasks.backends.azureml_v1.workspace import WorkspaceSettings
+
+        WorkspaceSettings.from_config_file(path)  # an AzureML config.json: names missing fields
+        return azureml_workspace.azureml_backend(workspace_config_path=path)
+    if _is_datastores_toml(text):
+        return LocalBackend(datastores_file=path)
+    raise ConfigurationError(
+        f"workspace config file {path} is neither an AzureML config.json (JSON with "
+        f"{', '.join(AZUREML_CONFIG_FIELDS)}, as downloaded from the AzureML portal) nor a "
+        "local datastores file (TOML with [datastores.<name>] tables)"
+    )
+
+
+def _is_json(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _is_datastores_toml(text: str) -> bool:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False
+    return set(document) <= {"datastores"}
