@@ -43,6 +43,7 @@ from .errors import UnusableNamesError as UnusableNamesError
 from .errors import WorkspaceNotFoundError as WorkspaceNotFoundError
 from .himl.datastore_transfers import download_from_datastore as download_from_datastore
 from .himl.datastore_transfers import upload_to_datastore as upload_to_datastore
+from .himl.submission import submit_to_azure_if_needed as submit_to_azure_if_needed
 from .job_spec import JobSpec as JobSpec
 from .job_spec import Priority as Priority
 from .run_plan import RunPlan as RunPlan

@@ -73,6 +73,7 @@ PUBLIC = [
     "download_from_datastore",
     "get_run_info",
     "get_workspace",
+    "submit_to_azure_if_needed",
     "upload_to_datastore",
 ]
 

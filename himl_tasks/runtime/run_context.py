@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +43,14 @@ class AzureRunInfo:
         logs_folder: Where to write logs kept with the run (`logs/`).
         run: The run, inside a job; None in a plain `python script.py`.
         is_running_in_azure_ml: True inside an AzureML run.
+        mount_contexts: hi-ml's mounts started for a plain run's inputs, which a script may
+            stop; always empty here: himl-tasks downloads a plain run's inputs (a mount it
+            starts lives as long as the process), and a job's mounts are the platform's.
+
+    It is frozen, where hi-ml's is a plain mutable dataclass: the one description of a run's
+    data that every part of a script reads, made once (hi-ml's own code never assigns to it).
+    Keyword construction, as hi-ml writes it, works the same; `mount_contexts` comes last here
+    (third in hi-ml), so that the fields without a default come first.
     """
 
     input_datasets: list[Path | None]
@@ -51,3 +59,4 @@ class AzureRunInfo:
     logs_folder: Path | None
     run: Any = None
     is_running_in_azure_ml: bool = False
+    mount_contexts: list[Any] = field(default_factory=list)

@@ -302,6 +302,46 @@ class AzureMLV1Backend(Backend):
     def check_sweep(self, sweep: SweepSpec) -> None:
         """HyperDrive offers every sampling and early termination policy a SweepSpec holds."""
 
+    def check_hyperdrive(self, hyperdrive_config: Any) -> None:
+        """Raises unless `hyperdrive_config` is a `HyperDriveConfig` (a check before side effects).
+
+        Raises:
+            InvalidInputError: For anything else.
+        """
+        from azureml.train.hyperdrive import HyperDriveConfig
+
+        if not isinstance(hyperdrive_config, HyperDriveConfig):
+            raise InvalidInputError(
+                "hyperdrive_config must be an azureml.train.hyperdrive.HyperDriveConfig, not "
+                f"{type(hyperdrive_config).__name__}; for a sweep on any backend give "
+                "sweep=SweepSpec(...)"
+            )
+
+    def submit_hyperdrive(
+        self, job: JobSpec | RunPlan, hyperdrive_config: Any, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits the user's own `HyperDriveConfig` around the job, as hi-ml does.
+
+        hi-ml puts the job's `ScriptRunConfig` into the config's private `_run_config`, in
+        place of whatever the user built it with (hi-ml's examples give a placeholder,
+        `ScriptRunConfig(source_directory="")`); so does this. The trials are the run's
+        children. With `submission_id`, idempotent as `submit` is.
+
+        Raises:
+            InvalidInputError: If `hyperdrive_config` is not a `HyperDriveConfig`.
+        """
+        self.check_hyperdrive(hyperdrive_config)
+        self._check_plan_workspace(job)
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        plan = self._plan_of(job)
+        config, rules = self._prepare(plan)
+        # A private field, as hi-ml sets it (health_azure/himl.py, submit_to_azure_if_needed):
+        # HyperDriveConfig has no public way to replace its run configuration.
+        hyperdrive_config._run_config = config
+        return self._send(plan, hyperdrive_config, rules, submission_id)
+
     def check_spec(self, spec: JobSpec) -> None:
         """Refuses secret references: AzureML would store their values with the run.
 

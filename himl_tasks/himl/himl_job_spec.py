@@ -1,0 +1,156 @@
+"""hi-ml's `submit_to_azure_if_needed` parameters, turned into this project's `JobSpec`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.errors import InvalidInputError
+from himl_tasks.job_spec import EXPERIMENT_NAME_VARIABLE, JobSpec
+
+PathOrString = Path | str
+
+DEFAULT_ENVIRONMENT_VARIABLES = {
+    "AZUREML_OUTPUT_UPLOAD_TIMEOUT_SEC": "3600",
+    "AZUREML_RUN_KILL_SIGNAL_TIMEOUT_SEC": "900",
+    "MKL_SERVICE_FORCE_INTEL": "1",
+    "RSLEX_DIRECT_VOLUME_MOUNT": "true",
+    "RSLEX_DIRECT_VOLUME_MOUNT_MAX_CACHE_SIZE": "1",
+    "DATASET_MOUNT_CACHE_SIZE": "1",
+}
+"""hi-ml's variables for every run (health_azure/utils.py), under the user's own."""
+
+COMMANDLINE_TAG = "commandline_args"
+
+
+def himl_dataset_configs(
+    datasets: Sequence[DatasetConfig | str] | None, default_datastore: str, parameter: str
+) -> list[DatasetConfig]:
+    """Dataset names as `DatasetConfig`s in `default_datastore`, as hi-ml turns them.
+
+    Only names take `default_datastore`; a `DatasetConfig` keeps its own `datastore`, also
+    when it is "" (the workspace's default), as in hi-ml.
+
+    Raises:
+        InvalidInputError: For one name instead of a list, or an item that is neither.
+    """
+    if datasets is None:
+        return []
+    if isinstance(datasets, str | bytes) or not isinstance(datasets, Sequence):
+        raise InvalidInputError(
+            f"{parameter} must be a list of dataset names or DatasetConfigs, e.g. ['mnist'], "
+            f"not {datasets!r}"
+        )
+    configs = []
+    for item in datasets:
+        if isinstance(item, str):
+            configs.append(DatasetConfig(name=item, datastore=default_datastore))
+        elif isinstance(item, DatasetConfig):
+            configs.append(item)
+        else:
+            raise InvalidInputError(
+                f"{parameter} holds {item!r}: give dataset names or DatasetConfigs"
+            )
+    return configs
+
+
+def environment_variables_for_runs(given: Mapping[str, str] | None) -> dict[str, str]:
+    """hi-ml's default variables with the user's over them.
+
+    Raises:
+        InvalidInputError: For a name or value that is not text.
+    """
+    given = {} if given is None else given
+    if not isinstance(given, Mapping):
+        raise InvalidInputError(f"environment_variables must map names to strings, not {given!r}")
+    for name, value in given.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidInputError(
+                f"environment_variables must map names to strings; {name!r}: {value!r} is not"
+            )
+    return {**DEFAULT_ENVIRONMENT_VARIABLES, **given}
+
+
+def himl_job_spec(
+    *,
+    args: Sequence[str],
+    compute_cluster_name: str = "",
+    entry_script: PathOrString | None = None,
+    snapshot_root_directory: PathOrString | None = None,
+    conda_environment_file: PathOrString | None = None,
+    aml_environment_name: str = "",
+    experiment_name: str | None = None,
+    environment_variables: Mapping[str, str] | None = None,
+    pip_extra_index_url: str = "",
+    private_pip_wheel_path: PathOrString | None = None,
+    docker_base_image: str = "",
+    docker_shm_size: str = "",
+    ignored_folders: Sequence[PathOrString] | None = None,
+    input_datasets: Sequence[DatasetConfig] = (),
+    output_datasets: Sequence[DatasetConfig] = (),
+    num_nodes: int = 1,
+    max_run_duration: str = "",
+    tags: Mapping[str, str] | None = None,
+    display_name: str = "",
+) -> JobSpec:
+    """The job `submit_to_azure_if_needed` submits, with hi-ml's defaults.
+
+    - the entry script is the running script (`sys.argv[0]`, from the current folder); a
+      relative `entry_script` given is taken from the snapshot root, as hi-ml sends it;
+    - the snapshot root is the current folder;
+    - the experiment is `$HIML_EXPERIMENT_NAME`, else `experiment_name`, else the script's
+      name (hi-ml's order: the variable wins over the parameter);
+    - the variables are hi-ml's defaults with the user's over them;
+    - tags None are `{"commandline_args": <the job's arguments>}`; `{}` sets none;
+    - `max_run_duration` "" is no limit; an `ignored_folders` entry inside the snapshot root
+      may be absolute.
+
+    Without a conda file or environment name, the AzureML backend looks for `environment.yml`
+    from the script's folder upward (stopping at PYTHONPATH), as hi-ml does from the current
+    folder.
+
+    Raises:
+        InvalidInputError: For anything the spec refuses (see `JobSpec`).
+    """
+    root = Path(snapshot_root_directory or Path.cwd()).absolute()
+    script = Path(sys.argv[0]).absolute() if entry_script is None else Path(entry_script)
+    if tags is None:
+        tags = {COMMANDLINE_TAG: " ".join(args)}
+    return JobSpec(
+        entry_script=script,
+        args=args,
+        snapshot_root=root,
+        ignored_folders=[_inside(root, folder) for folder in ignored_folders or ()],
+        conda_environment_file=conda_environment_file,
+        docker_base_image=docker_base_image,
+        docker_shm_size=docker_shm_size,
+        pip_extra_index_url=pip_extra_index_url,
+        private_pip_wheel_path=private_pip_wheel_path,
+        environment_name=aml_environment_name,
+        compute=compute_cluster_name,
+        num_nodes=num_nodes,
+        input_datasets=input_datasets,
+        output_datasets=output_datasets,
+        environment_variables=environment_variables_for_runs(environment_variables),
+        tags=tags,
+        experiment=os.environ.get(EXPERIMENT_NAME_VARIABLE) or experiment_name or "",
+        display_name=display_name,
+        max_run_duration=max_run_duration or None,
+    )
+
+
+def _inside(root: Path, folder: PathOrString) -> str:
+    """An ignored folder as the snapshot root's relative name (hi-ml writes them as given)."""
+    path = Path(folder)
+    if path.is_absolute():
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            raise InvalidInputError(
+                f"ignored_folders entry {path} is outside the snapshot root {root}: name "
+                "folders inside it (relative names are taken from it)"
+            ) from None
+    return path.as_posix()

@@ -1,0 +1,39 @@
+"""Fixtures of the hi-ml door's tests: a user's project, and the AzureML stand-in's backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The AzureML service stand-in and its backend, shared with the backends' tests.
+from tests.backends.conftest import aml, aml_service
+
+__all__ = ["aml", "aml_service"]
+
+
+@pytest.fixture
+def himl_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A user's project folder as the current folder, outside any run, its os.environ restored.
+
+    The local workspace is `$HIML_HOME` in the test's folder. A plain run writes variables
+    into os.environ, as hi-ml does: they are put back afterwards.
+    """
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "environment.yml").write_text(
+        "name: sample\ndependencies:\n  - python=3.11\n", encoding="utf-8"
+    )
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith(("HIML_", "AZUREML_")) or name in ("RANK", "LOCAL_RANK"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HIML_HOME", str(tmp_path / "workspace"))
+    monkeypatch.chdir(project)
+    try:
+        yield project
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,0 +1,218 @@
+"""`submit_to_azure_if_needed` without a flag, inside a job, and its refusals before anything."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from himl_tasks import (
+    AzureRunInfo,
+    Choice,
+    ComputeNotFoundError,
+    DatasetConfig,
+    DatasetNotFoundError,
+    InvalidInputError,
+    LocalBackend,
+    SweepSpec,
+    submit_to_azure_if_needed,
+)
+from himl_tasks.himl import LOCAL_FLAG
+from himl_tasks.himl.command_line import Target, job_arguments, submission_target
+from himl_tasks.testing.files import write_tree
+
+GRID = SweepSpec({"a": Choice(1, 2)}, primary_metric="loss", sampling="grid")
+
+
+def test_a_plain_run_goes_on_here_with_folders_variables_and_local_datasets(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["sample.py", "--epochs", "3"])
+    data = write_tree(himl_project / "data", {"x.csv": b"1,2\n"})
+
+    run_info = submit_to_azure_if_needed(
+        compute_cluster_name="cpu-cluster",
+        environment_variables={"SAMPLE_SETTING": "on"},
+        input_datasets=[DatasetConfig("images", local_folder=data)],
+        output_datasets=["results", DatasetConfig("scores", local_folder=Path("scores"))],
+    )
+
+    assert isinstance(run_info, AzureRunInfo)
+    assert run_info.input_datasets == [data]
+    assert run_info.output_datasets == [None, Path("scores")]  # as given, as hi-ml
+    assert run_info.output_folder == himl_project / "outputs" and run_info.output_folder.is_dir()
+    assert run_info.logs_folder == himl_project / "logs" and run_info.logs_folder.is_dir()
+    assert run_info.run is None and run_info.is_running_in_azure_ml is False
+    assert run_info.mount_contexts == []
+    # As hi-ml: the user's variables, and its defaults, are set in this process.
+    assert os.environ["SAMPLE_SETTING"] == "on"
+    assert os.environ["MKL_SERVICE_FORCE_INTEL"] == "1"
+    # Nothing was submitted: no workspace made, no recovery file.
+    assert not (himl_project.parent / "workspace").exists()
+    assert not (himl_project / "most_recent_run.txt").exists()
+
+
+def test_a_plain_run_without_output_folders_creates_none(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hi-ml 0.2 takes the parameter and creates the folders anyway; here it is honoured.
+    monkeypatch.setattr(sys, "argv", ["sample.py"])
+
+    run_info = submit_to_azure_if_needed(create_output_folders=False)
+
+    assert run_info.output_folder == himl_project / "outputs"
+    assert run_info.logs_folder == himl_project / "logs"
+    assert not run_info.output_folder.exists() and not run_info.logs_folder.exists()
+
+
+def test_a_plain_run_brings_an_input_from_the_workspace(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As hi-ml 0.2 downloads it from its workspace: here the local one ($HIML_HOME), the last
+    # place resolve_backend looks when no AzureML workspace is configured.
+    monkeypatch.setattr(sys, "argv", ["sample.py"])
+    workspace = LocalBackend(os.environ["HIML_HOME"])
+    source = write_tree(himl_project.parent / "src", {"X.csv": b"5.1,3.5\n", "y.csv": b"0\n"})
+    workspace.datastore().upload_folder(source, "iris")
+
+    run_info = submit_to_azure_if_needed(input_datasets=["iris"])
+
+    (folder,) = run_info.input_datasets
+    assert folder is not None
+    assert (folder / "X.csv").read_bytes() == b"5.1,3.5\n"
+    assert (folder / "y.csv").read_bytes() == b"0\n"
+
+
+def test_a_plain_run_gives_none_for_a_dataset_that_exists_nowhere(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # hi-ml's examples fall back on their own files: `run_info.input_datasets[0] or Path(...)`.
+    monkeypatch.setattr(sys, "argv", ["sample.py"])
+    here = write_tree(himl_project / "dataset", {"X.csv": b"1\n"})
+
+    with caplog.at_level(logging.WARNING, logger="himl_tasks.himl.plain_run"):
+        run_info = submit_to_azure_if_needed(
+            input_datasets=["himl_sample6_input", DatasetConfig("own", local_folder=here)]
+        )
+
+    assert run_info.input_datasets == [None, here]
+    (record,) = caplog.records
+    assert "himl_sample6_input" in record.getMessage() and "None" in record.getMessage()
+
+
+def test_inside_a_job_the_run_info_comes_first_whatever_the_flags(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The job's own command line may hold anything: the call returns the run's info, it
+    # neither submits again nor refuses the flags.
+    out, logs = himl_project / "run-outputs", himl_project / "run-logs"
+    monkeypatch.setenv("HIML_IN_JOB", "himl_tasks.backends.local.in_job")
+    monkeypatch.setenv("HIML_WORKSPACE", str(himl_project.parent / "workspace"))
+    monkeypatch.setenv("HIML_RUN_ID", "sample_1")
+    monkeypatch.setenv("HIML_EXPERIMENT", "sample")
+    monkeypatch.setenv("HIML_OUTPUT_FOLDER", str(out))
+    monkeypatch.setenv("HIML_LOGS_FOLDER", str(logs))
+    monkeypatch.setenv("HIML_INPUT_DATASET_COUNT", "1")
+    monkeypatch.setenv("HIML_INPUT_DATASET_0", str(himl_project / "in0"))
+    monkeypatch.setattr(sys, "argv", ["sample.py", "--azureml", LOCAL_FLAG])
+
+    run_info = submit_to_azure_if_needed(
+        compute_cluster_name="no-such-cluster", input_datasets=["images"]
+    )
+
+    assert run_info.input_datasets == [himl_project / "in0"]
+    assert run_info.output_folder == out and run_info.logs_folder == logs
+    assert run_info.run.run_id == "sample_1"
+    assert run_info.is_running_in_azure_ml is False and run_info.mount_contexts == []
+    assert not (himl_project / "most_recent_run.txt").exists()
+
+
+# ---- the command line ---------------------------------------------------------------------
+
+
+def test_the_flags_are_exact_tokens_anywhere_after_the_script() -> None:
+    assert submission_target(["s.py", "-n", "3", "--azureml"]) is Target.AZUREML
+    assert submission_target(["s.py", LOCAL_FLAG, "-n", "3"]) is Target.LOCAL_BACKEND
+    assert submission_target(["s.py", "--azureml=1", "--himl-local-x"]) is Target.IN_THIS_PROCESS
+    assert submission_target(["--azureml"]) is Target.IN_THIS_PROCESS  # the script's own name
+    # A parameter decides over the command line, either way.
+    assert submission_target(["s.py", "--azureml"], submit_to_azureml=False) is (
+        Target.IN_THIS_PROCESS
+    )
+    assert submission_target(["s.py"], submit_to_local_backend=True) is Target.LOCAL_BACKEND
+
+
+def test_the_job_arguments_lose_the_flags_and_argv_is_untouched() -> None:
+    argv = ["s.py", "--azureml", "-n", "3", LOCAL_FLAG]
+    assert job_arguments(None, argv) == ["-n", "3"]
+    assert argv == ["s.py", "--azureml", "-n", "3", LOCAL_FLAG]
+    # Given ones are used as given, also an empty list (hi-ml 0.2 took sys.argv for []).
+    assert job_arguments([], argv) == []
+    assert job_arguments(["--lr", "0.1"], argv) == ["--lr", "0.1"]
+
+
+# ---- refused before anything happens ------------------------------------------------------
+
+
+def _nothing_happened(project: Path) -> None:
+    assert not (project.parent / "workspace").exists()  # no local workspace made
+    assert not (project / "most_recent_run.txt").exists()
+    assert not (project / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "parameters", "message"),
+    [
+        (["s.py", "--azureml", LOCAL_FLAG], {}, "choose one"),
+        (["s.py", "--azureml"], {"submit_to_local_backend": True}, "choose one"),
+        (["s.py"], {"ml_client": object()}, "aml_workspace"),
+        (["s.py"], {"hyperparam_args": {"max_total_trials": 2}}, "sweep=SweepSpec"),
+        (
+            ["s.py", LOCAL_FLAG],
+            {"hyperdrive_config": object(), "sweep": GRID},
+            "give one",
+        ),
+        (["s.py", LOCAL_FLAG], {"hyperdrive_config": object()}, "cannot run"),
+        (["s.py", LOCAL_FLAG], {"input_datasets": "mnist"}, "list of dataset names"),
+    ],
+)
+def test_bad_input_is_one_clear_error_before_anything(
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    parameters: dict[str, object],
+    message: str,
+) -> None:
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(InvalidInputError, match=message):
+        submit_to_azure_if_needed(**parameters)  # type: ignore[arg-type]
+    _nothing_happened(himl_project)
+
+
+def test_an_unknown_local_cluster_is_refused_before_anything_is_submitted(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (himl_project / "sample.py").write_text("print('never run')\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py"), LOCAL_FLAG])
+
+    with pytest.raises(ComputeNotFoundError, match="create_compute_cluster"):
+        submit_to_azure_if_needed(compute_cluster_name="gpu-cluster")
+
+    assert LocalBackend(os.environ["HIML_HOME"]).registry.runs() == []
+    assert not (himl_project / "most_recent_run.txt").exists()
+
+
+def test_a_missing_input_dataset_is_refused_before_anything_is_submitted(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (himl_project / "sample.py").write_text("print('never run')\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py"), LOCAL_FLAG])
+
+    with pytest.raises(DatasetNotFoundError, match="no_such_data"):
+        submit_to_azure_if_needed(input_datasets=["no_such_data"])
+
+    assert LocalBackend(os.environ["HIML_HOME"]).registry.runs() == []
+    assert not (himl_project / "most_recent_run.txt").exists()
