@@ -24,7 +24,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from himl_tasks.backends.dataset_folders import download_dataset
 from himl_tasks.backends.run_files import (
@@ -195,6 +195,20 @@ class Backend(abc.ABC):
             True if it did; False to have the files downloaded through the transfer engine.
         """
         return False
+
+    def run_tags(self, ref: RunRef) -> dict[str, str]:
+        """The run's tags (by default none: a backend that keeps tags overrides this)."""
+        return {}
+
+    def run_object(self, ref: RunRef) -> Any:
+        """What hi-ml's functions hand users for a run (`fetch_run`, `after_submission`, ...).
+
+        By default a `BackendRun`: the members of azureml's `Run` that hi-ml's users call, on
+        this backend's primitives. A backend whose runs are azureml `Run`s returns those.
+        """
+        from himl_tasks.backends.backend_run import BackendRun
+
+        return BackendRun(self, ref)
 
     # ---- built once: jobs -----------------------------------------------------------------
 

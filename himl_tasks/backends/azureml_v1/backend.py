@@ -520,6 +520,14 @@ class AzureMLV1Backend(Backend):
             for child in self._run(ref).get_children()
         ]
 
+    def run_tags(self, ref: RunRef) -> dict[str, str]:
+        """The run's tags, as the service has them now."""
+        return {str(k): str(v) for k, v in (self._run(ref).get_tags() or {}).items()}
+
+    def run_object(self, ref: RunRef) -> Any:
+        """The run's `azureml.core.Run` itself: hi-ml users' code calls its methods."""
+        return self._run(ref)
+
     def _run(self, ref: RunRef) -> Any:
         if ref.run_id not in self._runs:
             self._runs[ref.run_id] = self.service.run(ref.run_id)

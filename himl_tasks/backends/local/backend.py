@@ -717,6 +717,10 @@ class LocalBackend(Backend):
     def _ref(self, row: RunRow) -> RunRef:
         return RunRef(row.experiment, row.run_id, self.name, portal_url=row.run_dir.as_uri())
 
+    def run_tags(self, ref: RunRef) -> dict[str, str]:
+        """The tags the run was submitted with (the job's, and the command line)."""
+        return dict(self._row(ref).tags)
+
     def _row(self, ref: RunRef) -> RunRow:
         row = self.registry.get_run(ref.run_id)
         if row is None:

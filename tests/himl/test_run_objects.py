@@ -1,0 +1,102 @@
+"""The run object hi-ml's users get: azureml's Run on AzureML v1, a Run-like object elsewhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.errors import JobFailedError, RemoteFilesNotFoundError
+from himl_tasks.himl.run_objects import BackendRun, run_object
+from himl_tasks.job_spec import JobSpec
+from tests.backends.azureml_service import FakeAzureMLService, FakeRun, Outcome
+from tests.backends.conftest import aml, aml_service, backend, project, write_script  # noqa: F401
+
+TRAIN = """
+from pathlib import Path
+from himl_tasks.runtime import log_metric
+
+for epoch, loss in enumerate([1.0, 0.5]):
+    log_metric("loss", loss, step=epoch)
+log_metric("accuracy", 0.9)
+Path("outputs/sub").mkdir(parents=True)
+Path("outputs/model.txt").write_text("weights")
+Path("outputs/model.txt.bak").write_text("old weights")
+Path("outputs/sub/b.txt").write_text("b")
+print("trained")
+"""
+
+
+def test_a_local_run_offers_azureml_run_members_on_the_backend(
+    backend: LocalBackend,  # noqa: F811
+    project: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_script(project, "train.py", TRAIN)
+    ref = backend.submit(
+        JobSpec(entry_script="train.py", snapshot_root=project, tags={"team": "vision"})
+    )
+    run = run_object(backend, ref)
+    assert isinstance(run, BackendRun)
+    assert (run.id, run.experiment.name, run.display_name) == (ref.run_id, "train", ref.run_id)
+
+    details = run.wait_for_completion(show_output=True, timeout_seconds=60)
+
+    assert "trained" in capsys.readouterr().out  # the log, streamed as azureml does
+    assert details["runId"] == ref.run_id and details["status"] == "Completed"
+    assert {"startTimeUtc", "endTimeUtc"} <= set(details) and "error" not in details
+    assert run.status == run.get_status() == "Completed"
+    # azureml's get_metrics: one value as is, a name logged again as a list in logged order.
+    assert run.get_metrics() == {"loss": [1.0, 0.5], "accuracy": 0.9}
+    assert run.get_metrics("accuracy") == {"accuracy": 0.9}
+    assert run.get_tags()["team"] == "vision"
+    assert {"outputs/model.txt", "outputs/sub/b.txt"} <= set(run.get_file_names())
+    assert run.get_portal_url() == ref.portal_url != ""
+
+    run.download_file("outputs/model.txt", tmp_path / "one" / "model.txt")
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["model.txt"]  # not the .bak
+    assert (tmp_path / "one" / "model.txt").read_text() == "weights"
+    run.download_files("outputs/sub", tmp_path / "many")
+    assert (tmp_path / "many" / "outputs" / "sub" / "b.txt").read_text() == "b"
+    with pytest.raises(RemoteFilesNotFoundError, match="no file 'outputs/nothing.txt'"):
+        run.download_file("outputs/nothing.txt", tmp_path / "x")
+    with pytest.raises(FileNotFoundError):  # azureml: fail_on_not_found=True
+        run.download_files("outputs/nothing", tmp_path / "none")
+    assert run.get_children() == []
+
+
+def test_a_failed_local_run_raises_on_wait_unless_told_not_to(
+    backend: LocalBackend,  # noqa: F811
+    project: Path,  # noqa: F811
+) -> None:
+    write_script(project, "boom.py", "import sys\nsys.exit('labels are wrong')\n")
+    run = run_object(
+        backend, backend.submit(JobSpec(entry_script="boom.py", snapshot_root=project))
+    )
+
+    with pytest.raises(JobFailedError, match="labels are wrong"):
+        run.wait_for_completion(timeout_seconds=60)
+    details = run.wait_for_completion(raise_on_error=False, timeout_seconds=60)
+    assert details["status"] == "Failed"
+    assert "labels are wrong" in json.dumps(details["error"])
+
+
+def test_on_azureml_the_run_object_is_the_azureml_run_itself(
+    aml: AzureMLV1Backend,  # noqa: F811
+    aml_service: FakeAzureMLService,  # noqa: F811
+    project: Path,  # noqa: F811
+) -> None:
+    aml_service.next_outcome = Outcome(metrics={"loss": [1.0, 0.5]})
+    write_script(project, "train.py", "print('hi')\n")
+    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
+    ref = aml.submit(JobSpec(entry_script="train.py", snapshot_root=project, compute="cpu-cluster"))
+
+    run = run_object(aml, ref)
+
+    assert isinstance(run, FakeRun) and run is aml_service.runs[ref.run_id]
+    assert run.get_metrics() == {"loss": [1.0, 0.5]}
+    assert aml.run_tags(ref) == aml_service.runs[ref.run_id].get_tags() != {}
