@@ -31,6 +31,7 @@ from himl_tasks.himl.himl_job_spec import (
     himl_job_spec,
 )
 from himl_tasks.himl.plain_run import plain_run_info
+from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.job_spec import AZUREML_FLAG, JobSpec
 from himl_tasks.run_plan import RunPlan
@@ -229,7 +230,7 @@ def submit_to_azure_if_needed(
             show_output=wait_for_completion_show_output,
             timeout_seconds=_wait_deadline(spec, wait_timeout_seconds),
         )
-    run = _run_object(backend, ref) if after_submission or not exit_on_completion else None
+    run = run_object(backend, ref) if after_submission or not exit_on_completion else None
     if after_submission is not None:
         after_submission(run)
     if exit_on_completion:
@@ -337,16 +338,12 @@ def _wait(
     state = backend.watch(ref, timeout_seconds=timeout_seconds, on_line=on_line)
     _raise_unless_completed(state)
     for child in backend.child_runs(ref):
-        _raise_unless_completed(backend.get_state(child))
+        # A sweep ends after its trials, so each is over already; watched all the same, so
+        # that a trial's state is never read before it settled.
+        _raise_unless_completed(backend.watch(child, timeout_seconds=timeout_seconds))
     print(f"Run {ref.run_id} completed.", flush=True)
 
 
 def _raise_unless_completed(state: RunState) -> None:
     if not state.succeeded:
         raise JobFailedError(state)
-
-
-def _run_object(backend: Backend, ref: RunRef) -> Any:
-    from himl_tasks.himl.run_objects import run_object
-
-    return run_object(backend, ref)

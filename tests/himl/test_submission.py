@@ -216,3 +216,20 @@ def test_a_missing_input_dataset_is_refused_before_anything_is_submitted(
 
     assert LocalBackend(os.environ["HIML_HOME"]).registry.runs() == []
     assert not (himl_project / "most_recent_run.txt").exists()
+
+
+def test_a_sweep_on_the_local_backend_runs_its_trials_and_returns_the_run(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = himl_project / "trial.py"
+    script.write_text("import sys; print('trial', sys.argv[1:])\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", [str(script), "-n", "1", LOCAL_FLAG])
+
+    run = submit_to_azure_if_needed(sweep=GRID, wait_for_completion=True, exit_on_completion=False)
+
+    assert run.get_status() == "Completed"
+    workspace = LocalBackend(os.environ["HIML_HOME"])
+    trials = workspace.child_runs(workspace.get_run_ref(run.id))
+    logs = sorted(b"".join(workspace.read_log(t, 0) for t in trials).decode().splitlines())
+    assert logs == ["trial ['-n', '1', '--a', '1']", "trial ['-n', '1', '--a', '2']"]
+    assert (himl_project / "most_recent_run.txt").read_text().strip().endswith(run.id)

@@ -1,0 +1,213 @@
+"""`--azureml`: the script submitted to AzureML, through the service stand-in.
+
+`azureml_backend` (the door's one seam to AzureML) gives the stand-in's backend; everything
+from there on is the real AzureML v1 backend building real azureml-core objects.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from himl_tasks import (
+    ComputeNotFoundError,
+    DatasetNotFoundError,
+    InvalidInputError,
+    JobFailedError,
+    submit_to_azure_if_needed,
+)
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.himl import azureml_workspace
+from himl_tasks.testing.files import write_tree
+from tests.backends.azureml_service import SCRIPT_ERROR, FakeAzureMLService, Outcome
+
+
+@pytest.fixture
+def on_azureml(
+    himl_project: Path, aml: AzureMLV1Backend, monkeypatch: pytest.MonkeyPatch
+) -> AzureMLV1Backend:
+    """A project whose AzureML workspace is the stand-in; `sample.py` in it is the script."""
+    monkeypatch.setattr(azureml_workspace, "azureml_backend", lambda *args, **kwargs: aml)
+    (himl_project / "sample.py").write_text("print('the job')\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py"), "--azureml", "-n", "3"])
+    return aml
+
+
+def test_the_flag_submits_the_script_with_its_arguments_and_exits(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService, himl_project: Path
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster")
+
+    assert exited.value.code == 0
+    ((experiment, config, tags, snapshot),) = aml_service.submitted
+    assert experiment == "sample"  # the script's name, as hi-ml
+    assert config.script == "sample.py" and list(config.arguments) == ["-n", "3"]
+    assert config.run_config.target == "cpu-cluster"
+    assert tags["commandline_args"] == "-n 3"  # hi-ml's default tag
+    assert "sample.py" in snapshot
+    (run_id,) = aml_service.runs
+    assert (himl_project / "most_recent_run.txt").read_text().strip() == f"sample:{run_id}"
+    # hi-ml's variables reach the job, the user's over them.
+    assert config.run_config.environment_variables["MKL_SERVICE_FORCE_INTEL"] == "1"
+
+
+def test_the_run_is_waited_for_its_log_streamed_then_after_submission_gets_the_run(
+    on_azureml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[Any] = []
+
+    with pytest.raises(SystemExit):
+        submit_to_azure_if_needed(
+            compute_cluster_name="cpu-cluster",
+            experiment_name="door test",
+            tags={"team": "imaging"},
+            wait_for_completion=True,
+            wait_for_completion_show_output=True,
+            after_submission=lambda run: seen.append((run.id, run.get_status())),
+        )
+
+    ((experiment, _, tags, _),) = aml_service.submitted
+    assert experiment == "door_test" and tags["team"] == "imaging"
+    assert "commandline_args" not in tags  # given tags replace hi-ml's default one
+    (run_id,) = aml_service.runs
+    # The azureml Run itself, after the wait (as hi-ml calls it).
+    assert seen == [(run_id, "Completed")]
+    out = capsys.readouterr().out
+    assert f"Successfully queued run {run_id} in experiment door_test" in out
+    assert f"Run URL: https://ml.azure.com/runs/{run_id}" in out
+    assert out.index("loading data") < out.index("epoch 1 loss 0.5") < out.index("completed")
+
+
+def test_a_failed_run_raises_job_failed(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    aml_service.next_outcome = Outcome(statuses=("Queued", "Running", "Failed"), error=SCRIPT_ERROR)
+    with pytest.raises(JobFailedError, match="ZeroDivisionError"):
+        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", wait_for_completion=True)
+
+
+def test_a_failed_trial_fails_the_wait_as_hi_ml_checks_children(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    trial_failed = Outcome(statuses=("Running", "Failed"), error=SCRIPT_ERROR)
+    aml_service.next_outcome = Outcome(children=(Outcome(), trial_failed))
+
+    with pytest.raises(JobFailedError, match="Failed"):
+        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", wait_for_completion=True)
+
+
+def test_hyperdrive_config_is_submitted_with_our_run_config(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    from azureml.core import ScriptRunConfig
+    from azureml.train.hyperdrive import (
+        HyperDriveConfig,
+        PrimaryMetricGoal,
+        RandomParameterSampling,
+        choice,
+    )
+
+    # hi-ml's example 8: the run_config given is a placeholder, replaced by the job's.
+    hyperdrive = HyperDriveConfig(
+        run_config=ScriptRunConfig(source_directory=""),
+        hyperparameter_sampling=RandomParameterSampling({"--kernel": choice("linear", "rbf")}),
+        primary_metric_name="Accuracy",
+        primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+        max_total_runs=2,
+    )
+
+    with pytest.raises(SystemExit):
+        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", hyperdrive_config=hyperdrive)
+
+    ((_, config, tags, snapshot),) = aml_service.submitted
+    assert config is hyperdrive
+    assert config._run_config.script == "sample.py"
+    assert list(config._run_config.arguments) == ["-n", "3"]
+    assert config._run_config.run_config.target == "cpu-cluster"
+    assert tags["commandline_args"] == "-n 3" and "sample.py" in snapshot
+
+
+def test_datasets_by_name_take_the_default_datastore_and_configs_keep_theirs(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService, himl_project: Path
+) -> None:
+    aml_service.store("workspaceblobstore").upload_folder(
+        write_tree(himl_project.parent / "src", {"X.csv": b"1\n"}), "himl_sample7_input"
+    )
+    with pytest.raises(SystemExit):
+        submit_to_azure_if_needed(
+            compute_cluster_name="cpu-cluster",
+            default_datastore="workspaceblobstore",
+            input_datasets=["himl_sample7_input"],
+            output_datasets=["himl_sample4_output"],
+        )
+
+    ((_, config, _, _),) = aml_service.submitted
+    (consumed,) = config.run_config.data.values()
+    assert consumed.name == "INPUT_0"
+    (output,) = config.run_config.output_data.values()
+    datastore, path = output.destination
+    assert datastore.name == "workspaceblobstore" and path.startswith("himl_sample4_output/")
+    assert aml_service.datasets["himl_sample7_input"][0].version == 1  # created from the folder
+
+
+@pytest.mark.parametrize(
+    ("parameters", "error", "message"),
+    [
+        ({"compute_cluster_name": "no-such-cluster"}, ComputeNotFoundError, "no-such-cluster"),
+        ({"compute_cluster_name": ""}, InvalidInputError, "compute cluster"),
+        (
+            {"compute_cluster_name": "cpu-cluster", "input_datasets": ["missing_data"]},
+            DatasetNotFoundError,
+            "missing_data",
+        ),
+        (
+            {"compute_cluster_name": "cpu-cluster", "hyperdrive_config": "not a config"},
+            InvalidInputError,
+            "HyperDriveConfig",
+        ),
+        ({"compute_cluster_name": "cpu-cluster", "ml_client": object()}, InvalidInputError, "v1"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_submitted(
+    on_azureml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    himl_project: Path,
+    parameters: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    with pytest.raises(error, match=message):
+        submit_to_azure_if_needed(**parameters)
+
+    assert aml_service.submit_requests == 0 and aml_service.submitted == []
+    assert not (himl_project / "most_recent_run.txt").exists()
+    assert not (himl_project / ".amlignore").exists()
+
+
+def test_exit_on_completion_false_returns_the_run(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    run = submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", exit_on_completion=False)
+
+    (run_id,) = aml_service.runs
+    assert run.id == run_id and run is aml_service.runs[run_id]
+
+
+def test_a_sweep_spec_runs_as_hyperdrive_around_the_job(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    from himl_tasks import Choice, SweepSpec
+
+    sweep = SweepSpec({"--kernel": Choice("linear", "rbf")}, "Accuracy", sampling="grid")
+    with pytest.raises(SystemExit):
+        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", sweep=sweep)
+
+    ((_, config, _, _),) = aml_service.submitted
+    assert type(config).__name__ == "HyperDriveConfig"
+    assert list(config._run_config.arguments) == ["-n", "3"]

@@ -1,0 +1,88 @@
+"""`--himl-local`: a hi-ml script submits itself to the local backend, as with `--azureml`.
+
+Each test runs a tiny script as a real process, as a user starts it, and the job as the
+local backend runs it (a supervised subprocess).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from himl_tasks import LocalBackend
+from himl_tasks.himl import LOCAL_FLAG
+from himl_tasks.runs import RunStatus, read_most_recent_run
+
+SCRIPT = """
+import sys
+from pathlib import Path
+
+from himl_tasks import submit_to_azure_if_needed
+
+run_info = submit_to_azure_if_needed(
+    wait_for_completion=True, wait_for_completion_show_output=True, experiment_name="door"
+)
+# Only the job gets here: the submitting process exits inside the call.
+print(f"after the call: arguments {sys.argv[1:]}, run {run_info.run is not None}")
+(run_info.output_folder / "seen.txt").write_text(" ".join(sys.argv[1:]))
+Path("ran_here.txt").write_text("the code after the call ran in this folder")
+if "--fail" in sys.argv:
+    raise ZeroDivisionError("the job's own error")
+"""
+
+
+def _run(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "sample.py", *arguments],
+        cwd=project,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def sample(himl_project: Path) -> Path:
+    (himl_project / "sample.py").write_text(textwrap.dedent(SCRIPT), encoding="utf-8")
+    return himl_project
+
+
+def test_the_local_flag_submits_waits_streams_and_exits(sample: Path) -> None:
+    finished = _run(sample, "--epochs", LOCAL_FLAG, "3")
+
+    assert finished.returncode == 0, finished.stderr
+    recovery_id = (sample / "most_recent_run.txt").read_text(encoding="utf-8").strip()
+    experiment, run_id = recovery_id.split(":")
+    assert experiment == "door"
+    out = finished.stdout
+    assert f"Successfully queued run {run_id} in experiment door" in out
+    assert "most_recent_run.txt" in out and "Run URL: " in out
+    # The job's log, streamed while waiting: the script's arguments, without the flag.
+    assert "after the call: arguments ['--epochs', '3'], run True" in out
+    assert out.index("Successfully queued") < out.index("after the call") < out.index("completed")
+    # The code after the call ran only in the job, never in the submitting process.
+    assert out.count("after the call") == 1
+    assert not (sample / "ran_here.txt").exists() and not (sample / "outputs").exists()
+    # The run's outputs/ are in the local workspace.
+    backend = LocalBackend(os.environ["HIML_HOME"])
+    ref = backend.get_run_ref(recovery_id)
+    assert backend.get_state(ref).status is RunStatus.COMPLETED
+    backend.download_files(ref, "outputs/seen.txt", sample / "fetched")
+    assert (sample / "fetched" / "outputs" / "seen.txt").read_text() == "--epochs 3"
+    # The same recovery id as the backend's own file beside the script.
+    assert read_most_recent_run(sample / "most_recent_run.txt") == recovery_id
+
+
+def test_a_failing_job_fails_the_submitting_process(sample: Path) -> None:
+    finished = _run(sample, LOCAL_FLAG, "--fail")
+
+    assert finished.returncode == 1
+    assert "JobFailedError" in finished.stderr and "Failed" in finished.stderr
+    assert "ZeroDivisionError: the job's own error" in finished.stdout  # the streamed log
+    assert (sample / "most_recent_run.txt").exists()
