@@ -17,7 +17,7 @@ from himl_tasks.datasets import DatasetConfig, as_dataset_config
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_variables import is_set_by_backends
 from himl_tasks.number_checks import is_number, is_whole_number
-from himl_tasks.runs import split_recovery_id
+from himl_tasks.runs import parse_recovery_id
 from himl_tasks.secret_reference import SecretReference
 
 AZUREML_FLAG = "--azureml"
@@ -216,7 +216,7 @@ class JobSpec:
                 raise InvalidInputError(f"{name} must be text, not {getattr(self, name)!r}")
         object.__setattr__(self, "max_run_duration", parse_duration(self.max_run_duration))
         if self.resume_from:
-            split_recovery_id(self.resume_from)
+            parse_recovery_id(self.resume_from)
         if self.priority not in set(Priority):
             raise InvalidInputError(
                 f"priority must be one of {', '.join(repr(p.value) for p in Priority)}, not "

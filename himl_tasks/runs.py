@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,11 +112,12 @@ class RunRef:
         return self.recovery_id
 
 
-def split_recovery_id(recovery_id: str) -> tuple[str, str]:
-    """Splits `experiment:run_id` (or a bare `run_id`) into (experiment, run_id).
+def parse_recovery_id(recovery_id: str) -> tuple[str, str]:
+    """Reads `experiment:run_id`, or a bare run id of any form, as (experiment, run_id).
 
-    A bare id gives an empty experiment. AzureML run ids that contain the experiment name
-    followed by an underscore and a number, as hi-ml documents, still parse as bare ids here.
+    What backends look runs up by: a bare id gives an empty experiment (the run id alone names
+    the run), whatever its form (AzureML's HyperDrive children, `HD_<uuid>_3`, included).
+    `split_recovery_id` is hi-ml's stricter reading, which guesses the experiment.
 
     Raises:
         InvalidInputError: If the id is empty or has more than one colon.
@@ -127,6 +129,39 @@ def split_recovery_id(recovery_id: str) -> tuple[str, str]:
             f"'{recovery_id}' is not a run recovery id; expected 'experiment:run_id' or 'run_id'"
         )
     return (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+
+
+# hi-ml's pattern for a bare run id: `<experiment>_<number>_<hex>` or `<experiment>_<number>`
+# (health_azure/utils.py, split_recovery_id); the experiment is the part before them.
+_BARE_RUN_ID = re.compile(r"^(\w+)_\d+_[0-9a-f]+$|^(\w+)_\d+$")
+
+
+def split_recovery_id(id_str: str) -> tuple[str, str]:
+    """Splits a run recovery id into (experiment, run_id), as hi-ml does.
+
+    `experiment:run_id` gives its two parts. A bare run id of the form hi-ml knows,
+    `<experiment>_<number>_<hex>` or `<experiment>_<number>` (AzureML's and the local backend's
+    run ids), gives the experiment guessed from it and the whole id:
+    `split_recovery_id("train_1612345678_ab12cd") == ("train", "train_1612345678_ab12cd")`.
+
+    Raises:
+        InvalidInputError: (a ValueError, as hi-ml raises) If there is more than one colon,
+            or a bare id is not of that form (a UUID, say): pass `experiment:run_id` then.
+    """
+    components = id_str.strip().split(":")
+    if len(components) > 2:
+        raise InvalidInputError(
+            f"recovery_id must be in the format 'experiment_name:run_id', but got: {id_str}"
+        )
+    if len(components) == 2:
+        return components[0], components[1]
+    match = _BARE_RUN_ID.match(id_str)
+    if match is None:
+        raise InvalidInputError(
+            f"The recovery ID was not in the expected format: {id_str} (expected "
+            "'experiment_name:run_id', or a run id '<experiment>_<number>[_<hex>]')"
+        )
+    return match.group(1) or match.group(2), id_str
 
 
 def write_most_recent_run(folder: Path, ref: RunRef) -> Path:

@@ -7,14 +7,25 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
-from himl_tasks.runs import read_most_recent_run, split_recovery_id
+from himl_tasks.runs import parse_recovery_id, read_most_recent_run, split_recovery_id
 
 
 def test_recovery_ids_parse_with_and_without_the_experiment(tmp_path: Path) -> None:
-    assert split_recovery_id("exp:exp_123_ab") == ("exp", "exp_123_ab")
-    assert split_recovery_id("exp_123_ab") == ("", "exp_123_ab")
+    assert parse_recovery_id("exp:exp_123_ab") == ("exp", "exp_123_ab")
+    assert parse_recovery_id("exp_123_ab") == ("", "exp_123_ab")
+    assert parse_recovery_id("HD_0b1e-22_3") == ("", "HD_0b1e-22_3")  # a HyperDrive child
     for bad in ("", "a:b:c", "exp:"):
         with pytest.raises(InvalidInputError, match="not a run recovery id"):
-            split_recovery_id(bad)
+            parse_recovery_id(bad)
     with pytest.raises(RunNotFoundError, match="no run was submitted"):
         read_most_recent_run(tmp_path / "most_recent_run.txt")
+
+
+def test_split_recovery_id_is_hi_mls_guessing_the_experiment_of_a_bare_id() -> None:
+    # health_azure/utils.py split_recovery_id: its pattern, and ValueError for anything else.
+    assert split_recovery_id("exp:run_1") == ("exp", "run_1")
+    assert split_recovery_id("my_exp_1612345678_ab12cd") == ("my_exp", "my_exp_1612345678_ab12cd")
+    assert split_recovery_id("train_42") == ("train", "train_42")
+    for bad in ("a:b:c", "0b1e22aa-1234", "HD_0b1e-22_3", "noseparator"):
+        with pytest.raises(ValueError, match="format"):
+            split_recovery_id(bad)

@@ -12,15 +12,64 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from himl_tasks.errors import InvalidInputError, JobFailedError, RemoteFilesNotFoundError
-from himl_tasks.runs import RunRef, RunState, RunStatus
+from himl_tasks.runs import Metric, RunRef, RunState, RunStatus
 
-if TYPE_CHECKING:
-    from himl_tasks.backends.base import Backend
+
+class RunsBackend(Protocol):
+    """The `Backend` methods a `BackendRun` is built on (`Backend` has them all).
+
+    A protocol rather than `Backend` itself, which creates `BackendRun`s (no import cycle).
+    """
+
+    def get_state(self, ref: RunRef) -> RunState:
+        """The run's current state."""
+        ...
+
+    def get_metrics(self, ref: RunRef) -> list[Metric]:
+        """Every metric value the run logged, in order."""
+        ...
+
+    def run_tags(self, ref: RunRef) -> dict[str, str]:
+        """The run's tags."""
+        ...
+
+    def list_files(self, ref: RunRef, prefix: str = "") -> list[str]:
+        """Names of the run's files starting with `prefix`."""
+        ...
+
+    def download_files(
+        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
+    ) -> Any:
+        """Downloads the run's files starting with `prefix`, keeping their names."""
+        ...
+
+    def watch(
+        self,
+        ref: RunRef,
+        *,
+        timeout_seconds: float | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> RunState:
+        """Waits for the run to end, passing each log line to `on_line`."""
+        ...
+
+    def cancel(self, ref: RunRef) -> None:
+        """Cancels the run and its unfinished children."""
+        ...
+
+    def child_runs(self, ref: RunRef) -> list[RunRef]:
+        """The run's children, oldest first."""
+        ...
+
+    def run_object(self, ref: RunRef) -> Any:
+        """The run as hi-ml hands it to users."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +87,7 @@ class BackendRun:
         ref: The run.
     """
 
-    def __init__(self, backend: Backend, ref: RunRef) -> None:
+    def __init__(self, backend: RunsBackend, ref: RunRef) -> None:
         self.backend = backend
         self.ref = ref
 

@@ -44,7 +44,7 @@ from himl_tasks.errors import (
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import azureml_output_name
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import Metric, RunRef, RunState, split_recovery_id
+from himl_tasks.runs import Metric, RunRef, RunState, parse_recovery_id
 from himl_tasks.secret_reference import secret_references
 from himl_tasks.snapshot import ignore_rules
 from himl_tasks.storage import Datastore
@@ -440,7 +440,7 @@ class AzureMLV1Backend(Backend):
         Raises:
             RunNotFoundError: If there is no such run (or it is in another experiment).
         """
-        experiment, run_id = split_recovery_id(recovery_id)
+        experiment, run_id = parse_recovery_id(recovery_id)
         run = self.service.run(run_id)
         if experiment and run.experiment.name != experiment:
             raise RunNotFoundError(

@@ -70,7 +70,7 @@ from himl_tasks.runs import (
     RunRef,
     RunState,
     RunStatus,
-    split_recovery_id,
+    parse_recovery_id,
     write_most_recent_run,
 )
 from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
@@ -468,7 +468,7 @@ class LocalBackend(Backend):
         Raises:
             RunNotFoundError: If there is no such run (or it is in another experiment).
         """
-        experiment, run_id = split_recovery_id(recovery_id)
+        experiment, run_id = parse_recovery_id(recovery_id)
         row = self.registry.get_run(run_id)
         if row is None or (experiment and row.experiment != experiment):
             raise RunNotFoundError(f"no run '{recovery_id}' in the workspace at {self.root}")
