@@ -234,14 +234,15 @@ class Metric:
 
     Attributes:
         name: The metric's name.
-        value: Its value.
+        value: The value logged: a number, or the text a script logged (hi-ml's hyperparameter
+            table, a note), kept as text because AzureML keeps it so.
         step: The step (epoch, iteration) it belongs to, if given.
         time: When it was logged.
         attempt: The run attempt that logged it.
     """
 
     name: str
-    value: float
+    value: float | str
     step: int | None
     time: datetime.datetime
     attempt: int = 1

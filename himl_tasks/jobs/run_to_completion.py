@@ -79,7 +79,7 @@ class JobResult:
     state: RunState
     attempts: list[str] = field(default_factory=list)
     outputs: dict[str, int] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | str] = field(default_factory=dict)
     metric_history: list[Metric] = field(default_factory=list)
     reused: bool = False
 

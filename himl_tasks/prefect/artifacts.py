@@ -40,7 +40,7 @@ def create_run_link(ref: RunRef, kind: str) -> None:
         )
 
 
-def create_metrics_table(ref: RunRef, metrics: dict[str, float]) -> None:
+def create_metrics_table(ref: RunRef, metrics: dict[str, float | str]) -> None:
     """A table of a run's final metrics, one row per metric; nothing if there are none."""
     if metrics:
         create_table_artifact(

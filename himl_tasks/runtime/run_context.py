@@ -26,8 +26,21 @@ class RunContext(Protocol):
         """The attempt this process belongs to (1 for the first)."""
         ...
 
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
-        """Records metric values."""
+    @property
+    def sdk_run(self) -> Any:
+        """The backend SDK's own run object (AzureML: `Run.get_context()`), or None.
+
+        hi-ml's `RUN_CONTEXT` is that object where there is one, so that a script keeps every
+        method of it; a backend without one (the local backend) returns None.
+        """
+        ...
+
+    def log_metrics(self, values: Mapping[str, float | str], step: int | None = None) -> None:
+        """Records metric values: numbers, or text (a hyperparameter, a note) kept as text."""
+        ...
+
+    def log_image(self, name: str, path: Path) -> None:
+        """Keeps an image file with the run, under the name `name`."""
         ...
 
 

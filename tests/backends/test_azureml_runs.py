@@ -167,10 +167,15 @@ def test_metric_tables_lists_and_scalars() -> None:
         "a": 1, "b": [2, 3], "c": {"value": [4]}, "d": "text",
         "e": {"step": [10, 20], "value": [0.3, 0.2]},
     }  # fmt: skip
+    # hi-ml's AzureMLLogger logs its hyperparameters as a table of text (name, value): text is
+    # kept as text, and a table of other columns than step/value is one series per column.
+    logged["hyperparams"] = {"name": ["lr", "note"], "value": ["0.1", "first try"]}
     found = metrics_from_run(logged, when)
     assert [(m.name, m.value, m.step) for m in found] == [
-        ("a", 1.0, None), ("b", 2.0, 0), ("b", 3.0, 1), ("c", 4.0, 0), ("e", 0.3, 10),
-        ("e", 0.2, 20),
+        ("a", 1.0, None), ("b", 2.0, 0), ("b", 3.0, 1), ("c", 4.0, 0), ("d", "text", None),
+        ("e", 0.3, 10), ("e", 0.2, 20), ("hyperparams/name", "lr", 0),
+        ("hyperparams/name", "note", 1), ("hyperparams/value", "0.1", 0),
+        ("hyperparams/value", "first try", 1),
     ]  # fmt: skip
     assert {m.time for m in found} == {when}
 

@@ -31,7 +31,7 @@ def test_a_local_runs_variables_give_the_local_in_job_half(
 
     info = get_run_info()
 
-    assert info.run == LocalRunContext(tmp_path / "ws", "exp_1", "exp", 3)
+    assert info.run == LocalRunContext(tmp_path / "ws", "exp_1", "exp", 3, tmp_path / "logs")
     assert info.input_datasets == [None, tmp_path / "in1"]  # input 0 was not given to the job
     assert info.output_datasets == [tmp_path / "out0"]
     assert (info.output_folder, info.logs_folder) == (tmp_path / "outputs", tmp_path / "logs")

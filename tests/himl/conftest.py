@@ -37,3 +37,11 @@ def himl_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+def outside_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No variable a backend sets: this process is outside any run until a test says so."""
+    for name in list(os.environ):
+        if name.startswith(("HIML_", "AZUREML_")) or name in ("RANK", "LOCAL_RANK"):
+            monkeypatch.delenv(name)

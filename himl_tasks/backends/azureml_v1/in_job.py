@@ -29,13 +29,22 @@ class AzureMLRunContext:
     experiment: str
     attempt: int = 1
 
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+    @property
+    def sdk_run(self) -> Any:
+        """The `Run` object of azureml itself: hi-ml's `RUN_CONTEXT` inside an AzureML run."""
+        return self.run
+
+    def log_metrics(self, values: Mapping[str, float | str], step: int | None = None) -> None:
         """Logs each value to the AzureML run (a series when a step is given)."""
         for name, value in values.items():
             if step is None:
                 self.run.log(name, value)
             else:
                 self.run.log_row(name, step=step, value=value)
+
+    def log_image(self, name: str, path: Path) -> None:
+        """Logs the image file to the AzureML run (`Run.log_image`)."""
+        self.run.log_image(name, path=str(path))
 
 
 def run_context() -> AzureMLRunContext:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from himl_tasks.number_checks import is_number
+from himl_tasks.metric_tables import metric_value, table_series
 from himl_tasks.runs import (
     CONFIGURATION_HINT,
     FailureKind,
@@ -134,23 +134,20 @@ def state_from_details(ref: RunRef, details: Mapping[str, Any], portal_url: str)
 def metrics_from_run(values: Mapping[str, Any], logged_at: datetime.datetime) -> list[Metric]:
     """Metrics from `Run.get_metrics()`.
 
-    Each is a scalar, a list (step = index), or a table with `step` and `value` columns (what
-    `log_row(name, step=..., value=...)` writes).
+    Each is a scalar, a list (step = index), or a table, read by `himl_tasks.metric_tables`'
+    rule (a `step`/`value` table, what `log_row(name, step=..., value=...)` writes, is one
+    series). A value that is not a number (a hyperparameter, a note) is kept as its text.
 
     AzureML v1 does not return when each value was logged; `logged_at` is used for all.
     """
     found: list[Metric] = []
     for name, value in values.items():
-        if isinstance(value, Mapping) and "value" in value:
-            steps = value.get("step") or list(range(len(value["value"])))
-            found += [
-                Metric(name, float(v), int(s), logged_at)
-                for s, v in zip(steps, value["value"], strict=False)
-            ]
+        if isinstance(value, Mapping):
+            found += [Metric(series, v, s, logged_at) for series, v, s in table_series(name, value)]
         elif isinstance(value, list):
-            found += [Metric(name, float(v), i, logged_at) for i, v in enumerate(value)]
-        elif is_number(value):
-            found.append(Metric(name, float(value), None, logged_at))
+            found += [Metric(name, metric_value(v), i, logged_at) for i, v in enumerate(value)]
+        else:
+            found.append(Metric(name, metric_value(value), None, logged_at))
     return found
 
 

@@ -537,7 +537,7 @@ class LocalBackend(Backend):
         return [
             Metric(
                 name=row["name"],
-                value=float(row["value"]),
+                value=row["value"] if isinstance(row["value"], str) else float(row["value"]),
                 step=row["step"],
                 time=_utc(row["time"]),
                 attempt=int(row["attempt"]),

@@ -9,6 +9,8 @@ starts, so nothing is fetched from inside the job.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,10 @@ from pathlib import Path
 from himl_tasks import job_variables
 from himl_tasks.errors import ConfigurationError
 from himl_tasks.runtime import AzureRunInfo
+
+# An image's name becomes a file name: anything but these characters becomes "_", so a name
+# can neither leave the images folder nor make a name the file system refuses.
+_UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -26,13 +32,39 @@ class LocalRunContext:
     run_id: str
     experiment: str
     attempt: int
+    logs_folder: Path | None = None
 
-    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
-        """Records metric values in the workspace's registry, for this attempt."""
+    @property
+    def sdk_run(self) -> None:
+        """None: the local backend has no SDK run object."""
+        return None
+
+    def log_metrics(self, values: Mapping[str, float | str], step: int | None = None) -> None:
+        """Records metric values in the workspace's registry, for this attempt (text as text)."""
         from himl_tasks.backends.local.registry import Registry  # only jobs that log pay for it
 
-        rows = [(name, float(value), step) for name, value in values.items()]
+        rows: list[tuple[str, float | str, int | None]] = [
+            (name, value if isinstance(value, str) else float(value), step)
+            for name, value in values.items()
+        ]
         Registry(self.workspace).log_metrics(self.run_id, self.attempt, rows)
+
+    def log_image(self, name: str, path: Path) -> None:
+        """Copies the image into `logs/images/<name><suffix>`, among the run's files.
+
+        Raises:
+            ConfigurationError: If the supervisor did not say where the run's logs go.
+        """
+        if self.logs_folder is None:
+            raise ConfigurationError(
+                f"the environment variable {job_variables.LOGS_FOLDER} is not set, but "
+                f"{job_variables.IN_JOB} says this process is a local run's job; the local "
+                "backend sets both when it starts a job"
+            )
+        images = self.logs_folder / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        safe_name = _UNSAFE_FILE_CHARACTERS.sub("_", name).lstrip(".") or "image"
+        shutil.copyfile(path, images / f"{safe_name}{path.suffix or '.png'}")
 
 
 def run_context() -> LocalRunContext:
@@ -46,6 +78,7 @@ def run_context() -> LocalRunContext:
         run_id=_required(job_variables.RUN_ID),
         experiment=os.environ.get(job_variables.EXPERIMENT, ""),
         attempt=int(os.environ.get(job_variables.ATTEMPT, "1")),
+        logs_folder=Path(logs) if (logs := os.environ.get(job_variables.LOGS_FOLDER)) else None,
     )
 
 

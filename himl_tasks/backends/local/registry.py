@@ -96,6 +96,17 @@ CREATE TABLE IF NOT EXISTS metrics (
     time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id);
+-- Text a job logged as a metric value (hi-ml's hyperparameter table): a table of its own, since
+-- `metrics.value` is REAL and SQLite would turn a text such as "0.1" into a number there.
+CREATE TABLE IF NOT EXISTS text_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    attempt INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    step INTEGER,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS text_metrics_by_run ON text_metrics (run_id);
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -615,22 +626,29 @@ class Registry:
     # ---- metrics --------------------------------------------------------------------------
 
     def log_metrics(
-        self, run_id: str, attempt: int, values: list[tuple[str, float, int | None]]
+        self, run_id: str, attempt: int, values: list[tuple[str, float | str, int | None]]
     ) -> None:
-        """Records metric values for a run attempt."""
+        """Records metric values for a run attempt: numbers, and text in a table of its own."""
         now = time.time()
+        numbers = [(n, v, s) for n, v, s in values if not isinstance(v, str)]
+        texts = [(n, v, s) for n, v, s in values if isinstance(v, str)]
         with self.write() as db:
-            db.executemany(
-                "INSERT INTO metrics (run_id, attempt, name, value, step, time) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(run_id, attempt, name, value, step, now) for name, value, step in values],
-            )
+            for table, rows in (("metrics", numbers), ("text_metrics", texts)):
+                db.executemany(
+                    f"INSERT INTO {table} (run_id, attempt, name, value, step, time) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, attempt, name, value, step, now) for name, value, step in rows],
+                )
 
     def metrics(self, run_id: str) -> list[sqlite3.Row]:
-        """Returns every metric value of the run, in the order logged."""
+        """Returns every metric value of the run, numbers and text, in the order logged."""
+        columns = "attempt, name, value, step, time, rowid AS seq"
         with self.read() as db:
             return db.execute(
-                "SELECT * FROM metrics WHERE run_id = ? ORDER BY rowid", (run_id,)
+                f"SELECT {columns}, 0 AS kind FROM metrics WHERE run_id = ? UNION ALL "
+                f"SELECT {columns}, 1 AS kind FROM text_metrics WHERE run_id = ? "
+                "ORDER BY time, kind, seq",
+                (run_id, run_id),
             ).fetchall()
 
     # ---- clusters -------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def main(plan_file: str) -> int:
         metric.value
         for ref in completed
         for metric in backend.get_metrics(ref)
-        if metric.name == plan.primary_metric
+        if metric.name == plan.primary_metric and not isinstance(metric.value, str)
     ]
     if values:
         best = max(values) if plan.goal == "maximize" else min(values)

@@ -1,0 +1,48 @@
+"""How a logged row or table becomes metric series: one rule for writing and reading back.
+
+AzureML keeps a table (`Run.log_table`, `Run.log_row`) as columns of values. A table of just a
+`value` column, or of `step` and `value` (what `log_metrics` writes on AzureML), is one series
+under the table's name; any other table is one series per column, `<table>/<column>`, with the
+row number as its step (hi-ml's hyperparameter table becomes `hyperparams/name` and
+`hyperparams/value`). The local backend writes tables by this rule and the AzureML backend reads
+them back by it, so both return the same metrics for the same calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_SERIES_COLUMNS = ({"value"}, {"step", "value"})
+
+
+def table_series(
+    name: str, columns: Mapping[str, Sequence[Any]], first_row: int = 0
+) -> list[tuple[str, float | str, int]]:
+    """The (metric name, value, step) of each cell of a table, by the module's rule.
+
+    Args:
+        name: The table's name.
+        columns: Its values, column by column.
+        first_row: The step of the first row, when rows were logged before (`log_row`).
+    """
+    if set(columns) in _SERIES_COLUMNS:
+        values = list(columns["value"])
+        steps = list(columns.get("step") or range(first_row, first_row + len(values)))
+        return [(name, metric_value(v), int(s)) for s, v in zip(steps, values, strict=False)]
+    return [
+        (f"{name}/{column}", metric_value(value), first_row + row)
+        for column, values in columns.items()
+        for row, value in enumerate(values)
+    ]
+
+
+def metric_value(value: Any) -> float | str:
+    """A logged value as a metric keeps it: a number as a float, anything else as its text.
+
+    A number is anything that converts itself to a float (numpy's and torch's scalars too)
+    except a bool and a string: "0.1" logged as text stays the text "0.1".
+    """
+    if isinstance(value, str | bool) or not hasattr(value, "__float__"):
+        return str(value)
+    return float(value)
