@@ -6,6 +6,12 @@ configurations) and behaves like the service where tests look: datastores point 
 their driver log and output files into the artifact store as they go, fail with AzureML's own
 error payloads, and a submission takes its snapshot with the `.amlignore` rules present at
 that moment.
+
+Runs either follow a script (`Outcome`: statuses, log lines, files and metrics given by the
+test), or, on a service made with `execute=True` (or after `service.execute = True`), really
+execute the submitted job as a subprocess, as AzureML's compute would
+(tests/backends/azureml_execution.py): its log, files, metrics and output datasets are the
+script's own.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.storage import BlobDatastore
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
+from tests.backends.azureml_execution import ExecutedJob, sampled_arguments, utc_now
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"
@@ -112,6 +119,21 @@ class Outcome:
     children: tuple[Outcome, ...] = ()
 
 
+@dataclass
+class Execution:
+    """How an executing run runs: the job's run configuration and snapshot, and for a
+    HyperDrive run the trials' arguments still to start."""
+
+    config: Any
+    snapshot_root: Path
+    snapshot: list[str]
+    trials: list[list[str]] = field(default_factory=list)
+    max_concurrent: int = 1
+
+
+_ENDED = ("Completed", "Failed", "Canceled")
+
+
 class RunIdConflictError(Exception):
     """The service's answer to creating a run under an id that exists."""
 
@@ -131,6 +153,8 @@ class FakeRun:
         experiment: str,
         outcome: Outcome,
         run_id: str | None = None,
+        *,
+        execution: Execution | None = None,
     ) -> None:
         self.service = service
         # The SDK's own run ids look like this (azureml/_execution/_commands.py,
@@ -149,15 +173,28 @@ class FakeRun:
         self.outputs_registered = False
         self.output_data: dict[str, Any] = {}
         self.output_datasets: list[dict[str, Any]] = []
-        self.children = [FakeRun(service, experiment, child) for child in outcome.children]
+        self.children: list[FakeRun] = []
+        # Executing: the run's process (a sweep's parent has none: its trials are children).
+        self.execution = execution
+        self.job: ExecutedJob | None = None
+        self.current = "NotStarted"
+        self.created_at = utc_now()
+        self.ended_at = ""
+        self.error: dict[str, Any] | None = None
+        if execution is None:
+            self.children = [FakeRun(service, experiment, child) for child in outcome.children]
 
     @property
     def status(self) -> str:
         if self.canceled:
             return "Canceled"
+        if self.execution is not None:
+            return self.current
         return self.outcome.statuses[max(0, min(self.step, len(self.outcome.statuses) - 1))]
 
     def get_details(self) -> dict[str, Any]:
+        if self.execution is not None:
+            return self._executed_details()
         if not self.canceled:
             self.step += 1
         status = self.status
@@ -191,6 +228,83 @@ class FakeRun:
         if self.output_datasets:
             details["outputDatasets"] = self.output_datasets
         return details
+
+    # ---- executing ------------------------------------------------------------------------
+
+    def _executed_details(self) -> dict[str, Any]:
+        """One poll of an executing run: NotStarted, Queued, Preparing (one poll each, as the
+        scripted runs), Running while its process lives (the driver log uploaded as it
+        grows), Finalizing once it has ended (its files and outputs uploaded), then Completed
+        on exit code 0, else Failed with the script's error."""
+        if self.status not in ("Completed", "Failed", "Canceled"):
+            self.step += 1
+            self._advance()
+        status = self.status
+        details: dict[str, Any] = {
+            "runId": self.id,
+            "status": status,
+            "createdTimeUtc": self.created_at,
+        }
+        if self.step >= 3:
+            details["startTimeUtc"] = self.job.started_at if self.job else self.created_at
+        if self.ended_at:
+            details["endTimeUtc"] = self.ended_at
+        if status == "Failed" and self.error:
+            details["error"] = self.error
+        if self.output_datasets:
+            details["outputDatasets"] = self.output_datasets
+        return details
+
+    def _advance(self) -> None:
+        if self.step < 3:
+            self.current = ("NotStarted", "Queued", "Preparing")[self.step]
+        elif self.job is None:
+            self._advance_sweep()
+        elif self.current != "Finalizing":
+            if self.job.alive:
+                self.current = "Running"
+                self.job.upload_log()
+            else:
+                self.current = "Finalizing"
+                self.job.upload_results(outputs=self.job.return_code == 0)
+        elif self.job.timed_out:
+            self._end("Canceled")
+        elif self.job.return_code == 0:
+            self._end("Completed")
+            self.outputs_registered = True
+            self._register_outputs()
+        else:
+            self.error = self.job.error()
+            self._end("Failed")
+
+    def _advance_sweep(self) -> None:
+        """A HyperDrive run: trials start as child runs, at most `max_concurrent` at a time
+        (HyperDriveConfig's max_concurrent_runs); it is Completed when all have ended."""
+        assert self.execution is not None
+        active = [child for child in self.children if child.get_status() not in _ENDED]
+        for child in active:
+            child.get_details()
+        active = [child for child in active if child.get_status() not in _ENDED]
+        while self.execution.trials and len(active) < self.execution.max_concurrent:
+            active.append(self.service.start_trial(self, self.execution.trials.pop(0)))
+        if active:
+            self.current = "Running"
+        else:
+            self._end("Completed")
+
+    def _end(self, status: str) -> None:
+        self.current = status
+        self.ended_at = utc_now()
+
+    def _cancel_execution(self) -> None:
+        assert self.execution is not None
+        self.execution.trials.clear()
+        for child in self.children:
+            child.cancel()
+        if self.job is not None:
+            self.job.kill()
+            self.job.upload_results(outputs=False)
+        self.ended_at = utc_now()
 
     def _register_outputs(self) -> None:
         """What `register_on_complete` does: each output becomes its dataset's next version."""
@@ -235,11 +349,17 @@ class FakeRun:
     def cancel(self) -> None:
         if self.status not in ("Completed", "Failed", "Canceled"):
             self.canceled = True
+            if self.execution is not None:
+                self._cancel_execution()
 
     def get_tags(self) -> dict[str, str]:
+        if self.job is not None:
+            return {**self.tags, **self.job.tags()}
         return self.tags
 
     def get_metrics(self) -> dict[str, Any]:
+        if self.job is not None:
+            return self.job.metrics()
         return self.outcome.metrics
 
     def get_children(self) -> list[FakeRun]:
@@ -265,7 +385,14 @@ class RegisteredDataset:
 class FakeAzureMLService:
     """The AzureML service for one workspace, its storage on Azurite."""
 
-    def __init__(self, azurite: Azurite, containers: dict[str, str], computes: set[str]) -> None:
+    def __init__(
+        self,
+        azurite: Azurite,
+        containers: dict[str, str],
+        computes: set[str],
+        *,
+        execute: bool = False,
+    ) -> None:
         from azureml.core import Workspace
         from azureml.data.azure_storage_datastore import AzureBlobDatastore
 
@@ -304,6 +431,77 @@ class FakeAzureMLService:
         self.another_submitter_first = False
         self.submit_requests = 0
         self.counter = itertools.count()
+        # Whether runs submitted from now on execute their job (else they follow Outcomes).
+        self.execute = execute
+        self._compute_root: Path | None = None
+        self.jobs: list[ExecutedJob] = []
+
+    @property
+    def compute_root(self) -> Path:
+        """Where executed jobs keep their working folders (made on first use)."""
+        if self._compute_root is None:
+            self._compute_root = Path(tempfile.mkdtemp(prefix="himl-aml-compute-"))
+        return self._compute_root
+
+    def shutdown(self) -> None:
+        """Ends every job process still running and removes the jobs' folders."""
+        for job in self.jobs:
+            job.kill()
+        if self._compute_root is not None:
+            shutil.rmtree(self._compute_root, ignore_errors=True)
+
+    def start_trial(self, parent: FakeRun, arguments: list[str]) -> FakeRun:
+        """Starts one HyperDrive trial: a child run executing the job with its arguments.
+
+        Child ids are the parent's with the trial's index (`HD_<id>_<n>` on AzureML).
+        """
+        assert parent.execution is not None
+        execution = parent.execution
+        child = FakeRun(
+            self,
+            parent.experiment.name,
+            parent.outcome,
+            f"{parent.id}_{len(parent.children)}",
+            execution=execution,
+        )
+        child.output_data = dict(execution.config.run_config.output_data or {})
+        self._start_job(child, execution, tuple(arguments))
+        parent.children.append(child)
+        self.runs[child.id] = child
+        return child
+
+    def _start_job(self, run: FakeRun, execution: Execution, arguments: tuple[str, ...]) -> None:
+        job = ExecutedJob(
+            self,
+            run.id,
+            run.experiment.name,
+            execution.config,
+            execution.snapshot_root,
+            execution.snapshot,
+            arguments,
+        )
+        self.jobs.append(job)
+        run.job = job
+        job.start()
+
+    def _execute(self, run: FakeRun, config: Any, snapshot: list[str]) -> None:
+        """Starts the submitted job (or, for a HyperDriveConfig, schedules its trials).
+
+        The snapshot is copied now, while the submission's `.amlignore` is in place; a
+        sweep's trials are copied from that copy.
+        """
+        root = Path(_source_directory(config))
+        copy = self.compute_root / f"{run.id}.snapshot"
+        for name in snapshot:
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, copy / name)
+        execution = Execution(_run_config(config), copy, snapshot)
+        run.execution = execution
+        if _run_config(config) is not config:  # a HyperDriveConfig around the job
+            execution.trials = sampled_arguments(config)
+            execution.max_concurrent = int(config._max_concurrent_runs or len(execution.trials))
+            return
+        self._start_job(run, execution, ())
 
     def store(self, name: str) -> BlobDatastore:
         """The blob container behind a datastore, for arranging and checking files."""
@@ -398,6 +596,9 @@ class FakeAzureMLService:
         run.tags = dict(tags)
         run.output_data = dict(_run_config(config).run_config.output_data or {})
         self.runs[run.id] = run
+        if self.execute:
+            run.children = []
+            self._execute(run, config, snapshot)
         for child in run.children:
             self.runs[child.id] = child
         self.submitted.append((experiment, config, tags, snapshot))

@@ -41,7 +41,11 @@ def write_script(project: Path, name: str, body: str) -> Path:
 
 @pytest.fixture
 def aml_service(azurite: Azurite) -> Iterator[FakeAzureMLService]:
-    """The AzureML service stand-in, its default and artifact stores fresh Azurite containers."""
+    """The AzureML service stand-in, its default and artifact stores fresh Azurite containers.
+
+    Its runs follow scripted `Outcome`s; set `aml_service.execute = True` (or use the
+    `executing_aml` backend) to have submitted jobs really run.
+    """
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     names = {
         DEFAULT_DATASTORE: f"blobstore-{uuid.uuid4().hex[:16]}",
@@ -49,9 +53,11 @@ def aml_service(azurite: Azurite) -> Iterator[FakeAzureMLService]:
     }
     for container in names.values():
         service.create_container(container)
+    fake = FakeAzureMLService(azurite, names, computes={"cpu-cluster", "gpu-cluster"})
     try:
-        yield FakeAzureMLService(azurite, names, computes={"cpu-cluster", "gpu-cluster"})
+        yield fake
     finally:
+        fake.shutdown()  # no job process outlives its test
         for container in names.values():
             service.delete_container(container)
         service.close()
@@ -61,3 +67,10 @@ def aml_service(azurite: Azurite) -> Iterator[FakeAzureMLService]:
 def aml(aml_service: FakeAzureMLService, azurite: Azurite) -> AzureMLV1Backend:
     """The AzureML backend, talking to the service stand-in; storage is Azurite."""
     return AzureMLV1Backend(service=aml_service, account_urls={ACCOUNT_NAME: azurite.account_url})
+
+
+@pytest.fixture
+def executing_aml(aml_service: FakeAzureMLService, aml: AzureMLV1Backend) -> AzureMLV1Backend:
+    """The AzureML backend on a stand-in that executes each submitted job as a subprocess."""
+    aml_service.execute = True
+    return aml

@@ -1,0 +1,256 @@
+"""The AzureML stand-in executes submitted jobs: a hi-ml user's script really runs "on AzureML".
+
+Each job is a real subprocess of this interpreter in a copy of the snapshot (the stand-in's
+compute: tests/backends/azureml_execution.py), its storage Azurite.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import RunStatus
+from himl_tasks.sweeps import Choice, SweepSpec
+from tests.backends.azureml_service import DEFAULT_DATASTORE, FakeAzureMLService
+from tests.backends.conftest import write_script
+
+FAST = {"timeout_seconds": 60.0, "poll_seconds": 0.05}
+
+
+def job(project: Path, body: str, **fields: object) -> JobSpec:
+    write_script(project, "job.py", body)
+    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
+    return JobSpec(
+        entry_script="job.py", snapshot_root=project, compute="cpu-cluster", **fields
+    )  # type: ignore[arg-type]
+
+
+def test_a_hi_ml_script_runs_with_its_datasets_metrics_and_files(
+    executing_aml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    store = aml_service.store(DEFAULT_DATASTORE)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "numbers.txt").write_text("1 2 3\n")
+    store.upload_folder(tmp_path / "raw", "himl_in")
+    (tmp_path / "seed").mkdir()
+    (tmp_path / "seed" / "old.txt").write_text("version one\n")
+    store.upload_folder(tmp_path / "seed", "himl_out/seed")
+    assert executing_aml.register_dataset("himl_out", "", "himl_out/seed").version == 1
+    spec = job(
+        project,
+        """
+        import os, sys
+        from pathlib import Path
+        from azureml.core import Run
+        from himl_tasks.runtime import get_run_info
+
+        info = get_run_info()
+        run = Run.get_context()
+        assert info.is_running_in_azure_ml and run.id == os.environ["AZUREML_RUN_ID"]
+        numbers = (info.input_datasets[0] / "numbers.txt").read_text().split()
+        total = sum(int(n) for n in numbers)
+        (info.output_datasets[0] / "total.txt").write_text(str(total))
+        Path("outputs").mkdir(exist_ok=True)
+        Path("outputs/argv.txt").write_text(" ".join(sys.argv[1:]) + " " + os.environ["GREETING"])
+        run.log("total", total)
+        for loss in (0.5, 0.25):
+            run.log("loss", loss)
+        run.log_list("accuracy", [0.1, 0.9])
+        run.log_row("curve", step=1, value=0.3)
+        run.log_row("curve", step=2, value=0.2)
+        run.tag("seen", "yes")
+        print("experiment", run.experiment.name, run.experiment.workspace.name)
+        """,
+        args=("--epochs", "2"),
+        environment_variables={"GREETING": "hello"},
+        input_datasets=(DatasetConfig("himl_in"),),
+        output_datasets=(DatasetConfig("himl_out"),),
+        experiment="exec",
+    )
+    ref = executing_aml.submit(spec)
+    lines: list[str] = []
+    state = executing_aml.watch(ref, on_line=lines.append, **FAST)
+
+    assert state.status is RunStatus.COMPLETED, lines
+    assert "experiment exec ws-himl" in lines
+    executing_aml.download_files(ref, "outputs/", tmp_path / "got")
+    assert (tmp_path / "got" / "outputs" / "argv.txt").read_text() == "--epochs 2 hello"
+    metrics = {(m.name, m.step): m.value for m in executing_aml.get_metrics(ref)}
+    assert metrics == {
+        ("total", None): 6.0, ("loss", 0): 0.5, ("loss", 1): 0.25, ("accuracy", 0): 0.1,
+        ("accuracy", 1): 0.9, ("curve", 1): 0.3, ("curve", 2): 0.2,
+    }  # fmt: skip
+    assert aml_service.run(ref.run_id).get_tags()["seen"] == "yes"
+    # The output dataset: in <name>/<run id>/, registered as the dataset's next version.
+    assert [f.name for f in store.list(f"himl_out/{ref.run_id}/")] == [
+        f"himl_out/{ref.run_id}/total.txt"
+    ]
+    (output,) = executing_aml.run_outputs(ref)
+    assert (output.name, output.version, output.path) == ("himl_out", 2, f"himl_out/{ref.run_id}")
+
+
+def test_the_driver_log_streams_while_the_job_runs(
+    executing_aml: AzureMLV1Backend, project: Path, tmp_path: Path
+) -> None:
+    # The job waits for a file that only the watcher's on_line creates, once it has seen the
+    # job's first line: the job can only finish if its log streamed while it ran.
+    go = tmp_path / "go"
+    spec = job(
+        project,
+        """
+        import sys, time
+        from pathlib import Path
+        print("waiting for the watcher")
+        deadline = time.monotonic() + 20
+        while not Path(sys.argv[1]).exists():
+            if time.monotonic() > deadline:
+                sys.exit("nobody saw my first line")
+            time.sleep(0.02)
+        print("done")
+        """,
+        args=(str(go),),
+    )
+    ref = executing_aml.submit(spec)
+    seen: list[tuple[str, RunStatus]] = []
+
+    def on_line(line: str) -> None:
+        seen.append((line, executing_aml.get_state(ref).status))
+        if line == "waiting for the watcher":
+            go.touch()
+
+    state = executing_aml.watch(ref, on_line=on_line, **FAST)
+    assert state.status is RunStatus.COMPLETED
+    assert seen[0] == ("waiting for the watcher", RunStatus.RUNNING)
+    assert [line for line, _ in seen] == ["waiting for the watcher", "done"]
+
+
+def test_a_failing_script_fails_the_run_with_its_exception(
+    executing_aml: AzureMLV1Backend, project: Path
+) -> None:
+    spec = job(project, "print('starting')\nraise KeyError('no such column: age')\n")
+    ref = executing_aml.submit(spec)
+    lines: list[str] = []
+    state = executing_aml.watch(ref, on_line=lines.append, **FAST)
+    assert state.status is RunStatus.FAILED
+    assert "KeyError: 'no such column: age'" in (state.error or "")
+    assert "exited with status code 1" in (state.error or "")
+    assert lines[0] == "starting" and lines[-1] == "KeyError: 'no such column: age'"
+
+
+def test_cancel_kills_the_job_process(
+    executing_aml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "still-alive"
+    spec = job(
+        project,
+        """
+        import sys, time
+        from pathlib import Path
+        print("running", flush=True)
+        for _ in range(400):
+            Path(sys.argv[1]).write_text(str(time.time()))
+            time.sleep(0.05)
+        """,
+        args=(str(marker),),
+    )
+    ref = executing_aml.submit(spec)
+    deadline = time.monotonic() + 20
+    while executing_aml.get_state(ref).status is not RunStatus.RUNNING or not marker.exists():
+        assert time.monotonic() < deadline, "the job never ran"
+        time.sleep(0.05)
+    executing_aml.cancel(ref)
+    assert executing_aml.get_state(ref).status is RunStatus.CANCELED
+    (process,) = [j.process for j in aml_service.jobs]
+    assert process is not None and process.poll() is not None
+    stamp = marker.read_text()
+    time.sleep(0.2)
+    assert marker.read_text() == stamp  # nothing writes any more
+
+
+def test_a_hyperdrive_sweep_runs_each_trial_with_its_arguments(
+    executing_aml: AzureMLV1Backend, project: Path, tmp_path: Path
+) -> None:
+    spec = job(
+        project,
+        """
+        import sys
+        from pathlib import Path
+        Path("outputs").mkdir()
+        Path("outputs/args.txt").write_text(" ".join(sys.argv[1:]))
+        """,
+        args=("--fixed", "1"),
+    )
+    sweep = SweepSpec(
+        parameters={"lr": Choice(0.1, 0.01), "batch": Choice(8, 16)},
+        sampling="grid", primary_metric="loss", max_total_runs=3, max_concurrent_runs=2,
+    )  # fmt: skip
+    ref = executing_aml.submit_sweep(spec, sweep)
+    state = executing_aml.watch(ref, **FAST)
+    assert state.status is RunStatus.COMPLETED
+    trials = executing_aml.child_runs(ref)
+    found = []
+    for i, trial in enumerate(trials):
+        assert executing_aml.get_state(trial).status is RunStatus.COMPLETED
+        executing_aml.download_files(trial, "outputs/args.txt", tmp_path / str(i))
+        found.append((tmp_path / str(i) / "outputs" / "args.txt").read_text())
+    assert found == [
+        "--fixed 1 --lr 0.1 --batch 8",
+        "--fixed 1 --lr 0.1 --batch 16",
+        "--fixed 1 --lr 0.01 --batch 8",
+    ]
+
+
+def test_scripted_runs_do_not_execute(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    spec = job(project, "raise SystemExit('must not run')\n")
+    ref = aml.submit(spec)
+    assert aml.watch(ref, **FAST).status is RunStatus.COMPLETED
+    assert aml_service.jobs == []
+
+
+@pytest.mark.parametrize("kind", ["grid", "random"])
+def test_sampling_reads_azureml_s_parameter_space(kind: str) -> None:
+    from azureml.core import ScriptRunConfig
+    from azureml.train.hyperdrive import (
+        GridParameterSampling,
+        HyperDriveConfig,
+        PrimaryMetricGoal,
+        RandomParameterSampling,
+        choice,
+        uniform,
+    )
+
+    from tests.backends.azureml_execution import sampled_arguments
+
+    if kind == "grid":
+        sampling = GridParameterSampling({"--a": choice(1, 2), "--b": choice("x", "y")})
+    else:
+        sampling = RandomParameterSampling(
+            {"--a": choice(1, 2), "--lr": uniform(0.0, 1.0)}, properties={"rngseed": 7}
+        )
+    config = HyperDriveConfig(
+        run_config=ScriptRunConfig(source_directory="."),
+        hyperparameter_sampling=sampling,
+        primary_metric_name="loss",
+        primary_metric_goal=PrimaryMetricGoal.MINIMIZE,
+        max_total_runs=3,
+    )
+    trials = sampled_arguments(config)
+    assert len(trials) == 3
+    if kind == "grid":
+        assert trials == [["--a", "1", "--b", "x"], ["--a", "1", "--b", "y"], ["--a", "2", "--b", "x"]]
+    else:
+        assert trials == sampled_arguments(config)  # seeded: the same draws each time
+        assert all(t[0] == "--a" and t[1] in ("1", "2") and 0 <= float(t[3]) <= 1 for t in trials)
