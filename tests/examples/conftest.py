@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from tests.backends.conftest import aml, aml_service
+# executing_aml: the stand-in's backend, whose service runs each submitted job as a subprocess.
+from tests.backends.conftest import aml, aml_service, executing_aml
 
-__all__ = ["aml", "aml_service"]
+__all__ = ["aml", "aml_service", "executing_aml"]

@@ -21,7 +21,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -154,8 +153,10 @@ def submitter(
                 int(v["version"]) for v in backend.dataset_versions(name)
             ],
         )
-    service: FakeAzureMLService = request.getfixturevalue("executing_aml_service")
     aml: Backend = request.getfixturevalue("executing_aml")
+    service: FakeAzureMLService = request.getfixturevalue("aml_service")
+    # AzureML is looked at every 15 s at most; the stand-in answers at once, so look often.
+    monkeypatch.setattr(aml, "max_poll_seconds", 0.2)
     monkeypatch.setattr(azureml_workspace, "azureml_backend", lambda *args, **kwargs: aml)
 
     def run_in_this_process(example: int, script: str, args: tuple[str, ...]) -> str:
@@ -191,18 +192,6 @@ def run_here(
                 code = exit_.code
     assert code in (0, None), f"{script} {args}: exit {code}\n{output.getvalue()}"
     return output.getvalue()
-
-
-@pytest.fixture
-def executing_aml_service(aml_service: FakeAzureMLService) -> FakeAzureMLService:
-    """The AzureML stand-in, executing each submitted job's script as a subprocess."""
-    aml_service.execute_jobs = True  # type: ignore[attr-defined]
-    return aml_service
-
-
-@pytest.fixture
-def executing_aml(executing_aml_service: FakeAzureMLService, aml: Any) -> Any:
-    return aml
 
 
 # ---- plain runs: no flag, the script goes on in its own process ----------------------------
