@@ -12,6 +12,7 @@ run_info = submit_to_azure_if_needed(compute_cluster_name="cpu-cluster",
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ from himl_tasks.himl.himl_job_spec import (
     himl_job_spec,
 )
 from himl_tasks.himl.plain_run import plain_run_info
+from himl_tasks.himl.run_context import RUN_CONTEXT
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.job_spec import AZUREML_FLAG, JobSpec
@@ -104,7 +106,7 @@ def submit_to_azure_if_needed(
     Call it first in a script, before parsing arguments. What it does:
 
     - Inside a job (submitted by any backend): returns the run's `AzureRunInfo` at once, before
-      looking at any flag.
+      looking at any flag; its `run` is `RUN_CONTEXT`, as in hi-ml.
     - No flag: the script goes on in this process. `environment_variables` (over hi-ml's
       defaults) are set in `os.environ`; `outputs/` and `logs/` are created in the current
       folder (not with `create_output_folders=False`); each input is its `local_folder`, else
@@ -182,7 +184,9 @@ def submit_to_azure_if_needed(
     outputs = himl_dataset_configs(output_datasets, default_datastore, "output_datasets")
     platform = in_job_platform()
     if platform is not None:
-        return platform.run_info()
+        # hi-ml's job gets RUN_CONTEXT as its run (azureml's own Run on AzureML), so that
+        # `run_info.run.log(...)` and the Run's other methods work on every backend.
+        return dataclasses.replace(platform.run_info(), run=RUN_CONTEXT)
     target = submission_target(
         sys.argv,
         submit_to_azureml=submit_to_azureml,

@@ -246,9 +246,9 @@ class ExecutedJob:
         self.upload_log()
         prefix = f"ExperimentRun/dcid.{self.run_id}"
         artifacts = self.service.store("workspaceartifactstore")
-        for folder in ("outputs", "logs"):
-            if _has_files(self.working_folder / folder):
-                artifacts.upload_folder(self.working_folder / folder, f"{prefix}/{folder}")
+        for name in ("outputs", "logs"):
+            if _has_files(self.working_folder / name):
+                artifacts.upload_folder(self.working_folder / name, f"{prefix}/{name}")
         if _has_files(self.staged_files):
             artifacts.upload_folder(self.staged_files, prefix, overwrite=True)
         if not outputs:
@@ -283,10 +283,14 @@ class ExecutedJob:
     def metrics(self) -> dict[str, Any]:
         """What the job logged, in the shape of `Run.get_metrics()`.
 
-        As azureml/_restclient/metrics_client.py (`dto_to_metrics_dict`) and
-        azureml/core/_metrics.py (`InlineMetric.add_cells` / `add_table`) build it: a name
-        logged once is its value, logged again a list of values; a table (log_row,
-        log_table) is {column: value}, a column with several rows a list.
+        As azureml-core 1.61 reads metrics back (v2 metrics, the default:
+        `InlineMetric.get_cells_from_metric_v2_dto` in azureml/core/_metrics.py, whose
+        docstring says: "table with single row -> dictionary<string, object>; table with
+        multiple rows -> dictionary<string, list<object>>; scalar with single row -> object;
+        scalar with multiple rows -> list<object>"): a name logged once is its value, logged
+        again (or by log_list) a list; a table (log_row, log_table) is {column: value} for
+        one row, {column: [values]} for several. An image's value is its artifact location
+        (`ArtifactBackedMetric._build_artifact_uri`).
         """
         found: dict[str, Any] = {}
         for entry in self._records():

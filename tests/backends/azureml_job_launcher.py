@@ -135,7 +135,9 @@ class JobRun:
     def get_tags(self) -> dict[str, Any]:
         return dict(self._tags)
 
-    def upload_file(self, name: str, path_or_stream: Any, datastore_name: str | None = None) -> None:
+    def upload_file(
+        self, name: str, path_or_stream: Any, datastore_name: str | None = None
+    ) -> None:
         """Adds a file to the run's files under `name`."""
         target = self._stage(name)
         if isinstance(path_or_stream, (str, os.PathLike)):
@@ -186,26 +188,33 @@ class _InstallOnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None) -> Any:
         if fullname != "azureml.core.run":
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                loader, run = spec.loader, self.run
-                real_exec = loader.exec_module
+        others = [f for f in sys.meta_path if f is not self and hasattr(f, "find_spec")]
+        spec = next((found for f in others if (found := f.find_spec(fullname, path, target))), None)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader.exec_module = _installing_after(  # type: ignore[method-assign]
+            spec.loader.exec_module, self.run
+        )
+        return spec
 
-                def exec_module(module: ModuleType) -> None:
-                    real_exec(module)
-                    _install(module, run)
 
-                loader.exec_module = exec_module  # type: ignore[method-assign]
-                return spec
-        return None
+def _installing_after(exec_module: Any, run: JobRun) -> Any:
+    """The loader's `exec_module`, then `_install` on the module it has just run."""
+
+    def run_then_install(module: ModuleType) -> None:
+        exec_module(module)
+        _install(module, run)
+
+    return run_then_install
 
 
 def _install(run_module: ModuleType, run: JobRun) -> None:
     def get_context(
-        cls: Any, allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any
+        cls: Any,
+        /,
+        allow_offline: bool = True,
+        used_for_context_manager: bool = False,
+        **kwargs: Any,
     ) -> JobRun:
         return run
 

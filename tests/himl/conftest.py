@@ -9,13 +9,23 @@ from pathlib import Path
 import pytest
 
 # The AzureML service stand-in and its backend, shared with the backends' tests.
-from tests.backends.conftest import aml, aml_service
+from tests.backends.conftest import aml, aml_service, executing_aml
 
-__all__ = ["aml", "aml_service"]
+__all__ = ["aml", "aml_service", "executing_aml"]
 
 
 @pytest.fixture
-def himl_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def outside_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No variable a backend sets: this process is outside any run until a test says so."""
+    for name in list(os.environ):
+        if name.startswith(("HIML_", "AZUREML_")) or name in ("RANK", "LOCAL_RANK"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def himl_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_any_run: None
+) -> Iterator[Path]:
     """A user's project folder as the current folder, outside any run, its os.environ restored.
 
     The local workspace is `$HIML_HOME` in the test's folder. A plain run writes variables
@@ -27,9 +37,6 @@ def himl_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         "name: sample\ndependencies:\n  - python=3.11\n", encoding="utf-8"
     )
     saved = dict(os.environ)
-    for name in list(os.environ):
-        if name.startswith(("HIML_", "AZUREML_")) or name in ("RANK", "LOCAL_RANK"):
-            monkeypatch.delenv(name)
     monkeypatch.setenv("HIML_HOME", str(tmp_path / "workspace"))
     monkeypatch.chdir(project)
     try:
@@ -37,11 +44,3 @@ def himl_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-@pytest.fixture
-def outside_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No variable a backend sets: this process is outside any run until a test says so."""
-    for name in list(os.environ):
-        if name.startswith(("HIML_", "AZUREML_")) or name in ("RANK", "LOCAL_RANK"):
-            monkeypatch.delenv(name)

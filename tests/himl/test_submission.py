@@ -22,6 +22,7 @@ from himl_tasks import (
 )
 from himl_tasks.himl import LOCAL_FLAG
 from himl_tasks.himl.command_line import Target, job_arguments, submission_target
+from himl_tasks.himl.run_context import RUN_CONTEXT
 from himl_tasks.testing.files import write_tree
 
 GRID = SweepSpec({"a": Choice(1, 2)}, primary_metric="loss", sampling="grid")
@@ -125,7 +126,8 @@ def test_inside_a_job_the_run_info_comes_first_whatever_the_flags(
 
     assert run_info.input_datasets == [himl_project / "in0"]
     assert run_info.output_folder == out and run_info.logs_folder == logs
-    assert run_info.run.run_id == "sample_1"
+    # hi-ml's RUN_CONTEXT, the job's run for the script to log to.
+    assert run_info.run is RUN_CONTEXT and run_info.run.id == "sample_1"
     assert run_info.is_running_in_azure_ml is False and run_info.mount_contexts == []
     assert not (himl_project / "most_recent_run.txt").exists()
 

@@ -17,6 +17,7 @@ from himl_tasks import (
     DatasetNotFoundError,
     InvalidInputError,
     JobFailedError,
+    JobTimeoutError,
     submit_to_azure_if_needed,
 )
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
@@ -211,3 +212,113 @@ def test_a_sweep_spec_runs_as_hyperdrive_around_the_job(
     ((_, config, _, _),) = aml_service.submitted
     assert type(config).__name__ == "HyperDriveConfig"
     assert list(config._run_config.arguments) == ["-n", "3"]
+
+
+EXECUTED_SCRIPT = """
+import sys
+from himl_tasks import submit_to_azure_if_needed
+
+run_info = submit_to_azure_if_needed(
+    compute_cluster_name="cpu-cluster",
+    input_datasets=["himl_in"],
+    output_datasets=["himl_out"],
+    wait_for_completion=True,
+    wait_for_completion_show_output=True,
+)
+print("after the call, in AzureML:", run_info.is_running_in_azure_ml, sys.argv[1:])
+total = sum(int(n) for n in (run_info.input_datasets[0] / "numbers.txt").read_text().split())
+(run_info.output_datasets[0] / "total.txt").write_text(str(total))
+run_info.output_folder.mkdir(exist_ok=True)
+(run_info.output_folder / "total.txt").write_text(str(total))
+run_info.run.log("total", total)
+"""
+
+
+def test_the_code_after_the_call_runs_inside_the_azureml_job(
+    executing_aml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The stand-in executes the job: the same script, started by AzureML's compute, finds
+    # itself inside the run and goes on past the call.
+    monkeypatch.setattr(azureml_workspace, "azureml_backend", lambda *args, **kwargs: executing_aml)
+    script = himl_project / "sample.py"
+    script.write_text(EXECUTED_SCRIPT, encoding="utf-8")
+    aml_service.store("workspaceblobstore").upload_folder(
+        write_tree(himl_project.parent / "raw", {"numbers.txt": b"1 2 3\n"}), "himl_in"
+    )
+    monkeypatch.setattr(sys, "argv", [str(script), "--azureml", "--epochs", "2"])
+
+    with pytest.raises(SystemExit) as exited:
+        submit_to_azure_if_needed(
+            compute_cluster_name="cpu-cluster",
+            input_datasets=["himl_in"],
+            output_datasets=["himl_out"],
+            wait_for_completion=True,
+            wait_for_completion_show_output=True,
+        )
+
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "after the call, in AzureML: True ['--epochs', '2']" in out  # the streamed log
+    assert not (himl_project / "outputs").exists()  # nothing after the call ran here
+    ref = executing_aml.get_run_ref((himl_project / "most_recent_run.txt").read_text().strip())
+    executing_aml.download_files(ref, "outputs/total.txt", himl_project / "fetched")
+    assert (himl_project / "fetched" / "outputs" / "total.txt").read_text() == "6"
+    assert [(m.name, m.value) for m in executing_aml.get_metrics(ref)] == [("total", 6)]
+    (written,) = executing_aml.run_outputs(ref)
+    assert written.name == "himl_out" and written.path.endswith(ref.run_id)
+
+
+def test_the_wait_has_a_deadline(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService, himl_project: Path
+) -> None:
+    aml_service.next_outcome = Outcome(statuses=("Queued",) + ("Running",) * 1000)
+
+    with pytest.raises(JobTimeoutError, match="still (Queued|Running)"):
+        submit_to_azure_if_needed(
+            compute_cluster_name="cpu-cluster",
+            wait_for_completion=True,
+            wait_timeout_seconds=0.3,
+        )
+
+    # The run goes on; its recovery id is there to look at it again.
+    (run_id,) = aml_service.runs
+    assert (himl_project / "most_recent_run.txt").read_text().strip() == f"sample:{run_id}"
+
+
+def test_hi_ml_parameters_reach_the_run_configuration(
+    on_azureml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_tree(himl_project / "big", {"weights.bin": b"0" * 10})
+    monkeypatch.setenv("HIML_EXPERIMENT_NAME", "from_the_environment")  # wins, as in hi-ml
+
+    with pytest.raises(SystemExit):
+        submit_to_azure_if_needed(
+            compute_cluster_name="cpu-cluster",
+            experiment_name="given",
+            script_params=["--lr", "0.1"],
+            environment_variables={"MKL_SERVICE_FORCE_INTEL": "0", "MINE": "yes"},
+            ignored_folders=[himl_project / "big"],
+            num_nodes=2,
+            max_run_duration="1.5h",
+            docker_shm_size="16g",
+            display_name="first try",
+        )
+
+    ((experiment, config, tags, snapshot),) = aml_service.submitted
+    assert experiment == "from_the_environment"
+    assert list(config.arguments) == ["--lr", "0.1"] and tags["commandline_args"] == "--lr 0.1"
+    variables = config.run_config.environment_variables
+    assert variables["MKL_SERVICE_FORCE_INTEL"] == "0" and variables["MINE"] == "yes"
+    assert not any(name.startswith("big/") for name in snapshot)
+    assert config.run_config.node_count == 2
+    assert config.run_config.max_run_duration_seconds == 5400
+    assert config.run_config.docker.shm_size == "16g"
+    (run,) = aml_service.runs.values()
+    assert run.display_name == "first try"

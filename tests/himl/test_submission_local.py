@@ -30,6 +30,7 @@ run_info = submit_to_azure_if_needed(
 # Only the job gets here: the submitting process exits inside the call.
 print(f"after the call: arguments {sys.argv[1:]}, run {run_info.run is not None}")
 (run_info.output_folder / "seen.txt").write_text(" ".join(sys.argv[1:]))
+run_info.run.log("answer", 42)  # hi-ml's example 8 logs to run_info.run
 Path("ran_here.txt").write_text("the code after the call ran in this folder")
 if "--fail" in sys.argv:
     raise ZeroDivisionError("the job's own error")
@@ -75,6 +76,7 @@ def test_the_local_flag_submits_waits_streams_and_exits(sample: Path) -> None:
     assert backend.get_state(ref).status is RunStatus.COMPLETED
     backend.download_files(ref, "outputs/seen.txt", sample / "fetched")
     assert (sample / "fetched" / "outputs" / "seen.txt").read_text() == "--epochs 3"
+    assert [(m.name, m.value) for m in backend.get_metrics(ref)] == [("answer", 42)]
     # The same recovery id as the backend's own file beside the script.
     assert read_most_recent_run(sample / "most_recent_run.txt") == recovery_id
 
