@@ -7,6 +7,9 @@ the package's interface. `tests/test_package.py` pins the list.
 
 from .backends.azureml_v1 import AzureMLV1Backend as AzureMLV1Backend
 from .backends.azureml_v1 import get_workspace as get_workspace
+from .backends.azureml_v1.himl_functions import create_run_configuration as create_run_configuration
+from .backends.azureml_v1.himl_functions import create_script_run as create_script_run
+from .backends.azureml_v1.himl_functions import submit_run as submit_run
 from .backends.checkpoint_files import download_checkpoints as download_checkpoints
 from .backends.local.backend import LocalBackend as LocalBackend
 from .backends.local.clusters import Preemption as Preemption
@@ -43,7 +46,12 @@ from .errors import UnusableNamesError as UnusableNamesError
 from .errors import WorkspaceNotFoundError as WorkspaceNotFoundError
 from .himl.datastore_transfers import download_from_datastore as download_from_datastore
 from .himl.datastore_transfers import upload_to_datastore as upload_to_datastore
+from .himl.run_helpers import download_checkpoints_from_run_id as download_checkpoints_from_run_id
+from .himl.run_helpers import download_files_from_run_id as download_files_from_run_id
+from .himl.run_helpers import fetch_run as fetch_run
+from .himl.run_helpers import get_most_recent_run as get_most_recent_run
 from .himl.submission import submit_to_azure_if_needed as submit_to_azure_if_needed
+from .himl.workspace_resolution import resolve_backend as resolve_backend
 from .job_spec import JobSpec as JobSpec
 from .job_spec import Priority as Priority
 from .run_plan import RunPlan as RunPlan
@@ -52,8 +60,14 @@ from .runs import Metric as Metric
 from .runs import RunRef as RunRef
 from .runs import RunState as RunState
 from .runs import RunStatus as RunStatus
+from .runs import split_recovery_id as split_recovery_id
 from .runtime import AzureRunInfo as AzureRunInfo
 from .runtime import get_run_info as get_run_info
+from .runtime import is_running_in_azure_ml as is_running_in_azure_ml
+from .runtime import (
+    set_environment_variables_for_multi_node as set_environment_variables_for_multi_node,
+)
+from .runtime import torch_barrier as torch_barrier
 from .secret_reference import SecretReference as SecretReference
 from .storage import BlobDatastore as BlobDatastore
 from .storage import Datastore as Datastore

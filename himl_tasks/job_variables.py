@@ -22,6 +22,17 @@ INPUT_DATASET_COUNT = "HIML_INPUT_DATASET_COUNT"
 OUTPUT_DATASET_COUNT = "HIML_OUTPUT_DATASET_COUNT"
 RESUME_FROM = "HIML_RESUME_FROM"
 
+DEFAULT_ENVIRONMENT_VARIABLES = {
+    "AZUREML_OUTPUT_UPLOAD_TIMEOUT_SEC": "3600",
+    "AZUREML_RUN_KILL_SIGNAL_TIMEOUT_SEC": "900",
+    "MKL_SERVICE_FORCE_INTEL": "1",
+    "RSLEX_DIRECT_VOLUME_MOUNT": "true",
+    "RSLEX_DIRECT_VOLUME_MOUNT_MAX_CACHE_SIZE": "1",
+    "DATASET_MOUNT_CACHE_SIZE": "1",
+}
+"""hi-ml's variables for every AzureML run, under the user's own (health_azure/utils.py 0.2.11:
+longer upload and kill timeouts, MKL's Intel threading, the newer mounting stack)."""
+
 AZUREML_RUN_ID = "AZUREML_RUN_ID"
 """Set by AzureML in every run it starts, whoever submitted it."""
 

@@ -87,6 +87,9 @@ class BackendRun:
         ref: The run.
     """
 
+    runs_on_azureml = False
+    """Not one of AzureML's runs (what `is_running_in_azure_ml(run)` reads)."""
+
     def __init__(self, backend: RunsBackend, ref: RunRef) -> None:
         self.backend = backend
         self.ref = ref

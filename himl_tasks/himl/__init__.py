@@ -1,11 +1,48 @@
 """hi-ml's user contract: its functions, names and semantics, on any backend."""
 
+from himl_tasks.backends.azureml_v1 import get_workspace
+from himl_tasks.backends.azureml_v1.himl_functions import (
+    create_run_configuration,
+    create_script_run,
+    submit_run,
+)
 from himl_tasks.himl.command_line import LOCAL_FLAG
+from himl_tasks.himl.datastore_transfers import download_from_datastore, upload_to_datastore
+from himl_tasks.himl.run_helpers import (
+    download_checkpoints_from_run_id,
+    download_files_from_run_id,
+    fetch_run,
+    get_most_recent_run,
+)
+from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.submission import submit_to_azure_if_needed
-from himl_tasks.runtime import AzureRunInfo
+from himl_tasks.himl.workspace_resolution import resolve_backend
+from himl_tasks.runs import split_recovery_id
+from himl_tasks.runtime import (
+    AzureRunInfo,
+    is_running_in_azure_ml,
+    set_environment_variables_for_multi_node,
+    torch_barrier,
+)
 
 __all__ = [
     "LOCAL_FLAG",
     "AzureRunInfo",
+    "create_run_configuration",
+    "create_script_run",
+    "download_checkpoints_from_run_id",
+    "download_files_from_run_id",
+    "download_from_datastore",
+    "fetch_run",
+    "get_most_recent_run",
+    "get_workspace",
+    "is_running_in_azure_ml",
+    "resolve_backend",
+    "run_object",
+    "set_environment_variables_for_multi_node",
+    "split_recovery_id",
+    "submit_run",
     "submit_to_azure_if_needed",
+    "torch_barrier",
+    "upload_to_datastore",
 ]

@@ -1,4 +1,10 @@
-"""Uploading to and downloading from a workspace's datastores by name (hi-ml's functions)."""
+"""Uploading to and downloading from a workspace's datastores by name (hi-ml's functions).
+
+The workspace is `aml_workspace` or `workspace_config_path` when given, else found in
+`himl_tasks.himl.workspace_resolution`'s order: inside an AzureML run its workspace, inside a
+local run its workspace, a `config.json` here or above, the HIML_* workspace variables, and only
+then the local workspace (`$HIML_HOME`, else `./.himl`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ import logging
 from pathlib import PurePath
 from typing import Any
 
-from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
+from himl_tasks.errors import InvalidInputError
+from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.storage import Datastore, TransferReport
 
 logger = logging.getLogger(__name__)
@@ -16,11 +23,12 @@ def upload_to_datastore(
     datastore_name: str,
     local_data_folder: str | PurePath,
     remote_path: str | PurePath,
-    workspace: Any = None,
+    aml_workspace: Any = None,
     workspace_config_path: str | PurePath | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
     *,
+    workspace: Any = None,
     skip_identical: bool = True,
 ) -> TransferReport:
     """Uploads all files in a folder to a datastore, without the folder's own name.
@@ -32,12 +40,13 @@ def upload_to_datastore(
         datastore_name: The datastore's name in the workspace ("" for the default one).
         local_data_folder: The folder whose files are uploaded (recursively).
         remote_path: The folder in the datastore to upload into.
-        workspace: The workspace: a `LocalWorkspaceConfig`, a backend, or an
-            `azureml.core.Workspace`; default: the local workspace, as
-            `LocalWorkspaceConfig.load()` finds it.
-        workspace_config_path: A datastores file to use instead of the workspace's own.
+        aml_workspace: The workspace: an `azureml.core.Workspace`, a backend, or a
+            `LocalWorkspaceConfig`; default: found as the module docstring says.
+        workspace_config_path: An AzureML `config.json` (as hi-ml takes), or a local
+            datastores file (TOML) to use instead of the local workspace's own.
         overwrite: Replace files that exist remotely; if False they are kept and skipped.
         show_progress: Show a progress bar on stderr.
+        workspace: This project's earlier name for `aml_workspace` (give one of them).
         skip_identical: Do not send files whose size and MD5 match the remote copy.
 
     Returns:
@@ -51,7 +60,8 @@ def upload_to_datastore(
         print(report.summary())
         ```
     """
-    report = _datastore(datastore_name, workspace, workspace_config_path).upload_folder(
+    store = _datastore(datastore_name, aml_workspace, workspace, workspace_config_path)
+    report = store.upload_folder(
         local_data_folder,
         remote_path,
         overwrite=overwrite,
@@ -66,11 +76,12 @@ def download_from_datastore(
     datastore_name: str,
     file_prefix: str | PurePath,
     output_folder: str | PurePath,
-    workspace: Any = None,
+    aml_workspace: Any = None,
     workspace_config_path: str | PurePath | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
     *,
+    workspace: Any = None,
     validate_checksum: bool = False,
     missing_ok: bool = False,
 ) -> TransferReport:
@@ -83,19 +94,21 @@ def download_from_datastore(
         datastore_name: The datastore's name in the workspace ("" for the default one).
         file_prefix: The prefix of the names to download; a full name downloads one file.
         output_folder: Where the files land (created if missing).
-        workspace: The workspace: a `LocalWorkspaceConfig`, a backend, or an
-            `azureml.core.Workspace`; default: the local workspace, as
-            `LocalWorkspaceConfig.load()` finds it.
-        workspace_config_path: A datastores file to use instead of the workspace's own.
+        aml_workspace: The workspace: an `azureml.core.Workspace`, a backend, or a
+            `LocalWorkspaceConfig`; default: found as the module docstring says.
+        workspace_config_path: An AzureML `config.json` (as hi-ml takes), or a local
+            datastores file (TOML) to use instead of the local workspace's own.
         overwrite: Replace existing local files; if False they are kept and skipped.
         show_progress: Show a progress bar on stderr.
+        workspace: This project's earlier name for `aml_workspace` (give one of them).
         validate_checksum: Verify each file's MD5 while receiving it.
         missing_ok: Return an empty report instead of raising when nothing matches.
 
     Returns:
         What was downloaded, skipped, and could not be verified.
     """
-    report = _datastore(datastore_name, workspace, workspace_config_path).download(
+    store = _datastore(datastore_name, aml_workspace, workspace, workspace_config_path)
+    report = store.download(
         file_prefix,
         output_folder,
         overwrite=overwrite,
@@ -108,13 +121,11 @@ def download_from_datastore(
 
 
 def _datastore(
-    name: str, workspace: Any, workspace_config_path: str | PurePath | None
+    name: str, aml_workspace: Any, workspace: Any, workspace_config_path: str | PurePath | None
 ) -> Datastore:
-    if workspace is None:
-        return LocalWorkspaceConfig.load(config_path=workspace_config_path).datastore(name)
-    if type(workspace).__module__.startswith("azureml."):  # an azureml.core.Workspace
-        from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
-
-        return AzureMLV1Backend(workspace).datastore(name)
-    store: Datastore = workspace.datastore(name)
-    return store
+    if aml_workspace is not None and workspace is not None:
+        raise InvalidInputError(
+            "pass the workspace once: aml_workspace (hi-ml's name) or workspace, not both"
+        )
+    given = aml_workspace if aml_workspace is not None else workspace
+    return resolve_backend(given, workspace_config_path).datastore(name)

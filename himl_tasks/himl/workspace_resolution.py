@@ -35,7 +35,10 @@ from typing import Any
 from himl_tasks import job_variables
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
+from himl_tasks.backends.local.workspace_config import (
+    DATASTORES_FILE_NAME,
+    LocalWorkspaceConfig,
+)
 from himl_tasks.errors import ConfigurationError, InvalidInputError
 from himl_tasks.himl import azureml_workspace
 from himl_tasks.runtime import is_running_in_azure_ml
@@ -110,7 +113,10 @@ def _given_workspace(aml_workspace: Any) -> Backend:
     if isinstance(aml_workspace, Backend):
         return aml_workspace
     if isinstance(aml_workspace, LocalWorkspaceConfig):
-        return LocalBackend(aml_workspace.root, datastores_file=aml_workspace.config_path)
+        # Its own datastores file need not exist; one named instead of it must.
+        own = aml_workspace.config_path == aml_workspace.root / DATASTORES_FILE_NAME
+        datastores_file = None if own else aml_workspace.config_path
+        return LocalBackend(aml_workspace.root, datastores_file=datastores_file)
     if type(aml_workspace).__module__.startswith("azureml."):  # an azureml.core.Workspace
         return azureml_workspace.azureml_backend(aml_workspace)
     raise InvalidInputError(

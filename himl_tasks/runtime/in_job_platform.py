@@ -48,9 +48,20 @@ class InJobPlatform(Protocol):
 _PLATFORM_FUNCTIONS = tuple(name for name in vars(InJobPlatform) if not name.startswith("_"))
 
 
-def is_running_in_azure_ml() -> bool:
-    """True inside an AzureML run."""
-    return bool(os.environ.get(job_variables.AZUREML_RUN_ID))
+def is_running_in_azure_ml(aml_run: object = None) -> bool:
+    """True inside an AzureML run; with a run object, True for a run of AzureML's.
+
+    Without an argument it asks this process (AzureML sets `AZUREML_RUN_ID` in every run).
+    With one it answers as hi-ml's `is_running_in_azure_ml(RUN_CONTEXT)`: azureml's `Run` has
+    an `experiment` and its offline run (outside AzureML) none; a run object of another
+    backend, which names its experiment too, says `runs_on_azureml = False`.
+
+    Args:
+        aml_run: A run object, e.g. `RUN_CONTEXT`; default: this process's run.
+    """
+    if aml_run is None:
+        return bool(os.environ.get(job_variables.AZUREML_RUN_ID))
+    return hasattr(aml_run, "experiment") and bool(getattr(aml_run, "runs_on_azureml", True))
 
 
 def in_job_platform() -> InJobPlatform | None:

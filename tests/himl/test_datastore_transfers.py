@@ -14,8 +14,18 @@ from himl_tasks import (
     download_from_datastore,
     upload_to_datastore,
 )
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.testing.azurite import Azurite
+from tests.backends.azureml_service import DEFAULT_DATASTORE, FakeAzureMLService
+from tests.backends.conftest import aml, aml_service  # noqa: F401
 from tests.conftest import read_tree, write_tree
+from tests.himl.workspace_places import (
+    WORKSPACE_VARIABLES,
+    cwd_project,  # noqa: F401
+    seam_to,
+    write_config_json,
+)
 
 
 def declare(root: Path, text: str) -> LocalWorkspaceConfig:
@@ -106,3 +116,84 @@ def test_incomplete_blob_entries_say_what_is_needed(tmp_path: Path, entry: str) 
 def test_an_explicit_config_file_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         upload_to_datastore("", tmp_path, "d", workspace_config_path=tmp_path / "nope.toml")
+
+
+# ---- hi-ml's arguments and the workspace order (himl_tasks.himl.workspace_resolution) -------
+
+
+def test_a_config_json_found_upward_sends_files_to_azureml_not_the_local_folder(
+    cwd_project: Path,  # noqa: F811
+    aml: AzureMLV1Backend,  # noqa: F811
+    aml_service: FakeAzureMLService,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seam = seam_to(aml, monkeypatch)
+    config_json = write_config_json(cwd_project)
+    folder = write_tree(cwd_project / "data", {"1.txt": b"1", "a/2.txt": b"2"})
+
+    upload_to_datastore("", folder, "raw")
+    download_from_datastore("", "raw/a", cwd_project / "back")
+
+    assert read_tree(cwd_project / "back") == {"raw/a/2.txt": b"2"}
+    assert sorted(f.name for f in aml_service.store(DEFAULT_DATASTORE).list("raw/")) == [
+        "raw/1.txt",
+        "raw/a/2.txt",
+    ]
+    assert seam.calls == [{"aml_workspace": None, "config": config_json}] * 2
+    assert not (cwd_project / ".himl").exists()  # nothing went to a local workspace
+
+
+def test_hi_mls_aml_workspace_and_an_azureml_config_json_argument(
+    cwd_project: Path,  # noqa: F811
+    aml: AzureMLV1Backend,  # noqa: F811
+    aml_service: FakeAzureMLService,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seam = seam_to(aml, monkeypatch)
+    folder = write_tree(cwd_project / "data", {"x.csv": b"x"})
+    config_json = write_config_json(cwd_project / "..")
+
+    upload_to_datastore("", folder, "by-config", workspace_config_path=config_json)
+    upload_to_datastore("", folder, "by-object", aml_workspace=aml)
+    with pytest.raises(InvalidInputError, match="aml_workspace .* or workspace, not both"):
+        upload_to_datastore("", folder, "twice", aml_workspace=aml, workspace=aml)
+
+    names = sorted(f.name for f in aml_service.store(DEFAULT_DATASTORE).list(""))
+    assert names == ["by-config/x.csv", "by-object/x.csv"]
+    assert seam.calls == [{"aml_workspace": None, "config": config_json}]
+
+
+def test_inside_a_local_run_its_workspace_holds_the_files(
+    cwd_project: Path,  # noqa: F811
+    aml: AzureMLV1Backend,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seam = seam_to(aml, monkeypatch)
+    write_config_json(cwd_project)  # in the run's snapshot; the run's workspace wins
+    monkeypatch.setenv("HIML_WORKSPACE", str(cwd_project / "job-ws"))
+    folder = write_tree(cwd_project / "data", {"x.csv": b"x"})
+
+    upload_to_datastore("", folder, "from-job")
+
+    stored = cwd_project / "job-ws" / "datastores" / "workspaceblobstore"
+    assert read_tree(stored) == {"from-job/x.csv": b"x"}
+    assert seam.calls == []
+
+
+def test_the_himl_workspace_variables_send_files_to_azureml(
+    cwd_project: Path,  # noqa: F811
+    aml: AzureMLV1Backend,  # noqa: F811
+    aml_service: FakeAzureMLService,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seam = seam_to(aml, monkeypatch)
+    for name, value in WORKSPACE_VARIABLES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HIML_HOME", str(cwd_project / "home"))  # a local workspace, not used
+    folder = write_tree(cwd_project / "data", {"x.csv": b"x"})
+
+    upload_to_datastore("", folder, "by-variables")
+
+    assert [f.name for f in aml_service.store(DEFAULT_DATASTORE).list("")] == ["by-variables/x.csv"]
+    assert seam.calls == [{"aml_workspace": None, "config": None}]
+    assert not (cwd_project / "home").exists()
