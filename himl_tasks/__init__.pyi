@@ -46,6 +46,10 @@ from .errors import UnusableNamesError as UnusableNamesError
 from .errors import WorkspaceNotFoundError as WorkspaceNotFoundError
 from .himl.datastore_transfers import download_from_datastore as download_from_datastore
 from .himl.datastore_transfers import upload_to_datastore as upload_to_datastore
+from .himl.lightning_logging import AzureMLLogger as AzureMLLogger
+from .himl.lightning_logging import log_learning_rate as log_learning_rate
+from .himl.lightning_logging import log_on_epoch as log_on_epoch
+from .himl.run_context import RUN_CONTEXT as RUN_CONTEXT
 from .himl.run_helpers import download_checkpoints_from_run_id as download_checkpoints_from_run_id
 from .himl.run_helpers import download_files_from_run_id as download_files_from_run_id
 from .himl.run_helpers import fetch_run as fetch_run

@@ -12,6 +12,7 @@ import himl_tasks
 from himl_tasks.runtime.in_job_platform import InJobPlatform
 
 PUBLIC = [
+    "AzureMLLogger",
     "AzureMLV1Backend",
     "AzureRunInfo",
     "BanditPolicy",
@@ -46,6 +47,7 @@ PUBLIC = [
     "Preemption",
     "PreemptionMode",
     "Priority",
+    "RUN_CONTEXT",
     "RemoteFile",
     "RemoteFileChangedError",
     "RemoteFilesNotFoundError",
@@ -80,6 +82,8 @@ PUBLIC = [
     "get_run_info",
     "get_workspace",
     "is_running_in_azure_ml",
+    "log_learning_rate",
+    "log_on_epoch",
     "resolve_backend",
     "set_environment_variables_for_multi_node",
     "split_recovery_id",
@@ -95,7 +99,10 @@ def test_public_names_are_pinned_and_all_resolve() -> None:
     assert himl_tasks.__all__ == PUBLIC
     assert dir(himl_tasks) == PUBLIC
     for name in PUBLIC:
-        assert getattr(himl_tasks, name).__name__ == name
+        if name.isupper():  # a constant: hi-ml's RUN_CONTEXT is an object, not a class
+            assert type(getattr(himl_tasks, name)).__module__.startswith("himl_tasks.")
+        else:
+            assert getattr(himl_tasks, name).__name__ == name
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
@@ -113,9 +120,28 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
     heavy = [
         m
         for m in loaded
-        if m.split(".")[0] in {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"}
+        if m.split(".")[0]
+        in {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"} | LIGHTNING_PACKAGES
     ]
     assert heavy == []
+
+
+LIGHTNING_PACKAGES = {"pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics"}
+
+
+def test_lightning_is_imported_only_when_a_lightning_name_is_used() -> None:
+    # Lightning's import takes seconds: RUN_CONTEXT and himl_tasks.himl must not pay for it.
+    probe = (
+        "import sys, himl_tasks, himl_tasks.himl; from himl_tasks import RUN_CONTEXT; "
+        "from himl_tasks.himl import RUN_CONTEXT as again; RUN_CONTEXT.id; "
+        f"before = sorted({{m.split('.')[0] for m in sys.modules}} & {LIGHTNING_PACKAGES!r}); "
+        "from himl_tasks import AzureMLLogger; from himl_tasks.himl import log_on_epoch; "
+        "print(before, 'pytorch_lightning' in sys.modules)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "[] True"
 
 
 def test_the_azureml_backend_imports_azureml_only_when_used() -> None:

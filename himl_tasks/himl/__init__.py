@@ -1,5 +1,7 @@
 """hi-ml's user contract: its functions, names and semantics, on any backend."""
 
+from typing import TYPE_CHECKING, Any
+
 from himl_tasks.backends.azureml_v1 import get_workspace
 from himl_tasks.backends.azureml_v1.himl_functions import (
     create_run_configuration,
@@ -8,6 +10,7 @@ from himl_tasks.backends.azureml_v1.himl_functions import (
 )
 from himl_tasks.himl.command_line import LOCAL_FLAG
 from himl_tasks.himl.datastore_transfers import download_from_datastore, upload_to_datastore
+from himl_tasks.himl.run_context import RUN_CONTEXT
 from himl_tasks.himl.run_helpers import (
     download_checkpoints_from_run_id,
     download_files_from_run_id,
@@ -25,8 +28,25 @@ from himl_tasks.runtime import (
     torch_barrier,
 )
 
+if TYPE_CHECKING:
+    from himl_tasks.himl.lightning_logging import AzureMLLogger, log_learning_rate, log_on_epoch
+
+# PyTorch Lightning takes seconds to import: its names are loaded when first used.
+_LIGHTNING_NAMES = frozenset({"AzureMLLogger", "log_learning_rate", "log_on_epoch"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LIGHTNING_NAMES:
+        from himl_tasks.himl import lightning_logging
+
+        return getattr(lightning_logging, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "LOCAL_FLAG",
+    "RUN_CONTEXT",
+    "AzureMLLogger",
     "AzureRunInfo",
     "create_run_configuration",
     "create_script_run",
@@ -37,6 +57,8 @@ __all__ = [
     "get_most_recent_run",
     "get_workspace",
     "is_running_in_azure_ml",
+    "log_learning_rate",
+    "log_on_epoch",
     "resolve_backend",
     "run_object",
     "set_environment_variables_for_multi_node",
