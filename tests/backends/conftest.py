@@ -71,6 +71,11 @@ def aml(aml_service: FakeAzureMLService, azurite: Azurite) -> AzureMLV1Backend:
 
 @pytest.fixture
 def executing_aml(aml_service: FakeAzureMLService, aml: AzureMLV1Backend) -> AzureMLV1Backend:
-    """The AzureML backend on a stand-in that executes each submitted job as a subprocess."""
+    """The AzureML backend on a stand-in that executes each submitted job as a subprocess.
+
+    Its watches look at most every half second: the stand-in answers at once, and a job's
+    wall time (a few seconds when it imports azureml) is what a test waits for.
+    """
     aml_service.execute = True
+    aml.max_poll_seconds = 0.5
     return aml

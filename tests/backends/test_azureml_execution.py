@@ -24,7 +24,7 @@ from tests.backends.azureml_service import (
 )
 from tests.backends.conftest import write_script
 
-FAST = 0.05  # seconds between looks at a run: the stand-in answers at once
+FAST = 0.1  # seconds between looks at a run (more often only takes CPU from the job)
 DEADLINE = 60.0
 
 
@@ -199,6 +199,19 @@ def test_cancel_kills_the_job_process(
     stamp = marker.read_text()
     time.sleep(0.2)
     assert marker.read_text() == stamp  # nothing writes any more
+
+
+def test_a_job_past_its_max_run_duration_is_stopped(
+    executing_aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    spec = job(project, "import time\nprint('sleeping')\ntime.sleep(60)\n", max_run_duration=1)
+    ref = executing_aml.submit(spec)
+    started = time.monotonic()
+    state = executing_aml.watch(ref, timeout_seconds=DEADLINE, poll_seconds=FAST)
+    assert time.monotonic() - started < 15
+    assert state.status is RunStatus.CANCELED
+    (process,) = [j.process for j in aml_service.jobs]
+    assert process is not None and process.poll() is not None
 
 
 def test_a_hyperdrive_sweep_runs_each_trial_with_its_arguments(
