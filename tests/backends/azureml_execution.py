@@ -134,6 +134,13 @@ class ExecutedJob:
         if not script:
             raise NotImplementedError("the stand-in executes script jobs only, not commands")
         command = [sys.executable, str(LAUNCHER), script, *self.arguments]
+        # The two folders AzureML uploads exist when the script starts: azureml-core's run
+        # creates its outputs folder (azureml/_run_impl/run_base.py, `os.makedirs(output)`;
+        # OUTPUTS_DIR = "./outputs", azureml/_history/utils/constants.py), and hi-ml's scripts
+        # write into run_info.output_folder without creating it (health_azure/himl.py returns
+        # cwd/outputs inside AzureML; its documented example 3 writes primes.txt there).
+        for name in ("outputs", "logs"):
+            (self.working_folder / name).mkdir(exist_ok=True)
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
