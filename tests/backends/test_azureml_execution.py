@@ -222,7 +222,7 @@ def test_a_hyperdrive_sweep_runs_each_trial_with_its_arguments(
         """
         import sys
         from pathlib import Path
-        Path("outputs").mkdir()
+        Path("outputs").mkdir(exist_ok=True)
         Path("outputs/args.txt").write_text(" ".join(sys.argv[1:]))
         """,
         args=("--fixed", "1"),
