@@ -9,8 +9,7 @@ found in hi-ml's order (a `config.json` here or above: AzureML; none: the local 
 
 from pathlib import Path
 
-from himl_tasks import DatasetConfig
-from himl_tasks.himl.workspace_resolution import resolve_backend
+from himl_tasks import DatasetConfig, resolve_backend
 from himl_tasks.runs import read_most_recent_run
 
 HERE = Path(__file__).parent.resolve()
