@@ -36,6 +36,7 @@ from himl_tasks.himl.run_context import RUN_CONTEXT
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.job_spec import AZUREML_FLAG, JobSpec
+from himl_tasks.number_checks import is_seconds
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, RunState, write_most_recent_run
 from himl_tasks.runtime.in_job_platform import in_job_platform
@@ -180,6 +181,11 @@ def submit_to_azure_if_needed(
         JobTimeoutError: The wait reached its deadline.
     """
     _refuse_what_cannot_be_done(ml_client, hyperparam_args, hyperdrive_config, sweep)
+    if wait_timeout_seconds is not None and not is_seconds(wait_timeout_seconds, zero_ok=False):
+        raise InvalidInputError(
+            "wait_timeout_seconds must be a positive, finite number of seconds, not "
+            f"{wait_timeout_seconds!r}; leave it None for max_run_duration plus an hour"
+        )
     inputs = himl_dataset_configs(input_datasets, default_datastore, "input_datasets")
     outputs = himl_dataset_configs(output_datasets, default_datastore, "output_datasets")
     platform = in_job_platform()

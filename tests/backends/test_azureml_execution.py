@@ -307,3 +307,24 @@ def test_a_table_of_one_row_is_read_back(
     ref = aml.submit(job(project, "print('hi')\n"))
     aml.watch(ref, timeout_seconds=DEADLINE, poll_seconds=FAST)
     assert [(m.name, m.value, m.step) for m in aml.get_metrics(ref)] == [("final", 0.25, 3)]
+
+
+def test_the_job_side_run_has_azureml_s_signatures() -> None:
+    import inspect
+
+    from azureml.core import Run
+
+    from tests.backends.azureml_job_launcher import JobRun
+
+    members = (
+        "log", "log_list", "log_row", "log_table", "log_image", "flush", "complete",
+        "get_status", "tag", "set_tags", "get_tags", "upload_file",
+    )  # fmt: skip
+
+    def shape(function: object) -> list[tuple[str, object, object]]:
+        # Names, kinds and defaults: how a caller may call it (annotations aside).
+        parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+        return [(p.name, p.kind, p.default) for p in parameters]
+
+    for name in members:
+        assert shape(getattr(JobRun, name)) == shape(getattr(Run, name)), name

@@ -179,6 +179,7 @@ def _nothing_happened(project: Path) -> None:
         ),
         (["s.py", LOCAL_FLAG], {"hyperdrive_config": object()}, "cannot run"),
         (["s.py", LOCAL_FLAG], {"input_datasets": "mnist"}, "list of dataset names"),
+        (["s.py", LOCAL_FLAG], {"wait_timeout_seconds": float("nan")}, "wait_timeout_seconds"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_anything(
@@ -235,3 +236,19 @@ def test_a_sweep_on_the_local_backend_runs_its_trials_and_returns_the_run(
     logs = sorted(b"".join(workspace.read_log(t, 0) for t in trials).decode().splitlines())
     assert logs == ["trial ['-n', '1', '--a', '1']", "trial ['-n', '1', '--a', '2']"]
     assert (himl_project / "most_recent_run.txt").read_text().strip().endswith(run.id)
+
+
+def test_a_local_backend_given_as_aml_workspace_is_the_one_submitted_to(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = himl_project / "job.py"
+    script.write_text("print('ran')\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", [str(script), LOCAL_FLAG])
+    chosen = LocalBackend(himl_project.parent / "chosen")
+
+    run = submit_to_azure_if_needed(
+        aml_workspace=chosen, wait_for_completion=True, exit_on_completion=False
+    )
+
+    assert chosen.get_state(chosen.get_run_ref(run.id)).succeeded
+    assert not (himl_project.parent / "workspace").exists()  # not $HIML_HOME's

@@ -28,7 +28,7 @@ from himl_tasks.backends.azureml_v1.backend import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.datasets import input_consumption, output_configuration
 from himl_tasks.backends.azureml_v1.environment import build_environment, environment_for
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import InvalidInputError, JobFailedError
+from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec, parse_duration, sanitize_experiment_name
 from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 from himl_tasks.number_checks import is_whole_number
@@ -81,6 +81,8 @@ def create_run_configuration(
     if not is_whole_number(num_nodes) or num_nodes < 1:
         raise InvalidInputError(f"num_nodes must be a whole number of 1 or more, not {num_nodes!r}")
     seconds = parse_duration(max_run_duration.strip() or None)
+    if not aml_environment_name and conda_environment_file:
+        _check_python_pinned(Path(conda_environment_file))
     backend.check_compute(compute_cluster_name)
     # The backend's environment code reads these settings from a job spec; the module is a
     # placeholder (hi-ml's run configuration holds no script: create_script_run names it).
@@ -104,7 +106,6 @@ def create_run_configuration(
         environment = environment_for(spec, backend.service)
     else:
         built = build_environment(spec, backend.service)
-        _check_python_pinned(built, spec)
         environment = backend.service.environment(built.name) or (
             backend.service.register_environment(built)
         )
@@ -235,12 +236,17 @@ def aml_backend(workspace: Any) -> AzureMLV1Backend:
     return AzureMLV1Backend(workspace)
 
 
-def _check_python_pinned(environment: Any, spec: JobSpec) -> None:
-    if environment.python.conda_dependencies.get_python_version() is None:
+def _check_python_pinned(conda_file: Path) -> None:
+    """hi-ml's check: the conda file must pin python (azureml's Environment would pick one)."""
+    from azureml.core.conda_dependencies import CondaDependencies
+
+    if not conda_file.is_file():
+        raise InputPathNotFoundError(f"conda_environment_file {conda_file} does not exist")
+    dependencies = CondaDependencies(conda_dependencies_file_path=str(conda_file))
+    if dependencies.get_python_version() is None:
         raise InvalidInputError(
-            f"conda_environment_file {spec.conda_environment_file} must pin the python "
-            "version (e.g. '- python=3.11' under dependencies), as AzureML builds the image "
-            "from it"
+            f"conda_environment_file {conda_file} must pin the python version (e.g. "
+            "'- python=3.11' under dependencies), as hi-ml requires"
         )
 
 
