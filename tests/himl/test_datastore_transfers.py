@@ -197,3 +197,18 @@ def test_the_himl_workspace_variables_send_files_to_azureml(
     assert [f.name for f in aml_service.store(DEFAULT_DATASTORE).list("")] == ["by-variables/x.csv"]
     assert seam.calls == [{"aml_workspace": None, "config": None}]
     assert not (cwd_project / "home").exists()
+
+
+def test_with_no_place_set_the_files_go_to_the_local_workspace_here(
+    cwd_project: Path,  # noqa: F811
+    aml: AzureMLV1Backend,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seam = seam_to(aml, monkeypatch)
+    folder = write_tree(cwd_project / "data", {"x.csv": b"x"})
+
+    upload_to_datastore("", folder, "local")
+
+    stored = cwd_project / ".himl" / "datastores" / "workspaceblobstore"
+    assert read_tree(stored) == {"local/x.csv": b"x"}
+    assert seam.calls == []

@@ -12,6 +12,7 @@ from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.errors import JobFailedError, RemoteFilesNotFoundError
 from himl_tasks.himl.run_objects import BackendRun, run_object
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import RunRef
 from tests.backends.azureml_service import FakeAzureMLService, FakeRun, Outcome
 from tests.backends.conftest import aml, aml_service, backend, project, write_script  # noqa: F401
 
@@ -100,3 +101,25 @@ def test_on_azureml_the_run_object_is_the_azureml_run_itself(
     assert isinstance(run, FakeRun) and run is aml_service.runs[ref.run_id]
     assert run.get_metrics() == {"loss": [1.0, 0.5]}
     assert aml.run_tags(ref) == aml_service.runs[ref.run_id].get_tags() != {}
+
+
+def test_is_running_in_azure_ml_answers_for_this_process_or_a_run_as_hi_ml(
+    backend: LocalBackend,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from himl_tasks import is_running_in_azure_ml
+
+    class OfflineRun:  # azureml's _OfflineRun, outside AzureML: no experiment
+        id = "OfflineRun_1"
+
+    class AzureMLRun:  # azureml's Run: its experiment (azureml/core/run.py, Run.experiment)
+        experiment = object()
+
+    monkeypatch.delenv("AZUREML_RUN_ID", raising=False)
+    assert not is_running_in_azure_ml()
+    monkeypatch.setenv("AZUREML_RUN_ID", "train_1700000000_ab12cd34")
+    assert is_running_in_azure_ml()
+    assert is_running_in_azure_ml(AzureMLRun()) and not is_running_in_azure_ml(OfflineRun())
+    # A local run's object names its experiment too, but is not AzureML's.
+    local_run = run_object(backend, RunRef("exp", "exp_1_ab", "local"))
+    assert local_run.experiment.name == "exp" and not is_running_in_azure_ml(local_run)
