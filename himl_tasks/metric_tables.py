@@ -17,15 +17,21 @@ _SERIES_COLUMNS = ({"value"}, {"step", "value"})
 
 
 def table_series(
-    name: str, columns: Mapping[str, Sequence[Any]], first_row: int = 0
+    name: str, columns: Mapping[str, Sequence[Any] | Any], first_row: int = 0
 ) -> list[tuple[str, float | str, int]]:
     """The (metric name, value, step) of each cell of a table, by the module's rule.
 
     Args:
         name: The table's name.
-        columns: Its values, column by column.
+        columns: Its values, column by column (a value alone is a column of one row).
         first_row: The step of the first row, when rows were logged before (`log_row`).
     """
+    # AzureML returns a table of one row as {column: value} (azureml-core 1.61,
+    # get_cells_from_metric_v2_dto), not {column: [value]}.
+    columns = {
+        column: values if isinstance(values, list | tuple) else [values]
+        for column, values in columns.items()
+    }
     if set(columns) in _SERIES_COLUMNS:
         values = list(columns["value"])
         steps = list(columns.get("step") or range(first_row, first_row + len(values)))

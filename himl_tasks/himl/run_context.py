@@ -124,8 +124,7 @@ class RecordingRun:
         self, name: str, path: str | Path | None = None, plot: Any = None, description: str = ""
     ) -> None:
         """Keeps an image file, or a matplotlib figure saved as PNG, among the run's files."""
-        if plot is None:
-            assert path is not None  # checked by the proxy
+        if path is not None:
             self.context.log_image(name, Path(path))
             return
         with tempfile.TemporaryDirectory(prefix="himl-image-") as scratch:
@@ -235,7 +234,18 @@ class RunContextProxy:
         # Only reached for names this class does not define: the SDK run's own methods.
         if name.startswith("__"):
             raise AttributeError(name)
-        return getattr(self._run(), name)
+        run = self._run()
+        try:
+            return getattr(run, name)
+        except AttributeError:
+            # Still an AttributeError: hasattr(RUN_CONTEXT, "experiment") must stay False.
+            where = "outside any run" if isinstance(run, OfflineRun) else "in this run"
+            raise AttributeError(
+                f"RUN_CONTEXT.{name} is a member of azureml's Run, which a script has only "
+                f"inside an AzureML run; {where} RUN_CONTEXT has log, log_list, log_row, "
+                "log_table, log_image, flush and id (files written to outputs/ are kept "
+                "with the run)"
+            ) from None
 
     def __repr__(self) -> str:
         return f"RUN_CONTEXT({self._run()!r})"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 # The AzureML service stand-in and its backend, shared with the backends' tests.
-from tests.backends.conftest import aml, aml_service, executing_aml
+from tests.backends.conftest import aml, aml_service, executing_aml, project
 
-__all__ = ["aml", "aml_service", "executing_aml"]
+__all__ = ["aml", "aml_service", "executing_aml", "project"]
 
 
 @pytest.fixture

@@ -191,3 +191,6 @@ def test_a_figure_is_saved_as_png_among_the_local_run_s_files(
     RUN_CONTEXT.log_image("../curve", plot=Figure())
 
     assert (tmp_path / "logs" / "images" / "_curve.png").read_bytes() == PNG
+    with pytest.raises(AttributeError, match="only inside an AzureML run; in this run"):
+        RUN_CONTEXT.upload_file("outputs/x.txt", "x.txt")
+    assert not hasattr(RUN_CONTEXT, "experiment")
