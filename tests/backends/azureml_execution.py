@@ -97,7 +97,11 @@ class ExecutedJob:
             target = self.working_folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, target)
-        self.working_folder.mkdir(parents=True, exist_ok=True)
+        # AzureML makes `outputs/` and `logs/` in the working folder before the script starts
+        # (hi-ml, inside an AzureML run, returns them without creating them: himl.py,
+        # submit_to_azure_if_needed; hi-ml's example 3 writes outputs/primes.txt at once).
+        for name in ("outputs", "logs"):
+            (self.working_folder / name).mkdir(parents=True, exist_ok=True)
         self.staged_files.mkdir(parents=True, exist_ok=True)
         self.record_file.touch()
 
@@ -134,13 +138,6 @@ class ExecutedJob:
         if not script:
             raise NotImplementedError("the stand-in executes script jobs only, not commands")
         command = [sys.executable, str(LAUNCHER), script, *self.arguments]
-        # The two folders AzureML uploads exist when the script starts: azureml-core's run
-        # creates its outputs folder (azureml/_run_impl/run_base.py, `os.makedirs(output)`;
-        # OUTPUTS_DIR = "./outputs", azureml/_history/utils/constants.py), and hi-ml's scripts
-        # write into run_info.output_folder without creating it (health_azure/himl.py returns
-        # cwd/outputs inside AzureML; its documented example 3 writes primes.txt there).
-        for name in ("outputs", "logs"):
-            (self.working_folder / name).mkdir(exist_ok=True)
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -179,8 +176,11 @@ class ExecutedJob:
         }
 
     def _compute_path(self, path: str) -> Path:
-        """A path on the compute node: relative ones in the working folder; absolute ones are
-        kept under this job's folder, never written at that place on the test machine."""
+        """A path on the compute node.
+
+        Relative paths are in the working folder; absolute ones are kept under this job's
+        folder, never written at that place on the test machine.
+        """
         if path.startswith("/"):
             return self.folder / "node" / path.lstrip("/")
         return self.working_folder / path
@@ -248,8 +248,10 @@ class ExecutedJob:
     # ---- when it has ended ----------------------------------------------------------------
 
     def upload_results(self, *, outputs: bool) -> None:
-        """The final log, `outputs/` and `logs/`, staged files, and (with `outputs`) the
-        output datasets' folders at their destinations."""
+        """Uploads what an ended job leaves: the final log, `outputs/`, `logs/`, staged files.
+
+        With `outputs`, the output datasets' folders go to their destinations too.
+        """
         self.upload_log()
         prefix = f"ExperimentRun/dcid.{self.run_id}"
         artifacts = self.service.store("workspaceartifactstore")

@@ -51,8 +51,10 @@ class JobExperiment:
 
 
 class JobRun:
-    """What `Run.get_context()` returns inside the job: the members of azureml-core 1.61's
-    `Run` that hi-ml scripts use, with its signatures (azureml/core/run.py).
+    """What `Run.get_context()` returns inside the job.
+
+    It has the members of azureml-core 1.61's `Run` that hi-ml scripts use, with its
+    signatures (azureml/core/run.py).
 
     Metrics, tags and files go to the stand-in: each call appends one JSON line to the run's
     record file (the service folds them into `get_metrics()`'s shape); uploaded files and

