@@ -10,7 +10,6 @@ found in hi-ml's order (a `config.json` here or above: AzureML; none: the local 
 from pathlib import Path
 
 from himl_tasks import DatasetConfig, resolve_backend
-from himl_tasks.runs import read_most_recent_run
 
 HERE = Path(__file__).parent.resolve()
 
@@ -18,7 +17,9 @@ HERE = Path(__file__).parent.resolve()
 def main() -> None:
     """Downloads each dataset version the run wrote into downloads/<name>_v<version>/."""
     backend = resolve_backend()
-    run = backend.get_run_ref(read_most_recent_run(HERE / "most_recent_run.txt"))
+    # most_recent_run.txt holds the run recovery id, experiment:run_id.
+    recovery_id = (HERE / "most_recent_run.txt").read_text(encoding="utf-8").strip()
+    run = backend.get_run_ref(recovery_id)
     for dataset in backend.run_outputs(run):
         destination = HERE / "downloads" / f"{dataset.name}_v{dataset.version}"
         config = DatasetConfig(dataset.name, version=dataset.version)
