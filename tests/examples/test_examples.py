@@ -255,6 +255,8 @@ def test_example_8_run_plain_trains_once_and_prints_its_accuracy(project: Projec
     output = project.python(8, "sample.py", "--kernel", "linear", "--penalty", "0.5")
 
     assert "Kernel: linear, penalty: 0.5, accuracy: 0.97" in output
+    # Outside any run RUN_CONTEXT prints what it is given, as azureml's offline run does.
+    assert "Attempted to log scalar metric Accuracy:\n0.97" in output
 
 
 def test_example_9_run_plain_trains_and_prints_its_fit(project: Project) -> None:
