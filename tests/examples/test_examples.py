@@ -194,6 +194,23 @@ def run_here(
     return output.getvalue()
 
 
+# ---- the scripts themselves ---------------------------------------------------------------
+
+
+def test_each_example_script_imports_himl_tasks_in_one_line_as_hi_ml_scripts_import_it() -> None:
+    # The promise to hi-ml users: their script changes in one import line. Each example keeps
+    # to it (example 1 and 5's inputs.py import nothing of it, as hi-ml's do not).
+    scripts = sorted(EXAMPLES.glob("*/*.py"))
+    assert len(scripts) == 16
+    for script in scripts:
+        lines = script.read_text(encoding="utf-8").splitlines()
+        himl_imports = [
+            line for line in lines if line.startswith(("from himl_tasks", "import himl_tasks"))
+        ]
+        assert len(himl_imports) <= 1, f"{script}: {himl_imports}"
+        assert not [line for line in lines if "health_azure" in line or "health_ml" in line]
+
+
 # ---- plain runs: no flag, the script goes on in its own process ----------------------------
 
 
