@@ -21,6 +21,8 @@ from himl_tasks.runs import parse_recovery_id
 from himl_tasks.secret_reference import SecretReference
 
 AZUREML_FLAG = "--azureml"
+COMMANDLINE_TAG = "commandline_args"
+"""hi-ml's tag for a submitted run's arguments, when the caller gives no tags."""
 EXPERIMENT_NAME_VARIABLE = "HIML_EXPERIMENT_NAME"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")

@@ -179,6 +179,34 @@ def test_no_two_modules_define_one_public_name() -> None:
     assert twice == {}
 
 
+def test_no_two_modules_define_one_named_text() -> None:
+    # A name (a flag, a tag, a file's name, hi-ml's default variables) written out in two
+    # modules is a copy that drifts, or one constant name with two meanings (OUTPUT_FOLDER the
+    # variable's name in one module, the folder's in another). Numbers may repeat: a module's
+    # own timings (POLL_SECONDS) are its own.
+    where: dict[str, list[str]] = {}
+    package = Path(himl_tasks.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if not isinstance(value, ast.Constant | ast.Dict | ast.Tuple | ast.List):
+                continue
+            if isinstance(value, ast.Constant) and not isinstance(value.value, str):
+                continue
+            for name in _defined_constants(node):
+                where.setdefault(name, []).append(str(path.relative_to(package)))
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+
+
+def _defined_constants(node: ast.stmt) -> list[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else []
+    if isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    # A private constant (`_SCHEMA`) is its module's own.
+    names = [t.id for t in targets if isinstance(t, ast.Name)]
+    return [name for name in names if name.isupper() and not name.startswith("_")]
+
+
 def _defined_names(node: ast.stmt) -> list[str]:
     """The functions, classes and type names (`Name = A | B`, TypeVars) a statement defines."""
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):

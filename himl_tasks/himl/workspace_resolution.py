@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks import job_variables
+from himl_tasks.backends.azureml_v1.workspace import CONFIG_FILE_NAME, search_folders
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.workspace_config import (
@@ -45,7 +46,6 @@ from himl_tasks.runtime import is_running_in_azure_ml
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE_NAME = "config.json"
 AZUREML_CONFIG_FIELDS = ("subscription_id", "resource_group", "workspace_name")
 WORKSPACE_VARIABLES = ("HIML_SUBSCRIPTION_ID", "HIML_RESOURCE_GROUP", "HIML_WORKSPACE_NAME")
 
@@ -101,8 +101,6 @@ def resolve_backend(
 
 def find_config_json(start: Path) -> Path | None:
     """The `config.json` hi-ml would find from `start` upward (up to the project root), or None."""
-    from himl_tasks.backends.azureml_v1.workspace import search_folders
-
     for folder in search_folders(start.absolute(), os.environ.get("PYTHONPATH", "")):
         if (folder / CONFIG_FILE_NAME).is_file():
             return folder / CONFIG_FILE_NAME

@@ -29,13 +29,16 @@ from himl_tasks.backends.azureml_v1.datasets import input_consumption, output_co
 from himl_tasks.backends.azureml_v1.environment import build_environment, environment_for
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, JobFailedError
-from himl_tasks.job_spec import JobSpec, parse_duration, sanitize_experiment_name
+from himl_tasks.job_spec import (
+    AZUREML_FLAG,
+    COMMANDLINE_TAG,
+    JobSpec,
+    parse_duration,
+    sanitize_experiment_name,
+)
 from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 from himl_tasks.number_checks import is_whole_number
 from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, write_most_recent_run
-
-AZUREML_FLAG = "--azureml"
-COMMANDLINE_TAG = "commandline_args"
 
 
 def create_run_configuration(
