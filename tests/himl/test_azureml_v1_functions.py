@@ -119,7 +119,9 @@ def test_submit_run_tags_records_and_waits_as_hi_ml(
     assert recovery == f"my_experiment:{run.id}"
     out = capsys.readouterr().out
     assert "Successfully queued run" in out and run.get_portal_url() in out
-    assert "AzureML completed." in out
+    # The door's banner and wait (himl_tasks/backends/queued_run.py): one for both.
+    assert f"Run recovery id: my_experiment:{run.id}" in out
+    assert f"Run {run.id} completed." in out
 
     quiet = submit_run(aml, "my_experiment", config, tags={})
     assert quiet.tags == {} and quiet.get_status() != "Completed"  # not waited for

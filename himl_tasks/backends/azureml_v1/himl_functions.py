@@ -27,8 +27,9 @@ from typing import Any
 from himl_tasks.backends.azureml_v1.backend import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.datasets import input_consumption, output_configuration
 from himl_tasks.backends.azureml_v1.environment import build_environment, environment_for
+from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and_children
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, JobFailedError
+from himl_tasks.errors import InputPathNotFoundError, InvalidInputError
 from himl_tasks.job_spec import (
     AZUREML_FLAG,
     COMMANDLINE_TAG,
@@ -38,7 +39,7 @@ from himl_tasks.job_spec import (
 )
 from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 from himl_tasks.number_checks import is_whole_number
-from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, write_most_recent_run
+from himl_tasks.runs import RunRef, write_most_recent_run
 
 
 def create_run_configuration(
@@ -214,21 +215,14 @@ def submit_run(
     run = backend.service.submit(experiment, script_run_config, dict(tags))
     ref = RunRef(experiment, run.id, backend.name, portal_url=run.get_portal_url())
     write_most_recent_run(Path.cwd(), ref)
-    print(
-        "\n" + "=" * 78 + "\n"
-        f"Successfully queued run {run.id} in experiment {experiment}\n"
-        f"Experiment name and run ID are available in file {RUN_RECOVERY_FILE_NAME}\n"
-        f"Run URL: {ref.portal_url}\n" + "=" * 78 + "\n",
-        flush=True,
-    )
+    announce_queued_run(backend, ref)
     if wait_for_completion:
-        print("Waiting for the completion of the AzureML run.", flush=True)
-        on_line = _print_line if wait_for_completion_show_output else None
-        state = backend.watch(ref, timeout_seconds=timeout_seconds, on_line=on_line)
-        for final in [state, *(backend.get_state(child) for child in backend.child_runs(ref))]:
-            if not final.succeeded:
-                raise JobFailedError(final)
-        print("AzureML completed.", flush=True)
+        wait_for_run_and_children(
+            backend,
+            ref,
+            show_output=wait_for_completion_show_output,
+            timeout_seconds=timeout_seconds,
+        )
     return backend.run_object(ref)
 
 
@@ -261,7 +255,3 @@ def _arguments(config: Any) -> list[str] | None:
         # `script_run_config.run_config.arguments` there).
         arguments = getattr(getattr(config, "run_config", None), "arguments", None)
     return None if arguments is None else [str(arg) for arg in arguments]
-
-
-def _print_line(line: str) -> None:
-    print(line, flush=True)
