@@ -15,37 +15,6 @@ from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 PathOrString = Path | str
 
 
-def himl_dataset_configs(
-    datasets: Sequence[DatasetConfig | str] | None, default_datastore: str, parameter: str
-) -> list[DatasetConfig]:
-    """Dataset names as `DatasetConfig`s in `default_datastore`, as hi-ml turns them.
-
-    Only names take `default_datastore`; a `DatasetConfig` keeps its own `datastore`, also
-    when it is "" (the workspace's default), as in hi-ml.
-
-    Raises:
-        InvalidInputError: For one name instead of a list, or an item that is neither.
-    """
-    if datasets is None:
-        return []
-    if isinstance(datasets, str | bytes) or not isinstance(datasets, Sequence):
-        raise InvalidInputError(
-            f"{parameter} must be a list of dataset names or DatasetConfigs, e.g. ['mnist'], "
-            f"not {datasets!r}"
-        )
-    configs = []
-    for item in datasets:
-        if isinstance(item, str):
-            configs.append(DatasetConfig(name=item, datastore=default_datastore))
-        elif isinstance(item, DatasetConfig):
-            configs.append(item)
-        else:
-            raise InvalidInputError(
-                f"{parameter} holds {item!r}: give dataset names or DatasetConfigs"
-            )
-    return configs
-
-
 def environment_variables_for_runs(given: Mapping[str, str] | None) -> dict[str, str]:
     """hi-ml's default variables with the user's over them.
 

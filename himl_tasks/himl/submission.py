@@ -22,14 +22,13 @@ from typing import Any, Protocol, runtime_checkable
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and_children
-from himl_tasks.datasets import DatasetConfig
+from himl_tasks.datasets import DatasetConfig, as_dataset_configs
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.himl import azureml_workspace
 from himl_tasks.himl.command_line import Target, job_arguments, submission_target
 from himl_tasks.himl.himl_job_spec import (
     PathOrString,
     environment_variables_for_runs,
-    himl_dataset_configs,
     himl_job_spec,
 )
 from himl_tasks.himl.plain_run import plain_run_info
@@ -186,8 +185,16 @@ def submit_to_azure_if_needed(
             "wait_timeout_seconds must be a positive, finite number of seconds, not "
             f"{wait_timeout_seconds!r}; leave it None for max_run_duration plus an hour"
         )
-    inputs = himl_dataset_configs(input_datasets, default_datastore, "input_datasets")
-    outputs = himl_dataset_configs(output_datasets, default_datastore, "output_datasets")
+    inputs = as_dataset_configs(
+        [] if input_datasets is None else input_datasets,
+        parameter="input_datasets",
+        default_datastore=default_datastore,
+    )
+    outputs = as_dataset_configs(
+        [] if output_datasets is None else output_datasets,
+        parameter="output_datasets",
+        default_datastore=default_datastore,
+    )
     platform = in_job_platform()
     if platform is not None:
         # hi-ml's job gets RUN_CONTEXT as its run (azureml's own Run on AzureML), so that
