@@ -12,7 +12,6 @@ run_info = submit_to_azure_if_needed(compute_cluster_name="cpu-cluster",
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -32,13 +31,13 @@ from himl_tasks.himl.himl_job_spec import (
     himl_job_spec,
 )
 from himl_tasks.himl.plain_run import plain_run_info
-from himl_tasks.himl.run_context import RUN_CONTEXT
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.job_spec import AZUREML_FLAG, JobSpec
 from himl_tasks.number_checks import is_seconds
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RunRef, write_most_recent_run
+from himl_tasks.runtime import get_run_info
 from himl_tasks.runtime.in_job_platform import in_job_platform
 from himl_tasks.sweeps import SweepSpec
 
@@ -195,11 +194,10 @@ def submit_to_azure_if_needed(
         parameter="output_datasets",
         default_datastore=default_datastore,
     )
-    platform = in_job_platform()
-    if platform is not None:
-        # hi-ml's job gets RUN_CONTEXT as its run (azureml's own Run on AzureML), so that
-        # `run_info.run.log(...)` and the Run's other methods work on every backend.
-        return dataclasses.replace(platform.run_info(), run=RUN_CONTEXT)
+    if in_job_platform() is not None:
+        # Its run is RUN_CONTEXT (azureml's own Run on AzureML), so that `run_info.run.log(...)`
+        # and the Run's other methods work on every backend.
+        return get_run_info()
     target = submission_target(
         sys.argv,
         submit_to_azureml=submit_to_azureml,
