@@ -105,6 +105,46 @@ def test_public_names_are_pinned_and_all_resolve() -> None:
             assert getattr(himl_tasks, name).__name__ == name
 
 
+HIML_PUBLIC = [
+    "LOCAL_FLAG",
+    "RUN_CONTEXT",
+    "AzureMLLogger",
+    "AzureRunInfo",
+    "DatasetConfig",
+    "create_run_configuration",
+    "create_script_run",
+    "download_checkpoints_from_run_id",
+    "download_files_from_run_id",
+    "download_from_datastore",
+    "fetch_run",
+    "get_most_recent_run",
+    "get_workspace",
+    "is_running_in_azure_ml",
+    "log_learning_rate",
+    "log_on_epoch",
+    "resolve_backend",
+    "run_object",
+    "set_environment_variables_for_multi_node",
+    "split_recovery_id",
+    "submit_run",
+    "submit_to_azure_if_needed",
+    "torch_barrier",
+    "upload_to_datastore",
+]
+# Names of himl_tasks.himl that are this project's, not hi-ml's: not at the top level.
+HIML_ONLY = {"LOCAL_FLAG", "run_object"}
+
+
+def test_hi_ml_s_names_are_pinned_and_the_same_objects_at_the_top_level() -> None:
+    # A hi-ml script changes one import line: `from health_azure import DatasetConfig, ...`
+    # becomes `from himl_tasks import ...` or `from himl_tasks.himl import ...`, either one.
+    import himl_tasks.himl
+
+    assert himl_tasks.himl.__all__ == HIML_PUBLIC
+    for name in sorted(set(HIML_PUBLIC) - HIML_ONLY):
+        assert getattr(himl_tasks.himl, name) is getattr(himl_tasks, name), name
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     # hasattr() and `from himl_tasks import X` rely on AttributeError, not another exception.
     assert not hasattr(himl_tasks, "LocalBackends")
