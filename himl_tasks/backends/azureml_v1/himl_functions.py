@@ -27,6 +27,7 @@ from typing import Any
 from himl_tasks.backends.azureml_v1.backend import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.datasets import input_consumption, output_configuration
 from himl_tasks.backends.azureml_v1.environment import build_environment, environment_for
+from himl_tasks.backends.base import Backend
 from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and_children
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError
@@ -76,7 +77,7 @@ def create_run_configuration(
     """
     from azureml.core.runconfig import DockerConfiguration, MpiConfiguration, RunConfiguration
 
-    backend = aml_backend(workspace)
+    backend = _azureml_backend_on(workspace)
     if not aml_environment_name and not conda_environment_file:
         raise InvalidInputError(
             "One of the two arguments 'aml_environment_name' or 'conda_environment_file' must "
@@ -207,7 +208,7 @@ def submit_run(
         JobFailedError: If waiting, and the run or a child run did not complete.
         JobTimeoutError: If waiting, and the run has not ended by the deadline.
     """
-    backend = aml_backend(workspace)
+    backend = _azureml_backend_on(workspace)
     experiment = sanitize_experiment_name(experiment_name)
     if tags is None:
         arguments = _arguments(script_run_config)
@@ -226,10 +227,20 @@ def submit_run(
     return backend.run_object(ref)
 
 
-def aml_backend(workspace: Any) -> AzureMLV1Backend:
-    """The backend on a workspace: an `AzureMLV1Backend` as it is, else one opened on it."""
+def _azureml_backend_on(workspace: Any) -> AzureMLV1Backend:
+    """The backend on a workspace: an `AzureMLV1Backend` as it is, else one opened on it.
+
+    Raises:
+        InvalidInputError: For another backend: these functions build AzureML's own objects.
+    """
     if isinstance(workspace, AzureMLV1Backend):
         return workspace
+    if isinstance(workspace, Backend):
+        raise InvalidInputError(
+            f"create_run_configuration and submit_run build AzureML SDK v1 objects, so they "
+            f"take an azureml.core.Workspace or an AzureMLV1Backend, not {workspace!r}; on any "
+            "backend, submit with submit_to_azure_if_needed or Backend.submit"
+        )
     return AzureMLV1Backend(workspace)
 
 
