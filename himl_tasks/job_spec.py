@@ -21,6 +21,9 @@ from himl_tasks.runs import parse_recovery_id
 from himl_tasks.secret_reference import SecretReference
 
 AZUREML_FLAG = "--azureml"
+LOCAL_FLAG = "--himl-local"
+SUBMISSION_FLAGS = (AZUREML_FLAG, LOCAL_FLAG)
+"""Where hi-ml's door submits a script (`--himl-local` is ours): never the job's arguments."""
 COMMANDLINE_TAG = "commandline_args"
 """hi-ml's tag for a submitted run's arguments, when the caller gives no tags."""
 EXPERIMENT_NAME_VARIABLE = "HIML_EXPERIMENT_NAME"
@@ -228,8 +231,8 @@ class JobSpec:
         _normalise_paths(self)
         for sequence in ("args", "ignored_folders"):
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
-        # The script never sees hi-ml's flag: it only says where to submit.
-        object.__setattr__(self, "args", tuple(a for a in self.args if a != AZUREML_FLAG))
+        # The script never sees a submission flag: it only says where to submit.
+        object.__setattr__(self, "args", tuple(a for a in self.args if a not in SUBMISSION_FLAGS))
         for mapping in ("environment_variables", "tags"):
             _check_text_mapping(mapping, getattr(self, mapping))
             # A copy of its own that cannot change: the caller's dict may, after the checks.

@@ -170,12 +170,12 @@ def test_a_duration_too_big_for_a_float_is_refused_as_invalid_input(tmp_path: Pa
 def test_each_field_has_one_name_and_holds_its_normalised_value(tmp_path: Path) -> None:
     spec = JobSpec(
         entry_script="train.py",
-        args=["--azureml", "--epochs", "3"],
+        args=["--azureml", "--epochs", "--himl-local", "3"],
         snapshot_root=tmp_path,
         input_datasets=["scans"],
         max_run_duration="1h",
     )
-    assert spec.args == ("--epochs", "3")  # hi-ml's flag only says where to submit
+    assert spec.args == ("--epochs", "3")  # the submission flags only say where to submit
     assert spec.input_datasets == (DatasetConfig("scans"),)
     assert spec.max_run_duration == 3600.0
     assert spec.entry_script == tmp_path / "train.py" and spec.snapshot_root == tmp_path

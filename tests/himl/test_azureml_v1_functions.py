@@ -140,3 +140,13 @@ def test_another_backend_is_refused_by_name_before_anything(tmp_path: Path) -> N
         create_run_configuration(local, "cpu-cluster", aml_environment_name="env")
     with pytest.raises(InvalidInputError, match="take an azureml.core.Workspace"):
         submit_run(local, "experiment", object())
+
+
+def test_create_script_run_leaves_out_either_submission_flag(
+    cwd_project: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The door takes both flags out of a job's arguments; so does the v1 function it mirrors.
+    write_script(cwd_project, "train.py", "print('hi')\n")
+    monkeypatch.setattr(sys, "argv", ["train.py", "--himl-local", "-n", "3", "--azureml"])
+    assert create_script_run(cwd_project, "train.py").arguments == ["-n", "3"]

@@ -32,8 +32,8 @@ from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError
 from himl_tasks.job_spec import (
-    AZUREML_FLAG,
     COMMANDLINE_TAG,
+    SUBMISSION_FLAGS,
     JobSpec,
     parse_duration,
     sanitize_experiment_name,
@@ -146,8 +146,8 @@ def create_script_run(
 
     As hi-ml's (0.2 argument order): the snapshot is the current folder when not given, the
     script is the running one (`sys.argv[0]`), and the arguments are this process's
-    (`sys.argv[1:]` without `--azureml`) when `script_params` is None. Set its `run_config` to
-    `create_run_configuration`'s before submitting.
+    (`sys.argv[1:]` without `--azureml` or `--himl-local`) when `script_params` is None. Set
+    its `run_config` to `create_run_configuration`'s before submitting.
 
     Raises:
         InvalidInputError: (a ValueError, as hi-ml raises) If an absolute entry script lies
@@ -177,7 +177,7 @@ def create_script_run(
     else:
         relative = script.as_posix()
     if script_params is None:
-        arguments = [arg for arg in sys.argv[1:] if arg != AZUREML_FLAG]
+        arguments = [arg for arg in sys.argv[1:] if arg not in SUBMISSION_FLAGS]
     else:
         arguments = [str(arg) for arg in script_params]
     print(f"This command will be run in AzureML: {relative} {' '.join(arguments)}")
