@@ -184,6 +184,19 @@ def test_lightning_is_imported_only_when_a_lightning_name_is_used() -> None:
     assert output.strip() == "[] True"
 
 
+def test_run_context_is_light_to_import_in_a_job() -> None:
+    # A job's script imports RUN_CONTEXT to log: it is the in-job API's, not the door's, so it
+    # loads neither the storage engine's HTTP client nor an Azure SDK.
+    probe = (
+        "import sys; from himl_tasks import RUN_CONTEXT; RUN_CONTEXT.id; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'azure', 'azureml'}))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "[]"
+
+
 def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
     probe = (
         "import sys, himl_tasks; from himl_tasks import AzureMLV1Backend, get_workspace, "
