@@ -3,7 +3,7 @@
 hi-ml sets `RUN_CONTEXT = Run.get_context()` when `health_azure` is imported. Here it is a proxy
 that finds the current run on each use (never at import: importing himl_tasks loads no SDK).
 It is hi-ml's run object, the `run` of `get_run_info()` inside a job; the backend's own context
-under it (`RunContext`: run id, attempt, `log_metrics`) is `current_run()`.
+under it (`RunContext`: run id, attempt, `log_metrics`) is `current_run()`. What it is:
 
 - inside an AzureML run, it is azureml's own `Run.get_context()` object: every method of it
   (`upload_file`, `tag`, ...) works, and `hasattr(RUN_CONTEXT, "experiment")` is True;
