@@ -319,9 +319,8 @@ def _check_and_submit(
         ref = backend.submit_sweep(plan, sweep)
     else:
         ref = backend.submit(plan)
-    # hi-ml writes it in the current folder; the backend, beside the script.
+    # hi-ml writes it in the current folder (the backend wrote it beside the script).
     write_most_recent_run(Path.cwd(), ref)
-    write_most_recent_run(spec.recovery_file_folder, ref)
     return ref
 
 
