@@ -49,7 +49,6 @@ from .himl.datastore_transfers import upload_to_datastore as upload_to_datastore
 from .himl.lightning_logging import AzureMLLogger as AzureMLLogger
 from .himl.lightning_logging import log_learning_rate as log_learning_rate
 from .himl.lightning_logging import log_on_epoch as log_on_epoch
-from .himl.run_context import RUN_CONTEXT as RUN_CONTEXT
 from .himl.run_helpers import download_checkpoints_from_run_id as download_checkpoints_from_run_id
 from .himl.run_helpers import download_files_from_run_id as download_files_from_run_id
 from .himl.run_helpers import fetch_run as fetch_run
@@ -65,6 +64,7 @@ from .runs import RunRef as RunRef
 from .runs import RunState as RunState
 from .runs import RunStatus as RunStatus
 from .runs import split_recovery_id as split_recovery_id
+from .runtime import RUN_CONTEXT as RUN_CONTEXT
 from .runtime import AzureRunInfo as AzureRunInfo
 from .runtime import get_run_info as get_run_info
 from .runtime import is_running_in_azure_ml as is_running_in_azure_ml

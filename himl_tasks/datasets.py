@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,9 +97,40 @@ def _version(name: str, version: object) -> int | None:
     return number
 
 
-def as_dataset_config(item: DatasetConfig | str) -> DatasetConfig:
-    """Accepts a dataset name where a `DatasetConfig` is expected, as hi-ml does."""
-    return item if isinstance(item, DatasetConfig) else DatasetConfig(name=item)
+def as_dataset_config(item: DatasetConfig | str, default_datastore: str = "") -> DatasetConfig:
+    """Accepts a dataset name where a `DatasetConfig` is expected, as hi-ml does.
+
+    A name is a dataset in `default_datastore`; a `DatasetConfig` keeps its own datastore, also
+    when it is "" (the workspace's default), as in hi-ml's `submit_to_azure_if_needed`.
+    """
+    return item if isinstance(item, DatasetConfig) else DatasetConfig(item, default_datastore)
+
+
+def as_dataset_configs(
+    given: Sequence[DatasetConfig | str], *, parameter: str, default_datastore: str = ""
+) -> tuple[DatasetConfig, ...]:
+    """A list of dataset names and `DatasetConfig`s as `DatasetConfig`s (`as_dataset_config`).
+
+    Args:
+        given: The list.
+        parameter: The argument's name, for the error.
+        default_datastore: The datastore of each dataset given by name.
+
+    Raises:
+        InvalidInputError: For one name instead of a list ("mnist" would be five datasets,
+            "m", "n", ...), or an item that is neither a name nor a `DatasetConfig`.
+    """
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        raise InvalidInputError(
+            f"{parameter} must be a list of dataset names or DatasetConfigs, e.g. ['mnist'], "
+            f"not {given!r}"
+        )
+    for item in given:
+        if not isinstance(item, str | DatasetConfig):
+            raise InvalidInputError(
+                f"{parameter} holds {item!r}: give dataset names or DatasetConfigs"
+            )
+    return tuple(as_dataset_config(item, default_datastore) for item in given)
 
 
 @dataclass(frozen=True)

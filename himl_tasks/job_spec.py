@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
-from himl_tasks.datasets import DatasetConfig, as_dataset_config
+from himl_tasks.datasets import DatasetConfig, as_dataset_configs
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_variables import is_set_by_backends
 from himl_tasks.number_checks import is_number, is_whole_number
@@ -21,6 +21,11 @@ from himl_tasks.runs import parse_recovery_id
 from himl_tasks.secret_reference import SecretReference
 
 AZUREML_FLAG = "--azureml"
+LOCAL_FLAG = "--himl-local"
+SUBMISSION_FLAGS = (AZUREML_FLAG, LOCAL_FLAG)
+"""Where hi-ml's door submits a script (`--himl-local` is ours): never the job's arguments."""
+COMMANDLINE_TAG = "commandline_args"
+"""hi-ml's tag for a submitted run's arguments, when the caller gives no tags."""
 EXPERIMENT_NAME_VARIABLE = "HIML_EXPERIMENT_NAME"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -226,22 +231,15 @@ class JobSpec:
         _normalise_paths(self)
         for sequence in ("args", "ignored_folders"):
             object.__setattr__(self, sequence, _texts(sequence, getattr(self, sequence)))
-        # The script never sees hi-ml's flag: it only says where to submit.
-        object.__setattr__(self, "args", tuple(a for a in self.args if a != AZUREML_FLAG))
+        # The script never sees a submission flag: it only says where to submit.
+        object.__setattr__(self, "args", tuple(a for a in self.args if a not in SUBMISSION_FLAGS))
         for mapping in ("environment_variables", "tags"):
             _check_text_mapping(mapping, getattr(self, mapping))
             # A copy of its own that cannot change: the caller's dict may, after the checks.
             object.__setattr__(self, mapping, FrozenMapping(getattr(self, mapping)))
         for datasets in ("input_datasets", "output_datasets"):
-            given = getattr(self, datasets)
-            if isinstance(given, str | bytes) or not isinstance(given, Sequence):
-                # One name is not a list of them: "mnist" would be five datasets, "m", "n", ...
-                raise InvalidInputError(
-                    f"{datasets} must be a list of dataset names or DatasetConfigs, e.g. "
-                    f"['mnist'], not {given!r}"
-                )
-            configs = (_absolute_local_folder(as_dataset_config(d)) for d in given)
-            object.__setattr__(self, datasets, tuple(configs))
+            configs = as_dataset_configs(getattr(self, datasets), parameter=datasets)
+            object.__setattr__(self, datasets, tuple(map(_absolute_local_folder, configs)))
         names = [d.name for d in self.input_datasets] + [d.name for d in self.output_datasets]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import himl_tasks.job_spec
-from himl_tasks.datasets import DatasetConfig
+from himl_tasks.datasets import DatasetConfig, as_dataset_configs
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.secret_reference import SecretReference
@@ -170,12 +170,12 @@ def test_a_duration_too_big_for_a_float_is_refused_as_invalid_input(tmp_path: Pa
 def test_each_field_has_one_name_and_holds_its_normalised_value(tmp_path: Path) -> None:
     spec = JobSpec(
         entry_script="train.py",
-        args=["--azureml", "--epochs", "3"],
+        args=["--azureml", "--epochs", "--himl-local", "3"],
         snapshot_root=tmp_path,
         input_datasets=["scans"],
         max_run_duration="1h",
     )
-    assert spec.args == ("--epochs", "3")  # hi-ml's flag only says where to submit
+    assert spec.args == ("--epochs", "3")  # the submission flags only say where to submit
     assert spec.input_datasets == (DatasetConfig("scans"),)
     assert spec.max_run_duration == 3600.0
     assert spec.entry_script == tmp_path / "train.py" and spec.snapshot_root == tmp_path
@@ -240,6 +240,22 @@ def test_datasets_that_are_not_a_list_are_refused(tmp_path: Path, given: object)
     for field in ("input_datasets", "output_datasets"):
         with pytest.raises(InvalidInputError, match=f"{field} must be a list"):
             JobSpec(entry_script="a.py", snapshot_root=tmp_path, **{field: given})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("item", [42, None, Path("mnist")])
+def test_a_list_item_that_is_neither_a_name_nor_a_config_is_named_in_the_error(
+    tmp_path: Path, item: object
+) -> None:
+    # One rule for JobSpec and hi-ml's door (datasets.as_dataset_configs): the error names the
+    # argument and says what it takes.
+    with pytest.raises(InvalidInputError, match="input_datasets holds .*: give dataset names"):
+        JobSpec(entry_script="a.py", snapshot_root=tmp_path, input_datasets=[item])  # type: ignore[list-item]
+
+
+def test_a_name_is_a_dataset_in_the_default_datastore_and_a_config_keeps_its_own() -> None:
+    given = ["mnist", DatasetConfig("cifar")]
+    configs = as_dataset_configs(given, parameter="input_datasets", default_datastore="blobs")
+    assert configs == (DatasetConfig("mnist", "blobs"), DatasetConfig("cifar"))
 
 
 def test_json_may_leave_out_mappings_as_null_as_the_constructor_does(tmp_path: Path) -> None:

@@ -105,6 +105,46 @@ def test_public_names_are_pinned_and_all_resolve() -> None:
             assert getattr(himl_tasks, name).__name__ == name
 
 
+HIML_PUBLIC = [
+    "LOCAL_FLAG",
+    "RUN_CONTEXT",
+    "AzureMLLogger",
+    "AzureRunInfo",
+    "DatasetConfig",
+    "create_run_configuration",
+    "create_script_run",
+    "download_checkpoints_from_run_id",
+    "download_files_from_run_id",
+    "download_from_datastore",
+    "fetch_run",
+    "get_most_recent_run",
+    "get_workspace",
+    "is_running_in_azure_ml",
+    "log_learning_rate",
+    "log_on_epoch",
+    "resolve_backend",
+    "run_object",
+    "set_environment_variables_for_multi_node",
+    "split_recovery_id",
+    "submit_run",
+    "submit_to_azure_if_needed",
+    "torch_barrier",
+    "upload_to_datastore",
+]
+# Names of himl_tasks.himl that are this project's, not hi-ml's: not at the top level.
+HIML_ONLY = {"LOCAL_FLAG", "run_object"}
+
+
+def test_hi_ml_s_names_are_pinned_and_the_same_objects_at_the_top_level() -> None:
+    # A hi-ml script changes one import line: `from health_azure import DatasetConfig, ...`
+    # becomes `from himl_tasks import ...` or `from himl_tasks.himl import ...`, either one.
+    import himl_tasks.himl
+
+    assert himl_tasks.himl.__all__ == HIML_PUBLIC
+    for name in sorted(set(HIML_PUBLIC) - HIML_ONLY):
+        assert getattr(himl_tasks.himl, name) is getattr(himl_tasks, name), name
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     # hasattr() and `from himl_tasks import X` rely on AttributeError, not another exception.
     assert not hasattr(himl_tasks, "LocalBackends")
@@ -112,11 +152,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 def test_importing_the_package_loads_no_heavy_dependency() -> None:
     probe = "import sys, json, himl_tasks; print(json.dumps(sorted(sys.modules)))"
-    loaded = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", probe], check=True, capture_output=True, text=True
-        ).stdout
-    )
+    loaded = json.loads(_probe(probe))
     heavy = [
         m
         for m in loaded
@@ -138,10 +174,19 @@ def test_lightning_is_imported_only_when_a_lightning_name_is_used() -> None:
         "from himl_tasks import AzureMLLogger; from himl_tasks.himl import log_on_epoch; "
         "print(before, 'pytorch_lightning' in sys.modules)"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
-    ).stdout
+    output = _probe(probe)
     assert output.strip() == "[] True"
+
+
+def test_run_context_is_light_to_import_in_a_job() -> None:
+    # A job's script imports RUN_CONTEXT to log: it is the in-job API's, not the door's, so it
+    # loads neither the storage engine's HTTP client nor an Azure SDK.
+    probe = (
+        "import sys; from himl_tasks import RUN_CONTEXT; RUN_CONTEXT.id; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'azure', 'azureml'}))"
+    )
+    output = _probe(probe)
+    assert output.strip() == "[]"
 
 
 def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
@@ -150,10 +195,15 @@ def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
         "SweepSpec, download_checkpoints; print(any(m.split('.')[0] == 'azureml' "
         "for m in sys.modules))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
-    ).stdout
+    output = _probe(probe)
     assert output.strip() == "False"
+
+
+def _probe(code: str) -> str:
+    """What a fresh interpreter prints running `code`: imports measured from nothing."""
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
 
 
 def test_no_two_modules_define_one_public_name() -> None:
@@ -177,6 +227,34 @@ def test_no_two_modules_define_one_public_name() -> None:
         if len(paths) > 1 and name not in shared_on_purpose
     }
     assert twice == {}
+
+
+def test_no_two_modules_define_one_named_text() -> None:
+    # A name (a flag, a tag, a file's name, hi-ml's default variables) written out in two
+    # modules is a copy that drifts, or one constant name with two meanings (OUTPUT_FOLDER the
+    # variable's name in one module, the folder's in another). Numbers may repeat: a module's
+    # own timings (POLL_SECONDS) are its own.
+    where: dict[str, list[str]] = {}
+    package = Path(himl_tasks.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if not isinstance(value, ast.Constant | ast.Dict | ast.Tuple | ast.List):
+                continue
+            if isinstance(value, ast.Constant) and not isinstance(value.value, str):
+                continue
+            for name in _defined_constants(node):
+                where.setdefault(name, []).append(str(path.relative_to(package)))
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+
+
+def _defined_constants(node: ast.stmt) -> list[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else []
+    if isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    # A private constant (`_SCHEMA`) is its module's own.
+    names = [t.id for t in targets if isinstance(t, ast.Name)]
+    return [name for name in names if name.isupper() and not name.startswith("_")]
 
 
 def _defined_names(node: ast.stmt) -> list[str]:

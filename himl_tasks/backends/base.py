@@ -276,14 +276,16 @@ class Backend(abc.ABC):
         """Starts a hyperparameter sweep around a job; its trials are the run's children.
 
         With `submission_id`, idempotent as `submit` is: the sweep's run is recorded with it.
+        The sweep's recovery id is written to `most_recent_run.txt` beside the script.
         """
-        spec_of(job)
+        spec = spec_of(job)
         self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
-        if found is not None:
-            return found
-        self.check_sweep(sweep)
-        return self._submit_sweep_plan(self._plan_of(job), sweep, submission_id)
+        if found is None:
+            self.check_sweep(sweep)
+            found = self._submit_sweep_plan(self._plan_of(job), sweep, submission_id)
+        write_most_recent_run(spec.recovery_file_folder, found)
+        return found
 
     def _check_plan_workspace(self, job: JobSpec | RunPlan) -> None:
         """Refuses a plan another workspace made: its inputs are that workspace's versions.

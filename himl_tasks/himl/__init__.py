@@ -8,7 +8,7 @@ from himl_tasks.backends.azureml_v1.himl_functions import (
     create_script_run,
     submit_run,
 )
-from himl_tasks.himl.command_line import LOCAL_FLAG
+from himl_tasks.datasets import DatasetConfig
 from himl_tasks.himl.datastore_transfers import download_from_datastore, upload_to_datastore
 from himl_tasks.himl.run_context import RUN_CONTEXT
 from himl_tasks.himl.run_helpers import (
@@ -20,6 +20,7 @@ from himl_tasks.himl.run_helpers import (
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.submission import submit_to_azure_if_needed
 from himl_tasks.himl.workspace_resolution import resolve_backend
+from himl_tasks.job_spec import LOCAL_FLAG
 from himl_tasks.runs import split_recovery_id
 from himl_tasks.runtime import (
     AzureRunInfo,
@@ -48,6 +49,7 @@ __all__ = [
     "RUN_CONTEXT",
     "AzureMLLogger",
     "AzureRunInfo",
+    "DatasetConfig",
     "create_run_configuration",
     "create_script_run",
     "download_checkpoints_from_run_id",

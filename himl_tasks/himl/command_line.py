@@ -12,10 +12,7 @@ import enum
 from collections.abc import Sequence
 
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.job_spec import AZUREML_FLAG
-
-LOCAL_FLAG = "--himl-local"
-SUBMISSION_FLAGS = (AZUREML_FLAG, LOCAL_FLAG)
+from himl_tasks.job_spec import AZUREML_FLAG, LOCAL_FLAG, SUBMISSION_FLAGS
 
 
 class Target(enum.Enum):

@@ -9,52 +9,10 @@ from pathlib import Path
 
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.job_spec import EXPERIMENT_NAME_VARIABLE, JobSpec
+from himl_tasks.job_spec import COMMANDLINE_TAG, EXPERIMENT_NAME_VARIABLE, JobSpec
+from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 
 PathOrString = Path | str
-
-DEFAULT_ENVIRONMENT_VARIABLES = {
-    "AZUREML_OUTPUT_UPLOAD_TIMEOUT_SEC": "3600",
-    "AZUREML_RUN_KILL_SIGNAL_TIMEOUT_SEC": "900",
-    "MKL_SERVICE_FORCE_INTEL": "1",
-    "RSLEX_DIRECT_VOLUME_MOUNT": "true",
-    "RSLEX_DIRECT_VOLUME_MOUNT_MAX_CACHE_SIZE": "1",
-    "DATASET_MOUNT_CACHE_SIZE": "1",
-}
-"""hi-ml's variables for every run (health_azure/utils.py), under the user's own."""
-
-COMMANDLINE_TAG = "commandline_args"
-
-
-def himl_dataset_configs(
-    datasets: Sequence[DatasetConfig | str] | None, default_datastore: str, parameter: str
-) -> list[DatasetConfig]:
-    """Dataset names as `DatasetConfig`s in `default_datastore`, as hi-ml turns them.
-
-    Only names take `default_datastore`; a `DatasetConfig` keeps its own `datastore`, also
-    when it is "" (the workspace's default), as in hi-ml.
-
-    Raises:
-        InvalidInputError: For one name instead of a list, or an item that is neither.
-    """
-    if datasets is None:
-        return []
-    if isinstance(datasets, str | bytes) or not isinstance(datasets, Sequence):
-        raise InvalidInputError(
-            f"{parameter} must be a list of dataset names or DatasetConfigs, e.g. ['mnist'], "
-            f"not {datasets!r}"
-        )
-    configs = []
-    for item in datasets:
-        if isinstance(item, str):
-            configs.append(DatasetConfig(name=item, datastore=default_datastore))
-        elif isinstance(item, DatasetConfig):
-            configs.append(item)
-        else:
-            raise InvalidInputError(
-                f"{parameter} holds {item!r}: give dataset names or DatasetConfigs"
-            )
-    return configs
 
 
 def environment_variables_for_runs(given: Mapping[str, str] | None) -> dict[str, str]:

@@ -14,8 +14,8 @@ from himl_tasks.runtime import AzureRunInfo
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FOLDER = "outputs"
-LOGS_FOLDER = "logs"
+OUTPUTS_FOLDER_NAME = "outputs"
+LOGS_FOLDER_NAME = "logs"
 
 
 def plain_run_info(
@@ -41,7 +41,7 @@ def plain_run_info(
         ConfigurationError: If the workspace cannot be reached (e.g. signing in fails).
     """
     os.environ.update(environment_variables)
-    output_folder, logs_folder = Path.cwd() / OUTPUT_FOLDER, Path.cwd() / LOGS_FOLDER
+    output_folder, logs_folder = Path.cwd() / OUTPUTS_FOLDER_NAME, Path.cwd() / LOGS_FOLDER_NAME
     if create_output_folders:
         output_folder.mkdir(exist_ok=True)
         logs_folder.mkdir(exist_ok=True)

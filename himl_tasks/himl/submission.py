@@ -12,7 +12,6 @@ run_info = submit_to_azure_if_needed(compute_cluster_name="cpu-cluster",
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -21,24 +20,24 @@ from typing import Any, Protocol, runtime_checkable
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import InvalidInputError, JobFailedError
+from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and_children
+from himl_tasks.datasets import DatasetConfig, as_dataset_configs
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.himl import azureml_workspace
 from himl_tasks.himl.command_line import Target, job_arguments, submission_target
 from himl_tasks.himl.himl_job_spec import (
     PathOrString,
     environment_variables_for_runs,
-    himl_dataset_configs,
     himl_job_spec,
 )
 from himl_tasks.himl.plain_run import plain_run_info
-from himl_tasks.himl.run_context import RUN_CONTEXT
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.job_spec import AZUREML_FLAG, JobSpec
 from himl_tasks.number_checks import is_seconds
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, RunState, write_most_recent_run
+from himl_tasks.runs import RunRef, write_most_recent_run
+from himl_tasks.runtime import get_run_info
 from himl_tasks.runtime.in_job_platform import in_job_platform
 from himl_tasks.sweeps import SweepSpec
 
@@ -46,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 WAIT_MARGIN_SECONDS = 3600.0
 """Added to `max_run_duration` for the wait's deadline: queueing, image builds, uploads."""
-BANNER_RULE = "=" * 78
 
 
 @runtime_checkable
@@ -186,13 +184,20 @@ def submit_to_azure_if_needed(
             "wait_timeout_seconds must be a positive, finite number of seconds, not "
             f"{wait_timeout_seconds!r}; leave it None for max_run_duration plus an hour"
         )
-    inputs = himl_dataset_configs(input_datasets, default_datastore, "input_datasets")
-    outputs = himl_dataset_configs(output_datasets, default_datastore, "output_datasets")
-    platform = in_job_platform()
-    if platform is not None:
-        # hi-ml's job gets RUN_CONTEXT as its run (azureml's own Run on AzureML), so that
-        # `run_info.run.log(...)` and the Run's other methods work on every backend.
-        return dataclasses.replace(platform.run_info(), run=RUN_CONTEXT)
+    inputs = as_dataset_configs(
+        [] if input_datasets is None else input_datasets,
+        parameter="input_datasets",
+        default_datastore=default_datastore,
+    )
+    outputs = as_dataset_configs(
+        [] if output_datasets is None else output_datasets,
+        parameter="output_datasets",
+        default_datastore=default_datastore,
+    )
+    if in_job_platform() is not None:
+        # Its run is RUN_CONTEXT (azureml's own Run on AzureML), so that `run_info.run.log(...)`
+        # and the Run's other methods work on every backend.
+        return get_run_info()
     target = submission_target(
         sys.argv,
         submit_to_azureml=submit_to_azureml,
@@ -232,9 +237,9 @@ def submit_to_azure_if_needed(
     if target is Target.AZUREML and not strictly_aml_v1:
         logger.info("submitting with AzureML SDK v1: himl-tasks has no SDK v2 backend yet")
     ref = _check_and_submit(backend, spec, hyperdrive_config, sweep)
-    _announce(backend, ref)
+    announce_queued_run(backend, ref)
     if wait_for_completion:
-        _wait(
+        wait_for_run_and_children(
             backend,
             ref,
             show_output=wait_for_completion_show_output,
@@ -314,21 +319,9 @@ def _check_and_submit(
         ref = backend.submit_sweep(plan, sweep)
     else:
         ref = backend.submit(plan)
-    # hi-ml writes it in the current folder; the backend, beside the script.
+    # hi-ml writes it in the current folder (the backend wrote it beside the script).
     write_most_recent_run(Path.cwd(), ref)
-    write_most_recent_run(spec.recovery_file_folder, ref)
     return ref
-
-
-def _announce(backend: Backend, ref: RunRef) -> None:
-    # print, not logging, as hi-ml: the person who started the script reads it.
-    print(f"\n{BANNER_RULE}")
-    print(f"Successfully queued run {ref.run_id} in experiment {ref.experiment} ({backend!r})")
-    print(f"Experiment name and run ID are available in file {RUN_RECOVERY_FILE_NAME}")
-    print(f"Run recovery id: {ref.recovery_id}")
-    if ref.portal_url:
-        print(f"Run URL: {ref.portal_url}")
-    print(f"{BANNER_RULE}\n", flush=True)
 
 
 def _wait_deadline(spec: JobSpec, wait_timeout_seconds: float | None) -> float | None:
@@ -337,23 +330,3 @@ def _wait_deadline(spec: JobSpec, wait_timeout_seconds: float | None) -> float |
     if spec.max_run_duration is not None:
         return spec.max_run_duration + WAIT_MARGIN_SECONDS
     return None  # the backend's default deadline
-
-
-def _wait(
-    backend: Backend, ref: RunRef, *, show_output: bool, timeout_seconds: float | None
-) -> None:
-    """Waits for the run and, as hi-ml checks, its children; raises unless all completed."""
-    print(f"Waiting for the completion of run {ref.run_id}.", flush=True)
-    on_line = (lambda line: print(line, flush=True)) if show_output else None
-    state = backend.watch(ref, timeout_seconds=timeout_seconds, on_line=on_line)
-    _raise_unless_completed(state)
-    for child in backend.child_runs(ref):
-        # A sweep ends after its trials, so each is over already; watched all the same, so
-        # that a trial's state is never read before it settled.
-        _raise_unless_completed(backend.watch(child, timeout_seconds=timeout_seconds))
-    print(f"Run {ref.run_id} completed.", flush=True)
-
-
-def _raise_unless_completed(state: RunState) -> None:
-    if not state.succeeded:
-        raise JobFailedError(state)

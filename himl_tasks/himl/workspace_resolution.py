@@ -33,6 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks import job_variables
+from himl_tasks.backends.azureml_v1.workspace import (
+    CONFIG_FILE_NAME,
+    WORKSPACE_VARIABLES,
+    find_config_file,
+)
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.workspace_config import (
@@ -45,9 +50,7 @@ from himl_tasks.runtime import is_running_in_azure_ml
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE_NAME = "config.json"
 AZUREML_CONFIG_FIELDS = ("subscription_id", "resource_group", "workspace_name")
-WORKSPACE_VARIABLES = ("HIML_SUBSCRIPTION_ID", "HIML_RESOURCE_GROUP", "HIML_WORKSPACE_NAME")
 
 
 def resolve_backend(
@@ -74,7 +77,7 @@ def resolve_backend(
     local_job_workspace = os.environ.get(job_variables.WORKSPACE)
     if local_job_workspace:
         return LocalBackend(local_job_workspace)
-    found = find_config_json(Path.cwd())
+    found = find_config_file(Path.cwd().absolute(), os.environ.get("PYTHONPATH", ""))
     if found is not None:
         return azureml_workspace.azureml_backend(workspace_config_path=found)
     set_variables = [name for name in WORKSPACE_VARIABLES if os.environ.get(name)]
@@ -97,16 +100,6 @@ def resolve_backend(
         backend.root,
     )
     return backend
-
-
-def find_config_json(start: Path) -> Path | None:
-    """The `config.json` hi-ml would find from `start` upward (up to the project root), or None."""
-    from himl_tasks.backends.azureml_v1.workspace import search_folders
-
-    for folder in search_folders(start.absolute(), os.environ.get("PYTHONPATH", "")):
-        if (folder / CONFIG_FILE_NAME).is_file():
-            return folder / CONFIG_FILE_NAME
-    return None
 
 
 def _given_workspace(aml_workspace: Any) -> Backend:

@@ -27,7 +27,7 @@ Example:
             input_datasets=[DatasetConfig(scans.name, version=scans.version)],
         )
         result = run_job(workspace_block, spec, max_retries=2)
-        return result.metrics["test_accuracy"]
+        return float(result.metrics["test_accuracy"])  # a metric may be text (a note)
     ```
 """
 

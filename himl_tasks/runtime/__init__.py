@@ -27,6 +27,7 @@ from himl_tasks.runtime.distributed import (
     set_environment_variables_for_multi_node,
     torch_barrier,
 )
+from himl_tasks.runtime.himl_run_context import RUN_CONTEXT
 from himl_tasks.runtime.in_job_platform import InJobPlatform, current_run, is_running_in_azure_ml
 from himl_tasks.runtime.metrics import log_metric, log_metrics
 from himl_tasks.runtime.recovery import find_latest_recovery_checkpoint
@@ -34,6 +35,7 @@ from himl_tasks.runtime.run_context import AzureRunInfo, RunContext
 from himl_tasks.runtime.run_info import DatasetSource, get_run_info
 
 __all__ = [
+    "RUN_CONTEXT",
     "AzureRunInfo",
     "DatasetSource",
     "InJobPlatform",

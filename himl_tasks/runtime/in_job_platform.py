@@ -33,7 +33,7 @@ class InJobPlatform(Protocol):
         ...
 
     def run_info(self) -> AzureRunInfo:
-        """Where the current run's data is, and the run."""
+        """Where the current run's data is (`get_run_info` sets its `run`)."""
         ...
 
     def fetch_resumed_checkpoint(self, recovery_id: str, folder: Path) -> None:

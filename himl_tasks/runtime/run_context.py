@@ -54,9 +54,9 @@ class AzureRunInfo:
         output_datasets: A folder per output dataset, likewise.
         output_folder: Where to write results kept with the run (`outputs/`).
         logs_folder: Where to write logs kept with the run (`logs/`).
-        run: The run, inside a job; None in a plain `python script.py`. From `get_run_info`
-            the backend's `RunContext`; from hi-ml's `submit_to_azure_if_needed`, hi-ml's
-            `RUN_CONTEXT` (azureml's own Run on AzureML).
+        run: hi-ml's run inside a job, `RUN_CONTEXT` (which is azureml's own Run on AzureML),
+            from `get_run_info` and `submit_to_azure_if_needed` alike; None in a plain
+            `python script.py`. The backend's `RunContext` is `current_run()`.
         is_running_in_azure_ml: True inside an AzureML run.
         mount_contexts: hi-ml's mounts started for a plain run's inputs, which a script may
             stop; always empty here: himl-tasks downloads a plain run's inputs (a mount it

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from himl_tasks.datasets import DatasetConfig, as_dataset_config
+from himl_tasks.runtime.himl_run_context import RUN_CONTEXT
 from himl_tasks.runtime.in_job_platform import in_job_platform
 from himl_tasks.runtime.run_context import AzureRunInfo
 
@@ -27,7 +29,8 @@ def get_run_info(
 ) -> AzureRunInfo:
     """Describes where this script runs and where its data is.
 
-    Inside a job, the folders come from the job. Outside one (a plain `python script.py`),
+    Inside a job, the folders come from the job, and `run` is hi-ml's `RUN_CONTEXT` (the
+    backend's own `RunContext` is `current_run()`). Outside one (a plain `python script.py`),
     the given dataset configs' `local_folder`s are used. An input without one is fetched from
     `backend` when given (downloaded into its `target_folder`, else a temporary folder; or
     mounted, on AzureML, with `use_mounting`), else it is None. `outputs/` and `logs/` under
@@ -43,7 +46,8 @@ def get_run_info(
     """
     platform = in_job_platform()
     if platform is not None:
-        return platform.run_info()
+        # hi-ml's run: azureml's own Run on AzureML, RUN_CONTEXT's recording run elsewhere.
+        return dataclasses.replace(platform.run_info(), run=RUN_CONTEXT)
     output_folder, logs_folder = Path.cwd() / "outputs", Path.cwd() / "logs"
     output_folder.mkdir(exist_ok=True)
     logs_folder.mkdir(exist_ok=True)

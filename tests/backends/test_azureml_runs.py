@@ -191,9 +191,11 @@ def test_sweeps_become_hyperdrive_configs(
         parameters={"lr": Choice(0.1, 0.01), "--batch": Choice(32, 64, 128)},
         sampling="grid", primary_metric="val_loss",
     )  # fmt: skip
-    aml.submit_sweep(spec, grid)
+    ref = aml.submit_sweep(spec, grid)
     config = aml_service.submitted[-1][1]
     assert isinstance(config, HyperDriveConfig)
+    recovery_file = spec.recovery_file_folder / "most_recent_run.txt"
+    assert recovery_file.read_text().strip() == ref.recovery_id  # as for any submission
     assert config._max_total_runs == 6
     assert config._primary_metric_config == {"name": "val_loss", "goal": "minimize"}
     space = config._generator_config["parameter_space"]

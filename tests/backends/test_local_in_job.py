@@ -10,7 +10,7 @@ import pytest
 from himl_tasks import job_variables
 from himl_tasks.backends.local.in_job import LocalRunContext
 from himl_tasks.errors import ConfigurationError
-from himl_tasks.runtime import current_run, get_run_info
+from himl_tasks.runtime import RUN_CONTEXT, current_run, get_run_info
 
 
 def test_a_local_runs_variables_give_the_local_in_job_half(
@@ -31,7 +31,8 @@ def test_a_local_runs_variables_give_the_local_in_job_half(
 
     info = get_run_info()
 
-    assert info.run == LocalRunContext(tmp_path / "ws", "exp_1", "exp", 3, tmp_path / "logs")
+    assert current_run() == LocalRunContext(tmp_path / "ws", "exp_1", "exp", 3, tmp_path / "logs")
+    assert info.run is RUN_CONTEXT and info.run.id == "exp_1"  # hi-ml's run, as the door's
     assert info.input_datasets == [None, tmp_path / "in1"]  # input 0 was not given to the job
     assert info.output_datasets == [tmp_path / "out0"]
     assert (info.output_folder, info.logs_folder) == (tmp_path / "outputs", tmp_path / "logs")

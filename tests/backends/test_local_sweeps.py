@@ -48,6 +48,8 @@ def test_a_grid_sweep_runs_every_combination_as_children(
     )  # fmt: skip
     parent = backend.submit_sweep(JobSpec(entry_script="score.py", snapshot_root=project), sweep)
     assert backend.wait(parent, timeout=120).succeeded
+    # The sweep's run, as for any submission, beside the script; its trials do not replace it.
+    assert (project / "most_recent_run.txt").read_text().strip() == parent.recovery_id
     children = backend.child_runs(parent)
     assert len(children) == 6
     assert all(backend.get_state(c).status is RunStatus.COMPLETED for c in children)

@@ -10,16 +10,14 @@ import pytest
 
 # The AzureML service stand-in and its backend, shared with the backends' tests.
 from tests.backends.conftest import aml, aml_service, executing_aml, project
+from tests.runtime.conftest import clean_job_environment
 
-__all__ = ["aml", "aml_service", "executing_aml", "project"]
+__all__ = ["aml", "aml_service", "clean_job_environment", "executing_aml", "project"]
 
 
 @pytest.fixture
-def outside_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def outside_any_run(clean_job_environment: None) -> None:
     """No variable a backend sets: this process is outside any run until a test says so."""
-    for name in list(os.environ):
-        if name.startswith(("HIML_", "AZUREML_")) or name in ("RANK", "LOCAL_RANK"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ComputeNotFoundError, InvalidInputError, JobFailedError
 from himl_tasks.himl import create_run_configuration, create_script_run, submit_run
@@ -119,7 +120,9 @@ def test_submit_run_tags_records_and_waits_as_hi_ml(
     assert recovery == f"my_experiment:{run.id}"
     out = capsys.readouterr().out
     assert "Successfully queued run" in out and run.get_portal_url() in out
-    assert "AzureML completed." in out
+    # The door's banner and wait (himl_tasks/backends/queued_run.py): one for both.
+    assert f"Run recovery id: my_experiment:{run.id}" in out
+    assert f"Run {run.id} completed." in out
 
     quiet = submit_run(aml, "my_experiment", config, tags={})
     assert quiet.tags == {} and quiet.get_status() != "Completed"  # not waited for
@@ -127,3 +130,23 @@ def test_submit_run_tags_records_and_waits_as_hi_ml(
     aml_service.next_outcome = Outcome(statuses=("Queued", "Running", "Failed"), error=SCRIPT_ERROR)
     with pytest.raises(JobFailedError, match="division by zero"):
         submit_run(aml, "my_experiment", config, wait_for_completion=True)
+
+
+def test_another_backend_is_refused_by_name_before_anything(tmp_path: Path) -> None:
+    # These functions build azureml objects: a LocalBackend was an AttributeError from deep
+    # inside (no compute_targets), after the checks had started.
+    local = LocalBackend(tmp_path / "ws")
+    with pytest.raises(InvalidInputError, match="take an azureml.core.Workspace"):
+        create_run_configuration(local, "cpu-cluster", aml_environment_name="env")
+    with pytest.raises(InvalidInputError, match="take an azureml.core.Workspace"):
+        submit_run(local, "experiment", object())
+
+
+def test_create_script_run_leaves_out_either_submission_flag(
+    cwd_project: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The door takes both flags out of a job's arguments; so does the v1 function it mirrors.
+    write_script(cwd_project, "train.py", "print('hi')\n")
+    monkeypatch.setattr(sys, "argv", ["train.py", "--himl-local", "-n", "3", "--azureml"])
+    assert create_script_run(cwd_project, "train.py").arguments == ["-n", "3"]

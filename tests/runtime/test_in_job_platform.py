@@ -13,7 +13,7 @@ import pytest
 
 from himl_tasks import job_variables
 from himl_tasks.errors import ConfigurationError
-from himl_tasks.runtime import current_run, get_run_info, log_metric
+from himl_tasks.runtime import RUN_CONTEXT, current_run, get_run_info, log_metric
 from himl_tasks.runtime.in_job_platform import in_job_platform, load_in_job_platform
 from tests.runtime.conftest import FAKE_IN_JOB, FakeInJob, FakeRun
 
@@ -35,7 +35,8 @@ def test_the_in_job_half_named_by_the_variable_is_used(fake_in_job: FakeInJob) -
     log_metric("loss", 0.5, step=2)
 
     assert info.input_datasets == [Path("/in/0")] and info.output_folder == Path("/out")
-    assert current_run() is fake_in_job.run and info.run is fake_in_job.run
+    # info.run is hi-ml's run, RUN_CONTEXT, as the door's; the backend's own is current_run().
+    assert current_run() is fake_in_job.run and info.run is RUN_CONTEXT
     assert fake_in_job.run.logged == [({"loss": 0.5}, 2)]
 
 

@@ -17,13 +17,13 @@ def test_metrics_from_many_jobs_at_once_are_all_recorded(tmp_path: Path) -> None
         "metrics.py",
         """
         import os
-        from himl_tasks.runtime import get_run_info, log_metric, log_metrics
+        from himl_tasks.runtime import current_run, log_metric, log_metrics
         for step in range(100):
             log_metric("loss", step / 100, step=step)
         log_metrics({"accuracy": 0.9, "f1": 0.8})
         os.environ["RANK"] = "1"
         log_metric("loss", 99.0, step=100)  # only rank zero reports
-        print("in-job half:", os.environ["HIML_IN_JOB"], type(get_run_info().run).__module__)
+        print("in-job half:", os.environ["HIML_IN_JOB"], type(current_run()).__module__)
         """,
     )
     refs = [

@@ -32,7 +32,7 @@ from himl_tasks.backends.azureml_v1.submission import (
     script_run_config,
 )
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
-from himl_tasks.backends.base import Backend
+from himl_tasks.backends.base import Backend, spec_of
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
@@ -44,7 +44,7 @@ from himl_tasks.errors import (
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import azureml_output_name
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import Metric, RunRef, RunState, parse_recovery_id
+from himl_tasks.runs import Metric, RunRef, RunState, parse_recovery_id, write_most_recent_run
 from himl_tasks.secret_reference import secret_references
 from himl_tasks.snapshot import ignore_rules
 from himl_tasks.storage import Datastore
@@ -325,7 +325,8 @@ class AzureMLV1Backend(Backend):
         hi-ml puts the job's `ScriptRunConfig` into the config's private `_run_config`, in
         place of whatever the user built it with (hi-ml's examples give a placeholder,
         `ScriptRunConfig(source_directory="")`); so does this. The trials are the run's
-        children. With `submission_id`, idempotent as `submit` is.
+        children. With `submission_id`, idempotent as `submit` is; the run's recovery id is
+        written to `most_recent_run.txt` beside the script, as for any submission.
 
         Raises:
             InvalidInputError: If `hyperdrive_config` is not a `HyperDriveConfig`.
@@ -333,14 +334,15 @@ class AzureMLV1Backend(Backend):
         self.check_hyperdrive(hyperdrive_config)
         self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
-        if found is not None:
-            return found
-        plan = self._plan_of(job)
-        config, rules = self._prepare(plan)
-        # A private field, as hi-ml sets it (health_azure/himl.py, submit_to_azure_if_needed):
-        # HyperDriveConfig has no public way to replace its run configuration.
-        hyperdrive_config._run_config = config
-        return self._send(plan, hyperdrive_config, rules, submission_id)
+        if found is None:
+            plan = self._plan_of(job)
+            config, rules = self._prepare(plan)
+            # A private field, as hi-ml sets it (health_azure/himl.py, submit_to_azure_if_needed):
+            # HyperDriveConfig has no public way to replace its run configuration.
+            hyperdrive_config._run_config = config
+            found = self._send(plan, hyperdrive_config, rules, submission_id)
+        write_most_recent_run(spec_of(job).recovery_file_folder, found)
+        return found
 
     def check_spec(self, spec: JobSpec) -> None:
         """Refuses secret references: AzureML would store their values with the run.

@@ -27,15 +27,20 @@ from typing import Any
 from himl_tasks.backends.azureml_v1.backend import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.datasets import input_consumption, output_configuration
 from himl_tasks.backends.azureml_v1.environment import build_environment, environment_for
+from himl_tasks.backends.base import Backend
+from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and_children
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, JobFailedError
-from himl_tasks.job_spec import JobSpec, parse_duration, sanitize_experiment_name
+from himl_tasks.errors import InputPathNotFoundError, InvalidInputError
+from himl_tasks.job_spec import (
+    COMMANDLINE_TAG,
+    SUBMISSION_FLAGS,
+    JobSpec,
+    parse_duration,
+    sanitize_experiment_name,
+)
 from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 from himl_tasks.number_checks import is_whole_number
-from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, write_most_recent_run
-
-AZUREML_FLAG = "--azureml"
-COMMANDLINE_TAG = "commandline_args"
+from himl_tasks.runs import RunRef, write_most_recent_run
 
 
 def create_run_configuration(
@@ -72,7 +77,7 @@ def create_run_configuration(
     """
     from azureml.core.runconfig import DockerConfiguration, MpiConfiguration, RunConfiguration
 
-    backend = aml_backend(workspace)
+    backend = _azureml_backend_on(workspace)
     if not aml_environment_name and not conda_environment_file:
         raise InvalidInputError(
             "One of the two arguments 'aml_environment_name' or 'conda_environment_file' must "
@@ -141,8 +146,8 @@ def create_script_run(
 
     As hi-ml's (0.2 argument order): the snapshot is the current folder when not given, the
     script is the running one (`sys.argv[0]`), and the arguments are this process's
-    (`sys.argv[1:]` without `--azureml`) when `script_params` is None. Set its `run_config` to
-    `create_run_configuration`'s before submitting.
+    (`sys.argv[1:]` without `--azureml` or `--himl-local`) when `script_params` is None. Set
+    its `run_config` to `create_run_configuration`'s before submitting.
 
     Raises:
         InvalidInputError: (a ValueError, as hi-ml raises) If an absolute entry script lies
@@ -172,7 +177,7 @@ def create_script_run(
     else:
         relative = script.as_posix()
     if script_params is None:
-        arguments = [arg for arg in sys.argv[1:] if arg != AZUREML_FLAG]
+        arguments = [arg for arg in sys.argv[1:] if arg not in SUBMISSION_FLAGS]
     else:
         arguments = [str(arg) for arg in script_params]
     print(f"This command will be run in AzureML: {relative} {' '.join(arguments)}")
@@ -203,7 +208,7 @@ def submit_run(
         JobFailedError: If waiting, and the run or a child run did not complete.
         JobTimeoutError: If waiting, and the run has not ended by the deadline.
     """
-    backend = aml_backend(workspace)
+    backend = _azureml_backend_on(workspace)
     experiment = sanitize_experiment_name(experiment_name)
     if tags is None:
         arguments = _arguments(script_run_config)
@@ -211,28 +216,31 @@ def submit_run(
     run = backend.service.submit(experiment, script_run_config, dict(tags))
     ref = RunRef(experiment, run.id, backend.name, portal_url=run.get_portal_url())
     write_most_recent_run(Path.cwd(), ref)
-    print(
-        "\n" + "=" * 78 + "\n"
-        f"Successfully queued run {run.id} in experiment {experiment}\n"
-        f"Experiment name and run ID are available in file {RUN_RECOVERY_FILE_NAME}\n"
-        f"Run URL: {ref.portal_url}\n" + "=" * 78 + "\n",
-        flush=True,
-    )
+    announce_queued_run(backend, ref)
     if wait_for_completion:
-        print("Waiting for the completion of the AzureML run.", flush=True)
-        on_line = _print_line if wait_for_completion_show_output else None
-        state = backend.watch(ref, timeout_seconds=timeout_seconds, on_line=on_line)
-        for final in [state, *(backend.get_state(child) for child in backend.child_runs(ref))]:
-            if not final.succeeded:
-                raise JobFailedError(final)
-        print("AzureML completed.", flush=True)
+        wait_for_run_and_children(
+            backend,
+            ref,
+            show_output=wait_for_completion_show_output,
+            timeout_seconds=timeout_seconds,
+        )
     return backend.run_object(ref)
 
 
-def aml_backend(workspace: Any) -> AzureMLV1Backend:
-    """The backend on a workspace: an `AzureMLV1Backend` as it is, else one opened on it."""
+def _azureml_backend_on(workspace: Any) -> AzureMLV1Backend:
+    """The backend on a workspace: an `AzureMLV1Backend` as it is, else one opened on it.
+
+    Raises:
+        InvalidInputError: For another backend: these functions build AzureML's own objects.
+    """
     if isinstance(workspace, AzureMLV1Backend):
         return workspace
+    if isinstance(workspace, Backend):
+        raise InvalidInputError(
+            f"create_run_configuration and submit_run build AzureML SDK v1 objects, so they "
+            f"take an azureml.core.Workspace or an AzureMLV1Backend, not {workspace!r}; on any "
+            "backend, submit with submit_to_azure_if_needed or Backend.submit"
+        )
     return AzureMLV1Backend(workspace)
 
 
@@ -258,7 +266,3 @@ def _arguments(config: Any) -> list[str] | None:
         # `script_run_config.run_config.arguments` there).
         arguments = getattr(getattr(config, "run_config", None), "arguments", None)
     return None if arguments is None else [str(arg) for arg in arguments]
-
-
-def _print_line(line: str) -> None:
-    print(line, flush=True)

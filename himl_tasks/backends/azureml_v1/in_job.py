@@ -77,7 +77,6 @@ def run_info() -> AzureRunInfo:
         output_datasets=_numbered(outputs, job_variables.azureml_output_name),
         output_folder=Path.cwd() / "outputs",
         logs_folder=Path.cwd() / "logs",
-        run=context,
         is_running_in_azure_ml=True,
     )
 

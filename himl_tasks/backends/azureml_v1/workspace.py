@@ -23,7 +23,7 @@ CONFIG_FILE_NAME = "config.json"
 SUBSCRIPTION_ID = "HIML_SUBSCRIPTION_ID"
 RESOURCE_GROUP = "HIML_RESOURCE_GROUP"
 WORKSPACE_NAME = "HIML_WORKSPACE_NAME"
-_WORKSPACE_VARIABLES = (SUBSCRIPTION_ID, RESOURCE_GROUP, WORKSPACE_NAME)
+WORKSPACE_VARIABLES = (SUBSCRIPTION_ID, RESOURCE_GROUP, WORKSPACE_NAME)
 
 
 @dataclass(frozen=True)
@@ -180,15 +180,15 @@ def get_workspace(
     if block is not None:
         return opener(_block_settings(block), choose_authentication(_principal(block), environ=env))
     start = (search_from or Path.cwd()).absolute()
-    searched = search_folders(start, env.get("PYTHONPATH", ""))
-    for folder in searched:
-        if (folder / CONFIG_FILE_NAME).is_file():
-            settings = WorkspaceSettings.from_config_file(folder / CONFIG_FILE_NAME)
-            return opener(settings, choose_authentication(environ=env))
-    values = [env.get(name, "") for name in _WORKSPACE_VARIABLES]
+    found = find_config_file(start, env.get("PYTHONPATH", ""))
+    if found is not None:
+        settings = WorkspaceSettings.from_config_file(found)
+        return opener(settings, choose_authentication(environ=env))
+    values = [env.get(name, "") for name in WORKSPACE_VARIABLES]
     if all(values):
         return opener(WorkspaceSettings(*values), choose_authentication(environ=env))
-    unset = [name for name, value in zip(_WORKSPACE_VARIABLES, values, strict=True) if not value]
+    unset = [name for name, value in zip(WORKSPACE_VARIABLES, values, strict=True) if not value]
+    searched = search_folders(start, env.get("PYTHONPATH", ""))
     raise WorkspaceNotFoundError(
         "no AzureML workspace found. Looked at, in order:\n"
         "  1. the current AzureML run: not inside one\n"
@@ -198,8 +198,16 @@ def get_workspace(
         f"  5. {CONFIG_FILE_NAME} in {', '.join(str(f) for f in searched)}: not found\n"
         f"  6. environment variables: {', '.join(unset)} not set\n"
         f"Download {CONFIG_FILE_NAME} from the AzureML portal into your project, or set "
-        f"{', '.join(_WORKSPACE_VARIABLES)}."
+        f"{', '.join(WORKSPACE_VARIABLES)}."
     )
+
+
+def find_config_file(start: Path, python_path: str) -> Path | None:
+    """The `config.json` in the first of `search_folders` that has one, or None."""
+    for folder in search_folders(start, python_path):
+        if (folder / CONFIG_FILE_NAME).is_file():
+            return folder / CONFIG_FILE_NAME
+    return None
 
 
 def search_folders(start: Path, python_path: str) -> list[Path]:

@@ -352,17 +352,19 @@ class LocalBackend(Backend):
         Grid and random sampling only; an early termination policy is not applied locally
         (every trial runs to its end).
 
-        `submission_id` makes it idempotent, as in `submit`: it names the parent run.
+        `submission_id` makes it idempotent, as in `submit`: it names the parent run. The
+        parent's recovery id is written to `most_recent_run.txt` beside the script.
 
         Raises:
             InvalidInputError: For bayesian sampling, or a plan another workspace made.
         """
         self._check_plan_workspace(job)
         found = self._submitted_before(submission_id)
-        if found is not None:
-            return found
-        self.check_sweep(sweep)
-        return self._start_sweep(self._plan_of(job), sweep, submission_id, seed)
+        if found is None:
+            self.check_sweep(sweep)
+            found = self._start_sweep(self._plan_of(job), sweep, submission_id, seed)
+        write_most_recent_run(spec_of(job).recovery_file_folder, found)
+        return found
 
     def check_sweep(self, sweep: SweepSpec) -> None:
         """Raises for bayesian sampling: the local backend samples grids and at random."""

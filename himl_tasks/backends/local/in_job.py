@@ -93,7 +93,6 @@ def run_info() -> AzureRunInfo:
         output_datasets=_folders(job_variables.OUTPUT_DATASET_COUNT, job_variables.output_dataset),
         output_folder=Path(_required(job_variables.OUTPUT_FOLDER)),
         logs_folder=Path(_required(job_variables.LOGS_FOLDER)),
-        run=run_context(),
         is_running_in_azure_ml=False,
     )
 

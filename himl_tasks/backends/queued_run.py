@@ -1,0 +1,73 @@
+"""What hi-ml does once it has queued a run: it says so, and it waits for the run's end.
+
+`submit_to_azure_if_needed` (on any backend) and AzureML v1's `submit_run` both print hi-ml's
+banner and wait the same way, through these two functions: one banner, one wait for a run and
+its children.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from himl_tasks.errors import JobFailedError
+from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, RunState
+
+if TYPE_CHECKING:
+    from himl_tasks.backends.base import Backend
+
+BANNER_RULE = "=" * 78
+
+
+def announce_queued_run(backend: Backend, ref: RunRef) -> None:
+    """Prints hi-ml's banner: the run's id, experiment, recovery id and link.
+
+    `print`, not logging, as hi-ml: the person who started the script reads it.
+    """
+    print(f"\n{BANNER_RULE}")
+    print(f"Successfully queued run {ref.run_id} in experiment {ref.experiment} ({backend!r})")
+    print(f"Experiment name and run ID are available in file {RUN_RECOVERY_FILE_NAME}")
+    print(f"Run recovery id: {ref.recovery_id}")
+    if ref.portal_url:
+        print(f"Run URL: {ref.portal_url}")
+    print(f"{BANNER_RULE}\n", flush=True)
+
+
+def wait_for_run_and_children(
+    backend: Backend, ref: RunRef, *, show_output: bool, timeout_seconds: float | None
+) -> RunState:
+    """Waits for the run, then its children; raises unless every one of them completed.
+
+    hi-ml waits for the run and then checks its children (a sweep's trials): a sweep whose
+    trial failed has not succeeded. Each child is watched rather than read once, so that a
+    trial's state is never read before it settled.
+
+    Args:
+        backend: The run's backend.
+        ref: The run.
+        show_output: Print the run's log lines while waiting.
+        timeout_seconds: The deadline of each wait (default: the backend's).
+
+    Returns:
+        The run's final state.
+
+    Raises:
+        JobFailedError: If the run or one of its children did not complete.
+        JobTimeoutError: If a wait reached its deadline.
+    """
+    print(f"Waiting for the completion of run {ref.run_id}.", flush=True)
+    on_line = _print_line if show_output else None
+    state = backend.watch(ref, timeout_seconds=timeout_seconds, on_line=on_line)
+    _raise_unless_completed(state)
+    for child in backend.child_runs(ref):
+        _raise_unless_completed(backend.watch(child, timeout_seconds=timeout_seconds))
+    print(f"Run {ref.run_id} completed.", flush=True)
+    return state
+
+
+def _raise_unless_completed(state: RunState) -> None:
+    if not state.succeeded:
+        raise JobFailedError(state)
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
