@@ -47,8 +47,12 @@ def metric_value(value: Any) -> float | str:
     """A logged value as a metric keeps it: a number as a float, anything else as its text.
 
     A number is anything that converts itself to a float (numpy's and torch's scalars too)
-    except a bool and a string: "0.1" logged as text stays the text "0.1".
+    except a bool and a string: "0.1" logged as text stays the text "0.1". A whole number too
+    big for a float is kept as its text.
     """
     if isinstance(value, str | bool) or not hasattr(value, "__float__"):
         return str(value)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a whole number too big for a float: its digits, not inf
+        return str(value)
