@@ -123,7 +123,7 @@ def himl_job_spec(
         entry_script=script,
         args=args,
         snapshot_root=root,
-        ignored_folders=[_inside(root, folder) for folder in ignored_folders or ()],
+        ignored_folders=_ignored_folders(root, ignored_folders),
         conda_environment_file=conda_environment_file,
         docker_base_image=docker_base_image,
         docker_shm_size=docker_shm_size,
@@ -142,15 +142,22 @@ def himl_job_spec(
     )
 
 
+def _ignored_folders(root: Path, folders: Sequence[PathOrString] | None) -> list[str]:
+    if isinstance(folders, str | bytes | os.PathLike):
+        # One folder is not a list of them: "data" would ignore "d", "a" and "t".
+        raise InvalidInputError(
+            f"ignored_folders must be a list of folders, e.g. ['data'], not {folders!r}"
+        )
+    return [_inside(root, folder) for folder in folders or ()]
+
+
 def _inside(root: Path, folder: PathOrString) -> str:
     """An ignored folder as the snapshot root's relative name (hi-ml writes them as given)."""
     path = Path(folder)
-    if path.is_absolute():
-        try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            raise InvalidInputError(
-                f"ignored_folders entry {path} is outside the snapshot root {root}: name "
-                "folders inside it (relative names are taken from it)"
-            ) from None
-    return path.as_posix()
+    relative = path.relative_to(root) if path.is_relative_to(root) else path
+    if relative.is_absolute() or ".." in relative.parts:
+        raise InvalidInputError(
+            f"ignored_folders entry {path} is outside the snapshot root {root}: name "
+            "folders inside it (relative names are taken from it)"
+        )
+    return relative.as_posix()

@@ -181,6 +181,11 @@ def submit_to_azure_if_needed(
         JobTimeoutError: The wait reached its deadline.
     """
     _refuse_what_cannot_be_done(ml_client, hyperparam_args, hyperdrive_config, sweep)
+    if after_submission is not None and not callable(after_submission):
+        # Called once the run is submitted: found out then, the run would be queued already.
+        raise InvalidInputError(
+            f"after_submission must be a function taking the run, not {after_submission!r}"
+        )
     if wait_timeout_seconds is not None and not is_seconds(wait_timeout_seconds, zero_ok=False):
         raise InvalidInputError(
             "wait_timeout_seconds must be a positive, finite number of seconds, not "

@@ -180,6 +180,15 @@ def _nothing_happened(project: Path) -> None:
         (["s.py", LOCAL_FLAG], {"hyperdrive_config": object()}, "cannot run"),
         (["s.py", LOCAL_FLAG], {"input_datasets": "mnist"}, "list of dataset names"),
         (["s.py", LOCAL_FLAG], {"wait_timeout_seconds": float("nan")}, "wait_timeout_seconds"),
+        # One string where a list is meant would be its characters: "-", "-", "e", ...
+        (["s.py", LOCAL_FLAG], {"script_params": "--epochs 3"}, "script_params must be a list"),
+        (["s.py", LOCAL_FLAG], {"ignored_folders": "data"}, "ignored_folders must be a list"),
+        (["s.py", LOCAL_FLAG], {"ignored_folders": ["../data"]}, "outside the snapshot root"),
+        # "false" (read from an environment variable) is true to Python: it would submit.
+        (["s.py"], {"submit_to_azureml": "false"}, "True, False or None"),
+        (["s.py"], {"submit_to_local_backend": 0}, "True, False or None"),
+        # Called after submitting: found out then, the run would be queued already.
+        (["s.py", LOCAL_FLAG], {"after_submission": "print"}, "must be a function"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_anything(
