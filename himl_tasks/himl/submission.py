@@ -40,6 +40,7 @@ from himl_tasks.number_checks import is_seconds
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, RunState, write_most_recent_run
 from himl_tasks.runtime.in_job_platform import in_job_platform
+from himl_tasks.snapshot import entry_script_in_root
 from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def submit_to_azure_if_needed(
         tags=tags,
         display_name=display_name,
     )
-    backend = _backend_for(target, aml_workspace, workspace_config_file, hyperdrive_config)
+    backend = _backend_for(target, spec, aml_workspace, workspace_config_file, hyperdrive_config)
     if target is Target.AZUREML and not strictly_aml_v1:
         logger.info("submitting with AzureML SDK v1: himl-tasks has no SDK v2 backend yet")
     ref = _check_and_submit(backend, spec, hyperdrive_config, sweep)
@@ -276,13 +277,24 @@ def _refuse_what_cannot_be_done(
         raise InvalidInputError(f"sweep must be a SweepSpec, not {type(sweep).__name__}")
 
 
-def _backend_for(
-    target: Target, aml_workspace: Any, workspace_config_file: Any, hyperdrive_config: Any
-) -> Backend:
-    """The backend to submit to; a HyperDrive config is refused before the local one is made.
+def _check_before_the_workspace(spec: JobSpec) -> None:
+    """The plan's checks that need no backend, made before a local workspace is."""
+    spec.experiment_name()
+    if spec.entry_script is not None:
+        entry_script_in_root(spec.snapshot_root, spec.entry_script)
 
-    Making a `LocalBackend` creates its workspace folder: a job refused for its arguments
-    leaves nothing behind.
+
+def _backend_for(
+    target: Target,
+    spec: JobSpec,
+    aml_workspace: Any,
+    workspace_config_file: Any,
+    hyperdrive_config: Any,
+) -> Backend:
+    """The backend to submit to; what can be refused is refused before the local one is made.
+
+    Making a `LocalBackend` creates its workspace folder (`./.himl` by default): a job
+    refused for its arguments, its script or its snapshot root leaves nothing behind.
     """
     if target is Target.AZUREML:
         backend = azureml_workspace.azureml_backend(aml_workspace, workspace_config_file)
@@ -290,7 +302,10 @@ def _backend_for(
         return backend
     given = aml_workspace if isinstance(aml_workspace, LocalBackend) else None
     _refuse_hyperdrive_without_it(type(given) if given else LocalBackend, hyperdrive_config)
-    return given or LocalBackend()
+    if given is not None:
+        return given
+    _check_before_the_workspace(spec)
+    return LocalBackend()
 
 
 def _refuse_hyperdrive_without_it(backend_type: type[Backend], hyperdrive_config: Any) -> None:

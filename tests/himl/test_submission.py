@@ -189,6 +189,11 @@ def _nothing_happened(project: Path) -> None:
         (["s.py"], {"submit_to_local_backend": 0}, "True, False or None"),
         # Called after submitting: found out then, the run would be queued already.
         (["s.py", LOCAL_FLAG], {"after_submission": "print"}, "must be a function"),
+        # Refused by the job's plan, and before it, while no local workspace is made.
+        (["s.py", LOCAL_FLAG], {"entry_script": "/etc/hostname"}, "outside the snapshot root"),
+        (["s.py", LOCAL_FLAG], {"entry_script": "missing.py"}, "does not exist"),
+        (["s.py", LOCAL_FLAG], {"snapshot_root_directory": "missing"}, "not a folder"),
+        (["s.py", LOCAL_FLAG], {"experiment_name": "../"}, "experiment name"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_anything(
