@@ -9,7 +9,8 @@ from pathlib import Path
 
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.job_spec import EXPERIMENT_NAME_VARIABLE, JobSpec
+from himl_tasks.job_spec import EXPERIMENT_NAME_VARIABLE, JobSpec, check_environment_variables
+from himl_tasks.secret_reference import SecretReference
 
 PathOrString = Path | str
 
@@ -57,20 +58,20 @@ def himl_dataset_configs(
     return configs
 
 
-def environment_variables_for_runs(given: Mapping[str, str] | None) -> dict[str, str]:
-    """hi-ml's default variables with the user's over them.
+def environment_variables_for_runs(
+    given: Mapping[str, str | SecretReference] | None,
+) -> dict[str, str | SecretReference]:
+    """hi-ml's default variables with the user's over them, checked as a job's are.
+
+    A value may be a `SecretReference`: a submitted job gets the secret and no record of it
+    holds the value; a plain run reads it from this process's environment.
 
     Raises:
-        InvalidInputError: For a name or value that is not text.
+        InvalidInputError: For a name a process cannot have, a value that is not text (or a
+            `SecretReference`), a NUL byte, or a variable the backends set in every job.
     """
     given = {} if given is None else given
-    if not isinstance(given, Mapping):
-        raise InvalidInputError(f"environment_variables must map names to strings, not {given!r}")
-    for name, value in given.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidInputError(
-                f"environment_variables must map names to strings; {name!r}: {value!r} is not"
-            )
+    check_environment_variables(given)
     return {**DEFAULT_ENVIRONMENT_VARIABLES, **given}
 
 
@@ -83,7 +84,7 @@ def himl_job_spec(
     conda_environment_file: PathOrString | None = None,
     aml_environment_name: str = "",
     experiment_name: str | None = None,
-    environment_variables: Mapping[str, str] | None = None,
+    environment_variables: Mapping[str, str | SecretReference] | None = None,
     pip_extra_index_url: str = "",
     private_pip_wheel_path: PathOrString | None = None,
     docker_base_image: str = "",

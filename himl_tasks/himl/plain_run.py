@@ -11,6 +11,7 @@ from himl_tasks.backends.base import Backend
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import DatasetNotFoundError
 from himl_tasks.runtime import AzureRunInfo
+from himl_tasks.secret_reference import SecretReference
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,14 @@ def plain_run_info(
     input_datasets: Sequence[DatasetConfig],
     output_datasets: Sequence[DatasetConfig],
     *,
-    environment_variables: Mapping[str, str],
+    environment_variables: Mapping[str, str | SecretReference],
     create_output_folders: bool,
     dataset_backend: Callable[[], Backend],
 ) -> AzureRunInfo:
     """Prepares this process as hi-ml does for a plain run; returns where its data is.
 
-    - `environment_variables` are set in `os.environ`;
+    - `environment_variables` are set in `os.environ` (a `SecretReference`'s value read from
+      the variable it names), all of them or, when one cannot be read, none;
     - `outputs/` and `logs/` in the current folder are created, unless
       `create_output_folders` is False (hi-ml 0.2 creates them whatever the flag says);
     - an input's `local_folder` wins; otherwise the dataset is brought from the workspace
@@ -38,9 +40,15 @@ def plain_run_info(
     - an output is its `local_folder`, else None.
 
     Raises:
-        ConfigurationError: If the workspace cannot be reached (e.g. signing in fails).
+        ConfigurationError: If the workspace cannot be reached (e.g. signing in fails), or a
+            `SecretReference` names a variable that is not set.
     """
-    os.environ.update(environment_variables)
+    os.environ.update(
+        {
+            name: value.resolve() if isinstance(value, SecretReference) else value
+            for name, value in environment_variables.items()
+        }
+    )
     output_folder, logs_folder = Path.cwd() / OUTPUT_FOLDER, Path.cwd() / LOGS_FOLDER
     if create_output_folders:
         output_folder.mkdir(exist_ok=True)

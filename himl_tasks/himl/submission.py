@@ -40,6 +40,7 @@ from himl_tasks.number_checks import is_seconds
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, RunState, write_most_recent_run
 from himl_tasks.runtime.in_job_platform import in_job_platform
+from himl_tasks.secret_reference import SecretReference
 from himl_tasks.snapshot import entry_script_in_root
 from himl_tasks.sweeps import SweepSpec
 
@@ -76,7 +77,7 @@ def submit_to_azure_if_needed(
     conda_environment_file: PathOrString | None = None,
     aml_environment_name: str = "",
     experiment_name: str | None = None,
-    environment_variables: dict[str, str] | None = None,
+    environment_variables: Mapping[str, str | SecretReference] | None = None,
     pip_extra_index_url: str = "",
     private_pip_wheel_path: PathOrString | None = None,
     docker_base_image: str = "",
@@ -139,6 +140,8 @@ def submit_to_azure_if_needed(
         aml_environment_name: A registered AzureML environment to use instead.
         experiment_name: The experiment ($HIML_EXPERIMENT_NAME wins; default: the script's name).
         environment_variables: Variables for the job, and for this process in a plain run.
+            A value may be a `SecretReference("NAME")`: the job (local backend) gets the
+            value of NAME in this process's environment, and no record holds it.
         pip_extra_index_url: An extra package index (AzureML).
         private_pip_wheel_path: A wheel to install in the job's environment (AzureML).
         docker_base_image: The environment's base image (AzureML).

@@ -13,10 +13,12 @@ from himl_tasks import (
     AzureRunInfo,
     Choice,
     ComputeNotFoundError,
+    ConfigurationError,
     DatasetConfig,
     DatasetNotFoundError,
     InvalidInputError,
     LocalBackend,
+    SecretReference,
     SweepSpec,
     submit_to_azure_if_needed,
 )
@@ -102,6 +104,54 @@ def test_a_plain_run_gives_none_for_a_dataset_that_exists_nowhere(
     assert run_info.input_datasets == [None, here]
     (record,) = caplog.records
     assert "himl_sample6_input" in record.getMessage() and "None" in record.getMessage()
+
+
+def test_a_plain_run_sets_all_its_variables_or_none(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checked as a job's are, before os.environ changes: os.environ refused "A=B" with a bare
+    # ValueError after the variables before it were set.
+    monkeypatch.setattr(sys, "argv", ["sample.py"])
+    for refused in ({"GOOD": "1", "A=B": "1"}, {"GOOD": "1", "NUL": "a\0b"}):
+        with pytest.raises(InvalidInputError, match="environment variable name|NUL byte"):
+            submit_to_azure_if_needed(environment_variables=refused)
+    with pytest.raises(ConfigurationError, match="MY_API_KEY is not set"):
+        submit_to_azure_if_needed(
+            environment_variables={"GOOD": "1", "API_KEY": SecretReference("MY_API_KEY")}
+        )
+    assert "GOOD" not in os.environ and "MKL_SERVICE_FORCE_INTEL" not in os.environ
+    _nothing_happened(himl_project)
+
+    monkeypatch.setenv("MY_API_KEY", "s3cr3t-value")
+    submit_to_azure_if_needed(environment_variables={"API_KEY": SecretReference("MY_API_KEY")})
+
+    assert os.environ["API_KEY"] == "s3cr3t-value"
+
+
+def test_a_secret_reference_reaches_the_local_job_and_no_record_holds_it(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = himl_project / "uses_key.py"
+    script.write_text(
+        # Reversed: the script itself must not hold the secret the files are searched for.
+        "import os; print('key is right:', os.environ['API_KEY'][::-1] == 'eulav-t3rc3s')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(sys, "argv", [str(script), LOCAL_FLAG])
+    monkeypatch.setenv("MY_API_KEY", "s3cr3t-value")
+
+    run = submit_to_azure_if_needed(
+        environment_variables={"API_KEY": SecretReference("MY_API_KEY")},
+        wait_for_completion=True,
+        wait_for_completion_show_output=True,
+        exit_on_completion=False,
+    )
+
+    assert run.get_status() == "Completed"
+    assert "key is right: True" in capsys.readouterr().out
+    # Not in the registry, the run's folder, the recovery file or anything else written.
+    written = [p for p in himl_project.parent.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if b"s3cr3t-value" in p.read_bytes()]
 
 
 def test_inside_a_job_the_run_info_comes_first_whatever_the_flags(
