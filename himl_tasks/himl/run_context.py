@@ -21,7 +21,6 @@ tables and notes); a row or a table is kept as metric series by `himl_tasks.metr
 
 from __future__ import annotations
 
-import operator
 import os
 import tempfile
 import threading
@@ -32,7 +31,7 @@ from typing import Any
 
 from himl_tasks import job_variables
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError
-from himl_tasks.metric_tables import metric_value, table_series
+from himl_tasks.metric_tables import metric_value, table_series, whole_step
 from himl_tasks.runtime import RunContext, current_run, is_global_rank_zero
 
 # What identifies the run a process is in: the proxy finds its run again when one changes.
@@ -173,7 +172,7 @@ class RunContextProxy:
         Raises:
             InvalidInputError: If `step` is not a whole number (a bool is not one).
         """
-        step = _whole_step(name, step)
+        step = whole_step(step, f"log({name!r}, ..., step=...)")
         if not is_global_rank_zero():
             return
         run = self._run()
@@ -273,26 +272,6 @@ class RunContextProxy:
             if context.sdk_run is not None
             else RecordingRun(context, self._rows_logged)
         )
-
-
-def _whole_step(name: str, step: Any) -> int | None:
-    """The step as an int (numpy's and torch's whole numbers too); checked for every backend.
-
-    Raises:
-        InvalidInputError: For a step that is not a whole number: the local registry would
-            keep "x" or 1.5 as a step, and a bool is no step.
-    """
-    if step is None:
-        return None
-    if not isinstance(step, bool):
-        try:
-            return operator.index(step)
-        except TypeError:
-            pass
-    raise InvalidInputError(
-        f"log({name!r}, ..., step={step!r}): a step is a whole number (an epoch, an "
-        "iteration), or None"
-    )
 
 
 def _attempted(kind: str, name: str, value: Any) -> None:

@@ -112,6 +112,10 @@ ODD_VALUES_SCRIPT = """
             RUN_CONTEXT.log("loss", 0.1, step=step)
         except ValueError as error:
             print("refused:", error)
+    try:
+        RUN_CONTEXT.log_row("val", step="x", value=0.5)
+    except ValueError as error:
+        print("refused:", error)
 """
 
 
@@ -131,7 +135,11 @@ def test_a_local_job_keeps_nan_and_huge_values_and_refuses_steps_that_are_not_wh
     assert logged[1:] == [("loss", math.inf, 5), ("count", str(10**400), None)]
     output = "".join(backend.iter_logs(ref))
     for step in ("'x'", "1.5", "True"):
-        assert f"refused: log('loss', ..., step={step}): a step is a whole number" in output
+        assert (
+            f"refused: log('loss', ..., step=...): a step is a whole number (an epoch, an "
+            f"iteration), or None; not {step}" in output
+        )
+    assert "refused: table 'val''s step column: a step is a whole number" in output
 
 
 class FakeAzureMLRun:
