@@ -10,19 +10,10 @@ from pathlib import Path
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import EXPERIMENT_NAME_VARIABLE, JobSpec, check_environment_variables
+from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 from himl_tasks.secret_reference import SecretReference
 
 PathOrString = Path | str
-
-DEFAULT_ENVIRONMENT_VARIABLES = {
-    "AZUREML_OUTPUT_UPLOAD_TIMEOUT_SEC": "3600",
-    "AZUREML_RUN_KILL_SIGNAL_TIMEOUT_SEC": "900",
-    "MKL_SERVICE_FORCE_INTEL": "1",
-    "RSLEX_DIRECT_VOLUME_MOUNT": "true",
-    "RSLEX_DIRECT_VOLUME_MOUNT_MAX_CACHE_SIZE": "1",
-    "DATASET_MOUNT_CACHE_SIZE": "1",
-}
-"""hi-ml's variables for every run (health_azure/utils.py), under the user's own."""
 
 COMMANDLINE_TAG = "commandline_args"
 
