@@ -41,26 +41,26 @@ def plain_run_info(
 
     Raises:
         ConfigurationError: If the workspace cannot be reached (e.g. signing in fails), or a
-            `SecretReference` names a variable that is not set.
+            `SecretReference` names a variable that is not set; before anything changes.
     """
-    os.environ.update(
-        {
-            name: value.resolve() if isinstance(value, SecretReference) else value
-            for name, value in environment_variables.items()
-        }
-    )
+    # What can fail for a setting (a secret's variable unset, a workspace that cannot be
+    # reached) fails before this process or the current folder changes.
+    variables = {
+        name: value.resolve() if isinstance(value, SecretReference) else value
+        for name, value in environment_variables.items()
+    }
+    from_workspace = [config for config in input_datasets if config.local_folder is None]
+    backend = dataset_backend() if from_workspace else None
+    os.environ.update(variables)
     output_folder, logs_folder = Path.cwd() / OUTPUT_FOLDER, Path.cwd() / LOGS_FOLDER
     if create_output_folders:
         output_folder.mkdir(exist_ok=True)
         logs_folder.mkdir(exist_ok=True)
-    backend: Backend | None = None
-    inputs: list[Path | None] = []
-    for config in input_datasets:
-        if config.local_folder is not None:
-            inputs.append(config.local_folder)
-            continue
-        backend = backend or dataset_backend()
-        inputs.append(_fetched(backend, config))
+    inputs = [
+        config.local_folder if backend is None or config.local_folder is not None
+        else _fetched(backend, config)
+        for config in input_datasets
+    ]  # fmt: skip
     return AzureRunInfo(
         input_datasets=inputs,
         output_datasets=[config.local_folder for config in output_datasets],

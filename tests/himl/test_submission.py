@@ -128,6 +128,21 @@ def test_a_plain_run_sets_all_its_variables_or_none(
     assert os.environ["API_KEY"] == "s3cr3t-value"
 
 
+def test_a_plain_run_whose_workspace_is_unusable_changes_nothing(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A config.json here means AzureML (resolve_backend's order); a broken one is an error,
+    # found before os.environ or the folder changes.
+    monkeypatch.setattr(sys, "argv", ["sample.py"])
+    (himl_project / "config.json").write_text("{not json", encoding="utf-8")
+
+    with pytest.raises(ConfigurationError, match="config.json is not JSON"):
+        submit_to_azure_if_needed(environment_variables={"GOOD": "1"}, input_datasets=["images"])
+
+    assert "GOOD" not in os.environ
+    _nothing_happened(himl_project)
+
+
 def test_a_secret_reference_reaches_the_local_job_and_no_record_holds_it(
     himl_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
