@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 WAIT_MARGIN_SECONDS = 3600.0
 """Added to `max_run_duration` for the wait's deadline: queueing, image builds, uploads."""
 BANNER_RULE = "=" * 78
+LAST_LOOK_SECONDS = 0.05
+"""How long a child run is still looked at once the wait's deadline has passed."""
 
 
 @runtime_checkable
@@ -365,15 +368,22 @@ def _wait_deadline(spec: JobSpec, wait_timeout_seconds: float | None) -> float |
 def _wait(
     backend: Backend, ref: RunRef, *, show_output: bool, timeout_seconds: float | None
 ) -> None:
-    """Waits for the run and, as hi-ml checks, its children; raises unless all completed."""
+    """Waits for the run and, as hi-ml checks, its children; raises unless all completed.
+
+    One deadline covers the run and its children: `timeout_seconds` (else the backend's
+    default) from now.
+    """
     print(f"Waiting for the completion of run {ref.run_id}.", flush=True)
+    seconds = backend.default_timeout_seconds if timeout_seconds is None else timeout_seconds
+    deadline = time.monotonic() + seconds
     on_line = (lambda line: print(line, flush=True)) if show_output else None
-    state = backend.watch(ref, timeout_seconds=timeout_seconds, on_line=on_line)
+    state = backend.watch(ref, timeout_seconds=seconds, on_line=on_line)
     _raise_unless_completed(state)
     for child in backend.child_runs(ref):
         # A sweep ends after its trials, so each is over already; watched all the same, so
-        # that a trial's state is never read before it settled.
-        _raise_unless_completed(backend.watch(child, timeout_seconds=timeout_seconds))
+        # that a trial's state is never read before it settled, within what is left.
+        left = max(deadline - time.monotonic(), LAST_LOOK_SECONDS)
+        _raise_unless_completed(backend.watch(child, timeout_seconds=left))
     print(f"Run {ref.run_id} completed.", flush=True)
 
 
