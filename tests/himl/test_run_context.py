@@ -234,6 +234,14 @@ def test_a_figure_is_saved_as_png_among_the_local_run_s_files(
     RUN_CONTEXT.log_image("../curve", plot=Figure())
 
     assert (tmp_path / "logs" / "images" / "_curve.png").read_bytes() == PNG
+    # Logged again, the name keeps every image, as AzureML does (the copy overwrote it);
+    # the script's own file there, logged as it is, stays (the copy failed: the same file).
+    (tmp_path / "second.png").write_bytes(PNG + b"2")
+    RUN_CONTEXT.log_image("../curve", path=tmp_path / "second.png")
+    assert (tmp_path / "logs" / "images" / "_curve.png").read_bytes() == PNG
+    assert (tmp_path / "logs" / "images" / "_curve_2.png").read_bytes() == PNG + b"2"
+    RUN_CONTEXT.log_image("_curve", path=tmp_path / "logs" / "images" / "_curve.png")
+    assert len(list((tmp_path / "logs" / "images").iterdir())) == 2
     with pytest.raises(AttributeError, match="only inside an AzureML run; in this run"):
         RUN_CONTEXT.upload_file("outputs/x.txt", "x.txt")
     assert not hasattr(RUN_CONTEXT, "experiment")
