@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import logging
 import os
 import re
 import threading
@@ -17,6 +18,8 @@ from himl_tasks.errors import (
     RunNotFoundError,
     StorageAccessError,
 )
+
+logger = logging.getLogger(__name__)
 
 RUN_RECOVERY_FILE_NAME = "most_recent_run.txt"
 
@@ -174,8 +177,13 @@ def split_recovery_id(id_str: str) -> tuple[str, str]:
     return match.group(1) or match.group(2), id_str
 
 
-def write_most_recent_run(folder: Path, ref: RunRef) -> Path:
-    """Writes the run's recovery id to `most_recent_run.txt` in `folder`; returns the file."""
+def write_most_recent_run(folder: Path, ref: RunRef) -> Path | None:
+    """Writes the run's recovery id to `most_recent_run.txt` in `folder`; returns the file.
+
+    It is written once the run is submitted: a folder that refuses the file (read-only, a
+    folder of that name) is a warning that names the id, and None is returned. Raising would
+    hide the id of a run that exists, and a user who sees no run submits it again.
+    """
     path = folder / RUN_RECOVERY_FILE_NAME
     # Written beside it, then renamed over it: a reader, or a submitter killed while writing,
     # finds the previous id or the new one, never a half-written or empty file.
@@ -183,6 +191,15 @@ def write_most_recent_run(folder: Path, ref: RunRef) -> Path:
     try:
         partial.write_text(ref.recovery_id + "\n", encoding="utf-8")
         partial.replace(path)
+    except OSError as error:
+        logger.warning(
+            "run %s is submitted, but its recovery id could not be written to %s (%s: %s)",
+            ref.recovery_id,
+            path,
+            type(error).__name__,
+            error,
+        )
+        return None
     finally:
         partial.unlink(missing_ok=True)
     return path

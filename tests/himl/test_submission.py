@@ -317,6 +317,28 @@ def test_a_sweep_on_the_local_backend_runs_its_trials_and_returns_the_run(
     assert (himl_project / "most_recent_run.txt").read_text().strip().endswith(run.id)
 
 
+def test_a_recovery_file_that_cannot_be_written_does_not_lose_the_submitted_run(
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A folder that refuses the file (read-only, or a folder in its place): the run is
+    # queued by then, and a crash would hide its id from the user, who would submit again.
+    script = himl_project / "job.py"
+    script.write_text("print('ran')\n", encoding="utf-8")
+    (himl_project / "most_recent_run.txt").mkdir()
+    monkeypatch.setattr(sys, "argv", [str(script), LOCAL_FLAG])
+
+    with pytest.raises(SystemExit) as exited:
+        submit_to_azure_if_needed()
+
+    assert exited.value.code == 0
+    (run,) = LocalBackend(os.environ["HIML_HOME"]).registry.runs()
+    assert f"Run recovery id: job:{run.run_id}" in capsys.readouterr().out
+    assert f"run job:{run.run_id} is submitted, but its recovery id could not be" in caplog.text
+
+
 def test_a_local_backend_given_as_aml_workspace_is_the_one_submitted_to(
     himl_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
