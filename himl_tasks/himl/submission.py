@@ -179,9 +179,12 @@ def submit_to_azure_if_needed(
 
     Raises:
         SystemExit: With 0, after submitting (unless `exit_on_completion=False`).
-        InvalidInputError: Before anything happens, for both flags, `ml_client`,
-            `hyperparam_args`, both `hyperdrive_config` and `sweep`, a `hyperdrive_config` on a
-            backend without HyperDrive, or a job the spec or backend refuses.
+        InvalidInputError: Before anything happens, for both flags, a `submit_to_*` that
+            is not a bool or None, `ml_client`, `hyperparam_args`, both `hyperdrive_config`
+            and `sweep`, a `hyperdrive_config` on a backend without HyperDrive, an
+            `after_submission` that cannot be called, one string as `script_params` or
+            `ignored_folders`, or a job the spec or backend refuses (with `--himl-local`, a
+            missing or outside entry script before the local workspace is made).
         ComputeNotFoundError: An unknown cluster, before anything is submitted.
         DatasetNotFoundError: An input dataset that does not exist, likewise.
         JobFailedError: A waited-for run (or one of its trials) did not complete.
