@@ -393,6 +393,16 @@ def _refuse_nul(name: str, values: Iterable[str]) -> None:
         )
 
 
+def check_environment_variables(values: object) -> None:
+    """Checks variables as a spec does: names a process can have, text or `SecretReference`s.
+
+    Raises:
+        InvalidInputError: For anything but such a mapping, a NUL byte, or a variable the
+            backends set in every job.
+    """
+    _check_text_mapping("environment_variables", values)
+
+
 def _check_text_mapping(name: str, values: object) -> None:
     if not isinstance(values, Mapping):
         raise InvalidInputError(f"{name} must be a mapping of names to strings, not {values!r}")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import enum
+import logging
+import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from himl_tasks.errors import (
     RunNotFoundError,
     StorageAccessError,
 )
+
+logger = logging.getLogger(__name__)
 
 RUN_RECOVERY_FILE_NAME = "most_recent_run.txt"
 
@@ -133,7 +138,8 @@ def parse_recovery_id(recovery_id: str) -> tuple[str, str]:
 
 # hi-ml's pattern for a bare run id: `<experiment>_<number>_<hex>` or `<experiment>_<number>`
 # (health_azure/utils.py, split_recovery_id); the experiment is the part before them.
-_BARE_RUN_ID = re.compile(r"^(\w+)_\d+_[0-9a-f]+$|^(\w+)_\d+$")
+# `\Z`, not `$`: `$` also matches before a final newline, which would end up in the run id.
+_BARE_RUN_ID = re.compile(r"^(\w+)_\d+_[0-9a-f]+\Z|^(\w+)_\d+\Z")
 
 
 def split_recovery_id(id_str: str) -> tuple[str, str]:
@@ -146,7 +152,8 @@ def split_recovery_id(id_str: str) -> tuple[str, str]:
 
     Raises:
         InvalidInputError: (a ValueError, as hi-ml raises) If there is more than one colon,
-            or a bare id is not of that form (a UUID, say): pass `experiment:run_id` then.
+            nothing after the colon, or a bare id is not of that form (a UUID, say): pass
+            `experiment:run_id` then.
     """
     components = id_str.strip().split(":")
     if len(components) > 2:
@@ -154,6 +161,12 @@ def split_recovery_id(id_str: str) -> tuple[str, str]:
             f"recovery_id must be in the format 'experiment_name:run_id', but got: {id_str}"
         )
     if len(components) == 2:
+        if not components[1]:
+            # hi-ml returns ("exp", ""), and every look-up with it fails later, far from here.
+            raise InvalidInputError(
+                f"The recovery ID {id_str!r} names no run after the colon: expected "
+                "'experiment_name:run_id'"
+            )
         return components[0], components[1]
     match = _BARE_RUN_ID.match(id_str)
     if match is None:
@@ -164,10 +177,31 @@ def split_recovery_id(id_str: str) -> tuple[str, str]:
     return match.group(1) or match.group(2), id_str
 
 
-def write_most_recent_run(folder: Path, ref: RunRef) -> Path:
-    """Writes the run's recovery id to `most_recent_run.txt` in `folder`; returns the file."""
+def write_most_recent_run(folder: Path, ref: RunRef) -> Path | None:
+    """Writes the run's recovery id to `most_recent_run.txt` in `folder`; returns the file.
+
+    It is written once the run is submitted: a folder that refuses the file (read-only, a
+    folder of that name) is a warning that names the id, and None is returned. Raising would
+    hide the id of a run that exists, and a user who sees no run submits it again.
+    """
     path = folder / RUN_RECOVERY_FILE_NAME
-    path.write_text(ref.recovery_id + "\n", encoding="utf-8")
+    # Written beside it, then renamed over it: a reader, or a submitter killed while writing,
+    # finds the previous id or the new one, never a half-written or empty file.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        partial.write_text(ref.recovery_id + "\n", encoding="utf-8")
+        partial.replace(path)
+    except OSError as error:
+        logger.warning(
+            "run %s is submitted, but its recovery id could not be written to %s (%s: %s)",
+            ref.recovery_id,
+            path,
+            type(error).__name__,
+            error,
+        )
+        return None
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -114,17 +114,7 @@ class Snapshot:
             InvalidInputError: If the script is missing, outside the root, or excluded by the
                 ignore rules.
         """
-        if not script.exists():
-            raise InputPathNotFoundError(f"the entry script {script} does not exist")
-        if not script.is_file():
-            raise InvalidInputError(f"the entry script {script} is not a file")
-        try:
-            relative = script.resolve().relative_to(self.root.resolve())
-        except ValueError:
-            raise InvalidInputError(
-                f"the entry script {script} is outside the snapshot root {self.root}; move it "
-                "inside, or choose a snapshot_root that contains it"
-            ) from None
+        relative = entry_script_in_root(self.root, script)
         if not self.contains(relative):
             raise InvalidInputError(
                 f"the entry script {relative} is excluded from the snapshot by the ignore "
@@ -164,6 +154,31 @@ class Snapshot:
                 f"{relative} was selected for the job's snapshot from {self.root} and is gone "
                 "since: the folder changed after the job was planned; plan the job again"
             ) from None
+
+
+def entry_script_in_root(root: Path, script: Path) -> Path:
+    """The entry script's path relative to the snapshot root, checked without reading the root.
+
+    What can be known of a job's files before its snapshot is selected, e.g. before a local
+    workspace is made for it.
+
+    Raises:
+        InvalidInputError: If the root is not a folder, or the script is not a file inside it.
+        InputPathNotFoundError: If the script does not exist.
+    """
+    if not root.is_dir():
+        raise InvalidInputError(f"the snapshot root {root} is not a folder")
+    if not script.exists():
+        raise InputPathNotFoundError(f"the entry script {script} does not exist")
+    if not script.is_file():
+        raise InvalidInputError(f"the entry script {script} is not a file")
+    try:
+        return script.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise InvalidInputError(
+            f"the entry script {script} is outside the snapshot root {root}; move it "
+            "inside, or choose a snapshot_root that contains it"
+        ) from None
 
 
 def select_snapshot(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
-from himl_tasks.runs import parse_recovery_id, read_most_recent_run, split_recovery_id
+from himl_tasks.runs import (
+    RunRef,
+    parse_recovery_id,
+    read_most_recent_run,
+    split_recovery_id,
+    write_most_recent_run,
+)
 
 
 def test_recovery_ids_parse_with_and_without_the_experiment(tmp_path: Path) -> None:
@@ -26,6 +33,34 @@ def test_split_recovery_id_is_hi_mls_guessing_the_experiment_of_a_bare_id() -> N
     assert split_recovery_id("exp:run_1") == ("exp", "run_1")
     assert split_recovery_id("my_exp_1612345678_ab12cd") == ("my_exp", "my_exp_1612345678_ab12cd")
     assert split_recovery_id("train_42") == ("train", "train_42")
-    for bad in ("a:b:c", "0b1e22aa-1234", "HD_0b1e-22_3", "noseparator"):
+    for bad in ("a:b:c", "0b1e22aa-1234", "HD_0b1e-22_3", "noseparator", "train_42\n"):
         with pytest.raises(ValueError, match="format"):
             split_recovery_id(bad)
+    for no_run in ("exp:", ":", " exp: "):
+        with pytest.raises(ValueError, match="names no run"):
+            split_recovery_id(no_run)
+
+
+def test_most_recent_run_is_never_seen_half_written(tmp_path: Path) -> None:
+    # A notebook reads the file while the next submission writes it (or the submitter is
+    # killed while writing): it holds the previous id or the new one, nothing else.
+    ids = {RunRef("exp", f"exp_{n}_{'ab' * 40}").recovery_id for n in range(2)}
+    write_most_recent_run(tmp_path, RunRef("exp", f"exp_0_{'ab' * 40}"))
+    writing = True
+    seen: set[str] = set()
+
+    def read_while_written() -> None:
+        while writing:
+            seen.add((tmp_path / "most_recent_run.txt").read_text(encoding="utf-8").strip())
+
+    reader = threading.Thread(target=read_while_written)
+    reader.start()
+    try:
+        for attempt in range(2000):
+            write_most_recent_run(tmp_path, RunRef("exp", f"exp_{attempt % 2}_{'ab' * 40}"))
+    finally:
+        writing = False
+        reader.join()
+
+    assert seen <= ids
+    assert [p.name for p in tmp_path.iterdir()] == ["most_recent_run.txt"]

@@ -7,6 +7,7 @@ its children.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from himl_tasks.errors import JobFailedError
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from himl_tasks.backends.base import Backend
 
 BANNER_RULE = "=" * 78
+LAST_LOOK_SECONDS = 0.05
+"""How long a child run is still looked at once the wait's deadline has passed."""
 
 
 def announce_queued_run(backend: Backend, ref: RunRef) -> None:
@@ -39,13 +42,15 @@ def wait_for_run_and_children(
 
     hi-ml waits for the run and then checks its children (a sweep's trials): a sweep whose
     trial failed has not succeeded. Each child is watched rather than read once, so that a
-    trial's state is never read before it settled.
+    trial's state is never read before it settled. One deadline covers the run and its
+    children together.
 
     Args:
         backend: The run's backend.
         ref: The run.
         show_output: Print the run's log lines while waiting.
-        timeout_seconds: The deadline of each wait (default: the backend's).
+        timeout_seconds: How long to wait for the run and its children, together (default:
+            the backend's).
 
     Returns:
         The run's final state.
@@ -56,10 +61,13 @@ def wait_for_run_and_children(
     """
     print(f"Waiting for the completion of run {ref.run_id}.", flush=True)
     on_line = _print_line if show_output else None
-    state = backend.watch(ref, timeout_seconds=timeout_seconds, on_line=on_line)
+    seconds = backend.default_timeout_seconds if timeout_seconds is None else timeout_seconds
+    deadline = time.monotonic() + seconds
+    state = backend.watch(ref, timeout_seconds=seconds, on_line=on_line)
     _raise_unless_completed(state)
     for child in backend.child_runs(ref):
-        _raise_unless_completed(backend.watch(child, timeout_seconds=timeout_seconds))
+        left = max(deadline - time.monotonic(), LAST_LOOK_SECONDS)
+        _raise_unless_completed(backend.watch(child, timeout_seconds=left))
     print(f"Run {ref.run_id} completed.", flush=True)
     return state
 

@@ -37,8 +37,19 @@ def submission_target(
         submit_to_local_backend: True or False decides; None reads `--himl-local`.
 
     Raises:
-        InvalidInputError: If both say yes: a run goes to one place.
+        InvalidInputError: If both say yes (a run goes to one place), or a parameter is not a
+            bool or None.
     """
+    for name, given in (
+        ("submit_to_azureml", submit_to_azureml),
+        ("submit_to_local_backend", submit_to_local_backend),
+    ):
+        if given is not None and not isinstance(given, bool):
+            # "false" (from an environment variable, say) is true to Python: it would submit.
+            raise InvalidInputError(
+                f"{name} must be True, False or None (read the flag from the command line), "
+                f"not {given!r}"
+            )
     arguments = list(argv[1:])
     to_azureml = AZUREML_FLAG in arguments if submit_to_azureml is None else submit_to_azureml
     to_local = (
@@ -59,7 +70,16 @@ def job_arguments(script_params: Sequence[str] | None, argv: Sequence[str]) -> l
     """The job's arguments: `script_params` when given (even empty), else the command line's.
 
     The command line's lose the submission flags; `sys.argv` itself is not changed.
+
+    Raises:
+        InvalidInputError: If `script_params` is one string, not a list of them.
     """
+    if isinstance(script_params, str | bytes):
+        # list("--epochs 3") would be the job's arguments "-", "-", "e", ...
+        raise InvalidInputError(
+            f"script_params must be a list of strings, e.g. ['--epochs', '3'], not "
+            f"{script_params!r}"
+        )
     if script_params is not None:
         return list(script_params)
     return [argument for argument in argv[1:] if argument not in SUBMISSION_FLAGS]

@@ -9,26 +9,32 @@ from pathlib import Path
 
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.job_spec import COMMANDLINE_TAG, EXPERIMENT_NAME_VARIABLE, JobSpec
+from himl_tasks.job_spec import (
+    COMMANDLINE_TAG,
+    EXPERIMENT_NAME_VARIABLE,
+    JobSpec,
+    check_environment_variables,
+)
 from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
+from himl_tasks.secret_reference import SecretReference
 
 PathOrString = Path | str
 
 
-def environment_variables_for_runs(given: Mapping[str, str] | None) -> dict[str, str]:
-    """hi-ml's default variables with the user's over them.
+def environment_variables_for_runs(
+    given: Mapping[str, str | SecretReference] | None,
+) -> dict[str, str | SecretReference]:
+    """hi-ml's default variables with the user's over them, checked as a job's are.
+
+    A value may be a `SecretReference`: a submitted job gets the secret and no record of it
+    holds the value; a plain run reads it from this process's environment.
 
     Raises:
-        InvalidInputError: For a name or value that is not text.
+        InvalidInputError: For a name a process cannot have, a value that is not text (or a
+            `SecretReference`), a NUL byte, or a variable the backends set in every job.
     """
     given = {} if given is None else given
-    if not isinstance(given, Mapping):
-        raise InvalidInputError(f"environment_variables must map names to strings, not {given!r}")
-    for name, value in given.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidInputError(
-                f"environment_variables must map names to strings; {name!r}: {value!r} is not"
-            )
+    check_environment_variables(given)
     return {**DEFAULT_ENVIRONMENT_VARIABLES, **given}
 
 
@@ -41,7 +47,7 @@ def himl_job_spec(
     conda_environment_file: PathOrString | None = None,
     aml_environment_name: str = "",
     experiment_name: str | None = None,
-    environment_variables: Mapping[str, str] | None = None,
+    environment_variables: Mapping[str, str | SecretReference] | None = None,
     pip_extra_index_url: str = "",
     private_pip_wheel_path: PathOrString | None = None,
     docker_base_image: str = "",
@@ -81,7 +87,7 @@ def himl_job_spec(
         entry_script=script,
         args=args,
         snapshot_root=root,
-        ignored_folders=[_inside(root, folder) for folder in ignored_folders or ()],
+        ignored_folders=_ignored_folders(root, ignored_folders),
         conda_environment_file=conda_environment_file,
         docker_base_image=docker_base_image,
         docker_shm_size=docker_shm_size,
@@ -100,15 +106,22 @@ def himl_job_spec(
     )
 
 
+def _ignored_folders(root: Path, folders: Sequence[PathOrString] | None) -> list[str]:
+    if isinstance(folders, str | bytes | os.PathLike):
+        # One folder is not a list of them: "data" would ignore "d", "a" and "t".
+        raise InvalidInputError(
+            f"ignored_folders must be a list of folders, e.g. ['data'], not {folders!r}"
+        )
+    return [_inside(root, folder) for folder in folders or ()]
+
+
 def _inside(root: Path, folder: PathOrString) -> str:
     """An ignored folder as the snapshot root's relative name (hi-ml writes them as given)."""
     path = Path(folder)
-    if path.is_absolute():
-        try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            raise InvalidInputError(
-                f"ignored_folders entry {path} is outside the snapshot root {root}: name "
-                "folders inside it (relative names are taken from it)"
-            ) from None
-    return path.as_posix()
+    relative = path.relative_to(root) if path.is_relative_to(root) else path
+    if relative.is_absolute() or ".." in relative.parts:
+        raise InvalidInputError(
+            f"ignored_folders entry {path} is outside the snapshot root {root}: name "
+            "folders inside it (relative names are taken from it)"
+        )
+    return relative.as_posix()

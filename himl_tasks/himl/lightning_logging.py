@@ -31,6 +31,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.himl.run_context import RUN_CONTEXT
+from himl_tasks.job_spec import sanitize_experiment_name
 from himl_tasks.metric_tables import metric_value, table_series
 from himl_tasks.runtime import current_run
 
@@ -50,7 +51,8 @@ class AzureMLLogger(Logger):
 
     Args:
         enable_logging_outside_azure_ml: Log also when the script runs outside any run.
-        experiment_name: Names the metrics file outside any run.
+        experiment_name: Names the metrics file outside any run (characters AzureML does not
+            allow in an experiment name become '_').
         run: The run to log to outside any run (e.g. an azureml `Run`, or a run object from
             `fetch_run`); flushed, not completed, when training ends (hi-ml's rule).
         run_name: Accepted for hi-ml's callers (the name of the AzureML run it would create).
@@ -93,7 +95,9 @@ class AzureMLLogger(Logger):
                 "an existing run as run=, or leave out the workspace to log to a local file"
             )
         else:
-            self.run = MetricsFile(Path.cwd() / "logs" / f"{experiment_name}.metrics.jsonl")
+            # A name made of AzureML's characters: "../x" or "/tmp/x" would leave logs/.
+            file_name = f"{sanitize_experiment_name(experiment_name)}.metrics.jsonl"
+            self.run = MetricsFile(Path.cwd() / "logs" / file_name)
             print(f"AzureMLLogger is outside any run: writing metrics to {self.run.path}")
 
     @property

@@ -11,6 +11,7 @@ from himl_tasks.backends.base import Backend
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import DatasetNotFoundError
 from himl_tasks.runtime import AzureRunInfo
+from himl_tasks.secret_reference import SecretReference
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,14 @@ def plain_run_info(
     input_datasets: Sequence[DatasetConfig],
     output_datasets: Sequence[DatasetConfig],
     *,
-    environment_variables: Mapping[str, str],
+    environment_variables: Mapping[str, str | SecretReference],
     create_output_folders: bool,
     dataset_backend: Callable[[], Backend],
 ) -> AzureRunInfo:
     """Prepares this process as hi-ml does for a plain run; returns where its data is.
 
-    - `environment_variables` are set in `os.environ`;
+    - `environment_variables` are set in `os.environ` (a `SecretReference`'s value read from
+      the variable it names), all of them or, when one cannot be read, none;
     - `outputs/` and `logs/` in the current folder are created, unless
       `create_output_folders` is False (hi-ml 0.2 creates them whatever the flag says);
     - an input's `local_folder` wins; otherwise the dataset is brought from the workspace
@@ -38,21 +40,27 @@ def plain_run_info(
     - an output is its `local_folder`, else None.
 
     Raises:
-        ConfigurationError: If the workspace cannot be reached (e.g. signing in fails).
+        ConfigurationError: If the workspace cannot be reached (e.g. signing in fails), or a
+            `SecretReference` names a variable that is not set; before anything changes.
     """
-    os.environ.update(environment_variables)
+    # What can fail for a setting (a secret's variable unset, a workspace that cannot be
+    # reached) fails before this process or the current folder changes.
+    variables = {
+        name: value.resolve() if isinstance(value, SecretReference) else value
+        for name, value in environment_variables.items()
+    }
+    from_workspace = [config for config in input_datasets if config.local_folder is None]
+    backend = dataset_backend() if from_workspace else None
+    os.environ.update(variables)
     output_folder, logs_folder = Path.cwd() / OUTPUTS_FOLDER_NAME, Path.cwd() / LOGS_FOLDER_NAME
     if create_output_folders:
         output_folder.mkdir(exist_ok=True)
         logs_folder.mkdir(exist_ok=True)
-    backend: Backend | None = None
-    inputs: list[Path | None] = []
-    for config in input_datasets:
-        if config.local_folder is not None:
-            inputs.append(config.local_folder)
-            continue
-        backend = backend or dataset_backend()
-        inputs.append(_fetched(backend, config))
+    inputs = [
+        config.local_folder if backend is None or config.local_folder is not None
+        else _fetched(backend, config)
+        for config in input_datasets
+    ]  # fmt: skip
     return AzureRunInfo(
         input_datasets=inputs,
         output_datasets=[config.local_folder for config in output_datasets],

@@ -39,6 +39,8 @@ from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RunRef, write_most_recent_run
 from himl_tasks.runtime import get_run_info
 from himl_tasks.runtime.in_job_platform import in_job_platform
+from himl_tasks.secret_reference import SecretReference
+from himl_tasks.snapshot import entry_script_in_root
 from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ def submit_to_azure_if_needed(
     conda_environment_file: PathOrString | None = None,
     aml_environment_name: str = "",
     experiment_name: str | None = None,
-    environment_variables: dict[str, str] | None = None,
+    environment_variables: Mapping[str, str | SecretReference] | None = None,
     pip_extra_index_url: str = "",
     private_pip_wheel_path: PathOrString | None = None,
     docker_base_image: str = "",
@@ -136,6 +138,8 @@ def submit_to_azure_if_needed(
         aml_environment_name: A registered AzureML environment to use instead.
         experiment_name: The experiment ($HIML_EXPERIMENT_NAME wins; default: the script's name).
         environment_variables: Variables for the job, and for this process in a plain run.
+            A value may be a `SecretReference("NAME")`: the job (local backend) gets the
+            value of NAME in this process's environment, and no record holds it.
         pip_extra_index_url: An extra package index (AzureML).
         private_pip_wheel_path: A wheel to install in the job's environment (AzureML).
         docker_base_image: The environment's base image (AzureML).
@@ -170,15 +174,23 @@ def submit_to_azure_if_needed(
 
     Raises:
         SystemExit: With 0, after submitting (unless `exit_on_completion=False`).
-        InvalidInputError: Before anything happens, for both flags, `ml_client`,
-            `hyperparam_args`, both `hyperdrive_config` and `sweep`, a `hyperdrive_config` on a
-            backend without HyperDrive, or a job the spec or backend refuses.
+        InvalidInputError: Before anything happens, for both flags, a `submit_to_*` that
+            is not a bool or None, `ml_client`, `hyperparam_args`, both `hyperdrive_config`
+            and `sweep`, a `hyperdrive_config` on a backend without HyperDrive, an
+            `after_submission` that cannot be called, one string as `script_params` or
+            `ignored_folders`, or a job the spec or backend refuses (with `--himl-local`, a
+            missing or outside entry script before the local workspace is made).
         ComputeNotFoundError: An unknown cluster, before anything is submitted.
         DatasetNotFoundError: An input dataset that does not exist, likewise.
         JobFailedError: A waited-for run (or one of its trials) did not complete.
         JobTimeoutError: The wait reached its deadline.
     """
     _refuse_what_cannot_be_done(ml_client, hyperparam_args, hyperdrive_config, sweep)
+    if after_submission is not None and not callable(after_submission):
+        # Called once the run is submitted: found out then, the run would be queued already.
+        raise InvalidInputError(
+            f"after_submission must be a function taking the run, not {after_submission!r}"
+        )
     if wait_timeout_seconds is not None and not is_seconds(wait_timeout_seconds, zero_ok=False):
         raise InvalidInputError(
             "wait_timeout_seconds must be a positive, finite number of seconds, not "
@@ -233,7 +245,7 @@ def submit_to_azure_if_needed(
         tags=tags,
         display_name=display_name,
     )
-    backend = _backend_for(target, aml_workspace, workspace_config_file, hyperdrive_config)
+    backend = _backend_for(target, spec, aml_workspace, workspace_config_file, hyperdrive_config)
     if target is Target.AZUREML and not strictly_aml_v1:
         logger.info("submitting with AzureML SDK v1: himl-tasks has no SDK v2 backend yet")
     ref = _check_and_submit(backend, spec, hyperdrive_config, sweep)
@@ -276,13 +288,24 @@ def _refuse_what_cannot_be_done(
         raise InvalidInputError(f"sweep must be a SweepSpec, not {type(sweep).__name__}")
 
 
-def _backend_for(
-    target: Target, aml_workspace: Any, workspace_config_file: Any, hyperdrive_config: Any
-) -> Backend:
-    """The backend to submit to; a HyperDrive config is refused before the local one is made.
+def _check_before_the_workspace(spec: JobSpec) -> None:
+    """The plan's checks that need no backend, made before a local workspace is."""
+    spec.experiment_name()
+    if spec.entry_script is not None:
+        entry_script_in_root(spec.snapshot_root, spec.entry_script)
 
-    Making a `LocalBackend` creates its workspace folder: a job refused for its arguments
-    leaves nothing behind.
+
+def _backend_for(
+    target: Target,
+    spec: JobSpec,
+    aml_workspace: Any,
+    workspace_config_file: Any,
+    hyperdrive_config: Any,
+) -> Backend:
+    """The backend to submit to; what can be refused is refused before the local one is made.
+
+    Making a `LocalBackend` creates its workspace folder (`./.himl` by default): a job
+    refused for its arguments, its script or its snapshot root leaves nothing behind.
     """
     if target is Target.AZUREML:
         backend = azureml_workspace.azureml_backend(aml_workspace, workspace_config_file)
@@ -290,7 +313,10 @@ def _backend_for(
         return backend
     given = aml_workspace if isinstance(aml_workspace, LocalBackend) else None
     _refuse_hyperdrive_without_it(type(given) if given else LocalBackend, hyperdrive_config)
-    return given or LocalBackend()
+    if given is not None:
+        return given
+    _check_before_the_workspace(spec)
+    return LocalBackend()
 
 
 def _refuse_hyperdrive_without_it(backend_type: type[Backend], hyperdrive_config: Any) -> None:

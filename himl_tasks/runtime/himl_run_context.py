@@ -33,7 +33,7 @@ from typing import Any
 
 from himl_tasks import job_variables
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError
-from himl_tasks.metric_tables import metric_value, table_series
+from himl_tasks.metric_tables import metric_value, table_series, whole_step
 from himl_tasks.runtime.distributed import is_global_rank_zero
 from himl_tasks.runtime.in_job_platform import current_run
 from himl_tasks.runtime.run_context import RunContext
@@ -172,7 +172,11 @@ class RunContextProxy:
             value: Its value.
             description: A description (AzureML keeps it; the local backend does not).
             step: The step (epoch, iteration) it belongs to, if any.
+
+        Raises:
+            InvalidInputError: If `step` is not a whole number (a bool is not one).
         """
+        step = whole_step(step, f"log({name!r}, ..., step=...)")
         if not is_global_rank_zero():
             return
         run = self._run()

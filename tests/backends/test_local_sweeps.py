@@ -62,6 +62,27 @@ def test_a_grid_sweep_runs_every_combination_as_children(
     assert best == [pytest.approx(0.01)]
 
 
+def test_a_trial_whose_metric_is_nan_is_never_the_best(
+    backend: LocalBackend, project: Path
+) -> None:
+    # A diverged trial logs NaN; min() and max() keep a NaN that comes first.
+    write_script(project, "diverges.py", """
+        import sys
+        from himl_tasks.runtime import log_metric
+        lr = float(sys.argv[2])
+        log_metric("val_loss", float("nan") if lr == 0 else lr)
+    """)  # fmt: skip
+    sweep = SweepSpec(
+        parameters={"lr": Choice(0.0, 0.5)}, sampling="grid", primary_metric="val_loss",
+        max_concurrent_runs=1,
+    )  # fmt: skip
+    parent = backend.submit_sweep(JobSpec(entry_script="diverges.py", snapshot_root=project), sweep)
+
+    assert backend.wait(parent, timeout=120).succeeded
+    best = [m.value for m in backend.get_metrics(parent) if m.name == "best_val_loss"]
+    assert best == [0.5]
+
+
 def test_random_sampling_is_repeatable_and_bayesian_is_refused(
     backend: LocalBackend, project: Path
 ) -> None:

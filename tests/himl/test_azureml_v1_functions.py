@@ -12,6 +12,7 @@ from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ComputeNotFoundError, InvalidInputError, JobFailedError
 from himl_tasks.himl import create_run_configuration, create_script_run, submit_run
+from himl_tasks.secret_reference import SecretReference
 from tests.backends.azureml_service import SCRIPT_ERROR, FakeAzureMLService, Outcome
 from tests.backends.conftest import aml, aml_service, write_script  # noqa: F401
 from tests.conftest import write_tree
@@ -75,10 +76,27 @@ def test_bad_settings_are_refused_before_an_environment_is_registered(
         create_run_configuration(
             aml, "cpu-cluster", conda_environment_file=conda_file, max_run_duration="soon"
         )
+    for variables, refused in (
+        ({"EPOCHS": 3}, "must map strings to"),
+        ({"A=B": "1"}, "not a usable environment variable name"),
+        ({"API_KEY": SecretReference("MY_API_KEY")}, "Key Vault"),  # AzureML keeps values
+    ):
+        with pytest.raises(InvalidInputError, match=refused):
+            create_run_configuration(
+                aml, "cpu-cluster", conda_environment_file=conda_file,
+                environment_variables=variables,  # type: ignore[dict-item]
+            )  # fmt: skip
     conda_file.write_text("name: job\ndependencies:\n  - pip:\n    - numpy\n")
     with pytest.raises(InvalidInputError, match="must pin the python version"):
         create_run_configuration(aml, "cpu-cluster", conda_environment_file=conda_file)
     assert aml_service.environment_registrations == 0
+    conda_file.write_text("name: job\ndependencies:\n  - python=3.11\n")
+    seconds = 90  # as JobSpec takes it; max_run_duration.strip() raised AttributeError
+    run_config = create_run_configuration(
+        aml, "cpu-cluster", conda_environment_file=conda_file,
+        max_run_duration=seconds,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert run_config.max_run_duration_seconds == 90
 
 
 def test_the_script_run_takes_this_process_arguments_without_the_flag(
@@ -96,6 +114,8 @@ def test_the_script_run_takes_this_process_arguments_without_the_flag(
     assert create_script_run(cwd_project, "train.py", []).arguments == []
     with pytest.raises(ValueError, match="must be inside of the snapshot root"):
         create_script_run(cwd_project / "src", cwd_project / "other.py")
+    with pytest.raises(ValueError, match="script_params must be a list"):
+        create_script_run(cwd_project, script, "--epochs 3")  # type: ignore[arg-type]
 
 
 def test_submit_run_tags_records_and_waits_as_hi_ml(

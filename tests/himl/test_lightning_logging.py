@@ -175,6 +175,22 @@ def test_outside_any_run_by_default_nothing_is_logged_and_that_is_said_once(
     assert first.run is None and list(tmp_path.iterdir()) == []
 
 
+def test_the_metrics_file_stays_in_logs_whatever_the_experiment_name(
+    outside_any_run: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from himl_tasks.himl.lightning_logging import AzureMLLogger
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    logger = AzureMLLogger(enable_logging_outside_azure_ml=True, experiment_name="../../out")
+    logger.log_metrics({"loss": 0.5}, step=1)
+
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jsonl")] == [
+        "project/logs/out.metrics.jsonl"
+    ]
+
+
 def test_bad_calls_get_hi_ml_s_errors_from_our_tree(outside_any_run: None) -> None:
     import torch
     from pytorch_lightning import LightningModule, Trainer

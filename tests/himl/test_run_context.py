@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,48 @@ def test_outside_any_run_it_prints_like_azureml_s_offline_run_and_records_nothin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.py", "plot.png"]
 
 
+ODD_VALUES_SCRIPT = """
+    import numpy
+    from himl_tasks.himl.run_context import RUN_CONTEXT
+
+    RUN_CONTEXT.log("loss", float("nan"), step=numpy.int64(4))  # a diverged training
+    RUN_CONTEXT.log("loss", float("inf"), step=5)
+    RUN_CONTEXT.log("count", 10**400)
+    for step in ("x", 1.5, True):
+        try:
+            RUN_CONTEXT.log("loss", 0.1, step=step)
+        except ValueError as error:
+            print("refused:", error)
+    try:
+        RUN_CONTEXT.log_row("val", step="x", value=0.5)
+    except ValueError as error:
+        print("refused:", error)
+"""
+
+
+def test_a_local_job_keeps_nan_and_huge_values_and_refuses_steps_that_are_not_whole(
+    tmp_path: Path,
+) -> None:
+    backend = LocalBackend(tmp_path / "ws")
+    write_script(tmp_path / "project", "odd.py", ODD_VALUES_SCRIPT)
+
+    ref = backend.submit(JobSpec(entry_script="odd.py", snapshot_root=tmp_path / "project"))
+    state = backend.wait(ref, timeout=60)
+
+    assert state.succeeded, state.error
+    logged = [(m.name, m.value, m.step) for m in backend.get_metrics(ref)]
+    assert len(logged) == 3
+    assert logged[0][0] == "loss" and math.isnan(logged[0][1]) and logged[0][2] == 4
+    assert logged[1:] == [("loss", math.inf, 5), ("count", str(10**400), None)]
+    output = "".join(backend.iter_logs(ref))
+    for step in ("'x'", "1.5", "True"):
+        assert (
+            f"refused: log('loss', ..., step=...): a step is a whole number (an epoch, an "
+            f"iteration), or None; not {step}" in output
+        )
+    assert "refused: table 'val''s step column: a step is a whole number" in output
+
+
 class FakeAzureMLRun:
     """What azureml's `Run.get_context()` returns inside an AzureML run (it asks the service).
 
@@ -191,6 +234,14 @@ def test_a_figure_is_saved_as_png_among_the_local_run_s_files(
     RUN_CONTEXT.log_image("../curve", plot=Figure())
 
     assert (tmp_path / "logs" / "images" / "_curve.png").read_bytes() == PNG
+    # Logged again, the name keeps every image, as AzureML does (the copy overwrote it);
+    # the script's own file there, logged as it is, stays (the copy failed: the same file).
+    (tmp_path / "second.png").write_bytes(PNG + b"2")
+    RUN_CONTEXT.log_image("../curve", path=tmp_path / "second.png")
+    assert (tmp_path / "logs" / "images" / "_curve.png").read_bytes() == PNG
+    assert (tmp_path / "logs" / "images" / "_curve_2.png").read_bytes() == PNG + b"2"
+    RUN_CONTEXT.log_image("_curve", path=tmp_path / "logs" / "images" / "_curve.png")
+    assert len(list((tmp_path / "logs" / "images").iterdir())) == 2
     with pytest.raises(AttributeError, match="only inside an AzureML run; in this run"):
         RUN_CONTEXT.upload_file("outputs/x.txt", "x.txt")
     assert not hasattr(RUN_CONTEXT, "experiment")

@@ -13,10 +13,12 @@ from himl_tasks import (
     AzureRunInfo,
     Choice,
     ComputeNotFoundError,
+    ConfigurationError,
     DatasetConfig,
     DatasetNotFoundError,
     InvalidInputError,
     LocalBackend,
+    SecretReference,
     SweepSpec,
     submit_to_azure_if_needed,
 )
@@ -104,6 +106,69 @@ def test_a_plain_run_gives_none_for_a_dataset_that_exists_nowhere(
     assert "himl_sample6_input" in record.getMessage() and "None" in record.getMessage()
 
 
+def test_a_plain_run_sets_all_its_variables_or_none(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checked as a job's are, before os.environ changes: os.environ refused "A=B" with a bare
+    # ValueError after the variables before it were set.
+    monkeypatch.setattr(sys, "argv", ["sample.py"])
+    for refused in ({"GOOD": "1", "A=B": "1"}, {"GOOD": "1", "NUL": "a\0b"}):
+        with pytest.raises(InvalidInputError, match="environment variable name|NUL byte"):
+            submit_to_azure_if_needed(environment_variables=refused)
+    with pytest.raises(ConfigurationError, match="MY_API_KEY is not set"):
+        submit_to_azure_if_needed(
+            environment_variables={"GOOD": "1", "API_KEY": SecretReference("MY_API_KEY")}
+        )
+    assert "GOOD" not in os.environ and "MKL_SERVICE_FORCE_INTEL" not in os.environ
+    _nothing_happened(himl_project)
+
+    monkeypatch.setenv("MY_API_KEY", "s3cr3t-value")
+    submit_to_azure_if_needed(environment_variables={"API_KEY": SecretReference("MY_API_KEY")})
+
+    assert os.environ["API_KEY"] == "s3cr3t-value"
+
+
+def test_a_plain_run_whose_workspace_is_unusable_changes_nothing(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A config.json here means AzureML (resolve_backend's order); a broken one is an error,
+    # found before os.environ or the folder changes.
+    monkeypatch.setattr(sys, "argv", ["sample.py"])
+    (himl_project / "config.json").write_text("{not json", encoding="utf-8")
+
+    with pytest.raises(ConfigurationError, match="config.json is not JSON"):
+        submit_to_azure_if_needed(environment_variables={"GOOD": "1"}, input_datasets=["images"])
+
+    assert "GOOD" not in os.environ
+    _nothing_happened(himl_project)
+
+
+def test_a_secret_reference_reaches_the_local_job_and_no_record_holds_it(
+    himl_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = himl_project / "uses_key.py"
+    script.write_text(
+        # Reversed: the script itself must not hold the secret the files are searched for.
+        "import os; print('key is right:', os.environ['API_KEY'][::-1] == 'eulav-t3rc3s')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(sys, "argv", [str(script), LOCAL_FLAG])
+    monkeypatch.setenv("MY_API_KEY", "s3cr3t-value")
+
+    run = submit_to_azure_if_needed(
+        environment_variables={"API_KEY": SecretReference("MY_API_KEY")},
+        wait_for_completion=True,
+        wait_for_completion_show_output=True,
+        exit_on_completion=False,
+    )
+
+    assert run.get_status() == "Completed"
+    assert "key is right: True" in capsys.readouterr().out
+    # Not in the registry, the run's folder, the recovery file or anything else written.
+    written = [p for p in himl_project.parent.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if b"s3cr3t-value" in p.read_bytes()]
+
+
 def test_inside_a_job_the_run_info_comes_first_whatever_the_flags(
     himl_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,6 +245,20 @@ def _nothing_happened(project: Path) -> None:
         (["s.py", LOCAL_FLAG], {"hyperdrive_config": object()}, "cannot run"),
         (["s.py", LOCAL_FLAG], {"input_datasets": "mnist"}, "list of dataset names"),
         (["s.py", LOCAL_FLAG], {"wait_timeout_seconds": float("nan")}, "wait_timeout_seconds"),
+        # One string where a list is meant would be its characters: "-", "-", "e", ...
+        (["s.py", LOCAL_FLAG], {"script_params": "--epochs 3"}, "script_params must be a list"),
+        (["s.py", LOCAL_FLAG], {"ignored_folders": "data"}, "ignored_folders must be a list"),
+        (["s.py", LOCAL_FLAG], {"ignored_folders": ["../data"]}, "outside the snapshot root"),
+        # "false" (read from an environment variable) is true to Python: it would submit.
+        (["s.py"], {"submit_to_azureml": "false"}, "True, False or None"),
+        (["s.py"], {"submit_to_local_backend": 0}, "True, False or None"),
+        # Called after submitting: found out then, the run would be queued already.
+        (["s.py", LOCAL_FLAG], {"after_submission": "print"}, "must be a function"),
+        # Refused by the job's plan, and before it, while no local workspace is made.
+        (["s.py", LOCAL_FLAG], {"entry_script": "/etc/hostname"}, "outside the snapshot root"),
+        (["s.py", LOCAL_FLAG], {"entry_script": "missing.py"}, "does not exist"),
+        (["s.py", LOCAL_FLAG], {"snapshot_root_directory": "missing"}, "not a folder"),
+        (["s.py", LOCAL_FLAG], {"experiment_name": "../"}, "experiment name"),
     ],
 )
 def test_bad_input_is_one_clear_error_before_anything(
@@ -236,6 +315,28 @@ def test_a_sweep_on_the_local_backend_runs_its_trials_and_returns_the_run(
     logs = sorted(b"".join(workspace.read_log(t, 0) for t in trials).decode().splitlines())
     assert logs == ["trial ['-n', '1', '--a', '1']", "trial ['-n', '1', '--a', '2']"]
     assert (himl_project / "most_recent_run.txt").read_text().strip().endswith(run.id)
+
+
+def test_a_recovery_file_that_cannot_be_written_does_not_lose_the_submitted_run(
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A folder that refuses the file (read-only, or a folder in its place): the run is
+    # queued by then, and a crash would hide its id from the user, who would submit again.
+    script = himl_project / "job.py"
+    script.write_text("print('ran')\n", encoding="utf-8")
+    (himl_project / "most_recent_run.txt").mkdir()
+    monkeypatch.setattr(sys, "argv", [str(script), LOCAL_FLAG])
+
+    with pytest.raises(SystemExit) as exited:
+        submit_to_azure_if_needed()
+
+    assert exited.value.code == 0
+    (run,) = LocalBackend(os.environ["HIML_HOME"]).registry.runs()
+    assert f"Run recovery id: job:{run.run_id}" in capsys.readouterr().out
+    assert f"run job:{run.run_id} is submitted, but its recovery id could not be" in caplog.text
 
 
 def test_a_local_backend_given_as_aml_workspace_is_the_one_submitted_to(

@@ -7,6 +7,7 @@ from there on is the real AzureML v1 backend building real azureml-core objects.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +288,25 @@ def test_the_wait_has_a_deadline(
     # The run goes on; its recovery id is there to look at it again.
     (run_id,) = aml_service.runs
     assert (himl_project / "most_recent_run.txt").read_text().strip() == f"sample:{run_id}"
+
+
+def test_the_deadline_covers_the_run_and_its_children_together(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    # The parent ends while a child is still Running (each run's state is read on its own):
+    # the child gets what is left of the wait, not all of it again.
+    stuck_trial = Outcome(statuses=("Running",) * 100_000)
+    aml_service.next_outcome = Outcome(
+        statuses=("Queued",) + ("Running",) * 5 + ("Completed",), children=(stuck_trial,)
+    )
+    started = time.monotonic()
+
+    with pytest.raises(JobTimeoutError, match="still Running"):
+        submit_to_azure_if_needed(
+            compute_cluster_name="cpu-cluster", wait_for_completion=True, wait_timeout_seconds=1.0
+        )
+
+    assert time.monotonic() - started < 1.3  # it took the run's time plus 1 s before
 
 
 def test_hi_ml_parameters_reach_the_run_configuration(

@@ -57,7 +57,12 @@ LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
 SUBMISSION_TAG = "himl_submission_id"
 
 
-def _refuse_secret_references(spec: JobSpec) -> None:
+def refuse_secret_references(spec: JobSpec) -> None:
+    """Refuses a spec whose variables name secrets: AzureML v1 would store their values.
+
+    Raises:
+        InvalidInputError: If an environment variable is a `SecretReference`.
+    """
     referenced = secret_references(spec.environment_variables)
     if referenced:
         raise InvalidInputError(
@@ -350,7 +355,7 @@ class AzureMLV1Backend(Backend):
         Raises:
             InvalidInputError: A SecretReference among the environment variables.
         """
-        _refuse_secret_references(spec)
+        refuse_secret_references(spec)
 
     def check_datastore(self, name: str) -> None:
         """Raises unless the workspace has the datastore (an output needs only AzureML's).

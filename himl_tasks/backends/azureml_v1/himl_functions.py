@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from himl_tasks.backends.azureml_v1.backend import AzureMLV1Backend
+from himl_tasks.backends.azureml_v1.backend import AzureMLV1Backend, refuse_secret_references
 from himl_tasks.backends.azureml_v1.datasets import input_consumption, output_configuration
 from himl_tasks.backends.azureml_v1.environment import build_environment, environment_for
 from himl_tasks.backends.base import Backend
@@ -70,7 +70,9 @@ def create_run_configuration(
 
     Raises:
         InvalidInputError: (a ValueError, as hi-ml raises) If neither environment is given, the
-            conda file pins no python, or `num_nodes` / `max_run_duration` is unusable.
+            conda file pins no python, `num_nodes` / `max_run_duration` is unusable, or an
+            environment variable is not text (a `SecretReference` is refused: AzureML would
+            keep its value with the run).
         ComputeNotFoundError: If the workspace has no such cluster.
         DatasetNotFoundError: If an input dataset neither exists nor has a folder to make it.
         ConfigurationError: If the named environment is not registered.
@@ -85,7 +87,7 @@ def create_run_configuration(
         )
     if not is_whole_number(num_nodes) or num_nodes < 1:
         raise InvalidInputError(f"num_nodes must be a whole number of 1 or more, not {num_nodes!r}")
-    seconds = parse_duration(max_run_duration.strip() or None)
+    seconds = parse_duration(max_run_duration or None)
     if not aml_environment_name and conda_environment_file:
         _check_python_pinned(Path(conda_environment_file))
     backend.check_compute(compute_cluster_name)
@@ -93,12 +95,15 @@ def create_run_configuration(
     # placeholder (hi-ml's run configuration holds no script: create_script_run names it).
     spec = JobSpec(
         module="himl_tasks",
+        # Checked as a job's: names a process can have, text values.
+        environment_variables=environment_variables,
         conda_environment_file=Path(conda_environment_file) if conda_environment_file else None,
         environment_name=aml_environment_name,
         pip_extra_index_url=pip_extra_index_url,
         private_pip_wheel_path=Path(private_pip_wheel_path) if private_pip_wheel_path else None,
         docker_base_image=docker_base_image,
     )
+    refuse_secret_references(spec)
     inputs = [
         input_consumption(backend._dataset(config)[0], config, index)
         for index, config in enumerate(input_datasets or ())
@@ -118,7 +123,7 @@ def create_run_configuration(
     run_config.environment = environment
     run_config.environment_variables = {
         **DEFAULT_ENVIRONMENT_VARIABLES,
-        **(environment_variables or {}),
+        **spec.environment_variables,
     }
     if docker_shm_size:
         run_config.docker = DockerConfiguration(use_docker=True, shm_size=docker_shm_size)
@@ -151,7 +156,7 @@ def create_script_run(
 
     Raises:
         InvalidInputError: (a ValueError, as hi-ml raises) If an absolute entry script lies
-            outside the snapshot folder.
+            outside the snapshot folder, or `script_params` is one string.
     """
     from azureml.core import ScriptRunConfig
 
@@ -176,6 +181,12 @@ def create_script_run(
             ) from None
     else:
         relative = script.as_posix()
+    if isinstance(script_params, str | bytes):
+        # [str(arg) for arg in "--epochs 3"] would be the arguments "-", "-", "e", ...
+        raise InvalidInputError(
+            f"script_params must be a list of strings, e.g. ['--epochs', '3'], not "
+            f"{script_params!r}"
+        )
     if script_params is None:
         arguments = [arg for arg in sys.argv[1:] if arg not in SUBMISSION_FLAGS]
     else:

@@ -539,7 +539,8 @@ class LocalBackend(Backend):
         return [
             Metric(
                 name=row["name"],
-                value=row["value"] if isinstance(row["value"], str) else float(row["value"]),
+                # kind 1 is a text metric; a number is a float, a NaN among them the text 'NaN'.
+                value=row["value"] if row["kind"] == 1 else float(row["value"]),
                 step=row["step"],
                 time=_utc(row["time"]),
                 attempt=int(row["attempt"]),

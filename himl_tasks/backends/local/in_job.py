@@ -8,6 +8,7 @@ starts, so nothing is fetched from inside the job.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -52,6 +53,11 @@ class LocalRunContext:
     def log_image(self, name: str, path: Path) -> None:
         """Copies the image into `logs/images/<name><suffix>`, among the run's files.
 
+        Every image logged is kept, as AzureML keeps each one logged under a name: a name
+        logged again gets `<name>_2<suffix>`, `<name>_3<suffix>`, ..., and a file already in
+        the folder (the script's own) is never written over. An image that is already there,
+        logged as it is, stays as it is.
+
         Raises:
             ConfigurationError: If the supervisor did not say where the run's logs go.
         """
@@ -64,7 +70,20 @@ class LocalRunContext:
         images = self.logs_folder / "images"
         images.mkdir(parents=True, exist_ok=True)
         safe_name = _UNSAFE_FILE_CHARACTERS.sub("_", name).lstrip(".") or "image"
-        shutil.copyfile(path, images / f"{safe_name}{path.suffix or '.png'}")
+        suffix = path.suffix or ".png"
+        for number in itertools.count(1):
+            kept = images / (
+                f"{safe_name}{suffix}" if number == 1 else f"{safe_name}_{number}{suffix}"
+            )
+            if kept.exists() and kept.samefile(path):
+                return
+            try:
+                # Created exclusively: another process of the job may log the same name.
+                with kept.open("xb") as copy, path.open("rb") as image:
+                    shutil.copyfileobj(image, copy)
+                return
+            except FileExistsError:
+                continue
 
 
 def run_context() -> LocalRunContext:

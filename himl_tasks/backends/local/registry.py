@@ -8,6 +8,7 @@ short-lived, and every write is one `BEGIN IMMEDIATE` transaction.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Collection, Iterator
@@ -630,7 +631,12 @@ class Registry:
     ) -> None:
         """Records metric values for a run attempt: numbers, and text in a table of its own."""
         now = time.time()
-        numbers = [(n, v, s) for n, v, s in values if not isinstance(v, str)]
+        # SQLite stores a NaN as NULL, which the REAL column refuses: it is kept as the text
+        # 'NaN', which that column keeps as text, and `LocalBackend.get_metrics` reads as a
+        # float again (a training's loss can be NaN; logging it must not fail the job).
+        numbers = [
+            (n, "NaN" if math.isnan(v) else v, s) for n, v, s in values if not isinstance(v, str)
+        ]
         texts = [(n, v, s) for n, v, s in values if isinstance(v, str)]
         with self.write() as db:
             for table, rows in (("metrics", numbers), ("text_metrics", texts)):

@@ -10,6 +10,7 @@ and the parent fails.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -82,7 +83,10 @@ def main(plan_file: str) -> int:
         metric.value
         for ref in completed
         for metric in backend.get_metrics(ref)
-        if metric.name == plan.primary_metric and not isinstance(metric.value, str)
+        if metric.name == plan.primary_metric
+        and not isinstance(metric.value, str)
+        # A diverged trial's NaN is no score: min() and max() would keep one that came first.
+        and not math.isnan(metric.value)
     ]
     if values:
         best = max(values) if plan.goal == "maximize" else min(values)
