@@ -58,6 +58,7 @@ from .himl.workspace_resolution import resolve_backend as resolve_backend
 from .job_spec import JobSpec as JobSpec
 from .job_spec import Priority as Priority
 from .run_plan import RunPlan as RunPlan
+from .runs import RUN_RECOVERY_FILE as RUN_RECOVERY_FILE
 from .runs import FailureKind as FailureKind
 from .runs import Metric as Metric
 from .runs import RunRef as RunRef

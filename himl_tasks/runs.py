@@ -21,7 +21,7 @@ from himl_tasks.errors import (
 
 logger = logging.getLogger(__name__)
 
-RUN_RECOVERY_FILE_NAME = "most_recent_run.txt"
+RUN_RECOVERY_FILE = "most_recent_run.txt"
 
 
 class RunStatus(enum.StrEnum):
@@ -184,7 +184,7 @@ def write_most_recent_run(folder: Path, ref: RunRef) -> Path | None:
     folder of that name) is a warning that names the id, and None is returned. Raising would
     hide the id of a run that exists, and a user who sees no run submits it again.
     """
-    path = folder / RUN_RECOVERY_FILE_NAME
+    path = folder / RUN_RECOVERY_FILE
     # Written beside it, then renamed over it: a reader, or a submitter killed while writing,
     # finds the previous id or the new one, never a half-written or empty file.
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
@@ -205,7 +205,7 @@ def write_most_recent_run(folder: Path, ref: RunRef) -> Path | None:
     return path
 
 
-def read_most_recent_run(run_recovery_file: Path | str = RUN_RECOVERY_FILE_NAME) -> str:
+def read_most_recent_run(run_recovery_file: Path | str = RUN_RECOVERY_FILE) -> str:
     """Reads the recovery id written by the last submission.
 
     Raises:

@@ -48,6 +48,7 @@ PUBLIC = [
     "PreemptionMode",
     "Priority",
     "RUN_CONTEXT",
+    "RUN_RECOVERY_FILE",
     "RemoteFile",
     "RemoteFileChangedError",
     "RemoteFilesNotFoundError",
@@ -108,6 +109,7 @@ def test_public_names_are_pinned_and_all_resolve() -> None:
 HIML_PUBLIC = [
     "LOCAL_FLAG",
     "RUN_CONTEXT",
+    "RUN_RECOVERY_FILE",
     "AzureMLLogger",
     "AzureRunInfo",
     "DatasetConfig",

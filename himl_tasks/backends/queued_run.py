@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from himl_tasks.errors import JobFailedError
-from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, RunRef, RunState
+from himl_tasks.runs import RUN_RECOVERY_FILE, RunRef, RunState
 
 if TYPE_CHECKING:
     from himl_tasks.backends.base import Backend
@@ -28,7 +28,7 @@ def announce_queued_run(backend: Backend, ref: RunRef) -> None:
     """
     print(f"\n{BANNER_RULE}")
     print(f"Successfully queued run {ref.run_id} in experiment {ref.experiment} ({backend!r})")
-    print(f"Experiment name and run ID are available in file {RUN_RECOVERY_FILE_NAME}")
+    print(f"Experiment name and run ID are available in file {RUN_RECOVERY_FILE}")
     print(f"Run recovery id: {ref.recovery_id}")
     if ref.portal_url:
         print(f"Run URL: {ref.portal_url}")

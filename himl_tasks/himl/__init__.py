@@ -21,7 +21,7 @@ from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.submission import submit_to_azure_if_needed
 from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.job_spec import LOCAL_FLAG
-from himl_tasks.runs import split_recovery_id
+from himl_tasks.runs import RUN_RECOVERY_FILE, split_recovery_id
 from himl_tasks.runtime import (
     AzureRunInfo,
     is_running_in_azure_ml,
@@ -47,6 +47,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "LOCAL_FLAG",
     "RUN_CONTEXT",
+    "RUN_RECOVERY_FILE",
     "AzureMLLogger",
     "AzureRunInfo",
     "DatasetConfig",

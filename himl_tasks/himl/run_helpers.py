@@ -17,7 +17,7 @@ from typing import Any
 from himl_tasks.backends.base import Backend
 from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.himl.workspace_resolution import resolve_backend
-from himl_tasks.runs import RUN_RECOVERY_FILE_NAME, read_most_recent_run
+from himl_tasks.runs import RUN_RECOVERY_FILE, read_most_recent_run
 from himl_tasks.runtime import is_local_rank_zero, torch_barrier
 from himl_tasks.storage import TransferReport
 
@@ -43,7 +43,7 @@ def fetch_run(workspace: Any, run_recovery_id: str) -> Any:
 
 
 def get_most_recent_run(
-    run_recovery_file: str | os.PathLike[str] = RUN_RECOVERY_FILE_NAME, workspace: Any = None
+    run_recovery_file: str | os.PathLike[str] = RUN_RECOVERY_FILE, workspace: Any = None
 ) -> Any:
     """The run named in a `most_recent_run.txt` (written when a run is submitted), as hi-ml's.
 
