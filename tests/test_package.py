@@ -100,7 +100,9 @@ def test_public_names_are_pinned_and_all_resolve() -> None:
     assert himl_tasks.__all__ == PUBLIC
     assert dir(himl_tasks) == PUBLIC
     for name in PUBLIC:
-        if name.isupper():  # a constant: hi-ml's RUN_CONTEXT is an object, not a class
+        if name == "RUN_RECOVERY_FILE":  # hi-ml's file name, text
+            assert getattr(himl_tasks, name) == "most_recent_run.txt"
+        elif name.isupper():  # a constant: hi-ml's RUN_CONTEXT is an object, not a class
             assert type(getattr(himl_tasks, name)).__module__.startswith("himl_tasks.")
         else:
             assert getattr(himl_tasks, name).__name__ == name
