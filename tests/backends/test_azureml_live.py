@@ -71,3 +71,31 @@ def test_upload_create_dataset_run_and_download(live: object, tmp_path: Path) ->
     live.download_files(ref, "outputs/", tmp_path / "run", validate_checksum=True)
     assert read_tree(tmp_path / "run/outputs") == {"echo.txt": b"hello"}
     assert [m.value for m in live.get_metrics(ref) if m.name == "length"] == [5.0]
+
+
+def test_a_himl_example_runs_with_the_azureml_flag(tmp_path: Path) -> None:
+    """hi-ml's example 3 (examples/3): `--azureml` submits it, results.py brings its file."""
+    import subprocess
+    import sys
+
+    example = tmp_path / "example"
+    shutil.copytree(PACKAGE.parent / "examples" / "3", example)
+    shutil.copytree(PACKAGE, example / "himl_tasks")  # the job imports himl_tasks
+    sample = example / "sample.py"
+    sample.write_text(
+        sample.read_text().replace('"cpu-cluster"', repr(os.environ["HIML_TEST_COMPUTE"]))
+    )
+    (example / "environment.yml").write_text(
+        "name: live\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+        "    - azureml-defaults\n    - azureml-dataset-runtime[fuse]\n"
+    )
+    subprocess.run([sys.executable, "sample.py", "-n", "50"], cwd=example, timeout=120, check=True)
+    expected = (example / "outputs/primes.txt").read_bytes()
+    shutil.rmtree(example / "outputs")
+    subprocess.run(
+        [sys.executable, "sample.py", "--azureml", "-n", "50"],
+        cwd=example, timeout=3600, check=True,
+    )  # fmt: skip
+    subprocess.run([sys.executable, "results.py"], cwd=example, timeout=600, check=True)
+    run_id = (example / "most_recent_run.txt").read_text().strip().split(":")[-1]
+    assert (example / "downloads" / run_id / "outputs/primes.txt").read_bytes() == expected
