@@ -62,6 +62,7 @@ bench: env
 	$(PY) -m benchmarks.flow_overhead
 	$(PY) -m benchmarks.preemption
 	$(PY) -m benchmarks.queued_runs
+	$(PY) -m benchmarks.himl_door
 
 # Re-resolve requirements.lock after changing dependencies in pyproject.toml.
 lock: $(VENV)/.synced

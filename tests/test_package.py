@@ -169,6 +169,27 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
 LIGHTNING_PACKAGES = {"pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics"}
 
 
+def test_a_plain_run_of_a_hi_ml_script_loads_no_backend_sdk_nor_blob_client(
+    tmp_path: Path,
+) -> None:
+    # `python script.py` with the door and no flag runs the script here: it pays for the call,
+    # not for AzureML's backend, its blob client (aiohttp, about 0.2 s) or Lightning.
+    probe = (
+        "import os, sys, json; os.chdir(sys.argv[1]); "
+        "from himl_tasks import submit_to_azure_if_needed; "
+        "info = submit_to_azure_if_needed(); assert info.output_folder.is_dir(); "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    loaded = json.loads(finished.stdout)
+    heavy = {"azureml", "azure", "aiohttp", "prefect", "torch"} | LIGHTNING_PACKAGES
+    assert [m for m in loaded if m.split(".")[0] in heavy] == []
+    assert "himl_tasks.backends.azureml_v1.backend" not in loaded
+
+
 def test_lightning_is_imported_only_when_a_lightning_name_is_used() -> None:
     # Lightning's import takes seconds: RUN_CONTEXT and himl_tasks.himl must not pay for it.
     probe = (

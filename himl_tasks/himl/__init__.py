@@ -1,13 +1,8 @@
 """hi-ml's user contract: its functions, names and semantics, on any backend."""
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from himl_tasks.backends.azureml_v1 import get_workspace
-from himl_tasks.backends.azureml_v1.himl_functions import (
-    create_run_configuration,
-    create_script_run,
-    submit_run,
-)
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.himl.datastore_transfers import download_from_datastore, upload_to_datastore
 from himl_tasks.himl.run_context import RUN_CONTEXT
@@ -30,17 +25,30 @@ from himl_tasks.runtime import (
 )
 
 if TYPE_CHECKING:
+    from himl_tasks.backends.azureml_v1.himl_functions import (
+        create_run_configuration,
+        create_script_run,
+        submit_run,
+    )
+    from himl_tasks.backends.azureml_v1.workspace import get_workspace
     from himl_tasks.himl.lightning_logging import AzureMLLogger, log_learning_rate, log_on_epoch
 
-# PyTorch Lightning takes seconds to import: its names are loaded when first used.
-_LIGHTNING_NAMES = frozenset({"AzureMLLogger", "log_learning_rate", "log_on_epoch"})
+# Loaded when first used: PyTorch Lightning takes seconds to import, and the AzureML backend's
+# modules bring the blob client (aiohttp), which a plain run of a hi-ml script does not need.
+_LAZY_NAMES = {
+    "AzureMLLogger": "himl_tasks.himl.lightning_logging",
+    "log_learning_rate": "himl_tasks.himl.lightning_logging",
+    "log_on_epoch": "himl_tasks.himl.lightning_logging",
+    "create_run_configuration": "himl_tasks.backends.azureml_v1.himl_functions",
+    "create_script_run": "himl_tasks.backends.azureml_v1.himl_functions",
+    "submit_run": "himl_tasks.backends.azureml_v1.himl_functions",
+    "get_workspace": "himl_tasks.backends.azureml_v1.workspace",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LIGHTNING_NAMES:
-        from himl_tasks.himl import lightning_logging
-
-        return getattr(lightning_logging, name)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
