@@ -143,3 +143,41 @@ def test_ctrl_c_while_waiting_stops_the_wait_not_the_run(himl_project: Path) -> 
     backend = LocalBackend(os.environ["HIML_HOME"])
     ref = backend.get_run_ref(recovery_id)
     assert backend.watch(ref, timeout_seconds=60).status is RunStatus.COMPLETED
+
+
+def test_a_module_started_with_python_m_runs_as_that_module_in_the_job(
+    himl_project: Path,
+) -> None:
+    # `python -m pkg.train --himl-local`: the job runs `python -m pkg.train`, so the module's
+    # relative imports work there as here (its file run as a script had no package).
+    package = himl_project / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("ANSWER = 42\n")
+    (package / "train.py").write_text(
+        textwrap.dedent("""
+            import sys
+            from himl_tasks import submit_to_azure_if_needed
+
+            submit_to_azure_if_needed(wait_for_completion=True)
+            from .helper import ANSWER
+
+            print(f"the answer is {ANSWER}, arguments {sys.argv[1:]}")
+        """),
+        encoding="utf-8",
+    )
+    finished = subprocess.run(
+        [sys.executable, "-m", "pkg.train", "--epochs", "3", LOCAL_FLAG],
+        cwd=himl_project,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    recovery_id = read_most_recent_run(himl_project / "most_recent_run.txt")
+    assert recovery_id.startswith("train:")  # the module's name, as the script's would be
+    backend = LocalBackend(os.environ["HIML_HOME"])
+    log = "".join(backend.iter_logs(backend.get_run_ref(recovery_id)))
+    assert "the answer is 42, arguments ['--epochs', '3']" in log
