@@ -142,3 +142,17 @@ def test_a_symlinked_entry_script_in_the_root_runs_as_its_name(tmp_path: Path) -
     assert b"trained" in backend.read_log(ref, 0)
     copied = backend.registry.get_run(ref.run_id).run_dir / "snapshot" / "train.py"  # type: ignore[union-attr]
     assert not copied.is_symlink() and copied.read_bytes() == b"print('trained')\n"
+
+
+def test_a_local_workspace_inside_the_project_never_travels(tmp_path: Path) -> None:
+    # HIML_HOME=./workspace in the project: each run's snapshot copied the registry and every
+    # earlier run's snapshot (which held the ones before it).
+    root = write_tree(tmp_path / "project", {"train.py": b"print('train')"})
+    backend = LocalBackend(root / "workspace")
+
+    refs = [backend.submit(JobSpec(entry_script="train.py", snapshot_root=root)) for _ in "ab"]
+
+    for ref in refs:
+        assert backend.wait(ref).succeeded
+        snapshot = backend.registry.get_run(ref.run_id).run_dir / "snapshot"  # type: ignore[union-attr]
+        assert not (snapshot / "workspace").exists()

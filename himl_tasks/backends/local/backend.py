@@ -299,6 +299,21 @@ class LocalBackend(Backend):
             resume_from=spec.resume_from,
         )
 
+    def folders_never_in_snapshots(self, snapshot_root: Path) -> list[str]:
+        """The workspace itself, when it is inside the snapshot root.
+
+        `./.himl` is left out by name; a `$HIML_HOME` in the project (`./workspace`) was
+        copied into each run's snapshot with the registry and every earlier run's snapshot,
+        each run's copy holding the ones before.
+        """
+        for root, workspace in (
+            (snapshot_root.absolute(), self.root),
+            (snapshot_root.resolve(), self.root.resolve()),
+        ):
+            if workspace != root and workspace.is_relative_to(root):
+                return [workspace.relative_to(root).as_posix()]
+        return []
+
     def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
         """Refuses a job whose command cannot be made, or whose resumed run does not exist.
 
