@@ -101,11 +101,8 @@ class Snapshot:
 
     def contains(self, path: Path) -> bool:
         """Tells whether a file (absolute, or relative to the root) travels with the job."""
-        try:
-            relative = (self.root / path).resolve().relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return False
-        return any(f.relative == relative for f in self.files)
+        relative = _path_in_root(self.root, self.root / path)
+        return relative is not None and any(f.relative == relative.as_posix() for f in self.files)
 
     def entry_script(self, script: Path) -> str:
         """The entry script's path in the snapshot ('/'-separated).
@@ -172,13 +169,35 @@ def entry_script_in_root(root: Path, script: Path) -> Path:
         raise InputPathNotFoundError(f"the entry script {script} does not exist")
     if not script.is_file():
         raise InvalidInputError(f"the entry script {script} is not a file")
-    try:
-        return script.resolve().relative_to(root.resolve())
-    except ValueError:
+    relative = _path_in_root(root, script)
+    if relative is None:
         raise InvalidInputError(
             f"the entry script {script} is outside the snapshot root {root}; move it "
             "inside, or choose a snapshot_root that contains it"
-        ) from None
+        )
+    return relative
+
+
+def _path_in_root(root: Path, path: Path) -> Path | None:
+    """`path` relative to `root`, or None when it is outside.
+
+    First as written: a symlink in the root is one of its files (the snapshot copies what it
+    points to), as `python train.py` with a symlinked train.py runs. Then as resolved: a root
+    or a path reached through a symlinked folder (`/tmp` and `/private/tmp`) is the same place.
+    """
+    try:
+        return _as_written(path).relative_to(_as_written(root))
+    except ValueError:
+        pass
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+
+
+def _as_written(path: Path) -> Path:
+    """The absolute path, its `..` taken away by name: symlinks are not followed."""
+    return Path(os.path.normpath(path.absolute()))
 
 
 def select_snapshot(

@@ -124,3 +124,35 @@ def test_a_plan_whose_snapshot_lost_a_file_is_refused_as_a_himl_error(tmp_path: 
         backend.submit(plan)
     assert backend.registry.runs() == []
     assert not any((backend.root / "runs").iterdir())
+
+
+def test_a_symlinked_entry_script_in_the_root_runs_as_its_name(tmp_path: Path) -> None:
+    # `python train.py` with train.py a symlink (to a shared copy elsewhere): the script is in
+    # the folder the user submits, and the job gets its content under that name. It was
+    # refused as "outside the snapshot root" while the path printed was inside it.
+    shared = write_tree(tmp_path / "shared", {"train.py": b"print('trained')\n"})
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "train.py").symlink_to(shared / "train.py")
+    backend = LocalBackend(tmp_path / "ws")
+
+    ref = backend.submit(JobSpec(entry_script=root / "train.py", snapshot_root=root))
+
+    assert backend.wait(ref).succeeded
+    assert b"trained" in backend.read_log(ref, 0)
+    copied = backend.registry.get_run(ref.run_id).run_dir / "snapshot" / "train.py"  # type: ignore[union-attr]
+    assert not copied.is_symlink() and copied.read_bytes() == b"print('trained')\n"
+
+
+def test_a_local_workspace_inside_the_project_never_travels(tmp_path: Path) -> None:
+    # HIML_HOME=./workspace in the project: each run's snapshot copied the registry and every
+    # earlier run's snapshot (which held the ones before it).
+    root = write_tree(tmp_path / "project", {"train.py": b"print('train')"})
+    backend = LocalBackend(root / "workspace")
+
+    refs = [backend.submit(JobSpec(entry_script="train.py", snapshot_root=root)) for _ in "ab"]
+
+    for ref in refs:
+        assert backend.wait(ref).succeeded
+        snapshot = backend.registry.get_run(ref.run_id).run_dir / "snapshot"  # type: ignore[union-attr]
+        assert not (snapshot / "workspace").exists()

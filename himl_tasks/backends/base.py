@@ -169,6 +169,13 @@ class Backend(abc.ABC):
 
     # ---- hooks: a default here, which a backend may override ------------------------------
 
+    def folders_never_in_snapshots(self, snapshot_root: Path) -> list[str]:
+        """Folders of `snapshot_root` this backend keeps out of every snapshot (default: none).
+
+        Relative to the root, as `ignored_folders` are.
+        """
+        return []
+
     def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
         """Raises unless the job can run from its snapshot (by default: the script is in it).
 
@@ -233,7 +240,10 @@ class Backend(abc.ABC):
         for config in spec.output_datasets:
             self.check_datastore(config.datastore)
         experiment = spec.experiment_name()
-        snapshot = select_snapshot(spec.snapshot_root, spec.ignored_folders)
+        snapshot = select_snapshot(
+            spec.snapshot_root,
+            [*spec.ignored_folders, *self.folders_never_in_snapshots(spec.snapshot_root)],
+        )
         self.check_snapshot(spec, snapshot)
         inputs = tuple(self.resolve_dataset(config) for config in spec.input_datasets)
         return RunPlan(

@@ -7,6 +7,7 @@ its children.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -58,18 +59,34 @@ def wait_for_run_and_children(
     Raises:
         JobFailedError: If the run or one of its children did not complete.
         JobTimeoutError: If a wait reached its deadline.
+        KeyboardInterrupt: Ctrl-C while waiting, once it is said that the run goes on.
     """
     print(f"Waiting for the completion of run {ref.run_id}.", flush=True)
     on_line = _print_line if show_output else None
     seconds = backend.default_timeout_seconds if timeout_seconds is None else timeout_seconds
     deadline = time.monotonic() + seconds
-    state = backend.watch(ref, timeout_seconds=seconds, on_line=on_line)
-    _raise_unless_completed(state)
-    for child in backend.child_runs(ref):
-        left = max(deadline - time.monotonic(), LAST_LOOK_SECONDS)
-        _raise_unless_completed(backend.watch(child, timeout_seconds=left))
+    try:
+        state = backend.watch(ref, timeout_seconds=seconds, on_line=on_line)
+        _raise_unless_completed(state)
+        for child in backend.child_runs(ref):
+            left = max(deadline - time.monotonic(), LAST_LOOK_SECONDS)
+            _raise_unless_completed(backend.watch(child, timeout_seconds=left))
+    except KeyboardInterrupt:
+        # Only the wait stops, the run does not: say so, and how to find it again, as
+        # azureml's Run.wait_for_completion does (azureml/core/run.py: "But the run is still
+        # executing on the compute target").
+        print(_interrupted_wait(ref), file=sys.stderr, flush=True)
+        raise
     print(f"Run {ref.run_id} completed.", flush=True)
     return state
+
+
+def _interrupted_wait(ref: RunRef) -> str:
+    return (
+        f"\nStopped waiting for run {ref.run_id}: the run itself goes on. Its recovery id "
+        f"{ref.recovery_id} is in {RUN_RECOVERY_FILE}; fetch_run(workspace, "
+        f"'{ref.recovery_id}') finds it again, and the run's cancel() stops it."
+    )
 
 
 def _raise_unless_completed(state: RunState) -> None:

@@ -62,8 +62,10 @@ def himl_job_spec(
 ) -> JobSpec:
     """The job `submit_to_azure_if_needed` submits, with hi-ml's defaults.
 
-    - the entry script is the running script (`sys.argv[0]`, from the current folder); a
-      relative `entry_script` given is taken from the snapshot root, as hi-ml sends it;
+    - the entry script is the running script (`sys.argv[0]`, from the current folder), or,
+      when it was started as `python -m package.module` from the snapshot root, that module
+      (its relative imports need its package; hi-ml ran its file as a script); a relative
+      `entry_script` given is taken from the snapshot root, as hi-ml sends it;
     - the snapshot root is the current folder;
     - the experiment is `$HIML_EXPERIMENT_NAME`, else `experiment_name`, else the script's
       name (hi-ml's order: the variable wins over the parameter);
@@ -80,11 +82,14 @@ def himl_job_spec(
         InvalidInputError: For anything the spec refuses (see `JobSpec`).
     """
     root = Path(snapshot_root_directory or Path.cwd()).absolute()
-    script = Path(sys.argv[0]).absolute() if entry_script is None else Path(entry_script)
+    running = Path(sys.argv[0]).absolute()
+    module = _running_module(running, root) if entry_script is None else None
+    script = None if module else running if entry_script is None else Path(entry_script)
     if tags is None:
         tags = {COMMANDLINE_TAG: " ".join(args)}
     return JobSpec(
         entry_script=script,
+        module=module,
         args=args,
         snapshot_root=root,
         ignored_folders=_ignored_folders(root, ignored_folders),
@@ -104,6 +109,22 @@ def himl_job_spec(
         display_name=display_name,
         max_run_duration=max_run_duration or None,
     )
+
+
+def _running_module(running: Path, root: Path) -> str | None:
+    """The module this process was started as (`python -m pkg.train`), if the root holds it.
+
+    `__main__.__spec__` names it; it counts only when the running file is where `python -m`
+    in the snapshot root finds that name (`<root>/pkg/train.py`), so a script started by
+    path, or a module from elsewhere (`python -m pytest`), stays a script.
+    """
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None)
+    if not isinstance(name, str) or not name:
+        return None
+    if running != root.joinpath(*name.split(".")).with_suffix(".py"):
+        return None
+    return name.removesuffix(".__main__")  # `python -m pkg` runs pkg/__main__.py
 
 
 def _ignored_folders(root: Path, folders: Sequence[PathOrString] | None) -> list[str]:

@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 WAIT_MARGIN_SECONDS = 3600.0
 """Added to `max_run_duration` for the wait's deadline: queueing, image builds, uploads."""
+INTERRUPTED_EXIT_CODE = 130
+"""The exit code of a submission whose wait Ctrl-C stopped (a shell's, 128 + SIGINT)."""
 
 
 @runtime_checkable
@@ -173,7 +175,8 @@ def submit_to_azure_if_needed(
         `exit_on_completion=False`.
 
     Raises:
-        SystemExit: With 0, after submitting (unless `exit_on_completion=False`).
+        SystemExit: With 0, after submitting (unless `exit_on_completion=False`); with 130
+            when Ctrl-C stops the wait (the run goes on; the message says how to find it).
         InvalidInputError: Before anything happens, for both flags, a `submit_to_*` that
             is not a bool or None, `ml_client`, `hyperparam_args`, both `hyperdrive_config`
             and `sweep`, a `hyperdrive_config` on a backend without HyperDrive, an
@@ -251,12 +254,19 @@ def submit_to_azure_if_needed(
     ref = _check_and_submit(backend, spec, hyperdrive_config, sweep)
     announce_queued_run(backend, ref)
     if wait_for_completion:
-        wait_for_run_and_children(
-            backend,
-            ref,
-            show_output=wait_for_completion_show_output,
-            timeout_seconds=_wait_deadline(spec, wait_timeout_seconds),
-        )
+        try:
+            wait_for_run_and_children(
+                backend,
+                ref,
+                show_output=wait_for_completion_show_output,
+                timeout_seconds=_wait_deadline(spec, wait_timeout_seconds),
+            )
+        except KeyboardInterrupt:
+            if not exit_on_completion:
+                raise
+            # Ctrl-C stopped the wait, which said the run goes on: the process ends as a
+            # shell's interrupted command does (128 + SIGINT), without a traceback.
+            raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     run = run_object(backend, ref) if after_submission or not exit_on_completion else None
     if after_submission is not None:
         after_submission(run)

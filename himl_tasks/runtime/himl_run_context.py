@@ -28,7 +28,9 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from inspect import isgeneratorfunction
 from pathlib import Path
+from types import GeneratorType
 from typing import Any
 
 from himl_tasks import job_variables
@@ -174,8 +176,16 @@ class RunContextProxy:
             step: The step (epoch, iteration) it belongs to, if any.
 
         Raises:
-            InvalidInputError: If `step` is not a whole number (a bool is not one).
+            InvalidInputError: If `step` is not a whole number (a bool is not one), or `value`
+                is a list, range or generator (`log_list` logs those).
         """
+        if isinstance(value, list | range | GeneratorType) or isgeneratorfunction(value):
+            # azureml's Run.log refuses these (azureml/core/run.py); the local run kept their
+            # text ("[1, 2]"), so a script that ran with --himl-local failed on AzureML.
+            raise InvalidInputError(
+                f"log({name!r}, ...) logs one value, not a {type(value).__name__}: log a "
+                f"series with log_list({name!r}, [...])"
+            )
         step = whole_step(step, f"log({name!r}, ..., step=...)")
         if not is_global_rank_zero():
             return

@@ -271,14 +271,9 @@ class ExecutedJob:
 
     def error(self) -> dict[str, Any]:
         """The error of a failed run, in the shape of the service's SCRIPT_ERROR."""
+        # Only a script's non-zero exit gets here: a job past its max_run_duration_seconds
+        # ends Canceled (the service's _advance), which has no error payload.
         text = self.log_file.read_text(encoding="utf-8", errors="replace")
-        if self.timed_out:
-            return {
-                "error": {
-                    "code": "UserError",
-                    "message": "The run was canceled: it exceeded max_run_duration_seconds.",
-                }
-            }
         found = [line for line in text.splitlines() if _EXCEPTION_LINE.match(line)]
         message = (
             f"Execution failed. User process 'python' exited with status code "

@@ -25,8 +25,9 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from inspect import isgeneratorfunction
 from pathlib import Path
-from types import ModuleType
+from types import GeneratorType, ModuleType
 from typing import Any
 
 CONTROL_FILE = "HIML_STANDIN_JOB"
@@ -79,9 +80,12 @@ class JobRun:
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Logs a scalar; logged again under the same name, the metric becomes a list."""
-        if isinstance(value, (list, range)):
-            # Run.log refuses lists the same way (UserErrorException in azureml-core).
-            raise ValueError("run.log does not support list type. Use run.log_list instead")
+        if isinstance(value, (list, range, GeneratorType)) or isgeneratorfunction(value):
+            # azureml/core/run.py, Run.log: the same test, the same exception and words. The
+            # job imported azureml to get this run (Run.get_context), so this costs nothing.
+            from azureml.exceptions import UserErrorException
+
+            raise UserErrorException("run.log does not support list type. Use run.log_list instead")
         self._record("scalar", name, value, step=step)
 
     def log_list(self, name: str, value: Sequence[Any], description: str = "") -> None:
@@ -105,8 +109,11 @@ class JobRun:
         as `<name>_<seconds>.png`; the metric's value is the artifact's location.
         """
         if (path is None) == (plot is None):
-            # run_history_facade.log_image: exactly one of path and plot.
-            raise ValueError("log_image takes exactly one of 'path' and 'plot'")
+            # azureml/_run_impl/run_history_facade.py, log_image: exactly one of path and plot,
+            # else an AzureMLException (TwoInvalidParameter / TwoInvalidArgument).
+            from azureml.exceptions import AzureMLException
+
+            raise AzureMLException("log_image takes exactly one of 'path' and 'plot'")
         if path is not None:
             artifact = _artifact_name(Path(path))
             self._stage(artifact).write_bytes(Path(path).read_bytes())

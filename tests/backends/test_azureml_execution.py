@@ -321,3 +321,40 @@ def test_the_job_side_run_has_azureml_s_signatures() -> None:
 
     for name in members:
         assert shape(getattr(JobRun, name)) == shape(getattr(Run, name)), name
+
+
+def test_the_job_side_run_refuses_what_azureml_s_run_refuses(tmp_path: Path) -> None:
+    # A script that catches azureml's exception on AzureML must catch the stand-in's: the
+    # same refusals, raised as azureml-core's own code raises them (it raised ValueError).
+    from azureml._run_impl.run_history_facade import RunHistoryFacade
+    from azureml.core import Run
+    from azureml.exceptions import AzureMLException
+
+    from tests.backends.azureml_job_launcher import JobRun
+
+    run = JobRun(
+        {
+            "run_id": "r1",
+            "experiment": "e",
+            "workspace": {"name": "w", "subscription_id": "s", "resource_group": "g"},
+            "input_datasets": {},
+            "output_datasets": {},
+            "record_file": str(tmp_path / "record.jsonl"),
+            "staged_files": str(tmp_path / "staged"),
+        }
+    )
+    refusals = [
+        # Run.log checks its value before it reaches the service (self._client).
+        (lambda: Run.log(run, "loss", [1, 2]), lambda: run.log("loss", [1, 2])),
+        (lambda: Run.log(run, "loss", range(2)), lambda: run.log("loss", range(2))),
+        (lambda: Run.log(run, "loss", (x for x in [1])), lambda: run.log("loss", (x for x in [1]))),
+        # The facade checks path and plot before it looks at itself.
+        (lambda: RunHistoryFacade.log_image(None, "plot"), lambda: run.log_image("plot")),
+    ]
+    for azureml_call, stand_in_call in refusals:
+        with pytest.raises(AzureMLException) as azureml_error:
+            azureml_call()
+        with pytest.raises(AzureMLException) as stand_in_error:
+            stand_in_call()
+        assert type(stand_in_error.value) is type(azureml_error.value)
+    assert not (tmp_path / "record.jsonl").exists()  # nothing refused was recorded

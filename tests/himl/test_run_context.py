@@ -245,3 +245,13 @@ def test_a_figure_is_saved_as_png_among_the_local_run_s_files(
     with pytest.raises(AttributeError, match="only inside an AzureML run; in this run"):
         RUN_CONTEXT.upload_file("outputs/x.txt", "x.txt")
     assert not hasattr(RUN_CONTEXT, "experiment")
+
+
+@pytest.mark.parametrize("value", [[0.1, 0.2], range(2), (x for x in [0.1])])
+def test_log_refuses_a_series_on_every_backend_as_azureml_does(
+    value: object, outside_any_run: None
+) -> None:
+    # azureml's Run.log raises for these; a local run kept their text ("[0.1, 0.2]") and the
+    # offline run printed them, so the script failed only once it reached AzureML.
+    with pytest.raises(InvalidInputError, match=r"logs one value.*log_list\('loss', \[...\]\)"):
+        RUN_CONTEXT.log("loss", value)

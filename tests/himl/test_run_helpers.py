@@ -3,6 +3,7 @@ downloading their files, with hi-ml's arguments and errors."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,18 @@ def test_nothing_matching_the_prefix_is_a_file_not_found_error(
             download_files_from_run_id(
                 ref.run_id, tmp_path / "out", prefix=prefix, workspace=backend
             )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_whose_folder_was_deleted_says_so(
+    trained: tuple[LocalBackend, RunRef], tmp_path: Path
+) -> None:
+    # Its folder deleted by hand, the registry still lists the run: the error said to
+    # "create" the folder of a datastore named after it.
+    backend, ref = trained
+    shutil.rmtree(backend.root / "runs" / ref.run_id)
+    with pytest.raises(RunNotFoundError, match=f"files of run '{ref.run_id}' are gone"):
+        download_files_from_run_id(ref.run_id, tmp_path / "out", workspace=backend)
     assert not (tmp_path / "out").exists()
 
 

@@ -7,6 +7,7 @@ local backend runs it (a supervised subprocess).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -88,3 +89,95 @@ def test_a_failing_job_fails_the_submitting_process(sample: Path) -> None:
     assert "JobFailedError" in finished.stderr and "Failed" in finished.stderr
     assert "ZeroDivisionError: the job's own error" in finished.stdout  # the streamed log
     assert (sample / "most_recent_run.txt").exists()
+
+
+WAITING_SCRIPT = """
+import sys
+import time
+from pathlib import Path
+
+from himl_tasks import submit_to_azure_if_needed
+
+submit_to_azure_if_needed(
+    wait_for_completion=True, wait_for_completion_show_output=True, experiment_name="door"
+)
+print("the job started", flush=True)
+go = Path(sys.argv[1])
+deadline = time.monotonic() + 60
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("the job went on after the interrupt", flush=True)
+"""
+
+
+def test_ctrl_c_while_waiting_stops_the_wait_not_the_run(himl_project: Path) -> None:
+    # Ctrl-C is SIGINT to the submitting process: its wait stops, with a word that the run
+    # goes on and how to find it, no traceback, and the shell's exit code for an interrupt.
+    (himl_project / "sample.py").write_text(textwrap.dedent(WAITING_SCRIPT), encoding="utf-8")
+    go = himl_project / "go"
+    submitting = subprocess.Popen(
+        [sys.executable, "sample.py", str(go), LOCAL_FLAG],
+        cwd=himl_project,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert submitting.stdout is not None
+        for line in submitting.stdout:  # the streamed log: the job is running
+            if "the job started" in line:
+                break
+        submitting.send_signal(signal.SIGINT)
+        _, err = submitting.communicate(timeout=60)
+    finally:
+        submitting.kill()
+
+    assert submitting.returncode == 130, err
+    assert "Traceback" not in err
+    recovery_id = read_most_recent_run(himl_project / "most_recent_run.txt")
+    assert f"Stopped waiting for run {recovery_id.split(':')[1]}: the run itself goes on" in err
+    assert f"fetch_run(workspace, '{recovery_id}')" in err
+    # The run went on, and completes once its job is let go.
+    go.touch()
+    backend = LocalBackend(os.environ["HIML_HOME"])
+    ref = backend.get_run_ref(recovery_id)
+    assert backend.watch(ref, timeout_seconds=60).status is RunStatus.COMPLETED
+
+
+def test_a_module_started_with_python_m_runs_as_that_module_in_the_job(
+    himl_project: Path,
+) -> None:
+    # `python -m pkg.train --himl-local`: the job runs `python -m pkg.train`, so the module's
+    # relative imports work there as here (its file run as a script had no package).
+    package = himl_project / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("ANSWER = 42\n")
+    (package / "train.py").write_text(
+        textwrap.dedent("""
+            import sys
+            from himl_tasks import submit_to_azure_if_needed
+
+            submit_to_azure_if_needed(wait_for_completion=True)
+            from .helper import ANSWER
+
+            print(f"the answer is {ANSWER}, arguments {sys.argv[1:]}")
+        """),
+        encoding="utf-8",
+    )
+    finished = subprocess.run(
+        [sys.executable, "-m", "pkg.train", "--epochs", "3", LOCAL_FLAG],
+        cwd=himl_project,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    recovery_id = read_most_recent_run(himl_project / "most_recent_run.txt")
+    assert recovery_id.startswith("train:")  # the module's name, as the script's would be
+    backend = LocalBackend(os.environ["HIML_HOME"])
+    log = "".join(backend.iter_logs(backend.get_run_ref(recovery_id)))
+    assert "the answer is 42, arguments ['--epochs', '3']" in log

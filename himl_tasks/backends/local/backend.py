@@ -299,6 +299,21 @@ class LocalBackend(Backend):
             resume_from=spec.resume_from,
         )
 
+    def folders_never_in_snapshots(self, snapshot_root: Path) -> list[str]:
+        """The workspace itself, when it is inside the snapshot root.
+
+        `./.himl` is left out by name; a `$HIML_HOME` in the project (`./workspace`) was
+        copied into each run's snapshot with the registry and every earlier run's snapshot,
+        each run's copy holding the ones before.
+        """
+        for root, workspace in (
+            (snapshot_root.absolute(), self.root),
+            (snapshot_root.resolve(), self.root.resolve()),
+        ):
+            if workspace != root and workspace.is_relative_to(root):
+                return [workspace.relative_to(root).as_posix()]
+        return []
+
     def check_snapshot(self, spec: JobSpec, snapshot: Snapshot) -> None:
         """Refuses a job whose command cannot be made, or whose resumed run does not exist.
 
@@ -531,8 +546,20 @@ class LocalBackend(Backend):
         self._look_after(self._row(ref))
 
     def run_files(self, ref: RunRef) -> Datastore:
-        """The run's files: its working folder, where the job wrote outputs/ and logs/."""
-        return LocalDatastore(self._row(ref).run_dir / "snapshot", name=f"run {ref.run_id}")
+        """The run's files: its working folder, where the job wrote outputs/ and logs/.
+
+        Raises:
+            RunNotFoundError: If the run's folder was removed from the workspace.
+        """
+        folder = self._row(ref).run_dir / "snapshot"
+        if not folder.is_dir():
+            # The registry still lists the run: its files were deleted by hand. The folder
+            # store's own error would say to create the folder.
+            raise RunNotFoundError(
+                f"the files of run '{ref.run_id}' are gone: {folder} was removed from the "
+                f"workspace at {self.root}; its record (status, metrics) is all that is left"
+            )
+        return LocalDatastore(folder, name=f"run {ref.run_id}")
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """Every metric value the run logged, in order, with its attempt."""
