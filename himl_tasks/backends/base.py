@@ -419,9 +419,17 @@ class Backend(abc.ABC):
         return list_in_run_folders(self.run_files(ref), prefix, self.run_file_folders)
 
     def download_files(
-        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
+        self,
+        ref: RunRef,
+        prefix: str,
+        destination: Path,
+        *,
+        validate_checksum: bool = False,
+        show_progress: bool = False,
     ) -> TransferReport:
         """Downloads the run's files starting with `prefix`, keeping their names.
+
+        `show_progress` shows the transfer engine's progress bar on stderr.
 
         Raises:
             InvalidInputError: If `prefix` lies outside the run's folders.
@@ -433,6 +441,7 @@ class Backend(abc.ABC):
             destination,
             validate_checksum=validate_checksum,
             folders=self.run_file_folders,
+            show_progress=show_progress,
         )
 
     # ---- built once: datasets -------------------------------------------------------------
