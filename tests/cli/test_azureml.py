@@ -4,6 +4,7 @@ and files into the artifact store on Azurite, and are listed as `Experiment.get_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -38,9 +39,9 @@ def test_status_logs_results_metrics(
         files={"outputs/model.txt": b"weights"},
         metrics={"loss": [1.0, 0.5, 0.25]},
     )
-    good = aml.submit(JobSpec(**{**_fields(spec), "display_name": "good", "tags": {"lr": "0.1"}}))
+    good = aml.submit(dataclasses.replace(spec, display_name="good", tags={"lr": "0.1"}))
     aml_service.next_outcome = Outcome(statuses=("Queued", "Running", "Failed"))
-    bad = aml.submit(JobSpec(**{**_fields(spec), "experiment": "other"}))
+    bad = aml.submit(dataclasses.replace(spec, experiment="other"))
     aml.wait(good, poll=0)
     aml.wait(bad, poll=0)
 
@@ -85,15 +86,7 @@ def test_logs_follow_and_cancel(
     assert aml.get_state(followed).succeeded
 
     aml_service.next_outcome = Outcome(statuses=("Queued", "Running"))
-    running = [aml.submit(JobSpec(**{**_fields(spec), "tags": {"batch": "b"}})) for _ in range(2)]
+    running = [aml.submit(dataclasses.replace(spec, tags={"batch": "b"})) for _ in range(2)]
     code, out, _ = himl(aml, "cancel", "batch=b", "--yes")
     assert code == 0
     assert all(aml.get_state(ref).status is RunStatus.CANCELED for ref in running)
-
-
-def _fields(spec: JobSpec) -> dict[str, object]:
-    return {
-        "entry_script": spec.entry_script,
-        "snapshot_root": spec.snapshot_root,
-        "compute": spec.compute,
-    }
