@@ -116,6 +116,15 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def submitted_spec(self, ref: RunRef) -> JobSpec:
+        """The job spec the run was submitted with (to submit the same job again).
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: This backend does not keep the spec of its runs, or this run's.
+        """
+
+    @abc.abstractmethod
     def get_state(self, ref: RunRef) -> RunState:
         """The run's current state."""
 

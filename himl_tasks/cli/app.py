@@ -179,6 +179,39 @@ def cancel(
 
 
 @app.command()
+def resubmit(
+    ctx: typer.Context,
+    patterns: Patterns,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Resubmit several without asking.")
+    ] = False,
+) -> None:
+    """Submits each run's job again, resuming from its checkpoints; prints the new recovery ids.
+
+    Only ended runs: a run still going is refused (cancel it first). The job is the spec the
+    run was submitted with, its snapshot taken again from the same folder.
+    """
+    with _reporting():
+        backend = _backend(ctx)
+        runs = select_runs(backend, patterns)
+        going = [run.ref.recovery_id for run in runs if not run.state.is_terminal]
+        if going:
+            raise InvalidInputError(
+                f"not resubmitting runs still going: {', '.join(going)} (cancel them first)"
+            )
+        specs = [(run.ref, backend.submitted_spec(run.ref)) for run in runs]
+        if len(specs) > 1 and not yes:
+            for ref, _ in specs:
+                _consoles.out.print(f"  {ref.recovery_id}", highlight=False)
+            if not typer.confirm(f"Resubmit these {len(specs)} jobs?", default=False):
+                _consoles.err.print("himl: nothing resubmitted", highlight=False)
+                raise typer.Exit(EXIT_FAILURE)
+        for ref, spec in specs:
+            new = backend.submit(spec.resuming_from(ref.recovery_id))
+            _consoles.out.print(f"resubmitted {ref} as {new.recovery_id}", highlight=False)
+
+
+@app.command()
 def logs(
     ctx: typer.Context,
     run: Run,

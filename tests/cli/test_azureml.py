@@ -90,3 +90,17 @@ def test_logs_follow_and_cancel(
     code, out, _ = himl(aml, "cancel", "batch=b", "--yes")
     assert code == 0
     assert all(aml.get_state(ref).status is RunStatus.CANCELED for ref in running)
+
+
+def test_resubmit_says_azureml_keeps_no_job_spec(
+    quick_aml: AzureMLV1Backend, aml_service: FakeAzureMLService, spec: JobSpec
+) -> None:
+    ref = quick_aml.submit(spec)
+    quick_aml.wait(ref, poll=0)
+
+    code, _, err = himl(quick_aml, "resubmit", ref.run_id)
+
+    assert code == 2
+    assert f"AzureML does not keep the job spec of run '{ref}'" in err
+    assert f"resume_from='{ref.recovery_id}'" in err
+    assert len(aml_service.runs) == 1

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from himl_tasks.backends.local.backend import LocalBackend
@@ -236,3 +237,49 @@ def test_the_console_script_in_a_real_process(local: LocalBackend, tmp_path: Pat
     assert missing.stderr.strip().splitlines() == [
         f"himl: no run matches 'no_such_run' in the local workspace at {local.root}"
     ]
+
+
+CHECKPOINTING = """
+    import sys
+    from pathlib import Path
+    folder = Path("outputs/checkpoints")
+    found = sorted(folder.glob("recovery_epoch=*.ckpt")) if folder.is_dir() else []
+    start = int(found[-1].stem.split("=")[1]) + 1 if found else 0
+    print(f"starting at epoch {start}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for epoch in range(start, start + 2):
+        (folder / f"recovery_epoch={epoch}.ckpt").write_text(str(epoch))
+    if start == 0:
+        raise SystemExit(3)
+"""
+
+
+def test_resubmit_resumes_from_the_lost_runs_checkpoints(
+    local: LocalBackend, tmp_path: Path
+) -> None:
+    folder = project(tmp_path)
+    (folder / "train.py").write_text(textwrap.dedent(CHECKPOINTING), encoding="utf-8")
+    lost = submit(local, folder, display_name="lost", tags={"lr": "0.1"})
+    assert local.wait(lost, timeout=60).status is RunStatus.FAILED
+
+    code, out, err = himl(local, "resubmit", "lost")
+
+    assert code == 0, err
+    new_id = out.split(" as ")[-1].strip()
+    assert out.strip() == f"resubmitted {lost} as {new_id}"
+    new = local.get_run_ref(new_id)
+    assert local.wait(new, timeout=60).succeeded
+    assert list(local.iter_logs(new)) == ["starting at epoch 2"]
+    assert local.submitted_spec(new).resume_from == lost.recovery_id
+    assert local.run_tags(new)["lr"] == "0.1"
+
+
+def test_resubmit_refuses_a_run_still_going(local: LocalBackend, tmp_path: Path) -> None:
+    ref = submit(local, project(tmp_path), "--forever")
+    try:
+        code, _, err = himl(local, "resubmit", ref.run_id)
+        assert code == 2 and "still going" in err
+        assert [run.ref for run in local.list_runs()] == [ref]
+    finally:
+        local.cancel(ref)
+        local.wait(ref, timeout=60)
