@@ -22,7 +22,7 @@ from rich.table import Table
 from himl_tasks.backends.base import Backend
 from himl_tasks.cli.rows import COLUMNS, status_row
 from himl_tasks.cli.selection import select_runs
-from himl_tasks.cli.workspace import open_workspace
+from himl_tasks.cli.workspace import backend_for_command
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ConfigurationError, HimlError, InvalidInputError
 from himl_tasks.metric_curves import format_number, metric_curves
@@ -92,7 +92,7 @@ def main(
 
 def _backend(ctx: typer.Context) -> Backend:
     if not isinstance(ctx.obj, Backend):
-        ctx.obj = open_workspace(ctx.obj)
+        ctx.obj = backend_for_command(ctx.obj)
     return ctx.obj
 
 
@@ -277,6 +277,7 @@ def metrics(
         backend = _backend(ctx)
         runs = select_runs(backend, patterns)
         curves = {run.ref.recovery_id: metric_curves(backend.get_metrics(run.ref)) for run in runs}
+        shown = {run.ref.recovery_id: run.display_name for run in runs}
     if as_json:
         _print_json(
             {
@@ -290,13 +291,13 @@ def metrics(
     if not names:
         _consoles.out.print("no metrics logged", highlight=False)
         return
-    table = Table("run", *names)
+    table = Table("run", "display name", *names)
     for run, by in curves.items():
         cells = [
             f"{by[name].sparkline()} {format_number(by[name].last)}" if name in by else "-"
             for name in names
         ]
-        table.add_row(f"{run} *" if run == best_run else run, *cells)
+        table.add_row(f"{run} *" if run == best_run else run, shown[run], *cells)
     _print_table(table, len(curves))
     if best_run:
         _consoles.out.print(f"* best {best}: {best_run}", highlight=False)

@@ -11,7 +11,7 @@ from himl_tasks.errors import WorkspaceNotFoundError
 from himl_tasks.himl.workspace_resolution import resolve_backend
 
 
-def open_workspace(workspace: str | None) -> Backend:
+def backend_for_command(workspace: str | None) -> Backend:
     """The backend a command works on.
 
     Args:
