@@ -67,8 +67,13 @@ class _Consoles:
 
 _consoles = _Consoles()
 
-Patterns = Annotated[list[str], typer.Argument(help="Runs: ids, names, tags, folders, or 'all'.")]
-Run = Annotated[str, typer.Argument(help="A run id, recovery id, name or job folder (one run).")]
+Patterns = Annotated[
+    list[str],
+    typer.Argument(metavar="PATTERN...", help="Runs: ids, names, tags, folders, or 'all'."),
+]
+Run = Annotated[
+    str, typer.Argument(metavar="RUN", help="A run id, recovery id, name or job folder (one run).")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
 
