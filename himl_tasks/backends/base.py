@@ -125,6 +125,14 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def dataset_names(self) -> list[str]:
+        """The names of the workspace's registered datasets, sorted."""
+
+    @abc.abstractmethod
+    def datastore_names(self) -> list[str]:
+        """The names of the workspace's datastores, sorted."""
+
+    @abc.abstractmethod
     def get_state(self, ref: RunRef) -> RunState:
         """The run's current state."""
 

@@ -322,23 +322,31 @@ def _best(curves: dict[str, Any], metric: str, maximize: bool) -> str | None:
 @app.command()
 def datasets(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The dataset's name.")],
+    name: Annotated[
+        str | None, typer.Argument(help="A dataset's name (none: every dataset's latest).")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """A dataset's versions: where each lives (datastore and folder)."""
+    """Datasets: every version of one, or the latest of each; where each lives."""
     with _reporting():
         backend = _backend(ctx)
-        latest = backend.resolve_dataset(DatasetConfig(name))
-        versions = [
-            backend.resolve_dataset(DatasetConfig(name, version=version))
-            for version in range(1, latest.version + 1)
-        ]
+        if name is None:
+            versions = [backend.resolve_dataset(DatasetConfig(n)) for n in backend.dataset_names()]
+        else:
+            latest = backend.resolve_dataset(DatasetConfig(name))
+            versions = [
+                backend.resolve_dataset(DatasetConfig(name, version=version))
+                for version in range(1, latest.version + 1)
+            ]
     rows = [
         {"name": v.name, "version": v.version, "datastore": v.datastore, "path": v.path}
         for v in versions
     ]
     if as_json:
         _print_json(rows)
+        return
+    if not rows:
+        _consoles.out.print("no datasets registered", highlight=False)
         return
     table = Table("name", "version", "datastore", "path")
     for row in rows:
@@ -349,13 +357,13 @@ def datasets(
 @app.command()
 def datastores(
     ctx: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="Datastore names.")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Datastore names (none: all).")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Datastores by name ('' or none given: the workspace's default): where each lives."""
+    """Datastores: name, and where each lives (secrets never shown)."""
     with _reporting():
         backend = _backend(ctx)
-        stores = [backend.datastore(name) for name in (names or [""])]
+        stores = [backend.datastore(name) for name in (names or backend.datastore_names())]
     rows = [{"name": store.name, "where": repr(store)} for store in stores]
     if as_json:
         _print_json(rows)

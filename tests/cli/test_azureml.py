@@ -104,3 +104,21 @@ def test_resubmit_says_azureml_keeps_no_job_spec(
     assert f"AzureML does not keep the job spec of run '{ref}'" in err
     assert f"resume_from='{ref.recovery_id}'" in err
     assert len(aml_service.runs) == 1
+
+
+def test_datasets_and_datastores(
+    quick_aml: AzureMLV1Backend, aml_service: FakeAzureMLService, tmp_path: Path
+) -> None:
+    store = quick_aml.datastore()
+    (tmp_path / "a.csv").write_text("1\n")
+    store.upload_folder(tmp_path, "digits/v1")
+    quick_aml.register_dataset("digits", "", "digits/v1")
+
+    code, out, _ = himl(quick_aml, "datasets", "--json")
+    assert code == 0
+    assert json.loads(out) == [
+        {"name": "digits", "version": 1, "datastore": store.name, "path": "digits/v1"}
+    ]
+    code, out, _ = himl(quick_aml, "datastores", "--json")
+    assert code == 0 and store.name in [row["name"] for row in json.loads(out)]
+    assert "<redacted>" in out and aml_service.azurite.account_key not in out

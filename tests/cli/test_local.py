@@ -210,6 +210,12 @@ def test_datasets_and_datastores(local: LocalBackend, tmp_path: Path) -> None:
         (1, "digits/v1"),
         (2, "digits/v2"),
     ]
+    local.register_dataset("other", "", "digits/v1")
+    code, out, _ = himl(local, "datasets", "--json")
+    assert [(row["name"], row["version"]) for row in json.loads(out)] == [
+        ("digits", 2),
+        ("other", 1),
+    ]
     code, _, err = himl(local, "datasets", "nope")
     assert code == 1 and "nope" in err
     code, out, _ = himl(local, "datastores", "--json")

@@ -498,6 +498,14 @@ class AzureMLV1Backend(Backend):
             "(JobSpec.resuming_from, or run_to_completion, which resubmits lost runs itself)"
         )
 
+    def dataset_names(self) -> list[str]:
+        """The names of the workspace's registered datasets, sorted."""
+        return sorted(self.service.dataset_names())
+
+    def datastore_names(self) -> list[str]:
+        """The names of the workspace's datastores, sorted."""
+        return sorted(self.service.datastore_names())
+
     def get_state(self, ref: RunRef) -> RunState:
         """The run's state, from its details in AzureML."""
         run = self._run(ref)

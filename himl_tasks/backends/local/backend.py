@@ -534,6 +534,14 @@ class LocalBackend(Backend):
                 f"resume_from='{ref.recovery_id}'"
             ) from None
 
+    def dataset_names(self) -> list[str]:
+        """The names of the registry's datasets, sorted."""
+        return sorted(self.registry.dataset_names())
+
+    def datastore_names(self) -> list[str]:
+        """The names of the workspace's datastores (its datastores file's), sorted."""
+        return sorted(self.workspace.datastore_names())
+
     def get_state(self, ref: RunRef) -> RunState:
         """Returns the run's current state.
 
