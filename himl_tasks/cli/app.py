@@ -21,7 +21,7 @@ from rich.table import Table
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.cli.rows import COLUMNS, status_row
-from himl_tasks.cli.selection import select_runs
+from himl_tasks.cli.selection import select_runs, with_children
 from himl_tasks.cli.workspace import backend_for_command
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ConfigurationError, HimlError, InvalidInputError
@@ -277,10 +277,13 @@ def metrics(
     maximize: Annotated[bool, typer.Option(help="With --best: higher is better.")] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Final values and each metric's history as a curve; several runs side by side."""
+    """Final values and each metric's history as a curve; several runs side by side.
+
+    A sweep's run is followed by its trials, one row each.
+    """
     with _reporting():
         backend = _backend(ctx)
-        runs = select_runs(backend, patterns)
+        runs = with_children(backend, select_runs(backend, patterns))
         curves = {run.ref.recovery_id: metric_curves(backend.get_metrics(run.ref)) for run in runs}
         shown = {run.ref.recovery_id: run.display_name for run in runs}
     if as_json:

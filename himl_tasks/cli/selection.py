@@ -106,3 +106,13 @@ def _recovery_ids_in_folders(pattern: str) -> set[str] | None:
             )
         ids.add(read_most_recent_run(recovery_file))
     return ids
+
+
+def with_children(backend: Backend, runs: Sequence[ListedRun]) -> list[ListedRun]:
+    """The runs, each followed by its children not named already (a sweep by its trials)."""
+    named = {run.ref.run_id for run in runs}
+    children: dict[str, list[ListedRun]] = {}
+    for run in backend.list_runs():
+        if run.parent_run_id is not None and run.ref.run_id not in named:
+            children.setdefault(run.parent_run_id, []).append(run)
+    return [each for run in runs for each in (run, *children.get(run.ref.run_id, []))]

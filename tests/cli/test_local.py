@@ -10,7 +10,9 @@ import textwrap
 from pathlib import Path
 
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef, RunStatus
+from himl_tasks.sweeps import Choice, SweepSpec
 from tests.cli.conftest import himl, project, submit
 
 
@@ -289,3 +291,23 @@ def test_resubmit_refuses_a_run_still_going(local: LocalBackend, tmp_path: Path)
     finally:
         local.cancel(ref)
         local.wait(ref, timeout=60)
+
+
+def test_metrics_of_a_sweep_one_row_per_trial(local: LocalBackend, tmp_path: Path) -> None:
+    sweep = SweepSpec(
+        parameters={"lr": Choice(0.1, 0.01, 0.5)}, sampling="grid", primary_metric="loss"
+    )
+    folder = project(tmp_path)
+    parent = local.submit_sweep(
+        JobSpec(entry_script=folder / "train.py", snapshot_root=folder, experiment="digits"), sweep
+    )
+    assert local.wait(parent, timeout=120).succeeded
+    trials = local.child_runs(parent)
+
+    code, out, _ = himl(local, "metrics", parent.run_id, "--best", "loss")
+
+    assert code == 0
+    rows = [line for line in out.splitlines() if "digits:" in line and "│" in line]
+    assert [row.split()[1] for row in rows] == [ref.recovery_id for ref in [parent, *trials]]
+    best = next(row for row in rows if row.split()[1] + " *" in row)
+    assert "0.21" in best  # lr 0.01: 1/5 + 0.01, the lowest last loss
