@@ -85,11 +85,10 @@ def select_runs(
     """The runs the selection names, looked up in `backend`'s workspace, in the order given.
 
     Raises:
-        RunNotFoundError: A run id names no run in the workspace (the message names it), or
-            no `most_recent_run.txt` was given or found.
+        RunNotFoundError: A run id names no run in the workspace (the message names it), the
+            experiment has no such run, or no `most_recent_run.txt` was given or found.
         InputPathNotFoundError: `--latest_run_file` does not exist, or is a folder without
             `most_recent_run.txt`.
-        InvalidInputError: `--experiment` on a backend that cannot list runs yet.
     """
     if selection.run_ids or selection.run_recovery_ids:
         return [backend.get_run_ref(i) for i in (*selection.run_ids, *selection.run_recovery_ids)]
@@ -134,10 +133,25 @@ def find_recovery_file(start: Path) -> Path | None:
 
 
 def _latest_runs_of_experiment(backend: Backend, selection: RunSelection) -> list[RunRef]:
-    list_runs = getattr(backend, "list_runs", None)
-    if list_runs is None:
-        raise InvalidInputError(
-            f"--experiment needs a workspace that can list its runs, which {backend.name} "
-            "cannot yet: name the runs with --run_ids or --run_recovery_ids"
+    """The experiment's latest top-level runs with the tags asked for, newest first.
+
+    As azureml's `Experiment.get_runs` (hi-ml's source): children (a sweep's trials) are left
+    out, and a tag given without a value matches any value.
+    """
+    experiment = selection.experiment or ""
+    wanted = [
+        listed
+        for listed in reversed(backend.list_runs(experiment))
+        if listed.parent_run_id is None
+        and all(
+            name in listed.tags and (value is None or listed.tags[name] == value)
+            for name, value in selection.tags
         )
-    raise InvalidInputError("--experiment is not wired to list_runs yet")  # pragma: no cover
+    ]
+    if not wanted:
+        tags = ", ".join(n if v is None else f"{n}={v}" for n, v in selection.tags)
+        raise RunNotFoundError(
+            f"no run in experiment '{experiment}'{f' with tags {tags}' if tags else ''} in the "
+            f"workspace {backend.workspace_key()}"
+        )
+    return [listed.ref for listed in wanted[: selection.num_runs or 1]]
