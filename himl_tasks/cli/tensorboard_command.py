@@ -92,11 +92,12 @@ def _serve(args: argparse.Namespace) -> int:
     refs = select_runs(backend, selection)
     stop = threading.Event()
     _stop_on_signals(stop)
-    root = Path(tempfile.mkdtemp(prefix="himl-tb-"))
+    temporary = Path(tempfile.mkdtemp(prefix="himl-tb-"))
+    root = temporary / "logs"
     sync: LogSyncThread | None = None
     server: subprocess.Popen[bytes] | None = None
     try:
-        logs = TensorBoardLogs(backend, refs, args.log_dir, root)
+        logs = TensorBoardLogs(backend, refs, args.log_dir, root, temporary / "incoming")
         logs.sync()
         print(f"{logs.event_file_count()} event file(s) of {len(refs)} run(s) in {root}")
         for ref in refs:
@@ -105,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"(none yet under '{args.log_dir}': they appear as the runs write them)")
         sync = LogSyncThread(logs)
         sync.start()
+        root.mkdir(exist_ok=True)
         server = _start_tensorboard(root, args.port, stop)
         if server is None:
             return 130
@@ -118,8 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
             _stop_process(server)
         if sync is not None:
             sync.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        print(f"stopped; removed {root}", flush=True)
+        shutil.rmtree(temporary, ignore_errors=True)
+        print(f"stopped; removed {temporary}", flush=True)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

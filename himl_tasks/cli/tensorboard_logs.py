@@ -4,7 +4,11 @@ Only event files (names with `tfevents`, which is what TensorBoard reads from a 
 fetched, not everything under the log folder: `outputs/` also holds checkpoints. Each run's
 files land in `<root>/<run id>/`, keeping their names in the run, so TensorBoard shows one run
 per subfolder. A file is fetched again when the datastore lists it at another size or version,
-through the transfer engine (temporary name, rename, MD5 check where the datastore keeps one).
+through the transfer engine (temporary name, rename, MD5 check where the datastore keeps one),
+into a staging folder beside. An event file only grows, and TensorBoard keeps reading the file
+it opened: so what was added is appended to the local copy in place. A file replaced by a new
+one in the rename way would never be read again by a TensorBoard already running. A file that
+did not merely grow (rewritten) replaces the local copy.
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ class TensorBoardLogs:
         refs: The runs.
         log_dir: Where in each run its event files are (e.g. `outputs`).
         root: The local folder TensorBoard reads.
+        staging: Where files land before they are appended or moved into `root` (outside it,
+            so TensorBoard never reads a half-merged file).
     """
 
     backend: Backend
     refs: list[RunRef]
     log_dir: str
     root: Path
+    staging: Path
     _seen: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
 
@@ -90,10 +97,40 @@ class TensorBoardLogs:
                 continue
             if time.monotonic() > deadline:
                 break
-            store.download(remote.name, self.folder(ref), overwrite=True, validate_checksum=True)
+            staged = self.staging / ref.run_id
+            store.download(remote.name, staged, overwrite=True, validate_checksum=True)
+            merge_grown_file(staged / remote.name, self.folder(ref) / remote.name)
             self._seen[key] = mark
             fetched += 1
         return fetched
+
+
+CHUNK_BYTES = 1 << 20
+
+
+def merge_grown_file(new: Path, local: Path) -> None:
+    """Brings `local` to `new`'s bytes: appends the tail if `new` only grew, else replaces it.
+
+    `new` is consumed (moved, or deleted once its tail is appended).
+    """
+    local.parent.mkdir(parents=True, exist_ok=True)
+    old_size = local.stat().st_size if local.exists() else None
+    if old_size is not None and new.stat().st_size >= old_size and _starts_with(new, local):
+        with new.open("rb") as source, local.open("ab") as target:
+            source.seek(old_size)
+            while chunk := source.read(CHUNK_BYTES):
+                target.write(chunk)
+        new.unlink()
+        return
+    new.replace(local)
+
+
+def _starts_with(longer: Path, shorter: Path) -> bool:
+    with longer.open("rb") as a, shorter.open("rb") as b:
+        while chunk := b.read(CHUNK_BYTES):
+            if a.read(len(chunk)) != chunk:
+                return False
+    return True
 
 
 class LogSyncThread(threading.Thread):
