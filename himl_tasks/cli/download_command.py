@@ -21,12 +21,12 @@ from himl_tasks.cli.hi_ml_arguments import (
 from himl_tasks.cli.run_selection import select_runs
 from himl_tasks.errors import InvalidInputError
 
-PROG = "himl-download"
+DOWNLOAD_PROG = "himl-download"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def download_parser() -> argparse.ArgumentParser:
     """himl-download's flags: hi-ml's run selectors, `--output_dir`, `--prefix`."""
-    parser = selector_parser(PROG, "Download the files of AzureML (or local) runs.")
+    parser = selector_parser(DOWNLOAD_PROG, "Download the files of AzureML (or local) runs.")
     parser.add_argument(
         "--output_dir",
         type=Path,
@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `himl-download`; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_console_script(PROG, lambda: _download(args))
+    args = download_parser().parse_args(argv)
+    return run_console_script(DOWNLOAD_PROG, lambda: _download(args))
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -73,10 +73,10 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
-def console_main() -> None:
+def himl_download() -> None:
     """The console script (`[project.scripts]`)."""
     sys.exit(main())
 
 
 if __name__ == "__main__":
-    console_main()
+    himl_download()

@@ -32,16 +32,18 @@ from himl_tasks.cli.run_selection import select_runs
 from himl_tasks.cli.tensorboard_logs import LogSyncThread, TensorBoardLogs
 from himl_tasks.errors import ConfigurationError, InvalidInputError
 
-PROG = "himl-tb"
+TENSORBOARD_PROG = "himl-tb"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 6006
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def tensorboard_parser() -> argparse.ArgumentParser:
     """himl-tb's flags: hi-ml's run selectors, `--num_runs`, `--log_dir`, `--port`."""
-    parser = selector_parser(PROG, "Show the TensorBoard logs of AzureML (or local) runs.")
+    parser = selector_parser(
+        TENSORBOARD_PROG, "Show the TensorBoard logs of AzureML (or local) runs."
+    )
     parser.add_argument(
         "--num_runs", type=int, help="with --experiment: how many of its latest runs (default 1)"
     )
@@ -61,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `himl-tb`; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_console_script(PROG, lambda: _serve(args))
+    args = tensorboard_parser().parse_args(argv)
+    return run_console_script(TENSORBOARD_PROG, lambda: _serve(args))
 
 
 def check_port_free(port: int) -> None:
@@ -190,10 +192,10 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(STOP_TIMEOUT_SECONDS)
 
 
-def console_main() -> None:
+def himl_tb() -> None:
     """The console script (`[project.scripts]`)."""
     sys.exit(main())
 
 
 if __name__ == "__main__":
-    console_main()
+    himl_tb()
