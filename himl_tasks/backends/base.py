@@ -116,6 +116,23 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def submitted_spec(self, ref: RunRef) -> JobSpec:
+        """The job spec the run was submitted with (to submit the same job again).
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: This backend does not keep the spec of its runs, or this run's.
+        """
+
+    @abc.abstractmethod
+    def dataset_names(self) -> list[str]:
+        """The names of the workspace's registered datasets, sorted."""
+
+    @abc.abstractmethod
+    def datastore_names(self) -> list[str]:
+        """The names of the workspace's datastores, sorted."""
+
+    @abc.abstractmethod
     def get_state(self, ref: RunRef) -> RunState:
         """The run's current state."""
 
@@ -419,9 +436,17 @@ class Backend(abc.ABC):
         return list_in_run_folders(self.run_files(ref), prefix, self.run_file_folders)
 
     def download_files(
-        self, ref: RunRef, prefix: str, destination: Path, *, validate_checksum: bool = False
+        self,
+        ref: RunRef,
+        prefix: str,
+        destination: Path,
+        *,
+        validate_checksum: bool = False,
+        show_progress: bool = False,
     ) -> TransferReport:
         """Downloads the run's files starting with `prefix`, keeping their names.
+
+        `show_progress` shows the transfer engine's progress bar on stderr.
 
         Raises:
             InvalidInputError: If `prefix` lies outside the run's folders.
@@ -433,6 +458,7 @@ class Backend(abc.ABC):
             destination,
             validate_checksum=validate_checksum,
             folders=self.run_file_folders,
+            show_progress=show_progress,
         )
 
     # ---- built once: datasets -------------------------------------------------------------

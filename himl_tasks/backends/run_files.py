@@ -40,8 +40,11 @@ def download_from_run_folders(
     *,
     validate_checksum: bool = False,
     folders: Sequence[str] = RUN_FILE_FOLDERS,
+    show_progress: bool = False,
 ) -> TransferReport:
     """Downloads the run's files starting with `prefix`, keeping their names.
+
+    `show_progress` shows the transfer engine's progress bar on stderr.
 
     Raises:
         InvalidInputError: If `prefix` lies outside the run's folders.
@@ -53,10 +56,18 @@ def download_from_run_folders(
             f"'{prefix}' is not among a run's files: they are under {', '.join(folders)}"
         )
     if len(parts) == 1:
-        return store.download(parts[0], destination, validate_checksum=validate_checksum)
+        return store.download(
+            parts[0], destination, validate_checksum=validate_checksum, show_progress=show_progress
+        )
     report = TransferReport("download", store.name)
     for part in parts:
         report.add(
-            store.download(part, destination, validate_checksum=validate_checksum, missing_ok=True)
+            store.download(
+                part,
+                destination,
+                validate_checksum=validate_checksum,
+                missing_ok=True,
+                show_progress=show_progress,
+            )
         )
     return report

@@ -18,7 +18,7 @@ from himl_tasks.cli.hi_ml_arguments import (
     selector_parser,
     workspace_from,
 )
-from himl_tasks.cli.run_selection import select_runs
+from himl_tasks.cli.run_selection import runs_of_selection
 from himl_tasks.errors import InvalidInputError
 
 DOWNLOAD_PROG = "himl-download"
@@ -56,7 +56,7 @@ def _download(args: argparse.Namespace) -> int:
     if output_dir.exists() and not output_dir.is_dir():
         raise InvalidInputError(f"--output_dir {output_dir} is a file; give a folder")
     backend = workspace_from(args)
-    refs = select_runs(backend, selection)
+    refs = runs_of_selection(backend, selection)
     for ref in refs:
         destination = output_dir / ref.run_id
         report = backend.download_files(ref, args.prefix, destination, validate_checksum=True)

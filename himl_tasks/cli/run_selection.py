@@ -79,7 +79,7 @@ def parse_tags(values: list[str]) -> tuple[tuple[str, str | None], ...]:
     return tuple(tags)
 
 
-def select_runs(
+def runs_of_selection(
     backend: Backend, selection: RunSelection, *, cwd: Path | None = None
 ) -> list[RunRef]:
     """The runs the selection names, looked up in `backend`'s workspace, in the order given.

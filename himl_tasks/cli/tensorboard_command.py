@@ -28,7 +28,7 @@ from himl_tasks.cli.hi_ml_arguments import (
     selector_parser,
     workspace_from,
 )
-from himl_tasks.cli.run_selection import select_runs
+from himl_tasks.cli.run_selection import runs_of_selection
 from himl_tasks.cli.tensorboard_logs import LogSyncThread, TensorBoardLogs
 from himl_tasks.errors import ConfigurationError, InvalidInputError
 
@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     check_port_free(args.port)
     selection = selection_from(args, num_runs=args.num_runs)
     backend = workspace_from(args)
-    refs = select_runs(backend, selection)
+    refs = runs_of_selection(backend, selection)
     stop = threading.Event()
     _stop_on_signals(stop)
     temporary = Path(tempfile.mkdtemp(prefix="himl-tb-"))

@@ -220,6 +220,22 @@ class BackendContract:
         assert second.experiment != first.experiment
         assert backend.list_runs("no_such_experiment") == []
 
+    def test_datasets_and_datastores_are_listed_by_name(
+        self, harness: BackendHarness, tmp_path: Path
+    ) -> None:
+        backend = harness.backend
+        store = backend.datastore()
+        (tmp_path / "a.txt").write_bytes(b"a")
+        assert "listed" not in backend.dataset_names()
+
+        store.upload_folder(tmp_path, "listed/v1")
+        backend.register_dataset("listed", "", "listed/v1")
+
+        assert "listed" in backend.dataset_names()
+        assert backend.dataset_names() == sorted(backend.dataset_names())
+        assert store.name in backend.datastore_names()
+        assert backend.datastore_names() == sorted(backend.datastore_names())
+
     def test_a_sweeps_trials_are_listed_under_it(self, harness: BackendHarness) -> None:
         backend = harness.backend
         parent = backend.submit_sweep(harness.job_spec(Job(), trials=3), SWEEP)

@@ -622,6 +622,14 @@ class FakeAzureMLService:
             raise RunNotFoundError(f"no run '{run_id}' in workspace 'ws-himl'")
         return self.runs[run_id]
 
+    def dataset_names(self) -> list[str]:
+        """As azureml-core's `Dataset.get_all(workspace)`: the registered datasets' names."""
+        return list(self.datasets)
+
+    def datastore_names(self) -> list[str]:
+        """As azureml-core's `Workspace.datastores`: the registered datastores' names."""
+        return list(self.datastores)
+
     def list_runs(self, experiment: str | None) -> list[tuple[Any, str | None]]:
         """As azureml-core's `Experiment.get_runs(include_children=True)` (over every
         experiment of `Workspace.experiments` when `experiment` is None): newest first, each

@@ -482,6 +482,30 @@ class AzureMLV1Backend(Backend):
             )
         return listed
 
+    def submitted_spec(self, ref: RunRef) -> JobSpec:
+        """Always refuses: AzureML does not keep the job spec a run was made of.
+
+        An AzureML run keeps its snapshot and run configuration, not the himl-tasks job spec
+        (datasets, environment, compute as written).
+
+        Raises:
+            InvalidInputError: Always, saying how to resubmit instead.
+        """
+        self._run(ref)  # a missing run is RunNotFoundError, as for every other call
+        raise InvalidInputError(
+            f"AzureML does not keep the job spec of run '{ref}', so it cannot be resubmitted "
+            f"from here: submit the job again with resume_from='{ref.recovery_id}' "
+            "(JobSpec.resuming_from, or run_to_completion, which resubmits lost runs itself)"
+        )
+
+    def dataset_names(self) -> list[str]:
+        """The names of the workspace's registered datasets, sorted."""
+        return sorted(self.service.dataset_names())
+
+    def datastore_names(self) -> list[str]:
+        """The names of the workspace's datastores, sorted."""
+        return sorted(self.service.datastore_names())
+
     def get_state(self, ref: RunRef) -> RunState:
         """The run's state, from its details in AzureML."""
         run = self._run(ref)

@@ -93,6 +93,14 @@ class AzureMLService(Protocol):
         """
         ...
 
+    def dataset_names(self) -> list[str]:
+        """The names of the registered datasets."""
+        ...
+
+    def datastore_names(self) -> list[str]:
+        """The names of the registered datastores."""
+        ...
+
 
 class SdkService:
     """`AzureMLService` through azureml-core: each method is one SDK call, errors translated.
@@ -222,3 +230,13 @@ class SdkService:
                 record = getattr(run, "_run_dto", None) or {}
                 found.append((run, record.get("parent_run_id")))
         return found
+
+    def dataset_names(self) -> list[str]:
+        """Dataset.get_all: the registered datasets, keyed by name."""
+        from azureml.core import Dataset
+
+        return [str(name) for name in Dataset.get_all(self.workspace)]
+
+    def datastore_names(self) -> list[str]:
+        """Workspace.datastores: the registered datastores, keyed by name."""
+        return [str(name) for name in self.workspace.datastores]

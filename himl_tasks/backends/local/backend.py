@@ -81,6 +81,9 @@ from himl_tasks.sweeps import SweepSpec, sample_trials
 
 logger = logging.getLogger(__name__)
 
+# The spec each run was submitted with, in its folder (for `submitted_spec`).
+SUBMITTED_SPEC_FILE = "job_spec.json"
+
 
 class LocalBackend(Backend):
     """The embedded workspace: runs are subprocesses, datasets are versions in a registry.
@@ -231,6 +234,7 @@ class LocalBackend(Backend):
         mark_submitting(run_dir)
         try:
             plan.snapshot.copy_to(run_dir / "snapshot")
+            (run_dir / SUBMITTED_SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
             if resumed is not None:
                 self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
             holder = self.registry.insert_run(
@@ -513,6 +517,30 @@ class LocalBackend(Backend):
                 )
             )
         return listed
+
+    def submitted_spec(self, ref: RunRef) -> JobSpec:
+        """The job spec the run was submitted with, kept in its folder.
+
+        Raises:
+            InvalidInputError: The run was submitted by a version that did not keep it.
+        """
+        path = self._row(ref).run_dir / SUBMITTED_SPEC_FILE
+        try:
+            return JobSpec.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInputError(
+                f"run '{ref}' has no {SUBMITTED_SPEC_FILE} in {path.parent}: it was submitted "
+                "before runs kept their job spec; submit its script again with "
+                f"resume_from='{ref.recovery_id}'"
+            ) from None
+
+    def dataset_names(self) -> list[str]:
+        """The names of the registry's datasets, sorted."""
+        return sorted(self.registry.dataset_names())
+
+    def datastore_names(self) -> list[str]:
+        """The names of the workspace's datastores (its datastores file's), sorted."""
+        return sorted(self.workspace.datastore_names())
 
     def get_state(self, ref: RunRef) -> RunState:
         """Returns the run's current state.

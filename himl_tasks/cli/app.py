@@ -1,0 +1,382 @@
+"""`himl`: see and steer runs from a terminal, on the local backend and AzureML alike.
+
+Exit codes: 0 done; 1 the command could not do what was asked (no run matched, a run or file
+was not found, a download failed, a followed run did not end in time, a cancel was declined);
+2 bad usage (a malformed pattern, an unknown workspace, a folder without most_recent_run.txt,
+an unknown option); 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from himl_tasks.backends.base import Backend
+from himl_tasks.cli.rows import COLUMNS, status_row
+from himl_tasks.cli.selection import select_runs
+from himl_tasks.cli.workspace import backend_for_command
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.errors import ConfigurationError, HimlError, InvalidInputError
+from himl_tasks.metric_curves import format_number, metric_curves
+from himl_tasks.runs import RunRef
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_FOLLOW_SECONDS = 24 * 3600.0
+
+HELP = """See and steer runs on any backend: status, cancel, resubmit, logs, results, metrics.
+
+PATTERN names runs: 'all'; a run id or recovery id (experiment:run_id); an experiment, display
+name or tag (key=value, or the value) by prefix, or by glob with * ? [ ]; or a job folder
+holding most_recent_run.txt (a folder prefix or glob finds many).
+
+The workspace: --workspace (a local workspace folder, or an AzureML config.json), else the
+library's order: config.json found upward, HIML_* variables, then $HIML_HOME or ./.himl.
+
+Exit codes: 0 done, 1 failed or found nothing, 2 bad usage, 130 interrupted.
+"""
+
+app = typer.Typer(
+    help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+# Piped output (scripts, `| less`) is not cut to 80 columns; a terminal's width is its own.
+PIPED_WIDTH = 250
+
+
+class _Consoles:
+    """stdout and stderr consoles, made when used: a test runner swaps sys.stdout per call."""
+
+    @property
+    def out(self) -> Console:
+        return Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+
+    @property
+    def err(self) -> Console:
+        return Console(stderr=True, width=None if sys.stderr.isatty() else PIPED_WIDTH)
+
+
+_consoles = _Consoles()
+
+Patterns = Annotated[
+    list[str],
+    typer.Argument(metavar="PATTERN...", help="Runs: ids, names, tags, folders, or 'all'."),
+]
+Run = Annotated[
+    str, typer.Argument(metavar="RUN", help="A run id, recovery id, name or job folder (one run).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="A local workspace folder or an AzureML config.json (default: the library's "
+            "order, ending at $HIML_HOME or ./.himl).",
+        ),
+    ] = None,
+) -> None:
+    """Chooses the workspace (opened by the first command that needs it)."""
+    if not isinstance(ctx.obj, Backend):
+        ctx.obj = workspace
+
+
+def _backend(ctx: typer.Context) -> Backend:
+    if not isinstance(ctx.obj, Backend):
+        ctx.obj = backend_for_command(ctx.obj)
+    return ctx.obj
+
+
+@contextlib.contextmanager
+def _reporting() -> Iterator[None]:
+    """Turns the library's errors into one line on stderr and an exit code, no traceback."""
+    try:
+        yield
+    except (InvalidInputError, ConfigurationError) as error:
+        _consoles.err.print(f"himl: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    except HimlError as error:
+        _consoles.err.print(f"himl: {error}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_FAILURE) from None
+    except KeyboardInterrupt:
+        _consoles.err.print("himl: interrupted", markup=False, highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _one_run(backend: Backend, pattern: str) -> RunRef:
+    runs = select_runs(backend, [pattern])
+    if len(runs) > 1:
+        names = ", ".join(run.ref.recovery_id for run in runs[:5])
+        raise InvalidInputError(
+            f"'{pattern}' names {len(runs)} runs ({names}{', ...' if len(runs) > 5 else ''}): "
+            "give one run"
+        )
+    return runs[0].ref
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _print_table(table: Table, rows: int) -> None:
+    out = _consoles.out
+    if out.is_terminal and rows + 4 > out.size.height:
+        with out.pager(styles=True):
+            out.print(table)
+    else:
+        out.print(table)
+
+
+@app.command()
+def status(ctx: typer.Context, patterns: Patterns, as_json: AsJson = False) -> None:
+    """One row per run: experiment, run id, display name, status, failure, attempt, times, link."""
+    with _reporting():
+        rows = [status_row(run) for run in select_runs(_backend(ctx), patterns)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(*(column.replace("_", " ") for column in COLUMNS))
+    for row in rows:
+        table.add_row(*(str(row[column]) for column in COLUMNS))
+    _print_table(table, len(rows))
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    patterns: Patterns,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Cancel several without asking.")
+    ] = False,
+) -> None:
+    """Cancels the runs (and their unfinished children); asks first when there are several."""
+    with _reporting():
+        backend = _backend(ctx)
+        runs = [run for run in select_runs(backend, patterns) if not run.state.is_terminal]
+        if not runs:
+            _consoles.out.print("nothing to cancel: every run named has ended", highlight=False)
+            return
+        if len(runs) > 1 and not yes:
+            for run in runs:
+                _consoles.out.print(
+                    f"  {run.ref.recovery_id}  {run.state.status.value}", highlight=False
+                )
+            if not typer.confirm(f"Cancel these {len(runs)} runs?", default=False):
+                _consoles.err.print("himl: nothing canceled", highlight=False)
+                raise typer.Exit(EXIT_FAILURE)
+        for run in runs:
+            backend.cancel(run.ref)
+            _consoles.out.print(f"canceled {run.ref.recovery_id}", highlight=False)
+
+
+@app.command()
+def resubmit(
+    ctx: typer.Context,
+    patterns: Patterns,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Resubmit several without asking.")
+    ] = False,
+) -> None:
+    """Submits each run's job again, resuming from its checkpoints; prints the new recovery ids.
+
+    Only ended runs: a run still going is refused (cancel it first). The job is the spec the
+    run was submitted with, its snapshot taken again from the same folder.
+    """
+    with _reporting():
+        backend = _backend(ctx)
+        runs = select_runs(backend, patterns)
+        going = [run.ref.recovery_id for run in runs if not run.state.is_terminal]
+        if going:
+            raise InvalidInputError(
+                f"not resubmitting runs still going: {', '.join(going)} (cancel them first)"
+            )
+        specs = [(run.ref, backend.submitted_spec(run.ref)) for run in runs]
+        if len(specs) > 1 and not yes:
+            for ref, _ in specs:
+                _consoles.out.print(f"  {ref.recovery_id}", highlight=False)
+            if not typer.confirm(f"Resubmit these {len(specs)} jobs?", default=False):
+                _consoles.err.print("himl: nothing resubmitted", highlight=False)
+                raise typer.Exit(EXIT_FAILURE)
+        for ref, spec in specs:
+            new = backend.submit(spec.resuming_from(ref.recovery_id))
+            _consoles.out.print(f"resubmitted {ref} as {new.recovery_id}", highlight=False)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    run: Run,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Follow until the run ends.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="How long -f follows before giving up, in seconds.")
+    ] = DEFAULT_FOLLOW_SECONDS,
+) -> None:
+    """Prints the run's driver log; with -f, follows it until the run ends."""
+    with _reporting():
+        backend = _backend(ctx)
+        ref = _one_run(backend, run)
+        for line in backend.iter_logs(ref, follow=follow, timeout=timeout):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        if follow:
+            state = backend.get_state(ref)
+            _consoles.err.print(f"run {ref} ended {state.status.value}", highlight=False)
+
+
+@app.command()
+def results(
+    ctx: typer.Context,
+    run: Run,
+    prefix: Annotated[str, typer.Option(help="Which files: a name prefix.")] = "outputs/",
+    dest: Annotated[
+        Path | None, typer.Option(help="Where to put them (default: ./<run id>).")
+    ] = None,
+) -> None:
+    """Downloads the run's files, checksums checked, with a progress bar."""
+    with _reporting():
+        backend = _backend(ctx)
+        ref = _one_run(backend, run)
+        destination = dest if dest is not None else Path(ref.run_id)
+        report = backend.download_files(
+            ref,
+            prefix,
+            destination,
+            validate_checksum=True,
+            show_progress=_consoles.err.is_terminal,
+        )
+    _consoles.out.print(
+        f"{report.files} file(s), {report.bytes} bytes from {ref} into {destination} "
+        f"(checksums checked; {report.skipped_identical} already there)",
+        highlight=False,
+    )
+
+
+@app.command()
+def metrics(
+    ctx: typer.Context,
+    patterns: Patterns,
+    best: Annotated[
+        str | None, typer.Option(help="Mark the run with the best last value of this metric.")
+    ] = None,
+    maximize: Annotated[bool, typer.Option(help="With --best: higher is better.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Final values and each metric's history as a curve; several runs side by side."""
+    with _reporting():
+        backend = _backend(ctx)
+        runs = select_runs(backend, patterns)
+        curves = {run.ref.recovery_id: metric_curves(backend.get_metrics(run.ref)) for run in runs}
+        shown = {run.ref.recovery_id: run.display_name for run in runs}
+    if as_json:
+        _print_json(
+            {
+                run: {name: [list(point) for point in curve.points] for name, curve in by.items()}
+                for run, by in curves.items()
+            }
+        )
+        return
+    best_run = _best(curves, best, maximize) if best else None
+    names = sorted({name for by in curves.values() for name in by})
+    if not names:
+        _consoles.out.print("no metrics logged", highlight=False)
+        return
+    table = Table("run", "display name", *names)
+    for run, by in curves.items():
+        cells = [
+            f"{by[name].sparkline()} {format_number(by[name].last)}" if name in by else "-"
+            for name in names
+        ]
+        table.add_row(f"{run} *" if run == best_run else run, shown[run], *cells)
+    _print_table(table, len(curves))
+    if best_run:
+        _consoles.out.print(f"* best {best}: {best_run}", highlight=False)
+
+
+def _best(curves: dict[str, Any], metric: str, maximize: bool) -> str | None:
+    scored = [
+        (by[metric].last, run)
+        for run, by in curves.items()
+        if metric in by and by[metric].last is not None and by[metric].last == by[metric].last
+    ]
+    if not scored:
+        return None
+    return (max(scored) if maximize else min(scored))[1]
+
+
+@app.command()
+def datasets(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="A dataset's name (none: every dataset's latest).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Datasets: every version of one, or the latest of each; where each lives."""
+    with _reporting():
+        backend = _backend(ctx)
+        if name is None:
+            versions = [backend.resolve_dataset(DatasetConfig(n)) for n in backend.dataset_names()]
+        else:
+            latest = backend.resolve_dataset(DatasetConfig(name))
+            versions = [
+                backend.resolve_dataset(DatasetConfig(name, version=version))
+                for version in range(1, latest.version + 1)
+            ]
+    rows = [
+        {"name": v.name, "version": v.version, "datastore": v.datastore, "path": v.path}
+        for v in versions
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        _consoles.out.print("no datasets registered", highlight=False)
+        return
+    table = Table("name", "version", "datastore", "path")
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    _print_table(table, len(rows))
+
+
+@app.command()
+def datastores(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Datastore names (none: all).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Datastores: name, and where each lives (secrets never shown)."""
+    with _reporting():
+        backend = _backend(ctx)
+        stores = [backend.datastore(name) for name in (names or backend.datastore_names())]
+    rows = [{"name": store.name, "where": repr(store)} for store in stores]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("name", "where")
+    for row in rows:
+        table.add_row(row["name"], row["where"])
+    _print_table(table, len(rows))
+
+
+def run() -> None:
+    """The console script's entry point."""
+    app()
+
+
+__all__ = ["app", "run"]

@@ -1,0 +1,108 @@
+"""Which runs a command's PATTERNs name (seed 003's `aml` tool: one job or many).
+
+A pattern is, in this order:
+
+- `all`: every run in the workspace;
+- a folder, or a glob or prefix of folders (it holds a `/`, or names a folder): each folder's
+  `most_recent_run.txt` gives a recovery id (a folder without one is an error);
+- otherwise it is matched against each run's run id, recovery id (`experiment:run_id`),
+  experiment, display name and tags (`key=value`, or the value alone): by glob when it holds
+  `*`, `?` or `[`, else by prefix.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from himl_tasks.backends.base import Backend
+from himl_tasks.errors import InvalidInputError, RunNotFoundError
+from himl_tasks.runs import RUN_RECOVERY_FILE, ListedRun, read_most_recent_run
+
+GLOB_CHARACTERS = "*?["
+
+
+def select_runs(backend: Backend, patterns: Sequence[str]) -> list[ListedRun]:
+    """The runs the patterns name, oldest first, each once.
+
+    Raises:
+        InvalidInputError: A malformed pattern (empty, an unclosed `[`), or a folder without
+            `most_recent_run.txt` (checked for every pattern before the workspace is read).
+        RunNotFoundError: A pattern matched no run; the message names the workspace.
+    """
+    for pattern in patterns:
+        check_pattern(pattern)
+    folder_ids = {pattern: _recovery_ids_in_folders(pattern) for pattern in patterns}
+    listed = backend.list_runs()
+    chosen: dict[str, ListedRun] = {}
+    for pattern in patterns:
+        ids = folder_ids[pattern]
+        if ids is not None:
+            found = [run for run in listed if run.ref.recovery_id in ids or run.ref.run_id in ids]
+        else:
+            found = [run for run in listed if matches(run, pattern)]
+        if not found:
+            raise RunNotFoundError(f"no run matches '{pattern}' in {describe(backend)}")
+        chosen.update((run.ref.run_id, run) for run in found)
+    order = {run.ref.run_id: index for index, run in enumerate(listed)}
+    return sorted(chosen.values(), key=lambda run: order[run.ref.run_id])
+
+
+def check_pattern(pattern: str) -> None:
+    """Raises InvalidInputError for a pattern that cannot mean anything."""
+    if not pattern.strip():
+        raise InvalidInputError("an empty pattern names no run: give a run id, a name or 'all'")
+    if pattern.count("[") > pattern.count("]"):
+        raise InvalidInputError(f"malformed pattern '{pattern}': a '[' is never closed")
+
+
+def matches(run: ListedRun, pattern: str) -> bool:
+    """Tells whether the pattern names the run (`all`, or one of its names by glob or prefix)."""
+    if pattern == "all":
+        return True
+    names: Iterable[str] = (
+        run.ref.run_id,
+        run.ref.recovery_id,
+        run.ref.experiment,
+        run.display_name,
+        *(f"{key}={value}" for key, value in run.tags.items()),
+        *run.tags.values(),
+    )
+    if any(character in pattern for character in GLOB_CHARACTERS):
+        return any(fnmatch.fnmatchcase(name, pattern) for name in names)
+    return any(name.startswith(pattern) for name in names if name)
+
+
+def describe(backend: Backend) -> str:
+    """The workspace, as a person recognises it (a local folder, an AzureML workspace)."""
+    root = getattr(backend, "root", None)
+    if root is not None:
+        return f"the local workspace at {root}"
+    return f"the workspace {backend.workspace_key()}"
+
+
+def _recovery_ids_in_folders(pattern: str) -> set[str] | None:
+    """The recovery ids the folders a pattern names hold; None if it names no folder."""
+    if pattern == "all" or ("/" not in pattern and not Path(pattern).is_dir()):
+        return None
+    if Path(pattern).is_dir():
+        folders = [Path(pattern)]
+    else:
+        written = pattern if any(c in pattern for c in GLOB_CHARACTERS) else pattern + "*"
+        # glob.glob takes a pattern written as a path, absolute or relative; Path.glob cannot.
+        found = glob.glob(written)  # noqa: PTH207
+        folders = sorted(Path(each) for each in found if Path(each).is_dir())
+    if not folders:
+        raise RunNotFoundError(f"no folder matches '{pattern}'")
+    ids = set()
+    for folder in folders:
+        recovery_file = folder / RUN_RECOVERY_FILE
+        if not recovery_file.is_file():
+            raise InvalidInputError(
+                f"{folder} holds no {RUN_RECOVERY_FILE}: it is not a job's folder "
+                "(a submission writes that file beside the script)"
+            )
+        ids.add(read_most_recent_run(recovery_file))
+    return ids
