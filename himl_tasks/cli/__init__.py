@@ -1,5 +1,5 @@
-"""The `himl` command and hi-ml's console scripts: see and steer runs from a terminal.
+"""The `himl` command and hi-ml's console scripts (himl-download, himl-tb).
 
-Built on the Backend primitives only, so every command works on the local backend and AzureML
-alike. Nothing here imports Prefect.
+See and steer runs from a terminal. Built on the Backend primitives only, so every command
+works on the local backend and AzureML alike. Nothing here imports Prefect.
 """

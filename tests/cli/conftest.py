@@ -14,8 +14,11 @@ from himl_tasks.cli.app import app
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 
-# The AzureML stand-in's fixtures (aml_service, aml, executing_aml), shared with tests/backends.
+# The AzureML stand-in's fixtures (aml_service, aml, executing_aml), shared with tests/backends;
+# a user's project as the current folder (himl-download's and himl-tb's tests).
 from tests.backends.conftest import aml, aml_service, executing_aml  # noqa: F401
+from tests.himl.workspace_places import cwd_project  # noqa: F401
+from tests.runtime.conftest import clean_job_environment  # noqa: F401
 
 TRAIN = """
     import sys, time
@@ -68,3 +71,11 @@ def himl(backend: Backend, *args: str, input: str | None = None) -> tuple[int, s
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def workspace(cwd_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+    """The local workspace himl-download and himl-tb find by the library's order ($HIML_HOME)."""
+    folder = cwd_project.parent / "workspace"
+    monkeypatch.setenv("HIML_HOME", str(folder))
+    return folder
