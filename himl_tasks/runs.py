@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,6 +261,28 @@ class RunState:
     def succeeded(self) -> bool:
         """True only for Completed."""
         return self.status is RunStatus.COMPLETED
+
+
+@dataclass(frozen=True)
+class ListedRun:
+    """A run as a workspace lists it: its state, and what a person finds it by.
+
+    Attributes:
+        state: Where the run is now (its `ref`, status, failure kind, attempt, times, portal URL).
+        display_name: The name the run is shown under.
+        tags: The run's tags.
+        parent_run_id: The run it is a child of (a sweep's trial), or None.
+    """
+
+    state: RunState
+    display_name: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    parent_run_id: str | None = None
+
+    @property
+    def ref(self) -> RunRef:
+        """The run."""
+        return self.state.ref
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_regist
 from himl_tasks.errors import InvalidInputError, JobTimeoutError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import Metric, RunRef, RunState, write_most_recent_run
+from himl_tasks.runs import ListedRun, Metric, RunRef, RunState, write_most_recent_run
 from himl_tasks.snapshot import Snapshot, select_snapshot
 from himl_tasks.storage import Datastore, TransferReport
 from himl_tasks.sweeps import SweepSpec
@@ -106,6 +106,13 @@ class Backend(abc.ABC):
 
         Raises:
             RunNotFoundError: No such run; the message names the workspace looked in.
+        """
+
+    @abc.abstractmethod
+    def list_runs(self, experiment: str | None = None) -> list[ListedRun]:
+        """The workspace's runs (children included), oldest first: all, or one experiment's.
+
+        An experiment that does not exist has no runs (an empty list, not an error).
         """
 
     @abc.abstractmethod

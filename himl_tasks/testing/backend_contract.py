@@ -11,6 +11,7 @@ backend plugs in by providing a harness; the tests stay the same.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 import os
 import time
@@ -192,6 +193,43 @@ class BackendContract:
             backend.get_run_ref(f"other_experiment:{ref.run_id}")
         with pytest.raises(RunNotFoundError):
             backend.get_run_ref(f"{ref.experiment}:no_such_run")
+
+    def test_runs_are_listed_with_their_state_name_and_tags(self, harness: BackendHarness) -> None:
+        backend = harness.backend
+        first_spec = harness.job_spec(Job())
+        first = backend.submit(first_spec)
+        harness.settle(first)
+        other = dataclasses.replace(
+            harness.job_spec(Job(exit_code=3)),
+            experiment=f"{first_spec.experiment}_other",
+            display_name="the other one",
+            tags={"team": "vision"},
+        )
+        second = backend.submit(other)
+        harness.settle(second)
+
+        listed = backend.list_runs()
+        assert [run.ref for run in listed] == [first, second]
+        assert [run.state for run in listed] == [backend.get_state(r) for r in (first, second)]
+        assert listed[1].state.failure_kind is FailureKind.USER_ERROR
+        assert listed[1].display_name == "the other one"
+        assert listed[1].tags.get("team") == "vision"
+        assert listed[0].state.portal_url == first.portal_url
+        assert {run.parent_run_id for run in listed} == {None}
+        assert [run.ref for run in backend.list_runs(second.experiment)] == [second]
+        assert second.experiment != first.experiment
+        assert backend.list_runs("no_such_experiment") == []
+
+    def test_a_sweeps_trials_are_listed_under_it(self, harness: BackendHarness) -> None:
+        backend = harness.backend
+        parent = backend.submit_sweep(harness.job_spec(Job(), trials=3), SWEEP)
+        harness.settle(parent)
+        trials = backend.child_runs(parent)
+
+        listed = {run.ref: run.parent_run_id for run in backend.list_runs()}
+
+        assert listed[parent] is None
+        assert all(listed[trial] == parent.run_id for trial in trials)
 
     def test_run_files_download_byte_identical_with_checksums(
         self, harness: BackendHarness, tmp_path: Path

@@ -622,6 +622,19 @@ class FakeAzureMLService:
             raise RunNotFoundError(f"no run '{run_id}' in workspace 'ws-himl'")
         return self.runs[run_id]
 
+    def list_runs(self, experiment: str | None) -> list[tuple[Any, str | None]]:
+        """As azureml-core's `Experiment.get_runs(include_children=True)` (over every
+        experiment of `Workspace.experiments` when `experiment` is None): newest first, each
+        with its parent's id (`parent_run_id` of the listed run record); an experiment that
+        does not exist has none."""
+        parents = {child.id: run.id for run in self.runs.values() for child in run.children}
+        listed = [
+            (run, parents.get(run.id))
+            for run in self.runs.values()
+            if experiment is None or run.experiment.name == experiment
+        ]
+        return listed[::-1]
+
     @staticmethod
     def _snapshot(root: Path) -> list[str]:
         """The files AzureML would take: `.amlignore` (else `.gitignore`) as it is now."""

@@ -44,7 +44,14 @@ from himl_tasks.errors import (
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import azureml_output_name
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import Metric, RunRef, RunState, parse_recovery_id, write_most_recent_run
+from himl_tasks.runs import (
+    ListedRun,
+    Metric,
+    RunRef,
+    RunState,
+    parse_recovery_id,
+    write_most_recent_run,
+)
 from himl_tasks.secret_reference import secret_references
 from himl_tasks.snapshot import ignore_rules
 from himl_tasks.storage import Datastore
@@ -454,6 +461,26 @@ class AzureMLV1Backend(Backend):
                 f"run '{run_id}' is in experiment '{run.experiment.name}', not '{experiment}'"
             )
         return RunRef(run.experiment.name, run.id, self.name, portal_url=run.get_portal_url())
+
+    def list_runs(self, experiment: str | None = None) -> list[ListedRun]:
+        """The workspace's runs (children included), oldest first: all, or one experiment's.
+
+        One listing call per experiment (azureml-core's `Experiment.get_runs`), then each run's
+        details (its status and times), as `get_state` reads them.
+        """
+        listed = []
+        for run, parent_run_id in reversed(self.service.list_runs(experiment)):
+            self._runs[run.id] = run
+            ref = RunRef(run.experiment.name, run.id, self.name, portal_url=run.get_portal_url())
+            listed.append(
+                ListedRun(
+                    state=state_from_details(ref, run.get_details(), ref.portal_url),
+                    display_name=str(getattr(run, "display_name", "") or run.id),
+                    tags={str(k): str(v) for k, v in (run.get_tags() or {}).items()},
+                    parent_run_id=parent_run_id,
+                )
+            )
+        return listed
 
     def get_state(self, ref: RunRef) -> RunState:
         """The run's state, from its details in AzureML."""

@@ -85,6 +85,14 @@ class AzureMLService(Protocol):
         """
         ...
 
+    def list_runs(self, experiment: str | None) -> list[tuple[Any, str | None]]:
+        """The runs of one experiment, or of every experiment, children included, newest first.
+
+        Each run comes with its parent's id (None for a top-level run), read from the run's
+        record as listed (no call per run). An experiment that does not exist has no runs.
+        """
+        ...
+
 
 class SdkService:
     """`AzureMLService` through azureml-core: each method is one SDK call, errors translated.
@@ -196,3 +204,21 @@ class SdkService:
             raise RunNotFoundError(
                 f"no run '{run_id}' in workspace '{self.workspace.name}'"
             ) from None
+
+    def list_runs(self, experiment: str | None) -> list[tuple[Any, str | None]]:
+        """Experiment.get_runs(include_children=True) over one experiment or Experiment.list."""
+        from azureml.core import Experiment
+
+        if experiment is None:
+            experiments = list(Experiment.list(self.workspace))
+        elif experiment in self.workspace.experiments:
+            experiments = [Experiment(self.workspace, experiment)]
+        else:
+            experiments = []
+        found = []
+        for each in experiments:
+            for run in each.get_runs(include_children=True):
+                # Run.parent would fetch the parent run; the listed record names its id.
+                record = getattr(run, "_run_dto", None) or {}
+                found.append((run, record.get("parent_run_id")))
+        return found

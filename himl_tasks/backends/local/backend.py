@@ -66,6 +66,7 @@ from himl_tasks.job_variables import RESUME_FROM
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
     FailureKind,
+    ListedRun,
     Metric,
     RunRef,
     RunState,
@@ -491,13 +492,37 @@ class LocalBackend(Backend):
             raise RunNotFoundError(f"no run '{recovery_id}' in the workspace at {self.root}")
         return self._ref(row)
 
+    def list_runs(self, experiment: str | None = None) -> list[ListedRun]:
+        """The registry's runs (children included), oldest first: all, or one experiment's.
+
+        As `get_state` does, listing looks after each unfinished run (a run whose supervisor
+        vanished is listed Failed).
+        """
+        listed = []
+        for row in self.registry.runs():
+            if experiment is not None and row.experiment != experiment:
+                continue
+            if not row.status.is_terminal:
+                row = self._look_after(row)
+            listed.append(
+                ListedRun(
+                    state=self._state(row),
+                    display_name=row.display_name,
+                    tags=dict(row.tags),
+                    parent_run_id=row.parent_run_id,
+                )
+            )
+        return listed
+
     def get_state(self, ref: RunRef) -> RunState:
         """Returns the run's current state.
 
         Checking is also looking after: a run whose supervisor vanished is Failed, and a
         queued run that nobody started while its cluster has a free slot is started.
         """
-        row = self._look_after(self._row(ref))
+        return self._state(self._look_after(self._row(ref)))
+
+    def _state(self, row: RunRow) -> RunState:
         return RunState(
             ref=self._ref(row),
             status=row.status,

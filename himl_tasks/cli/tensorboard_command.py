@@ -1,0 +1,197 @@
+"""`himl-tb`: hi-ml's console script that shows runs' TensorBoard logs, on any backend.
+
+The runs' event files (under `--log_dir` in each run, `outputs` by default as in hi-ml's
+script) are brought into a temporary folder, one subfolder per run, and kept in sync by a
+background thread while runs are still going. TensorBoard (the `tensorboard` package, run with
+this Python) serves that folder on 127.0.0.1:`--port`. Ctrl-C or SIGTERM stops TensorBoard and
+deletes the temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from himl_tasks.cli.hi_ml_arguments import (
+    run_console_script,
+    selection_from,
+    selector_parser,
+    workspace_from,
+)
+from himl_tasks.cli.run_selection import select_runs
+from himl_tasks.cli.tensorboard_logs import LogSyncThread, TensorBoardLogs
+from himl_tasks.errors import ConfigurationError, InvalidInputError
+
+PROG = "himl-tb"
+HOST = "127.0.0.1"
+DEFAULT_PORT = 6006
+START_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """himl-tb's flags: hi-ml's run selectors, `--num_runs`, `--log_dir`, `--port`."""
+    parser = selector_parser(PROG, "Show the TensorBoard logs of AzureML (or local) runs.")
+    parser.add_argument(
+        "--num_runs", type=int, help="with --experiment: how many of its latest runs (default 1)"
+    )
+    parser.add_argument(
+        "--log_dir",
+        default="outputs",
+        help="where in each run its TensorBoard event files are (default: outputs)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TensorBoard's port on {HOST} (default {DEFAULT_PORT})",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `himl-tb`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_console_script(PROG, lambda: _serve(args))
+
+
+def check_port_free(port: int) -> None:
+    """Raises unless TensorBoard can listen on `port` of 127.0.0.1.
+
+    Raises:
+        InvalidInputError: Not a port number, or something already listens there.
+    """
+    if not 1 <= port <= 65535:
+        raise InvalidInputError(f"--port must be between 1 and 65535, not {port}")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise InvalidInputError(
+                    f"port {port} on {HOST} is in use (another TensorBoard?): give another "
+                    "with --port"
+                ) from None
+            raise InvalidInputError(f"cannot listen on {HOST}:{port}: {error}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    check_port_free(args.port)
+    selection = selection_from(args, num_runs=args.num_runs)
+    backend = workspace_from(args)
+    refs = select_runs(backend, selection)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    root = Path(tempfile.mkdtemp(prefix="himl-tb-"))
+    sync: LogSyncThread | None = None
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        logs = TensorBoardLogs(backend, refs, args.log_dir, root)
+        logs.sync()
+        print(f"{logs.event_file_count()} event file(s) of {len(refs)} run(s) in {root}")
+        for ref in refs:
+            print(f"  {ref} -> {logs.folder(ref).name}/")
+        if logs.event_file_count() == 0:
+            print(f"(none yet under '{args.log_dir}': they appear as the runs write them)")
+        sync = LogSyncThread(logs)
+        sync.start()
+        server = _start_tensorboard(root, args.port, stop)
+        if server is None:
+            return 130
+        print(f"TensorBoard: http://{HOST}:{args.port}/  (Ctrl-C to stop)", flush=True)
+        while not stop.wait(0.5):
+            if server.poll() is not None:
+                raise ConfigurationError(f"TensorBoard exited with code {server.returncode}")
+        return 0
+    finally:
+        if server is not None:
+            _stop_process(server)
+        if sync is not None:
+            sync.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        print(f"stopped; removed {root}", flush=True)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _start_tensorboard(
+    root: Path, port: int, stop: threading.Event
+) -> subprocess.Popen[bytes] | None:
+    """Starts TensorBoard on `root` and waits until it answers (None if stopped meanwhile).
+
+    Raises:
+        ConfigurationError: It exited, or did not listen within `START_TIMEOUT_SECONDS`.
+    """
+    command = [
+        sys.executable, "-m", "tensorboard.main", "--logdir", str(root),
+        "--host", HOST, "--port", str(port), "--reload_interval", "5",
+    ]  # fmt: skip
+    # Its own process group: Ctrl-C in the terminal reaches himl-tb, which stops it in order.
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not _listening(port):
+        if server.poll() is not None:
+            tail = (server.stderr.read() if server.stderr else b"").decode(errors="replace")
+            raise ConfigurationError(
+                f"TensorBoard exited with code {server.returncode} before serving: "
+                f"{tail.strip().splitlines()[-1] if tail.strip() else 'no output'}"
+            )
+        if stop.is_set():
+            _stop_process(server)
+            return None
+        if time.monotonic() > deadline:
+            _stop_process(server)
+            raise ConfigurationError(
+                f"TensorBoard did not listen on {HOST}:{port} within {START_TIMEOUT_SECONDS:g} s"
+            )
+        time.sleep(0.2)
+    if server.stderr is not None:
+        # Drained, so TensorBoard never blocks on a full pipe.
+        threading.Thread(target=server.stderr.read, daemon=True).start()
+    return server
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((HOST, port)) == 0
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT_SECONDS)
+
+
+def console_main() -> None:
+    """The console script (`[project.scripts]`)."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()
