@@ -44,3 +44,12 @@ def test_the_jobs_run_as_plain_scripts_and_training_resumes(tmp_path: Path) -> N
     assert checkpoints == ["best_model.ckpt", "recovery_epoch=9.ckpt"]
     accuracy = float(second.rsplit("test accuracy", 1)[1])
     assert accuracy >= 0.95
+    # TensorBoard (what himl-tb serves) reads one curve per metric over both runs: epochs 0..9.
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    board = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "outputs")).Reload()
+    [run_name] = board.Runs()
+    assert run_name == "tensorboard"
+    for tag in ("train_loss", "val_accuracy"):
+        assert [event.step for event in board.Scalars(run_name, tag)] == list(range(10))
+    assert board.Scalars(run_name, "val_accuracy")[-1].value >= 0.9
