@@ -45,7 +45,9 @@ def test_the_jobs_run_as_plain_scripts_and_training_resumes(tmp_path: Path) -> N
     accuracy = float(second.rsplit("test accuracy", 1)[1])
     assert accuracy >= 0.95
     # TensorBoard (what himl-tb serves) reads one curve per metric over both runs: epochs 0..9.
-    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+    from tensorboard.backend.event_processing.event_multiplexer import (  # type: ignore[import-untyped]
+        EventMultiplexer,
+    )
 
     board = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "outputs")).Reload()
     [run_name] = board.Runs()
