@@ -33,6 +33,7 @@ from himl_tasks.backends.local.processes import (
     refuse_inspection,
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.backends.local.run_page import write_run_page
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
 POLL_SECONDS = 0.01
@@ -132,6 +133,7 @@ class _Supervisor:
 
     def supervise(self) -> None:
         """Carries one attempt of the run from its slot to its end, or back to the queue."""
+        self._write_page()
         try:
             if self._canceled():
                 self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
@@ -160,6 +162,7 @@ class _Supervisor:
         # The staged inputs go before the run is seen to end: whoever waits for the end finds
         # nothing of them left.
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._write_page(outcome.status, outcome.error)
         self.registry.move(
             self.run.run_id,
             outcome.status,
@@ -167,6 +170,15 @@ class _Supervisor:
             error=outcome.error,
             exit_code=outcome.exit_code,
         )
+
+    def _write_page(self, status: RunStatus | None = None, error: str | None = None) -> None:
+        """Rewrites the run's page (`run_page`); a page that cannot be written ends nothing."""
+        try:
+            write_run_page(
+                self.registry, self.run, driver_log=DRIVER_LOG, status=status, error=error
+            )
+        except (OSError, sqlite3.Error) as failure:
+            print(f"could not write the page of run {self.run.run_id}: {failure}", file=sys.stderr)
 
     def _canceled(self, *, fresh: bool = False) -> bool:
         """True once the run is no longer this supervisor's to carry on.
