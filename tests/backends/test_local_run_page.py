@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -81,3 +82,29 @@ def test_a_queued_run_already_has_a_page(tmp_path: Path) -> None:
     finally:
         backend.cancel(ref)
         backend.wait(ref, timeout=60)
+
+
+def test_a_running_run_s_page_shows_the_metrics_logged_so_far(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(
+        tmp_path / "project",
+        "slow.py",
+        "import time\nfrom himl_tasks.runtime import log_metric\n"
+        "for epoch in range(3):\n    log_metric('loss', 1.0 / (epoch + 1), step=epoch)\n"
+        "time.sleep(30)\n",
+    )
+    ref = backend.submit(
+        backend.plan(JobSpec(entry_script="slow.py", snapshot_root=tmp_path / "project"))
+    )
+    page = Path(unquote(urlparse(ref.portal_url).path))
+    try:
+        deadline = time.monotonic() + 20
+        while "(3 points)" not in page.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline, page.read_text(encoding="utf-8")
+            time.sleep(0.2)
+        text = page.read_text(encoding="utf-8")
+        assert "<strong>Running</strong>" in text and 'http-equiv="refresh"' in text
+    finally:
+        backend.cancel(ref)
+        backend.wait(ref, timeout=60)
+    assert "<strong>Canceled</strong>" in page.read_text(encoding="utf-8")

@@ -39,6 +39,7 @@ from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform
 POLL_SECONDS = 0.01
 CANCEL_CHECK_SECONDS = 0.1
 METRIC_CHECK_SECONDS = 0.05
+PAGE_SECONDS = 2.0  # how often a running run's page is rewritten (a registry read, a folder walk)
 TERMINATE_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 20
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
@@ -310,6 +311,7 @@ class _Supervisor:
         current = self.registry.get_run(self.run.run_id)
         first_started = current.started_at if current and current.started_at else time.time()
         first_running = attempt_started - max(0.0, time.time() - first_started)
+        last_page = float("-inf")
         try:
             while True:
                 codes = [p.poll() for p in processes]
@@ -346,6 +348,9 @@ class _Supervisor:
                     self.registry.move(self.run.run_id, RunStatus.CANCEL_REQUESTED)
                     end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
                     return _Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled")
+                if now - last_page >= PAGE_SECONDS:
+                    last_page = now
+                    self._write_page(RunStatus.RUNNING, "")
                 time.sleep(POLL_SECONDS)
         except BaseException:
             end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
