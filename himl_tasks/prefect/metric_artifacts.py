@@ -28,14 +28,15 @@ from prefect.artifacts import (
 from himl_tasks.backends.base import Backend
 from himl_tasks.errors import HimlError
 from himl_tasks.metric_curves import (
+    PROGRESS_METRICS,
     curves_markdown,
     history_rows,
     history_table,
     metric_curves,
+    progress_percent,
 )
 from himl_tasks.prefect.artifacts import artifact_key, set_progress
 from himl_tasks.runs import Metric, RunRef
-from himl_tasks.runtime.metrics import EPOCHS_DONE, TOTAL_EPOCHS
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class MetricHistoryArtifacts:
         curves = {
             name: curve
             for name, curve in metric_curves(metrics).items()
-            if name not in (EPOCHS_DONE, TOTAL_EPOCHS)
+            if name not in PROGRESS_METRICS
         }
         if not curves:
             return
@@ -108,11 +109,9 @@ class MetricHistoryArtifacts:
         )
 
     def _publish_progress(self, metrics: list[Metric]) -> None:
-        done = _last_number(metrics, EPOCHS_DONE)
-        total = _last_number(metrics, TOTAL_EPOCHS)
-        if done is None or not total or total <= 0:
+        percent = progress_percent(metrics)
+        if percent is None:
             return
-        percent = max(0.0, min(100.0, 100.0 * done / total))
         if self._progress is None:
             created = create_progress_artifact(
                 percent,
@@ -122,11 +121,3 @@ class MetricHistoryArtifacts:
             self._progress = created if isinstance(created, UUID) else None
         else:
             set_progress(self._progress, percent)
-
-
-def _last_number(metrics: list[Metric], name: str) -> float | None:
-    """The last numeric value logged under `name` (by time), if any."""
-    values = [m for m in metrics if m.name == name and not isinstance(m.value, str)]
-    if not values:
-        return None
-    return float(max(values, key=lambda m: (m.time, m.step or 0)).value)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.metric_curves import EPOCHS_DONE, TOTAL_EPOCHS
 from himl_tasks.runtime.distributed import is_global_rank_zero
 from himl_tasks.runtime.in_job_platform import current_run
 
@@ -30,13 +31,6 @@ def log_metrics(values: Mapping[str, float], step: int | None = None) -> None:
         logger.info("metrics%s: %s", f" (step {step})" if step is not None else "", dict(values))
         return
     run.log_metrics(values, step=step)
-
-
-EPOCHS_DONE = "epochs_done"
-"""The metric `report_progress` logs the number of finished epochs under (step: that number)."""
-
-TOTAL_EPOCHS = "total_epochs"
-"""The metric `report_progress` logs the number of epochs the job will train under."""
 
 
 def report_progress(epochs_done: int, total_epochs: int) -> None:

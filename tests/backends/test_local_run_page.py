@@ -13,10 +13,11 @@ from tests.backends.conftest import write_script
 HOSTILE = "<script>alert('loss')</script>"
 
 TRAIN = f"""\
-    from himl_tasks.runtime import get_run_info, log_metric
+    from himl_tasks.runtime import get_run_info, log_metric, report_progress
 
     for epoch in range(5):
         log_metric("loss", 1.0 / (epoch + 1), step=epoch)
+        report_progress(epoch + 1, 5)
         log_metric({HOSTILE!r}, epoch, step=epoch)
     log_metric("note", "<b>done</b>")
     (get_run_info().output_folder / "model <1>.txt").write_text("weights")
@@ -46,6 +47,8 @@ def test_the_link_of_a_local_run_opens_its_page_with_curves_log_and_files(
     assert '<h3>loss</h3><svg width="320" height="64"' in page
     assert '<polyline points="0.0,0.0 80.0,40.0 160.0,53.3 240.0,60.0 320.0,64.0"/>' in page
     assert "min 0.2, max 1, last 0.2 (5 points)" in page
+    assert '<progress value="5" max="5"></progress> 5 of 5 epochs' in page
+    assert "<h3>epochs_done</h3>" not in page  # progress is shown as progress, not a curve
     # The log and the files, with links that resolve inside the run folder.
     assert "training &lt;done&gt; &amp; saved" in page
     assert '<a href="snapshot/outputs/model%20%3C1%3E.txt">outputs/model &lt;1&gt;.txt</a>' in page

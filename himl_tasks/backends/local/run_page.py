@@ -17,7 +17,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from himl_tasks.backends.local.registry import Registry, RunRow
-from himl_tasks.metric_curves import MetricCurve, format_number, metric_curves
+from himl_tasks.metric_curves import (
+    PROGRESS_METRICS,
+    MetricCurve,
+    format_number,
+    metric_curves,
+    progress,
+)
 from himl_tasks.runs import Metric, RunStatus
 
 PAGE = "index.html"
@@ -104,8 +110,16 @@ def render_run_page(
     parts.append("<h2>Metrics</h2>")
     if not metrics:
         parts.append("<p>No metrics yet.</p>")
-    for curve in curves.values():
-        parts.append(_curve_section(curve))
+    reported = progress(metrics)
+    if reported is not None:
+        done, total = reported
+        parts.append(
+            f'<p>Progress: <progress value="{done:g}" max="{total:g}"></progress>'
+            f" {done:g} of {total:g} epochs</p>"
+        )
+    parts.extend(
+        _curve_section(curve) for name, curve in curves.items() if name not in PROGRESS_METRICS
+    )
     last = _last_values(metrics)
     if last:
         parts.append("<table><tr><th>metric</th><th>last value</th></tr>")
