@@ -28,6 +28,15 @@ GAP = " "
 DEFAULT_WIDTH = 40
 """How many characters a sparkline is at most: a longer history is averaged into this many."""
 
+EPOCHS_DONE = "epochs_done"
+"""The metric `himl_tasks.runtime.report_progress` logs the number of finished epochs under."""
+
+TOTAL_EPOCHS = "total_epochs"
+"""The metric `himl_tasks.runtime.report_progress` logs the number of epochs to train under."""
+
+PROGRESS_METRICS = (EPOCHS_DONE, TOTAL_EPOCHS)
+"""Bookkeeping, not curves: the pictures show them as progress."""
+
 
 @dataclasses.dataclass(frozen=True)
 class MetricCurve:
@@ -220,3 +229,26 @@ def _escape_markdown(text: str) -> str:
     for character in "|`*_<>[]#":
         text = text.replace(character, "\\" + character)
     return text
+
+
+def progress(metrics: Iterable[Metric]) -> tuple[float, float] | None:
+    """(epochs done, total epochs) as last reported by `report_progress`, None if never."""
+    last: dict[str, Metric] = {}
+    for metric in metrics:
+        if metric.name in PROGRESS_METRICS and not isinstance(metric.value, str):
+            seen = last.get(metric.name)
+            if seen is None or metric.time >= seen.time:
+                last[metric.name] = metric
+    done, total = last.get(EPOCHS_DONE), last.get(TOTAL_EPOCHS)
+    if done is None or total is None or float(total.value) <= 0:
+        return None
+    return float(done.value), float(total.value)
+
+
+def progress_percent(metrics: Iterable[Metric]) -> float | None:
+    """How far the job says it is, 0 to 100, None if it never reported its progress."""
+    reported = progress(metrics)
+    if reported is None:
+        return None
+    done, total = reported
+    return max(0.0, min(100.0, 100.0 * done / total))

@@ -122,3 +122,18 @@ def test_history_table_has_a_row_per_step_and_blank_missing_cells() -> None:
     assert history_table(curves, ["val|acc", "loss"]) == (
         "| step | val\\|acc | loss |\n| --- | --- | --- |\n| 0 |  | 0.5 |\n| 1 | 0.75 | 0.1235 |"
     )
+
+
+def test_progress_is_the_last_reported_epochs_done_of_total() -> None:
+    from himl_tasks.metric_curves import progress, progress_percent
+
+    assert progress_percent([_metric("loss", 1.0, 0)]) is None
+    reported = [
+        _metric("total_epochs", 4, 1, second=1),
+        _metric("epochs_done", 1, 1, second=1),
+        _metric("epochs_done", 3, 3, second=3),
+        _metric("epochs_done", 2, 2, second=2),
+    ]
+    assert progress(reported) == (3.0, 4.0)
+    assert progress_percent(reported) == 75.0
+    assert progress_percent([*reported, _metric("total_epochs", 0, 4, second=9)]) is None

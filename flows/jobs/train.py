@@ -10,6 +10,10 @@ The recovery checkpoint alone is enough to finish: it holds the best model so fa
 accuracy, not only the latest one. A resubmitted job is handed just the lost run's latest
 recovery checkpoint (AzureML gives a new run nothing else), so `best_model.ckpt` is written
 again from it on resume, and a preemption after the last epoch still ends with the true best.
+
+Each epoch's loss and validation accuracy also go to TensorBoard event files in
+`outputs/tensorboard/` (`himl-tb` finds them under `outputs`, its default `--log_dir`), and
+`report_progress` tells a watching Prefect task how many epochs are done.
 """
 
 from __future__ import annotations
@@ -22,8 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.tensorboard import SummaryWriter
 
-from himl_tasks.runtime import find_latest_recovery_checkpoint, get_run_info, log_metrics
+from himl_tasks.runtime import (
+    find_latest_recovery_checkpoint,
+    get_run_info,
+    log_metrics,
+    report_progress,
+)
 
 BEST_MODEL = "best_model.ckpt"
 
@@ -105,6 +115,8 @@ def main() -> None:
         save_best(best_model, best_epoch, best, checkpoints)
         print(f"resuming from {latest.name}: epochs {start}..{args.epochs - 1} to go", flush=True)
 
+    # A resumed run drops the events the lost run wrote past its checkpoint (purge_step).
+    board = SummaryWriter(info.output_folder / "tensorboard", purge_step=start or None)
     for epoch in range(start, args.epochs):
         generator = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         order = torch.randperm(len(train_y), generator=generator)
@@ -133,9 +145,14 @@ def main() -> None:
                 old.unlink()
         train_loss = total / len(train_y)
         log_metrics({"train_loss": train_loss, "val_accuracy": val_accuracy}, step=epoch)
+        board.add_scalar("train_loss", train_loss, epoch)
+        board.add_scalar("val_accuracy", val_accuracy, epoch)
+        board.flush()  # himl-tb shows each epoch as it ends, not when the run ends
+        report_progress(epoch + 1, args.epochs)
         print(f"epoch {epoch}: train loss {train_loss:.4f}, val accuracy {val_accuracy:.4f}")
         time.sleep(args.epoch_seconds)
 
+    board.close()
     model.load_state_dict(best_model)
     test_accuracy = accuracy(model, test_x, test_y)
     log_metrics({"test_accuracy": test_accuracy, "best_val_accuracy": best})

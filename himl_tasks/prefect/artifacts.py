@@ -1,5 +1,7 @@
 """What the tasks show in the Prefect UI: a link per run, a metrics table, transfer progress.
 
+A watched run's training curves and progress: `metric_artifacts`.
+
 Artifacts are keyed by what they show (`run-<run id>`, `metrics-<run id>`), so the UI's
 artifact page lists each run's versions together.
 """
@@ -80,7 +82,7 @@ class ArtifactProgress:
         if self._pending is not None:
             self._pending.join()
         if self.artifact is not None and exc_info[0] is None:
-            _set_progress(self.artifact, 100.0)
+            set_progress(self.artifact, 100.0)
 
     def start(self, files: int, total_bytes: int) -> None:
         """Called once the plan is known."""
@@ -96,7 +98,7 @@ class ArtifactProgress:
         percent = 100.0 * self.done_bytes / self.total_bytes if self.total_bytes else 100.0
         self._last_post = now
         self._pending = threading.Thread(
-            target=_set_progress, args=(self.artifact, percent), daemon=True
+            target=set_progress, args=(self.artifact, percent), daemon=True
         )
         self._pending.start()
 
@@ -104,7 +106,7 @@ class ArtifactProgress:
         """Called as each file completes."""
 
 
-def _set_progress(artifact: UUID, percent: float) -> None:
+def set_progress(artifact: UUID, percent: float) -> None:
     """Updates a progress artifact (Prefect's own helper leaves its client open)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactUpdate

@@ -54,6 +54,7 @@ from himl_tasks.jobs.run_to_completion import (
 from himl_tasks.jobs.submit_once import submit_once, submit_sweep_once
 from himl_tasks.prefect.artifacts import create_metrics_table, create_run_link
 from himl_tasks.prefect.hooks import remember_started
+from himl_tasks.prefect.metric_artifacts import MetricHistoryArtifacts
 from himl_tasks.prefect.workspaces import (
     WorkspaceBlockOrName,
     as_run_ref,
@@ -194,15 +195,26 @@ def _submit(
 def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
     """Waits for a run to end, its log lines in the task's log, canceling it with its flow run.
 
-    The one place the tasks wait for a run (`wait_for_job` and `run_job`).
+    The one place the tasks wait for a run (`wait_for_job` and `run_job`). While it waits, the
+    run's metric history and progress are published as artifacts (`MetricHistoryArtifacts`).
     """
     logger = get_run_logger()
+    curves = MetricHistoryArtifacts(backend, ref)
+    flow_run_is_canceling = _every(CANCEL_CHECK_SECONDS, _flow_run_is_canceling)
+
+    def look() -> bool:
+        # watch asks at each of its looks, so the curves are never read more often than
+        # the backend is polled (and MetricHistoryArtifacts throttles further).
+        curves.tick()
+        return flow_run_is_canceling()
+
     state = backend.watch(
         ref,
         timeout_seconds=timeout_seconds,
         on_line=lambda line: logger.info("[%s] %s", ref.run_id, line),
-        should_cancel=_every(CANCEL_CHECK_SECONDS, _flow_run_is_canceling),
+        should_cancel=look,
     )
+    curves.publish()  # the values logged after the last look
     logger.info("run %s ended %s", ref, state.status)
     return state
 

@@ -4,13 +4,14 @@ The same script runs unchanged inside a local run, inside an AzureML run, and as
 `python script.py`:
 
 ```python
-from himl_tasks.runtime import get_run_info, log_metric
+from himl_tasks.runtime import get_run_info, log_metric, report_progress
 
 run_info = get_run_info()
 data_folder = run_info.input_datasets[0]
 for epoch in range(10):
     ...
     log_metric("loss", loss, step=epoch)
+    report_progress(epoch + 1, 10)  # a progress bar where the run is watched
 ```
 
 This package is a leaf: it imports no backend, nor Prefect, AzureML or torch up front. A job
@@ -29,7 +30,7 @@ from himl_tasks.runtime.distributed import (
 )
 from himl_tasks.runtime.himl_run_context import RUN_CONTEXT
 from himl_tasks.runtime.in_job_platform import InJobPlatform, current_run, is_running_in_azure_ml
-from himl_tasks.runtime.metrics import log_metric, log_metrics
+from himl_tasks.runtime.metrics import log_metric, log_metrics, report_progress
 from himl_tasks.runtime.recovery import find_latest_recovery_checkpoint
 from himl_tasks.runtime.run_context import AzureRunInfo, RunContext
 from himl_tasks.runtime.run_info import DatasetSource, get_run_info
@@ -48,6 +49,7 @@ __all__ = [
     "is_running_in_azure_ml",
     "log_metric",
     "log_metrics",
+    "report_progress",
     "set_environment_variables_for_multi_node",
     "torch_barrier",
 ]

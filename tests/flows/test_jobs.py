@@ -44,3 +44,43 @@ def test_the_jobs_run_as_plain_scripts_and_training_resumes(tmp_path: Path) -> N
     assert checkpoints == ["best_model.ckpt", "recovery_epoch=9.ckpt"]
     accuracy = float(second.rsplit("test accuracy", 1)[1])
     assert accuracy >= 0.95
+    # TensorBoard (what himl-tb serves) reads one curve per metric over both runs: epochs 0..9.
+    from tensorboard.backend.event_processing.event_multiplexer import (  # type: ignore[import-untyped]
+        EventMultiplexer,
+    )
+
+    board = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "outputs")).Reload()
+    [run_name] = board.Runs()
+    assert run_name == "tensorboard"
+    for tag in ("train_loss", "val_accuracy"):
+        assert [event.step for event in board.Scalars(run_name, tag)] == list(range(10))
+    assert board.Scalars(run_name, "val_accuracy")[-1].value >= 0.9
+
+
+def test_himl_tb_finds_the_training_run_s_curves(tmp_path: Path) -> None:
+    """The demo's training job as a local run: himl-tb's mirror of `outputs` holds its curves."""
+    from tensorboard.backend.event_processing.event_multiplexer import (
+        EventMultiplexer,
+    )
+
+    from himl_tasks.backends.local.backend import LocalBackend
+    from himl_tasks.cli.tensorboard_logs import TensorBoardLogs
+    from himl_tasks.job_spec import JobSpec
+
+    raw, features = export_digits.fn(tmp_path / "raw"), tmp_path / "features"
+    run("preprocess.py", "--raw_folder", str(raw), "--output_folder", str(features), cwd=tmp_path)
+    backend = LocalBackend(tmp_path / "workspace")
+    spec = JobSpec(
+        entry_script="train.py",
+        args=["--data_folder", str(features), "--epochs", "3"],
+        snapshot_root=PROJECT_ROOT / "flows" / "jobs",
+    )
+    ref = backend.submit(backend.plan(spec))
+    assert backend.wait(ref, timeout=240).succeeded
+    logs = TensorBoardLogs(backend, [ref], "outputs", tmp_path / "tb")  # what himl-tb serves
+    logs.sync()
+    board = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "tb")).Reload()
+    assert list(board.Runs()) == [f"{ref.run_id}/outputs/tensorboard"], list(board.Runs())
+    for tag in ("train_loss", "val_accuracy"):
+        steps = [event.step for event in board.Scalars(f"{ref.run_id}/outputs/tensorboard", tag)]
+        assert steps == [0, 1, 2]

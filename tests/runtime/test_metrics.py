@@ -43,3 +43,15 @@ def test_metrics_from_many_jobs_at_once_are_all_recorded(tmp_path: Path) -> None
     log = "".join(backend.iter_logs(refs[0]))
     in_job = "himl_tasks.backends.local.in_job"
     assert f"in-job half: {in_job} {in_job}" in log
+
+
+def test_report_progress_refuses_counts_that_are_not_a_progress() -> None:
+    import pytest
+
+    from himl_tasks.errors import InvalidInputError
+    from himl_tasks.runtime import report_progress
+
+    for done, total in [(5, 4), (-1, 4), (0, 0)]:
+        with pytest.raises(InvalidInputError, match="0 <= epochs_done <= total_epochs"):
+            report_progress(done, total)
+    report_progress(4, 4)  # outside a run: only logged

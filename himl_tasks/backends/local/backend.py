@@ -37,6 +37,7 @@ from himl_tasks.backends.local.launcher import (
     this_launcher,
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.backends.local.run_page import run_page_url, write_run_page
 from himl_tasks.backends.local.submitting_marks import (
     abandoned_run_folders,
     mark_submitting,
@@ -258,6 +259,8 @@ class LocalBackend(Backend):
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._ref(self._look_after(self._row_of(holder)))
+        # The run's link opens a page from the start, even while it waits in the queue.
+        write_run_page(self.registry, self._row_of(run_id), driver_log=DRIVER_LOG)
         parent = self.registry.get_run(parent_run_id) if parent_run_id else None
         if parent is not None and (parent.cancel_requested or parent.status.is_terminal):
             # The parent was canceled while this child was being submitted: the cancel's
@@ -561,7 +564,7 @@ class LocalBackend(Backend):
             started_at=_time(row.started_at),
             ended_at=_time(row.ended_at),
             exit_code=row.exit_code,
-            portal_url=row.run_dir.as_uri(),
+            portal_url=run_page_url(row.run_dir),
         )
 
     def read_log(self, ref: RunRef, offset: int) -> bytes:
@@ -616,17 +619,7 @@ class LocalBackend(Backend):
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
         """Every metric value the run logged, in order, with its attempt."""
-        return [
-            Metric(
-                name=row["name"],
-                # kind 1 is a text metric; a number is a float, a NaN among them the text 'NaN'.
-                value=row["value"] if row["kind"] == 1 else float(row["value"]),
-                step=row["step"],
-                time=_utc(row["time"]),
-                attempt=int(row["attempt"]),
-            )
-            for row in self.registry.metrics(self._row(ref).run_id)
-        ]
+        return self.registry.metric_values(self._row(ref).run_id)
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
         """The run's child runs, oldest first."""
@@ -798,7 +791,7 @@ class LocalBackend(Backend):
         return row
 
     def _ref(self, row: RunRow) -> RunRef:
-        return RunRef(row.experiment, row.run_id, self.name, portal_url=row.run_dir.as_uri())
+        return RunRef(row.experiment, row.run_id, self.name, portal_url=run_page_url(row.run_dir))
 
     def run_tags(self, ref: RunRef) -> dict[str, str]:
         """The tags the run was submitted with (the job's, and the command line)."""

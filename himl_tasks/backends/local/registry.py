@@ -7,6 +7,7 @@ short-lived, and every write is one `BEGIN IMMEDIATE` transaction.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import sqlite3
@@ -19,7 +20,7 @@ from typing import Any
 
 from himl_tasks.backends.local.launch_plan import LaunchPlan
 from himl_tasks.backends.local.processes import is_alive
-from himl_tasks.runs import RunStatus
+from himl_tasks.runs import Metric, RunStatus
 
 DATABASE_NAME = "registry.sqlite"
 BUSY_TIMEOUT_MS = 60_000
@@ -656,6 +657,20 @@ class Registry:
                 "ORDER BY time, kind, seq",
                 (run_id, run_id),
             ).fetchall()
+
+    def metric_values(self, run_id: str) -> list[Metric]:
+        """Every metric value of the run as `Metric`s, in the order logged, with its attempt."""
+        return [
+            Metric(
+                name=row["name"],
+                # kind 1 is a text metric; a number is a float, a NaN among them the text 'NaN'.
+                value=row["value"] if row["kind"] == 1 else float(row["value"]),
+                step=row["step"],
+                time=datetime.datetime.fromtimestamp(row["time"], datetime.UTC),
+                attempt=int(row["attempt"]),
+            )
+            for row in self.metrics(run_id)
+        ]
 
     # ---- clusters -------------------------------------------------------------------------
 

@@ -33,11 +33,13 @@ from himl_tasks.backends.local.processes import (
     refuse_inspection,
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.backends.local.run_page import write_run_page
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
 POLL_SECONDS = 0.01
 CANCEL_CHECK_SECONDS = 0.1
 METRIC_CHECK_SECONDS = 0.05
+PAGE_SECONDS = 2.0  # how often a running run's page is rewritten (a registry read, a folder walk)
 TERMINATE_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 20
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
@@ -132,6 +134,7 @@ class _Supervisor:
 
     def supervise(self) -> None:
         """Carries one attempt of the run from its slot to its end, or back to the queue."""
+        self._write_page()
         try:
             if self._canceled():
                 self._end(_Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled"))
@@ -160,6 +163,7 @@ class _Supervisor:
         # The staged inputs go before the run is seen to end: whoever waits for the end finds
         # nothing of them left.
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._write_page(outcome.status, outcome.error)
         self.registry.move(
             self.run.run_id,
             outcome.status,
@@ -167,6 +171,15 @@ class _Supervisor:
             error=outcome.error,
             exit_code=outcome.exit_code,
         )
+
+    def _write_page(self, status: RunStatus | None = None, error: str | None = None) -> None:
+        """Rewrites the run's page (`run_page`); a page that cannot be written ends nothing."""
+        try:
+            write_run_page(
+                self.registry, self.run, driver_log=DRIVER_LOG, status=status, error=error
+            )
+        except (OSError, sqlite3.Error) as failure:
+            print(f"could not write the page of run {self.run.run_id}: {failure}", file=sys.stderr)
 
     def _canceled(self, *, fresh: bool = False) -> bool:
         """True once the run is no longer this supervisor's to carry on.
@@ -298,6 +311,7 @@ class _Supervisor:
         current = self.registry.get_run(self.run.run_id)
         first_started = current.started_at if current and current.started_at else time.time()
         first_running = attempt_started - max(0.0, time.time() - first_started)
+        last_page = float("-inf")
         try:
             while True:
                 codes = [p.poll() for p in processes]
@@ -334,6 +348,9 @@ class _Supervisor:
                     self.registry.move(self.run.run_id, RunStatus.CANCEL_REQUESTED)
                     end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)
                     return _Outcome(RunStatus.CANCELED, FailureKind.CANCELED, "canceled")
+                if now - last_page >= PAGE_SECONDS:
+                    last_page = now
+                    self._write_page(RunStatus.RUNNING, "")
                 time.sleep(POLL_SECONDS)
         except BaseException:
             end_process_group(processes, grace_seconds=TERMINATE_GRACE_SECONDS)

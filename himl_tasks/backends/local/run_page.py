@@ -1,0 +1,204 @@
+"""A local run's page: `index.html` in the run folder, what a browser opens for the run's link.
+
+AzureML gives each run a portal page; a local run gets this file instead (its `portal_url`):
+status, each numeric metric's curve (an inline SVG polyline) with min/max/last, the last values of
+every metric, the driver log's tail and the run's files with links. It is written when the run
+is submitted, when its supervisor starts it and when it ends (before the end is recorded, so
+whoever sees the run ended finds the final page). Everything shown that a user chose (run and
+metric names, tags, log lines, file names) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from himl_tasks.backends.local.registry import Registry, RunRow
+from himl_tasks.metric_curves import (
+    PROGRESS_METRICS,
+    MetricCurve,
+    format_number,
+    metric_curves,
+    progress,
+)
+from himl_tasks.runs import Metric, RunStatus
+
+PAGE = "index.html"
+LOG_TAIL_LINES = 300
+MAX_FILES = 1000
+_WIDTH, _HEIGHT = 320, 64
+
+
+def run_page_url(run_dir: Path) -> str:
+    """The `file://` URL of the page of the run in `run_dir`."""
+    return (run_dir / PAGE).as_uri()
+
+
+def write_run_page(
+    registry: Registry,
+    row: RunRow,
+    *,
+    driver_log: str,
+    status: RunStatus | None = None,
+    error: str | None = None,
+) -> Path:
+    """Writes (or rewrites) the run's page; returns its path.
+
+    Args:
+        registry: The workspace's registry (the run's metrics).
+        row: The run.
+        driver_log: The driver log's path inside the run's working folder.
+        status: The status to show, if not the row's (the supervisor writes the final page
+            before it records the end).
+        error: The error to show, if not the row's.
+    """
+    page = row.run_dir / PAGE
+    text = render_run_page(
+        row,
+        registry.metric_values(row.run_id),
+        log_tail=_tail(row.run_dir / "snapshot" / driver_log, LOG_TAIL_LINES),
+        driver_log=driver_log,
+        files=_files(row.run_dir / "snapshot"),
+        status=status or row.status,
+        error=row.error if error is None else error,
+    )
+    partial = page.with_name(PAGE + ".tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(page)  # a browser reloading never sees half a page
+    return page
+
+
+def render_run_page(
+    row: RunRow,
+    metrics: list[Metric],
+    *,
+    log_tail: str,
+    driver_log: str,
+    files: list[tuple[str, int]],
+    status: RunStatus,
+    error: str,
+) -> str:
+    """The page's HTML (see the module docstring)."""
+    e = html.escape
+    curves = metric_curves(metrics)
+    title = f"{row.experiment}:{row.run_id}"
+    refresh = "" if status.is_terminal else '<meta http-equiv="refresh" content="10">'
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        refresh,
+        f"<title>{e(title)} ({e(status.value)})</title>",
+        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em;"
+        "overflow-x:auto}td,th{padding:2px 8px;text-align:left}svg{background:#fafafa;"
+        "border:1px solid #ddd}polyline{fill:none;stroke:#1f77b4;stroke-width:2}</style>",
+        "</head><body>",
+        f"<h1>{e(row.display_name)}</h1>",
+        f"<p>Run <code>{e(title)}</code>: <strong>{e(status.value)}</strong>"
+        f" (attempt {row.attempt}, compute {e(row.compute)})</p>",
+    ]
+    if error:
+        parts.append(f"<pre>{e(error)}</pre>")
+    if row.tags:
+        parts.append(
+            "<p>Tags: "
+            + ", ".join(f"<code>{e(k)}={e(v)}</code>" for k, v in sorted(row.tags.items()))
+            + "</p>"
+        )
+    parts.append("<h2>Metrics</h2>")
+    if not metrics:
+        parts.append("<p>No metrics yet.</p>")
+    reported = progress(metrics)
+    if reported is not None:
+        done, total = reported
+        parts.append(
+            f'<p>Progress: <progress value="{done:g}" max="{total:g}"></progress>'
+            f" {done:g} of {total:g} epochs</p>"
+        )
+    parts.extend(
+        _curve_section(curve) for name, curve in curves.items() if name not in PROGRESS_METRICS
+    )
+    last = _last_values(metrics)
+    if last:
+        parts.append("<table><tr><th>metric</th><th>last value</th></tr>")
+        parts.extend(
+            f"<tr><td>{e(name)}</td><td>{e(value)}</td></tr>" for name, value in last.items()
+        )
+        parts.append("</table>")
+    parts.append(f'<h2>Log</h2><p><a href="{_href(driver_log)}">{e(driver_log)}</a>'
+                 f" (the last {LOG_TAIL_LINES} lines below)</p>")  # fmt: skip
+    parts.append(f"<pre>{e(log_tail) or '(nothing yet)'}</pre>")
+    cut = f", the first {MAX_FILES} shown" if len(files) >= MAX_FILES else ""
+    parts.append(f"<h2>Files</h2><p>{len(files)} file(s) in the run's working folder{cut}.</p>")
+    parts.append("<table><tr><th>file</th><th>bytes</th></tr>")
+    parts.extend(
+        f'<tr><td><a href="{_href(name)}">{e(name)}</a></td><td>{size}</td></tr>'
+        for name, size in files
+    )
+    parts.append("</table></body></html>")
+    return "\n".join(part for part in parts if part) + "\n"
+
+
+def _curve_section(curve: MetricCurve) -> str:
+    """A metric's heading, its curve as an SVG polyline and its min/max/last."""
+    e = html.escape
+    finite = [(step, value) for step, value in curve.points if math.isfinite(value)]
+    points = ""
+    if finite:
+        first, last_step = finite[0][0], finite[-1][0]
+        low, high = min(v for _, v in finite), max(v for _, v in finite)
+        coordinates = []
+        for step, value in finite:
+            x = (step - first) / (last_step - first) * _WIDTH if last_step > first else _WIDTH / 2
+            y = _HEIGHT / 2 if high == low else _HEIGHT - (value - low) / (high - low) * _HEIGHT
+            coordinates.append(f"{x:.1f},{y:.1f}")
+        points = " ".join(coordinates)
+    return (
+        f"<h3>{e(curve.name)}</h3>"
+        f'<svg width="{_WIDTH}" height="{_HEIGHT}" viewBox="-4 -4 {_WIDTH + 8} {_HEIGHT + 8}"'
+        f' role="img" aria-label="{e(curve.name)}"><polyline points="{points}"/></svg>'
+        f"<p>min {format_number(curve.minimum)}, max {format_number(curve.maximum)},"
+        f" last {format_number(curve.last)} ({len(curve.points)} points)</p>"
+    )
+
+
+def _last_values(metrics: list[Metric]) -> dict[str, str]:
+    """Each metric's last logged value (text included), by name, in first-logged order."""
+    last: dict[str, str] = {}
+    for metric in metrics:
+        value = metric.value
+        last[metric.name] = value if isinstance(value, str) else format_number(value)
+    return last
+
+
+def _tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a text file ("" if there is none)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - 256 * 1024))
+            text = file.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _files(folder: Path) -> list[tuple[str, int]]:
+    """The files under `folder` (relative POSIX paths and sizes), sorted, at most MAX_FILES."""
+    found: list[tuple[str, int]] = []
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if len(found) >= MAX_FILES:
+            break
+        try:
+            if path.is_file():
+                found.append((path.relative_to(folder).as_posix(), path.stat().st_size))
+        except OSError:
+            continue  # removed while listed (a running job's temporary files)
+    return found
+
+
+def _href(name: str) -> str:
+    """The link from the page to a file of the run's working folder."""
+    return html.escape(quote(f"snapshot/{name}"))

@@ -1,0 +1,113 @@
+"""A local run's page (index.html in the run folder), the target of its link, after real runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.job_spec import JobSpec
+from tests.backends.conftest import write_script
+
+HOSTILE = "<script>alert('loss')</script>"
+
+TRAIN = f"""\
+    from himl_tasks.runtime import get_run_info, log_metric, report_progress
+
+    for epoch in range(5):
+        log_metric("loss", 1.0 / (epoch + 1), step=epoch)
+        report_progress(epoch + 1, 5)
+        log_metric({HOSTILE!r}, epoch, step=epoch)
+    log_metric("note", "<b>done</b>")
+    (get_run_info().output_folder / "model <1>.txt").write_text("weights")
+    print("training <done> & saved", flush=True)
+"""
+
+
+def page_of(backend: LocalBackend, spec: JobSpec) -> tuple[str, str, Path]:
+    """Submits the job, waits for it; returns (its link, its page's text, its run folder)."""
+    ref = backend.submit(backend.plan(spec))
+    backend.wait(ref, timeout=120)
+    link = backend.get_state(ref).portal_url
+    page = Path(unquote(urlparse(link).path))
+    return link, page.read_text(encoding="utf-8"), page.parent
+
+
+def test_the_link_of_a_local_run_opens_its_page_with_curves_log_and_files(
+    tmp_path: Path,
+) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "train.py", TRAIN)
+    spec = JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
+    link, page, run_dir = page_of(backend, spec)
+    assert link.startswith("file://") and link.endswith("/index.html")
+    assert "<strong>Completed</strong>" in page and 'http-equiv="refresh"' not in page
+    # The loss curve: five points falling from the top (y=0) to the bottom (y=64) of the SVG.
+    assert '<h3>loss</h3><svg width="320" height="64"' in page
+    assert '<polyline points="0.0,0.0 80.0,40.0 160.0,53.3 240.0,60.0 320.0,64.0"/>' in page
+    assert "min 0.2, max 1, last 0.2 (5 points)" in page
+    assert '<progress value="5" max="5"></progress> 5 of 5 epochs' in page
+    assert "<h3>epochs_done</h3>" not in page  # progress is shown as progress, not a curve
+    # The log and the files, with links that resolve inside the run folder.
+    assert "training &lt;done&gt; &amp; saved" in page
+    assert '<a href="snapshot/outputs/model%20%3C1%3E.txt">outputs/model &lt;1&gt;.txt</a>' in page
+    assert (run_dir / "snapshot" / "outputs" / "model <1>.txt").read_text() == "weights"
+    assert '<a href="snapshot/azureml-logs/70_driver_log.txt">' in page
+
+
+def test_user_input_on_the_page_is_escaped(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "train.py", TRAIN)
+    spec = JobSpec(
+        entry_script="train.py",
+        snapshot_root=tmp_path / "project",
+        display_name="<img src=x onerror=alert(1)>",
+        tags={"<k>": "<v>"},
+    )
+    _, page, _ = page_of(backend, spec)
+    assert "<script>" not in page and "<img" not in page and "<b>" not in page
+    assert "<h3>&lt;script&gt;alert(&#x27;loss&#x27;)&lt;/script&gt;</h3>" in page
+    assert "<h1>&lt;img src=x onerror=alert(1)&gt;</h1>" in page
+    assert "<td>note</td><td>&lt;b&gt;done&lt;/b&gt;</td>" in page
+    assert "<code>&lt;k&gt;=&lt;v&gt;</code>" in page
+
+
+def test_a_queued_run_already_has_a_page(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "wait.py", "import time\ntime.sleep(30)\n")
+    ref = backend.submit(
+        backend.plan(JobSpec(entry_script="wait.py", snapshot_root=tmp_path / "project"))
+    )
+    try:
+        page = Path(unquote(urlparse(ref.portal_url).path)).read_text(encoding="utf-8")
+        assert 'http-equiv="refresh"' in page and "No metrics yet." in page
+    finally:
+        backend.cancel(ref)
+        backend.wait(ref, timeout=60)
+
+
+def test_a_running_run_s_page_shows_the_metrics_logged_so_far(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(
+        tmp_path / "project",
+        "slow.py",
+        "import time\nfrom himl_tasks.runtime import log_metric\n"
+        "for epoch in range(3):\n    log_metric('loss', 1.0 / (epoch + 1), step=epoch)\n"
+        "time.sleep(30)\n",
+    )
+    ref = backend.submit(
+        backend.plan(JobSpec(entry_script="slow.py", snapshot_root=tmp_path / "project"))
+    )
+    page = Path(unquote(urlparse(ref.portal_url).path))
+    try:
+        deadline = time.monotonic() + 20
+        while "(3 points)" not in page.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline, page.read_text(encoding="utf-8")
+            time.sleep(0.2)
+        text = page.read_text(encoding="utf-8")
+        assert "<strong>Running</strong>" in text and 'http-equiv="refresh"' in text
+    finally:
+        backend.cancel(ref)
+        backend.wait(ref, timeout=60)
+    assert "<strong>Canceled</strong>" in page.read_text(encoding="utf-8")
