@@ -77,7 +77,8 @@ def test_himl_tb_finds_the_training_run_s_curves(tmp_path: Path) -> None:
     )
     ref = backend.submit(backend.plan(spec))
     assert backend.wait(ref, timeout=240).succeeded
-    logs = TensorBoardLogs(backend, [ref], "outputs", tmp_path / "tb")  # what himl-tb serves
+    # What himl-tb serves: its mirror of the runs' event files.
+    logs = TensorBoardLogs(backend, [ref], "outputs", tmp_path / "tb", tmp_path / "tb-staging")
     logs.sync()
     board = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "tb")).Reload()
     assert list(board.Runs()) == [f"{ref.run_id}/outputs/tensorboard"], list(board.Runs())
