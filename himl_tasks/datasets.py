@@ -142,12 +142,16 @@ class ResolvedDataset:
         version: Its version, from 1.
         datastore: The datastore holding its files.
         path: The folder in that datastore ('/'-separated).
+        created_by_run: What made the version: the run that registered it
+            (`register_dataset(created_by_run=...)`), None when it was registered outside a
+            run (by hand, or found as a datastore folder).
     """
 
     name: str
     version: int
     datastore: str
     path: str
+    created_by_run: str | None = None
 
     @property
     def uri(self) -> str:

@@ -330,7 +330,7 @@ def datasets(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Datasets: every version of one, or the latest of each; where each lives."""
+    """Datasets: every version of one, or the latest of each; where each lives, what made it."""
     with _reporting():
         backend = _backend(ctx)
         if name is None:
@@ -342,7 +342,13 @@ def datasets(
                 for version in range(1, latest.version + 1)
             ]
     rows = [
-        {"name": v.name, "version": v.version, "datastore": v.datastore, "path": v.path}
+        {
+            "name": v.name,
+            "version": v.version,
+            "datastore": v.datastore,
+            "path": v.path,
+            "created_by_run": v.created_by_run,
+        }
         for v in versions
     ]
     if as_json:
@@ -351,9 +357,9 @@ def datasets(
     if not rows:
         _consoles.out.print("no datasets registered", highlight=False)
         return
-    table = Table("name", "version", "datastore", "path")
+    table = Table("name", "version", "datastore", "path", "created by run")
     for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
+        table.add_row(*("-" if value is None else str(value) for value in row.values()))
     _print_table(table, len(rows))
 
 

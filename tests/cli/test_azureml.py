@@ -112,12 +112,18 @@ def test_datasets_and_datastores(
     store = quick_aml.datastore()
     (tmp_path / "a.csv").write_text("1\n")
     store.upload_folder(tmp_path, "digits/v1")
-    quick_aml.register_dataset("digits", "", "digits/v1")
+    quick_aml.register_dataset("digits", "", "digits/v1", created_by_run="prep_1_abc")
 
     code, out, _ = himl(quick_aml, "datasets", "--json")
     assert code == 0
     assert json.loads(out) == [
-        {"name": "digits", "version": 1, "datastore": store.name, "path": "digits/v1"}
+        {
+            "name": "digits",
+            "version": 1,
+            "datastore": store.name,
+            "path": "digits/v1",
+            "created_by_run": "prep_1_abc",
+        }
     ]
     code, out, _ = himl(quick_aml, "datastores", "--json")
     assert code == 0 and store.name in [row["name"] for row in json.loads(out)]

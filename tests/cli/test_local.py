@@ -204,14 +204,16 @@ def test_datasets_and_datastores(local: LocalBackend, tmp_path: Path) -> None:
     store.upload_folder(source, "digits/v1")
     store.upload_folder(source, "digits/v2")
     local.register_dataset("digits", "", "digits/v1")
-    local.register_dataset("digits", "", "digits/v2")
+    local.register_dataset("digits", "", "digits/v2", created_by_run="prep_1_abc")
 
     code, out, _ = himl(local, "datasets", "digits", "--json")
     assert code == 0
-    assert [(row["version"], row["path"]) for row in json.loads(out)] == [
-        (1, "digits/v1"),
-        (2, "digits/v2"),
+    assert [(row["version"], row["path"], row["created_by_run"]) for row in json.loads(out)] == [
+        (1, "digits/v1", None),
+        (2, "digits/v2", "prep_1_abc"),
     ]
+    code, out, _ = himl(local, "datasets", "digits")
+    assert "created by run" in out and "prep_1_abc" in out
     local.register_dataset("other", "", "digits/v1")
     code, out, _ = himl(local, "datasets", "--json")
     assert [(row["name"], row["version"]) for row in json.loads(out)] == [

@@ -218,8 +218,15 @@ class AzureMLV1Backend(Backend):
         datastore_name = self.datastore(config.datastore).name
         found = self.service.dataset(config.name, config.version)
         if found is not None:
-            path = str((found.tags or {}).get("himl_path", ""))
-            return found, ResolvedDataset(config.name, int(found.version), datastore_name, path)
+            tags = found.tags or {}
+            made_by = tags.get("created_by_run")
+            return found, ResolvedDataset(
+                config.name,
+                int(found.version),
+                datastore_name,
+                str(tags.get("himl_path", "")),
+                None if made_by is None else str(made_by),
+            )
         if config.version is not None:
             raise DatasetNotFoundError(
                 f"no dataset '{config.name}' in workspace '{self.workspace.name}', so there is "
@@ -247,7 +254,7 @@ class AzureMLV1Backend(Backend):
             tags["created_by_run"] = created_by_run
         registered = self.service.register_dataset(dataset, name, tags)
         return registered, ResolvedDataset(
-            name, int(registered.version), aml_datastore.name, folder
+            name, int(registered.version), aml_datastore.name, folder, created_by_run or None
         )
 
     def _fetch_dataset(

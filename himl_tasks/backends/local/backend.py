@@ -681,7 +681,11 @@ class LocalBackend(Backend):
                 )
             chosen = matching[0]
         return ResolvedDataset(
-            chosen["name"], int(chosen["version"]), chosen["datastore"], chosen["path"]
+            chosen["name"],
+            int(chosen["version"]),
+            chosen["datastore"],
+            chosen["path"],
+            chosen["created_by_run"],
         )
 
     def _register_dataset_version(
@@ -689,7 +693,7 @@ class LocalBackend(Backend):
     ) -> ResolvedDataset:
         version = self.registry.add_dataset_version(name, datastore, folder, created_by_run)
         assert version is not None
-        return ResolvedDataset(name, version, datastore, folder)
+        return ResolvedDataset(name, version, datastore, folder, created_by_run)
 
     def _fetch_dataset(
         self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path
@@ -707,9 +711,12 @@ class LocalBackend(Backend):
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
         """The dataset versions the run registered (its output datasets), in order."""
+        run_id = self._row(ref).run_id
         return [
-            ResolvedDataset(row["name"], int(row["version"]), row["datastore"], row["path"])
-            for row in self.registry.datasets_created_by(self._row(ref).run_id)
+            ResolvedDataset(
+                row["name"], int(row["version"]), row["datastore"], row["path"], run_id
+            )
+            for row in self.registry.datasets_created_by(run_id)
         ]
 
     def dataset_versions(self, name: str) -> list[dict[str, Any]]:
