@@ -713,9 +713,7 @@ class LocalBackend(Backend):
         """The dataset versions the run registered (its output datasets), in order."""
         run_id = self._row(ref).run_id
         return [
-            ResolvedDataset(
-                row["name"], int(row["version"]), row["datastore"], row["path"], run_id
-            )
+            ResolvedDataset(row["name"], int(row["version"]), row["datastore"], row["path"], run_id)
             for row in self.registry.datasets_created_by(run_id)
         ]
 
