@@ -1,9 +1,6 @@
 """`himl`: see and steer runs from a terminal, on the local backend and AzureML alike.
 
-Exit codes: 0 done; 1 the command could not do what was asked (no run matched, a run or file
-was not found, a download failed, a followed run did not end in time, a cancel was declined);
-2 bad usage (a malformed pattern, an unknown workspace, a folder without most_recent_run.txt,
-an unknown option); 130 interrupted (Ctrl-C).
+Exit codes: as every console script's (`himl_tasks.cli.exit_codes`).
 """
 
 from __future__ import annotations
@@ -20,18 +17,15 @@ from rich.console import Console
 from rich.table import Table
 
 from himl_tasks.backends.base import Backend
+from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_of
 from himl_tasks.cli.rows import COLUMNS, status_row
 from himl_tasks.cli.selection import select_runs, with_children
 from himl_tasks.cli.workspace import backend_for_command
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import ConfigurationError, HimlError, InvalidInputError
+from himl_tasks.errors import HimlError, InvalidInputError
 from himl_tasks.metric_curves import format_number, metric_curves
 from himl_tasks.runs import RunRef
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 DEFAULT_FOLLOW_SECONDS = 24 * 3600.0
 
 HELP = """See and steer runs on any backend: status, cancel, resubmit, logs, results, metrics.
@@ -106,12 +100,9 @@ def _reporting() -> Iterator[None]:
     """Turns the library's errors into one line on stderr and an exit code, no traceback."""
     try:
         yield
-    except (InvalidInputError, ConfigurationError) as error:
-        _consoles.err.print(f"himl: {error}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_USAGE) from None
     except HimlError as error:
         _consoles.err.print(f"himl: {error}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_FAILURE) from None
+        raise typer.Exit(exit_code_of(error)) from None
     except KeyboardInterrupt:
         _consoles.err.print("himl: interrupted", markup=False, highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -2,7 +2,7 @@
 
 `himl-download` and `himl-tb` share the run selectors and `--config_file`; each adds its own
 flags to `selector_parser()`. `run_console_script` turns a himl-tasks error into one line on
-stderr and exit code 1 (2 for bad flags, argparse's own), never a traceback.
+stderr and the exit code `himl` gives it too (`himl_tasks.cli.exit_codes`), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from himl_tasks.backends.base import Backend
+from himl_tasks.cli.exit_codes import EXIT_INTERRUPTED, exit_code_of
 from himl_tasks.cli.run_selection import RunSelection, parse_tags
 from himl_tasks.errors import HimlError
 from himl_tasks.himl.workspace_resolution import resolve_backend
-
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def selector_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -76,13 +74,13 @@ def workspace_from(args: argparse.Namespace) -> Backend:
 
 
 def run_console_script(prog: str, body: Callable[[], int]) -> int:
-    """Runs a script's body; a himl-tasks error is one line on stderr and exit code 1."""
+    """Runs a script's body; a himl-tasks error is one line on stderr and its exit code."""
     logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(message)s")
     try:
         return body()
     except HimlError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return exit_code_of(error)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from himl_tasks.cli.exit_codes import EXIT_INTERRUPTED
 from himl_tasks.cli.hi_ml_arguments import (
     run_console_script,
     selection_from,
@@ -111,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
         root.mkdir(exist_ok=True)
         server = _start_tensorboard(root, args.port, stop)
         if server is None:
-            return 130
+            return EXIT_INTERRUPTED
         print(f"TensorBoard: http://{HOST}:{args.port}/  (Ctrl-C to stop)", flush=True)
         while not stop.wait(0.5):
             if server.poll() is not None:

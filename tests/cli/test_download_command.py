@@ -106,23 +106,24 @@ def test_the_latest_runs_of_an_experiment_by_tags(
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["--run_ids", "train_1_abc"], "no run 'train_1_abc' in the workspace at"),
-        ([], "no run given and no most_recent_run.txt in"),
-        (["--latest_run_file", "."], "has no most_recent_run.txt: no run was submitted from it"),
-        (["--experiment", "nope"], "no run in experiment 'nope' in the workspace local:"),
-        (["--tags", "team=a"], "--tags filter the runs of an experiment: give --experiment"),
-        (["--run_ids", "a", "--experiment", "e"], "--run_ids and --experiment both select"),
-        (["--experiment", "e", "--num_runs", "0"], "--num_runs must be 1 or more, not 0"),
+        (["--run_ids", "train_1_abc"], 1, "no run 'train_1_abc' in the workspace at"),
+        ([], 1, "no run given and no most_recent_run.txt in"),
+        (["--latest_run_file", "."], 2, "has no most_recent_run.txt: no run was submitted from"),
+        (["--experiment", "nope"], 1, "no run in experiment 'nope' in the workspace local:"),
+        (["--tags", "team=a"], 2, "--tags filter the runs of an experiment: give --experiment"),
+        (["--run_ids", "a", "--experiment", "e"], 2, "--run_ids and --experiment both select"),
+        (["--experiment", "e", "--num_runs", "0"], 2, "--num_runs must be 1 or more, not 0"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_1_before_anything_is_written(
-    cwd_project: Path, workspace: Path, args: list[str], message: str
+def test_bad_input_is_one_line_and_himl_s_exit_code_before_anything_is_written(
+    cwd_project: Path, workspace: Path, args: list[str], code: int, message: str
 ) -> None:
+    """As `himl`: 2 for bad usage, 1 for a run not found (himl_tasks.cli.exit_codes)."""
     done = run_console(cwd_project, *args)
 
-    assert done.returncode == 1
+    assert done.returncode == code
     assert done.stderr.startswith("himl-download: error: ") and message in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (cwd_project / "outputs").exists()
