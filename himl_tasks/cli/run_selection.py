@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from himl_tasks.backends.azureml_v1.workspace import search_folders
 from himl_tasks.backends.base import Backend
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.runs import RUN_RECOVERY_FILE, RunRef, read_most_recent_run
@@ -121,14 +122,14 @@ def _recovery_file(selection: RunSelection, cwd: Path | None) -> Path:
 
 
 def find_recovery_file(start: Path) -> Path | None:
-    """`most_recent_run.txt` in `start` or a parent, up to a PYTHONPATH folder (hi-ml's rule)."""
-    stops = {Path(p).absolute() for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
-    for folder in (start, *start.parents):
+    """`most_recent_run.txt` in `start` or a parent, up to the project root on PYTHONPATH.
+
+    The same folders the library searches for a project's `config.json` (`search_folders`).
+    """
+    for folder in search_folders(start, os.environ.get("PYTHONPATH", "")):
         candidate = folder / RUN_RECOVERY_FILE
         if candidate.is_file():
             return candidate
-        if folder in stops:
-            return None
     return None
 
 
