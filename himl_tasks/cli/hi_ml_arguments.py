@@ -16,8 +16,8 @@ from pathlib import Path
 from himl_tasks.backends.base import Backend
 from himl_tasks.cli.exit_codes import EXIT_INTERRUPTED, exit_code_of
 from himl_tasks.cli.run_selection import RunSelection, parse_tags
+from himl_tasks.cli.workspace import backend_for_command
 from himl_tasks.errors import HimlError
-from himl_tasks.himl.workspace_resolution import resolve_backend
 
 
 def selector_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -50,7 +50,8 @@ def selector_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config_file",
         type=Path,
-        help="an AzureML config.json (or a local datastores file); default: the library's "
+        help="an AzureML config.json, a local workspace folder (or a local datastores file); "
+        "default: the library's "
         "order (a config.json here or above, the HIML_* variables, else $HIML_HOME or ./.himl)",
     )
     return parser
@@ -69,8 +70,8 @@ def selection_from(args: argparse.Namespace, *, num_runs: int | None = None) -> 
 
 
 def workspace_from(args: argparse.Namespace) -> Backend:
-    """The workspace: `--config_file`, else `resolve_backend`'s order."""
-    return resolve_backend(workspace_config_path=args.config_file)
+    """The workspace: `--config_file` as `himl --workspace` reads it, else the library's order."""
+    return backend_for_command(None if args.config_file is None else str(args.config_file))
 
 
 def run_console_script(prog: str, body: Callable[[], int]) -> int:

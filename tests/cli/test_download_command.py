@@ -154,3 +154,19 @@ def test_on_azureml_the_config_file_names_the_workspace(
     assert code == 0
     assert read_tree(tmp_path / "out") == {f"{ref.run_id}/outputs/model.pt": b"weights"}
     assert seam.calls == [{"aml_workspace": None, "config": config}]
+
+
+def test_the_config_file_may_be_a_local_workspace_folder_as_himl_s_workspace(
+    cwd_project: Path, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config_file` reads what `himl --workspace` reads (himl_tasks.cli.workspace)."""
+    ref = train(cwd_project, workspace, "1")
+    monkeypatch.setenv("HIML_HOME", str(tmp_path / "elsewhere"))
+
+    done = run_console(cwd_project, "--config_file", str(workspace), "--output_dir", "got")
+
+    assert done.returncode == 0, done.stderr
+    assert (cwd_project / "got" / ref.run_id / "outputs/checkpoints/last.ckpt").is_file()
+    missing = run_console(cwd_project, "--config_file", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("himl-download: error: no workspace ")
