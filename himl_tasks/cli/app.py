@@ -146,6 +146,17 @@ def status(ctx: typer.Context, patterns: Patterns, as_json: AsJson = False) -> N
     _print_table(table, len(rows))
 
 
+def _confirm_several(lines: list[str], question: str, declined: str) -> None:
+    """With more than one line: lists them and asks; a no ends the command with exit code 1."""
+    if len(lines) <= 1:
+        return
+    for line in lines:
+        _consoles.out.print(f"  {line}", highlight=False)
+    if not typer.confirm(question.format(len(lines)), default=False):
+        _consoles.err.print(f"himl: {declined}", highlight=False)
+        raise typer.Exit(EXIT_FAILURE)
+
+
 @app.command()
 def cancel(
     ctx: typer.Context,
@@ -161,14 +172,9 @@ def cancel(
         if not runs:
             _consoles.out.print("nothing to cancel: every run named has ended", highlight=False)
             return
-        if len(runs) > 1 and not yes:
-            for run in runs:
-                _consoles.out.print(
-                    f"  {run.ref.recovery_id}  {run.state.status.value}", highlight=False
-                )
-            if not typer.confirm(f"Cancel these {len(runs)} runs?", default=False):
-                _consoles.err.print("himl: nothing canceled", highlight=False)
-                raise typer.Exit(EXIT_FAILURE)
+        if not yes:
+            lines = [f"{run.ref.recovery_id}  {run.state.status.value}" for run in runs]
+            _confirm_several(lines, "Cancel these {} runs?", "nothing canceled")
         for run in runs:
             backend.cancel(run.ref)
             _consoles.out.print(f"canceled {run.ref.recovery_id}", highlight=False)
@@ -196,12 +202,9 @@ def resubmit(
                 f"not resubmitting runs still going: {', '.join(going)} (cancel them first)"
             )
         specs = [(run.ref, backend.submitted_spec(run.ref)) for run in runs]
-        if len(specs) > 1 and not yes:
-            for ref, _ in specs:
-                _consoles.out.print(f"  {ref.recovery_id}", highlight=False)
-            if not typer.confirm(f"Resubmit these {len(specs)} jobs?", default=False):
-                _consoles.err.print("himl: nothing resubmitted", highlight=False)
-                raise typer.Exit(EXIT_FAILURE)
+        if not yes:
+            lines = [ref.recovery_id for ref, _ in specs]
+            _confirm_several(lines, "Resubmit these {} jobs?", "nothing resubmitted")
         for ref, spec in specs:
             new = backend.submit(spec.resuming_from(ref.recovery_id))
             _consoles.out.print(f"resubmitted {ref} as {new.recovery_id}", highlight=False)
