@@ -3,7 +3,8 @@
 hi-ml's `himl-download` and `himl-tb` take one of `--run_ids`, `--run_recovery_ids`,
 `--experiment` (with `--tags` and `--num_runs`) or `--latest_run_file`; with none of them they
 read `most_recent_run.txt` from the current folder or a parent, as hi-ml does. Here giving two
-selectors at once is an error rather than a silent precedence.
+selectors at once is an error rather than a silent precedence. (`himl`'s PATTERNs are read by
+`himl_tasks.cli.selection`; a run not found is said the same way by both.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from himl_tasks.backends.azureml_v1.workspace import search_folders
 from himl_tasks.backends.base import Backend
+from himl_tasks.cli.selection import describe
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.runs import RUN_RECOVERY_FILE, RunRef, read_most_recent_run
 
@@ -152,7 +154,7 @@ def _latest_runs_of_experiment(backend: Backend, selection: RunSelection) -> lis
     if not wanted:
         tags = ", ".join(n if v is None else f"{n}={v}" for n, v in selection.tags)
         raise RunNotFoundError(
-            f"no run in experiment '{experiment}'{f' with tags {tags}' if tags else ''} in the "
-            f"workspace {backend.workspace_key()}"
+            f"no run in experiment '{experiment}'{f' with tags {tags}' if tags else ''} in "
+            f"{describe(backend)}"
         )
     return [listed.ref for listed in wanted[: selection.num_runs or 1]]

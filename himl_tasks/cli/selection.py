@@ -8,6 +8,8 @@ A pattern is, in this order:
 - otherwise it is matched against each run's run id, recovery id (`experiment:run_id`),
   experiment, display name and tags (`key=value`, or the value alone): by glob when it holds
   `*`, `?` or `[`, else by prefix.
+
+(`himl-download` and `himl-tb` take hi-ml's selector flags instead: `himl_tasks.cli.run_selection`.)
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_the_latest_runs_of_an_experiment_by_tags(
         (["--run_ids", "train_1_abc"], 1, "no run 'train_1_abc' in the workspace at"),
         ([], 1, "no run given and no most_recent_run.txt in"),
         (["--latest_run_file", "."], 2, "has no most_recent_run.txt: no run was submitted from"),
-        (["--experiment", "nope"], 1, "no run in experiment 'nope' in the workspace local:"),
+        (["--experiment", "nope"], 1, "no run in experiment 'nope' in the local workspace at "),
         (["--tags", "team=a"], 2, "--tags filter the runs of an experiment: give --experiment"),
         (["--run_ids", "a", "--experiment", "e"], 2, "--run_ids and --experiment both select"),
         (["--experiment", "e", "--num_runs", "0"], 2, "--num_runs must be 1 or more, not 0"),
