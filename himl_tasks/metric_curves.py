@@ -129,7 +129,7 @@ def sparkline(values: Sequence[float], *, width: int = DEFAULT_WIDTH) -> str:
         elif high == low:
             line.append(BARS[top // 2])
         else:
-            line.append(BARS[round((value - low) / (high - low) * top)])
+            line.append(BARS[round(scaled(value, low, high) * top)])
     return "".join(line)
 
 
@@ -142,8 +142,17 @@ def _downsample(values: Sequence[float], width: int) -> list[float | None]:
     for bucket in range(width):
         start, end = bucket * count // width, (bucket + 1) * count // width
         finite = [value for value in values[start:end] if math.isfinite(value)]
-        means.append(math.fsum(finite) / len(finite) if finite else None)
+        # Each term divided first: a mean of values near the float limits cannot overflow.
+        means.append(math.fsum(value / len(finite) for value in finite) if finite else None)
     return means
+
+
+def scaled(value: float, low: float, high: float) -> float:
+    """Where `value` lies between `low` and `high` (< `high`), from 0 to 1.
+
+    Halved first: the range of finite values near the float limits overflows to infinity.
+    """
+    return (value / 2 - low / 2) / (high / 2 - low / 2)
 
 
 def metric_curves(metrics: Iterable[Metric]) -> dict[str, MetricCurve]:
@@ -240,9 +249,12 @@ def progress(metrics: Iterable[Metric]) -> tuple[float, float] | None:
             if seen is None or metric.time >= seen.time:
                 last[metric.name] = metric
     done, total = last.get(EPOCHS_DONE), last.get(TOTAL_EPOCHS)
-    if done is None or total is None or float(total.value) <= 0:
+    if done is None or total is None:
         return None
-    return float(done.value), float(total.value)
+    numbers = float(done.value), float(total.value)
+    if not all(math.isfinite(number) for number in numbers) or numbers[1] <= 0:
+        return None  # a NaN or infinity is no progress (min/max would turn a NaN into 100%)
+    return numbers
 
 
 def progress_percent(metrics: Iterable[Metric]) -> float | None:
