@@ -107,10 +107,10 @@ def _reporting() -> Iterator[None]:
     try:
         yield
     except (InvalidInputError, ConfigurationError) as error:
-        _consoles.err.print(f"himl: {error}", markup=False, highlight=False)
+        _consoles.err.print(f"himl: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     except HimlError as error:
-        _consoles.err.print(f"himl: {error}", markup=False, highlight=False)
+        _consoles.err.print(f"himl: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILURE) from None
     except KeyboardInterrupt:
         _consoles.err.print("himl: interrupted", markup=False, highlight=False)
