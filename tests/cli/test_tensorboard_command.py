@@ -240,3 +240,21 @@ def test_event_files_of_an_azureml_run_come_from_its_artifact_store(
         tmp_path / "tb" / ref.run_id / "outputs/tb/events.out.tfevents.1.host"
     ).read_bytes() == (events)
     assert not (tmp_path / "tb" / ref.run_id / "outputs/model.pt").exists()  # event files only
+
+
+def test_a_port_taken_between_the_check_and_tensorboard_s_start_is_an_error(
+    tmp_path: Path,
+) -> None:
+    # Another program takes the port after check_port_free: himl-tb took that program's answer
+    # for TensorBoard's, printed its URL and served nothing of the runs.
+    import threading
+
+    from himl_tasks.cli.tensorboard_command import start_tensorboard
+    from himl_tasks.errors import ConfigurationError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigurationError, match=f"could not bind to port {port}"):
+            start_tensorboard(tmp_path, port, threading.Event())
