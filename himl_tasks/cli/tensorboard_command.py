@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from himl_tasks.cli.hi_ml_arguments import (
+    EXIT_INTERRUPTED,
     run_console_script,
     selection_from,
     selector_parser,
@@ -100,8 +101,10 @@ def _serve(args: argparse.Namespace) -> int:
     sync: LogSyncThread | None = None
     server: subprocess.Popen[bytes] | None = None
     try:
-        logs = TensorBoardLogs(backend, refs, args.log_dir, root, temporary / "incoming")
+        logs = TensorBoardLogs(backend, refs, args.log_dir, root, temporary / "incoming", stop)
         logs.sync()
+        if stop.is_set():  # Ctrl-C or SIGTERM during the first pass: TensorBoard not started
+            return EXIT_INTERRUPTED
         print(f"{logs.event_file_count()} event file(s) of {len(refs)} run(s) in {root}")
         for ref in refs:
             print(f"  {ref} -> {logs.folder(ref).name}/")
@@ -112,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
         root.mkdir(exist_ok=True)
         server = start_tensorboard(root, args.port, stop)
         if server is None:
-            return 130
+            return EXIT_INTERRUPTED
         print(f"TensorBoard: http://{HOST}:{args.port}/  (Ctrl-C to stop)", flush=True)
         while not stop.wait(0.5):
             if server.poll() is not None:
