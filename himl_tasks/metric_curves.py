@@ -188,11 +188,41 @@ def curves_markdown(curves: Mapping[str, MetricCurve], *, width: int = DEFAULT_W
         return "_No numeric metrics yet._"
     pad = max(len(name) for name in curves)
     lines = [curve.summary(width, name_width=pad) for curve in curves.values()]
-    return "```\n" + "\n".join(line.replace("```", "'''") for line in lines) + "\n```"
+    # A name's line breaks would split its line; its ``` would close the block.
+    safe = [" ".join(line.splitlines()).replace("```", "'''") for line in lines]
+    return "```\n" + "\n".join(safe) + "\n```"
+
+
+def history_steps(
+    curves: Mapping[str, MetricCurve],
+    names: Sequence[str] | None = None,
+    *,
+    max_rows: int | None = None,
+) -> tuple[list[int], int]:
+    """The steps a history table shows, and how many steps there are.
+
+    With `max_rows`, a longer history shows that many steps spread evenly over it, the first
+    and the last included (a metric logged per batch has thousands).
+
+    Raises:
+        ValueError: If `max_rows` is less than 2.
+    """
+    chosen = [curves[name] for name in (names if names is not None else list(curves))]
+    steps = sorted({step for curve in chosen for step, _ in curve.points})
+    if max_rows is None or len(steps) <= max_rows:
+        return steps, len(steps)
+    if max_rows < 2:
+        raise ValueError(f"a history table needs at least 2 rows, got {max_rows}")
+    last = len(steps) - 1
+    picked = sorted({round(index * last / (max_rows - 1)) for index in range(max_rows)})
+    return [steps[index] for index in picked], len(steps)
 
 
 def history_rows(
-    curves: Mapping[str, MetricCurve], names: Sequence[str] | None = None
+    curves: Mapping[str, MetricCurve],
+    names: Sequence[str] | None = None,
+    *,
+    max_rows: int | None = None,
 ) -> list[dict[str, int | str]]:
     """The curves as rows, one per step: `{"step": 3, "loss": "0.25", "accuracy": "0.9"}`.
 
@@ -201,10 +231,11 @@ def history_rows(
     Args:
         curves: The curves, by name.
         names: Which metrics, in which column order (default: all, in the mapping's order).
+        max_rows: At most this many rows, spread evenly over the steps (`history_steps`).
     """
     chosen = [curves[name] for name in (names if names is not None else list(curves))]
     values = [dict(curve.points) for curve in chosen]
-    steps = sorted({step for curve in chosen for step, _ in curve.points})
+    steps, _ = history_steps(curves, names, max_rows=max_rows)
     rows: list[dict[str, int | str]] = []
     for step in steps:
         row: dict[str, int | str] = {"step": step}
@@ -214,7 +245,12 @@ def history_rows(
     return rows
 
 
-def history_table(curves: Mapping[str, MetricCurve], names: Sequence[str] | None = None) -> str:
+def history_table(
+    curves: Mapping[str, MetricCurve],
+    names: Sequence[str] | None = None,
+    *,
+    max_rows: int | None = None,
+) -> str:
     """The curves as a markdown table, one row per step and one column per metric.
 
     Metric names are escaped (pipes, backslashes, backticks, `*`, `_`, `<`) so that a name
@@ -223,8 +259,9 @@ def history_table(curves: Mapping[str, MetricCurve], names: Sequence[str] | None
     Args:
         curves: The curves, by name.
         names: Which metrics, in which column order (default: all, in the mapping's order).
+        max_rows: At most this many rows, spread evenly over the steps (`history_steps`).
     """
-    rows = history_rows(curves, names)
+    rows = history_rows(curves, names, max_rows=max_rows)
     columns = ["step", *(names if names is not None else list(curves))]
     header = "| " + " | ".join(_escape_markdown(column) for column in columns) + " |"
     rule = "|" + "|".join(" --- " for _ in columns) + "|"
