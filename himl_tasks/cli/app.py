@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from himl_tasks.backends.base import Backend
@@ -151,7 +152,7 @@ def status(ctx: typer.Context, patterns: Patterns, as_json: AsJson = False) -> N
         return
     table = Table(*(column.replace("_", " ") for column in COLUMNS))
     for row in rows:
-        table.add_row(*(str(row[column]) for column in COLUMNS))
+        table.add_row(*(escape(str(row[column])) for column in COLUMNS))
     _print_table(table, len(rows))
 
 
@@ -168,19 +169,23 @@ def cancel(
         backend = _backend(ctx)
         runs = [run for run in select_runs(backend, patterns) if not run.state.is_terminal]
         if not runs:
-            _consoles.out.print("nothing to cancel: every run named has ended", highlight=False)
+            _consoles.out.print(
+                "nothing to cancel: every run named has ended", highlight=False, markup=False
+            )
             return
         if len(runs) > 1 and not yes:
             for run in runs:
                 _consoles.out.print(
-                    f"  {run.ref.recovery_id}  {run.state.status.value}", highlight=False
+                    f"  {run.ref.recovery_id}  {run.state.status.value}",
+                    highlight=False,
+                    markup=False,
                 )
             if not typer.confirm(f"Cancel these {len(runs)} runs?", default=False):
-                _consoles.err.print("himl: nothing canceled", highlight=False)
+                _consoles.err.print("himl: nothing canceled", highlight=False, markup=False)
                 raise typer.Exit(EXIT_FAILURE)
         for run in runs:
             backend.cancel(run.ref)
-            _consoles.out.print(f"canceled {run.ref.recovery_id}", highlight=False)
+            _consoles.out.print(f"canceled {run.ref.recovery_id}", highlight=False, markup=False)
 
 
 @app.command()
@@ -207,13 +212,15 @@ def resubmit(
         specs = [(run.ref, backend.submitted_spec(run.ref)) for run in runs]
         if len(specs) > 1 and not yes:
             for ref, _ in specs:
-                _consoles.out.print(f"  {ref.recovery_id}", highlight=False)
+                _consoles.out.print(f"  {ref.recovery_id}", highlight=False, markup=False)
             if not typer.confirm(f"Resubmit these {len(specs)} jobs?", default=False):
-                _consoles.err.print("himl: nothing resubmitted", highlight=False)
+                _consoles.err.print("himl: nothing resubmitted", highlight=False, markup=False)
                 raise typer.Exit(EXIT_FAILURE)
         for ref, spec in specs:
             new = backend.submit(spec.resuming_from(ref.recovery_id))
-            _consoles.out.print(f"resubmitted {ref} as {new.recovery_id}", highlight=False)
+            _consoles.out.print(
+                f"resubmitted {ref} as {new.recovery_id}", highlight=False, markup=False
+            )
 
 
 @app.command()
@@ -236,7 +243,9 @@ def logs(
             sys.stdout.flush()
         if follow:
             state = backend.get_state(ref)
-            _consoles.err.print(f"run {ref} ended {state.status.value}", highlight=False)
+            _consoles.err.print(
+                f"run {ref} ended {state.status.value}", highlight=False, markup=False
+            )
 
 
 @app.command()
@@ -264,6 +273,7 @@ def results(
         f"{report.files} file(s), {report.bytes} bytes from {ref} into {destination} "
         f"(checksums checked; {report.skipped_identical} already there)",
         highlight=False,
+        markup=False,
     )
 
 
@@ -297,18 +307,21 @@ def metrics(
     best_run = _best(curves, best, maximize) if best else None
     names = sorted({name for by in curves.values() for name in by})
     if not names:
-        _consoles.out.print("no metrics logged", highlight=False)
+        _consoles.out.print("no metrics logged", highlight=False, markup=False)
         return
-    table = Table("run", "display name", *names)
+    # Names, tags and values are the user's text: escaped, never read as rich markup.
+    table = Table("run", "display name", *(escape(name) for name in names))
     for run, by in curves.items():
         cells = [
             f"{by[name].sparkline()} {format_number(by[name].last)}" if name in by else "-"
             for name in names
         ]
-        table.add_row(f"{run} *" if run == best_run else run, shown[run], *cells)
+        table.add_row(
+            escape(f"{run} *" if run == best_run else run), escape(shown[run]), *map(escape, cells)
+        )
     _print_table(table, len(curves))
     if best_run:
-        _consoles.out.print(f"* best {best}: {best_run}", highlight=False)
+        _consoles.out.print(f"* best {best}: {best_run}", highlight=False, markup=False)
 
 
 def _best(curves: dict[str, Any], metric: str, maximize: bool) -> str | None:
@@ -349,11 +362,11 @@ def datasets(
         _print_json(rows)
         return
     if not rows:
-        _consoles.out.print("no datasets registered", highlight=False)
+        _consoles.out.print("no datasets registered", highlight=False, markup=False)
         return
     table = Table("name", "version", "datastore", "path")
     for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
+        table.add_row(*(escape(str(value)) for value in row.values()))
     _print_table(table, len(rows))
 
 
@@ -373,7 +386,7 @@ def datastores(
         return
     table = Table("name", "where")
     for row in rows:
-        table.add_row(row["name"], row["where"])
+        table.add_row(escape(row["name"]), escape(row["where"]))
     _print_table(table, len(rows))
 
 

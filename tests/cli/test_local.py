@@ -335,3 +335,24 @@ def test_hostile_patterns_and_a_downloaded_run_folder_in_the_current_folder(
     # Written as a folder (with a '/'), it is still a folder: one without the file is refused.
     code, _, err = himl(local, "status", f"./{ref.run_id}")
     assert code == 2 and "holds no most_recent_run.txt" in err
+
+
+def test_rich_markup_in_names_is_shown_as_written(local: LocalBackend, tmp_path: Path) -> None:
+    # Display names, tags and metric names are the user's text; in rich tables they were read
+    # as markup: '[/bold]' was a MarkupError traceback, '[red]' styled the cell.
+    folder = project(tmp_path)
+    (folder / "train.py").write_text(
+        "from himl_tasks.runtime import log_metric\nlog_metric('[/m]', 1.0, step=0)\n"
+    )
+    ref = submit(local, folder, display_name="[/bold] [red]x", tags={"[k]": "[/v]"})
+    local.wait(ref, timeout=60)
+    for command in ("status", "metrics"):
+        code, out, err = himl(local, command, "all")
+        assert code == 0, err
+        assert "[/bold] [red]x" in out, out
+    code, out, _ = himl(local, "metrics", "all")
+    assert "[/m]" in out
+    code, out, err = himl(
+        local, "results", ref.run_id, "--prefix", "", "--dest", str(tmp_path / "[/d]")
+    )
+    assert code == 0 and "[/d]" in out, err
