@@ -129,7 +129,7 @@ def sparkline(values: Sequence[float], *, width: int = DEFAULT_WIDTH) -> str:
         elif high == low:
             line.append(BARS[top // 2])
         else:
-            line.append(BARS[round((value - low) / (high - low) * top)])
+            line.append(BARS[round(scaled(value, low, high) * top)])
     return "".join(line)
 
 
@@ -142,8 +142,17 @@ def _downsample(values: Sequence[float], width: int) -> list[float | None]:
     for bucket in range(width):
         start, end = bucket * count // width, (bucket + 1) * count // width
         finite = [value for value in values[start:end] if math.isfinite(value)]
-        means.append(math.fsum(finite) / len(finite) if finite else None)
+        # Each term divided first: a mean of values near the float limits cannot overflow.
+        means.append(math.fsum(value / len(finite) for value in finite) if finite else None)
     return means
+
+
+def scaled(value: float, low: float, high: float) -> float:
+    """Where `value` lies between `low` and `high` (< `high`), from 0 to 1.
+
+    Halved first: the range of finite values near the float limits overflows to infinity.
+    """
+    return (value / 2 - low / 2) / (high / 2 - low / 2)
 
 
 def metric_curves(metrics: Iterable[Metric]) -> dict[str, MetricCurve]:
@@ -179,11 +188,41 @@ def curves_markdown(curves: Mapping[str, MetricCurve], *, width: int = DEFAULT_W
         return "_No numeric metrics yet._"
     pad = max(len(name) for name in curves)
     lines = [curve.summary(width, name_width=pad) for curve in curves.values()]
-    return "```\n" + "\n".join(line.replace("```", "'''") for line in lines) + "\n```"
+    # A name's line breaks would split its line; its ``` would close the block.
+    safe = [" ".join(line.splitlines()).replace("```", "'''") for line in lines]
+    return "```\n" + "\n".join(safe) + "\n```"
+
+
+def history_steps(
+    curves: Mapping[str, MetricCurve],
+    names: Sequence[str] | None = None,
+    *,
+    max_rows: int | None = None,
+) -> tuple[list[int], int]:
+    """The steps a history table shows, and how many steps there are.
+
+    With `max_rows`, a longer history shows that many steps spread evenly over it, the first
+    and the last included (a metric logged per batch has thousands).
+
+    Raises:
+        ValueError: If `max_rows` is less than 2.
+    """
+    chosen = [curves[name] for name in (names if names is not None else list(curves))]
+    steps = sorted({step for curve in chosen for step, _ in curve.points})
+    if max_rows is None or len(steps) <= max_rows:
+        return steps, len(steps)
+    if max_rows < 2:
+        raise ValueError(f"a history table needs at least 2 rows, got {max_rows}")
+    last = len(steps) - 1
+    picked = sorted({round(index * last / (max_rows - 1)) for index in range(max_rows)})
+    return [steps[index] for index in picked], len(steps)
 
 
 def history_rows(
-    curves: Mapping[str, MetricCurve], names: Sequence[str] | None = None
+    curves: Mapping[str, MetricCurve],
+    names: Sequence[str] | None = None,
+    *,
+    max_rows: int | None = None,
 ) -> list[dict[str, int | str]]:
     """The curves as rows, one per step: `{"step": 3, "loss": "0.25", "accuracy": "0.9"}`.
 
@@ -192,10 +231,11 @@ def history_rows(
     Args:
         curves: The curves, by name.
         names: Which metrics, in which column order (default: all, in the mapping's order).
+        max_rows: At most this many rows, spread evenly over the steps (`history_steps`).
     """
     chosen = [curves[name] for name in (names if names is not None else list(curves))]
     values = [dict(curve.points) for curve in chosen]
-    steps = sorted({step for curve in chosen for step, _ in curve.points})
+    steps, _ = history_steps(curves, names, max_rows=max_rows)
     rows: list[dict[str, int | str]] = []
     for step in steps:
         row: dict[str, int | str] = {"step": step}
@@ -205,7 +245,12 @@ def history_rows(
     return rows
 
 
-def history_table(curves: Mapping[str, MetricCurve], names: Sequence[str] | None = None) -> str:
+def history_table(
+    curves: Mapping[str, MetricCurve],
+    names: Sequence[str] | None = None,
+    *,
+    max_rows: int | None = None,
+) -> str:
     """The curves as a markdown table, one row per step and one column per metric.
 
     Metric names are escaped (pipes, backslashes, backticks, `*`, `_`, `<`) so that a name
@@ -214,8 +259,9 @@ def history_table(curves: Mapping[str, MetricCurve], names: Sequence[str] | None
     Args:
         curves: The curves, by name.
         names: Which metrics, in which column order (default: all, in the mapping's order).
+        max_rows: At most this many rows, spread evenly over the steps (`history_steps`).
     """
-    rows = history_rows(curves, names)
+    rows = history_rows(curves, names, max_rows=max_rows)
     columns = ["step", *(names if names is not None else list(curves))]
     header = "| " + " | ".join(_escape_markdown(column) for column in columns) + " |"
     rule = "|" + "|".join(" --- " for _ in columns) + "|"
@@ -240,9 +286,12 @@ def progress(metrics: Iterable[Metric]) -> tuple[float, float] | None:
             if seen is None or metric.time >= seen.time:
                 last[metric.name] = metric
     done, total = last.get(EPOCHS_DONE), last.get(TOTAL_EPOCHS)
-    if done is None or total is None or float(total.value) <= 0:
+    if done is None or total is None:
         return None
-    return float(done.value), float(total.value)
+    numbers = float(done.value), float(total.value)
+    if not all(math.isfinite(number) for number in numbers) or numbers[1] <= 0:
+        return None  # a NaN or infinity is no progress (min/max would turn a NaN into 100%)
+    return numbers
 
 
 def progress_percent(metrics: Iterable[Metric]) -> float | None:

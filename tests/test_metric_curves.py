@@ -137,3 +137,21 @@ def test_progress_is_the_last_reported_epochs_done_of_total() -> None:
     assert progress(reported) == (3.0, 4.0)
     assert progress_percent(reported) == 75.0
     assert progress_percent([*reported, _metric("total_epochs", 0, 4, second=9)]) is None
+
+
+def test_values_near_the_float_limits_draw_a_line_instead_of_raising() -> None:
+    # A diverging job logs finite values near the float limits: the range (high - low) and a
+    # bucket's sum overflow to infinity. The line must still be drawn (it used to raise
+    # ValueError / OverflowError, which stopped `himl metrics` and the Prefect task watching).
+    assert sparkline([-1e308, 1e308]) == "▁█"
+    assert sparkline([1e308] * 100) == "▄" * 40
+    assert sparkline([-1e308] * 50 + [1e308] * 50, width=2) == "▁█"
+
+
+def test_progress_that_is_not_a_finite_number_is_no_progress() -> None:
+    from himl_tasks.metric_curves import progress_percent
+
+    nan_done = [_metric("epochs_done", math.nan, 0), _metric("total_epochs", 10.0, 0)]
+    nan_total = [_metric("epochs_done", 3.0, 0), _metric("total_epochs", math.nan, 0)]
+    assert progress_percent(nan_done) is None  # was 100.0: a NaN reported as done
+    assert progress_percent(nan_total) is None

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from himl_tasks.backends.base import Backend
@@ -101,7 +102,7 @@ def _reporting() -> Iterator[None]:
     try:
         yield
     except HimlError as error:
-        _consoles.err.print(f"himl: {error}", markup=False, highlight=False)
+        _consoles.err.print(f"himl: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code_of(error)) from None
     except KeyboardInterrupt:
         _consoles.err.print("himl: interrupted", markup=False, highlight=False)
@@ -142,7 +143,7 @@ def status(ctx: typer.Context, patterns: Patterns, as_json: AsJson = False) -> N
         return
     table = Table(*(column.replace("_", " ") for column in COLUMNS))
     for row in rows:
-        table.add_row(*(str(row[column]) for column in COLUMNS))
+        table.add_row(*(escape(str(row[column])) for column in COLUMNS))
     _print_table(table, len(rows))
 
 
@@ -151,9 +152,9 @@ def _confirm_several(lines: list[str], question: str, declined: str) -> None:
     if len(lines) <= 1:
         return
     for line in lines:
-        _consoles.out.print(f"  {line}", highlight=False)
+        _consoles.out.print(f"  {line}", highlight=False, markup=False)
     if not typer.confirm(question.format(len(lines)), default=False):
-        _consoles.err.print(f"himl: {declined}", highlight=False)
+        _consoles.err.print(f"himl: {declined}", highlight=False, markup=False)
         raise typer.Exit(EXIT_FAILURE)
 
 
@@ -170,14 +171,16 @@ def cancel(
         backend = _backend(ctx)
         runs = [run for run in select_runs(backend, patterns) if not run.state.is_terminal]
         if not runs:
-            _consoles.out.print("nothing to cancel: every run named has ended", highlight=False)
+            _consoles.out.print(
+                "nothing to cancel: every run named has ended", highlight=False, markup=False
+            )
             return
         if not yes:
             lines = [f"{run.ref.recovery_id}  {run.state.status.value}" for run in runs]
             _confirm_several(lines, "Cancel these {} runs?", "nothing canceled")
         for run in runs:
             backend.cancel(run.ref)
-            _consoles.out.print(f"canceled {run.ref.recovery_id}", highlight=False)
+            _consoles.out.print(f"canceled {run.ref.recovery_id}", highlight=False, markup=False)
 
 
 @app.command()
@@ -207,7 +210,9 @@ def resubmit(
             _confirm_several(lines, "Resubmit these {} jobs?", "nothing resubmitted")
         for ref, spec in specs:
             new = backend.submit(spec.resuming_from(ref.recovery_id))
-            _consoles.out.print(f"resubmitted {ref} as {new.recovery_id}", highlight=False)
+            _consoles.out.print(
+                f"resubmitted {ref} as {new.recovery_id}", highlight=False, markup=False
+            )
 
 
 @app.command()
@@ -230,7 +235,9 @@ def logs(
             sys.stdout.flush()
         if follow:
             state = backend.get_state(ref)
-            _consoles.err.print(f"run {ref} ended {state.status.value}", highlight=False)
+            _consoles.err.print(
+                f"run {ref} ended {state.status.value}", highlight=False, markup=False
+            )
 
 
 @app.command()
@@ -258,6 +265,7 @@ def results(
         f"{report.files} file(s), {report.bytes} bytes from {ref} into {destination} "
         f"(checksums checked; {report.skipped_identical} already there)",
         highlight=False,
+        markup=False,
     )
 
 
@@ -291,18 +299,21 @@ def metrics(
     best_run = _best(curves, best, maximize) if best else None
     names = sorted({name for by in curves.values() for name in by})
     if not names:
-        _consoles.out.print("no metrics logged", highlight=False)
+        _consoles.out.print("no metrics logged", highlight=False, markup=False)
         return
-    table = Table("run", "display name", *names)
+    # Names, tags and values are the user's text: escaped, never read as rich markup.
+    table = Table("run", "display name", *(escape(name) for name in names))
     for run, by in curves.items():
         cells = [
             f"{by[name].sparkline()} {format_number(by[name].last)}" if name in by else "-"
             for name in names
         ]
-        table.add_row(f"{run} *" if run == best_run else run, shown[run], *cells)
+        table.add_row(
+            escape(f"{run} *" if run == best_run else run), escape(shown[run]), *map(escape, cells)
+        )
     _print_table(table, len(curves))
     if best_run:
-        _consoles.out.print(f"* best {best}: {best_run}", highlight=False)
+        _consoles.out.print(f"* best {best}: {best_run}", highlight=False, markup=False)
 
 
 def _best(curves: dict[str, Any], metric: str, maximize: bool) -> str | None:
@@ -349,7 +360,7 @@ def datasets(
         _print_json(rows)
         return
     if not rows:
-        _consoles.out.print("no datasets registered", highlight=False)
+        _consoles.out.print("no datasets registered", highlight=False, markup=False)
         return
     table = Table("name", "version", "datastore", "path", "created by run")
     for row in rows:
@@ -373,7 +384,7 @@ def datastores(
         return
     table = Table("name", "where")
     for row in rows:
-        table.add_row(row["name"], row["where"])
+        table.add_row(escape(row["name"]), escape(row["where"]))
     _print_table(table, len(rows))
 
 

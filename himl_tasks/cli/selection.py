@@ -3,8 +3,10 @@
 A pattern is, in this order:
 
 - `all`: every run in the workspace;
-- a folder, or a glob or prefix of folders (it holds a `/`, or names a folder): each folder's
-  `most_recent_run.txt` gives a recovery id (a folder without one is an error);
+- a folder, or a glob or prefix of folders (it holds a `/`, or names a job folder: one holding
+  `most_recent_run.txt`): each folder's `most_recent_run.txt` gives a recovery id (a folder
+  written with a `/` without one is an error; a bare name of such a folder, say the `./<run id>`
+  `himl results` downloads into, is matched as a name);
 - otherwise it is matched against each run's run id, recovery id (`experiment:run_id`),
   experiment, display name and tags (`key=value`, or the value alone): by glob when it holds
   `*`, `?` or `[`, else by prefix.
@@ -87,15 +89,15 @@ def describe(backend: Backend) -> str:
 
 def _recovery_ids_in_folders(pattern: str) -> set[str] | None:
     """The recovery ids the folders a pattern names hold; None if it names no folder."""
-    if pattern == "all" or ("/" not in pattern and not Path(pattern).is_dir()):
+    if pattern == "all" or ("/" not in pattern and not _is_file(Path(pattern) / RUN_RECOVERY_FILE)):
         return None
-    if Path(pattern).is_dir():
+    if _is_dir(Path(pattern)):
         folders = [Path(pattern)]
     else:
         written = pattern if any(c in pattern for c in GLOB_CHARACTERS) else pattern + "*"
         # glob.glob takes a pattern written as a path, absolute or relative; Path.glob cannot.
         found = glob.glob(written)  # noqa: PTH207
-        folders = sorted(Path(each) for each in found if Path(each).is_dir())
+        folders = sorted(Path(each) for each in found if _is_dir(Path(each)))
     if not folders:
         raise RunNotFoundError(f"no folder matches '{pattern}'")
     ids = set()
@@ -108,6 +110,22 @@ def _recovery_ids_in_folders(pattern: str) -> set[str] | None:
             )
         ids.add(read_most_recent_run(recovery_file))
     return ids
+
+
+def _is_dir(path: Path) -> bool:
+    """Path.is_dir, False for a path the system cannot even look up (a name too long)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False for a path the system cannot even look up (a name too long)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def with_children(backend: Backend, runs: Sequence[ListedRun]) -> list[ListedRun]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import queue
 import shutil
 import signal
 import socket
@@ -100,8 +101,10 @@ def _serve(args: argparse.Namespace) -> int:
     sync: LogSyncThread | None = None
     server: subprocess.Popen[bytes] | None = None
     try:
-        logs = TensorBoardLogs(backend, refs, args.log_dir, root, temporary / "incoming")
+        logs = TensorBoardLogs(backend, refs, args.log_dir, root, temporary / "incoming", stop)
         logs.sync()
+        if stop.is_set():  # Ctrl-C or SIGTERM during the first pass: TensorBoard not started
+            return EXIT_INTERRUPTED
         print(f"{logs.event_file_count()} event file(s) of {len(refs)} run(s) in {root}")
         for ref in refs:
             print(f"  {ref} -> {logs.folder(ref).name}/")
@@ -110,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
         sync = LogSyncThread(logs)
         sync.start()
         root.mkdir(exist_ok=True)
-        server = _start_tensorboard(root, args.port, stop)
+        server = start_tensorboard(root, args.port, stop)
         if server is None:
             return EXIT_INTERRUPTED
         print(f"TensorBoard: http://{HOST}:{args.port}/  (Ctrl-C to stop)", flush=True)
@@ -135,13 +138,17 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handle)
 
 
-def _start_tensorboard(
+def start_tensorboard(
     root: Path, port: int, stop: threading.Event
 ) -> subprocess.Popen[bytes] | None:
-    """Starts TensorBoard on `root` and waits until it answers (None if stopped meanwhile).
+    """Starts TensorBoard on `root` and waits until it serves (None if stopped meanwhile).
+
+    It serves once it says so on stderr ("TensorBoard 2.x at http://127.0.0.1:PORT/"): a
+    program answering on the port is not enough, as the port may have been taken since
+    `check_port_free` (TensorBoard then exits, saying it could not bind).
 
     Raises:
-        ConfigurationError: It exited, or did not listen within `START_TIMEOUT_SECONDS`.
+        ConfigurationError: It exited, or did not serve within `START_TIMEOUT_SECONDS`.
     """
     command = [
         sys.executable, "-m", "tensorboard.main", "--logdir", str(root),
@@ -154,33 +161,48 @@ def _start_tensorboard(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    lines: queue.Queue[str | None] = queue.Queue()
+    serving = threading.Event()
+    # Read to the end (TensorBoard never blocks on a full pipe); queued until it serves.
+    threading.Thread(target=_read_stderr, args=(server, lines, serving), daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not _listening(port):
-        if server.poll() is not None:
-            tail = (server.stderr.read() if server.stderr else b"").decode(errors="replace")
+    last = ""
+    while True:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            line = ""
+        if line is None:  # its stderr closed: it exited
+            _stop_process(server)
             raise ConfigurationError(
                 f"TensorBoard exited with code {server.returncode} before serving: "
-                f"{tail.strip().splitlines()[-1] if tail.strip() else 'no output'}"
+                f"{last or 'no output'}"
             )
+        if f" at http://{HOST}:{port}/" in line:
+            serving.set()
+            return server
+        last = line.strip() or last
         if stop.is_set():
             _stop_process(server)
             return None
         if time.monotonic() > deadline:
             _stop_process(server)
             raise ConfigurationError(
-                f"TensorBoard did not listen on {HOST}:{port} within {START_TIMEOUT_SECONDS:g} s"
+                f"TensorBoard did not serve on {HOST}:{port} within {START_TIMEOUT_SECONDS:g} s"
             )
-        time.sleep(0.2)
-    if server.stderr is not None:
-        # Drained, so TensorBoard never blocks on a full pipe.
-        threading.Thread(target=server.stderr.read, daemon=True).start()
-    return server
 
 
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        return probe.connect_ex((HOST, port)) == 0
+def _read_stderr(
+    server: subprocess.Popen[bytes], lines: queue.Queue[str | None], serving: threading.Event
+) -> None:
+    """Reads TensorBoard's stderr to its end; each line is queued until it serves."""
+    if server.stderr is None:
+        return
+    with server.stderr:
+        for raw in server.stderr:
+            if not serving.is_set():
+                lines.put(raw.decode(errors="replace"))
+    lines.put(None)
 
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:

@@ -42,6 +42,7 @@ class TensorBoardLogs:
         root: The local folder TensorBoard reads.
         staging: Where files land before they are appended or moved into `root` (outside it,
             so TensorBoard never reads a half-merged file).
+        stop: Once set, a pass fetches no further file (Ctrl-C, SIGTERM, the thread stopped).
     """
 
     backend: Backend
@@ -49,6 +50,7 @@ class TensorBoardLogs:
     log_dir: str
     root: Path
     staging: Path
+    stop: threading.Event = field(default_factory=threading.Event)
     _seen: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
 
@@ -59,7 +61,8 @@ class TensorBoardLogs:
     def sync(self, *, deadline_seconds: float = DEFAULT_PASS_DEADLINE_SECONDS) -> int:
         """One pass: fetches new and changed event files of the runs still going.
 
-        A pass stops starting new files at its deadline; the rest come in the next pass.
+        A pass stops starting new files at its deadline, or once `stop` is set; the rest come
+        in the next pass.
 
         Returns:
             How many files were fetched.
@@ -67,12 +70,12 @@ class TensorBoardLogs:
         deadline = time.monotonic() + deadline_seconds
         fetched = 0
         for ref in self.refs:
-            if ref.recovery_id in self._finished:
+            if ref.recovery_id in self._finished or self.stop.is_set():
                 continue
             # Read before listing: a run that has ended has written its last file.
             ended = self.backend.get_state(ref).is_terminal
             fetched += self._sync_run(ref, deadline)
-            if ended and time.monotonic() < deadline:
+            if ended and time.monotonic() < deadline and not self.stop.is_set():
                 self._finished.add(ref.recovery_id)
         return fetched
 
@@ -95,7 +98,7 @@ class TensorBoardLogs:
             key, mark = (ref.recovery_id, remote.name), (remote.size, remote.version)
             if self._seen.get(key) == mark:
                 continue
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self.stop.is_set():
                 break
             staged = self.staging / ref.run_id
             store.download(remote.name, staged, overwrite=True, validate_checksum=True)
@@ -163,4 +166,5 @@ class LogSyncThread(threading.Thread):
     def stop(self, timeout_seconds: float = 30.0) -> None:
         """Asks the thread to stop and waits for its current file, up to the timeout."""
         self.stopped.set()
+        self.logs.stop.set()  # the pass going on ends after its current file
         self.join(timeout_seconds)

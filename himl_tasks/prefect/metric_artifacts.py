@@ -31,6 +31,7 @@ from himl_tasks.metric_curves import (
     PROGRESS_METRICS,
     curves_markdown,
     history_rows,
+    history_steps,
     history_table,
     metric_curves,
     progress_percent,
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 HISTORY_ARTIFACT_SECONDS = 5.0
 """The shortest pause between two reads of a watched run's metrics."""
+
+HISTORY_TABLE_ROWS = 200
+"""The most rows of the per-step tables: a longer history shows steps spread evenly over it."""
 
 
 class MetricHistoryArtifacts:
@@ -96,14 +100,16 @@ class MetricHistoryArtifacts:
         if not curves:
             return
         run_id = self.ref.run_id
+        shown, total = history_steps(curves, max_rows=HISTORY_TABLE_ROWS)
+        note = f"\n\n_{len(shown)} of {total} steps shown._" if len(shown) < total else ""
         create_markdown_artifact(
-            markdown=f"### Training curves of run `{run_id}`\n\n"
-            f"{curves_markdown(curves)}\n\n{history_table(curves)}\n",
+            markdown=f"### Training curves of run `{run_id}`\n\n{curves_markdown(curves)}\n\n"
+            f"{history_table(curves, max_rows=HISTORY_TABLE_ROWS)}{note}\n",
             key=artifact_key("curves", run_id),
             description=f"Metric history of run {self.ref}, per step",
         )
         create_table_artifact(
-            table=history_rows(curves),
+            table=history_rows(curves, max_rows=HISTORY_TABLE_ROWS),
             key=artifact_key("history", run_id),
             description=f"Metric values of run {self.ref}, one row per step",
         )

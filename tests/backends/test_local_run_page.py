@@ -111,3 +111,24 @@ def test_a_running_run_s_page_shows_the_metrics_logged_so_far(tmp_path: Path) ->
         backend.cancel(ref)
         backend.wait(ref, timeout=60)
     assert "<strong>Canceled</strong>" in page.read_text(encoding="utf-8")
+
+
+def test_a_curve_near_the_float_limits_and_a_binary_log_still_draw(tmp_path: Path) -> None:
+    # A diverging loss near the float limits: the range overflowed and the polyline got "nan"
+    # coordinates (a curve the browser does not draw). A log of raw bytes shows as text.
+    backend = LocalBackend(tmp_path / "workspace")
+    script = """\
+        import sys
+        from himl_tasks.runtime import log_metric
+
+        for step, value in enumerate([-1e308, 0.0, 1e308]):
+            log_metric("loss", value, step=step)
+        sys.stdout.buffer.write(bytes(range(256)) + b"\\n")
+        sys.stdout.flush()
+    """
+    write_script(tmp_path / "project", "diverge.py", script)
+    spec = JobSpec(entry_script="diverge.py", snapshot_root=tmp_path / "project")
+    _, page, _ = page_of(backend, spec)
+    assert "<strong>Completed</strong>" in page
+    assert '<polyline points="0.0,64.0 160.0,32.0 320.0,0.0"/>' in page
+    assert "<\x00" not in page and "&lt;=&gt;" in page  # the bytes '<', '=', '>' escaped

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef, RunStatus
@@ -313,3 +315,46 @@ def test_metrics_of_a_sweep_one_row_per_trial(local: LocalBackend, tmp_path: Pat
     assert [row.split()[1] for row in rows] == [ref.recovery_id for ref in [parent, *trials]]
     best = next(row for row in rows if row.split()[1] + " *" in row)
     assert "0.21" in best  # lr 0.01: 1/5 + 0.01, the lowest last loss
+
+
+def test_hostile_patterns_and_a_downloaded_run_folder_in_the_current_folder(
+    local: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = submit(local, project(tmp_path))
+    local.wait(ref, timeout=60)
+    monkeypatch.chdir(tmp_path)
+    # A name longer than a file name may be (it was an OSError traceback) and one longer than the
+    # terminal: one line each (rich wrapped long messages over several lines).
+    for pattern in ("a" * 300, "x/" + "a" * 300, "b" * 5000):
+        code, _, err = himl(local, "status", pattern)
+        assert code == 1 and err.startswith("himl: no ") and err.count("\n") == 1, err[:200]
+    # `himl results RUN` downloads into ./RUN; RUN still names the run afterwards (it was taken
+    # for a job folder without most_recent_run.txt: logs, status, metrics of RUN all failed).
+    code, _, err = himl(local, "results", ref.run_id)
+    assert code == 0 and (tmp_path / ref.run_id / "outputs" / "model.txt").is_file(), err
+    code, out, err = himl(local, "logs", ref.run_id)
+    assert code == 0 and "epoch 4 loss" in out, err
+    # Written as a folder (with a '/'), it is still a folder: one without the file is refused.
+    code, _, err = himl(local, "status", f"./{ref.run_id}")
+    assert code == 2 and "holds no most_recent_run.txt" in err
+
+
+def test_rich_markup_in_names_is_shown_as_written(local: LocalBackend, tmp_path: Path) -> None:
+    # Display names, tags and metric names are the user's text; in rich tables they were read
+    # as markup: '[/bold]' was a MarkupError traceback, '[red]' styled the cell.
+    folder = project(tmp_path)
+    (folder / "train.py").write_text(
+        "from himl_tasks.runtime import log_metric\nlog_metric('[/m]', 1.0, step=0)\n"
+    )
+    ref = submit(local, folder, display_name="[/bold] [red]x", tags={"[k]": "[/v]"})
+    local.wait(ref, timeout=60)
+    for command in ("status", "metrics"):
+        code, out, err = himl(local, command, "all")
+        assert code == 0, err
+        assert "[/bold] [red]x" in out, out
+    code, out, _ = himl(local, "metrics", "all")
+    assert "[/m]" in out
+    code, out, err = himl(
+        local, "results", ref.run_id, "--prefix", "", "--dest", str(tmp_path / "[/d]")
+    )
+    assert code == 0 and "[/d]" in out, err

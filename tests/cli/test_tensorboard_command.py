@@ -240,3 +240,45 @@ def test_event_files_of_an_azureml_run_come_from_its_artifact_store(
         tmp_path / "tb" / ref.run_id / "outputs/tb/events.out.tfevents.1.host"
     ).read_bytes() == (events)
     assert not (tmp_path / "tb" / ref.run_id / "outputs/model.pt").exists()  # event files only
+
+
+def test_a_port_taken_between_the_check_and_tensorboard_s_start_is_an_error(
+    tmp_path: Path,
+) -> None:
+    # Another program takes the port after check_port_free: himl-tb took that program's answer
+    # for TensorBoard's, printed its URL and served nothing of the runs.
+    import threading
+
+    from himl_tasks.cli.tensorboard_command import start_tensorboard
+    from himl_tasks.errors import ConfigurationError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigurationError, match=f"could not bind to port {port}"):
+            start_tensorboard(tmp_path, port, threading.Event())
+
+
+def test_a_stop_asked_during_a_sync_pass_ends_it_between_files(tmp_path: Path) -> None:
+    # Ctrl-C/SIGTERM during the first sync (or the background thread's pass) waited for the
+    # whole pass (up to its 60 s deadline), then started TensorBoard anyway; the thread, still
+    # fetching after stop()'s 30 s, could write into the temporary folder after it was removed.
+    backend = LocalBackend(tmp_path / "workspace")
+    script = """\
+        from pathlib import Path
+        for index in range(3):
+            Path(f"outputs/tb/events.out.tfevents.{index}.host").parent.mkdir(
+                parents=True, exist_ok=True)
+            Path(f"outputs/tb/events.out.tfevents.{index}.host").write_bytes(b"event")
+    """
+    write_script(tmp_path / "project", "train.py", script)
+    ref = backend.submit(JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project"))
+    assert backend.wait(ref, timeout=60).succeeded
+    logs = TensorBoardLogs(backend, [ref], "outputs", tmp_path / "tb", tmp_path / "incoming")
+
+    logs.stop.set()
+    assert logs.sync() == 0 and not logs.all_finished
+    assert not (tmp_path / "tb").exists() and not (tmp_path / "incoming").exists()
+    logs.stop.clear()
+    assert logs.sync() == 3 and logs.all_finished

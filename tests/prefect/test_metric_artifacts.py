@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -65,3 +66,50 @@ def test_run_job_publishes_curves_that_grow_and_progress_that_reaches_100(
     assert '"step": 3' in str(table) and '"loss": "0.25"' in str(table)
     [(percent, _)] = versions(artifact_key("progress", run_id))
     assert percent == 100.0
+
+
+# A metric per batch: thousands of steps, a non-finite value and a name written to break out.
+LONG = """\
+    import math
+    from himl_tasks.runtime import log_metric
+
+    for step in range(3000):
+        log_metric("loss", 1.0 / (step + 1), step=step)
+    log_metric("loss", math.nan, step=3000)
+    log_metric("bad|name\\n```\\n# injected <script>", math.inf, step=3000)
+"""
+
+
+def test_a_long_history_is_a_bounded_table_and_hostile_names_stay_text(
+    workspace: tuple[str, LocalBackend], tmp_path: Path
+) -> None:
+    # The per-step table had a row per step: a metric logged per batch made every version of
+    # the markdown and table artifacts grow without bound (megabytes every 5 s to the API).
+    block, _ = workspace
+    write_script(tmp_path / "project", "train.py", LONG)
+    spec = JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
+
+    @flow
+    def train() -> str:
+        return run_job(block, spec, retry_delay_seconds=0).run.run_id
+
+    run_id = train()
+    [*_, (final, _)] = versions(artifact_key("curves", run_id))
+    text = str(final)
+    rows = [line for line in text.splitlines() if re.match(r"^\| \d", line)]
+    assert len(rows) <= metric_artifacts.HISTORY_TABLE_ROWS
+    assert rows[0].startswith("| 0 | 1 |") and rows[-1].startswith("| 3000 | nan | inf |")
+    assert "of 3001 steps shown" in text
+    assert len(text) < 40_000
+    # The name stays inside the code block and escaped in the table: no heading, no raw tag.
+    before, code, after = text.split("```")
+    assert "# injected" in code and "<script>" not in before + after
+    assert "\n# injected" not in after and "bad\\|name" in after
+    [*_, (table, _)] = versions(artifact_key("history", run_id))
+    table_rows = json.loads(str(table))
+    assert len(table_rows) <= metric_artifacts.HISTORY_TABLE_ROWS
+    assert table_rows[-1] == {
+        "step": 3000,
+        "loss": "nan",
+        "bad|name\n```\n# injected <script>": "inf",
+    }

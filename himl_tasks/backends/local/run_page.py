@@ -23,6 +23,7 @@ from himl_tasks.metric_curves import (
     format_number,
     metric_curves,
     progress,
+    scaled,
 )
 from himl_tasks.runs import Metric, RunStatus
 
@@ -152,7 +153,7 @@ def _curve_section(curve: MetricCurve) -> str:
         coordinates = []
         for step, value in finite:
             x = (step - first) / (last_step - first) * _WIDTH if last_step > first else _WIDTH / 2
-            y = _HEIGHT / 2 if high == low else _HEIGHT - (value - low) / (high - low) * _HEIGHT
+            y = _HEIGHT / 2 if high == low else _HEIGHT - scaled(value, low, high) * _HEIGHT
             coordinates.append(f"{x:.1f},{y:.1f}")
         points = " ".join(coordinates)
     return (
