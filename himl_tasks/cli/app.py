@@ -62,6 +62,17 @@ class _Consoles:
 
 _consoles = _Consoles()
 
+
+def _say(text: str) -> None:
+    """Prints text on stdout as written: user text (names, tags) is never read as markup."""
+    _consoles.out.print(text, markup=False, highlight=False)
+
+
+def _complain(text: str) -> None:
+    """Prints `himl: <text>` on stderr, on one line however long, as written."""
+    _consoles.err.print(f"himl: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 Patterns = Annotated[
     list[str],
     typer.Argument(metavar="PATTERN...", help="Runs: ids, names, tags, folders, or 'all'."),
@@ -102,10 +113,10 @@ def _reporting() -> Iterator[None]:
     try:
         yield
     except HimlError as error:
-        _consoles.err.print(f"himl: {error}", markup=False, highlight=False, soft_wrap=True)
+        _complain(str(error))
         raise typer.Exit(exit_code_of(error)) from None
     except KeyboardInterrupt:
-        _consoles.err.print("himl: interrupted", markup=False, highlight=False)
+        _complain("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -152,9 +163,9 @@ def _confirm_several(lines: list[str], question: str, declined: str) -> None:
     if len(lines) <= 1:
         return
     for line in lines:
-        _consoles.out.print(f"  {line}", highlight=False, markup=False)
+        _say(f"  {line}")
     if not typer.confirm(question.format(len(lines)), default=False):
-        _consoles.err.print(f"himl: {declined}", highlight=False, markup=False)
+        _complain(declined)
         raise typer.Exit(EXIT_FAILURE)
 
 
@@ -171,16 +182,14 @@ def cancel(
         backend = _backend(ctx)
         runs = [run for run in select_runs(backend, patterns) if not run.state.is_terminal]
         if not runs:
-            _consoles.out.print(
-                "nothing to cancel: every run named has ended", highlight=False, markup=False
-            )
+            _say("nothing to cancel: every run named has ended")
             return
         if not yes:
             lines = [f"{run.ref.recovery_id}  {run.state.status.value}" for run in runs]
             _confirm_several(lines, "Cancel these {} runs?", "nothing canceled")
         for run in runs:
             backend.cancel(run.ref)
-            _consoles.out.print(f"canceled {run.ref.recovery_id}", highlight=False, markup=False)
+            _say(f"canceled {run.ref.recovery_id}")
 
 
 @app.command()
@@ -210,9 +219,7 @@ def resubmit(
             _confirm_several(lines, "Resubmit these {} jobs?", "nothing resubmitted")
         for ref, spec in specs:
             new = backend.submit(spec.resuming_from(ref.recovery_id))
-            _consoles.out.print(
-                f"resubmitted {ref} as {new.recovery_id}", highlight=False, markup=False
-            )
+            _say(f"resubmitted {ref} as {new.recovery_id}")
 
 
 @app.command()
@@ -261,11 +268,9 @@ def results(
             validate_checksum=True,
             show_progress=_consoles.err.is_terminal,
         )
-    _consoles.out.print(
+    _say(
         f"{report.files} file(s), {report.bytes} bytes from {ref} into {destination} "
-        f"(checksums checked; {report.skipped_identical} already there)",
-        highlight=False,
-        markup=False,
+        f"(checksums checked; {report.skipped_identical} already there)"
     )
 
 
@@ -299,7 +304,7 @@ def metrics(
     best_run = _best(curves, best, maximize) if best else None
     names = sorted({name for by in curves.values() for name in by})
     if not names:
-        _consoles.out.print("no metrics logged", highlight=False, markup=False)
+        _say("no metrics logged")
         return
     # Names, tags and values are the user's text: escaped, never read as rich markup.
     table = Table("run", "display name", *(escape(name) for name in names))
@@ -313,7 +318,7 @@ def metrics(
         )
     _print_table(table, len(curves))
     if best_run:
-        _consoles.out.print(f"* best {best}: {best_run}", highlight=False, markup=False)
+        _say(f"* best {best}: {best_run}")
 
 
 def _best(curves: dict[str, Any], metric: str, maximize: bool) -> str | None:
@@ -360,7 +365,7 @@ def datasets(
         _print_json(rows)
         return
     if not rows:
-        _consoles.out.print("no datasets registered", highlight=False, markup=False)
+        _say("no datasets registered")
         return
     table = Table("name", "version", "datastore", "path", "created by run")
     for row in rows:
