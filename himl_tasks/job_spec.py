@@ -70,6 +70,25 @@ def parse_duration(text: str | float | None) -> float | None:
     return seconds
 
 
+def job_arguments(script_params: Sequence[str] | None, argv: Sequence[str]) -> list[str]:
+    """The job's arguments: `script_params` when given (even empty), else the command line's.
+
+    The command line's lose the submission flags; `sys.argv` itself is not changed.
+
+    Raises:
+        InvalidInputError: If `script_params` is one string, not a list of them.
+    """
+    if isinstance(script_params, str | bytes):
+        # list("--epochs 3") would be the job's arguments "-", "-", "e", ...
+        raise InvalidInputError(
+            f"script_params must be a list of strings, e.g. ['--epochs', '3'], not "
+            f"{script_params!r}"
+        )
+    if script_params is not None:
+        return list(script_params)
+    return [argument for argument in argv[1:] if argument not in SUBMISSION_FLAGS]
+
+
 def sanitize_experiment_name(name: str) -> str:
     """Makes a name AzureML accepts: anything but letters, digits, '_' and '-' becomes '_'.
 

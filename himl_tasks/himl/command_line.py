@@ -1,9 +1,10 @@
-"""What a hi-ml script's command line says: where to run it, and the job's own arguments.
+"""What a hi-ml script's command line says: where to run it.
 
 `--azureml` submits the script to AzureML, as in hi-ml; `--himl-local` (ours) submits it to
 the embedded local backend, so the cloud path can be tried without a cloud. Either is an exact
 token anywhere after the script's name (`--azureml=1` is not the flag), as hi-ml reads it.
-`sys.argv` is never changed: the flags are left out of the job's arguments only.
+`sys.argv` is never changed: the flags are left out of the job's arguments only
+(`himl_tasks.job_spec.job_arguments`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import enum
 from collections.abc import Sequence
 
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.job_spec import AZUREML_FLAG, LOCAL_FLAG, SUBMISSION_FLAGS
+from himl_tasks.job_spec import AZUREML_FLAG, LOCAL_FLAG
 
 
 class Target(enum.Enum):
@@ -64,25 +65,6 @@ def submission_target(
     if to_azureml:
         return Target.AZUREML
     return Target.LOCAL_BACKEND if to_local else Target.IN_THIS_PROCESS
-
-
-def job_arguments(script_params: Sequence[str] | None, argv: Sequence[str]) -> list[str]:
-    """The job's arguments: `script_params` when given (even empty), else the command line's.
-
-    The command line's lose the submission flags; `sys.argv` itself is not changed.
-
-    Raises:
-        InvalidInputError: If `script_params` is one string, not a list of them.
-    """
-    if isinstance(script_params, str | bytes):
-        # list("--epochs 3") would be the job's arguments "-", "-", "e", ...
-        raise InvalidInputError(
-            f"script_params must be a list of strings, e.g. ['--epochs', '3'], not "
-            f"{script_params!r}"
-        )
-    if script_params is not None:
-        return list(script_params)
-    return [argument for argument in argv[1:] if argument not in SUBMISSION_FLAGS]
 
 
 def _said_by(flag: str, parameter: bool | None) -> str:

@@ -24,7 +24,7 @@ from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and
 from himl_tasks.datasets import DatasetConfig, as_dataset_configs
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.himl import azureml_workspace
-from himl_tasks.himl.command_line import Target, job_arguments, submission_target
+from himl_tasks.himl.command_line import Target, submission_target
 from himl_tasks.himl.himl_job_spec import (
     PathOrString,
     environment_variables_for_runs,
@@ -33,7 +33,7 @@ from himl_tasks.himl.himl_job_spec import (
 from himl_tasks.himl.plain_run import plain_run_info
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
-from himl_tasks.job_spec import AZUREML_FLAG, JobSpec
+from himl_tasks.job_spec import AZUREML_FLAG, JobSpec, job_arguments
 from himl_tasks.number_checks import is_seconds
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RunRef, write_most_recent_run

@@ -23,8 +23,9 @@ from himl_tasks import (
     submit_to_azure_if_needed,
 )
 from himl_tasks.himl import LOCAL_FLAG
-from himl_tasks.himl.command_line import Target, job_arguments, submission_target
+from himl_tasks.himl.command_line import Target, submission_target
 from himl_tasks.himl.run_context import RUN_CONTEXT
+from himl_tasks.job_spec import job_arguments
 from himl_tasks.testing.files import write_tree
 
 GRID = SweepSpec({"a": Choice(1, 2)}, primary_metric="loss", sampling="grid")

@@ -33,8 +33,8 @@ from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError
 from himl_tasks.job_spec import (
     COMMANDLINE_TAG,
-    SUBMISSION_FLAGS,
     JobSpec,
+    job_arguments,
     parse_duration,
     sanitize_experiment_name,
 )
@@ -181,16 +181,7 @@ def create_script_run(
             ) from None
     else:
         relative = script.as_posix()
-    if isinstance(script_params, str | bytes):
-        # [str(arg) for arg in "--epochs 3"] would be the arguments "-", "-", "e", ...
-        raise InvalidInputError(
-            f"script_params must be a list of strings, e.g. ['--epochs', '3'], not "
-            f"{script_params!r}"
-        )
-    if script_params is None:
-        arguments = [arg for arg in sys.argv[1:] if arg not in SUBMISSION_FLAGS]
-    else:
-        arguments = [str(arg) for arg in script_params]
+    arguments = [str(arg) for arg in job_arguments(script_params, sys.argv)]
     print(f"This command will be run in AzureML: {relative} {' '.join(arguments)}")
     return ScriptRunConfig(source_directory=str(root), script=relative, arguments=arguments)
 
