@@ -9,8 +9,8 @@ per member), on top of `Backend` primitives only, so it works the same on every 
 
 from __future__ import annotations
 
+import functools
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,7 +227,7 @@ class BackendRun:
             JobTimeoutError: If it has not ended by the deadline.
         """
         del wait_post_processing
-        on_line = _print_line if show_output else None
+        on_line = functools.partial(print, flush=True) if show_output else None
         state = self.backend.watch(self.ref, timeout_seconds=timeout_seconds, on_line=on_line)
         if raise_on_error and state.status is RunStatus.FAILED:
             raise JobFailedError(state)
@@ -252,7 +252,3 @@ def _details(state: RunState) -> dict[str, Any]:
         # azureml's details carry the service's error document under "error".
         details["error"] = {"error": {"message": state.error}}
     return details
-
-
-def _print_line(line: str) -> None:
-    print(line, file=sys.stdout, flush=True)

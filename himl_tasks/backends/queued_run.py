@@ -7,6 +7,7 @@ its children.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -62,7 +63,7 @@ def wait_for_run_and_children(
         KeyboardInterrupt: Ctrl-C while waiting, once it is said that the run goes on.
     """
     print(f"Waiting for the completion of run {ref.run_id}.", flush=True)
-    on_line = _print_line if show_output else None
+    on_line = functools.partial(print, flush=True) if show_output else None
     seconds = backend.default_timeout_seconds if timeout_seconds is None else timeout_seconds
     deadline = time.monotonic() + seconds
     try:
@@ -92,7 +93,3 @@ def _interrupted_wait(ref: RunRef) -> str:
 def _raise_unless_completed(state: RunState) -> None:
     if not state.succeeded:
         raise JobFailedError(state)
-
-
-def _print_line(line: str) -> None:
-    print(line, flush=True)
