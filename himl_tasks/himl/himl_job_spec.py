@@ -1,4 +1,4 @@
-"""hi-ml's `submit_to_azure_if_needed` parameters, turned into this project's `JobSpec`."""
+"""hi-ml's defaults for the `JobSpec` `submit_to_azure_if_needed` makes from its parameters."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InvalidInputError
-from himl_tasks.job_spec import (
-    COMMANDLINE_TAG,
-    EXPERIMENT_NAME_VARIABLE,
-    JobSpec,
-    check_environment_variables,
-)
+from himl_tasks.job_spec import check_environment_variables
 from himl_tasks.job_variables import DEFAULT_ENVIRONMENT_VARIABLES
 from himl_tasks.secret_reference import SecretReference
 
@@ -38,77 +32,19 @@ def environment_variables_for_runs(
     return {**DEFAULT_ENVIRONMENT_VARIABLES, **given}
 
 
-def himl_job_spec(
-    *,
-    args: Sequence[str],
-    compute_cluster_name: str = "",
-    entry_script: PathOrString | None = None,
-    snapshot_root_directory: PathOrString | None = None,
-    conda_environment_file: PathOrString | None = None,
-    aml_environment_name: str = "",
-    experiment_name: str | None = None,
-    environment_variables: Mapping[str, str | SecretReference] | None = None,
-    pip_extra_index_url: str = "",
-    private_pip_wheel_path: PathOrString | None = None,
-    docker_base_image: str = "",
-    docker_shm_size: str = "",
-    ignored_folders: Sequence[PathOrString] | None = None,
-    input_datasets: Sequence[DatasetConfig] = (),
-    output_datasets: Sequence[DatasetConfig] = (),
-    num_nodes: int = 1,
-    max_run_duration: str = "",
-    tags: Mapping[str, str] | None = None,
-    display_name: str = "",
-) -> JobSpec:
-    """The job `submit_to_azure_if_needed` submits, with hi-ml's defaults.
+def entry_point(entry_script: PathOrString | None, root: Path) -> tuple[Path | None, str | None]:
+    """The job's script or module (one of them is None), as hi-ml chooses it.
 
-    - the entry script is the running script (`sys.argv[0]`, from the current folder), or,
-      when it was started as `python -m package.module` from the snapshot root, that module
-      (its relative imports need its package; hi-ml ran its file as a script); a relative
-      `entry_script` given is taken from the snapshot root, as hi-ml sends it;
-    - the snapshot root is the current folder;
-    - the experiment is `$HIML_EXPERIMENT_NAME`, else `experiment_name`, else the script's
-      name (hi-ml's order: the variable wins over the parameter);
-    - the variables are hi-ml's defaults with the user's over them;
-    - tags None are `{"commandline_args": <the job's arguments>}`; `{}` sets none;
-    - `max_run_duration` "" is no limit; an `ignored_folders` entry inside the snapshot root
-      may be absolute.
-
-    Without a conda file or environment name, the AzureML backend looks for `environment.yml`
-    from the script's folder upward (stopping at PYTHONPATH), as hi-ml does from the current
-    folder.
-
-    Raises:
-        InvalidInputError: For anything the spec refuses (see `JobSpec`).
+    Without `entry_script` it is the running script (`sys.argv[0]`, from the current folder),
+    or, when it was started as `python -m package.module` from the snapshot root, that module
+    (its relative imports need its package; hi-ml ran its file as a script). A relative
+    `entry_script` given is taken from the snapshot root, as hi-ml sends it.
     """
-    root = Path(snapshot_root_directory or Path.cwd()).absolute()
+    if entry_script is not None:
+        return Path(entry_script), None
     running = Path(sys.argv[0]).absolute()
-    module = _running_module(running, root) if entry_script is None else None
-    script = None if module else running if entry_script is None else Path(entry_script)
-    if tags is None:
-        tags = {COMMANDLINE_TAG: " ".join(args)}
-    return JobSpec(
-        entry_script=script,
-        module=module,
-        args=args,
-        snapshot_root=root,
-        ignored_folders=_ignored_folders(root, ignored_folders),
-        conda_environment_file=conda_environment_file,
-        docker_base_image=docker_base_image,
-        docker_shm_size=docker_shm_size,
-        pip_extra_index_url=pip_extra_index_url,
-        private_pip_wheel_path=private_pip_wheel_path,
-        environment_name=aml_environment_name,
-        compute=compute_cluster_name,
-        num_nodes=num_nodes,
-        input_datasets=input_datasets,
-        output_datasets=output_datasets,
-        environment_variables=environment_variables_for_runs(environment_variables),
-        tags=tags,
-        experiment=os.environ.get(EXPERIMENT_NAME_VARIABLE) or experiment_name or "",
-        display_name=display_name,
-        max_run_duration=max_run_duration or None,
-    )
+    module = _running_module(running, root)
+    return (None, module) if module else (running, None)
 
 
 def _running_module(running: Path, root: Path) -> str | None:
@@ -127,7 +63,13 @@ def _running_module(running: Path, root: Path) -> str | None:
     return name.removesuffix(".__main__")  # `python -m pkg` runs pkg/__main__.py
 
 
-def _ignored_folders(root: Path, folders: Sequence[PathOrString] | None) -> list[str]:
+def ignored_folders_in(root: Path, folders: Sequence[PathOrString] | None) -> list[str]:
+    """Ignored folders as the snapshot root's relative names; an absolute one inside it is fine.
+
+    Raises:
+        InvalidInputError: For one folder given as a string (not a list), or a folder outside
+            the root.
+    """
     if isinstance(folders, str | bytes | os.PathLike):
         # One folder is not a list of them: "data" would ignore "d", "a" and "t".
         raise InvalidInputError(

@@ -13,6 +13,7 @@ run_info = submit_to_azure_if_needed(compute_cluster_name="cpu-cluster",
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,13 +28,20 @@ from himl_tasks.himl import azureml_workspace
 from himl_tasks.himl.command_line import Target, submission_target
 from himl_tasks.himl.himl_job_spec import (
     PathOrString,
+    entry_point,
     environment_variables_for_runs,
-    himl_job_spec,
+    ignored_folders_in,
 )
 from himl_tasks.himl.plain_run import plain_run_info
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
-from himl_tasks.job_spec import AZUREML_FLAG, JobSpec, job_arguments
+from himl_tasks.job_spec import (
+    AZUREML_FLAG,
+    COMMANDLINE_TAG,
+    EXPERIMENT_NAME_VARIABLE,
+    JobSpec,
+    job_arguments,
+)
 from himl_tasks.number_checks import is_seconds
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RunRef, write_most_recent_run
@@ -227,26 +235,30 @@ def submit_to_azure_if_needed(
             dataset_backend=lambda: resolve_backend(aml_workspace, workspace_config_file),
         )
     arguments = job_arguments(script_params, sys.argv)
-    spec = himl_job_spec(
+    root = Path(snapshot_root_directory or Path.cwd()).absolute()
+    script, module = entry_point(entry_script, root)
+    spec = JobSpec(
+        entry_script=script,
+        module=module,
         args=arguments,
-        compute_cluster_name=compute_cluster_name,
-        entry_script=entry_script,
-        snapshot_root_directory=snapshot_root_directory,
+        snapshot_root=root,
+        ignored_folders=ignored_folders_in(root, ignored_folders),
         conda_environment_file=conda_environment_file,
-        aml_environment_name=aml_environment_name,
-        experiment_name=experiment_name,
-        environment_variables=environment_variables,
-        pip_extra_index_url=pip_extra_index_url,
-        private_pip_wheel_path=private_pip_wheel_path,
         docker_base_image=docker_base_image,
         docker_shm_size=docker_shm_size,
-        ignored_folders=ignored_folders,
+        pip_extra_index_url=pip_extra_index_url,
+        private_pip_wheel_path=private_pip_wheel_path,
+        environment_name=aml_environment_name,
+        compute=compute_cluster_name,
+        num_nodes=num_nodes,
         input_datasets=inputs,
         output_datasets=outputs,
-        num_nodes=num_nodes,
-        max_run_duration=max_run_duration,
-        tags=tags,
+        environment_variables=environment_variables_for_runs(environment_variables),
+        tags={COMMANDLINE_TAG: " ".join(arguments)} if tags is None else tags,
+        # hi-ml's order: the variable wins over the parameter; "" is the script's name.
+        experiment=os.environ.get(EXPERIMENT_NAME_VARIABLE) or experiment_name or "",
         display_name=display_name,
+        max_run_duration=max_run_duration or None,
     )
     backend = _backend_for(target, spec, aml_workspace, workspace_config_file, hyperdrive_config)
     if target is Target.AZUREML and not strictly_aml_v1:
