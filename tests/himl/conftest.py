@@ -9,10 +9,19 @@ from pathlib import Path
 import pytest
 
 # The AzureML service stand-in and its backend, shared with the backends' tests.
-from tests.backends.conftest import aml, aml_service, executing_aml, project
+from tests.backends.conftest import aml, aml_service, backend, executing_aml, project
+from tests.himl.workspace_places import cwd_project
 from tests.runtime.conftest import clean_job_environment
 
-__all__ = ["aml", "aml_service", "clean_job_environment", "executing_aml", "project"]
+__all__ = [
+    "aml",
+    "aml_service",
+    "backend",
+    "clean_job_environment",
+    "cwd_project",
+    "executing_aml",
+    "project",
+]
 
 
 @pytest.fixture

@@ -12,18 +12,16 @@ from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
 from himl_tasks.errors import ConfigurationError, InvalidInputError
 from himl_tasks.himl.workspace_resolution import resolve_backend
-from tests.backends.conftest import aml, aml_service  # noqa: F401
 from tests.himl.workspace_places import (
     WORKSPACE_VARIABLES,
-    cwd_project,  # noqa: F401
     seam_to,
     write_config_json,
 )
 
 
 def test_a_given_workspace_is_used_as_hi_ml_gives_it(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from azureml.core import Workspace
@@ -43,8 +41,8 @@ def test_a_given_workspace_is_used_as_hi_ml_gives_it(
 
 
 def test_a_given_config_file_is_an_azureml_config_json_or_a_local_datastores_file(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seam = seam_to(aml, monkeypatch)
@@ -72,8 +70,8 @@ def test_a_given_config_file_is_an_azureml_config_json_or_a_local_datastores_fil
 
 
 def test_inside_an_azureml_run_its_workspace_wins_over_the_snapshots_config_json(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seam = seam_to(aml, monkeypatch)
@@ -86,8 +84,8 @@ def test_inside_an_azureml_run_its_workspace_wins_over_the_snapshots_config_json
 
 
 def test_inside_a_local_run_its_workspace_wins_over_a_config_json(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seam = seam_to(aml, monkeypatch)
@@ -101,8 +99,8 @@ def test_inside_a_local_run_its_workspace_wins_over_a_config_json(
 
 
 def test_a_config_json_found_upward_is_azureml_never_the_local_folder(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seam = seam_to(aml, monkeypatch)
@@ -117,8 +115,8 @@ def test_a_config_json_found_upward_is_azureml_never_the_local_folder(
 
 
 def test_a_failing_azureml_sign_in_is_an_error_not_a_fall_back(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seam = seam_to(aml, monkeypatch)
@@ -131,8 +129,8 @@ def test_a_failing_azureml_sign_in_is_an_error_not_a_fall_back(
 
 
 def test_the_himl_workspace_variables_are_azureml_all_three_or_an_error(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seam = seam_to(aml, monkeypatch)
@@ -147,8 +145,8 @@ def test_the_himl_workspace_variables_are_azureml_all_three_or_an_error(
 
 
 def test_with_no_place_set_the_local_workspace_is_used_and_said(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
