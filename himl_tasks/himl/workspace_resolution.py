@@ -36,6 +36,7 @@ from himl_tasks import job_variables
 from himl_tasks.backends.azureml_v1.workspace import (
     CONFIG_FILE_NAME,
     WORKSPACE_VARIABLES,
+    WorkspaceSettings,
     find_config_file,
 )
 from himl_tasks.backends.base import Backend
@@ -128,8 +129,6 @@ def _from_config_file(path: Path) -> Backend:
             f"workspace config file {path} cannot be read: {type(error).__name__}: {error}"
         ) from None
     if _is_json(text):
-        from himl_tasks.backends.azureml_v1.workspace import WorkspaceSettings
-
         WorkspaceSettings.from_config_file(path)  # an AzureML config.json: names missing fields
         return azureml_workspace.azureml_backend(workspace_config_path=path)
     if _is_datastores_toml(text):
