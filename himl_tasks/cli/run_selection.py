@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from himl_tasks.backends.azureml_v1.workspace import search_folders
+from himl_tasks.backends.azureml_v1.workspace import find_project_file
 from himl_tasks.backends.base import Backend
 from himl_tasks.cli.selection import describe
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RunNotFoundError
@@ -128,11 +128,7 @@ def find_recovery_file(start: Path) -> Path | None:
 
     The same folders the library searches for a project's `config.json` (`search_folders`).
     """
-    for folder in search_folders(start, os.environ.get("PYTHONPATH", "")):
-        candidate = folder / RUN_RECOVERY_FILE
-        if candidate.is_file():
-            return candidate
-    return None
+    return find_project_file(RUN_RECOVERY_FILE, start, os.environ.get("PYTHONPATH", ""))
 
 
 def _latest_runs_of_experiment(backend: Backend, selection: RunSelection) -> list[RunRef]:
