@@ -15,7 +15,6 @@ from pathlib import Path
 
 from himl_tasks.backends.azureml_v1.workspace import find_project_file
 from himl_tasks.backends.base import Backend
-from himl_tasks.cli.selection import describe
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.runs import RUN_RECOVERY_FILE, RunRef, read_most_recent_run
 
@@ -151,6 +150,6 @@ def _latest_runs_of_experiment(backend: Backend, selection: RunSelection) -> lis
         tags = ", ".join(n if v is None else f"{n}={v}" for n, v in selection.tags)
         raise RunNotFoundError(
             f"no run in experiment '{experiment}'{f' with tags {tags}' if tags else ''} in "
-            f"{describe(backend)}"
+            f"{backend.workspace_description()}"
         )
     return [listed.ref for listed in wanted[: selection.num_runs or 1]]

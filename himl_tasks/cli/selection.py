@@ -56,7 +56,9 @@ def select_runs(
         else:
             found = [run for run in listed if matches(run, pattern)]
         if not found:
-            raise RunNotFoundError(f"no run matches '{pattern}' in {describe(backend)}")
+            raise RunNotFoundError(
+                f"no run matches '{pattern}' in {backend.workspace_description()}"
+            )
         chosen.update((run.ref.run_id, run) for run in found)
     order = {run.ref.run_id: index for index, run in enumerate(listed)}
     runs = sorted(chosen.values(), key=lambda run: order[run.ref.run_id])
@@ -125,14 +127,6 @@ def matches(run: ListedRun, pattern: str) -> bool:
     if any(character in pattern for character in GLOB_CHARACTERS):
         return any(fnmatch.fnmatchcase(name, pattern) for name in names)
     return any(name.startswith(pattern) for name in names if name)
-
-
-def describe(backend: Backend) -> str:
-    """The workspace, as a person recognises it (a local folder, an AzureML workspace)."""
-    root = getattr(backend, "root", None)
-    if root is not None:
-        return f"the local workspace at {root}"
-    return f"the workspace {backend.workspace_key()}"
 
 
 def _recovery_ids_in_folders(pattern: str) -> set[str] | None:
