@@ -357,7 +357,7 @@ def datasets(
         return
     table = Table("name", "version", "datastore", "path", "created by run")
     for row in rows:
-        table.add_row(*("-" if value is None else str(value) for value in row.values()))
+        table.add_row(*("-" if value is None else escape(str(value)) for value in row.values()))
     _print_table(table, len(rows))
 
 
