@@ -20,7 +20,7 @@ from rich.table import Table
 from himl_tasks.backends.base import Backend
 from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_of
 from himl_tasks.cli.rows import COLUMNS, status_row
-from himl_tasks.cli.selection import select_run, select_runs
+from himl_tasks.cli.run_patterns import select_run, select_runs
 from himl_tasks.cli.workspace import backend_for_command
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import HimlError, InvalidInputError

@@ -4,7 +4,7 @@ hi-ml's `himl-download` and `himl-tb` take one of `--run_ids`, `--run_recovery_i
 `--experiment` (with `--tags` and `--num_runs`) or `--latest_run_file`; with none of them they
 read `most_recent_run.txt` from the current folder or a parent, as hi-ml does. Here giving two
 selectors at once is an error rather than a silent precedence. (`himl`'s PATTERNs are read by
-`himl_tasks.cli.selection`; a run not found is said the same way by both.)
+`himl_tasks.cli.run_patterns`; a run not found is said the same way by both.)
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ A pattern is, in this order:
   experiment, display name and tags (`key=value`, or the value alone): by glob when it holds
   `*`, `?` or `[`, else by prefix.
 
+A command on one run (`himl logs`, `himl results`) takes a run id or recovery id as that run
+alone (`select_run`), even where other runs' names start with it.
+
 (`himl-download` and `himl-tb` take hi-ml's selector flags instead: `himl_tasks.cli.run_selection`.)
 """
 
