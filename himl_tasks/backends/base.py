@@ -286,6 +286,10 @@ class Backend(abc.ABC):
         """
         return f"{type(self).__name__}@{id(self):x}"
 
+    def workspace_description(self) -> str:
+        """The workspace as a person recognises it in a message (by default its key)."""
+        return f"the workspace {self.workspace_key()}"
+
     def submit(self, job: JobSpec | RunPlan, *, submission_id: str | None = None) -> RunRef:
         """Starts a job; returns at once with its run.
 

@@ -20,12 +20,11 @@ from rich.table import Table
 from himl_tasks.backends.base import Backend
 from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_of
 from himl_tasks.cli.rows import COLUMNS, status_row
-from himl_tasks.cli.selection import select_runs, with_children
+from himl_tasks.cli.run_patterns import select_run, select_runs
 from himl_tasks.cli.workspace import backend_for_command
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import HimlError, InvalidInputError
 from himl_tasks.metric_curves import format_number, metric_curves
-from himl_tasks.runs import RunRef
 
 DEFAULT_FOLLOW_SECONDS = 24 * 3600.0
 
@@ -118,17 +117,6 @@ def _reporting() -> Iterator[None]:
     except KeyboardInterrupt:
         _complain("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _one_run(backend: Backend, pattern: str) -> RunRef:
-    runs = select_runs(backend, [pattern])
-    if len(runs) > 1:
-        names = ", ".join(run.ref.recovery_id for run in runs[:5])
-        raise InvalidInputError(
-            f"'{pattern}' names {len(runs)} runs ({names}{', ...' if len(runs) > 5 else ''}): "
-            "give one run"
-        )
-    return runs[0].ref
 
 
 def _print_json(value: Any) -> None:
@@ -236,7 +224,7 @@ def logs(
     """Prints the run's driver log; with -f, follows it until the run ends."""
     with _reporting():
         backend = _backend(ctx)
-        ref = _one_run(backend, run)
+        ref = select_run(backend, run)
         for line in backend.iter_logs(ref, follow=follow, timeout=timeout):
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
@@ -259,7 +247,7 @@ def results(
     """Downloads the run's files, checksums checked, with a progress bar."""
     with _reporting():
         backend = _backend(ctx)
-        ref = _one_run(backend, run)
+        ref = select_run(backend, run)
         destination = dest if dest is not None else Path(ref.run_id)
         report = backend.download_files(
             ref,
@@ -290,7 +278,7 @@ def metrics(
     """
     with _reporting():
         backend = _backend(ctx)
-        runs = with_children(backend, select_runs(backend, patterns))
+        runs = select_runs(backend, patterns, children=True)
         curves = {run.ref.recovery_id: metric_curves(backend.get_metrics(run.ref)) for run in runs}
         shown = {run.ref.recovery_id: run.display_name for run in runs}
     if as_json:
@@ -369,7 +357,7 @@ def datasets(
         return
     table = Table("name", "version", "datastore", "path", "created by run")
     for row in rows:
-        table.add_row(*("-" if value is None else str(value) for value in row.values()))
+        table.add_row(*("-" if value is None else escape(str(value)) for value in row.values()))
     _print_table(table, len(rows))
 
 

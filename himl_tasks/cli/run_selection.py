@@ -4,7 +4,7 @@ hi-ml's `himl-download` and `himl-tb` take one of `--run_ids`, `--run_recovery_i
 `--experiment` (with `--tags` and `--num_runs`) or `--latest_run_file`; with none of them they
 read `most_recent_run.txt` from the current folder or a parent, as hi-ml does. Here giving two
 selectors at once is an error rather than a silent precedence. (`himl`'s PATTERNs are read by
-`himl_tasks.cli.selection`; a run not found is said the same way by both.)
+`himl_tasks.cli.run_patterns`; a run not found is said the same way by both.)
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from himl_tasks.backends.azureml_v1.workspace import search_folders
+from himl_tasks.backends.azureml_v1.workspace import find_project_file
 from himl_tasks.backends.base import Backend
-from himl_tasks.cli.selection import describe
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.runs import RUN_RECOVERY_FILE, RunRef, read_most_recent_run
 
@@ -128,11 +127,7 @@ def find_recovery_file(start: Path) -> Path | None:
 
     The same folders the library searches for a project's `config.json` (`search_folders`).
     """
-    for folder in search_folders(start, os.environ.get("PYTHONPATH", "")):
-        candidate = folder / RUN_RECOVERY_FILE
-        if candidate.is_file():
-            return candidate
-    return None
+    return find_project_file(RUN_RECOVERY_FILE, start, os.environ.get("PYTHONPATH", ""))
 
 
 def _latest_runs_of_experiment(backend: Backend, selection: RunSelection) -> list[RunRef]:
@@ -155,6 +150,6 @@ def _latest_runs_of_experiment(backend: Backend, selection: RunSelection) -> lis
         tags = ", ".join(n if v is None else f"{n}={v}" for n, v in selection.tags)
         raise RunNotFoundError(
             f"no run in experiment '{experiment}'{f' with tags {tags}' if tags else ''} in "
-            f"{describe(backend)}"
+            f"{backend.workspace_description()}"
         )
     return [listed.ref for listed in wanted[: selection.num_runs or 1]]

@@ -59,10 +59,10 @@ class MetricHistoryArtifacts:
         ```
     """
 
-    def __init__(self, backend: Backend, ref: RunRef, *, min_seconds: float | None = None) -> None:
+    def __init__(self, backend: Backend, ref: RunRef) -> None:
         self.backend = backend
         self.ref = ref
-        self.min_seconds = HISTORY_ARTIFACT_SECONDS if min_seconds is None else min_seconds
+        self.min_seconds = HISTORY_ARTIFACT_SECONDS
         self._last_read = float("-inf")
         self._seen: tuple[int, object] | None = None
         self._progress: UUID | None = None

@@ -6,8 +6,14 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pytest
+
+from himl_tasks.backends.local import run_page
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.run_page import RunPage
+from himl_tasks.backends.local.supervisor import DRIVER_LOG
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import Metric
 from tests.backends.conftest import write_script
 
 HOSTILE = "<script>alert('loss')</script>"
@@ -132,3 +138,62 @@ def test_a_curve_near_the_float_limits_and_a_binary_log_still_draw(tmp_path: Pat
     assert "<strong>Completed</strong>" in page
     assert '<polyline points="0.0,64.0 160.0,32.0 320.0,0.0"/>' in page
     assert "<\x00" not in page and "&lt;=&gt;" in page  # the bytes '<', '=', '>' escaped
+
+
+def test_a_page_rewritten_while_nothing_changed_reads_and_writes_nothing_again(
+    tmp_path: Path,
+) -> None:
+    # The supervisor rewrites a running run's page every 2 s: each time it read every metric,
+    # the log's tail and walked the whole run folder, and wrote the page, mostly all unchanged.
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "train.py", TRAIN)
+    ref = backend.submit(
+        backend.plan(JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project"))
+    )
+    backend.wait(ref, timeout=120)
+    row = backend.registry.get_run(ref.run_id)
+    assert row is not None
+    reads: list[str] = []
+    registry = backend.registry
+    metric_values = registry.metric_values
+
+    def counted(run_id: str) -> list[Metric]:
+        reads.append(run_id)
+        return metric_values(run_id)
+
+    registry.metric_values = counted  # type: ignore[method-assign]
+    page = RunPage(registry, row, driver_log=DRIVER_LOG)
+    path = page.write()
+    written = path.stat().st_mtime_ns, path.stat().st_ino
+    time.sleep(0.01)
+    assert page.write() == path
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == written and len(reads) == 1
+    registry.log_metrics(ref.run_id, 1, [("loss", 0.05, 5)])
+    page.write()
+    assert len(reads) == 2 and "(6 points)" in path.read_text(encoding="utf-8")
+    log = row.run_dir / "snapshot" / DRIVER_LOG
+    log.write_text(log.read_text(encoding="utf-8") + "one more line\n", encoding="utf-8")
+    page.write()
+    assert "one more line" in path.read_text(encoding="utf-8") and len(reads) == 2
+
+
+def test_the_files_are_listed_in_name_order_up_to_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Listed as sorted(rglob) did, but left at the limit instead of walking the whole folder.
+    folder = tmp_path / "snapshot"
+    for name in ("b", "a.txt", "a/x", "a/y/z", "B", "a-b/c", ".hidden", "c/d"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(name)
+    (folder / "link").symlink_to(folder / "a", target_is_directory=True)
+    (folder / "file-link").symlink_to(folder / "b")
+    everything = [
+        (path.relative_to(folder).as_posix(), path.stat().st_size)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]
+    assert run_page._files(folder) == everything
+    assert "link/x" not in dict(everything)
+    monkeypatch.setattr(run_page, "MAX_FILES", 4)
+    assert run_page._files(folder) == everything[:4]
+    assert run_page._files(tmp_path / "gone") == []

@@ -128,3 +128,37 @@ def test_datasets_and_datastores(
     code, out, _ = himl(quick_aml, "datastores", "--json")
     assert code == 0 and store.name in [row["name"] for row in json.loads(out)]
     assert "<redacted>" in out and aml_service.azurite.account_key not in out
+
+
+def test_one_run_named_by_its_id_is_looked_up_alone_and_metrics_list_once(
+    quick_aml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    spec: JobSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `himl logs ID` listed the whole workspace (every experiment's runs and each run's details,
+    # a service call per run) to find the run get_run_ref finds in one; `himl metrics` listed it
+    # twice (once more for the children).
+    aml_service.next_outcome = Outcome(
+        log_lines=("epoch 0",), files={"outputs/model.txt": b"weights"}, metrics={"loss": [1.0]}
+    )
+    ref = quick_aml.submit(dataclasses.replace(spec, display_name="good"))
+    quick_aml.wait(ref, poll=0)
+    listings: list[str | None] = []
+    list_runs = aml_service.list_runs
+
+    def counted(experiment: str | None) -> list[tuple[object, str | None]]:
+        listings.append(experiment)
+        return list_runs(experiment)
+
+    monkeypatch.setattr(aml_service, "list_runs", counted)
+    for name in (ref.run_id, ref.recovery_id):
+        code, out, _ = himl(quick_aml, "logs", name)
+        assert code == 0 and out.splitlines() == ["epoch 0"]
+    code, _, err = himl(quick_aml, "results", ref.run_id, "--dest", str(tmp_path / "got"))
+    assert code == 0 and listings == [], err
+    code, out, _ = himl(quick_aml, "logs", "good")  # a name: matched against the listing
+    assert code == 0 and listings == [None]
+    code, out, _ = himl(quick_aml, "metrics", "good", "--json")
+    assert code == 0 and list(json.loads(out)) == [ref.recovery_id] and listings == [None, None]

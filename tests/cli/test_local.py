@@ -358,3 +358,11 @@ def test_rich_markup_in_names_is_shown_as_written(local: LocalBackend, tmp_path:
         local, "results", ref.run_id, "--prefix", "", "--dest", str(tmp_path / "[/d]")
     )
     assert code == 0 and "[/d]" in out, err
+    # A dataset's folder in its datastore is the user's text too (the table printed it as markup).
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "a.csv").write_text("1\n")
+    local.datastore().upload_folder(source, "[/p] [red]v1")
+    local.register_dataset("marked", "", "[/p] [red]v1")
+    code, out, err = himl(local, "datasets")
+    assert code == 0 and "[/p] [red]v1" in out, err

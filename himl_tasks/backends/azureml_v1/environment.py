@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks.backends.azureml_v1.service import AzureMLService
-from himl_tasks.backends.azureml_v1.workspace import search_folders
+from himl_tasks.backends.azureml_v1.workspace import find_project_file
 from himl_tasks.errors import ConfigurationError, InputPathNotFoundError, InvalidInputError
 from himl_tasks.job_spec import JobSpec
 
@@ -17,10 +17,7 @@ ENVIRONMENT_NAME_PREFIX = "HIML-"
 
 def find_conda_file(start: Path, python_path: str) -> Path | None:
     """`environment.yml` in `start` or its parents (up to the project root on PYTHONPATH)."""
-    for folder in search_folders(start, python_path):
-        if (folder / CONDA_FILE_NAME).is_file():
-            return folder / CONDA_FILE_NAME
-    return None
+    return find_project_file(CONDA_FILE_NAME, start, python_path)
 
 
 def environment_for(spec: JobSpec, service: AzureMLService, *, python_path: str = "") -> Any:

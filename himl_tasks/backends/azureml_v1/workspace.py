@@ -204,9 +204,14 @@ def get_workspace(
 
 def find_config_file(start: Path, python_path: str) -> Path | None:
     """The `config.json` in the first of `search_folders` that has one, or None."""
+    return find_project_file(CONFIG_FILE_NAME, start, python_path)
+
+
+def find_project_file(name: str, start: Path, python_path: str) -> Path | None:
+    """The file `name` in the first of `search_folders` that has one, or None."""
     for folder in search_folders(start, python_path):
-        if (folder / CONFIG_FILE_NAME).is_file():
-            return folder / CONFIG_FILE_NAME
+        if (folder / name).is_file():
+            return folder / name
     return None
 
 

@@ -120,6 +120,10 @@ class LocalBackend(Backend):
         """The workspace folder: every backend object on it shares plans."""
         return f"local:{self.root.resolve()}"
 
+    def workspace_description(self) -> str:
+        """The workspace folder, as messages name it."""
+        return f"the local workspace at {self.root}"
+
     # ---- compute --------------------------------------------------------------------------
 
     def create_compute_cluster(

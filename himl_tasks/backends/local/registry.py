@@ -658,6 +658,16 @@ class Registry:
                 (run_id, run_id),
             ).fetchall()
 
+    def metric_count(self, run_id: str) -> int:
+        """How many metric values (numbers and text) the run logged: values are only added."""
+        with self.read() as db:
+            row = db.execute(
+                "SELECT (SELECT count(*) FROM metrics WHERE run_id = ?) "
+                "+ (SELECT count(*) FROM text_metrics WHERE run_id = ?)",
+                (run_id, run_id),
+            ).fetchone()
+        return int(row[0])
+
     def metric_values(self, run_id: str) -> list[Metric]:
         """Every metric value of the run as `Metric`s, in the order logged, with its attempt."""
         return [

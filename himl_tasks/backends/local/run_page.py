@@ -3,9 +3,10 @@
 AzureML gives each run a portal page; a local run gets this file instead (its `portal_url`):
 status, each numeric metric's curve (an inline SVG polyline) with min/max/last, the last values of
 every metric, the driver log's tail and the run's files with links. It is written when the run
-is submitted, when its supervisor starts it and when it ends (before the end is recorded, so
-whoever sees the run ended finds the final page). Everything shown that a user chose (run and
-metric names, tags, log lines, file names) is HTML-escaped.
+is submitted, when its supervisor starts it, every few seconds while it runs (`RunPage`: only
+what changed is read again, and an unchanged page is not rewritten) and when it ends (before the
+end is recorded, so whoever sees the run ended finds the final page). Everything shown that a
+user chose (run and metric names, tags, log lines, file names) is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import html
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -46,30 +48,85 @@ def write_run_page(
     status: RunStatus | None = None,
     error: str | None = None,
 ) -> Path:
-    """Writes (or rewrites) the run's page; returns its path.
+    """Writes (or rewrites) the run's page once; returns its path (see `RunPage.write`)."""
+    return RunPage(registry, row, driver_log=driver_log).write(status, error)
+
+
+class RunPage:
+    """The page of one run, kept up to date by whoever rewrites it again and again.
+
+    Each `write` reads again only what changed since the last: the metrics when the registry
+    holds more of them, the log's tail when the log's size or time changed; and the page is
+    written only when what it shows changed. A run that runs for hours rewrites its page every
+    few seconds (the supervisor), mostly with nothing new.
 
     Args:
         registry: The workspace's registry (the run's metrics).
         row: The run.
         driver_log: The driver log's path inside the run's working folder.
-        status: The status to show, if not the row's (the supervisor writes the final page
-            before it records the end).
-        error: The error to show, if not the row's.
     """
-    page = row.run_dir / PAGE
-    text = render_run_page(
-        row,
-        registry.metric_values(row.run_id),
-        log_tail=_tail(row.run_dir / "snapshot" / driver_log, LOG_TAIL_LINES),
-        driver_log=driver_log,
-        files=_files(row.run_dir / "snapshot"),
-        status=status or row.status,
-        error=row.error if error is None else error,
-    )
-    partial = page.with_name(PAGE + ".tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(page)  # a browser reloading never sees half a page
-    return page
+
+    def __init__(self, registry: Registry, row: RunRow, *, driver_log: str) -> None:
+        self.registry = registry
+        self.row = row
+        self.driver_log = driver_log
+        self._metrics: list[Metric] | None = None
+        self._log: tuple[tuple[int, int] | None, str] | None = None
+        self._shown: tuple[object, ...] | None = None
+
+    def write(self, status: RunStatus | None = None, error: str | None = None) -> Path:
+        """Writes the page if what it shows changed since the last write; returns its path.
+
+        Args:
+            status: The status to show, if not the row's (the supervisor writes the final page
+                before it records the end).
+            error: The error to show, if not the row's.
+        """
+        row = self.row
+        page = row.run_dir / PAGE
+        metrics = self._read_metrics()
+        log_mark, log_tail = self._read_log()
+        files = _files(row.run_dir / "snapshot")
+        shown_status = status or row.status
+        shown_error = row.error if error is None else error
+        shown = (shown_status, shown_error, len(metrics), log_mark, files)
+        if shown == self._shown:
+            return page
+        text = render_run_page(
+            row,
+            metrics,
+            log_tail=log_tail,
+            driver_log=self.driver_log,
+            files=files,
+            status=shown_status,
+            error=shown_error,
+        )
+        partial = page.with_name(PAGE + ".tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(page)  # a browser reloading never sees half a page
+        self._shown = shown
+        return page
+
+    def _read_metrics(self) -> list[Metric]:
+        """The run's metrics, read again only when the registry holds more (they are only added)."""
+        if self._metrics is None or self.registry.metric_count(self.row.run_id) != len(
+            self._metrics
+        ):
+            self._metrics = self.registry.metric_values(self.row.run_id)
+        return self._metrics
+
+    def _read_log(self) -> tuple[tuple[int, int] | None, str]:
+        """The driver log's (size, time) and its tail, read again only when they changed."""
+        path = self.row.run_dir / "snapshot" / self.driver_log
+        try:
+            found = path.stat()
+            mark: tuple[int, int] | None = (found.st_size, found.st_mtime_ns)
+        except OSError:
+            mark = None
+        if self._log is None or self._log[0] != mark:
+            # Marked before it is read: a line written meanwhile is read at the next write.
+            self._log = (mark, _tail(path, LOG_TAIL_LINES) if mark is not None else "")
+        return self._log
 
 
 def render_run_page(
@@ -187,17 +244,36 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def _files(folder: Path) -> list[tuple[str, int]]:
-    """The files under `folder` (relative POSIX paths and sizes), sorted, at most MAX_FILES."""
+    """The files under `folder` (relative POSIX paths and sizes), sorted, at most MAX_FILES.
+
+    Walked in name order and left at the MAX_FILES-th file: a run's folder may hold many more,
+    and the page is written every few seconds. Links to folders are not followed.
+    """
     found: list[tuple[str, int]] = []
-    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
-        if len(found) >= MAX_FILES:
-            break
+    pending = [("", _sorted_entries(folder))]
+    while pending and len(found) < MAX_FILES:
+        prefix, entries = pending[-1]
+        entry = next(entries, None)
+        if entry is None:
+            pending.pop()
+            continue
         try:
-            if path.is_file():
-                found.append((path.relative_to(folder).as_posix(), path.stat().st_size))
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((f"{prefix}{entry.name}/", _sorted_entries(Path(entry.path))))
+            elif entry.is_file():
+                found.append((prefix + entry.name, entry.stat().st_size))
         except OSError:
             continue  # removed while listed (a running job's temporary files)
     return found
+
+
+def _sorted_entries(folder: Path) -> Iterator[os.DirEntry[str]]:
+    """The entries of `folder` by name (none if it cannot be listed, or is gone)."""
+    try:
+        with os.scandir(folder) as listing:
+            return iter(sorted(listing, key=lambda entry: entry.name))
+    except OSError:
+        return iter([])
 
 
 def _href(name: str) -> str:

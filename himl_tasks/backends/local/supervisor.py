@@ -33,13 +33,13 @@ from himl_tasks.backends.local.processes import (
     refuse_inspection,
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
-from himl_tasks.backends.local.run_page import write_run_page
+from himl_tasks.backends.local.run_page import RunPage
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
 POLL_SECONDS = 0.01
 CANCEL_CHECK_SECONDS = 0.1
 METRIC_CHECK_SECONDS = 0.05
-PAGE_SECONDS = 2.0  # how often a running run's page is rewritten (a registry read, a folder walk)
+PAGE_SECONDS = 2.0  # how often a running run's page is looked at (rewritten if it changed)
 TERMINATE_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 20
 DRIVER_LOG = "azureml-logs/70_driver_log.txt"
@@ -129,6 +129,7 @@ class _Supervisor:
         self._last_cancel_check = 0.0
         self._last_metric_check = 0.0
         self._cancel_requested = False
+        self._page = RunPage(registry, run, driver_log=DRIVER_LOG)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -175,9 +176,7 @@ class _Supervisor:
     def _write_page(self, status: RunStatus | None = None, error: str | None = None) -> None:
         """Rewrites the run's page (`run_page`); a page that cannot be written ends nothing."""
         try:
-            write_run_page(
-                self.registry, self.run, driver_log=DRIVER_LOG, status=status, error=error
-            )
+            self._page.write(status, error)
         except (OSError, sqlite3.Error) as failure:
             print(f"could not write the page of run {self.run.run_id}: {failure}", file=sys.stderr)
 

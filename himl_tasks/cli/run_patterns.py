@@ -11,6 +11,9 @@ A pattern is, in this order:
   experiment, display name and tags (`key=value`, or the value alone): by glob when it holds
   `*`, `?` or `[`, else by prefix.
 
+A command on one run (`himl logs`, `himl results`) takes a run id or recovery id as that run
+alone (`select_run`), even where other runs' names start with it.
+
 (`himl-download` and `himl-tb` take hi-ml's selector flags instead: `himl_tasks.cli.run_selection`.)
 """
 
@@ -23,13 +26,21 @@ from pathlib import Path
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.errors import InvalidInputError, RunNotFoundError
-from himl_tasks.runs import RUN_RECOVERY_FILE, ListedRun, read_most_recent_run
+from himl_tasks.runs import RUN_RECOVERY_FILE, ListedRun, RunRef, read_most_recent_run
 
 GLOB_CHARACTERS = "*?["
 
 
-def select_runs(backend: Backend, patterns: Sequence[str]) -> list[ListedRun]:
+def select_runs(
+    backend: Backend, patterns: Sequence[str], *, children: bool = False
+) -> list[ListedRun]:
     """The runs the patterns name, oldest first, each once.
+
+    Args:
+        backend: The workspace.
+        patterns: The patterns (see the module docstring).
+        children: Each run is followed by its children not named already (a sweep by its
+            trials), from the same listing of the workspace.
 
     Raises:
         InvalidInputError: A malformed pattern (empty, an unclosed `[`), or a folder without
@@ -48,10 +59,52 @@ def select_runs(backend: Backend, patterns: Sequence[str]) -> list[ListedRun]:
         else:
             found = [run for run in listed if matches(run, pattern)]
         if not found:
-            raise RunNotFoundError(f"no run matches '{pattern}' in {describe(backend)}")
+            raise RunNotFoundError(
+                f"no run matches '{pattern}' in {backend.workspace_description()}"
+            )
         chosen.update((run.ref.run_id, run) for run in found)
     order = {run.ref.run_id: index for index, run in enumerate(listed)}
-    return sorted(chosen.values(), key=lambda run: order[run.ref.run_id])
+    runs = sorted(chosen.values(), key=lambda run: order[run.ref.run_id])
+    return _with_children(runs, listed) if children else runs
+
+
+def select_run(backend: Backend, pattern: str) -> RunRef:
+    """The one run a pattern names (`himl logs`, `himl results`).
+
+    A job folder's run, or a run id or recovery id the workspace has, is looked up alone
+    (`get_run_ref`); only another pattern reads the listing of the whole workspace (on AzureML
+    a service call per run). An id that other runs' names start with names its own run.
+
+    Raises:
+        InvalidInputError: As `select_runs`, or the pattern names several runs.
+        RunNotFoundError: As `select_runs`.
+    """
+    check_pattern(pattern)
+    ids = _recovery_ids_in_folders(pattern)
+    if ids is None:
+        exact = _run_with_id(backend, pattern)
+        names = (
+            [exact] if exact else [run.ref.recovery_id for run in select_runs(backend, [pattern])]
+        )
+    else:
+        names = sorted(ids)
+    if len(names) > 1:
+        shown = ", ".join(names[:5])
+        raise InvalidInputError(
+            f"'{pattern}' names {len(names)} runs ({shown}{', ...' if len(names) > 5 else ''}): "
+            "give one run"
+        )
+    return backend.get_run_ref(names[0])
+
+
+def _run_with_id(backend: Backend, pattern: str) -> str | None:
+    """The recovery id of the run whose run id or recovery id `pattern` is, None if none is."""
+    if pattern == "all" or any(character in pattern for character in GLOB_CHARACTERS):
+        return None
+    try:
+        return backend.get_run_ref(pattern).recovery_id
+    except (RunNotFoundError, InvalidInputError):  # not an id, or not one of this workspace
+        return None
 
 
 def check_pattern(pattern: str) -> None:
@@ -77,14 +130,6 @@ def matches(run: ListedRun, pattern: str) -> bool:
     if any(character in pattern for character in GLOB_CHARACTERS):
         return any(fnmatch.fnmatchcase(name, pattern) for name in names)
     return any(name.startswith(pattern) for name in names if name)
-
-
-def describe(backend: Backend) -> str:
-    """The workspace, as a person recognises it (a local folder, an AzureML workspace)."""
-    root = getattr(backend, "root", None)
-    if root is not None:
-        return f"the local workspace at {root}"
-    return f"the workspace {backend.workspace_key()}"
 
 
 def _recovery_ids_in_folders(pattern: str) -> set[str] | None:
@@ -128,11 +173,11 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def with_children(backend: Backend, runs: Sequence[ListedRun]) -> list[ListedRun]:
-    """The runs, each followed by its children not named already (a sweep by its trials)."""
+def _with_children(runs: Sequence[ListedRun], listed: Sequence[ListedRun]) -> list[ListedRun]:
+    """The runs, each followed by its children in `listed` not named already."""
     named = {run.ref.run_id for run in runs}
     children: dict[str, list[ListedRun]] = {}
-    for run in backend.list_runs():
+    for run in listed:
         if run.parent_run_id is not None and run.ref.run_id not in named:
             children.setdefault(run.parent_run_id, []).append(run)
     return [each for run in runs for each in (run, *children.get(run.ref.run_id, []))]
