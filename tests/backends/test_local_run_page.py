@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.run_page import PAGE, write_run_page
+from himl_tasks.backends.local.supervisor import DRIVER_LOG
 from himl_tasks.job_spec import JobSpec
 from tests.backends.conftest import write_script
 
@@ -132,3 +135,47 @@ def test_a_curve_near_the_float_limits_and_a_binary_log_still_draw(tmp_path: Pat
     assert "<strong>Completed</strong>" in page
     assert '<polyline points="0.0,64.0 160.0,32.0 320.0,0.0"/>' in page
     assert "<\x00" not in page and "&lt;=&gt;" in page  # the bytes '<', '=', '>' escaped
+
+
+def test_two_writers_of_a_page_never_mix_it_nor_fail(tmp_path: Path) -> None:
+    # The submitter writes a queued run's page as the supervisor another run's end started
+    # writes it too. Both wrote into one temporary name: the page held one page's head and
+    # the other's tail, and a writer whose file the other had renamed away raised
+    # FileNotFoundError (the submitter's after its run was recorded).
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "train.py", "print('hi')\n")
+    spec = JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
+    _, _, run_dir = page_of(backend, spec)
+    row = backend.registry.get_run(run_dir.name)
+    assert row is not None
+    failures: list[BaseException] = []
+    mixed: list[str] = []
+    done = threading.Event()
+
+    def write(error: str) -> None:
+        try:
+            for _ in range(150):
+                write_run_page(backend.registry, row, driver_log=DRIVER_LOG, error=error)
+        except BaseException as failure:
+            failures.append(failure)
+
+    def read() -> None:
+        while not done.is_set():
+            text = (run_dir / PAGE).read_text(encoding="utf-8")
+            if text.count("</html>") != 1 or ("short" in text and "long" * 100 in text):
+                mixed.append(text)
+
+    writers = [threading.Thread(target=write, args=(e,)) for e in ("short", "long" * 5000)]
+    reader = threading.Thread(target=read)
+    for thread in (*writers, reader):
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    done.set()
+    reader.join(120)
+
+    assert failures == [] and mixed == []
+    # No temporary file left beside it.
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        PAGE, "job_spec.json", "snapshot", "supervisor.log"
+    ]  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -66,9 +67,15 @@ def write_run_page(
         status=status or row.status,
         error=row.error if error is None else error,
     )
-    partial = page.with_name(PAGE + ".tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(page)  # a browser reloading never sees half a page
+    # Written beside it and renamed over it, so a browser reloading never sees half a page;
+    # under a name of this writer's own, so two writers (a submitter and the supervisor it
+    # raced) never write into one file, nor rename away the other's.
+    partial = page.with_name(f".{PAGE}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(page)
+    finally:
+        partial.unlink(missing_ok=True)
     return page
 
 
