@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pytest
+
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.run_page import PAGE, write_run_page
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import RunRef, RunStatus
 from tests.backends.conftest import write_script
 
 HOSTILE = "<script>alert('loss')</script>"
@@ -179,3 +184,47 @@ def test_two_writers_of_a_page_never_mix_it_nor_fail(tmp_path: Path) -> None:
     assert sorted(p.name for p in run_dir.iterdir()) == [
         PAGE, "job_spec.json", "snapshot", "supervisor.log"
     ]  # fmt: skip
+
+
+def _page_text(ref: RunRef) -> str:
+    return Path(unquote(urlparse(ref.portal_url).path)).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_run_whose_supervisor_is_killed_or_stopped_has_a_final_page(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # The page was written only by the supervisor: a run ended by its death (found by the next
+    # look at it) or by its SIGTERM kept a page saying Running and reloading for ever.
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "wait.py", "import time\ntime.sleep(60)\n")
+    ref = backend.submit(JobSpec(entry_script="wait.py", snapshot_root=tmp_path / "project"))
+    deadline = time.monotonic() + 30
+    while backend.get_state(ref).status is not RunStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    row = backend.registry.get_run(ref.run_id)
+    assert row is not None and row.supervisor_pid is not None
+
+    os.kill(row.supervisor_pid, signum)
+    state = backend.wait(ref, timeout=60)
+
+    assert state.status is RunStatus.FAILED
+    page = _page_text(ref)
+    assert "<strong>Failed</strong>" in page and 'http-equiv="refresh"' not in page
+
+
+def test_a_run_canceled_while_queued_has_a_final_page(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    backend.create_compute_cluster("one", max_concurrent_runs=1)
+    write_script(tmp_path / "project", "wait.py", "import time\ntime.sleep(60)\n")
+    spec = JobSpec(entry_script="wait.py", snapshot_root=tmp_path / "project", compute="one")
+    running, queued = backend.submit(spec), backend.submit(spec)
+    try:
+        assert backend.get_state(queued).status is RunStatus.QUEUED
+        backend.cancel(queued)
+        page = _page_text(queued)
+        assert "<strong>Canceled</strong>" in page and 'http-equiv="refresh"' not in page
+    finally:
+        backend.cancel(running)
+        backend.wait(running, timeout=60)

@@ -11,8 +11,10 @@ metric names, tags, log lines, file names) is HTML-escaped.
 from __future__ import annotations
 
 import html
+import logging
 import math
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +29,8 @@ from himl_tasks.metric_curves import (
     scaled,
 )
 from himl_tasks.runs import Metric, RunStatus
+
+logger = logging.getLogger(__name__)
 
 PAGE = "index.html"
 LOG_TAIL_LINES = 300
@@ -77,6 +81,21 @@ def write_run_page(
     finally:
         partial.unlink(missing_ok=True)
     return page
+
+
+def rewrite_run_page(registry: Registry, run_id: str, *, driver_log: str) -> None:
+    """Rewrites a run's page from what the registry holds now; a page not written ends nothing.
+
+    Called by whoever records a run's step other than its supervisor: the submitter, and
+    whoever ends a run whose supervisor is gone (killed, stopped) or never started (canceled
+    while queued). Else the page would show the run going, and reload, for ever.
+    """
+    try:
+        row = registry.get_run(run_id)
+        if row is not None:
+            write_run_page(registry, row, driver_log=driver_log)
+    except (OSError, sqlite3.Error) as failure:
+        logger.warning("could not write the page of run %s: %s", run_id, failure)
 
 
 def render_run_page(
