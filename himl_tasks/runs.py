@@ -127,8 +127,9 @@ def parse_recovery_id(recovery_id: str) -> tuple[str, str]:
     `split_recovery_id` is hi-ml's stricter reading, which guesses the experiment.
 
     Raises:
-        InvalidInputError: If the id is empty or has more than one colon.
+        InvalidInputError: If the id is no text, is empty or has more than one colon.
     """
+    _refuse_non_text(recovery_id)
     text = recovery_id.strip()
     parts = text.split(":")
     if not text or len(parts) > 2 or not parts[-1]:
@@ -136,6 +137,15 @@ def parse_recovery_id(recovery_id: str) -> tuple[str, str]:
             f"'{recovery_id}' is not a run recovery id; expected 'experiment:run_id' or 'run_id'"
         )
     return (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+
+
+def _refuse_non_text(recovery_id: object) -> None:
+    # Else an AttributeError from .strip(), far from the caller's argument.
+    if not isinstance(recovery_id, str):
+        raise InvalidInputError(
+            f"a run recovery id is text, 'experiment:run_id' or 'run_id', not "
+            f"{type(recovery_id).__name__} ({recovery_id!r})"
+        )
 
 
 # hi-ml's pattern for a bare run id: `<experiment>_<number>_<hex>` or `<experiment>_<number>`
@@ -155,8 +165,9 @@ def split_recovery_id(id_str: str) -> tuple[str, str]:
     Raises:
         InvalidInputError: (a ValueError, as hi-ml raises) If there is more than one colon,
             nothing after the colon, or a bare id is not of that form (a UUID, say): pass
-            `experiment:run_id` then.
+            `experiment:run_id` then; if it is no text.
     """
+    _refuse_non_text(id_str)
     components = id_str.strip().split(":")
     if len(components) > 2:
         raise InvalidInputError(
@@ -211,7 +222,7 @@ MAX_RECOVERY_FILE_BYTES = 4096
 """More than any recovery id: a bigger file is some other file."""
 
 
-def read_most_recent_run(run_recovery_file: Path | str = RUN_RECOVERY_FILE) -> str:
+def read_most_recent_run(run_recovery_file: str | os.PathLike[str] = RUN_RECOVERY_FILE) -> str:
     """Reads the recovery id written by the last submission.
 
     Raises:
