@@ -313,3 +313,17 @@ def test_tensorboard_ends_with_himl_tb_however_himl_tb_ends(
     wait_for("TensorBoard to end", port_closed, timeout=20)
     if signum == signal.SIGHUP:  # a signal himl-tb can handle: it cleans up as on Ctrl-C
         assert ours(temp_folder) == []
+
+
+def test_a_log_dir_outside_the_run_s_files_is_refused(tmp_path: Path) -> None:
+    # --log_dir ../.. was taken: himl-tb served an empty TensorBoard, saying the event files
+    # "appear as the runs write them", for ever; himl-download refuses such a --prefix.
+    from himl_tasks.errors import InvalidInputError
+
+    backend = LocalBackend(tmp_path / "workspace")
+    ref = RunRef("train", "train_1")
+    for log_dir in ("../..", "/etc", "snapshot"):
+        with pytest.raises(InvalidInputError, match=f"--log_dir '{log_dir}' is not among a run"):
+            TensorBoardLogs(backend, [ref], log_dir, tmp_path / "tb", tmp_path / "incoming")
+    for log_dir in ("outputs", "/outputs/tb/", "", "logs"):
+        TensorBoardLogs(backend, [ref], log_dir, tmp_path / "tb", tmp_path / "incoming")
