@@ -196,6 +196,12 @@ def test_metrics_side_by_side_with_the_best_marked(local: LocalBackend, tmp_path
     loss = json.loads(out)[first.recovery_id]["loss"]
     assert [step for step, _ in loss] == [0, 1, 2, 3, 4]
     assert abs(loss[-1][1] - 0.3) < 1e-9
+    # A metric no run logged was taken without a word: no run marked, exit code 0.
+    code, _, err = himl(local, "metrics", "digits", "--best", "accuracy")
+    assert code == 2
+    assert err == (
+        "himl: --best 'accuracy': none of the runs logged that metric; they logged: loss\n"
+    )
 
 
 def test_datasets_and_datastores(local: LocalBackend, tmp_path: Path) -> None:
