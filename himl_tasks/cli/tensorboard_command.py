@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from himl_tasks.backends.local.processes import dying_with_this_process
-from himl_tasks.cli.exit_codes import EXIT_INTERRUPTED
+from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED
 from himl_tasks.cli.hi_ml_arguments import (
     run_console_script,
     selection_from,
@@ -122,7 +122,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"TensorBoard: http://{HOST}:{args.port}/  (Ctrl-C to stop)", flush=True)
         while not stop.wait(0.5):
             if server.poll() is not None:
-                raise ConfigurationError(f"TensorBoard exited with code {server.returncode}")
+                # Not bad usage (ConfigurationError's exit code 2): it served, then ended.
+                print(
+                    f"{TENSORBOARD_PROG}: error: TensorBoard exited with code "
+                    f"{server.returncode} while serving",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILURE
         return 0
     finally:
         if server is not None:

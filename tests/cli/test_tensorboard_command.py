@@ -327,3 +327,27 @@ def test_a_log_dir_outside_the_run_s_files_is_refused(tmp_path: Path) -> None:
             TensorBoardLogs(backend, [ref], log_dir, tmp_path / "tb", tmp_path / "incoming")
     for log_dir in ("outputs", "/outputs/tb/", "", "logs"):
         TensorBoardLogs(backend, [ref], log_dir, tmp_path / "tb", tmp_path / "incoming")
+
+
+def test_tensorboard_ending_while_it_serves_is_a_failure_not_bad_usage(
+    cwd_project: Path,
+    workspace: Path,
+    temp_folder: Path,
+    himl_tb: list[subprocess.Popen[str]],
+) -> None:
+    # TensorBoard killed (out of memory, say) while serving was a ConfigurationError: exit
+    # code 2, which says the command line was wrong.
+    backend = LocalBackend(workspace)
+    write_script(cwd_project, "train.py", "print('hi')\n")
+    ref = backend.submit(JobSpec(entry_script="train.py", snapshot_root=cwd_project))
+    assert backend.wait(ref, timeout=60).succeeded
+    process = start_himl_tb(himl_tb, cwd_project, temp_folder, "--port", str(free_port()))
+    read_until(process, "TensorBoard: ")
+    (server,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+
+    os.kill(int(server), signal.SIGKILL)
+    _, err = process.communicate(timeout=60)
+
+    assert process.returncode == 1
+    assert err == "himl-tb: error: TensorBoard exited with code -9 while serving\n"
+    assert ours(temp_folder) == []
