@@ -228,3 +228,32 @@ def test_a_run_canceled_while_queued_has_a_final_page(tmp_path: Path) -> None:
     finally:
         backend.cancel(running)
         backend.wait(running, timeout=60)
+
+
+def test_the_files_listed_stop_at_the_cap_without_walking_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The supervisor rewrites a running run's page every 2 s: every file of the run was
+    # listed and sorted each time before the first 1000 were kept (1.3 s for 200,000 files,
+    # during which the supervisor watched neither the job, nor cancels, nor time limits).
+    from himl_tasks.backends.local import run_page
+
+    folder = tmp_path / "snapshot"
+    for index in range(50):
+        (folder / f"d{index:02}").mkdir(parents=True)
+        for number in range(25):
+            (folder / f"d{index:02}" / f"f{number:02}").write_bytes(b"x" * index)
+    (folder / "train.py").write_text("print()")
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def listing(path: object) -> object:
+        listed.append(str(path))
+        return scandir(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", listing)
+    files = run_page._files(folder)
+
+    assert len(files) == run_page.MAX_FILES == 1000
+    assert files[0] == ("d00/f00", 0) and files[-1] == ("d39/f24", 39)  # in sorted order
+    assert len(listed) <= 41  # the folder and the 40 whose files are shown

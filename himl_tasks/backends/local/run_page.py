@@ -16,6 +16,7 @@ import math
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -213,17 +214,36 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def _files(folder: Path) -> list[tuple[str, int]]:
-    """The files under `folder` (relative POSIX paths and sizes), sorted, at most MAX_FILES."""
+    """The files under `folder` (relative POSIX paths and sizes), sorted, at most MAX_FILES.
+
+    Folders are walked in sorted order and the walk stops at MAX_FILES: the page is rewritten
+    every few seconds by the supervisor's loop, and a job that writes a million files would
+    otherwise have each rewrite list (and sort) them all, while nothing else is watched.
+    """
     found: list[tuple[str, int]] = []
-    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
-        if len(found) >= MAX_FILES:
-            break
+    pending: list[Iterator[os.DirEntry[str]]] = [_sorted_entries(folder)]
+    while pending and len(found) < MAX_FILES:
+        entry = next(pending[-1], None)
+        if entry is None:
+            pending.pop()
+            continue
         try:
-            if path.is_file():
-                found.append((path.relative_to(folder).as_posix(), path.stat().st_size))
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(_sorted_entries(Path(entry.path)))
+            elif entry.is_file():  # a link to a file is a file, as on the file system
+                relative = Path(entry.path).relative_to(folder).as_posix()
+                found.append((relative, entry.stat().st_size))
         except OSError:
             continue  # removed while listed (a running job's temporary files)
     return found
+
+
+def _sorted_entries(folder: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return iter(sorted(entries, key=lambda entry: entry.name))
+    except OSError:  # gone, or not a folder
+        return iter(())
 
 
 def _href(name: str) -> str:
