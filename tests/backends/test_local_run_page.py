@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -257,3 +258,32 @@ def test_the_files_listed_stop_at_the_cap_without_walking_the_rest(
     assert len(files) == run_page.MAX_FILES == 1000
     assert files[0] == ("d00/f00", 0) and files[-1] == ("d39/f24", 39)  # in sorted order
     assert len(listed) <= 41  # the folder and the 40 whose files are shown
+
+
+def test_a_curve_of_a_metric_logged_per_batch_draws_a_bounded_polyline(tmp_path: Path) -> None:
+    # Every value was a point of the SVG: 200,000 values logged per batch made each rewrite
+    # of the page (every 2 s) 2 MB for a curve 320 pixels wide.
+    import datetime
+
+    from himl_tasks.backends.local.run_page import render_run_page
+    from himl_tasks.runs import Metric
+
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "train.py", "print('hi')\n")
+    _, _, run_dir = page_of(
+        backend, JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
+    )
+    row = backend.registry.get_run(run_dir.name)
+    assert row is not None
+    now = datetime.datetime.now(datetime.UTC)
+    metrics = [Metric("loss", 1.0 / (step + 1), step, now) for step in range(20_000)]
+
+    page = render_run_page(
+        row, metrics, log_tail="", driver_log=DRIVER_LOG, files=[], status=row.status, error=""
+    )
+
+    (points,) = re.findall(r'<polyline points="([^"]*)"/>', page)
+    coordinates = points.split()
+    assert len(coordinates) == 640  # two per pixel
+    assert coordinates[0] == "0.0,0.0" and coordinates[-1] == "320.0,64.0"  # first and last step
+    assert "(20000 points)" in page

@@ -25,6 +25,7 @@ from himl_tasks.metric_curves import (
     PROGRESS_METRICS,
     MetricCurve,
     format_number,
+    history_steps,
     metric_curves,
     progress,
     scaled,
@@ -37,6 +38,7 @@ PAGE = "index.html"
 LOG_TAIL_LINES = 300
 MAX_FILES = 1000
 _WIDTH, _HEIGHT = 320, 64
+MAX_CURVE_POINTS = 2 * _WIDTH
 
 
 def run_page_url(run_dir: Path) -> str:
@@ -170,9 +172,15 @@ def render_run_page(
 
 
 def _curve_section(curve: MetricCurve) -> str:
-    """A metric's heading, its curve as an SVG polyline and its min/max/last."""
+    """A metric's heading, its curve as an SVG polyline and its min/max/last.
+
+    The polyline has at most `MAX_CURVE_POINTS`, spread evenly over the steps (first and last
+    included): a metric logged per batch has a million, and every rewrite drew them all.
+    """
     e = html.escape
-    finite = [(step, value) for step, value in curve.points if math.isfinite(value)]
+    shown, _ = history_steps({curve.name: curve}, max_rows=MAX_CURVE_POINTS)
+    values = dict(curve.points)
+    finite = [(step, values[step]) for step in shown if math.isfinite(values[step])]
     points = ""
     if finite:
         first, last_step = finite[0][0], finite[-1][0]
