@@ -525,16 +525,27 @@ class LocalBackend(Backend):
         """The job spec the run was submitted with, kept in its folder.
 
         Raises:
-            InvalidInputError: The run was submitted by a version that did not keep it.
+            InvalidInputError: The run was submitted by a version that did not keep it, or
+                the file is damaged (the message names it).
         """
         path = self._row(ref).run_dir / SUBMITTED_SPEC_FILE
+        again = f"submit its script again with resume_from='{ref.recovery_id}'"
         try:
-            return JobSpec.from_json(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InvalidInputError(
                 f"run '{ref}' has no {SUBMITTED_SPEC_FILE} in {path.parent}: it was submitted "
-                "before runs kept their job spec; submit its script again with "
-                f"resume_from='{ref.recovery_id}'"
+                f"before runs kept their job spec; {again}"
+            ) from None
+        except (OSError, UnicodeDecodeError) as error:  # a folder there, bytes that are no text
+            raise InvalidInputError(
+                f"run '{ref}': its job spec {path} cannot be read ({type(error).__name__}); {again}"
+            ) from None
+        try:
+            return JobSpec.from_json(text)
+        except InvalidInputError as error:
+            raise InvalidInputError(
+                f"run '{ref}': its job spec {path} is damaged ({error}); {again}"
             ) from None
 
     def dataset_names(self) -> list[str]:
