@@ -226,7 +226,8 @@ def history_rows(
 ) -> list[dict[str, int | str]]:
     """The curves as rows, one per step: `{"step": 3, "loss": "0.25", "accuracy": "0.9"}`.
 
-    A metric with no value at a step gets `""`.
+    A metric with no value at a step gets `""`. The steps' column is `step_column`'s: `_step`
+    when a metric is itself named `step`.
 
     Args:
         curves: The curves, by name.
@@ -236,9 +237,10 @@ def history_rows(
     chosen = [curves[name] for name in (names if names is not None else list(curves))]
     values = [dict(curve.points) for curve in chosen]
     steps, _ = history_steps(curves, names, max_rows=max_rows)
+    step_key = step_column([curve.name for curve in chosen])
     rows: list[dict[str, int | str]] = []
     for step in steps:
-        row: dict[str, int | str] = {"step": step}
+        row: dict[str, int | str] = {step_key: step}
         for curve, at in zip(chosen, values, strict=True):
             row[curve.name] = format_number(at[step]) if step in at else ""
         rows.append(row)
@@ -262,11 +264,24 @@ def history_table(
         max_rows: At most this many rows, spread evenly over the steps (`history_steps`).
     """
     rows = history_rows(curves, names, max_rows=max_rows)
-    columns = ["step", *(names if names is not None else list(curves))]
+    metric_names = names if names is not None else list(curves)
+    columns = [step_column(metric_names), *metric_names]
     header = "| " + " | ".join(_escape_markdown(column) for column in columns) + " |"
     rule = "|" + "|".join(" --- " for _ in columns) + "|"
     body = ["| " + " | ".join(str(row[column]) for column in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
+
+
+def step_column(metric_names: Sequence[str]) -> str:
+    """The name of a history table's steps column: `step`, or `_step` if a metric is `step`.
+
+    (More `_` while a metric has that name too: a metric named `step` filled the steps column
+    with its values.)
+    """
+    column = "step"
+    while column in metric_names:
+        column = "_" + column
+    return column
 
 
 def _escape_markdown(text: str) -> str:

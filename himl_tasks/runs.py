@@ -7,6 +7,7 @@ import enum
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -126,8 +127,9 @@ def parse_recovery_id(recovery_id: str) -> tuple[str, str]:
     `split_recovery_id` is hi-ml's stricter reading, which guesses the experiment.
 
     Raises:
-        InvalidInputError: If the id is empty or has more than one colon.
+        InvalidInputError: If the id is no text, is empty or has more than one colon.
     """
+    _refuse_non_text(recovery_id)
     text = recovery_id.strip()
     parts = text.split(":")
     if not text or len(parts) > 2 or not parts[-1]:
@@ -135,6 +137,15 @@ def parse_recovery_id(recovery_id: str) -> tuple[str, str]:
             f"'{recovery_id}' is not a run recovery id; expected 'experiment:run_id' or 'run_id'"
         )
     return (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+
+
+def _refuse_non_text(recovery_id: object) -> None:
+    # Else an AttributeError from .strip(), far from the caller's argument.
+    if not isinstance(recovery_id, str):
+        raise InvalidInputError(
+            f"a run recovery id is text, 'experiment:run_id' or 'run_id', not "
+            f"{type(recovery_id).__name__} ({recovery_id!r})"
+        )
 
 
 # hi-ml's pattern for a bare run id: `<experiment>_<number>_<hex>` or `<experiment>_<number>`
@@ -154,8 +165,9 @@ def split_recovery_id(id_str: str) -> tuple[str, str]:
     Raises:
         InvalidInputError: (a ValueError, as hi-ml raises) If there is more than one colon,
             nothing after the colon, or a bare id is not of that form (a UUID, say): pass
-            `experiment:run_id` then.
+            `experiment:run_id` then; if it is no text.
     """
+    _refuse_non_text(id_str)
     components = id_str.strip().split(":")
     if len(components) > 2:
         raise InvalidInputError(
@@ -206,19 +218,46 @@ def write_most_recent_run(folder: Path, ref: RunRef) -> Path | None:
     return path
 
 
-def read_most_recent_run(run_recovery_file: Path | str = RUN_RECOVERY_FILE) -> str:
+MAX_RECOVERY_FILE_BYTES = 4096
+"""More than any recovery id: a bigger file is some other file."""
+
+
+def read_most_recent_run(run_recovery_file: str | os.PathLike[str] = RUN_RECOVERY_FILE) -> str:
     """Reads the recovery id written by the last submission.
 
     Raises:
         RunNotFoundError: If the file does not exist or is empty.
+        InvalidInputError: If it cannot be read, or is no file of text (a folder, a fifo, a
+            device, bytes that are no UTF-8 text, more than `MAX_RECOVERY_FILE_BYTES`), or no
+            path was given.
     """
+    if not isinstance(run_recovery_file, str | os.PathLike):
+        raise InvalidInputError(
+            f"a most_recent_run.txt is named by a str or path, not "
+            f"{type(run_recovery_file).__name__}"
+        )
     path = Path(run_recovery_file)
+    not_one = f"{path} is not a {RUN_RECOVERY_FILE} (a submission writes one recovery id there)"
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        # Without O_NONBLOCK a fifo put there would wait for a writer for ever.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise RunNotFoundError(
             f"{path} does not exist: no run was submitted from here yet"
         ) from None
+    except OSError as error:  # not readable, a name too long, a file where a folder should be
+        raise InvalidInputError(f"{path} cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise InvalidInputError(f"{not_one}: it is a folder, fifo or device, not a file")
+    with os.fdopen(descriptor, "rb") as file:
+        data = file.read(MAX_RECOVERY_FILE_BYTES + 1)  # a bound: a huge file is not read whole
+    if len(data) > MAX_RECOVERY_FILE_BYTES:
+        raise InvalidInputError(f"{not_one}: it holds over {MAX_RECOVERY_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8-sig").strip()  # a BOM too, as Windows editors save it
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{not_one}: it holds bytes that are no UTF-8 text") from None
     if not text:
         raise RunNotFoundError(f"{path} is empty: it holds no run recovery id")
     return text

@@ -124,6 +124,26 @@ def test_history_table_has_a_row_per_step_and_blank_missing_cells() -> None:
     )
 
 
+def test_a_metric_named_step_keeps_its_column_apart_from_the_steps() -> None:
+    # Its values overwrote the steps column: the table said steps 0, 10, 20 for steps 0, 1, 2.
+    curves = metric_curves(
+        [
+            _metric(name, value * i, i)
+            for i in range(3)
+            for name, value in (("step", 10), ("loss", 1))
+        ]
+    )
+    assert history_rows(curves) == [
+        {"_step": 0, "step": "0", "loss": "0"},
+        {"_step": 1, "step": "10", "loss": "1"},
+        {"_step": 2, "step": "20", "loss": "2"},
+    ]
+    assert history_table(curves, ["loss"]).splitlines()[:3] == [
+        "| step | loss |", "| --- | --- |", "| 0 | 0 |"
+    ]  # fmt: skip
+    assert history_table(curves).splitlines()[0] == "| \\_step | step | loss |"
+
+
 def test_progress_is_the_last_reported_epochs_done_of_total() -> None:
     from himl_tasks.metric_curves import progress, progress_percent
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -64,3 +65,28 @@ def test_most_recent_run_is_never_seen_half_written(tmp_path: Path) -> None:
 
     assert seen <= ids
     assert [p.name for p in tmp_path.iterdir()] == ["most_recent_run.txt"]
+
+
+def test_most_recent_run_that_is_no_file_of_text_is_one_clear_error(tmp_path: Path) -> None:
+    # Every reader of the file (himl PATTERN, himl-download/himl-tb --latest_run_file,
+    # get_most_recent_run) got a UnicodeDecodeError or IsADirectoryError traceback; a fifo
+    # there waited for a writer for ever, and /dev/zero was read until memory ran out.
+    (tmp_path / "binary.txt").write_bytes(b"\xa3\xff" * 10)
+    (tmp_path / "big.txt").write_text("exp:exp_1\n" + " " * 10_000)
+    os.mkfifo(tmp_path / "fifo.txt")
+    cases = {
+        tmp_path / "binary.txt": "no UTF-8 text",
+        tmp_path / "big.txt": "over 4096 bytes",
+        tmp_path / "fifo.txt": "not a file",
+        tmp_path: "not a file",
+        Path("/dev/zero"): "not a file",
+        tmp_path / "binary.txt" / "x": "cannot be read: Not a directory",
+    }
+    for path, why in cases.items():
+        with pytest.raises(InvalidInputError, match=why):
+            read_most_recent_run(path)
+    with pytest.raises(InvalidInputError, match="str or path, not NoneType"):
+        read_most_recent_run(None)  # type: ignore[arg-type]
+    # A byte order mark, as a Windows editor saves the file, is no part of the id.
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbfexp:exp_1\r\n")
+    assert read_most_recent_run(tmp_path / "bom.txt") == "exp:exp_1"

@@ -281,6 +281,12 @@ def metrics(
         runs = select_runs(backend, patterns, children=True)
         curves = {run.ref.recovery_id: metric_curves(backend.get_metrics(run.ref)) for run in runs}
         shown = {run.ref.recovery_id: run.display_name for run in runs}
+        names = sorted({name for by in curves.values() for name in by})
+        if best is not None and best not in names:
+            raise InvalidInputError(
+                f"--best {best!r}: none of the runs logged that metric; they logged: "
+                f"{', '.join(names) or 'no metrics'}"
+            )
     if as_json:
         _print_json(
             {
@@ -290,7 +296,6 @@ def metrics(
         )
         return
     best_run = _best(curves, best, maximize) if best else None
-    names = sorted({name for by in curves.values() for name in by})
     if not names:
         _say("no metrics logged")
         return

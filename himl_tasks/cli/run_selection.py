@@ -56,7 +56,9 @@ class RunSelection:
                 "--run_recovery_ids, --experiment, --latest_run_file"
             )
         if self.experiment is None and (self.tags or self.num_runs is not None):
-            flags = [f for f, v in (("--tags", self.tags), ("--num_runs", self.num_runs)) if v]
+            # Given, not truthy: --num_runs 0 is given (the message named no flag).
+            given_filters = (("--tags", bool(self.tags)), ("--num_runs", self.num_runs is not None))
+            flags = [flag for flag, given in given_filters if given]
             raise InvalidInputError(
                 f"{' and '.join(flags)} filter the runs of an experiment: give --experiment too"
             )

@@ -4,7 +4,8 @@ The runs' event files (under `--log_dir` in each run, `outputs` by default as in
 script) are brought into a temporary folder, one subfolder per run, and kept in sync by a
 background thread while runs are still going. TensorBoard (the `tensorboard` package, run with
 this Python) serves that folder on 127.0.0.1:`--port`. Ctrl-C or SIGTERM stops TensorBoard and
-deletes the temporary folder.
+deletes the temporary folder; so does closing the terminal (SIGHUP). TensorBoard dies with
+himl-tb however himl-tb ends (SIGKILL included), never left serving on the port.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from himl_tasks.cli.exit_codes import EXIT_INTERRUPTED
+from himl_tasks.backends.local.processes import dying_with_this_process
+from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED
 from himl_tasks.cli.hi_ml_arguments import (
     run_console_script,
     selection_from,
@@ -110,16 +112,23 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"  {ref} -> {logs.folder(ref).name}/")
         if logs.event_file_count() == 0:
             print(f"(none yet under '{args.log_dir}': they appear as the runs write them)")
-        sync = LogSyncThread(logs)
-        sync.start()
         root.mkdir(exist_ok=True)
+        # Started while this is the only thread: a preexec_fn is safe only then.
         server = start_tensorboard(root, args.port, stop)
         if server is None:
             return EXIT_INTERRUPTED
+        sync = LogSyncThread(logs)
+        sync.start()
         print(f"TensorBoard: http://{HOST}:{args.port}/  (Ctrl-C to stop)", flush=True)
         while not stop.wait(0.5):
             if server.poll() is not None:
-                raise ConfigurationError(f"TensorBoard exited with code {server.returncode}")
+                # Not bad usage (ConfigurationError's exit code 2): it served, then ended.
+                print(
+                    f"{TENSORBOARD_PROG}: error: TensorBoard exited with code "
+                    f"{server.returncode} while serving",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILURE
         return 0
     finally:
         if server is not None:
@@ -134,8 +143,9 @@ def _stop_on_signals(stop: threading.Event) -> None:
     def handle(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
+    # SIGHUP too: a closed terminal would end himl-tb at once, leaving its temporary folder.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handle)
 
 
 def start_tensorboard(
@@ -154,12 +164,14 @@ def start_tensorboard(
         sys.executable, "-m", "tensorboard.main", "--logdir", str(root),
         "--host", HOST, "--port", str(port), "--reload_interval", "5",
     ]  # fmt: skip
-    # Its own process group: Ctrl-C in the terminal reaches himl-tb, which stops it in order.
+    # Its own process group: Ctrl-C in the terminal reaches himl-tb, which stops it in order;
+    # and it dies with himl-tb, so a himl-tb killed outright leaves no server on the port.
     server = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=dying_with_this_process(),
     )
     lines: queue.Queue[str | None] = queue.Queue()
     serving = threading.Event()

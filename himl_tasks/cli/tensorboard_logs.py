@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.errors import HimlError
+from himl_tasks.backends.run_files import run_file_prefixes
+from himl_tasks.errors import HimlError, InvalidInputError
 from himl_tasks.runs import RunRef
-from himl_tasks.storage.names import normalize_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ class TensorBoardLogs:
         staging: Where files land before they are appended or moved into `root` (outside it,
             so TensorBoard never reads a half-merged file).
         stop: Once set, a pass fetches no further file (Ctrl-C, SIGTERM, the thread stopped).
+
+    Raises:
+        InvalidInputError: If `log_dir` lies outside the run's folders (`run_file_folders`).
     """
 
     backend: Backend
@@ -53,6 +56,19 @@ class TensorBoardLogs:
     stop: threading.Event = field(default_factory=threading.Event)
     _seen: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
+    _prefixes: list[str] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        log_dir = self.log_dir.strip("/")
+        # Looked for among the run's files only, as every reader of a run's files does.
+        self._prefixes = run_file_prefixes(
+            log_dir + "/" if log_dir else "", self.backend.run_file_folders
+        )
+        if not self._prefixes:
+            raise InvalidInputError(
+                f"--log_dir '{self.log_dir}' is not among a run's files: they are under "
+                f"{', '.join(self.backend.run_file_folders)}"
+            )
 
     def folder(self, ref: RunRef) -> Path:
         """Where the run's event files land."""
@@ -90,9 +106,8 @@ class TensorBoardLogs:
 
     def _sync_run(self, ref: RunRef, deadline: float) -> int:
         store = self.backend.run_files(ref)
-        prefix = normalize_prefix(self.log_dir.strip("/") + "/") if self.log_dir.strip("/") else ""
         fetched = 0
-        for remote in store.list(prefix):
+        for remote in (found for prefix in self._prefixes for found in store.list(prefix)):
             if EVENT_FILE_MARK not in remote.name.rsplit("/", 1)[-1]:
                 continue
             key, mark = (ref.recovery_id, remote.name), (remote.size, remote.version)

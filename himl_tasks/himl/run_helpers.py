@@ -20,6 +20,7 @@ from himl_tasks.himl.workspace_resolution import resolve_backend
 from himl_tasks.runs import RUN_RECOVERY_FILE, read_most_recent_run
 from himl_tasks.runtime import is_local_rank_zero, torch_barrier
 from himl_tasks.storage import TransferReport
+from himl_tasks.storage.transfer_inputs import local_path
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def get_most_recent_run(
         RunNotFoundError: If the file is missing or empty (hi-ml: an AssertionError), or the
             run it names does not exist.
     """
-    return fetch_run(workspace, read_most_recent_run(Path(run_recovery_file)))
+    return fetch_run(workspace, read_most_recent_run(run_recovery_file))
 
 
 def download_files_from_run_id(
@@ -93,12 +94,11 @@ def download_files_from_run_id(
             starts with `prefix`.
         RunNotFoundError: If there is no such run.
     """
+    destination = local_path("output_folder", output_folder)  # before any service call
     backend = resolve_backend(workspace, workspace_config_path)
     report = None
     if is_local_rank_zero():
-        report = _download_run_files(
-            backend, run_id, prefix, Path(output_folder), validate_checksum
-        )
+        report = _download_run_files(backend, run_id, prefix, destination, validate_checksum)
     torch_barrier()
     return report
 

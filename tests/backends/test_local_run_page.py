@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import threading
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -10,10 +14,10 @@ import pytest
 
 from himl_tasks.backends.local import run_page
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.backends.local.run_page import RunPage
+from himl_tasks.backends.local.run_page import PAGE, RunPage, write_run_page
 from himl_tasks.backends.local.supervisor import DRIVER_LOG
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import Metric
+from himl_tasks.runs import Metric, RunRef, RunStatus
 from tests.backends.conftest import write_script
 
 HOSTILE = "<script>alert('loss')</script>"
@@ -197,3 +201,146 @@ def test_the_files_are_listed_in_name_order_up_to_the_limit(
     monkeypatch.setattr(run_page, "MAX_FILES", 4)
     assert run_page._files(folder) == everything[:4]
     assert run_page._files(tmp_path / "gone") == []
+
+
+def test_two_writers_of_a_page_never_mix_it_nor_fail(tmp_path: Path) -> None:
+    # The submitter writes a queued run's page as the supervisor another run's end started
+    # writes it too. Both wrote into one temporary name: the page held one page's head and
+    # the other's tail, and a writer whose file the other had renamed away raised
+    # FileNotFoundError (the submitter's after its run was recorded).
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "train.py", "print('hi')\n")
+    spec = JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
+    _, _, run_dir = page_of(backend, spec)
+    row = backend.registry.get_run(run_dir.name)
+    assert row is not None
+    failures: list[BaseException] = []
+    mixed: list[str] = []
+    done = threading.Event()
+
+    def write(error: str) -> None:
+        try:
+            for _ in range(150):
+                write_run_page(backend.registry, row, driver_log=DRIVER_LOG, error=error)
+        except BaseException as failure:
+            failures.append(failure)
+
+    def read() -> None:
+        while not done.is_set():
+            text = (run_dir / PAGE).read_text(encoding="utf-8")
+            if text.count("</html>") != 1 or ("short" in text and "long" * 100 in text):
+                mixed.append(text)
+
+    writers = [threading.Thread(target=write, args=(e,)) for e in ("short", "long" * 5000)]
+    reader = threading.Thread(target=read)
+    for thread in (*writers, reader):
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    done.set()
+    reader.join(120)
+
+    assert failures == [] and mixed == []
+    # No temporary file left beside it.
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        PAGE, "job_spec.json", "snapshot", "supervisor.log"
+    ]  # fmt: skip
+
+
+def _page_text(ref: RunRef) -> str:
+    return Path(unquote(urlparse(ref.portal_url).path)).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_run_whose_supervisor_is_killed_or_stopped_has_a_final_page(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # The page was written only by the supervisor: a run ended by its death (found by the next
+    # look at it) or by its SIGTERM kept a page saying Running and reloading for ever.
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "wait.py", "import time\ntime.sleep(60)\n")
+    ref = backend.submit(JobSpec(entry_script="wait.py", snapshot_root=tmp_path / "project"))
+    deadline = time.monotonic() + 30
+    while backend.get_state(ref).status is not RunStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    row = backend.registry.get_run(ref.run_id)
+    assert row is not None and row.supervisor_pid is not None
+
+    os.kill(row.supervisor_pid, signum)
+    state = backend.wait(ref, timeout=60)
+
+    assert state.status is RunStatus.FAILED
+    page = _page_text(ref)
+    assert "<strong>Failed</strong>" in page and 'http-equiv="refresh"' not in page
+
+
+def test_a_run_canceled_while_queued_has_a_final_page(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path / "workspace")
+    backend.create_compute_cluster("one", max_concurrent_runs=1)
+    write_script(tmp_path / "project", "wait.py", "import time\ntime.sleep(60)\n")
+    spec = JobSpec(entry_script="wait.py", snapshot_root=tmp_path / "project", compute="one")
+    running, queued = backend.submit(spec), backend.submit(spec)
+    try:
+        assert backend.get_state(queued).status is RunStatus.QUEUED
+        backend.cancel(queued)
+        page = _page_text(queued)
+        assert "<strong>Canceled</strong>" in page and 'http-equiv="refresh"' not in page
+    finally:
+        backend.cancel(running)
+        backend.wait(running, timeout=60)
+
+
+def test_the_files_listed_stop_at_the_cap_without_walking_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The supervisor rewrites a running run's page every 2 s: every file of the run was
+    # listed and sorted each time before the first 1000 were kept (1.3 s for 200,000 files,
+    # during which the supervisor watched neither the job, nor cancels, nor time limits).
+    folder = tmp_path / "snapshot"
+    for index in range(50):
+        (folder / f"d{index:02}").mkdir(parents=True)
+        for number in range(25):
+            (folder / f"d{index:02}" / f"f{number:02}").write_bytes(b"x" * index)
+    (folder / "train.py").write_text("print()")
+    listed: list[str] = []
+    scandir = os.scandir
+
+    def listing(path: object) -> object:
+        listed.append(str(path))
+        return scandir(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", listing)
+    files = run_page._files(folder)
+
+    assert len(files) == run_page.MAX_FILES == 1000
+    assert files[0] == ("d00/f00", 0) and files[-1] == ("d39/f24", 39)  # in sorted order
+    assert len(listed) <= 41  # the folder and the 40 whose files are shown
+
+
+def test_a_curve_of_a_metric_logged_per_batch_draws_a_bounded_polyline(tmp_path: Path) -> None:
+    # Every value was a point of the SVG: 200,000 values logged per batch made each rewrite
+    # of the page (every 2 s) 2 MB for a curve 320 pixels wide.
+    import datetime
+
+    from himl_tasks.backends.local.run_page import render_run_page
+
+    backend = LocalBackend(tmp_path / "workspace")
+    write_script(tmp_path / "project", "train.py", "print('hi')\n")
+    _, _, run_dir = page_of(
+        backend, JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
+    )
+    row = backend.registry.get_run(run_dir.name)
+    assert row is not None
+    now = datetime.datetime.now(datetime.UTC)
+    metrics = [Metric("loss", 1.0 / (step + 1), step, now) for step in range(20_000)]
+
+    page = render_run_page(
+        row, metrics, log_tail="", driver_log=DRIVER_LOG, files=[], status=row.status, error=""
+    )
+
+    (points,) = re.findall(r'<polyline points="([^"]*)"/>', page)
+    coordinates = points.split()
+    assert len(coordinates) == 640  # two per pixel
+    assert coordinates[0] == "0.0,0.0" and coordinates[-1] == "320.0,64.0"  # first and last step
+    assert "(20000 points)" in page

@@ -115,6 +115,7 @@ def test_the_latest_runs_of_an_experiment_by_tags(
         (["--tags", "team=a"], 2, "--tags filter the runs of an experiment: give --experiment"),
         (["--run_ids", "a", "--experiment", "e"], 2, "--run_ids and --experiment both select"),
         (["--experiment", "e", "--num_runs", "0"], 2, "--num_runs must be 1 or more, not 0"),
+        (["--run_ids", "a", "--num_runs", "0"], 2, ": --num_runs filter the runs of an exper"),
     ],
 )
 def test_bad_input_is_one_line_and_himl_s_exit_code_before_anything_is_written(

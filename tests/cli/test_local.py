@@ -196,6 +196,12 @@ def test_metrics_side_by_side_with_the_best_marked(local: LocalBackend, tmp_path
     loss = json.loads(out)[first.recovery_id]["loss"]
     assert [step for step, _ in loss] == [0, 1, 2, 3, 4]
     assert abs(loss[-1][1] - 0.3) < 1e-9
+    # A metric no run logged was taken without a word: no run marked, exit code 0.
+    code, _, err = himl(local, "metrics", "digits", "--best", "accuracy")
+    assert code == 2
+    assert err == (
+        "himl: --best 'accuracy': none of the runs logged that metric; they logged: loss\n"
+    )
 
 
 def test_datasets_and_datastores(local: LocalBackend, tmp_path: Path) -> None:
@@ -295,6 +301,30 @@ def test_resubmit_refuses_a_run_still_going(local: LocalBackend, tmp_path: Path)
     finally:
         local.cancel(ref)
         local.wait(ref, timeout=60)
+
+
+def test_resubmit_of_a_run_whose_job_spec_is_damaged_names_the_file(
+    local: LocalBackend, tmp_path: Path
+) -> None:
+    # Bytes that are no text were a UnicodeDecodeError traceback, a folder there an
+    # IsADirectoryError one; JSON that is no job spec did not say which file it was.
+    ref = submit(local, project(tmp_path))
+    local.wait(ref, timeout=60)
+    spec = local.root / "runs" / ref.run_id / "job_spec.json"
+    for damage, why in (
+        (b"\x87\xff", "cannot be read (UnicodeDecodeError)"),
+        (b"{}", "is damaged"),
+    ):
+        spec.write_bytes(damage)
+        code, out, err = himl(local, "resubmit", ref.run_id)
+        assert code == 2 and out == ""
+        assert err.startswith(f"himl: run '{ref}': its job spec {spec} {why}")
+        assert err.endswith(f"submit its script again with resume_from='{ref}'\n")
+    spec.unlink()
+    spec.mkdir()
+    code, _, err = himl(local, "resubmit", ref.run_id)
+    assert code == 2 and "cannot be read (IsADirectoryError)" in err
+    assert [run.ref for run in local.list_runs()] == [ref]
 
 
 def test_metrics_of_a_sweep_one_row_per_trial(local: LocalBackend, tmp_path: Path) -> None:

@@ -282,3 +282,72 @@ def test_a_stop_asked_during_a_sync_pass_ends_it_between_files(tmp_path: Path) -
     assert not (tmp_path / "tb").exists() and not (tmp_path / "incoming").exists()
     logs.stop.clear()
     assert logs.sync() == 3 and logs.all_finished
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP])
+def test_tensorboard_ends_with_himl_tb_however_himl_tb_ends(
+    signum: signal.Signals,
+    cwd_project: Path,
+    workspace: Path,
+    temp_folder: Path,
+    himl_tb: list[subprocess.Popen[str]],
+) -> None:
+    # TensorBoard runs in a session of its own (so Ctrl-C reaches himl-tb first): a himl-tb
+    # killed outright (SIGKILL), or ended by its terminal closing (SIGHUP), left it serving
+    # on the port for ever, and the next himl-tb on that port was refused as "in use".
+    backend = LocalBackend(workspace)
+    write_script(cwd_project, "train.py", "print('hi')\n")
+    ref = backend.submit(JobSpec(entry_script="train.py", snapshot_root=cwd_project))
+    assert backend.wait(ref, timeout=60).succeeded
+    port = free_port()
+    process = start_himl_tb(himl_tb, cwd_project, temp_folder, "--port", str(port))
+    read_until(process, "TensorBoard: ")
+
+    process.send_signal(signum)
+    process.communicate(timeout=60)
+
+    def port_closed() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) != 0
+
+    wait_for("TensorBoard to end", port_closed, timeout=20)
+    if signum == signal.SIGHUP:  # a signal himl-tb can handle: it cleans up as on Ctrl-C
+        assert ours(temp_folder) == []
+
+
+def test_a_log_dir_outside_the_run_s_files_is_refused(tmp_path: Path) -> None:
+    # --log_dir ../.. was taken: himl-tb served an empty TensorBoard, saying the event files
+    # "appear as the runs write them", for ever; himl-download refuses such a --prefix.
+    from himl_tasks.errors import InvalidInputError
+
+    backend = LocalBackend(tmp_path / "workspace")
+    ref = RunRef("train", "train_1")
+    for log_dir in ("../..", "/etc", "snapshot"):
+        with pytest.raises(InvalidInputError, match=f"--log_dir '{log_dir}' is not among a run"):
+            TensorBoardLogs(backend, [ref], log_dir, tmp_path / "tb", tmp_path / "incoming")
+    for log_dir in ("outputs", "/outputs/tb/", "", "logs"):
+        TensorBoardLogs(backend, [ref], log_dir, tmp_path / "tb", tmp_path / "incoming")
+
+
+def test_tensorboard_ending_while_it_serves_is_a_failure_not_bad_usage(
+    cwd_project: Path,
+    workspace: Path,
+    temp_folder: Path,
+    himl_tb: list[subprocess.Popen[str]],
+) -> None:
+    # TensorBoard killed (out of memory, say) while serving was a ConfigurationError: exit
+    # code 2, which says the command line was wrong.
+    backend = LocalBackend(workspace)
+    write_script(cwd_project, "train.py", "print('hi')\n")
+    ref = backend.submit(JobSpec(entry_script="train.py", snapshot_root=cwd_project))
+    assert backend.wait(ref, timeout=60).succeeded
+    process = start_himl_tb(himl_tb, cwd_project, temp_folder, "--port", str(free_port()))
+    read_until(process, "TensorBoard: ")
+    (server,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+
+    os.kill(int(server), signal.SIGKILL)
+    _, err = process.communicate(timeout=60)
+
+    assert process.returncode == 1
+    assert err == "himl-tb: error: TensorBoard exited with code -9 while serving\n"
+    assert ours(temp_folder) == []

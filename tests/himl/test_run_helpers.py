@@ -19,7 +19,7 @@ from himl_tasks.himl.run_helpers import (
 )
 from himl_tasks.himl.run_objects import BackendRun
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.runs import RunRef
+from himl_tasks.runs import RunRef, split_recovery_id
 from tests.backends.azureml_service import FakeAzureMLService, Outcome
 from tests.backends.conftest import write_script
 from tests.conftest import read_tree
@@ -160,3 +160,23 @@ def test_on_azureml_the_runs_are_azureml_runs_and_files_come_from_its_artifact_s
     assert run is aml_service.runs[ref.run_id]
     assert read_tree(tmp_path / "out") == {"outputs/model.pt": b"weights"}
     assert len(seam.calls) == 2
+
+
+def test_a_run_id_or_output_folder_of_another_type_is_one_clear_error(
+    trained: tuple[LocalBackend, RunRef], tmp_path: Path
+) -> None:
+    # A run id of None or a number was an AttributeError ('NoneType' object has no attribute
+    # 'strip'), an output folder of None a TypeError from pathlib, a recovery file of None too.
+    backend, ref = trained
+    for run_id in (None, 5, b"train_1"):
+        with pytest.raises(InvalidInputError, match="a run recovery id is text"):
+            download_files_from_run_id(run_id, tmp_path / "out", workspace=backend)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="a run recovery id is text"):
+            fetch_run(backend, run_id)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="a run recovery id is text"):
+            split_recovery_id(run_id)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="output_folder must be a str or a path"):
+        download_files_from_run_id(ref.run_id, None, workspace=backend)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="str or path, not NoneType"):
+        get_most_recent_run(None, workspace=backend)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()

@@ -37,7 +37,7 @@ from himl_tasks.backends.local.launcher import (
     this_launcher,
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
-from himl_tasks.backends.local.run_page import run_page_url, write_run_page
+from himl_tasks.backends.local.run_page import rewrite_run_page, run_page_url
 from himl_tasks.backends.local.submitting_marks import (
     abandoned_run_folders,
     mark_submitting,
@@ -264,7 +264,7 @@ class LocalBackend(Backend):
             shutil.rmtree(run_dir, ignore_errors=True)
             return self._ref(self._look_after(self._row_of(holder)))
         # The run's link opens a page from the start, even while it waits in the queue.
-        write_run_page(self.registry, self._row_of(run_id), driver_log=DRIVER_LOG)
+        rewrite_run_page(self.registry, run_id, driver_log=DRIVER_LOG)
         parent = self.registry.get_run(parent_run_id) if parent_run_id else None
         if parent is not None and (parent.cancel_requested or parent.status.is_terminal):
             # The parent was canceled while this child was being submitted: the cancel's
@@ -529,16 +529,27 @@ class LocalBackend(Backend):
         """The job spec the run was submitted with, kept in its folder.
 
         Raises:
-            InvalidInputError: The run was submitted by a version that did not keep it.
+            InvalidInputError: The run was submitted by a version that did not keep it, or
+                the file is damaged (the message names it).
         """
         path = self._row(ref).run_dir / SUBMITTED_SPEC_FILE
+        again = f"submit its script again with resume_from='{ref.recovery_id}'"
         try:
-            return JobSpec.from_json(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InvalidInputError(
                 f"run '{ref}' has no {SUBMITTED_SPEC_FILE} in {path.parent}: it was submitted "
-                "before runs kept their job spec; submit its script again with "
-                f"resume_from='{ref.recovery_id}'"
+                f"before runs kept their job spec; {again}"
+            ) from None
+        except (OSError, UnicodeDecodeError) as error:  # a folder there, bytes that are no text
+            raise InvalidInputError(
+                f"run '{ref}': its job spec {path} cannot be read ({type(error).__name__}); {again}"
+            ) from None
+        try:
+            return JobSpec.from_json(text)
+        except InvalidInputError as error:
+            raise InvalidInputError(
+                f"run '{ref}': its job spec {path} is damaged ({error}); {again}"
             ) from None
 
     def dataset_names(self) -> list[str]:
@@ -601,6 +612,7 @@ class LocalBackend(Backend):
         canceled = FailureKind.CANCELED.value
         if self.registry.move(row.run_id, RunStatus.CANCELED, only_from=queued,
                               failure_kind=canceled, error="canceled"):  # fmt: skip
+            rewrite_run_page(self.registry, row.run_id, driver_log=DRIVER_LOG)
             return
         self.registry.move(row.run_id, RunStatus.CANCEL_REQUESTED)
         self._look_after(self._row(ref))
@@ -779,6 +791,7 @@ class LocalBackend(Backend):
                 failure_kind=FailureKind.INFRASTRUCTURE.value,
                 error=f"the run's supervisor process ({row.supervisor_pid}) ended unexpectedly",
             )
+        rewrite_run_page(self.registry, row.run_id, driver_log=DRIVER_LOG)
         start_queued_runs(self.registry, row.compute, self._launch_secrets())
         return self._row_of(row.run_id)
 

@@ -12,8 +12,11 @@ user chose (run and metric names, tags, log lines, file names) is HTML-escaped.
 from __future__ import annotations
 
 import html
+import logging
 import math
 import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -23,16 +26,20 @@ from himl_tasks.metric_curves import (
     PROGRESS_METRICS,
     MetricCurve,
     format_number,
+    history_steps,
     metric_curves,
     progress,
     scaled,
 )
 from himl_tasks.runs import Metric, RunStatus
 
+logger = logging.getLogger(__name__)
+
 PAGE = "index.html"
 LOG_TAIL_LINES = 300
 MAX_FILES = 1000
 _WIDTH, _HEIGHT = 320, 64
+MAX_CURVE_POINTS = 2 * _WIDTH
 
 
 def run_page_url(run_dir: Path) -> str:
@@ -101,9 +108,15 @@ class RunPage:
             status=shown_status,
             error=shown_error,
         )
-        partial = page.with_name(PAGE + ".tmp")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(page)  # a browser reloading never sees half a page
+        # Written beside it and renamed over it, so a browser reloading never sees half a page;
+        # under a name of this writer's own, so two writers (a submitter and the supervisor it
+        # raced) never write into one file, nor rename away the other's.
+        partial = page.with_name(f".{PAGE}.{os.getpid()}.{threading.get_ident()}.partial")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(page)
+        finally:
+            partial.unlink(missing_ok=True)
         self._shown = shown
         return page
 
@@ -127,6 +140,21 @@ class RunPage:
             # Marked before it is read: a line written meanwhile is read at the next write.
             self._log = (mark, _tail(path, LOG_TAIL_LINES) if mark is not None else "")
         return self._log
+
+
+def rewrite_run_page(registry: Registry, run_id: str, *, driver_log: str) -> None:
+    """Rewrites a run's page from what the registry holds now; a page not written ends nothing.
+
+    Called by whoever records a run's step other than its supervisor: the submitter, and
+    whoever ends a run whose supervisor is gone (killed, stopped) or never started (canceled
+    while queued). Else the page would show the run going, and reload, for ever.
+    """
+    try:
+        row = registry.get_run(run_id)
+        if row is not None:
+            write_run_page(registry, row, driver_log=driver_log)
+    except (OSError, sqlite3.Error) as failure:
+        logger.warning("could not write the page of run %s: %s", run_id, failure)
 
 
 def render_run_page(
@@ -200,9 +228,15 @@ def render_run_page(
 
 
 def _curve_section(curve: MetricCurve) -> str:
-    """A metric's heading, its curve as an SVG polyline and its min/max/last."""
+    """A metric's heading, its curve as an SVG polyline and its min/max/last.
+
+    The polyline has at most `MAX_CURVE_POINTS`, spread evenly over the steps (first and last
+    included): a metric logged per batch has a million, and every rewrite drew them all.
+    """
     e = html.escape
-    finite = [(step, value) for step, value in curve.points if math.isfinite(value)]
+    shown, _ = history_steps({curve.name: curve}, max_rows=MAX_CURVE_POINTS)
+    values = dict(curve.points)
+    finite = [(step, values[step]) for step in shown if math.isfinite(values[step])]
     points = ""
     if finite:
         first, last_step = finite[0][0], finite[-1][0]

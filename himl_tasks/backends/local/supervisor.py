@@ -33,7 +33,7 @@ from himl_tasks.backends.local.processes import (
     refuse_inspection,
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
-from himl_tasks.backends.local.run_page import RunPage
+from himl_tasks.backends.local.run_page import RunPage, rewrite_run_page
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunStatus, platform_failure_kind
 
 POLL_SECONDS = 0.01
@@ -96,6 +96,7 @@ def main(argv: list[str]) -> int:
             failure_kind=FailureKind.INFRASTRUCTURE.value,
             error=f"the local platform failed: {type(error).__name__}: {error}",
         )
+        rewrite_run_page(registry, run_id, driver_log=DRIVER_LOG)
         if not isinstance(error, _StopRequestedError | KeyboardInterrupt):
             raise
     finally:
