@@ -15,9 +15,10 @@ from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 
 # The AzureML stand-in's fixtures (aml_service, aml, executing_aml), shared with tests/backends;
-# a user's project as the current folder (himl-download's and himl-tb's tests).
+# a user's project as the current folder and the door's seam to AzureML (himl-download's and
+# himl-tb's tests).
 from tests.backends.conftest import aml, aml_service, executing_aml  # noqa: F401
-from tests.himl.workspace_places import cwd_project  # noqa: F401
+from tests.himl.workspace_places import cwd_project, seam  # noqa: F401
 from tests.runtime.conftest import clean_job_environment  # noqa: F401
 
 TRAIN = """

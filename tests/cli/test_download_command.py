@@ -17,7 +17,7 @@ from himl_tasks.runs import RunRef
 from tests.backends.azureml_service import FakeAzureMLService, Outcome
 from tests.backends.conftest import write_script
 from tests.conftest import read_tree
-from tests.himl.workspace_places import seam_to, write_config_json
+from tests.himl.workspace_places import AzureMLSeam, write_config_json
 
 TRAIN = """
 import sys
@@ -133,7 +133,7 @@ def test_on_azureml_the_config_file_names_the_workspace(
     cwd_project: Path,
     aml: AzureMLV1Backend,
     aml_service: FakeAzureMLService,
-    monkeypatch: pytest.MonkeyPatch,
+    seam: AzureMLSeam,
     tmp_path: Path,
 ) -> None:
     aml_service.next_outcome = Outcome(files={"outputs/model.pt": b"weights", "logs/x.txt": b"x"})
@@ -143,7 +143,6 @@ def test_on_azureml_the_config_file_names_the_workspace(
         JobSpec(entry_script="train.py", snapshot_root=cwd_project, compute="cpu-cluster")
     )
     assert aml.wait(ref, timeout=30).succeeded
-    seam = seam_to(aml, monkeypatch)
     config = write_config_json(tmp_path)
 
     code = main(

@@ -8,11 +8,22 @@ from pathlib import Path
 
 import pytest
 
-# The AzureML service stand-in and its backend, shared with the backends' tests.
-from tests.backends.conftest import aml, aml_service, executing_aml, project
+# The AzureML service stand-in and its backend, shared with the backends' tests; the places
+# hi-ml looks for a workspace (the project as the current folder, the door's seam to AzureML).
+from tests.backends.conftest import aml, aml_service, backend, executing_aml, project
+from tests.himl.workspace_places import cwd_project, seam
 from tests.runtime.conftest import clean_job_environment
 
-__all__ = ["aml", "aml_service", "clean_job_environment", "executing_aml", "project"]
+__all__ = [
+    "aml",
+    "aml_service",
+    "backend",
+    "clean_job_environment",
+    "cwd_project",
+    "executing_aml",
+    "project",
+    "seam",
+]
 
 
 @pytest.fixture

@@ -14,25 +14,21 @@ from himl_tasks.errors import ComputeNotFoundError, InvalidInputError, JobFailed
 from himl_tasks.himl import create_run_configuration, create_script_run, submit_run
 from himl_tasks.secret_reference import SecretReference
 from tests.backends.azureml_service import SCRIPT_ERROR, FakeAzureMLService, Outcome
-from tests.backends.conftest import aml, aml_service, write_script  # noqa: F401
+from tests.backends.conftest import write_script
 from tests.conftest import write_tree
-from tests.himl.workspace_places import cwd_project  # noqa: F401
 
 CONDA = "name: job\ndependencies:\n  - python=3.11\n  - pip:\n    - numpy\n"
 
 
 @pytest.fixture
-def conda_file(cwd_project: Path) -> Path:  # noqa: F811
+def conda_file(cwd_project: Path) -> Path:
     path = cwd_project / "environment.yml"
     path.write_text(CONDA)
     return path
 
 
 def test_the_run_configuration_holds_what_hi_ml_puts_in_it(
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
-    conda_file: Path,
-    tmp_path: Path,
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, conda_file: Path, tmp_path: Path
 ) -> None:
     aml.datastore("").upload_folder(write_tree(tmp_path / "in", {"x.csv": b"x"}), "images")
 
@@ -64,9 +60,7 @@ def test_the_run_configuration_holds_what_hi_ml_puts_in_it(
 
 
 def test_bad_settings_are_refused_before_an_environment_is_registered(
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
-    conda_file: Path,
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, conda_file: Path
 ) -> None:
     with pytest.raises(ComputeNotFoundError, match="no compute cluster 'tpu'"):
         create_run_configuration(aml, "tpu", conda_environment_file=conda_file)
@@ -100,8 +94,7 @@ def test_bad_settings_are_refused_before_an_environment_is_registered(
 
 
 def test_the_script_run_takes_this_process_arguments_without_the_flag(
-    cwd_project: Path,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = write_script(cwd_project, "src/train.py", "print('hi')\n")
     monkeypatch.setattr(sys, "argv", [str(script), "--epochs", "3", "--azureml"])
@@ -119,10 +112,10 @@ def test_the_script_run_takes_this_process_arguments_without_the_flag(
 
 
 def test_submit_run_tags_records_and_waits_as_hi_ml(
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
+    aml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
     conda_file: Path,
-    cwd_project: Path,  # noqa: F811
+    cwd_project: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     write_script(cwd_project, "train.py", "print('hi')\n")
@@ -163,8 +156,7 @@ def test_another_backend_is_refused_by_name_before_anything(tmp_path: Path) -> N
 
 
 def test_create_script_run_leaves_out_either_submission_flag(
-    cwd_project: Path,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The door takes both flags out of a job's arguments; so does the v1 function it mirrors.
     write_script(cwd_project, "train.py", "print('hi')\n")

@@ -18,14 +18,8 @@ from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.testing.azurite import Azurite
 from tests.backends.azureml_service import DEFAULT_DATASTORE, FakeAzureMLService
-from tests.backends.conftest import aml, aml_service  # noqa: F401
 from tests.conftest import read_tree, write_tree
-from tests.himl.workspace_places import (
-    WORKSPACE_VARIABLES,
-    cwd_project,  # noqa: F401
-    seam_to,
-    write_config_json,
-)
+from tests.himl.workspace_places import WORKSPACE_VARIABLES, AzureMLSeam, write_config_json
 
 
 def declare(root: Path, text: str) -> LocalWorkspaceConfig:
@@ -122,12 +116,8 @@ def test_an_explicit_config_file_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_a_config_json_found_upward_sends_files_to_azureml_not_the_local_folder(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, seam: AzureMLSeam, aml_service: FakeAzureMLService
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     config_json = write_config_json(cwd_project)
     folder = write_tree(cwd_project / "data", {"1.txt": b"1", "a/2.txt": b"2"})
 
@@ -144,12 +134,8 @@ def test_a_config_json_found_upward_sends_files_to_azureml_not_the_local_folder(
 
 
 def test_hi_mls_aml_workspace_and_an_azureml_config_json_argument(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, aml: AzureMLV1Backend, seam: AzureMLSeam, aml_service: FakeAzureMLService
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     folder = write_tree(cwd_project / "data", {"x.csv": b"x"})
     config_json = write_config_json(cwd_project / "..")
 
@@ -164,11 +150,8 @@ def test_hi_mls_aml_workspace_and_an_azureml_config_json_argument(
 
 
 def test_inside_a_local_run_its_workspace_holds_the_files(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, seam: AzureMLSeam, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     write_config_json(cwd_project)  # in the run's snapshot; the run's workspace wins
     monkeypatch.setenv("HIML_WORKSPACE", str(cwd_project / "job-ws"))
     folder = write_tree(cwd_project / "data", {"x.csv": b"x"})
@@ -181,12 +164,11 @@ def test_inside_a_local_run_its_workspace_holds_the_files(
 
 
 def test_the_himl_workspace_variables_send_files_to_azureml(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
+    cwd_project: Path,
+    seam: AzureMLSeam,
+    aml_service: FakeAzureMLService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     for name, value in WORKSPACE_VARIABLES.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HIML_HOME", str(cwd_project / "home"))  # a local workspace, not used
@@ -200,11 +182,8 @@ def test_the_himl_workspace_variables_send_files_to_azureml(
 
 
 def test_with_no_place_set_the_files_go_to_the_local_workspace_here(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, seam: AzureMLSeam
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     folder = write_tree(cwd_project / "data", {"x.csv": b"x"})
 
     upload_to_datastore("", folder, "local")

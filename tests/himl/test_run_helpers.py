@@ -21,9 +21,9 @@ from himl_tasks.himl.run_objects import BackendRun
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 from tests.backends.azureml_service import FakeAzureMLService, Outcome
-from tests.backends.conftest import aml, aml_service, write_script  # noqa: F401
+from tests.backends.conftest import write_script
 from tests.conftest import read_tree
-from tests.himl.workspace_places import cwd_project, seam_to, write_config_json  # noqa: F401
+from tests.himl.workspace_places import AzureMLSeam, write_config_json
 
 TRAIN = """
 from pathlib import Path
@@ -35,7 +35,7 @@ Path("outputs/other.txt").write_text("other")
 
 
 @pytest.fixture
-def trained(cwd_project: Path) -> tuple[LocalBackend, RunRef]:  # noqa: F811
+def trained(cwd_project: Path) -> tuple[LocalBackend, RunRef]:
     """A completed local run with checkpoints, in the workspace `$HIML_HOME` names."""
     backend = LocalBackend(cwd_project / "workspace")
     write_script(cwd_project, "train.py", TRAIN)
@@ -116,9 +116,7 @@ def test_checkpoints_by_hi_mls_current_and_old_argument_names(
 
 
 def test_runs_are_found_by_recovery_id_and_by_the_recovery_file(
-    trained: tuple[LocalBackend, RunRef],
-    cwd_project: Path,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    trained: tuple[LocalBackend, RunRef], cwd_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend, ref = trained
     run = fetch_run(backend, ref.recovery_id)
@@ -138,10 +136,10 @@ def test_runs_are_found_by_recovery_id_and_by_the_recovery_file(
 
 
 def test_on_azureml_the_runs_are_azureml_runs_and_files_come_from_its_artifact_store(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
+    aml_service: FakeAzureMLService,
+    seam: AzureMLSeam,
     tmp_path: Path,
 ) -> None:
     aml_service.next_outcome = Outcome(files={"outputs/model.pt": b"weights"})
@@ -151,7 +149,6 @@ def test_on_azureml_the_runs_are_azureml_runs_and_files_come_from_its_artifact_s
         JobSpec(entry_script="train.py", snapshot_root=cwd_project, compute="cpu-cluster")
     )
     assert aml.wait(ref, timeout=30).succeeded
-    seam = seam_to(aml, monkeypatch)
     write_config_json(cwd_project)  # hi-ml finds the workspace from here
 
     run = get_most_recent_run(cwd_project / "most_recent_run.txt")

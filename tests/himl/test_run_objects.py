@@ -14,7 +14,7 @@ from himl_tasks.himl.run_objects import BackendRun, run_object
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 from tests.backends.azureml_service import FakeAzureMLService, FakeRun, Outcome
-from tests.backends.conftest import aml, aml_service, backend, project, write_script  # noqa: F401
+from tests.backends.conftest import write_script
 
 TRAIN = """
 from pathlib import Path
@@ -32,10 +32,7 @@ print("trained")
 
 
 def test_a_local_run_offers_azureml_run_members_on_the_backend(
-    backend: LocalBackend,  # noqa: F811
-    project: Path,  # noqa: F811
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    backend: LocalBackend, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_script(project, "train.py", TRAIN)
     ref = backend.submit(
@@ -71,8 +68,7 @@ def test_a_local_run_offers_azureml_run_members_on_the_backend(
 
 
 def test_a_failed_local_run_raises_on_wait_unless_told_not_to(
-    backend: LocalBackend,  # noqa: F811
-    project: Path,  # noqa: F811
+    backend: LocalBackend, project: Path
 ) -> None:
     write_script(project, "boom.py", "import sys\nsys.exit('labels are wrong')\n")
     run = run_object(
@@ -87,9 +83,7 @@ def test_a_failed_local_run_raises_on_wait_unless_told_not_to(
 
 
 def test_on_azureml_the_run_object_is_the_azureml_run_itself(
-    aml: AzureMLV1Backend,  # noqa: F811
-    aml_service: FakeAzureMLService,  # noqa: F811
-    project: Path,  # noqa: F811
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
 ) -> None:
     aml_service.next_outcome = Outcome(metrics={"loss": [1.0, 0.5]})
     write_script(project, "train.py", "print('hi')\n")
@@ -104,8 +98,7 @@ def test_on_azureml_the_run_object_is_the_azureml_run_itself(
 
 
 def test_is_running_in_azure_ml_answers_for_this_process_or_a_run_as_hi_ml(
-    backend: LocalBackend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from himl_tasks import is_running_in_azure_ml
 

@@ -12,23 +12,14 @@ from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
 from himl_tasks.errors import ConfigurationError, InvalidInputError
 from himl_tasks.himl.workspace_resolution import resolve_backend
-from tests.backends.conftest import aml, aml_service  # noqa: F401
-from tests.himl.workspace_places import (
-    WORKSPACE_VARIABLES,
-    cwd_project,  # noqa: F401
-    seam_to,
-    write_config_json,
-)
+from tests.himl.workspace_places import WORKSPACE_VARIABLES, AzureMLSeam, write_config_json
 
 
 def test_a_given_workspace_is_used_as_hi_ml_gives_it(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, aml: AzureMLV1Backend, seam: AzureMLSeam
 ) -> None:
     from azureml.core import Workspace
 
-    seam = seam_to(aml, monkeypatch)
     write_config_json(cwd_project)  # a later place: never looked at
     local = LocalBackend(cwd_project / "ws")
     assert resolve_backend(local) is local
@@ -43,11 +34,8 @@ def test_a_given_workspace_is_used_as_hi_ml_gives_it(
 
 
 def test_a_given_config_file_is_an_azureml_config_json_or_a_local_datastores_file(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, aml: AzureMLV1Backend, seam: AzureMLSeam
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     config_json = write_config_json(cwd_project)
     assert resolve_backend(workspace_config_path=config_json) is aml
     assert seam.calls == [{"aml_workspace": None, "config": config_json}]
@@ -72,11 +60,8 @@ def test_a_given_config_file_is_an_azureml_config_json_or_a_local_datastores_fil
 
 
 def test_inside_an_azureml_run_its_workspace_wins_over_the_snapshots_config_json(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, aml: AzureMLV1Backend, seam: AzureMLSeam, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     write_config_json(cwd_project)  # users keep it beside the script: it is in the snapshot
     monkeypatch.setenv("AZUREML_RUN_ID", "train_1700000000_ab12cd34")
 
@@ -86,11 +71,8 @@ def test_inside_an_azureml_run_its_workspace_wins_over_the_snapshots_config_json
 
 
 def test_inside_a_local_run_its_workspace_wins_over_a_config_json(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, seam: AzureMLSeam, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     write_config_json(cwd_project)
     monkeypatch.setenv("HIML_WORKSPACE", str(cwd_project / "job-workspace"))
 
@@ -101,11 +83,8 @@ def test_inside_a_local_run_its_workspace_wins_over_a_config_json(
 
 
 def test_a_config_json_found_upward_is_azureml_never_the_local_folder(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, aml: AzureMLV1Backend, seam: AzureMLSeam, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     config_json = write_config_json(cwd_project)
     below = cwd_project / "src" / "pkg"
     below.mkdir(parents=True)
@@ -117,11 +96,8 @@ def test_a_config_json_found_upward_is_azureml_never_the_local_folder(
 
 
 def test_a_failing_azureml_sign_in_is_an_error_not_a_fall_back(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, seam: AzureMLSeam
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     seam.error = ConfigurationError("could not open AzureML workspace 'ws' signing in with cli")
     write_config_json(cwd_project)
 
@@ -131,11 +107,8 @@ def test_a_failing_azureml_sign_in_is_an_error_not_a_fall_back(
 
 
 def test_the_himl_workspace_variables_are_azureml_all_three_or_an_error(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    cwd_project: Path, aml: AzureMLV1Backend, seam: AzureMLSeam, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     monkeypatch.setenv("HIML_SUBSCRIPTION_ID", WORKSPACE_VARIABLES["HIML_SUBSCRIPTION_ID"])
     with pytest.raises(ConfigurationError, match="HIML_RESOURCE_GROUP, HIML_WORKSPACE_NAME not"):
         resolve_backend()
@@ -147,12 +120,11 @@ def test_the_himl_workspace_variables_are_azureml_all_three_or_an_error(
 
 
 def test_with_no_place_set_the_local_workspace_is_used_and_said(
-    cwd_project: Path,  # noqa: F811
-    aml: AzureMLV1Backend,  # noqa: F811
+    cwd_project: Path,
+    seam: AzureMLSeam,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    seam = seam_to(aml, monkeypatch)
     monkeypatch.setenv("HIML_HOME", str(cwd_project / "home"))
 
     with caplog.at_level(logging.INFO, logger="himl_tasks.himl.workspace_resolution"):

@@ -60,10 +60,12 @@ def cwd_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def seam_to(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> AzureMLSeam:
-    seam = AzureMLSeam(backend)
-    monkeypatch.setattr(azureml_workspace, "azureml_backend", seam)
-    return seam
+@pytest.fixture
+def seam(aml: Backend, monkeypatch: pytest.MonkeyPatch) -> AzureMLSeam:
+    """The door's one seam to AzureML, answering with the stand-in's backend (`aml`)."""
+    stand_in = AzureMLSeam(aml)
+    monkeypatch.setattr(azureml_workspace, "azureml_backend", stand_in)
+    return stand_in
 
 
 def write_config_json(folder: Path) -> Path:
