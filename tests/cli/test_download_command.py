@@ -15,7 +15,7 @@ from himl_tasks.cli.download_command import main
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 from tests.backends.azureml_service import FakeAzureMLService, Outcome
-from tests.backends.conftest import write_script
+from tests.backends.conftest import azureml_job, write_script
 from tests.conftest import read_tree
 from tests.himl.workspace_places import AzureMLSeam, write_config_json
 
@@ -137,11 +137,7 @@ def test_on_azureml_the_config_file_names_the_workspace(
     tmp_path: Path,
 ) -> None:
     aml_service.next_outcome = Outcome(files={"outputs/model.pt": b"weights", "logs/x.txt": b"x"})
-    write_script(cwd_project, "train.py", "print('hi')\n")
-    (cwd_project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
-    ref = aml.submit(
-        JobSpec(entry_script="train.py", snapshot_root=cwd_project, compute="cpu-cluster")
-    )
+    ref = aml.submit(azureml_job(cwd_project, "print('hi')\n", "train.py"))
     assert aml.wait(ref, timeout=30).succeeded
     config = write_config_json(tmp_path)
 

@@ -22,7 +22,7 @@ from himl_tasks.cli.tensorboard_logs import TensorBoardLogs
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 from tests.backends.azureml_service import FakeAzureMLService, Outcome
-from tests.backends.conftest import write_script
+from tests.backends.conftest import azureml_job, write_script
 
 DEADLINE = 90.0
 
@@ -226,11 +226,7 @@ def test_event_files_of_an_azureml_run_come_from_its_artifact_store(
     aml_service.next_outcome = Outcome(
         files={"outputs/tb/events.out.tfevents.1.host": events, "outputs/model.pt": b"w"}
     )
-    write_script(cwd_project, "train.py", "print('hi')\n")
-    (cwd_project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
-    ref = aml.submit(
-        JobSpec(entry_script="train.py", snapshot_root=cwd_project, compute="cpu-cluster")
-    )
+    ref = aml.submit(azureml_job(cwd_project, "print('hi')\n", "train.py"))
     assert aml.wait(ref, timeout=30).succeeded
     logs = TensorBoardLogs(aml, [ref], "outputs", tmp_path / "tb", tmp_path / "incoming")
 

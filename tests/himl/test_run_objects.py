@@ -14,7 +14,7 @@ from himl_tasks.himl.run_objects import BackendRun, run_object
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 from tests.backends.azureml_service import FakeAzureMLService, FakeRun, Outcome
-from tests.backends.conftest import write_script
+from tests.backends.conftest import azureml_job, write_script
 
 TRAIN = """
 from pathlib import Path
@@ -86,9 +86,7 @@ def test_on_azureml_the_run_object_is_the_azureml_run_itself(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
 ) -> None:
     aml_service.next_outcome = Outcome(metrics={"loss": [1.0, 0.5]})
-    write_script(project, "train.py", "print('hi')\n")
-    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
-    ref = aml.submit(JobSpec(entry_script="train.py", snapshot_root=project, compute="cpu-cluster"))
+    ref = aml.submit(azureml_job(project, "print('hi')\n", "train.py"))
 
     run = run_object(aml, ref)
 
