@@ -6,6 +6,7 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import himl_tasks
@@ -154,6 +155,9 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     assert not hasattr(himl_tasks, "LocalBackends")
 
 
+LIGHTNING_PACKAGES = {"pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics"}
+
+
 def test_importing_the_package_loads_no_heavy_dependency() -> None:
     probe = "import sys, json, himl_tasks; print(json.dumps(sorted(sys.modules)))"
     loaded = json.loads(_probe(probe))
@@ -164,9 +168,6 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
         in {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"} | LIGHTNING_PACKAGES
     ]
     assert heavy == []
-
-
-LIGHTNING_PACKAGES = {"pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics"}
 
 
 def test_a_plain_run_of_a_hi_ml_script_loads_no_backend_sdk_nor_blob_client(
@@ -180,11 +181,7 @@ def test_a_plain_run_of_a_hi_ml_script_loads_no_backend_sdk_nor_blob_client(
         "info = submit_to_azure_if_needed(); assert info.output_folder.is_dir(); "
         "print(json.dumps(sorted(sys.modules)))"
     )
-    finished = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path)],
-        check=True, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    loaded = json.loads(finished.stdout)
+    loaded = json.loads(_probe(probe, str(tmp_path)))
     heavy = {"azureml", "azure", "aiohttp", "prefect", "torch"} | LIGHTNING_PACKAGES
     assert [m for m in loaded if m.split(".")[0] in heavy] == []
     assert "himl_tasks.backends.azureml_v1.backend" not in loaded
@@ -224,10 +221,11 @@ def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
     assert output.strip() == "False"
 
 
-def _probe(code: str) -> str:
-    """What a fresh interpreter prints running `code`: imports measured from nothing."""
+def _probe(code: str, *args: str) -> str:
+    """What a fresh interpreter prints running `code` (sys.argv[1:] = `args`): imports measured
+    from nothing."""
     return subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, timeout=120
     ).stdout
 
 
@@ -239,17 +237,10 @@ def test_no_two_modules_define_one_public_name() -> None:
     # process's entry point is `main`.
     shared_on_purpose = {name for name in vars(InJobPlatform) if not name.startswith("_")}
     shared_on_purpose.add("main")
-    where: dict[str, list[str]] = {}
-    package = Path(himl_tasks.__file__).parent
-    for path in sorted(package.rglob("*.py")):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            for name in _defined_names(node):
-                if not name.startswith("_"):
-                    where.setdefault(name, []).append(str(path.relative_to(package)))
     twice = {
         name: paths
-        for name, paths in where.items()
-        if len(paths) > 1 and name not in shared_on_purpose
+        for name, paths in _where_defined(_defined_names).items()
+        if len(paths) > 1 and not name.startswith("_") and name not in shared_on_purpose
     }
     assert twice == {}
 
@@ -259,21 +250,28 @@ def test_no_two_modules_define_one_named_text() -> None:
     # modules is a copy that drifts, or one constant name with two meanings (OUTPUT_FOLDER the
     # variable's name in one module, the folder's in another). Numbers may repeat: a module's
     # own timings (POLL_SECONDS) are its own.
+    where = _where_defined(_defined_constants)
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+
+
+def _where_defined(names: Callable[[ast.stmt], list[str]]) -> dict[str, list[str]]:
+    """{name: the modules of himl_tasks whose top-level statements define it, by `names`}."""
     where: dict[str, list[str]] = {}
     package = Path(himl_tasks.__file__).parent
     for path in sorted(package.rglob("*.py")):
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
-            if not isinstance(value, ast.Constant | ast.Dict | ast.Tuple | ast.List):
-                continue
-            if isinstance(value, ast.Constant) and not isinstance(value.value, str):
-                continue
-            for name in _defined_constants(node):
+            for name in names(node):
                 where.setdefault(name, []).append(str(path.relative_to(package)))
-    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+    return where
 
 
 def _defined_constants(node: ast.stmt) -> list[str]:
+    """The named texts a statement defines: UPPER_CASE names given a str, dict, tuple or list."""
+    value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+    if not isinstance(value, ast.Constant | ast.Dict | ast.Tuple | ast.List):
+        return []
+    if isinstance(value, ast.Constant) and not isinstance(value.value, str):
+        return []
     targets = node.targets if isinstance(node, ast.Assign) else []
     if isinstance(node, ast.AnnAssign):
         targets = [node.target]
