@@ -93,10 +93,7 @@ class ExecutedJob:
         self.arguments = [*(str(a) for a in (config.arguments or [])), *extra_arguments]
 
     def _copy_snapshot(self, root: Path, files: list[str]) -> None:
-        for name in files:
-            target = self.working_folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / name, target)
+        copy_files(root, files, self.working_folder)
         # AzureML makes `outputs/` and `logs/` in the working folder before the script starts
         # (hi-ml, inside an AzureML run, returns them without creating them: himl.py,
         # submit_to_azure_if_needed; hi-ml's example 3 writes outputs/primes.txt at once).
@@ -324,6 +321,13 @@ class ExecutedJob:
         text = self.record_file.read_text(encoding="utf-8") if self.record_file.exists() else ""
         # A line still being written (no newline yet) is read at the next look.
         return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def copy_files(root: Path, names: list[str], target: Path) -> None:
+    """Copies the files `names` (relative to `root`) to the same paths under `target`."""
+    for name in names:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target / name)
 
 
 def dataset_location(dataset: Any) -> tuple[str, str]:
