@@ -219,9 +219,11 @@ class ExecutedJob:
 
     def upload_log(self) -> None:
         """Writes the driver log to the run's files when it grew since the last upload."""
-        data = self.log_file.read_bytes() if self.log_file.exists() else b""
-        if len(data) == self.uploaded_log_size:
+        # Called at every poll: the file is read only when its size says it grew.
+        size = self.log_file.stat().st_size if self.log_file.exists() else 0
+        if size == self.uploaded_log_size:
             return
+        data = self.log_file.read_bytes() if size else b""
         self.uploaded_log_size = len(data)
         for name in LOG_NAMES:
             self.service.write_run_file(self.run_id, name, data)
