@@ -147,7 +147,7 @@ class ExecutedJob:
             )
         self.started_at = utc_now()
         limit = run_config.max_run_duration_seconds or DEFAULT_DEADLINE_SECONDS
-        self.deadline = _monotonic() + float(limit)
+        self.deadline = time.monotonic() + float(limit)
 
     def _environment(self, control_file: Path) -> dict[str, str]:
         # A compute node has none of the submitter's himl-tasks or AzureML variables.
@@ -207,7 +207,7 @@ class ExecutedJob:
         """True while the process runs; past its deadline it is stopped here."""
         if self.process is None or self.process.poll() is not None:
             return False
-        if _monotonic() > self.deadline:
+        if time.monotonic() > self.deadline:
             self.timed_out = True
             self.kill()
             return False
@@ -361,10 +361,6 @@ def _rows(table: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def _has_files(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
-
-
-def _monotonic() -> float:
-    return time.monotonic()
 
 
 def sampled_arguments(hyperdrive: Any) -> list[list[str]]:

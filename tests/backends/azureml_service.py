@@ -234,7 +234,7 @@ class FakeRun:
         }
         if self.step >= 3:
             details["startTimeUtc"] = "2026-11-21T09:05:00.1234567Z"
-        if status in ("Completed", "Failed", "Canceled"):
+        if status in _ENDED:
             details["endTimeUtc"] = "2026-11-21T10:00:00.000000Z"
         if status == "Failed" and self.outcome.error:
             details["error"] = self.outcome.error
@@ -252,7 +252,7 @@ class FakeRun:
         (its files and outputs uploaded), then Completed on exit code 0, else Failed with the
         script's error.
         """
-        if self.status not in ("Completed", "Failed", "Canceled"):
+        if self.status not in _ENDED:
             self.step += 1
             self._advance()
         status = self.status
@@ -366,7 +366,7 @@ class FakeRun:
         )
 
     def cancel(self) -> None:
-        if self.status not in ("Completed", "Failed", "Canceled"):
+        if self.status not in _ENDED:
             self.canceled = True
             if self.execution is not None:
                 self._cancel_execution()
