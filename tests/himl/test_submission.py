@@ -274,27 +274,26 @@ def test_bad_input_is_one_clear_error_before_anything(
     _nothing_happened(himl_project)
 
 
-def test_an_unknown_local_cluster_is_refused_before_anything_is_submitted(
-    himl_project: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("parameters", "error", "message"),
+    [
+        ({"compute_cluster_name": "gpu-cluster"}, ComputeNotFoundError, "create_compute_cluster"),
+        ({"input_datasets": ["no_such_data"]}, DatasetNotFoundError, "no_such_data"),
+    ],
+    ids=["an unknown local cluster", "a missing input dataset"],
+)
+def test_what_the_local_workspace_lacks_is_refused_before_anything_is_submitted(
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    parameters: dict[str, object],
+    error: type[Exception],
+    message: str,
 ) -> None:
     (himl_project / "sample.py").write_text("print('never run')\n", encoding="utf-8")
     monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py"), LOCAL_FLAG])
 
-    with pytest.raises(ComputeNotFoundError, match="create_compute_cluster"):
-        submit_to_azure_if_needed(compute_cluster_name="gpu-cluster")
-
-    assert LocalBackend(os.environ["HIML_HOME"]).registry.runs() == []
-    assert not (himl_project / "most_recent_run.txt").exists()
-
-
-def test_a_missing_input_dataset_is_refused_before_anything_is_submitted(
-    himl_project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (himl_project / "sample.py").write_text("print('never run')\n", encoding="utf-8")
-    monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py"), LOCAL_FLAG])
-
-    with pytest.raises(DatasetNotFoundError, match="no_such_data"):
-        submit_to_azure_if_needed(input_datasets=["no_such_data"])
+    with pytest.raises(error, match=message):
+        submit_to_azure_if_needed(**parameters)  # type: ignore[arg-type]
 
     assert LocalBackend(os.environ["HIML_HOME"]).registry.runs() == []
     assert not (himl_project / "most_recent_run.txt").exists()
