@@ -159,15 +159,9 @@ LIGHTNING_PACKAGES = {"pytorch_lightning", "lightning", "lightning_fabric", "tor
 
 
 def test_importing_the_package_loads_no_heavy_dependency() -> None:
-    probe = "import sys, json, himl_tasks; print(json.dumps(sorted(sys.modules)))"
-    loaded = json.loads(_probe(probe))
-    heavy = [
-        m
-        for m in loaded
-        if m.split(".")[0]
-        in {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"} | LIGHTNING_PACKAGES
-    ]
-    assert heavy == []
+    loaded = _loaded("import himl_tasks")
+    heavy = {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"} | LIGHTNING_PACKAGES
+    assert _of_packages(loaded, heavy) == []
 
 
 def test_a_plain_run_of_a_hi_ml_script_loads_no_backend_sdk_nor_blob_client(
@@ -175,15 +169,14 @@ def test_a_plain_run_of_a_hi_ml_script_loads_no_backend_sdk_nor_blob_client(
 ) -> None:
     # `python script.py` with the door and no flag runs the script here: it pays for the call,
     # not for AzureML's backend, its blob client (aiohttp, about 0.2 s) or Lightning.
-    probe = (
-        "import os, sys, json; os.chdir(sys.argv[1]); "
+    script = (
+        "import os, sys; os.chdir(sys.argv[1]); "
         "from himl_tasks import submit_to_azure_if_needed; "
-        "info = submit_to_azure_if_needed(); assert info.output_folder.is_dir(); "
-        "print(json.dumps(sorted(sys.modules)))"
+        "info = submit_to_azure_if_needed(); assert info.output_folder.is_dir()"
     )
-    loaded = json.loads(_probe(probe, str(tmp_path)))
+    loaded = _loaded(script, str(tmp_path))
     heavy = {"azureml", "azure", "aiohttp", "prefect", "torch"} | LIGHTNING_PACKAGES
-    assert [m for m in loaded if m.split(".")[0] in heavy] == []
+    assert _of_packages(loaded, heavy) == []
     assert "himl_tasks.backends.azureml_v1.backend" not in loaded
 
 
@@ -203,22 +196,16 @@ def test_lightning_is_imported_only_when_a_lightning_name_is_used() -> None:
 def test_run_context_is_light_to_import_in_a_job() -> None:
     # A job's script imports RUN_CONTEXT to log: it is the in-job API's, not the door's, so it
     # loads neither the storage engine's HTTP client nor an Azure SDK.
-    probe = (
-        "import sys; from himl_tasks import RUN_CONTEXT; RUN_CONTEXT.id; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'azure', 'azureml'}))"
-    )
-    output = _probe(probe)
-    assert output.strip() == "[]"
+    loaded = _loaded("from himl_tasks import RUN_CONTEXT; RUN_CONTEXT.id")
+    assert _of_packages(loaded, {"aiohttp", "azure", "azureml"}) == []
 
 
 def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
-    probe = (
-        "import sys, himl_tasks; from himl_tasks import AzureMLV1Backend, get_workspace, "
-        "SweepSpec, download_checkpoints; print(any(m.split('.')[0] == 'azureml' "
-        "for m in sys.modules))"
+    loaded = _loaded(
+        "import himl_tasks; from himl_tasks import AzureMLV1Backend, get_workspace, "
+        "SweepSpec, download_checkpoints"
     )
-    output = _probe(probe)
-    assert output.strip() == "False"
+    assert _of_packages(loaded, {"azureml"}) == []
 
 
 def _probe(code: str, *args: str) -> str:
@@ -227,6 +214,17 @@ def _probe(code: str, *args: str) -> str:
     return subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, timeout=120
     ).stdout
+
+
+def _loaded(code: str, *args: str) -> list[str]:
+    """The modules a fresh interpreter has loaded once it has run `code`."""
+    report = "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"
+    return list(json.loads(_probe(code + report, *args)))
+
+
+def _of_packages(modules: list[str], packages: set[str]) -> list[str]:
+    """The modules that belong to one of the top-level `packages`."""
+    return [m for m in modules if m.split(".")[0] in packages]
 
 
 def test_no_two_modules_define_one_public_name() -> None:
