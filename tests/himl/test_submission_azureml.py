@@ -22,17 +22,16 @@ from himl_tasks import (
     submit_to_azure_if_needed,
 )
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
-from himl_tasks.himl import azureml_workspace
 from himl_tasks.testing.files import write_tree
 from tests.backends.azureml_service import SCRIPT_ERROR, FakeAzureMLService, Outcome
+from tests.himl.workspace_places import AzureMLSeam
 
 
 @pytest.fixture
 def on_azureml(
-    himl_project: Path, aml: AzureMLV1Backend, monkeypatch: pytest.MonkeyPatch
+    himl_project: Path, aml: AzureMLV1Backend, seam: AzureMLSeam, monkeypatch: pytest.MonkeyPatch
 ) -> AzureMLV1Backend:
     """A project whose AzureML workspace is the stand-in; `sample.py` in it is the script."""
-    monkeypatch.setattr(azureml_workspace, "azureml_backend", lambda *args, **kwargs: aml)
     (himl_project / "sample.py").write_text("print('the job')\n", encoding="utf-8")
     monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py"), "--azureml", "-n", "3"])
     return aml
@@ -239,12 +238,12 @@ def test_the_code_after_the_call_runs_inside_the_azureml_job(
     executing_aml: AzureMLV1Backend,
     aml_service: FakeAzureMLService,
     himl_project: Path,
+    seam: AzureMLSeam,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The stand-in executes the job: the same script, started by AzureML's compute, finds
     # itself inside the run and goes on past the call.
-    monkeypatch.setattr(azureml_workspace, "azureml_backend", lambda *args, **kwargs: executing_aml)
     script = himl_project / "sample.py"
     script.write_text(EXECUTED_SCRIPT, encoding="utf-8")
     aml_service.store("workspaceblobstore").upload_folder(
