@@ -6,6 +6,7 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import himl_tasks
@@ -154,19 +155,13 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     assert not hasattr(himl_tasks, "LocalBackends")
 
 
-def test_importing_the_package_loads_no_heavy_dependency() -> None:
-    probe = "import sys, json, himl_tasks; print(json.dumps(sorted(sys.modules)))"
-    loaded = json.loads(_probe(probe))
-    heavy = [
-        m
-        for m in loaded
-        if m.split(".")[0]
-        in {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"} | LIGHTNING_PACKAGES
-    ]
-    assert heavy == []
-
-
 LIGHTNING_PACKAGES = {"pytorch_lightning", "lightning", "lightning_fabric", "torchmetrics"}
+
+
+def test_importing_the_package_loads_no_heavy_dependency() -> None:
+    loaded = _loaded("import himl_tasks")
+    heavy = {"azureml", "azure", "aiohttp", "prefect", "torch", "rich"} | LIGHTNING_PACKAGES
+    assert _of_packages(loaded, heavy) == []
 
 
 def test_a_plain_run_of_a_hi_ml_script_loads_no_backend_sdk_nor_blob_client(
@@ -174,19 +169,14 @@ def test_a_plain_run_of_a_hi_ml_script_loads_no_backend_sdk_nor_blob_client(
 ) -> None:
     # `python script.py` with the door and no flag runs the script here: it pays for the call,
     # not for AzureML's backend, its blob client (aiohttp, about 0.2 s) or Lightning.
-    probe = (
-        "import os, sys, json; os.chdir(sys.argv[1]); "
+    script = (
+        "import os, sys; os.chdir(sys.argv[1]); "
         "from himl_tasks import submit_to_azure_if_needed; "
-        "info = submit_to_azure_if_needed(); assert info.output_folder.is_dir(); "
-        "print(json.dumps(sorted(sys.modules)))"
+        "info = submit_to_azure_if_needed(); assert info.output_folder.is_dir()"
     )
-    finished = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path)],
-        check=True, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    loaded = json.loads(finished.stdout)
+    loaded = _loaded(script, str(tmp_path))
     heavy = {"azureml", "azure", "aiohttp", "prefect", "torch"} | LIGHTNING_PACKAGES
-    assert [m for m in loaded if m.split(".")[0] in heavy] == []
+    assert _of_packages(loaded, heavy) == []
     assert "himl_tasks.backends.azureml_v1.backend" not in loaded
 
 
@@ -206,29 +196,35 @@ def test_lightning_is_imported_only_when_a_lightning_name_is_used() -> None:
 def test_run_context_is_light_to_import_in_a_job() -> None:
     # A job's script imports RUN_CONTEXT to log: it is the in-job API's, not the door's, so it
     # loads neither the storage engine's HTTP client nor an Azure SDK.
-    probe = (
-        "import sys; from himl_tasks import RUN_CONTEXT; RUN_CONTEXT.id; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp', 'azure', 'azureml'}))"
-    )
-    output = _probe(probe)
-    assert output.strip() == "[]"
+    loaded = _loaded("from himl_tasks import RUN_CONTEXT; RUN_CONTEXT.id")
+    assert _of_packages(loaded, {"aiohttp", "azure", "azureml"}) == []
 
 
 def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
-    probe = (
-        "import sys, himl_tasks; from himl_tasks import AzureMLV1Backend, get_workspace, "
-        "SweepSpec, download_checkpoints; print(any(m.split('.')[0] == 'azureml' "
-        "for m in sys.modules))"
+    loaded = _loaded(
+        "import himl_tasks; from himl_tasks import AzureMLV1Backend, get_workspace, "
+        "SweepSpec, download_checkpoints"
     )
-    output = _probe(probe)
-    assert output.strip() == "False"
+    assert _of_packages(loaded, {"azureml"}) == []
 
 
-def _probe(code: str) -> str:
-    """What a fresh interpreter prints running `code`: imports measured from nothing."""
+def _probe(code: str, *args: str) -> str:
+    """What a fresh interpreter prints running `code` (sys.argv[1:] = `args`): imports measured
+    from nothing."""
     return subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, timeout=120
     ).stdout
+
+
+def _loaded(code: str, *args: str) -> list[str]:
+    """The modules a fresh interpreter has loaded once it has run `code`."""
+    report = "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"
+    return list(json.loads(_probe(code + report, *args)))
+
+
+def _of_packages(modules: list[str], packages: set[str]) -> list[str]:
+    """The modules that belong to one of the top-level `packages`."""
+    return [m for m in modules if m.split(".")[0] in packages]
 
 
 def test_no_two_modules_define_one_public_name() -> None:
@@ -239,17 +235,10 @@ def test_no_two_modules_define_one_public_name() -> None:
     # process's entry point is `main`.
     shared_on_purpose = {name for name in vars(InJobPlatform) if not name.startswith("_")}
     shared_on_purpose.add("main")
-    where: dict[str, list[str]] = {}
-    package = Path(himl_tasks.__file__).parent
-    for path in sorted(package.rglob("*.py")):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            for name in _defined_names(node):
-                if not name.startswith("_"):
-                    where.setdefault(name, []).append(str(path.relative_to(package)))
     twice = {
         name: paths
-        for name, paths in where.items()
-        if len(paths) > 1 and name not in shared_on_purpose
+        for name, paths in _where_defined(_defined_names).items()
+        if len(paths) > 1 and not name.startswith("_") and name not in shared_on_purpose
     }
     assert twice == {}
 
@@ -259,21 +248,28 @@ def test_no_two_modules_define_one_named_text() -> None:
     # modules is a copy that drifts, or one constant name with two meanings (OUTPUT_FOLDER the
     # variable's name in one module, the folder's in another). Numbers may repeat: a module's
     # own timings (POLL_SECONDS) are its own.
+    where = _where_defined(_defined_constants)
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+
+
+def _where_defined(names: Callable[[ast.stmt], list[str]]) -> dict[str, list[str]]:
+    """{name: the modules of himl_tasks whose top-level statements define it, by `names`}."""
     where: dict[str, list[str]] = {}
     package = Path(himl_tasks.__file__).parent
     for path in sorted(package.rglob("*.py")):
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
-            if not isinstance(value, ast.Constant | ast.Dict | ast.Tuple | ast.List):
-                continue
-            if isinstance(value, ast.Constant) and not isinstance(value.value, str):
-                continue
-            for name in _defined_constants(node):
+            for name in names(node):
                 where.setdefault(name, []).append(str(path.relative_to(package)))
-    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+    return where
 
 
 def _defined_constants(node: ast.stmt) -> list[str]:
+    """The named texts a statement defines: UPPER_CASE names given a str, dict, tuple or list."""
+    value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+    if not isinstance(value, ast.Constant | ast.Dict | ast.Tuple | ast.List):
+        return []
+    if isinstance(value, ast.Constant) and not isinstance(value.value, str):
+        return []
     targets = node.targets if isinstance(node, ast.Assign) else []
     if isinstance(node, ast.AnnAssign):
         targets = [node.target]

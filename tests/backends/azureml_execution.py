@@ -93,10 +93,7 @@ class ExecutedJob:
         self.arguments = [*(str(a) for a in (config.arguments or [])), *extra_arguments]
 
     def _copy_snapshot(self, root: Path, files: list[str]) -> None:
-        for name in files:
-            target = self.working_folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / name, target)
+        copy_files(root, files, self.working_folder)
         # AzureML makes `outputs/` and `logs/` in the working folder before the script starts
         # (hi-ml, inside an AzureML run, returns them without creating them: himl.py,
         # submit_to_azure_if_needed; hi-ml's example 3 writes outputs/primes.txt at once).
@@ -150,7 +147,7 @@ class ExecutedJob:
             )
         self.started_at = utc_now()
         limit = run_config.max_run_duration_seconds or DEFAULT_DEADLINE_SECONDS
-        self.deadline = _monotonic() + float(limit)
+        self.deadline = time.monotonic() + float(limit)
 
     def _environment(self, control_file: Path) -> dict[str, str]:
         # A compute node has none of the submitter's himl-tasks or AzureML variables.
@@ -210,7 +207,7 @@ class ExecutedJob:
         """True while the process runs; past its deadline it is stopped here."""
         if self.process is None or self.process.poll() is not None:
             return False
-        if _monotonic() > self.deadline:
+        if time.monotonic() > self.deadline:
             self.timed_out = True
             self.kill()
             return False
@@ -222,9 +219,11 @@ class ExecutedJob:
 
     def upload_log(self) -> None:
         """Writes the driver log to the run's files when it grew since the last upload."""
-        data = self.log_file.read_bytes() if self.log_file.exists() else b""
-        if len(data) == self.uploaded_log_size:
+        # Called at every poll: the file is read only when its size says it grew.
+        size = self.log_file.stat().st_size if self.log_file.exists() else 0
+        if size == self.uploaded_log_size:
             return
+        data = self.log_file.read_bytes() if size else b""
         self.uploaded_log_size = len(data)
         for name in LOG_NAMES:
             self.service.write_run_file(self.run_id, name, data)
@@ -326,6 +325,13 @@ class ExecutedJob:
         return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
 
 
+def copy_files(root: Path, names: list[str], target: Path) -> None:
+    """Copies the files `names` (relative to `root`) to the same paths under `target`."""
+    for name in names:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target / name)
+
+
 def dataset_location(dataset: Any) -> tuple[str, str]:
     """The (datastore, folder) of a file dataset built from `(datastore, "folder/**")`.
 
@@ -355,10 +361,6 @@ def _rows(table: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def _has_files(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
-
-
-def _monotonic() -> float:
-    return time.monotonic()
 
 
 def sampled_arguments(hyperdrive: Any) -> list[list[str]]:

@@ -34,7 +34,12 @@ from himl_tasks.errors import (
 )
 from himl_tasks.storage import BlobDatastore
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
-from tests.backends.azureml_execution import ExecutedJob, sampled_arguments, utc_now
+from tests.backends.azureml_execution import (
+    ExecutedJob,
+    copy_files,
+    sampled_arguments,
+    utc_now,
+)
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"
@@ -125,7 +130,8 @@ class Execution:
 
     Attributes:
         config: The job's run configuration (a HyperDriveConfig's inner ScriptRunConfig).
-        snapshot_root: The copy of the snapshot taken at submission.
+        snapshot_root: Where the snapshot's files are: the source folder for a job (its
+            working folder is copied at submission), a copy taken at submission for a sweep.
         snapshot: The snapshot's files, relative to `snapshot_root`.
         trials: A HyperDrive run's trials not started yet: their extra arguments.
         max_concurrent: How many trials run at once.
@@ -228,7 +234,7 @@ class FakeRun:
         }
         if self.step >= 3:
             details["startTimeUtc"] = "2026-11-21T09:05:00.1234567Z"
-        if status in ("Completed", "Failed", "Canceled"):
+        if status in _ENDED:
             details["endTimeUtc"] = "2026-11-21T10:00:00.000000Z"
         if status == "Failed" and self.outcome.error:
             details["error"] = self.outcome.error
@@ -246,7 +252,7 @@ class FakeRun:
         (its files and outputs uploaded), then Completed on exit code 0, else Failed with the
         script's error.
         """
-        if self.status not in ("Completed", "Failed", "Canceled"):
+        if self.status not in _ENDED:
             self.step += 1
             self._advance()
         status = self.status
@@ -360,7 +366,7 @@ class FakeRun:
         )
 
     def cancel(self) -> None:
-        if self.status not in ("Completed", "Failed", "Canceled"):
+        if self.status not in _ENDED:
             self.canceled = True
             if self.execution is not None:
                 self._cancel_execution()
@@ -500,21 +506,21 @@ class FakeAzureMLService:
     def _execute(self, run: FakeRun, config: Any, snapshot: list[str]) -> None:
         """Starts the submitted job (or, for a HyperDriveConfig, schedules its trials).
 
-        The snapshot is copied now, while the submission's `.amlignore` is in place; a
-        sweep's trials are copied from that copy.
+        The snapshot is taken now, while the submission's `.amlignore` is in place: a job's
+        working folder is copied from the source folder at once; a sweep's trials start later,
+        each from a copy of the snapshot made now.
         """
         root = Path(_source_directory(config))
-        copy = self.compute_root / f"{run.id}.snapshot"
-        for name in snapshot:
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / name, copy / name)
-        execution = Execution(_run_config(config), copy, snapshot)
+        execution = Execution(_run_config(config), root, snapshot)
         run.execution = execution
-        if _run_config(config) is not config:  # a HyperDriveConfig around the job
-            execution.trials = sampled_arguments(config)
-            execution.max_concurrent = int(config._max_concurrent_runs or len(execution.trials))
+        if execution.config is config:
+            self._start_job(run, execution, ())
             return
-        self._start_job(run, execution, ())
+        # A HyperDriveConfig around the job.
+        execution.snapshot_root = self.compute_root / f"{run.id}.snapshot"
+        copy_files(root, snapshot, execution.snapshot_root)
+        execution.trials = sampled_arguments(config)
+        execution.max_concurrent = int(config._max_concurrent_runs or len(execution.trials))
 
     def store(self, name: str) -> BlobDatastore:
         """The blob container behind a datastore, for arranging and checking files."""

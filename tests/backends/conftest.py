@@ -4,12 +4,14 @@ import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.job_spec import JobSpec
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from tests.backends.azureml_service import (
     ARTIFACT_DATASTORE,
@@ -37,6 +39,16 @@ def write_script(project: Path, name: str, body: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(body), encoding="utf-8")
     return path
+
+
+def azureml_job(project: Path, body: str, name: str = "job.py", **fields: Any) -> JobSpec:
+    """A job AzureML takes: the script `name`, a conda file beside it, the stand-in's cluster.
+
+    `fields` are further JobSpec fields (args, datasets, max_run_duration, ...).
+    """
+    write_script(project, name, body)
+    write_script(project, "environment.yml", "name: job\ndependencies:\n  - python=3.11\n")
+    return JobSpec(entry_script=name, snapshot_root=project, compute="cpu-cluster", **fields)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunStatus
 from himl_tasks.sweeps import Choice, SweepSpec
 from tests.backends.azureml_service import (
@@ -22,16 +21,10 @@ from tests.backends.azureml_service import (
     FakeAzureMLService,
     Outcome,
 )
-from tests.backends.conftest import write_script
+from tests.backends.conftest import azureml_job
 
 FAST = 0.1  # seconds between looks at a run (more often only takes CPU from the job)
 DEADLINE = 60.0
-
-
-def job(project: Path, body: str, **fields: object) -> JobSpec:
-    write_script(project, "job.py", body)
-    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
-    return JobSpec(entry_script="job.py", snapshot_root=project, compute="cpu-cluster", **fields)  # type: ignore[arg-type]
 
 
 def test_a_hi_ml_script_runs_with_its_datasets_metrics_and_files(
@@ -49,7 +42,7 @@ def test_a_hi_ml_script_runs_with_its_datasets_metrics_and_files(
     (tmp_path / "seed" / "old.txt").write_text("version one\n")
     store.upload_folder(tmp_path / "seed", "himl_out/seed")
     assert executing_aml.register_dataset("himl_out", "", "himl_out/seed").version == 1
-    spec = job(
+    spec = azureml_job(
         project,
         """
         import os, sys
@@ -123,7 +116,7 @@ def test_the_driver_log_streams_while_the_job_runs(
     # The job waits for a file that only the watcher's on_line creates, once it has seen the
     # job's first line: the job can only finish if its log streamed while it ran.
     go = tmp_path / "go"
-    spec = job(
+    spec = azureml_job(
         project,
         """
         import sys, time
@@ -155,7 +148,7 @@ def test_the_driver_log_streams_while_the_job_runs(
 def test_a_failing_script_fails_the_run_with_its_exception(
     executing_aml: AzureMLV1Backend, project: Path
 ) -> None:
-    spec = job(project, "print('starting')\nraise KeyError('no such column: age')\n")
+    spec = azureml_job(project, "print('starting')\nraise KeyError('no such column: age')\n")
     ref = executing_aml.submit(spec)
     lines: list[str] = []
     state = executing_aml.watch(
@@ -174,7 +167,7 @@ def test_cancel_kills_the_job_process(
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "still-alive"
-    spec = job(
+    spec = azureml_job(
         project,
         """
         import sys, time
@@ -203,7 +196,9 @@ def test_cancel_kills_the_job_process(
 def test_a_job_past_its_max_run_duration_is_stopped(
     executing_aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
 ) -> None:
-    spec = job(project, "import time\nprint('sleeping')\ntime.sleep(60)\n", max_run_duration=1)
+    spec = azureml_job(
+        project, "import time\nprint('sleeping')\ntime.sleep(60)\n", max_run_duration=1
+    )
     ref = executing_aml.submit(spec)
     started = time.monotonic()
     state = executing_aml.watch(ref, timeout_seconds=DEADLINE, poll_seconds=FAST)
@@ -216,7 +211,7 @@ def test_a_job_past_its_max_run_duration_is_stopped(
 def test_a_hyperdrive_sweep_runs_each_trial_with_its_arguments(
     executing_aml: AzureMLV1Backend, project: Path, tmp_path: Path
 ) -> None:
-    spec = job(
+    spec = azureml_job(
         project,
         """
         import sys
@@ -248,7 +243,7 @@ def test_a_hyperdrive_sweep_runs_each_trial_with_its_arguments(
 def test_scripted_runs_do_not_execute(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
 ) -> None:
-    spec = job(project, "raise SystemExit('must not run')\n")
+    spec = azureml_job(project, "raise SystemExit('must not run')\n")
     ref = aml.submit(spec)
     assert aml.watch(ref, timeout_seconds=DEADLINE, poll_seconds=FAST).status is RunStatus.COMPLETED
     assert aml_service.jobs == []
@@ -297,7 +292,7 @@ def test_a_table_of_one_row_is_read_back(
 ) -> None:
     # AzureML returns a table of one row as {column: value} (get_cells_from_metric_v2_dto).
     aml_service.next_outcome = Outcome(metrics={"final": {"step": 3, "value": 0.25}})
-    ref = aml.submit(job(project, "print('hi')\n"))
+    ref = aml.submit(azureml_job(project, "print('hi')\n"))
     aml.watch(ref, timeout_seconds=DEADLINE, poll_seconds=FAST)
     assert [(m.name, m.value, m.step) for m in aml.get_metrics(ref)] == [("final", 0.25, 3)]
 

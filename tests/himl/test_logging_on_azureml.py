@@ -7,23 +7,15 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
-from himl_tasks.job_spec import JobSpec
 from tests.backends.azureml_service import FakeAzureMLService
-from tests.backends.conftest import write_script
+from tests.backends.conftest import azureml_job
 from tests.himl.test_lightning_logging import HYPERPARAMS, TRAINING_SCRIPT
-
-
-def submitted(backend: AzureMLV1Backend, project: Path, body: str) -> JobSpec:
-    write_script(project, "job.py", body)
-    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
-    return JobSpec(entry_script="job.py", snapshot_root=project, compute="cpu-cluster")
 
 
 def test_run_context_is_azureml_s_run_inside_an_azureml_job(
     executing_aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
 ) -> None:
-    spec = submitted(
-        executing_aml,
+    spec = azureml_job(
         project,
         """
         from pathlib import Path
@@ -58,7 +50,7 @@ def test_run_context_is_azureml_s_run_inside_an_azureml_job(
 def test_a_lightning_training_logs_to_the_azureml_run(
     executing_aml: AzureMLV1Backend, project: Path
 ) -> None:
-    ref = executing_aml.submit(submitted(executing_aml, project, TRAINING_SCRIPT))
+    ref = executing_aml.submit(azureml_job(project, TRAINING_SCRIPT))
     state = executing_aml.watch(ref, timeout_seconds=120, poll_seconds=0.2)
 
     assert state.succeeded, "".join(executing_aml.iter_logs(ref))[-3000:]

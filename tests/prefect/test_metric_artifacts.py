@@ -39,19 +39,24 @@ def versions(key: str) -> list[tuple[object, str]]:
     return [(a.data, str(a.created)) for a in sorted(found, key=lambda a: a.created or 0)]
 
 
-def test_run_job_publishes_curves_that_grow_and_progress_that_reaches_100(
-    workspace: tuple[str, LocalBackend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    block, _ = workspace
-    monkeypatch.setattr(metric_artifacts, "HISTORY_ARTIFACT_SECONDS", 0.3)
-    write_script(tmp_path / "project", "train.py", TRAIN)
-    spec = JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
+def run_in_a_flow(block: str, project: Path, script: str) -> str:
+    """Runs `script` as a job with `run_job` inside a flow; returns the run's id."""
+    write_script(project, "train.py", script)
+    spec = JobSpec(entry_script="train.py", snapshot_root=project)
 
     @flow
     def train() -> str:
         return run_job(block, spec, retry_delay_seconds=0).run.run_id
 
-    run_id = train()
+    return train()
+
+
+def test_run_job_publishes_curves_that_grow_and_progress_that_reaches_100(
+    workspace: tuple[str, LocalBackend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    block, _ = workspace
+    monkeypatch.setattr(metric_artifacts, "HISTORY_ARTIFACT_SECONDS", 0.3)
+    run_id = run_in_a_flow(block, tmp_path / "project", TRAIN)
     curves = [str(data) for data, _ in versions(artifact_key("curves", run_id))]
     # A version per epoch seen while the run was going: the sparkline grows a bar at a time.
     lines = [re.search(r"^loss\s+(\S+)", text, re.MULTILINE) for text in curves]
@@ -86,14 +91,7 @@ def test_a_long_history_is_a_bounded_table_and_hostile_names_stay_text(
     # The per-step table had a row per step: a metric logged per batch made every version of
     # the markdown and table artifacts grow without bound (megabytes every 5 s to the API).
     block, _ = workspace
-    write_script(tmp_path / "project", "train.py", LONG)
-    spec = JobSpec(entry_script="train.py", snapshot_root=tmp_path / "project")
-
-    @flow
-    def train() -> str:
-        return run_job(block, spec, retry_delay_seconds=0).run.run_id
-
-    run_id = train()
+    run_id = run_in_a_flow(block, tmp_path / "project", LONG)
     [*_, (final, _)] = versions(artifact_key("curves", run_id))
     text = str(final)
     rows = [line for line in text.splitlines() if re.match(r"^\| \d", line)]
