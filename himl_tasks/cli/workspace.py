@@ -1,4 +1,9 @@
-"""Which workspace a command uses: `--workspace`, else the library's own order."""
+"""Which workspace a command uses: `--workspace`, else the library's own order.
+
+`--workspace` is read in the order `get_workspace` reads its arguments (a config file before a
+block, `himl_tasks.backends.azureml_v1.workspace`): a file or folder that exists is used as
+such, and only a name that is neither is looked up as a saved Prefect block.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.registry import DATABASE_NAME
+from himl_tasks.cli.saved_blocks import backend_of_saved_block, is_block_name
 from himl_tasks.errors import WorkspaceNotFoundError
 from himl_tasks.himl.workspace_resolution import resolve_backend
 
@@ -15,14 +21,18 @@ def backend_for_command(workspace: str | None) -> Backend:
     """The backend a command works on.
 
     Args:
-        workspace: A local workspace folder (one holding a registry), or a file
-            `resolve_backend` reads (an AzureML `config.json`, a local datastores TOML file).
-            None: the library's order (`himl_tasks.himl.workspace_resolution.resolve_backend`,
-            which ends at `$HIML_HOME`, else `./.himl`).
+        workspace: A local workspace folder (one holding a registry), a file
+            `resolve_backend` reads (an AzureML `config.json`, a local datastores TOML file),
+            or the name of a saved workspace block ("local-workspace/demo",
+            "azureml-workspace/prod", or a bare name only one of them has), read through the
+            Prefect API. None: the library's order
+            (`himl_tasks.himl.workspace_resolution.resolve_backend`, which ends at
+            `$HIML_HOME`, else `./.himl`).
 
     Raises:
         WorkspaceNotFoundError: `workspace` names nothing, or a folder that is no workspace.
-        ConfigurationError: As `resolve_backend` raises for a file it cannot use.
+        ConfigurationError: As `resolve_backend` raises for a file it cannot use; for a block
+            name, when no Prefect API is configured or it cannot be reached.
     """
     if workspace is None:
         return resolve_backend()
@@ -35,7 +45,9 @@ def backend_for_command(workspace: str | None) -> Backend:
         return LocalBackend(path.absolute())
     if path.is_file():
         return resolve_backend(workspace_config_path=path)
+    if is_block_name(workspace):
+        return backend_of_saved_block(workspace)
     raise WorkspaceNotFoundError(
-        f"no workspace '{workspace}': give a local workspace folder or an AzureML config.json "
-        "(saved Prefect blocks are read by the flows, not by this command)"
+        f"no workspace '{workspace}': give a local workspace folder, an AzureML config.json, "
+        "or a saved workspace block's name (local-workspace/NAME, azureml-workspace/NAME)"
     )
