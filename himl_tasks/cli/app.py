@@ -34,8 +34,10 @@ PATTERN names runs: 'all'; a run id or recovery id (experiment:run_id); an exper
 name or tag (key=value, or the value) by prefix, or by glob with * ? [ ]; or a job folder
 holding most_recent_run.txt (a folder prefix or glob finds many).
 
-The workspace: --workspace (a local workspace folder, or an AzureML config.json), else the
-library's order: config.json found upward, HIML_* variables, then $HIML_HOME or ./.himl.
+The workspace: --workspace (a local workspace folder, an AzureML config.json, or a saved
+workspace block's name, local-workspace/NAME or azureml-workspace/NAME, read from the Prefect API
+at PREFECT_API_URL), else the library's order: config.json found upward, HIML_* variables, then
+$HIML_HOME or ./.himl.
 
 Exit codes: 0 done, 1 failed or found nothing, 2 bad usage, 130 interrupted.
 """
@@ -90,8 +92,10 @@ def main(
         typer.Option(
             "--workspace",
             "-w",
-            help="A local workspace folder or an AzureML config.json (default: the library's "
-            "order, ending at $HIML_HOME or ./.himl).",
+            help="A local workspace folder, an AzureML config.json, or a saved workspace "
+            "block's name (local-workspace/NAME, azureml-workspace/NAME; read from the Prefect "
+            "API at PREFECT_API_URL). Default: the library's order, ending at $HIML_HOME or "
+            "./.himl.",
         ),
     ] = None,
 ) -> None:

@@ -49,10 +49,10 @@ def selector_parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--config_file",
-        type=Path,
-        help="an AzureML config.json, a local workspace folder (or a local datastores file); "
-        "default: the library's "
-        "order (a config.json here or above, the HIML_* variables, else $HIML_HOME or ./.himl)",
+        help="an AzureML config.json, a local workspace folder (or a local datastores file), "
+        "or a saved workspace block's name (local-workspace/NAME, azureml-workspace/NAME, read "
+        "from the Prefect API at PREFECT_API_URL); default: the library's order (a config.json "
+        "here or above, the HIML_* variables, else $HIML_HOME or ./.himl)",
     )
     return parser
 
@@ -71,7 +71,7 @@ def selection_from(args: argparse.Namespace, *, num_runs: int | None = None) -> 
 
 def workspace_from(args: argparse.Namespace) -> Backend:
     """The workspace: `--config_file` as `himl --workspace` reads it, else the library's order."""
-    return backend_for_command(None if args.config_file is None else str(args.config_file))
+    return backend_for_command(args.config_file)
 
 
 def run_console_script(prog: str, body: Callable[[], int]) -> int:

@@ -41,12 +41,17 @@ def _name() -> str:
 
 def _himl(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`himl ARGS` in a fresh process, with a Prefect home of its own and `env` set."""
+    return _run([sys.executable, "-m", "himl_tasks.cli", *args], cwd, env)
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A console script in a fresh process: no PREFECT_* or HIML_* setting but `env`'s."""
     environ = {
         key: value for key, value in os.environ.items() if not key.startswith(("PREFECT_", "HIML_"))
     }
     environ |= {"PREFECT_HOME": str(cwd / "prefect-home"), **env}
     return subprocess.run(
-        [sys.executable, "-m", "himl_tasks.cli", *args],
+        command,
         capture_output=True, text=True, env=environ, cwd=cwd, timeout=120, check=False,
     )  # fmt: skip
 
@@ -70,6 +75,14 @@ def test_status_on_a_saved_local_workspace_block(api_url: str, tmp_path: Path) -
     )  # fmt: skip
     assert typed.returncode == 0, typed.stderr
     assert [row["run_id"] for row in json.loads(typed.stdout)] == [r.run_id for r in mine]
+
+    download = _run(
+        [str(Path(sys.executable).parent / "himl-download"), "--config_file",
+         f"local-workspace/{name}", "--run_ids", mine[0].run_id, "--output_dir", "got"],
+        tmp_path, {"PREFECT_API_URL": api_url},
+    )  # fmt: skip
+    assert download.returncode == 0, download.stderr
+    assert (tmp_path / "got" / mine[0].run_id / "outputs" / "model.txt").is_file()
 
     # A bare name, and the API URL from the active profile of the Prefect home.
     home = tmp_path / "prefect-home"
