@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.cli.prefect_api import HOW_TO_SET, PrefectApi, find_prefect_api
+from himl_tasks.cli.prefect_api import API_URL, PrefectApi, find_prefect_api
 from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
 
 LOCAL = "local-workspace"
@@ -149,8 +149,8 @@ def _call(api: PrefectApi, given: str, request: Any) -> httpx.Response:
     except httpx.HTTPError as error:
         raise ConfigurationError(
             f"cannot read saved block '{given}': the Prefect API at {api.url} (from "
-            f"{api.source}) did not answer ({type(error).__name__}: {error}); start it "
-            f"(`prefect server start`) or {HOW_TO_SET}"
+            f"{api.source}) did not answer ({type(error).__name__}: {error}): start it "
+            f"(`prefect server start`), or set {API_URL} to one that runs"
         ) from None
     if response.status_code in (401, 403):
         raise ConfigurationError(
