@@ -21,15 +21,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import SecretStr
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.cli.prefect_api import API_URL, PrefectApi, find_prefect_api
 from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
+
+if TYPE_CHECKING:
+    import httpx
 
 LOCAL = "local-workspace"
 AZUREML = "azureml-workspace"
@@ -111,6 +113,8 @@ def _read_block(
     api: PrefectApi, kind: str | None, name: str, given: str
 ) -> tuple[str, Mapping[str, Any]]:
     """The block's type slug and data (secrets included)."""
+    import httpx  # here: it takes as long to import as the rest of `himl`, and few calls need it
+
     with httpx.Client(base_url=api.url, headers=api.headers(), timeout=REQUEST_SECONDS) as client:
         if kind is not None:
             response = _call(
@@ -144,6 +148,8 @@ def _read_block(
 
 
 def _call(api: PrefectApi, given: str, request: Any) -> httpx.Response:
+    import httpx
+
     try:
         response: httpx.Response = request()
     except httpx.HTTPError as error:

@@ -214,3 +214,18 @@ def test_the_api_from_the_environment_else_the_active_profile(tmp_path: Path) ->
     profiles.write_text("active = [", encoding="utf-8")
     with pytest.raises(ConfigurationError, match=r"profiles file .* cannot be read"):
         find_prefect_api(home)
+
+
+def test_reading_a_block_imports_no_prefect(tmp_path: Path) -> None:
+    # himl_tasks/cli never imports Prefect (DESIGN.md), nor httpx until a block is read.
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted({'httpx', 'prefect'} & set(sys.modules))))\n"
+        "from himl_tasks.cli.app import run\n"
+        "run()\n"
+    )
+    down = {"PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"}
+    block = _run([sys.executable, "-c", probe, "-w", "demo", "status", "all"], tmp_path, down)
+    plain = _run([sys.executable, "-c", probe, "status", "all"], tmp_path, down)
+    assert "did not answer" in block.stderr and block.stdout == "['httpx']\n"
+    assert "no run matches 'all'" in plain.stderr and plain.stdout == "[]\n"
