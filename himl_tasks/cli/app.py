@@ -34,10 +34,10 @@ PATTERN names runs: 'all'; a run id or recovery id (experiment:run_id); an exper
 name or tag (key=value, or the value) by prefix, or by glob with * ? [ ]; or a job folder
 holding most_recent_run.txt (a folder prefix or glob finds many).
 
-The workspace: --workspace (a local workspace folder, an AzureML config.json, or a saved
-workspace block's name, local-workspace/NAME or azureml-workspace/NAME, read from the Prefect API
-at PREFECT_API_URL), else the library's order: config.json found upward, HIML_* variables, then
-$HIML_HOME or ./.himl.
+The workspace: --workspace, before or after the command (a local workspace folder, an AzureML
+config.json, or a saved workspace block's name, local-workspace/NAME or azureml-workspace/NAME,
+read from the Prefect API at PREFECT_API_URL), else the library's order: config.json found
+upward, HIML_* variables, then $HIML_HOME or ./.himl.
 
 Exit codes: 0 done, 1 failed or found nothing, 2 bad usage, 130 interrupted.
 """
@@ -84,30 +84,43 @@ Run = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
 
+Workspace = Annotated[
+    str | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="A local workspace folder, an AzureML config.json, or a saved workspace block's "
+        "name (local-workspace/NAME, azureml-workspace/NAME; read from the Prefect API at "
+        "PREFECT_API_URL). Default: the library's order, ending at $HIML_HOME or ./.himl.",
+    ),
+]
+
+
 @app.callback()
-def main(
-    ctx: typer.Context,
-    workspace: Annotated[
-        str | None,
-        typer.Option(
-            "--workspace",
-            "-w",
-            help="A local workspace folder, an AzureML config.json, or a saved workspace "
-            "block's name (local-workspace/NAME, azureml-workspace/NAME; read from the Prefect "
-            "API at PREFECT_API_URL). Default: the library's order, ending at $HIML_HOME or "
-            "./.himl.",
-        ),
-    ] = None,
-) -> None:
+def main(ctx: typer.Context, workspace: Workspace = None) -> None:
     """Chooses the workspace (opened by the first command that needs it)."""
     if not isinstance(ctx.obj, Backend):
         ctx.obj = workspace
 
 
-def _backend(ctx: typer.Context) -> Backend:
-    if not isinstance(ctx.obj, Backend):
-        ctx.obj = backend_for_command(ctx.obj)
-    return ctx.obj
+def _backend(ctx: typer.Context, workspace: str | None) -> Backend:
+    """The workspace of `himl --workspace W COMMAND` or `himl COMMAND --workspace W` (opened once).
+
+    Raises:
+        InvalidInputError: Two different workspaces are given, one before the command and one
+            after it.
+    """
+    if isinstance(ctx.obj, Backend):
+        return ctx.obj
+    before = ctx.obj
+    if before is not None and workspace is not None and before != workspace:
+        raise InvalidInputError(
+            f"--workspace given twice, '{before}' before the command and '{workspace}' after "
+            "it: give one"
+        )
+    backend = backend_for_command(workspace if workspace is not None else before)
+    ctx.obj = backend
+    return backend
 
 
 @contextlib.contextmanager
@@ -137,10 +150,12 @@ def _print_table(table: Table, rows: int) -> None:
 
 
 @app.command()
-def status(ctx: typer.Context, patterns: Patterns, as_json: AsJson = False) -> None:
+def status(
+    ctx: typer.Context, patterns: Patterns, as_json: AsJson = False, workspace: Workspace = None
+) -> None:
     """One row per run: experiment, run id, display name, status, failure, attempt, times, link."""
     with _reporting():
-        rows = [status_row(run) for run in select_runs(_backend(ctx), patterns)]
+        rows = [status_row(run) for run in select_runs(_backend(ctx, workspace), patterns)]
     if as_json:
         _print_json(rows)
         return
@@ -168,10 +183,11 @@ def cancel(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Cancel several without asking.")
     ] = False,
+    workspace: Workspace = None,
 ) -> None:
     """Cancels the runs (and their unfinished children); asks first when there are several."""
     with _reporting():
-        backend = _backend(ctx)
+        backend = _backend(ctx, workspace)
         runs = [run for run in select_runs(backend, patterns) if not run.state.is_terminal]
         if not runs:
             _say("nothing to cancel: every run named has ended")
@@ -191,6 +207,7 @@ def resubmit(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Resubmit several without asking.")
     ] = False,
+    workspace: Workspace = None,
 ) -> None:
     """Submits each run's job again, resuming from its checkpoints; prints the new recovery ids.
 
@@ -198,7 +215,7 @@ def resubmit(
     run was submitted with, its snapshot taken again from the same folder.
     """
     with _reporting():
-        backend = _backend(ctx)
+        backend = _backend(ctx, workspace)
         runs = select_runs(backend, patterns)
         going = [run.ref.recovery_id for run in runs if not run.state.is_terminal]
         if going:
@@ -224,10 +241,11 @@ def logs(
     timeout: Annotated[
         float, typer.Option(help="How long -f follows before giving up, in seconds.")
     ] = DEFAULT_FOLLOW_SECONDS,
+    workspace: Workspace = None,
 ) -> None:
     """Prints the run's driver log; with -f, follows it until the run ends."""
     with _reporting():
-        backend = _backend(ctx)
+        backend = _backend(ctx, workspace)
         ref = select_run(backend, run)
         for line in backend.iter_logs(ref, follow=follow, timeout=timeout):
             sys.stdout.write(line + "\n")
@@ -247,10 +265,11 @@ def results(
     dest: Annotated[
         Path | None, typer.Option(help="Where to put them (default: ./<run id>).")
     ] = None,
+    workspace: Workspace = None,
 ) -> None:
     """Downloads the run's files, checksums checked, with a progress bar."""
     with _reporting():
-        backend = _backend(ctx)
+        backend = _backend(ctx, workspace)
         ref = select_run(backend, run)
         destination = dest if dest is not None else Path(ref.run_id)
         report = backend.download_files(
@@ -275,13 +294,14 @@ def metrics(
     ] = None,
     maximize: Annotated[bool, typer.Option(help="With --best: higher is better.")] = False,
     as_json: AsJson = False,
+    workspace: Workspace = None,
 ) -> None:
     """Final values and each metric's history as a curve; several runs side by side.
 
     A sweep's run is followed by its trials, one row each.
     """
     with _reporting():
-        backend = _backend(ctx)
+        backend = _backend(ctx, workspace)
         runs = select_runs(backend, patterns, children=True)
         curves = {run.ref.recovery_id: metric_curves(backend.get_metrics(run.ref)) for run in runs}
         shown = {run.ref.recovery_id: run.display_name for run in runs}
@@ -336,10 +356,11 @@ def datasets(
         str | None, typer.Argument(help="A dataset's name (none: every dataset's latest).")
     ] = None,
     as_json: AsJson = False,
+    workspace: Workspace = None,
 ) -> None:
     """Datasets: every version of one, or the latest of each; where each lives, what made it."""
     with _reporting():
-        backend = _backend(ctx)
+        backend = _backend(ctx, workspace)
         if name is None:
             versions = [backend.resolve_dataset(DatasetConfig(n)) for n in backend.dataset_names()]
         else:
@@ -375,10 +396,11 @@ def datastores(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Datastore names (none: all).")] = None,
     as_json: AsJson = False,
+    workspace: Workspace = None,
 ) -> None:
     """Datastores: name, and where each lives (secrets never shown)."""
     with _reporting():
-        backend = _backend(ctx)
+        backend = _backend(ctx, workspace)
         stores = [backend.datastore(name) for name in (names or backend.datastore_names())]
     rows = [{"name": store.name, "where": repr(store)} for store in stores]
     if as_json:

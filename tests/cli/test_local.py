@@ -117,6 +117,25 @@ def test_an_unknown_workspace_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "nowhere").exists() and list(empty.iterdir()) == []
 
 
+def test_the_workspace_before_or_after_the_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from himl_tasks.cli.app import app
+
+    one, two = LocalBackend(tmp_path / "one"), LocalBackend(tmp_path / "two")
+    after = CliRunner().invoke(app, ["status", "all", "--workspace", str(one.root)])
+    assert after.exit_code == 1
+    assert after.stderr == f"himl: no run matches 'all' in the local workspace at {one.root}\n"
+    same = CliRunner().invoke(app, ["-w", str(one.root), "status", "all", "-w", str(one.root)])
+    assert same.exit_code == 1 and str(one.root) in same.stderr
+    both = CliRunner().invoke(app, ["-w", str(one.root), "status", "all", "-w", str(two.root)])
+    assert both.exit_code == 2
+    assert both.stderr == (
+        f"himl: --workspace given twice, '{one.root}' before the command and '{two.root}' "
+        "after it: give one\n"
+    )
+
+
 def test_logs_and_logs_follow_until_the_end(local: LocalBackend, tmp_path: Path) -> None:
     folder = project(tmp_path)
     done = submit(local, folder)

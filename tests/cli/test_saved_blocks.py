@@ -70,7 +70,7 @@ def test_status_on_a_saved_local_workspace_block(api_url: str, tmp_path: Path) -
     LocalWorkspace(root=str(saved.root)).save(name)
 
     typed = _himl(
-        "--workspace", f"local-workspace/{name}", "status", "all", "--json",
+        "status", "all", "--json", "--workspace", f"local-workspace/{name}",
         cwd=tmp_path, PREFECT_API_URL=api_url, HIML_HOME=str(other.root),
     )  # fmt: skip
     assert typed.returncode == 0, typed.stderr
