@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 LOCAL = "local-workspace"
 AZUREML = "azureml-workspace"
 BLOCK_TYPES = (LOCAL, AZUREML)
+_T = TypeVar("_T", dict[str, Any], list[Any])
 REQUEST_SECONDS = 10.0
 """The deadline of each phase (connect, read, write) of each request to the Prefect API."""
 
@@ -127,7 +128,7 @@ def _read_block(
             )
             if response.status_code == 404:
                 raise _not_saved(api, given, [kind], name)
-            return kind, _document(api, given, response).get("data") or {}
+            return kind, _data(api, given, _answer(api, given, response, dict))
         body = {
             "block_documents": {"name": {"any_": [name]}, "is_anonymous": {"eq_": False}},
             "block_types": {"slug": {"any_": list(BLOCK_TYPES)}},
@@ -135,16 +136,16 @@ def _read_block(
             "limit": len(BLOCK_TYPES) + 1,
         }
         response = _call(api, given, lambda: client.post("/block_documents/filter", json=body))
-        documents = _document(api, given, response)
-    found = [(d.get("block_type", {}).get("slug", ""), d) for d in documents]
-    found = [(slug, d) for slug, d in found if slug in BLOCK_TYPES]
+        documents = _answer(api, given, response, list)
+    found = [(_slug(document), document) for document in documents]
+    found = [(slug, document) for slug, document in found if slug in BLOCK_TYPES]
     if not found:
         raise _not_saved(api, given, list(BLOCK_TYPES), name)
     if len(found) > 1:
         names = " and ".join(f"'{slug}/{name}'" for slug, _ in found)
         raise WorkspaceNotFoundError(f"'{given}' is ambiguous: {names} are saved; write one")
     slug, document = found[0]
-    return slug, document.get("data") or {}
+    return slug, _data(api, given, document)
 
 
 def _call(api: PrefectApi, given: str, request: Any) -> httpx.Response:
@@ -166,19 +167,38 @@ def _call(api: PrefectApi, given: str, request: Any) -> httpx.Response:
     return response
 
 
-def _document(api: PrefectApi, given: str, response: httpx.Response) -> Any:
+def _answer(api: PrefectApi, given: str, response: httpx.Response, shape: type[_T]) -> _T:
+    """The response's JSON, of the shape the endpoint answers with."""
     if response.status_code != 200:
         raise ConfigurationError(
             f"cannot read saved block '{given}': the Prefect API at {api.url} answered HTTP "
             f"{response.status_code}; is it a Prefect 3 API?"
         )
     try:
-        return response.json()
+        value = response.json()
     except ValueError:
+        value = None
+    if not isinstance(value, shape):
         raise ConfigurationError(
             f"cannot read saved block '{given}': the Prefect API at {api.url} answered with "
-            "no JSON; is it a Prefect 3 API?"
-        ) from None
+            "no block document; is it a Prefect 3 API?"
+        )
+    return value
+
+
+def _slug(document: Any) -> str:
+    block_type = document.get("block_type") if isinstance(document, dict) else None
+    return str(block_type.get("slug") or "") if isinstance(block_type, dict) else ""
+
+
+def _data(api: PrefectApi, given: str, document: Any) -> Mapping[str, Any]:
+    data = document.get("data")
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"cannot read saved block '{given}': the Prefect API at {api.url} answered with "
+            "a block document without data; is it a Prefect 3 API?"
+        )
+    return data
 
 
 def _not_saved(api: PrefectApi, given: str, kinds: list[str], name: str) -> WorkspaceNotFoundError:

@@ -3,11 +3,13 @@ server), by a `himl` that never imports Prefect, run as a real process."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -229,3 +231,40 @@ def test_reading_a_block_imports_no_prefect(tmp_path: Path) -> None:
     plain = _run([sys.executable, "-c", probe, "status", "all"], tmp_path, down)
     assert "did not answer" in block.stderr and block.stdout == "['httpx']\n"
     assert "no run matches 'all'" in plain.stderr and plain.stdout == "[]\n"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (200, b"<html>a proxy's page</html>", "answered with no block document"),
+        (200, b'{"data": "not a mapping"}', "a block document without data"),
+        (500, b"{}", "answered HTTP 500; is it a Prefect 3 API?"),
+        (401, b"{}", "refused (HTTP 401); set PREFECT_API_KEY or PREFECT_API_AUTH_STRING"),
+    ],
+)
+def test_an_api_that_answers_no_block_document(
+    status: int, body: bytes, message: str, tmp_path: Path
+) -> None:
+    # Something else at the URL (a proxy, another service) was an AttributeError traceback.
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/api"
+        try:
+            result = _himl("-w", "local-workspace/demo", "status", "all", cwd=tmp_path,
+                           PREFECT_API_URL=url)  # fmt: skip
+        finally:
+            server.shutdown()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("himl: cannot read saved block 'local-workspace/demo': the Prefect")
+    assert message in line
