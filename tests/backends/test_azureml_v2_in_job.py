@@ -74,9 +74,7 @@ def test_metrics_of_a_v2_job_go_to_its_mlflow_run(v2_job: Path, store: MlflowSto
     assert store.tags("train_1")["himl.text.note"] == "lr warmup on"
 
 
-def test_an_image_is_kept_among_the_jobs_mlflow_artifacts(
-    v2_job: Path, store: MlflowStore
-) -> None:
+def test_an_image_is_kept_among_the_jobs_mlflow_artifacts(v2_job: Path, store: MlflowStore) -> None:
     image = v2_job / "plot.png"
     image.write_bytes(b"\x89PNG fake")
 
