@@ -250,11 +250,11 @@ class ExecutingJob(FakeJob):
         """The final log, `outputs/` and `logs/`; with `outputs`, the outputs' folders too."""
         self._upload_log()
         artifacts = self.service.store(ARTIFACT_DATASTORE)
-        for folder in ("outputs", "logs"):
-            if has_files(self.process.working_folder / folder):
+        for kept in ("outputs", "logs"):
+            if has_files(self.process.working_folder / kept):
                 artifacts.upload_folder(
-                    self.process.working_folder / folder,
-                    f"ExperimentRun/dcid.{self.name}/{folder}",
+                    self.process.working_folder / kept,
+                    f"ExperimentRun/dcid.{self.name}/{kept}",
                     overwrite=True,
                 )
         if not outputs:

@@ -89,7 +89,7 @@ def main(argv: Sequence[str]) -> None:
     from himl_tasks.backends.azureml_v2 import in_job
 
     control = json.loads(Path(os.environ[CONTROL_FILE]).read_text(encoding="utf-8"))
-    in_job.current_workspace_backend = lambda: workspace_backend(control)  # type: ignore[assignment]
+    in_job.current_workspace_backend = lambda: workspace_backend(control)
     script, *arguments = argv
     sys.argv = [script, *arguments]
     # What `python script.py` does: the script's own folder first on the path (not ours).

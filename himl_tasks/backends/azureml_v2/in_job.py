@@ -164,11 +164,12 @@ def current_workspace_backend() -> Backend:
     """The AzureML v2 backend on the workspace of the job this process belongs to.
 
     The workspace is the one AzureML names in the job's `AZUREML_ARM_*` variables, signed in
-    with the job's own identity.
+    with the job's own identity (`himl_tasks.backends.azureml_v2.workspace.ml_client`).
     """
-    from himl_tasks.backends.azureml_v2.job_workspace import job_workspace_backend
+    from himl_tasks.backends.azureml_v2.backend import AzureMLV2Backend
+    from himl_tasks.backends.azureml_v2.workspace import ml_client
 
-    return job_workspace_backend()
+    return AzureMLV2Backend(ml_client())
 
 
 def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
