@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from himl_tasks.backends.azureml_v2.sdk import azure_ai_ml
+from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, search_space_keys, sweep_job
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.sweeps import (
@@ -38,7 +38,7 @@ QUIET_DUMP = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallo
 
 @pytest.fixture(scope="module")
 def ml() -> Any:
-    return azure_ai_ml()
+    return sdk.ml()
 
 
 def command_node(ml: Any, **overrides: Any) -> Any:

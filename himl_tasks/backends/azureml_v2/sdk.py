@@ -1,24 +1,50 @@
-"""The one door to azure-ai-ml: every module of the v2 backend reaches `azure.ai.ml` through it.
+"""The one door to azure-ai-ml (SDK v2): imported here only, inside functions, quietly.
 
-Importing `azure.ai.ml` takes seconds and emits hundreds of marshmallow's
-`Marshmallow4Warning` (a DeprecationWarning about marshmallow 4, which the SDK pins below),
-which neither users nor pytest's `error` filter should see. So it is imported here only, inside
-a function, once, with those warnings ignored: `import himl_tasks` stays fast.
+`import azure.ai.ml` takes seconds and makes marshmallow 3.26 emit hundreds of
+`Marshmallow4Warning`s (a DeprecationWarning subclass) about the SDK's own schemas; neither a
+user nor pytest's `error` filter should see them. Every module of this backend reaches the
+SDK through these functions, so no import of `azure.ai.ml` runs at `import himl_tasks` and
+every one of them runs with those warnings silenced. Schemas are also built lazily when an
+entity is first dumped or sent, so code that builds or sends entities runs under `quiet()`.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
+import contextlib
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 
 
-@functools.cache
-def azure_ai_ml() -> ModuleType:
-    """The `azure.ai.ml` module, imported on first call with its import-time warnings ignored."""
-    from marshmallow.warnings import Marshmallow4Warning
-
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silences marshmallow's deprecation warnings about the SDK's schemas (only those)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Marshmallow4Warning)
-        return importlib.import_module("azure.ai.ml")
+        try:
+            from marshmallow.warnings import Marshmallow4Warning
+        except ImportError:  # marshmallow without it: nothing to silence
+            pass
+        else:
+            warnings.simplefilter("ignore", Marshmallow4Warning)
+        yield
+
+
+def ml() -> ModuleType:
+    """`azure.ai.ml`: MLClient, command, Input, Output, load_job."""
+    with quiet():
+        import azure.ai.ml
+    return azure.ai.ml
+
+
+def entities() -> ModuleType:
+    """`azure.ai.ml.entities`: Data, Environment, AzureBlobDatastore, QueueSettings, ..."""
+    with quiet():
+        import azure.ai.ml.entities
+    return azure.ai.ml.entities
+
+
+def sweep() -> ModuleType:
+    """`azure.ai.ml.sweep`: the search spaces, samplings and early termination policies."""
+    with quiet():
+        import azure.ai.ml.sweep
+    return azure.ai.ml.sweep

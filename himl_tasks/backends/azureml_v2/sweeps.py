@@ -1,4 +1,4 @@
-"""A `SweepSpec` as an AzureML SDK v2 sweep job (`azure.ai.ml.sweep.SweepJob`), built offline.
+"""A `SweepSpec` as an AzureML SDK v2 sweep job (`azure.ai.space.SweepJob`), built offline.
 
 Each parameter becomes an entry of the sweep's search space, and the trial's command gets
 `--<argument> ${{search_space.<key>}}` appended for it: AzureML substitutes each trial's
@@ -129,13 +129,17 @@ def sweep_job(command_job: Any, sweep: SweepSpec, *, timeout_seconds: int | None
         InvalidInputError: For a sweep v2 cannot express (see `check_sweep_v2`), a command
             job that is not one, or a timeout below 1 second.
     """
-    from himl_tasks.backends.azureml_v2.sdk import azure_ai_ml
+    from himl_tasks.backends.azureml_v2 import sdk
 
     check_sweep_v2(sweep)
     if timeout_seconds is not None and timeout_seconds < 1:
         raise InvalidInputError(f"timeout_seconds must be 1 or more, not {timeout_seconds}")
-    ml = azure_ai_ml()
-    job = _as_command_job(command_job, ml)
+    with sdk.quiet():  # the SDK builds its schemas, and warns, on first use
+        job = _as_command_job(command_job, sdk.entities())
+        return _sweep_job(job, sweep, timeout_seconds, sdk.sweep())
+
+
+def _sweep_job(job: Any, sweep: SweepSpec, timeout_seconds: int | None, space: Any) -> Any:
     keys = search_space_keys(sweep)
     trial = copy.deepcopy(job)
     trial.command = " ".join(
@@ -144,7 +148,7 @@ def sweep_job(command_job: Any, sweep: SweepSpec, *, timeout_seconds: int | None
             *(f"{argument} ${{{{search_space.{key}}}}}" for argument, key in keys.items()),
         ]
     )
-    return ml.sweep.SweepJob(
+    return space.SweepJob(
         name=job.name,
         display_name=job.display_name,
         description=job.description,
@@ -159,13 +163,13 @@ def sweep_job(command_job: Any, sweep: SweepSpec, *, timeout_seconds: int | None
         resources=copy.deepcopy(job.resources),
         trial=trial,
         search_space={
-            keys[argument]: _distribution(parameter, ml)
+            keys[argument]: _distribution(parameter, space)
             for argument, parameter in sweep.arguments.items()
         },
-        sampling_algorithm=_sampling(sweep.sampling, ml),
-        objective=ml.sweep.Objective(goal=sweep.goal, primary_metric=sweep.primary_metric),
-        early_termination=_policy(sweep.early_termination, ml),
-        limits=ml.sweep.SweepJobLimits(
+        sampling_algorithm=_sampling(sweep.sampling, space),
+        objective=space.Objective(goal=sweep.goal, primary_metric=sweep.primary_metric),
+        early_termination=_policy(sweep.early_termination, space),
+        limits=space.SweepJobLimits(
             max_total_trials=sweep.total_runs,
             max_concurrent_trials=sweep.max_concurrent_runs,
             timeout=timeout_seconds,
@@ -174,10 +178,10 @@ def sweep_job(command_job: Any, sweep: SweepSpec, *, timeout_seconds: int | None
     )
 
 
-def _as_command_job(command_job: Any, ml: Any) -> Any:
-    if isinstance(command_job, ml.entities.Command):
+def _as_command_job(command_job: Any, entities: Any) -> Any:
+    if isinstance(command_job, entities.Command):
         command_job = command_job._to_job()  # the job create_or_update would submit
-    if not isinstance(command_job, ml.entities.CommandJob):
+    if not isinstance(command_job, entities.CommandJob):
         raise InvalidInputError(
             "a v2 sweep runs a command job: give an azure.ai.ml.entities.CommandJob or the "
             f"Command that azure.ai.ml.command(...) returns, not {type(command_job).__name__}"
@@ -190,26 +194,26 @@ def _trial_timeout(job: Any) -> int | None:
     return int(timeout) if isinstance(timeout, int | float) else None
 
 
-def _distribution(parameter: Parameter, ml: Any) -> Any:
+def _distribution(parameter: Parameter, space: Any) -> Any:
     if isinstance(parameter, Choice):
-        return ml.sweep.Choice(values=list(parameter.values))
+        return space.Choice(values=list(parameter.values))
     if isinstance(parameter, Uniform):
-        return ml.sweep.Uniform(min_value=parameter.low, max_value=parameter.high)
+        return space.Uniform(min_value=parameter.low, max_value=parameter.high)
     assert isinstance(parameter, LogUniform)
     low, high = parameter.log_bounds  # v2 takes the exponents' bounds, as v1 does
-    return ml.sweep.LogUniform(min_value=low, max_value=high)
+    return space.LogUniform(min_value=low, max_value=high)
 
 
-def _sampling(sampling: str, ml: Any) -> Any:
+def _sampling(sampling: str, space: Any) -> Any:
     algorithm = {
-        "grid": ml.sweep.GridSamplingAlgorithm,
-        "random": ml.sweep.RandomSamplingAlgorithm,
-        "bayesian": ml.sweep.BayesianSamplingAlgorithm,
+        "grid": space.GridSamplingAlgorithm,
+        "random": space.RandomSamplingAlgorithm,
+        "bayesian": space.BayesianSamplingAlgorithm,
     }[sampling]
     return algorithm()
 
 
-def _policy(policy: EarlyTermination | None, ml: Any) -> Any:
+def _policy(policy: EarlyTermination | None, space: Any) -> Any:
     if policy is None:
         return None
     timing = {
@@ -222,10 +226,10 @@ def _policy(policy: EarlyTermination | None, ml: Any) -> Any:
             if policy.slack_factor is not None
             else {"slack_amount": policy.slack_amount}
         )
-        return ml.sweep.BanditPolicy(**slack, **timing)
+        return space.BanditPolicy(**slack, **timing)
     if isinstance(policy, MedianStoppingPolicy):
-        return ml.sweep.MedianStoppingPolicy(**timing)
-    return ml.sweep.TruncationSelectionPolicy(
+        return space.MedianStoppingPolicy(**timing)
+    return space.TruncationSelectionPolicy(
         truncation_percentage=policy.truncation_percentage, **timing
     )
 
