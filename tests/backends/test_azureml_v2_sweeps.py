@@ -29,7 +29,9 @@ from himl_tasks.sweeps import (
     TruncationSelectionPolicy,
     Uniform,
     cross_validation,
+    sample_trials,
 )
+from tests.backends.azureml_v2_sweep_trials import max_concurrent_trials, sampled_trials, trial_job
 
 # job.dump() goes through marshmallow schemas built with the `context` argument, which
 # marshmallow 3.26 flags as removed in 4 (the SDK caps marshmallow below 4).
@@ -497,3 +499,42 @@ def test_checking_imports_no_sdk() -> None:
         "assert 'azure.ai.ml' not in sys.modules, 'azure.ai.ml was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ---- the trials, as the service starts them (the stand-in's reading) ---------------------------
+
+
+def test_each_trial_runs_the_script_with_its_values_appended_as_locally(ml: Any) -> None:
+    spec = SweepSpec(
+        parameters={"--lr": Choice(0.1, 0.01), "layers": Choice(2, 4), "opt": Choice("adam")},
+        sampling="grid",
+        primary_metric="val_loss",
+    )
+    job = sweep_job(command_node(ml), spec)
+
+    commands = [trial_job(job, i, values).command for i, values in enumerate(sampled_trials(job))]
+
+    # The local backend's trials get the same arguments, in the same order.
+    assert commands == [
+        "python train.py --epochs 3 " + " ".join(f"{name} {value}" for name, value in trial.items())
+        for trial in sample_trials(spec)
+    ]
+
+
+def test_a_trial_is_a_child_command_job_of_the_sweep(ml: Any) -> None:
+    spec = sweep(parameters={"lr": LogUniform(1e-4, 1e-2)}, max_total_runs=3, max_concurrent_runs=2)
+    job = sweep_job(command_node(ml, timeout=300), spec)
+
+    trials = sampled_trials(job)
+    child = trial_job(job, 1, trials[1])
+
+    assert len(trials) == 3
+    assert all(1e-4 <= values["lr"] <= 1e-2 for values in trials)
+    assert max_concurrent_trials(job, len(trials)) == 2
+    assert isinstance(child, ml.entities.CommandJob)
+    assert child.name == "run-7f3a_1"
+    assert (child.experiment_name, child.compute) == ("exp", "gpu-cluster")
+    assert child.command == f"python train.py --epochs 3 --lr {trials[1]['lr']!r}"
+    assert child.environment_variables["AZUREML_SWEEP_lr"] == repr(trials[1]["lr"])
+    assert child.environment_variables["HIML_IN_JOB"] == "azureml_v2"
+    assert child.limits.timeout == 300
