@@ -405,6 +405,8 @@ def test_more_than_1000_trials_are_refused(fields: dict[str, Any], named: str) -
         ({"a-b": Uniform(0, 1), "a_b": Uniform(0, 2)}, "--a-b, --a_b would share"),
         ({"LR": Uniform(0, 1), "lr": Uniform(0, 2)}, "--LR, --lr would share"),
         ({"--": Uniform(0, 1)}, "names no argument"),
+        ({"learning rate": Uniform(0, 1)}, "the argument '--learning rate' goes into"),
+        ({"lr;x": Uniform(0, 1)}, "the argument '--lr;x' goes into"),
     ],
 )
 def test_names_azureml_cannot_tell_apart_are_refused(

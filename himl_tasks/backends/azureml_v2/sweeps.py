@@ -32,7 +32,8 @@ MicrosoftDocs/azure-ai-docs `articles/machine-learning/`):
   `log(low)`, `log(high)`, as v1 does.
 - The REST payload is JSON: no NaN or infinite bounds or values.
 - A trial's value is substituted into the command text, which a shell runs: a text value
-  must need no shell quoting (no spaces, quotes, `$`, `;` ...), and is never empty.
+  must need no shell quoting (no spaces, quotes, `$`, `;` ...), and is never empty; so must
+  the argument's name.
 - `BanditPolicy`: the SDK sends both `slack_factor` and `slack_amount`, the one not given as
   0 (`entities/_job/sweep/early_termination_policy.py:81-100`); "one of `slack_factor` or
   `slack_amount` is required" (reference-yaml-job-sweep.md, "BanditPolicy"), so a slack of
@@ -252,6 +253,11 @@ def _name_problems(sweep: SweepSpec) -> list[str]:
     for argument, key in search_space_keys(sweep).items():
         if not _KEY.match(key):
             problems.append(f"the parameter {argument!r} names no argument: give it a name")
+        elif shlex.quote(argument) != argument:
+            problems.append(
+                f"the argument {argument!r} goes into the trial's command as it is, for a "
+                "shell to split or expand: name it without spaces, quotes or shell characters"
+            )
         by_key.setdefault(key.lower(), []).append(argument)
     for arguments in by_key.values():
         if len(arguments) > 1:
