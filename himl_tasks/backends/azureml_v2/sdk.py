@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from types import ModuleType
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -29,21 +29,21 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def ml() -> ModuleType:
+def ml() -> Any:
     """`azure.ai.ml`: MLClient, command, Input, Output, load_job."""
     with quiet():
         import azure.ai.ml
     return azure.ai.ml
 
 
-def entities() -> ModuleType:
+def entities() -> Any:
     """`azure.ai.ml.entities`: Data, Environment, AzureBlobDatastore, QueueSettings, ..."""
     with quiet():
         import azure.ai.ml.entities
     return azure.ai.ml.entities
 
 
-def sweep() -> ModuleType:
+def sweep() -> Any:
     """`azure.ai.ml.sweep`: the search spaces, samplings and early termination policies."""
     with quiet():
         import azure.ai.ml.sweep
