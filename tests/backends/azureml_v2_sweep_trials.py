@@ -21,11 +21,14 @@ stand-in does for HyperDrive, tests/backends/azureml_execution.py, `sampled_argu
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import random
 import re
 from typing import Any
+
+from tests.backends.azureml_v2_service import ENDED, FakeAzureMLV2Service, FakeJob, Outcome
 
 _REFERENCE = re.compile(r"\$\{\{\s*search_space\.([A-Za-z0-9_]+)\s*\}\}")
 
@@ -122,3 +125,69 @@ def _draw(expression: list[Any], rng: random.Random) -> Any:
     if kind == "lognormal":
         return math.exp(rng.gauss(args[0], args[1]))
     raise NotImplementedError(f"the stand-in does not sample '{kind}'")
+
+
+def is_sweep_job(job: Any) -> bool:
+    """True for a sweep job as the service receives it (`SweepJob`, type "sweep")."""
+    return str(getattr(job, "type", "")) == "sweep"
+
+
+class FakeSweepJob(FakeJob):
+    """A sweep job on the stand-in: it runs no script of its own; it starts its trials.
+
+    It goes through its scripted statuses up to Running, and stays Running while trials are
+    to start or running; each poll of it polls its running trials once and starts the next
+    ones while fewer than `max_concurrent_trials` run. When every trial has ended it goes on
+    (Finalizing, Completed), as v1's stand-in ends a HyperDrive run
+    (tests/backends/azureml_service.py, `_advance_sweep`). Each trial is a child job
+    (`trial_job`) with the sampled values in its command; it behaves as the outcome's
+    `children[n]` scripts it, else as the sweep job's own outcome does. Canceling the sweep
+    job cancels its running trials and starts no more.
+    """
+
+    def __init__(
+        self,
+        service: FakeAzureMLV2Service,
+        entity: Any,
+        outcome: Outcome,
+        *,
+        snapshot: list[str] | None = None,
+    ) -> None:
+        super().__init__(service, entity, outcome, snapshot=snapshot)
+        trials = sampled_trials(entity)
+        self.pending = list(enumerate(trials))
+        self.max_concurrent = max_concurrent_trials(entity, len(trials))
+        self.trial_outcome = dataclasses.replace(outcome, children=())
+
+    def poll(self) -> None:
+        if self.status == "Running" and not self.canceled and self._trials_go_on():
+            return
+        super().poll()
+
+    def cancel(self) -> None:
+        self.pending.clear()
+        super().cancel()
+
+    def _trials_go_on(self) -> bool:
+        """Polls the running trials, starts more; True while any is to start or running."""
+        running = [child for child in self.children if child.status not in ENDED]
+        for child in running:
+            child.poll()
+        running = [child for child in running if child.status not in ENDED]
+        while self.pending and len(running) < self.max_concurrent:
+            running.append(self._start_trial(*self.pending.pop(0)))
+        return bool(running)
+
+    def _start_trial(self, index: int, values: dict[str, Any]) -> FakeJob:
+        scripted = self.outcome.children
+        outcome = scripted[index] if index < len(scripted) else self.trial_outcome
+        trial = FakeJob(
+            self.service,
+            trial_job(self.entity, index, values),
+            outcome,
+            parent=self.name,
+            snapshot=self.snapshot,
+        )
+        self.children.append(trial)
+        self.service.jobs[trial.name] = trial
+        return trial

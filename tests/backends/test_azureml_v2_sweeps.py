@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,14 @@ from himl_tasks.sweeps import (
     Uniform,
     cross_validation,
     sample_trials,
+)
+from tests.backends.azureml_v2_service import (
+    ENDED,
+    KEEPS_RUNNING,
+    TO_FAILED,
+    FakeAzureMLV2Service,
+    Outcome,
+    script_error,
 )
 from tests.backends.azureml_v2_sweep_trials import max_concurrent_trials, sampled_trials, trial_job
 
@@ -540,3 +549,93 @@ def test_a_trial_is_a_child_command_job_of_the_sweep(ml: Any) -> None:
     assert child.environment_variables["AZUREML_SWEEP_lr"] == repr(trials[1]["lr"])
     assert child.environment_variables["HIML_IN_JOB"] == "azureml_v2"
     assert child.limits.timeout == 300
+
+
+# ---- the stand-in runs a sweep job's trials as child jobs ----------------------------------------
+
+
+def submitted_sweep(
+    service: FakeAzureMLV2Service, project: Path, spec: SweepSpec, name: str = "sweep-1"
+) -> Any:
+    (project / "train.py").write_text("print('train')\n")
+    (project / ".amlignore").write_text("data/\n")
+    (project / "data").mkdir()
+    (project / "data" / "big.bin").write_bytes(b"x")
+    node = command_node(sdk.ml(), name=name, code=str(project), compute="cpu-cluster")
+    return service.create_job(sweep_job(node, spec))
+
+
+def test_the_stand_in_starts_trials_as_children_at_most_max_concurrent_at_once(
+    aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    spec = SweepSpec(
+        parameters={"lr": Choice(0.1, 0.01, 0.001), "layers": Choice(2, 4)},
+        sampling="grid",
+        primary_metric="loss",
+        max_concurrent_runs=2,
+    )
+    submitted_sweep(aml_v2_service, tmp_path, spec)
+
+    most_running, statuses = 0, []
+    for _ in range(200):
+        statuses.append(aml_v2_service.run_details("sweep-1")["status"])
+        children = aml_v2_service.list_jobs(parent_job_name="sweep-1")
+        most_running = max(most_running, sum(c.status not in ENDED for c in children))
+        if statuses[-1] == "Completed":
+            break
+
+    children = aml_v2_service.list_jobs(parent_job_name="sweep-1")
+    assert statuses[-1] == "Completed"
+    assert most_running == 2
+    assert [c.name for c in children] == [f"sweep-1_{n}" for n in range(6)]
+    assert all(c.status == "Completed" for c in children)
+    assert [c.command for c in children] == [
+        f"python train.py --epochs 3 --lr {lr} --layers {layers}"
+        for lr in (0.1, 0.01, 0.001)
+        for layers in (2, 4)
+    ]
+    details = aml_v2_service.run_details("sweep-1_5")
+    assert details["parentRunId"] == "sweep-1"
+    assert [j.name for j in aml_v2_service.list_jobs()] == ["sweep-1"]
+    # The sweep job's code is its trial's, taken with the .amlignore.
+    entity, snapshot = aml_v2_service.submitted[-1]
+    assert entity.type == "sweep"
+    assert snapshot == [".amlignore", "train.py"]
+
+
+def test_the_stand_in_plays_scripted_trial_outcomes(
+    aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    aml_v2_service.outcomes["train.py"] = Outcome(
+        children=(Outcome(), Outcome(statuses=TO_FAILED, error=script_error(2)))
+    )
+    submitted_sweep(aml_v2_service, tmp_path, cross_validation(2, primary_metric="loss"))
+
+    for _ in range(50):
+        if aml_v2_service.run_details("sweep-1")["status"] == "Completed":
+            break
+
+    assert aml_v2_service.run_details("sweep-1_0")["status"] == "Completed"
+    failed = aml_v2_service.run_details("sweep-1_1")
+    assert failed["status"] == "Failed"
+    assert "status code 2" in failed["error"]["error"]["message"]
+    assert aml_v2_service.job("sweep-1_1").command.endswith("--crossval_index 1")
+
+
+def test_canceling_the_stand_ins_sweep_cancels_its_trials_and_starts_no_more(
+    aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    aml_v2_service.next_outcome = Outcome(statuses=KEEPS_RUNNING)
+    spec = sweep(parameters={"lr": Choice(1, 2, 3)}, sampling="grid", max_concurrent_runs=1)
+    spec = dataclasses.replace(spec, max_total_runs=3)
+    submitted_sweep(aml_v2_service, tmp_path, spec)
+    for _ in range(8):
+        aml_v2_service.run_details("sweep-1")
+    assert [c.status for c in aml_v2_service.list_jobs(parent_job_name="sweep-1")] == ["Running"]
+
+    aml_v2_service.cancel_job("sweep-1")
+    for _ in range(5):
+        aml_v2_service.run_details("sweep-1")
+
+    assert aml_v2_service.run_details("sweep-1")["status"] == "Canceled"
+    assert [c.status for c in aml_v2_service.list_jobs(parent_job_name="sweep-1")] == ["Canceled"]
