@@ -20,10 +20,11 @@ MicrosoftDocs/azure-ai-docs `articles/machine-learning/`):
 - Bayesian sampling takes `choice`, `uniform` and `quniform` only ("Bayesian sampling
   supports `choice`, `uniform`, and `quniform` distributions", how-to-tune-hyperparameters.md)
   and no early-termination policy ("Bayesian sampling does not support early termination.
-  When using Bayesian sampling, set `early_termination_policy = None`", the HyperDrive
-  page of the same service, how-to-tune-hyperparameters.md of SDK v1; neither the v2 SDK
-  nor its docs check it, the service does). `SweepSpec` refuses the policy itself; it is
-  checked again here for a spec changed after it was made.
+  When using Bayesian sampling, set `early_termination_policy = None`": the same
+  hyperparameter service's page for SDK v1, MicrosoftDocs/azure-docs
+  `articles/machine-learning/v1/how-to-tune-hyperparameters-v1.md`; the v2 SDK does not
+  check it and the v2 page no longer says it, so this rests on the v1 page). `SweepSpec`
+  refuses the policy itself; it is checked again here for a spec changed after it was made.
 - `max_total_trials` and `max_concurrent_trials` between 1 and 1000
   (how-to-tune-hyperparameters.md, "Set limits for your sweep job").
 - `LogUniform(min_value, max_value)` takes the bounds of the logarithm: the range is
