@@ -496,6 +496,8 @@ class FakeAzureMLV2Service:
     def create_job(self, job: Any) -> Any:
         from azure.core.exceptions import HttpResponseError
 
+        from tests.backends.azureml_v2_sweep_trials import FakeSweepJob, is_sweep_job
+
         self.create_requests += 1
         if self.fail_next_create is not None:
             error, self.fail_next_create = self.fail_next_create, None
@@ -512,11 +514,13 @@ class FakeAzureMLV2Service:
         # A `command()` builder becomes its CommandJob as the SDK sends it
         # (azure/ai/ml/operations/_job_operations.py, create_or_update: `job._to_job()`).
         entity = job._to_job() if hasattr(job, "_to_job") else job
-        snapshot = _snapshot(Path(str(entity.code))) if getattr(entity, "code", None) else []
+        code = getattr(_trial_of(entity), "code", None)  # a sweep job's code is its trial's
+        snapshot = _snapshot(Path(str(code))) if code else []
         outcome = self.outcomes.get(entry_script_of(entity), self.next_outcome)
-        fake = FakeJob(self, entity, outcome, snapshot=snapshot)
+        sweep = is_sweep_job(entity)  # its trials are sampled and started as it runs
+        fake = (FakeSweepJob if sweep else FakeJob)(self, entity, outcome, snapshot=snapshot)
         self.jobs[name] = fake
-        for index, child_outcome in enumerate(outcome.children):
+        for index, child_outcome in enumerate(() if sweep else outcome.children):
             child_entity = copy.copy(_trial_of(entity))
             child_entity.name = f"{name}_{index}"
             child_entity.experiment_name = entity.experiment_name
