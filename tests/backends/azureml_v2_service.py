@@ -60,12 +60,21 @@ ARTIFACT_DATASTORE = "workspaceartifactstore"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "rg-himl"
 WORKSPACE = "ws-himl-v2"
+WORKSPACE_ID = "11111111-2222-3333-4444-555555555555"
 STUDIO = "https://ml.azure.com"
 LOG_FILE = "user_logs/std_log.txt"
 
-TO_COMPLETED = ("Starting", "Preparing", "Queued", "Running", "Running", "Finalizing", "Completed")
-TO_FAILED = ("Starting", "Preparing", "Queued", "Running", "Failed")
-KEEPS_RUNNING = ("Starting", "Preparing", "Queued", "Running")
+TO_COMPLETED: tuple[str, ...] = (
+    "Starting",
+    "Preparing",
+    "Queued",
+    "Running",
+    "Running",
+    "Finalizing",
+    "Completed",
+)
+TO_FAILED: tuple[str, ...] = ("Starting", "Preparing", "Queued", "Running", "Failed")
+KEEPS_RUNNING: tuple[str, ...] = ("Starting", "Preparing", "Queued", "Running")
 ENDED = ("Completed", "Failed", "Canceled", "NotResponding")
 
 # The user's script exited non-zero: the service's "user process exited" error (the message
@@ -178,6 +187,8 @@ class FakeJob:
         self.ended_at: datetime.datetime | None = None
         self.children: list[FakeJob] = []
         self.mlflow_run_id: str | None = None
+        # The data asset version each output became, as the run details name it.
+        self.registered_outputs: dict[str, dict[str, str]] = {}
 
     @property
     def status(self) -> str:
@@ -247,6 +258,8 @@ class FakeJob:
         }
         if status == "Failed":
             details["error"] = copy.deepcopy(self.outcome.error or SCRIPT_ERROR)
+        if self.registered_outputs:
+            details["outputs"] = copy.deepcopy(self.registered_outputs)
         return details
 
     def as_entity(self) -> Any:
@@ -393,13 +406,19 @@ class FakeAzureMLV2Service:
         output.py, `Output(name=..., version=...)`: "the name of the data asset to register").
         """
         entities = sdk.entities()
-        for output in (getattr(job.entity, "outputs", None) or {}).values():
+        for key, output in (getattr(job.entity, "outputs", None) or {}).items():
             asset = getattr(output, "name", None)
             if not asset:
                 continue
             path = str(output.path).replace("${{name}}", job.name)
-            path = path.replace("{name}", job.name)
-            self._add_data(entities.Data(name=asset, path=path, type="uri_folder"))
+            made = self._add_data(entities.Data(name=asset, path=path, type="uri_folder"))
+            # The run details then name the version in `outputs` (a TypedAssetReference:
+            # assetId, type; azure/ai/ml/_restclient/runhistory/models/_models.py).
+            job.registered_outputs[str(key)] = {
+                "assetId": f"azureml://locations/westeurope/workspaces/{WORKSPACE_ID}/data/"
+                f"{asset}/versions/{made.version}",
+                "type": "UriFolder",
+            }
 
     # ---- the AzureMLV2Service protocol ------------------------------------------------
 
@@ -477,6 +496,8 @@ class FakeAzureMLV2Service:
     def create_job(self, job: Any) -> Any:
         from azure.core.exceptions import HttpResponseError
 
+        from tests.backends.azureml_v2_sweep_trials import FakeSweepJob, is_sweep_job
+
         self.create_requests += 1
         if self.fail_next_create is not None:
             error, self.fail_next_create = self.fail_next_create, None
@@ -493,11 +514,13 @@ class FakeAzureMLV2Service:
         # A `command()` builder becomes its CommandJob as the SDK sends it
         # (azure/ai/ml/operations/_job_operations.py, create_or_update: `job._to_job()`).
         entity = job._to_job() if hasattr(job, "_to_job") else job
-        snapshot = _snapshot(Path(str(entity.code))) if getattr(entity, "code", None) else []
+        code = getattr(_trial_of(entity), "code", None)  # a sweep job's code is its trial's
+        snapshot = _snapshot(Path(str(code))) if code else []
         outcome = self.outcomes.get(entry_script_of(entity), self.next_outcome)
-        fake = FakeJob(self, entity, outcome, snapshot=snapshot)
+        sweep = is_sweep_job(entity)  # its trials are sampled and started as it runs
+        fake = (FakeSweepJob if sweep else FakeJob)(self, entity, outcome, snapshot=snapshot)
         self.jobs[name] = fake
-        for index, child_outcome in enumerate(outcome.children):
+        for index, child_outcome in enumerate(() if sweep else outcome.children):
             child_entity = copy.copy(_trial_of(entity))
             child_entity.name = f"{name}_{index}"
             child_entity.experiment_name = entity.experiment_name
@@ -516,8 +539,11 @@ class FakeAzureMLV2Service:
         return self.jobs[name]
 
     def list_jobs(self, parent_job_name: str | None = None) -> list[Any]:
+        """As `jobs.list(parent_job_name=...)`: top-level jobs, or one job's children,
+        newest first."""
         if parent_job_name is not None:
-            return [child.as_entity() for child in self._job(parent_job_name).children]
+            children = self._job(parent_job_name).children
+            return [child.as_entity() for child in reversed(children)]
         return [job.as_entity() for job in reversed(self.jobs.values()) if job.parent is None]
 
     def cancel_job(self, name: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
@@ -119,3 +120,11 @@ def aml_v2_service(azurite: Azurite) -> Iterator[FakeAzureMLV2Service]:
         for container in names.values():
             service.delete_container(container)
         service.close()
+
+
+@pytest.fixture
+def aml_v2(aml_v2_service: FakeAzureMLV2Service, azurite: Azurite) -> AzureMLV2Backend:
+    """The AzureML v2 backend, talking to the v2 service stand-in; storage is Azurite."""
+    return AzureMLV2Backend(
+        service=aml_v2_service, account_urls={ACCOUNT_NAME: azurite.account_url}
+    )
