@@ -190,17 +190,30 @@ class ExecutingJob(FakeJob):
             datastore, folder = self.service.datastore_location(str(path))
             scratch = self.process.folder / "downloads" / name
             self.service.store(datastore).download(folder + "/", scratch)
-            target = self.process.folder / "inputs" / name
+            target = self._on_compute(given, self.process.folder / "inputs" / name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if (scratch / folder).is_dir():
                 shutil.move(scratch / folder, target)
             else:
                 target.mkdir(parents=True, exist_ok=True)
             self.input_folders[name] = target
-        for name in getattr(self.entity, "outputs", None) or {}:
-            folder = self.process.folder / "outputs" / name
+        for name, output in (getattr(self.entity, "outputs", None) or {}).items():
+            folder = self._on_compute(output, self.process.folder / "outputs" / name)
             folder.mkdir(parents=True, exist_ok=True)
             self.output_folders[name] = folder
+
+    def _on_compute(self, given: Any, default: Path) -> Path:
+        """Where an input or output is on the compute node: its `path_on_compute`, if set.
+
+        A relative path is in the working folder; an absolute one is kept under the job's
+        folder, never written at that place on the test machine.
+        """
+        path = getattr(given, "path_on_compute", None)
+        if not path:
+            return default
+        if str(path).startswith("/"):
+            return self.process.folder / "node" / str(path).lstrip("/")
+        return self.process.working_folder / str(path)
 
     def _start(self) -> None:
         control = self.process.folder / "job.json"

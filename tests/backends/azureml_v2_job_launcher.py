@@ -85,11 +85,20 @@ def workspace_backend(control: dict[str, Any]) -> Any:
 
 
 def main(argv: Sequence[str]) -> None:
-    """Runs `argv[0]` (the script, relative to the working folder) as `__main__`."""
+    """Runs `argv[0]` (the script, relative to the working folder) as `__main__`.
+
+    `-m <module>` runs the module as `python -m <module>` does.
+    """
     from himl_tasks.backends.azureml_v2 import in_job
 
     control = json.loads(Path(os.environ[CONTROL_FILE]).read_text(encoding="utf-8"))
     in_job.current_workspace_backend = lambda: workspace_backend(control)
+    if argv[0] == "-m":
+        module, *arguments = argv[1:]
+        sys.argv = [module, *arguments]
+        sys.path[0] = str(Path.cwd())  # what `python -m` puts first: the current folder
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return
     script, *arguments = argv
     sys.argv = [script, *arguments]
     # What `python script.py` does: the script's own folder first on the path (not ours).
