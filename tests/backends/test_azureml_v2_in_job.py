@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,58 @@ def test_mlflow_is_imported_only_when_a_value_is_logged(v2_job: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert shown.stdout.strip() == "False"
+
+
+def test_a_resubmitted_v2_job_fetches_the_resumed_jobs_latest_checkpoint(
+    v2_job: Path,
+    aml_v2: Any,
+    aml_v2_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from himl_tasks.backends.azureml_v2 import in_job
+    from himl_tasks.job_spec import JobSpec
+    from himl_tasks.runtime import find_latest_recovery_checkpoint
+    from tests.backends.azureml_v2_service import PREEMPTION_ERROR, TO_FAILED, Outcome
+
+    project = v2_job.parent / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print(1)\n")
+    (project / "environment.yml").write_text("dependencies:\n  - python=3.11\n")
+    aml_v2_service.next_outcome = Outcome(
+        statuses=TO_FAILED,
+        error=PREEMPTION_ERROR,
+        files={
+            "outputs/checkpoints/recovery_epoch=3.ckpt": b"epoch 3",
+            "outputs/checkpoints/recovery_epoch=4.ckpt": b"epoch 4",
+        },
+    )
+    spec = JobSpec(entry_script="train.py", snapshot_root=project, compute="cpu-cluster")
+    lost = aml_v2.wait(aml_v2.submit(spec), poll=0).ref
+    (v2_job / "outputs" / "checkpoints").mkdir(parents=True)
+    monkeypatch.setenv("HIML_RESUME_FROM", lost.recovery_id)
+    monkeypatch.setattr(in_job, "current_workspace_backend", lambda: aml_v2)
+
+    found = find_latest_recovery_checkpoint("outputs/checkpoints")
+
+    assert found is not None and found.name == "recovery_epoch=4.ckpt"
+    assert found.read_bytes() == b"epoch 4"
+    assert [p.name for p in (v2_job / "outputs/checkpoints").iterdir()] == [found.name]
+
+
+def test_the_jobs_workspace_backend_is_the_one_azureml_names_in_the_job(
+    v2_job: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from himl_tasks.backends.azureml_v2 import in_job
+
+    for name, value in {
+        "AZUREML_ARM_SUBSCRIPTION": "11111111-2222-3333-4444-555555555555",
+        "AZUREML_ARM_RESOURCEGROUP": "rg-job",
+        "AZUREML_ARM_WORKSPACE_NAME": "ws-job",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    backend = in_job.current_workspace_backend()  # built offline: no request is made
+
+    assert backend.workspace_key() == (
+        "azureml_v2:11111111-2222-3333-4444-555555555555/rg-job/ws-job"
+    )
