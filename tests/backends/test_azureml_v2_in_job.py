@@ -73,6 +73,12 @@ def test_metrics_of_a_v2_job_go_to_its_mlflow_run(v2_job: Path, store: MlflowSto
     assert store.metric_history("train_1", "epochs_done") == [(2.0, 2)]
     assert store.metric_history("train_1", "series") == [(3.0, 0), (4.0, 1)]
     assert store.tags("train_1")["himl.text.note"] == "lr warmup on"
+    # What the backend reads back (AzureMLV2Backend.get_metrics): numbers, then text as text.
+    from himl_tasks.backends.azureml_v2.metrics import read_mlflow_metrics
+
+    read = [(m.name, m.value, m.step) for m in read_mlflow_metrics(store.tracking_uri, "train_1")]
+    assert read[:3] == [("loss", 1.0, 0), ("loss", 0.5, 1), ("accuracy", 0.5, 0)]
+    assert read[-1] == ("note", "lr warmup on", None)
 
 
 def test_an_image_is_kept_among_the_jobs_mlflow_artifacts(v2_job: Path, store: MlflowStore) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 
+from himl_tasks.backends.azureml_v2.in_job import TEXT_METRIC_TAG_PREFIX
 from himl_tasks.metric_tables import metric_value
 from himl_tasks.runs import Metric
 
@@ -17,7 +18,9 @@ def read_mlflow_metrics(tracking_uri: str, run_id: str) -> list[Metric]:
     """Every value of every metric of one MLflow run, in the order logged.
 
     Each metric's history comes back by (timestamp, step); metrics are ordered by when each
-    was first logged (ties keep MLflow's order).
+    was first logged (ties keep MLflow's order). Text values, which MLflow keeps as the run's
+    `himl.text.<name>` tags (the in-job half's rule), come last: each name's latest value,
+    without a step, at the run's start (a tag has no time of its own).
 
     Args:
         tracking_uri: The MLflow tracking URI (a workspace's `azureml://...`, `sqlite:///...`).
@@ -26,7 +29,8 @@ def read_mlflow_metrics(tracking_uri: str, run_id: str) -> list[Metric]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    names = list(client.get_run(run_id).data.metrics)
+    run = client.get_run(run_id)
+    names = list(run.data.metrics)
     histories = []
     for name in names:
         history = sorted(
@@ -35,7 +39,7 @@ def read_mlflow_metrics(tracking_uri: str, run_id: str) -> list[Metric]:
         if history:
             histories.append((history[0].timestamp, name, history))
     histories.sort(key=lambda item: item[0])
-    return [
+    numbers = [
         Metric(
             name,
             metric_value(each.value),
@@ -45,3 +49,10 @@ def read_mlflow_metrics(tracking_uri: str, run_id: str) -> list[Metric]:
         for _, name, history in histories
         for each in history
     ]
+    started = datetime.datetime.fromtimestamp((run.info.start_time or 0) / 1000, datetime.UTC)
+    texts = [
+        Metric(tag.removeprefix(TEXT_METRIC_TAG_PREFIX), str(value), None, started)
+        for tag, value in sorted(run.data.tags.items())
+        if tag.startswith(TEXT_METRIC_TAG_PREFIX)
+    ]
+    return numbers + texts
