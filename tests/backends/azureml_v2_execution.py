@@ -270,6 +270,11 @@ class ExecutingJob(FakeJob):
                     f"ExperimentRun/dcid.{self.name}/{kept}",
                     overwrite=True,
                 )
+        # What the job logged as MLflow artifacts (images) is among its files too. (Where
+        # AzureML keeps them is taken to be the job's artifact folder: not checked live.)
+        logged = self.service.mlflow_artifact_folder(self)
+        if logged is not None and has_files(logged):
+            artifacts.upload_folder(logged, f"ExperimentRun/dcid.{self.name}", overwrite=True)
         if not outputs:
             return
         for name, folder in self.output_folders.items():
@@ -308,6 +313,15 @@ class ExecutingAzureMLV2Service(FakeAzureMLV2Service):
             location = Path(str(self._root)) / "mlflow-artifacts" / experiment
             client.create_experiment(experiment, artifact_location=location.as_uri())
         return super().mlflow_run_id(job)
+
+    def mlflow_artifact_folder(self, job: FakeJob) -> Path | None:
+        """Where the job's MLflow artifacts are on this machine (the SQL store's layout:
+        `<experiment's artifact location>/<run id>/artifacts`), or None before it has a run."""
+        if job.mlflow_run_id is None:
+            return None
+        experiment = str(job.entity.experiment_name)
+        root = Path(str(self._root)) / "mlflow-artifacts" / experiment
+        return root / job.mlflow_run_id / "artifacts"
 
     def create_job(self, job: Any) -> Any:
         created = super().create_job(job)

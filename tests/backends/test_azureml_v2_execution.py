@@ -120,6 +120,8 @@ def test_a_job_reads_its_input_writes_its_output_and_logs_to_mlflow(
         log_metrics({"total": total}, step=0)
         (info.output_datasets[0] / "total.txt").write_text(str(total))
         (info.output_folder / "result.txt").write_text(sys.argv[1])
+        open("plot.png", "wb").write(b"png")
+        info.run.log_image("sum plot", path="plot.png")  # hi-ml's RUN_CONTEXT
         """,
         command="python job.py ${{inputs.INPUT_0}}",
         inputs=inputs,
@@ -135,6 +137,7 @@ def test_a_job_reads_its_input_writes_its_output_and_logs_to_mlflow(
     input_folder = artifact(service, name, "outputs/result.txt", tmp_path).decode()
     assert input_folder.endswith("/inputs/INPUT_0")  # ${{inputs.INPUT_0}}: its folder
     assert [(m.name, m.value, m.step) for m in service.metrics(name)] == [("total", 6.0, 0)]
+    assert artifact(service, name, "images/sum_plot.png", tmp_path) == b"png"
     registered = service.data("total", None)
     assert registered is not None and registered.version == "1"
     assert str(registered.path).endswith(f"paths/total/{name}/")
