@@ -87,7 +87,7 @@ def test_the_flow_runs_on_v2_through_one_preemption_and_resumes_from_the_last_ch
         train_compute="spot-cluster",
         low_priority=True,
         epochs=EPOCHS,
-        epoch_seconds=0.5,
+        epoch_seconds=1.0,  # a poll sees the second epoch long before the last one
         retry_delay_seconds=0,
         results_folder=str(tmp_path / "results"),
     )
