@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import tempfile
@@ -440,12 +441,12 @@ class AzureMLV2Backend(Backend):
         status and times), as `get_state` reads them.
         """
         listed = []
-        for job in reversed(self.service.list_jobs()):
+        for job in oldest_first(self.service.list_jobs()):
             if experiment is not None and job.experiment_name != experiment:
                 continue
             listed.append(self._listed(job, None))
             if str(getattr(job, "type", "")) == SWEEP_TYPE:
-                for child in reversed(self.service.list_jobs(parent_job_name=job.name)):
+                for child in oldest_first(self.service.list_jobs(parent_job_name=job.name)):
                     listed.append(self._listed(child, str(job.name)))
         return listed
 
@@ -521,7 +522,7 @@ class AzureMLV2Backend(Backend):
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
         """The job's children (a sweep's trials), oldest first."""
-        return [self._ref(child) for child in reversed(self.service.list_jobs(ref.run_id))]
+        return [self._ref(child) for child in oldest_first(self.service.list_jobs(ref.run_id))]
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
         """The output dataset versions a completed job registered, in the job's order.
@@ -548,6 +549,25 @@ class AzureMLV2Backend(Backend):
         """The job's tags, as the service has them now."""
         job = self.service.job(ref.run_id)
         return {str(k): str(v) for k, v in (job.tags or {}).items()}
+
+
+def oldest_first(jobs: list[Any]) -> list[Any]:
+    """Jobs by when they were made (`creation_context.created_at`), oldest first.
+
+    Jobs of one moment, or without a time, keep the reverse of the service's order (it
+    lists newest first).
+    """
+    listed = list(reversed(jobs))
+    earliest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+    def made(index: int) -> tuple[datetime.datetime, int]:
+        context = getattr(listed[index], "creation_context", None)
+        moment = getattr(context, "created_at", None)
+        if isinstance(moment, datetime.datetime) and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return (moment if isinstance(moment, datetime.datetime) else earliest, index)
+
+    return [listed[index] for index in sorted(range(len(listed)), key=made)]
 
 
 def _python_path() -> str:
