@@ -194,7 +194,11 @@ def test_inside_a_job_submitted_with_sdk_v1_the_run_keeps_to_v1(
     assert seam.sdks == ["v1", "v2"]
 
 
-def test_a_given_workspace_object_says_which_sdk(cwd_project: Path) -> None:
+def test_a_given_workspace_object_says_which_sdk(
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from azure.identity import AzureCliCredential
     from azureml.core import Workspace
 
@@ -206,3 +210,6 @@ def test_a_given_workspace_object_says_which_sdk(cwd_project: Path) -> None:
     workspace = Workspace("sub", "rg", "ws", auth=object(), _disable_service_check=True)
     assert [sdk_of(client, "v1"), sdk_of(workspace, "v2")] == ["v2", "v1"]
     assert [sdk_of(None, "v1"), sdk_of(None, "v2")] == ["v1", "v2"]
+    seam = seam_to(aml, monkeypatch)
+    assert resolve_backend(client, sdk="v1") is aml  # an MLClient reaches the door's seam
+    assert seam.calls == [{"aml_workspace": client, "config": None}]
