@@ -257,3 +257,24 @@ def test_a_failed_service_principal_sign_in_never_shows_the_secret(
              settings.model_dump_json(), caplog.text]  # fmt: skip
     for text in texts:
         assert PASSWORD not in text
+
+
+def test_a_failed_default_chain_sign_in_says_what_was_tried_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No az on PATH, no AZURE_* variables, no managed identity, no browser: every link fails.
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "MSI_ENDPOINT",
+                 "IDENTITY_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE", "DISPLAY"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no developer tool's cached login
+    import webbrowser
+
+    monkeypatch.setattr(webbrowser, "open", lambda *args, **kwargs: False)  # nobody's desk
+    client = ml_client(search_from=tmp_path, environ={**HIML_VARIABLES, **NO_AZ})
+    assert "default credential chain" in repr(client._credential)
+    with pytest.raises(ConfigurationError) as raised, sdk.quiet():
+        client._credential.get_token("https://management.azure.com/.default")
+    message = str(raised.value)
+    assert message.startswith("could not sign in to Azure with Azure's default credential chain")
+    assert "install the Azure CLI and run `az login`" in message
