@@ -95,3 +95,20 @@ def test_states_read_times_and_the_studio_link(aml_v2: AzureMLV2Backend, project
     assert final.created_at is not None and final.ended_at is not None
     assert final.portal_url == ref.portal_url != ""
     assert aml_v2.run_tags(ref)["priority"] == "dedicated"
+
+
+def test_a_distributed_jobs_log_is_rank_0s(
+    aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, project: Path
+) -> None:
+    # A distributed v2 job has one log per process (std_log_process_<n>.txt); the SDK's own
+    # `jobs.stream` follows rank 0's, and so does the backend.
+    aml_v2_service.next_outcome = v2.Outcome(log_lines=())
+    ref = aml_v2.submit(azureml_job(project, "print('hi')\n"))
+    assert aml_v2.wait(ref, poll=0).succeeded
+    for rank in (1, 0):
+        aml_v2_service.write_run_file(
+            ref.run_id, f"user_logs/std_log_process_{rank}.txt", f"rank {rank}\n"
+        )
+    aml_v2_service.write_run_file(ref.run_id, "user_logs/std_log_ps.txt.bak", "not a log\n")
+
+    assert list(aml_v2.iter_logs(ref)) == ["rank 0"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,8 +64,11 @@ from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
 
-STD_LOG = "user_logs/std_log.txt"
-"""Where a v2 command job's output goes (its user logs), in its run files."""
+USER_LOGS = "user_logs/"
+# The log a v2 job's output goes to, among its user logs: `std_log.txt`, or rank 0's
+# (`std_log_process_0.txt`, ...) for a distributed job; the SDK's own `jobs.stream` follows
+# the same one (azure/ai/ml/constants/_job/job.py, COMMON_RUNTIME_STREAM_LOG_PATTERN).
+_STREAM_LOG = re.compile(r"user_logs/std_log[\D]*[0]*(?:_ps)?\.txt")
 SWEEP_TYPE = "sweep"
 REGISTER_ATTEMPTS = 5
 
@@ -493,15 +497,19 @@ class AzureMLV2Backend(Backend):
     def read_log(self, ref: RunRef, offset: int) -> bytes:
         """The job's log from byte `offset` on (empty while there is none yet).
 
-        The log is `user_logs/std_log.txt`, fetched from the artifact store through the
-        transfer engine into a scratch folder.
+        The log is `user_logs/std_log.txt` (rank 0's for a distributed job), fetched from
+        the artifact store through the transfer engine into a scratch folder.
         """
         files = self.run_files(ref)
-        if not files.exists(STD_LOG):
+        logs = sorted(
+            (f.name for f in files.list(USER_LOGS) if _STREAM_LOG.fullmatch(f.name)),
+            key=lambda name: (len(name), name),
+        )
+        if not logs:
             return b""
         with tempfile.TemporaryDirectory(prefix="himl-log-") as scratch:
-            files.download(STD_LOG, scratch, missing_ok=True)
-            log = Path(scratch) / STD_LOG
+            files.download(logs[0], scratch, missing_ok=True)
+            log = Path(scratch) / logs[0]
             if not log.exists():
                 return b""
             with log.open("rb") as source:
