@@ -321,11 +321,21 @@ class _NotFoundError(Exception):
 
 
 def _call(function: Callable[[], _T]) -> _T:
-    """Runs an SDK call quietly; a 404 becomes `_NotFoundError`, for the caller to name."""
+    """Runs an SDK call quietly; a 404 becomes `_NotFoundError`, for the caller to name.
+
+    The SDK raises azure-core's `ResourceNotFoundError` itself for most calls, but wraps it
+    for some: `data.get(name, label="latest")` of a missing asset raises an `MlException`
+    whose cause is a `ValidationException` whose cause is the 404. The chain is searched.
+    """
     from azure.core.exceptions import ResourceNotFoundError
 
     with sdk.quiet():
         try:
             return function()
-        except ResourceNotFoundError:
-            raise _NotFoundError() from None
+        except Exception as error:
+            cause: BaseException | None = error
+            while cause is not None:
+                if isinstance(cause, ResourceNotFoundError):
+                    raise _NotFoundError() from None
+                cause = cause.__cause__ or cause.__context__
+            raise
