@@ -255,11 +255,9 @@ class AzureMLV2Backend(Backend):
     ) -> ResolvedDataset:
         """Creates the next version of a `uri_folder` data asset over `folder`.
 
-        Data asset versions are immutable and given by the creator: another creator that took
-        the same version first makes this one try the next.
+        Data asset versions are immutable and given by the creator: when the service refuses
+        the version because another creator took it first, the next one is tried.
         """
-        from azure.core.exceptions import ResourceExistsError
-
         tags = {"himl_path": folder}
         if created_by_run:
             tags["created_by_run"] = created_by_run
@@ -276,7 +274,11 @@ class AzureMLV2Backend(Backend):
                 )
             try:
                 made = self.service.create_data(data)
-            except ResourceExistsError:
+            except Exception:
+                # Only "that version exists now" is worth another try; the SDK words it
+                # differently by path (a 409, or its own validation error), so look.
+                if self.service.data(name, version) is None:
+                    raise
                 continue
             return self._resolved(made, DatasetConfig(name, datastore=datastore))
         raise ConfigurationError(
