@@ -120,6 +120,7 @@ class AzureMLV2Backend(Backend):
         self._storage_options = storage_options
         self._stores: dict[str, Datastore] = {}
         self._portal_urls: dict[str, str] = {}
+        self._timeouts: dict[str, float | None] = {}
 
     def __repr__(self) -> str:
         return f"AzureMLV2Backend(workspace={self.service.workspace_name!r})"
@@ -480,9 +481,25 @@ class AzureMLV2Backend(Backend):
         )
 
     def get_state(self, ref: RunRef) -> RunState:
-        """The job's state, from its run details."""
+        """The job's state, from its run details.
+
+        A canceled job is looked at once more: its `limits.timeout` tells a timeout (AzureML
+        cancels a job that reaches it) from a person's cancel.
+        """
         details = self.service.run_details(ref.run_id)
-        return state_from_run_details(ref, details, self._portal_url(ref))
+        timeout = None
+        if details.get("status") == "Canceled":
+            timeout = self._timeout_seconds(ref.run_id)
+        return state_from_run_details(ref, details, self._portal_url(ref), timeout_seconds=timeout)
+
+    def _timeout_seconds(self, name: str) -> float | None:
+        if name not in self._timeouts:
+            limits = getattr(self.service.job(name), "limits", None)
+            timeout = getattr(limits, "timeout", None)
+            self._timeouts[name] = (
+                float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+            )
+        return self._timeouts[name]
 
     def _portal_url(self, ref: RunRef) -> str:
         if ref.portal_url:
