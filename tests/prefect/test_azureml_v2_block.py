@@ -47,7 +47,7 @@ def v2_block(
         def __init__(self, ml_client: Any = None, **options: Any) -> None:
             super().__init__(ml_client, account_urls={ACCOUNT_NAME: azurite.account_url}, **options)
 
-    monkeypatch.setattr(v2_backend, "SdkService", service_on)
+    monkeypatch.setattr(v2_backend, "MLClientService", service_on)
     monkeypatch.setattr(v2_backend, "AzureMLV2Backend", OnAzurite)
     name = f"test-{uuid.uuid4().hex[:12]}"
     AzureMLWorkspace(
