@@ -310,8 +310,10 @@ class AzureMLV2Backend(Backend):
 
         Raises:
             InvalidInputError: A SecretReference among the environment variables (AzureML
-                would store its value with the job), or a private wheel.
+                would store its value with the job), a private wheel, or a low-priority job
+                on a dedicated cluster.
             ConfigurationError: No environment to run in.
+            ComputeNotFoundError: No such cluster.
         """
         referenced = secret_references(spec.environment_variables)
         if referenced:
@@ -322,6 +324,8 @@ class AzureMLV2Backend(Backend):
                 "the job"
             )
         check_environment(spec, python_path=_python_path())
+        if spec.compute:  # "" is check_compute's to refuse
+            self._placement(spec)
 
     def check_compute(self, name: str) -> None:
         """Raises unless `name` is a compute cluster of the workspace, or "serverless".
