@@ -283,6 +283,7 @@ def test_bad_jobs_fail_before_anything_is_sent(
     wheel.write_bytes(b"wheel")
     bad = {
         "no compute": (dataclasses.replace(spec, compute=""), InvalidInputError),
+        "a binding": (dataclasses.replace(spec, args=("--x", "${{inputs.x}}")), InvalidInputError),
         "a secret": (
             dataclasses.replace(spec, environment_variables={"KEY": SecretReference("KEY")}),
             InvalidInputError,

@@ -310,8 +310,9 @@ class AzureMLV2Backend(Backend):
 
         Raises:
             InvalidInputError: A SecretReference among the environment variables (AzureML
-                would store its value with the job), a private wheel, or a low-priority job
-                on a dedicated cluster.
+                would store its value with the job), a private wheel, an argument AzureML
+                would read as a binding (`${{...}}`), or a low-priority job on a dedicated
+                cluster.
             ConfigurationError: No environment to run in.
             ComputeNotFoundError: No such cluster.
         """
@@ -322,6 +323,13 @@ class AzureMLV2Backend(Backend):
                 "which the AzureML v2 backend does not send (AzureML would store the value "
                 "with the job): keep the secret in the workspace's Key Vault and read it in "
                 "the job"
+            )
+        bindings = [arg for arg in spec.args if "${{" in arg]
+        if bindings:
+            raise InvalidInputError(
+                f"argument {bindings[0]!r} holds '${{{{', which AzureML v2 reads in a job's "
+                "command as a reference to the job's inputs or outputs (${{inputs.<name>}}); "
+                "pass the value another way (an environment variable, a file)"
             )
         check_environment(spec, python_path=_python_path())
         if spec.compute:  # "" is check_compute's to refuse
