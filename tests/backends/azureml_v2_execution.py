@@ -26,7 +26,7 @@ a v2 command job, and where each behaviour comes from:
   (`ExperimentRun/dcid.<name>/`), uploaded as it grows; `outputs/` and `logs/` become the
   job's files when it ends, whichever way;
 - a non-zero exit fails the job with the service's "user process exited" error naming the
-  exception; `limits.timeout` ends it Failed with the stand-in's timeout error; a cancel
+  exception; reaching `limits.timeout` cancels it, as the service does; a cancel
   kills it (Canceled); a preemption kills it and ends it Failed with AzureML's
   PreemptionError (FACTS.md).
 
@@ -58,7 +58,6 @@ from tests.backends.azureml_v2_service import (
     ENDED,
     LOG_FILE,
     PREEMPTION_ERROR,
-    TIMEOUT_ERROR,
     FakeAzureMLV2Service,
     FakeJob,
     script_error,
@@ -143,7 +142,7 @@ class ExecutingJob(FakeJob):
                 self.current = "Finalizing"
                 self._upload_files(outputs=self.process.return_code == 0)
         elif self.process.timed_out:
-            self._end("Failed", TIMEOUT_ERROR)
+            self._end("Canceled")
         elif self.process.return_code == 0:
             self._end("Completed")
             self.outputs_registered = True

@@ -97,16 +97,10 @@ PREEMPTION_ERROR: dict[str, Any] = {
         "details": [],
     }
 }
-# A job that ran past its `limits.timeout`. The wording is this stand-in's (not checked
-# against a live workspace): what the backend relies on is "exceeded" and "max run duration".
-TIMEOUT_ERROR: dict[str, Any] = {
-    "error": {
-        "code": "UserError",
-        "message": "The job exceeded the maximum allowed run duration (limits.timeout) and "
-        "was terminated: JobTimeoutError: max run duration reached.",
-        "details": [],
-    }
-}
+# A job that reaches its `limits.timeout` is canceled: "The max run duration in ISO 8601
+# format, after which the job will be cancelled" (CommandJobLimits.timeout, the REST API's
+# and azure/ai/ml/entities/_job/job_limits.py's docstring). No error payload is documented.
+TIMES_OUT: tuple[str, ...] = ("Starting", "Preparing", "Queued", "Running", "Canceled")
 # The service's own failure (not the job's): a SystemError code.
 SYSTEM_ERROR: dict[str, Any] = {
     "error": {
@@ -135,6 +129,8 @@ class Outcome:
         files: Its files ({name: bytes}), written as it reaches Finalizing or Failed.
         metrics: Metric values it logs ({name: [values at steps 0, 1, ...]}) while Running.
         children: Outcomes of its child jobs (a sweep's trials).
+        timed_out: It ends (Canceled) as its `limits.timeout` is reached: its end is stamped
+            that long after its start.
     """
 
     statuses: tuple[str, ...] = TO_COMPLETED
@@ -143,6 +139,7 @@ class Outcome:
     files: dict[str, bytes] = field(default_factory=dict)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     children: tuple[Outcome, ...] = ()
+    timed_out: bool = False
 
 
 def utc_now() -> datetime.datetime:
@@ -216,6 +213,9 @@ class FakeJob:
             self.ended_at = utc_now()
             if self.started_at is None:
                 self.started_at = self.ended_at
+            timeout = getattr(getattr(self.entity, "limits", None), "timeout", None)
+            if self.outcome.timed_out and isinstance(timeout, int | float):
+                self.ended_at = self.started_at + datetime.timedelta(seconds=timeout)
         if status == "Completed" and not self.outputs_registered:
             self.outputs_registered = True
             self.service.register_outputs(self)
@@ -539,11 +539,11 @@ class FakeAzureMLV2Service:
         return self.jobs[name]
 
     def list_jobs(self, parent_job_name: str | None = None) -> list[Any]:
-        """As `jobs.list(parent_job_name=...)`: top-level jobs, or one job's children,
-        newest first."""
+        """As `jobs.list(parent_job_name=...)`: the top-level jobs newest first, or one job's
+        children (in the order they were made: the backend orders both itself)."""
         if parent_job_name is not None:
             children = self._job(parent_job_name).children
-            return [child.as_entity() for child in reversed(children)]
+            return [child.as_entity() for child in children]
         return [job.as_entity() for job in reversed(self.jobs.values()) if job.parent is None]
 
     def cancel_job(self, name: str) -> None:

@@ -63,7 +63,6 @@ def test_a_status_this_code_does_not_know_is_not_taken_for_an_end(
     [
         (v2.TO_FAILED, v2.script_error(2), FailureKind.USER_ERROR),
         (v2.TO_FAILED, v2.PREEMPTION_ERROR, FailureKind.PREEMPTED),
-        (v2.TO_FAILED, v2.TIMEOUT_ERROR, FailureKind.TIMEOUT),
         (v2.TO_FAILED, v2.SYSTEM_ERROR, FailureKind.INFRASTRUCTURE),
         (("Starting", "Running", "NotResponding"), None, FailureKind.INFRASTRUCTURE),
     ],
@@ -95,3 +94,38 @@ def test_states_read_times_and_the_studio_link(aml_v2: AzureMLV2Backend, project
     assert final.created_at is not None and final.ended_at is not None
     assert final.portal_url == ref.portal_url != ""
     assert aml_v2.run_tags(ref)["priority"] == "dedicated"
+
+
+def test_a_distributed_jobs_log_is_rank_0s(
+    aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, project: Path
+) -> None:
+    # A distributed v2 job has one log per process (std_log_process_<n>.txt); the SDK's own
+    # `jobs.stream` follows rank 0's, and so does the backend.
+    aml_v2_service.next_outcome = v2.Outcome(log_lines=())
+    ref = aml_v2.submit(azureml_job(project, "print('hi')\n"))
+    assert aml_v2.wait(ref, poll=0).succeeded
+    for rank in (1, 0):
+        aml_v2_service.write_run_file(
+            ref.run_id, f"user_logs/std_log_process_{rank}.txt", f"rank {rank}\n"
+        )
+    aml_v2_service.write_run_file(ref.run_id, "user_logs/std_log_ps.txt.bak", "not a log\n")
+
+    assert list(aml_v2.iter_logs(ref)) == ["rank 0"]
+
+
+def test_a_job_canceled_at_its_timeout_timed_out_and_one_canceled_before_was_canceled(
+    aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, project: Path
+) -> None:
+    # AzureML cancels a job that reaches its limits.timeout; a person's cancel ends it sooner.
+    aml_v2_service.next_outcome = v2.Outcome(statuses=v2.TIMES_OUT, timed_out=True)
+    spec = azureml_job(project, "print('hi')\n", max_run_duration="2h")
+    timed_out = aml_v2.wait(aml_v2.submit(spec), poll=0)
+    aml_v2_service.next_outcome = v2.Outcome(statuses=v2.KEEPS_RUNNING)
+    canceled_ref = aml_v2.submit(spec)
+    aml_v2.get_state(canceled_ref)
+    aml_v2.cancel(canceled_ref)
+    canceled = aml_v2.wait(canceled_ref, poll=0)
+
+    assert (timed_out.status, timed_out.failure_kind) == (RunStatus.CANCELED, FailureKind.TIMEOUT)
+    assert "timeout of 7200 s" in timed_out.error
+    assert (canceled.status, canceled.failure_kind) == (RunStatus.CANCELED, FailureKind.CANCELED)

@@ -113,15 +113,25 @@ def test_low_priority_is_spot_on_serverless_or_a_low_priority_cluster_recorded_e
 
 
 def test_a_low_priority_job_on_a_dedicated_cluster_is_refused_before_anything_is_sent(
-    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path
+    aml_v2: AzureMLV2Backend,
+    aml_v2_service: FakeAzureMLV2Service,
+    project: Path,
+    tmp_path: Path,
 ) -> None:
-    spec = azureml_job(project, "print('hi')\n", priority=Priority.LOW_PRIORITY)
+    (tmp_path / "a.txt").write_text("a")
+    aml_v2.datastore().upload_folder(tmp_path, "folder_only")  # would become a data asset
+    spec = azureml_job(
+        project,
+        "print('hi')\n",
+        priority=Priority.LOW_PRIORITY,
+        input_datasets=[DatasetConfig("folder_only")],
+    )
 
     with pytest.raises(InvalidInputError, match="'cpu-cluster' is dedicated.*serverless"):
         aml_v2.submit(spec)
 
     assert aml_v2_service.create_requests == 0
-    assert aml_v2_service.environments == {}
+    assert aml_v2_service.environments == {} and aml_v2_service.data_assets == {}
 
 
 def test_an_unchanged_environment_is_reused_and_a_changed_one_registered(
@@ -273,6 +283,7 @@ def test_bad_jobs_fail_before_anything_is_sent(
     wheel.write_bytes(b"wheel")
     bad = {
         "no compute": (dataclasses.replace(spec, compute=""), InvalidInputError),
+        "a binding": (dataclasses.replace(spec, args=("--x", "${{inputs.x}}")), InvalidInputError),
         "a secret": (
             dataclasses.replace(spec, environment_variables={"KEY": SecretReference("KEY")}),
             InvalidInputError,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,8 +64,11 @@ from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
 
-STD_LOG = "user_logs/std_log.txt"
-"""Where a v2 command job's output goes (its user logs), in its run files."""
+USER_LOGS = "user_logs/"
+# The log a v2 job's output goes to, among its user logs: `std_log.txt`, or rank 0's
+# (`std_log_process_0.txt`, ...) for a distributed job; the SDK's own `jobs.stream` follows
+# the same one (azure/ai/ml/constants/_job/job.py, COMMON_RUNTIME_STREAM_LOG_PATTERN).
+_STREAM_LOG = re.compile(r"user_logs/std_log[\D]*[0]*(?:_ps)?\.txt")
 SWEEP_TYPE = "sweep"
 REGISTER_ATTEMPTS = 5
 
@@ -115,6 +120,7 @@ class AzureMLV2Backend(Backend):
         self._storage_options = storage_options
         self._stores: dict[str, Datastore] = {}
         self._portal_urls: dict[str, str] = {}
+        self._timeouts: dict[str, float | None] = {}
 
     def __repr__(self) -> str:
         return f"AzureMLV2Backend(workspace={self.service.workspace_name!r})"
@@ -250,11 +256,9 @@ class AzureMLV2Backend(Backend):
     ) -> ResolvedDataset:
         """Creates the next version of a `uri_folder` data asset over `folder`.
 
-        Data asset versions are immutable and given by the creator: another creator that took
-        the same version first makes this one try the next.
+        Data asset versions are immutable and given by the creator: when the service refuses
+        the version because another creator took it first, the next one is tried.
         """
-        from azure.core.exceptions import ResourceExistsError
-
         tags = {"himl_path": folder}
         if created_by_run:
             tags["created_by_run"] = created_by_run
@@ -271,7 +275,11 @@ class AzureMLV2Backend(Backend):
                 )
             try:
                 made = self.service.create_data(data)
-            except ResourceExistsError:
+            except Exception:
+                # Only "that version exists now" is worth another try; the SDK words it
+                # differently by path (a 409, or its own validation error), so look.
+                if self.service.data(name, version) is None:
+                    raise
                 continue
             return self._resolved(made, DatasetConfig(name, datastore=datastore))
         raise ConfigurationError(
@@ -302,8 +310,11 @@ class AzureMLV2Backend(Backend):
 
         Raises:
             InvalidInputError: A SecretReference among the environment variables (AzureML
-                would store its value with the job), or a private wheel.
+                would store its value with the job), a private wheel, an argument AzureML
+                would read as a binding (`${{...}}`), or a low-priority job on a dedicated
+                cluster.
             ConfigurationError: No environment to run in.
+            ComputeNotFoundError: No such cluster.
         """
         referenced = secret_references(spec.environment_variables)
         if referenced:
@@ -313,7 +324,16 @@ class AzureMLV2Backend(Backend):
                 "with the job): keep the secret in the workspace's Key Vault and read it in "
                 "the job"
             )
+        bindings = [arg for arg in spec.args if "${{" in arg]
+        if bindings:
+            raise InvalidInputError(
+                f"argument {bindings[0]!r} holds '${{{{', which AzureML v2 reads in a job's "
+                "command as a reference to the job's inputs or outputs (${{inputs.<name>}}); "
+                "pass the value another way (an environment variable, a file)"
+            )
         check_environment(spec, python_path=_python_path())
+        if spec.compute:  # "" is check_compute's to refuse
+            self._placement(spec)
 
     def check_compute(self, name: str) -> None:
         """Raises unless `name` is a compute cluster of the workspace, or "serverless".
@@ -440,12 +460,12 @@ class AzureMLV2Backend(Backend):
         status and times), as `get_state` reads them.
         """
         listed = []
-        for job in reversed(self.service.list_jobs()):
+        for job in oldest_first(self.service.list_jobs()):
             if experiment is not None and job.experiment_name != experiment:
                 continue
             listed.append(self._listed(job, None))
             if str(getattr(job, "type", "")) == SWEEP_TYPE:
-                for child in reversed(self.service.list_jobs(parent_job_name=job.name)):
+                for child in oldest_first(self.service.list_jobs(parent_job_name=job.name)):
                     listed.append(self._listed(child, str(job.name)))
         return listed
 
@@ -473,9 +493,25 @@ class AzureMLV2Backend(Backend):
         )
 
     def get_state(self, ref: RunRef) -> RunState:
-        """The job's state, from its run details."""
+        """The job's state, from its run details.
+
+        A canceled job is looked at once more: its `limits.timeout` tells a timeout (AzureML
+        cancels a job that reaches it) from a person's cancel.
+        """
         details = self.service.run_details(ref.run_id)
-        return state_from_run_details(ref, details, self._portal_url(ref))
+        timeout = None
+        if details.get("status") == "Canceled":
+            timeout = self._timeout_seconds(ref.run_id)
+        return state_from_run_details(ref, details, self._portal_url(ref), timeout_seconds=timeout)
+
+    def _timeout_seconds(self, name: str) -> float | None:
+        if name not in self._timeouts:
+            limits = getattr(self.service.job(name), "limits", None)
+            timeout = getattr(limits, "timeout", None)
+            self._timeouts[name] = (
+                float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+            )
+        return self._timeouts[name]
 
     def _portal_url(self, ref: RunRef) -> str:
         if ref.portal_url:
@@ -492,15 +528,19 @@ class AzureMLV2Backend(Backend):
     def read_log(self, ref: RunRef, offset: int) -> bytes:
         """The job's log from byte `offset` on (empty while there is none yet).
 
-        The log is `user_logs/std_log.txt`, fetched from the artifact store through the
-        transfer engine into a scratch folder.
+        The log is `user_logs/std_log.txt` (rank 0's for a distributed job), fetched from
+        the artifact store through the transfer engine into a scratch folder.
         """
         files = self.run_files(ref)
-        if not files.exists(STD_LOG):
+        logs = sorted(
+            (f.name for f in files.list(USER_LOGS) if _STREAM_LOG.fullmatch(f.name)),
+            key=lambda name: (len(name), name),
+        )
+        if not logs:
             return b""
         with tempfile.TemporaryDirectory(prefix="himl-log-") as scratch:
-            files.download(STD_LOG, scratch, missing_ok=True)
-            log = Path(scratch) / STD_LOG
+            files.download(logs[0], scratch, missing_ok=True)
+            log = Path(scratch) / logs[0]
             if not log.exists():
                 return b""
             with log.open("rb") as source:
@@ -521,7 +561,7 @@ class AzureMLV2Backend(Backend):
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
         """The job's children (a sweep's trials), oldest first."""
-        return [self._ref(child) for child in reversed(self.service.list_jobs(ref.run_id))]
+        return [self._ref(child) for child in oldest_first(self.service.list_jobs(ref.run_id))]
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
         """The output dataset versions a completed job registered, in the job's order.
@@ -548,6 +588,25 @@ class AzureMLV2Backend(Backend):
         """The job's tags, as the service has them now."""
         job = self.service.job(ref.run_id)
         return {str(k): str(v) for k, v in (job.tags or {}).items()}
+
+
+def oldest_first(jobs: list[Any]) -> list[Any]:
+    """Jobs by when they were made (`creation_context.created_at`), oldest first.
+
+    Jobs of one moment, or without a time, keep the reverse of the service's order (it
+    lists newest first).
+    """
+    listed = list(reversed(jobs))
+    earliest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+    def made(index: int) -> tuple[datetime.datetime, int]:
+        context = getattr(listed[index], "creation_context", None)
+        moment = getattr(context, "created_at", None)
+        if isinstance(moment, datetime.datetime) and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return (moment if isinstance(moment, datetime.datetime) else earliest, index)
+
+    return [listed[index] for index in sorted(range(len(listed)), key=made)]
 
 
 def _python_path() -> str:

@@ -9,6 +9,12 @@ kinds are read from it by the same rules (`classify_failure`): preemption (Azure
 preempted job Failed with a "PreemptionError: Nodes of this job got pre-empted" inside a
 UserError), an exceeded run duration, refused credentials, the service's own failures
 (SystemError, ServiceError, node failures), else the user's error.
+
+A job that runs past its `limits.timeout` is not failed but canceled ("the max run duration
+..., after which the job will be cancelled": `CommandJobLimits.timeout`, the REST API's and
+azure/ai/ml/entities/_job/job_limits.py's docstring). A canceled job whose time from start
+to end reached its timeout is taken as timed out; a person's cancel at that very moment
+would be too.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ V2_STATUSES: dict[str, RunStatus] = {
     "Unknown": RunStatus.QUEUED,  # the service cannot say now; asked again at the next poll
 }
 
+TIMEOUT_TOLERANCE_SECONDS = 1.0
+"""How much earlier than its timeout a canceled job may have ended and still count as timed out
+(the service's times and its timer are not to the millisecond)."""
+
 # A data asset version as a job's run details name it ("azureml://locations/<region>/
 # workspaces/<id>/data/<name>/versions/<version>", or the ARM id ".../data/<name>/versions/<v>").
 _ASSET_VERSION = re.compile(r"/data/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")
@@ -60,11 +70,34 @@ def v2_run_status(status: Any) -> RunStatus:
     return found
 
 
-def state_from_run_details(ref: RunRef, details: Mapping[str, Any], portal_url: str) -> RunState:
-    """A `RunState` from a job's run details (the REST shape: camelCase keys)."""
+def state_from_run_details(
+    ref: RunRef,
+    details: Mapping[str, Any],
+    portal_url: str,
+    *,
+    timeout_seconds: float | None = None,
+) -> RunState:
+    """A `RunState` from a job's run details (the REST shape: camelCase keys).
+
+    Args:
+        ref: The job's run.
+        details: Its run details.
+        portal_url: Where a person looks at it.
+        timeout_seconds: The job's `limits.timeout`, to tell a timeout from a cancel.
+    """
     status = v2_run_status(details.get("status"))
     error = error_text(details)
     kind = classify_failure(status, error)
+    started = parse_time(details.get("startTimeUtc"))
+    ended = parse_time(details.get("endTimeUtc"))
+    if kind is FailureKind.CANCELED and timeout_seconds and started and ended:
+        ran = (ended - started).total_seconds()
+        if ran >= timeout_seconds - TIMEOUT_TOLERANCE_SECONDS:
+            kind = FailureKind.TIMEOUT
+            error = (
+                f"the job ran {ran:.0f} s, up to its timeout of {timeout_seconds:g} s "
+                "(limits.timeout, the job's max_run_duration), and AzureML canceled it"
+            )
     if kind is FailureKind.CONFIGURATION:
         error = f"{error} {CONFIGURATION_HINT}"
     if status is RunStatus.FAILED and not error:
@@ -76,8 +109,8 @@ def state_from_run_details(ref: RunRef, details: Mapping[str, Any], portal_url: 
         error=error,
         attempt=1,
         created_at=parse_time(details.get("createdTimeUtc")),
-        started_at=parse_time(details.get("startTimeUtc")),
-        ended_at=parse_time(details.get("endTimeUtc")),
+        started_at=started,
+        ended_at=ended,
         portal_url=portal_url,
     )
 

@@ -131,7 +131,11 @@ class AzureMLV2Service(Protocol):
         ...
 
     def list_jobs(self, parent_job_name: str | None = None) -> list[Any]:
-        """The workspace's top-level jobs, or the children of `parent_job_name`, newest first."""
+        """The workspace's top-level jobs, or the children of `parent_job_name`.
+
+        In the service's order (newest first for top-level jobs); each job's
+        `creation_context.created_at` says when it was made.
+        """
         ...
 
     def cancel_job(self, name: str) -> None:
@@ -317,11 +321,21 @@ class _NotFoundError(Exception):
 
 
 def _call(function: Callable[[], _T]) -> _T:
-    """Runs an SDK call quietly; a 404 becomes `_NotFoundError`, for the caller to name."""
+    """Runs an SDK call quietly; a 404 becomes `_NotFoundError`, for the caller to name.
+
+    The SDK raises azure-core's `ResourceNotFoundError` itself for most calls, but wraps it
+    for some: `data.get(name, label="latest")` of a missing asset raises an `MlException`
+    whose cause is a `ValidationException` whose cause is the 404. The chain is searched.
+    """
     from azure.core.exceptions import ResourceNotFoundError
 
     with sdk.quiet():
         try:
             return function()
-        except ResourceNotFoundError:
-            raise _NotFoundError() from None
+        except Exception as error:
+            cause: BaseException | None = error
+            while cause is not None:
+                if isinstance(cause, ResourceNotFoundError):
+                    raise _NotFoundError() from None
+                cause = cause.__cause__ or cause.__context__
+            raise
