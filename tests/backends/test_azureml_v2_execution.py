@@ -239,3 +239,29 @@ def test_through_the_backend_the_log_streams_while_the_job_runs_and_a_cancel_kil
 
     assert backend.get_state(ref).status.value == "Canceled"
     assert service.executed[0].process.return_code is not None
+
+
+def test_a_job_past_its_timeout_is_canceled_and_read_as_a_timeout(
+    service: ExecutingAzureMLV2Service, azurite: Azurite, tmp_path: Path
+) -> None:
+    from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+    from himl_tasks.job_spec import JobSpec
+    from himl_tasks.testing.azurite import ACCOUNT_NAME
+
+    backend = AzureMLV2Backend(service=service, account_urls={ACCOUNT_NAME: azurite.account_url})
+    backend.max_poll_seconds = 0.5  # type: ignore[misc]  # the stand-in answers at once
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
+    (project / "job.py").write_text("import time\ntime.sleep(600)\n", encoding="utf-8")
+    spec = JobSpec(
+        entry_script="job.py", snapshot_root=project, compute="cpu-cluster", max_run_duration=2
+    )
+
+    state = backend.wait(backend.submit(spec), timeout=DEADLINE_SECONDS)
+
+    assert (state.status.value, getattr(state.failure_kind, "value", None)) == (
+        "Canceled",
+        "timeout",
+    )
+    assert service.executed[0].process.return_code is not None
