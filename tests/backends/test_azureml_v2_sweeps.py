@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from himl_tasks.backends.azureml_v2 import sdk
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend, sdk
 from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, search_space_keys, sweep_job
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.job_spec import JobSpec
 from himl_tasks.sweeps import (
     BanditPolicy,
     Choice,
@@ -584,7 +585,7 @@ def test_the_stand_in_starts_trials_as_children_at_most_max_concurrent_at_once(
         if statuses[-1] == "Completed":
             break
 
-    children = aml_v2_service.list_jobs(parent_job_name="sweep-1")
+    children = aml_v2_service.list_jobs(parent_job_name="sweep-1")[::-1]  # listed newest first
     assert statuses[-1] == "Completed"
     assert most_running == 2
     assert [c.name for c in children] == [f"sweep-1_{n}" for n in range(6)]
@@ -639,3 +640,65 @@ def test_canceling_the_stand_ins_sweep_cancels_its_trials_and_starts_no_more(
 
     assert aml_v2_service.run_details("sweep-1")["status"] == "Canceled"
     assert [c.status for c in aml_v2_service.list_jobs(parent_job_name="sweep-1")] == ["Canceled"]
+
+
+# ---- through the backend ----------------------------------------------------------------------
+
+
+def backend_job(project: Path, **fields: Any) -> JobSpec:
+    (project / "train.py").write_text("print('train')\n")
+    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
+    return JobSpec(
+        entry_script="train.py",
+        snapshot_root=project,
+        compute="cpu-cluster",
+        args=["--epochs", "3"],
+        **fields,
+    )
+
+
+def test_the_backend_submits_a_sweep_job_named_after_the_submission(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    spec = sweep(
+        parameters={"lr": LogUniform(1e-4, 1e-1), "layers": Choice(2, 4)},
+        max_total_runs=3,
+        max_concurrent_runs=1,
+        early_termination=MedianStoppingPolicy(delay_evaluation=5),
+    )
+
+    parent = aml_v2.submit_sweep(
+        backend_job(tmp_path, max_run_duration="1h"), spec, submission_id="sweep-a"
+    )
+    again = aml_v2.submit_sweep(backend_job(tmp_path), spec, submission_id="sweep-a")
+    state = aml_v2.wait(parent, timeout=60, poll=0)
+
+    assert again == parent and state.succeeded
+    assert aml_v2_service.create_requests == 1
+    entity, _ = aml_v2_service.submitted[-1]
+    sent = rest(entity)
+    assert entity.name == parent.run_id
+    assert sent["jobType"] == "Sweep"
+    assert set(sent["searchSpace"]) == {"lr", "layers"}
+    assert sent["earlyTermination"]["policyType"] == "MedianStopping"
+    assert sent["limits"]["maxConcurrentTrials"] == 1
+    assert sent["limits"]["trialTimeout"] == "PT1H"
+    assert sent["trial"]["command"] == (
+        "python train.py --epochs 3 --lr ${{search_space.lr}} --layers ${{search_space.layers}}"
+    )
+    trials = aml_v2.child_runs(parent)
+    assert len(trials) == 3
+    assert all(aml_v2.get_state(t).succeeded for t in trials)
+
+
+def test_the_backend_refuses_what_v2_cannot_sweep_before_any_side_effect(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    spec = sweep(sampling="bayesian", parameters={"lr": LogUniform(1e-4, 1e-1)})
+
+    with pytest.raises(InvalidInputError, match="bayesian sampling takes choice and uniform"):
+        aml_v2.submit_sweep(backend_job(tmp_path), spec, submission_id="sweep-b")
+
+    assert aml_v2_service.create_requests == 0
+    assert aml_v2_service.environments == {}
+    assert not (tmp_path / "most_recent_run.txt").exists()

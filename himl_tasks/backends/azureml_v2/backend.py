@@ -30,6 +30,7 @@ from himl_tasks.backends.azureml_v2.submission import (
     placement_for,
     snapshot_rules,
 )
+from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, sweep_job
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.run_files import RUN_FILE_FOLDERS
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
@@ -390,26 +391,21 @@ class AzureMLV2Backend(Backend):
     def _submit_sweep_plan(
         self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None
     ) -> RunRef:
-        """Sweeps are not wired into the v2 backend yet.
+        """Creates a v2 sweep job around the plan's command job; its trials are its children.
 
-        Raises:
-            InvalidInputError: Always.
+        The sweep job takes the command job's name (from `submission_id`, as `_submit_plan`
+        does), so a submission whose id already has a job returns that job.
         """
-        raise InvalidInputError(
-            "sweeps are not available on the AzureML v2 backend yet: submit the sweep with "
-            "AzureMLV1Backend (HyperDrive) or the local backend"
-        )
+        job = sweep_job(self._command_job(plan, submission_id), sweep)
+        return self._create(job, plan, submission_id)
 
     def check_sweep(self, sweep: SweepSpec) -> None:
-        """Refuses every sweep until v2 sweeps are wired in (before any side effect).
+        """Raises unless a v2 sweep job can express the sweep (checks only, no SDK import).
 
         Raises:
-            InvalidInputError: Always.
+            InvalidInputError: Naming every part of the sweep v2 cannot express.
         """
-        raise InvalidInputError(
-            "sweeps are not available on the AzureML v2 backend yet: submit the sweep with "
-            "AzureMLV1Backend (HyperDrive) or the local backend"
-        )
+        check_sweep_v2(sweep)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none."""
