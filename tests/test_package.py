@@ -15,6 +15,7 @@ from himl_tasks.runtime.in_job_platform import InJobPlatform
 PUBLIC = [
     "AzureMLLogger",
     "AzureMLV1Backend",
+    "AzureMLV2Backend",
     "AzureRunInfo",
     "BanditPolicy",
     "BlobDatastore",
@@ -206,6 +207,15 @@ def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
         "SweepSpec, download_checkpoints"
     )
     assert _of_packages(loaded, {"azureml"}) == []
+
+
+def test_the_azureml_v2_backend_imports_azure_ai_ml_and_mlflow_only_when_used() -> None:
+    # `import azure.ai.ml` takes seconds and mlflow more: naming the v2 backend loads neither.
+    loaded = _loaded(
+        "import himl_tasks, himl_tasks.backends.azureml_v2; from himl_tasks import AzureMLV2Backend"
+    )
+    assert [m for m in loaded if m.startswith("azure.ai.ml")] == []
+    assert _of_packages(loaded, {"mlflow", "marshmallow"}) == []
 
 
 def _probe(code: str, *args: str) -> str:

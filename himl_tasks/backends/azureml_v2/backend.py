@@ -9,16 +9,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
+from himl_tasks.backends.azureml_v1.backend import (
+    ARTIFACT_DATASTORE,
+    AZUREML_RUN_FILE_FOLDERS,
+    run_files_folder,
+)
 from himl_tasks.backends.azureml_v1.submission import amlignore_for_submission
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.datastores import (
-    blob_storage_for,
+    blob_datastore_of,
     datastore_path,
     split_datastore_path,
 )
-from himl_tasks.backends.azureml_v2.environment import check_environment, environment_for
-from himl_tasks.backends.azureml_v2.run_status import registered_outputs, state_from_details
-from himl_tasks.backends.azureml_v2.service import AzureMLV2Service, SdkService
+from himl_tasks.backends.azureml_v2.environment import check_environment, environment_reference
+from himl_tasks.backends.azureml_v2.run_status import registered_outputs, state_from_run_details
+from himl_tasks.backends.azureml_v2.service import AzureMLV2Service, MLClientService
 from himl_tasks.backends.azureml_v2.submission import (
     SERVERLESS,
     Placement,
@@ -32,7 +38,6 @@ from himl_tasks.backends.azureml_v2.submission import (
 )
 from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, sweep_job
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.run_files import RUN_FILE_FOLDERS
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
@@ -57,17 +62,10 @@ from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT_DATASTORE = "workspaceartifactstore"
-AZUREML_RUN_FILE_FOLDERS = (*RUN_FILE_FOLDERS, "user_logs/", "system_logs/")
-LOG_FILES = ("user_logs/std_log.txt",)
-"""Where a v2 command job's output goes (AzureML's "user_logs" of the job)."""
+STD_LOG = "user_logs/std_log.txt"
+"""Where a v2 command job's output goes (its user logs), in its run files."""
 SWEEP_TYPE = "sweep"
 REGISTER_ATTEMPTS = 5
-
-
-def run_files_folder(job_name: str) -> str:
-    """Where AzureML keeps a job's files in the workspace's artifact store."""
-    return f"ExperimentRun/dcid.{job_name}/"
 
 
 class AzureMLV2Backend(Backend):
@@ -110,7 +108,7 @@ class AzureMLV2Backend(Backend):
                 )
 
                 ml_client = find_ml_client()
-            service = SdkService(ml_client)
+            service = MLClientService(ml_client)
         self.service = service
         self._account_urls = dict(account_urls or {})
         self._storage_credential = storage_credential
@@ -138,7 +136,7 @@ class AzureMLV2Backend(Backend):
     def datastore(self, name: str = "") -> Datastore:
         """The datastore of that name ("" for the workspace's default), resolved once."""
         if name not in self._stores:
-            self._stores[name] = blob_storage_for(
+            self._stores[name] = blob_datastore_of(
                 self.service.datastore(name),
                 account_urls=self._account_urls,
                 credential=self._storage_credential,
@@ -364,7 +362,7 @@ class AzureMLV2Backend(Backend):
         spec = plan.spec
         placement = self._placement(spec)
         name = job_name_for(submission_id) if submission_id is not None else new_job_name()
-        environment = environment_for(spec, self.service, python_path=_python_path())
+        environment = environment_reference(spec, self.service, python_path=_python_path())
         datastores = [self.service.datastore(c.datastore).name for c in spec.output_datasets]
         return command_job(
             plan,
@@ -393,17 +391,17 @@ class AzureMLV2Backend(Backend):
     ) -> RunRef:
         """Creates a v2 sweep job around the plan's command job; its trials are its children.
 
-        The sweep job takes the command job's name (from `submission_id`, as `_submit_plan`
-        does), so a submission whose id already has a job returns that job.
+        With `submission_id`, the sweep job's name is derived from it, as in `_submit_plan`.
+        The job's `max_run_duration` bounds each trial, as on v1.
         """
         job = sweep_job(self._command_job(plan, submission_id), sweep)
         return self._create(job, plan, submission_id)
 
     def check_sweep(self, sweep: SweepSpec) -> None:
-        """Raises unless a v2 sweep job can express the sweep (checks only, no SDK import).
+        """Raises unless a v2 sweep job can express the sweep (no side effect).
 
         Raises:
-            InvalidInputError: Naming every part of the sweep v2 cannot express.
+            InvalidInputError: Naming what the sweep asks that v2 cannot run.
         """
         check_sweep_v2(sweep)
 
@@ -477,7 +475,7 @@ class AzureMLV2Backend(Backend):
     def get_state(self, ref: RunRef) -> RunState:
         """The job's state, from its run details."""
         details = self.service.run_details(ref.run_id)
-        return state_from_details(ref, details, self._portal_url(ref))
+        return state_from_run_details(ref, details, self._portal_url(ref))
 
     def _portal_url(self, ref: RunRef) -> str:
         if ref.portal_url:
@@ -498,12 +496,11 @@ class AzureMLV2Backend(Backend):
         transfer engine into a scratch folder.
         """
         files = self.run_files(ref)
-        name = next((name for name in LOG_FILES if files.exists(name)), None)
-        if name is None:
+        if not files.exists(STD_LOG):
             return b""
         with tempfile.TemporaryDirectory(prefix="himl-log-") as scratch:
-            files.download(name, scratch, missing_ok=True)
-            log = Path(scratch) / name
+            files.download(STD_LOG, scratch, missing_ok=True)
+            log = Path(scratch) / STD_LOG
             if not log.exists():
                 return b""
             with log.open("rb") as source:
@@ -519,7 +516,7 @@ class AzureMLV2Backend(Backend):
         )
 
     def get_metrics(self, ref: RunRef) -> list[Metric]:
-        """The job's metrics, from MLflow (see `SdkService.metrics` for what that needs)."""
+        """The job's metrics, from MLflow (see `MLClientService.metrics` for what that needs)."""
         return self.service.metrics(ref.run_id)
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:

@@ -22,7 +22,7 @@ _DATASTORE_PATH = re.compile(
 )
 
 
-def blob_storage_for(
+def blob_datastore_of(
     entity: Any,
     *,
     account_urls: Mapping[str, str] | None = None,

@@ -7,18 +7,20 @@ environment is found and reused instead of being registered and its image built 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from himl_tasks.backends.azureml_v1.environment import CONDA_FILE_NAME, find_conda_file
+from himl_tasks.backends.azureml_v1.environment import (
+    CONDA_FILE_NAME,
+    environment_name,
+    find_conda_file,
+)
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.service import AzureMLV2Service
 from himl_tasks.errors import ConfigurationError, InputPathNotFoundError, InvalidInputError
 from himl_tasks.job_spec import JobSpec
 
-ENVIRONMENT_NAME_PREFIX = "HIML-"
 ENVIRONMENT_VERSION = "1"
 # AzureML's own base image for jobs that bring a conda file and no image ("Azure Machine
 # Learning base images", Azure/AzureML-Containers: openmpi4.1.0-ubuntu22.04).
@@ -44,7 +46,9 @@ def check_environment(spec: JobSpec, *, python_path: str = "") -> None:
     conda_file(spec, python_path, required=not spec.docker_base_image)
 
 
-def environment_for(spec: JobSpec, service: AzureMLV2Service, *, python_path: str = "") -> str:
+def environment_reference(
+    spec: JobSpec, service: AzureMLV2Service, *, python_path: str = ""
+) -> str:
     """The job's environment as a job names it: `azureml:<name>:<version>`.
 
     A named environment (`spec.environment_name`, `name` or `name:version`; the latest
@@ -63,14 +67,14 @@ def environment_for(spec: JobSpec, service: AzureMLV2Service, *, python_path: st
                 f"'{service.workspace_name}'"
             )
         return f"azureml:{found.name}:{found.version}"
-    built = build_environment(spec, python_path=python_path)
+    built = build_v2_environment(spec, python_path=python_path)
     found = service.environment(built.name, built.version)
     if found is None:
         found = service.create_environment(built)
     return f"azureml:{found.name}:{found.version}"
 
 
-def build_environment(spec: JobSpec, *, python_path: str = "") -> Any:
+def build_v2_environment(spec: JobSpec, *, python_path: str = "") -> Any:
     """The `Environment` entity a spec asks for (offline), named by its content's hash."""
     path = conda_file(spec, python_path, required=not spec.docker_base_image)
     image = spec.docker_base_image or DEFAULT_IMAGE
@@ -88,17 +92,10 @@ def build_environment(spec: JobSpec, *, python_path: str = "") -> Any:
         raise ConfigurationError(f"conda file {path} must hold a YAML mapping")
     if conda is not None and spec.pip_extra_index_url:
         add_pip_option(conda, f"--extra-index-url {spec.pip_extra_index_url}")
-    environment.name = environment_name(conda, image)
+    # v1's naming: `HIML-` and a hash of what decides the image (here the conda mapping as
+    # sent, in a canonical JSON form).
+    environment.name = environment_name(json.dumps(conda, sort_keys=True), image)
     return environment
-
-
-def environment_name(conda: dict[str, Any] | None, image: str) -> str:
-    """`HIML-` and a hash of what decides the environment's image."""
-    digest = hashlib.sha256()
-    for part in (json.dumps(conda, sort_keys=True), image):
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\0")
-    return ENVIRONMENT_NAME_PREFIX + digest.hexdigest()[:32]
 
 
 def conda_file(spec: JobSpec, python_path: str, *, required: bool) -> Path | None:

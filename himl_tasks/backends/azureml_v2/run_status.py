@@ -47,7 +47,7 @@ V2_STATUSES: dict[str, RunStatus] = {
 _ASSET_VERSION = re.compile(r"/data/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$")
 
 
-def to_run_status(status: Any) -> RunStatus:
+def v2_run_status(status: Any) -> RunStatus:
     """Maps a v2 job status (text, or the SDK's enum: its value is read).
 
     One this code does not know yet counts as Queued (not terminal), with a warning.
@@ -60,9 +60,9 @@ def to_run_status(status: Any) -> RunStatus:
     return found
 
 
-def state_from_details(ref: RunRef, details: Mapping[str, Any], portal_url: str) -> RunState:
+def state_from_run_details(ref: RunRef, details: Mapping[str, Any], portal_url: str) -> RunState:
     """A `RunState` from a job's run details (the REST shape: camelCase keys)."""
-    status = to_run_status(details.get("status"))
+    status = v2_run_status(details.get("status"))
     error = error_text(details)
     kind = classify_failure(status, error)
     if kind is FailureKind.CONFIGURATION:

@@ -3,7 +3,7 @@
 The backend builds real azure-ai-ml entities offline (command and sweep jobs, data assets,
 environments, datastores) and hands them to these calls, or reads the entities they return;
 nothing else reaches the service. Tests replace `AzureMLV2Service` with a stand-in that behaves
-like the service (tests/backends/azureml_v2_service.py); production uses `SdkService`, one
+like the service (tests/backends/azureml_v2_service.py); production uses `MLClientService`, one
 `MLClient` call per method.
 
 Run identity: a v2 job's `name` is unique in its workspace and is the run id; the job's
@@ -162,7 +162,7 @@ class AzureMLV2Service(Protocol):
         ...
 
 
-class SdkService:
+class MLClientService:
     """`AzureMLV2Service` on an `azure.ai.ml.MLClient`: each method one SDK call, translated.
 
     Args:
@@ -176,7 +176,7 @@ class SdkService:
         self.workspace_name = str(ml_client.workspace_name)
 
     def __repr__(self) -> str:
-        return f"SdkService(workspace={self.workspace_name!r})"
+        return f"MLClientService(workspace={self.workspace_name!r})"
 
     def datastore(self, name: str) -> Any:
         """datastores.get(include_secrets=True), or get_default for ""."""

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from himl_tasks.backends.azureml_v1.backend import SUBMISSION_TAG
 from himl_tasks.backends.azureml_v1.submission import OUTPUTS_TAG, default_tags
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
@@ -33,7 +34,6 @@ AZUREML_V2_IN_JOB = "himl_tasks.backends.azureml_v2.in_job"
 """The v2 backend's in-job half, named in each job's HIML_IN_JOB."""
 SERVERLESS = "serverless"
 """The compute name that asks for serverless compute (no cluster)."""
-SUBMISSION_TAG = "himl_submission_id"
 LOW_PRIORITY_TAG = "himl_low_priority"
 """How a low-priority job got its VMs: `spot` (serverless job tier) or `cluster:<name>`."""
 JOB_NAME_PLACEHOLDER = "${{name}}"
