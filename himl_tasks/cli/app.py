@@ -21,7 +21,7 @@ from himl_tasks.backends.base import Backend
 from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_of
 from himl_tasks.cli.rows import COLUMNS, status_row
 from himl_tasks.cli.run_patterns import select_run, select_runs
-from himl_tasks.cli.workspace import backend_for_command
+from himl_tasks.cli.workspace import AzureMLSdkChoice, WorkspaceChoice, backend_for_command
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import HimlError, InvalidInputError
 from himl_tasks.metric_curves import format_number, metric_curves
@@ -94,15 +94,23 @@ def main(
             "order, ending at $HIML_HOME or ./.himl).",
         ),
     ] = None,
+    sdk: Annotated[
+        AzureMLSdkChoice,
+        typer.Option(
+            "--sdk",
+            help="The AzureML SDK for an AzureML workspace: v2 (azure-ai-ml) or v1 (azureml-core).",
+        ),
+    ] = AzureMLSdkChoice.V2,
 ) -> None:
     """Chooses the workspace (opened by the first command that needs it)."""
     if not isinstance(ctx.obj, Backend):
-        ctx.obj = workspace
+        ctx.obj = WorkspaceChoice(workspace, sdk.value)
 
 
 def _backend(ctx: typer.Context) -> Backend:
     if not isinstance(ctx.obj, Backend):
-        ctx.obj = backend_for_command(ctx.obj)
+        choice = ctx.obj if isinstance(ctx.obj, WorkspaceChoice) else WorkspaceChoice(None, "v2")
+        ctx.obj = backend_for_command(choice.workspace, sdk=choice.sdk)
     return ctx.obj
 
 

@@ -47,6 +47,8 @@ _RUN_VARIABLES = (
     job_variables.RUN_ID,
     job_variables.ATTEMPT,
     job_variables.AZUREML_RUN_ID,
+    job_variables.MLFLOW_TRACKING_URI,
+    job_variables.MLFLOW_RUN_ID,
 )
 
 
