@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from himl_tasks.sweeps import (
     cross_validation,
     sample_trials,
 )
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
+from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service, executing_v2_service
 from tests.backends.azureml_v2_service import (
     ENDED,
     KEEPS_RUNNING,
@@ -702,3 +705,62 @@ def test_the_backend_refuses_what_v2_cannot_sweep_before_any_side_effect(
     assert aml_v2_service.create_requests == 0
     assert aml_v2_service.environments == {}
     assert not (tmp_path / "most_recent_run.txt").exists()
+
+
+# ---- on the executing stand-in: the trials run, each with its sampled arguments -----------------
+
+TRIAL_SCRIPT = """\
+import argparse
+from himl_tasks.runtime import log_metrics
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int)
+parser.add_argument("--lr", type=float)
+parser.add_argument("--layers", type=int)
+args = parser.parse_args()
+print(f"lr={args.lr} layers={args.layers}", flush=True)
+log_metrics({"loss": args.lr * args.layers}, step=0)
+"""
+
+
+@pytest.fixture
+def executing(azurite: Azurite) -> Iterator[ExecutingAzureMLV2Service]:
+    yield from executing_v2_service(azurite)
+
+
+@pytest.mark.filterwarnings(
+    "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
+)  # MLflow 3.17's SQL store (the stand-in's tracking server) and SQLAlchemy 2.1
+def test_on_the_executing_stand_in_each_trial_runs_with_its_sampled_arguments(
+    executing: ExecutingAzureMLV2Service, azurite: Azurite, tmp_path: Path
+) -> None:
+    backend = AzureMLV2Backend(service=executing, account_urls={ACCOUNT_NAME: azurite.account_url})
+    project = tmp_path / "project"
+    project.mkdir()
+    spec = backend_job(project)
+    (project / "train.py").write_text(TRIAL_SCRIPT)
+    sweep_spec = SweepSpec(
+        parameters={"lr": Choice(0.5, 0.25), "layers": Choice(2, 4)},
+        sampling="grid",
+        primary_metric="loss",
+        max_concurrent_runs=2,
+    )
+
+    parent = backend.submit_sweep(spec, sweep_spec)
+    assert backend.wait(parent, timeout=240, poll=0.2).succeeded
+
+    trials = backend.child_runs(parent)
+    assert len(trials) == 4
+    assert len(executing.executed) == 4  # the trials ran; the sweep job itself runs nothing
+    losses = {}
+    for trial in trials:
+        assert backend.get_state(trial).succeeded
+        log = executing.run_details(trial.run_id)
+        assert log["parentRunId"] == parent.run_id
+        (loss,) = [m.value for m in backend.get_metrics(trial) if m.name == "loss"]
+        losses[executing.job(trial.run_id).command.split(" --lr ")[1]] = loss
+    assert losses == {
+        "0.5 --layers 2": 1.0,
+        "0.5 --layers 4": 2.0,
+        "0.25 --layers 2": 0.5,
+        "0.25 --layers 4": 1.0,
+    }
