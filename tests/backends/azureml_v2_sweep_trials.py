@@ -5,10 +5,12 @@ limits; the service samples values, and starts each trial as a child job: the tr
 with every `${{search_space.<key>}}` replaced by the trial's value ("Hyperparameters can be
 referenced in the `trial.command` with the `${{ search_space.<hyperparameter> }}` expression",
 reference-yaml-job-sweep.md), the values also in the trial's environment as
-`AZUREML_SWEEP_<key>` (the `SweepJob` docstring, azure/ai/ml/entities/_job/sweep/sweep_job.py).
-Child jobs are named
-`<sweep job name>_<n>` as the service names them, at most `max_concurrent_trials` running at
-once, `max_total_trials` in all.
+`AZUREML_SWEEP_<key>` (the `SweepJob` docstring, azure/ai/ml/entities/_job/sweep/sweep_job.py,
+added by Azure/azure-sdk-for-python PR 36564). Child jobs are named `<sweep job name>_<n>`
+(v1's HyperDrive children were `HD_<id>_<n>`; this naming is the stand-in's, not checked
+against a live workspace), listed under the sweep job by `jobs.list(parent_job_name=...)`
+(Azure/azure-sdk-for-python issue 26922), at most `max_concurrent_trials` running at once,
+`max_total_trials` in all.
 
 The search space is read in the form the service receives it (each distribution's
 `_to_rest_object()`, `[kind, [arguments]]`: azure/ai/ml/entities/_job/sweep/search_space.py).
