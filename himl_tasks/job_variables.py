@@ -36,6 +36,9 @@ longer upload and kill timeouts, MKL's Intel threading, the newer mounting stack
 AZUREML_RUN_ID = "AZUREML_RUN_ID"
 """Set by AzureML in every run it starts, whoever submitted it."""
 
+AZUREML_EXPERIMENT = "AZUREML_ARM_PROJECT_NAME"
+"""Set by AzureML in every job to the job's experiment (read by azure-ai-ml inside a job)."""
+
 MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 MLFLOW_RUN_ID = "MLFLOW_RUN_ID"
 """Set by AzureML in every v2 job: where its metrics go, and its MLflow run (the job's name)."""

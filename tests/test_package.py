@@ -320,3 +320,15 @@ def test_the_built_package_says_it_is_typed(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "wheel").glob("himl_tasks-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "himl_tasks/py.typed" in names and "himl_tasks/__init__.pyi" in names
+
+
+def test_finding_a_v2_workspace_imports_azure_ai_ml_only_when_a_client_is_built() -> None:
+    # The door, the command line and the block reach SDK v2's workspace search; importing
+    # them, or the search's own modules, must not pay for azure-ai-ml (seconds) or
+    # azure-identity.
+    loaded = _loaded(
+        "import himl_tasks, himl_tasks.himl, himl_tasks.cli.app, himl_tasks.prefect.blocks; "
+        "import himl_tasks.backends.azureml_v2.workspace, "
+        "himl_tasks.backends.azureml_v2.authentication"
+    )
+    assert [m for m in loaded if m.startswith(("azure.ai.ml", "azure.identity"))] == []

@@ -40,8 +40,9 @@ def checked_sdk(sdk: object) -> AzureMLSdk:
     Raises:
         InvalidInputError: If it is neither "v1" nor "v2".
     """
-    if sdk == "v1" or sdk == "v2":
-        return sdk
+    for known in AZUREML_SDKS:
+        if sdk == known:
+            return known
     raise InvalidInputError(f"sdk must be 'v1' (azureml-core) or 'v2' (azure-ai-ml), not {sdk!r}")
 
 

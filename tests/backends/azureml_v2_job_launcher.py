@@ -3,7 +3,7 @@
 AzureML runs a v2 command job's command as it is; the stand-in runs it through this module
 (`python azureml_v2_job_launcher.py <script> <arguments...>`, in the job's working folder), which
 runs the script as `__main__` exactly as `python <script>` would, after one change: the in-job
-half's `current_workspace_backend` (through which a resumed job fetches its predecessor's
+half's `job_workspace_backend` (through which a resumed job fetches its predecessor's
 checkpoint) is an `AzureMLV2Backend` on a service that knows what the stand-in told the job in
 the JSON file named by `HIML_STANDIN_V2_JOB`: the artifact store's container and key (a real
 job reads them from the service with its own identity) and the workspace's jobs.
@@ -92,7 +92,7 @@ def main(argv: Sequence[str]) -> None:
     from himl_tasks.backends.azureml_v2 import in_job
 
     control = json.loads(Path(os.environ[CONTROL_FILE]).read_text(encoding="utf-8"))
-    in_job.current_workspace_backend = lambda: workspace_backend(control)
+    in_job.job_workspace_backend = lambda: workspace_backend(control)
     if argv[0] == "-m":
         module, *arguments = argv[1:]
         sys.argv = [module, *arguments]

@@ -543,11 +543,11 @@ class FakeAzureMLV2Service:
         return self.jobs[name]
 
     def list_jobs(self, parent_job_name: str | None = None) -> list[Any]:
-        """As `jobs.list(parent_job_name=...)`: top-level jobs, or one job's children,
-        newest first."""
+        """As `jobs.list(parent_job_name=...)`: the top-level jobs newest first, or one job's
+        children (in the order they were made: the backend orders both itself)."""
         if parent_job_name is not None:
             children = self._job(parent_job_name).children
-            return [child.as_entity() for child in reversed(children)]
+            return [child.as_entity() for child in children]
         return [job.as_entity() for job in reversed(self.jobs.values()) if job.parent is None]
 
     def cancel_job(self, name: str) -> None:

@@ -155,7 +155,7 @@ def test_a_resubmitted_v2_job_fetches_the_resumed_jobs_latest_checkpoint(
     lost = aml_v2.wait(aml_v2.submit(spec), poll=0).ref
     (v2_job / "outputs" / "checkpoints").mkdir(parents=True)
     monkeypatch.setenv("HIML_RESUME_FROM", lost.recovery_id)
-    monkeypatch.setattr(in_job, "current_workspace_backend", lambda: aml_v2)
+    monkeypatch.setattr(in_job, "job_workspace_backend", lambda: aml_v2)
 
     found = find_latest_recovery_checkpoint("outputs/checkpoints")
 
@@ -176,7 +176,7 @@ def test_the_jobs_workspace_backend_is_the_one_azureml_names_in_the_job(
     }.items():
         monkeypatch.setenv(name, value)
 
-    backend = in_job.current_workspace_backend()  # built offline: no request is made
+    backend = in_job.job_workspace_backend()  # built offline: no request is made
 
     assert backend.workspace_key() == (
         "azureml_v2:11111111-2222-3333-4444-555555555555/rg-job/ws-job"

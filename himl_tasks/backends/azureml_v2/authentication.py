@@ -59,6 +59,16 @@ _WHAT_TO_DO = {
 }
 
 
+def describe_sign_in(authentication: Authentication) -> str:
+    """Says how SDK v2 signs in (its interactive way is a chain), without any secret."""
+    if authentication.kind is AuthenticationKind.INTERACTIVE:
+        return (
+            "Azure's default credential chain (environment variables, managed identity, the "
+            "developer tools' logins, then a browser)"
+        )
+    return authentication.describe()
+
+
 class SignInCredential:
     """An azure-identity credential whose failed sign-in is one `ConfigurationError`.
 
@@ -91,7 +101,7 @@ class SignInCredential:
             close()
 
     def __repr__(self) -> str:
-        return f"SignInCredential({self.authentication.describe()})"
+        return f"SignInCredential({describe_sign_in(self.authentication)})"
 
 
 def sign_in_failure(authentication: Authentication, error: BaseException) -> ConfigurationError:
@@ -99,8 +109,8 @@ def sign_in_failure(authentication: Authentication, error: BaseException) -> Con
     text = str(error).strip()
     first_line = text.splitlines()[0] if text else type(error).__name__
     return ConfigurationError(
-        f"could not sign in to Azure with {authentication.describe()}: {first_line}. To fix "
-        f"it, {_WHAT_TO_DO[authentication.kind]}."
+        f"could not sign in to Azure with {describe_sign_in(authentication)}: {first_line}. "
+        f"To fix it, {_WHAT_TO_DO[authentication.kind]}."
     )
 
 

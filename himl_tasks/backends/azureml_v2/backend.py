@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,8 +64,11 @@ from himl_tasks.sweeps import SweepSpec
 
 logger = logging.getLogger(__name__)
 
-STD_LOG = "user_logs/std_log.txt"
-"""Where a v2 command job's output goes (its user logs), in its run files."""
+USER_LOGS = "user_logs/"
+# The log a v2 job's output goes to, among its user logs: `std_log.txt`, or rank 0's
+# (`std_log_process_0.txt`, ...) for a distributed job; the SDK's own `jobs.stream` follows
+# the same one (azure/ai/ml/constants/_job/job.py, COMMON_RUNTIME_STREAM_LOG_PATTERN).
+_STREAM_LOG = re.compile(r"user_logs/std_log[\D]*[0]*(?:_ps)?\.txt")
 SWEEP_TYPE = "sweep"
 REGISTER_ATTEMPTS = 5
 
@@ -440,12 +445,12 @@ class AzureMLV2Backend(Backend):
         status and times), as `get_state` reads them.
         """
         listed = []
-        for job in reversed(self.service.list_jobs()):
+        for job in oldest_first(self.service.list_jobs()):
             if experiment is not None and job.experiment_name != experiment:
                 continue
             listed.append(self._listed(job, None))
             if str(getattr(job, "type", "")) == SWEEP_TYPE:
-                for child in reversed(self.service.list_jobs(parent_job_name=job.name)):
+                for child in oldest_first(self.service.list_jobs(parent_job_name=job.name)):
                     listed.append(self._listed(child, str(job.name)))
         return listed
 
@@ -492,15 +497,19 @@ class AzureMLV2Backend(Backend):
     def read_log(self, ref: RunRef, offset: int) -> bytes:
         """The job's log from byte `offset` on (empty while there is none yet).
 
-        The log is `user_logs/std_log.txt`, fetched from the artifact store through the
-        transfer engine into a scratch folder.
+        The log is `user_logs/std_log.txt` (rank 0's for a distributed job), fetched from
+        the artifact store through the transfer engine into a scratch folder.
         """
         files = self.run_files(ref)
-        if not files.exists(STD_LOG):
+        logs = sorted(
+            (f.name for f in files.list(USER_LOGS) if _STREAM_LOG.fullmatch(f.name)),
+            key=lambda name: (len(name), name),
+        )
+        if not logs:
             return b""
         with tempfile.TemporaryDirectory(prefix="himl-log-") as scratch:
-            files.download(STD_LOG, scratch, missing_ok=True)
-            log = Path(scratch) / STD_LOG
+            files.download(logs[0], scratch, missing_ok=True)
+            log = Path(scratch) / logs[0]
             if not log.exists():
                 return b""
             with log.open("rb") as source:
@@ -521,7 +530,7 @@ class AzureMLV2Backend(Backend):
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
         """The job's children (a sweep's trials), oldest first."""
-        return [self._ref(child) for child in reversed(self.service.list_jobs(ref.run_id))]
+        return [self._ref(child) for child in oldest_first(self.service.list_jobs(ref.run_id))]
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
         """The output dataset versions a completed job registered, in the job's order.
@@ -548,6 +557,25 @@ class AzureMLV2Backend(Backend):
         """The job's tags, as the service has them now."""
         job = self.service.job(ref.run_id)
         return {str(k): str(v) for k, v in (job.tags or {}).items()}
+
+
+def oldest_first(jobs: list[Any]) -> list[Any]:
+    """Jobs by when they were made (`creation_context.created_at`), oldest first.
+
+    Jobs of one moment, or without a time, keep the reverse of the service's order (it
+    lists newest first).
+    """
+    listed = list(reversed(jobs))
+    earliest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+    def made(index: int) -> tuple[datetime.datetime, int]:
+        context = getattr(listed[index], "creation_context", None)
+        moment = getattr(context, "created_at", None)
+        if isinstance(moment, datetime.datetime) and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return (moment if isinstance(moment, datetime.datetime) else earliest, index)
+
+    return [listed[index] for index in sorted(range(len(listed)), key=made)]
 
 
 def _python_path() -> str:

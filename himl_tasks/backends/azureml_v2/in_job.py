@@ -42,7 +42,6 @@ from himl_tasks.runtime import AzureRunInfo, is_local_rank_zero
 if TYPE_CHECKING:
     from himl_tasks.backends.base import Backend
 
-EXPERIMENT = "AZUREML_ARM_PROJECT_NAME"
 TEXT_METRIC_TAG_PREFIX = "himl.text."
 """MLflow keeps numbers only as metrics: a text value (a note, hi-ml's hyperparameter table) is
 kept as the run's tag `himl.text.<name>`, its latest value."""
@@ -134,7 +133,7 @@ def run_context() -> AzureMLV2RunContext:
     """
     return AzureMLV2RunContext(
         run_id=_required(job_variables.AZUREML_RUN_ID),
-        experiment=os.environ.get(EXPERIMENT, ""),
+        experiment=os.environ.get(job_variables.AZUREML_EXPERIMENT, ""),
         tracking_uri=_required(job_variables.MLFLOW_TRACKING_URI),
         mlflow_run_id=_required(job_variables.MLFLOW_RUN_ID),
     )
@@ -160,7 +159,7 @@ def run_info() -> AzureRunInfo:
     )
 
 
-def current_workspace_backend() -> Backend:
+def job_workspace_backend() -> Backend:
     """The AzureML v2 backend on the workspace of the job this process belongs to.
 
     The workspace is the one AzureML names in the job's `AZUREML_ARM_*` variables, signed in
@@ -186,7 +185,7 @@ def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
         prefix = folder.absolute().relative_to(Path.cwd()).as_posix()
     except ValueError:
         prefix = DEFAULT_CHECKPOINT_FOLDER
-    backend = current_workspace_backend()
+    backend = job_workspace_backend()
     with tempfile.TemporaryDirectory(prefix="himl-resume-") as scratch:
         download_checkpoints(
             backend, backend.get_run_ref(recovery_id), Path(scratch), checkpoint_folder=prefix

@@ -131,7 +131,11 @@ class AzureMLV2Service(Protocol):
         ...
 
     def list_jobs(self, parent_job_name: str | None = None) -> list[Any]:
-        """The workspace's top-level jobs, or the children of `parent_job_name`, newest first."""
+        """The workspace's top-level jobs, or the children of `parent_job_name`.
+
+        In the service's order (newest first for top-level jobs); each job's
+        `creation_context.created_at` says when it was made.
+        """
         ...
 
     def cancel_job(self, name: str) -> None:

@@ -21,6 +21,7 @@ from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.job_spec import Priority
 from himl_tasks.job_variables import (
+    AZUREML_V2_IN_JOB,
     IN_JOB,
     RESUME_FROM,
     azureml_input_name,
@@ -30,8 +31,6 @@ from himl_tasks.run_plan import RunPlan
 from himl_tasks.secret_reference import plain_values
 from himl_tasks.snapshot import ignore_rules
 
-AZUREML_V2_IN_JOB = "himl_tasks.backends.azureml_v2.in_job"
-"""The v2 backend's in-job half, named in each job's HIML_IN_JOB."""
 SERVERLESS = "serverless"
 """The compute name that asks for serverless compute (no cluster)."""
 LOW_PRIORITY_TAG = "himl_low_priority"

@@ -16,7 +16,7 @@ from typing import Any
 
 from himl_tasks import job_variables
 from himl_tasks.backends.azure_sign_in import Authentication, choose_authentication
-from himl_tasks.backends.azureml_v2.authentication import azure_credential
+from himl_tasks.backends.azureml_v2.authentication import azure_credential, describe_sign_in
 from himl_tasks.backends.workspace_discovery import (
     AzureMLBlockSettings,
     WorkspaceSettings,
@@ -43,7 +43,7 @@ def open_ml_client(settings: WorkspaceSettings, authentication: Authentication) 
         "AzureML workspace %s (resource group %s) through SDK v2, signing in with %s",
         settings.workspace_name,
         settings.resource_group,
-        authentication.describe(),
+        describe_sign_in(authentication),
     )
     client_type = sdk.ml().MLClient
     with sdk.quiet():
