@@ -192,13 +192,13 @@ class ExecutingJob(FakeJob):
             path = getattr(given, "path", None)
             if path is None:  # a literal input (a number, a string): nothing to fetch
                 continue
-            datastore, folder = self.service.datastore_location(str(path))
+            datastore, remote = self.service.datastore_location(str(path))
             scratch = self.process.folder / "downloads" / name
-            self.service.store(datastore).download(folder + "/", scratch)
+            self.service.store(datastore).download(remote + "/", scratch)
             target = self._on_compute(given, self.process.folder / "inputs" / name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if (scratch / folder).is_dir():
-                shutil.move(scratch / folder, target)
+            if (scratch / remote).is_dir():
+                shutil.move(scratch / remote, target)
             else:
                 target.mkdir(parents=True, exist_ok=True)
             self.input_folders[name] = target

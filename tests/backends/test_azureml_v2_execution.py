@@ -204,3 +204,35 @@ def test_a_preempted_job_ends_failed_with_azuremls_preemption_error_and_keeps_it
     assert artifact(service, name, "outputs/recovery_epoch=1.ckpt", tmp_path) == b"1"
     epochs = [m.value for m in service.metrics(name) if m.name == "epoch"]
     assert 2 <= len(epochs) < 100
+
+
+def test_through_the_backend_the_log_streams_while_the_job_runs_and_a_cancel_kills_it(
+    service: ExecutingAzureMLV2Service, azurite: Azurite, tmp_path: Path
+) -> None:
+    from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+    from himl_tasks.job_spec import JobSpec
+    from himl_tasks.testing.azurite import ACCOUNT_NAME
+
+    backend = AzureMLV2Backend(service=service, account_urls={ACCOUNT_NAME: azurite.account_url})
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
+    (project / "job.py").write_text(
+        "import time\nprint('first line', flush=True)\ntime.sleep(600)\n", encoding="utf-8"
+    )
+    ref = backend.submit(
+        JobSpec(entry_script="job.py", snapshot_root=project, compute="cpu-cluster")
+    )
+
+    log = b""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while b"first line" not in log and time.monotonic() < deadline:
+        assert not backend.get_state(ref).is_terminal
+        log = backend.read_log(ref, 0)
+        time.sleep(0.2)
+    assert backend.get_state(ref).status.value == "Running"  # streamed, not kept to the end
+
+    backend.cancel(ref)
+
+    assert backend.get_state(ref).status.value == "Canceled"
+    assert service.executed[0].process.return_code is not None

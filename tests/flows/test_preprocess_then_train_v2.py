@@ -97,7 +97,8 @@ def test_the_flow_runs_on_v2_through_one_preemption_and_resumes_from_the_last_ch
     lost, resumed = result["train_attempts"]  # preempted once, resubmitted
     lost_job = lost.split(":")[1]
     assert service.run_details(lost_job)["error"] == PREEMPTION_ERROR
-    assert backend.get_state(backend.get_run_ref(lost)).failure_kind.value == "preempted"
+    lost_kind = backend.get_state(backend.get_run_ref(lost)).failure_kind
+    assert lost_kind is not None and lost_kind.value == "preempted"
     assert resumed == result["train_run"]
     resumed_ref = backend.get_run_ref(resumed)
     assert backend.get_state(resumed_ref).status.value == "Completed"
