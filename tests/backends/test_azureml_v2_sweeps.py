@@ -588,7 +588,9 @@ def test_the_stand_in_starts_trials_as_children_at_most_max_concurrent_at_once(
         if statuses[-1] == "Completed":
             break
 
-    children = aml_v2_service.list_jobs(parent_job_name="sweep-1")[::-1]  # listed newest first
+    children = sorted(  # by trial index: the listing's order is not the point here
+        aml_v2_service.list_jobs(parent_job_name="sweep-1"), key=lambda c: int(c.name[8:])
+    )
     assert statuses[-1] == "Completed"
     assert most_running == 2
     assert [c.name for c in children] == [f"sweep-1_{n}" for n in range(6)]
