@@ -25,6 +25,9 @@ a v2 command job, and where each behaviour comes from:
 - stdout and stderr are `user_logs/std_log.txt` in the artifact store
   (`ExperimentRun/dcid.<name>/`), uploaded as it grows; `outputs/` and `logs/` become the
   job's files when it ends, whichever way;
+- a sweep job runs no process of its own: its trials (tests/backends/azureml_v2_sweep_trials.py)
+  run as these command jobs do, each with its sampled values in its command, from a copy of
+  the snapshot taken at submission (as v1's stand-in runs HyperDrive trials);
 - a non-zero exit fails the job with the service's "user process exited" error naming the
   exception; reaching `limits.timeout` cancels it, as the service does; a cancel
   kills it (Canceled); a preemption kills it and ends it Failed with AzureML's
@@ -60,10 +63,12 @@ from tests.backends.azureml_v2_service import (
     PREEMPTION_ERROR,
     FakeAzureMLV2Service,
     FakeJob,
+    Outcome,
     script_error,
     utc_now,
 )
-from tests.backends.job_process import JobProcess, has_files, inherited_environment
+from tests.backends.azureml_v2_sweep_trials import FakeSweepJob
+from tests.backends.job_process import JobProcess, copy_files, has_files, inherited_environment
 
 LAUNCHER = Path(azureml_v2_job_launcher.__file__)
 _DATASTORE_PATH = re.compile(
@@ -325,10 +330,25 @@ class ExecutingAzureMLV2Service(FakeAzureMLV2Service):
     def create_job(self, job: Any) -> Any:
         created = super().create_job(job)
         name = str(created.name)
+        sweep = self.jobs[name]
+        if isinstance(sweep, FakeSweepJob):
+            # A sweep job runs no process: it starts its trials, which run (`start_trial`),
+            # each from a copy of the snapshot taken now, at submission.
+            sweep.outcome = Outcome(log_lines=())
+            sweep.trial_code = self.compute_root / f"{name}.snapshot"
+            copy_files(Path(str(sweep.entity.trial.code)), sweep.snapshot, sweep.trial_code)
+            return created
         executing = ExecutingJob(self, self.jobs[name])
         self.jobs[name] = executing
         self.executed.append(executing)
         return executing.as_entity()
+
+    def start_trial(self, trial: FakeJob) -> FakeJob:
+        """A sweep's trial runs its command, with its sampled values, as a process."""
+        executing = ExecutingJob(self, trial)
+        self.jobs[trial.name] = executing
+        self.executed.append(executing)
+        return executing
 
     def shutdown(self) -> None:
         """Ends every job process still running, then removes the stand-in's files."""

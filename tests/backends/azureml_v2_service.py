@@ -530,6 +530,10 @@ class FakeAzureMLV2Service:
         self.submitted.append((entity, snapshot))
         return fake.as_entity()
 
+    def start_trial(self, trial: FakeJob) -> FakeJob:
+        """A sweep's trial as it starts; a stand-in whose jobs execute runs it instead."""
+        return trial
+
     def job(self, name: str) -> Any:
         return self._job(name).as_entity()
 

@@ -5,10 +5,12 @@ limits; the service samples values, and starts each trial as a child job: the tr
 with every `${{search_space.<key>}}` replaced by the trial's value ("Hyperparameters can be
 referenced in the `trial.command` with the `${{ search_space.<hyperparameter> }}` expression",
 reference-yaml-job-sweep.md), the values also in the trial's environment as
-`AZUREML_SWEEP_<key>` (the `SweepJob` docstring, azure/ai/ml/entities/_job/sweep/sweep_job.py).
-Child jobs are named
-`<sweep job name>_<n>` as the service names them, at most `max_concurrent_trials` running at
-once, `max_total_trials` in all.
+`AZUREML_SWEEP_<key>` (the `SweepJob` docstring, azure/ai/ml/entities/_job/sweep/sweep_job.py,
+added by Azure/azure-sdk-for-python PR 36564). Child jobs are named `<sweep job name>_<n>`
+(v1's HyperDrive children were `HD_<id>_<n>`; this naming is the stand-in's, not checked
+against a live workspace), listed under the sweep job by `jobs.list(parent_job_name=...)`
+(Azure/azure-sdk-for-python issue 26922), at most `max_concurrent_trials` running at once,
+`max_total_trials` in all.
 
 The search space is read in the form the service receives it (each distribution's
 `_to_rest_object()`, `[kind, [arguments]]`: azure/ai/ml/entities/_job/sweep/search_space.py).
@@ -26,6 +28,7 @@ import itertools
 import math
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 from tests.backends.azureml_v2_service import ENDED, FakeAzureMLV2Service, FakeJob, Outcome
@@ -141,8 +144,9 @@ class FakeSweepJob(FakeJob):
     (Finalizing, Completed), as v1's stand-in ends a HyperDrive run
     (tests/backends/azureml_service.py, `_advance_sweep`). Each trial is a child job
     (`trial_job`) with the sampled values in its command; it behaves as the outcome's
-    `children[n]` scripts it, else as the sweep job's own outcome does. Canceling the sweep
-    job cancels its running trials and starts no more.
+    `children[n]` scripts it, else as the sweep job's own outcome does (on the executing
+    stand-in it runs: `start_trial`). Canceling the sweep job cancels its running trials and
+    starts no more.
     """
 
     def __init__(
@@ -158,6 +162,8 @@ class FakeSweepJob(FakeJob):
         self.pending = list(enumerate(trials))
         self.max_concurrent = max_concurrent_trials(entity, len(trials))
         self.trial_outcome = dataclasses.replace(outcome, children=())
+        # Where the trials' code is, when not where it was submitted from (a copy).
+        self.trial_code: Path | None = None
 
     def poll(self) -> None:
         if self.status == "Running" and not self.canceled and self._trials_go_on():
@@ -181,13 +187,17 @@ class FakeSweepJob(FakeJob):
     def _start_trial(self, index: int, values: dict[str, Any]) -> FakeJob:
         scripted = self.outcome.children
         outcome = scripted[index] if index < len(scripted) else self.trial_outcome
+        entity = trial_job(self.entity, index, values)
+        if self.trial_code is not None:
+            entity.code = str(self.trial_code)
         trial = FakeJob(
             self.service,
-            trial_job(self.entity, index, values),
+            entity,
             outcome,
             parent=self.name,
             snapshot=self.snapshot,
         )
+        trial = self.service.start_trial(trial)
         self.children.append(trial)
         self.service.jobs[trial.name] = trial
         return trial

@@ -12,15 +12,17 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from himl_tasks.backends.azureml_v2 import sdk
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend, sdk
 from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, search_space_keys, sweep_job
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.job_spec import JobSpec
 from himl_tasks.sweeps import (
     BanditPolicy,
     Choice,
@@ -32,6 +34,8 @@ from himl_tasks.sweeps import (
     cross_validation,
     sample_trials,
 )
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
+from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service, executing_v2_service
 from tests.backends.azureml_v2_service import (
     ENDED,
     KEEPS_RUNNING,
@@ -584,7 +588,9 @@ def test_the_stand_in_starts_trials_as_children_at_most_max_concurrent_at_once(
         if statuses[-1] == "Completed":
             break
 
-    children = aml_v2_service.list_jobs(parent_job_name="sweep-1")
+    children = sorted(  # by trial index: the listing's order is not the point here
+        aml_v2_service.list_jobs(parent_job_name="sweep-1"), key=lambda c: int(c.name[8:])
+    )
     assert statuses[-1] == "Completed"
     assert most_running == 2
     assert [c.name for c in children] == [f"sweep-1_{n}" for n in range(6)]
@@ -639,3 +645,124 @@ def test_canceling_the_stand_ins_sweep_cancels_its_trials_and_starts_no_more(
 
     assert aml_v2_service.run_details("sweep-1")["status"] == "Canceled"
     assert [c.status for c in aml_v2_service.list_jobs(parent_job_name="sweep-1")] == ["Canceled"]
+
+
+# ---- through the backend ----------------------------------------------------------------------
+
+
+def backend_job(project: Path, **fields: Any) -> JobSpec:
+    (project / "train.py").write_text("print('train')\n")
+    (project / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
+    return JobSpec(
+        entry_script="train.py",
+        snapshot_root=project,
+        compute="cpu-cluster",
+        args=["--epochs", "3"],
+        **fields,
+    )
+
+
+def test_the_backend_submits_a_sweep_job_named_after_the_submission(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    spec = sweep(
+        parameters={"lr": LogUniform(1e-4, 1e-1), "layers": Choice(2, 4)},
+        max_total_runs=3,
+        max_concurrent_runs=1,
+        early_termination=MedianStoppingPolicy(delay_evaluation=5),
+    )
+
+    parent = aml_v2.submit_sweep(
+        backend_job(tmp_path, max_run_duration="1h"), spec, submission_id="sweep-a"
+    )
+    again = aml_v2.submit_sweep(backend_job(tmp_path), spec, submission_id="sweep-a")
+    state = aml_v2.wait(parent, timeout=60, poll=0)
+
+    assert again == parent and state.succeeded
+    assert aml_v2_service.create_requests == 1
+    entity, _ = aml_v2_service.submitted[-1]
+    sent = rest(entity)
+    assert entity.name == parent.run_id
+    assert sent["jobType"] == "Sweep"
+    assert set(sent["searchSpace"]) == {"lr", "layers"}
+    assert sent["earlyTermination"]["policyType"] == "MedianStopping"
+    assert sent["limits"]["maxConcurrentTrials"] == 1
+    assert sent["limits"]["trialTimeout"] == "PT1H"
+    assert sent["trial"]["command"] == (
+        "python train.py --epochs 3 --lr ${{search_space.lr}} --layers ${{search_space.layers}}"
+    )
+    trials = aml_v2.child_runs(parent)
+    assert len(trials) == 3
+    assert all(aml_v2.get_state(t).succeeded for t in trials)
+
+
+def test_the_backend_refuses_what_v2_cannot_sweep_before_any_side_effect(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    spec = sweep(sampling="bayesian", parameters={"lr": LogUniform(1e-4, 1e-1)})
+
+    with pytest.raises(InvalidInputError, match="bayesian sampling takes choice and uniform"):
+        aml_v2.submit_sweep(backend_job(tmp_path), spec, submission_id="sweep-b")
+
+    assert aml_v2_service.create_requests == 0
+    assert aml_v2_service.environments == {}
+    assert not (tmp_path / "most_recent_run.txt").exists()
+
+
+# ---- on the executing stand-in: the trials run, each with its sampled arguments -----------------
+
+TRIAL_SCRIPT = """\
+import argparse
+from himl_tasks.runtime import log_metrics
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int)
+parser.add_argument("--lr", type=float)
+parser.add_argument("--layers", type=int)
+args = parser.parse_args()
+print(f"lr={args.lr} layers={args.layers}", flush=True)
+log_metrics({"loss": args.lr * args.layers}, step=0)
+"""
+
+
+@pytest.fixture
+def executing(azurite: Azurite) -> Iterator[ExecutingAzureMLV2Service]:
+    yield from executing_v2_service(azurite)
+
+
+@pytest.mark.filterwarnings(
+    "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
+)  # MLflow 3.17's SQL store (the stand-in's tracking server) and SQLAlchemy 2.1
+def test_on_the_executing_stand_in_each_trial_runs_with_its_sampled_arguments(
+    executing: ExecutingAzureMLV2Service, azurite: Azurite, tmp_path: Path
+) -> None:
+    backend = AzureMLV2Backend(service=executing, account_urls={ACCOUNT_NAME: azurite.account_url})
+    project = tmp_path / "project"
+    project.mkdir()
+    spec = backend_job(project)
+    (project / "train.py").write_text(TRIAL_SCRIPT)
+    sweep_spec = SweepSpec(
+        parameters={"lr": Choice(0.5, 0.25), "layers": Choice(2, 4)},
+        sampling="grid",
+        primary_metric="loss",
+        max_concurrent_runs=2,
+    )
+
+    parent = backend.submit_sweep(spec, sweep_spec)
+    assert backend.wait(parent, timeout=240, poll=0.2).succeeded
+
+    trials = backend.child_runs(parent)
+    assert len(trials) == 4
+    assert len(executing.executed) == 4  # the trials ran; the sweep job itself runs nothing
+    losses = {}
+    for trial in trials:
+        assert backend.get_state(trial).succeeded
+        log = executing.run_details(trial.run_id)
+        assert log["parentRunId"] == parent.run_id
+        (loss,) = [m.value for m in backend.get_metrics(trial) if m.name == "loss"]
+        losses[executing.job(trial.run_id).command.split(" --lr ")[1]] = loss
+    assert losses == {
+        "0.5 --layers 2": 1.0,
+        "0.5 --layers 4": 2.0,
+        "0.25 --layers 2": 0.5,
+        "0.25 --layers 4": 1.0,
+    }

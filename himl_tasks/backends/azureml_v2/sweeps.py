@@ -18,13 +18,14 @@ MicrosoftDocs/azure-ai-docs `articles/machine-learning/`):
   two names equal but for case are refused, as for a component's inputs
   (`entities/_component/component.py:324-333`).
 - Bayesian sampling takes `choice`, `uniform` and `quniform` only ("Bayesian sampling
-  supports `choice`, `uniform`, and `quniform` distributions", how-to-tune-hyperparameters.md)
-  and no early-termination policy ("Bayesian sampling does not support early termination.
-  When using Bayesian sampling, set `early_termination_policy = None`": the same
-  hyperparameter service's page for SDK v1, MicrosoftDocs/azure-docs
-  `articles/machine-learning/v1/how-to-tune-hyperparameters-v1.md`; the v2 SDK does not
-  check it and the v2 page no longer says it, so this rests on the v1 page). `SweepSpec`
-  refuses the policy itself; it is checked again here for a spec changed after it was made.
+  supports `choice`, `uniform`, and `quniform` distributions", how-to-tune-hyperparameters.md;
+  the v1 SDK of the same hyperparameter service checks it: azureml-train-core 1.62,
+  azureml/train/hyperdrive/sampling.py:349) and no early-termination policy ("Bayesian
+  sampling does not support early termination policies", ibid.:313; MicrosoftDocs/azure-docs
+  `articles/machine-learning/v1/how-to-tune-hyperparameters-v1.md`). The v2 SDK checks
+  neither and the v2 page no longer states the second, so it rests on the v1 sources.
+  `SweepSpec` refuses the policy itself; it is checked again here for a spec changed after
+  it was made.
 - `max_total_trials` and `max_concurrent_trials` between 1 and 1000
   (how-to-tune-hyperparameters.md, "Set limits for your sweep job").
 - `LogUniform(min_value, max_value)` takes the bounds of the logarithm: the range is
