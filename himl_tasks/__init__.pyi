@@ -10,6 +10,7 @@ from .backends.azureml_v1 import get_workspace as get_workspace
 from .backends.azureml_v1.himl_functions import create_run_configuration as create_run_configuration
 from .backends.azureml_v1.himl_functions import create_script_run as create_script_run
 from .backends.azureml_v1.himl_functions import submit_run as submit_run
+from .backends.azureml_v2 import AzureMLV2Backend as AzureMLV2Backend
 from .backends.checkpoint_files import download_checkpoints as download_checkpoints
 from .backends.local.backend import LocalBackend as LocalBackend
 from .backends.local.clusters import Preemption as Preemption

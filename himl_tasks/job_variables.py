@@ -36,10 +36,18 @@ longer upload and kill timeouts, MKL's Intel threading, the newer mounting stack
 AZUREML_RUN_ID = "AZUREML_RUN_ID"
 """Set by AzureML in every run it starts, whoever submitted it."""
 
+AZUREML_EXPERIMENT = "AZUREML_ARM_PROJECT_NAME"
+"""Set by AzureML in every job to the job's experiment (read by azure-ai-ml inside a job)."""
+
+MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
+MLFLOW_RUN_ID = "MLFLOW_RUN_ID"
+"""Set by AzureML in every v2 job: where its metrics go, and its MLflow run (the job's name)."""
+
 # The in-job halves, by module name: the runtime imports them by name (a plugin lookup), so it
 # imports no backend itself. Strings, not imports, keep this module a leaf.
 LOCAL_IN_JOB = "himl_tasks.backends.local.in_job"
 AZUREML_V1_IN_JOB = "himl_tasks.backends.azureml_v1.in_job"
+AZUREML_V2_IN_JOB = "himl_tasks.backends.azureml_v2.in_job"
 
 
 _SET_BY_BACKENDS = frozenset(
@@ -72,3 +80,18 @@ def azureml_input_name(index: int) -> str:
 def azureml_output_name(index: int) -> str:
     """The name under which output dataset `index` reaches an AzureML run (`OUTPUT_<i>`)."""
     return f"OUTPUT_{index}"
+
+
+def azureml_v2_input_folder(index: int) -> str:
+    """The variable AzureML sets in a v2 job to the folder of input `INPUT_<index>`.
+
+    AzureML gives each input of a command job as `AZURE_ML_INPUT_<input name>` (azure-ai-ml's
+    `INPUT_BINDING_PREFIX`, azure/ai/ml/entities/_job/parameterized_command.py; hi-ml 0.5 reads
+    a v2 job's datasets from them: health_azure/himl.py, `_extract_v2_data_asset_from_env_vars`).
+    """
+    return f"AZURE_ML_INPUT_{azureml_input_name(index)}"
+
+
+def azureml_v2_output_folder(index: int) -> str:
+    """The variable AzureML sets in a v2 job to the folder of output `OUTPUT_<index>`."""
+    return f"AZURE_ML_OUTPUT_{azureml_output_name(index)}"

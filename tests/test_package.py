@@ -15,6 +15,7 @@ from himl_tasks.runtime.in_job_platform import InJobPlatform
 PUBLIC = [
     "AzureMLLogger",
     "AzureMLV1Backend",
+    "AzureMLV2Backend",
     "AzureRunInfo",
     "BanditPolicy",
     "BlobDatastore",
@@ -208,6 +209,15 @@ def test_the_azureml_backend_imports_azureml_only_when_used() -> None:
     assert _of_packages(loaded, {"azureml"}) == []
 
 
+def test_the_azureml_v2_backend_imports_azure_ai_ml_and_mlflow_only_when_used() -> None:
+    # `import azure.ai.ml` takes seconds and mlflow more: naming the v2 backend loads neither.
+    loaded = _loaded(
+        "import himl_tasks, himl_tasks.backends.azureml_v2; from himl_tasks import AzureMLV2Backend"
+    )
+    assert [m for m in loaded if m.startswith("azure.ai.ml")] == []
+    assert _of_packages(loaded, {"mlflow", "marshmallow"}) == []
+
+
 def _probe(code: str, *args: str) -> str:
     """What a fresh interpreter prints running `code` (sys.argv[1:] = `args`): imports measured
     from nothing."""
@@ -310,3 +320,15 @@ def test_the_built_package_says_it_is_typed(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "wheel").glob("himl_tasks-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "himl_tasks/py.typed" in names and "himl_tasks/__init__.pyi" in names
+
+
+def test_finding_a_v2_workspace_imports_azure_ai_ml_only_when_a_client_is_built() -> None:
+    # The door, the command line and the block reach SDK v2's workspace search; importing
+    # them, or the search's own modules, must not pay for azure-ai-ml (seconds) or
+    # azure-identity.
+    loaded = _loaded(
+        "import himl_tasks, himl_tasks.himl, himl_tasks.cli.app, himl_tasks.prefect.blocks; "
+        "import himl_tasks.backends.azureml_v2.workspace, "
+        "himl_tasks.backends.azureml_v2.authentication"
+    )
+    assert [m for m in loaded if m.startswith(("azure.ai.ml", "azure.identity"))] == []

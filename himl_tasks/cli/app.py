@@ -21,7 +21,7 @@ from himl_tasks.backends.base import Backend
 from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_of
 from himl_tasks.cli.rows import COLUMNS, status_row
 from himl_tasks.cli.run_patterns import select_run, select_runs
-from himl_tasks.cli.workspace import backend_for_command
+from himl_tasks.cli.workspace import AzureMLSdkChoice, WorkspaceChoice, backend_for_command
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import HimlError, InvalidInputError
 from himl_tasks.metric_curves import format_number, metric_curves
@@ -97,10 +97,20 @@ Workspace = Annotated[
 
 
 @app.callback()
-def main(ctx: typer.Context, workspace: Workspace = None) -> None:
+def main(
+    ctx: typer.Context,
+    workspace: Workspace = None,
+    sdk: Annotated[
+        AzureMLSdkChoice,
+        typer.Option(
+            "--sdk",
+            help="The AzureML SDK for an AzureML workspace: v2 (azure-ai-ml) or v1 (azureml-core).",
+        ),
+    ] = AzureMLSdkChoice.V2,
+) -> None:
     """Chooses the workspace (opened by the first command that needs it)."""
     if not isinstance(ctx.obj, Backend):
-        ctx.obj = workspace
+        ctx.obj = WorkspaceChoice(workspace, sdk.value)
 
 
 def _backend(ctx: typer.Context, workspace: str | None) -> Backend:
@@ -112,13 +122,14 @@ def _backend(ctx: typer.Context, workspace: str | None) -> Backend:
     """
     if isinstance(ctx.obj, Backend):
         return ctx.obj
-    before = ctx.obj
+    choice = ctx.obj if isinstance(ctx.obj, WorkspaceChoice) else WorkspaceChoice(None, "v2")
+    before = choice.workspace
     if before is not None and workspace is not None and before != workspace:
         raise InvalidInputError(
             f"--workspace given twice, '{before}' before the command and '{workspace}' after "
             "it: give one"
         )
-    backend = backend_for_command(workspace if workspace is not None else before)
+    backend = backend_for_command(workspace if workspace is not None else before, sdk=choice.sdk)
     ctx.obj = backend
     return backend
 

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from himl_tasks.backends.azureml_v1.workspace import find_project_file
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.workspace_discovery import find_project_file
 from himl_tasks.errors import InputPathNotFoundError, InvalidInputError, RunNotFoundError
 from himl_tasks.runs import RUN_RECOVERY_FILE, RunRef, read_most_recent_run
 

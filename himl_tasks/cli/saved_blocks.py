@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.workspace_discovery import checked_sdk
 from himl_tasks.cli.prefect_api import API_URL, PrefectApi, find_prefect_api
 from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
 
@@ -88,14 +89,26 @@ def backend_of_saved_block(name: str, environ: Mapping[str, str] | None = None) 
     kind, data = _read_block(api, match["kind"], match["name"], name)
     if kind == LOCAL:
         return LocalBackend(str(data.get("root") or "") or None)
-    return _azureml_backend(_azureml_block(data))
+    return _azureml_backend(_azureml_block(data), sdk=str(data.get("sdk") or "v1"))
 
 
-def _azureml_backend(block: AzureMLBlock) -> Backend:
-    """The AzureML backend on the block's workspace (signs in: the settings path of the flows)."""
-    from himl_tasks.backends.azureml_v1 import AzureMLV1Backend, get_workspace
+def _azureml_backend(block: AzureMLBlock, *, sdk: str) -> Backend:
+    """The AzureML backend on the block's workspace, with the SDK the block names.
 
-    return AzureMLV1Backend(get_workspace(block=block))
+    Signs in as the flows do (the block's settings). A block saved before it named an SDK
+    (no `sdk` in its data) is a v1 block, as `AzureMLWorkspace` loads it.
+
+    Raises:
+        InvalidInputError: The block names an SDK that is neither "v1" nor "v2".
+    """
+    if checked_sdk(sdk) == "v1":
+        from himl_tasks.backends.azureml_v1 import AzureMLV1Backend, get_workspace
+
+        return AzureMLV1Backend(get_workspace(block=block))
+    from himl_tasks.backends.azureml_v2.backend import AzureMLV2Backend
+    from himl_tasks.backends.azureml_v2.workspace import ml_client
+
+    return AzureMLV2Backend(ml_client(block=block))
 
 
 def _azureml_block(data: Mapping[str, Any]) -> AzureMLBlock:

@@ -27,41 +27,37 @@ What AzureML's compute does with a `ScriptRunConfig`, and where each behaviour c
 
 from __future__ import annotations
 
-import datetime
 import itertools
 import json
 import math
-import os
 import random
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.backends import azureml_job_launcher
+from tests.backends.job_process import (
+    JobProcess,
+    copy_files,
+    has_files,
+    inherited_environment,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from tests.backends.azureml_service import FakeAzureMLService
 
+__all__ = ["ExecutedJob", "copy_files", "dataset_location", "sampled_arguments", "utc_now"]
+
 LAUNCHER = Path(azureml_job_launcher.__file__)
 LOG_NAMES = ("azureml-logs/70_driver_log.txt", "user_logs/std_log.txt")
-DEFAULT_DEADLINE_SECONDS = 60.0  # a job without max_run_duration_seconds still ends
-KILL_GRACE_SECONDS = 5.0
 _PATTERN = re.compile(r"azureml://subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/"
                       r"datastores/(?P<datastore>[^/]+)/paths/(?P<path>.*)")  # fmt: skip
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
 
 
-def utc_now() -> str:
-    """A time as the service writes it in a run's details."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class ExecutedJob:
+class ExecutedJob(JobProcess):
     """One run's process on the stand-in's compute, and the files around it."""
 
     def __init__(
@@ -74,33 +70,17 @@ class ExecutedJob:
         snapshot: list[str],
         extra_arguments: tuple[str, ...] = (),
     ) -> None:
+        super().__init__(service.compute_root / run_id, snapshot_root, snapshot)
         self.service = service
         self.run_id = run_id
         self.experiment = experiment
         self.config = config
-        self.folder = service.compute_root / run_id
-        self.working_folder = self.folder / "wd"
-        self.log_file = self.folder / "driver.log"
         self.record_file = self.folder / "record.jsonl"
         self.staged_files = self.folder / "run-files"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started_at = ""
-        self.deadline = 0.0
-        self.timed_out = False
-        self.uploaded_log_size = -1
         self.output_folders: dict[str, Path] = {}
-        self._copy_snapshot(snapshot_root, snapshot)
-        self.arguments = [*(str(a) for a in (config.arguments or [])), *extra_arguments]
-
-    def _copy_snapshot(self, root: Path, files: list[str]) -> None:
-        copy_files(root, files, self.working_folder)
-        # AzureML makes `outputs/` and `logs/` in the working folder before the script starts
-        # (hi-ml, inside an AzureML run, returns them without creating them: himl.py,
-        # submit_to_azure_if_needed; hi-ml's example 3 writes outputs/primes.txt at once).
-        for name in ("outputs", "logs"):
-            (self.working_folder / name).mkdir(parents=True, exist_ok=True)
         self.staged_files.mkdir(parents=True, exist_ok=True)
         self.record_file.touch()
+        self.arguments = [*(str(a) for a in (config.arguments or [])), *extra_arguments]
 
     # ---- starting -------------------------------------------------------------------------
 
@@ -135,27 +115,11 @@ class ExecutedJob:
         if not script:
             raise NotImplementedError("the stand-in executes script jobs only, not commands")
         command = [sys.executable, str(LAUNCHER), script, *self.arguments]
-        with self.log_file.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.working_folder,
-                env=self._environment(control_file),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a cancel ends all of it
-            )
-        self.started_at = utc_now()
-        limit = run_config.max_run_duration_seconds or DEFAULT_DEADLINE_SECONDS
-        self.deadline = time.monotonic() + float(limit)
+        self.launch(command, self._environment(control_file), run_config.max_run_duration_seconds)
 
     def _environment(self, control_file: Path) -> dict[str, str]:
         # A compute node has none of the submitter's himl-tasks or AzureML variables.
-        inherited = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith(("HIML_", "AZUREML_"))
-        }
+        inherited = inherited_environment()
         workspace = self.service.workspace
         return {
             **inherited,
@@ -166,9 +130,6 @@ class ExecutedJob:
             "AZUREML_ARM_RESOURCEGROUP": workspace.resource_group,
             "AZUREML_ARM_WORKSPACE_NAME": workspace.name,
             "AZUREML_ARM_PROJECT_NAME": self.experiment,
-            # AzureML streams the driver log while the job runs; an unbuffered interpreter
-            # writes each print as it happens.
-            "PYTHONUNBUFFERED": "1",
             azureml_job_launcher.CONTROL_FILE: str(control_file),
         }
 
@@ -202,47 +163,13 @@ class ExecutedJob:
 
     # ---- while it runs --------------------------------------------------------------------
 
-    @property
-    def alive(self) -> bool:
-        """True while the process runs; past its deadline it is stopped here."""
-        if self.process is None or self.process.poll() is not None:
-            return False
-        if time.monotonic() > self.deadline:
-            self.timed_out = True
-            self.kill()
-            return False
-        return True
-
-    @property
-    def return_code(self) -> int | None:
-        return None if self.process is None else self.process.poll()
-
     def upload_log(self) -> None:
         """Writes the driver log to the run's files when it grew since the last upload."""
-        # Called at every poll: the file is read only when its size says it grew.
-        size = self.log_file.stat().st_size if self.log_file.exists() else 0
-        if size == self.uploaded_log_size:
+        data = self.grown_log()
+        if data is None:
             return
-        data = self.log_file.read_bytes() if size else b""
-        self.uploaded_log_size = len(data)
         for name in LOG_NAMES:
             self.service.write_run_file(self.run_id, name, data)
-
-    def kill(self) -> None:
-        """Ends the process group: SIGTERM, then SIGKILL after a grace period."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=KILL_GRACE_SECONDS)
-                return
-            except subprocess.TimeoutExpired:
-                continue
 
     # ---- when it has ended ----------------------------------------------------------------
 
@@ -255,9 +182,9 @@ class ExecutedJob:
         prefix = f"ExperimentRun/dcid.{self.run_id}"
         artifacts = self.service.store("workspaceartifactstore")
         for name in ("outputs", "logs"):
-            if _has_files(self.working_folder / name):
+            if has_files(self.working_folder / name):
                 artifacts.upload_folder(self.working_folder / name, f"{prefix}/{name}")
-        if _has_files(self.staged_files):
+        if has_files(self.staged_files):
             artifacts.upload_folder(self.staged_files, prefix, overwrite=True)
         if not outputs:
             return
@@ -265,22 +192,14 @@ class ExecutedJob:
             output = self.config.run_config.output_data[name]
             datastore, destination = output.destination
             path = destination.replace("{run-id}", self.run_id).rstrip("/")
-            if _has_files(folder):
+            if has_files(folder):
                 self.service.store(datastore.name).upload_folder(folder, path)
 
     def error(self) -> dict[str, Any]:
         """The error of a failed run, in the shape of the service's SCRIPT_ERROR."""
         # Only a script's non-zero exit gets here: a job past its max_run_duration_seconds
         # ends Canceled (the service's _advance), which has no error payload.
-        text = self.log_file.read_text(encoding="utf-8", errors="replace")
-        found = [line for line in text.splitlines() if _EXCEPTION_LINE.match(line)]
-        message = (
-            f"Execution failed. User process 'python' exited with status code "
-            f"{self.return_code}. Please check log file 'user_logs/std_log.txt' for error "
-            "details."
-        )
-        if found:
-            message += f" Error: {found[-1]}"
+        message = self.exit_message()
         return {"error": {"code": "UserError", "message": message}}
 
     def metrics(self) -> dict[str, Any]:
@@ -325,13 +244,6 @@ class ExecutedJob:
         return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
 
 
-def copy_files(root: Path, names: list[str], target: Path) -> None:
-    """Copies the files `names` (relative to `root`) to the same paths under `target`."""
-    for name in names:
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / name, target / name)
-
-
 def dataset_location(dataset: Any) -> tuple[str, str]:
     """The (datastore, folder) of a file dataset built from `(datastore, "folder/**")`.
 
@@ -357,10 +269,6 @@ def _add_cell(found: dict[str, Any], name: str, value: Any) -> None:
 def _rows(table: dict[str, list[Any]]) -> list[dict[str, Any]]:
     length = max((len(cells) for cells in table.values()), default=0)
     return [{column: cells[i] for column, cells in table.items()} for i in range(length)]
-
-
-def _has_files(folder: Path) -> bool:
-    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
 def sampled_arguments(hyperdrive: Any) -> list[list[str]]:

@@ -10,6 +10,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
@@ -18,6 +19,9 @@ from tests.backends.azureml_service import (
     DEFAULT_DATASTORE,
     FakeAzureMLService,
 )
+from tests.backends.azureml_v2_service import ARTIFACT_DATASTORE as V2_ARTIFACT_DATASTORE
+from tests.backends.azureml_v2_service import DEFAULT_DATASTORE as V2_DEFAULT_DATASTORE
+from tests.backends.azureml_v2_service import FakeAzureMLV2Service
 
 
 @pytest.fixture
@@ -91,3 +95,36 @@ def executing_aml(aml_service: FakeAzureMLService, aml: AzureMLV1Backend) -> Azu
     aml_service.execute = True
     aml.max_poll_seconds = 0.5  # type: ignore[misc]  # this backend only
     return aml
+
+
+@pytest.fixture
+def aml_v2_service(azurite: Azurite) -> Iterator[FakeAzureMLV2Service]:
+    """The AzureML v2 service stand-in: fresh Azurite containers for its two datastores.
+
+    Its compute clusters: `cpu-cluster` (dedicated) and `spot-cluster` (low priority).
+    """
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    names = {
+        V2_DEFAULT_DATASTORE: f"blobstore-{uuid.uuid4().hex[:16]}",
+        V2_ARTIFACT_DATASTORE: f"azureml-{uuid.uuid4().hex[:16]}",
+    }
+    for container in names.values():
+        service.create_container(container)
+    fake = FakeAzureMLV2Service(
+        azurite, names, computes={"cpu-cluster": "dedicated", "spot-cluster": "low_priority"}
+    )
+    try:
+        yield fake
+    finally:
+        fake.shutdown()
+        for container in names.values():
+            service.delete_container(container)
+        service.close()
+
+
+@pytest.fixture
+def aml_v2(aml_v2_service: FakeAzureMLV2Service, azurite: Azurite) -> AzureMLV2Backend:
+    """The AzureML v2 backend, talking to the v2 service stand-in; storage is Azurite."""
+    return AzureMLV2Backend(
+        service=aml_v2_service, account_urls={ACCOUNT_NAME: azurite.account_url}
+    )

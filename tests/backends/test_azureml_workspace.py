@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from himl_tasks.backends.azureml_v1.authentication import (
     Authentication,
     AuthenticationKind,
+    azureml_authentication,
     choose_authentication,
 )
 from himl_tasks.backends.azureml_v1.workspace import (
@@ -53,7 +54,7 @@ class OfflineOpener:
             settings.subscription_id,
             settings.resource_group,
             settings.workspace_name,
-            auth=object() if interactive else authentication.build(),
+            auth=object() if interactive else azureml_authentication(authentication),
             _disable_service_check=True,
         )
 
@@ -189,7 +190,7 @@ def test_service_principal_from_environment_variables() -> None:
 
     chosen = choose_authentication(environ={**SP_ENV, **NO_AZ})
     assert chosen.kind is AuthenticationKind.SERVICE_PRINCIPAL
-    built = chosen.build()
+    built = azureml_authentication(chosen)
     assert isinstance(built, ServicePrincipalAuthentication)
     assert (built._service_principal_id, built._tenant_id) == ("app-id", "tenant-id")
     assert PASSWORD not in repr(chosen) + chosen.describe()
@@ -230,7 +231,7 @@ def test_azure_cli_when_az_is_on_path_else_interactive(tmp_path: Path) -> None:
     az.chmod(az.stat().st_mode | stat.S_IEXEC)
     cli = choose_authentication(environ={"PATH": str(tmp_path), "HIML_TENANT_ID": "t"})
     assert cli.kind is AuthenticationKind.AZURE_CLI
-    assert isinstance(cli.build(), TokenAuthentication)
+    assert isinstance(azureml_authentication(cli), TokenAuthentication)
     interactive = choose_authentication(environ={**NO_AZ, "HIML_TENANT_ID": "t"})
     assert interactive.kind is AuthenticationKind.INTERACTIVE
     assert interactive.tenant_id == "t"

@@ -1,8 +1,9 @@
-"""The Backend contract (himl_tasks.testing) against the local backend and AzureML v1.
+"""The Backend contract (himl_tasks.testing) against the local backend and AzureML v1 and v2.
 
 The local backend runs each contract job as a real script in a real subprocess. AzureML v1
-runs against the service stand-in (azureml_service.py), which gives each run the behaviour
-the job describes; waiting polls it, and each poll moves a run one AzureML status on.
+runs against the service stand-in (azureml_service.py), AzureML v2 against its own
+(azureml_v2_service.py); each gives a run the behaviour the job describes; waiting polls it,
+and each poll moves a run one AzureML status on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef, RunState
@@ -25,6 +27,7 @@ from himl_tasks.testing.backend_contract import (
     BackendHarness,
     Job,
 )
+from tests.backends import azureml_v2_service as v2
 from tests.backends.azureml_service import SCRIPT_ERROR, FakeAzureMLService, Outcome
 from tests.backends.conftest import write_script
 
@@ -143,6 +146,54 @@ class AzureMLV1Harness(BackendHarness):
         return self.aml.wait(ref, timeout=DEADLINE_SECONDS, poll=0)
 
 
+class AzureMLV2Harness(BackendHarness):
+    """Jobs are behaviours the v2 service stand-in gives the jobs of their entry script."""
+
+    poll_seconds = 0.0  # the stand-in moves a job on when it is polled, not with time
+
+    def __init__(
+        self, backend: AzureMLV2Backend, service: v2.FakeAzureMLV2Service, project: Path
+    ) -> None:
+        self.aml = backend
+        self.service = service
+        self.project = project
+        self.scripts = itertools.count(1)
+        write_script(project, "environment.yml", "name: job\ndependencies:\n  - python=3.11\n")
+
+    @property
+    def backend(self) -> AzureMLV2Backend:
+        return self.aml
+
+    def job_spec(self, job: Job, *, trials: int = 0) -> JobSpec:
+        script = write_script(self.project, f"job{next(self.scripts)}.py", "print('job')\n")
+        run = self._outcome(job)
+        self.service.outcomes[script.name] = dataclasses.replace(run, children=(run,) * trials)
+        return JobSpec(
+            entry_script=script.name,
+            snapshot_root=self.project,
+            compute="cpu-cluster",
+            output_datasets=list(job.output_datasets),
+        )
+
+    @staticmethod
+    def _outcome(job: Job) -> v2.Outcome:
+        statuses, error = v2.TO_COMPLETED, None  # the service's path to Completed
+        if job.keeps_running:
+            statuses = v2.KEEPS_RUNNING  # until canceled
+        elif job.exit_code:
+            statuses, error = v2.TO_FAILED, v2.script_error(job.exit_code)
+        return v2.Outcome(
+            statuses=statuses,
+            error=error,
+            log_lines=job.log_lines,
+            files=dict(job.files),
+            metrics={name: list(values) for name, values in job.metrics.items()},
+        )
+
+    def settle(self, ref: RunRef) -> RunState:
+        return self.aml.wait(ref, timeout=DEADLINE_SECONDS, poll=0)
+
+
 class TestLocalBackend(BackendContract):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[BackendHarness]:
@@ -164,3 +215,13 @@ class TestAzureMLV1Backend(BackendContract):
         project = tmp_path / "project"
         project.mkdir()
         return AzureMLV1Harness(aml, aml_service, project)
+
+
+class TestAzureMLV2Backend(BackendContract):
+    @pytest.fixture
+    def harness(
+        self, aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, tmp_path: Path
+    ) -> BackendHarness:
+        project = tmp_path / "project"
+        project.mkdir()
+        return AzureMLV2Harness(aml_v2, aml_v2_service, project)

@@ -162,3 +162,31 @@ def test_one_run_named_by_its_id_is_looked_up_alone_and_metrics_list_once(
     assert code == 0 and listings == [None]
     code, out, _ = himl(quick_aml, "metrics", "good", "--json")
     assert code == 0 and list(json.loads(out)) == [ref.recovery_id] and listings == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("args", "sdk"), [([], "v2"), (["--sdk", "v1"], "v1"), (["--sdk", "v2"], "v2")]
+)
+def test_an_azureml_config_json_is_reached_through_sdk_v2_unless_v1_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], sdk: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from himl_tasks.backends.local.backend import LocalBackend
+    from himl_tasks.cli.app import app
+    from tests.himl.workspace_places import seam_to, write_config_json
+
+    seam = seam_to(LocalBackend(tmp_path / "behind-the-seam"), monkeypatch)
+    config = write_config_json(tmp_path)
+    result = CliRunner().invoke(app, ["--workspace", str(config), *args, "status", "all"])
+    assert "no run matches 'all'" in result.output  # asked of the backend behind the seam
+    assert seam.calls == [{"aml_workspace": None, "config": config}] and seam.sdks == [sdk]
+
+
+def test_an_sdk_the_command_does_not_know_is_refused(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from himl_tasks.cli.app import app
+
+    result = CliRunner().invoke(app, ["--sdk", "v3", "status", "all"])
+    assert result.exit_code == 2 and "'v3' is not one of 'v1', 'v2'" in result.output

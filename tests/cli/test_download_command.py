@@ -155,6 +155,7 @@ def test_on_azureml_the_config_file_names_the_workspace(
     assert code == 0
     assert read_tree(tmp_path / "out") == {f"{ref.run_id}/outputs/model.pt": b"weights"}
     assert seam.calls == [{"aml_workspace": None, "config": config}]
+    assert seam.sdks == ["v2"]  # hi-ml 0.5's default; its flags have no choice of SDK
 
 
 def test_the_config_file_may_be_a_local_workspace_folder_as_himl_s_workspace(

@@ -161,3 +161,55 @@ def test_with_no_place_set_the_local_workspace_is_used_and_said(
     [record] = caplog.records
     assert "using the local workspace at" in record.getMessage()
     assert "config.json" in record.getMessage()
+
+
+def test_azureml_is_reached_through_sdk_v2_unless_v1_is_asked_for(
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seam = seam_to(aml, monkeypatch)
+    config_json = write_config_json(cwd_project)
+    assert resolve_backend() is aml
+    assert resolve_backend(workspace_config_path=config_json) is aml
+    assert resolve_backend(sdk="v1") is aml
+    assert resolve_backend(workspace_config_path=config_json, sdk="v1") is aml
+    assert seam.sdks == ["v2", "v2", "v1", "v1"]
+    with pytest.raises(InvalidInputError, match="sdk must be 'v1' .* or 'v2' .*, not 'v3'"):
+        resolve_backend(sdk="v3")  # type: ignore[arg-type]
+    assert len(seam.calls) == 4
+
+
+def test_inside_a_job_submitted_with_sdk_v1_the_run_keeps_to_v1(
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seam = seam_to(aml, monkeypatch)
+    monkeypatch.setenv("AZUREML_RUN_ID", "train_1700000000_ab12cd34")
+    monkeypatch.setenv("HIML_IN_JOB", "himl_tasks.backends.azureml_v1.in_job")
+    assert resolve_backend() is aml
+    monkeypatch.delenv("HIML_IN_JOB")  # a job himl-tasks did not submit with v1
+    assert resolve_backend() is aml
+    assert seam.sdks == ["v1", "v2"]
+
+
+def test_a_given_workspace_object_says_which_sdk(
+    cwd_project: Path,
+    aml: AzureMLV1Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from azure.identity import AzureCliCredential
+    from azureml.core import Workspace
+
+    from himl_tasks.backends.azureml_v2 import sdk
+    from himl_tasks.himl.azureml_workspace import sdk_of
+
+    with sdk.quiet():
+        client = sdk.ml().MLClient(AzureCliCredential(), "sub", "rg", "ws")
+    workspace = Workspace("sub", "rg", "ws", auth=object(), _disable_service_check=True)
+    assert [sdk_of(client, "v1"), sdk_of(workspace, "v2")] == ["v2", "v1"]
+    assert [sdk_of(None, "v1"), sdk_of(None, "v2")] == ["v1", "v2"]
+    seam = seam_to(aml, monkeypatch)
+    assert resolve_backend(client, sdk="v1") is aml  # an MLClient reaches the door's seam
+    assert seam.calls == [{"aml_workspace": client, "config": None}]

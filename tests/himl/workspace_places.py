@@ -33,12 +33,18 @@ class AzureMLSeam:
 
     backend: Backend
     calls: list[dict[str, Any]] = field(default_factory=list)
+    sdks: list[str] = field(default_factory=list)
     error: Exception | None = None
 
     def __call__(
-        self, aml_workspace: Any = None, workspace_config_path: str | os.PathLike[str] | None = None
+        self,
+        aml_workspace: Any = None,
+        workspace_config_path: str | os.PathLike[str] | None = None,
+        *,
+        sdk: str = "v2",
     ) -> Backend:
         self.calls.append({"aml_workspace": aml_workspace, "config": workspace_config_path})
+        self.sdks.append(sdk)
         if self.error is not None:
             raise self.error
         return self.backend

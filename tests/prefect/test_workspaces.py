@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from pathlib import Path
 
 import pytest
 from prefect import flow
+from pydantic import SecretStr
 
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.datasets import ResolvedDataset
@@ -118,3 +121,65 @@ def test_a_name_no_block_can_have_is_refused_not_read_as_another_block(
     name, _ = workspace
     with pytest.raises(ConfigurationError, match="lowercase letters, digits and '-'"):
         backend_for(name + suffix)
+
+
+def test_an_azureml_block_keeps_its_sdk_and_hides_its_secret_through_a_save(
+    prefect_api: None,
+) -> None:
+    from azure.identity import ClientSecretCredential
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentCreate
+
+    secret = "sp-secret-" + uuid.uuid4().hex
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    AzureMLWorkspace(
+        subscription_id="sub",
+        resource_group="rg",
+        workspace_name="ws",
+        sdk="v2",
+        tenant_id="tenant",
+        service_principal_id="app",
+        service_principal_password=SecretStr(secret),
+    ).save(name)
+
+    loaded = AzureMLWorkspace.load(name)
+    assert (loaded.sdk, loaded.workspace_name, loaded.service_principal_id) == ("v2", "ws", "app")
+    assert loaded.service_principal_password is not None
+    assert loaded.service_principal_password.get_secret_value() == secret
+    client = loaded.get_ml_client()  # SDK v2's MLClient, built offline
+    assert (client.subscription_id, client.resource_group_name, client.workspace_name) == (
+        "sub", "rg", "ws",
+    )  # fmt: skip
+    assert type(client._credential.credential) is ClientSecretCredential
+    with get_client(sync_client=True) as api:
+        public = api.read_block_document_by_name(name, "azureml-workspace", include_secrets=False)
+        stored = api.read_block_document_by_name(name, "azureml-workspace", include_secrets=True)
+        # A block saved before SDK v2 was a choice has no `sdk`: it stays v1.
+        older = {key: value for key, value in stored.data.items() if key != "sdk"}
+        api.create_block_document(
+            BlockDocumentCreate(
+                name=f"{name}-old",
+                data=older,
+                block_schema_id=stored.block_schema_id,
+                block_type_id=stored.block_type_id,
+            )
+        )
+    assert public.data["sdk"] == "v2"
+    shown = [
+        json.dumps(public.data, default=str),
+        loaded.model_dump_json(),
+        repr(loaded),
+        str(loaded.model_dump()),
+        workspace_label(loaded),
+        repr(client._credential),
+    ]
+    for text in shown:
+        assert secret not in text
+    assert AzureMLWorkspace.load(f"{name}-old").sdk == "v1"
+
+
+def test_an_azureml_block_refuses_an_sdk_it_does_not_know() -> None:
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="'v1' or 'v2'"):
+        AzureMLWorkspace(subscription_id="s", resource_group="r", workspace_name="w", sdk="v3")  # type: ignore[arg-type]

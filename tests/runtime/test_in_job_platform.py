@@ -69,7 +69,7 @@ def test_every_backend_s_in_job_half_provides_the_protocol(name: str) -> None:
         ("himl_tasks.backends..in_job", "only himl_tasks.backends"),
         ("himl_tasks.backends.local.in_job\nimport os", "only himl_tasks.backends"),
         (" himl_tasks.backends.local.in_job", "only himl_tasks.backends"),
-        ("himl_tasks.backends.azureml_v2.in_job", "there is no such module"),
+        ("himl_tasks.backends.azureml_v9.in_job", "there is no such module"),
         (FAKE_IN_JOB, "it has no run_info, fetch_resumed_checkpoint"),
     ],
 )

@@ -1,0 +1,613 @@
+"""The AzureML backend on azure-ai-ml (SDK v2): command jobs, data assets, MLflow metrics."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
+from himl_tasks.backends.azureml_v1.backend import (
+    ARTIFACT_DATASTORE,
+    AZUREML_RUN_FILE_FOLDERS,
+    run_files_folder,
+)
+from himl_tasks.backends.azureml_v1.submission import amlignore_for_submission
+from himl_tasks.backends.azureml_v2 import sdk
+from himl_tasks.backends.azureml_v2.datastores import (
+    blob_datastore_of,
+    datastore_path,
+    split_datastore_path,
+)
+from himl_tasks.backends.azureml_v2.environment import check_environment, environment_reference
+from himl_tasks.backends.azureml_v2.run_status import registered_outputs, state_from_run_details
+from himl_tasks.backends.azureml_v2.service import AzureMLV2Service, MLClientService
+from himl_tasks.backends.azureml_v2.submission import (
+    SERVERLESS,
+    Placement,
+    command_job,
+    job_name_for,
+    job_tags,
+    new_job_name,
+    output_names,
+    placement_for,
+    snapshot_rules,
+)
+from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, sweep_job
+from himl_tasks.backends.base import Backend
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset
+from himl_tasks.errors import (
+    ConfigurationError,
+    DatasetNotFoundError,
+    InvalidInputError,
+    RunNotFoundError,
+)
+from himl_tasks.job_spec import JobSpec, Priority
+from himl_tasks.job_variables import azureml_output_name
+from himl_tasks.run_plan import RunPlan
+from himl_tasks.runs import (
+    ListedRun,
+    Metric,
+    RunRef,
+    RunState,
+    parse_recovery_id,
+)
+from himl_tasks.secret_reference import secret_references
+from himl_tasks.storage import Datastore
+from himl_tasks.storage.folder_view import FolderView
+from himl_tasks.sweeps import SweepSpec
+
+logger = logging.getLogger(__name__)
+
+USER_LOGS = "user_logs/"
+# The log a v2 job's output goes to, among its user logs: `std_log.txt`, or rank 0's
+# (`std_log_process_0.txt`, ...) for a distributed job; the SDK's own `jobs.stream` follows
+# the same one (azure/ai/ml/constants/_job/job.py, COMMON_RUNTIME_STREAM_LOG_PATTERN).
+_STREAM_LOG = re.compile(r"user_logs/std_log[\D]*[0]*(?:_ps)?\.txt")
+SWEEP_TYPE = "sweep"
+REGISTER_ATTEMPTS = 5
+
+
+class AzureMLV2Backend(Backend):
+    """Runs jobs and keeps datasets in an AzureML workspace, through azure-ai-ml (SDK v2).
+
+    A job is a v2 command job (a sweep, a sweep job); its `name` is the run id and its
+    `experiment_name` the experiment. Datasets are `uri_folder` data assets; datastores are
+    blob containers moved through the transfer engine; metrics come from MLflow.
+
+    Beyond the `Backend` protocol, this backend offers `register_datastore` (a blob
+    container, with its key or SAS), as `AzureMLV1Backend` does.
+
+    Args:
+        ml_client: An `azure.ai.ml.MLClient`; default: found by
+            `himl_tasks.backends.azureml_v2.workspace.ml_client()`.
+        service: The AzureML service calls (default: the SDK's, on `ml_client`).
+        account_urls: Blob endpoints by storage account, for accounts not reached at their
+            public name (private endpoints, emulators).
+        storage_credential: An azure-identity credential for identity-based datastores.
+        storage_options: Options for every `BlobDatastore` (concurrency, block size, retry).
+    """
+
+    name = "azureml_v2"
+    max_poll_seconds = 15.0  # each state check is a service call
+    run_file_folders = AZUREML_RUN_FILE_FOLDERS
+
+    def __init__(
+        self,
+        ml_client: Any = None,
+        *,
+        service: AzureMLV2Service | None = None,
+        account_urls: Mapping[str, str] | None = None,
+        storage_credential: Any = None,
+        **storage_options: Any,
+    ) -> None:
+        if service is None:
+            if ml_client is None:
+                from himl_tasks.backends.azureml_v2.workspace import (  # type: ignore[import-not-found, unused-ignore]
+                    ml_client as find_ml_client,
+                )
+
+                ml_client = find_ml_client()
+            service = MLClientService(ml_client)
+        self.service = service
+        self._account_urls = dict(account_urls or {})
+        self._storage_credential = storage_credential
+        self._storage_options = storage_options
+        self._stores: dict[str, Datastore] = {}
+        self._portal_urls: dict[str, str] = {}
+        self._timeouts: dict[str, float | None] = {}
+
+    def __repr__(self) -> str:
+        return f"AzureMLV2Backend(workspace={self.service.workspace_name!r})"
+
+    def workspace_key(self) -> str:
+        """The workspace's subscription, resource group and name."""
+        service = self.service
+        return (
+            f"azureml_v2:{service.subscription_id}/{service.resource_group}/"
+            f"{service.workspace_name}"
+        )
+
+    def workspace_description(self) -> str:
+        """The workspace as a person recognises it."""
+        return f"AzureML workspace '{self.service.workspace_name}' (SDK v2)"
+
+    # ---- datastores -----------------------------------------------------------------------
+
+    def datastore(self, name: str = "") -> Datastore:
+        """The datastore of that name ("" for the workspace's default), resolved once."""
+        if name not in self._stores:
+            self._stores[name] = blob_datastore_of(
+                self.service.datastore(name),
+                account_urls=self._account_urls,
+                credential=self._storage_credential,
+                **self._storage_options,
+            )
+        return self._stores[name]
+
+    def register_datastore(
+        self,
+        name: str,
+        *,
+        container: str,
+        account_name: str,
+        account_key: str = "",
+        sas_token: str = "",
+        endpoint: str = "core.windows.net",
+        protocol: str = "https",
+    ) -> Datastore:
+        """Registers (or replaces) a blob container datastore; returns it.
+
+        Raises:
+            ConfigurationError: Unless exactly one of `account_key` and `sas_token` is given.
+        """
+        if bool(account_key) == bool(sas_token):
+            raise ConfigurationError(
+                f"datastore '{name}': give exactly one of account_key and sas_token"
+            )
+        with sdk.quiet():
+            entities = sdk.entities()
+            credentials = (
+                entities.AccountKeyConfiguration(account_key=account_key)
+                if account_key
+                else entities.SasTokenConfiguration(sas_token=sas_token)
+            )
+            definition = entities.AzureBlobDatastore(
+                name=name,
+                account_name=account_name,
+                container_name=container,
+                endpoint=endpoint,
+                protocol=protocol,
+                credentials=credentials,
+            )
+        self.service.create_datastore(definition)
+        self._stores.pop(name, None)
+        return self.datastore(name)
+
+    def datastore_names(self) -> list[str]:
+        """The names of the workspace's datastores, sorted."""
+        return sorted(self.service.datastore_names())
+
+    def check_datastore(self, name: str) -> None:
+        """Raises unless the workspace has the datastore (an output needs only AzureML's).
+
+        Raises:
+            DatastoreNotFoundError: No such datastore.
+        """
+        self.service.datastore(name)
+
+    # ---- datasets -------------------------------------------------------------------------
+
+    def dataset_names(self) -> list[str]:
+        """The names of the workspace's data assets, sorted."""
+        return sorted(self.service.data_names())
+
+    def resolve_dataset(self, config: DatasetConfig) -> ResolvedDataset:
+        """Finds the data asset version the config names (the latest unless `version`).
+
+        A data asset that does not exist yet but whose folder exists in the datastore is
+        created from that folder as version 1, as hi-ml does.
+
+        Raises:
+            DatasetNotFoundError: No such data asset and no folder to create it from, or no
+                such version.
+        """
+        found = self.service.data(config.name, config.version)
+        if found is not None:
+            return self._resolved(found, config)
+        store = self.datastore(config.datastore)
+        if config.version is not None:
+            raise DatasetNotFoundError(
+                f"no data asset '{config.name}' in {self.workspace_description()}, so there "
+                f"is no version {config.version} of it"
+            )
+        if not store.list(f"{config.name}/"):
+            raise DatasetNotFoundError(
+                f"no data asset '{config.name}' in {self.workspace_description()}, and no "
+                f"folder '{config.name}/' in datastore '{store.name}' to create it from"
+            )
+        return self._register_dataset_version(config.name, store.name, config.name, None)
+
+    def _resolved(self, data: Any, config: DatasetConfig) -> ResolvedDataset:
+        tags = data.tags or {}
+        made_by = tags.get("created_by_run")
+        where = split_datastore_path(str(data.path or ""))
+        if where is None:
+            # A data asset outside any datastore (uploaded from a machine, a URL): only the
+            # SDK could read it; `_fetch_dataset` says so.
+            datastore, folder = self.datastore(config.datastore).name, ""
+        else:
+            datastore, folder = where
+        return ResolvedDataset(
+            str(data.name),
+            int(data.version),
+            datastore,
+            folder,
+            None if made_by is None else str(made_by),
+        )
+
+    def _register_dataset_version(
+        self, name: str, datastore: str, folder: str, created_by_run: str | None
+    ) -> ResolvedDataset:
+        """Creates the next version of a `uri_folder` data asset over `folder`.
+
+        Data asset versions are immutable and given by the creator: when the service refuses
+        the version because another creator took it first, the next one is tried.
+        """
+        tags = {"himl_path": folder}
+        if created_by_run:
+            tags["created_by_run"] = created_by_run
+        for _ in range(REGISTER_ATTEMPTS):
+            latest = self.service.data(name, None)
+            version = 1 if latest is None else int(latest.version) + 1
+            with sdk.quiet():
+                data = sdk.entities().Data(
+                    name=name,
+                    version=str(version),
+                    path=datastore_path(datastore, folder),
+                    type="uri_folder",
+                    tags=tags,
+                )
+            try:
+                made = self.service.create_data(data)
+            except Exception:
+                # Only "that version exists now" is worth another try; the SDK words it
+                # differently by path (a 409, or its own validation error), so look.
+                if self.service.data(name, version) is None:
+                    raise
+                continue
+            return self._resolved(made, DatasetConfig(name, datastore=datastore))
+        raise ConfigurationError(
+            f"could not register a new version of data asset '{name}': other versions kept "
+            f"being created at the same moment ({REGISTER_ATTEMPTS} attempts)"
+        )
+
+    def _fetch_dataset(
+        self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path
+    ) -> bool:
+        """Downloads through the transfer engine (also for `use_mounting`: no mount here).
+
+        Raises:
+            ConfigurationError: For a data asset outside any datastore.
+        """
+        if not resolved.path:
+            raise ConfigurationError(
+                f"data asset '{resolved.name}' version {resolved.version} is not a folder of a "
+                "datastore, so himl-tasks cannot download it; register it from a datastore "
+                "folder (backend.register_dataset)"
+            )
+        return False
+
+    # ---- submission -----------------------------------------------------------------------
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Refuses what the v2 backend cannot honour, before any side effect.
+
+        Raises:
+            InvalidInputError: A SecretReference among the environment variables (AzureML
+                would store its value with the job), a private wheel, an argument AzureML
+                would read as a binding (`${{...}}`), or a low-priority job on a dedicated
+                cluster.
+            ConfigurationError: No environment to run in.
+            ComputeNotFoundError: No such cluster.
+        """
+        referenced = secret_references(spec.environment_variables)
+        if referenced:
+            raise InvalidInputError(
+                f"environment variable {', '.join(sorted(referenced))} is a SecretReference, "
+                "which the AzureML v2 backend does not send (AzureML would store the value "
+                "with the job): keep the secret in the workspace's Key Vault and read it in "
+                "the job"
+            )
+        bindings = [arg for arg in spec.args if "${{" in arg]
+        if bindings:
+            raise InvalidInputError(
+                f"argument {bindings[0]!r} holds '${{{{', which AzureML v2 reads in a job's "
+                "command as a reference to the job's inputs or outputs (${{inputs.<name>}}); "
+                "pass the value another way (an environment variable, a file)"
+            )
+        check_environment(spec, python_path=_python_path())
+        if spec.compute:  # "" is check_compute's to refuse
+            self._placement(spec)
+
+    def check_compute(self, name: str) -> None:
+        """Raises unless `name` is a compute cluster of the workspace, or "serverless".
+
+        Raises:
+            InvalidInputError: For "" (an AzureML job needs a cluster, or serverless).
+            ComputeNotFoundError: No such cluster.
+        """
+        if not name:
+            raise InvalidInputError(
+                "an AzureML job needs a compute cluster: set JobSpec.compute to its name, or "
+                f"to '{SERVERLESS}' for serverless compute"
+            )
+        if name != SERVERLESS:
+            self.service.compute(name)
+
+    def _placement(self, spec: JobSpec) -> Placement:
+        """Where the job runs; a low-priority job needs Spot (serverless) or such a cluster.
+
+        Raises:
+            InvalidInputError: A low-priority job on a dedicated cluster.
+        """
+        low_cluster = False
+        if spec.compute != SERVERLESS:
+            tier = str(getattr(self.service.compute(spec.compute), "tier", "") or "")
+            low_cluster = tier.replace("_", "").lower() == "lowpriority"
+            if spec.priority is Priority.LOW_PRIORITY and not low_cluster:
+                raise InvalidInputError(
+                    f"a low-priority job needs a low-priority cluster, and '{spec.compute}' "
+                    f"is dedicated: choose a low-priority cluster, or compute='{SERVERLESS}' "
+                    "(AzureML's Spot job tier)"
+                )
+        return placement_for(spec.compute, spec.priority, cluster_is_low_priority=low_cluster)
+
+    def _submit_plan(self, plan: RunPlan, submission_id: str | None) -> RunRef:
+        """Creates the plan's command job; returns at once with its run.
+
+        With `submission_id`, the job's name is derived from it (`job_name_for`): a job name
+        is unique in a workspace and part of the request that creates the job, so a
+        submission whose id already has a job returns that job, even when the submitter died
+        before it heard back. The id is also kept in the job's `himl_submission_id` tag.
+        """
+        return self._create(self._command_job(plan, submission_id), plan, submission_id)
+
+    def _command_job(self, plan: RunPlan, submission_id: str | None) -> Any:
+        spec = plan.spec
+        placement = self._placement(spec)
+        name = job_name_for(submission_id) if submission_id is not None else new_job_name()
+        environment = environment_reference(spec, self.service, python_path=_python_path())
+        datastores = [self.service.datastore(c.datastore).name for c in spec.output_datasets]
+        return command_job(
+            plan,
+            name=name,
+            environment=environment,
+            placement=placement,
+            tags=job_tags(plan, placement, submission_id),
+            output_datastores=datastores,
+        )
+
+    def _create(self, job: Any, plan: RunPlan, submission_id: str | None) -> RunRef:
+        with amlignore_for_submission(plan.spec.snapshot_root, snapshot_rules(plan)):
+            try:
+                created = self.service.create_job(job)
+            except Exception:
+                # The same submission made at the same moment elsewhere: the service refused
+                # a second job of that name, and the first one is the answer.
+                found = self.find_submission(submission_id) if submission_id else None
+                if found is None:
+                    raise
+                return found
+        return self._ref(created)
+
+    def _submit_sweep_plan(
+        self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None
+    ) -> RunRef:
+        """Creates a v2 sweep job around the plan's command job; its trials are its children.
+
+        With `submission_id`, the sweep job's name is derived from it, as in `_submit_plan`.
+        The job's `max_run_duration` bounds each trial, as on v1.
+        """
+        job = sweep_job(self._command_job(plan, submission_id), sweep)
+        return self._create(job, plan, submission_id)
+
+    def check_sweep(self, sweep: SweepSpec) -> None:
+        """Raises unless a v2 sweep job can express the sweep (no side effect).
+
+        Raises:
+            InvalidInputError: Naming what the sweep asks that v2 cannot run.
+        """
+        check_sweep_v2(sweep)
+
+    def find_submission(self, submission_id: str) -> RunRef | None:
+        """The run submitted under `submission_id`, or None if there is none."""
+        try:
+            return self.get_run_ref(job_name_for(submission_id))
+        except RunNotFoundError:
+            return None
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def _ref(self, job: Any) -> RunRef:
+        url = str(job.studio_url or "")
+        self._portal_urls[str(job.name)] = url
+        return RunRef(str(job.experiment_name), str(job.name), self.name, portal_url=url)
+
+    def get_run_ref(self, recovery_id: str) -> RunRef:
+        """Finds a run by `experiment:job_name` or bare `job_name`.
+
+        Raises:
+            RunNotFoundError: If there is no such job (or it is in another experiment).
+        """
+        experiment, name = parse_recovery_id(recovery_id)
+        job = self.service.job(name)
+        if experiment and job.experiment_name != experiment:
+            raise RunNotFoundError(
+                f"job '{name}' is in experiment '{job.experiment_name}', not '{experiment}'"
+            )
+        return self._ref(job)
+
+    def list_runs(self, experiment: str | None = None) -> list[ListedRun]:
+        """The workspace's jobs (a sweep's trials after it), oldest first; or one experiment's.
+
+        One listing call, one more per sweep (its trials), then each job's run details (its
+        status and times), as `get_state` reads them.
+        """
+        listed = []
+        for job in oldest_first(self.service.list_jobs()):
+            if experiment is not None and job.experiment_name != experiment:
+                continue
+            listed.append(self._listed(job, None))
+            if str(getattr(job, "type", "")) == SWEEP_TYPE:
+                for child in oldest_first(self.service.list_jobs(parent_job_name=job.name)):
+                    listed.append(self._listed(child, str(job.name)))
+        return listed
+
+    def _listed(self, job: Any, parent: str | None) -> ListedRun:
+        ref = self._ref(job)
+        return ListedRun(
+            state=self.get_state(ref),
+            display_name=str(job.display_name or job.name),
+            tags={str(k): str(v) for k, v in (job.tags or {}).items()},
+            parent_run_id=parent,
+        )
+
+    def submitted_spec(self, ref: RunRef) -> JobSpec:
+        """Always refuses: AzureML does not keep the job spec a job was made of.
+
+        Raises:
+            RunNotFoundError: No such job.
+            InvalidInputError: Otherwise, saying how to resubmit instead.
+        """
+        self.service.job(ref.run_id)
+        raise InvalidInputError(
+            f"AzureML does not keep the job spec of run '{ref}', so it cannot be resubmitted "
+            f"from here: submit the job again with resume_from='{ref.recovery_id}' "
+            "(JobSpec.resuming_from, or run_to_completion, which resubmits lost runs itself)"
+        )
+
+    def get_state(self, ref: RunRef) -> RunState:
+        """The job's state, from its run details.
+
+        A canceled job is looked at once more: its `limits.timeout` tells a timeout (AzureML
+        cancels a job that reaches it) from a person's cancel.
+        """
+        details = self.service.run_details(ref.run_id)
+        timeout = None
+        if details.get("status") == "Canceled":
+            timeout = self._timeout_seconds(ref.run_id)
+        return state_from_run_details(ref, details, self._portal_url(ref), timeout_seconds=timeout)
+
+    def _timeout_seconds(self, name: str) -> float | None:
+        if name not in self._timeouts:
+            limits = getattr(self.service.job(name), "limits", None)
+            timeout = getattr(limits, "timeout", None)
+            self._timeouts[name] = (
+                float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+            )
+        return self._timeouts[name]
+
+    def _portal_url(self, ref: RunRef) -> str:
+        if ref.portal_url:
+            return ref.portal_url
+        if ref.run_id not in self._portal_urls:
+            self._ref(self.service.job(ref.run_id))
+        return self._portal_urls[ref.run_id]
+
+    def cancel(self, ref: RunRef) -> None:
+        """Asks AzureML to cancel the job (`begin_cancel`; no effect on a finished one)."""
+        if not self.get_state(ref).is_terminal:
+            self.service.cancel_job(ref.run_id)
+
+    def read_log(self, ref: RunRef, offset: int) -> bytes:
+        """The job's log from byte `offset` on (empty while there is none yet).
+
+        The log is `user_logs/std_log.txt` (rank 0's for a distributed job), fetched from
+        the artifact store through the transfer engine into a scratch folder.
+        """
+        files = self.run_files(ref)
+        logs = sorted(
+            (f.name for f in files.list(USER_LOGS) if _STREAM_LOG.fullmatch(f.name)),
+            key=lambda name: (len(name), name),
+        )
+        if not logs:
+            return b""
+        with tempfile.TemporaryDirectory(prefix="himl-log-") as scratch:
+            files.download(logs[0], scratch, missing_ok=True)
+            log = Path(scratch) / logs[0]
+            if not log.exists():
+                return b""
+            with log.open("rb") as source:
+                source.seek(offset)
+                return source.read()
+
+    def run_files(self, ref: RunRef) -> Datastore:
+        """The job's files, where AzureML keeps them in the workspace's artifact store."""
+        return FolderView(
+            self.datastore(ARTIFACT_DATASTORE),
+            run_files_folder(ref.run_id),
+            name=f"run {ref.run_id}",
+        )
+
+    def get_metrics(self, ref: RunRef) -> list[Metric]:
+        """The job's metrics, from MLflow (see `MLClientService.metrics` for what that needs)."""
+        return self.service.metrics(ref.run_id)
+
+    def child_runs(self, ref: RunRef) -> list[RunRef]:
+        """The job's children (a sweep's trials), oldest first."""
+        return [self._ref(child) for child in oldest_first(self.service.list_jobs(ref.run_id))]
+
+    def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The output dataset versions a completed job registered, in the job's order.
+
+        AzureML registers each named output as its data asset's next version when the job
+        completes, and names the version in the job's run details (`outputs`: `OUTPUT_<i>`
+        -> the data asset version's id). The dataset names are in the job's `himl_outputs`
+        tag, in the same order. The versions are the job's own, whatever later jobs
+        registered since.
+        """
+        details = self.service.run_details(ref.run_id)
+        if details.get("status") != "Completed":
+            return []
+        registered = registered_outputs(details)
+        names = output_names(self.run_tags(ref))
+        found = []
+        for index, name in enumerate(names):
+            output = registered.get(azureml_output_name(index))
+            if output is not None and output[0] == name:
+                found.append(self.resolve_dataset(DatasetConfig(name, version=output[1])))
+        return found
+
+    def run_tags(self, ref: RunRef) -> dict[str, str]:
+        """The job's tags, as the service has them now."""
+        job = self.service.job(ref.run_id)
+        return {str(k): str(v) for k, v in (job.tags or {}).items()}
+
+
+def oldest_first(jobs: list[Any]) -> list[Any]:
+    """Jobs by when they were made (`creation_context.created_at`), oldest first.
+
+    Jobs of one moment, or without a time, keep the reverse of the service's order (it
+    lists newest first).
+    """
+    listed = list(reversed(jobs))
+    earliest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+    def made(index: int) -> tuple[datetime.datetime, int]:
+        context = getattr(listed[index], "creation_context", None)
+        moment = getattr(context, "created_at", None)
+        if isinstance(moment, datetime.datetime) and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return (moment if isinstance(moment, datetime.datetime) else earliest, index)
+
+    return [listed[index] for index in sorted(range(len(listed)), key=made)]
+
+
+def _python_path() -> str:
+    return os.environ.get("PYTHONPATH", "")
