@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from himl_tasks import job_variables
+from himl_tasks.backends.azureml_v2.metrics import TEXT_METRIC_TAG_PREFIX
 from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_checkpoint
 from himl_tasks.errors import ConfigurationError, InvalidInputError
 from himl_tasks.runtime import AzureRunInfo, is_local_rank_zero
@@ -43,9 +44,6 @@ from himl_tasks.runtime.himl_run_context import RecordingRun
 if TYPE_CHECKING:
     from himl_tasks.backends.base import Backend
 
-TEXT_METRIC_TAG_PREFIX = "himl.text."
-"""MLflow keeps numbers only as metrics: a text value (a note, hi-ml's hyperparameter table) is
-kept as the run's tag `himl.text.<name>`, its latest value."""
 IMAGES_FOLDER = "images"
 """Where `log_image` puts an image among the run's MLflow artifacts (the job's run files)."""
 

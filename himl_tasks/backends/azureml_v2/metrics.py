@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime
 
-from himl_tasks.backends.azureml_v2.in_job import TEXT_METRIC_TAG_PREFIX
 from himl_tasks.metric_tables import metric_value
 from himl_tasks.runs import Metric
+
+TEXT_METRIC_TAG_PREFIX = "himl.text."
+"""MLflow keeps numbers only as metrics: a text value (a note, hi-ml's hyperparameter table) is
+kept as the run's tag `himl.text.<name>`, its latest value (written by the in-job half)."""
 
 
 def read_mlflow_metrics(tracking_uri: str, run_id: str) -> list[Metric]:
