@@ -13,20 +13,30 @@ look:
   azure/ai/ml/entities/_job/job.py). A job of a serverless compute passes Provisioning
   ("on-demand compute is being created", ibid.);
 - while Running it writes its log (`user_logs/std_log.txt`, where v2 jobs keep the user's
-  output), and as it ends its files (`outputs/`, `logs/`) and its metrics, into a real MLflow
-  tracking store (sqlite) read back with `MlflowClient`;
+  output) and its metrics, into a real MLflow tracking store (sqlite) read back with
+  `MlflowClient`; as it ends, its files (`outputs/`, `logs/`);
 - a failed job's run details carry the service's error payload (`error.error.code/message`,
   the shape of the run history's `RunDetails.error`,
   azure/ai/ml/_restclient/runhistory/models/_models.py);
 - outputs (`rw_mount`/`upload` uri_folder outputs with a `name`) become the next version of
-  their data asset when the job completes, and only then;
+  their data asset when the job completes, and only then, named in the run details'
+  `outputs`;
+- a job that reaches its `limits.timeout` is canceled (`CommandJobLimits.timeout`: "after
+  which the job will be cancelled"), a preempted one fails with AzureML's PreemptionError;
 - a second job of an existing name is refused as the service refuses it (HttpResponseError
   "A job with this name already exists", MicrosoftDocs/azure-docs issue 122250);
 - the code snapshot is taken at submission with `.amlignore`, else `.gitignore`, as the SDK
   does (azure/ai/ml/_utils/_asset_utils.py, `get_ignore_file`).
 
 Jobs follow a scripted `Outcome` (keyed by the entry script named in their command, or
-`next_outcome`). Executing jobs as subprocesses is left to a later layer (see `execute`).
+`next_outcome`); a sweep job samples and starts its trials (azureml_v2_sweep_trials.py).
+`ExecutingAzureMLV2Service` (azureml_v2_execution.py) runs each command job's script as a
+subprocess instead.
+
+Where it differs from the service, on purpose: an MLflow run id is the store's own (AzureML
+names a job's MLflow run after the job; the job is told its id as MLFLOW_RUN_ID), and the job
+entity `job()` returns is the one submitted with its status and links set, not one read back
+from the REST payload.
 """
 
 from __future__ import annotations

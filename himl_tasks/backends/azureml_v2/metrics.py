@@ -14,7 +14,8 @@ from himl_tasks.runs import Metric
 
 TEXT_METRIC_TAG_PREFIX = "himl.text."
 """MLflow keeps numbers only as metrics: a text value (a note, hi-ml's hyperparameter table) is
-kept as the run's tag `himl.text.<name>`, its latest value (written by the in-job half)."""
+kept as the run's tag `himl.text.<name>`, its latest value (the in-job half writes it, this
+module reads it back)."""
 
 
 def read_mlflow_metrics(tracking_uri: str, run_id: str) -> list[Metric]:
