@@ -188,7 +188,7 @@ def test_an_azureml_block_signs_in_through_the_workspace_settings_path() -> None
     [(settings, authentication)] = opened
     assert settings == WorkspaceSettings("sub", "group", "ws")
     principal = authentication.service_principal
-    assert principal is not None and principal.password == SECRET
+    assert principal is not None and principal.password.get_secret_value() == SECRET
     assert principal.application_id == "app-id" and principal.tenant_id == "tenant"
     assert SECRET not in repr(block) + repr(authentication) + authentication.describe()
 
@@ -268,3 +268,31 @@ def test_an_api_that_answers_no_block_document(
     [line] = result.stderr.splitlines()
     assert line.startswith("himl: cannot read saved block 'local-workspace/demo': the Prefect")
     assert message in line
+
+
+def test_a_saved_v2_block_opens_the_v2_backend_on_its_workspace(api_url: str) -> None:
+    # The block names its SDK: one saved with sdk="v2" is reached through azure-ai-ml, signed in
+    # with its service principal (the MLClient is made offline; nothing is called yet).
+    from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+    from himl_tasks.cli.saved_blocks import backend_of_saved_block
+    from himl_tasks.prefect.blocks import AzureMLWorkspace
+
+    name = _name()
+    AzureMLWorkspace(
+        sdk="v2",
+        subscription_id="sub",
+        resource_group="group",
+        workspace_name="ws",
+        tenant_id="tenant",
+        service_principal_id="app-id",
+        service_principal_password=SecretStr(SECRET),
+    ).save(name)
+
+    backend = backend_of_saved_block(f"azureml-workspace/{name}", {"PREFECT_API_URL": api_url})
+
+    assert isinstance(backend, AzureMLV2Backend)
+    client = backend.service.ml_client  # type: ignore[attr-defined]
+    assert (client.subscription_id, client.resource_group_name, client.workspace_name) == (
+        "sub", "group", "ws"
+    )  # fmt: skip
+    assert SECRET not in repr(backend)

@@ -108,7 +108,7 @@ class AzureMLV2Backend(Backend):
     ) -> None:
         if service is None:
             if ml_client is None:
-                from himl_tasks.backends.azureml_v2.workspace import (  # type: ignore[import-not-found, unused-ignore]
+                from himl_tasks.backends.azureml_v2.workspace import (
                     ml_client as find_ml_client,
                 )
 
