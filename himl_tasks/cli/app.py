@@ -84,7 +84,7 @@ Run = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
 
-Workspace = Annotated[
+WorkspaceOption = Annotated[
     str | None,
     typer.Option(
         "--workspace",
@@ -99,7 +99,7 @@ Workspace = Annotated[
 @app.callback()
 def main(
     ctx: typer.Context,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
     sdk: Annotated[
         AzureMLSdkChoice,
         typer.Option(
@@ -162,7 +162,10 @@ def _print_table(table: Table, rows: int) -> None:
 
 @app.command()
 def status(
-    ctx: typer.Context, patterns: Patterns, as_json: AsJson = False, workspace: Workspace = None
+    ctx: typer.Context,
+    patterns: Patterns,
+    as_json: AsJson = False,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """One row per run: experiment, run id, display name, status, failure, attempt, times, link."""
     with _reporting():
@@ -194,7 +197,7 @@ def cancel(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Cancel several without asking.")
     ] = False,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Cancels the runs (and their unfinished children); asks first when there are several."""
     with _reporting():
@@ -218,7 +221,7 @@ def resubmit(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Resubmit several without asking.")
     ] = False,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Submits each run's job again, resuming from its checkpoints; prints the new recovery ids.
 
@@ -252,7 +255,7 @@ def logs(
     timeout: Annotated[
         float, typer.Option(help="How long -f follows before giving up, in seconds.")
     ] = DEFAULT_FOLLOW_SECONDS,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Prints the run's driver log; with -f, follows it until the run ends."""
     with _reporting():
@@ -276,7 +279,7 @@ def results(
     dest: Annotated[
         Path | None, typer.Option(help="Where to put them (default: ./<run id>).")
     ] = None,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Downloads the run's files, checksums checked, with a progress bar."""
     with _reporting():
@@ -305,7 +308,7 @@ def metrics(
     ] = None,
     maximize: Annotated[bool, typer.Option(help="With --best: higher is better.")] = False,
     as_json: AsJson = False,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Final values and each metric's history as a curve; several runs side by side.
 
@@ -367,7 +370,7 @@ def datasets(
         str | None, typer.Argument(help="A dataset's name (none: every dataset's latest).")
     ] = None,
     as_json: AsJson = False,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Datasets: every version of one, or the latest of each; where each lives, what made it."""
     with _reporting():
@@ -407,7 +410,7 @@ def datastores(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Datastore names (none: all).")] = None,
     as_json: AsJson = False,
-    workspace: Workspace = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Datastores: name, and where each lives (secrets never shown)."""
     with _reporting():
