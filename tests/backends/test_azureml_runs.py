@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_common.failures import classify_failure, error_text
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.azureml_v1.run_status import (
     AZUREML_STATUSES,
-    classify_failure,
-    error_text,
     metrics_from_run,
     to_run_status,
 )

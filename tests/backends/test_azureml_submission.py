@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_common.environment_naming import ENVIRONMENT_NAME_PREFIX
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
-from himl_tasks.backends.azureml_v1.environment import ENVIRONMENT_NAME_PREFIX
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import (
     ComputeNotFoundError,

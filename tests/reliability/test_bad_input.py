@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import ContainerClient
 
+from himl_tasks.backends.azureml_common.failures import classify_failure, error_text
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
-from himl_tasks.backends.azureml_v1.run_status import classify_failure, error_text
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.datasets import DatasetConfig

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_common.tags import SUBMISSION_TAG
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
-from himl_tasks.backends.azureml_v1.backend import SUBMISSION_TAG, run_id_for
+from himl_tasks.backends.azureml_v1.backend import run_id_for
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.job_spec import JobSpec, Priority

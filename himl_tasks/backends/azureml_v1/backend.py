@@ -11,6 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from himl_tasks.backends.azureml_common.amlignore import amlignore_for_submission
+from himl_tasks.backends.azureml_common.artifact_store import (
+    ARTIFACT_DATASTORE,
+    AZUREML_RUN_FILE_FOLDERS,
+    run_files_folder,
+)
+from himl_tasks.backends.azureml_common.tags import OUTPUTS_TAG, SUBMISSION_TAG, default_tags
 from himl_tasks.backends.azureml_v1.datasets import (
     dataset_from_folder,
     input_consumption,
@@ -25,15 +32,9 @@ from himl_tasks.backends.azureml_v1.environment import environment_for
 from himl_tasks.backends.azureml_v1.hyperdrive import hyperdrive_config
 from himl_tasks.backends.azureml_v1.run_status import metrics_from_run, state_from_details
 from himl_tasks.backends.azureml_v1.service import AzureMLService, SdkService
-from himl_tasks.backends.azureml_v1.submission import (
-    OUTPUTS_TAG,
-    amlignore_for_submission,
-    default_tags,
-    script_run_config,
-)
+from himl_tasks.backends.azureml_v1.submission import script_run_config
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
 from himl_tasks.backends.base import Backend, spec_of
-from himl_tasks.backends.run_files import RUN_FILE_FOLDERS
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
@@ -58,10 +59,7 @@ from himl_tasks.storage import Datastore
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
 
-ARTIFACT_DATASTORE = "workspaceartifactstore"
-AZUREML_RUN_FILE_FOLDERS = (*RUN_FILE_FOLDERS, "user_logs/", "system_logs/")
 LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
-SUBMISSION_TAG = "himl_submission_id"
 
 
 def refuse_secret_references(spec: JobSpec) -> None:
@@ -83,11 +81,6 @@ def refuse_secret_references(spec: JobSpec) -> None:
 def run_id_for(submission_id: str) -> str:
     """The run id of a submission: the same id always names the same run."""
     return "himl_" + hashlib.sha256(submission_id.encode()).hexdigest()[:32]
-
-
-def run_files_folder(run_id: str) -> str:
-    """Where AzureML keeps a run's files in the workspace's artifact store."""
-    return f"ExperimentRun/dcid.{run_id}/"
 
 
 class AzureMLV1Backend(Backend):

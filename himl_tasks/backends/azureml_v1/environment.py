@@ -6,18 +6,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from himl_tasks.backends.azureml_common.environment_naming import (
+    CONDA_FILE_NAME,
+    environment_name,
+    find_conda_file,
+)
 from himl_tasks.backends.azureml_v1.service import AzureMLService
-from himl_tasks.backends.azureml_v1.workspace import find_project_file
 from himl_tasks.errors import ConfigurationError, InputPathNotFoundError, InvalidInputError
 from himl_tasks.job_spec import JobSpec
-
-CONDA_FILE_NAME = "environment.yml"
-ENVIRONMENT_NAME_PREFIX = "HIML-"
-
-
-def find_conda_file(start: Path, python_path: str) -> Path | None:
-    """`environment.yml` in `start` or its parents (up to the project root on PYTHONPATH)."""
-    return find_project_file(CONDA_FILE_NAME, start, python_path)
 
 
 def environment_for(spec: JobSpec, service: AzureMLService, *, python_path: str = "") -> Any:
@@ -68,15 +64,6 @@ def build_environment(spec: JobSpec, service: AzureMLService, *, python_path: st
         dependencies.serialize_to_string(), environment.docker.base_image or "", wheel_digest
     )
     return environment
-
-
-def environment_name(conda_text: str, base_image: str, wheel_digest: str = "") -> str:
-    """`HIML-` and a hash of what decides the environment's image."""
-    digest = hashlib.sha256()
-    for part in (conda_text, base_image, wheel_digest):
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\0")
-    return ENVIRONMENT_NAME_PREFIX + digest.hexdigest()[:32]
 
 
 def _conda_file(spec: JobSpec, python_path: str) -> Path:

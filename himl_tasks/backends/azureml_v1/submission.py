@@ -1,64 +1,14 @@
-"""Turning a `JobSpec` into an AzureML `ScriptRunConfig`, and the snapshot's `.amlignore`."""
+"""Turning a `JobSpec` into an AzureML `ScriptRunConfig`."""
 
 from __future__ import annotations
 
-import contextlib
-import shlex
-import sys
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import AZUREML_V1_IN_JOB, IN_JOB, RESUME_FROM
 from himl_tasks.secret_reference import plain_values
-from himl_tasks.snapshot import IGNORE_FILE, Snapshot
-
-BACKUP_SUFFIX = ".himl-original"
-OUTPUTS_TAG = "himl_outputs"
-_HEADER = (
-    "# Written by himl-tasks for one submission; your own .amlignore (if any) is put back\n"
-    "# when the submission ends.\n"
-)
-
-
-@contextlib.contextmanager
-def amlignore_for_submission(root: Path, rules: Sequence[str]) -> Iterator[Path]:
-    """Makes `root/.amlignore` hold `rules` while the snapshot is taken, then restores it.
-
-    The user's file comes back byte for byte with its permissions, or is removed again if
-    there was none, also when the submission fails. A copy is kept beside it meanwhile, so a
-    submission killed half-way is repaired by the next one.
-    """
-    path = root / IGNORE_FILE
-    backup = root / (IGNORE_FILE + BACKUP_SUFFIX)
-    if backup.exists():  # an earlier submission died before it could restore the file
-        backup.replace(path)
-    original = path.read_bytes() if path.exists() else None
-    if original is not None:
-        mode = path.stat().st_mode
-        backup.write_bytes(original)
-        backup.chmod(mode)
-    lines = [*rules, f"/{IGNORE_FILE}{BACKUP_SUFFIX}"]
-    path.write_text(_HEADER + "\n".join(lines) + "\n", encoding="utf-8")
-    try:
-        yield path
-    finally:
-        if original is None:
-            path.unlink(missing_ok=True)
-        else:
-            backup.replace(path)
-
-
-def default_tags(spec: JobSpec, argv: Sequence[str] | None = None) -> dict[str, str]:
-    """The run's tags: the command line, the priority and resume-from, then the spec's own."""
-    tags = {"commandline": shlex.join(sys.argv if argv is None else argv)}
-    tags["priority"] = spec.priority.value
-    if spec.resume_from:
-        tags["resume_from"] = spec.resume_from
-    if spec.output_datasets:
-        tags[OUTPUTS_TAG] = ",".join(config.name for config in spec.output_datasets)
-    return {**tags, **spec.tags}
+from himl_tasks.snapshot import Snapshot
 
 
 def script_run_config(

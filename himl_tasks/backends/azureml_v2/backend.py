@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from himl_tasks.backends.azureml_common.amlignore import amlignore_for_submission
+
 # The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
-from himl_tasks.backends.azureml_v1.backend import (
+from himl_tasks.backends.azureml_common.artifact_store import (
     ARTIFACT_DATASTORE,
     AZUREML_RUN_FILE_FOLDERS,
     run_files_folder,
 )
-from himl_tasks.backends.azureml_v1.submission import amlignore_for_submission
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.datastores import (
     blob_datastore_of,

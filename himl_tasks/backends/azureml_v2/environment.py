@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from himl_tasks.backends.azureml_v1.environment import (
+from himl_tasks.backends.azureml_common.environment_naming import (
     CONDA_FILE_NAME,
     environment_name,
     find_conda_file,

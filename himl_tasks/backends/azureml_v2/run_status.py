@@ -24,7 +24,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from himl_tasks.backends.azureml_v1.run_status import classify_failure, error_text, parse_time
+from himl_tasks.backends.azureml_common.failures import classify_failure, error_text
+from himl_tasks.backends.azureml_common.times import parse_time
 from himl_tasks.runs import CONFIGURATION_HINT, FailureKind, RunRef, RunState, RunStatus
 
 logger = logging.getLogger(__name__)

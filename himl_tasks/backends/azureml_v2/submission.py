@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from himl_tasks.backends.azureml_v1.backend import SUBMISSION_TAG
-from himl_tasks.backends.azureml_v1.submission import OUTPUTS_TAG, default_tags
+from himl_tasks.backends.azureml_common.tags import OUTPUTS_TAG, SUBMISSION_TAG, default_tags
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.job_spec import Priority
