@@ -27,6 +27,7 @@ from himl_tasks.backends.azureml_v2 import AzureMLV2Backend, sdk
 from himl_tasks.backends.backend_run import BackendRun
 from himl_tasks.himl import (
     azureml_workspace,
+    download_checkpoints_from_run_id,
     download_files_from_run_id,
     fetch_run,
     get_most_recent_run,
@@ -347,6 +348,29 @@ def test_the_code_after_the_call_runs_inside_the_v2_job_and_hi_ml_helpers_read_t
     assert run.get_metrics() == {"total": 6}
     download_files_from_run_id(run.id, himl_project / "fetched", prefix="outputs/total.txt")
     assert (himl_project / "fetched" / "outputs" / "total.txt").read_text() == "6"
+    download_checkpoints_from_run_id(run.id, "outputs/total.txt", himl_project / "checkpoint")
+    assert (himl_project / "checkpoint" / "outputs" / "total.txt").read_text() == "6"
     ref = executing_aml_v2.get_run_ref(run.id)
     (written,) = executing_aml_v2.run_outputs(ref)
     assert (written.name, written.version) == ("himl_out", 1)
+
+
+def test_a_plain_run_downloads_its_input_from_the_v2_workspace_of_ml_client(
+    seam: AzureMLSeam,
+    aml_v2_service: FakeAzureMLV2Service,
+    himl_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # hi-ml 0.5 refuses this on SDK v2 ("does not support downloading datasets from AzureML
+    # for local execution"); here the dataset comes through the transfer engine.
+    aml_v2_service.store("workspaceblobstore").upload_folder(
+        write_tree(himl_project.parent / "raw", {"numbers.txt": b"1 2 3\n"}), "himl_in"
+    )
+    monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py")])
+    client = offline_ml_client()
+
+    run_info = submit_to_azure_if_needed(input_datasets=["himl_in"], ml_client=client)
+
+    assert not run_info.is_running_in_azure_ml
+    assert (run_info.input_datasets[0] / "numbers.txt").read_bytes() == b"1 2 3\n"
+    assert seam.workspaces == [client] and aml_v2_service.submitted == []
