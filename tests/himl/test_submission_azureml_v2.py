@@ -9,7 +9,10 @@ input refused before anything is submitted or written.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +377,31 @@ def test_a_plain_run_downloads_its_input_from_the_v2_workspace_of_ml_client(
     assert not run_info.is_running_in_azure_ml
     assert (run_info.input_datasets[0] / "numbers.txt").read_bytes() == b"1 2 3\n"
     assert seam.workspaces == [client] and aml_v2_service.submitted == []
+
+
+def test_ctrl_c_while_waiting_exits_130_and_the_v2_job_goes_on(
+    seam: AzureMLSeam,
+    aml_v2_service: FakeAzureMLV2Service,
+    himl_project: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Ctrl-C is SIGINT to this process: sent once the wait is under way (the job keeps
+    # Running far longer than the timer), it stops the wait, not the job.
+    aml_v2_service.next_outcome = Outcome(statuses=KEEPS_RUNNING + ("Running",) * 100_000)
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            submit_to_azure_if_needed(
+                compute_cluster_name="cpu-cluster",
+                wait_for_completion=True,
+                wait_timeout_seconds=60,
+            )
+    finally:
+        timer.cancel()
+
+    assert exited.value.code == 130
+    ((job, _),) = aml_v2_service.submitted
+    assert aml_v2_service.job(job.name).status == "Running"  # not canceled
+    assert f"Stopped waiting for run {job.name}: the run itself goes on" in capsys.readouterr().err
+    assert (himl_project / "most_recent_run.txt").read_text().strip() == f"sample:{job.name}"
