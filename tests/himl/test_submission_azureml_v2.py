@@ -255,6 +255,13 @@ def _ml_client_with(**parameters: Any) -> dict[str, Any]:
             "strictly_aml_v1=True submits with SDK v1",
         ),
         (_ml_client_with(aml_workspace=object()), InvalidInputError, "give one workspace"),
+        # hi-ml 0.5 drops it on SDK v2 (get_environment_v2 does not take it); the v2 backend
+        # refuses it with what to do instead.
+        (
+            {"compute_cluster_name": "cpu-cluster", "private_pip_wheel_path": "environment.yml"},
+            InvalidInputError,
+            "private_pip_wheel_path is not supported by the AzureML v2 backend",
+        ),
         (
             {
                 "compute_cluster_name": "cpu-cluster",
