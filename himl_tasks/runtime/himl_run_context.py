@@ -7,6 +7,9 @@ under it (`RunContext`: run id, attempt, `log_metrics`) is `current_run()`. What
 
 - inside an AzureML run, it is azureml's own `Run.get_context()` object: every method of it
   (`upload_file`, `tag`, ...) works, and `hasattr(RUN_CONTEXT, "experiment")` is True;
+- inside an AzureML SDK v2 job himl-tasks submitted, it is the v2 in-job half's run: the
+  members of azureml's `Run` a script uses (`log...`, `experiment`, `tag`, `upload_file`, ...)
+  over the job's MLflow run, and `hasattr(RUN_CONTEXT, "experiment")` is True too;
 - inside a local run, `log`, `log_list`, `log_row`, `log_table` and `log_image` record with the
   run (`LocalBackend.get_metrics`, the run's `logs/images/`), and `id` is the run's id;
 - outside any run, it behaves like azureml's offline run: it prints what would be logged and

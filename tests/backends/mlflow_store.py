@@ -39,6 +39,7 @@ class MlflowStore:
         self.tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
         self.artifacts = folder / "artifacts"
         self._client: Any = None
+        self.run_id = ""  # the run a test made, for the test's own use
 
     @property
     def client(self) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def v2_job(store: MlflowStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for name in list(os.environ):
         if name.startswith(("HIML_", "AZUREML_", "AZURE_ML_", "MLFLOW_")):
             monkeypatch.delenv(name)
-    store.create_run("digits", "train_1")
+    # A fresh MLflow run id per test: MLflow caches a run's artifact store by its id.
+    store.run_id = store.create_run("digits", f"mlflow_{uuid.uuid4().hex}")
     working = tmp_path / "wd"
     working.mkdir()
     monkeypatch.chdir(working)
@@ -49,7 +51,7 @@ def v2_job(store: MlflowStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         "AZUREML_RUN_ID": "train_1",
         "AZUREML_ARM_PROJECT_NAME": "digits",
         "MLFLOW_TRACKING_URI": store.tracking_uri,
-        "MLFLOW_RUN_ID": "train_1",
+        "MLFLOW_RUN_ID": store.run_id,
     }.items():
         monkeypatch.setenv(name, value)
     return working
@@ -58,7 +60,7 @@ def v2_job(store: MlflowStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_metrics_of_a_v2_job_go_to_its_mlflow_run(v2_job: Path, store: MlflowStore) -> None:
     run = current_run()
     assert run is not None
-    assert (run.run_id, run.experiment, run.attempt, run.sdk_run) == ("train_1", "digits", 1, None)
+    assert (run.run_id, run.experiment, run.attempt) == ("train_1", "digits", 1)
 
     log_metrics({"loss": 1.0, "accuracy": 0.5}, step=0)
     log_metrics({"loss": 0.5}, step=1)
@@ -67,16 +69,17 @@ def test_metrics_of_a_v2_job_go_to_its_mlflow_run(v2_job: Path, store: MlflowSto
     RUN_CONTEXT.log("note", "lr warmup on")  # hi-ml's run: text is kept, as text
     RUN_CONTEXT.log_list("series", [3, 4])
 
-    assert store.metric_history("train_1", "loss") == [(1.0, 0), (0.5, 1)]
-    assert store.metric_history("train_1", "accuracy") == [(0.5, 0)]
-    assert store.metric_history("train_1", "test_accuracy") == [(0.97, 0)]
-    assert store.metric_history("train_1", "epochs_done") == [(2.0, 2)]
-    assert store.metric_history("train_1", "series") == [(3.0, 0), (4.0, 1)]
-    assert store.tags("train_1")["himl.text.note"] == "lr warmup on"
+    assert store.metric_history(store.run_id, "loss") == [(1.0, 0), (0.5, 1)]
+    assert store.metric_history(store.run_id, "accuracy") == [(0.5, 0)]
+    assert store.metric_history(store.run_id, "test_accuracy") == [(0.97, 0)]
+    assert store.metric_history(store.run_id, "epochs_done") == [(2.0, 2)]
+    assert store.metric_history(store.run_id, "series") == [(3.0, 0), (4.0, 1)]
+    assert store.tags(store.run_id)["himl.text.note"] == "lr warmup on"
     # What the backend reads back (AzureMLV2Backend.get_metrics): numbers, then text as text.
     from himl_tasks.backends.azureml_v2.metrics import read_mlflow_metrics
 
-    read = [(m.name, m.value, m.step) for m in read_mlflow_metrics(store.tracking_uri, "train_1")]
+    read_back = read_mlflow_metrics(store.tracking_uri, store.run_id)
+    read = [(m.name, m.value, m.step) for m in read_back]
     assert read[:3] == [("loss", 1.0, 0), ("loss", 0.5, 1), ("accuracy", 0.5, 0)]
     assert read[-1] == ("note", "lr warmup on", None)
 
@@ -87,8 +90,25 @@ def test_an_image_is_kept_among_the_jobs_mlflow_artifacts(v2_job: Path, store: M
 
     RUN_CONTEXT.log_image("confusion matrix", path=str(image))
 
-    kept = store.artifact_folder("train_1") / "images" / "confusion_matrix.png"
+    kept = store.artifact_folder(store.run_id) / "images" / "confusion_matrix.png"
     assert kept.read_bytes() == b"\x89PNG fake"
+
+
+def test_run_context_is_azureml_s_run_as_hi_ml_scripts_use_it(
+    v2_job: Path, store: MlflowStore
+) -> None:
+    from himl_tasks.runtime import is_running_in_azure_ml
+
+    assert is_running_in_azure_ml(RUN_CONTEXT)  # as with hi-ml's RUN_CONTEXT in a v2 job
+    assert (RUN_CONTEXT.id, RUN_CONTEXT.experiment.name) == ("train_1", "digits")
+    RUN_CONTEXT.tag("stage", "fine-tune")
+    RUN_CONTEXT.set_tags({"seed": 3})
+    (v2_job / "notes.txt").write_text("kept")
+    RUN_CONTEXT.upload_file("reports/notes.txt", str(v2_job / "notes.txt"))
+
+    assert {"stage": "fine-tune", "seed": "3"}.items() <= RUN_CONTEXT.get_tags().items()
+    kept = store.artifact_folder(store.run_id) / "reports" / "notes.txt"
+    assert kept.read_text() == "kept"
 
 
 def test_a_name_mlflow_refuses_is_one_clear_error(v2_job: Path) -> None:

@@ -39,6 +39,7 @@ from himl_tasks.backends.azureml_v2.metrics import TEXT_METRIC_TAG_PREFIX
 from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_checkpoint
 from himl_tasks.errors import ConfigurationError, InvalidInputError
 from himl_tasks.runtime import AzureRunInfo, is_local_rank_zero
+from himl_tasks.runtime.himl_run_context import RecordingRun
 
 if TYPE_CHECKING:
     from himl_tasks.backends.base import Backend
@@ -68,10 +69,10 @@ class AzureMLV2RunContext:
     mlflow_run_id: str
     attempt: int = 1
 
-    @property
-    def sdk_run(self) -> None:
-        """None: a v2 job has no SDK run object (hi-ml's calls are recorded through MLflow)."""
-        return None
+    @functools.cached_property
+    def sdk_run(self) -> AzureMLV2Run:
+        """hi-ml's run in a v2 job (`RUN_CONTEXT`): azureml's Run methods over MLflow."""
+        return AzureMLV2Run(self)
 
     @functools.cached_property
     def _client(self) -> Any:
@@ -120,6 +121,67 @@ class AzureMLV2RunContext:
             named = Path(scratch) / f"{safe_name}{path.suffix or '.png'}"
             shutil.copyfile(path, named)
             self._client.log_artifact(self.mlflow_run_id, str(named), artifact_path=IMAGES_FOLDER)
+
+
+@dataclass(frozen=True)
+class JobExperiment:
+    """The experiment as `RUN_CONTEXT.experiment` shows it in a v2 job."""
+
+    name: str
+
+
+class AzureMLV2Run(RecordingRun):
+    """hi-ml's `RUN_CONTEXT` in a v2 job: the members of azureml's `Run` a script uses.
+
+    hi-ml 0.5 gives a v2 job azureml-core's `Run.get_context()`, which needs azureml-core in
+    the job's environment; a himl-tasks v2 job needs only MLflow. `log`, `log_list`,
+    `log_row`, `log_table`, `log_image` and `flush` record as on every backend; `experiment`
+    (so that hi-ml's `is_running_in_azure_ml(RUN_CONTEXT)` is True, as it is in hi-ml's v2
+    jobs), `tag`, `set_tags`, `get_tags` (MLflow tags of the job's run) and `upload_file` (an
+    MLflow artifact, among the job's files) are azureml's, with its signatures
+    (azureml/core/run.py).
+    """
+
+    context: AzureMLV2RunContext
+
+    def __init__(self, context: AzureMLV2RunContext) -> None:
+        super().__init__(context, {})
+
+    @property
+    def experiment(self) -> JobExperiment:
+        """The job's experiment."""
+        return JobExperiment(self.context.experiment)
+
+    def tag(self, key: str, value: Any = None) -> None:
+        """Sets one tag of the job (an empty value when none is given)."""
+        self.set_tags({key: "" if value is None else value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Sets tags of the job's MLflow run (values as text)."""
+        from mlflow.entities import RunTag
+
+        run_tags = [RunTag(key, str(value)) for key, value in tags.items()]
+        self.context._client.log_batch(self.context.mlflow_run_id, tags=run_tags)
+
+    def get_tags(self) -> dict[str, str]:
+        """The tags of the job's MLflow run."""
+        run = self.context._client.get_run(self.context.mlflow_run_id)
+        return dict(run.data.tags)
+
+    def upload_file(
+        self, name: str, path_or_stream: Any, datastore_name: str | None = None
+    ) -> None:
+        """Adds a file (a path, or a binary stream) to the job's files under `name`."""
+        folder, _, file_name = name.replace("\\", "/").rpartition("/")
+        with tempfile.TemporaryDirectory(prefix="himl-upload-") as scratch:
+            copy = Path(scratch) / file_name
+            if isinstance(path_or_stream, str | os.PathLike):
+                shutil.copyfile(path_or_stream, copy)
+            else:
+                copy.write_bytes(path_or_stream.read())
+            self.context._client.log_artifact(
+                self.context.mlflow_run_id, str(copy), artifact_path=folder or None
+            )
 
 
 def run_context() -> AzureMLV2RunContext:

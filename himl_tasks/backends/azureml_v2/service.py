@@ -294,8 +294,10 @@ class MLClientService:
         """The job's metrics from the workspace's MLflow tracking server.
 
         Needs the `azureml-mlflow` plugin, which teaches MLflow the workspace's `azureml://`
-        tracking URI and signs its requests with the client's credential; it is not a
-        dependency of himl-tasks (install it where metrics of v2 jobs are read).
+        tracking URI and signs its requests (with the sign-in it finds itself, azure-identity's
+        default chain, not necessarily this client's credential: not checked here against a
+        live workspace). It is not a dependency of himl-tasks: install it where the metrics
+        of v2 jobs are read.
 
         Raises:
             ConfigurationError: If the plugin is missing.
