@@ -363,3 +363,26 @@ def test_hi_ml_parameters_reach_the_run_configuration(
     assert config.run_config.docker.shm_size == "16g"
     (run,) = aml_service.runs.values()
     assert run.display_name == "first try"
+
+
+def test_hyperparam_args_with_strictly_aml_v1_run_as_hyperdrive(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    # hi-ml 0.5 ignores hyperparam_args on SDK v1 (they reach only submit_run_v2) and would
+    # submit one job; here they are the sweep they describe, run as HyperDrive.
+    from himl_tasks.backends.azureml_v2 import sdk
+
+    hyperparam_args = {
+        "max_total_trials": 2,
+        "parameter_sampling": {"fold": sdk.sweep().Choice(values=[0, 1])},
+        "sampling_algorithm": "grid",
+        "primary_metric": "val/loss",
+        "goal": "Minimize",
+    }
+    with pytest.raises(SystemExit):
+        submit_v1(compute_cluster_name="cpu-cluster", hyperparam_args=hyperparam_args)
+
+    ((_, config, _, _),) = aml_service.submitted
+    assert type(config).__name__ == "HyperDriveConfig"
+    assert config._primary_metric_config["name"] == "val/loss"
+    assert list(config._run_config.arguments) == ["-n", "3"]
