@@ -325,7 +325,7 @@ def test_example_9_run_plain_trains_and_prints_its_fit(project: Project) -> None
 # ---- submitted: --himl-local (a subprocess) and --azureml (the stand-in executes it) --------
 
 
-def test_example_2_submits_itself_and_results_prints_the_driver_log(submitter: Submitter) -> None:
+def test_example_2_submits_itself_and_results_prints_its_log(submitter: Submitter) -> None:
     run, output = submitter.submit(2, "sample.py", "-n", "103")
 
     primes = [str(p) for p in primes_below(103)]
