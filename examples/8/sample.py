@@ -1,10 +1,13 @@
 """A hyperparameter sweep over example 7's training: kernel and penalty, compared by accuracy.
 
-hi-ml's example 8. With `--azureml` it submits a HyperDrive run, as hi-ml does: an
-`azureml.train.hyperdrive.HyperDriveConfig`, built only then (azureml's HyperDrive exists only
-on AzureML). Any other way it describes the same search as a himl-tasks `SweepSpec`, which runs
-on every backend: with `--himl-local` the trials are child runs of a local sweep. Run plain, the
-script trains once with its default arguments. Each trial logs `Accuracy` to its run with
+hi-ml's example 8. With `--azureml` it submits the sweep as hi-ml 0.5 does on AzureML SDK v2
+(its default): `hyperparam_args`, the settings of a v2 sweep job, with azure.ai.ml's search
+spaces (imported only then). With `strictly_aml_v1=True` added to the call the same settings
+run as a HyperDrive run on SDK v1; hi-ml's SDK v1 `hyperdrive_config` (an
+`azureml.train.hyperdrive.HyperDriveConfig`) is taken there too, and refused on SDK v2. Any
+other way it describes the same search as a himl-tasks `SweepSpec`, which runs on every
+backend: with `--himl-local` the trials are child runs of a local sweep. Run plain, the script
+trains once with its default arguments. Each trial logs `Accuracy` to its run with
 `RUN_CONTEXT.log` (which in a plain run prints the value), and the sweep compares trials by it.
 """
 
@@ -30,27 +33,24 @@ TRIALS = 4  # hi-ml's example runs 12; a few keep the example quick
 TRIALS_AT_ONCE = 2
 
 
-def hyperdrive_config() -> Any:
-    """The search as AzureML's HyperDrive takes it (hi-ml's way; AzureML only)."""
-    from azureml.core import ScriptRunConfig
-    from azureml.train.hyperdrive import (
-        HyperDriveConfig,
-        PrimaryMetricGoal,
-        RandomParameterSampling,
-        choice,
-    )
+def hyperparam_args() -> dict[str, Any]:
+    """The search as hi-ml 0.5 gives it to AzureML SDK v2 (AzureML only).
 
-    return HyperDriveConfig(
-        # A placeholder, as in hi-ml: the submission puts this script's own run config here.
-        run_config=ScriptRunConfig(source_directory=""),
-        hyperparameter_sampling=RandomParameterSampling(
-            {"--kernel": choice(*KERNELS), "--penalty": choice(*PENALTIES)}
-        ),
-        primary_metric_name="Accuracy",
-        primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
-        max_total_runs=TRIALS,
-        max_concurrent_runs=TRIALS_AT_ONCE,
-    )
+    `create_grid_hyperparam_args_v2`'s form, with azure.ai.ml's search spaces.
+    """
+    from azure.ai.ml.sweep import Choice as SearchChoice
+
+    return {
+        "parameter_sampling": {
+            "kernel": SearchChoice(values=list(KERNELS)),
+            "penalty": SearchChoice(values=list(PENALTIES)),
+        },
+        "sampling_algorithm": "random",
+        "primary_metric": "Accuracy",
+        "goal": "Maximize",
+        "max_total_trials": TRIALS,
+        "max_concurrent_trials": TRIALS_AT_ONCE,
+    }
 
 
 def sweep_spec() -> SweepSpec:
@@ -74,7 +74,7 @@ def main() -> None:
         input_datasets=[DATASET],
         wait_for_completion=True,
         wait_for_completion_show_output=True,
-        hyperdrive_config=hyperdrive_config() if on_azureml else None,
+        hyperparam_args=hyperparam_args() if on_azureml else None,
         sweep=None if on_azureml else sweep_spec(),
     )
     parser = ArgumentParser(description="Train an SVM on the iris dataset, logging accuracy.")

@@ -12,6 +12,7 @@ run_info = submit_to_azure_if_needed(compute_cluster_name="cpu-cluster",
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -22,9 +23,11 @@ from typing import Any, Protocol, runtime_checkable
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.queued_run import announce_queued_run, wait_for_run_and_children
+from himl_tasks.backends.workspace_discovery import AzureMLSdk
 from himl_tasks.datasets import DatasetConfig, as_dataset_configs
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.himl import azureml_workspace
+from himl_tasks.himl.azureml_workspace import sdk_of
 from himl_tasks.himl.command_line import Target, submission_target
 from himl_tasks.himl.himl_job_spec import (
     PathOrString,
@@ -32,6 +35,7 @@ from himl_tasks.himl.himl_job_spec import (
     environment_variables_for_runs,
     ignored_folders_in,
 )
+from himl_tasks.himl.hyperparam_args import sweep_from_hyperparam_args
 from himl_tasks.himl.plain_run import plain_run_info
 from himl_tasks.himl.run_objects import run_object
 from himl_tasks.himl.workspace_resolution import resolve_backend
@@ -100,7 +104,7 @@ def submit_to_azure_if_needed(
     max_run_duration: str = "",
     submit_to_azureml: bool | None = None,
     tags: dict[str, str] | None = None,
-    after_submission: Callable[[Any], None] | None = None,
+    after_submission: Callable[[Any], None] | Callable[[Any, Any], None] | None = None,
     hyperdrive_config: Any = None,
     hyperparam_args: dict[str, Any] | None = None,
     create_output_folders: bool = True,
@@ -123,8 +127,10 @@ def submit_to_azure_if_needed(
       folder (not with `create_output_folders=False`); each input is its `local_folder`, else
       the dataset brought from the workspace (`resolve_backend`'s order), else None with a log
       line when the workspace has no such dataset; each output is its `local_folder` or None.
-    - `--azureml` on the command line (or `submit_to_azureml=True`): submitted to AzureML
-      (SDK v1, whatever `strictly_aml_v1` says); `--himl-local` (or
+    - `--azureml` on the command line (or `submit_to_azureml=True`): submitted to AzureML, as
+      hi-ml 0.5 does with SDK v2 (azure-ai-ml) by default and SDK v1 (azureml-core) with
+      `strictly_aml_v1=True`; a workspace object given says its own SDK (`ml_client` or an
+      `MLClient` is v2's, an `azureml.core.Workspace` v1's). `--himl-local` (or
       `submit_to_local_backend=True`): submitted to the local backend (`$HIML_HOME`, else
       `./.himl`; or `aml_workspace` when it is a `LocalBackend`). The job runs this script with
       its arguments (without the flag); everything is checked first (cluster, datasets,
@@ -138,9 +144,10 @@ def submit_to_azure_if_needed(
     Args:
         compute_cluster_name: The cluster to run on ("" is the local backend's default).
         entry_script: The script the job runs (default: the running one, `sys.argv[0]`).
-        aml_workspace: An `azureml.core.Workspace`, or a backend to use as it is.
+        aml_workspace: An `azureml.core.Workspace` (SDK v1), or a backend to use as it is.
         workspace_config_file: An AzureML `config.json`.
-        ml_client: hi-ml's SDK v2 client: refused, there is no SDK v2 backend yet.
+        ml_client: An `azure.ai.ml.MLClient`: the workspace, on SDK v2 (not with
+            `aml_workspace` or `strictly_aml_v1=True`).
         snapshot_root_directory: The folder the job gets (default: the current folder).
         script_params: The job's arguments (default: this command line's, without the flags).
         conda_environment_file: The job's conda environment (AzureML; default: the nearest
@@ -164,13 +171,17 @@ def submit_to_azure_if_needed(
         max_run_duration: The run's longest duration, e.g. "3.5h" ("" is none).
         submit_to_azureml: Submit to AzureML; None reads `--azureml` from the command line.
         tags: The run's tags (None: `{"commandline_args": <the job's arguments>}`).
-        after_submission: Called with the run (on AzureML the azureml `Run`) once submitted,
-            after the wait when waiting.
-        hyperdrive_config: An AzureML `HyperDriveConfig`: the job runs as its trials (AzureML
-            only).
-        hyperparam_args: hi-ml's SDK v2 sweep settings: refused; give `sweep=` instead.
+        after_submission: Called once submitted (after the wait when waiting) with the run (on
+            SDK v1 the azureml `Run`, else a `BackendRun`), or, when it takes two arguments as
+            hi-ml 0.5's SDK v2 callbacks do, with the run and the `MLClient` (None off v2).
+        hyperdrive_config: An AzureML `HyperDriveConfig`: the job runs as its trials (SDK v1
+            only: with `strictly_aml_v1=True`; refused on SDK v2, where hi-ml 0.5 drops it).
+        hyperparam_args: hi-ml 0.5's SDK v2 sweep settings (`create_grid_hyperparam_args_v2`
+            and the like): the job runs as their trials, read as a `SweepSpec`
+            (`sweep_from_hyperparam_args`), on any backend; with `strictly_aml_v1=True` as
+            a HyperDrive run (hi-ml 0.5 ignores them there).
         create_output_folders: Create `outputs/` and `logs/` in a plain run.
-        strictly_aml_v1: Accepted; AzureML runs use SDK v1 either way.
+        strictly_aml_v1: Submit to AzureML with SDK v1 (azureml-core) instead of SDK v2.
         submit_to_local_backend: Submit to the local backend; None reads `--himl-local`.
         sweep: A `SweepSpec`: the job runs as its trials, on any backend.
         display_name: The run's display name.
@@ -186,8 +197,10 @@ def submit_to_azure_if_needed(
         SystemExit: With 0, after submitting (unless `exit_on_completion=False`); with 130
             when Ctrl-C stops the wait (the run goes on; the message says how to find it).
         InvalidInputError: Before anything happens, for both flags, a `submit_to_*` that
-            is not a bool or None, `ml_client`, `hyperparam_args`, both `hyperdrive_config`
-            and `sweep`, a `hyperdrive_config` on a backend without HyperDrive, an
+            is not a bool or None, `ml_client` with `aml_workspace` or `strictly_aml_v1=True`
+            (or an `MLClient` as `aml_workspace` with it), more than one of
+            `hyperdrive_config`, `hyperparam_args` and `sweep`, `hyperparam_args` a sweep
+            cannot carry, a `hyperdrive_config` on SDK v2 or a backend without HyperDrive, an
             `after_submission` that cannot be called, one string as `script_params` or
             `ignored_folders`, or a job the spec or backend refuses (with `--himl-local`, a
             missing or outside entry script before the local workspace is made).
@@ -196,7 +209,15 @@ def submit_to_azure_if_needed(
         JobFailedError: A waited-for run (or one of its trials) did not complete.
         JobTimeoutError: The wait reached its deadline.
     """
-    _refuse_what_cannot_be_done(ml_client, hyperparam_args, hyperdrive_config, sweep)
+    hyperparam_args = hyperparam_args or None  # hi-ml's test: an empty dict is no sweep
+    _refuse_what_cannot_be_done(
+        ml_client, aml_workspace, hyperparam_args, hyperdrive_config, sweep, strictly_aml_v1
+    )
+    # ml_client is the workspace on SDK v2; a workspace object says its SDK, else the flag does.
+    workspace = ml_client if ml_client is not None else aml_workspace
+    sdk = sdk_of(workspace, "v1" if strictly_aml_v1 else "v2")
+    if hyperparam_args is not None:
+        sweep = sweep_from_hyperparam_args(hyperparam_args)
     if after_submission is not None and not callable(after_submission):
         # Called once the run is submitted: found out then, the run would be queued already.
         raise InvalidInputError(
@@ -232,7 +253,7 @@ def submit_to_azure_if_needed(
             outputs,
             environment_variables=environment_variables_for_runs(environment_variables),
             create_output_folders=create_output_folders,
-            dataset_backend=lambda: resolve_backend(aml_workspace, workspace_config_file),
+            dataset_backend=lambda: resolve_backend(workspace, workspace_config_file, sdk=sdk),
         )
     arguments = job_arguments(script_params, sys.argv)
     root = Path(snapshot_root_directory or Path.cwd()).absolute()
@@ -260,9 +281,7 @@ def submit_to_azure_if_needed(
         display_name=display_name,
         max_run_duration=max_run_duration or None,
     )
-    backend = _backend_for(target, spec, aml_workspace, workspace_config_file, hyperdrive_config)
-    if target is Target.AZUREML and not strictly_aml_v1:
-        logger.info("submitting with AzureML SDK v1: himl-tasks has no SDK v2 backend yet")
+    backend = _backend_for(target, spec, workspace, workspace_config_file, hyperdrive_config, sdk)
     ref = _check_and_submit(backend, spec, hyperdrive_config, sweep)
     announce_queued_run(backend, ref)
     if wait_for_completion:
@@ -281,33 +300,77 @@ def submit_to_azure_if_needed(
             raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     run = run_object(backend, ref) if after_submission or not exit_on_completion else None
     if after_submission is not None:
-        after_submission(run)
+        _call_after_submission(after_submission, run, backend)
     if exit_on_completion:
         raise SystemExit(0)
     return run
 
 
 def _refuse_what_cannot_be_done(
-    ml_client: Any, hyperparam_args: Mapping[str, Any] | None, hyperdrive_config: Any, sweep: Any
+    ml_client: Any,
+    aml_workspace: Any,
+    hyperparam_args: Mapping[str, Any] | None,
+    hyperdrive_config: Any,
+    sweep: Any,
+    strictly_aml_v1: bool,
 ) -> None:
     if ml_client is not None:
+        if strictly_aml_v1:
+            raise InvalidInputError(
+                "ml_client is an AzureML SDK v2 client, and strictly_aml_v1=True submits with "
+                "SDK v1: drop strictly_aml_v1 to submit with SDK v2, or pass aml_workspace (an "
+                "azureml.core.Workspace) or workspace_config_file instead of ml_client"
+            )
+        if aml_workspace is not None:
+            raise InvalidInputError(
+                "both ml_client and aml_workspace are given: give one workspace (ml_client, an "
+                "MLClient, submits with SDK v2; aml_workspace with strictly_aml_v1=True, SDK v1)"
+            )
+        if not type(ml_client).__module__.startswith("azure.ai.ml"):
+            raise InvalidInputError(
+                f"ml_client must be an azure.ai.ml MLClient, not {type(ml_client).__name__}"
+            )
+    if strictly_aml_v1 and sdk_of(aml_workspace, "v1") == "v2":
         raise InvalidInputError(
-            "himl-tasks submits with AzureML SDK v1 and has no SDK v2 backend yet, so it cannot "
-            "use ml_client: pass aml_workspace (an azureml.core.Workspace) or a config.json as "
-            "workspace_config_file instead"
+            "aml_workspace is an azure.ai.ml MLClient (AzureML SDK v2), and strictly_aml_v1=True "
+            "submits with SDK v1: drop strictly_aml_v1, or pass an azureml.core.Workspace"
         )
-    if hyperparam_args:
-        raise InvalidInputError(
-            "hyperparam_args are hi-ml's settings for an AzureML SDK v2 sweep, which himl-tasks "
-            "does not submit: describe the sweep as sweep=SweepSpec(...) (any backend), or give "
-            "an AzureML HyperDriveConfig as hyperdrive_config"
+    given = [
+        name
+        for name, value in (
+            ("hyperdrive_config", hyperdrive_config),
+            ("hyperparam_args", hyperparam_args),
+            ("sweep", sweep),
         )
-    if hyperdrive_config is not None and sweep is not None:
+        if value is not None
+    ]
+    if len(given) > 1:
         raise InvalidInputError(
-            "both hyperdrive_config and sweep are given: a job runs as one sweep; give one"
+            f"{' and '.join(given)} are given: each describes a sweep, and a job runs as one; "
+            "give one"
         )
     if sweep is not None and not isinstance(sweep, SweepSpec):
         raise InvalidInputError(f"sweep must be a SweepSpec, not {type(sweep).__name__}")
+    if hyperparam_args is not None and not isinstance(hyperparam_args, Mapping):
+        raise InvalidInputError(
+            f"hyperparam_args must be a dict (hi-ml 0.5's SDK v2 sweep settings), not "
+            f"{type(hyperparam_args).__name__}"
+        )
+
+
+def _refuse_v1_only_on_v2(sdk: AzureMLSdk, hyperdrive_config: Any) -> None:
+    """What only SDK v1 can submit, refused before signing in to submit with SDK v2.
+
+    hi-ml 0.5 drops `hyperdrive_config` on SDK v2 without a word (health_azure/himl.py,
+    `submit_to_azure_if_needed` passes it only to SDK v1's `submit_run`), which would run one
+    job instead of a sweep; here it is an error that says what to do.
+    """
+    if hyperdrive_config is not None and sdk == "v2":
+        raise InvalidInputError(
+            "hyperdrive_config is an AzureML SDK v1 HyperDrive sweep, and --azureml submits with "
+            "SDK v2 (as hi-ml 0.5): pass strictly_aml_v1=True to submit it with SDK v1, or give "
+            "the sweep as hyperparam_args (hi-ml 0.5's SDK v2 settings) or sweep=SweepSpec(...)"
+        )
 
 
 def _check_before_the_workspace(spec: JobSpec) -> None:
@@ -323,14 +386,19 @@ def _backend_for(
     aml_workspace: Any,
     workspace_config_file: Any,
     hyperdrive_config: Any,
+    sdk: AzureMLSdk,
 ) -> Backend:
     """The backend to submit to; what can be refused is refused before the local one is made.
 
     Making a `LocalBackend` creates its workspace folder (`./.himl` by default): a job
-    refused for its arguments, its script or its snapshot root leaves nothing behind.
+    refused for its arguments, its script or its snapshot root leaves nothing behind. On
+    AzureML, what SDK v2 cannot submit is refused before signing in.
     """
     if target is Target.AZUREML:
-        backend = azureml_workspace.azureml_backend(aml_workspace, workspace_config_file)
+        if not isinstance(aml_workspace, Backend):  # a backend given is used as it is
+            _refuse_v1_only_on_v2(sdk, hyperdrive_config)
+        backend = azureml_workspace.azureml_backend(aml_workspace, workspace_config_file, sdk=sdk)
+        logger.info("submitting to %r", backend)
         _refuse_hyperdrive_without_it(type(backend), hyperdrive_config)
         return backend
     given = aml_workspace if isinstance(aml_workspace, LocalBackend) else None
@@ -345,10 +413,43 @@ def _refuse_hyperdrive_without_it(backend_type: type[Backend], hyperdrive_config
     # A capability, not a backend's name: only a backend with HyperDrive offers it.
     if hyperdrive_config is not None and not issubclass(backend_type, HyperDriveBackend):
         raise InvalidInputError(
-            f"hyperdrive_config is an AzureML HyperDrive sweep, which {backend_type.__name__} "
-            f"cannot run: submit with {AZUREML_FLAG}, or describe the sweep as "
-            "sweep=SweepSpec(...), which every backend runs"
+            f"hyperdrive_config is an AzureML SDK v1 HyperDrive sweep, which "
+            f"{backend_type.__name__} cannot run: submit with {AZUREML_FLAG} and "
+            "strictly_aml_v1=True, or describe the sweep as sweep=SweepSpec(...), which every "
+            "backend runs"
         )
+
+
+def _call_after_submission(
+    after_submission: Callable[..., Any], run: Any, backend: Backend
+) -> None:
+    """Calls it as hi-ml 0.5 does: `(run)`, or `(job, ml_client)` when it needs two arguments.
+
+    hi-ml 0.5 calls `after_submission(run)` on SDK v1 and `after_submission(job, ml_client)` on
+    SDK v2 (health_azure/himl.py, `submit_to_azure_if_needed`); a function written for either
+    works here, on any backend. The run is the backend's run object (a `BackendRun` on SDK v2,
+    not an azure.ai.ml `Job`); `ml_client` is the v2 backend's `MLClient`, else None.
+    """
+    if _takes_two_arguments(after_submission):
+        after_submission(run, getattr(getattr(backend, "service", None), "ml_client", None))
+    else:
+        after_submission(run)
+
+
+def _takes_two_arguments(function: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: hi-ml's one argument
+        return False
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    try:
+        signature.bind(None)
+    except TypeError:
+        return True
+    return False  # takes one or two (a default): hi-ml's SDK v1 form, one
 
 
 def _check_and_submit(

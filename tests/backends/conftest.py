@@ -19,6 +19,7 @@ from tests.backends.azureml_service import (
     DEFAULT_DATASTORE,
     FakeAzureMLService,
 )
+from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service, executing_v2_service
 from tests.backends.azureml_v2_service import ARTIFACT_DATASTORE as V2_ARTIFACT_DATASTORE
 from tests.backends.azureml_v2_service import DEFAULT_DATASTORE as V2_DEFAULT_DATASTORE
 from tests.backends.azureml_v2_service import FakeAzureMLV2Service
@@ -128,3 +129,21 @@ def aml_v2(aml_v2_service: FakeAzureMLV2Service, azurite: Azurite) -> AzureMLV2B
     return AzureMLV2Backend(
         service=aml_v2_service, account_urls={ACCOUNT_NAME: azurite.account_url}
     )
+
+
+@pytest.fixture
+def executing_aml_v2_service(azurite: Azurite) -> Iterator[ExecutingAzureMLV2Service]:
+    """The v2 stand-in whose command jobs (and sweep trials) really run, as subprocesses."""
+    yield from executing_v2_service(azurite)
+
+
+@pytest.fixture
+def executing_aml_v2(
+    executing_aml_v2_service: ExecutingAzureMLV2Service, azurite: Azurite
+) -> AzureMLV2Backend:
+    """The AzureML v2 backend on the executing stand-in; its watches look every half second."""
+    backend = AzureMLV2Backend(
+        service=executing_aml_v2_service, account_urls={ACCOUNT_NAME: azurite.account_url}
+    )
+    backend.max_poll_seconds = 0.5  # type: ignore[misc]  # the stand-in answers at once
+    return backend

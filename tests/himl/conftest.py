@@ -9,17 +9,31 @@ from pathlib import Path
 import pytest
 
 # The AzureML service stand-in and its backend, shared with the backends' tests.
-from tests.backends.conftest import aml, aml_service, backend, executing_aml, project
+from tests.backends.conftest import (
+    aml,
+    aml_service,
+    aml_v2,
+    aml_v2_service,
+    backend,
+    executing_aml,
+    executing_aml_v2,
+    executing_aml_v2_service,
+    project,
+)
 from tests.himl.workspace_places import cwd_project
 from tests.runtime.conftest import clean_job_environment
 
 __all__ = [
     "aml",
     "aml_service",
+    "aml_v2",
+    "aml_v2_service",
     "backend",
     "clean_job_environment",
     "cwd_project",
     "executing_aml",
+    "executing_aml_v2",
+    "executing_aml_v2_service",
     "project",
 ]
 

@@ -236,8 +236,17 @@ def _nothing_happened(project: Path) -> None:
     [
         (["s.py", "--azureml", LOCAL_FLAG], {}, "choose one"),
         (["s.py", "--azureml"], {"submit_to_local_backend": True}, "choose one"),
-        (["s.py"], {"ml_client": object()}, "aml_workspace"),
-        (["s.py"], {"hyperparam_args": {"max_total_trials": 2}}, "sweep=SweepSpec"),
+        (["s.py"], {"ml_client": object()}, "must be an azure.ai.ml MLClient"),
+        (["s.py"], {"hyperparam_args": {"max_total_trials": 2}}, "needs 'parameter_sampling'"),
+        (["s.py"], {"hyperparam_args": [("max_total_trials", 2)]}, "must be a dict"),
+        (
+            ["s.py", LOCAL_FLAG],
+            {"hyperparam_args": {"max_total_trials": 2}, "sweep": GRID},
+            "hyperparam_args and sweep are given",
+        ),
+        # SDK v1's sweep with SDK v2 (the default), refused before signing in to AzureML;
+        # hi-ml 0.5 drops it and submits one job.
+        (["s.py", "--azureml"], {"hyperdrive_config": object()}, "strictly_aml_v1=True"),
         (
             ["s.py", LOCAL_FLAG],
             {"hyperdrive_config": object(), "sweep": GRID},

@@ -1,7 +1,8 @@
-"""`--azureml`: the script submitted to AzureML, through the service stand-in.
+"""`--azureml` with `strictly_aml_v1=True`: the script submitted to AzureML through SDK v1.
 
-`azureml_backend` (the door's one seam to AzureML) gives the stand-in's backend; everything
-from there on is the real AzureML v1 backend building real azureml-core objects.
+`azureml_backend` (the door's one seam to AzureML) gives the v1 stand-in's backend when SDK v1
+is asked for; everything from there on is the real AzureML v1 backend building real
+azureml-core objects. SDK v2, the default, is tested in test_submission_azureml_v2.py.
 """
 
 from __future__ import annotations
@@ -27,12 +28,27 @@ from himl_tasks.testing.files import write_tree
 from tests.backends.azureml_service import SCRIPT_ERROR, FakeAzureMLService, Outcome
 
 
+def submit_v1(**parameters: Any) -> Any:
+    """`submit_to_azure_if_needed(..., strictly_aml_v1=True)`: hi-ml 0.5's way to SDK v1."""
+    return submit_to_azure_if_needed(strictly_aml_v1=True, **parameters)
+
+
+def v1_only(backend: AzureMLV1Backend) -> Any:
+    """`azureml_backend` giving the v1 stand-in's backend, and failing a test that asks v2."""
+
+    def azureml_backend(*args: Any, sdk: str = "v2", **kwargs: Any) -> AzureMLV1Backend:
+        assert sdk == "v1", "strictly_aml_v1=True submits with SDK v1"
+        return backend
+
+    return azureml_backend
+
+
 @pytest.fixture
 def on_azureml(
     himl_project: Path, aml: AzureMLV1Backend, monkeypatch: pytest.MonkeyPatch
 ) -> AzureMLV1Backend:
     """A project whose AzureML workspace is the stand-in; `sample.py` in it is the script."""
-    monkeypatch.setattr(azureml_workspace, "azureml_backend", lambda *args, **kwargs: aml)
+    monkeypatch.setattr(azureml_workspace, "azureml_backend", v1_only(aml))
     (himl_project / "sample.py").write_text("print('the job')\n", encoding="utf-8")
     monkeypatch.setattr(sys, "argv", [str(himl_project / "sample.py"), "--azureml", "-n", "3"])
     return aml
@@ -42,7 +58,7 @@ def test_the_flag_submits_the_script_with_its_arguments_and_exits(
     on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService, himl_project: Path
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster")
+        submit_v1(compute_cluster_name="cpu-cluster")
 
     assert exited.value.code == 0
     ((experiment, config, tags, snapshot),) = aml_service.submitted
@@ -65,7 +81,7 @@ def test_the_run_is_waited_for_its_log_streamed_then_after_submission_gets_the_r
     seen: list[Any] = []
 
     with pytest.raises(SystemExit):
-        submit_to_azure_if_needed(
+        submit_v1(
             compute_cluster_name="cpu-cluster",
             experiment_name="door test",
             tags={"team": "imaging"},
@@ -91,7 +107,7 @@ def test_a_failed_run_raises_job_failed(
 ) -> None:
     aml_service.next_outcome = Outcome(statuses=("Queued", "Running", "Failed"), error=SCRIPT_ERROR)
     with pytest.raises(JobFailedError, match="ZeroDivisionError"):
-        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", wait_for_completion=True)
+        submit_v1(compute_cluster_name="cpu-cluster", wait_for_completion=True)
 
 
 def test_a_failed_trial_fails_the_wait_as_hi_ml_checks_children(
@@ -101,7 +117,7 @@ def test_a_failed_trial_fails_the_wait_as_hi_ml_checks_children(
     aml_service.next_outcome = Outcome(children=(Outcome(), trial_failed))
 
     with pytest.raises(JobFailedError, match="Failed"):
-        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", wait_for_completion=True)
+        submit_v1(compute_cluster_name="cpu-cluster", wait_for_completion=True)
 
 
 def test_hyperdrive_config_is_submitted_with_our_run_config(
@@ -125,7 +141,7 @@ def test_hyperdrive_config_is_submitted_with_our_run_config(
     )
 
     with pytest.raises(SystemExit):
-        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", hyperdrive_config=hyperdrive)
+        submit_v1(compute_cluster_name="cpu-cluster", hyperdrive_config=hyperdrive)
 
     ((_, config, tags, snapshot),) = aml_service.submitted
     assert config is hyperdrive
@@ -142,7 +158,7 @@ def test_datasets_by_name_take_the_default_datastore_and_configs_keep_theirs(
         write_tree(himl_project.parent / "src", {"X.csv": b"1\n"}), "himl_sample7_input"
     )
     with pytest.raises(SystemExit):
-        submit_to_azure_if_needed(
+        submit_v1(
             compute_cluster_name="cpu-cluster",
             default_datastore="workspaceblobstore",
             input_datasets=["himl_sample7_input"],
@@ -173,7 +189,11 @@ def test_datasets_by_name_take_the_default_datastore_and_configs_keep_theirs(
             InvalidInputError,
             "HyperDriveConfig",
         ),
-        ({"compute_cluster_name": "cpu-cluster", "ml_client": object()}, InvalidInputError, "v1"),
+        (
+            {"compute_cluster_name": "cpu-cluster", "ml_client": object()},
+            InvalidInputError,
+            "strictly_aml_v1=True submits with SDK v1",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_submitted(
@@ -185,7 +205,7 @@ def test_bad_input_is_refused_before_anything_is_submitted(
     message: str,
 ) -> None:
     with pytest.raises(error, match=message):
-        submit_to_azure_if_needed(**parameters)
+        submit_v1(**parameters)
 
     assert aml_service.submit_requests == 0 and aml_service.submitted == []
     assert not (himl_project / "most_recent_run.txt").exists()
@@ -195,7 +215,7 @@ def test_bad_input_is_refused_before_anything_is_submitted(
 def test_exit_on_completion_false_returns_the_run(
     on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
 ) -> None:
-    run = submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", exit_on_completion=False)
+    run = submit_v1(compute_cluster_name="cpu-cluster", exit_on_completion=False)
 
     (run_id,) = aml_service.runs
     assert run.id == run_id and run is aml_service.runs[run_id]
@@ -208,7 +228,7 @@ def test_a_sweep_spec_runs_as_hyperdrive_around_the_job(
 
     sweep = SweepSpec({"--kernel": Choice("linear", "rbf")}, "Accuracy", sampling="grid")
     with pytest.raises(SystemExit):
-        submit_to_azure_if_needed(compute_cluster_name="cpu-cluster", sweep=sweep)
+        submit_v1(compute_cluster_name="cpu-cluster", sweep=sweep)
 
     ((_, config, _, _),) = aml_service.submitted
     assert type(config).__name__ == "HyperDriveConfig"
@@ -220,6 +240,7 @@ import sys
 from himl_tasks import submit_to_azure_if_needed
 
 run_info = submit_to_azure_if_needed(
+    strictly_aml_v1=True,
     compute_cluster_name="cpu-cluster",
     input_datasets=["himl_in"],
     output_datasets=["himl_out"],
@@ -244,7 +265,7 @@ def test_the_code_after_the_call_runs_inside_the_azureml_job(
 ) -> None:
     # The stand-in executes the job: the same script, started by AzureML's compute, finds
     # itself inside the run and goes on past the call.
-    monkeypatch.setattr(azureml_workspace, "azureml_backend", lambda *args, **kwargs: executing_aml)
+    monkeypatch.setattr(azureml_workspace, "azureml_backend", v1_only(executing_aml))
     script = himl_project / "sample.py"
     script.write_text(EXECUTED_SCRIPT, encoding="utf-8")
     aml_service.store("workspaceblobstore").upload_folder(
@@ -253,7 +274,7 @@ def test_the_code_after_the_call_runs_inside_the_azureml_job(
     monkeypatch.setattr(sys, "argv", [str(script), "--azureml", "--epochs", "2"])
 
     with pytest.raises(SystemExit) as exited:
-        submit_to_azure_if_needed(
+        submit_v1(
             compute_cluster_name="cpu-cluster",
             input_datasets=["himl_in"],
             output_datasets=["himl_out"],
@@ -279,7 +300,7 @@ def test_the_wait_has_a_deadline(
     aml_service.next_outcome = Outcome(statuses=("Queued",) + ("Running",) * 1000)
 
     with pytest.raises(JobTimeoutError, match="still (Queued|Running)"):
-        submit_to_azure_if_needed(
+        submit_v1(
             compute_cluster_name="cpu-cluster",
             wait_for_completion=True,
             wait_timeout_seconds=0.3,
@@ -302,7 +323,7 @@ def test_the_deadline_covers_the_run_and_its_children_together(
     started = time.monotonic()
 
     with pytest.raises(JobTimeoutError, match="still Running"):
-        submit_to_azure_if_needed(
+        submit_v1(
             compute_cluster_name="cpu-cluster", wait_for_completion=True, wait_timeout_seconds=1.0
         )
 
@@ -319,7 +340,7 @@ def test_hi_ml_parameters_reach_the_run_configuration(
     monkeypatch.setenv("HIML_EXPERIMENT_NAME", "from_the_environment")  # wins, as in hi-ml
 
     with pytest.raises(SystemExit):
-        submit_to_azure_if_needed(
+        submit_v1(
             compute_cluster_name="cpu-cluster",
             experiment_name="given",
             script_params=["--lr", "0.1"],
@@ -342,3 +363,26 @@ def test_hi_ml_parameters_reach_the_run_configuration(
     assert config.run_config.docker.shm_size == "16g"
     (run,) = aml_service.runs.values()
     assert run.display_name == "first try"
+
+
+def test_hyperparam_args_with_strictly_aml_v1_run_as_hyperdrive(
+    on_azureml: AzureMLV1Backend, aml_service: FakeAzureMLService
+) -> None:
+    # hi-ml 0.5 ignores hyperparam_args on SDK v1 (they reach only submit_run_v2) and would
+    # submit one job; here they are the sweep they describe, run as HyperDrive.
+    from himl_tasks.backends.azureml_v2 import sdk
+
+    hyperparam_args = {
+        "max_total_trials": 2,
+        "parameter_sampling": {"fold": sdk.sweep().Choice(values=[0, 1])},
+        "sampling_algorithm": "grid",
+        "primary_metric": "val/loss",
+        "goal": "Minimize",
+    }
+    with pytest.raises(SystemExit):
+        submit_v1(compute_cluster_name="cpu-cluster", hyperparam_args=hyperparam_args)
+
+    ((_, config, _, _),) = aml_service.submitted
+    assert type(config).__name__ == "HyperDriveConfig"
+    assert config._primary_metric_config["name"] == "val/loss"
+    assert list(config._run_config.arguments) == ["-n", "3"]
