@@ -1,4 +1,4 @@
-"""AzureML SDK v2 against a real workspace, when one is configured (never run by `make test`).
+"""AzureML SDK v2 against a real workspace, when one is configured (else skipped, saying why).
 
 Set HIML_SUBSCRIPTION_ID, HIML_RESOURCE_GROUP, HIML_WORKSPACE_NAME (and a service principal:
 HIML_SERVICE_PRINCIPAL_ID, HIML_SERVICE_PRINCIPAL_PASSWORD, HIML_TENANT_ID, or sign in with

@@ -191,14 +191,18 @@ def test_metrics_of_a_sweep_show_its_trials_side_by_side_and_resubmit_refuses_it
 
 
 def test_datasets_with_what_made_each_version_and_datastores(
-    v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+    v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, spec: JobSpec, tmp_path: Path
 ) -> None:
     store = v2.datastore()
-    (tmp_path / "a.csv").write_text("1\n")
-    store.upload_folder(tmp_path, "digits/v1")
-    store.upload_folder(tmp_path, "digits/v2")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/a.csv").write_text("1\n")
+    store.upload_folder(tmp_path / "data", "digits/v1")
+    store.upload_folder(tmp_path / "data", "digits/v2")
     v2.register_dataset("digits", "", "digits/v1")
     v2.register_dataset("digits", "", "digits/v2", created_by_run="prep_1_abc")
+    # A job's output: AzureML registers it as the next version itself, with no tag of ours.
+    made = v2.submit(dataclasses.replace(spec, output_datasets=["digits"]))
+    assert v2.wait(made, poll=0).succeeded
 
     code, out, _ = himl(v2, "datasets", "digits", "--json")
     assert code == 0
@@ -207,9 +211,11 @@ def test_datasets_with_what_made_each_version_and_datastores(
          "created_by_run": None},
         {"name": "digits", "version": 2, "datastore": store.name, "path": "digits/v2",
          "created_by_run": "prep_1_abc"},
+        {"name": "digits", "version": 3, "datastore": store.name,
+         "path": f"digits/{made.run_id}", "created_by_run": made.run_id},
     ]  # fmt: skip
     code, out, _ = himl(v2, "datasets", "--json")
-    assert [(row["name"], row["version"]) for row in json.loads(out)] == [("digits", 2)]
+    assert [(row["name"], row["version"]) for row in json.loads(out)] == [("digits", 3)]
 
     code, out, _ = himl(v2, "datastores", "--json")
     assert code == 0

@@ -33,6 +33,7 @@ from himl_tasks.backends.azureml_v2.submission import (
     Placement,
     command_job,
     job_name_for,
+    job_of_output_folder,
     job_tags,
     new_job_name,
     output_names,
@@ -250,6 +251,8 @@ class AzureMLV2Backend(Backend):
             datastore, folder = self.datastore(config.datastore).name, ""
         else:
             datastore, folder = where
+        if made_by is None:  # a job's output, registered by AzureML: its folder names the job
+            made_by = job_of_output_folder(str(data.name), folder)
         return ResolvedDataset(
             str(data.name),
             int(data.version),
