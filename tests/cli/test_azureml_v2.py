@@ -13,8 +13,10 @@ import pytest
 
 from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.backends.azureml_v2.submitted_specs import SPEC_FILE
+from himl_tasks.errors import StorageAccessError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunStatus
+from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import Choice, SweepSpec
 from tests.backends.azureml_v2_service import (
     ARTIFACT_DATASTORE,
@@ -222,3 +224,28 @@ def test_datasets_with_what_made_each_version_and_datastores(
     rows = json.loads(out)
     assert [row["name"] for row in rows] == ["workspaceartifactstore", "workspaceblobstore"]
     assert aml_v2_service.azurite.account_key not in out
+
+
+def test_a_job_whose_spec_cannot_be_kept_is_still_submitted_and_resubmit_says_so(
+    v2: AzureMLV2Backend,
+    aml_v2_service: FakeAzureMLV2Service,
+    spec: JobSpec,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The artifact store refuses writes (a read-only SAS, missing permissions), as Azure
+    # Storage answers: 403 AuthorizationPermissionMismatch, which the engine raises as
+    # StorageAccessError. Only resubmitting needs the spec; the job is submitted all the same.
+    # (Writes into a job's folder go through a FolderView of the store; only this one writes.)
+    def refused(*args: object, **kwargs: object) -> None:
+        raise StorageAccessError(
+            "workspaceartifactstore", "PUT refused (403 AuthorizationPermissionMismatch)"
+        )
+
+    monkeypatch.setattr(FolderView, "upload_files", refused)
+    ref = v2.submit(spec)
+    assert v2.wait(ref, poll=0).succeeded
+    assert f"job {ref.run_id}: its job spec could not be kept" in caplog.text
+
+    code, _, err = himl(v2, "resubmit", ref.run_id)
+    assert code == 2 and f"run '{ref}' keeps no job spec" in err

@@ -54,6 +54,7 @@ from himl_tasks.errors import (
     HimlError,
     InvalidInputError,
     RunNotFoundError,
+    StorageError,
 )
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.job_variables import azureml_output_name
@@ -391,7 +392,16 @@ class AzureMLV2Backend(Backend):
         # `submitted_spec`); written again by a second submitter of the same id, it is the
         # same spec.
         files = self.run_files(RunRef(plan.experiment, str(job.name), self.name))
-        save_submitted_spec(files, plan.spec)
+        try:
+            save_submitted_spec(files, plan.spec)
+        except StorageError as error:
+            # Only `himl resubmit` needs it (and then says it is missing): not worth a job.
+            logger.warning(
+                "job %s: its job spec could not be kept in the artifact store, so `himl "
+                "resubmit` will not find it: %s",
+                job.name,
+                error,
+            )
         try:
             return self._create(job, plan, submission_id)
         except Exception:
