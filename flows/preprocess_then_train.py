@@ -9,6 +9,7 @@ directly: `python -m flows.preprocess_then_train`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from pathlib import Path
@@ -141,6 +142,25 @@ def preprocess_then_train(
     backend = backend_for(workspace_block)  # ConfigurationError for a block that is not saved
     for compute in {preprocess_compute, train_compute}:
         backend.check_compute(compute)
+    training_job = JobSpec(
+        entry_script="flows/jobs/train.py",
+        args=[
+            "--epochs",
+            str(epochs),
+            "--learning_rate",
+            str(learning_rate),
+            "--epoch_seconds",
+            str(epoch_seconds),
+            *(() if resume else ("--no_resume",)),
+        ],
+        snapshot_root=PROJECT_ROOT,
+        compute=train_compute,
+        priority=Priority.LOW_PRIORITY if low_priority else Priority.DEDICATED,
+        experiment="train-digits",
+    )
+    # What the backend cannot honour (on AzureML SDK v2, low priority on a dedicated cluster)
+    # is refused now, not when the training job is submitted after preprocessing ran.
+    backend.check_spec(training_job)
     raw_folder = export_digits(Path(tempfile.mkdtemp(prefix="himl-digits-")))
     upload_folder_to_datastore(workspace_block, "", raw_folder, raw_dataset)
     raw = ensure_dataset(workspace_block, raw_dataset)
@@ -169,22 +189,9 @@ def preprocess_then_train(
     features_version = preprocessing.outputs[features_dataset]
     training = run_job(
         workspace_block,
-        JobSpec(
-            entry_script="flows/jobs/train.py",
-            args=[
-                "--epochs",
-                str(epochs),
-                "--learning_rate",
-                str(learning_rate),
-                "--epoch_seconds",
-                str(epoch_seconds),
-                *(() if resume else ("--no_resume",)),
-            ],
-            snapshot_root=PROJECT_ROOT,
-            compute=train_compute,
-            priority=Priority.LOW_PRIORITY if low_priority else Priority.DEDICATED,
-            experiment="train-digits",
-            input_datasets=[DatasetConfig(features_dataset, version=features_version)],
+        dataclasses.replace(
+            training_job,
+            input_datasets=(DatasetConfig(features_dataset, version=features_version),),
         ),
         max_retries=max_retries,
         retry_delay_seconds=retry_delay_seconds,

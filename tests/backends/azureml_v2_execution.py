@@ -23,8 +23,9 @@ a v2 command job, and where each behaviour comes from:
   `MLFLOW_TRACKING_URI` / `MLFLOW_RUN_ID` (the workspace's MLflow server, here the stand-in's
   real SQLite store, and the job's run: Azure/azure-sdk-for-python issue 38813);
 - stdout and stderr are `user_logs/std_log.txt` in the artifact store
-  (`ExperimentRun/dcid.<name>/`), uploaded as it grows; `outputs/` and `logs/` become the
-  job's files when it ends, whichever way;
+  (`ExperimentRun/dcid.<name>/`), uploaded as it grows, and so is `logs/` (TensorBoard's
+  event files, for `himl-tb`); `outputs/` and `logs/` become the job's files when it ends,
+  whichever way;
 - a sweep job runs no process of its own: its trials (tests/backends/azureml_v2_sweep_trials.py)
   run as these command jobs do, each with its sampled values in its command, from a copy of
   the snapshot taken at submission (as v1's stand-in runs HyperDrive trials);
@@ -40,6 +41,7 @@ at this stand-in's storage: the one thing a test process cannot give a subproces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -54,6 +56,7 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from himl_tasks.errors import SourceChangedError
 from tests.backends import azureml_v2_job_launcher
 from tests.backends.azureml_v2_service import (
     ARTIFACT_DATASTORE,
@@ -143,6 +146,7 @@ class ExecutingJob(FakeJob):
                 self.preempt()
             elif self.process.alive:
                 self._upload_log()
+                self._upload_logs_folder()
             else:
                 self.current = "Finalizing"
                 self._upload_files(outputs=self.process.return_code == 0)
@@ -262,6 +266,22 @@ class ExecutingJob(FakeJob):
         data = self.process.grown_log()
         if data is not None:
             self.service.write_run_file(self.name, LOG_FILE, data)
+
+    def _upload_logs_folder(self) -> None:
+        """`logs/` while the job runs: what it wrote there so far, changed files again.
+
+        AzureML loads TensorBoard logs a job writes into its logs folder "in real-time from
+        Azure Blob Storage" (the azureml-tensorboard package's description, PyPI; hi-ml's
+        `himl-tb` relies on it). Taken to hold for v2 jobs too: not checked live. A file caught
+        while the job writes it is sent on a later poll.
+        """
+        folder = self.process.working_folder / "logs"
+        if not has_files(folder):
+            return
+        with contextlib.suppress(SourceChangedError):
+            self.service.store(ARTIFACT_DATASTORE).upload_folder(
+                folder, f"ExperimentRun/dcid.{self.name}/logs", overwrite=True
+            )
 
     def _upload_files(self, *, outputs: bool) -> None:
         """The final log, `outputs/` and `logs/`; with `outputs`, the outputs' folders too."""

@@ -14,9 +14,16 @@ from himl_tasks.cli.app import app
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 
-# The AzureML stand-in's fixtures (aml_service, aml, executing_aml), shared with tests/backends;
-# a user's project as the current folder (himl-download's and himl-tb's tests).
-from tests.backends.conftest import aml, aml_service, executing_aml  # noqa: F401
+# The AzureML stand-ins' fixtures (aml_service, aml, executing_aml; aml_v2_service, aml_v2),
+# shared with tests/backends; a user's project as the current folder (himl-download's and
+# himl-tb's tests).
+from tests.backends.conftest import (  # noqa: F401
+    aml,
+    aml_service,
+    aml_v2,
+    aml_v2_service,
+    executing_aml,
+)
 from tests.himl.workspace_places import cwd_project  # noqa: F401
 from tests.runtime.conftest import clean_job_environment  # noqa: F401
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+import yaml
+
+from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from scripts.demo import PROJECT_ROOT
+from tests.backends.azureml_v2_service import FakeAzureMLV2Service
+from tests.backends.conftest import aml_v2_service  # noqa: F401
 
 
 def test_the_demo_deploys_runs_and_stops_what_it_started(tmp_path: Path) -> None:
@@ -39,3 +47,65 @@ def test_the_demo_deploys_runs_and_stops_what_it_started(tmp_path: Path) -> None
         check=False,
     )
     assert probe.returncode != 0  # nothing listens there any more
+
+
+def deployments() -> dict[str, dict[str, Any]]:
+    """deployments/prefect.yaml's deployments by name, as `prefect deploy` reads them."""
+    text = (PROJECT_ROOT / "deployments/prefect.yaml").read_text(encoding="utf-8")
+    return {d["name"]: d for d in yaml.safe_load(text)["deployments"]}
+
+
+def test_the_azureml_v2_deployment_runs_the_flow_on_an_sdk_v2_block(
+    prefect_api: None,
+    aml_v2_service: FakeAzureMLV2Service,  # noqa: F811
+    azurite: Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`preprocess-then-train/azureml-v2`: the flow, on the block it names saved with
+    sdk="v2" (the v2 service stand-in behind it), with parameters the v2 backend takes."""
+    from flows.preprocess_then_train import preprocess_then_train
+    from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+    from himl_tasks.backends.azureml_v2 import backend as v2_backend
+    from himl_tasks.job_spec import JobSpec, Priority
+    from himl_tasks.prefect import AzureMLWorkspace, backend_for
+
+    deployment = deployments()["azureml-v2"]
+    parameters = deployment["parameters"]
+    assert deployment["entrypoint"] == "flows/preprocess_then_train.py:preprocess_then_train"
+    assert deployment["work_pool"]["name"] == "himl-process"
+    assert set(parameters) <= set(inspect.signature(preprocess_then_train.fn).parameters)
+    block_type, block_name = parameters["workspace_block"].split("/")
+    assert block_type == "azureml-workspace"
+
+    class OnAzurite(AzureMLV2Backend):
+        """The backend as the block makes it; its storage account is Azurite's."""
+
+        def __init__(self, ml_client: Any = None, **options: Any) -> None:
+            super().__init__(ml_client, account_urls={ACCOUNT_NAME: azurite.account_url}, **options)
+
+    monkeypatch.setattr(v2_backend, "MLClientService", lambda ml_client: aml_v2_service)
+    monkeypatch.setattr(v2_backend, "AzureMLV2Backend", OnAzurite)
+    AzureMLWorkspace(
+        subscription_id=aml_v2_service.subscription_id,
+        resource_group=aml_v2_service.resource_group,
+        workspace_name=aml_v2_service.workspace_name,
+        sdk="v2",
+    ).save(block_name, overwrite=True)
+
+    backend = backend_for(parameters["workspace_block"])
+
+    assert isinstance(backend, AzureMLV2Backend)
+    for compute in (parameters["preprocess_compute"], parameters["train_compute"]):
+        backend.check_compute(compute)
+    training = JobSpec(
+        entry_script="flows/jobs/train.py",
+        snapshot_root=PROJECT_ROOT,
+        compute=parameters["train_compute"],
+        priority=Priority.LOW_PRIORITY if parameters["low_priority"] else Priority.DEDICATED,
+    )
+    backend.check_spec(training)  # low priority where v2 has it: Spot on serverless compute
+    backend.submit(training)
+    submitted, _ = aml_v2_service.submitted[-1]
+    assert submitted.compute is None and submitted.queue_settings.job_tier.lower() == "spot"
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`preprocess-then-train/azureml-v2`" in readme

@@ -113,3 +113,25 @@ def test_the_flow_runs_on_v2_through_one_preemption_and_resumes_from_the_last_ch
     assert str(features.path).endswith(f"/paths/digits_features/{preprocess_job}/")
     lost_log = backend.read_log(backend.get_run_ref(lost), 0).decode()
     assert "epoch 1:" in lost_log and f"epoch {EPOCHS - 1}:" not in lost_log
+
+
+def test_on_v2_low_priority_on_a_dedicated_cluster_is_refused_before_any_side_effect(
+    v2_workspace: tuple[str, AzureMLV2Backend],
+    service: ExecutingAzureMLV2Service,
+) -> None:
+    """It was refused only when the training job was submitted, after preprocessing ran."""
+    from flows.preprocess_then_train import preprocess_then_train
+    from himl_tasks.errors import InvalidInputError
+
+    block, backend = v2_workspace
+
+    with pytest.raises(InvalidInputError, match="a low-priority job needs a low-priority cluster"):
+        preprocess_then_train(
+            workspace_block=block,
+            preprocess_compute="cpu-cluster",
+            train_compute="cpu-cluster",  # dedicated
+            low_priority=True,
+        )
+
+    assert backend.datastore("").list("") == []
+    assert service.jobs == {} and service.data_assets == {}

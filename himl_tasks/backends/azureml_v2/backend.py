@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -33,11 +34,17 @@ from himl_tasks.backends.azureml_v2.submission import (
     Placement,
     command_job,
     job_name_for,
+    job_of_output_folder,
     job_tags,
     new_job_name,
     output_names,
     placement_for,
     snapshot_rules,
+)
+from himl_tasks.backends.azureml_v2.submitted_specs import (
+    forget_submitted_spec,
+    load_submitted_spec,
+    save_submitted_spec,
 )
 from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, sweep_job
 from himl_tasks.backends.base import Backend
@@ -45,8 +52,10 @@ from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
     DatasetNotFoundError,
+    HimlError,
     InvalidInputError,
     RunNotFoundError,
+    StorageError,
 )
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.job_variables import azureml_output_name
@@ -244,6 +253,8 @@ class AzureMLV2Backend(Backend):
             datastore, folder = self.datastore(config.datastore).name, ""
         else:
             datastore, folder = where
+        if made_by is None:  # a job's output, registered by AzureML: its folder names the job
+            made_by = job_of_output_folder(str(data.name), folder)
         return ResolvedDataset(
             str(data.name),
             int(data.version),
@@ -377,7 +388,28 @@ class AzureMLV2Backend(Backend):
         submission whose id already has a job returns that job, even when the submitter died
         before it heard back. The id is also kept in the job's `himl_submission_id` tag.
         """
-        return self._create(self._command_job(plan, submission_id), plan, submission_id)
+        job = self._command_job(plan, submission_id)
+        # The spec is kept before the job exists, so a job that exists always has it (for
+        # `submitted_spec`); written again by a second submitter of the same id, it is the
+        # same spec.
+        files = self.run_files(RunRef(plan.experiment, str(job.name), self.name))
+        try:
+            save_submitted_spec(files, plan.spec)
+        except StorageError as error:
+            # Only `himl resubmit` needs it (and then says it is missing): not worth a job.
+            logger.warning(
+                "job %s: its job spec could not be kept in the artifact store, so `himl "
+                "resubmit` will not find it: %s",
+                job.name,
+                error,
+            )
+        try:
+            return self._create(job, plan, submission_id)
+        except Exception:
+            # The service made no job of that name (a race it lost returns the winner's).
+            with contextlib.suppress(HimlError):
+                forget_submitted_spec(files)
+            raise
 
     def _command_job(self, plan: RunPlan, submission_id: str | None) -> Any:
         spec = plan.spec
@@ -480,18 +512,25 @@ class AzureMLV2Backend(Backend):
         )
 
     def submitted_spec(self, ref: RunRef) -> JobSpec:
-        """Always refuses: AzureML does not keep the job spec a job was made of.
+        """The job spec a command job was submitted with, kept in its files at submission.
+
+        AzureML keeps no job spec; this backend writes it beside the job's files
+        (`himl_tasks.backends.azureml_v2.submitted_specs`). A sweep job keeps none:
+        resubmitting it as one command job would not be the same job.
 
         Raises:
             RunNotFoundError: No such job.
-            InvalidInputError: Otherwise, saying how to resubmit instead.
+            InvalidInputError: A sweep or one of its trials, a job submitted otherwise (SDK
+                v1, the studio, an older himl-tasks), or a damaged spec; saying how to
+                resubmit instead.
         """
-        self.service.job(ref.run_id)
-        raise InvalidInputError(
-            f"AzureML does not keep the job spec of run '{ref}', so it cannot be resubmitted "
-            f"from here: submit the job again with resume_from='{ref.recovery_id}' "
-            "(JobSpec.resuming_from, or run_to_completion, which resubmits lost runs itself)"
-        )
+        job = self.service.job(ref.run_id)
+        if str(getattr(job, "type", "")) == SWEEP_TYPE:
+            raise InvalidInputError(
+                f"run '{ref}' is a sweep job, which himl resubmit does not resubmit (its "
+                "trials are made by AzureML): submit the sweep again with submit_sweep"
+            )
+        return load_submitted_spec(self.run_files(ref), ref)
 
     def get_state(self, ref: RunRef) -> RunState:
         """The job's state, from its run details.

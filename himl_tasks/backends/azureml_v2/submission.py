@@ -9,6 +9,7 @@ azure/ai/ml/_utils/_asset_utils.py, `get_ignore_file`), so AzureML takes the fil
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import uuid
 from collections.abc import Mapping, Sequence
@@ -115,6 +116,22 @@ def job_inputs(
 def output_folder(config: DatasetConfig) -> str:
     """Where a job's output dataset is written: `<name>/<job name>/`, so versions never mix."""
     return f"{config.name}/{JOB_NAME_PLACEHOLDER}/"
+
+
+# A job name this backend gives (`job_name_for`, `new_job_name`): `himl_` and 32 hex digits.
+_JOB_NAME = re.compile(r"himl_[0-9a-f]{32}")
+
+
+def job_of_output_folder(name: str, folder: str) -> str | None:
+    """The job that wrote a data asset version, read from its folder; None if not a job's.
+
+    AzureML registers a job's named output itself, with no tag of ours, so the version's
+    folder (`output_folder`: `<name>/<job name>/`) is what says which job made it.
+    """
+    parts = folder.strip("/").split("/")
+    if len(parts) == 2 and parts[0] == name and _JOB_NAME.fullmatch(parts[1]):
+        return parts[1]
+    return None
 
 
 def job_outputs(configs: Sequence[DatasetConfig], datastores: Sequence[str]) -> dict[str, Any]:

@@ -1,0 +1,65 @@
+"""The job spec a v2 job was submitted with, kept beside its files for `himl resubmit`.
+
+AzureML keeps a job's command, environment and code, not the `JobSpec` they were made of; a
+job made again from the service's entity would lose what only the spec says (the snapshot's
+folder and ignore rules, the datasets by name, the priority as asked). So at submission the
+spec (`JobSpec.to_json`) is written into the workspace's artifact store, in the job's folder
+(`ExperimentRun/dcid.<job name>/himl/job_spec.json`), through the transfer engine. It lies
+outside the folders of a run's files (`outputs/`, `logs/`, ...), so downloads of a run's
+files never include it. It holds no secret: the v2 backend refuses SecretReferences before
+anything is written (`AzureMLV2Backend.check_spec`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.runs import RunRef
+from himl_tasks.storage import Datastore
+
+SPEC_FILE = "himl/job_spec.json"
+
+
+def save_submitted_spec(run_files: Datastore, spec: JobSpec) -> None:
+    """Writes the spec into the job's folder (`run_files`: the job's view of the store)."""
+    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
+        local = Path(scratch) / SPEC_FILE
+        local.parent.mkdir(parents=True)
+        local.write_text(spec.to_json(), encoding="utf-8")
+        run_files.upload_files([local], relative_root=scratch, overwrite=True)
+
+
+def forget_submitted_spec(run_files: Datastore) -> None:
+    """Removes the spec written for a job the service then refused to create."""
+    run_files.delete(SPEC_FILE)
+
+
+def load_submitted_spec(run_files: Datastore, ref: RunRef) -> JobSpec:
+    """The spec the job was submitted with.
+
+    Raises:
+        InvalidInputError: The job has none (submitted otherwise: SDK v1, the studio, a sweep,
+            an older himl-tasks), or it is damaged; the message says how to resubmit instead.
+    """
+    again = (
+        f"submit the job again with resume_from='{ref.recovery_id}' (JobSpec.resuming_from, "
+        "or run_to_completion, which resubmits lost runs itself)"
+    )
+    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
+        try:
+            run_files.download(SPEC_FILE, scratch, validate_checksum=True)
+        except RemoteFilesNotFoundError:
+            raise InvalidInputError(
+                f"run '{ref}' keeps no job spec (it was not submitted as a command job by "
+                f"himl-tasks' SDK v2 backend), so it cannot be resubmitted from here: {again}"
+            ) from None
+        text = (Path(scratch) / SPEC_FILE).read_text(encoding="utf-8", errors="replace")
+    try:
+        return JobSpec.from_json(text)
+    except InvalidInputError as error:
+        raise InvalidInputError(
+            f"run '{ref}': its job spec ({SPEC_FILE} in its files) is damaged ({error}); {again}"
+        ) from None
