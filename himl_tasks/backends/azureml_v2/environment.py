@@ -30,8 +30,12 @@ DEFAULT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 def check_environment(spec: JobSpec, *, python_path: str = "") -> None:
     """Raises unless the job names an environment, or one can be built for it (no side effect).
 
+    The environment to build is built here, offline, so a conda file that is no YAML mapping
+    is refused before planning registers an input's data asset.
+
     Raises:
-        ConfigurationError: No environment name, conda file or docker image.
+        ConfigurationError: No environment name, conda file or docker image; or a conda file
+            that is not a YAML mapping.
         InvalidInputError: A given conda file is not a file, or a private wheel is asked for.
         InputPathNotFoundError: A given conda file does not exist.
     """
@@ -43,7 +47,7 @@ def check_environment(spec: JobSpec, *, python_path: str = "") -> None:
             "wheel to a package index and set pip_extra_index_url, register an environment "
             "that has it (environment_name), or submit with AzureMLV1Backend"
         )
-    conda_file(spec, python_path, required=not spec.docker_base_image)
+    build_v2_environment(spec, python_path=python_path)
 
 
 def environment_reference(
@@ -75,20 +79,32 @@ def environment_reference(
 
 
 def build_v2_environment(spec: JobSpec, *, python_path: str = "") -> Any:
-    """The `Environment` entity a spec asks for (offline), named by its content's hash."""
+    """The `Environment` entity a spec asks for (offline), named by its content's hash.
+
+    Raises:
+        ConfigurationError: A conda file that is not a YAML mapping (not YAML, empty, a list).
+    """
     path = conda_file(spec, python_path, required=not spec.docker_base_image)
     image = spec.docker_base_image or DEFAULT_IMAGE
     with sdk.quiet():
-        # The SDK reads the conda file (YAML) into a mapping, as it would send it.
-        environment = sdk.entities().Environment(
-            name="unnamed",
-            version=ENVIRONMENT_VERSION,
-            image=image,
-            conda_file=None if path is None else str(path),
-            description="Built by himl-tasks from the job's conda file and image",
-        )
+        # The SDK reads the conda file (YAML) into a mapping, as it would send it; text that
+        # is not YAML is its ValidationException.
+        try:
+            environment = sdk.entities().Environment(
+                name="unnamed",
+                version=ENVIRONMENT_VERSION,
+                image=image,
+                conda_file=None if path is None else str(path),
+                description="Built by himl-tasks from the job's conda file and image",
+            )
+        except sdk.ml().exceptions.ValidationException as error:
+            raise ConfigurationError(
+                f"conda file {path} is not YAML: {str(error).strip()}"
+            ) from None
     conda = environment.conda_file
-    if conda is not None and not isinstance(conda, dict):
+    # An empty file (or only comments) reads as None: the job would silently run without
+    # the packages the user meant to list.
+    if path is not None and not isinstance(conda, dict):
         raise ConfigurationError(f"conda file {path} must hold a YAML mapping")
     if conda is not None and spec.pip_extra_index_url:
         add_pip_option(conda, f"--extra-index-url {spec.pip_extra_index_url}")

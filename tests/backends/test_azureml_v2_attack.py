@@ -1,0 +1,50 @@
+"""Hostile inputs to the AzureML v2 backend: each refused with one clear error, before anything.
+
+The backend talks to the v2 service stand-in (azureml_v2_service.py); storage is Azurite.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.errors import ConfigurationError
+from tests.backends.azureml_v2_service import FakeAzureMLV2Service
+from tests.backends.conftest import azureml_job, write_script
+
+
+@pytest.mark.parametrize(
+    "conda_text",
+    [
+        pytest.param("name: [unclosed\n", id="not-yaml"),
+        pytest.param("\x00\x01", id="control-characters"),
+        pytest.param("", id="empty"),
+        pytest.param("# only a comment\n", id="only-a-comment"),
+    ],
+)
+def test_a_conda_file_that_is_no_yaml_mapping_is_refused_before_any_side_effect(
+    aml_v2: AzureMLV2Backend,
+    aml_v2_service: FakeAzureMLV2Service,
+    project: Path,
+    tmp_path: Path,
+    conda_text: str,
+) -> None:
+    # An input whose data asset does not exist yet but whose folder does: planning would
+    # register its version 1, a side effect that must not happen for a job refused anyway.
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    aml_v2.datastore().upload_folder(source, "fresh")
+    spec = azureml_job(project, "print('hi')\n", input_datasets=[DatasetConfig("fresh")])
+    write_script(project, "environment.yml", conda_text)
+
+    with pytest.raises(ConfigurationError, match="environment.yml"):
+        aml_v2.check_spec(spec)
+    with pytest.raises(ConfigurationError, match="environment.yml"):
+        aml_v2.submit(spec)
+
+    assert aml_v2_service.create_requests == 0
+    assert aml_v2_service.environments == {} and aml_v2_service.data_assets == {}
