@@ -207,3 +207,22 @@ def test_the_jobs_workspace_backend_is_the_one_azureml_names_in_the_job(
     assert backend.workspace_key() == (
         "azureml_v2:11111111-2222-3333-4444-555555555555/rg-job/ws-job"
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "step", "says"),
+    [
+        pytest.param({"loss": 1.0}, 2**63, "step", id="step-beyond-int64"),
+        pytest.param({"loss": 1.0}, -(2**63) - 1, "step", id="step-below-int64"),
+        pytest.param({"loss": 10**400}, 0, "float", id="int-too-big-for-a-float"),
+    ],
+)
+def test_a_value_or_step_mlflow_cannot_keep_is_one_clear_error_and_nothing_is_logged(
+    v2_job: Path, store: MlflowStore, values: dict[str, Any], step: int, says: str
+) -> None:
+    # MLflow keeps a step as a 64-bit integer and a value as a float: before, these reached
+    # the store and came back as its SQL error or Python's OverflowError.
+    with pytest.raises(InvalidInputError, match=says):
+        log_metrics({"ok": 2.0, **values}, step=step)
+
+    assert store.metric_history(store.run_id, "ok") == []

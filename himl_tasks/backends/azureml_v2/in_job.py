@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 IMAGES_FOLDER = "images"
 """Where `log_image` puts an image among the run's MLflow artifacts (the job's run files)."""
 
+# MLflow keeps a metric's step as a 64-bit integer.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
 # An image's name becomes a file name: anything but these characters becomes "_".
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -89,14 +92,20 @@ class AzureMLV2RunContext:
 
         Raises:
             InvalidInputError: If MLflow refuses a name or value (e.g. a name with characters
-                MLflow does not allow).
+                MLflow does not allow), or cannot keep it: a step outside a 64-bit integer, a
+                whole number too big for a float. Nothing of the call is logged then.
         """
         from mlflow.entities import Metric, RunTag
         from mlflow.exceptions import MlflowException
 
+        if step is not None and not _INT64_MIN <= step <= _INT64_MAX:
+            raise InvalidInputError(
+                f"metrics {sorted(values)} of job {self.run_id}: step {step} is outside a "
+                "64-bit integer, which MLflow keeps a step as"
+            )
         now = int(time.time() * 1000)
         metrics = [
-            Metric(name, float(value), now, step or 0)
+            Metric(name, _float(name, value), now, step or 0)
             for name, value in values.items()
             if not isinstance(value, str)
         ]
@@ -254,6 +263,21 @@ def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
         if latest is not None and is_local_rank_zero():
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy2(latest, folder / latest.name)
+
+
+def _float(name: str, value: Any) -> float:
+    """A metric value as MLflow keeps it.
+
+    Raises:
+        InvalidInputError: For a whole number too big for a float.
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidInputError(
+            f"metric {name!r}: {value} is too big for a float, which MLflow keeps a value as; "
+            "log it as text (str) to keep its digits"
+        ) from None
 
 
 def _numbered(variable: Callable[[int], str]) -> list[Path | None]:
