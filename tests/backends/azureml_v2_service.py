@@ -334,6 +334,10 @@ class FakeAzureMLV2Service:
         self.outcomes: dict[str, Outcome] = {}
         self.create_requests = 0
         self.fail_next_create: Exception | None = None
+        # The next create is done by the service, but its answer never reaches the caller:
+        # azure-core's ServiceResponseError, "an error occurred after the request was sent to
+        # the service" (azure/core/exceptions.py), e.g. a connection reset while waiting.
+        self.lose_next_create_answer = False
         self._root = Path(tempfile.mkdtemp(prefix="himl-aml-v2-"))
         self._mlflow_lock = threading.Lock()
         self._mlflow_ready = False
@@ -538,6 +542,11 @@ class FakeAzureMLV2Service:
             fake.children.append(child)
             self.jobs[child.name] = child
         self.submitted.append((entity, snapshot))
+        if self.lose_next_create_answer:
+            from azure.core.exceptions import ServiceResponseError
+
+            self.lose_next_create_answer = False
+            raise ServiceResponseError("Connection reset by peer while reading the response")
         return fake.as_entity()
 
     def start_trial(self, trial: FakeJob) -> FakeJob:

@@ -302,3 +302,49 @@ def test_bad_jobs_fail_before_anything_is_sent(
             aml_v2.submit(job)
         assert aml_v2_service.create_requests == 0, name
     assert aml_v2_service.environments == {} and aml_v2_service.data_assets == {}
+
+
+def test_a_job_the_service_made_keeps_its_spec_when_the_answer_is_lost(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path
+) -> None:
+    # The service made the job, but the connection broke before its answer came back: the
+    # job runs, so the spec kept for `himl resubmit` must stay (before, it was deleted as if
+    # the service had refused the job).
+    spec = azureml_job(project, "print('hi')\n")
+    aml_v2_service.lose_next_create_answer = True
+
+    with pytest.raises(Exception, match="Connection reset"):
+        aml_v2.submit(spec)
+
+    (made,) = aml_v2_service.jobs.values()
+    ref = aml_v2.get_run_ref(made.name)
+    assert aml_v2.submitted_spec(ref) == spec
+
+
+def test_a_lost_answer_to_an_identified_submission_returns_the_job_the_service_made(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path
+) -> None:
+    spec = azureml_job(project, "print('hi')\n")
+    aml_v2_service.lose_next_create_answer = True
+
+    ref = aml_v2.submit(spec, submission_id="lost-answer")
+
+    assert ref.run_id == job_name_for("lost-answer") and len(aml_v2_service.jobs) == 1
+    assert aml_v2.submitted_spec(ref) == spec
+    assert aml_v2.submit(spec, submission_id="lost-answer") == ref
+    assert aml_v2_service.create_requests == 1
+
+
+def test_a_job_the_service_refused_leaves_no_spec_behind(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path
+) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    spec = azureml_job(project, "print('hi')\n")
+    aml_v2_service.fail_next_create = HttpResponseError(message="(UserError) quota exceeded")
+
+    with pytest.raises(HttpResponseError):
+        aml_v2.submit(spec, submission_id="refused")
+
+    assert aml_v2_service.jobs == {}
+    assert aml_v2.datastore("workspaceartifactstore").list("ExperimentRun/") == []

@@ -52,7 +52,6 @@ from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
     DatasetNotFoundError,
-    HimlError,
     InvalidInputError,
     RunNotFoundError,
     StorageError,
@@ -406,10 +405,19 @@ class AzureMLV2Backend(Backend):
         try:
             return self._create(job, plan, submission_id)
         except Exception:
-            # The service made no job of that name (a race it lost returns the winner's).
-            with contextlib.suppress(HimlError):
-                forget_submitted_spec(files)
+            # The spec goes only when the service says it has no job of that name: an error
+            # may also be a lost answer to a job the service made, which keeps its spec.
+            with contextlib.suppress(Exception):
+                if not self._job_exists(str(job.name)):
+                    forget_submitted_spec(files)
             raise
+
+    def _job_exists(self, name: str) -> bool:
+        try:
+            self.service.job(name)
+        except RunNotFoundError:
+            return False
+        return True
 
     def _command_job(self, plan: RunPlan, submission_id: str | None) -> Any:
         spec = plan.spec
