@@ -348,3 +348,28 @@ def test_a_job_the_service_refused_leaves_no_spec_behind(
 
     assert aml_v2_service.jobs == {}
     assert aml_v2.datastore("workspaceartifactstore").list("ExperimentRun/") == []
+
+
+def test_the_backends_own_tags_win_over_the_specs(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path
+) -> None:
+    # A spec's tags (copied from another run's, say) must not rename the job's outputs
+    # (run_outputs reads them from `himl_outputs`) nor hide its submission or Spot tier.
+    spec = azureml_job(
+        project,
+        "print('hi')\n",
+        priority=Priority.LOW_PRIORITY,
+        output_datasets=[DatasetConfig("features")],
+        tags={
+            "himl_outputs": "other",
+            "himl_submission_id": "someone-else",
+            "himl_low_priority": "",
+            "team": "vision",
+        },
+    )
+
+    aml_v2.submit(dataclasses.replace(spec, compute="serverless"), submission_id="mine")
+
+    tags = submitted(aml_v2_service).tags
+    assert tags["himl_outputs"] == "features" and tags["himl_submission_id"] == "mine"
+    assert tags["himl_low_priority"] == "spot" and tags["team"] == "vision"

@@ -81,16 +81,24 @@ def snapshot_rules(plan: RunPlan) -> list[str]:
 
 
 def job_tags(plan: RunPlan, placement: Placement, submission_id: str | None) -> dict[str, str]:
-    """The job's tags: v1's, how low priority was honoured, the submission id, the spec's own.
+    """The job's tags: v1's (the spec's own among them), how low priority was honoured, the
+    submission id.
 
-    v1's are the command line, the priority, resume-from and the outputs' names.
+    v1's are the command line, the priority, resume-from, the outputs' names, then the spec's
+    own tags. The tags this backend reads back (the outputs' names, the submission id, the
+    low-priority record) are its own: a spec's tag of the same name does not replace them.
     """
-    tags = default_tags(plan.spec)
+    spec = plan.spec
+    tags = default_tags(spec)
+    for own in (OUTPUTS_TAG, SUBMISSION_TAG, LOW_PRIORITY_TAG):
+        tags.pop(own, None)
+    if spec.output_datasets:
+        tags[OUTPUTS_TAG] = ",".join(config.name for config in spec.output_datasets)
     if placement.low_priority_record:
         tags[LOW_PRIORITY_TAG] = placement.low_priority_record
     if submission_id is not None:
         tags[SUBMISSION_TAG] = submission_id
-    return {**tags, **plan.spec.tags}
+    return tags
 
 
 def job_inputs(
