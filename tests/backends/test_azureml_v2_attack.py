@@ -5,13 +5,14 @@ The backend talks to the v2 service stand-in (azureml_v2_service.py); storage is
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import ConfigurationError
+from himl_tasks.errors import ConfigurationError, InvalidInputError
 from tests.backends.azureml_v2_service import FakeAzureMLV2Service
 from tests.backends.conftest import azureml_job, write_script
 
@@ -48,3 +49,20 @@ def test_a_conda_file_that_is_no_yaml_mapping_is_refused_before_any_side_effect(
 
     assert aml_v2_service.create_requests == 0
     assert aml_v2_service.environments == {} and aml_v2_service.data_assets == {}
+
+
+def test_more_nodes_than_the_cluster_can_ever_have_is_refused_before_anything_is_sent(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path
+) -> None:
+    # The stand-in's clusters scale to 4 nodes (AmlCompute's max_instances): a job of 5
+    # nodes would wait for nodes that never come.
+    spec = azureml_job(project, "print('hi')\n", num_nodes=5)
+
+    with pytest.raises(InvalidInputError, match="5 nodes.*'cpu-cluster'.*at most 4"):
+        aml_v2.check_spec(spec)
+    with pytest.raises(InvalidInputError, match="5 nodes"):
+        aml_v2.submit(spec)
+
+    assert aml_v2_service.create_requests == 0 and aml_v2_service.environments == {}
+    aml_v2.submit(dataclasses.replace(spec, num_nodes=4))
+    assert aml_v2_service.create_requests == 1

@@ -365,11 +365,20 @@ class AzureMLV2Backend(Backend):
         """Where the job runs; a low-priority job needs Spot (serverless) or such a cluster.
 
         Raises:
-            InvalidInputError: A low-priority job on a dedicated cluster.
+            InvalidInputError: A low-priority job on a dedicated cluster, or more nodes than
+                the cluster can scale to (the job would wait for them forever).
         """
         low_cluster = False
         if spec.compute != SERVERLESS:
-            tier = str(getattr(self.service.compute(spec.compute), "tier", "") or "")
+            cluster = self.service.compute(spec.compute)
+            most = getattr(cluster, "max_instances", None)
+            if isinstance(most, int) and most > 0 and spec.num_nodes > most:
+                raise InvalidInputError(
+                    f"the job asks for {spec.num_nodes} nodes, and cluster '{spec.compute}' "
+                    f"scales to at most {most} (its max_instances): lower num_nodes, or use "
+                    "a larger cluster"
+                )
+            tier = str(getattr(cluster, "tier", "") or "")
             low_cluster = tier.replace("_", "").lower() == "lowpriority"
             if spec.priority is Priority.LOW_PRIORITY and not low_cluster:
                 raise InvalidInputError(
