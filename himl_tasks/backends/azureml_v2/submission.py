@@ -81,8 +81,7 @@ def snapshot_rules(plan: RunPlan) -> list[str]:
 
 
 def job_tags(plan: RunPlan, placement: Placement, submission_id: str | None) -> dict[str, str]:
-    """The job's tags: v1's (the spec's own among them), how low priority was honoured, the
-    submission id.
+    """The job's tags: v1's (the spec's own among them), the low-priority record, the id.
 
     v1's are the command line, the priority, resume-from, the outputs' names, then the spec's
     own tags. The tags this backend reads back (the outputs' names, the submission id, the
