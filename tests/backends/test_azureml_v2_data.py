@@ -119,3 +119,22 @@ def test_a_registered_datastore_moves_files_with_its_key(
         aml_v2.register_datastore("bad", container=container, account_name=ACCOUNT_NAME)
     with pytest.raises(DatastoreNotFoundError):
         aml_v2.datastore("nowhere")
+
+
+def test_a_new_version_the_service_refuses_for_another_reason_is_that_error(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, tmp_path: Path
+) -> None:
+    # Before, the backend looked whether the version it asked for existed, and the lookup's
+    # "no version 2" replaced the service's own reason.
+    from azure.core.exceptions import HttpResponseError
+
+    upload(aml_v2, tmp_path, "shared/first", {"a.txt": b"a"})
+    aml_v2.register_dataset("shared", "", "shared/first")
+
+    def refused(data: Any) -> Any:
+        raise HttpResponseError(message="(AuthorizationFailed) no write access to data assets")
+
+    aml_v2_service.create_data = refused  # type: ignore[method-assign]
+
+    with pytest.raises(HttpResponseError, match="AuthorizationFailed"):
+        aml_v2.register_dataset("shared", "", "shared/first")

@@ -289,7 +289,7 @@ class AzureMLV2Backend(Backend):
             except Exception:
                 # Only "that version exists now" is worth another try; the SDK words it
                 # differently by path (a 409, or its own validation error), so look.
-                if self.service.data(name, version) is None:
+                if not self._data_version_exists(name, version):
                     raise
                 continue
             return self._resolved(made, DatasetConfig(name, datastore=datastore))
@@ -297,6 +297,12 @@ class AzureMLV2Backend(Backend):
             f"could not register a new version of data asset '{name}': other versions kept "
             f"being created at the same moment ({REGISTER_ATTEMPTS} attempts)"
         )
+
+    def _data_version_exists(self, name: str, version: int) -> bool:
+        try:
+            return self.service.data(name, version) is not None
+        except DatasetNotFoundError:  # the asset exists, without that version
+            return False
 
     def _fetch_dataset(
         self, config: DatasetConfig, resolved: ResolvedDataset, destination: Path
