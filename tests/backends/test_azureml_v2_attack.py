@@ -66,3 +66,30 @@ def test_more_nodes_than_the_cluster_can_ever_have_is_refused_before_anything_is
     assert aml_v2_service.create_requests == 0 and aml_v2_service.environments == {}
     aml_v2.submit(dataclasses.replace(spec, num_nodes=4))
     assert aml_v2_service.create_requests == 1
+
+
+@pytest.mark.parametrize("environment", ["missing-env", "missing-env:3", "a b:1"])
+def test_an_environment_that_is_not_registered_is_refused_before_any_side_effect(
+    aml_v2: AzureMLV2Backend,
+    aml_v2_service: FakeAzureMLV2Service,
+    project: Path,
+    tmp_path: Path,
+    environment: str,
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    aml_v2.datastore().upload_folder(source, "fresh")
+    spec = azureml_job(
+        project,
+        "print('hi')\n",
+        environment_name=environment,
+        input_datasets=[DatasetConfig("fresh")],
+    )
+
+    with pytest.raises(ConfigurationError, match="no environment"):
+        aml_v2.check_spec(spec)
+    with pytest.raises(ConfigurationError, match="no environment"):
+        aml_v2.submit(spec)
+
+    assert aml_v2_service.create_requests == 0 and aml_v2_service.data_assets == {}

@@ -330,7 +330,8 @@ class AzureMLV2Backend(Backend):
                 would store its value with the job), a private wheel, an argument AzureML
                 would read as a binding (`${{...}}`), or a low-priority job on a dedicated
                 cluster.
-            ConfigurationError: No environment to run in.
+            ConfigurationError: No environment to run in (none named is registered, none
+                can be built).
             ComputeNotFoundError: No such cluster.
         """
         referenced = secret_references(spec.environment_variables)
@@ -349,6 +350,8 @@ class AzureMLV2Backend(Backend):
                 "pass the value another way (an environment variable, a file)"
             )
         check_environment(spec, python_path=_python_path())
+        if spec.environment_name:  # only looked up: planning may register an input's asset
+            environment_reference(spec, self.service)
         if spec.compute:  # "" is check_compute's to refuse
             self._placement(spec)
 
