@@ -93,3 +93,17 @@ def test_an_environment_that_is_not_registered_is_refused_before_any_side_effect
         aml_v2.submit(spec)
 
     assert aml_v2_service.create_requests == 0 and aml_v2_service.data_assets == {}
+
+
+@pytest.mark.parametrize("size", ["banana", "16", "0g", "-1g", "16 g", "1.5g", "16gb"])
+def test_a_shared_memory_size_azureml_cannot_read_is_refused_before_anything_is_sent(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path, size: str
+) -> None:
+    spec = azureml_job(project, "print('hi')\n", docker_shm_size=size)
+
+    with pytest.raises(InvalidInputError, match="docker_shm_size"):
+        aml_v2.submit(spec)
+
+    assert aml_v2_service.create_requests == 0
+    aml_v2.submit(dataclasses.replace(spec, docker_shm_size="16G"))
+    assert aml_v2_service.submitted[-1][0].resources.shm_size == "16G"

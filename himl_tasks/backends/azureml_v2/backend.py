@@ -78,6 +78,9 @@ USER_LOGS = "user_logs/"
 # (`std_log_process_0.txt`, ...) for a distributed job; the SDK's own `jobs.stream` follows
 # the same one (azure/ai/ml/constants/_job/job.py, COMMON_RUNTIME_STREAM_LOG_PATTERN).
 _STREAM_LOG = re.compile(r"user_logs/std_log[\D]*[0]*(?:_ps)?\.txt")
+# A job's shared memory size: "<number><unit>", the number above 0, the unit b, k, m or g
+# (azure/ai/ml/_schema/job_resource_configuration.py, `shm_size`; the SDK does not check it).
+_SHM_SIZE = re.compile(r"0*[1-9][0-9]*[bkmgBKMG]")
 SWEEP_TYPE = "sweep"
 REGISTER_ATTEMPTS = 5
 
@@ -328,7 +331,8 @@ class AzureMLV2Backend(Backend):
         Raises:
             InvalidInputError: A SecretReference among the environment variables (AzureML
                 would store its value with the job), a private wheel, an argument AzureML
-                would read as a binding (`${{...}}`), or a low-priority job on a dedicated
+                would read as a binding (`${{...}}`), a shared memory size AzureML cannot
+                read, more nodes than the cluster has, or a low-priority job on a dedicated
                 cluster.
             ConfigurationError: No environment to run in (none named is registered, none
                 can be built).
@@ -348,6 +352,11 @@ class AzureMLV2Backend(Backend):
                 f"argument {bindings[0]!r} holds '${{{{', which AzureML v2 reads in a job's "
                 "command as a reference to the job's inputs or outputs (${{inputs.<name>}}); "
                 "pass the value another way (an environment variable, a file)"
+            )
+        if spec.docker_shm_size and not _SHM_SIZE.fullmatch(spec.docker_shm_size):
+            raise InvalidInputError(
+                f"docker_shm_size {spec.docker_shm_size!r} is not a size AzureML reads: a "
+                "whole number above 0 and a unit, b, k, m or g (e.g. '16g')"
             )
         check_environment(spec, python_path=_python_path())
         if spec.environment_name:  # only looked up: planning may register an input's asset
