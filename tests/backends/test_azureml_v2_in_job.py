@@ -226,3 +226,16 @@ def test_a_value_or_step_mlflow_cannot_keep_is_one_clear_error_and_nothing_is_lo
         log_metrics({"ok": 2.0, **values}, step=step)
 
     assert store.metric_history(store.run_id, "ok") == []
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape.txt", "/abs/x.txt", "a/../../b.txt", "dir/", "", "C:\\x\\y.txt"]
+)
+def test_a_file_name_that_is_no_relative_file_path_is_one_clear_error(
+    v2_job: Path, store: MlflowStore, name: str
+) -> None:
+    # Before: MLflow's own "Invalid artifact path" error, or IsADirectoryError for "dir/".
+    (v2_job / "notes.txt").write_text("kept")
+
+    with pytest.raises(InvalidInputError, match="upload_file"):
+        RUN_CONTEXT.upload_file(name, str(v2_job / "notes.txt"))

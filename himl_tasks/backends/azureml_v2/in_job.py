@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from himl_tasks import job_variables
@@ -180,8 +180,26 @@ class AzureMLV2Run(RecordingRun):
     def upload_file(
         self, name: str, path_or_stream: Any, datastore_name: str | None = None
     ) -> None:
-        """Adds a file (a path, or a binary stream) to the job's files under `name`."""
-        folder, _, file_name = name.replace("\\", "/").rpartition("/")
+        """Adds a file (a path, or a binary stream) to the job's files under `name`.
+
+        Raises:
+            InvalidInputError: If `name` is not a relative file path inside the job's files
+                (empty, a folder, absolute, a drive, or climbing out with `..`).
+        """
+        relative = name.replace("\\", "/")
+        parts = PurePosixPath(relative).parts
+        if (
+            not parts
+            or relative.endswith("/")
+            or relative.startswith("/")
+            or ".." in parts
+            or ":" in parts[0]
+        ):
+            raise InvalidInputError(
+                f"upload_file({name!r}, ...): the name is where the file goes among the job's "
+                "files, a relative file path such as 'outputs/report.txt'"
+            )
+        folder, _, file_name = relative.rpartition("/")
         with tempfile.TemporaryDirectory(prefix="himl-upload-") as scratch:
             copy = Path(scratch) / file_name
             if isinstance(path_or_stream, str | os.PathLike):
