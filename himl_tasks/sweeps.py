@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Uniform:
     high: float
 
     def __post_init__(self) -> None:
+        _check_bounds("Uniform", self.low, self.high)
         if not self.low < self.high:
             raise InvalidInputError(f"Uniform needs low < high, not {self.low}, {self.high}")
 
@@ -78,6 +80,7 @@ class LogUniform:
     high: float
 
     def __post_init__(self) -> None:
+        _check_bounds("LogUniform", self.low, self.high)
         if not 0 < self.low < self.high:
             raise InvalidInputError(f"LogUniform needs 0 < low < high, not {self.low}, {self.high}")
 
@@ -85,6 +88,13 @@ class LogUniform:
     def log_bounds(self) -> tuple[float, float]:
         """The natural logarithms of the bounds."""
         return math.log(self.low), math.log(self.high)
+
+
+def _check_bounds(kind: str, low: object, high: object) -> None:
+    """Raises unless both bounds are real numbers (numpy's too; a bool is not one)."""
+    for bound in (low, high):
+        if isinstance(bound, bool) or not isinstance(bound, numbers.Real):
+            raise InvalidInputError(f"{kind} needs numbers as bounds, not {low!r}, {high!r}")
 
 
 Parameter = Choice | Uniform | LogUniform
@@ -174,6 +184,13 @@ class SweepSpec:
                 )
         if self.sampling == "bayesian" and self.early_termination is not None:
             raise InvalidInputError("bayesian sampling does not support early termination")
+        for count in (self.max_total_runs, self.max_concurrent_runs):
+            if count is not None and (
+                isinstance(count, bool) or not isinstance(count, numbers.Integral)
+            ):
+                raise InvalidInputError(
+                    f"max_total_runs and max_concurrent_runs are whole numbers, not {count!r}"
+                )
         total = self.max_total_runs if self.max_total_runs is not None else self.grid_size
         if total is None:
             raise InvalidInputError(f"{self.sampling} sampling needs max_total_runs")

@@ -87,7 +87,15 @@ def _parameter(name: str, distribution: Any) -> Parameter:
     if kind == "uniform":
         return Uniform(distribution.min_value, distribution.max_value)
     if kind == "loguniform":  # its bounds are the logarithms' (exp(min)..exp(max))
-        return LogUniform(math.exp(distribution.min_value), math.exp(distribution.max_value))
+        try:
+            low, high = math.exp(distribution.min_value), math.exp(distribution.max_value)
+        except (OverflowError, TypeError):
+            raise InvalidInputError(
+                f"hyperparam_args' parameter {name!r}: LogUniform's min_value and max_value "
+                "are the logarithms of the bounds, numbers of at most about 709, not "
+                f"{distribution.min_value!r}, {distribution.max_value!r}"
+            ) from None
+        return LogUniform(low, high)
     raise InvalidInputError(
         f"hyperparam_args' parameter {name!r} is {type(distribution).__name__}; himl-tasks' "
         "sweeps take Choice, Uniform and LogUniform"

@@ -134,3 +134,32 @@ def test_a_distribution_a_sweep_spec_has_not_is_refused(sweep: Any) -> None:
 
     with pytest.raises(InvalidInputError, match="'lr' is Normal; himl-tasks' sweeps take"):
         sweep_from_hyperparam_args(args)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "more"),
+    [
+        pytest.param(lambda s: s.LogUniform(min_value=1, max_value=1000), {}, id="exp-overflow"),
+        pytest.param(lambda s: s.Uniform(min_value="a", max_value=1), {}, id="text-bound"),
+        pytest.param(lambda s: s.Uniform(min_value=None, max_value=1), {}, id="no-bound"),
+        pytest.param(lambda s: s.LogUniform(min_value="0", max_value=1), {}, id="text-log-bound"),
+        pytest.param(lambda s: s.Choice([1, 2]), {"max_total_trials": "5"}, id="text-trials"),
+        pytest.param(
+            lambda s: s.Choice([1, 2]), {"max_concurrent_trials": 2.5}, id="fractional-trials"
+        ),
+    ],
+)
+def test_settings_of_the_wrong_type_or_range_are_one_clear_error(
+    sweep: Any, parameter: Any, more: dict[str, Any]
+) -> None:
+    # Before: OverflowError (exp(1000)) or TypeError ('<' between str and int).
+    args = {
+        "parameter_sampling": {"lr": parameter(sweep)},
+        "max_total_trials": 4,
+        "primary_metric": "loss",
+        "goal": "Minimize",
+        **more,
+    }
+
+    with pytest.raises(InvalidInputError):
+        sweep_from_hyperparam_args(args)
