@@ -13,6 +13,7 @@ import pytest
 from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ConfigurationError, InvalidInputError
+from himl_tasks.job_spec import JobSpec
 from tests.backends.azureml_v2_service import FakeAzureMLV2Service
 from tests.backends.conftest import azureml_job, write_script
 
@@ -107,3 +108,22 @@ def test_a_shared_memory_size_azureml_cannot_read_is_refused_before_anything_is_
     assert aml_v2_service.create_requests == 0
     aml_v2.submit(dataclasses.replace(spec, docker_shm_size="16G"))
     assert aml_v2_service.submitted[-1][0].resources.shm_size == "16G"
+
+
+def test_an_extra_package_index_without_a_conda_file_is_refused_not_dropped(
+    aml_v2: AzureMLV2Backend, aml_v2_service: FakeAzureMLV2Service, project: Path
+) -> None:
+    # An image-only environment installs no pip packages: the index was silently dropped.
+    write_script(project, "job.py", "print('hi')\n")
+    spec = JobSpec(
+        entry_script="job.py",
+        snapshot_root=project,
+        compute="cpu-cluster",
+        docker_base_image="python:3.11",
+        pip_extra_index_url="https://pkgs.example.com/simple",
+    )
+
+    with pytest.raises(InvalidInputError, match="pip_extra_index_url"):
+        aml_v2.submit(spec)
+
+    assert aml_v2_service.create_requests == 0 and aml_v2_service.environments == {}

@@ -36,7 +36,8 @@ def check_environment(spec: JobSpec, *, python_path: str = "") -> None:
     Raises:
         ConfigurationError: No environment name, conda file or docker image; or a conda file
             that is not a YAML mapping.
-        InvalidInputError: A given conda file is not a file, or a private wheel is asked for.
+        InvalidInputError: A given conda file is not a file, a private wheel is asked for, or
+            an extra package index without a conda file.
         InputPathNotFoundError: A given conda file does not exist.
     """
     if spec.environment_name:
@@ -83,8 +84,15 @@ def build_v2_environment(spec: JobSpec, *, python_path: str = "") -> Any:
 
     Raises:
         ConfigurationError: A conda file that is not a YAML mapping (not YAML, empty, a list).
+        InvalidInputError: An extra package index for an image without a conda file.
     """
     path = conda_file(spec, python_path, required=not spec.docker_base_image)
+    if path is None and spec.pip_extra_index_url:
+        raise InvalidInputError(
+            "pip_extra_index_url is used by the pip packages of a conda file, and this job "
+            "has only a docker image: add a conda file (conda_environment_file, or "
+            f"{CONDA_FILE_NAME} beside the script), or build the image with the packages"
+        )
     image = spec.docker_base_image or DEFAULT_IMAGE
     with sdk.quiet():
         # The SDK reads the conda file (YAML) into a mapping, as it would send it; text that
