@@ -58,6 +58,8 @@ from .himl.submission import submit_to_azure_if_needed as submit_to_azure_if_nee
 from .himl.workspace_resolution import resolve_backend as resolve_backend
 from .job_spec import JobSpec as JobSpec
 from .job_spec import Priority as Priority
+from .pipelines import PipelineSpec as PipelineSpec
+from .pipelines import PipelineStep as PipelineStep
 from .run_plan import RunPlan as RunPlan
 from .runs import RUN_RECOVERY_FILE as RUN_RECOVERY_FILE
 from .runs import FailureKind as FailureKind

@@ -46,6 +46,8 @@ PUBLIC = [
     "LogUniform",
     "MedianStoppingPolicy",
     "Metric",
+    "PipelineSpec",
+    "PipelineStep",
     "Preemption",
     "PreemptionMode",
     "Priority",
