@@ -34,6 +34,7 @@ from .errors import LocalFileNotFoundError as LocalFileNotFoundError
 from .errors import LocalIsADirectoryError as LocalIsADirectoryError
 from .errors import LocalNotADirectoryError as LocalNotADirectoryError
 from .errors import LocalPermissionError as LocalPermissionError
+from .errors import NotSupportedError as NotSupportedError
 from .errors import RemoteFileChangedError as RemoteFileChangedError
 from .errors import RemoteFilesNotFoundError as RemoteFilesNotFoundError
 from .errors import RunNotFoundError as RunNotFoundError

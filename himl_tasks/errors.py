@@ -21,6 +21,8 @@ HimlError
 ├── RunNotFoundError              : LookupError; no run with that id
 ├── JobFailedError                a job ended other than Completed; carries its final state
 ├── JobTimeoutError               : TimeoutError; a wait for a run reached its deadline first
+├── NotSupportedError             : NotImplementedError; this backend does not offer that
+│                                   capability (yet); the message says which backend does
 └── StorageError                  a datastore operation failed; carries the datastore's name
     ├── StorageAccessError        : PermissionError; the datastore refused the credential
     ├── ContainerNotFoundError    : FileNotFoundError; the blob container (or folder) does not
@@ -128,6 +130,13 @@ class JobTimeoutError(HimlError, TimeoutError):
     """A wait for a run reached its deadline before the run ended.
 
     The wait does not cancel the run: it goes on, and can be waited for again.
+    """
+
+
+class NotSupportedError(HimlError, NotImplementedError):
+    """The backend does not offer this capability (yet): nothing was done.
+
+    The message names the capability, the backend, and where it is offered instead.
     """
 
 

@@ -52,6 +52,8 @@ BUILTIN_OF = {
     errors.SourceChangedError: OSError,
     # A wait that reached its deadline.
     errors.JobTimeoutError: TimeoutError,
+    # A capability a backend does not offer (yet).
+    errors.NotSupportedError: NotImplementedError,
 }
 
 

@@ -46,6 +46,7 @@ PUBLIC = [
     "LogUniform",
     "MedianStoppingPolicy",
     "Metric",
+    "NotSupportedError",
     "PipelineSpec",
     "PipelineStep",
     "Preemption",

@@ -2,8 +2,9 @@
 
 A backend (the local one, AzureML v1, ...) implements the primitives: the abstract methods
 below. A few hooks (`check_snapshot`, `check_datastore`, `_fetch_dataset`) have a default here
-that a backend overrides only where it differs. Everything else is written once here, so it
-behaves the same on every backend:
+that a backend overrides only where it differs; one primitive, `submit_pipeline`, has a default
+that refuses (`NotSupportedError`) on a backend that does not run pipelines yet. Everything
+else is written once here, so it behaves the same on every backend:
 
 - preparing a job once (`plan`) and submitting it idempotently under a submission id
   (`submit`, `submit_sweep`);
@@ -34,8 +35,9 @@ from himl_tasks.backends.run_files import (
 )
 from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LogTail, PollSchedule, polls
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
-from himl_tasks.errors import InvalidInputError, JobTimeoutError
+from himl_tasks.errors import InvalidInputError, JobTimeoutError, NotSupportedError
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import ListedRun, Metric, RunRef, RunState, write_most_recent_run
 from himl_tasks.snapshot import Snapshot, select_snapshot
@@ -324,6 +326,25 @@ class Backend(abc.ABC):
             found = self._submit_sweep_plan(self._plan_of(job), sweep, submission_id)
         write_most_recent_run(spec.recovery_file_folder, found)
         return found
+
+    def submit_pipeline(
+        self, pipeline: PipelineSpec, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Starts a pipeline: one run whose steps are its child runs, started in their order.
+
+        A step starts once the steps it depends on completed; an input an upstream step
+        writes is the exact version that step registered. A failed step stops its
+        dependants and the pipeline fails; canceling the pipeline cancels its steps. With
+        `submission_id`, idempotent as `submit` is: the pipeline's run is recorded with it.
+
+        Raises:
+            NotSupportedError: This backend does not run pipelines (yet); nothing was done.
+        """
+        raise NotSupportedError(
+            f"the {self.name} backend does not run pipelines yet: nothing was submitted. "
+            "Run the pipeline on the local backend, or chain its steps as jobs "
+            "(submit one, wait, submit the next)"
+        )
 
     def _check_plan_workspace(self, job: JobSpec | RunPlan) -> None:
         """Refuses a plan another workspace made: its inputs are that workspace's versions.

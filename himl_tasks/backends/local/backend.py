@@ -36,6 +36,12 @@ from himl_tasks.backends.local.launcher import (
     start_supervisor,
     this_launcher,
 )
+from himl_tasks.backends.local.pipeline_plan import (
+    PIPELINE_PLAN_FILE,
+    STEP_SNAPSHOTS_FOLDER,
+    PipelinePlan,
+    PlannedStep,
+)
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.backends.local.run_page import rewrite_run_page, run_page_url
 from himl_tasks.backends.local.submitting_marks import (
@@ -64,6 +70,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import RESUME_FROM
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
     FailureKind,
@@ -82,6 +89,8 @@ from himl_tasks.sweeps import SweepSpec, sample_trials
 
 logger = logging.getLogger(__name__)
 
+# The tag naming a pipeline's step on the step's run.
+PIPELINE_STEP_TAG = "pipeline_step"
 # The spec each run was submitted with, in its folder (for `submitted_spec`).
 SUBMITTED_SPEC_FILE = "job_spec.json"
 
@@ -440,6 +449,83 @@ class LocalBackend(Backend):
                 environment_variables={
                     name: SecretReference(name)
                     for name in secret_references(spec.environment_variables).values()
+                },
+            )
+            return self.submit(driver, submission_id=submission_id)
+
+    def submit_pipeline(
+        self, pipeline: PipelineSpec, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Runs a pipeline: a run whose steps are its child runs, each started in its turn.
+
+        The pipeline run is a small driver process (`himl_tasks.backends.local.pipeline_driver`)
+        on the default cluster. It starts a step once every step it depends on completed, on
+        the step's own cluster; an input that an upstream step writes is the exact version
+        that step registered. Once a step fails or is canceled, no further step starts: its
+        dependants are never started (they get no run), running steps go on to their end,
+        and the pipeline ends Failed. Canceling the pipeline cancels its running steps.
+
+        Every step is checked before anything is written, then the inputs no step writes are
+        resolved (a folder becomes version 1, as `submit` does) and every step reads those
+        versions. Each step runs the snapshot selected now (a copy travels with the pipeline
+        run). `submission_id` makes it idempotent, as in `submit`: it names the pipeline run.
+
+        Raises:
+            InvalidInputError: A step's job cannot run here.
+            ComputeNotFoundError: A step names a cluster that does not exist.
+            DatastoreNotFoundError: A step's output names an unknown datastore.
+            DatasetNotFoundError: An input no step writes does not exist.
+            ConfigurationError: A secret reference names a variable that is not set.
+        """
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        experiment = pipeline.experiment_name()
+        steps = pipeline.ordered_steps
+        # Every step checked (its snapshot selected) before any input is resolved: resolving
+        # a dataset that is only a folder registers its version 1.
+        plans = [
+            self.plan(dataclasses.replace(step.job, experiment=experiment, input_datasets=()))
+            for step in steps
+        ]
+        planned = []
+        for index, (step, plan) in enumerate(zip(steps, plans, strict=True)):
+            inputs = tuple(
+                config
+                if pipeline.step_writing(config.name) is not None
+                else dataclasses.replace(config, version=self.resolve_dataset(config).version)
+                for config in step.job.input_datasets
+            )
+            spec = dataclasses.replace(
+                plan.spec,
+                input_datasets=inputs,
+                display_name=plan.spec.display_name or step.name,
+                tags={**plan.spec.tags, PIPELINE_STEP_TAG: step.name},
+            )
+            upstream = pipeline.upstream(step.name)
+            planned.append(PlannedStep(step.name, spec, upstream, str(index)))
+        with tempfile.TemporaryDirectory(prefix="himl-pipeline-") as folder:
+            pipeline_plan = PipelinePlan(steps=tuple(planned))
+            (Path(folder) / PIPELINE_PLAN_FILE).write_text(
+                pipeline_plan.to_json(), encoding="utf-8"
+            )
+            for planned_step, plan in zip(planned, plans, strict=True):
+                # The steps run the files selected now, not whatever the project holds later.
+                copy = Path(folder) / STEP_SNAPSHOTS_FOLDER / planned_step.snapshot_folder
+                plan.snapshot.copy_to(copy)
+            driver = JobSpec(
+                module="himl_tasks.backends.local.pipeline_driver",
+                args=[PIPELINE_PLAN_FILE],
+                snapshot_root=folder,
+                experiment=experiment,
+                display_name=pipeline.display_name
+                or f"pipeline {pipeline.name} ({len(planned)} steps)",
+                tags={**pipeline.tags, "pipeline": pipeline.name},
+                # The driver submits the steps, which read these from their submitter.
+                environment_variables={
+                    name: SecretReference(name)
+                    for step in planned
+                    for name in secret_references(step.spec.environment_variables).values()
                 },
             )
             return self.submit(driver, submission_id=submission_id)

@@ -1,0 +1,172 @@
+"""Pipelines on the local backend: a driver run whose children are the steps, real subprocesses."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.backends.base import Backend
+from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.errors import NotSupportedError
+from himl_tasks.job_spec import JobSpec
+from himl_tasks.pipelines import PipelineSpec, PipelineStep
+from himl_tasks.runs import RunRef, RunStatus
+from tests.backends.conftest import write_script
+
+PREPROCESS = """\
+    from himl_tasks.runtime import get_run_info
+    info = get_run_info()
+    source, target = info.input_datasets[0], info.output_datasets[0]
+    (target / "a.txt").write_text((source / "a.txt").read_text().upper())
+"""
+TRAIN = """\
+    from himl_tasks.runtime import get_run_info
+    print("train read", (get_run_info().input_datasets[0] / "a.txt").read_text(), flush=True)
+"""
+
+
+def chain(project: Path, preprocess: str = PREPROCESS, train: str = TRAIN) -> PipelineSpec:
+    """preprocess (raw -> features), then train (reads features)."""
+    write_script(project, "preprocess.py", preprocess)
+    write_script(project, "train.py", train)
+    prepare = JobSpec(
+        entry_script="preprocess.py", snapshot_root=project, input_datasets=["raw"],
+        output_datasets=["features"],
+    )  # fmt: skip
+    fit = JobSpec(entry_script="train.py", snapshot_root=project, input_datasets=["features"])
+    return PipelineSpec(
+        "preprocess-then-train",
+        [PipelineStep("preprocess", prepare), PipelineStep("train", fit)],
+        existing_datasets=["raw"],
+    )
+
+
+def put_dataset(backend: LocalBackend, name: str, text: str, *, register: bool = True) -> None:
+    """A folder `name/<text>/` of one file, a.txt, in the default datastore, registered as the
+    dataset's next version (unless `register` is False)."""
+    source = backend.root.parent / f"source-{name}-{text}"
+    source.mkdir()
+    (source / "a.txt").write_text(text)
+    backend.datastore().upload_folder(source, f"{name}/{text}")
+    if register:
+        backend.register_dataset(name, "", f"{name}/{text}")
+
+
+def steps_of(backend: LocalBackend, pipeline: RunRef) -> dict[str, RunRef]:
+    """The pipeline's step runs by step name, in the order they were started."""
+    return {backend.run_tags(c)["pipeline_step"]: c for c in backend.child_runs(pipeline)}
+
+
+def log_of(backend: LocalBackend, ref: RunRef) -> str:
+    return backend.read_log(ref, 0).decode()
+
+
+def test_a_step_reads_the_exact_version_its_upstream_step_registered(
+    backend: LocalBackend, project: Path
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    put_dataset(backend, "features", "old")  # version 1: not what train must read
+
+    pipeline = backend.submit_pipeline(chain(project))
+
+    state = backend.wait(pipeline, timeout=120)
+    assert state.status is RunStatus.COMPLETED, log_of(backend, pipeline)
+    steps = steps_of(backend, pipeline)
+    assert list(steps) == ["preprocess", "train"]
+    assert all(backend.get_state(ref).succeeded for ref in steps.values())
+    [written] = backend.run_outputs(steps["preprocess"])
+    assert (written.name, written.version) == ("features", 2)
+    read = backend.submitted_spec(steps["train"]).input_datasets
+    assert [(c.name, c.version) for c in read] == [("features", 2)]
+    assert "train read ABC" in log_of(backend, steps["train"])
+    # The steps are children in the pipeline's experiment, started in order.
+    train, preprocess = backend.get_state(steps["train"]), backend.get_state(steps["preprocess"])
+    assert preprocess.ended_at and train.started_at and preprocess.ended_at <= train.started_at
+    assert {ref.experiment for ref in steps.values()} == {pipeline.experiment}
+
+
+def test_a_failed_step_stops_its_dependants_and_fails_the_pipeline(
+    backend: LocalBackend, project: Path
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    failing = chain(project, preprocess="import sys\nsys.exit(3)\n")
+
+    pipeline = backend.submit_pipeline(failing)
+
+    assert backend.wait(pipeline, timeout=120).status is RunStatus.FAILED
+    steps = steps_of(backend, pipeline)
+    assert list(steps) == ["preprocess"]  # train was never started: it has no run
+    assert backend.get_state(steps["preprocess"]).status is RunStatus.FAILED
+    assert "steps never started: train" in log_of(backend, pipeline)
+    assert backend.dataset_versions("features") == []
+
+
+def test_canceling_the_pipeline_cancels_its_running_step(
+    backend: LocalBackend, project: Path
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    pipeline = backend.submit_pipeline(chain(project, preprocess="import time\ntime.sleep(60)\n"))
+    deadline = time.monotonic() + 60
+    while not (
+        (steps := steps_of(backend, pipeline))
+        and backend.get_state(steps["preprocess"]).status is RunStatus.RUNNING
+    ):
+        assert time.monotonic() < deadline and not backend.get_state(pipeline).is_terminal
+        time.sleep(0.05)
+
+    backend.cancel(pipeline)
+
+    assert backend.wait(pipeline, timeout=30).status is RunStatus.CANCELED
+    assert backend.wait(steps["preprocess"], timeout=30).status is RunStatus.CANCELED
+    time.sleep(0.5)  # a driver that went on would start train now
+    assert list(steps_of(backend, pipeline)) == ["preprocess"]
+
+
+def test_a_resubmitted_submission_id_finds_the_same_pipeline_run(
+    backend: LocalBackend, project: Path
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    spec = chain(project)
+
+    first = backend.submit_pipeline(spec, submission_id="nightly-2026-12-01")
+    again = backend.submit_pipeline(spec, submission_id="nightly-2026-12-01")
+
+    assert again == first
+    assert backend.wait(first, timeout=120).succeeded
+    assert backend.submit_pipeline(spec, submission_id="nightly-2026-12-01") == first
+    parents = [r for r in backend.list_runs() if r.parent_run_id is None]
+    assert [r.state.ref for r in parents if r.tags.get("pipeline")] == [first]
+    assert len(backend.child_runs(first)) == 2
+
+
+def test_a_pipeline_whose_step_cannot_run_is_refused_before_anything_is_written(
+    backend: LocalBackend, project: Path
+) -> None:
+    # The second step's cluster does not exist: nothing is resolved, registered or run.
+    put_dataset(backend, "raw", "abc", register=False)  # a folder: would become version 1
+    spec = chain(project)
+    broken = PipelineSpec(
+        spec.name,
+        [spec.steps[0], PipelineStep("train", JobSpec(
+            entry_script="train.py", snapshot_root=project, input_datasets=["features"],
+            compute="no-such-cluster",
+        ))],
+        existing_datasets=["raw"],
+    )  # fmt: skip
+    with pytest.raises(LookupError, match="no-such-cluster"):
+        backend.submit_pipeline(broken)
+    assert backend.list_runs() == []
+    assert backend.dataset_names() == []
+
+
+@pytest.mark.parametrize("backend_fixture", ["aml", "aml_v2"])
+def test_a_backend_without_pipelines_refuses_before_anything_is_done(
+    backend_fixture: str, request: pytest.FixtureRequest, project: Path
+) -> None:
+    remote: Backend = request.getfixturevalue(backend_fixture)
+    with pytest.raises(NotSupportedError, match="does not run pipelines yet"):
+        remote.submit_pipeline(chain(project))
+    with pytest.raises(NotImplementedError):  # what a Python programmer would catch
+        remote.submit_pipeline(chain(project), submission_id="x")
