@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.errors import NotSupportedError
+from himl_tasks.backends.local.pipeline_plan import PipelinePlan, PlannedStep
+from himl_tasks.datasets import DatasetConfig
+from himl_tasks.errors import ConfigurationError, NotSupportedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.runs import RunRef, RunStatus
@@ -170,3 +173,20 @@ def test_a_backend_without_pipelines_refuses_before_anything_is_done(
         remote.submit_pipeline(chain(project))
     with pytest.raises(NotImplementedError):  # what a Python programmer would catch
         remote.submit_pipeline(chain(project), submission_id="x")
+
+
+def test_a_pipeline_plan_round_trips_through_json_and_another_format_is_refused(
+    project: Path,
+) -> None:
+    write_script(project, "train.py", TRAIN)
+    inputs = [DatasetConfig("raw", version=3), DatasetConfig("features")]
+    train = JobSpec(entry_script="train.py", snapshot_root=project, input_datasets=inputs)
+    plan = PipelinePlan(steps=(PlannedStep("train", train, ("preprocess",), "1"),))
+
+    assert PipelinePlan.from_json(plan.to_json()) == plan
+    fields = json.loads(plan.to_json())
+    fields["version"] = 0
+    with pytest.raises(ConfigurationError, match="format version 0"):
+        PipelinePlan.from_json(json.dumps(fields))
+    with pytest.raises(ConfigurationError, match="pipeline's plan"):
+        PipelinePlan.from_json(json.dumps({"version": 1, "steps": [{"name": "x"}]}))
