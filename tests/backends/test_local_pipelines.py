@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from himl_tasks import job_variables
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.local import pipeline_driver
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.backends.local.pipeline_plan import PipelinePlan, PlannedStep
+from himl_tasks.backends.local.pipeline_plan import (
+    PIPELINE_PLAN_FILE,
+    STEP_SNAPSHOTS_FOLDER,
+    PipelinePlan,
+    PlannedStep,
+)
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import ConfigurationError, NotSupportedError
 from himl_tasks.job_spec import JobSpec
@@ -106,6 +115,27 @@ def test_a_failed_step_stops_its_dependants_and_fails_the_pipeline(
     assert backend.dataset_versions("features") == []
 
 
+def test_a_step_after_a_failed_one_never_starts_though_it_reads_none_of_its_outputs(
+    backend: LocalBackend, project: Path
+) -> None:
+    write_script(project, "fail.py", "import sys\nsys.exit(1)\n")
+    write_script(project, "ok.py", "print('ok')\n")
+    spec = PipelineSpec(
+        "ordered",
+        [
+            PipelineStep("first", JobSpec(entry_script="fail.py", snapshot_root=project)),
+            PipelineStep(
+                "second", JobSpec(entry_script="ok.py", snapshot_root=project), after=["first"]
+            ),
+        ],
+    )
+
+    pipeline = backend.submit_pipeline(spec)
+
+    assert backend.wait(pipeline, timeout=120).status is RunStatus.FAILED
+    assert list(steps_of(backend, pipeline)) == ["first"]
+
+
 def test_canceling_the_pipeline_cancels_its_running_step(
     backend: LocalBackend, project: Path
 ) -> None:
@@ -190,3 +220,40 @@ def test_a_pipeline_plan_round_trips_through_json_and_another_format_is_refused(
         PipelinePlan.from_json(json.dumps(fields))
     with pytest.raises(ConfigurationError, match="pipeline's plan"):
         PipelinePlan.from_json(json.dumps({"version": 1, "steps": [{"name": "x"}]}))
+
+
+def test_the_pipeline_driver_cancels_its_steps_and_fails_at_its_deadline(
+    backend: LocalBackend, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver waits in the one polling loop, with a deadline like every wait; it runs here,
+    # in the test's process, as the job of a pipeline run that keeps running.
+    write_script(project, "forever.py", "import time\ntime.sleep(600)\n")
+    spec = JobSpec(entry_script="forever.py", snapshot_root=project)
+    pipeline = backend.submit(spec)
+    plan = PipelinePlan(
+        steps=(
+            PlannedStep("first", spec, (), "0"),
+            PlannedStep("second", spec, ("first",), "1"),
+        )
+    )
+    plan_file = tmp_path / PIPELINE_PLAN_FILE
+    plan_file.write_text(plan.to_json(), encoding="utf-8")
+    for folder in ("0", "1"):  # as submit_pipeline puts them there
+        shutil.copytree(project, tmp_path / STEP_SNAPSHOTS_FOLDER / folder)
+    monkeypatch.setenv(job_variables.WORKSPACE, str(backend.root))
+    monkeypatch.setenv(job_variables.RUN_ID, pipeline.run_id)
+    monkeypatch.setattr(pipeline_driver, "DEADLINE_SECONDS", 2.0)
+    monkeypatch.setattr(pipeline_driver.signal, "signal", lambda *args: None)  # not the test's
+    exit_codes: list[int] = []
+    driver = threading.Thread(
+        target=lambda: exit_codes.append(pipeline_driver.main(str(plan_file))), daemon=True
+    )
+    try:
+        driver.start()
+        driver.join(timeout=60)
+        assert exit_codes == [1]
+        steps = backend.child_runs(pipeline)
+        assert len(steps) == 1  # the second step waits for the first: it never started
+        assert backend.wait(steps[0], timeout=60).status is RunStatus.CANCELED
+    finally:
+        backend.cancel(pipeline)
