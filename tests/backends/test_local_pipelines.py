@@ -21,7 +21,7 @@ from himl_tasks.backends.local.pipeline_plan import (
     PlannedStep,
 )
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.errors import ConfigurationError, NotSupportedError
+from himl_tasks.errors import ConfigurationError, InvalidInputError, NotSupportedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.runs import RunRef, RunStatus
@@ -190,6 +190,10 @@ def test_a_pipeline_whose_step_cannot_run_is_refused_before_anything_is_written(
     )  # fmt: skip
     with pytest.raises(LookupError, match="no-such-cluster"):
         backend.submit_pipeline(broken)
+    with pytest.raises(InvalidInputError, match="a pipeline is a PipelineSpec"):
+        backend.submit_pipeline(spec.steps[0])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="submission_id"):
+        backend.submit_pipeline(spec, submission_id="")
     assert backend.list_runs() == []
     assert backend.dataset_names() == []
 

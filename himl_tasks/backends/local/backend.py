@@ -471,12 +471,15 @@ class LocalBackend(Backend):
         run). `submission_id` makes it idempotent, as in `submit`: it names the pipeline run.
 
         Raises:
-            InvalidInputError: A step's job cannot run here.
+            InvalidInputError: Not a `PipelineSpec`, an unusable submission id, or a step's
+                job that cannot run here.
             ComputeNotFoundError: A step names a cluster that does not exist.
             DatastoreNotFoundError: A step's output names an unknown datastore.
             DatasetNotFoundError: An input no step writes does not exist.
             ConfigurationError: A secret reference names a variable that is not set.
         """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         found = self._submitted_before(submission_id)
         if found is not None:
             return found
