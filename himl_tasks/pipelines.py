@@ -44,8 +44,14 @@ from himl_tasks.job_spec import (
     sanitize_experiment_name,
 )
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-_NAME_RULE = "letters, digits, '_' and '-', starting with a letter, at most 64 characters"
+_PIPELINE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+_PIPELINE_NAME_RULE = "letters, digits, '_' and '-', starting with a letter, at most 64 characters"
+# What AzureML v2 takes as a pipeline node's name unchanged (a Python identifier, lower case:
+# it refuses '-' and lowers capitals), so a step has one name on every backend.
+_STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_STEP_NAME_RULE = (
+    "lower-case letters, digits and '_', starting with a letter, at most 64 characters"
+)
 
 
 @dataclass(frozen=True, init=False)
@@ -53,8 +59,9 @@ class PipelineStep:
     """One step of a pipeline: a job, under a name unique in its pipeline.
 
     Args:
-        name: The step's name: letters, digits, '_' and '-', starting with a letter, at most
-            64 characters (it names the step's child run and its node in AzureML's graph).
+        name: The step's name: lower-case letters, digits and '_', starting with a letter, at
+            most 64 characters (it names the step's child run and its node in AzureML's graph,
+            where AzureML v2 takes no other names unchanged).
         job: The job the step runs. Its `input_datasets` may name other steps'
             `output_datasets`; see `PipelineSpec`.
         after: Names of steps this one runs after although it reads none of their outputs.
@@ -69,8 +76,8 @@ class PipelineStep:
     after: tuple[str, ...]
 
     def __init__(self, name: str, job: JobSpec, after: Sequence[str] = ()) -> None:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidInputError(f"{name!r} is not a usable step name: use {_NAME_RULE}")
+        if not isinstance(name, str) or not _STEP_NAME.fullmatch(name):
+            raise InvalidInputError(f"{name!r} is not a usable step name: use {_STEP_NAME_RULE}")
         if not isinstance(job, JobSpec):
             raise InvalidInputError(f"step '{name}': job must be a JobSpec, not {job!r}")
         if (
@@ -102,8 +109,8 @@ class PipelineSpec:
     """A pipeline: named steps, each a job, whose inputs may be other steps' outputs.
 
     Args:
-        name: The pipeline's name (what it is published and scheduled under): the same
-            rule as a step's name.
+        name: The pipeline's name (what it is published and scheduled under): letters,
+            digits, '_' and '-', starting with a letter, at most 64 characters.
         steps: The steps, at least one. Their order is kept where the datasets allow it.
         existing_datasets: The names of the datasets already in the workspace that steps
             read. Every input no step writes must be listed here; a listed name must be
@@ -144,8 +151,10 @@ class PipelineSpec:
         display_name: str = "",
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidInputError(f"{name!r} is not a usable pipeline name: use {_NAME_RULE}")
+        if not isinstance(name, str) or not _PIPELINE_NAME.fullmatch(name):
+            raise InvalidInputError(
+                f"{name!r} is not a usable pipeline name: use {_PIPELINE_NAME_RULE}"
+            )
         for text, value in (("experiment", experiment), ("display_name", display_name)):
             if not isinstance(value, str):
                 raise InvalidInputError(f"pipeline '{name}': {text} must be text, not {value!r}")
@@ -228,7 +237,8 @@ class PipelineSpec:
         if dataset in self.existing_datasets:
             return None
         raise InvalidInputError(
-            f"pipeline '{self.name}' neither writes nor reads an existing dataset '{dataset}'"
+            f"dataset '{dataset}' is neither written by a step of pipeline '{self.name}' nor "
+            "in its existing_datasets"
         )
 
     def experiment_name(self, environ: Mapping[str, str] | None = None) -> str:

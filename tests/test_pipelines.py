@@ -201,7 +201,8 @@ def test_a_dataset_is_written_by_its_step_or_read_from_the_workspace() -> None:
     assert pipeline.step_writing("model") == "train"
     assert pipeline.step_writing("raw") is None
     assert refusal(lambda: pipeline.step_writing("rwa")) == (
-        "pipeline 'preprocess-then-train' neither writes nor reads an existing dataset 'rwa'"
+        "dataset 'rwa' is neither written by a step of pipeline 'preprocess-then-train' nor in "
+        "its existing_datasets"
     )
 
 
@@ -404,12 +405,27 @@ def test_a_step_running_after_itself_is_a_cycle_of_one() -> None:
     [
         (
             lambda: PipelineStep("train step", job()),
-            "'train step' is not a usable step name: use letters, digits, '_' and '-', "
+            "'train step' is not a usable step name: use lower-case letters, digits and '_', "
             "starting with a letter, at most 64 characters",
         ),
         (
             lambda: PipelineStep("x" * 65, job()),
-            f"'{'x' * 65}' is not a usable step name: use letters, digits, '_' and '-', "
+            f"'{'x' * 65}' is not a usable step name: use lower-case letters, digits and '_', "
+            "starting with a letter, at most 64 characters",
+        ),
+        (
+            lambda: PipelineStep("pre-process", job()),
+            "'pre-process' is not a usable step name: use lower-case letters, digits and '_', "
+            "starting with a letter, at most 64 characters",
+        ),
+        (
+            lambda: PipelineStep("train\n", job()),
+            "'train\\n' is not a usable step name: use lower-case letters, digits and '_', "
+            "starting with a letter, at most 64 characters",
+        ),
+        (
+            lambda: PipelineStep("Train", job()),
+            "'Train' is not a usable step name: use lower-case letters, digits and '_', "
             "starting with a letter, at most 64 characters",
         ),
         (
