@@ -20,7 +20,7 @@ from himl_tasks.backends.local.pipeline_plan import (
     PipelinePlan,
     PlannedStep,
 )
-from himl_tasks.datasets import DatasetConfig
+from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import ConfigurationError, InvalidInputError, NotSupportedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
@@ -134,6 +134,36 @@ def test_a_step_after_a_failed_one_never_starts_though_it_reads_none_of_its_outp
 
     assert backend.wait(pipeline, timeout=120).status is RunStatus.FAILED
     assert list(steps_of(backend, pipeline)) == ["first"]
+
+
+def test_steps_reading_one_existing_dataset_read_one_version(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    write_script(project, "read.py", TRAIN)
+    resolve = backend.resolve_dataset
+
+    def a_new_version_lands_after_each_lookup(config: DatasetConfig) -> ResolvedDataset:
+        found = resolve(config)
+        put_dataset(backend, "raw", f"v{found.version + 1}")  # someone else registers one
+        return found
+
+    monkeypatch.setattr(backend, "resolve_dataset", a_new_version_lands_after_each_lookup)
+    reader = JobSpec(entry_script="read.py", snapshot_root=project, input_datasets=["raw"])
+    spec = PipelineSpec(
+        "two_readers",
+        [PipelineStep("one", reader), PipelineStep("two", reader)],
+        existing_datasets=["raw"],
+    )
+
+    pipeline = backend.submit_pipeline(spec)
+
+    assert backend.wait(pipeline, timeout=120).succeeded
+    steps = steps_of(backend, pipeline)
+    read = {
+        name: backend.submitted_spec(ref).input_datasets[0].version for name, ref in steps.items()
+    }
+    assert read == {"one": 1, "two": 1}
 
 
 def test_canceling_the_pipeline_cancels_its_running_step(

@@ -491,12 +491,18 @@ class LocalBackend(Backend):
             self.plan(dataclasses.replace(step.job, experiment=experiment, input_datasets=()))
             for step in steps
         ]
+        # Resolved once each: two steps reading the latest of one dataset read one version.
+        versions: dict[DatasetConfig, int] = {}
+        for step in steps:
+            for config in step.job.input_datasets:
+                if pipeline.step_writing(config.name) is None and config not in versions:
+                    versions[config] = self.resolve_dataset(config).version
         planned = []
         for index, (step, plan) in enumerate(zip(steps, plans, strict=True)):
             inputs = tuple(
-                config
-                if pipeline.step_writing(config.name) is not None
-                else dataclasses.replace(config, version=self.resolve_dataset(config).version)
+                dataclasses.replace(config, version=versions[config])
+                if config in versions
+                else config
                 for config in step.job.input_datasets
             )
             spec = dataclasses.replace(
@@ -527,8 +533,8 @@ class LocalBackend(Backend):
                 # The driver submits the steps, which read these from their submitter.
                 environment_variables={
                     name: SecretReference(name)
-                    for step in planned
-                    for name in secret_references(step.spec.environment_variables).values()
+                    for planned_step in planned
+                    for name in secret_references(planned_step.spec.environment_variables).values()
                 },
             )
             return self.submit(driver, submission_id=submission_id)
