@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from himl_tasks import job_variables
 from himl_tasks.backends.azureml_v2.metrics import TEXT_METRIC_TAG_PREFIX
-from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_checkpoint
 from himl_tasks.errors import ConfigurationError, InvalidInputError
-from himl_tasks.runtime import AzureRunInfo, is_local_rank_zero
+from himl_tasks.runtime import AzureRunInfo
 from himl_tasks.runtime.himl_run_context import RecordingRun
 
 if TYPE_CHECKING:
@@ -266,21 +265,9 @@ def fetch_resumed_checkpoint(recovery_id: str, folder: Path) -> None:
     engine with checksums, on local rank 0 (the others wait at a barrier).
     """
     # Only a resumed job pays for the transfer engine.
-    from himl_tasks.backends.checkpoint_files import download_checkpoints
+    from himl_tasks.backends.checkpoint_files import fetch_latest_recovery_checkpoint
 
-    try:
-        prefix = folder.absolute().relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        prefix = DEFAULT_CHECKPOINT_FOLDER
-    backend = job_workspace_backend()
-    with tempfile.TemporaryDirectory(prefix="himl-resume-") as scratch:
-        download_checkpoints(
-            backend, backend.get_run_ref(recovery_id), Path(scratch), checkpoint_folder=prefix
-        )
-        latest = latest_recovery_checkpoint(Path(scratch) / prefix)
-        if latest is not None and is_local_rank_zero():
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(latest, folder / latest.name)
+    fetch_latest_recovery_checkpoint(job_workspace_backend(), recovery_id, folder)
 
 
 def _float(name: str, value: Any) -> float:
