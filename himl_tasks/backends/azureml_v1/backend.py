@@ -17,6 +17,7 @@ from himl_tasks.backends.azureml_common.artifact_store import (
     AZUREML_RUN_FILE_FOLDERS,
     run_files_folder,
 )
+from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
 from himl_tasks.backends.azureml_common.tags import OUTPUTS_TAG, SUBMISSION_TAG, default_tags
 from himl_tasks.backends.azureml_v1.datasets import (
     dataset_from_folder,
@@ -162,10 +163,7 @@ class AzureMLV1Backend(Backend):
         """
         from azureml.data.azure_storage_datastore import AzureBlobDatastore
 
-        if bool(account_key) == bool(sas_token):
-            raise ConfigurationError(
-                f"datastore '{name}': give exactly one of account_key and sas_token"
-            )
+        check_datastore_credentials(name, account_key, sas_token)
         definition = AzureBlobDatastore(
             self.workspace,
             name,

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks.backends.azureml_common.amlignore import amlignore_for_submission
-
-# The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
 from himl_tasks.backends.azureml_common.artifact_store import (
     ARTIFACT_DATASTORE,
     AZUREML_RUN_FILE_FOLDERS,
     run_files_folder,
 )
+
+# The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
+from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.datastores import (
     blob_datastore_of,
@@ -178,10 +179,7 @@ class AzureMLV2Backend(Backend):
         Raises:
             ConfigurationError: Unless exactly one of `account_key` and `sas_token` is given.
         """
-        if bool(account_key) == bool(sas_token):
-            raise ConfigurationError(
-                f"datastore '{name}': give exactly one of account_key and sas_token"
-            )
+        check_datastore_credentials(name, account_key, sas_token)
         with sdk.quiet():
             entities = sdk.entities()
             credentials = (
