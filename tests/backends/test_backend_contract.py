@@ -13,6 +13,7 @@ import dataclasses
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,12 +91,17 @@ class LocalHarness(BackendHarness):
         return self.local.wait(ref, timeout=DEADLINE_SECONDS)
 
 
-class AzureMLV1Harness(BackendHarness):
-    """Jobs are behaviours the service stand-in gives the runs of their entry script."""
+class StandInHarness(BackendHarness):
+    """Jobs are behaviours an AzureML service stand-in gives the jobs of their entry script."""
 
     poll_seconds = 0.0  # the stand-in moves a run on when it is polled, not with time
 
-    def __init__(self, backend: AzureMLV1Backend, service: FakeAzureMLService, project: Path):
+    def __init__(
+        self,
+        backend: AzureMLV1Backend | AzureMLV2Backend,
+        service: FakeAzureMLService | v2.FakeAzureMLV2Service,
+        project: Path,
+    ) -> None:
         self.aml = backend
         self.service = service
         self.project = project
@@ -103,7 +109,7 @@ class AzureMLV1Harness(BackendHarness):
         write_script(project, "environment.yml", "name: job\ndependencies:\n  - python=3.11\n")
 
     @property
-    def backend(self) -> AzureMLV1Backend:
+    def backend(self) -> AzureMLV1Backend | AzureMLV2Backend:
         return self.aml
 
     def job_spec(self, job: Job, *, trials: int = 0) -> JobSpec:
@@ -116,6 +122,18 @@ class AzureMLV1Harness(BackendHarness):
             compute="cpu-cluster",
             output_datasets=list(job.output_datasets),
         )
+
+    @staticmethod
+    def _outcome(job: Job) -> Any:
+        """The stand-in's behaviour for `job` (its service's Outcome)."""
+        raise NotImplementedError
+
+    def settle(self, ref: RunRef) -> RunState:
+        return self.aml.wait(ref, timeout=DEADLINE_SECONDS, poll=0)
+
+
+class AzureMLV1Harness(StandInHarness):
+    """Jobs are behaviours the v1 service stand-in gives the runs of their entry script."""
 
     @staticmethod
     def _outcome(job: Job) -> Outcome:
@@ -142,38 +160,9 @@ class AzureMLV1Harness(BackendHarness):
             metrics={name: list(values) for name, values in job.metrics.items()},
         )
 
-    def settle(self, ref: RunRef) -> RunState:
-        return self.aml.wait(ref, timeout=DEADLINE_SECONDS, poll=0)
 
-
-class AzureMLV2Harness(BackendHarness):
+class AzureMLV2Harness(StandInHarness):
     """Jobs are behaviours the v2 service stand-in gives the jobs of their entry script."""
-
-    poll_seconds = 0.0  # the stand-in moves a job on when it is polled, not with time
-
-    def __init__(
-        self, backend: AzureMLV2Backend, service: v2.FakeAzureMLV2Service, project: Path
-    ) -> None:
-        self.aml = backend
-        self.service = service
-        self.project = project
-        self.scripts = itertools.count(1)
-        write_script(project, "environment.yml", "name: job\ndependencies:\n  - python=3.11\n")
-
-    @property
-    def backend(self) -> AzureMLV2Backend:
-        return self.aml
-
-    def job_spec(self, job: Job, *, trials: int = 0) -> JobSpec:
-        script = write_script(self.project, f"job{next(self.scripts)}.py", "print('job')\n")
-        run = self._outcome(job)
-        self.service.outcomes[script.name] = dataclasses.replace(run, children=(run,) * trials)
-        return JobSpec(
-            entry_script=script.name,
-            snapshot_root=self.project,
-            compute="cpu-cluster",
-            output_datasets=list(job.output_datasets),
-        )
 
     @staticmethod
     def _outcome(job: Job) -> v2.Outcome:
@@ -189,9 +178,6 @@ class AzureMLV2Harness(BackendHarness):
             files=dict(job.files),
             metrics={name: list(values) for name, values in job.metrics.items()},
         )
-
-    def settle(self, ref: RunRef) -> RunState:
-        return self.aml.wait(ref, timeout=DEADLINE_SECONDS, poll=0)
 
 
 class TestLocalBackend(BackendContract):
