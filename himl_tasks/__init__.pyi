@@ -35,6 +35,7 @@ from .errors import LocalIsADirectoryError as LocalIsADirectoryError
 from .errors import LocalNotADirectoryError as LocalNotADirectoryError
 from .errors import LocalPermissionError as LocalPermissionError
 from .errors import NotSupportedError as NotSupportedError
+from .errors import PipelineNotFoundError as PipelineNotFoundError
 from .errors import RemoteFileChangedError as RemoteFileChangedError
 from .errors import RemoteFilesNotFoundError as RemoteFilesNotFoundError
 from .errors import RunNotFoundError as RunNotFoundError
@@ -59,6 +60,9 @@ from .himl.submission import submit_to_azure_if_needed as submit_to_azure_if_nee
 from .himl.workspace_resolution import resolve_backend as resolve_backend
 from .job_spec import JobSpec as JobSpec
 from .job_spec import Priority as Priority
+from .pipeline_runs import PipelineSchedule as PipelineSchedule
+from .pipeline_runs import PublishedPipeline as PublishedPipeline
+from .pipeline_runs import StepRun as StepRun
 from .pipelines import PipelineSpec as PipelineSpec
 from .pipelines import PipelineStep as PipelineStep
 from .run_plan import RunPlan as RunPlan

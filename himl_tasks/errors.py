@@ -19,6 +19,8 @@ HimlError
 ├── DatasetNotFoundError          : LookupError; no dataset (or no such version) of that name;
 │                                   lists what exists
 ├── RunNotFoundError              : LookupError; no run with that id
+├── PipelineNotFoundError         : LookupError; nothing published under that pipeline name (or
+│                                   not that version); lists what is published
 ├── JobFailedError                a job ended other than Completed; carries its final state
 ├── JobTimeoutError               : TimeoutError; a wait for a run reached its deadline first
 ├── NotSupportedError             : NotImplementedError; this backend does not offer that
@@ -102,6 +104,10 @@ class DatasetNotFoundError(HimlError, LookupError):
 
 class RunNotFoundError(HimlError, LookupError):
     """No run with the requested id exists in the workspace."""
+
+
+class PipelineNotFoundError(HimlError, LookupError):
+    """Nothing is published under that pipeline name, or not the requested version."""
 
 
 class JobFailedError(HimlError):

@@ -65,6 +65,11 @@ class PipelineStep:
         job: The job the step runs. Its `input_datasets` may name other steps'
             `output_datasets`; see `PipelineSpec`.
         after: Names of steps this one runs after although it reads none of their outputs.
+        allow_reuse: When a pipeline is submitted again, a step whose code (its snapshot's
+            content), settings and input dataset versions equal those of an earlier
+            completed run of the step does not run: it takes that run's outputs, as
+            AzureML's pipelines do. False runs the step every time (e.g. a step that reads
+            something outside its inputs).
 
     Raises:
         InvalidInputError: For an unusable name, a job that is not a `JobSpec`, or `after`
@@ -74,8 +79,11 @@ class PipelineStep:
     name: str
     job: JobSpec
     after: tuple[str, ...]
+    allow_reuse: bool
 
-    def __init__(self, name: str, job: JobSpec, after: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, job: JobSpec, after: Sequence[str] = (), *, allow_reuse: bool = True
+    ) -> None:
         if not isinstance(name, str) or not _STEP_NAME.fullmatch(name):
             raise InvalidInputError(f"{name!r} is not a usable step name: use {_STEP_NAME_RULE}")
         if not isinstance(job, JobSpec):
@@ -91,7 +99,12 @@ class PipelineStep:
             )
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "job", job)
+        if not isinstance(allow_reuse, bool):
+            raise InvalidInputError(
+                f"step '{name}': allow_reuse must be True or False, not {allow_reuse!r}"
+            )
         object.__setattr__(self, "after", tuple(dict.fromkeys(after)))
+        object.__setattr__(self, "allow_reuse", allow_reuse)
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -263,7 +276,12 @@ class PipelineSpec:
             {
                 "name": self.name,
                 "steps": [
-                    {"name": s.name, "job": json.loads(s.job.to_json()), "after": list(s.after)}
+                    {
+                        "name": s.name,
+                        "job": json.loads(s.job.to_json()),
+                        "after": list(s.after),
+                        "allow_reuse": s.allow_reuse,
+                    }
                     for s in self.steps
                 ],
                 "existing_datasets": list(self.existing_datasets),
@@ -289,6 +307,7 @@ class PipelineSpec:
                     name=step["name"],
                     job=JobSpec.from_json(json.dumps(step["job"])),
                     after=step["after"],
+                    allow_reuse=step["allow_reuse"],
                 )
                 for step in fields.pop("steps")
             ]

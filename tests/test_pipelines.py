@@ -510,7 +510,7 @@ def test_a_pipeline_round_trips_through_json() -> None:
                     max_run_duration="1h",
                 ),
             ),
-            step("report"),
+            PipelineStep("report", job(), allow_reuse=False),
             step("train", reads=["features"], after=["report"]),
         ],
         existing_datasets=["raw"],
@@ -530,6 +530,12 @@ def test_a_pipeline_round_trips_through_json() -> None:
         "display_name", "existing_datasets", "experiment", "name", "steps", "tags",
     ]  # fmt: skip
     assert [s["after"] for s in fields["steps"]] == [[], [], ["report"]]
+    assert [s.allow_reuse for s in again.steps] == [True, False, True]
+
+
+def test_allow_reuse_is_true_or_false() -> None:
+    with pytest.raises(InvalidInputError, match="allow_reuse must be True or False, not 'no'"):
+        PipelineStep("prep", job(), allow_reuse="no")  # type: ignore[arg-type]
 
 
 def test_json_that_is_no_pipeline_is_refused() -> None:

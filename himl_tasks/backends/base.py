@@ -2,8 +2,9 @@
 
 A backend (the local one, AzureML v1, ...) implements the primitives: the abstract methods
 below. A few hooks (`check_snapshot`, `check_datastore`, `_fetch_dataset`) have a default here
-that a backend overrides only where it differs; one primitive, `submit_pipeline`, has a default
-that refuses (`NotSupportedError`) on a backend that does not run pipelines yet. Everything
+that a backend overrides only where it differs; the pipeline primitives (`submit_pipeline`,
+`pipeline_steps`, `run_inputs`, publishing and schedules) have a default that refuses
+(`NotSupportedError`) on a backend that does not run pipelines yet. Everything
 else is written once here, so it behaves the same on every backend:
 
 - preparing a job once (`plan`) and submitting it idempotently under a submission id
@@ -37,6 +38,7 @@ from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, LogTail, PollS
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset, folder_to_register
 from himl_tasks.errors import InvalidInputError, JobTimeoutError, NotSupportedError
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import ListedRun, Metric, RunRef, RunState, write_most_recent_run
@@ -334,16 +336,100 @@ class Backend(abc.ABC):
 
         A step starts once the steps it depends on completed; an input an upstream step
         writes is the exact version that step registered. A failed step stops its
-        dependants and the pipeline fails; canceling the pipeline cancels its steps. With
-        `submission_id`, idempotent as `submit` is: the pipeline's run is recorded with it.
+        dependants and the pipeline fails; canceling the pipeline cancels its steps. A step
+        that allows reuse and whose code, settings and input versions equal an earlier
+        completed run of it takes that run's outputs instead of running (`pipeline_steps`
+        says so). With `submission_id`, idempotent as `submit` is: the pipeline's run is
+        recorded with it.
 
         Raises:
             NotSupportedError: This backend does not run pipelines (yet); nothing was done.
         """
-        raise NotSupportedError(
-            f"the {self.name} backend does not run pipelines yet: nothing was submitted. "
-            "Run the pipeline on the local backend, or chain its steps as jobs "
-            "(submit one, wait, submit the next)"
+        raise self._no_pipelines("run pipelines")
+
+    def pipeline_steps(self, ref: RunRef) -> list[StepRun]:
+        """The steps of a pipeline run, in the pipeline's order, each with its run (if any).
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: The run is not a pipeline run.
+            NotSupportedError: This backend does not run pipelines (yet).
+        """
+        raise self._no_pipelines("run pipelines")
+
+    def run_inputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The dataset versions the run read (its input datasets), in the order it names them.
+
+        Raises:
+            RunNotFoundError: No such run.
+            NotSupportedError: This backend does not record a run's inputs (yet).
+        """
+        raise self._no_pipelines("record a run's inputs")
+
+    def publish_pipeline(
+        self, pipeline: PipelineSpec, *, description: str = ""
+    ) -> PublishedPipeline:
+        """Publishes the pipeline under its name, as the next version (or finds it published).
+
+        A pipeline equal to the latest version published under its name gives that version
+        again: nothing new is published.
+
+        Raises:
+            NotSupportedError: This backend does not publish pipelines (yet); nothing was done.
+        """
+        raise self._no_pipelines("publish pipelines")
+
+    def published_pipelines(self, name: str | None = None) -> list[PublishedPipeline]:
+        """The published pipelines (only those under `name`, if given), oldest version first.
+
+        Raises:
+            NotSupportedError: This backend does not publish pipelines (yet).
+        """
+        raise self._no_pipelines("publish pipelines")
+
+    def submit_published_pipeline(
+        self, name: str, *, version: int | None = None, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits a published pipeline (its latest version unless `version` is given).
+
+        Raises:
+            PipelineNotFoundError: Nothing is published under that name (or that version).
+            NotSupportedError: This backend does not publish pipelines (yet).
+        """
+        raise self._no_pipelines("publish pipelines")
+
+    def schedule_pipeline(self, schedule: PipelineSchedule) -> PipelineSchedule:
+        """Creates the schedule in the workspace, or updates the one of its name.
+
+        Returns it with the workspace's id.
+
+        Raises:
+            PipelineNotFoundError: Nothing is published under the schedule's pipeline name.
+            NotSupportedError: This backend does not schedule pipelines (yet); nothing was done.
+        """
+        raise self._no_pipelines("schedule pipelines")
+
+    def pipeline_schedules(self) -> list[PipelineSchedule]:
+        """The workspace's pipeline schedules, by name.
+
+        Raises:
+            NotSupportedError: This backend does not schedule pipelines (yet).
+        """
+        raise self._no_pipelines("schedule pipelines")
+
+    def remove_pipeline_schedule(self, name: str) -> None:
+        """Removes the schedule of that name: it never fires again. Removing none is no error.
+
+        Raises:
+            NotSupportedError: This backend does not schedule pipelines (yet).
+        """
+        raise self._no_pipelines("schedule pipelines")
+
+    def _no_pipelines(self, what: str) -> NotSupportedError:
+        return NotSupportedError(
+            f"the {self.name} backend does not {what} yet: nothing was done. Run the "
+            "pipeline on the local backend, or chain its steps as jobs (submit one, wait, "
+            "submit the next)"
         )
 
     def _check_plan_workspace(self, job: JobSpec | RunPlan) -> None:
