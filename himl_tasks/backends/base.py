@@ -357,6 +357,16 @@ class Backend(abc.ABC):
         """
         raise self._no_pipelines("run pipelines")
 
+    def submitted_pipeline(self, ref: RunRef) -> PipelineSpec:
+        """The pipeline a pipeline run was submitted with (for `himl resubmit`).
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: The run is not a pipeline run.
+            NotSupportedError: This backend does not run pipelines (yet).
+        """
+        raise self._no_pipelines("run pipelines")
+
     def run_inputs(self, ref: RunRef) -> list[ResolvedDataset]:
         """The dataset versions the run read (its input datasets), in the order it names them.
 
