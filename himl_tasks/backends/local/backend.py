@@ -23,6 +23,8 @@ from himl_tasks.backends.base import Backend, check_run_id_argument, spec_of
 from himl_tasks.backends.dataset_folders import link_dataset
 from himl_tasks.backends.local.clusters import (
     DEFAULT_CLUSTER,
+    DRIVER_CLUSTER,
+    MAX_CONCURRENT_RUNS,
     Preemption,
     check_cluster_settings,
 )
@@ -508,7 +510,8 @@ class LocalBackend(Backend):
         """Runs a pipeline: a run whose steps are its child runs, each started in its turn.
 
         The pipeline run is a small driver process (`himl_tasks.backends.local.pipeline_driver`)
-        on the default cluster. It starts a step once every step it depends on completed, on
+        on the drivers' cluster (`DRIVER_CLUSTER`, no limit: a driver waiting for its steps
+        never holds a slot they need). It starts a step once every step it depends on completed, on
         the step's own cluster; an input that an upstream step writes is the exact version
         that step registered. Once a step fails or is canceled, no further step starts: its
         dependants are never started (they get no run), running steps go on to their end,
@@ -590,6 +593,7 @@ class LocalBackend(Backend):
                 module=PIPELINE_DRIVER,
                 args=[PIPELINE_PLAN_FILE],
                 snapshot_root=folder,
+                compute=DRIVER_CLUSTER,
                 experiment=experiment,
                 display_name=pipeline.display_name
                 or f"pipeline {pipeline.name} ({len(planned)} steps)",
@@ -715,6 +719,8 @@ class LocalBackend(Backend):
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
         if compute == DEFAULT_CLUSTER:
             return default_cluster_limit(), None  # not in the registry: no read needed
+        if compute == DRIVER_CLUSTER:
+            return MAX_CONCURRENT_RUNS, None
         clusters = self.registry.clusters()
         if compute not in clusters:
             known = ", ".join(sorted([DEFAULT_CLUSTER, *clusters]))

@@ -10,8 +10,9 @@ parts as a job's identity (`himl_tasks.jobs.identity`):
   its experiment, which change nothing it computes; nor the step's name, so a step renamed,
   or the same job in another pipeline, is the same step);
 - its snapshot's content (`snapshot.snapshot_digest`, taken when the pipeline is submitted);
-- the exact version of each dataset it reads, an upstream step's output included: a step
-  downstream of a step that ran again reads a new version, so it runs again too.
+- the exact version of each dataset it reads (its number, datastore and folder), an upstream
+  step's output included: a step downstream of a step that ran again reads a new version, so
+  it runs again too.
 
 Before an earlier run stands in, what can be checked cheaply is: it is Completed (a failed
 or canceled run never stands in); it ran itself (a run that took another's outputs points to
@@ -48,7 +49,10 @@ def step_identity(plan: RunPlan, snapshot_digest: str) -> str:
     digest = hashlib.sha256(_IDENTITY_RULES.encode())
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     for resolved in plan.inputs:
-        digest.update(f"\0input {resolved.name}:{resolved.version}".encode())
+        # Where the version's files are, too: a version removed from the registry by hand
+        # leaves its number to the next one registered, whose folder is another run's.
+        where = f"{resolved.datastore}/{resolved.path}"
+        digest.update(f"\0input {resolved.name}:{resolved.version} {where}".encode())
     digest.update(f"\0snapshot {snapshot_digest}".encode())
     return digest.hexdigest()
 
