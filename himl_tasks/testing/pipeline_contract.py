@@ -63,6 +63,22 @@ def steps_of(backend: Backend, ref: RunRef) -> dict[str, StepRun]:
     return {s.step: s for s in steps}
 
 
+def run_to_the_end(harness: BackendHarness, pipeline: PipelineSpec) -> dict[str, StepRun]:
+    """Submits the pipeline and lets it complete; returns its steps by name."""
+    ref = harness.backend.submit_pipeline(pipeline)
+    assert harness.settle(ref).succeeded
+    return steps_of(harness.backend, ref)
+
+
+def chain_run_once(
+    harness: BackendHarness, prep: Job | PipelineStep = PREP
+) -> tuple[PipelineSpec, dict[str, StepRun]]:
+    """Makes `raw`, then runs the chain once; returns it and its steps by name."""
+    make_raw(harness)
+    pipeline = chain(harness, prep=prep)
+    return pipeline, run_to_the_end(harness, pipeline)
+
+
 def step_run(step: StepRun) -> RunRef:
     """The step's run, which it has."""
     assert step.run is not None, f"step {step.step} has no run"
@@ -168,16 +184,11 @@ class PipelineContract:
         self, harness: BackendHarness
     ) -> None:
         backend = harness.backend
-        make_raw(harness)
-        pipeline = chain(harness)
-        first = backend.submit_pipeline(pipeline)
-        assert harness.settle(first).succeeded
-        before = steps_of(backend, first)
+        pipeline, before = chain_run_once(harness)
 
         again = backend.submit_pipeline(pipeline)
         assert harness.settle(again).succeeded
 
-        assert again != first
         after = steps_of(backend, again)
         for name in ("prep", "train"):
             earlier, reused = step_run(before[name]), step_run(after[name])
@@ -192,19 +203,13 @@ class PipelineContract:
         self, harness: BackendHarness
     ) -> None:
         backend = harness.backend
-        make_raw(harness)
-        pipeline = chain(harness)
-        first = backend.submit_pipeline(pipeline)
-        assert harness.settle(first).succeeded
-        before = steps_of(backend, first)
+        pipeline, before = chain_run_once(harness)
         changed_train = Job(log_lines=("training, changed",), input_datasets=("features",))
 
-        again = backend.submit_pipeline(
-            chain(harness, prep=pipeline.step("prep"), train=changed_train)
+        after = run_to_the_end(
+            harness, chain(harness, prep=pipeline.step("prep"), train=changed_train)
         )
-        assert harness.settle(again).succeeded
 
-        after = steps_of(backend, again)
         assert after["prep"].reused_from == step_run(before["prep"])
         assert not after["train"].reused
         train = step_run(after["train"])
@@ -213,16 +218,11 @@ class PipelineContract:
 
     def test_a_step_that_allows_no_reuse_runs_every_time(self, harness: BackendHarness) -> None:
         backend = harness.backend
-        make_raw(harness)
         prep = PipelineStep("prep", harness.job_spec(PREP), allow_reuse=False)
-        pipeline = chain(harness, prep=prep)
-        first = backend.submit_pipeline(pipeline)
-        assert harness.settle(first).succeeded
+        pipeline, _ = chain_run_once(harness, prep=prep)
 
-        again = backend.submit_pipeline(pipeline)
-        assert harness.settle(again).succeeded
+        after = run_to_the_end(harness, pipeline)
 
-        after = steps_of(backend, again)
         assert not after["prep"].reused
         (features,) = backend.run_outputs(step_run(after["prep"]))
         assert features.version == 2
