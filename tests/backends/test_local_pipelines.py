@@ -680,3 +680,5 @@ def test_pipelines_submitted_together_never_hold_the_slots_their_steps_need(
     finally:
         for pipeline in pipelines:
             backend.cancel(pipeline)
+    with pytest.raises(InvalidInputError, match="local-drivers"):  # the drivers' own
+        backend.create_compute_cluster("local-drivers", max_concurrent_runs=1)

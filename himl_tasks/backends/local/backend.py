@@ -113,7 +113,8 @@ class LocalBackend(Backend):
     `compute_clusters` (a cluster is a limit on runs at once, with optional preemption),
     `register_datastore` (the settings of a `datastores.toml` entry, not AzureML's
     arguments), `status_history`, `attempts` and `dataset_versions` (what its registry
-    keeps), and two keyword arguments: `submit(parent_run_id=...)` and
+    keeps), `submit_step` (what a pipeline's driver calls for each step: run it, or record
+    an earlier run standing in), and two keyword arguments: `submit(parent_run_id=...)` and
     `submit_sweep(seed=...)`.
 
     Args:
