@@ -497,8 +497,24 @@ def _remove_registration(backend: LocalBackend, written: ResolvedDataset) -> Non
         )
 
 
-@pytest.mark.parametrize("remove", [_remove_files, _remove_registration])
-def test_a_step_whose_earlier_output_version_was_removed_runs_again(
+def _change_a_file(backend: LocalBackend, written: ResolvedDataset) -> None:
+    changed = backend.root.parent / "changed"
+    changed.mkdir()
+    (changed / "a.txt").write_text("ABD")  # the same size, other bytes
+    backend.datastore(written.datastore).upload_folder(changed, written.path, overwrite=True)
+
+
+def _add_a_file(backend: LocalBackend, written: ResolvedDataset) -> None:
+    added = backend.root.parent / "added"
+    added.mkdir()
+    (added / "b.txt").write_text("more")
+    backend.datastore(written.datastore).upload_folder(added, written.path)
+
+
+@pytest.mark.parametrize(
+    "remove", [_remove_files, _remove_registration, _change_a_file, _add_a_file]
+)
+def test_a_step_whose_earlier_output_version_was_removed_or_damaged_runs_again(
     backend: LocalBackend, project: Path, remove: Callable[[LocalBackend, ResolvedDataset], None]
 ) -> None:
     put_dataset(backend, "raw", "abc")
@@ -612,10 +628,14 @@ def test_an_earlier_run_whose_version_goes_while_it_is_taken_does_not_stand_in(
     )
     step = plan.steps[0]
     checked = backend_module.outputs_intact
+    approved: list[bool] = []
 
-    def removed_right_after_the_check(outputs: list[ResolvedDataset], *args: Any) -> bool:
+    def removed_right_after_the_check(
+        outputs: list[tuple[ResolvedDataset, str | None]], *args: Any
+    ) -> bool:
         whole = checked(outputs, *args)
-        for written in outputs:
+        approved.append(whole)
+        for written, _ in outputs:
             _remove_registration(backend, written)
         return whole
 
@@ -624,6 +644,7 @@ def test_an_earlier_run_whose_version_goes_while_it_is_taken_does_not_stand_in(
     parent = backend.submit(JobSpec(entry_script="wait.py", snapshot_root=project))
     try:
         ref = backend.submit_step(step, step.spec, pipeline_run_id=parent.run_id)
+        assert approved == [True]  # the earlier run passed the checks, then lost its version
         assert backend.run_tags(ref).get("reused_from") is None
         assert backend._row(ref).reused_from is None
         assert backend.wait(ref, timeout=120).succeeded

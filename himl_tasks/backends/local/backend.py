@@ -637,7 +637,7 @@ class LocalBackend(Backend):
         identity = step_identity(plan, step.snapshot_digest)
         expected = tuple(config.name for config in spec.output_datasets)
         for earlier in self.registry.reusable_runs(identity) if step.allow_reuse else []:
-            outputs = self.run_outputs(self._ref(earlier))
+            outputs = self._recorded_outputs(earlier.run_id)
             if not outputs_intact(outputs, expected, self.datastore):
                 continue
             reused = self._record_run(
@@ -988,9 +988,17 @@ class LocalBackend(Backend):
         A pipeline step that took an earlier run's outputs instead of running has that run's.
         """
         row = self._row(ref)
-        run_id = row.reused_from or row.run_id
+        return [output for output, _ in self._recorded_outputs(row.reused_from or row.run_id)]
+
+    def _recorded_outputs(self, run_id: str) -> list[tuple[ResolvedDataset, str | None]]:
+        """The versions the run registered, each with the digest of its files (if recorded)."""
         return [
-            ResolvedDataset(row["name"], int(row["version"]), row["datastore"], row["path"], run_id)
+            (
+                ResolvedDataset(
+                    row["name"], int(row["version"]), row["datastore"], row["path"], run_id
+                ),
+                row["content_digest"],
+            )
             for row in self.registry.datasets_created_by(run_id)
         ]
 
