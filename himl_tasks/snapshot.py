@@ -10,6 +10,7 @@ leftovers from a laptop run). The user's ignore files are read, never changed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -118,6 +119,24 @@ class Snapshot:
                 "rules (.amlignore, ignored_folders or the defaults)"
             )
         return relative.as_posix()
+
+    def content_digest(self) -> str:
+        """A digest of the files' names and contents: equal for equal snapshots, wherever.
+
+        Raises:
+            InputPathNotFoundError: A file selected for the snapshot is gone since.
+        """
+        digest = hashlib.sha256()
+        for item in self.files:
+            digest.update(item.relative.encode() + b"\0")
+            with (
+                self.gone_since_selected(item.relative),
+                (self.root / item.relative).open("rb") as source,
+            ):
+                for chunk in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(chunk)
+            digest.update(b"\0")
+        return digest.hexdigest()
 
     def copy_to(self, destination: Path) -> None:
         """Copies the files into `destination` (created), keeping their relative paths.

@@ -29,10 +29,10 @@ import pytest
 from himl_tasks.errors import PipelineNotFoundError
 from himl_tasks.pipeline_runs import PipelineSchedule
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
-from himl_tasks.runs import RunStatus
+from himl_tasks.runs import RunRef, RunStatus
 from himl_tasks.testing.backend_contract import BackendHarness, Job
 
-NIGHTLY = "0 2 * * *"
+NIGHTLY = "0 2 1 1 *"  # 02:00 on 1 January: a schedule that does not fire while tests run
 
 
 def unique(prefix: str) -> str:
@@ -88,15 +88,21 @@ class PublishingContract:
 
         latest = backend.submit_published_pipeline(pipeline.name, submission_id=submission)
         again = backend.submit_published_pipeline(pipeline.name, submission_id=submission)
+        assert again == latest
+        self.assert_completes_with_steps(harness, latest, 2)
         first = backend.submit_published_pipeline(pipeline.name, version=1)
 
-        assert again == latest and first != latest
-        for ref, steps in ((latest, 2), (first, 1)):
-            assert harness.settle(ref).status is RunStatus.COMPLETED
-            children = backend.child_runs(ref)
-            assert len(children) == steps and ref not in children
-            for child in children:
-                assert harness.settle(child).status is RunStatus.COMPLETED
+        assert first != latest
+        self.assert_completes_with_steps(harness, first, 1)
+
+    @staticmethod
+    def assert_completes_with_steps(harness: BackendHarness, ref: RunRef, steps: int) -> None:
+        """The pipeline run completes, with `steps` child runs that completed."""
+        assert harness.settle(ref).status is RunStatus.COMPLETED
+        children = harness.backend.child_runs(ref)
+        assert len(children) == steps and ref not in children
+        for child in children:
+            assert harness.settle(child).status is RunStatus.COMPLETED
 
     def test_an_unknown_name_or_version_is_refused_listing_what_is_published(
         self, harness: BackendHarness

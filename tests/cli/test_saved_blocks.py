@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from himl_tasks.backends.azureml_v1.authentication import Authentication
 from himl_tasks.backends.azureml_v1.workspace import WorkspaceSettings, get_workspace
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.cli.prefect_api import find_prefect_api
+from himl_tasks.backends.prefect_api import find_prefect_api
 from himl_tasks.cli.saved_blocks import AzureMLBlock
 from himl_tasks.errors import ConfigurationError
 from tests.cli.conftest import project, submit
