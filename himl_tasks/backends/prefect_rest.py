@@ -8,13 +8,16 @@ pipelines and schedules, which are Prefect deployments
 (`himl_tasks.backends.prefect_api`); the endpoints and payloads are those Prefect 3.8's own
 client sends (`prefect/client/orchestration/`).
 
-An API that does not answer, refuses the credential, or answers what a Prefect 3 API would
-not, is a `ConfigurationError` that says what was being done and what to do; nothing here
+A request that meets a transient failure (the server says "later", a connection is lost) is
+sent again, at most `RETRIES` times with growing pauses, as Prefect's own client does. An API
+that does not answer, refuses the credential, or answers what a Prefect 3 API would not, is a
+`ConfigurationError` that says what was being done and what to do; nothing here
 writes a header (the credential) into a message.
 """
 
 from __future__ import annotations
 
+import time
 import types
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -27,6 +30,14 @@ if TYPE_CHECKING:
 
 REQUEST_SECONDS = 10.0
 """The deadline of each phase (connect, read, write) of each request to the Prefect API."""
+RETRIES = 5
+"""Times a request is sent again after a transient failure, as Prefect's client does."""
+MAX_PAUSE_SECONDS = 8.0
+"""The longest pause before sending again (Prefect's client backs off 2**n seconds)."""
+# What Prefect's client sends again (`prefect.client.base.PrefectHttpxAsyncClient.send`): the
+# server's answers that say "later" (a busy database answers 503), and a connection lost
+# once made. A connection that cannot be made is not: a wrong URL fails fast.
+_TRANSIENT_STATUSES = frozenset({408, 429, 502, 503})
 
 _T = TypeVar("_T", dict[str, Any], list[Any])
 
@@ -91,8 +102,27 @@ class PrefectRest:
         """
         import httpx
 
+        transient = (
+            httpx.ReadTimeout,
+            httpx.WriteTimeout,
+            httpx.PoolTimeout,
+            httpx.ReadError,
+            httpx.WriteError,
+            httpx.RemoteProtocolError,
+        )
         try:
-            response = self._client.request(method, path, json=json, params=params)
+            for attempt in range(RETRIES + 1):
+                pause = min(MAX_PAUSE_SECONDS, 0.5 * 2**attempt)
+                try:
+                    response = self._client.request(method, path, json=json, params=params)
+                except transient:
+                    if attempt == RETRIES:
+                        raise
+                    time.sleep(pause)
+                    continue
+                if response.status_code not in _TRANSIENT_STATUSES or attempt == RETRIES:
+                    break
+                time.sleep(min(MAX_PAUSE_SECONDS, _retry_after(response) or pause))
         except httpx.HTTPError as error:
             raise ConfigurationError(
                 f"{self.doing}: the Prefect API at {self.api.url} (from {self.api.source}) "
@@ -135,6 +165,14 @@ class PrefectRest:
                 "it a Prefect 3 API?"
             )
         return value
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The pause the API asked for (`Retry-After` in seconds), if it asked."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 def _detail(response: httpx.Response) -> str:

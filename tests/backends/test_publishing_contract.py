@@ -19,17 +19,7 @@ from tests.backends.test_backend_contract import LocalHarness
 
 
 @pytest.fixture
-def api_url(prefect_api: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test Prefect server's API URL, where the backend finds it: $PREFECT_API_URL."""
-    from prefect.settings import PREFECT_API_URL
-
-    url = str(PREFECT_API_URL.value())
-    monkeypatch.setenv("PREFECT_API_URL", url)
-    return url
-
-
-@pytest.fixture
-def local_harness(api_url: str, tmp_path: Path) -> Iterator[LocalHarness]:
+def local_harness(prefect_api_url: str, tmp_path: Path) -> Iterator[LocalHarness]:
     project = tmp_path / "project"
     project.mkdir()
     backend = LocalBackend(tmp_path / "workspace")
