@@ -31,19 +31,6 @@ def backend(tmp_path: Path) -> LocalBackend:
 
 
 @pytest.fixture
-def prefect_api_url(prefect_api: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The test Prefect server's API URL, set where a backend finds it: $PREFECT_API_URL.
-
-    (The session's test harness sets it in this process's Prefect settings only.)
-    """
-    from prefect.settings import PREFECT_API_URL
-
-    url = str(PREFECT_API_URL.value())
-    monkeypatch.setenv("PREFECT_API_URL", url)
-    return url
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The user's project folder: the snapshot root of the test's jobs."""
     folder = tmp_path / "project"
