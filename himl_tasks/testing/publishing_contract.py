@@ -45,6 +45,13 @@ def one_step(harness: BackendHarness, name: str) -> PipelineSpec:
     return PipelineSpec(name, [PipelineStep("prep", harness.job_spec(Job(log_lines=("prep",))))])
 
 
+def published(harness: BackendHarness) -> PipelineSpec:
+    """A one-step pipeline of a new name, published (version 1)."""
+    pipeline = one_step(harness, unique("published"))
+    harness.backend.publish_pipeline(pipeline)
+    return pipeline
+
+
 def two_steps(harness: BackendHarness, first: PipelineSpec) -> PipelineSpec:
     """`first` with a second step, `train`, after `prep`: a changed pipeline of its name."""
     train = PipelineStep("train", harness.job_spec(Job(log_lines=("train",))), after=["prep"])
@@ -81,8 +88,7 @@ class PublishingContract:
 
     def test_a_published_pipeline_runs_as_a_pipeline_run(self, harness: BackendHarness) -> None:
         backend = harness.backend
-        pipeline = one_step(harness, unique("published"))
-        backend.publish_pipeline(pipeline)
+        pipeline = published(harness)
         backend.publish_pipeline(two_steps(harness, pipeline))
         submission = f"published-{uuid.uuid4().hex}"
 
@@ -108,8 +114,7 @@ class PublishingContract:
         self, harness: BackendHarness
     ) -> None:
         backend = harness.backend
-        pipeline = one_step(harness, unique("published"))
-        backend.publish_pipeline(pipeline)
+        pipeline = published(harness)
         runs_before = backend.list_runs()
         unknown = unique("never-published")
 
@@ -125,8 +130,7 @@ class PublishingContract:
 
     def test_a_schedule_is_listed_and_updated_by_its_name(self, harness: BackendHarness) -> None:
         backend = harness.backend
-        pipeline = one_step(harness, unique("published"))
-        backend.publish_pipeline(pipeline)
+        pipeline = published(harness)
         name = unique("nightly")
 
         made = backend.schedule_pipeline(
@@ -152,8 +156,7 @@ class PublishingContract:
         self, harness: BackendHarness
     ) -> None:
         backend = harness.backend
-        pipeline = one_step(harness, unique("published"))
-        backend.publish_pipeline(pipeline)
+        pipeline = published(harness)
         name = unique("nightly")
         backend.schedule_pipeline(PipelineSchedule(name, pipeline.name, NIGHTLY))
         before = backend.pipeline_schedules()
@@ -172,8 +175,7 @@ class PublishingContract:
         self, harness: BackendHarness
     ) -> None:
         backend = harness.backend
-        pipeline = one_step(harness, unique("published"))
-        backend.publish_pipeline(pipeline)
+        pipeline = published(harness)
         kept, removed = unique("kept"), unique("removed")
         backend.schedule_pipeline(PipelineSchedule(kept, pipeline.name, NIGHTLY))
         backend.schedule_pipeline(PipelineSchedule(removed, pipeline.name, NIGHTLY))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -14,6 +12,7 @@ from himl_tasks.backends import prefect_rest
 from himl_tasks.backends.prefect_api import PrefectApi
 from himl_tasks.backends.prefect_rest import RETRIES, PrefectRest
 from himl_tasks.errors import ConfigurationError
+from tests.answering_server import answering
 
 
 @dataclass
@@ -29,32 +28,17 @@ class Server:
 @pytest.fixture
 def answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     fake = Server()
-    statuses, asked = fake.statuses, fake.asked
     monkeypatch.setattr(prefect_rest.time, "sleep", fake.pauses.append)
 
-    class Answer(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            status = statuses.pop(0) if statuses else 200
-            body = json.dumps({"detail": "busy"} if status != 200 else {"ok": True}).encode()
-            self.send_response(status)
-            if status == 429:
-                self.send_header("Retry-After", "3")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+        fake.asked.append(path)
+        status = fake.statuses.pop(0) if fake.statuses else 200
+        body = json.dumps({"detail": "busy"} if status != 200 else {"ok": True}).encode()
+        return status, {"Retry-After": "3"} if status == 429 else {}, body
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            fake.url = f"http://127.0.0.1:{server.server_address[1]}/api"
-            yield fake
-        finally:
-            server.shutdown()
+    with answering(answer) as url:
+        fake.url = url
+        yield fake
 
 
 def test_a_busy_answer_is_asked_again(answers: Server) -> None:

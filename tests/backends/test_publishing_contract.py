@@ -1,8 +1,10 @@
-"""The publishing contract (himl_tasks.testing) on the local backend, and what is local only.
+"""The publishing contract (himl_tasks.testing) on the local backend.
 
 On the local backend a published pipeline is a Prefect deployment and a schedule that
-deployment's schedule: these tests talk to a real Prefect API (the session's test server),
-the backend through its REST interface as it does everywhere (it never imports Prefect).
+deployment's schedule: the contract runs against a real Prefect API (the session's test
+server), which the backend reaches through its REST interface as it does everywhere (it never
+imports Prefect). What only the local backend does is in test_local_publishing.py. The AzureML
+backends join with their stand-ins' harnesses (test_backend_contract.py).
 """
 
 from __future__ import annotations
@@ -12,25 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.publishing_contract import PublishingContract
-from tests.backends.test_backend_contract import LocalHarness
-
-
-@pytest.fixture
-def local_harness(prefect_api_url: str, tmp_path: Path) -> Iterator[LocalHarness]:
-    project = tmp_path / "project"
-    project.mkdir()
-    backend = LocalBackend(tmp_path / "workspace")
-    yield LocalHarness(backend, project)
-    # A test that failed half-way leaves no job running after it.
-    for run in backend.registry.runs():
-        if not run.status.is_terminal:
-            backend.cancel(backend.get_run_ref(run.run_id))
+from tests.backends.test_backend_contract import local_harness
 
 
 class TestLocalPublishing(PublishingContract):
     @pytest.fixture
-    def harness(self, local_harness: LocalHarness) -> BackendHarness:
-        return local_harness
+    def harness(self, prefect_api_url: str, tmp_path: Path) -> Iterator[BackendHarness]:
+        yield from local_harness(tmp_path)

@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -679,13 +680,18 @@ class LocalBackend(Backend):
     def _published(self) -> PublishedPipelines:
         return PublishedPipelines(self.root)
 
-    def _deployments(self, doing: str) -> PipelineDeployments:
+    @contextlib.contextmanager
+    def _deployments(self, doing: str) -> Iterator[PipelineDeployments]:
         """The Prefect deployments of this workspace's pipelines, on the configured API.
+
+        Args:
+            doing: What the requests are for, as an error message starts.
 
         Raises:
             ConfigurationError: No Prefect API is configured (the message says how to).
         """
-        return PipelineDeployments(PrefectRest(find_prefect_api(), doing), self.root)
+        with PrefectRest(find_prefect_api(), doing) as rest:
+            yield PipelineDeployments(rest, self.root)
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable

@@ -23,7 +23,6 @@ each workspace lists only its own schedules.
 from __future__ import annotations
 
 import hashlib
-import types
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +43,10 @@ _PAGE = 200  # the server's default page size (PREFECT_SERVER_API_DEFAULT_LIMIT)
 
 
 class PipelineDeployments:
-    """The deployments of one local workspace's published pipelines (a context manager).
+    """The deployments of one local workspace's published pipelines.
 
     Args:
-        rest: The Prefect API session, closed with this object.
+        rest: The Prefect API session the requests are sent in.
         workspace: The workspace folder.
     """
 
@@ -57,17 +56,6 @@ class PipelineDeployments:
         digest = hashlib.sha256(str(self.workspace).encode()).hexdigest()
         self.workspace_tag = f"himl-workspace-{digest[:16]}"
         self._suffix = digest[:8]
-
-    def __enter__(self) -> PipelineDeployments:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: types.TracebackType | None,
-    ) -> None:
-        self.rest.__exit__(kind, error, traceback)
 
     def deployment_name(self, pipeline: str) -> str:
         """The name of pipeline `pipeline`'s deployment."""
