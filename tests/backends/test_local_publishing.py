@@ -7,11 +7,13 @@ does: a flow run of it, run by a real process worker of the pool `himl-process`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,13 @@ from himl_tasks.backends.local.backend import (
 )
 from himl_tasks.backends.local.launcher import PACKAGE_PARENT
 from himl_tasks.backends.local.pipeline_deployments import ENTRYPOINT, FLOW_NAME, WORK_POOL
+from himl_tasks.backends.local.published_pipelines import PublishedPipelines
 from himl_tasks.errors import ConfigurationError, InvalidInputError, PipelineNotFoundError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.pipeline_runs import PipelineSchedule
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.runs import RunStatus
+from himl_tasks.snapshot import select_snapshot
 from himl_tasks.testing.publishing_contract import unique
 from tests.backends.conftest import write_script
 
@@ -255,3 +259,33 @@ def test_what_is_no_pipeline_or_schedule_is_refused(backend: LocalBackend) -> No
     assert backend.published_pipelines("../../etc") == []
     with pytest.raises(PipelineNotFoundError, match="published pipelines: none"):
         backend.submit_published_pipeline(f"../{uuid.uuid4().hex}")
+
+
+def test_publishers_racing_for_a_number_each_get_a_whole_version_of_their_own(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    store = PublishedPipelines(backend.root)
+    pipelines = []
+    for number in range(6):
+        folder = tmp_path / f"project{number}"
+        pipelines.append(pipeline(folder, "raced", line=f"publisher {number}"))
+    snapshots = [{"prep": select_snapshot(p.steps[0].job.snapshot_root)} for p in pipelines]
+    start = threading.Barrier(len(pipelines))
+
+    def publish(index: int) -> int:
+        start.wait()
+        made = store.publish(pipelines[index], snapshots[index], description="", endpoint="e")
+        return made.version
+
+    with concurrent.futures.ThreadPoolExecutor(len(pipelines)) as pool:
+        versions = list(pool.map(publish, range(len(pipelines))))
+
+    assert sorted(versions) == list(range(1, len(pipelines) + 1))
+    for index, version in enumerate(versions):
+        kept = store.version("raced", version).pipeline()
+        script = kept.steps[0].job.entry_script
+        assert (
+            script is not None and script.read_text() == f"print('publisher {index}', flush=True)\n"
+        )
+    left = sorted(p.name for p in (backend.root / "published" / "raced").iterdir())
+    assert left == [str(n) for n in sorted(range(1, len(pipelines) + 1), key=str)]
