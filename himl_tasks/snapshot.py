@@ -120,6 +120,24 @@ class Snapshot:
             )
         return relative.as_posix()
 
+    def content_digest(self) -> str:
+        """A digest of the files' names and contents: equal for equal snapshots, wherever.
+
+        Raises:
+            InputPathNotFoundError: A file selected for the snapshot is gone since.
+        """
+        digest = hashlib.sha256()
+        for item in self.files:
+            digest.update(item.relative.encode() + b"\0")
+            with (
+                self.gone_since_selected(item.relative),
+                (self.root / item.relative).open("rb") as source,
+            ):
+                for chunk in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(chunk)
+            digest.update(b"\0")
+        return digest.hexdigest()
+
     def copy_to(self, destination: Path) -> None:
         """Copies the files into `destination` (created), keeping their relative paths.
 
@@ -152,25 +170,6 @@ class Snapshot:
                 f"{relative} was selected for the job's snapshot from {self.root} and is gone "
                 "since: the folder changed after the job was planned; plan the job again"
             ) from None
-
-
-def snapshot_digest(snapshot: Snapshot) -> str:
-    """A digest of the snapshot's file names and contents (where its root is plays no part).
-
-    Raises:
-        InputPathNotFoundError: A file selected for the snapshot is gone since.
-    """
-    digest = hashlib.sha256()
-    for item in snapshot.files:
-        digest.update(item.relative.encode() + b"\0")
-        with (
-            snapshot.gone_since_selected(item.relative),
-            (snapshot.root / item.relative).open("rb") as source,
-        ):
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 def entry_script_in_root(root: Path, script: Path) -> Path:

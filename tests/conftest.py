@@ -44,6 +44,19 @@ def prefect_api() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def prefect_api_url(prefect_api: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test Prefect server's API URL, set where a backend finds it: $PREFECT_API_URL.
+
+    (The session's test harness sets it in this process's Prefect settings only.)
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    url = str(PREFECT_API_URL.value())
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    return url
+
+
 @contextmanager
 def fresh_container(service: BlobServiceClient) -> Iterator[ContainerClient]:
     """Creates a container with a random name; deletes it and closes the client afterwards."""

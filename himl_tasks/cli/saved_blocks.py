@@ -21,25 +21,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from pydantic import SecretStr
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.prefect_api import PrefectApi, find_prefect_api
+from himl_tasks.backends.prefect_rest import PrefectRest, path_part
 from himl_tasks.backends.workspace_discovery import checked_sdk
-from himl_tasks.cli.prefect_api import API_URL, PrefectApi, find_prefect_api
 from himl_tasks.errors import ConfigurationError, WorkspaceNotFoundError
-
-if TYPE_CHECKING:
-    import httpx
 
 LOCAL = "local-workspace"
 AZUREML = "azureml-workspace"
 BLOCK_TYPES = (LOCAL, AZUREML)
-_T = TypeVar("_T", dict[str, Any], list[Any])
-REQUEST_SECONDS = 10.0
-"""The deadline of each phase (connect, read, write) of each request to the Prefect API."""
 
 # Prefect's rule for a block document's name: lowercase letters, digits and '-'.
 _BLOCK_NAME = re.compile(rf"^(?:(?P<kind>{LOCAL}|{AZUREML})/)?(?P<name>[a-z0-9-]+)$")
@@ -127,76 +122,34 @@ def _read_block(
     api: PrefectApi, kind: str | None, name: str, given: str
 ) -> tuple[str, Mapping[str, Any]]:
     """The block's type slug and data (secrets included)."""
-    import httpx  # here: it takes as long to import as the rest of `himl`, and few calls need it
-
-    with httpx.Client(base_url=api.url, headers=api.headers(), timeout=REQUEST_SECONDS) as client:
+    with PrefectRest(api, f"cannot read saved block '{given}'") as rest:
         if kind is not None:
-            response = _call(
-                api,
-                given,
-                lambda: client.get(
-                    f"/block_types/slug/{kind}/block_documents/name/{name}",
-                    params={"include_secrets": "true"},
-                ),
+            response = rest.request(
+                "GET",
+                f"/block_types/slug/{path_part(kind)}/block_documents/name/{path_part(name)}",
+                params={"include_secrets": "true"},
+                absent=(404,),
             )
-            if response.status_code == 404:
+            if response is None:
                 raise _not_saved(api, given, [kind], name)
-            return kind, _data(api, given, _answer(api, given, response, dict))
+            return kind, _data(rest, rest.answer(response, dict, "block document"))
         body = {
             "block_documents": {"name": {"any_": [name]}, "is_anonymous": {"eq_": False}},
             "block_types": {"slug": {"any_": list(BLOCK_TYPES)}},
             "include_secrets": True,
             "limit": len(BLOCK_TYPES) + 1,
         }
-        response = _call(api, given, lambda: client.post("/block_documents/filter", json=body))
-        documents = _answer(api, given, response, list)
-    found = [(_slug(document), document) for document in documents]
-    found = [(slug, document) for slug, document in found if slug in BLOCK_TYPES]
-    if not found:
-        raise _not_saved(api, given, list(BLOCK_TYPES), name)
-    if len(found) > 1:
-        names = " and ".join(f"'{slug}/{name}'" for slug, _ in found)
-        raise WorkspaceNotFoundError(f"'{given}' is ambiguous: {names} are saved; write one")
-    slug, document = found[0]
-    return slug, _data(api, given, document)
-
-
-def _call(api: PrefectApi, given: str, request: Any) -> httpx.Response:
-    import httpx
-
-    try:
-        response: httpx.Response = request()
-    except httpx.HTTPError as error:
-        raise ConfigurationError(
-            f"cannot read saved block '{given}': the Prefect API at {api.url} (from "
-            f"{api.source}) did not answer ({type(error).__name__}: {error}): start it "
-            f"(`prefect server start`), or set {API_URL} to one that runs"
-        ) from None
-    if response.status_code in (401, 403):
-        raise ConfigurationError(
-            f"cannot read saved block '{given}': the Prefect API at {api.url} refused "
-            f"(HTTP {response.status_code}); set PREFECT_API_KEY or PREFECT_API_AUTH_STRING"
-        )
-    return response
-
-
-def _answer(api: PrefectApi, given: str, response: httpx.Response, shape: type[_T]) -> _T:
-    """The response's JSON, of the shape the endpoint answers with."""
-    if response.status_code != 200:
-        raise ConfigurationError(
-            f"cannot read saved block '{given}': the Prefect API at {api.url} answered HTTP "
-            f"{response.status_code}; is it a Prefect 3 API?"
-        )
-    try:
-        value = response.json()
-    except ValueError:
-        value = None
-    if not isinstance(value, shape):
-        raise ConfigurationError(
-            f"cannot read saved block '{given}': the Prefect API at {api.url} answered with "
-            "no block document; is it a Prefect 3 API?"
-        )
-    return value
+        response = rest.request("POST", "/block_documents/filter", json=body)
+        documents = rest.answer(response, list, "block document")
+        found = [(_slug(document), document) for document in documents]
+        found = [(slug, document) for slug, document in found if slug in BLOCK_TYPES]
+        if not found:
+            raise _not_saved(api, given, list(BLOCK_TYPES), name)
+        if len(found) > 1:
+            names = " and ".join(f"'{slug}/{name}'" for slug, _ in found)
+            raise WorkspaceNotFoundError(f"'{given}' is ambiguous: {names} are saved; write one")
+        slug, document = found[0]
+        return slug, _data(rest, document)
 
 
 def _slug(document: Any) -> str:
@@ -204,12 +157,12 @@ def _slug(document: Any) -> str:
     return str(block_type.get("slug") or "") if isinstance(block_type, dict) else ""
 
 
-def _data(api: PrefectApi, given: str, document: Any) -> Mapping[str, Any]:
+def _data(rest: PrefectRest, document: Any) -> Mapping[str, Any]:
     data = document.get("data")
     if not isinstance(data, dict):
         raise ConfigurationError(
-            f"cannot read saved block '{given}': the Prefect API at {api.url} answered with "
-            "a block document without data; is it a Prefect 3 API?"
+            f"{rest.doing}: the Prefect API at {rest.api.url} answered with a block document "
+            "without data; is it a Prefect 3 API?"
         )
     return data
 

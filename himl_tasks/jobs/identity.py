@@ -3,7 +3,7 @@
 Two submissions are the same job when their specs, the content of their snapshots and the
 versions of their input datasets are the same. A flow re-run after a crash uses this to find
 the run it already started, rather than submitting the job again. Its parts live below the
-backends (`run_plan.identity_fields`, `snapshot.snapshot_digest`), which read them too: a local
+backends (`run_plan.identity_fields`, `Snapshot.content_digest`), which read them too: a local
 pipeline's step is reused by an identity made of the same parts.
 """
 
@@ -14,7 +14,6 @@ import hashlib
 import json
 
 from himl_tasks.run_plan import RunPlan, identity_fields
-from himl_tasks.snapshot import snapshot_digest
 from himl_tasks.sweeps import SweepSpec
 
 # A submission id is the prefix and 48 hex digits (192 bits): short enough for every backend's
@@ -39,7 +38,7 @@ def job_identity(plan: RunPlan, *, workspace: str = "") -> str:
     digest.update(json.dumps(identity_fields(plan.spec), sort_keys=True, default=str).encode())
     for resolved in plan.inputs:
         digest.update(f"\0input {resolved.name}:{resolved.version}".encode())
-    digest.update(snapshot_digest(plan.snapshot).encode())
+    digest.update(plan.snapshot.content_digest().encode())
     return digest.hexdigest()
 
 

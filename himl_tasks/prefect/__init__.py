@@ -5,6 +5,7 @@ Modules, one job each:
 - `workspaces`: a task's workspace argument (a block or its saved name) made a backend;
 - `data_tasks`: datastore folders, datasets, a run's files and checkpoints;
 - `job_tasks`: submit, wait, run to completion, sweep;
+- `publishing_tasks`: publish a pipeline, submit a published one, schedule it;
 - `hooks`: flow hooks that cancel the jobs a flow run leaves behind;
 - `artifacts`: run links, metrics tables, transfer progress.
 
@@ -24,6 +25,12 @@ from himl_tasks.prefect.data_tasks import (
 )
 from himl_tasks.prefect.hooks import cancel_started_jobs, forget_started_jobs
 from himl_tasks.prefect.job_tasks import run_job, run_sweep, submit_job, wait_for_job
+from himl_tasks.prefect.publishing_tasks import (
+    publish_pipeline,
+    remove_pipeline_schedule,
+    schedule_pipeline,
+    submit_published_pipeline,
+)
 from himl_tasks.prefect.workspaces import WorkspaceBlockOrName, backend_for
 
 __all__ = [
@@ -38,9 +45,13 @@ __all__ = [
     "download_run_files",
     "ensure_dataset",
     "forget_started_jobs",
+    "publish_pipeline",
+    "remove_pipeline_schedule",
     "run_job",
     "run_sweep",
+    "schedule_pipeline",
     "submit_job",
+    "submit_published_pipeline",
     "upload_folder_to_datastore",
     "wait_for_job",
 ]

@@ -3,13 +3,11 @@ server), by a `himl` that never imports Prefect, run as a real process."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -19,9 +17,10 @@ from pydantic import SecretStr
 from himl_tasks.backends.azureml_v1.authentication import Authentication
 from himl_tasks.backends.azureml_v1.workspace import WorkspaceSettings, get_workspace
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.cli.prefect_api import find_prefect_api
+from himl_tasks.backends.prefect_api import find_prefect_api
 from himl_tasks.cli.saved_blocks import AzureMLBlock
 from himl_tasks.errors import ConfigurationError
+from tests.answering_server import answering
 from tests.cli.conftest import project, submit
 
 SECRET = "s3cret-never-printed-7f3a"
@@ -246,24 +245,9 @@ def test_an_api_that_answers_no_block_document(
     status: int, body: bytes, message: str, tmp_path: Path
 ) -> None:
     # Something else at the URL (a proxy, another service) was an AttributeError traceback.
-    class Answer(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(status)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/api"
-        try:
-            result = _himl("-w", "local-workspace/demo", "status", "all", cwd=tmp_path,
-                           PREFECT_API_URL=url)  # fmt: skip
-        finally:
-            server.shutdown()
+    with answering(lambda path: (status, {}, body)) as url:
+        result = _himl("-w", "local-workspace/demo", "status", "all", cwd=tmp_path,
+                       PREFECT_API_URL=url)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith("himl: cannot read saved block 'local-workspace/demo': the Prefect")

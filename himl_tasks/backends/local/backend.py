@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -38,12 +39,14 @@ from himl_tasks.backends.local.launcher import (
     start_supervisor,
     this_launcher,
 )
+from himl_tasks.backends.local.pipeline_deployments import PipelineDeployments
 from himl_tasks.backends.local.pipeline_plan import (
     PIPELINE_PLAN_FILE,
     STEP_SNAPSHOTS_FOLDER,
     PipelinePlan,
     PlannedStep,
 )
+from himl_tasks.backends.local.published_pipelines import PublishedPipelines
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.backends.local.run_page import rewrite_run_page, run_page_url
 from himl_tasks.backends.local.step_reuse import outputs_intact, step_identity
@@ -63,6 +66,8 @@ from himl_tasks.backends.local.workspace_config import (
     LocalWorkspaceConfig,
     workspace_root,
 )
+from himl_tasks.backends.prefect_api import find_prefect_api
+from himl_tasks.backends.prefect_rest import PrefectRest
 from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_checkpoint
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
@@ -74,7 +79,7 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import RESUME_FROM
-from himl_tasks.pipeline_runs import StepRun
+from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -88,7 +93,7 @@ from himl_tasks.runs import (
     write_most_recent_run,
 )
 from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
-from himl_tasks.snapshot import Snapshot, snapshot_digest
+from himl_tasks.snapshot import Snapshot
 from himl_tasks.storage import Datastore, LocalDatastore
 from himl_tasks.sweeps import SweepSpec, sample_trials
 
@@ -102,6 +107,9 @@ PIPELINE_TAG = "pipeline"
 PIPELINE_DRIVER = "himl_tasks.backends.local.pipeline_driver"
 # The tag, on a step's run that did not run, naming the earlier run whose outputs it took.
 REUSED_FROM_TAG = "reused_from"
+# The tags naming the published pipeline and version a pipeline run was submitted from.
+PUBLISHED_PIPELINE_TAG = "published_pipeline"
+PUBLISHED_VERSION_TAG = "published_version"
 # The spec each run was submitted with, in its folder (for `submitted_spec`).
 SUBMITTED_SPEC_FILE = "job_spec.json"
 
@@ -577,7 +585,7 @@ class LocalBackend(Backend):
                     spec,
                     upstream=pipeline.upstream(step.name),
                     snapshot_folder=str(index),
-                    snapshot_digest=snapshot_digest(plan.snapshot),
+                    snapshot_digest=plan.snapshot.content_digest(),
                     allow_reuse=step.allow_reuse,
                 )
             )
@@ -698,6 +706,151 @@ class LocalBackend(Backend):
                 f"pipeline run '{ref}': its plan {path} cannot be read ({error}); it was "
                 "submitted by another version of himl-tasks, or its folder was changed"
             ) from None
+
+    # ---- published pipelines and schedules ------------------------------------------------
+
+    def publish_pipeline(
+        self, pipeline: PipelineSpec, *, description: str = ""
+    ) -> PublishedPipeline:
+        """Publishes the pipeline in the workspace, with a Prefect deployment that runs it.
+
+        Each step is checked as `submit_pipeline` checks it and its snapshot is kept with the
+        version (`published/<name>/<version>/` in the workspace), so the version runs
+        without its project. A pipeline whose settings, jobs and snapshots' content equal
+        the latest version's gives that version again. The endpoint is the deployment
+        `run-published-pipeline/<name>@<workspace digest>` of the work pool `himl-process`:
+        `prefect deployment run <endpoint>` submits the latest version, once a process
+        worker of that pool runs (`prefect worker start --pool himl-process`).
+
+        Raises:
+            InvalidInputError: Not a `PipelineSpec`, or a step's job that cannot run here.
+            ConfigurationError: No Prefect API is configured or it does not answer; nothing
+                was published.
+            ComputeNotFoundError: A step names a cluster that does not exist.
+            DatastoreNotFoundError: A step's output names an unknown datastore.
+        """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
+        if not isinstance(description, str):
+            raise InvalidInputError(f"description must be text, not {description!r}")
+        experiment = pipeline.experiment_name()
+        snapshots = {
+            step.name: self.plan(
+                dataclasses.replace(step.job, experiment=experiment, input_datasets=())
+            ).snapshot
+            for step in pipeline.steps
+        }
+        with self._deployments(f"cannot publish pipeline '{pipeline.name}'") as deployments:
+            deployments.find(pipeline.name)  # the API answers before anything is written
+            published = self._published.publish(
+                pipeline,
+                snapshots,
+                description=description,
+                endpoint=deployments.endpoint(pipeline.name),
+            )
+            deployments.ensure(pipeline.name)
+        return published
+
+    def published_pipelines(self, name: str | None = None) -> list[PublishedPipeline]:
+        """The workspace's published pipelines (only those under `name`, if given).
+
+        By name, each name's versions oldest first.
+        """
+        names = self._published.names() if name is None else [name]
+        return [v.published for n in names for v in self._published.versions(n)]
+
+    def submit_published_pipeline(
+        self, name: str, *, version: int | None = None, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits a published pipeline's version (the latest unless `version` is given).
+
+        It runs as `submit_pipeline` runs a pipeline, from the snapshots kept with the
+        version; its run is tagged with the published name and version. `submission_id`
+        makes it idempotent, as in `submit_pipeline`.
+
+        Raises:
+            PipelineNotFoundError: Nothing is published under that name, or not that
+                version; the message lists what is. Nothing was submitted.
+            InvalidInputError: A version that is not a whole number of 1 or more.
+        """
+        if version is not None and (
+            isinstance(version, bool) or not isinstance(version, int) or version < 1
+        ):
+            raise InvalidInputError(
+                f"version must be a published version's number (1, 2, ...) or None for the "
+                f"latest, not {version!r}"
+            )
+        found = self._published.version(name, version)
+        pipeline = found.pipeline()
+        tagged = PipelineSpec(
+            pipeline.name,
+            pipeline.steps,
+            existing_datasets=pipeline.existing_datasets,
+            experiment=pipeline.experiment,
+            display_name=pipeline.display_name
+            or f"pipeline {pipeline.name} version {found.published.version}",
+            tags={
+                **pipeline.tags,
+                PUBLISHED_PIPELINE_TAG: found.published.name,
+                PUBLISHED_VERSION_TAG: str(found.published.version),
+            },
+        )
+        return self.submit_pipeline(tagged, submission_id=submission_id)
+
+    def schedule_pipeline(self, schedule: PipelineSchedule) -> PipelineSchedule:
+        """Schedules a published pipeline: a schedule of its Prefect deployment.
+
+        The schedule is the deployment's schedule whose slug is the schedule's name; one of
+        that name is updated (moved, for another pipeline). Each firing is a flow run of the
+        deployment that submits the pipeline's latest version, run by a process worker of
+        the work pool `himl-process`.
+
+        Raises:
+            PipelineNotFoundError: Nothing is published under the schedule's pipeline name;
+                nothing was changed.
+            InvalidInputError: Not a `PipelineSchedule`.
+            ConfigurationError: No Prefect API is configured or it does not answer.
+        """
+        if not isinstance(schedule, PipelineSchedule):
+            raise InvalidInputError(f"a schedule is a PipelineSchedule, not {schedule!r}")
+        self._published.version(schedule.pipeline, None)
+        with self._deployments(f"cannot schedule pipeline '{schedule.pipeline}'") as deployments:
+            return deployments.put_schedule(schedule)
+
+    def pipeline_schedules(self) -> list[PipelineSchedule]:
+        """The workspace's pipeline schedules (its deployments' schedules), by name.
+
+        Raises:
+            ConfigurationError: No Prefect API is configured or it does not answer.
+        """
+        with self._deployments("cannot list the pipeline schedules") as deployments:
+            return deployments.schedules()
+
+    def remove_pipeline_schedule(self, name: str) -> None:
+        """Removes the schedule of that name from its deployment; none is no error.
+
+        Raises:
+            ConfigurationError: No Prefect API is configured or it does not answer.
+        """
+        with self._deployments(f"cannot remove schedule '{name}'") as deployments:
+            deployments.remove_schedule(name)
+
+    @property
+    def _published(self) -> PublishedPipelines:
+        return PublishedPipelines(self.root)
+
+    @contextlib.contextmanager
+    def _deployments(self, doing: str) -> Iterator[PipelineDeployments]:
+        """The Prefect deployments of this workspace's pipelines, on the configured API.
+
+        Args:
+            doing: What the requests are for, as an error message starts.
+
+        Raises:
+            ConfigurationError: No Prefect API is configured (the message says how to).
+        """
+        with PrefectRest(find_prefect_api(), doing) as rest:
+            yield PipelineDeployments(rest, self.root)
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable

@@ -1,0 +1,25 @@
+"""The publishing contract (himl_tasks.testing) on the local backend.
+
+On the local backend a published pipeline is a Prefect deployment and a schedule that
+deployment's schedule: the contract runs against a real Prefect API (the session's test
+server), which the backend reaches through its REST interface as it does everywhere (it never
+imports Prefect). What only the local backend does is in test_local_publishing.py. The AzureML
+backends join with their stand-ins' harnesses (test_backend_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from himl_tasks.testing.backend_contract import BackendHarness
+from himl_tasks.testing.publishing_contract import PublishingContract
+from tests.backends.test_backend_contract import local_harness
+
+
+class TestLocalPublishing(PublishingContract):
+    @pytest.fixture
+    def harness(self, prefect_api_url: str, tmp_path: Path) -> Iterator[BackendHarness]:
+        yield from local_harness(tmp_path)
