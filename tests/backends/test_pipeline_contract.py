@@ -1,4 +1,4 @@
-"""The pipeline contract (himl_tasks.testing) against the local backend.
+"""The pipeline contract (himl_tasks.testing) against the local backend and AzureML v1.
 
 The AzureML backends join it with their stand-ins' harnesses (test_backend_contract.py).
 """
@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.pipeline_contract import PipelineContract
-from tests.backends.test_backend_contract import local_harness
+from tests.backends.azureml_service import FakeAzureMLService
+from tests.backends.test_backend_contract import AzureMLV1Harness, local_harness
 
 
 # Until the local backend's pipeline_steps, run_inputs and step reuse land (issue 16).
@@ -21,3 +23,13 @@ class TestLocalPipelines(PipelineContract):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[BackendHarness]:
         yield from local_harness(tmp_path)
+
+
+class TestAzureMLV1Pipelines(PipelineContract):
+    @pytest.fixture
+    def harness(
+        self, aml: AzureMLV1Backend, aml_service: FakeAzureMLService, tmp_path: Path
+    ) -> BackendHarness:
+        project = tmp_path / "project"
+        project.mkdir()
+        return AzureMLV1Harness(aml, aml_service, project)
