@@ -73,7 +73,7 @@ def test_the_pipeline_sent_is_python_script_steps_made_as_single_jobs_are(
     make_raw(aml, aml_service)
     ref = aml.submit_pipeline(chain(project), submission_id="chain-1")
 
-    run = aml_service.runs[ref.run_id]
+    run: Any = aml_service.runs[ref.run_id]
     prep, train = (node.step for node in run.nodes)
     assert all(isinstance(step, PythonScriptStep) for step in (prep, train))
     assert (prep.name, prep._script_name, prep._arguments) == ("prep", "prep.py", ["--size", "3"])
@@ -103,7 +103,8 @@ def test_after_becomes_run_after(
 
     ref = aml.submit_pipeline(pipeline)
 
-    a, b = (node.step for node in aml_service.runs[ref.run_id].nodes)
+    pipeline_run: Any = aml_service.runs[ref.run_id]
+    a, b = (node.step for node in pipeline_run.nodes)
     assert b.run_after_steps == [a] and a.run_after_steps == []
     assert settle(aml, ref).succeeded
 
