@@ -32,6 +32,7 @@ behaviour comes from:
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import secrets
@@ -39,6 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tests.backends.job_process import copy_files
 
 if TYPE_CHECKING:
     from tests.backends.azureml_service import FakeAzureMLService, FakeRun
@@ -56,6 +59,8 @@ class Node:
     upstream: list[str]
     id: str = field(default_factory=lambda: secrets.token_hex(4))
     run: FakeRun | None = None
+    # Where the snapshot's files are kept for a step that executes later (executing service).
+    snapshot_root: Path | None = None
 
     @property
     def name(self) -> str:
@@ -74,14 +79,47 @@ def nodes_of(service: FakeAzureMLService, steps: Sequence[Any]) -> list[Node]:
             digest.update(name.encode() + b"\0" + (root / name).read_bytes())
         upstream = [writers[id(c.dataset)] for c in step._inputs if id(c.dataset) in writers]
         upstream += [other.name for other in step.run_after_steps]
-        nodes.append(Node(step, snapshot, digest.hexdigest(), list(dict.fromkeys(upstream))))
+        node = Node(step, snapshot, digest.hexdigest(), list(dict.fromkeys(upstream)))
+        if service.execute:  # the snapshot is taken now; the step may start much later
+            node.snapshot_root = service.compute_root / f"snapshot-{node.id}"
+            copy_files(root, snapshot, node.snapshot_root)
+        nodes.append(node)
     return nodes
+
+
+@dataclass
+class StepConfig:
+    """What the compute runs for a step, shaped as the `ScriptRunConfig` an executed job reads
+    (tests/backends/azureml_execution.py): its script, arguments, and run configuration with
+    the step's datasets, each input the registered version it reads."""
+
+    script: str
+    arguments: list[str]
+    run_config: Any
+    source_directory: str
+
+
+def step_config(node: Node, inputs: Sequence[tuple[Any, Any]]) -> StepConfig:
+    step = node.step
+    run_config = copy.deepcopy(step._runconfig)
+    run_config.data = {}
+    for consumption, registered in inputs:
+        named = registered.as_named_input(consumption.name)
+        consume = named.as_mount if consumption.mode == "mount" else named.as_download
+        run_config.data[consumption.name] = consume(path_on_compute=consumption.path_on_compute)
+    run_config.output_data = {output.name: output for output in step._outputs}
+    return StepConfig(
+        step._script_name,
+        [str(a) for a in step._arguments],
+        run_config,
+        str(node.snapshot_root),
+    )
 
 
 @functools.cache
 def pipeline_run_class() -> type:
     """FakePipelineRun, made on first use (its base class lives in azureml_service)."""
-    from tests.backends.azureml_service import FakeRun, Outcome
+    from tests.backends.azureml_service import Execution, FakeRun, Outcome
 
     class FakePipelineRun(FakeRun):
         """A pipeline run: its status follows its step runs, advanced one poll at a time."""
@@ -159,10 +197,15 @@ def pipeline_run_class() -> type:
                 run.registered_outputs = dict(earlier.registered_outputs)
             else:
                 script = node.step._script_name
+                execution = None
+                if node.snapshot_root is not None:  # the executing service runs the step
+                    config = step_config(node, inputs)
+                    execution = Execution(config, node.snapshot_root, node.snapshot)
                 run = FakeRun(
                     service,
                     self.experiment.name,
                     service.outcomes.get(script, service.next_outcome),
+                    execution=execution,
                 )
                 run.output_data = {output.name: output for output in node.step._outputs}
                 run.input_datasets = [
@@ -176,6 +219,8 @@ def pipeline_run_class() -> type:
             node.run = run
             self.children.append(run)
             service.runs[run.id] = run
+            if run.execution is not None:
+                service._start_job(run, run.execution, ())
 
         def _input_version(self, consumption: Any) -> Any:
             """The registered dataset version an input reads: handed on, or registered."""

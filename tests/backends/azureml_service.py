@@ -12,6 +12,9 @@ test), or, on a service made with `execute=True` (or after `service.execute = Tr
 execute the submitted job as a subprocess, as AzureML's compute would
 (tests/backends/azureml_execution.py): its log, files, metrics and output datasets are the
 script's own.
+
+Submitted pipelines run as the pipeline service runs them (tests/backends/
+azureml_pipeline_service.py): their steps are child runs that follow Outcomes or execute.
 """
 
 from __future__ import annotations

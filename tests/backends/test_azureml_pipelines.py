@@ -265,3 +265,37 @@ def test_cron_v1_cannot_express_is_refused_naming_what_it_can(
         translate_cron(PipelineSchedule("s", "p", cron, timezone=timezone))
 
     assert "every week on days" in str(refused.value)
+
+
+def test_an_executed_pipeline_hands_the_file_prep_wrote_to_train(
+    executing_aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    aml = executing_aml
+    make_raw(aml, aml_service)
+    prep = azureml_job(project / "prep", """\
+        from himl_tasks.runtime import get_run_info
+        info = get_run_info()
+        text = (info.input_datasets[0] / "part.txt").read_text()
+        (info.output_datasets[0] / "part.txt").write_text(text + " prepared")
+    """, name="prep.py", input_datasets=["raw"], output_datasets=["features"])  # fmt: skip
+    train = azureml_job(project / "train", """\
+        from pathlib import Path
+        from himl_tasks.runtime import get_run_info
+        text = (get_run_info().input_datasets[0] / "part.txt").read_text()
+        Path("outputs").mkdir(exist_ok=True)
+        Path("outputs/seen.txt").write_text(text)
+    """, name="train.py", input_datasets=["features"])  # fmt: skip
+    pipeline = PipelineSpec(
+        "executed", [PipelineStep("prep", prep), PipelineStep("train", train)],
+        existing_datasets=["raw"],
+    )  # fmt: skip
+
+    ref = aml.submit_pipeline(pipeline)
+
+    assert aml.wait(ref, timeout=DEADLINE_SECONDS).succeeded
+    prep_step, train_step = aml.pipeline_steps(ref)
+    assert prep_step.run is not None and train_step.run is not None
+    (features,) = aml.run_outputs(prep_step.run)
+    assert aml.run_inputs(train_step.run) == [features]
+    aml.download_files(train_step.run, "outputs/", project / "downloaded")
+    assert (project / "downloaded/outputs/seen.txt").read_text() == "raw prepared"
