@@ -677,12 +677,13 @@ class FakeAzureMLService:
             raise error
         return self.pipelines.submit(experiment, nodes, description, tags)
 
-    def pipeline_runs(self, experiment: str | None) -> list[Any]:
+    def pipeline_runs(self, experiment: str) -> list[Any]:
+        """As `Experiment.get_runs(type="azureml.PipelineRun")`: newest first."""
         kind = pipeline_run_class()
         return [
             run
             for run in reversed(self.runs.values())
-            if isinstance(run, kind) and (experiment is None or run.experiment.name == experiment)
+            if isinstance(run, kind) and run.experiment.name == experiment
         ]
 
     def publish_pipeline(self, name: str, steps: list[Any], description: str, version: str) -> Any:

@@ -145,7 +145,7 @@ def test_a_lost_answer_finds_the_pipeline_run_the_service_made(
     again = aml.submit_pipeline(pipeline, submission_id="lost-answer")
 
     assert ref == again == aml.find_submission("lost-answer")
-    assert len(aml_service.pipeline_runs(None)) == 1
+    assert len(aml_service.pipeline_runs(ref.experiment)) == 1
     assert aml.submitted_pipeline(ref) == pipeline
     assert settle(aml, ref).succeeded
 

@@ -319,16 +319,27 @@ class AzureMLV1Backend(Backend):
     def find_submission(self, submission_id: str) -> RunRef | None:
         """The run submitted under `submission_id`, or None if there is none.
 
-        A job's run is found by the id derived from the submission; a pipeline's run, whose
-        id the service chooses, by the submission named in its description (looking through
-        every experiment's pipeline runs).
+        A job's run is found by the id derived from the submission. A pipeline's run, whose
+        id the service chooses, by the submission named in its description, among the
+        pipeline runs of the experiment a small index file names (written into the artifact
+        store before the pipeline is submitted, `_submission_index`): a submission that was
+        never a pipeline costs one look at that file, not a search of every experiment.
         """
-        return self._job_submission(submission_id) or self._pipeline_submission(None, submission_id)
+        found = self._job_submission(submission_id)
+        if found is not None:
+            return found
+        experiment = kept_text(self._submission_index(), _index_name(submission_id))
+        if experiment is None:
+            return None
+        return self._pipeline_submission(experiment.strip(), submission_id)
 
-    def _submitted_before(self, submission_id: str | None) -> RunRef | None:
-        """A job's earlier run: only its derived run id is looked up (one call)."""
-        check_run_id_argument("submission_id", submission_id)
-        return None if submission_id is None else self._job_submission(submission_id)
+    def _submission_index(self) -> Datastore:
+        """Where each pipeline submission id's experiment is noted, in the artifact store."""
+        return FolderView(
+            self.datastore(ARTIFACT_DATASTORE),
+            "himl/pipeline_submissions/",
+            name="pipeline submissions",
+        )
 
     def _job_submission(self, submission_id: str) -> RunRef | None:
         try:
@@ -336,7 +347,7 @@ class AzureMLV1Backend(Backend):
         except RunNotFoundError:
             return None
 
-    def _pipeline_submission(self, experiment: str | None, submission_id: str) -> RunRef | None:
+    def _pipeline_submission(self, experiment: str, submission_id: str) -> RunRef | None:
         mark = f"({SUBMISSION_MARK}{submission_id})"
         for run in self.service.pipeline_runs(experiment):
             if str(getattr(run, "description", "") or "").endswith(mark):
@@ -707,6 +718,8 @@ class AzureMLV1Backend(Backend):
         if submission_id is not None:
             tags[SUBMISSION_TAG] = submission_id
         description = submission_description(pipeline, submission_id)
+        if submission_id is not None:
+            keep_text(self._submission_index(), _index_name(submission_id), experiment)
         with built.snapshots():
             try:
                 run = self.service.submit_pipeline(experiment, built.steps, description, tags)
@@ -1036,6 +1049,10 @@ class _BuiltPipeline:
             for root, rules in dict(self.snapshot_rules).items():
                 stack.enter_context(amlignore_for_submission(root, rules))
             yield
+
+
+def _index_name(submission_id: str) -> str:
+    return run_id_for(submission_id) + ".txt"
 
 
 def _dataset_name(entry: dict[str, Any]) -> str:

@@ -110,8 +110,8 @@ class AzureMLService(Protocol):
         """
         ...
 
-    def pipeline_runs(self, experiment: str | None) -> list[Any]:
-        """The pipeline runs of one experiment (none if it does not exist) or of every one."""
+    def pipeline_runs(self, experiment: str) -> list[Any]:
+        """The experiment's pipeline runs, newest first (none if it does not exist)."""
         ...
 
     def publish_pipeline(self, name: str, steps: list[Any], description: str, version: str) -> Any:
@@ -296,17 +296,13 @@ class SdkService:
         pipeline = Pipeline(self.workspace, steps, description=description)
         return Experiment(self.workspace, experiment).submit(pipeline, tags=tags)
 
-    def pipeline_runs(self, experiment: str | None) -> list[Any]:
-        """Experiment.get_runs(type="azureml.PipelineRun"), over Experiment.list for None."""
+    def pipeline_runs(self, experiment: str) -> list[Any]:
+        """Experiment.get_runs(type="azureml.PipelineRun")."""
         from azureml.core import Experiment
 
-        if experiment is None:
-            experiments = list(Experiment.list(self.workspace))
-        elif experiment in self.workspace.experiments:
-            experiments = [Experiment(self.workspace, experiment)]
-        else:
-            experiments = []
-        return [run for each in experiments for run in each.get_runs(type="azureml.PipelineRun")]
+        if experiment not in self.workspace.experiments:
+            return []
+        return list(Experiment(self.workspace, experiment).get_runs(type="azureml.PipelineRun"))
 
     def publish_pipeline(self, name: str, steps: list[Any], description: str, version: str) -> Any:
         """Pipeline.publish."""
