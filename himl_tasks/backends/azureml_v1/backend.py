@@ -44,14 +44,19 @@ from himl_tasks.backends.azureml_v1.pipelines import (
     submission_description,
 )
 from himl_tasks.backends.azureml_v1.publishing import (
+    endpoint_named,
     pipeline_digest,
     published_description,
-    read_published_mark,
-    read_schedule_mark,
-    schedule_description,
+    published_version,
+    published_versions,
 )
 from himl_tasks.backends.azureml_v1.recurrence import recurrence_for
 from himl_tasks.backends.azureml_v1.run_status import metrics_from_run, state_from_details
+from himl_tasks.backends.azureml_v1.schedules import (
+    listed_schedules,
+    put_schedule,
+    remove_schedule,
+)
 from himl_tasks.backends.azureml_v1.service import AzureMLService, SdkService
 from himl_tasks.backends.azureml_v1.submission import script_run_config
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
@@ -61,7 +66,6 @@ from himl_tasks.errors import (
     ConfigurationError,
     DatasetNotFoundError,
     InvalidInputError,
-    PipelineNotFoundError,
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
@@ -856,7 +860,7 @@ class AzureMLV1Backend(Backend):
         experiment = pipeline.experiment_name()
         built = self._built_pipeline(pipeline, experiment)
         digest = pipeline_digest(pipeline, built.plans, built.inputs)
-        published = self._published(pipeline.name)
+        published = published_versions(self.service, pipeline.name)
         if published:
             latest, mark = published[-1]
             if mark.digest == digest:
@@ -876,7 +880,7 @@ class AzureMLV1Backend(Backend):
             self._published_pipeline(endpoint, published, mark.description)
             for endpoint in sorted(endpoints)
             if name is None or endpoint == name
-            for published, mark in self._published(endpoint)
+            for published, mark in published_versions(self.service, endpoint)
         ]
 
     def submit_published_pipeline(
@@ -892,7 +896,7 @@ class AzureMLV1Backend(Backend):
             PipelineNotFoundError: Nothing published under that name (or that version).
         """
         check_run_id_argument("submission_id", submission_id)
-        published, mark = self._published_version(name, version)
+        published, mark = published_version(self.service, name, version, self.workspace.name)
         if submission_id is not None:
             for run in self.service.pipeline_runs(mark.experiment):
                 if (run.get_tags() or {}).get(SUBMISSION_TAG) == submission_id:
@@ -920,48 +924,14 @@ class AzureMLV1Backend(Backend):
             PipelineNotFoundError: Nothing is published under the schedule's pipeline name.
         """
         recurrence = recurrence_for(schedule)
-        _, mark = self._published_version(schedule.pipeline, None)
-        endpoint = self._endpoint(schedule.pipeline)
-        description = schedule_description(schedule.cron, schedule.timezone)
-        existing = self._schedule_named(schedule.name)
-        if existing is not None and existing.pipeline_endpoint_id != endpoint.id:
-            self.service.update_schedule(
-                existing, existing.recurrence, existing.description, active=False
-            )
-            existing = None
-        if existing is None:
-            existing = self.service.create_schedule(
-                schedule.name, endpoint.id, mark.experiment, recurrence, description
-            )
-            if not schedule.active:
-                existing = self.service.update_schedule(
-                    existing, recurrence, description, active=False
-                )
-        else:
-            existing = self.service.update_schedule(
-                existing, recurrence, description, active=schedule.active
-            )
-        return dataclasses.replace(schedule, id=str(existing.id))
+        _, mark = published_version(self.service, schedule.pipeline, None, self.workspace.name)
+        endpoint = endpoint_named(self.service, schedule.pipeline)
+        made = put_schedule(self.service, schedule, recurrence, endpoint, mark.experiment)
+        return dataclasses.replace(schedule, id=made)
 
     def pipeline_schedules(self) -> list[PipelineSchedule]:
         """The schedules himl-tasks made and did not remove, by name."""
-        names = {e.id: e.name for e in self.service.pipeline_endpoints()}
-        found = []
-        for each in self.service.schedules():
-            mark = read_schedule_mark(each.description)
-            if mark is None or mark[2] or each.pipeline_endpoint_id not in names:
-                continue
-            found.append(
-                PipelineSchedule(
-                    each.name,
-                    names[each.pipeline_endpoint_id],
-                    mark[0],
-                    timezone=mark[1],
-                    active=each.status == "Active",
-                    id=str(each.id),
-                )
-            )
-        return sorted(found, key=lambda s: s.name)
+        return listed_schedules(self.service)
 
     def remove_pipeline_schedule(self, name: str) -> None:
         """Disables the schedule and marks it removed: AzureML v1 cannot delete a schedule.
@@ -969,55 +939,7 @@ class AzureMLV1Backend(Backend):
         It never fires again and `pipeline_schedules` no longer lists it; scheduling the
         name again brings it back. Removing a schedule that does not exist does nothing.
         """
-        existing = self._schedule_named(name)
-        if existing is None:
-            return
-        mark = read_schedule_mark(existing.description)
-        cron, timezone = (mark[0], mark[1]) if mark else ("", "")
-        self.service.update_schedule(
-            existing,
-            existing.recurrence,
-            schedule_description(cron, timezone, removed=True),
-            active=False,
-        )
-
-    def _schedule_named(self, name: str) -> Any:
-        found = [s for s in self.service.schedules() if s.name == name]
-        return found[-1] if found else None
-
-    def _endpoint(self, name: str) -> Any:
-        endpoint = next((e for e in self.service.pipeline_endpoints() if e.name == name), None)
-        if endpoint is None:
-            raise PipelineNotFoundError(
-                f"nothing is published under pipeline name '{name}' in workspace "
-                f"'{self.workspace.name}': publish it first (publish_pipeline)"
-            )
-        return endpoint
-
-    def _published(self, name: str) -> list[tuple[Any, Any]]:
-        """The versions himl-tasks published under `name`, oldest first, with their marks."""
-        endpoint = next((e for e in self.service.pipeline_endpoints() if e.name == name), None)
-        if endpoint is None:
-            return []
-        found = []
-        for published in endpoint.list_pipelines(active_only=False):
-            mark = read_published_mark(published.description)
-            if mark is not None and str(published.version).isdigit():
-                found.append((published, mark))
-        return sorted(found, key=lambda item: int(item[0].version))
-
-    def _published_version(self, name: str, version: int | None) -> tuple[Any, Any]:
-        published = self._published(name)
-        chosen = [p for p in published if version is None or int(p[0].version) == version]
-        if not chosen:
-            known = ", ".join(p[0].version for p in published) or "none"
-            raise PipelineNotFoundError(
-                f"no published pipeline '{name}'"
-                + ("" if version is None else f" version {version}")
-                + f" in workspace '{self.workspace.name}' (versions: {known}): publish it "
-                "with publish_pipeline, or give a published version"
-            )
-        return chosen[-1]
+        remove_schedule(self.service, name)
 
     def _published_pipeline(self, name: str, published: Any, description: str) -> PublishedPipeline:
         return PublishedPipeline(

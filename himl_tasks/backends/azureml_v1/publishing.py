@@ -1,13 +1,11 @@
-"""What himl-tasks keeps with a published v1 pipeline and a v1 schedule, in their descriptions.
+"""The pipelines himl-tasks published on AzureML v1, and what it keeps with each.
 
 A published pipeline (`Pipeline.publish(name, description, version)`) keeps free text in its
-description and version only; a `Schedule` in its description. So the published pipeline's
-description ends with a mark holding the content digest of what was published (the
-pipeline's JSON, its steps' snapshot files, the versions of the existing datasets it reads)
-and the experiment its runs go to; a publication whose digest equals the latest version's
-gives that version again. A schedule's description ends with a mark holding its cron
-expression and time zone, which v1's `ScheduleRecurrence` does not keep as written, and
-whether it was removed (v1 has no call that deletes a schedule: removing one disables it).
+description and version only. So its version is himl-tasks' (1, 2, ...), and its description
+ends with a mark holding the content digest of what was published (the pipeline's JSON, its
+steps' snapshot files, the versions of the existing datasets it reads) and the experiment its
+runs go to: a publication whose digest equals the latest version's gives that version again.
+The versions of a name live under the `PipelineEndpoint` of that name.
 """
 
 from __future__ import annotations
@@ -16,16 +14,16 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from himl_tasks.backends.azureml_v1.service import AzureMLService
 from himl_tasks.datasets import ResolvedDataset
+from himl_tasks.errors import PipelineNotFoundError
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 
 _PUBLISHED = re.compile(
     r"\s*\[himl digest=(?P<digest>[0-9a-f]{64}) experiment=(?P<experiment>\S+)\]$"
-)
-_SCHEDULE = re.compile(
-    r"\s*\[himl cron=(?P<cron>[^;\]]+);tz=(?P<tz>[^;\]]+);(?P<state>kept|removed)\]$"
 )
 
 
@@ -70,14 +68,50 @@ def read_published_mark(text: str | None) -> PublishedMark | None:
     return PublishedMark((text or "")[: found.start()], found["digest"], found["experiment"])
 
 
-def schedule_description(cron: str, timezone: str, *, removed: bool = False) -> str:
-    """A schedule's description: its cron, time zone, and whether it was removed."""
-    return f"[himl cron={cron};tz={timezone};{'removed' if removed else 'kept'}]"
+def endpoint_named(service: AzureMLService, name: str) -> Any:
+    """The pipeline endpoint of that name.
+
+    Raises:
+        PipelineNotFoundError: There is none.
+    """
+    endpoint = next((e for e in service.pipeline_endpoints() if e.name == name), None)
+    if endpoint is None:
+        raise PipelineNotFoundError(
+            f"nothing is published under pipeline name '{name}' in workspace "
+            f"'{service.workspace.name}': publish it first (publish_pipeline)"
+        )
+    return endpoint
 
 
-def read_schedule_mark(text: str | None) -> tuple[str, str, bool] | None:
-    """(cron, time zone, removed) from a description `schedule_description` wrote, else None."""
-    found = _SCHEDULE.search(text or "")
-    if found is None:
-        return None
-    return found["cron"], found["tz"], found["state"] == "removed"
+def published_versions(service: AzureMLService, name: str) -> list[tuple[Any, PublishedMark]]:
+    """The versions himl-tasks published under `name`, oldest first, with their marks."""
+    endpoint = next((e for e in service.pipeline_endpoints() if e.name == name), None)
+    if endpoint is None:
+        return []
+    found = []
+    for published in endpoint.list_pipelines(active_only=False):
+        mark = read_published_mark(published.description)
+        if mark is not None and str(published.version).isdigit():
+            found.append((published, mark))
+    return sorted(found, key=lambda item: int(item[0].version))
+
+
+def published_version(
+    service: AzureMLService, name: str, version: int | None, workspace: str
+) -> tuple[Any, PublishedMark]:
+    """The published version `version` of `name` (the latest for None), with its mark.
+
+    Raises:
+        PipelineNotFoundError: Nothing published under that name, or not that version.
+    """
+    published = published_versions(service, name)
+    chosen = [p for p in published if version is None or int(p[0].version) == version]
+    if not chosen:
+        known = ", ".join(p[0].version for p in published) or "none"
+        raise PipelineNotFoundError(
+            f"no published pipeline '{name}'"
+            + ("" if version is None else f" version {version}")
+            + f" in workspace '{workspace}' (versions: {known}): publish it with "
+            "publish_pipeline, or give a published version"
+        )
+    return chosen[-1]
