@@ -16,9 +16,7 @@ from typing import Any
 from himl_tasks.backends.azureml_v1.service import AzureMLService
 from himl_tasks.pipeline_runs import PipelineSchedule
 
-_MARK = re.compile(
-    r"\[himl cron=(?P<cron>[^;\]]+);tz=(?P<tz>[^;\]]+);(?P<state>kept|removed)\]$"
-)
+_MARK = re.compile(r"\[himl cron=(?P<cron>[^;\]]+);tz=(?P<tz>[^;\]]+);(?P<state>kept|removed)\]$")
 
 
 def schedule_description(cron: str, timezone: str, *, removed: bool = False) -> str:
