@@ -171,6 +171,7 @@ def test_a_pipeline_is_published_once_per_content_and_submitted_by_name(
     changed = aml.publish_pipeline(chain(project, train_args=("--epochs", "2")))
 
     assert (first.version, unchanged, changed.version) == (1, first, 2)
+    assert len(aml_service.pipelines.published) == 2  # the unchanged one was not sent
     assert first.description == "nightly" and first.endpoint.startswith("https://")
     assert aml.published_pipelines("chain") == [first, changed]
     assert aml.published_pipelines() == [first, changed]

@@ -717,16 +717,17 @@ class AzureMLV1Backend(Backend):
             found = self._pipeline_submission(experiment, submission_id)
             if found is not None:
                 return self._keep_pipeline(found, pipeline)
-        built = self._built_pipeline(pipeline, experiment)
+        planned = self._planned_pipeline(pipeline, experiment)
+        steps = self._script_steps(planned)
         tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
         if submission_id is not None:
             tags[SUBMISSION_TAG] = submission_id
         description = submission_description(pipeline, submission_id)
         if submission_id is not None:
             keep_text(self._submission_index(), _index_name(submission_id), experiment)
-        with built.snapshots():
+        with planned.snapshots():
             try:
-                run = self.service.submit_pipeline(experiment, built.steps, description, tags)
+                run = self.service.submit_pipeline(experiment, steps, description, tags)
             except Exception:
                 # The answer was lost after the service made the run: the run is the answer.
                 found = (
@@ -748,8 +749,8 @@ class AzureMLV1Backend(Backend):
             keep_text(files, PIPELINE_FILE, pipeline.to_json())
         return ref
 
-    def _built_pipeline(self, pipeline: PipelineSpec, experiment: str) -> _BuiltPipeline:
-        """The pipeline's `PythonScriptStep`s, every check made before any side effect.
+    def _planned_pipeline(self, pipeline: PipelineSpec, experiment: str) -> _PlannedPipeline:
+        """The pipeline's steps planned, every check made before any side effect.
 
         Every step is planned (checked, its snapshot selected) before the existing datasets
         are resolved: resolving a dataset that is only a folder registers its version 1.
@@ -770,9 +771,15 @@ class AzureMLV1Backend(Backend):
             for config in step.job.input_datasets:
                 if pipeline.step_writing(config.name) is None and config not in existing:
                     existing[config] = self._dataset(config)
+        return _PlannedPipeline(pipeline, plans, list(rules.values()), existing)
+
+    def _script_steps(self, planned: _PlannedPipeline) -> list[Any]:
+        """The planned steps as `PythonScriptStep`s (their environments registered if new)."""
+        ordered = planned.pipeline.ordered_steps
+        existing = planned.existing
         written: dict[str, Any] = {}
         steps: dict[str, Any] = {}
-        for step, plan in zip(ordered, plans, strict=True):
+        for step, plan in zip(ordered, planned.plans, strict=True):
             config, _ = self._prepare(plan)
             outputs = list((config.run_config.output_data or {}).values())
             written.update(zip((c.name for c in step.job.output_datasets), outputs, strict=True))
@@ -786,12 +793,7 @@ class AzureMLV1Backend(Backend):
         for step in ordered:
             for other in step.after:
                 steps[step.name].run_after(steps[other])
-        return _BuiltPipeline(
-            [steps[s.name] for s in ordered],
-            list(rules.values()),
-            plans,
-            [resolved for _, resolved in existing.values()],
-        )
+        return [steps[s.name] for s in ordered]
 
     def _ignore_rules(self, plan: RunPlan) -> list[str]:
         spec = plan.spec
@@ -858,8 +860,9 @@ class AzureMLV1Backend(Backend):
         if not isinstance(pipeline, PipelineSpec):
             raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         experiment = pipeline.experiment_name()
-        built = self._built_pipeline(pipeline, experiment)
-        digest = pipeline_digest(pipeline, built.plans, built.inputs)
+        planned = self._planned_pipeline(pipeline, experiment)
+        inputs = [resolved for _, resolved in planned.existing.values()]
+        digest = pipeline_digest(pipeline, planned.plans, inputs)
         published = published_versions(self.service, pipeline.name)
         if published:
             latest, mark = published[-1]
@@ -867,8 +870,9 @@ class AzureMLV1Backend(Backend):
                 return self._published_pipeline(pipeline.name, latest, mark.description)
         version = str(int(published[-1][0].version) + 1 if published else 1)
         text = published_description(description, digest, experiment)
-        with built.snapshots():
-            made = self.service.publish_pipeline(pipeline.name, built.steps, text, version)
+        steps = self._script_steps(planned)
+        with planned.snapshots():
+            made = self.service.publish_pipeline(pipeline.name, steps, text, version)
         self.service.add_to_endpoint(pipeline.name, made, description)
         keep_text(self._published_files(pipeline.name, version), PIPELINE_FILE, pipeline.to_json())
         return self._published_pipeline(pipeline.name, made, description)
@@ -956,13 +960,13 @@ class AzureMLV1Backend(Backend):
 
 
 @dataclasses.dataclass(frozen=True)
-class _BuiltPipeline:
-    """A pipeline's steps as sent to AzureML, and what they were made of."""
+class _PlannedPipeline:
+    """A pipeline checked for AzureML v1: its steps' plans, snapshot rules, existing inputs."""
 
-    steps: list[Any]
-    snapshot_rules: list[tuple[Path, list[str]]]
+    pipeline: PipelineSpec
     plans: list[RunPlan]
-    inputs: list[ResolvedDataset]
+    snapshot_rules: list[tuple[Path, list[str]]]
+    existing: dict[DatasetConfig, tuple[Any, ResolvedDataset]]
 
     @contextlib.contextmanager
     def snapshots(self) -> Iterator[None]:
