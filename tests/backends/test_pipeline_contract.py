@@ -14,7 +14,7 @@ from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.pipeline_contract import PipelineContract
 from tests.backends.azureml_service import FakeAzureMLService
-from tests.backends.test_backend_contract import AzureMLV1Harness, local_harness
+from tests.backends.test_backend_contract import local_harness, v1_harness
 
 
 # Until the local backend's pipeline_steps, run_inputs and step reuse land (issue 16).
@@ -30,6 +30,4 @@ class TestAzureMLV1Pipelines(PipelineContract):
     def harness(
         self, aml: AzureMLV1Backend, aml_service: FakeAzureMLService, tmp_path: Path
     ) -> BackendHarness:
-        project = tmp_path / "project"
-        project.mkdir()
-        return AzureMLV1Harness(aml, aml_service, project)
+        return v1_harness(aml, aml_service, tmp_path)
