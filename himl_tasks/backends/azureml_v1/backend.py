@@ -587,7 +587,11 @@ class AzureMLV1Backend(Backend):
                 return source.read()
 
     def cancel(self, ref: RunRef) -> None:
-        """Asks AzureML to cancel the run (no effect on a finished one)."""
+        """Asks AzureML to cancel the run (no effect on a finished one).
+
+        Canceling a pipeline run cancels its running steps: `PipelineRun.cancel` cancels the
+        pipeline's graph in the service, whose steps still to run never start.
+        """
         if not self.get_state(ref).is_terminal:
             self._run(ref).cancel()
 
@@ -658,7 +662,7 @@ class AzureMLV1Backend(Backend):
         ]
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
-        """The run's children (a sweep's trials)."""
+        """The run's children (a sweep's trials, a pipeline run's step runs)."""
         return [
             RunRef(ref.experiment, child.id, self.name, portal_url=child.get_portal_url())
             for child in self._run(ref).get_children()
