@@ -7,20 +7,25 @@ behaviour comes from:
   tagged `azureml.nodeid` and `azureml.pipeline` (the pipeline run's id), as
   `StepRun._from_dto` reads them (same file);
 - the graph: a step waits for the steps whose outputs it reads (`OutputFileDatasetConfig.
-  as_input`) and those it `run_after`s (azureml/pipeline/core/builder.py: `run_after` adds
-  a control edge); a step starts once they completed, one poll of the pipeline run at a time;
-  with `continue_on_step_failure=False` (Pipeline.submit's default, pipeline.py) a failed step
-  stops the steps that wait for it and the pipeline run ends Failed once nothing runs;
-- canceling the pipeline run cancels its running steps (`PipelineRun.cancel`: "Cancels the
-  ongoing run", the service cancels the graph's running nodes);
+  as_input`) and those it `run_after`s (azureml/pipeline/core/builder.py, `run_after`: "Run
+  this step after the specified step", "If you want to run a step, say, step3 after both
+  step1 and step2 are completed"); a step starts once they completed, one poll of the
+  pipeline run at a time;
+  with `continue_on_step_failure=False` (Pipeline.submit's default, pipeline.py: "If True,
+  only steps that have no dependency on the output of the failed step will continue") a
+  failed step stops the steps that wait for it, and the pipeline run ends Failed once
+  nothing runs;
+- canceling the pipeline run cancels its running steps and starts no more
+  (`PipelineRun.cancel`, azureml/pipeline/core/run.py: "Cancel the ongoing run");
 - reuse: a step with `allow_reuse` whose script, arguments, source folder content (the
   snapshot taken at submission), inputs (their dataset versions) and outputs equal those of
   an earlier completed step run does not run: its step run is Completed at once with the
   properties `azureml.reusedrunid`, `azureml.reusednodeid` and `azureml.reusedpipeline`
-  (StepRun._from_dto), and takes the earlier run's outputs ("Reuse of pipeline steps",
-  PythonScriptStep's `allow_reuse` docstring, azureml/pipeline/steps/python_script_step.py:
-  "Reuse is the default behavior... if the script contents, inputs and parameters remain
-  unchanged, the results of the previous run of this step are reused");
+  (StepRun._from_dto), and takes the earlier run's outputs (PythonScriptStep's `allow_reuse`,
+  azureml/pipeline/steps/python_script_step.py: "If the step contents (scripts/dependencies)
+  as well as inputs and parameters remain unchanged, the output from the previous run of
+  this step is reused. When reusing the step, instead of submitting the job to compute, the
+  results from the previous run are immediately made available to any subsequent steps");
 - outputs are registered on completion (`register_on_complete`) as for single runs; an input
   handed on is the version the upstream step registered;
 - publishing makes a `PublishedPipeline` (its own snapshots, taken then) with an id and a REST
