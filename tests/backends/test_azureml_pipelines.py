@@ -27,8 +27,7 @@ from tests.backends.conftest import azureml_job
 
 
 def make_raw(aml: AzureMLV1Backend, service: FakeAzureMLService) -> None:
-    """Version 1 of dataset `raw`: a folder in the default datastore, registered by a run."""
-    service.store("workspaceblobstore")  # exists
+    """Version 1 of dataset `raw`: a folder uploaded to the default datastore, registered."""
     folder = service.compute_root / "raw"
     folder.mkdir(parents=True)
     (folder / "part.txt").write_text("raw")
@@ -300,3 +299,64 @@ def test_an_executed_pipeline_hands_the_file_prep_wrote_to_train(
     assert aml.run_inputs(train_step.run) == [features]
     aml.download_files(train_step.run, "outputs/", project / "downloaded")
     assert (project / "downloaded/outputs/seen.txt").read_text() == "raw prepared"
+
+
+def test_a_refused_submission_keeps_nothing_and_is_not_found_again(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    make_raw(aml, aml_service)
+    aml_service.fail_next_submit = ConnectionRefusedError("no route to the service")
+
+    with pytest.raises(ConnectionRefusedError):
+        aml.submit_pipeline(chain(project), submission_id="refused")
+
+    assert aml_service.runs == {} and aml.find_submission("refused") is None
+    ref = aml.submit_pipeline(chain(project), submission_id="refused")  # tried again: one run
+    assert aml.find_submission("refused") == ref
+
+
+def test_submission_ids_find_pipeline_runs_in_their_experiment_only(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path, monkeypatch: Any
+) -> None:
+    make_raw(aml, aml_service)
+    pipeline_run = aml.submit_pipeline(chain(project), submission_id="a-pipeline")
+    job = aml.submit(azureml_job(project, "print('job')\n"), submission_id="a-job")
+    listed: list[str] = []
+    original = aml_service.pipeline_runs
+
+    def listing(experiment: str) -> list[Any]:
+        listed.append(experiment)
+        return original(experiment)
+
+    monkeypatch.setattr(aml_service, "pipeline_runs", listing)
+
+    assert aml.find_submission("a-job") == job
+    assert aml.find_submission("nothing") is None
+    assert aml.find_submission("a-pipeline") == pipeline_run
+
+    # Only the pipeline's lookup listed pipeline runs, and only in the pipeline's experiment.
+    assert listed == [pipeline_run.experiment]
+
+
+def test_a_run_that_is_not_a_pipeline_run_has_no_pipeline(
+    aml: AzureMLV1Backend, project: Path
+) -> None:
+    ref = aml.submit(azureml_job(project, "print('job')\n"))
+
+    with pytest.raises(InvalidInputError, match="not a pipeline run"):
+        aml.pipeline_steps(ref)
+    with pytest.raises(InvalidInputError, match="not a pipeline run"):
+        aml.submitted_pipeline(ref)
+
+
+def test_an_inactive_schedule_is_made_disabled(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    make_raw(aml, aml_service)
+    aml.publish_pipeline(chain(project))
+
+    made = aml.schedule_pipeline(PipelineSchedule("paused", "chain", "0 2 * * *", active=False))
+
+    (schedule,) = aml_service.pipelines.schedules
+    assert schedule.status == "Disabled" and aml.pipeline_schedules() == [made]
+    assert not made.active and made.id == schedule.id
