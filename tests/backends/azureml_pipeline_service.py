@@ -219,7 +219,7 @@ def pipeline_run_class() -> type:
                 known = service.pipelines.completed.get(key)
                 if node.step._allow_reuse and (known is None or known.get_status() != "Completed"):
                     service.pipelines.completed[key] = run  # reusable once it completed
-            run.display_name = node.name
+            run.name = run.display_name = node.name  # a step run is named after its step
             run.tags = {"azureml.nodeid": node.id, "azureml.pipeline": self.id}
             node.run = run
             self.children.append(run)

@@ -191,6 +191,7 @@ class FakeRun:
         self.experiment = FakeExperiment(service.workspace, experiment)
         self.outcome = outcome
         self.display_name = self.id
+        self.name: str | None = None  # the run record's name (a pipeline step run's: its step)
         self.tags: dict[str, str] = {}
         self.step = -1
         self.canceled = False

@@ -41,6 +41,7 @@ from himl_tasks.backends.azureml_v1.pipelines import (
     check_shared_snapshot_roots,
     python_script_step,
     reused_run_id,
+    step_name,
     submission_description,
 )
 from himl_tasks.backends.azureml_v1.publishing import (
@@ -824,8 +825,8 @@ class AzureMLV1Backend(Backend):
     def pipeline_steps(self, ref: RunRef) -> list[StepRun]:
         """The pipeline run's steps in the pipeline's order, from its child runs.
 
-        A step run is the child run named after its step (a `PythonScriptStep`'s name is its
-        run's display name); a step with no child run has not started. A reused step's run
+        A step run is the child run named after its step (`step_name`); a step with no child
+        run has not started. A reused step's run
         names the run it reused in its `azureml.reusedrunid` property (see `pipelines`).
 
         Raises:
@@ -836,7 +837,7 @@ class AzureMLV1Backend(Backend):
         children: dict[str, Any] = {}
         for child in self._run(ref).get_children():
             self._runs[child.id] = child
-            children.setdefault(str(child.display_name), child)
+            children.setdefault(step_name(child), child)
         steps = []
         for name in pipeline.order:
             child = children.get(name)

@@ -108,3 +108,13 @@ def reused_run_id(run: Any) -> str | None:
     properties = run.get_properties() if hasattr(run, "get_properties") else {}
     found = (properties or {}).get(REUSED_RUN_PROPERTY)
     return None if found is None else str(found)
+
+
+def step_name(run: Any) -> str:
+    """The name of the step a step run ran: the run's name, else its display name.
+
+    A step run's name is its step's (`StepRun.wait_for_completion` prints `self.name` as the
+    step's, azureml/pipeline/core/run.py; `Run.name` is the run record's `name`,
+    azureml/_run_impl/run_base.py).
+    """
+    return str(getattr(run, "name", None) or run.display_name)
