@@ -826,8 +826,8 @@ class AzureMLV1Backend(Backend):
         """The pipeline run's steps in the pipeline's order, from its child runs.
 
         A step run is the child run named after its step (`step_name`); a step with no child
-        run has not started. A reused step's run
-        names the run it reused in its `azureml.reusedrunid` property (see `pipelines`).
+        run has not started. A reused step's run names the run it reused in its
+        `azureml.reusedrunid` property (see `pipelines`).
 
         Raises:
             RunNotFoundError: No such run.
