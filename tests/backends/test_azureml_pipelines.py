@@ -98,13 +98,15 @@ def test_after_becomes_run_after(
 ) -> None:
     first = azureml_job(project / "a", "print('a')\n", name="a.py")
     second = azureml_job(project / "b", "print('b')\n", name="b.py")
-    pipeline = PipelineSpec("ordered", [PipelineStep("a", first), PipelineStep("b", second, ["a"])])
+    steps = [PipelineStep("a", first), PipelineStep("b", second, ["a"])]
+    pipeline = PipelineSpec("ordered", steps, display_name="a, then b")
 
     ref = aml.submit_pipeline(pipeline)
 
     pipeline_run: Any = aml_service.runs[ref.run_id]
     a, b = (node.step for node in pipeline_run.nodes)
     assert b.run_after_steps == [a] and a.run_after_steps == []
+    assert pipeline_run.display_name == "a, then b"
     assert settle(aml, ref).succeeded
 
 

@@ -743,6 +743,8 @@ class AzureMLV1Backend(Backend):
                 if found is None:
                     raise
                 return self._keep_pipeline(found, pipeline)
+        if pipeline.display_name:
+            run.display_name = pipeline.display_name
         self._runs[run.id] = run
         ref = RunRef(experiment, run.id, self.name, portal_url=run.get_portal_url())
         return self._keep_pipeline(ref, pipeline)
