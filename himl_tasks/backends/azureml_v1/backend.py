@@ -857,9 +857,12 @@ class AzureMLV1Backend(Backend):
         """Publishes the pipeline under the `PipelineEndpoint` of its name, as its default.
 
         Versions are 1, 2, ... (each `PublishedPipeline`'s version). The existing datasets the
-        steps read are resolved now, and the published pipeline reads those versions. A
-        pipeline whose content digest (its JSON, its steps' snapshot files, those versions)
-        equals the latest version's gives that version again (see `publishing`).
+        steps read are resolved now, and the published pipeline reads those versions (a v1
+        step's registered-dataset input names one version): to have a schedule read newer
+        ones, publish again, and the new version becomes the endpoint's default, which the
+        schedule submits. A pipeline whose content digest (its JSON, its steps' snapshot
+        files, those versions) equals the latest version's gives that version again (see
+        `publishing`).
 
         Raises:
             InvalidInputError: As `submit_pipeline`, before anything is published.
