@@ -19,6 +19,7 @@ azureml_pipeline_service.py): their steps are child runs that follow Outcomes or
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import secrets
@@ -599,7 +600,9 @@ class FakeAzureMLService:
 
     def register_dataset(self, dataset: Any, name: str, tags: dict[str, str]) -> Any:
         versions = self.datasets.setdefault(name, [])
-        versions.append(RegisteredDataset(dataset, name, len(versions) + 1, tags))
+        # Each version is an object of its own, as Dataset.register returns a new one.
+        registered = copy.copy(dataset)
+        versions.append(RegisteredDataset(registered, name, len(versions) + 1, tags))
         return versions[-1]
 
     def environment(self, name: str) -> Any:

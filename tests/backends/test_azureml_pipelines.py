@@ -362,3 +362,19 @@ def test_an_inactive_schedule_is_made_disabled(
     (schedule,) = aml_service.pipelines.schedules
     assert schedule.status == "Disabled" and aml.pipeline_schedules() == [made]
     assert not made.active and made.id == schedule.id
+
+
+def test_a_new_version_of_an_existing_input_makes_a_new_published_version(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    make_raw(aml, aml_service)
+    first = aml.publish_pipeline(chain(project))
+    raw = aml_service.dataset("raw", 1)
+    aml_service.register_dataset(raw.dataset, "raw", {"himl_path": "raw"})  # raw version 2
+
+    again = aml.publish_pipeline(chain(project))
+
+    assert (first.version, again.version) == (1, 2)
+    (prep, _) = aml_service.pipelines.published[-1].nodes
+    (read,) = prep.step._inputs
+    assert aml_service.registered_for(read.dataset) is aml_service.dataset("raw", 2)
