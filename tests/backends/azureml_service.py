@@ -12,10 +12,15 @@ test), or, on a service made with `execute=True` (or after `service.execute = Tr
 execute the submitted job as a subprocess, as AzureML's compute would
 (tests/backends/azureml_execution.py): its log, files, metrics and output datasets are the
 script's own.
+
+Submitted pipelines run as the pipeline service runs them (tests/backends/
+azureml_pipeline_service.py): their steps are child runs that follow Outcomes or execute.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import secrets
 import shutil
@@ -39,6 +44,15 @@ from tests.backends.azureml_execution import (
     copy_files,
     sampled_arguments,
     utc_now,
+)
+from tests.backends.azureml_pipeline_service import (
+    FakePipelineEndpoint,
+    FakePublishedPipeline,
+    FakeSchedule,
+    PipelineStandIn,
+    input_entry,
+    nodes_of,
+    pipeline_run_class,
 )
 
 DEFAULT_DATASTORE = "workspaceblobstore"
@@ -178,6 +192,7 @@ class FakeRun:
         self.experiment = FakeExperiment(service.workspace, experiment)
         self.outcome = outcome
         self.display_name = self.id
+        self.name: str | None = None  # the run record's name (a pipeline step run's: its step)
         self.tags: dict[str, str] = {}
         self.step = -1
         self.canceled = False
@@ -186,6 +201,13 @@ class FakeRun:
         self.outputs_registered = False
         self.output_data: dict[str, Any] = {}
         self.output_datasets: list[dict[str, Any]] = []
+        self.registered_outputs: dict[str, RegisteredDataset] = {}
+        # The run's inputs as get_details() lists them (tests/backends/
+        # azureml_pipeline_service.py, input_entry), and its properties (a reused pipeline
+        # step's name the run it reused).
+        self.input_datasets: list[dict[str, Any]] = []
+        self.properties: dict[str, str] = {}
+        self.description = ""
         self.children: list[FakeRun] = []
         # Executing: the run's process (a sweep's parent has none: its trials are children).
         self.execution = execution
@@ -238,9 +260,7 @@ class FakeRun:
             details["endTimeUtc"] = "2026-11-21T10:00:00.000000Z"
         if status == "Failed" and self.outcome.error:
             details["error"] = self.outcome.error
-        if self.output_datasets:
-            details["outputDatasets"] = self.output_datasets
-        return details
+        return self._with_datasets(details)
 
     # ---- executing ------------------------------------------------------------------------
 
@@ -267,6 +287,11 @@ class FakeRun:
             details["endTimeUtc"] = self.ended_at
         if status == "Failed" and self.error:
             details["error"] = self.error
+        return self._with_datasets(details)
+
+    def _with_datasets(self, details: dict[str, Any]) -> dict[str, Any]:
+        if self.input_datasets:
+            details["inputDatasets"] = self.input_datasets
         if self.output_datasets:
             details["outputDatasets"] = self.output_datasets
         return details
@@ -335,6 +360,7 @@ class FakeRun:
             dataset = Dataset.File.from_files(path=[(datastore, f"{folder}/**")], validate=False)
             tags = {"himl_path": folder}
             registered = self.service.register_dataset(dataset, output._registration.name, tags)
+            self.registered_outputs[output_name] = registered
             # The run's details then list it, in the shape of `Run.get_details()`'s
             # `outputDatasets` (azureml/core/run.py, its docstring) with the identifier of
             # azureml/_restclient/models/dataset_identifier.py (savedId, registeredId,
@@ -348,6 +374,9 @@ class FakeRun:
                     },
                     "outputType": "RunOutput",
                     "outputDetails": {"outputName": output_name},
+                    # What Run.get_details() adds: the dataset, got by its saved id
+                    # (azureml/data/_dataset_lineage.py, update_output_lineage).
+                    "dataset": registered,
                 }
             )
 
@@ -383,6 +412,9 @@ class FakeRun:
 
     def get_children(self) -> list[FakeRun]:
         return self.children
+
+    def get_properties(self) -> dict[str, str]:
+        return self.properties
 
 
 class RegisteredDataset:
@@ -454,6 +486,7 @@ class FakeAzureMLService:
         self.execute = execute
         self._compute_root: Path | None = None
         self.jobs: list[ExecutedJob] = []
+        self.pipelines = PipelineStandIn(self)
 
     @property
     def compute_root(self) -> Path:
@@ -567,7 +600,9 @@ class FakeAzureMLService:
 
     def register_dataset(self, dataset: Any, name: str, tags: dict[str, str]) -> Any:
         versions = self.datasets.setdefault(name, [])
-        versions.append(RegisteredDataset(dataset, name, len(versions) + 1, tags))
+        # Each version is an object of its own, as Dataset.register returns a new one.
+        registered = copy.copy(dataset)
+        versions.append(RegisteredDataset(registered, name, len(versions) + 1, tags))
         return versions[-1]
 
     def environment(self, name: str) -> Any:
@@ -614,6 +649,10 @@ class FakeAzureMLService:
             raise self.crash_after_create
         run.tags = dict(tags)
         run.output_data = dict(_run_config(config).run_config.output_data or {})
+        for consumption in (_run_config(config).run_config.data or {}).values():
+            registered = self.registered_for(consumption.dataset)
+            if registered is not None:
+                run.input_datasets.append(input_entry(consumption, registered))
         self.runs[run.id] = run
         if self.execute:
             run.children = []
@@ -622,6 +661,91 @@ class FakeAzureMLService:
             self.runs[child.id] = child
         self.submitted.append((experiment, config, tags, snapshot))
         return run
+
+    def registered_for(self, dataset: Any) -> RegisteredDataset | None:
+        """The registered version whose dataset object a consumption reads, if any."""
+        for versions in self.datasets.values():
+            for registered in versions:
+                if registered.dataset is dataset or registered is dataset:
+                    return registered
+        return None
+
+    # ---- pipelines (tests/backends/azureml_pipeline_service.py) ---------------------------
+
+    def submit_pipeline(
+        self, experiment: str, steps: list[Any], description: str, tags: dict[str, str]
+    ) -> Any:
+        nodes = nodes_of(self, steps)
+        if self.fail_next_submit is not None:
+            error, self.fail_next_submit = self.fail_next_submit, None
+            raise error
+        return self.pipelines.submit(experiment, nodes, description, tags)
+
+    def pipeline_runs(self, experiment: str) -> list[Any]:
+        """As `Experiment.get_runs(type="azureml.PipelineRun")`: newest first."""
+        kind = pipeline_run_class()
+        return [
+            run
+            for run in reversed(self.runs.values())
+            if isinstance(run, kind) and run.experiment.name == experiment
+        ]
+
+    def publish_pipeline(self, name: str, steps: list[Any], description: str, version: str) -> Any:
+        id = secrets.token_hex(16)
+        published = FakePublishedPipeline(
+            id,
+            name,
+            description,
+            version,
+            nodes_of(self, steps),
+            self.pipelines.url("PipelineRuns/PipelineSubmit", id),
+        )
+        self.pipelines.published.append(published)
+        return published
+
+    def pipeline_endpoints(self) -> list[Any]:
+        return list(self.pipelines.endpoints)
+
+    def add_to_endpoint(self, name: str, published: Any, description: str) -> Any:
+        endpoint = next((e for e in self.pipelines.endpoints if e.name == name), None)
+        if endpoint is None:
+            id = secrets.token_hex(16)
+            endpoint = FakePipelineEndpoint(
+                id,
+                name,
+                description,
+                self.pipelines.url("PipelineRuns/PipelineEndpointSubmit/Id", id),
+            )
+            self.pipelines.endpoints.append(endpoint)
+        endpoint.add_default(published)
+        return endpoint
+
+    def submit_published(self, published: Any, experiment: str, tags: dict[str, str]) -> Any:
+        # The steps' snapshots are those taken when the pipeline was published.
+        nodes = [dataclasses.replace(node, run=None) for node in published.nodes]
+        return self.pipelines.submit(experiment, nodes, published.name, tags)
+
+    def schedules(self) -> list[Any]:
+        return list(self.pipelines.schedules)
+
+    def create_schedule(
+        self, name: str, endpoint_id: str, experiment: str, recurrence: Any, description: str
+    ) -> Any:
+        recurrence.validate()  # as Schedule.create_for_pipeline_endpoint does
+        schedule = FakeSchedule(
+            secrets.token_hex(16), name, description, endpoint_id, experiment, recurrence
+        )
+        self.pipelines.schedules.append(schedule)
+        return schedule
+
+    def update_schedule(
+        self, schedule: Any, recurrence: Any, description: str, *, active: bool
+    ) -> Any:
+        recurrence.validate()
+        schedule.recurrence = recurrence
+        schedule.description = description
+        schedule.status = "Active" if active else "Disabled"
+        return schedule
 
     def run(self, run_id: str) -> Any:
         if run_id not in self.runs:

@@ -16,6 +16,7 @@ import pytest
 
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.runs import RunStatus
 from tests.backends.conftest import write_script
 from tests.conftest import read_tree, write_tree
@@ -99,3 +100,80 @@ def test_a_himl_example_runs_with_the_azureml_flag(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "results.py"], cwd=example, timeout=600, check=True)
     run_id = (example / "most_recent_run.txt").read_text().strip().split(":")[-1]
     assert (example / "downloads" / run_id / "outputs/primes.txt").read_bytes() == expected
+
+
+def live_chain(project: Path, name: str) -> PipelineSpec:
+    """prep (writes a file into `<name>_features`) -> train (reads it) on the live cluster."""
+
+    environment = (
+        "name: live\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+        "    - azureml-defaults\n    - azureml-dataset-runtime[fuse]\n"
+    )
+    steps = []
+    for step, body in (
+        ("prep", "(info.output_datasets[0] / 'part.txt').write_text('features')"),
+        ("train", "assert (info.input_datasets[0] / 'part.txt').read_text() == 'features'"),
+    ):
+        folder = project / step
+        write_script(folder, f"{step}.py", f"""\
+            from himl_tasks.runtime import get_run_info
+            info = get_run_info()
+            {body}
+        """)  # fmt: skip
+        shutil.copytree(PACKAGE, folder / "himl_tasks")
+        (folder / "environment.yml").write_text(environment)
+        features = f"{name}_features"
+        spec = JobSpec(
+            entry_script=f"{step}.py", snapshot_root=folder,
+            compute=os.environ["HIML_TEST_COMPUTE"], max_run_duration="1h",
+            output_datasets=[features] if step == "prep" else [],
+            input_datasets=[features] if step == "train" else [],
+        )  # fmt: skip
+        steps.append(PipelineStep(step, spec))
+    return PipelineSpec(name, steps)
+
+
+def test_a_native_pipeline_runs_and_is_reused_when_submitted_again(
+    live: object, tmp_path: Path
+) -> None:
+    """The v1 pipeline on AzureML itself: step graph, outputs handed on, reuse, idempotency.
+
+    What the stand-in assumes and this checks: the pipeline run's description is the
+    Pipeline's (the submission id travels in it), step runs are named after their steps, a
+    reused step run carries `azureml.reusedrunid`, and `inputDatasets` lists the versions read.
+    """
+    from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+
+    assert isinstance(live, AzureMLV1Backend)
+    name = f"himl-live-{uuid.uuid4().hex[:8]}"
+    pipeline = live_chain(tmp_path, name)
+    submission = f"live-{uuid.uuid4().hex}"
+
+    ref = live.submit_pipeline(pipeline, submission_id=submission)
+    assert live.submit_pipeline(pipeline, submission_id=submission) == ref
+    assert live.wait(ref, timeout=3600, poll=15).status is RunStatus.COMPLETED
+    prep, train = live.pipeline_steps(ref)
+    assert prep.run is not None and train.run is not None
+    assert live.run_inputs(train.run) == live.run_outputs(prep.run)
+
+    again = live.submit_pipeline(pipeline)
+    assert live.wait(again, timeout=3600, poll=15).status is RunStatus.COMPLETED
+    assert [s.reused_from for s in live.pipeline_steps(again)] == [prep.run, train.run]
+
+
+def test_a_pipeline_is_published_scheduled_and_unscheduled(live: object, tmp_path: Path) -> None:
+    from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+    from himl_tasks.pipeline_runs import PipelineSchedule
+
+    assert isinstance(live, AzureMLV1Backend)
+    name = f"himl-live-{uuid.uuid4().hex[:8]}"
+    pipeline = live_chain(tmp_path, name)
+
+    published = live.publish_pipeline(pipeline, description="live test")
+    assert live.publish_pipeline(pipeline, description="live test") == published
+    schedule = live.schedule_pipeline(PipelineSchedule(name, name, "0 3 * * 6"))
+    try:
+        assert schedule in live.pipeline_schedules()
+    finally:
+        live.remove_pipeline_schedule(name)
+    assert all(s.name != name for s in live.pipeline_schedules())

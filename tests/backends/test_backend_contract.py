@@ -202,14 +202,21 @@ class TestLocalBackend(BackendContract):
         yield from local_harness(tmp_path)
 
 
+def v1_harness(
+    aml: AzureMLV1Backend, service: FakeAzureMLService, tmp_path: Path
+) -> AzureMLV1Harness:
+    """A harness on the v1 stand-in, its jobs in a fresh project folder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    return AzureMLV1Harness(aml, service, project)
+
+
 class TestAzureMLV1Backend(BackendContract):
     @pytest.fixture
     def harness(
         self, aml: AzureMLV1Backend, aml_service: FakeAzureMLService, tmp_path: Path
     ) -> BackendHarness:
-        project = tmp_path / "project"
-        project.mkdir()
-        return AzureMLV1Harness(aml, aml_service, project)
+        return v1_harness(aml, aml_service, tmp_path)
 
 
 class TestAzureMLV2Backend(BackendContract):

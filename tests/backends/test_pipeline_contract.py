@@ -1,4 +1,4 @@
-"""The pipeline contract (himl_tasks.testing) against the local backend.
+"""The pipeline contract (himl_tasks.testing) against the local backend and AzureML v1.
 
 The AzureML backends join it with their stand-ins' harnesses (test_backend_contract.py).
 """
@@ -10,12 +10,22 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.pipeline_contract import PipelineContract
-from tests.backends.test_backend_contract import local_harness
+from tests.backends.azureml_service import FakeAzureMLService
+from tests.backends.test_backend_contract import local_harness, v1_harness
 
 
 class TestLocalPipelines(PipelineContract):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[BackendHarness]:
         yield from local_harness(tmp_path)
+
+
+class TestAzureMLV1Pipelines(PipelineContract):
+    @pytest.fixture
+    def harness(
+        self, aml: AzureMLV1Backend, aml_service: FakeAzureMLService, tmp_path: Path
+    ) -> BackendHarness:
+        return v1_harness(aml, aml_service, tmp_path)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
+import dataclasses
 import datetime
 import hashlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,11 @@ from himl_tasks.backends.azureml_common.artifact_store import (
     run_files_folder,
 )
 from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
+from himl_tasks.backends.azureml_common.kept_files import keep_text, kept_text
 from himl_tasks.backends.azureml_common.tags import OUTPUTS_TAG, SUBMISSION_TAG, default_tags
 from himl_tasks.backends.azureml_v1.datasets import (
     dataset_from_folder,
+    handed_on_input,
     input_consumption,
     output_configuration,
 )
@@ -31,11 +35,33 @@ from himl_tasks.backends.azureml_v1.datastores import (
 )
 from himl_tasks.backends.azureml_v1.environment import environment_for
 from himl_tasks.backends.azureml_v1.hyperdrive import hyperdrive_config
+from himl_tasks.backends.azureml_v1.pipelines import (
+    SUBMISSION_MARK,
+    check_pipeline_for_v1,
+    check_shared_snapshot_roots,
+    python_script_step,
+    reused_run_id,
+    step_name,
+    submission_description,
+)
+from himl_tasks.backends.azureml_v1.publishing import (
+    endpoint_named,
+    pipeline_digest,
+    published_description,
+    published_version,
+    published_versions,
+)
+from himl_tasks.backends.azureml_v1.recurrence import recurrence_for
 from himl_tasks.backends.azureml_v1.run_status import metrics_from_run, state_from_details
+from himl_tasks.backends.azureml_v1.schedules import (
+    listed_schedules,
+    put_schedule,
+    remove_schedule,
+)
 from himl_tasks.backends.azureml_v1.service import AzureMLService, SdkService
 from himl_tasks.backends.azureml_v1.submission import script_run_config
 from himl_tasks.backends.azureml_v1.workspace import get_workspace
-from himl_tasks.backends.base import Backend, spec_of
+from himl_tasks.backends.base import Backend, check_run_id_argument, spec_of
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
@@ -44,7 +70,8 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.job_variables import azureml_output_name
+from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
     ListedRun,
@@ -61,6 +88,8 @@ from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
 
 LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
+PIPELINE_FILE = "himl/pipeline_spec.json"
+PIPELINE_TAG = "himl_pipeline"
 
 
 def refuse_secret_references(spec: JobSpec) -> None:
@@ -293,11 +322,45 @@ class AzureMLV1Backend(Backend):
         return self._send(plan, config, rules, submission_id)
 
     def find_submission(self, submission_id: str) -> RunRef | None:
-        """The run submitted under `submission_id`, or None if there is none."""
+        """The run submitted under `submission_id`, or None if there is none.
+
+        A job's run is found by the id derived from the submission. A pipeline's run, whose
+        id the service chooses, by the submission named in its description, among the
+        pipeline runs of the experiment a small index file names (written into the artifact
+        store before the pipeline is submitted, `_submission_index`): a submission that was
+        never a pipeline costs one look at that file, not a search of every experiment.
+        """
+        found = self._job_submission(submission_id)
+        if found is not None:
+            return found
+        experiment = kept_text(self._submission_index(), _index_name(submission_id))
+        if experiment is None:
+            return None
+        return self._pipeline_submission(experiment.strip(), submission_id)
+
+    def _submission_index(self) -> Datastore:
+        """Where each pipeline submission id's experiment is noted, in the artifact store."""
+        return FolderView(
+            self.datastore(ARTIFACT_DATASTORE),
+            "himl/pipeline_submissions/",
+            name="pipeline submissions",
+        )
+
+    def _job_submission(self, submission_id: str) -> RunRef | None:
         try:
             return self.get_run_ref(run_id_for(submission_id))
         except RunNotFoundError:
             return None
+
+    def _pipeline_submission(self, experiment: str, submission_id: str) -> RunRef | None:
+        mark = f"({SUBMISSION_MARK}{submission_id})"
+        for run in self.service.pipeline_runs(experiment):
+            if str(getattr(run, "description", "") or "").endswith(mark):
+                self._runs[run.id] = run
+                return RunRef(
+                    run.experiment.name, run.id, self.name, portal_url=run.get_portal_url()
+                )
+        return None
 
     def _submit_sweep_plan(
         self, plan: RunPlan, sweep: SweepSpec, submission_id: str | None
@@ -404,11 +467,7 @@ class AzureMLV1Backend(Backend):
             inputs=inputs,
             outputs=outputs,
         )
-        rules = (
-            ignore_rules(spec.snapshot_root, spec.ignored_folders)
-            + plan.snapshot.extra_ignore_rules
-        )
-        return config, rules
+        return config, self._ignore_rules(plan)
 
     def _planned_dataset(self, resolved: ResolvedDataset) -> Any:
         """The AzureML dataset of a version the plan resolved: that version, never "latest"."""
@@ -529,7 +588,11 @@ class AzureMLV1Backend(Backend):
                 return source.read()
 
     def cancel(self, ref: RunRef) -> None:
-        """Asks AzureML to cancel the run (no effect on a finished one)."""
+        """Asks AzureML to cancel the run (no effect on a finished one).
+
+        Canceling a pipeline run cancels its running steps: `PipelineRun.cancel` cancels the
+        pipeline's graph in the service, whose steps still to run never start.
+        """
         if not self.get_state(ref).is_terminal:
             self._run(ref).cancel()
 
@@ -556,21 +619,51 @@ class AzureMLV1Backend(Backend):
         details = run.get_details()
         if details.get("status") != "Completed":
             return []
+        reused = reused_run_id(run)
+        if reused is not None:  # a reused pipeline step's outputs are the earlier run's
+            return self.run_outputs(self.get_run_ref(reused))
         names = [name for name in str(run.get_tags().get(OUTPUTS_TAG, "")).split(",") if name]
-        versions: dict[str, int] = {}
+        found: dict[str, tuple[str, int]] = {}
         for entry in details.get("outputDatasets") or []:
             output = str((entry.get("outputDetails") or {}).get("outputName", ""))
             version = (entry.get("identifier") or {}).get("registeredVersion")
-            if version is not None:
-                versions[output] = int(version)
+            # A pipeline step's run has no himl_outputs tag (its steps are made by the
+            # service): the dataset AzureML's get_details attaches names it.
+            index = int(output.removeprefix("OUTPUT_")) if output.startswith("OUTPUT_") else -1
+            name = names[index] if 0 <= index < len(names) else _dataset_name(entry)
+            if version is not None and name:
+                found[output] = (name, int(version))
         return [
-            self.resolve_dataset(DatasetConfig(name, version=versions[azureml_output_name(i)]))
-            for i, name in enumerate(names)
-            if azureml_output_name(i) in versions
+            self.resolve_dataset(DatasetConfig(name, version=version))
+            for output, (name, version) in sorted(found.items(), key=_by_index)
+        ]
+
+    def run_inputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The dataset versions the run read, in its inputs' order (`INPUT_0`, ...).
+
+        From the run's details, `inputDatasets`: each entry's dataset (the registered
+        version AzureML resolved it to, with its name and version) and `consumptionDetails`
+        (`inputName`), as `Run.get_details()` gives them (azureml/core/run.py;
+        azureml/data/_dataset_lineage.py). A reused pipeline step read what the run it
+        reused read.
+        """
+        run = self._run(ref)
+        reused = reused_run_id(run)
+        if reused is not None:
+            return self.run_inputs(self.get_run_ref(reused))
+        found: dict[str, tuple[str, int]] = {}
+        for entry in run.get_details().get("inputDatasets") or []:
+            dataset = entry.get("dataset")
+            name = str((entry.get("consumptionDetails") or {}).get("inputName", ""))
+            if getattr(dataset, "name", None) and getattr(dataset, "version", None) is not None:
+                found[name] = (str(dataset.name), int(dataset.version))
+        return [
+            self.resolve_dataset(DatasetConfig(name, version=version))
+            for _, (name, version) in sorted(found.items(), key=_by_index)
         ]
 
     def child_runs(self, ref: RunRef) -> list[RunRef]:
-        """The run's children (a sweep's trials)."""
+        """The run's children (a sweep's trials, a pipeline run's step runs)."""
         return [
             RunRef(ref.experiment, child.id, self.name, portal_url=child.get_portal_url())
             for child in self._run(ref).get_children()
@@ -596,6 +689,316 @@ class AzureMLV1Backend(Backend):
             run_files_folder(ref.run_id),
             name=f"run {ref.run_id}",
         )
+
+    # ---- pipelines ------------------------------------------------------------------------
+
+    def submit_pipeline(
+        self, pipeline: PipelineSpec, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits the pipeline as an azureml-pipeline-core `Pipeline` of `PythonScriptStep`s.
+
+        Each step is made of its job as a single job's run configuration is (`_prepare`).
+        Existing datasets are resolved once, before anything is sent, and every step reads
+        those versions; a step's outputs are registered on completion and handed to the
+        steps that read them. AzureML runs the graph: a step starts once its upstream steps
+        completed, a failed step stops its dependants, and a step whose script, arguments,
+        snapshot and inputs equal an earlier run's (with `allow_reuse`) reuses that run.
+
+        The pipeline is kept with its run (`submitted_pipeline`). With `submission_id`,
+        idempotent: the id travels in the pipeline run's description, in the request that
+        creates the run, and a submission whose id already has a pipeline run returns it.
+
+        Raises:
+            InvalidInputError: Not a `PipelineSpec`, an unusable submission id, or a step that
+                AzureML v1 cannot run (a module; two steps sharing a snapshot folder with
+                different ignore rules; a job refused as a single job would be).
+            ComputeNotFoundError, DatastoreNotFoundError, DatasetNotFoundError: As `plan`.
+        """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
+        check_run_id_argument("submission_id", submission_id)
+        experiment = pipeline.experiment_name()
+        if submission_id is not None:
+            found = self._pipeline_submission(experiment, submission_id)
+            if found is not None:
+                return self._keep_pipeline(found, pipeline)
+        planned = self._planned_pipeline(pipeline, experiment)
+        steps = self._script_steps(planned)
+        tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
+        if submission_id is not None:
+            tags[SUBMISSION_TAG] = submission_id
+        description = submission_description(pipeline, submission_id)
+        if submission_id is not None:
+            keep_text(self._submission_index(), _index_name(submission_id), experiment)
+        with planned.snapshots():
+            try:
+                run = self.service.submit_pipeline(experiment, steps, description, tags)
+            except Exception:
+                # The answer was lost after the service made the run: the run is the answer.
+                found = (
+                    self._pipeline_submission(experiment, submission_id)
+                    if submission_id is not None
+                    else None
+                )
+                if found is None:
+                    raise
+                return self._keep_pipeline(found, pipeline)
+        if pipeline.display_name:
+            run.display_name = pipeline.display_name
+        self._runs[run.id] = run
+        ref = RunRef(experiment, run.id, self.name, portal_url=run.get_portal_url())
+        return self._keep_pipeline(ref, pipeline)
+
+    def _keep_pipeline(self, ref: RunRef, pipeline: PipelineSpec) -> RunRef:
+        """Keeps the pipeline in its run's folder (unless it is there): see `PIPELINE_FILE`."""
+        files = self.run_files(ref)
+        if kept_text(files, PIPELINE_FILE) is None:
+            keep_text(files, PIPELINE_FILE, pipeline.to_json())
+        return ref
+
+    def _planned_pipeline(self, pipeline: PipelineSpec, experiment: str) -> _PlannedPipeline:
+        """The pipeline's steps planned, every check made before any side effect.
+
+        Every step is planned (checked, its snapshot selected) before the existing datasets
+        are resolved: resolving a dataset that is only a folder registers its version 1.
+        """
+        check_pipeline_for_v1(pipeline)
+        ordered = pipeline.ordered_steps
+        plans = [
+            self.plan(dataclasses.replace(step.job, experiment=experiment, input_datasets=()))
+            for step in ordered
+        ]
+        rules = {
+            step.name: (plan.spec.snapshot_root, self._ignore_rules(plan))
+            for step, plan in zip(ordered, plans, strict=True)
+        }
+        check_shared_snapshot_roots(rules)
+        existing: dict[DatasetConfig, tuple[Any, ResolvedDataset]] = {}
+        for step in ordered:
+            for config in step.job.input_datasets:
+                if pipeline.step_writing(config.name) is None and config not in existing:
+                    existing[config] = self._dataset(config)
+        return _PlannedPipeline(pipeline, plans, list(rules.values()), existing)
+
+    def _script_steps(self, planned: _PlannedPipeline) -> list[Any]:
+        """The planned steps as `PythonScriptStep`s (their environments registered if new)."""
+        ordered = planned.pipeline.ordered_steps
+        existing = planned.existing
+        written: dict[str, Any] = {}
+        steps: dict[str, Any] = {}
+        for step, plan in zip(ordered, planned.plans, strict=True):
+            config, _ = self._prepare(plan)
+            outputs = list((config.run_config.output_data or {}).values())
+            written.update(zip((c.name for c in step.job.output_datasets), outputs, strict=True))
+            inputs = [
+                handed_on_input(written[c.name], c, index)
+                if c not in existing
+                else input_consumption(existing[c][0], c, index)
+                for index, c in enumerate(step.job.input_datasets)
+            ]
+            steps[step.name] = python_script_step(step, config, inputs, outputs)
+        for step in ordered:
+            for other in step.after:
+                steps[step.name].run_after(steps[other])
+        return [steps[s.name] for s in ordered]
+
+    def _ignore_rules(self, plan: RunPlan) -> list[str]:
+        spec = plan.spec
+        return ignore_rules(spec.snapshot_root, spec.ignored_folders) + (
+            plan.snapshot.extra_ignore_rules
+        )
+
+    def submitted_pipeline(self, ref: RunRef) -> PipelineSpec:
+        """The pipeline kept with the pipeline run when it was submitted.
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: The run is not a pipeline run himl-tasks submitted.
+        """
+        self._run(ref)
+        text = kept_text(self.run_files(ref), PIPELINE_FILE)
+        if text is None:
+            raise InvalidInputError(
+                f"run '{ref}' is not a pipeline run submitted by himl-tasks (it keeps no "
+                f"{PIPELINE_FILE}): give the recovery id of a pipeline run"
+            )
+        return PipelineSpec.from_json(text)
+
+    def pipeline_steps(self, ref: RunRef) -> list[StepRun]:
+        """The pipeline run's steps in the pipeline's order, from its child runs.
+
+        A step run is the child run named after its step (`step_name`); a step with no child
+        run has not started. A reused step's run names the run it reused in its
+        `azureml.reusedrunid` property (see `pipelines`).
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: The run is not a pipeline run himl-tasks submitted.
+        """
+        pipeline = self.submitted_pipeline(ref)
+        children: dict[str, Any] = {}
+        for child in self._run(ref).get_children():
+            self._runs[child.id] = child
+            children.setdefault(step_name(child), child)
+        steps = []
+        for name in pipeline.order:
+            child = children.get(name)
+            if child is None:
+                steps.append(StepRun(name, None))
+                continue
+            run = RunRef(ref.experiment, child.id, self.name, portal_url=child.get_portal_url())
+            reused = reused_run_id(child)
+            steps.append(StepRun(name, run, None if reused is None else self.get_run_ref(reused)))
+        return steps
+
+    def publish_pipeline(
+        self, pipeline: PipelineSpec, *, description: str = ""
+    ) -> PublishedPipeline:
+        """Publishes the pipeline under the `PipelineEndpoint` of its name, as its default.
+
+        Versions are 1, 2, ... (each `PublishedPipeline`'s version). The existing datasets the
+        steps read are resolved now, and the published pipeline reads those versions (a v1
+        step's registered-dataset input names one version): to have a schedule read newer
+        ones, publish again, and the new version becomes the endpoint's default, which the
+        schedule submits. A pipeline whose content digest (its JSON, its steps' snapshot
+        files, those versions) equals the latest version's gives that version again (see
+        `publishing`).
+
+        Raises:
+            InvalidInputError: As `submit_pipeline`, before anything is published.
+        """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
+        experiment = pipeline.experiment_name()
+        planned = self._planned_pipeline(pipeline, experiment)
+        inputs = [resolved for _, resolved in planned.existing.values()]
+        digest = pipeline_digest(pipeline, planned.plans, inputs)
+        published = published_versions(self.service, pipeline.name)
+        if published:
+            latest, mark = published[-1]
+            if mark.digest == digest:
+                return self._published_pipeline(pipeline.name, latest, mark.description)
+        version = str(int(published[-1][0].version) + 1 if published else 1)
+        text = published_description(description, digest, experiment)
+        steps = self._script_steps(planned)
+        with planned.snapshots():
+            made = self.service.publish_pipeline(pipeline.name, steps, text, version)
+        self.service.add_to_endpoint(pipeline.name, made, description)
+        keep_text(self._published_files(pipeline.name, version), PIPELINE_FILE, pipeline.to_json())
+        return self._published_pipeline(pipeline.name, made, description)
+
+    def published_pipelines(self, name: str | None = None) -> list[PublishedPipeline]:
+        """The pipelines himl-tasks published (under `name`, if given), oldest version first."""
+        endpoints = [e.name for e in self.service.pipeline_endpoints()]
+        return [
+            self._published_pipeline(endpoint, published, mark.description)
+            for endpoint in sorted(endpoints)
+            if name is None or endpoint == name
+            for published, mark in published_versions(self.service, endpoint)
+        ]
+
+    def submit_published_pipeline(
+        self, name: str, *, version: int | None = None, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits a published pipeline (the latest version unless `version`).
+
+        With `submission_id`, a submission whose id already has a run returns it (found by
+        the run's `himl_submission_id` tag: `Experiment.submit` sets tags after the run is
+        made, so a submitter that dies in between is not covered).
+
+        Raises:
+            PipelineNotFoundError: Nothing published under that name (or that version).
+        """
+        check_run_id_argument("submission_id", submission_id)
+        published, mark = published_version(self.service, name, version, self.workspace.name)
+        if submission_id is not None:
+            for run in self.service.pipeline_runs(mark.experiment):
+                if (run.get_tags() or {}).get(SUBMISSION_TAG) == submission_id:
+                    return self.get_run_ref(run.id)
+        tags = {PIPELINE_TAG: name}
+        if submission_id is not None:
+            tags[SUBMISSION_TAG] = submission_id
+        run = self.service.submit_published(published, mark.experiment, tags)
+        self._runs[run.id] = run
+        ref = RunRef(mark.experiment, run.id, self.name, portal_url=run.get_portal_url())
+        text = kept_text(self._published_files(name, str(published.version)), PIPELINE_FILE)
+        if text is not None:
+            keep_text(self.run_files(ref), PIPELINE_FILE, text)
+        return ref
+
+    def schedule_pipeline(self, schedule: PipelineSchedule) -> PipelineSchedule:
+        """Creates (or updates by name) a v1 `Schedule` on the pipeline's endpoint.
+
+        Each firing submits the endpoint's default version, the latest one published. The
+        cron expression becomes a `ScheduleRecurrence` (see `recurrence`); one v1 cannot
+        express is refused before anything is changed.
+
+        Raises:
+            InvalidInputError: A cron expression or time zone v1 cannot express.
+            PipelineNotFoundError: Nothing is published under the schedule's pipeline name.
+        """
+        recurrence = recurrence_for(schedule)
+        _, mark = published_version(self.service, schedule.pipeline, None, self.workspace.name)
+        endpoint = endpoint_named(self.service, schedule.pipeline)
+        made = put_schedule(self.service, schedule, recurrence, endpoint, mark.experiment)
+        return dataclasses.replace(schedule, id=made)
+
+    def pipeline_schedules(self) -> list[PipelineSchedule]:
+        """The schedules himl-tasks made and did not remove, by name."""
+        return listed_schedules(self.service)
+
+    def remove_pipeline_schedule(self, name: str) -> None:
+        """Disables the schedule and marks it removed: AzureML v1 cannot delete a schedule.
+
+        It never fires again and `pipeline_schedules` no longer lists it; scheduling the
+        name again brings it back. Removing a schedule that does not exist does nothing.
+        """
+        remove_schedule(self.service, name)
+
+    def _published_pipeline(self, name: str, published: Any, description: str) -> PublishedPipeline:
+        return PublishedPipeline(
+            name, int(published.version), str(published.id), str(published.endpoint), description
+        )
+
+    def _published_files(self, name: str, version: str) -> Datastore:
+        """Where the pipeline of a published version is kept, in the artifact store."""
+        return FolderView(
+            self.datastore(ARTIFACT_DATASTORE),
+            f"himl/published_pipelines/{name}/{version}/",
+            name=f"published pipeline {name} {version}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlannedPipeline:
+    """A pipeline checked for AzureML v1: its steps' plans, snapshot rules, existing inputs."""
+
+    pipeline: PipelineSpec
+    plans: list[RunPlan]
+    snapshot_rules: list[tuple[Path, list[str]]]
+    existing: dict[DatasetConfig, tuple[Any, ResolvedDataset]]
+
+    @contextlib.contextmanager
+    def snapshots(self) -> Iterator[None]:
+        """Each step's `.amlignore` in place while AzureML takes the snapshots."""
+        with contextlib.ExitStack() as stack:
+            for root, rules in dict(self.snapshot_rules).items():
+                stack.enter_context(amlignore_for_submission(root, rules))
+            yield
+
+
+def _index_name(submission_id: str) -> str:
+    return run_id_for(submission_id) + ".txt"
+
+
+def _dataset_name(entry: dict[str, Any]) -> str:
+    return str(getattr(entry.get("dataset"), "name", "") or "")
+
+
+def _by_index(item: tuple[str, Any]) -> tuple[int, str]:
+    """Orders `INPUT_<i>` / `OUTPUT_<i>` names by their index."""
+    digits = item[0].rpartition("_")[2]
+    return (int(digits) if digits.isdigit() else 1 << 30, item[0])
 
 
 def fuse_available() -> bool:

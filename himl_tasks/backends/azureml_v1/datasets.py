@@ -22,7 +22,19 @@ def input_consumption(dataset: Any, config: DatasetConfig, index: int) -> Any:
 
     `target_folder`, when set, is where the files appear on the compute node.
     """
-    named = dataset.as_named_input(azureml_input_name(index))
+    return _consumed(dataset.as_named_input(azureml_input_name(index)), config)
+
+
+def handed_on_input(output: Any, config: DatasetConfig, index: int) -> Any:
+    """A pipeline step's input `index` that an upstream step's output (`output`) writes.
+
+    `OutputFileDatasetConfig.as_input` hands the version the upstream step registers on
+    completion to the reading step, downloaded or mounted as for any input.
+    """
+    return _consumed(output.as_input(azureml_input_name(index)), config)
+
+
+def _consumed(named: Any, config: DatasetConfig) -> Any:
     target = str(config.target_folder) if config.target_folder is not None else None
     if config.use_mounting:
         return named.as_mount(path_on_compute=target)

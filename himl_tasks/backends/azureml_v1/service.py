@@ -101,6 +101,51 @@ class AzureMLService(Protocol):
         """The names of the registered datastores."""
         ...
 
+    def submit_pipeline(
+        self, experiment: str, steps: list[Any], description: str, tags: dict[str, str]
+    ) -> Any:
+        """Submits a pipeline of the steps (`PythonScriptStep`s) to an experiment.
+
+        Returns the `PipelineRun`. `description` travels in the request that creates the run.
+        """
+        ...
+
+    def pipeline_runs(self, experiment: str) -> list[Any]:
+        """The experiment's pipeline runs, newest first (none if it does not exist)."""
+        ...
+
+    def publish_pipeline(self, name: str, steps: list[Any], description: str, version: str) -> Any:
+        """Publishes a pipeline of the steps; returns the `PublishedPipeline`."""
+        ...
+
+    def pipeline_endpoints(self) -> list[Any]:
+        """The workspace's `PipelineEndpoint`s (each lists its published pipelines)."""
+        ...
+
+    def add_to_endpoint(self, name: str, published: Any, description: str) -> Any:
+        """Makes `published` the default of endpoint `name` (made if new); returns it."""
+        ...
+
+    def submit_published(self, published: Any, experiment: str, tags: dict[str, str]) -> Any:
+        """Submits a published pipeline to an experiment; returns the `PipelineRun`."""
+        ...
+
+    def schedules(self) -> list[Any]:
+        """The workspace's pipeline schedules, active and disabled."""
+        ...
+
+    def create_schedule(
+        self, name: str, endpoint_id: str, experiment: str, recurrence: Any, description: str
+    ) -> Any:
+        """Creates a schedule submitting a pipeline endpoint's default version; returns it."""
+        ...
+
+    def update_schedule(
+        self, schedule: Any, recurrence: Any, description: str, *, active: bool
+    ) -> Any:
+        """Changes a schedule's recurrence, description and status; returns it."""
+        ...
+
 
 class SdkService:
     """`AzureMLService` through azureml-core: each method is one SDK call, errors translated.
@@ -240,3 +285,84 @@ class SdkService:
     def datastore_names(self) -> list[str]:
         """Workspace.datastores: the registered datastores, keyed by name."""
         return [str(name) for name in self.workspace.datastores]
+
+    def submit_pipeline(
+        self, experiment: str, steps: list[Any], description: str, tags: dict[str, str]
+    ) -> Any:
+        """Experiment.submit(Pipeline(workspace, steps, description=description), tags=tags)."""
+        from azureml.core import Experiment
+        from azureml.pipeline.core import Pipeline
+
+        pipeline = Pipeline(self.workspace, steps, description=description)
+        return Experiment(self.workspace, experiment).submit(pipeline, tags=tags)
+
+    def pipeline_runs(self, experiment: str) -> list[Any]:
+        """Experiment.get_runs(type="azureml.PipelineRun")."""
+        from azureml.core import Experiment
+
+        if experiment not in self.workspace.experiments:
+            return []
+        return list(Experiment(self.workspace, experiment).get_runs(type="azureml.PipelineRun"))
+
+    def publish_pipeline(self, name: str, steps: list[Any], description: str, version: str) -> Any:
+        """Pipeline.publish."""
+        from azureml.pipeline.core import Pipeline
+
+        pipeline = Pipeline(self.workspace, steps, description=name)
+        return pipeline.publish(name=name, description=description, version=version)
+
+    def pipeline_endpoints(self) -> list[Any]:
+        """PipelineEndpoint.list (disabled ones too)."""
+        from azureml.pipeline.core import PipelineEndpoint
+
+        return list(PipelineEndpoint.list(self.workspace, active_only=False))
+
+    def add_to_endpoint(self, name: str, published: Any, description: str) -> Any:
+        """PipelineEndpoint.publish for a new endpoint, else PipelineEndpoint.add_default."""
+        from azureml.pipeline.core import PipelineEndpoint
+
+        endpoint = next((e for e in self.pipeline_endpoints() if e.name == name), None)
+        if endpoint is None:
+            return PipelineEndpoint.publish(self.workspace, name, description, published)
+        endpoint.add_default(published)
+        return endpoint
+
+    def submit_published(self, published: Any, experiment: str, tags: dict[str, str]) -> Any:
+        """Experiment.submit(published_pipeline, tags=tags)."""
+        from azureml.core import Experiment
+
+        return Experiment(self.workspace, experiment).submit(published, tags=tags)
+
+    def schedules(self) -> list[Any]:
+        """Schedule.list(active_only=False)."""
+        from azureml.pipeline.core import Schedule
+
+        return list(Schedule.list(self.workspace, active_only=False))
+
+    def create_schedule(
+        self, name: str, endpoint_id: str, experiment: str, recurrence: Any, description: str
+    ) -> Any:
+        """Schedule.create_for_pipeline_endpoint."""
+        from azureml.pipeline.core import Schedule
+
+        return Schedule.create_for_pipeline_endpoint(
+            self.workspace,
+            name,
+            endpoint_id,
+            experiment,
+            recurrence=recurrence,
+            description=description,
+            wait_for_provisioning=True,
+        )
+
+    def update_schedule(
+        self, schedule: Any, recurrence: Any, description: str, *, active: bool
+    ) -> Any:
+        """Schedule.update (status "Active" or "Disabled")."""
+        schedule.update(
+            description=description,
+            recurrence=recurrence,
+            status="Active" if active else "Disabled",
+            wait_for_provisioning=True,
+        )
+        return schedule

@@ -12,10 +12,8 @@ anything is written (`AzureMLV2Backend.check_spec`).
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
-from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
+from himl_tasks.backends.azureml_common.kept_files import forget_text, keep_text, kept_text
+from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef
 from himl_tasks.storage import Datastore
@@ -25,16 +23,12 @@ SPEC_FILE = "himl/job_spec.json"
 
 def save_submitted_spec(run_files: Datastore, spec: JobSpec) -> None:
     """Writes the spec into the job's folder (`run_files`: the job's view of the store)."""
-    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
-        local = Path(scratch) / SPEC_FILE
-        local.parent.mkdir(parents=True)
-        local.write_text(spec.to_json(), encoding="utf-8")
-        run_files.upload_files([local], relative_root=scratch, overwrite=True)
+    keep_text(run_files, SPEC_FILE, spec.to_json())
 
 
 def forget_submitted_spec(run_files: Datastore) -> None:
     """Removes the spec written for a job the service then refused to create."""
-    run_files.delete(SPEC_FILE)
+    forget_text(run_files, SPEC_FILE)
 
 
 def load_submitted_spec(run_files: Datastore, ref: RunRef) -> JobSpec:
@@ -48,15 +42,12 @@ def load_submitted_spec(run_files: Datastore, ref: RunRef) -> JobSpec:
         f"submit the job again with resume_from='{ref.recovery_id}' (JobSpec.resuming_from, "
         "or run_to_completion, which resubmits lost runs itself)"
     )
-    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
-        try:
-            run_files.download(SPEC_FILE, scratch, validate_checksum=True)
-        except RemoteFilesNotFoundError:
-            raise InvalidInputError(
-                f"run '{ref}' keeps no job spec (it was not submitted as a command job by "
-                f"himl-tasks' SDK v2 backend), so it cannot be resubmitted from here: {again}"
-            ) from None
-        text = (Path(scratch) / SPEC_FILE).read_text(encoding="utf-8", errors="replace")
+    text = kept_text(run_files, SPEC_FILE)
+    if text is None:
+        raise InvalidInputError(
+            f"run '{ref}' keeps no job spec (it was not submitted as a command job by "
+            f"himl-tasks' SDK v2 backend), so it cannot be resubmitted from here: {again}"
+        )
     try:
         return JobSpec.from_json(text)
     except InvalidInputError as error:
