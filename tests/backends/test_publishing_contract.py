@@ -14,12 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.publishing_contract import PublishingContract
-from tests.backends.test_backend_contract import local_harness
+from tests.backends.azureml_service import FakeAzureMLService
+from tests.backends.test_backend_contract import local_harness, v1_harness
 
 
 class TestLocalPublishing(PublishingContract):
     @pytest.fixture
     def harness(self, prefect_api_url: str, tmp_path: Path) -> Iterator[BackendHarness]:
         yield from local_harness(tmp_path)
+
+
+class TestAzureMLV1Publishing(PublishingContract):
+    @pytest.fixture
+    def harness(
+        self, aml: AzureMLV1Backend, aml_service: FakeAzureMLService, tmp_path: Path
+    ) -> BackendHarness:
+        return v1_harness(aml, aml_service, tmp_path)

@@ -74,11 +74,14 @@ def endpoint_named(service: AzureMLService, name: str) -> Any:
     Raises:
         PipelineNotFoundError: There is none.
     """
-    endpoint = next((e for e in service.pipeline_endpoints() if e.name == name), None)
+    endpoints = service.pipeline_endpoints()
+    endpoint = next((e for e in endpoints if e.name == name), None)
     if endpoint is None:
+        names = ", ".join(sorted(e.name for e in endpoints)) or "none"
         raise PipelineNotFoundError(
             f"nothing is published under pipeline name '{name}' in workspace "
-            f"'{service.workspace.name}': publish it first (publish_pipeline)"
+            f"'{service.workspace.name}' (published pipelines: {names}): publish it first "
+            "(publish_pipeline)"
         )
     return endpoint
 
@@ -107,11 +110,15 @@ def published_version(
     published = published_versions(service, name)
     chosen = [p for p in published if version is None or int(p[0].version) == version]
     if not chosen:
-        known = ", ".join(p[0].version for p in published) or "none"
+        if published:
+            known = f"its versions: {', '.join(p[0].version for p in published)}"
+        else:
+            names = sorted(e.name for e in service.pipeline_endpoints())
+            known = f"published pipelines: {', '.join(names) or 'none'}"
         raise PipelineNotFoundError(
             f"no published pipeline '{name}'"
             + ("" if version is None else f" version {version}")
-            + f" in workspace '{workspace}' (versions: {known}): publish it with "
-            "publish_pipeline, or give a published version"
+            + f" in workspace '{workspace}' ({known}): publish it with "
+            "publish_pipeline, or give a published name and version"
         )
     return chosen[-1]
