@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.pipeline_contract import PipelineContract
-from tests.backends.test_backend_contract import local_harness
+from tests.backends import azureml_v2_service as v2
+from tests.backends.test_backend_contract import AzureMLV2Harness, local_harness
 
 
 # Until the local backend's pipeline_steps, run_inputs and step reuse land (issue 16).
@@ -21,3 +23,16 @@ class TestLocalPipelines(PipelineContract):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[BackendHarness]:
         yield from local_harness(tmp_path)
+
+
+class TestAzureMLV2Pipelines(PipelineContract):
+    """Through the v2 stand-in, which behaves like the pipeline service
+    (tests/backends/azureml_v2_pipeline_nodes.py)."""
+
+    @pytest.fixture
+    def harness(
+        self, aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, tmp_path: Path
+    ) -> BackendHarness:
+        project = tmp_path / "project"
+        project.mkdir()
+        return AzureMLV2Harness(aml_v2, aml_v2_service, project)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -21,6 +22,7 @@ from himl_tasks.backends.azureml_common.artifact_store import (
 
 # The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
 from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
+from himl_tasks.backends.azureml_common.tags import SUBMISSION_TAG
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.datastores import (
     blob_datastore_of,
@@ -28,12 +30,28 @@ from himl_tasks.backends.azureml_v2.datastores import (
     split_datastore_path,
 )
 from himl_tasks.backends.azureml_v2.environment import check_environment, environment_reference
-from himl_tasks.backends.azureml_v2.run_status import registered_outputs, state_from_run_details
+from himl_tasks.backends.azureml_v2.pipelines import (
+    PIPELINE_TAG,
+    PIPELINE_TYPE,
+    STEP_TAG,
+    after_inputs,
+    after_outputs,
+    bind_steps,
+    check_pipeline_v2,
+    is_reused,
+    pipeline_job,
+)
+from himl_tasks.backends.azureml_v2.run_status import (
+    registered_inputs,
+    registered_outputs,
+    state_from_run_details,
+)
 from himl_tasks.backends.azureml_v2.service import AzureMLV2Service, MLClientService
 from himl_tasks.backends.azureml_v2.submission import (
     SERVERLESS,
     Placement,
     command_job,
+    job_inputs,
     job_name_for,
     job_of_output_folder,
     job_tags,
@@ -44,6 +62,7 @@ from himl_tasks.backends.azureml_v2.submission import (
 )
 from himl_tasks.backends.azureml_v2.submitted_specs import (
     forget_submitted_spec,
+    load_submitted_pipeline,
     load_submitted_spec,
     save_submitted_spec,
 )
@@ -58,7 +77,9 @@ from himl_tasks.errors import (
     StorageError,
 )
 from himl_tasks.job_spec import JobSpec, Priority
-from himl_tasks.job_variables import azureml_output_name
+from himl_tasks.job_variables import azureml_input_name, azureml_output_name
+from himl_tasks.pipeline_runs import StepRun
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
     ListedRun,
@@ -444,19 +465,26 @@ class AzureMLV2Backend(Backend):
             return False
         return True
 
-    def _command_job(self, plan: RunPlan, submission_id: str | None) -> Any:
+    def _command_job(self, plan: RunPlan, submission_id: str | None, **step: Any) -> Any:
+        """The command job of a plan.
+
+        `step` holds what a pipeline step's node adds: its name, inputs, extra outputs,
+        tags and `is_deterministic` (see `command_job`).
+        """
         spec = plan.spec
         placement = self._placement(spec)
         name = job_name_for(submission_id) if submission_id is not None else new_job_name()
         environment = environment_reference(spec, self.service, python_path=_python_path())
         datastores = [self.service.datastore(c.datastore).name for c in spec.output_datasets]
+        tags = {**job_tags(plan, placement, submission_id), **step.pop("tags", {})}
         return command_job(
             plan,
-            name=name,
+            name=step.pop("name", name),
             environment=environment,
             placement=placement,
-            tags=job_tags(plan, placement, submission_id),
+            tags=tags,
             output_datastores=datastores,
+            **step,
         )
 
     def _create(self, job: Any, plan: RunPlan, submission_id: str | None) -> RunRef:
@@ -530,7 +558,7 @@ class AzureMLV2Backend(Backend):
             if experiment is not None and job.experiment_name != experiment:
                 continue
             listed.append(self._listed(job, None))
-            if str(getattr(job, "type", "")) == SWEEP_TYPE:
+            if str(getattr(job, "type", "")) in (SWEEP_TYPE, PIPELINE_TYPE):
                 for child in oldest_first(self.service.list_jobs(parent_job_name=job.name)):
                     listed.append(self._listed(child, str(job.name)))
         return listed
@@ -648,6 +676,9 @@ class AzureMLV2Backend(Backend):
         details = self.service.run_details(ref.run_id)
         if details.get("status") != "Completed":
             return []
+        reused = self._reused_job(ref.run_id)
+        if reused is not None:  # its outputs are the reused job's, as `jobs.download` reads
+            details = self.service.run_details(reused)
         registered = registered_outputs(details)
         names = output_names(self.run_tags(ref))
         found = []
@@ -656,6 +687,199 @@ class AzureMLV2Backend(Backend):
             if output is not None and output[0] == name:
                 found.append(self.resolve_dataset(DatasetConfig(name, version=output[1])))
         return found
+
+    def run_inputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The data asset versions the job read (`INPUT_<i>`), in the job spec's order.
+
+        Read from the job's run details (`inputs`); a pipeline step reads there the version
+        its upstream step registered. A reused step read what the job it reused read.
+        """
+        name = self._reused_job(ref.run_id) or ref.run_id
+        read = registered_inputs(self.service.run_details(name))
+        found = []
+        for index in range(len(read)):
+            version = read.get(azureml_input_name(index))
+            if version is None:
+                break
+            found.append(self.resolve_dataset(DatasetConfig(version[0], version=version[1])))
+        return found
+
+    def _reused_job(self, name: str) -> str | None:
+        """The job a reused pipeline step's child job took its outputs from, else None."""
+        return is_reused(self.service.job(name))
+
+    # ---- pipelines ------------------------------------------------------------------------
+
+    def submit_pipeline(
+        self, pipeline: PipelineSpec, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Creates the pipeline as one AzureML v2 pipeline job; its steps are command nodes.
+
+        See `himl_tasks.backends.azureml_v2.pipelines` for how a step becomes a node. Every
+        step is planned (checked, its snapshot selected) and the pipeline checked against
+        what v2 can express before anything is written; then the inputs no step writes are
+        resolved once each. With `submission_id`, the pipeline job's name is derived from
+        it, as a single job's is: one id, one pipeline job.
+
+        Raises:
+            InvalidInputError: Not a `PipelineSpec`, an unusable submission id, a step's job
+                that cannot run here, or a pipeline v2 cannot express.
+            ComputeNotFoundError: A step names a cluster that does not exist.
+            DatasetNotFoundError: An input no step writes does not exist.
+        """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        experiment = pipeline.experiment_name()
+        plans = self._step_plans(pipeline, experiment)
+        versions: dict[DatasetConfig, ResolvedDataset] = {}
+        for step in pipeline.ordered_steps:
+            for config in step.job.input_datasets:
+                if pipeline.step_writing(config.name) is None and config not in versions:
+                    versions[config] = self.resolve_dataset(config)
+        nodes = self._step_nodes(pipeline, plans, versions)
+        name = job_name_for(submission_id) if submission_id is not None else new_job_name()
+        tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
+        if submission_id is not None:
+            tags[SUBMISSION_TAG] = submission_id
+        job = pipeline_job(
+            pipeline,
+            nodes,
+            name=name,
+            experiment=experiment,
+            tags=tags,
+            serverless=any(p.spec.compute == SERVERLESS for p in plans.values()),
+        )
+        return self._create_pipeline_job(job, pipeline, plans, experiment, submission_id)
+
+    def _step_plans(self, pipeline: PipelineSpec, experiment: str) -> dict[str, RunPlan]:
+        """Each step planned without its inputs, then the pipeline checked against v2.
+
+        Planning checks a step and chooses its snapshot; nothing is written.
+        """
+        plans = {
+            step.name: self.plan(
+                dataclasses.replace(step.job, experiment=experiment, input_datasets=())
+            )
+            for step in pipeline.ordered_steps
+        }
+        check_pipeline_v2(pipeline, {name: snapshot_rules(p) for name, p in plans.items()})
+        return plans
+
+    def _step_nodes(
+        self,
+        pipeline: PipelineSpec,
+        plans: Mapping[str, RunPlan],
+        versions: Mapping[DatasetConfig, ResolvedDataset | None],
+    ) -> dict[str, Any]:
+        """Each step's command node, bound to the outputs it reads (`bind_steps`)."""
+        nodes = {}
+        for step in pipeline.ordered_steps:
+            configs = step.job.input_datasets
+            inputs = job_inputs(configs, [versions.get(config) for config in configs])
+            nodes[step.name] = self._command_job(
+                plans[step.name],
+                None,
+                name=step.name,
+                inputs={**inputs, **after_inputs(pipeline, step.name)},
+                extra_outputs=after_outputs(pipeline, step.name),
+                tags={STEP_TAG: step.name},
+                is_deterministic=step.allow_reuse,
+            )
+            if not step.job.display_name:
+                nodes[step.name].display_name = step.name
+        bind_steps(pipeline, nodes)
+        return nodes
+
+    def _create_pipeline_job(
+        self,
+        job: Any,
+        pipeline: PipelineSpec,
+        plans: Mapping[str, RunPlan],
+        experiment: str,
+        submission_id: str | None,
+    ) -> RunRef:
+        """Keeps the pipeline in the job's folder, then creates the job.
+
+        Every step's snapshot rules are in place meanwhile (`_submit_plan` does the same
+        for one job).
+        """
+        files = self.run_files(RunRef(experiment, str(job.name), self.name))
+        try:
+            save_submitted_spec(files, pipeline)
+        except StorageError as error:
+            logger.warning(
+                "pipeline job %s: its pipeline could not be kept in the artifact store, so "
+                "submitted_pipeline will not find it: %s",
+                job.name,
+                error,
+            )
+        try:
+            with contextlib.ExitStack() as stack:
+                roots = {p.spec.snapshot_root: snapshot_rules(p) for p in plans.values()}
+                for root, rules in roots.items():
+                    stack.enter_context(amlignore_for_submission(root, rules))
+                return self._ref(self.service.create_job(job))
+        except Exception:
+            found = self.find_submission(submission_id) if submission_id else None
+            if found is not None:
+                return found
+            with contextlib.suppress(Exception):
+                if not self._job_exists(str(job.name)):
+                    forget_submitted_spec(files)
+            raise
+
+    def _pipeline_job(self, ref: RunRef) -> Any:
+        job = self.service.job(ref.run_id)
+        if str(getattr(job, "type", "")) != PIPELINE_TYPE:
+            raise InvalidInputError(
+                f"run '{ref}' is not a pipeline run (it is a {getattr(job, 'type', 'job')} job)"
+            )
+        return job
+
+    def pipeline_steps(self, ref: RunRef) -> list[StepRun]:
+        """The steps of a pipeline job: its child jobs, by their `himl_pipeline_step` tag.
+
+        A reused step's child job names the job it reused (`azureml.reusedrunid`).
+
+        Raises:
+            RunNotFoundError: No such job.
+            InvalidInputError: The job is not a pipeline job, or keeps no pipeline.
+        """
+        self._pipeline_job(ref)
+        pipeline = self.submitted_pipeline(ref)
+        children: dict[str, Any] = {}
+        for child in oldest_first(self.service.list_jobs(ref.run_id)):
+            step = str((child.tags or {}).get(STEP_TAG, ""))
+            if step:
+                children[step] = child  # a step retried by AzureML: its newest child job
+        found = []
+        for step in pipeline.order:
+            child = children.get(step)
+            if child is None:
+                found.append(StepRun(step, None))
+                continue
+            reused = is_reused(child)
+            found.append(
+                StepRun(
+                    step,
+                    self._ref(child),
+                    None if reused is None else self.get_run_ref(reused),
+                )
+            )
+        return found
+
+    def submitted_pipeline(self, ref: RunRef) -> PipelineSpec:
+        """The pipeline a pipeline job was submitted with, kept in its folder.
+
+        Raises:
+            RunNotFoundError: No such job.
+            InvalidInputError: The job is not a pipeline job, or keeps no pipeline.
+        """
+        self._pipeline_job(ref)
+        return load_submitted_pipeline(self.run_files(ref), ref)
 
     def run_tags(self, ref: RunRef) -> dict[str, str]:
         """The job's tags, as the service has them now."""

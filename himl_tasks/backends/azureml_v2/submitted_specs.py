@@ -1,4 +1,4 @@
-"""The job spec a v2 job was submitted with, kept beside its files for `himl resubmit`.
+"""The job spec (or pipeline) a v2 job was submitted with, kept beside its files.
 
 AzureML keeps a job's command, environment and code, not the `JobSpec` they were made of; a
 job made again from the service's entity would lose what only the spec says (the snapshot's
@@ -8,6 +8,10 @@ spec (`JobSpec.to_json`) is written into the workspace's artifact store, in the 
 outside the folders of a run's files (`outputs/`, `logs/`, ...), so downloads of a run's
 files never include it. It holds no secret: the v2 backend refuses SecretReferences before
 anything is written (`AzureMLV2Backend.check_spec`).
+
+A pipeline job keeps its `PipelineSpec` (`PipelineSpec.to_json`) the same way, in its own
+folder (`himl/pipeline_spec.json`): AzureML keeps the graph of command nodes, not the steps'
+job specs, their names and `after`s as given.
 """
 
 from __future__ import annotations
@@ -17,24 +21,28 @@ from pathlib import Path
 
 from himl_tasks.errors import InvalidInputError, RemoteFilesNotFoundError
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.runs import RunRef
 from himl_tasks.storage import Datastore
 
 SPEC_FILE = "himl/job_spec.json"
+PIPELINE_FILE = "himl/pipeline_spec.json"
 
 
-def save_submitted_spec(run_files: Datastore, spec: JobSpec) -> None:
-    """Writes the spec into the job's folder (`run_files`: the job's view of the store)."""
+def save_submitted_spec(run_files: Datastore, spec: JobSpec | PipelineSpec) -> None:
+    """Writes the spec (or pipeline) into the job's folder (`run_files`: the job's view)."""
+    name = PIPELINE_FILE if isinstance(spec, PipelineSpec) else SPEC_FILE
     with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
-        local = Path(scratch) / SPEC_FILE
+        local = Path(scratch) / name
         local.parent.mkdir(parents=True)
         local.write_text(spec.to_json(), encoding="utf-8")
         run_files.upload_files([local], relative_root=scratch, overwrite=True)
 
 
 def forget_submitted_spec(run_files: Datastore) -> None:
-    """Removes the spec written for a job the service then refused to create."""
-    run_files.delete(SPEC_FILE)
+    """Removes the spec (or pipeline) written for a job the service then refused to create."""
+    for name in (SPEC_FILE, PIPELINE_FILE):
+        run_files.delete(name)
 
 
 def load_submitted_spec(run_files: Datastore, ref: RunRef) -> JobSpec:
@@ -62,4 +70,30 @@ def load_submitted_spec(run_files: Datastore, ref: RunRef) -> JobSpec:
     except InvalidInputError as error:
         raise InvalidInputError(
             f"run '{ref}': its job spec ({SPEC_FILE} in its files) is damaged ({error}); {again}"
+        ) from None
+
+
+def load_submitted_pipeline(run_files: Datastore, ref: RunRef) -> PipelineSpec:
+    """The pipeline a pipeline job was submitted with.
+
+    Raises:
+        InvalidInputError: The job keeps none (not submitted by himl-tasks' SDK v2 backend
+            as a pipeline), or it is damaged.
+    """
+    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
+        try:
+            run_files.download(PIPELINE_FILE, scratch, validate_checksum=True)
+        except RemoteFilesNotFoundError:
+            raise InvalidInputError(
+                f"run '{ref}' keeps no pipeline (it was not submitted as a pipeline by "
+                "himl-tasks' SDK v2 backend): submit the PipelineSpec again with "
+                "submit_pipeline"
+            ) from None
+        text = (Path(scratch) / PIPELINE_FILE).read_text(encoding="utf-8", errors="replace")
+    try:
+        return PipelineSpec.from_json(text)
+    except InvalidInputError as error:
+        raise InvalidInputError(
+            f"run '{ref}': its pipeline ({PIPELINE_FILE} in its files) is damaged ({error}); "
+            "submit the PipelineSpec again with submit_pipeline"
         ) from None
