@@ -172,7 +172,7 @@ class FakePipelineJob(FakeJob):
                     type="uri_folder", path=self._written(writer, output), mode=given.mode
                 )
             else:
-                inputs[key] = copy.deepcopy(getattr(given, "_data", given))
+                inputs[key] = self._resolved(copy.deepcopy(getattr(given, "_data", given)))
         entity.inputs = inputs
         key = self._reuse_key(name, entity)
         earlier = (
@@ -218,6 +218,19 @@ class FakePipelineJob(FakeJob):
         return str(path or self.service.default_output_path(source.name, output)).replace(
             "${{name}}", source.name
         )
+
+    def _resolved(self, given: Any) -> Any:
+        """An input of `azureml:<name>@latest` reads the version latest as the node starts.
+
+        The service resolves the label when the job runs (not checked live).
+        """
+        path = str(getattr(given, "path", "") or "")
+        if path.endswith("@latest"):
+            name = path.removeprefix("azureml:").removesuffix("@latest")
+            latest = self.service.data(name, None)
+            if latest is not None:
+                given.path = f"azureml:{name}:{latest.version}"
+        return given
 
     @staticmethod
     def _deterministic(node: Any) -> bool:

@@ -683,13 +683,13 @@ class FakeAzureMLV2Service:
                 f"{component.version} exists"
             )
         made = copy.copy(component)
-        made.jobs = {}
+        made._jobs = {}
         for node_name, node in (component.jobs or {}).items():
             node = copy.copy(node)
             if getattr(node, "code", None):
                 uploaded = self._root / "components" / str(made.name) / str(made.version)
                 node.code = str(_copy_snapshot(Path(str(node.code)), uploaded / node_name))
-            made.jobs[node_name] = node
+            made._jobs[node_name] = node
         made._id = (
             f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
             f"Microsoft.MachineLearningServices/workspaces/{WORKSPACE}/components/"

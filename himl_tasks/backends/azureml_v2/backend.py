@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +31,29 @@ from himl_tasks.backends.azureml_v2.datastores import (
 )
 from himl_tasks.backends.azureml_v2.environment import check_environment, environment_reference
 from himl_tasks.backends.azureml_v2.pipelines import (
+    DIGEST_TAG,
     PIPELINE_TAG,
     PIPELINE_TYPE,
     STEP_TAG,
     after_inputs,
     after_outputs,
     bind_steps,
+    check_component_name,
     check_pipeline_v2,
+    content_digest,
     is_reused,
+    latest_inputs,
     pipeline_job,
+    published_job,
+    published_reference,
+    snapshot_digest,
 )
 from himl_tasks.backends.azureml_v2.run_status import (
     registered_inputs,
     registered_outputs,
     state_from_run_details,
 )
+from himl_tasks.backends.azureml_v2.schedules import job_schedule, schedule_of
 from himl_tasks.backends.azureml_v2.service import AzureMLV2Service, MLClientService
 from himl_tasks.backends.azureml_v2.submission import (
     SERVERLESS,
@@ -73,12 +81,13 @@ from himl_tasks.errors import (
     ConfigurationError,
     DatasetNotFoundError,
     InvalidInputError,
+    PipelineNotFoundError,
     RunNotFoundError,
     StorageError,
 )
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.job_variables import azureml_input_name, azureml_output_name
-from himl_tasks.pipeline_runs import StepRun
+from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -817,10 +826,7 @@ class AzureMLV2Backend(Backend):
                 error,
             )
         try:
-            with contextlib.ExitStack() as stack:
-                roots = {p.spec.snapshot_root: snapshot_rules(p) for p in plans.values()}
-                for root, rules in roots.items():
-                    stack.enter_context(amlignore_for_submission(root, rules))
+            with _snapshot_rules_in_place(plans):
                 return self._ref(self.service.create_job(job))
         except Exception:
             found = self.find_submission(submission_id) if submission_id else None
@@ -839,6 +845,27 @@ class AzureMLV2Backend(Backend):
             )
         return job
 
+    def _pipeline_of(self, job: Any, ref: RunRef) -> PipelineSpec:
+        """The pipeline a pipeline job runs.
+
+        It is kept in the job's folder, else (a job a schedule made) beside the published
+        version the job names.
+        """
+        try:
+            return load_submitted_pipeline(self.run_files(ref), ref)
+        except InvalidInputError:
+            published = published_reference(getattr(job, "component", None))
+            if published is None:
+                raise
+        name, version = published
+        component = self.service.component(name, version)
+        if component is None:
+            raise InvalidInputError(
+                f"run '{ref}' runs published pipeline {name} version {version or 'latest'}, "
+                "which is no longer in the workspace, so its pipeline is unknown"
+            )
+        return self._published_pipeline(name, int(component.version))
+
     def pipeline_steps(self, ref: RunRef) -> list[StepRun]:
         """The steps of a pipeline job: its child jobs, by their `himl_pipeline_step` tag.
 
@@ -848,8 +875,7 @@ class AzureMLV2Backend(Backend):
             RunNotFoundError: No such job.
             InvalidInputError: The job is not a pipeline job, or keeps no pipeline.
         """
-        self._pipeline_job(ref)
-        pipeline = self.submitted_pipeline(ref)
+        pipeline = self._pipeline_of(self._pipeline_job(ref), ref)
         children: dict[str, Any] = {}
         for child in oldest_first(self.service.list_jobs(ref.run_id)):
             step = str((child.tags or {}).get(STEP_TAG, ""))
@@ -878,13 +904,188 @@ class AzureMLV2Backend(Backend):
             RunNotFoundError: No such job.
             InvalidInputError: The job is not a pipeline job, or keeps no pipeline.
         """
-        self._pipeline_job(ref)
-        return load_submitted_pipeline(self.run_files(ref), ref)
+        return self._pipeline_of(self._pipeline_job(ref), ref)
+
+    # ---- published pipelines and schedules ------------------------------------------------
+
+    def publish_pipeline(
+        self, pipeline: PipelineSpec, *, description: str = ""
+    ) -> PublishedPipeline:
+        """Registers the pipeline as the next version of a pipeline component of its name.
+
+        A pipeline whose content digest (its description and every step's code) equals the
+        latest version's (kept in the version's `himl_pipeline_digest` tag) gives that
+        version again. The steps read their existing datasets at the version latest when a
+        job of it runs (`azureml:<name>@latest`). The pipeline is kept beside the version in
+        the artifact store, for `submitted_pipeline` of the jobs it runs.
+
+        Raises:
+            InvalidInputError: Not a `PipelineSpec`, a name AzureML takes for no component,
+                a step that cannot run, or a pipeline v2 cannot express.
+            DatasetNotFoundError: An existing dataset a step reads does not exist.
+        """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
+        check_component_name(pipeline)
+        plans = self._step_plans(pipeline, pipeline.experiment_name())
+        digest = content_digest(
+            pipeline,
+            {
+                name: snapshot_digest(plan.snapshot.root, [f.relative for f in plan.snapshot.files])
+                for name, plan in plans.items()
+            },
+        )
+        versions = self._published_versions(pipeline.name)
+        if versions and (versions[-1].tags or {}).get(DIGEST_TAG) == digest:
+            return self._published(versions[-1])
+        existing = {
+            config: self.resolve_dataset(config)
+            for step in pipeline.steps
+            for config in step.job.input_datasets
+            if pipeline.step_writing(config.name) is None
+        }
+        nodes = self._step_nodes(pipeline, plans, existing)
+        latest_inputs(pipeline, nodes)
+        version = int(versions[-1].version) + 1 if versions else 1
+        save_submitted_spec(self._published_files(pipeline.name, version), pipeline)
+        with sdk.quiet():
+            component = sdk.entities().PipelineComponent(
+                name=pipeline.name,
+                version=str(version),
+                description=description or None,
+                tags={DIGEST_TAG: digest, PIPELINE_TAG: pipeline.name},
+                jobs={step: nodes[step] for step in pipeline.order},
+            )
+        with _snapshot_rules_in_place(plans):
+            return self._published(self.service.create_component(component))
+
+    def _published_versions(self, name: str) -> list[Any]:
+        """The component versions this backend published under `name`, oldest first."""
+        versions = [
+            v
+            for v in self.service.component_versions(name)
+            if DIGEST_TAG in (v.tags or {}) and str(v.version).isdigit()
+        ]
+        return sorted(versions, key=lambda v: int(v.version))
+
+    def _published(self, component: Any) -> PublishedPipeline:
+        return PublishedPipeline(
+            name=str(component.name),
+            version=int(component.version),
+            id=str(component.id or ""),
+            endpoint=f"azureml:{component.name}:{component.version}",
+            description=str(component.description or ""),
+        )
+
+    def _published_files(self, name: str, version: int) -> Datastore:
+        """Where a published version's pipeline is kept, in the artifact store."""
+        return FolderView(
+            self.datastore(ARTIFACT_DATASTORE),
+            f"himl/published_pipelines/{name}/{version}",
+            name=f"published pipeline {name} version {version}",
+        )
+
+    def _published_pipeline(self, name: str, version: int) -> PipelineSpec:
+        return load_submitted_pipeline(
+            self._published_files(name, version), f"{name} version {version}"
+        )
+
+    def published_pipelines(self, name: str | None = None) -> list[PublishedPipeline]:
+        """The published pipelines (those under `name`, if given), by name, oldest first."""
+        names = [name] if name is not None else sorted(self.service.component_names())
+        return [self._published(v) for each in names for v in self._published_versions(each)]
+
+    def _latest_published(self, name: str, version: int | None = None) -> Any:
+        """The published version (the latest unless `version`).
+
+        Raises:
+            PipelineNotFoundError: Naming what is published.
+        """
+        versions = self._published_versions(name)
+        found = [v for v in versions if version is None or int(v.version) == version]
+        if not found:
+            published = sorted({p.name for p in self.published_pipelines()})
+            what = f"version {version} of " if version is not None and versions else ""
+            raise PipelineNotFoundError(
+                f"nothing published as {what}pipeline '{name}' in "
+                f"{self.workspace_description()}; published: {', '.join(published) or 'none'}"
+            )
+        return found[-1]
+
+    def submit_published_pipeline(
+        self, name: str, *, version: int | None = None, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits a published version (the latest unless `version`) as a pipeline job.
+
+        With `submission_id`, idempotent as `submit_pipeline` is.
+
+        Raises:
+            PipelineNotFoundError: Nothing published under that name (or that version).
+        """
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        component = self._latest_published(name, version)
+        number = int(component.version)
+        pipeline = self._published_pipeline(name, number)
+        experiment = pipeline.experiment_name()
+        tags = {**pipeline.tags, PIPELINE_TAG: name}
+        if submission_id is not None:
+            tags[SUBMISSION_TAG] = submission_id
+        job = published_job(
+            f"azureml:{name}:{number}",
+            name=job_name_for(submission_id) if submission_id is not None else new_job_name(),
+            experiment=experiment,
+            tags=tags,
+            serverless=any(step.job.compute == SERVERLESS for step in pipeline.steps),
+        )
+        return self._create_pipeline_job(job, pipeline, {}, experiment, submission_id)
+
+    def schedule_pipeline(self, schedule: PipelineSchedule) -> PipelineSchedule:
+        """Creates (or updates) a `JobSchedule` that submits the latest published version.
+
+        Raises:
+            InvalidInputError: Not a `PipelineSchedule`, or a time zone AzureML does not take.
+            PipelineNotFoundError: Nothing published under the schedule's pipeline name.
+        """
+        if not isinstance(schedule, PipelineSchedule):
+            raise InvalidInputError(f"a schedule is a PipelineSchedule, not {schedule!r}")
+        component = self._latest_published(schedule.pipeline)
+        pipeline = self._published_pipeline(schedule.pipeline, int(component.version))
+        job = published_job(
+            f"azureml:{schedule.pipeline}@latest",
+            name=None,
+            experiment=pipeline.experiment_name(),
+            tags={**pipeline.tags, PIPELINE_TAG: schedule.pipeline},
+            serverless=any(step.job.compute == SERVERLESS for step in pipeline.steps),
+        )
+        made = schedule_of(self.service.create_schedule(job_schedule(schedule, job)))
+        assert made is not None  # it carries the tags it was made with
+        return made
+
+    def pipeline_schedules(self) -> list[PipelineSchedule]:
+        """The workspace's schedules this backend made, enabled or not, by name."""
+        found = [schedule_of(entity) for entity in self.service.schedules()]
+        return sorted((s for s in found if s is not None), key=lambda s: s.name)
+
+    def remove_pipeline_schedule(self, name: str) -> None:
+        """Disables, then deletes, the schedule (no error if there is none)."""
+        self.service.delete_schedule(name)
 
     def run_tags(self, ref: RunRef) -> dict[str, str]:
         """The job's tags, as the service has them now."""
         job = self.service.job(ref.run_id)
         return {str(k): str(v) for k, v in (job.tags or {}).items()}
+
+
+@contextlib.contextmanager
+def _snapshot_rules_in_place(plans: Mapping[str, RunPlan]) -> Iterator[None]:
+    """Every step's snapshot rules in its `.amlignore` while the SDK takes the code."""
+    with contextlib.ExitStack() as stack:
+        roots = {plan.spec.snapshot_root: snapshot_rules(plan) for plan in plans.values()}
+        for root, rules in roots.items():
+            stack.enter_context(amlignore_for_submission(root, rules))
+        yield
 
 
 def oldest_first(jobs: list[Any]) -> list[Any]:

@@ -193,7 +193,12 @@ def settle(job: Any, *, serverless: bool) -> None:
 
 
 def published_job(
-    component_id: str, *, name: str | None, experiment: str, tags: Mapping[str, str]
+    component_id: str,
+    *,
+    name: str | None,
+    experiment: str,
+    tags: Mapping[str, str],
+    serverless: bool,
 ) -> Any:
     """A pipeline job that runs a registered pipeline component.
 
@@ -202,13 +207,62 @@ def published_job(
         name: The job's name, None for the service to choose.
         experiment: The experiment's name.
         tags: The job's tags.
+        serverless: A step runs on serverless compute (the pipeline's default compute).
     """
     with sdk.quiet():
         job = sdk.entities().PipelineJob(
             name=name, component=component_id, experiment_name=experiment, tags=dict(tags)
         )
-        settle(job, serverless=False)
+        settle(job, serverless=serverless)
     return job
+
+
+# A registered component as a job names it: `azureml:<name>:<version>`, `azureml:<name>@latest`,
+# or its ARM id (`.../components/<name>/versions/<version>`).
+_COMPONENT_REFERENCE = re.compile(
+    r"(?:azureml:(?P<name>[^:@/]+)(?::(?P<version>\d+)|@latest)"
+    r"|.*/components/(?P<arm_name>[^/]+)/versions/(?P<arm_version>\d+))"
+)
+
+
+def published_reference(component: object) -> tuple[str, int | None] | None:
+    """The (name, version) of the registered component a pipeline job runs (None: latest).
+
+    None for a job that runs no registered component (its own graph).
+    """
+    found = _COMPONENT_REFERENCE.fullmatch(component) if isinstance(component, str) else None
+    if found is None:
+        return None
+    name = found["name"] or found["arm_name"]
+    version = found["version"] or found["arm_version"]
+    return str(name), int(version) if version else None
+
+
+def latest_inputs(pipeline: PipelineSpec, nodes: Mapping[str, Any]) -> None:
+    """Makes inputs of existing datasets read the version latest when a job runs.
+
+    For a published pipeline: each such input without a pinned version becomes
+    `azureml:<name>@latest`.
+    """
+    ml = sdk.ml()
+    for step in pipeline.steps:
+        node = nodes[step.name]
+        for index, config in enumerate(step.job.input_datasets):
+            if pipeline.step_writing(config.name) is not None or config.version is not None:
+                continue
+            given = node.inputs[azureml_input_name(index)]
+            setattr(
+                node.inputs,
+                azureml_input_name(index),
+                ml.Input(
+                    type="uri_folder",
+                    path=f"azureml:{config.name}@latest",
+                    mode=given.mode,
+                    path_on_compute=None
+                    if config.target_folder is None
+                    else str(config.target_folder),
+                ),
+            )
 
 
 def content_digest(pipeline: PipelineSpec, snapshots: Mapping[str, str]) -> str:

@@ -73,8 +73,8 @@ def load_submitted_spec(run_files: Datastore, ref: RunRef) -> JobSpec:
         ) from None
 
 
-def load_submitted_pipeline(run_files: Datastore, ref: RunRef) -> PipelineSpec:
-    """The pipeline a pipeline job was submitted with.
+def load_submitted_pipeline(run_files: Datastore, ref: RunRef | str) -> PipelineSpec:
+    """The pipeline a pipeline job (or a published version, `ref`) was submitted with.
 
     Raises:
         InvalidInputError: The job keeps none (not submitted by himl-tasks' SDK v2 backend
