@@ -17,13 +17,14 @@ from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.backends.azureml_v2.submission import job_name_for
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import InvalidInputError, PipelineNotFoundError
-from himl_tasks.job_spec import Priority
+from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.pipeline_runs import PipelineSchedule
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
-from himl_tasks.testing.backend_contract import Job
+from himl_tasks.testing.backend_contract import DEADLINE_SECONDS, Job
 from himl_tasks.testing.pipeline_contract import PREP, TRAIN, make_raw, step_run
 from tests.backends import azureml_v2_service as v2
 from tests.backends.test_backend_contract import AzureMLV2Harness
+from tests.conftest import write_tree
 
 
 @pytest.fixture
@@ -355,3 +356,65 @@ def test_a_job_spec_in_a_pipeline_is_planned_as_a_single_job_is(
     assert node.command == single.command
     assert node.environment == single.environment
     assert node.environment_variables == single.environment_variables
+
+
+# ---- executed: the steps' scripts really run ----------------------------------------------
+
+PREP_SCRIPT = """\
+from himl_tasks.runtime import get_run_info
+
+info = get_run_info()
+numbers = (info.input_datasets[0] / "numbers.txt").read_text().split()
+(info.output_datasets[0] / "total.txt").write_text(str(sum(int(n) for n in numbers)))
+"""
+TRAIN_SCRIPT = """\
+from pathlib import Path
+from himl_tasks.runtime import get_run_info
+
+total = (get_run_info().input_datasets[0] / "total.txt").read_text()
+Path("outputs").mkdir(exist_ok=True)
+Path("outputs/model.txt").write_text(f"trained on {total}")
+"""
+
+
+def test_the_chain_runs_end_to_end_and_unchanged_steps_are_not_run_again(
+    executing_aml_v2: AzureMLV2Backend,
+    executing_aml_v2_service: Any,
+    tmp_path: Path,
+) -> None:
+    aml, service = executing_aml_v2, executing_aml_v2_service
+    service.store(v2.DEFAULT_DATASTORE).upload_folder(
+        write_tree(tmp_path / "data", {"numbers.txt": b"1 2 3\n"}), "raw"
+    )
+    steps = []
+    for name, script, reads, writes in (
+        ("prep", PREP_SCRIPT, ["raw"], ["features"]),
+        ("train", TRAIN_SCRIPT, ["features"], []),
+    ):
+        folder = write_tree(tmp_path / name, {f"{name}.py": script.encode()})
+        (folder / "environment.yml").write_text("name: job\ndependencies:\n  - python=3.11\n")
+        spec = JobSpec(
+            entry_script=f"{name}.py",
+            snapshot_root=folder,
+            compute="cpu-cluster",
+            input_datasets=reads,
+            output_datasets=writes,
+        )
+        steps.append(PipelineStep(name, spec))
+    pipeline = PipelineSpec("chain", steps, existing_datasets=["raw"])
+
+    ref = aml.submit_pipeline(pipeline)
+    assert aml.wait(ref, timeout=DEADLINE_SECONDS, poll=0.2).succeeded, aml.get_state(ref).error
+
+    prep, train = (step_run(s) for s in aml.pipeline_steps(ref))
+    (features,) = aml.run_outputs(prep)
+    assert aml.run_inputs(train) == [features]
+    aml.download_files(train, "outputs/model.txt", tmp_path / "fetched")
+    assert (tmp_path / "fetched/outputs/model.txt").read_text() == "trained on 6"
+    ran = len(service.executed)
+
+    again = aml.submit_pipeline(pipeline)
+    assert aml.wait(again, timeout=DEADLINE_SECONDS, poll=0.2).succeeded
+
+    assert [s.reused_from for s in aml.pipeline_steps(again)] == [prep, train]
+    assert len(service.executed) == ran  # no step's script ran again
