@@ -9,29 +9,37 @@ What the stand-in does with them, and where each behaviour comes from:
 
 - the pipeline job goes NotStarted, Running, then Completed, Failed or Canceled (the REST
   `JobStatus`); each read of its run details polls its running child jobs once and starts
-  every node whose bound inputs' writers have completed (the graph is its bindings: "the
-  pipeline job ... runs steps in the order of their data dependencies", Azure ML docs,
-  how-to-create-component-pipeline-python.md);
+  every node whose bound inputs' writers have completed (the graph is its bindings: a
+  command node has no other edge in the payload the SDK sends, the `jobs` of
+  `PipelineJob._to_rest_object`);
 - a node runs as a child job (`jobs.list(parent_job_name=...)`), a command job made of the
   node, named by the service (a GUID here, as AzureML's child jobs are), with the node's
   tags; a bound input reads the data asset version its writer's output was registered as
-  (the writer's registered `Output(name=...)`), in the node input's mode. A bound input
-  carries no `path_on_compute` (a `NodeInput` has none);
-- reuse: a node whose component is deterministic (`is_deterministic`, default True,
-  azure/ai/ml/entities/_component/component.py), in a pipeline without
-  `settings.force_rerun`, is not run again when an earlier child job of the same
-  "component, inputs and settings" completed ("If a step's component, inputs and settings
-  are unchanged, the step is reused", Azure ML docs, concept-component.md / how-to-use-
-  pipeline-component.md: not checked live in those words). The stand-in keys that on a hash
-  of what the service receives: the command, the code's content, the environment, the
-  variables, the compute, the inputs (bound ones as the versions they resolve to) and the
-  outputs. A reused node's child job is Completed at once, registers nothing, and carries
-  the properties `azureml.isreused` = "true" and `azureml.reusedrunid` (the earlier job:
-  azure/ai/ml/constants/_job/pipeline.py, read by `jobs.download`);
-- `continue_on_step_failure` False (the default): once a child job fails or is canceled no
-  further node starts; running ones go on to their end; then the pipeline fails with
-  "Pipeline has failed child jobs" (the wording AzureML shows; not checked live);
-- canceling the pipeline job cancels its running child jobs and starts no more.
+  (an `Output`'s `name` is "the name to be used to register the output as a Data or Model
+  asset", learn.microsoft.com azure.ai.ml.Output; which version a bound input reads is
+  taken to be that one: not checked live), in the node input's mode. A bound input carries
+  no `path_on_compute` (a `NodeInput` has none);
+- reuse: a node whose component is deterministic (`is_deterministic`, default True), in a
+  pipeline without `settings.force_rerun`, is not run again when an earlier job of it "has
+  been run before in the current workspace with the same input and settings": the service
+  "will reuse results from a previously submitted job ... no compute resources will be used"
+  (`command()`'s docstring, azure/ai/ml/entities/_builders/command_func.py; as v1's pipelines
+  reuse a step whose script, inputs and parameters are unchanged, "the job is not submitted
+  to the compute", Azure/MachineLearningNotebooks issue 298). The stand-in keys that on a
+  hash of what the service receives: the command, the code's content as uploaded at
+  submission, the environment, the variables, the compute, the inputs (bound ones as the
+  versions they resolve to) and the outputs. A reused node's child job is Completed at
+  once, registers nothing, and carries the properties `azureml.isreused` = "true" and
+  `azureml.reusedrunid` (the earlier job: azure/ai/ml/constants/_job/pipeline.py, read by
+  `jobs.download`, azure/ai/ml/operations/_job_operations.py);
+- `continue_on_step_failure` False (`PipelineConstants.CONTINUE_ON_STEP_FAILURE`,
+  azure/ai/ml/constants/_job/pipeline.py; in v1's words, with True only steps that do not
+  depend on the failed step's output go on): once a child job fails or is canceled no
+  further node starts; running ones go on to their end; then the pipeline fails with a
+  UserError saying it has failed child jobs (the wording is the stand-in's; not checked
+  live);
+- canceling the pipeline job (`jobs.begin_cancel`) cancels its running child jobs and
+  starts no more (taken from the studio's behaviour; not checked live).
 """
 
 from __future__ import annotations
@@ -57,8 +65,7 @@ _BOUND = re.compile(r"\$\{\{\s*parent\.jobs\.(?P<node>\w+)\.outputs\.(?P<output>
 PIPELINE_FAILED: dict[str, Any] = {
     "error": {
         "code": "UserError",
-        "message": "Pipeline has failed child jobs. For more details and logs, please go to "
-        "the job detail page and check the child jobs.",
+        "message": "Pipeline has failed child jobs. See the child jobs for details.",
         "details": [],
     }
 }

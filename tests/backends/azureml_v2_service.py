@@ -281,9 +281,11 @@ class FakeJob:
         return details
 
     def read_assets(self) -> dict[str, dict[str, str]]:
-        """The data asset versions the job reads, as the run details' `inputs` name them
-        (TypedAssetReferences, as `outputs`: `RunDetails.inputs`,
-        azure/ai/ml/_restclient/runhistory/models/_models.py; not checked live)."""
+        """The data asset versions the job reads, as the run details' `inputs` name them.
+
+        TypedAssetReferences, as `outputs` (`RunDetails.inputs`,
+        azure/ai/ml/_restclient/runhistory/models/_models.py; not checked live).
+        """
         read = {}
         for key, given in (getattr(self.entity, "inputs", None) or {}).items():
             found = _ASSET_PATH.fullmatch(str(getattr(given, "path", "") or ""))
@@ -581,8 +583,10 @@ class FakeAzureMLV2Service:
         return fake.as_entity()
 
     def start_trial(self, trial: FakeJob) -> FakeJob:
-        """A sweep's trial (or a pipeline node's child job) as it starts; a stand-in whose
-        jobs execute runs it instead."""
+        """A sweep's trial (or a pipeline node's child job) as it starts.
+
+        A stand-in whose jobs execute runs it instead.
+        """
         return trial
 
     # ---- pipelines (tests/backends/azureml_v2_pipeline_nodes.py) ------------------------
@@ -622,10 +626,11 @@ class FakeAzureMLV2Service:
         return None
 
     def default_output_path(self, job: str, output: str) -> str:
-        """Where an output with no path of its own is written: the default datastore's
-        `azureml/<job name>/<output name>/` (the default output path,
-        "azureml://datastores/${{default_datastore}}/paths/azureml/${{name}}/${{output_name}}",
-        Azure ML docs, how-to-read-write-data-v2.md)."""
+        """Where an output with no path of its own is written.
+
+        The default datastore's `azureml/<job name>/<output name>/`, the default output
+        path the Azure ML docs describe (not checked live).
+        """
         return f"azureml://datastores/{DEFAULT_DATASTORE}/paths/azureml/{job}/{output}/"
 
     def job(self, name: str) -> Any:
@@ -716,8 +721,11 @@ class FakeAzureMLV2Service:
         return component
 
     def create_schedule(self, schedule: Any) -> Any:
-        """Creates or replaces a schedule; a job it names from a component must name one
-        that exists (the service resolves it on creation)."""
+        """Creates or replaces a schedule.
+
+        A job it makes from a component must name one that exists (the service resolves it
+        on creation).
+        """
         job = schedule.create_job
         if isinstance(getattr(job, "component", None), str):
             self.component_entity(job.component)
@@ -738,8 +746,10 @@ class FakeAzureMLV2Service:
         self.schedule_entities.pop(name, None)
 
     def fire_schedule(self, name: str) -> str:
-        """What the service does when a schedule fires: it creates the job the schedule
-        describes, under a name of its own. Returns the job's name."""
+        """What the service does when a schedule fires; returns the job's name.
+
+        It creates the job the schedule describes, under a name of its own.
+        """
         job = copy.copy(self.schedule_entities[name].create_job)
         job.name = f"{name}-{uuid.uuid4().hex[:8]}"
         return str(self.create_job(job).name)

@@ -17,10 +17,12 @@ Decisions where v2 is silent or narrower than `PipelineSpec`:
   unregistered `uri_folder` output `HIML_AFTER`, the later one an input
   `HIML_AFTER_<earlier step>` bound to it. AzureML then starts the later step after the
   earlier completed; the job never reads the placeholder.
-- `allow_reuse=False`: the node's anonymous component is built with `is_deterministic=False`
-  ("Whether the component is deterministic. If so, the component will not be reused" is the
-  reverse; azure/ai/ml/entities/_component/component.py, `is_deterministic`, default True);
-  the pipeline-wide `settings.force_rerun` is left unset, so other steps may be reused.
+- `allow_reuse=False`: the node is built with `is_deterministic=False`. With True (the
+  default) a command "has been run before in the current workspace with the same input and
+  settings, it will reuse results from a previously submitted job when used as a node or
+  step in a pipeline" (`command()`'s docstring, azure/ai/ml/entities/_builders/
+  command_func.py). The pipeline-wide `settings.force_rerun` is left unset, so other steps
+  may still be reused.
 - `continue_on_step_failure` is False (AzureML's default, set explicitly): a failed step
   stops its dependants and the pipeline fails.
 - A handed-on input's `target_folder` is refused: an input bound to another node's output is
