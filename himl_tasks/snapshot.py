@@ -10,6 +10,7 @@ leftovers from a laptop run). The user's ignore files are read, never changed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -296,3 +297,18 @@ def _size(count: int) -> str:
     if count < 1024 * 1024:
         return f"{count / 1024:.1f} KB"
     return f"{count / (1024 * 1024):.1f} MB"
+
+
+def snapshot_digest(snapshot: Snapshot) -> str:
+    """A digest of the snapshot's file names and contents."""
+    digest = hashlib.sha256()
+    for item in snapshot.files:
+        digest.update(item.relative.encode() + b"\0")
+        with (
+            snapshot.gone_since_selected(item.relative),
+            (snapshot.root / item.relative).open("rb") as source,
+        ):
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()

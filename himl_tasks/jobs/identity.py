@@ -15,7 +15,7 @@ from typing import Any
 
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.snapshot import Snapshot
+from himl_tasks.snapshot import snapshot_digest
 from himl_tasks.sweeps import SweepSpec
 
 # A submission id is the prefix and 48 hex digits (192 bits): short enough for every backend's
@@ -61,21 +61,6 @@ def sweep_submission_identity(plan: RunPlan, sweep: SweepSpec, *, workspace: str
     settings = json.dumps(dataclasses.asdict(sweep), sort_keys=True, default=str)
     digest = hashlib.sha256(f"{job}\0{settings}".encode()).hexdigest()
     return SWEEP_SUBMISSION_PREFIX + digest[:_DIGITS]
-
-
-def snapshot_digest(snapshot: Snapshot) -> str:
-    """A digest of the snapshot's file names and contents."""
-    digest = hashlib.sha256()
-    for item in snapshot.files:
-        digest.update(item.relative.encode() + b"\0")
-        with (
-            snapshot.gone_since_selected(item.relative),
-            (snapshot.root / item.relative).open("rb") as source,
-        ):
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 def _spec_fields(spec: JobSpec) -> dict[str, Any]:

@@ -46,7 +46,6 @@ from himl_tasks.backends.azureml_v2.pipelines import (
     pipeline_job,
     published_job,
     published_reference,
-    snapshot_digest,
 )
 from himl_tasks.backends.azureml_v2.run_status import (
     registered_inputs,
@@ -98,6 +97,7 @@ from himl_tasks.runs import (
     parse_recovery_id,
 )
 from himl_tasks.secret_reference import secret_references
+from himl_tasks.snapshot import snapshot_digest
 from himl_tasks.storage import Datastore
 from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
@@ -930,10 +930,7 @@ class AzureMLV2Backend(Backend):
         plans = self._step_plans(pipeline, pipeline.experiment_name())
         digest = content_digest(
             pipeline,
-            {
-                name: snapshot_digest(plan.snapshot.root, [f.relative for f in plan.snapshot.files])
-                for name, plan in plans.items()
-            },
+            {name: snapshot_digest(plan.snapshot) for name, plan in plans.items()},
         )
         versions = self._published_versions(pipeline.name)
         if versions and (versions[-1].tags or {}).get(DIGEST_TAG) == digest:

@@ -284,12 +284,3 @@ def is_reused(job: Any) -> str | None:
     if str(properties.get(REUSED_FLAG, "")).lower() == "true" and properties.get(REUSED_JOB):
         return str(properties[REUSED_JOB])
     return None
-
-
-def snapshot_digest(root: Path, files: Sequence[str]) -> str:
-    """A digest of a snapshot's content: its files' names and bytes."""
-    digest = hashlib.sha256()
-    for relative in sorted(files):
-        digest.update(relative.encode() + b"\0")
-        digest.update(hashlib.sha256((root / relative).read_bytes()).digest())
-    return digest.hexdigest()
