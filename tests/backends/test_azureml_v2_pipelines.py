@@ -145,29 +145,39 @@ def test_after_is_a_placeholder_output_bound_to_an_input(
 # ---- refusals, before any side effect -----------------------------------------------------
 
 
+def refused_before_anything_is_sent(
+    harness: AzureMLV2Harness, service: v2.FakeAzureMLV2Service, prep: Any, train: Any
+) -> str:
+    """Submits prep -> train, which must be refused with nothing sent or kept; the message."""
+    pipeline = PipelineSpec(
+        "chain",
+        [PipelineStep("prep", prep), PipelineStep("train", train)],
+        existing_datasets=["raw"],
+    )
+    created = service.create_requests
+    artifacts = service.store(v2.ARTIFACT_DATASTORE)
+    kept = artifacts.list("")
+
+    with pytest.raises(InvalidInputError) as refused:
+        harness.aml.submit_pipeline(pipeline)
+
+    assert service.create_requests == created
+    assert artifacts.list("") == kept
+    return str(refused.value)
+
+
 def test_a_handed_on_input_at_a_target_folder_is_refused_before_anything_is_sent(
     harness: AzureMLV2Harness, aml_v2_service: v2.FakeAzureMLV2Service
 ) -> None:
     make_raw(harness)
-    train = harness.job_spec(TRAIN)
-    train = dataclasses.replace(
-        train, input_datasets=(DatasetConfig("features", target_folder=Path("/data/features")),)
-    )
-    pipeline = PipelineSpec(
-        "chain",
-        [PipelineStep("prep", harness.job_spec(PREP)), PipelineStep("train", train)],
-        existing_datasets=["raw"],
-    )
-    created = aml_v2_service.create_requests
-    artifacts = aml_v2_service.store(v2.ARTIFACT_DATASTORE)
-    kept = artifacts.list("")
+    at_a_folder = DatasetConfig("features", target_folder=Path("/data/features"))
+    train = dataclasses.replace(harness.job_spec(TRAIN), input_datasets=(at_a_folder,))
 
-    with pytest.raises(InvalidInputError, match="target_folder") as refused:
-        harness.aml.submit_pipeline(pipeline)
+    message = refused_before_anything_is_sent(
+        harness, aml_v2_service, harness.job_spec(PREP), train
+    )
 
-    assert "step 'train'" in str(refused.value) and "AzureML v2" in str(refused.value)
-    assert aml_v2_service.create_requests == created
-    assert artifacts.list("") == kept
+    assert "step 'train'" in message and "target_folder" in message and "AzureML v2" in message
 
 
 def test_steps_sharing_a_snapshot_folder_with_other_ignore_rules_are_refused(
@@ -176,20 +186,15 @@ def test_steps_sharing_a_snapshot_folder_with_other_ignore_rules_are_refused(
     make_raw(harness)
     prep = harness.job_spec(PREP)
     train = dataclasses.replace(
-        harness.job_spec(TRAIN), snapshot_root=prep.snapshot_root, ignored_folders=("cache",)
+        harness.job_spec(TRAIN),
+        snapshot_root=prep.snapshot_root,
+        entry_script=prep.entry_script,
+        ignored_folders=("cache",),
     )
-    train = dataclasses.replace(train, entry_script=prep.entry_script)
-    pipeline = PipelineSpec(
-        "chain",
-        [PipelineStep("prep", prep), PipelineStep("train", train)],
-        existing_datasets=["raw"],
-    )
-    created = aml_v2_service.create_requests
 
-    with pytest.raises(InvalidInputError, match="share the snapshot folder"):
-        harness.aml.submit_pipeline(pipeline)
+    message = refused_before_anything_is_sent(harness, aml_v2_service, prep, train)
 
-    assert aml_v2_service.create_requests == created
+    assert "share the snapshot folder" in message
 
 
 def test_run_inputs_of_a_single_job(harness: AzureMLV2Harness) -> None:
@@ -208,6 +213,15 @@ def test_a_job_that_is_not_a_pipeline_has_no_steps(harness: AzureMLV2Harness) ->
 
 
 # ---- published pipelines ------------------------------------------------------------------
+
+
+def published_chain(harness: AzureMLV2Harness) -> AzureMLV2Backend:
+    """Makes `raw` and publishes the chain as `prep_then_train`; returns the backend."""
+    make_raw(harness)
+    aml = harness.aml
+    assert isinstance(aml, AzureMLV2Backend)
+    aml.publish_pipeline(chain(harness, name="prep_then_train"))
+    return aml
 
 
 def test_publishing_registers_component_versions_by_content(
@@ -254,9 +268,7 @@ def test_a_published_pipeline_runs_as_a_pipeline_job(harness: AzureMLV2Harness) 
 def test_what_is_not_published_is_refused(
     harness: AzureMLV2Harness, aml_v2_service: v2.FakeAzureMLV2Service
 ) -> None:
-    make_raw(harness)
-    aml = harness.aml
-    aml.publish_pipeline(chain(harness, name="prep_then_train"))
+    aml = published_chain(harness)
 
     with pytest.raises(PipelineNotFoundError, match="prep_then_train"):
         aml.submit_published_pipeline("nothing_here")
@@ -273,9 +285,7 @@ def test_what_is_not_published_is_refused(
 def test_a_schedule_is_a_job_schedule_with_a_cron_trigger(
     harness: AzureMLV2Harness, aml_v2_service: v2.FakeAzureMLV2Service
 ) -> None:
-    make_raw(harness)
-    aml = harness.aml
-    aml.publish_pipeline(chain(harness, name="prep_then_train"))
+    aml = published_chain(harness)
     nightly = PipelineSchedule("nightly", "prep_then_train", "0 2 * * *", timezone="Europe/London")
 
     made = aml.schedule_pipeline(nightly)
@@ -296,9 +306,7 @@ def test_a_schedule_is_a_job_schedule_with_a_cron_trigger(
 def test_a_schedule_fires_the_latest_published_version(
     harness: AzureMLV2Harness, aml_v2_service: v2.FakeAzureMLV2Service
 ) -> None:
-    make_raw(harness)
-    aml = harness.aml
-    aml.publish_pipeline(chain(harness, name="prep_then_train"))
+    aml = published_chain(harness)
     aml.schedule_pipeline(PipelineSchedule("nightly", "prep_then_train", "0 2 * * *"))
     latest = chain(harness, name="prep_then_train")
     aml.publish_pipeline(latest)
@@ -311,9 +319,7 @@ def test_a_schedule_fires_the_latest_published_version(
 
 
 def test_removing_a_schedule(harness: AzureMLV2Harness) -> None:
-    make_raw(harness)
-    aml = harness.aml
-    aml.publish_pipeline(chain(harness, name="prep_then_train"))
+    aml = published_chain(harness)
     aml.schedule_pipeline(PipelineSchedule("nightly", "prep_then_train", "0 2 * * *"))
 
     aml.remove_pipeline_schedule("nightly")
@@ -325,9 +331,7 @@ def test_removing_a_schedule(harness: AzureMLV2Harness) -> None:
 def test_schedules_of_what_is_not_published_or_in_an_unknown_zone_are_refused(
     harness: AzureMLV2Harness, aml_v2_service: v2.FakeAzureMLV2Service
 ) -> None:
-    make_raw(harness)
-    aml = harness.aml
-    aml.publish_pipeline(chain(harness, name="prep_then_train"))
+    aml = published_chain(harness)
 
     with pytest.raises(PipelineNotFoundError):
         aml.schedule_pipeline(PipelineSchedule("nightly", "nothing_here", "0 2 * * *"))

@@ -44,7 +44,6 @@ from himl_tasks.backends.azureml_v2.pipelines import (
     is_reused,
     latest_inputs,
     pipeline_job,
-    published_job,
     published_reference,
 )
 from himl_tasks.backends.azureml_v2.run_status import (
@@ -753,14 +752,7 @@ class AzureMLV2Backend(Backend):
         tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
         if submission_id is not None:
             tags[SUBMISSION_TAG] = submission_id
-        job = pipeline_job(
-            pipeline,
-            nodes,
-            name=name,
-            experiment=experiment,
-            tags=tags,
-            serverless=any(p.spec.compute == SERVERLESS for p in plans.values()),
-        )
+        job = pipeline_job(pipeline, nodes, name=name, experiment=experiment, tags=tags)
         return self._create_pipeline_job(job, pipeline, plans, experiment, submission_id)
 
     def _step_plans(self, pipeline: PipelineSpec, experiment: str) -> dict[str, RunPlan]:
@@ -1029,12 +1021,12 @@ class AzureMLV2Backend(Backend):
         tags = {**pipeline.tags, PIPELINE_TAG: name}
         if submission_id is not None:
             tags[SUBMISSION_TAG] = submission_id
-        job = published_job(
+        job = pipeline_job(
+            pipeline,
             f"azureml:{name}:{number}",
             name=job_name_for(submission_id) if submission_id is not None else new_job_name(),
             experiment=experiment,
             tags=tags,
-            serverless=any(step.job.compute == SERVERLESS for step in pipeline.steps),
         )
         return self._create_pipeline_job(job, pipeline, {}, experiment, submission_id)
 
@@ -1049,12 +1041,12 @@ class AzureMLV2Backend(Backend):
             raise InvalidInputError(f"a schedule is a PipelineSchedule, not {schedule!r}")
         component = self._latest_published(schedule.pipeline)
         pipeline = self._published_pipeline(schedule.pipeline, int(component.version))
-        job = published_job(
+        job = pipeline_job(
+            pipeline,
             f"azureml:{schedule.pipeline}@latest",
             name=None,
             experiment=pipeline.experiment_name(),
             tags={**pipeline.tags, PIPELINE_TAG: schedule.pipeline},
-            serverless=any(step.job.compute == SERVERLESS for step in pipeline.steps),
         )
         made = schedule_of(self.service.create_schedule(job_schedule(schedule, job)))
         assert made is not None  # it carries the tags it was made with

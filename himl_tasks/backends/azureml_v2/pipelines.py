@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks.backends.azureml_v2 import sdk
+from himl_tasks.backends.azureml_v2.submission import SERVERLESS
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_variables import azureml_input_name, azureml_output_name
 from himl_tasks.pipelines import PipelineSpec
@@ -158,64 +159,38 @@ def bind_steps(pipeline: PipelineSpec, nodes: Mapping[str, Any]) -> None:
 
 def pipeline_job(
     pipeline: PipelineSpec,
-    nodes: Mapping[str, Any],
+    graph: Mapping[str, Any] | str,
     *,
     name: str | None,
     experiment: str,
     tags: Mapping[str, str],
-    serverless: bool,
 ) -> Any:
-    """The `PipelineJob` of bound nodes (nothing sent).
+    """The `PipelineJob` of a pipeline (nothing sent).
 
     Args:
         pipeline: The pipeline.
-        nodes: Each step's command node, by step name, bound (`bind_steps`).
+        graph: Each step's command node, by step name, bound (`bind_steps`); or the
+            registered pipeline component to run (`azureml:<name>:<version>`,
+            `azureml:<name>@latest`).
         name: The job's name (its run id), None for the service to choose.
         experiment: The experiment's name.
         tags: The pipeline job's tags.
-        serverless: A step runs on serverless compute (the pipeline's default compute).
     """
     with sdk.quiet():
+        if isinstance(graph, str):
+            shape: dict[str, Any] = {"component": graph}
+        else:
+            shape = {"jobs": {step: graph[step] for step in pipeline.order}}
         job = sdk.entities().PipelineJob(
             name=name,
             experiment_name=experiment,
             display_name=pipeline.display_name or f"pipeline {pipeline.name}",
             tags=dict(tags),
-            jobs={step: nodes[step] for step in pipeline.order},
+            **shape,
         )
-        settle(job, serverless=serverless)
-    return job
-
-
-def settle(job: Any, *, serverless: bool) -> None:
-    """A pipeline job's settings: stop at a failed step; serverless as its default compute."""
-    job.settings.continue_on_step_failure = False
-    if serverless:
-        job.settings.default_compute = "serverless"
-
-
-def published_job(
-    component_id: str,
-    *,
-    name: str | None,
-    experiment: str,
-    tags: Mapping[str, str],
-    serverless: bool,
-) -> Any:
-    """A pipeline job that runs a registered pipeline component.
-
-    Args:
-        component_id: `azureml:<name>:<version>`, or `azureml:<name>@latest`.
-        name: The job's name, None for the service to choose.
-        experiment: The experiment's name.
-        tags: The job's tags.
-        serverless: A step runs on serverless compute (the pipeline's default compute).
-    """
-    with sdk.quiet():
-        job = sdk.entities().PipelineJob(
-            name=name, component=component_id, experiment_name=experiment, tags=dict(tags)
-        )
-        settle(job, serverless=serverless)
+        job.settings.continue_on_step_failure = False
+        if any(step.job.compute == SERVERLESS for step in pipeline.steps):
+            job.settings.default_compute = SERVERLESS  # where a node without compute runs
     return job
 
 

@@ -56,15 +56,12 @@ def load_submitted_spec(run_files: Datastore, ref: RunRef) -> JobSpec:
         f"submit the job again with resume_from='{ref.recovery_id}' (JobSpec.resuming_from, "
         "or run_to_completion, which resubmits lost runs itself)"
     )
-    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
-        try:
-            run_files.download(SPEC_FILE, scratch, validate_checksum=True)
-        except RemoteFilesNotFoundError:
-            raise InvalidInputError(
-                f"run '{ref}' keeps no job spec (it was not submitted as a command job by "
-                f"himl-tasks' SDK v2 backend), so it cannot be resubmitted from here: {again}"
-            ) from None
-        text = (Path(scratch) / SPEC_FILE).read_text(encoding="utf-8", errors="replace")
+    text = _kept_text(
+        run_files,
+        SPEC_FILE,
+        f"run '{ref}' keeps no job spec (it was not submitted as a command job by "
+        f"himl-tasks' SDK v2 backend), so it cannot be resubmitted from here: {again}",
+    )
     try:
         return JobSpec.from_json(text)
     except InvalidInputError as error:
@@ -80,20 +77,27 @@ def load_submitted_pipeline(run_files: Datastore, ref: RunRef | str) -> Pipeline
         InvalidInputError: The job keeps none (not submitted by himl-tasks' SDK v2 backend
             as a pipeline), or it is damaged.
     """
-    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
-        try:
-            run_files.download(PIPELINE_FILE, scratch, validate_checksum=True)
-        except RemoteFilesNotFoundError:
-            raise InvalidInputError(
-                f"run '{ref}' keeps no pipeline (it was not submitted as a pipeline by "
-                "himl-tasks' SDK v2 backend): submit the PipelineSpec again with "
-                "submit_pipeline"
-            ) from None
-        text = (Path(scratch) / PIPELINE_FILE).read_text(encoding="utf-8", errors="replace")
+    again = "submit the PipelineSpec again with submit_pipeline"
+    text = _kept_text(
+        run_files,
+        PIPELINE_FILE,
+        f"run '{ref}' keeps no pipeline (it was not submitted as a pipeline by himl-tasks' "
+        f"SDK v2 backend): {again}",
+    )
     try:
         return PipelineSpec.from_json(text)
     except InvalidInputError as error:
         raise InvalidInputError(
             f"run '{ref}': its pipeline ({PIPELINE_FILE} in its files) is damaged ({error}); "
-            "submit the PipelineSpec again with submit_pipeline"
+            f"{again}"
         ) from None
+
+
+def _kept_text(run_files: Datastore, name: str, missing: str) -> str:
+    """The text of a kept file, checksum checked; `missing` is the error's message if none."""
+    with tempfile.TemporaryDirectory(prefix="himl-spec-") as scratch:
+        try:
+            run_files.download(name, scratch, validate_checksum=True)
+        except RemoteFilesNotFoundError:
+            raise InvalidInputError(missing) from None
+        return (Path(scratch) / name).read_text(encoding="utf-8", errors="replace")
