@@ -138,8 +138,12 @@ def test_after_is_a_placeholder_output_bound_to_an_input(
         assert steps[1].run is None
         aml.get_state(ref)
     assert harness.settle(ref).succeeded
-    assert [s.step for s in aml.pipeline_steps(ref)] == ["first", "second"]
+    steps = aml.pipeline_steps(ref)
+    assert [s.step for s in steps] == ["first", "second"]
     assert aml.dataset_names() == []  # the placeholder is registered as nothing
+    # The step runs are listed after their pipeline run, as its children.
+    listed = [(r.state.ref.run_id, r.parent_run_id) for r in aml.list_runs()]
+    assert listed == [(ref.run_id, None), *((step_run(s).run_id, ref.run_id) for s in steps)]
 
 
 # ---- refusals, before any side effect -----------------------------------------------------
