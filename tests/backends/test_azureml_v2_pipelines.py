@@ -23,7 +23,7 @@ from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.testing.backend_contract import DEADLINE_SECONDS, Job
 from himl_tasks.testing.pipeline_contract import PREP, TRAIN, make_raw, step_run
 from tests.backends import azureml_v2_service as v2
-from tests.backends.test_backend_contract import AzureMLV2Harness
+from tests.backends.test_backend_contract import AzureMLV2Harness, azureml_v2_harness
 from tests.conftest import write_tree
 
 
@@ -31,9 +31,7 @@ from tests.conftest import write_tree
 def harness(
     aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, tmp_path: Path
 ) -> AzureMLV2Harness:
-    project = tmp_path / "project"
-    project.mkdir()
-    return AzureMLV2Harness(aml_v2, aml_v2_service, project)
+    return azureml_v2_harness(aml_v2, aml_v2_service, tmp_path)
 
 
 def chain(harness: AzureMLV2Harness, name: str = "chain", **prep_changes: Any) -> PipelineSpec:

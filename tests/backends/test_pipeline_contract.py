@@ -1,4 +1,4 @@
-"""The pipeline contract (himl_tasks.testing) against the local backend.
+"""The pipeline contract (himl_tasks.testing) against the local backend and AzureML v2.
 
 The AzureML backends join it with their stand-ins' harnesses (test_backend_contract.py).
 """
@@ -14,7 +14,7 @@ from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.pipeline_contract import PipelineContract
 from tests.backends import azureml_v2_service as v2
-from tests.backends.test_backend_contract import AzureMLV2Harness, local_harness
+from tests.backends.test_backend_contract import azureml_v2_harness, local_harness
 
 
 # Until the local backend's pipeline_steps, run_inputs and step reuse land (issue 16).
@@ -33,6 +33,4 @@ class TestAzureMLV2Pipelines(PipelineContract):
     def harness(
         self, aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, tmp_path: Path
     ) -> BackendHarness:
-        project = tmp_path / "project"
-        project.mkdir()
-        return AzureMLV2Harness(aml_v2, aml_v2_service, project)
+        return azureml_v2_harness(aml_v2, aml_v2_service, tmp_path)
