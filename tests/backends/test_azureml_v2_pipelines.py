@@ -207,6 +207,14 @@ def test_run_inputs_of_a_single_job(harness: AzureMLV2Harness) -> None:
     assert harness.aml.run_inputs(ref) == [raw]
 
 
+def test_a_pipeline_job_keeps_no_single_job_spec(harness: AzureMLV2Harness) -> None:
+    make_raw(harness)
+    ref = harness.aml.submit_pipeline(chain(harness))
+
+    with pytest.raises(InvalidInputError, match="submitted_pipeline"):
+        harness.aml.submitted_spec(ref)
+
+
 def test_a_job_that_is_not_a_pipeline_has_no_steps(harness: AzureMLV2Harness) -> None:
     ref = harness.aml.submit(harness.job_spec(Job()))
 

@@ -589,15 +589,21 @@ class AzureMLV2Backend(Backend):
 
         Raises:
             RunNotFoundError: No such job.
-            InvalidInputError: A sweep or one of its trials, a job submitted otherwise (SDK
-                v1, the studio, an older himl-tasks), or a damaged spec; saying how to
-                resubmit instead.
+            InvalidInputError: A sweep or one of its trials, a pipeline job, a job submitted
+                otherwise (SDK v1, the studio, an older himl-tasks), or a damaged spec;
+                saying how to resubmit instead.
         """
         job = self.service.job(ref.run_id)
         if str(getattr(job, "type", "")) == SWEEP_TYPE:
             raise InvalidInputError(
                 f"run '{ref}' is a sweep job, which himl resubmit does not resubmit (its "
                 "trials are made by AzureML): submit the sweep again with submit_sweep"
+            )
+        if str(getattr(job, "type", "")) == PIPELINE_TYPE:
+            raise InvalidInputError(
+                f"run '{ref}' is a pipeline job, which keeps a pipeline, not one job spec: "
+                "submit it again with submit_pipeline(backend.submitted_pipeline(ref)), "
+                "which reuses its completed steps"
             )
         return load_submitted_spec(self.run_files(ref), ref)
 
