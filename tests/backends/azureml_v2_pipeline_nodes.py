@@ -7,6 +7,10 @@ azure/ai/ml/entities/_job/pipeline/_io/base.py). A job submitted from a register
 component (`PipelineJob(component="azureml:<name>:<version>")`) runs that component's nodes.
 What the stand-in does with them, and where each behaviour comes from:
 
+- the job is validated as the SDK validates it before sending (`PipelineJob._validate`, e.g.
+  "Compute not set" for a node without compute in a pipeline without a default compute)
+  and turned into its REST payload (`_to_rest_object`), in the base stand-in's `create_job`;
+
 - the pipeline job goes NotStarted, Running, then Completed, Failed or Canceled (the REST
   `JobStatus`); each read of its run details polls its running child jobs once and starts
   every node whose bound inputs' writers have completed (the graph is its bindings: a

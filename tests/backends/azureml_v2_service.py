@@ -557,6 +557,12 @@ class FakeAzureMLV2Service:
         # (azure/ai/ml/operations/_job_operations.py, create_or_update: `job._to_job()`).
         entity = job._to_job() if hasattr(job, "_to_job") else job
         if is_pipeline_job(entity):
+            # What the SDK does before it sends a pipeline job: validate it locally, then make
+            # its REST payload (azure/ai/ml/operations/_job_operations.py, create_or_update:
+            # `self._validate(job, raise_on_failure=True)`, which runs `job._validate`).
+            with sdk.quiet():
+                entity._validate(raise_error=True)
+                entity._to_rest_object()
             pipeline = FakePipelineJob(self, entity, self.pipeline_nodes(entity))
             self.jobs[name] = pipeline
             self.submitted.append((entity, []))
