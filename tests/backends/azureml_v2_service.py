@@ -685,6 +685,11 @@ class FakeAzureMLV2Service:
         """
         from azure.core.exceptions import ResourceExistsError
 
+        # As `components.create_or_update` does before sending: validate locally
+        # (azure/ai/ml/operations/_component_operations.py, `self._validate(component, ...)`).
+        with sdk.quiet():
+            component._validate(raise_error=True)
+            component._to_rest_object()
         versions = self.components.setdefault(str(component.name), [])
         if component.version is None:
             component.version = str(len(versions) + 1)
