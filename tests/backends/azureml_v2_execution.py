@@ -26,6 +26,10 @@ a v2 command job, and where each behaviour comes from:
   (`ExperimentRun/dcid.<name>/`), uploaded as it grows, and so is `logs/` (TensorBoard's
   event files, for `himl-tb`); `outputs/` and `logs/` become the job's files when it ends,
   whichever way;
+- a pipeline job runs no process of its own: its nodes' child jobs
+  (tests/backends/azureml_v2_pipeline_nodes.py) run as these command jobs do, each from a copy
+  of its node's code taken at submission, a bound input downloaded from the data asset version
+  its writer registered;
 - a sweep job runs no process of its own: its trials (tests/backends/azureml_v2_sweep_trials.py)
   run as these command jobs do, each with its sampled values in its command, from a copy of
   the snapshot taken at submission (as v1's stand-in runs HyperDrive trials);
@@ -58,6 +62,7 @@ from azure.storage.blob import BlobServiceClient
 
 from himl_tasks.errors import SourceChangedError
 from tests.backends import azureml_v2_job_launcher
+from tests.backends.azureml_v2_pipeline_nodes import FakePipelineJob
 from tests.backends.azureml_v2_service import (
     ARTIFACT_DATASTORE,
     DEFAULT_DATASTORE,
@@ -302,7 +307,9 @@ class ExecutingJob(FakeJob):
         if not outputs:
             return
         for name, folder in self.output_folders.items():
-            path = str(self.entity.outputs[name].path).replace("${{name}}", self.name)
+            path = str(
+                self.entity.outputs[name].path or self.service.default_output_path(self.name, name)
+            ).replace("${{name}}", self.name)
             datastore, destination = self.service.datastore_location(
                 path.replace("{name}", self.name)
             )
@@ -351,6 +358,13 @@ class ExecutingAzureMLV2Service(FakeAzureMLV2Service):
         created = super().create_job(job)
         name = str(created.name)
         sweep = self.jobs[name]
+        if isinstance(sweep, FakePipelineJob):
+            # A pipeline job runs no process: its nodes' child jobs run (`start_trial`),
+            # each from a copy of its node's code taken now, at submission.
+            for node, files in sweep.node_snapshots.items():
+                sweep.node_code[node] = self.compute_root / f"{name}.{node}.snapshot"
+                copy_files(Path(str(sweep.nodes[node].code)), files, sweep.node_code[node])
+            return created
         if isinstance(sweep, FakeSweepJob):
             # A sweep job runs no process: it starts its trials, which run (`start_trial`),
             # each from a copy of the snapshot taken now, at submission.

@@ -44,10 +44,12 @@ from __future__ import annotations
 import copy
 import datetime
 import itertools
+import re
 import shlex
 import shutil
 import tempfile
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,7 @@ WORKSPACE = "ws-himl-v2"
 WORKSPACE_ID = "11111111-2222-3333-4444-555555555555"
 STUDIO = "https://ml.azure.com"
 LOG_FILE = "user_logs/std_log.txt"
+_ASSET_PATH = re.compile(r"azureml:(?P<name>[^:@/]+):(?P<version>\d+)")
 
 TO_COMPLETED: tuple[str, ...] = (
     "Starting",
@@ -196,6 +199,8 @@ class FakeJob:
         self.mlflow_run_id: str | None = None
         # The data asset version each output became, as the run details name it.
         self.registered_outputs: dict[str, dict[str, str]] = {}
+        # A pipeline node's child job: the hash its reuse is decided by.
+        self.reuse_key: str | None = None
 
     @property
     def status(self) -> str:
@@ -270,7 +275,27 @@ class FakeJob:
             details["error"] = copy.deepcopy(self.outcome.error or SCRIPT_ERROR)
         if self.registered_outputs:
             details["outputs"] = copy.deepcopy(self.registered_outputs)
+        read = self.read_assets()
+        if read:
+            details["inputs"] = read
         return details
+
+    def read_assets(self) -> dict[str, dict[str, str]]:
+        """The data asset versions the job reads, as the run details' `inputs` name them.
+
+        TypedAssetReferences, as `outputs` (`RunDetails.inputs`,
+        azure/ai/ml/_restclient/runhistory/models/_models.py; not checked live).
+        """
+        read = {}
+        for key, given in (getattr(self.entity, "inputs", None) or {}).items():
+            found = _ASSET_PATH.fullmatch(str(getattr(given, "path", "") or ""))
+            if found:
+                read[str(key)] = {
+                    "assetId": f"azureml://locations/westeurope/workspaces/{WORKSPACE_ID}/"
+                    f"data/{found['name']}/versions/{found['version']}",
+                    "type": "UriFolder",
+                }
+        return read
 
     def as_entity(self) -> Any:
         """The job as `jobs.get` returns it: the submitted entity, its status and links set."""
@@ -328,6 +353,8 @@ class FakeAzureMLV2Service:
         self.data_assets: dict[str, list[Any]] = {}
         self.environments: dict[str, list[Any]] = {}
         self.jobs: dict[str, FakeJob] = {}
+        self.components: dict[str, list[Any]] = {}
+        self.schedule_entities: dict[str, Any] = {}
         self.submitted: list[tuple[Any, list[str]]] = []
         self.next_outcome = Outcome()
         # How jobs of a given entry script behave; other jobs take `next_outcome`.
@@ -510,6 +537,7 @@ class FakeAzureMLV2Service:
     def create_job(self, job: Any) -> Any:
         from azure.core.exceptions import HttpResponseError
 
+        from tests.backends.azureml_v2_pipeline_nodes import FakePipelineJob, is_pipeline_job
         from tests.backends.azureml_v2_sweep_trials import FakeSweepJob, is_sweep_job
 
         self.create_requests += 1
@@ -528,6 +556,17 @@ class FakeAzureMLV2Service:
         # A `command()` builder becomes its CommandJob as the SDK sends it
         # (azure/ai/ml/operations/_job_operations.py, create_or_update: `job._to_job()`).
         entity = job._to_job() if hasattr(job, "_to_job") else job
+        if is_pipeline_job(entity):
+            # What the SDK does before it sends a pipeline job: validate it locally, then make
+            # its REST payload (azure/ai/ml/operations/_job_operations.py, create_or_update:
+            # `self._validate(job, raise_on_failure=True)`, which runs `job._validate`).
+            with sdk.quiet():
+                entity._validate(raise_error=True)
+                entity._to_rest_object()
+            pipeline = FakePipelineJob(self, entity, self.pipeline_nodes(entity))
+            self.jobs[name] = pipeline
+            self.submitted.append((entity, []))
+            return pipeline.as_entity()
         code = getattr(_trial_of(entity), "code", None)  # a sweep job's code is its trial's
         snapshot = _snapshot(Path(str(code))) if code else []
         outcome = self.outcomes.get(entry_script_of(entity), self.next_outcome)
@@ -550,8 +589,55 @@ class FakeAzureMLV2Service:
         return fake.as_entity()
 
     def start_trial(self, trial: FakeJob) -> FakeJob:
-        """A sweep's trial as it starts; a stand-in whose jobs execute runs it instead."""
+        """A sweep's trial (or a pipeline node's child job) as it starts.
+
+        A stand-in whose jobs execute runs it instead.
+        """
         return trial
+
+    # ---- pipelines (tests/backends/azureml_v2_pipeline_nodes.py) ------------------------
+
+    def pipeline_nodes(self, entity: Any) -> dict[str, Any]:
+        """A pipeline job's nodes: its own, or its registered component's.
+
+        Raises:
+            ResourceNotFoundError: For a component that is not registered (as the service
+                refuses the job).
+        """
+        component = getattr(entity, "component", None)
+        if isinstance(component, str):
+            component = self.component_entity(component)
+        jobs = getattr(entity, "jobs", None) or getattr(component, "jobs", None) or {}
+        return dict(jobs)
+
+    def snapshot_of(self, node: Any) -> list[str]:
+        """The files of a node's code the SDK uploads (`.amlignore` as it is now)."""
+        code = getattr(node, "code", None)
+        return _snapshot(Path(str(code))) if code else []
+
+    def outcome_of(self, entity: Any) -> Outcome:
+        """How a job behaves: by its entry script, else `next_outcome`."""
+        return self.outcomes.get(entry_script_of(entity), self.next_outcome)
+
+    def completed_node(self, key: str) -> FakeJob | None:
+        """The newest completed child job that ran (not reused) with this reuse key."""
+        for job in reversed(self.jobs.values()):
+            properties = getattr(job.entity, "properties", None) or {}
+            if (
+                job.reuse_key == key
+                and job.status == "Completed"
+                and "azureml.reusedrunid" not in properties
+            ):
+                return job
+        return None
+
+    def default_output_path(self, job: str, output: str) -> str:
+        """Where an output with no path of its own is written.
+
+        The default datastore's `azureml/<job name>/<output name>/`, the default output
+        path the Azure ML docs describe (not checked live).
+        """
+        return f"azureml://datastores/{DEFAULT_DATASTORE}/paths/azureml/{job}/{output}/"
 
     def job(self, name: str) -> Any:
         return self._job(name).as_entity()
@@ -576,6 +662,108 @@ class FakeAzureMLV2Service:
         job = self._job(name)
         job.poll()
         return job.details()
+
+    # ---- components and schedules ---------------------------------------------------------
+
+    def component(self, name: str, version: int | None = None) -> Any:
+        versions = self.components.get(name) or []
+        if version is None:
+            return copy.copy(versions[-1]) if versions else None
+        return next((copy.copy(v) for v in versions if str(v.version) == str(version)), None)
+
+    def component_versions(self, name: str) -> list[Any]:
+        return [copy.copy(v) for v in self.components.get(name) or []]
+
+    def component_names(self) -> list[str]:
+        return list(self.components)
+
+    def create_component(self, component: Any) -> Any:
+        """Registers a component version; its nodes' code is uploaded now (a copy here).
+
+        A component version is immutable: the service refuses a version that exists
+        (as it does a data asset's).
+        """
+        from azure.core.exceptions import ResourceExistsError
+
+        # As `components.create_or_update` does before sending: validate locally
+        # (azure/ai/ml/operations/_component_operations.py, `self._validate(component, ...)`).
+        with sdk.quiet():
+            component._validate(raise_error=True)
+            component._to_rest_object()
+        versions = self.components.setdefault(str(component.name), [])
+        if component.version is None:
+            component.version = str(len(versions) + 1)
+        if any(str(v.version) == str(component.version) for v in versions):
+            raise ResourceExistsError(
+                f"(UserError) Conflict: component {component.name} version "
+                f"{component.version} exists"
+            )
+        made = copy.copy(component)
+        made._jobs = {}
+        for node_name, node in (component.jobs or {}).items():
+            node = copy.copy(node)
+            if getattr(node, "code", None):
+                uploaded = self._root / "components" / str(made.name) / str(made.version)
+                node.code = str(_copy_snapshot(Path(str(node.code)), uploaded / node_name))
+            made._jobs[node_name] = node
+        made._id = (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+            f"Microsoft.MachineLearningServices/workspaces/{WORKSPACE}/components/"
+            f"{made.name}/versions/{made.version}"
+        )
+        versions.append(made)
+        return copy.copy(made)
+
+    def component_entity(self, reference: str) -> Any:
+        """The component a job names (`azureml:<name>:<version>` or `azureml:<name>@latest`).
+
+        Raises:
+            ResourceNotFoundError: For one that is not registered.
+        """
+        from azure.core.exceptions import ResourceNotFoundError
+
+        found = re.fullmatch(r"azureml:(?P<name>[^:@]+)(?::(?P<version>\d+)|@latest)", reference)
+        component = None
+        if found:
+            version = int(found["version"]) if found["version"] else None
+            component = self.component(found["name"], version)
+        if component is None:
+            raise ResourceNotFoundError(f"(UserError) component {reference} not found")
+        return component
+
+    def create_schedule(self, schedule: Any) -> Any:
+        """Creates or replaces a schedule.
+
+        A job it makes from a component must name one that exists (the service resolves it
+        on creation).
+        """
+        job = schedule.create_job
+        if isinstance(getattr(job, "component", None), str):
+            self.component_entity(job.component)
+        made = copy.copy(schedule)
+        made._id = (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+            f"Microsoft.MachineLearningServices/workspaces/{WORKSPACE}/schedules/{schedule.name}"
+        )
+        if made._is_enabled is None:  # the service's default: a new schedule is enabled
+            made._is_enabled = True
+        self.schedule_entities[str(schedule.name)] = made
+        return copy.copy(made)
+
+    def schedules(self) -> list[Any]:
+        return [copy.copy(s) for s in self.schedule_entities.values()]
+
+    def delete_schedule(self, name: str) -> None:
+        self.schedule_entities.pop(name, None)
+
+    def fire_schedule(self, name: str) -> str:
+        """What the service does when a schedule fires; returns the job's name.
+
+        It creates the job the schedule describes, under a name of its own.
+        """
+        job = copy.copy(self.schedule_entities[name].create_job)
+        job.name = f"{name}-{uuid.uuid4().hex[:8]}"
+        return str(self.create_job(job).name)
 
     def metrics(self, name: str) -> list[Metric]:
         from himl_tasks.backends.azureml_v2.metrics import read_mlflow_metrics
@@ -617,3 +805,12 @@ def _snapshot(root: Path) -> list[str]:
         for p in root.rglob("*")
         if p.is_file() and not spec.match_file(p.relative_to(root).as_posix())
     )
+
+
+def _copy_snapshot(root: Path, destination: Path) -> Path:
+    """Copies the files the SDK would upload from `root` into `destination`."""
+    for relative in _snapshot(root):
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / relative, target)
+    return destination

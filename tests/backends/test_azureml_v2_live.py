@@ -103,3 +103,101 @@ def test_the_job_s_metric_comes_back_from_mlflow(
     assert isinstance(live, AzureMLV2Backend)
     ref, _ = completed
     assert [m.value for m in live.get_metrics(ref) if m.name == "length"] == [5.0]
+
+
+# ---- pipelines (issue 16): what the stand-in's pipeline behaviour rests on -----------------
+
+PREP_SCRIPT = """\
+    from himl_tasks.runtime import get_run_info
+    info = get_run_info()
+    text = (info.input_datasets[0] / "a.txt").read_text()
+    (info.output_datasets[0] / "features.txt").write_text(text.upper())
+"""
+TRAIN_SCRIPT = """\
+    from pathlib import Path
+    from himl_tasks.runtime import get_run_info
+    text = (get_run_info().input_datasets[0] / "features.txt").read_text()
+    Path("outputs").mkdir(exist_ok=True)
+    Path("outputs/trained.txt").write_text(text)
+"""
+
+
+@pytest.fixture(scope="module")
+def live_pipeline(live: object, tmp_path_factory: pytest.TempPathFactory) -> object:
+    """prep (reads a data asset, writes `features`) then train (reads `features`)."""
+    from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+    from himl_tasks.pipelines import PipelineSpec, PipelineStep
+
+    assert isinstance(live, AzureMLV2Backend)
+    tmp_path = tmp_path_factory.mktemp("live-pipeline")
+    suffix = uuid.uuid4().hex[:8]
+    raw, features = f"himl_live_raw_{suffix}", f"himl_live_features_{suffix}"
+    write_tree(tmp_path / "data", {"a.txt": b"hello"})
+    live.datastore("").upload_folder(tmp_path / "data", raw)
+    steps = []
+    for step, script, inputs, outputs in (
+        ("prep", PREP_SCRIPT, [raw], [features]),
+        ("train", TRAIN_SCRIPT, [features], []),
+    ):
+        project = tmp_path / step
+        write_script(project, f"{step}.py", script)
+        shutil.copytree(PACKAGE, project / "himl_tasks")
+        (project / "environment.yml").write_text("name: live\ndependencies:\n  - python=3.11\n")
+        spec = JobSpec(
+            entry_script=f"{step}.py", snapshot_root=project,
+            compute=os.environ["HIML_TEST_COMPUTE"], max_run_duration="1h",
+            input_datasets=[DatasetConfig(n) for n in inputs],
+            output_datasets=[DatasetConfig(n) for n in outputs],
+        )  # fmt: skip
+        steps.append(PipelineStep(step, spec))
+    return PipelineSpec(f"himl_live_{suffix}", steps, existing_datasets=[raw])
+
+
+def test_a_pipeline_runs_its_steps_as_child_jobs_and_hands_on_the_version(
+    live: object, live_pipeline: object
+) -> None:
+    from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+    from himl_tasks.pipelines import PipelineSpec
+
+    assert isinstance(live, AzureMLV2Backend) and isinstance(live_pipeline, PipelineSpec)
+    ref = live.submit_pipeline(live_pipeline)
+    state = live.wait(ref, timeout=3600, poll=15)
+    assert state.status is RunStatus.COMPLETED, state.error
+
+    steps = live.pipeline_steps(ref)
+    assert [s.step for s in steps] == ["prep", "train"]
+    prep, train = (s.run for s in steps)
+    assert prep is not None and train is not None
+    assert set(live.child_runs(ref)) == {prep, train}
+    # Rests on: node tags reach the child jobs; the run details name inputs and outputs.
+    (features,) = live.run_outputs(prep)
+    assert live.run_inputs(train) == [features]
+    assert live.submitted_pipeline(ref) == live_pipeline
+
+    # Rests on: AzureML reuses an unchanged node and says so (azureml.isreused/reusedrunid).
+    again = live.submit_pipeline(live_pipeline)
+    assert live.wait(again, timeout=3600, poll=15).status is RunStatus.COMPLETED
+    reused = live.pipeline_steps(again)
+    assert [s.reused_from for s in reused] == [prep, train]
+    assert live.run_outputs(reused[0].run) == [features]  # type: ignore[arg-type]
+
+
+def test_a_pipeline_is_published_scheduled_and_removed(live: object, live_pipeline: object) -> None:
+    from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
+    from himl_tasks.pipeline_runs import PipelineSchedule
+    from himl_tasks.pipelines import PipelineSpec
+
+    assert isinstance(live, AzureMLV2Backend) and isinstance(live_pipeline, PipelineSpec)
+    published = live.publish_pipeline(live_pipeline, description="live test")
+    assert live.publish_pipeline(live_pipeline) == published  # unchanged: the same version
+    schedule = PipelineSchedule(
+        f"{live_pipeline.name}_nightly", published.name, "0 2 1 1 *", timezone="Europe/London"
+    )
+    try:
+        made = live.schedule_pipeline(schedule)
+        assert made.id and made in live.pipeline_schedules()
+    finally:
+        live.remove_pipeline_schedule(schedule.name)
+    assert schedule.name not in [s.name for s in live.pipeline_schedules()]
+    ref = live.submit_published_pipeline(published.name)
+    assert live.wait(ref, timeout=3600, poll=15).status is RunStatus.COMPLETED

@@ -153,3 +153,71 @@ def test_metrics_need_the_azureml_mlflow_plugin(service: MLClientService) -> Non
     # azureml-mlflow is not a dependency: the one error says what to install.
     with pytest.raises(ConfigurationError, match="pip install azureml-mlflow"):
         service.metrics("job-failed")
+
+
+SCHEDULE = {
+    "id": f"{WORKSPACE_PATH}/schedules/nightly",
+    "name": "nightly",
+    "type": "Microsoft.MachineLearningServices/workspaces/schedules",
+    "properties": {
+        "displayName": "nightly",
+        "isEnabled": True,
+        "provisioningState": "Succeeded",
+        "tags": {"himl_pipeline": "prep_then_train"},
+        "trigger": {"triggerType": "Cron", "expression": "0 2 * * *", "timeZone": "UTC"},
+        "action": {
+            "actionType": "CreateJob",
+            "jobDefinition": {
+                "jobType": "Pipeline",
+                "componentId": "azureml:prep_then_train@latest",
+                "experimentName": "chain",
+                "settings": {},
+                "jobs": {},
+                "inputs": {},
+                "outputs": {},
+                "properties": {},
+                "tags": {},
+            },
+        },
+    },
+}
+
+
+def with_a_schedule(method: str, url: str) -> Answer:
+    """The services of a workspace with one schedule, `nightly`."""
+    if "/schedules/nightly?" in url:
+        return (200, {}) if method == "DELETE" else (200, SCHEDULE)
+    if re.search(r"/schedules\?", url):
+        return 200, {"value": [SCHEDULE]}
+    return service_answers(method, url)
+
+
+@pytest.fixture
+def scheduling(adapter: _Adapter) -> _Adapter:
+    adapter.answer = with_a_schedule
+    return adapter
+
+
+def test_schedules_are_listed_enabled_or_not(
+    service: MLClientService, scheduling: _Adapter
+) -> None:
+    (schedule,) = service.schedules()
+
+    assert (schedule.name, schedule.trigger.expression) == ("nightly", "0 2 * * *")
+    assert "listViewType=All" in scheduling.requests[-1]  # the default lists enabled ones only
+
+
+def test_a_schedule_is_disabled_then_deleted(
+    service: MLClientService, scheduling: _Adapter
+) -> None:
+    service.delete_schedule("nightly")
+
+    sent = [r.split("?")[0].split(" ")[0] for r in scheduling.requests if "/schedules/" in r]
+    assert sent == ["GET", "PUT", "DELETE"]  # begin_disable (read, write disabled), begin_delete
+
+
+def test_what_is_not_published_or_scheduled_is_none_or_nothing(service: MLClientService) -> None:
+    assert service.component("prep_then_train") is None
+    assert service.component("prep_then_train", 2) is None
+    assert service.component_versions("prep_then_train") == []
+    service.delete_schedule("nightly")  # no such schedule: no error

@@ -219,11 +219,18 @@ class TestAzureMLV1Backend(BackendContract):
         return v1_harness(aml, aml_service, tmp_path)
 
 
+def azureml_v2_harness(
+    aml_v2: AzureMLV2Backend, service: v2.FakeAzureMLV2Service, tmp_path: Path
+) -> AzureMLV2Harness:
+    """A harness on the v2 stand-in, its jobs' folders under `tmp_path`."""
+    project = tmp_path / "project"
+    project.mkdir()
+    return AzureMLV2Harness(aml_v2, service, project)
+
+
 class TestAzureMLV2Backend(BackendContract):
     @pytest.fixture
     def harness(
         self, aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, tmp_path: Path
     ) -> BackendHarness:
-        project = tmp_path / "project"
-        project.mkdir()
-        return AzureMLV2Harness(aml_v2, aml_v2_service, project)
+        return azureml_v2_harness(aml_v2, aml_v2_service, tmp_path)

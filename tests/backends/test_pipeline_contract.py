@@ -1,4 +1,4 @@
-"""The pipeline contract (himl_tasks.testing) against the local backend and AzureML v1.
+"""The pipeline contract (himl_tasks.testing) against the local backend and AzureML v1 and v2.
 
 The AzureML backends join it with their stand-ins' harnesses (test_backend_contract.py).
 """
@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.testing.backend_contract import BackendHarness
 from himl_tasks.testing.pipeline_contract import PipelineContract
+from tests.backends import azureml_v2_service as v2
 from tests.backends.azureml_service import FakeAzureMLService
-from tests.backends.test_backend_contract import local_harness, v1_harness
+from tests.backends.test_backend_contract import azureml_v2_harness, local_harness, v1_harness
 
 
 class TestLocalPipelines(PipelineContract):
@@ -29,3 +31,14 @@ class TestAzureMLV1Pipelines(PipelineContract):
         self, aml: AzureMLV1Backend, aml_service: FakeAzureMLService, tmp_path: Path
     ) -> BackendHarness:
         return v1_harness(aml, aml_service, tmp_path)
+
+
+class TestAzureMLV2Pipelines(PipelineContract):
+    """Through the v2 stand-in, which behaves like the pipeline service
+    (tests/backends/azureml_v2_pipeline_nodes.py)."""
+
+    @pytest.fixture
+    def harness(
+        self, aml_v2: AzureMLV2Backend, aml_v2_service: v2.FakeAzureMLV2Service, tmp_path: Path
+    ) -> BackendHarness:
+        return azureml_v2_harness(aml_v2, aml_v2_service, tmp_path)

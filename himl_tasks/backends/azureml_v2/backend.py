@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from himl_tasks.backends.azureml_common.artifact_store import (
 
 # The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
 from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
+from himl_tasks.backends.azureml_common.tags import SUBMISSION_TAG
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.datastores import (
     blob_datastore_of,
@@ -28,12 +30,34 @@ from himl_tasks.backends.azureml_v2.datastores import (
     split_datastore_path,
 )
 from himl_tasks.backends.azureml_v2.environment import check_environment, environment_reference
-from himl_tasks.backends.azureml_v2.run_status import registered_outputs, state_from_run_details
+from himl_tasks.backends.azureml_v2.pipelines import (
+    DIGEST_TAG,
+    PIPELINE_TAG,
+    PIPELINE_TYPE,
+    STEP_TAG,
+    after_inputs,
+    after_outputs,
+    bind_steps,
+    check_component_name,
+    check_pipeline_v2,
+    content_digest,
+    is_reused,
+    latest_inputs,
+    pipeline_job,
+    published_reference,
+)
+from himl_tasks.backends.azureml_v2.run_status import (
+    registered_inputs,
+    registered_outputs,
+    state_from_run_details,
+)
+from himl_tasks.backends.azureml_v2.schedules import job_schedule, schedule_of
 from himl_tasks.backends.azureml_v2.service import AzureMLV2Service, MLClientService
 from himl_tasks.backends.azureml_v2.submission import (
     SERVERLESS,
     Placement,
     command_job,
+    job_inputs,
     job_name_for,
     job_of_output_folder,
     job_tags,
@@ -44,6 +68,7 @@ from himl_tasks.backends.azureml_v2.submission import (
 )
 from himl_tasks.backends.azureml_v2.submitted_specs import (
     forget_submitted_spec,
+    load_submitted_pipeline,
     load_submitted_spec,
     save_submitted_spec,
 )
@@ -54,11 +79,14 @@ from himl_tasks.errors import (
     ConfigurationError,
     DatasetNotFoundError,
     InvalidInputError,
+    PipelineNotFoundError,
     RunNotFoundError,
     StorageError,
 )
 from himl_tasks.job_spec import JobSpec, Priority
-from himl_tasks.job_variables import azureml_output_name
+from himl_tasks.job_variables import azureml_input_name, azureml_output_name
+from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
     ListedRun,
@@ -444,19 +472,26 @@ class AzureMLV2Backend(Backend):
             return False
         return True
 
-    def _command_job(self, plan: RunPlan, submission_id: str | None) -> Any:
+    def _command_job(self, plan: RunPlan, submission_id: str | None, **step: Any) -> Any:
+        """The command job of a plan.
+
+        `step` holds what a pipeline step's node adds: its name, inputs, extra outputs,
+        tags and `is_deterministic` (see `command_job`).
+        """
         spec = plan.spec
         placement = self._placement(spec)
         name = job_name_for(submission_id) if submission_id is not None else new_job_name()
         environment = environment_reference(spec, self.service, python_path=_python_path())
         datastores = [self.service.datastore(c.datastore).name for c in spec.output_datasets]
+        tags = {**job_tags(plan, placement, submission_id), **step.pop("tags", {})}
         return command_job(
             plan,
-            name=name,
+            name=step.pop("name", name),
             environment=environment,
             placement=placement,
-            tags=job_tags(plan, placement, submission_id),
+            tags=tags,
             output_datastores=datastores,
+            **step,
         )
 
     def _create(self, job: Any, plan: RunPlan, submission_id: str | None) -> RunRef:
@@ -530,7 +565,7 @@ class AzureMLV2Backend(Backend):
             if experiment is not None and job.experiment_name != experiment:
                 continue
             listed.append(self._listed(job, None))
-            if str(getattr(job, "type", "")) == SWEEP_TYPE:
+            if str(getattr(job, "type", "")) in (SWEEP_TYPE, PIPELINE_TYPE):
                 for child in oldest_first(self.service.list_jobs(parent_job_name=job.name)):
                     listed.append(self._listed(child, str(job.name)))
         return listed
@@ -553,15 +588,21 @@ class AzureMLV2Backend(Backend):
 
         Raises:
             RunNotFoundError: No such job.
-            InvalidInputError: A sweep or one of its trials, a job submitted otherwise (SDK
-                v1, the studio, an older himl-tasks), or a damaged spec; saying how to
-                resubmit instead.
+            InvalidInputError: A sweep or one of its trials, a pipeline job, a job submitted
+                otherwise (SDK v1, the studio, an older himl-tasks), or a damaged spec;
+                saying how to resubmit instead.
         """
         job = self.service.job(ref.run_id)
         if str(getattr(job, "type", "")) == SWEEP_TYPE:
             raise InvalidInputError(
                 f"run '{ref}' is a sweep job, which himl resubmit does not resubmit (its "
                 "trials are made by AzureML): submit the sweep again with submit_sweep"
+            )
+        if str(getattr(job, "type", "")) == PIPELINE_TYPE:
+            raise InvalidInputError(
+                f"run '{ref}' is a pipeline job, which keeps a pipeline, not one job spec: "
+                "submit it again with submit_pipeline(backend.submitted_pipeline(ref)), "
+                "which reuses its completed steps"
             )
         return load_submitted_spec(self.run_files(ref), ref)
 
@@ -648,6 +689,9 @@ class AzureMLV2Backend(Backend):
         details = self.service.run_details(ref.run_id)
         if details.get("status") != "Completed":
             return []
+        reused = self._reused_job(ref.run_id)
+        if reused is not None:  # its outputs are the reused job's, as `jobs.download` reads
+            details = self.service.run_details(reused)
         registered = registered_outputs(details)
         names = output_names(self.run_tags(ref))
         found = []
@@ -657,10 +701,385 @@ class AzureMLV2Backend(Backend):
                 found.append(self.resolve_dataset(DatasetConfig(name, version=output[1])))
         return found
 
+    def run_inputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The data asset versions the job read (`INPUT_<i>`), in the job spec's order.
+
+        Read from the job's run details (`inputs`); a pipeline step reads there the version
+        its upstream step registered. A reused step read what the job it reused read.
+        """
+        name = self._reused_job(ref.run_id) or ref.run_id
+        read = registered_inputs(self.service.run_details(name))
+        found = []
+        for index in range(len(read)):
+            version = read.get(azureml_input_name(index))
+            if version is None:
+                break
+            found.append(self.resolve_dataset(DatasetConfig(version[0], version=version[1])))
+        return found
+
+    def _reused_job(self, name: str) -> str | None:
+        """The job a reused pipeline step's child job took its outputs from, else None."""
+        return is_reused(self.service.job(name))
+
+    # ---- pipelines ------------------------------------------------------------------------
+
+    def submit_pipeline(
+        self, pipeline: PipelineSpec, *, submission_id: str | None = None
+    ) -> RunRef:
+        """Creates the pipeline as one AzureML v2 pipeline job; its steps are command nodes.
+
+        See `himl_tasks.backends.azureml_v2.pipelines` for how a step becomes a node. Every
+        step is planned (checked, its snapshot selected) and the pipeline checked against
+        what v2 can express before anything is written; then the inputs no step writes are
+        resolved once each. With `submission_id`, the pipeline job's name is derived from
+        it, as a single job's is: one id, one pipeline job.
+
+        Raises:
+            InvalidInputError: Not a `PipelineSpec`, an unusable submission id, a step's job
+                that cannot run here, or a pipeline v2 cannot express.
+            ComputeNotFoundError: A step names a cluster that does not exist.
+            DatasetNotFoundError: An input no step writes does not exist.
+        """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        experiment = pipeline.experiment_name()
+        plans = self._step_plans(pipeline, experiment)
+        versions: dict[DatasetConfig, ResolvedDataset] = {}
+        for step in pipeline.ordered_steps:
+            for config in step.job.input_datasets:
+                if pipeline.step_writing(config.name) is None and config not in versions:
+                    versions[config] = self.resolve_dataset(config)
+        nodes = self._step_nodes(pipeline, plans, versions)
+        name = job_name_for(submission_id) if submission_id is not None else new_job_name()
+        tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
+        if submission_id is not None:
+            tags[SUBMISSION_TAG] = submission_id
+        job = pipeline_job(pipeline, nodes, name=name, experiment=experiment, tags=tags)
+        return self._create_pipeline_job(job, pipeline, plans, experiment, submission_id)
+
+    def _step_plans(self, pipeline: PipelineSpec, experiment: str) -> dict[str, RunPlan]:
+        """Each step planned without its inputs, then the pipeline checked against v2.
+
+        Planning checks a step and chooses its snapshot; nothing is written.
+        """
+        plans = {
+            step.name: self.plan(
+                dataclasses.replace(step.job, experiment=experiment, input_datasets=())
+            )
+            for step in pipeline.ordered_steps
+        }
+        check_pipeline_v2(pipeline, {name: snapshot_rules(p) for name, p in plans.items()})
+        return plans
+
+    def _step_nodes(
+        self,
+        pipeline: PipelineSpec,
+        plans: Mapping[str, RunPlan],
+        versions: Mapping[DatasetConfig, ResolvedDataset | None],
+    ) -> dict[str, Any]:
+        """Each step's command node, bound to the outputs it reads (`bind_steps`)."""
+        nodes = {}
+        for step in pipeline.ordered_steps:
+            configs = step.job.input_datasets
+            inputs = job_inputs(configs, [versions.get(config) for config in configs])
+            nodes[step.name] = self._command_job(
+                plans[step.name],
+                None,
+                name=step.name,
+                inputs={**inputs, **after_inputs(pipeline, step.name)},
+                extra_outputs=after_outputs(pipeline, step.name),
+                tags={STEP_TAG: step.name},
+                is_deterministic=step.allow_reuse,
+            )
+            if not step.job.display_name:
+                nodes[step.name].display_name = step.name
+        bind_steps(pipeline, nodes)
+        return nodes
+
+    def _create_pipeline_job(
+        self,
+        job: Any,
+        pipeline: PipelineSpec,
+        plans: Mapping[str, RunPlan],
+        experiment: str,
+        submission_id: str | None,
+    ) -> RunRef:
+        """Keeps the pipeline in the job's folder, then creates the job.
+
+        Every step's snapshot rules are in place meanwhile (`_submit_plan` does the same
+        for one job).
+        """
+        files = self.run_files(RunRef(experiment, str(job.name), self.name))
+        try:
+            save_submitted_spec(files, pipeline)
+        except StorageError as error:
+            logger.warning(
+                "pipeline job %s: its pipeline could not be kept in the artifact store, so "
+                "submitted_pipeline will not find it: %s",
+                job.name,
+                error,
+            )
+        try:
+            with _snapshot_rules_in_place(plans):
+                return self._ref(self.service.create_job(job))
+        except Exception:
+            found = self.find_submission(submission_id) if submission_id else None
+            if found is not None:
+                return found
+            with contextlib.suppress(Exception):
+                if not self._job_exists(str(job.name)):
+                    forget_submitted_spec(files)
+            raise
+
+    def _pipeline_job(self, ref: RunRef) -> Any:
+        job = self.service.job(ref.run_id)
+        if str(getattr(job, "type", "")) != PIPELINE_TYPE:
+            raise InvalidInputError(
+                f"run '{ref}' is not a pipeline run (it is a {getattr(job, 'type', 'job')} job)"
+            )
+        return job
+
+    def _pipeline_of(self, job: Any, ref: RunRef) -> PipelineSpec:
+        """The pipeline a pipeline job runs.
+
+        It is kept in the job's folder, else (a job a schedule made) beside the published
+        version the job names.
+        """
+        try:
+            return load_submitted_pipeline(self.run_files(ref), ref)
+        except InvalidInputError:
+            published = published_reference(getattr(job, "component", None))
+            if published is None:
+                raise
+        name, version = published
+        component = self.service.component(name, version)
+        if component is None:
+            raise InvalidInputError(
+                f"run '{ref}' runs published pipeline {name} version {version or 'latest'}, "
+                "which is no longer in the workspace, so its pipeline is unknown"
+            )
+        return self._published_pipeline(name, int(component.version))
+
+    def pipeline_steps(self, ref: RunRef) -> list[StepRun]:
+        """The steps of a pipeline job: its child jobs, by their `himl_pipeline_step` tag.
+
+        A reused step's child job names the job it reused (`azureml.reusedrunid`).
+
+        Raises:
+            RunNotFoundError: No such job.
+            InvalidInputError: The job is not a pipeline job, or keeps no pipeline.
+        """
+        pipeline = self._pipeline_of(self._pipeline_job(ref), ref)
+        children: dict[str, Any] = {}
+        for child in oldest_first(self.service.list_jobs(ref.run_id)):
+            step = str((child.tags or {}).get(STEP_TAG, ""))
+            if step:
+                children[step] = child  # a step retried by AzureML: its newest child job
+        found = []
+        for step in pipeline.order:
+            child = children.get(step)
+            if child is None:
+                found.append(StepRun(step, None))
+                continue
+            reused = is_reused(child)
+            found.append(
+                StepRun(
+                    step,
+                    self._ref(child),
+                    None if reused is None else self.get_run_ref(reused),
+                )
+            )
+        return found
+
+    def submitted_pipeline(self, ref: RunRef) -> PipelineSpec:
+        """The pipeline a pipeline job was submitted with, kept in its folder.
+
+        Raises:
+            RunNotFoundError: No such job.
+            InvalidInputError: The job is not a pipeline job, or keeps no pipeline.
+        """
+        return self._pipeline_of(self._pipeline_job(ref), ref)
+
+    # ---- published pipelines and schedules ------------------------------------------------
+
+    def publish_pipeline(
+        self, pipeline: PipelineSpec, *, description: str = ""
+    ) -> PublishedPipeline:
+        """Registers the pipeline as the next version of a pipeline component of its name.
+
+        A pipeline whose content digest (its description and every step's code) equals the
+        latest version's (kept in the version's `himl_pipeline_digest` tag) gives that
+        version again. The steps read their existing datasets at the version latest when a
+        job of it runs (`azureml:<name>@latest`). The pipeline is kept beside the version in
+        the artifact store, for `submitted_pipeline` of the jobs it runs.
+
+        Raises:
+            InvalidInputError: Not a `PipelineSpec`, a name AzureML takes for no component,
+                a step that cannot run, or a pipeline v2 cannot express.
+            DatasetNotFoundError: An existing dataset a step reads does not exist.
+        """
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
+        check_component_name(pipeline)
+        plans = self._step_plans(pipeline, pipeline.experiment_name())
+        digest = content_digest(
+            pipeline,
+            {name: plan.snapshot.content_digest() for name, plan in plans.items()},
+        )
+        versions = self._published_versions(pipeline.name)
+        if versions and (versions[-1].tags or {}).get(DIGEST_TAG) == digest:
+            return self._published(versions[-1])
+        existing = {
+            config: self.resolve_dataset(config)
+            for step in pipeline.steps
+            for config in step.job.input_datasets
+            if pipeline.step_writing(config.name) is None
+        }
+        nodes = self._step_nodes(pipeline, plans, existing)
+        latest_inputs(pipeline, nodes)
+        version = int(versions[-1].version) + 1 if versions else 1
+        save_submitted_spec(self._published_files(pipeline.name, version), pipeline)
+        with sdk.quiet():
+            component = sdk.entities().PipelineComponent(
+                name=pipeline.name,
+                version=str(version),
+                description=description or None,
+                tags={DIGEST_TAG: digest, PIPELINE_TAG: pipeline.name},
+                jobs={step: nodes[step] for step in pipeline.order},
+            )
+        with _snapshot_rules_in_place(plans):
+            return self._published(self.service.create_component(component))
+
+    def _published_versions(self, name: str) -> list[Any]:
+        """The component versions this backend published under `name`, oldest first."""
+        versions = [
+            v
+            for v in self.service.component_versions(name)
+            if DIGEST_TAG in (v.tags or {}) and str(v.version).isdigit()
+        ]
+        return sorted(versions, key=lambda v: int(v.version))
+
+    def _published(self, component: Any) -> PublishedPipeline:
+        return PublishedPipeline(
+            name=str(component.name),
+            version=int(component.version),
+            id=str(component.id or ""),
+            endpoint=f"azureml:{component.name}:{component.version}",
+            description=str(component.description or ""),
+        )
+
+    def _published_files(self, name: str, version: int) -> Datastore:
+        """Where a published version's pipeline is kept, in the artifact store."""
+        return FolderView(
+            self.datastore(ARTIFACT_DATASTORE),
+            f"himl/published_pipelines/{name}/{version}",
+            name=f"published pipeline {name} version {version}",
+        )
+
+    def _published_pipeline(self, name: str, version: int) -> PipelineSpec:
+        return load_submitted_pipeline(
+            self._published_files(name, version), f"{name} version {version}"
+        )
+
+    def published_pipelines(self, name: str | None = None) -> list[PublishedPipeline]:
+        """The published pipelines (those under `name`, if given), by name, oldest first."""
+        names = [name] if name is not None else sorted(self.service.component_names())
+        return [self._published(v) for each in names for v in self._published_versions(each)]
+
+    def _latest_published(self, name: str, version: int | None = None) -> Any:
+        """The published version (the latest unless `version`).
+
+        Raises:
+            PipelineNotFoundError: Naming what is published.
+        """
+        versions = self._published_versions(name)
+        found = [v for v in versions if version is None or int(v.version) == version]
+        if not found:
+            published = sorted({p.name for p in self.published_pipelines()})
+            what = f"version {version} of " if version is not None and versions else ""
+            raise PipelineNotFoundError(
+                f"nothing published as {what}pipeline '{name}' in "
+                f"{self.workspace_description()}; published: {', '.join(published) or 'none'}"
+            )
+        return found[-1]
+
+    def submit_published_pipeline(
+        self, name: str, *, version: int | None = None, submission_id: str | None = None
+    ) -> RunRef:
+        """Submits a published version (the latest unless `version`) as a pipeline job.
+
+        With `submission_id`, idempotent as `submit_pipeline` is.
+
+        Raises:
+            PipelineNotFoundError: Nothing published under that name (or that version).
+        """
+        found = self._submitted_before(submission_id)
+        if found is not None:
+            return found
+        component = self._latest_published(name, version)
+        number = int(component.version)
+        pipeline = self._published_pipeline(name, number)
+        experiment = pipeline.experiment_name()
+        tags = {**pipeline.tags, PIPELINE_TAG: name}
+        if submission_id is not None:
+            tags[SUBMISSION_TAG] = submission_id
+        job = pipeline_job(
+            pipeline,
+            f"azureml:{name}:{number}",
+            name=job_name_for(submission_id) if submission_id is not None else new_job_name(),
+            experiment=experiment,
+            tags=tags,
+        )
+        return self._create_pipeline_job(job, pipeline, {}, experiment, submission_id)
+
+    def schedule_pipeline(self, schedule: PipelineSchedule) -> PipelineSchedule:
+        """Creates (or updates) a `JobSchedule` that submits the latest published version.
+
+        Raises:
+            InvalidInputError: Not a `PipelineSchedule`, or a time zone AzureML does not take.
+            PipelineNotFoundError: Nothing published under the schedule's pipeline name.
+        """
+        if not isinstance(schedule, PipelineSchedule):
+            raise InvalidInputError(f"a schedule is a PipelineSchedule, not {schedule!r}")
+        component = self._latest_published(schedule.pipeline)
+        pipeline = self._published_pipeline(schedule.pipeline, int(component.version))
+        job = pipeline_job(
+            pipeline,
+            f"azureml:{schedule.pipeline}@latest",
+            name=None,
+            experiment=pipeline.experiment_name(),
+            tags={**pipeline.tags, PIPELINE_TAG: schedule.pipeline},
+        )
+        made = schedule_of(self.service.create_schedule(job_schedule(schedule, job)))
+        assert made is not None  # it carries the tags it was made with
+        return made
+
+    def pipeline_schedules(self) -> list[PipelineSchedule]:
+        """The workspace's schedules this backend made, enabled or not, by name."""
+        found = [schedule_of(entity) for entity in self.service.schedules()]
+        return sorted((s for s in found if s is not None), key=lambda s: s.name)
+
+    def remove_pipeline_schedule(self, name: str) -> None:
+        """Disables, then deletes, the schedule (no error if there is none)."""
+        self.service.delete_schedule(name)
+
     def run_tags(self, ref: RunRef) -> dict[str, str]:
         """The job's tags, as the service has them now."""
         job = self.service.job(ref.run_id)
         return {str(k): str(v) for k, v in (job.tags or {}).items()}
+
+
+@contextlib.contextmanager
+def _snapshot_rules_in_place(plans: Mapping[str, RunPlan]) -> Iterator[None]:
+    """Every step's snapshot rules in its `.amlignore` while the SDK takes the code."""
+    with contextlib.ExitStack() as stack:
+        roots = {plan.spec.snapshot_root: snapshot_rules(plan) for plan in plans.values()}
+        for root, rules in roots.items():
+            stack.enter_context(amlignore_for_submission(root, rules))
+        yield
 
 
 def oldest_first(jobs: list[Any]) -> list[Any]:

@@ -122,10 +122,24 @@ def registered_outputs(details: Mapping[str, Any]) -> dict[str, tuple[str, int]]
     Read from the run details' `outputs` (`TypedAssetReference`s: `assetId`, `type`); an
     output not registered as a named data asset version is left out.
     """
+    return _asset_versions(details.get("outputs"))
+
+
+def registered_inputs(details: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """The data asset version each input of a job read: {input: (name, v)}.
+
+    Read from the run details' `inputs` (`TypedAssetReference`s, as `outputs`: `RunDetails.
+    inputs`, azure/ai/ml/_restclient/runhistory/models/_models.py); an input that is not a
+    data asset version (a plain folder, a placeholder) is left out.
+    """
+    return _asset_versions(details.get("inputs"))
+
+
+def _asset_versions(references: Any) -> dict[str, tuple[str, int]]:
     found: dict[str, tuple[str, int]] = {}
-    for output, reference in (details.get("outputs") or {}).items():
+    for key, reference in (references or {}).items():
         asset_id = str((reference or {}).get("assetId") or "")
         match = _ASSET_VERSION.search(asset_id)
         if match and match["version"].isdigit():
-            found[str(output)] = (match["name"], int(match["version"]))
+            found[str(key)] = (match["name"], int(match["version"]))
     return found

@@ -30,6 +30,8 @@ from himl_tasks.runs import Metric
 
 CANCEL_DEADLINE_SECONDS = 120.0
 """How long `cancel_job` waits for the service to accept a cancellation."""
+SCHEDULE_DEADLINE_SECONDS = 120.0
+"""How long a schedule's creation, disabling or deletion is waited for."""
 
 _T = TypeVar("_T")
 
@@ -163,6 +165,43 @@ class AzureMLV2Service(Protocol):
 
         In the order logged: each metric's values by step, metrics by when first logged.
         """
+        ...
+
+    # ---- components (published pipelines) and schedules -----------------------------------
+
+    def component(self, name: str, version: int | None = None) -> Any:
+        """A component version (the latest when `version` is None), or None if there is none.
+
+        Returns:
+            An `azure.ai.ml.entities.Component` (a `PipelineComponent` for a pipeline).
+        """
+        ...
+
+    def component_versions(self, name: str) -> list[Any]:
+        """Every version of a component (none if there is no such component)."""
+        ...
+
+    def component_names(self) -> list[str]:
+        """The names of the workspace's components."""
+        ...
+
+    def create_component(self, component: Any) -> Any:
+        """Registers a component version built offline (its `version` set); returns it.
+
+        The code of its nodes' components is uploaded as a job's is.
+        """
+        ...
+
+    def create_schedule(self, schedule: Any) -> Any:
+        """Creates or updates a `JobSchedule` built offline; returns it as created."""
+        ...
+
+    def schedules(self) -> list[Any]:
+        """The workspace's schedules, enabled or not."""
+        ...
+
+    def delete_schedule(self, name: str) -> None:
+        """Disables, then deletes, the schedule; no error if there is none."""
         ...
 
 
@@ -316,6 +355,56 @@ class MLClientService:
                     "workspace's tracking server"
                 ) from None
         return read_mlflow_metrics(uri, name)
+
+    def component(self, name: str, version: int | None = None) -> Any:
+        """components.get(name, version=...) or label="latest"; None when missing."""
+        operations = self.ml_client.components
+        try:
+            if version is None:
+                return _call(lambda: operations.get(name, label="latest"))
+            return _call(lambda: operations.get(name, version=str(version)))
+        except _NotFoundError:
+            return None
+
+    def component_versions(self, name: str) -> list[Any]:
+        """components.list(name): the versions of one component."""
+        try:
+            return _call(lambda: list(self.ml_client.components.list(name)))
+        except _NotFoundError:
+            return []
+
+    def component_names(self) -> list[str]:
+        """components.list(): one entry per component."""
+        return [str(each.name) for each in _call(lambda: list(self.ml_client.components.list()))]
+
+    def create_component(self, component: Any) -> Any:
+        """components.create_or_update (which uploads its nodes' code)."""
+        return _call(lambda: self.ml_client.components.create_or_update(component))
+
+    def create_schedule(self, schedule: Any) -> Any:
+        """schedules.begin_create_or_update, waiting up to `SCHEDULE_DEADLINE_SECONDS`."""
+        poller = _call(lambda: self.ml_client.schedules.begin_create_or_update(schedule))
+        return _call(lambda: poller.result(timeout=SCHEDULE_DEADLINE_SECONDS))
+
+    def schedules(self) -> list[Any]:
+        """schedules.list(list_view_type=ALL): disabled ones too (the default: enabled)."""
+        from azure.ai.ml._restclient.arm_ml_service.models import ScheduleListViewType
+
+        operations = self.ml_client.schedules
+        return _call(lambda: list(operations.list(list_view_type=ScheduleListViewType.ALL)))
+
+    def delete_schedule(self, name: str) -> None:
+        """schedules.begin_disable, then begin_delete: a schedule is deleted once disabled.
+
+        Each is waited for up to `SCHEDULE_DEADLINE_SECONDS`.
+        """
+        operations = self.ml_client.schedules
+        try:
+            for begin in (operations.begin_disable, operations.begin_delete):
+                poller = _call(lambda begin=begin: begin(name))  # type: ignore[misc]
+                _call(lambda poller=poller: poller.result(timeout=SCHEDULE_DEADLINE_SECONDS))  # type: ignore[misc]
+        except _NotFoundError:
+            return
 
 
 class _NotFoundError(Exception):

@@ -101,11 +101,12 @@ def job_tags(plan: RunPlan, placement: Placement, submission_id: str | None) -> 
 
 
 def job_inputs(
-    configs: Sequence[DatasetConfig], resolved: Sequence[ResolvedDataset]
+    configs: Sequence[DatasetConfig], resolved: Sequence[ResolvedDataset | None]
 ) -> dict[str, Any]:
     """Input `i` as `INPUT_<i>`: the data asset version the plan resolved, by name and version.
 
     Downloaded by default, mounted read-only with `use_mounting`; at `target_folder` when set.
+    An input resolved as None has no path yet: a pipeline binds it to another step's output.
     """
     ml = sdk.ml()
     inputs = {}
@@ -113,7 +114,7 @@ def job_inputs(
         target = str(config.target_folder) if config.target_folder is not None else None
         inputs[azureml_input_name(index)] = ml.Input(
             type="uri_folder",
-            path=f"azureml:{dataset.name}:{dataset.version}",
+            path=None if dataset is None else f"azureml:{dataset.name}:{dataset.version}",
             mode="ro_mount" if config.use_mounting else "download",
             path_on_compute=target,
         )
@@ -191,16 +192,24 @@ def command_job(
     placement: Placement,
     tags: Mapping[str, str],
     output_datastores: Sequence[str],
+    inputs: Mapping[str, Any] | None = None,
+    extra_outputs: Mapping[str, Any] | None = None,
+    is_deterministic: bool = True,
 ) -> Any:
     """The command job of a prepared job (an `azure.ai.ml` `command()` builder, offline).
 
     Args:
         plan: The prepared job.
-        name: The job's name (its run id).
+        name: The job's name (its run id), or a pipeline step's node name.
         environment: The environment as a job names it (`azureml:<name>:<version>`).
         placement: The compute, and whether to ask for the Spot tier.
         tags: The job's tags.
         output_datastores: The datastore of each output dataset, by name.
+        inputs: The job's inputs instead of the plan's (a pipeline step's, some of them
+            bound to other steps' outputs).
+        extra_outputs: Outputs beyond the output datasets (a pipeline step's placeholder).
+        is_deterministic: False for a pipeline step AzureML must never reuse (the anonymous
+            component's `is_deterministic`).
     """
     spec = plan.spec
     processes = spec.num_nodes * spec.processes_per_node
@@ -227,9 +236,15 @@ def command_job(
             compute=placement.compute,
             instance_count=spec.num_nodes,
             environment_variables=job_environment_variables(plan),
-            inputs=job_inputs(spec.input_datasets, plan.inputs),
-            outputs=job_outputs(spec.output_datasets, output_datastores),
+            inputs=dict(inputs)
+            if inputs is not None
+            else job_inputs(spec.input_datasets, plan.inputs),
+            outputs={
+                **job_outputs(spec.output_datasets, output_datastores),
+                **(extra_outputs or {}),
+            },
             tags=dict(tags),
+            is_deterministic=is_deterministic,
             **options,
         )
 
