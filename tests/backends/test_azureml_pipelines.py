@@ -257,7 +257,6 @@ def test_cron_becomes_the_recurrence_that_fires_at_the_same_times(
         ("0 0 1 * *", "UTC", "day of month and month"),
         ("0 0 * 6 *", "UTC", "day of month and month"),
         ("0 2 * * 1#2", "UTC", "day of week"),
-        ("0 2 * * *", "Europe/London", "time zone Europe/London"),
     ],
 )
 def test_cron_v1_cannot_express_is_refused_naming_what_it_can(
@@ -378,3 +377,16 @@ def test_a_new_version_of_an_existing_input_makes_a_new_published_version(
     (prep, _) = aml_service.pipelines.published[-1].nodes
     (read,) = prep.step._inputs
     assert aml_service.registered_for(read.dataset) is aml_service.dataset("raw", 2)
+
+
+def test_a_schedules_iana_time_zone_becomes_v1s_windows_time_zone() -> None:
+    from azureml.pipeline.core import TimeZone
+
+    from himl_tasks.backends.azureml_v1.recurrence import recurrence_for
+
+    london = recurrence_for(PipelineSchedule("s", "p", "0 2 * * *", timezone="Europe/London"))
+    utc = recurrence_for(PipelineSchedule("s", "p", "0 2 * * *"))
+
+    assert london.time_zone is TimeZone.GMTStandardTime and utc.time_zone is TimeZone.UTC
+    with pytest.raises(InvalidInputError, match="no time zone matching 'Antarctica/Troll'"):
+        recurrence_for(PipelineSchedule("s", "p", "0 2 * * *", timezone="Antarctica/Troll"))

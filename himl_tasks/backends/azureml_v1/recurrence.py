@@ -13,8 +13,8 @@ these cron shapes translate exactly, and nothing else does:
   other minute or hour pattern, `*/7 * * * *` say, is a list of hours and minutes);
 - `M H * * D`: every week on the days D at the hours H and minutes M.
 
-Its time zones are `TimeZone`'s Windows names; a schedule's IANA time zone is translated only
-for UTC (the two systems' names differ, and no table of them ships with Python).
+Its time zones are `TimeZone`'s Windows names; a schedule's IANA time zone is translated by
+the CLDR table (`azureml_common.time_zones`), and one without a v1 name is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from himl_tasks.backends.azureml_common.time_zones import windows_time_zone
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.pipeline_runs import PipelineSchedule
 
@@ -33,7 +34,7 @@ WHAT_V1_EXPRESSES = (
     "every n minutes ('*/15 * * * *', n dividing 60), every n hours at one minute "
     "('30 */6 * * *', n dividing 24), every day at hours and minutes ('0 2,14 * * *'), or "
     "every week on days at hours and minutes ('0 2 * * 1-5'); day of month and month must be "
-    "'*', in time zone UTC"
+    "'*'"
 )
 
 
@@ -46,7 +47,9 @@ def recurrence_for(schedule: PipelineSchedule) -> Any:
     """
     from azureml.pipeline.core import ScheduleRecurrence, TimeZone
 
-    return ScheduleRecurrence(time_zone=TimeZone.UTC, **translate_cron(schedule))
+    arguments = translate_cron(schedule)
+    zone = windows_time_zone(schedule.timezone, {zone.value for zone in TimeZone})
+    return ScheduleRecurrence(time_zone=TimeZone(zone), **arguments)
 
 
 def translate_cron(schedule: PipelineSchedule) -> dict[str, Any]:
@@ -63,8 +66,6 @@ def translate_cron(schedule: PipelineSchedule) -> dict[str, Any]:
             f"{WHAT_V1_EXPRESSES}. Nothing was scheduled"
         )
 
-    if schedule.timezone != "UTC":
-        raise refuse(f"time zone {schedule.timezone} is not translated to v1's TimeZone")
     minute, hour, day_of_month, month, day_of_week = schedule.cron.split()
     if day_of_month != "*" or month != "*":
         raise refuse("day of month and month must be '*'")

@@ -5,7 +5,7 @@ The schedule's job is a pipeline job of the published pipeline's latest version
 cron trigger's time zone as a Windows time zone name (`CronTrigger.time_zone`, one of
 `azure.ai.ml.constants.TimeZone`: "GMT Standard Time", "W. Europe Standard Time", ...,
 azure/ai/ml/constants/_common.py), while a `PipelineSchedule` holds an IANA name; the
-CLDR mapping of tzlocal (`tzlocal.windows_tz.tz_win`) turns one into the other, and the
+CLDR mapping (`azureml_common.time_zones`) turns one into the other, and the
 IANA name is kept in the schedule's `himl_timezone` tag so it reads back as given. A zone
 CLDR maps to a Windows zone that AzureML does not list is refused before anything is sent.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from himl_tasks.backends.azureml_common.time_zones import iana_time_zone, windows_time_zone
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.pipelines import PIPELINE_TAG
 from himl_tasks.errors import InvalidInputError
@@ -26,31 +27,12 @@ from himl_tasks.pipeline_runs import PipelineSchedule
 TIMEZONE_TAG = "himl_timezone"
 
 
-def windows_time_zone(timezone: str) -> str:
-    """The Windows time zone AzureML reads for an IANA one.
-
-    Raises:
-        InvalidInputError: For a zone AzureML's schedules do not take.
-    """
-    if timezone in ("UTC", "Etc/UTC"):
-        return "UTC"
-    from azure.ai.ml.constants import TimeZone
-    from tzlocal.windows_tz import tz_win
-
-    windows = tz_win.get(timezone)
-    if windows is None or windows not in {zone.value for zone in TimeZone}:
-        raise InvalidInputError(
-            f"AzureML schedules take no time zone matching {timezone!r} (they take Windows "
-            "time zones, azure.ai.ml.constants.TimeZone): use a neighbouring zone of the "
-            "same offset, or 'UTC' and a cron expression in UTC"
-        )
-    return str(windows)
-
-
 def job_schedule(schedule: PipelineSchedule, job: Any) -> Any:
     """The `JobSchedule` that submits `job` on the schedule's cron expression (nothing sent)."""
-    time_zone = windows_time_zone(schedule.timezone)
     with sdk.quiet():
+        from azure.ai.ml.constants import TimeZone
+
+        time_zone = windows_time_zone(schedule.timezone, {zone.value for zone in TimeZone})
         entities = sdk.entities()
         return entities.JobSchedule(
             name=schedule.name,
@@ -70,10 +52,7 @@ def schedule_of(entity: Any) -> PipelineSchedule | None:
         return None
     timezone = str(tags.get(TIMEZONE_TAG) or "")
     if not timezone:
-        from tzlocal.windows_tz import win_tz
-
-        zone = str(getattr(trigger, "time_zone", "") or "UTC")
-        timezone = "UTC" if zone == "UTC" else win_tz.get(zone, "UTC")
+        timezone = iana_time_zone(str(getattr(trigger, "time_zone", "") or "UTC"))
     return PipelineSchedule(
         str(entity.name),
         str(tags[PIPELINE_TAG]),
