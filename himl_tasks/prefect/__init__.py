@@ -5,6 +5,8 @@ Modules, one job each:
 - `workspaces`: a task's workspace argument (a block or its saved name) made a backend;
 - `data_tasks`: datastore folders, datasets, a run's files and checkpoints;
 - `job_tasks`: submit, wait, run to completion, sweep;
+- `pipeline_tasks`: run a native pipeline to completion;
+- `cancellation`: whether the flow run a task watches in is being canceled;
 - `hooks`: flow hooks that cancel the jobs a flow run leaves behind;
 - `artifacts`: run links, metrics tables, transfer progress.
 
@@ -24,6 +26,7 @@ from himl_tasks.prefect.data_tasks import (
 )
 from himl_tasks.prefect.hooks import cancel_started_jobs, forget_started_jobs
 from himl_tasks.prefect.job_tasks import run_job, run_sweep, submit_job, wait_for_job
+from himl_tasks.prefect.pipeline_tasks import run_pipeline
 from himl_tasks.prefect.workspaces import WorkspaceBlockOrName, backend_for
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "ensure_dataset",
     "forget_started_jobs",
     "run_job",
+    "run_pipeline",
     "run_sweep",
     "submit_job",
     "upload_folder_to_datastore",

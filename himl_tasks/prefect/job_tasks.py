@@ -34,9 +34,6 @@ Example:
 from __future__ import annotations
 
 import datetime
-import time
-from collections.abc import Callable
-from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -53,6 +50,8 @@ from himl_tasks.jobs.run_to_completion import (
 )
 from himl_tasks.jobs.submit_once import submit_once, submit_sweep_once
 from himl_tasks.prefect.artifacts import create_metrics_table, create_run_link
+from himl_tasks.prefect.cancellation import CANCEL_CHECK_SECONDS, every
+from himl_tasks.prefect.cancellation import flow_run_is_canceling as canceling
 from himl_tasks.prefect.hooks import remember_started
 from himl_tasks.prefect.metric_artifacts import MetricHistoryArtifacts
 from himl_tasks.prefect.workspaces import (
@@ -64,8 +63,6 @@ from himl_tasks.prefect.workspaces import (
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.sweeps import SweepSpec
-
-CANCEL_CHECK_SECONDS = 2.0
 
 
 @task(cache_policy=NO_CACHE)
@@ -200,7 +197,7 @@ def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
     """
     logger = get_run_logger()
     curves = MetricHistoryArtifacts(backend, ref)
-    flow_run_is_canceling = _every(CANCEL_CHECK_SECONDS, _flow_run_is_canceling)
+    flow_run_is_canceling = every(CANCEL_CHECK_SECONDS, canceling)
 
     def look() -> bool:
         # watch asks at each of its looks, so the curves are never read more often than
@@ -217,29 +214,3 @@ def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
     curves.publish()  # the values logged after the last look
     logger.info("run %s ended %s", ref, state.status)
     return state
-
-
-def _flow_run_is_canceling() -> bool:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
-    from prefect.runtime import flow_run
-
-    if not flow_run.id:
-        return False
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(str(flow_run.id))).state
-    return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
-
-
-def _every(seconds: float, check: Callable[[], bool]) -> Callable[[], bool]:
-    """Calls `check` at most once per `seconds`; in between, says False."""
-    last = float("-inf")
-
-    def throttled() -> bool:
-        nonlocal last
-        if time.monotonic() - last < seconds:
-            return False
-        last = time.monotonic()
-        return check()
-
-    return throttled
