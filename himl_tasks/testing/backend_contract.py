@@ -46,6 +46,8 @@ class Job:
         exit_code: 0 to complete; any other code fails the run as the user's error.
         keeps_running: It runs until canceled (a test cancels it).
         output_datasets: Output datasets it writes a file into (their names).
+        input_datasets: Datasets it reads (their names; the latest version unless a pipeline
+            hands it another step's).
     """
 
     log_lines: tuple[str, ...] = ()
@@ -54,6 +56,7 @@ class Job:
     exit_code: int = 0
     keeps_running: bool = False
     output_datasets: tuple[str, ...] = ()
+    input_datasets: tuple[str, ...] = ()
 
 
 class BackendHarness(abc.ABC):
@@ -69,7 +72,10 @@ class BackendHarness(abc.ABC):
 
     @abc.abstractmethod
     def job_spec(self, job: Job, *, trials: int = 0) -> JobSpec:
-        """A job spec whose runs do what `job` says.
+        """A job spec whose runs do what `job` says, with a snapshot folder of its own.
+
+        Each call makes a new job (a new script), and no call changes an earlier job's
+        snapshot: a spec submitted again is the same job, with the same snapshot content.
 
         Args:
             job: What its runs do.

@@ -70,9 +70,10 @@ class LocalHarness(BackendHarness):
 
     def job_spec(self, job: Job, *, trials: int = 0) -> JobSpec:
         files = {name: base64.b64encode(data).decode() for name, data in job.files.items()}
+        number = next(self.scripts)
         script = write_script(
-            self.project,
-            f"job{next(self.scripts)}.py",
+            self.project / f"job{number}",
+            f"job{number}.py",
             LOCAL_JOB.format(
                 log_lines=job.log_lines,
                 files=files,
@@ -83,7 +84,8 @@ class LocalHarness(BackendHarness):
         )
         return JobSpec(
             entry_script=script.name,
-            snapshot_root=self.project,
+            snapshot_root=script.parent,
+            input_datasets=list(job.input_datasets),
             output_datasets=list(job.output_datasets),
         )
 
@@ -106,20 +108,23 @@ class StandInHarness(BackendHarness):
         self.service = service
         self.project = project
         self.scripts = itertools.count(1)
-        write_script(project, "environment.yml", "name: job\ndependencies:\n  - python=3.11\n")
 
     @property
     def backend(self) -> AzureMLV1Backend | AzureMLV2Backend:
         return self.aml
 
     def job_spec(self, job: Job, *, trials: int = 0) -> JobSpec:
-        script = write_script(self.project, f"job{next(self.scripts)}.py", "print('job')\n")
+        number = next(self.scripts)
+        folder = self.project / f"job{number}"
+        script = write_script(folder, f"job{number}.py", "print('job')\n")
+        write_script(folder, "environment.yml", "name: job\ndependencies:\n  - python=3.11\n")
         run = self._outcome(job)
         self.service.outcomes[script.name] = dataclasses.replace(run, children=(run,) * trials)
         return JobSpec(
             entry_script=script.name,
-            snapshot_root=self.project,
+            snapshot_root=folder,
             compute="cpu-cluster",
+            input_datasets=list(job.input_datasets),
             output_datasets=list(job.output_datasets),
         )
 
@@ -180,17 +185,21 @@ class AzureMLV2Harness(StandInHarness):
         )
 
 
+def local_harness(tmp_path: Path) -> Iterator[LocalHarness]:
+    """A harness on a fresh local workspace; a test that failed half-way leaves no job running."""
+    project = tmp_path / "project"
+    project.mkdir()
+    backend = LocalBackend(tmp_path / "workspace")
+    yield LocalHarness(backend, project)
+    for run in backend.registry.runs():
+        if not run.status.is_terminal:
+            backend.cancel(backend.get_run_ref(run.run_id))
+
+
 class TestLocalBackend(BackendContract):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[BackendHarness]:
-        project = tmp_path / "project"
-        project.mkdir()
-        backend = LocalBackend(tmp_path / "workspace")
-        yield LocalHarness(backend, project)
-        # A test that failed half-way leaves no job running after it.
-        for run in backend.registry.runs():
-            if not run.status.is_terminal:
-                backend.cancel(backend.get_run_ref(run.run_id))
+        yield from local_harness(tmp_path)
 
 
 class TestAzureMLV1Backend(BackendContract):

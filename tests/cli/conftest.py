@@ -60,6 +60,14 @@ def project(root: Path, name: str = "project") -> Path:
     return folder
 
 
+@pytest.fixture
+def spec(tmp_path: Path) -> JobSpec:
+    """The project's training script as an AzureML job: a conda file, the stand-in's cluster."""
+    folder = project(tmp_path)
+    (folder / "environment.yml").write_text("name: train\ndependencies:\n  - python=3.11\n")
+    return JobSpec(entry_script=folder / "train.py", snapshot_root=folder, compute="cpu-cluster")
+
+
 def submit(backend: Backend, folder: Path, *args: str, **fields: object) -> RunRef:
     """Submits the project's script with `args` and JobSpec `fields`."""
     spec = JobSpec(

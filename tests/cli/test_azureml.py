@@ -14,14 +14,7 @@ from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunStatus
 from tests.backends.azureml_service import FakeAzureMLService, Outcome
-from tests.cli.conftest import himl, project
-
-
-@pytest.fixture
-def spec(tmp_path: Path) -> JobSpec:
-    folder = project(tmp_path)
-    (folder / "environment.yml").write_text("name: train\ndependencies:\n  - python=3.11\n")
-    return JobSpec(entry_script=folder / "train.py", snapshot_root=folder, compute="cpu-cluster")
+from tests.cli.conftest import himl
 
 
 @pytest.fixture

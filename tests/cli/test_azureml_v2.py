@@ -25,20 +25,13 @@ from tests.backends.azureml_v2_service import (
     FakeAzureMLV2Service,
     Outcome,
 )
-from tests.cli.conftest import himl, project
+from tests.cli.conftest import himl
 
 # MLflow 3.17's SQL store (the stand-in's tracking server) uses loader options SQLAlchemy 2.1
 # deprecates; the warnings are the library's.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
 )
-
-
-@pytest.fixture
-def spec(tmp_path: Path) -> JobSpec:
-    folder = project(tmp_path)
-    (folder / "environment.yml").write_text("name: train\ndependencies:\n  - python=3.11\n")
-    return JobSpec(entry_script=folder / "train.py", snapshot_root=folder, compute="cpu-cluster")
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.himl import azureml_workspace
 from himl_tasks.testing.files import write_tree
 from tests.backends.azureml_service import SCRIPT_ERROR, FakeAzureMLService, Outcome
+from tests.himl.executed_script import SUBMISSION_ARGUMENTS, prepare_executed_script
 
 
 def submit_v1(**parameters: Any) -> Any:
@@ -235,27 +236,6 @@ def test_a_sweep_spec_runs_as_hyperdrive_around_the_job(
     assert list(config._run_config.arguments) == ["-n", "3"]
 
 
-EXECUTED_SCRIPT = """
-import sys
-from himl_tasks import submit_to_azure_if_needed
-
-run_info = submit_to_azure_if_needed(
-    strictly_aml_v1=True,
-    compute_cluster_name="cpu-cluster",
-    input_datasets=["himl_in"],
-    output_datasets=["himl_out"],
-    wait_for_completion=True,
-    wait_for_completion_show_output=True,
-)
-print("after the call, in AzureML:", run_info.is_running_in_azure_ml, sys.argv[1:])
-total = sum(int(n) for n in (run_info.input_datasets[0] / "numbers.txt").read_text().split())
-(run_info.output_datasets[0] / "total.txt").write_text(str(total))
-run_info.output_folder.mkdir(exist_ok=True)
-(run_info.output_folder / "total.txt").write_text(str(total))
-run_info.run.log("total", total)
-"""
-
-
 def test_the_code_after_the_call_runs_inside_the_azureml_job(
     executing_aml: AzureMLV1Backend,
     aml_service: FakeAzureMLService,
@@ -266,21 +246,11 @@ def test_the_code_after_the_call_runs_inside_the_azureml_job(
     # The stand-in executes the job: the same script, started by AzureML's compute, finds
     # itself inside the run and goes on past the call.
     monkeypatch.setattr(azureml_workspace, "azureml_backend", v1_only(executing_aml))
-    script = himl_project / "sample.py"
-    script.write_text(EXECUTED_SCRIPT, encoding="utf-8")
-    aml_service.store("workspaceblobstore").upload_folder(
-        write_tree(himl_project.parent / "raw", {"numbers.txt": b"1 2 3\n"}), "himl_in"
-    )
-    monkeypatch.setattr(sys, "argv", [str(script), "--azureml", "--epochs", "2"])
+    store = aml_service.store("workspaceblobstore")
+    prepare_executed_script(himl_project, store, monkeypatch, strictly_aml_v1=True)
 
     with pytest.raises(SystemExit) as exited:
-        submit_v1(
-            compute_cluster_name="cpu-cluster",
-            input_datasets=["himl_in"],
-            output_datasets=["himl_out"],
-            wait_for_completion=True,
-            wait_for_completion_show_output=True,
-        )
+        submit_v1(**SUBMISSION_ARGUMENTS)
 
     assert exited.value.code == 0
     out = capsys.readouterr().out

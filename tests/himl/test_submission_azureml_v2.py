@@ -44,6 +44,7 @@ from tests.backends.azureml_v2_service import (
     FakeAzureMLV2Service,
     Outcome,
 )
+from tests.himl.executed_script import SUBMISSION_ARGUMENTS, prepare_executed_script
 
 # An AzureML config.json as the portal offers it: with it in the project, hi-ml's helpers
 # (resolve_backend's order) use AzureML, here the stand-in.
@@ -300,26 +301,6 @@ def test_bad_input_is_refused_before_anything_is_submitted(
     assert not (himl_project / ".amlignore").exists()
 
 
-EXECUTED_SCRIPT = """
-import sys
-from himl_tasks import submit_to_azure_if_needed
-
-run_info = submit_to_azure_if_needed(
-    compute_cluster_name="cpu-cluster",
-    input_datasets=["himl_in"],
-    output_datasets=["himl_out"],
-    wait_for_completion=True,
-    wait_for_completion_show_output=True,
-)
-print("after the call, in AzureML:", run_info.is_running_in_azure_ml, sys.argv[1:])
-total = sum(int(n) for n in (run_info.input_datasets[0] / "numbers.txt").read_text().split())
-(run_info.output_datasets[0] / "total.txt").write_text(str(total))
-run_info.output_folder.mkdir(exist_ok=True)
-(run_info.output_folder / "total.txt").write_text(str(total))
-run_info.run.log("total", total)
-"""
-
-
 def test_the_code_after_the_call_runs_inside_the_v2_job_and_hi_ml_helpers_read_the_run(
     executing_aml_v2: AzureMLV2Backend,
     executing_aml_v2_service: ExecutingAzureMLV2Service,
@@ -330,22 +311,12 @@ def test_the_code_after_the_call_runs_inside_the_v2_job_and_hi_ml_helpers_read_t
     # The executing stand-in runs the job: the same script, started by AzureML's compute,
     # finds itself inside the v2 job and goes on past the call.
     monkeypatch.setattr(azureml_workspace, "azureml_backend", AzureMLSeam(executing_aml_v2))
-    script = himl_project / "sample.py"
-    script.write_text(EXECUTED_SCRIPT, encoding="utf-8")
     (himl_project / "config.json").write_text(CONFIG_JSON, encoding="utf-8")
-    executing_aml_v2_service.store("workspaceblobstore").upload_folder(
-        write_tree(himl_project.parent / "raw", {"numbers.txt": b"1 2 3\n"}), "himl_in"
-    )
-    monkeypatch.setattr(sys, "argv", [str(script), "--azureml", "--epochs", "2"])
+    store = executing_aml_v2_service.store("workspaceblobstore")
+    prepare_executed_script(himl_project, store, monkeypatch, strictly_aml_v1=False)
 
     with pytest.raises(SystemExit) as exited:
-        submit_to_azure_if_needed(
-            compute_cluster_name="cpu-cluster",
-            input_datasets=["himl_in"],
-            output_datasets=["himl_out"],
-            wait_for_completion=True,
-            wait_for_completion_show_output=True,
-        )
+        submit_to_azure_if_needed(**SUBMISSION_ARGUMENTS)
 
     assert exited.value.code == 0
     out = capsys.readouterr().out
