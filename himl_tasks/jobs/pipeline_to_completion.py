@@ -11,6 +11,7 @@ Nothing here imports Prefect; `himl_tasks.prefect.pipeline_tasks` wraps it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from himl_tasks.jobs.run_to_completion import ResubmitPolicy, resubmit_until_don
 from himl_tasks.pipeline_runs import StepRun
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.runs import Metric, RunRef, RunState
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,6 +104,12 @@ def run_pipeline_to_completion(
         lost = lost_steps(backend, ref, state)
         if lost is None:
             raise failed_step_error(backend, ref, state)
+        for step, run in lost.items():
+            logger.warning(
+                "pipeline run %s: step %s's run %s was lost to the platform; the step resumes "
+                "from its latest recovery checkpoint when the pipeline is submitted again",
+                ref, step, run,
+            )  # fmt: skip
         return resuming_steps(job, lost)  # earlier resumptions kept: those steps stay reusable
 
     attempts = resubmit_until_done(
