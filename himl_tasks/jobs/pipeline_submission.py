@@ -192,9 +192,23 @@ def resuming_steps(pipeline: PipelineSpec, lost: Mapping[str, RunRef]) -> Pipeli
 def resubmit_pipeline(backend: Backend, ref: RunRef) -> RunRef:
     """Submits an ended pipeline run's pipeline again, each step that did not complete resumed.
 
-    As `himl resubmit` does for a job: the pipeline is the one the run was submitted with
-    (`Backend.submitted_pipeline`); a step whose run ended without completing resumes from
-    that run's recovery checkpoint; the steps that completed are the backend's to reuse.
+    As `himl resubmit` does for a job: the pipeline is `pipeline_to_resubmit`'s; the steps
+    that completed are the backend's to reuse.
+
+    Raises:
+        InvalidInputError: The run is still going (cancel it first), or is not a pipeline run.
+        RunNotFoundError: No such run.
+        NotSupportedError: This backend does not run pipelines.
+    """
+    return backend.submit_pipeline(pipeline_to_resubmit(backend, ref))
+
+
+def pipeline_to_resubmit(backend: Backend, ref: RunRef) -> PipelineSpec:
+    """The pipeline an ended pipeline run was submitted with, its unfinished steps resuming.
+
+    The pipeline is `Backend.submitted_pipeline`'s; a step whose run ended without completing
+    (lost, failed or canceled) resumes from that run's recovery checkpoint, as `himl
+    resubmit` resumes a job.
 
     Raises:
         InvalidInputError: The run is still going (cancel it first), or is not a pipeline run.
@@ -204,7 +218,7 @@ def resubmit_pipeline(backend: Backend, ref: RunRef) -> RunRef:
     state = backend.get_state(ref)
     if not state.is_terminal:
         raise InvalidInputError(
-            f"not resubmitting pipeline run {ref}: it is still {state.status} (cancel it first)"
+            f"not resubmitting pipeline run {ref}: it is still {state.status.value} (cancel it first)"
         )
     pipeline = backend.submitted_pipeline(ref)
     ended = {
@@ -212,7 +226,7 @@ def resubmit_pipeline(backend: Backend, ref: RunRef) -> RunRef:
         for step in backend.pipeline_steps(ref)
         if step.run is not None and _did_not_complete(backend.get_state(step.run))
     }
-    return backend.submit_pipeline(resuming_steps(pipeline, ended))
+    return resuming_steps(pipeline, ended)
 
 
 def _did_not_complete(state: RunState) -> bool:
