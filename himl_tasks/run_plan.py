@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from himl_tasks.datasets import ResolvedDataset
 from himl_tasks.errors import InvalidInputError
@@ -55,3 +57,29 @@ class RunPlan:
         return dataclasses.replace(
             self, spec=dataclasses.replace(self.spec, resume_from=recovery_id)
         )
+
+
+def identity_fields(spec: JobSpec) -> dict[str, Any]:
+    """The spec's fields that make a job what it is, for an identity digest.
+
+    Every field but where the snapshot's folder is (its content counts, digested apart), the
+    display name, and datasets' `local_folder` (it serves the script outside a job); paths
+    inside the snapshot are relative to it, so the same project in another folder is the
+    same job.
+    """
+    fields = dataclasses.asdict(spec)
+    fields["snapshot_root"] = None
+    fields.pop("display_name")
+    for dataset in (*fields["input_datasets"], *fields["output_datasets"]):
+        dataset["local_folder"] = None
+    for name in ("entry_script", "conda_environment_file", "private_pip_wheel_path"):
+        if fields[name] is not None:
+            fields[name] = str(_relative(Path(fields[name]), spec.snapshot_root))
+    return fields
+
+
+def _relative(path: Path, root: Path) -> Path:
+    try:
+        return path.absolute().relative_to(root)
+    except ValueError:
+        return path

@@ -10,6 +10,7 @@ leftovers from a laptop run). The user's ignore files are read, never changed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -151,6 +152,25 @@ class Snapshot:
                 f"{relative} was selected for the job's snapshot from {self.root} and is gone "
                 "since: the folder changed after the job was planned; plan the job again"
             ) from None
+
+
+def snapshot_digest(snapshot: Snapshot) -> str:
+    """A digest of the snapshot's file names and contents (where its root is plays no part).
+
+    Raises:
+        InputPathNotFoundError: A file selected for the snapshot is gone since.
+    """
+    digest = hashlib.sha256()
+    for item in snapshot.files:
+        digest.update(item.relative.encode() + b"\0")
+        with (
+            snapshot.gone_since_selected(item.relative),
+            (snapshot.root / item.relative).open("rb") as source,
+        ):
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def entry_script_in_root(root: Path, script: Path) -> Path:

@@ -2,7 +2,9 @@
 
 Two submissions are the same job when their specs, the content of their snapshots and the
 versions of their input datasets are the same. A flow re-run after a crash uses this to find
-the run it already started, rather than submitting the job again.
+the run it already started, rather than submitting the job again. Its parts live below the
+backends (`run_plan.identity_fields`, `snapshot.snapshot_digest`), which read them too: a local
+pipeline's step is reused by an identity made of the same parts.
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
-from himl_tasks.job_spec import JobSpec
 from himl_tasks.pipelines import PipelineSpec
-from himl_tasks.run_plan import RunPlan
-from himl_tasks.snapshot import Snapshot
+from himl_tasks.run_plan import RunPlan, identity_fields
+from himl_tasks.snapshot import snapshot_digest
 from himl_tasks.sweeps import SweepSpec
 
 # A submission id is the prefix and 48 hex digits (192 bits): short enough for every backend's
@@ -40,7 +39,7 @@ def job_identity(plan: RunPlan, *, workspace: str = "") -> str:
     """
     digest = hashlib.sha256()
     digest.update(workspace.encode())
-    digest.update(json.dumps(_spec_fields(plan.spec), sort_keys=True, default=str).encode())
+    digest.update(json.dumps(identity_fields(plan.spec), sort_keys=True, default=str).encode())
     for resolved in plan.inputs:
         digest.update(f"\0input {resolved.name}:{resolved.version}".encode())
     digest.update(snapshot_digest(plan.snapshot).encode())
@@ -102,37 +101,3 @@ def pipeline_submission_identity(
         digest.update(f"\0step {step_fields}".encode())
         digest.update(job_identity(plans[step.name], workspace=workspace).encode())
     return PIPELINE_SUBMISSION_PREFIX + digest.hexdigest()[:_DIGITS]
-
-
-def snapshot_digest(snapshot: Snapshot) -> str:
-    """A digest of the snapshot's file names and contents."""
-    digest = hashlib.sha256()
-    for item in snapshot.files:
-        digest.update(item.relative.encode() + b"\0")
-        with (
-            snapshot.gone_since_selected(item.relative),
-            (snapshot.root / item.relative).open("rb") as source,
-        ):
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def _spec_fields(spec: JobSpec) -> dict[str, Any]:
-    fields = dataclasses.asdict(spec)
-    fields["snapshot_root"] = None  # the content counts, not where the folder is
-    fields.pop("display_name")
-    for dataset in (*fields["input_datasets"], *fields["output_datasets"]):
-        dataset["local_folder"] = None  # serves the script outside a job, not the job
-    for name in ("entry_script", "conda_environment_file", "private_pip_wheel_path"):
-        if fields[name] is not None:
-            fields[name] = str(_relative(Path(fields[name]), spec.snapshot_root))
-    return fields
-
-
-def _relative(path: Path, root: Path) -> Path:
-    try:
-        return path.absolute().relative_to(root)
-    except ValueError:
-        return path

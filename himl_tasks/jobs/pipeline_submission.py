@@ -218,7 +218,8 @@ def pipeline_to_resubmit(backend: Backend, ref: RunRef) -> PipelineSpec:
     state = backend.get_state(ref)
     if not state.is_terminal:
         raise InvalidInputError(
-            f"not resubmitting pipeline run {ref}: it is still {state.status.value} (cancel it first)"
+            f"not resubmitting pipeline run {ref}: it is still {state.status.value} (cancel it "
+            "first)"
         )
     pipeline = backend.submitted_pipeline(ref)
     ended = {

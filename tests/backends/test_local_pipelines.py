@@ -23,6 +23,7 @@ from himl_tasks.backends.local.pipeline_plan import (
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import ConfigurationError, InvalidInputError, NotSupportedError
 from himl_tasks.job_spec import JobSpec
+from himl_tasks.pipeline_runs import StepRun
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.runs import RunRef, RunStatus
 from tests.backends.conftest import write_script
@@ -245,7 +246,14 @@ def test_a_pipeline_plan_round_trips_through_json_and_another_format_is_refused(
     write_script(project, "train.py", TRAIN)
     inputs = [DatasetConfig("raw", version=3), DatasetConfig("features")]
     train = JobSpec(entry_script="train.py", snapshot_root=project, input_datasets=inputs)
-    plan = PipelinePlan(steps=(PlannedStep("train", train, ("preprocess",), "1"),))
+    pipeline = PipelineSpec(
+        "one_step",
+        [PipelineStep("train", train, allow_reuse=False)],
+        existing_datasets=["raw", "features"],
+    )
+    plan = PipelinePlan(
+        pipeline=pipeline, steps=(PlannedStep("train", train, ("preprocess",), "1", "d", False),)
+    )
 
     assert PipelinePlan.from_json(plan.to_json()) == plan
     fields = json.loads(plan.to_json())
@@ -253,7 +261,7 @@ def test_a_pipeline_plan_round_trips_through_json_and_another_format_is_refused(
     with pytest.raises(ConfigurationError, match="format version 0"):
         PipelinePlan.from_json(json.dumps(fields))
     with pytest.raises(ConfigurationError, match="pipeline's plan"):
-        PipelinePlan.from_json(json.dumps({"version": 1, "steps": [{"name": "x"}]}))
+        PipelinePlan.from_json(json.dumps({"version": 2, "steps": [{"name": "x"}]}))
 
 
 def test_the_pipeline_driver_cancels_its_steps_and_fails_at_its_deadline(
@@ -264,11 +272,15 @@ def test_the_pipeline_driver_cancels_its_steps_and_fails_at_its_deadline(
     write_script(project, "forever.py", "import time\ntime.sleep(600)\n")
     spec = JobSpec(entry_script="forever.py", snapshot_root=project)
     pipeline = backend.submit(spec)
+    two_steps = PipelineSpec(
+        "forever", [PipelineStep("first", spec), PipelineStep("second", spec, after=["first"])]
+    )
     plan = PipelinePlan(
+        pipeline=two_steps,
         steps=(
-            PlannedStep("first", spec, (), "0"),
-            PlannedStep("second", spec, ("first",), "1"),
-        )
+            PlannedStep("first", spec, (), "0", "d"),
+            PlannedStep("second", spec, ("first",), "1", "d"),
+        ),
     )
     plan_file = tmp_path / PIPELINE_PLAN_FILE
     plan_file.write_text(plan.to_json(), encoding="utf-8")
@@ -291,3 +303,80 @@ def test_the_pipeline_driver_cancels_its_steps_and_fails_at_its_deadline(
         assert backend.wait(steps[0], timeout=60).status is RunStatus.CANCELED
     finally:
         backend.cancel(pipeline)
+
+
+# ---- step reuse -----------------------------------------------------------------------------
+
+
+def separate_chain(
+    project: Path,
+    *,
+    preprocess: str = PREPROCESS,
+    train: str = TRAIN,
+    preprocess_args: tuple[str, ...] = (),
+    allow_reuse: tuple[bool, bool] = (True, True),
+    names: tuple[str, str] = ("preprocess", "train"),
+    pipeline: str = "preprocess-then-train",
+) -> PipelineSpec:
+    """`chain`, each step with a snapshot folder of its own: a change to one leaves the other's
+    snapshot as it was."""
+    write_script(project / "prep", "preprocess.py", preprocess)
+    write_script(project / "fit", "train.py", train)
+    prepare = JobSpec(
+        entry_script=project / "prep" / "preprocess.py", snapshot_root=project / "prep",
+        input_datasets=["raw"], output_datasets=["features"], args=list(preprocess_args),
+    )  # fmt: skip
+    fit = JobSpec(
+        entry_script=project / "fit" / "train.py", snapshot_root=project / "fit",
+        input_datasets=["features"],
+    )  # fmt: skip
+    return PipelineSpec(
+        pipeline,
+        [
+            PipelineStep(names[0], prepare, allow_reuse=allow_reuse[0]),
+            PipelineStep(names[1], fit, allow_reuse=allow_reuse[1]),
+        ],
+        existing_datasets=["raw"],
+    )
+
+
+def run_pipeline(backend: LocalBackend, spec: PipelineSpec) -> tuple[RunRef, list[StepRun]]:
+    """Submits the pipeline and waits for it to complete; returns it and its steps."""
+    pipeline = backend.submit_pipeline(spec)
+    assert backend.wait(pipeline, timeout=120).succeeded, log_of(backend, pipeline)
+    return pipeline, backend.pipeline_steps(pipeline)
+
+
+def ran(steps: list[StepRun]) -> list[str]:
+    """The steps that ran (rather than took an earlier run's outputs)."""
+    return [s.step for s in steps if s.run is not None and s.reused_from is None]
+
+
+def test_an_unchanged_pipeline_submitted_again_reuses_every_step(
+    backend: LocalBackend, project: Path
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    spec = separate_chain(project)
+    _, first_steps = run_pipeline(backend, spec)
+
+    again, steps = run_pipeline(backend, spec)
+
+    assert [s.step for s in steps] == ["preprocess", "train"]
+    assert [s.reused_from for s in steps] == [s.run for s in first_steps]
+    assert ran(first_steps) == ["preprocess", "train"] and ran(steps) == []
+    prep, train = (s.run for s in steps)
+    assert prep is not None and train is not None
+    assert backend.child_runs(again) == [prep, train]
+    assert [v["version"] for v in backend.dataset_versions("features")] == [1]  # none new
+    assert backend.run_outputs(prep) == backend.run_outputs(first_steps[0].run)  # type: ignore[arg-type]
+    assert backend.run_inputs(train) == backend.run_outputs(prep)
+    # A stand-in ran nothing: no process, Completed at once, saying whose outputs it has.
+    for step, earlier in zip(steps, first_steps, strict=True):
+        assert step.run is not None and earlier.run is not None
+        state = backend.get_state(step.run)
+        assert state.status is RunStatus.COMPLETED and state.exit_code is None
+        assert backend.attempts(step.run)[0]["status"] == "Completed"
+        assert backend.run_tags(step.run)["reused_from"] == earlier.run.recovery_id
+        assert earlier.run.run_id in log_of(backend, step.run)
+        assert backend.get_metrics(step.run) == []
+    assert "step train reused run" in log_of(backend, again)

@@ -44,6 +44,7 @@ from himl_tasks.backends.local.pipeline_plan import (
 )
 from himl_tasks.backends.local.registry import Registry, RunRow
 from himl_tasks.backends.local.run_page import rewrite_run_page, run_page_url
+from himl_tasks.backends.local.step_reuse import outputs_intact, step_identity
 from himl_tasks.backends.local.submitting_marks import (
     abandoned_run_folders,
     mark_submitting,
@@ -64,12 +65,14 @@ from himl_tasks.checkpoints import DEFAULT_CHECKPOINT_FOLDER, latest_recovery_ch
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ComputeNotFoundError,
+    ConfigurationError,
     DatasetNotFoundError,
     InvalidInputError,
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import RESUME_FROM
+from himl_tasks.pipeline_runs import StepRun
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -83,7 +86,7 @@ from himl_tasks.runs import (
     write_most_recent_run,
 )
 from himl_tasks.secret_reference import SecretReference, plain_values, secret_references
-from himl_tasks.snapshot import Snapshot
+from himl_tasks.snapshot import Snapshot, snapshot_digest
 from himl_tasks.storage import Datastore, LocalDatastore
 from himl_tasks.sweeps import SweepSpec, sample_trials
 
@@ -91,6 +94,12 @@ logger = logging.getLogger(__name__)
 
 # The tag naming a pipeline's step on the step's run.
 PIPELINE_STEP_TAG = "pipeline_step"
+# The tag naming the pipeline on a pipeline's run.
+PIPELINE_TAG = "pipeline"
+# The module a pipeline's run runs.
+PIPELINE_DRIVER = "himl_tasks.backends.local.pipeline_driver"
+# The tag, on a step's run that did not run, naming the earlier run whose outputs it took.
+REUSED_FROM_TAG = "reused_from"
 # The spec each run was submitted with, in its folder (for `submitted_spec`).
 SUBMITTED_SPEC_FILE = "job_spec.json"
 
@@ -235,19 +244,53 @@ class LocalBackend(Backend):
         self, plan: RunPlan, submission_id: str | None, parent_run_id: str | None = None
     ) -> RunRef:
         """Records the prepared job as a Queued run and starts it when its cluster has room."""
+        ref = self._record_run(plan, submission_id, parent_run_id)
+        assert ref is not None  # only a run standing in for another is ever refused
+        return ref
+
+    def _record_run(
+        self,
+        plan: RunPlan,
+        submission_id: str | None,
+        parent_run_id: str | None,
+        *,
+        step_identity: str | None = None,
+        reused_from: tuple[RunRow, int] | None = None,
+    ) -> RunRef | None:
+        """Records a run of the prepared job: Queued, or Completed at once standing in.
+
+        With `reused_from` (an earlier run, and how many dataset versions it registered) the
+        run is a pipeline step that takes that run's outputs: it gets a folder holding its job
+        spec and a log line saying so, and no process. It is recorded only if the earlier run
+        is still Completed with those versions (checked in the recording transaction);
+        otherwise nothing is left and None is returned.
+        """
         spec = plan.spec
         launch_plan = self._launch_plan(plan)
         compute = spec.compute or DEFAULT_CLUSTER
         resumed = self._row(self.get_run_ref(spec.resume_from)) if spec.resume_from else None
         run_id = f"{plan.experiment}_{int(time.time())}_{secrets.token_hex(4)}"
         run_dir = self.root / "runs" / run_id
+        tags = {"commandline": shlex.join(sys.argv), **spec.tags}
+        if reused_from is not None:
+            tags[REUSED_FROM_TAG] = self._ref(reused_from[0]).recovery_id
         self._remove_abandoned_run_folders()
         run_dir.mkdir(parents=True)
         # Says who is making this folder until its run is recorded: a submitter killed before
         # then leaves a folder that the next submission removes.
         mark_submitting(run_dir)
         try:
-            plan.snapshot.copy_to(run_dir / "snapshot")
+            if reused_from is None:
+                plan.snapshot.copy_to(run_dir / "snapshot")
+            else:
+                log = run_dir / "snapshot" / DRIVER_LOG
+                log.parent.mkdir(parents=True)
+                log.write_text(
+                    f"not run: run {tags[REUSED_FROM_TAG]} of the same step (the same job "
+                    "settings, snapshot and input versions) completed; its outputs are this "
+                    "step's\n",
+                    encoding="utf-8",
+                )
             (run_dir / SUBMITTED_SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
             if resumed is not None:
                 self._restore_recovery_checkpoint(resumed.run_dir, run_dir / "snapshot")
@@ -258,12 +301,16 @@ class LocalBackend(Backend):
                 display_name=spec.display_name or run_id,
                 compute=compute,
                 priority=spec.priority.value,
-                tags={"commandline": shlex.join(sys.argv), **spec.tags},
+                tags=tags,
                 parameters=_parameters(spec.args),
                 launch_plan=launch_plan,
                 run_dir=run_dir,
                 submission_id=submission_id,
                 submitter=this_launcher(),
+                step_identity=step_identity,
+                reused_from=None
+                if reused_from is None
+                else (reused_from[0].run_id, reused_from[1]),
             )
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -271,9 +318,11 @@ class LocalBackend(Backend):
         unmark_submitting(run_dir)
         if holder != run_id:  # the same submission, made at the same moment elsewhere, won
             shutil.rmtree(run_dir, ignore_errors=True)
-            return self._ref(self._look_after(self._row_of(holder)))
+            return None if holder is None else self._ref(self._look_after(self._row_of(holder)))
         # The run's link opens a page from the start, even while it waits in the queue.
         rewrite_run_page(self.registry, run_id, driver_log=DRIVER_LOG)
+        if reused_from is not None:
+            return self._ref(self._row_of(run_id))
         parent = self.registry.get_run(parent_run_id) if parent_run_id else None
         if parent is not None and (parent.cancel_requested or parent.status.is_terminal):
             # The parent was canceled while this child was being submitted: the cancel's
@@ -465,6 +514,13 @@ class LocalBackend(Backend):
         dependants are never started (they get no run), running steps go on to their end,
         and the pipeline ends Failed. Canceling the pipeline cancels its running steps.
 
+        A step that allows reuse and whose identity (its job's settings, its snapshot's
+        content and the exact versions it reads; see `step_reuse`) equals that of an earlier
+        Completed step run in this workspace, in any pipeline, does not run: its child run is
+        recorded Completed at once, tagged `reused_from` with that run, and its outputs are
+        that run's versions (no new version is made). Its dependants then read those
+        versions, so an unchanged pipeline submitted again reuses every step.
+
         Every step is checked before anything is written, then the inputs no step writes are
         resolved (a folder becomes version 1, as `submit` does) and every step reads those
         versions. Each step runs the snapshot selected now (a copy travels with the pipeline
@@ -511,10 +567,18 @@ class LocalBackend(Backend):
                 display_name=plan.spec.display_name or step.name,
                 tags={**plan.spec.tags, PIPELINE_STEP_TAG: step.name},
             )
-            upstream = pipeline.upstream(step.name)
-            planned.append(PlannedStep(step.name, spec, upstream, str(index)))
+            planned.append(
+                PlannedStep(
+                    step.name,
+                    spec,
+                    upstream=pipeline.upstream(step.name),
+                    snapshot_folder=str(index),
+                    snapshot_digest=snapshot_digest(plan.snapshot),
+                    allow_reuse=step.allow_reuse,
+                )
+            )
         with tempfile.TemporaryDirectory(prefix="himl-pipeline-") as folder:
-            pipeline_plan = PipelinePlan(steps=tuple(planned))
+            pipeline_plan = PipelinePlan(pipeline=pipeline, steps=tuple(planned))
             (Path(folder) / PIPELINE_PLAN_FILE).write_text(
                 pipeline_plan.to_json(), encoding="utf-8"
             )
@@ -523,13 +587,13 @@ class LocalBackend(Backend):
                 copy = Path(folder) / STEP_SNAPSHOTS_FOLDER / planned_step.snapshot_folder
                 plan.snapshot.copy_to(copy)
             driver = JobSpec(
-                module="himl_tasks.backends.local.pipeline_driver",
+                module=PIPELINE_DRIVER,
                 args=[PIPELINE_PLAN_FILE],
                 snapshot_root=folder,
                 experiment=experiment,
                 display_name=pipeline.display_name
                 or f"pipeline {pipeline.name} ({len(planned)} steps)",
-                tags={**pipeline.tags, "pipeline": pipeline.name},
+                tags={**pipeline.tags, PIPELINE_TAG: pipeline.name},
                 # The driver submits the steps, which read these from their submitter.
                 environment_variables={
                     name: SecretReference(name)
@@ -538,6 +602,97 @@ class LocalBackend(Backend):
                 },
             )
             return self.submit(driver, submission_id=submission_id)
+
+    def submit_step(
+        self,
+        step: PlannedStep,
+        spec: JobSpec,
+        *,
+        pipeline_run_id: str,
+    ) -> RunRef:
+        """Starts a pipeline's step as a child run, or records an earlier run standing in.
+
+        What the pipeline's driver calls for each step, once its upstream steps completed:
+        `spec` is the step's job with every input pinned to the version it reads. Idempotent:
+        the step's run is recorded under a submission id made of the pipeline run and the
+        step's name. When the step allows reuse, the earlier runs of its identity
+        (`step_reuse`) are tried, newest first; the first still standing in (Completed, its
+        output versions in the registry and their files in their datastore) gives the step a
+        Completed child run tagged `reused_from`. Otherwise the step runs, its run recorded
+        with its identity.
+
+        Raises:
+            HimlError: The step's job cannot be planned (e.g. its cluster was removed).
+        """
+        submission_id = f"pipeline {pipeline_run_id} step {step.name}"
+        found = self.find_submission(submission_id)
+        if found is not None:
+            return found
+        plan = self.plan(spec)
+        identity = step_identity(plan, step.snapshot_digest)
+        expected = tuple(config.name for config in spec.output_datasets)
+        for earlier in self.registry.reusable_runs(identity) if step.allow_reuse else []:
+            outputs = self.run_outputs(self._ref(earlier))
+            if not outputs_intact(outputs, expected, self.datastore):
+                continue
+            reused = self._record_run(
+                plan,
+                submission_id,
+                pipeline_run_id,
+                step_identity=identity,
+                reused_from=(earlier, len(outputs)),
+            )
+            if reused is not None:
+                return reused
+        ref = self._record_run(plan, submission_id, pipeline_run_id, step_identity=identity)
+        assert ref is not None  # only a run standing in for another is ever refused
+        return ref
+
+    def pipeline_steps(self, ref: RunRef) -> list[StepRun]:
+        """The steps of a pipeline run, in the pipeline's order, each with its run (if any).
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: The run is not a pipeline run.
+        """
+        pipeline = self.submitted_pipeline(ref)
+        runs: dict[str, RunRow] = {}
+        for child in self.registry.runs(parent_run_id=ref.run_id):
+            runs.setdefault(child.tags.get(PIPELINE_STEP_TAG, ""), child)
+        steps = []
+        for name in pipeline.order:
+            row = runs.get(name)
+            earlier = None if row is None or row.reused_from is None else row.reused_from
+            steps.append(
+                StepRun(
+                    name,
+                    None if row is None else self._ref(row),
+                    None if earlier is None else self._ref(self._row_of(earlier)),
+                )
+            )
+        return steps
+
+    def submitted_pipeline(self, ref: RunRef) -> PipelineSpec:
+        """The pipeline a pipeline run was submitted with, kept in the run's folder.
+
+        Raises:
+            RunNotFoundError: No such run.
+            InvalidInputError: The run is not a pipeline run, or its plan cannot be read.
+        """
+        row = self._row(ref)
+        if PIPELINE_DRIVER not in row.launch_plan.command:
+            raise InvalidInputError(
+                f"run '{ref}' is not a pipeline run: give the run that submit_pipeline "
+                "returned (a step's run is one of its child runs)"
+            )
+        path = row.run_dir / "snapshot" / PIPELINE_PLAN_FILE
+        try:
+            return PipelinePlan.from_json(path.read_text(encoding="utf-8")).pipeline
+        except (OSError, UnicodeDecodeError, ConfigurationError) as error:
+            raise InvalidInputError(
+                f"pipeline run '{ref}': its plan {path} cannot be read ({error}); it was "
+                "submitted by another version of himl-tasks, or its folder was changed"
+            ) from None
 
     def _command(self, spec: JobSpec, snapshot: Snapshot) -> list[str]:
         python = spec.python_executable or sys.executable
@@ -821,12 +976,42 @@ class LocalBackend(Backend):
         return True
 
     def run_outputs(self, ref: RunRef) -> list[ResolvedDataset]:
-        """The dataset versions the run registered (its output datasets), in order."""
-        run_id = self._row(ref).run_id
+        """The dataset versions the run registered (its output datasets), in order.
+
+        A pipeline step that took an earlier run's outputs instead of running has that run's.
+        """
+        row = self._row(ref)
+        run_id = row.reused_from or row.run_id
         return [
             ResolvedDataset(row["name"], int(row["version"]), row["datastore"], row["path"], run_id)
             for row in self.registry.datasets_created_by(run_id)
         ]
+
+    def run_inputs(self, ref: RunRef) -> list[ResolvedDataset]:
+        """The dataset versions the run read (its input datasets), in the order it names them.
+
+        They are the versions its launch plan pinned at submission, as the registry has them
+        (with the run that made each); a version removed from the registry since is given as
+        the launch plan recorded it, without its maker.
+
+        Raises:
+            RunNotFoundError: No such run.
+            ConfigurationError: The run was submitted by a version of himl-tasks whose launch
+                plans this one cannot read.
+        """
+        found = []
+        for read in self._row(ref).launch_plan.inputs:
+            row = self.registry.dataset_version(read.name, read.version)
+            found.append(
+                ResolvedDataset(
+                    read.name,
+                    read.version,
+                    read.datastore,
+                    read.path,
+                    None if row is None else row["created_by_run"],
+                )
+            )
+        return found
 
     def dataset_versions(self, name: str) -> list[dict[str, Any]]:
         """The versions of a dataset, oldest first: datastore, path, creating run, time."""

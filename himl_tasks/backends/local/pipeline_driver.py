@@ -6,7 +6,9 @@ input that an upstream step writes is pinned to the exact version that step regi
 "the latest". Once a step fails (or is canceled) no further step starts, as AzureML's
 pipelines do by default: its dependants are never started (they have no run), the steps
 already running go on to their end, and the pipeline fails. Canceling the pipeline cancels its
-running steps. It waits in the one polling loop (`watching.polls`), against the same deadline as
+running steps. A step that allows reuse may not run at all: `LocalBackend.submit_step` records
+an earlier run of the same step standing in (see `step_reuse`), and its dependants read that
+run's versions. It waits in the one polling loop (`watching.polls`), against the same deadline as
 a backend's `wait` (`DEADLINE_SECONDS`): steps still running then are canceled and it fails.
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from himl_tasks import job_variables
-from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.backend import REUSED_FROM_TAG, LocalBackend
 from himl_tasks.backends.local.pipeline_plan import (
     STEP_SNAPSHOTS_FOLDER,
     PipelinePlan,
@@ -72,16 +74,14 @@ def main(plan_file: str) -> int:
             pending.remove(step)
             spec = _step_job(step, snapshots, completed)
             try:
-                running[step.name] = backend.submit(
-                    spec,
-                    submission_id=f"pipeline {pipeline} step {step.name}",
-                    parent_run_id=pipeline,
-                )
+                running[step.name] = backend.submit_step(step, spec, pipeline_run_id=pipeline)
             except HimlError as error:
                 print(f"step {step.name} could not be submitted: {error}", flush=True)
                 stopped.append(step.name)
                 break
-            print(f"step {step.name} started: {running[step.name].run_id}", flush=True)
+            reused = backend.run_tags(running[step.name]).get(REUSED_FROM_TAG)
+            started = f"reused run {reused}" if reused else "started"
+            print(f"step {step.name} {started}: {running[step.name].run_id}", flush=True)
         if not running and (stopped or not pending):
             break
     else:

@@ -128,9 +128,14 @@ _ADDED_RUN_COLUMNS = {
     "submission_id": "TEXT",
     "launcher_pid": "INTEGER",
     "launcher_started": "TEXT",
+    # A pipeline step's identity (`step_reuse`), and for a step that took an earlier run's
+    # outputs instead of running, that run.
+    "step_identity": "TEXT",
+    "reused_from": "TEXT",
 }
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_submission ON runs (submission_id);
+CREATE INDEX IF NOT EXISTS runs_by_step_identity ON runs (step_identity);
 CREATE INDEX IF NOT EXISTS runs_by_compute_status ON runs (compute, status);
 """
 
@@ -164,6 +169,8 @@ class RunRow:
     created_at: float
     started_at: float | None
     ended_at: float | None
+    step_identity: str | None = None
+    reused_from: str | None = None
 
     @property
     def launch_plan(self) -> LaunchPlan:
@@ -274,7 +281,9 @@ class Registry:
         parent_run_id: str | None = None,
         submission_id: str | None = None,
         submitter: tuple[int, str] | None = None,
-    ) -> str:
+        step_identity: str | None = None,
+        reused_from: tuple[str, int] | None = None,
+    ) -> str | None:
         """Records a new run, Queued for a slot of its cluster, unless its submission has one.
 
         The check and the insert are one transaction, and `submission_id` is a unique column:
@@ -283,9 +292,15 @@ class Registry:
         `submitter` (pid, start marker) is recorded as the run's launcher until one claims
         it: the process holding the secrets the run's references name.
 
+        `step_identity` is the identity of the pipeline step the run is (see `step_reuse`).
+        `reused_from`, for a step that takes an earlier run's outputs instead of running, is
+        that run's id and how many dataset versions it registered: the run is recorded
+        Completed at once, never queued, if that run is still Completed with that many
+        versions, in the same transaction; otherwise nothing is recorded.
+
         Returns:
             The id of the run holding the submission: `run_id`, or the run recorded earlier
-            under `submission_id`.
+            under `submission_id`; None when the run `reused_from` names changed since.
         """
         now = time.time()
         with self.write() as db:
@@ -295,6 +310,8 @@ class Registry:
                 ).fetchone()
                 if found is not None:
                     return str(found["run_id"])
+            if reused_from is not None and not _still_reusable(db, *reused_from):
+                return None
             db.execute(
                 "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
                 (experiment, now),
@@ -302,8 +319,8 @@ class Registry:
             db.execute(
                 "INSERT INTO runs (run_id, experiment, display_name, parent_run_id, compute, "
                 "priority, status, tags, parameters, launch_plan, run_dir, created_at, "
-                "submission_id, launcher_pid, launcher_started) "
-                f"VALUES ({', '.join('?' * 15)})",
+                "submission_id, launcher_pid, launcher_started, step_identity, reused_from) "
+                f"VALUES ({', '.join('?' * 17)})",
                 (
                     run_id,
                     experiment,
@@ -319,6 +336,8 @@ class Registry:
                     now,
                     submission_id,
                     *(submitter or (None, None)),
+                    step_identity,
+                    None if reused_from is None else reused_from[0],
                 ),
             )
             db.execute(
@@ -327,7 +346,26 @@ class Registry:
             )
             _record_status(db, run_id, 1, RunStatus.NOT_STARTED, now)
             _record_status(db, run_id, 1, RunStatus.QUEUED, now)
+            if reused_from is not None:  # nothing to run: it ends as it is made
+                self.move(run_id, RunStatus.COMPLETED, within=db)
+                for table in ("runs", "attempts"):
+                    db.execute(
+                        f"UPDATE {table} SET started_at = ended_at WHERE run_id = ?", (run_id,)
+                    )
             return run_id
+
+    def reusable_runs(self, step_identity: str) -> list[RunRow]:
+        """The Completed runs of a pipeline step of that identity that ran, newest first.
+
+        Runs that took another run's outputs are left out: their outputs are that run's.
+        """
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT * FROM runs WHERE step_identity = ? AND status = ? AND reused_from IS "
+                "NULL ORDER BY seq DESC",
+                (step_identity, RunStatus.COMPLETED.value),
+            ).fetchall()
+        return [_run_row(row) for row in rows]
 
     def find_submission(self, submission_id: str) -> RunRow | None:
         """Returns the run recorded under a submission id, or None."""
@@ -781,6 +819,13 @@ class Registry:
                 (run_id,),
             ).fetchall()
 
+    def dataset_version(self, name: str, version: int) -> sqlite3.Row | None:
+        """Returns one version of a dataset, or None if the registry has no such version."""
+        with self.read() as db:
+            return db.execute(  # type: ignore[no-any-return]
+                "SELECT * FROM datasets WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+
     def dataset_names(self) -> list[str]:
         """Returns the names of all datasets."""
         with self.read() as db:
@@ -813,6 +858,16 @@ def _slots_held(db: sqlite3.Connection, compute: str) -> int:
             (compute, *[s.value for s in SLOT_HOLDING]),
         ).fetchone()[0]
     )
+
+
+def _still_reusable(db: sqlite3.Connection, run_id: str, outputs: int) -> bool:
+    """Whether the run is Completed and still has the dataset versions it registered."""
+    row = db.execute(
+        "SELECT (SELECT status FROM runs WHERE run_id = ?), "
+        "(SELECT COUNT(*) FROM datasets WHERE created_by_run = ?)",
+        (run_id, run_id),
+    ).fetchone()
+    return row[0] == RunStatus.COMPLETED.value and int(row[1]) == outputs
 
 
 def _record_status(
@@ -851,6 +906,8 @@ def _run_row(row: sqlite3.Row) -> RunRow:
         created_at=float(row["created_at"]),
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        step_identity=row["step_identity"],
+        reused_from=row["reused_from"],
     )
 
 
