@@ -204,7 +204,8 @@ def status(
 
 def _step_cells(step: dict[str, Any]) -> list[str]:
     """A step's row in the status table: its name where the experiment goes."""
-    reused = f"reused from {step['reused_from']}" if step["reused_from"] else ""
+    # The run id alone (the experiment is the pipeline's): the column stays narrow.
+    reused = f"reused from {step['reused_from'].split(':')[-1]}" if step["reused_from"] else ""
     return [
         f"  step {step['step']}",
         step["run_id"] or "-",

@@ -96,6 +96,18 @@ def test_resubmit_of_a_pipeline_run_resumes_its_lost_step(
     new = local.get_run_ref(new_id)
     assert local.wait(new, timeout=DEADLINE_SECONDS).succeeded
     assert new.run_id in {r.ref.run_id for r in local.list_runs() if r.parent_run_id is None}
-    train = {s.step: s.run for s in local.pipeline_steps(new)}["train"]
+    steps = {s.step: s for s in local.pipeline_steps(new)}
+    train = steps["train"].run
     assert train is not None and train != lost
     assert local.submitted_spec(train).resume_from == lost.recovery_id
+    # The completed step is reused: `himl status` says from which run.
+    prep = {s.step: s.run for s in local.pipeline_steps(ref)}["prep"]
+    assert prep is not None and steps["prep"].reused_from == prep
+    code, out, _ = himl(local, "status", new.run_id, "--json")
+    (row,) = json.loads(out)
+    assert [(step["step"], step["reused_from"]) for step in row["steps"]] == [
+        ("prep", prep.recovery_id),
+        ("train", None),
+    ]
+    code, out, _ = himl(local, "status", new.run_id)
+    assert f"reused from {prep.run_id}" in out

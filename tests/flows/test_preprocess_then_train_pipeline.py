@@ -67,3 +67,20 @@ def test_a_preempted_training_step_is_resumed_by_resubmitting_the_pipeline(
     assert [(d.name, d.version) for d in backend.run_outputs(preprocess)] == [
         (features[0], int(features[1]))
     ]
+    # The resubmitted pipeline reused the completed preprocessing step: no second version.
+    assert result["features_dataset"] == "digits_features:1"
+    assert steps["preprocess"].reused_from == preprocess
+    assert result["reused_runs"] == [result["preprocess_run"]]
+
+    # A flow re-run (after a crash, say) walks the same chain to the completed pipeline run.
+    again = preprocess_then_train(
+        workspace_block=block,
+        train_compute="spot",
+        low_priority=True,
+        epochs=EPOCHS,
+        retry_delay_seconds=0,
+        native_pipeline=True,
+        results_folder=str(tmp_path / "again"),
+    )
+    assert again["pipeline_run"] == result["pipeline_run"]
+    assert again["train_run"] == result["train_run"]

@@ -135,8 +135,11 @@ def test_a_lost_step_is_resumed_by_submitting_the_pipeline_again(
     assert backend.submitted_spec(resumed_ref).resume_from == lost
     assert backend.submitted_spec(backend.get_run_ref(lost)).resume_from == ""
     # The training step read the version its preprocessing step wrote, in the run that completed.
-    assert result.steps["train"].inputs == result.steps["prep"].outputs
-    assert list(result.steps["prep"].outputs) == ["features"]
+    assert result.steps["train"].inputs == result.steps["prep"].outputs == {"features": 1}
+    # The completed preprocessing step was reused by the backend, not run again.
+    (prep_run,) = result.steps["prep"].attempts
+    assert result.steps["prep"].reused_from == backend.get_run_ref(prep_run)
+    assert result.steps["prep"].source == result.steps["prep"].reused_from
     # A flow re-run after a crash walks the same chain to the completed pipeline run.
     assert submit_pipeline_once(backend, planned.pipeline, sid) == (result.run, True)
 
