@@ -38,8 +38,7 @@ def main(argv: Sequence[str] = ()) -> int:
         argv: `--native-pipeline` runs the native-pipeline deployment; anything else is
             handed to `prefect deployment run` (e.g. `--param epochs=4`).
     """
-    deployment = NATIVE_PIPELINE_DEPLOYMENT if NATIVE_PIPELINE_OPTION in argv else DEPLOYMENT
-    argv = [arg for arg in argv if arg != NATIVE_PIPELINE_OPTION]
+    deployment, argv = chosen_deployment(argv)
     state = Path(os.environ.get("HIML_STATE", PROJECT_ROOT / ".himl-state")).absolute()
     env = {**os.environ, "HIML_PROJECT_ROOT": str(PROJECT_ROOT), "PREFECT_CLI_PROMPT": "false"}
     with contextlib.ExitStack() as stack:
@@ -67,6 +66,12 @@ def main(argv: Sequence[str] = ()) -> int:
         run([sys.executable, "-m", "scripts.show_result"], env)
         return outcome.returncode
     return 1  # not reached: the block above returns
+
+
+def chosen_deployment(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """The deployment the demo runs, and the arguments left for `prefect deployment run`."""
+    deployment = NATIVE_PIPELINE_DEPLOYMENT if NATIVE_PIPELINE_OPTION in argv else DEPLOYMENT
+    return deployment, [arg for arg in argv if arg != NATIVE_PIPELINE_OPTION]
 
 
 def local_server_settings(state: Path) -> dict[str, str]:
