@@ -103,7 +103,7 @@ def run_pipeline_to_completion(
     def resumed(job: PipelineSpec, ref: RunRef, state: RunState) -> PipelineSpec | None:
         lost = lost_steps(backend, ref, state)
         if lost is None:
-            raise failed_step_error(backend, ref, state)
+            return None
         for step, run in lost.items():
             logger.warning(
                 "pipeline run %s: step %s's run %s was lost to the platform; the step resumes "
@@ -119,6 +119,7 @@ def run_pipeline_to_completion(
         resumed=resumed,
         policy=policy or ResubmitPolicy(),
         sleep=sleep,
+        failure=lambda ref, state: failed_step_error(backend, ref, state),
     )
     ref, state = attempts[-1]
     every = [backend.pipeline_steps(earlier) for earlier, _ in attempts]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.errors import InvalidInputError, JobFailedError
+from himl_tasks.errors import HimlError, InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number
 from himl_tasks.run_plan import RunPlan
@@ -141,6 +141,7 @@ def resubmit_until_done(
     resumed: Callable[[Job, RunRef, RunState], Job | None],
     policy: ResubmitPolicy,
     sleep: Callable[[float], None] = time.sleep,
+    failure: Callable[[RunRef, RunState], HimlError] = lambda ref, state: JobFailedError(state),
 ) -> list[tuple[RunRef, RunState]]:
     """The one resubmission loop: submit, watch, and submit again what the platform lost.
 
@@ -151,17 +152,19 @@ def resubmit_until_done(
         job: What is submitted (a spec, a plan, a pipeline).
         submit: Submits it, returning its run (it may find an earlier identical run).
         watch: Watches a run to its final state.
-        resumed: For a run that did not complete: what to submit next, resuming it, or None
-            when submitting again would not help (a user error, a cancellation). It may
-            raise its own `JobFailedError` naming what failed.
+        resumed: For a run that did not complete, while resubmissions are left: what to
+            submit next, resuming it, or None when submitting again would not help (a user
+            error, a cancellation).
         policy: How many resubmissions, and the pauses before them.
         sleep: How to pause between attempts.
+        failure: The error for a run that did not complete and is not submitted again
+            (default: `JobFailedError` of its state).
 
     Returns:
         Every attempt's run and final state, first to last; the last one completed.
 
     Raises:
-        JobFailedError: For a run `resumed` gives up on, or one lost past the retries.
+        HimlError: `failure`'s, for a run `resumed` gives up on, or one lost past the retries.
     """
     attempts: list[tuple[RunRef, RunState]] = []
     for attempt in range(policy.max_retries + 1):
@@ -170,9 +173,9 @@ def resubmit_until_done(
         attempts.append((ref, state))
         if state.succeeded:
             return attempts
-        again = resumed(job, ref, state)
-        if again is None or attempt == policy.max_retries:
-            raise JobFailedError(state)
+        again = None if attempt == policy.max_retries else resumed(job, ref, state)
+        if again is None:
+            raise failure(ref, state)
         delay = policy.delay(attempt + 1)
         logger.warning(
             "run %s ended %s (%s); submitting it again in %.0f s, resuming what was lost "

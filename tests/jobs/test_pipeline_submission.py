@@ -204,3 +204,24 @@ def test_resubmit_pipeline_refuses_a_pipeline_run_still_going(harness: LocalHarn
     with pytest.raises(InvalidInputError, match="still .*cancel it first"):
         resubmit_pipeline(backend, ref)
     backend.cancel(ref)
+
+
+def test_a_step_lost_past_the_retries_fails_with_the_lost_step_s_state(
+    harness: LocalHarness, tmp_path: Path
+) -> None:
+    backend = harness.backend
+    planned, sid = identity(backend, lost_once_chain(harness, tmp_path))
+
+    with pytest.raises(JobFailedError, match=r"ended Failed \(preempted\)") as failed:
+        run_pipeline_to_completion(
+            backend,
+            planned.pipeline,
+            submit=lambda pipeline: submit_pipeline_once(backend, pipeline, sid)[0],
+            watch=lambda ref: backend.wait(ref, timeout=DEADLINE_SECONDS),
+            policy=ResubmitPolicy(max_retries=0),
+        )
+
+    pipeline_run = backend.find_submission(sid)
+    assert pipeline_run is not None and backend.find_submission(f"{sid}.2") is None
+    train = {s.step: s.run for s in backend.pipeline_steps(pipeline_run)}["train"]
+    assert getattr(failed.value.state, "ref", None) == train
