@@ -418,10 +418,15 @@ def _lineage(result: dict[str, Any], preprocess_url: str, train_url: str) -> str
             f"Test accuracy: **{accuracy:.4f}**" if accuracy is not None else "",
             f"Training attempts: {', '.join(result['train_attempts'])}",
             (
+                f"Run as one native pipeline: pipeline run {result['pipeline_run']}."
+                if result["pipeline_run"]
+                else "Chained by Prefect: two jobs."
+            ),
+            (
                 "Found, not submitted again (same code, data and settings): "
                 + ", ".join(result["reused_runs"])
                 if result["reused_runs"]
-                else "Both jobs were submitted by this flow run."
+                else "Both jobs ran for this flow run."
             ),
         ]
     )

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.preprocess_then_train import preprocess_then_train
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+
+from flows.preprocess_then_train import RESULT_ARTIFACT, preprocess_then_train
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
 from himl_tasks.runs import FailureKind, RunStatus
@@ -83,4 +87,11 @@ def test_a_preempted_training_step_is_resumed_by_resubmitting_the_pipeline(
         results_folder=str(tmp_path / "again"),
     )
     assert again["pipeline_run"] == result["pipeline_run"]
+    with get_client(sync_client=True) as client:
+        (shown, *_) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[RESULT_ARTIFACT])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert f"Run as one native pipeline: pipeline run {result['pipeline_run']}." in str(shown.data)
     assert again["train_run"] == result["train_run"]
