@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from himl_tasks import job_variables
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.local import backend as backend_module
 from himl_tasks.backends.local import pipeline_driver
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.launcher import default_cluster_limit
 from himl_tasks.backends.local.pipeline_plan import (
     PIPELINE_PLAN_FILE,
     STEP_SNAPSHOTS_FOLDER,
@@ -380,3 +385,321 @@ def test_an_unchanged_pipeline_submitted_again_reuses_every_step(
         assert earlier.run.run_id in log_of(backend, step.run)
         assert backend.get_metrics(step.run) == []
     assert "step train reused run" in log_of(backend, again)
+
+
+def _changed_arguments(backend: LocalBackend, project: Path) -> PipelineSpec:
+    return separate_chain(project, preprocess_args=("--lower",))
+
+
+def _changed_snapshot(backend: LocalBackend, project: Path) -> PipelineSpec:
+    spec = separate_chain(project)
+    write_script(project / "prep", "helper.py", "SCALE = 2\n")  # not the script: its folder
+    return spec
+
+
+def _new_input_version(backend: LocalBackend, project: Path) -> PipelineSpec:
+    put_dataset(backend, "raw", "xyz")
+    return separate_chain(project)
+
+
+def _changed_train_script(backend: LocalBackend, project: Path) -> PipelineSpec:
+    return separate_chain(project, train=TRAIN + "    print('a new line')\n")
+
+
+def _changes_outside_the_identity(backend: LocalBackend, project: Path) -> PipelineSpec:
+    # Another pipeline, in another experiment, its steps under other names, with other
+    # display names and tags, runs the same jobs in a copy of the project elsewhere.
+    copy = project.parent / "elsewhere"
+    spec = separate_chain(copy, names=("prepare", "fit"), pipeline="another")
+    return PipelineSpec(
+        spec.name,
+        [
+            PipelineStep(
+                s.name,
+                dataclasses.replace(s.job, display_name=f"the {s.name}", tags={"who": "me"}),
+            )
+            for s in spec.steps
+        ],
+        existing_datasets=["raw"],
+        experiment="elsewhere",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "runs_again"),
+    [
+        (_changed_arguments, ["preprocess", "train"]),
+        (_changed_snapshot, ["preprocess", "train"]),
+        (_new_input_version, ["preprocess", "train"]),
+        (_changed_train_script, ["train"]),
+        (_changes_outside_the_identity, []),
+    ],
+)
+def test_each_part_of_a_steps_identity_decides_its_reuse(
+    backend: LocalBackend,
+    project: Path,
+    change: Callable[[LocalBackend, Path], PipelineSpec],
+    runs_again: list[str],
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    _, first = run_pipeline(backend, separate_chain(project))
+
+    _, steps = run_pipeline(backend, change(backend, project))
+
+    assert [s.run is not None for s in steps] == [True, True]
+    positions = {"preprocess": 0, "train": 1}
+    assert [s.step for s in steps if s.reused_from is None] == [
+        steps[positions[name]].step for name in runs_again
+    ]
+    for step, earlier in zip(steps, first, strict=True):
+        assert step.reused_from in (None, earlier.run)
+    made = 1 + ("preprocess" in runs_again)
+    assert [v["version"] for v in backend.dataset_versions("features")] == list(range(1, made + 1))
+    prep, train = (s.run for s in steps)
+    assert prep is not None and train is not None
+    assert backend.run_inputs(train) == backend.run_outputs(prep)
+
+
+@pytest.mark.parametrize(
+    ("allow_reuse", "runs_again"),
+    [((False, True), ["preprocess", "train"]), ((True, False), ["train"])],
+)
+def test_a_step_that_does_not_allow_reuse_always_runs(
+    backend: LocalBackend,
+    project: Path,
+    allow_reuse: tuple[bool, bool],
+    runs_again: list[str],
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    spec = separate_chain(project, allow_reuse=allow_reuse)
+    run_pipeline(backend, spec)
+
+    _, steps = run_pipeline(backend, spec)
+
+    assert ran(steps) == runs_again
+    prep, train = (s.run for s in steps)
+    assert prep is not None and train is not None
+    assert backend.run_inputs(train) == backend.run_outputs(prep)
+    # A preprocess that ran again made version 2; train, which read version 1 again, ran
+    # again all the same, and made nothing.
+    made = len(backend.dataset_versions("features"))
+    assert made == (2 if "preprocess" in runs_again else 1)
+
+
+def _remove_files(backend: LocalBackend, written: ResolvedDataset) -> None:
+    backend.datastore(written.datastore).delete(f"{written.path}/")
+
+
+def _remove_registration(backend: LocalBackend, written: ResolvedDataset) -> None:
+    with backend.registry.write() as db:
+        db.execute(
+            "DELETE FROM datasets WHERE name = ? AND version = ?", (written.name, written.version)
+        )
+
+
+def _change_a_file(backend: LocalBackend, written: ResolvedDataset) -> None:
+    changed = backend.root.parent / "changed"
+    changed.mkdir()
+    (changed / "a.txt").write_text("ABD")  # the same size, other bytes
+    backend.datastore(written.datastore).upload_folder(changed, written.path, overwrite=True)
+
+
+def _add_a_file(backend: LocalBackend, written: ResolvedDataset) -> None:
+    added = backend.root.parent / "added"
+    added.mkdir()
+    (added / "b.txt").write_text("more")
+    backend.datastore(written.datastore).upload_folder(added, written.path)
+
+
+@pytest.mark.parametrize(
+    "remove", [_remove_files, _remove_registration, _change_a_file, _add_a_file]
+)
+def test_a_step_whose_earlier_output_version_was_removed_or_damaged_runs_again(
+    backend: LocalBackend, project: Path, remove: Callable[[LocalBackend, ResolvedDataset], None]
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    spec = separate_chain(project)
+    _, first = run_pipeline(backend, spec)
+    assert first[0].run is not None
+    [written] = backend.run_outputs(first[0].run)
+    remove(backend, written)
+
+    _, steps = run_pipeline(backend, spec)
+
+    assert ran(steps) == ["preprocess", "train"]  # train reads the new version
+    prep, train = (s.run for s in steps)
+    assert prep is not None and train is not None
+    [rewritten] = backend.run_outputs(prep)
+    assert rewritten.path != written.path and backend.run_inputs(train) == [rewritten]
+    assert "train read ABC" in log_of(backend, train)
+
+
+def test_the_newest_earlier_run_still_whole_stands_in(backend: LocalBackend, project: Path) -> None:
+    put_dataset(backend, "raw", "abc")
+    runs_every_time = separate_chain(project, allow_reuse=(False, False))
+    _, oldest = run_pipeline(backend, runs_every_time)
+    _, newer = run_pipeline(backend, runs_every_time)
+    _, newest = run_pipeline(backend, runs_every_time)
+    assert newest[0].run is not None
+    [gone] = backend.run_outputs(newest[0].run)
+    _remove_files(backend, gone)
+
+    _, steps = run_pipeline(backend, separate_chain(project))
+
+    assert [s.reused_from for s in steps] == [newer[0].run, newer[1].run]
+    assert oldest[0].run not in [s.reused_from for s in steps]
+    assert len(backend.dataset_versions("features")) == 3
+
+
+FLAKY_TRAIN = """\
+    import pathlib, sys, time
+    from himl_tasks.runtime import get_run_info
+    print("train read", (get_run_info().input_datasets[0] / "a.txt").read_text(), flush=True)
+    flag = pathlib.Path({flag!r})
+    if flag.read_text() == "fail":
+        sys.exit(1)
+    if flag.read_text() == "hang":
+        time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("outcome", ["fail", "hang"])
+def test_a_step_whose_earlier_run_failed_or_was_canceled_runs_again(
+    backend: LocalBackend, project: Path, tmp_path: Path, outcome: str
+) -> None:
+    # The step reads a file outside its snapshot: its identity is the same each time.
+    flag = tmp_path / "flag"
+    flag.write_text(outcome)
+    put_dataset(backend, "raw", "abc")
+    spec = separate_chain(project, train=FLAKY_TRAIN.format(flag=str(flag)))
+    pipeline = backend.submit_pipeline(spec)
+    if outcome == "hang":
+        deadline = time.monotonic() + 60
+        while "train read" not in log_of(
+            backend, steps_of(backend, pipeline).get("train", pipeline)
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        backend.cancel(pipeline)
+    assert backend.wait(pipeline, timeout=120).status in (RunStatus.FAILED, RunStatus.CANCELED)
+    [_, stopped] = backend.pipeline_steps(pipeline)
+    assert stopped.run is not None and not backend.get_state(stopped.run).succeeded
+    flag.write_text("pass")
+
+    _, steps = run_pipeline(backend, spec)
+
+    assert ran(steps) == ["train"]  # preprocess completed the first time: it is reused
+
+
+def test_pipelines_racing_each_read_a_consistent_chain(
+    backend: LocalBackend, project: Path
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    slow = PREPROCESS + "    import time\n    time.sleep(1.5)\n"
+    spec = separate_chain(project, preprocess=slow)
+
+    racing = [backend.submit_pipeline(spec), backend.submit_pipeline(spec)]
+    assert all(backend.wait(p, timeout=120).succeeded for p in racing)
+    later, steps = run_pipeline(backend, spec)
+
+    # Neither saw the other's step complete, so both ran it; each train read what its own
+    # preprocess wrote, and the later pipeline reused one whole chain, never half of each.
+    for pipeline in [*racing, later]:
+        prep, train = backend.pipeline_steps(pipeline)
+        assert prep.run is not None and train.run is not None
+        assert backend.run_inputs(train.run) == backend.run_outputs(prep.run)
+    assert [ran(backend.pipeline_steps(p)) for p in racing] == [["preprocess", "train"]] * 2
+    assert ran(steps) == []
+    prep, train = steps
+    assert prep.reused_from is not None and train.reused_from is not None
+    assert backend.run_inputs(train.reused_from) == backend.run_outputs(prep.reused_from)
+    assert len(backend.dataset_versions("features")) == 2
+
+
+def test_an_earlier_run_whose_version_goes_while_it_is_taken_does_not_stand_in(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registry is read again in the transaction that records the stand-in: a version
+    # removed after the checks (by hand, by another process) leaves the step to run.
+    put_dataset(backend, "raw", "abc")
+    first, _ = run_pipeline(backend, separate_chain(project))
+    plan = PipelinePlan.from_json(
+        (backend._row(first).run_dir / "snapshot" / PIPELINE_PLAN_FILE).read_text()
+    )
+    step = plan.steps[0]
+    checked = backend_module.outputs_intact
+    approved: list[bool] = []
+
+    def removed_right_after_the_check(
+        outputs: list[tuple[ResolvedDataset, str | None]], *args: Any
+    ) -> bool:
+        whole = checked(outputs, *args)
+        approved.append(whole)
+        for written, _ in outputs:
+            _remove_registration(backend, written)
+        return whole
+
+    monkeypatch.setattr(backend_module, "outputs_intact", removed_right_after_the_check)
+    write_script(project, "wait.py", "import time\ntime.sleep(30)\n")
+    parent = backend.submit(JobSpec(entry_script="wait.py", snapshot_root=project))
+    try:
+        ref = backend.submit_step(step, step.spec, pipeline_run_id=parent.run_id)
+        assert approved == [True]  # the earlier run passed the checks, then lost its version
+        assert backend.run_tags(ref).get("reused_from") is None
+        assert backend._row(ref).reused_from is None
+        assert backend.wait(ref, timeout=120).succeeded
+        assert backend.submit_step(step, step.spec, pipeline_run_id=parent.run_id) == ref
+    finally:
+        backend.cancel(parent)
+
+
+def test_run_inputs_are_the_versions_any_run_read(backend: LocalBackend, project: Path) -> None:
+    put_dataset(backend, "raw", "abc")
+    put_dataset(backend, "raw", "def")
+    write_script(project, "read.py", TRAIN.replace("features", "raw"))
+    reader = JobSpec(
+        entry_script="read.py",
+        snapshot_root=project,
+        input_datasets=[DatasetConfig("raw", version=1)],
+    )
+    alone = JobSpec(entry_script="read.py", snapshot_root=project)
+
+    read, nothing = backend.submit(reader), backend.submit(alone)
+
+    [first] = [v for v in backend.dataset_versions("raw") if v["version"] == 1]
+    assert backend.run_inputs(read) == [
+        ResolvedDataset("raw", 1, first["datastore"], first["path"], None)
+    ]
+    assert backend.run_inputs(nothing) == []
+    for ref in (read, nothing):
+        backend.wait(ref, timeout=120)
+        with pytest.raises(InvalidInputError, match="not a pipeline run"):
+            backend.pipeline_steps(ref)
+        with pytest.raises(InvalidInputError, match="not a pipeline run"):
+            backend.submitted_pipeline(ref)
+
+
+def test_pipelines_submitted_together_never_hold_the_slots_their_steps_need(
+    backend: LocalBackend, project: Path
+) -> None:
+    # As many pipelines as the default cluster has slots: drivers holding those slots would
+    # leave their steps queued for ever.
+    slots = default_cluster_limit()
+    if slots > 4:
+        pytest.skip(f"would run {slots} pipelines at once on this machine")
+    write_script(project, "step.py", "import time\ntime.sleep(0.5)\n")
+    spec = PipelineSpec(
+        "one_step",
+        [PipelineStep("only", JobSpec(entry_script="step.py", snapshot_root=project),
+                      allow_reuse=False)],
+    )  # fmt: skip
+
+    pipelines = [backend.submit_pipeline(spec) for _ in range(slots)]
+
+    try:
+        assert all(backend.wait(p, timeout=60).succeeded for p in pipelines)
+    finally:
+        for pipeline in pipelines:
+            backend.cancel(pipeline)
+    with pytest.raises(InvalidInputError, match="local-drivers"):  # the drivers' own
+        backend.create_compute_cluster("local-drivers", max_concurrent_runs=1)

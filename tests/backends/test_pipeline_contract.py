@@ -15,8 +15,6 @@ from himl_tasks.testing.pipeline_contract import PipelineContract
 from tests.backends.test_backend_contract import local_harness
 
 
-# Until the local backend's pipeline_steps, run_inputs and step reuse land (issue 16).
-@pytest.mark.xfail(reason="local pipeline primitives are being written", strict=False)
 class TestLocalPipelines(PipelineContract):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[BackendHarness]:

@@ -23,6 +23,8 @@ from himl_tasks.backends.base import Backend, check_run_id_argument, spec_of
 from himl_tasks.backends.dataset_folders import link_dataset
 from himl_tasks.backends.local.clusters import (
     DEFAULT_CLUSTER,
+    DRIVER_CLUSTER,
+    MAX_CONCURRENT_RUNS,
     Preemption,
     check_cluster_settings,
 )
@@ -111,7 +113,8 @@ class LocalBackend(Backend):
     `compute_clusters` (a cluster is a limit on runs at once, with optional preemption),
     `register_datastore` (the settings of a `datastores.toml` entry, not AzureML's
     arguments), `status_history`, `attempts` and `dataset_versions` (what its registry
-    keeps), and two keyword arguments: `submit(parent_run_id=...)` and
+    keeps), `submit_step` (what a pipeline's driver calls for each step: run it, or record
+    an earlier run standing in), and two keyword arguments: `submit(parent_run_id=...)` and
     `submit_sweep(seed=...)`.
 
     Args:
@@ -508,7 +511,8 @@ class LocalBackend(Backend):
         """Runs a pipeline: a run whose steps are its child runs, each started in its turn.
 
         The pipeline run is a small driver process (`himl_tasks.backends.local.pipeline_driver`)
-        on the default cluster. It starts a step once every step it depends on completed, on
+        on the drivers' cluster (`DRIVER_CLUSTER`, no limit: a driver waiting for its steps
+        never holds a slot they need). It starts a step once every step it depends on completed, on
         the step's own cluster; an input that an upstream step writes is the exact version
         that step registered. Once a step fails or is canceled, no further step starts: its
         dependants are never started (they get no run), running steps go on to their end,
@@ -590,6 +594,7 @@ class LocalBackend(Backend):
                 module=PIPELINE_DRIVER,
                 args=[PIPELINE_PLAN_FILE],
                 snapshot_root=folder,
+                compute=DRIVER_CLUSTER,
                 experiment=experiment,
                 display_name=pipeline.display_name
                 or f"pipeline {pipeline.name} ({len(planned)} steps)",
@@ -632,7 +637,7 @@ class LocalBackend(Backend):
         identity = step_identity(plan, step.snapshot_digest)
         expected = tuple(config.name for config in spec.output_datasets)
         for earlier in self.registry.reusable_runs(identity) if step.allow_reuse else []:
-            outputs = self.run_outputs(self._ref(earlier))
+            outputs = self._recorded_outputs(earlier.run_id)
             if not outputs_intact(outputs, expected, self.datastore):
                 continue
             reused = self._record_run(
@@ -715,6 +720,8 @@ class LocalBackend(Backend):
     def _cluster(self, compute: str) -> tuple[int, dict[str, Any] | None]:
         if compute == DEFAULT_CLUSTER:
             return default_cluster_limit(), None  # not in the registry: no read needed
+        if compute == DRIVER_CLUSTER:
+            return MAX_CONCURRENT_RUNS, None
         clusters = self.registry.clusters()
         if compute not in clusters:
             known = ", ".join(sorted([DEFAULT_CLUSTER, *clusters]))
@@ -981,9 +988,17 @@ class LocalBackend(Backend):
         A pipeline step that took an earlier run's outputs instead of running has that run's.
         """
         row = self._row(ref)
-        run_id = row.reused_from or row.run_id
+        return [output for output, _ in self._recorded_outputs(row.reused_from or row.run_id)]
+
+    def _recorded_outputs(self, run_id: str) -> list[tuple[ResolvedDataset, str | None]]:
+        """The versions the run registered, each with the digest of its files (if recorded)."""
         return [
-            ResolvedDataset(row["name"], int(row["version"]), row["datastore"], row["path"], run_id)
+            (
+                ResolvedDataset(
+                    row["name"], int(row["version"]), row["datastore"], row["path"], run_id
+                ),
+                row["content_digest"],
+            )
             for row in self.registry.datasets_created_by(run_id)
         ]
 

@@ -12,6 +12,10 @@ from himl_tasks.number_checks import is_seconds, is_whole_number
 DEFAULT_CLUSTER = "local"
 # More runs at once than any machine holds; the registry stores the limit as an integer.
 MAX_CONCURRENT_RUNS = 1_000_000
+# The cluster a pipeline's run (its driver) runs on, without a limit. A driver only waits
+# for its steps: on its steps' cluster, pipelines submitted together would hold every slot
+# and wait for ever for steps that can never start. It always exists.
+DRIVER_CLUSTER = "local-drivers"
 
 
 class PreemptionMode(enum.StrEnum):
@@ -109,10 +113,11 @@ def check_cluster_settings(name: object, max_concurrent_runs: object, preemption
         InvalidInputError: For an empty or reserved name, a limit that is not a whole number
             from 1 to `MAX_CONCURRENT_RUNS`, or a preemption that is not a `Preemption`.
     """
-    if not isinstance(name, str) or not name.strip() or name == DEFAULT_CLUSTER:
+    if not isinstance(name, str) or not name.strip() or name in (DEFAULT_CLUSTER, DRIVER_CLUSTER):
         raise InvalidInputError(
             f"{name!r} cannot name a compute cluster: give a non-empty name other than "
-            f"'{DEFAULT_CLUSTER}' (the default cluster, which always exists)"
+            f"'{DEFAULT_CLUSTER}' (the default cluster) and '{DRIVER_CLUSTER}' (where "
+            "pipelines' runs run), which always exist"
         )
     if not is_whole_number(max_concurrent_runs):
         raise InvalidInputError(

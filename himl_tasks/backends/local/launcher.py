@@ -21,7 +21,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from himl_tasks.backends.local.clusters import DEFAULT_CLUSTER
+from himl_tasks.backends.local.clusters import (
+    DEFAULT_CLUSTER,
+    DRIVER_CLUSTER,
+    MAX_CONCURRENT_RUNS,
+)
 from himl_tasks.backends.local.processes import INHERITED_VARIABLES, process_start_marker
 from himl_tasks.backends.local.registry import Registry
 from himl_tasks.runs import FailureKind, RunStatus
@@ -52,6 +56,8 @@ def cluster_limit(registry: Registry, compute: str) -> int:
     """The cluster's limit on runs at once, as it is now."""
     if compute == DEFAULT_CLUSTER:
         return default_cluster_limit()
+    if compute == DRIVER_CLUSTER:
+        return MAX_CONCURRENT_RUNS
     found = registry.clusters().get(compute)
     return found[0] if found is not None else 1
 

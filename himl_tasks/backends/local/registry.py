@@ -133,6 +133,9 @@ _ADDED_RUN_COLUMNS = {
     "step_identity": "TEXT",
     "reused_from": "TEXT",
 }
+# The same for the datasets table: a version a run made records a digest of its files (its
+# listing's names, sizes and MD5s), so a version damaged since is not taken for it.
+_ADDED_DATASET_COLUMNS = {"content_digest": "TEXT"}
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_submission ON runs (submission_id);
 CREATE INDEX IF NOT EXISTS runs_by_step_identity ON runs (step_identity);
@@ -225,6 +228,10 @@ class Registry:
                 for column, kind in _ADDED_RUN_COLUMNS.items():
                     if column not in known:
                         db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                known = {row["name"] for row in db.execute("PRAGMA table_info(datasets)")}
+                for column, kind in _ADDED_DATASET_COLUMNS.items():
+                    if column not in known:
+                        db.execute(f"ALTER TABLE datasets ADD COLUMN {column} {kind}")
                 db.executescript(_INDEXES)
             _READY.add(self.path)
 
@@ -776,21 +783,22 @@ class Registry:
             )
             return int(version)
 
-    def add_run_outputs(self, outputs: list[tuple[str, str, str]], run_id: str) -> None:
-        """Registers the next version of each (dataset, datastore, path) a run made: all or none.
+    def add_run_outputs(self, outputs: list[tuple[str, str, str, str | None]], run_id: str) -> None:
+        """Registers the next version of each output a run made: all or none.
 
-        One transaction: a process killed midway registers none of them, never some.
+        Each output is (dataset, datastore, path, digest of its files or None). One
+        transaction: a process killed midway registers none of them, never some.
         """
         with self.write() as db:
             now = time.time()
-            for name, datastore, path in outputs:
+            for name, datastore, path, digest in outputs:
                 latest = db.execute(
                     "SELECT MAX(version) FROM datasets WHERE name = ?", (name,)
                 ).fetchone()[0]
                 db.execute(
                     "INSERT INTO datasets (name, version, datastore, path, created_by_run, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, (latest or 0) + 1, datastore, path, run_id, now),
+                    "created_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (name, (latest or 0) + 1, datastore, path, run_id, now, digest),
                 )
 
     def dataset_versions(self, name: str) -> list[sqlite3.Row]:

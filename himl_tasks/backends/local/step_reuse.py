@@ -10,14 +10,15 @@ parts as a job's identity (`himl_tasks.jobs.identity`):
   its experiment, which change nothing it computes; nor the step's name, so a step renamed,
   or the same job in another pipeline, is the same step);
 - its snapshot's content (`snapshot.snapshot_digest`, taken when the pipeline is submitted);
-- the exact version of each dataset it reads, an upstream step's output included: a step
-  downstream of a step that ran again reads a new version, so it runs again too.
+- the exact version of each dataset it reads (its number, datastore and folder), an upstream
+  step's output included: a step downstream of a step that ran again reads a new version, so
+  it runs again too.
 
 Before an earlier run stands in, what can be checked cheaply is: it is Completed (a failed
 or canceled run never stands in); it ran itself (a run that took another's outputs points to
-that run instead); each of its output versions is still in the registry and its folder in
-the datastore still holds files. A version whose files were changed in place is not detected
-(a version's folder is its run's own, `<dataset>/<run id>`, and nothing here rewrites it).
+that run instead); each of its output versions is still in the registry, and its folder in
+the datastore still lists the files it listed when the version was registered (the same
+names, sizes and MD5s: one listing per version, no file read; `version_digest`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from himl_tasks.datasets import ResolvedDataset
 from himl_tasks.errors import HimlError
 from himl_tasks.run_plan import RunPlan, identity_fields
-from himl_tasks.storage import Datastore
+from himl_tasks.storage import Datastore, RemoteFile
 
 # Names the rules below: a change to what counts makes new identities, never a false match.
 _IDENTITY_RULES = "himl-step-identity-1"
@@ -48,27 +49,57 @@ def step_identity(plan: RunPlan, snapshot_digest: str) -> str:
     digest = hashlib.sha256(_IDENTITY_RULES.encode())
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     for resolved in plan.inputs:
-        digest.update(f"\0input {resolved.name}:{resolved.version}".encode())
+        # Where the version's files are, too: a version removed from the registry by hand
+        # leaves its number to the next one registered, whose folder is another run's.
+        where = f"{resolved.datastore}/{resolved.path}"
+        digest.update(f"\0input {resolved.name}:{resolved.version} {where}".encode())
     digest.update(f"\0snapshot {snapshot_digest}".encode())
     return digest.hexdigest()
 
 
 def outputs_intact(
-    outputs: list[ResolvedDataset], expected: tuple[str, ...], datastore: Callable[[str], Datastore]
+    outputs: list[tuple[ResolvedDataset, str | None]],
+    expected: tuple[str, ...],
+    datastore: Callable[[str], Datastore],
 ) -> bool:
     """Whether an earlier run's output versions can stand in for a step's outputs.
 
     Args:
-        outputs: The versions the earlier run registered, as the registry has them now.
+        outputs: The versions the earlier run registered, as the registry has them now, each
+            with the digest of its files recorded when it was registered (None: none was).
         expected: The names of the step's output datasets.
         datastore: Gives the datastore of a name.
     """
-    if sorted(output.name for output in outputs) != sorted(expected):
+    if sorted(output.name for output, _ in outputs) != sorted(expected):
         return False  # a version was removed from the registry
-    for output in outputs:
+    for output, recorded in outputs:
         try:
-            if not datastore(output.datastore).list(f"{output.path}/"):
-                return False  # its files were deleted
+            files = datastore(output.datastore).list(f"{output.path}/")
         except HimlError:  # the datastore is gone or cannot be read: do not guess
             return False
+        if not files:
+            return False  # its files were deleted
+        if recorded is not None and _listing_digest(files, output.path) != recorded:
+            return False  # a file was removed, added or changed since
     return True
+
+
+def version_digest(store: Datastore, path: str) -> str | None:
+    """A digest of a dataset version's files as its datastore lists them.
+
+    It is made of each file's name (in the version's folder), size and MD5, as the listing
+    gives them: no file is read beyond what listing does. None when the files cannot be
+    listed (the version is then checked for having files only).
+    """
+    try:
+        return _listing_digest(store.list(f"{path}/"), path)
+    except HimlError:
+        return None
+
+
+def _listing_digest(files: list[RemoteFile], path: str) -> str:
+    digest = hashlib.sha256()
+    for item in sorted(files, key=lambda f: f.name):
+        md5 = item.md5.hex() if item.md5 is not None else "-"
+        digest.update(f"{item.name.removeprefix(path + '/')}\0{item.size}\0{md5}\n".encode())
+    return digest.hexdigest()

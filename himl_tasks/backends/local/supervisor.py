@@ -266,18 +266,19 @@ class _Supervisor:
                 "registered",
             )
         from himl_tasks.backends.local.staging import publish_output
+        from himl_tasks.backends.local.step_reuse import version_digest
         from himl_tasks.backends.local.workspace_config import LocalWorkspaceConfig
         from himl_tasks.errors import HimlError
 
         config = LocalWorkspaceConfig.load(self.registry.root, environ=self.secrets)
-        published: list[tuple[str, str, str]] = []
+        published: list[tuple[str, str, str, str | None]] = []
         try:
             for index, output in enumerate(outputs):
                 store = config.datastore(output.datastore)
                 path = publish_output(
                     store, self.output_root / str(index), output.name, self.run.run_id
                 )
-                published.append((output.name, store.name, path))
+                published.append((output.name, store.name, path, version_digest(store, path)))
         except HimlError as error:
             kind = platform_failure_kind(error)
             return _Outcome(
