@@ -41,6 +41,7 @@ from himl_tasks.job_spec import (
     EXPERIMENT_NAME_VARIABLE,
     FrozenMapping,
     JobSpec,
+    parameter_schema,
     sanitize_experiment_name,
 )
 
@@ -315,14 +316,7 @@ class PipelineSpec:
         as `JobSpec` takes its fields). They are checked by the pipeline itself, as any
         pipeline is.
         """
-        from pydantic_core import core_schema
-
-        return core_schema.no_info_plain_validator_function(
-            _pipeline_from_parameter,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda pipeline: json.loads(pipeline.to_json())
-            ),
-        )
+        return parameter_schema(_pipeline_from_parameter)
 
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:

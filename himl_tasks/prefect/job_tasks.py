@@ -175,17 +175,40 @@ def _submit(
     workspace_block: WorkspaceBlockOrName, backend: Backend, plan: RunPlan, identity: str
 ) -> RunRef:
     """Submits a job unless its identity has a live or completed run; records a new one."""
-    logger = get_run_logger()
     ref, found = submit_once(backend, plan, identity)
+    return report_submission(workspace_block, backend, ref, found, what="job", link="run")
+
+
+def report_submission(
+    workspace_block: WorkspaceBlockOrName,
+    backend: Backend,
+    ref: RunRef,
+    found: bool,
+    *,
+    what: str,
+    link: str,
+) -> RunRef:
+    """Logs a run found rather than submitted; records a new one for the flow hooks, linked.
+
+    Args:
+        workspace_block: The workspace the run is in.
+        backend: Its backend.
+        ref: The run.
+        found: It was found under its identity, not submitted now.
+        what: What was submitted, for the log ("job", "pipeline").
+        link: The kind of its link artifact ("run", "pipeline").
+    """
+    logger = get_run_logger()
     if found:
         logger.info(
-            "the same job (spec, snapshot and inputs) already has run %s: not submitting it again",
+            "the same %s (code, settings and inputs) already has run %s: not submitting it again",
+            what,
             ref,
         )
         return ref
     remember_started(workspace_block, backend, ref)
-    logger.info("submitted run %s: %s", ref, ref.portal_url)
-    create_run_link(ref, "run")
+    logger.info("submitted %s run %s: %s", what, ref, ref.portal_url)
+    create_run_link(ref, link)
     return ref
 
 

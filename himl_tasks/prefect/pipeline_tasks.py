@@ -58,7 +58,7 @@ from himl_tasks.jobs.run_to_completion import ResubmitPolicy
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.prefect.artifacts import artifact_key, create_metrics_table, create_run_link
 from himl_tasks.prefect.cancellation import CANCEL_CHECK_SECONDS, every, flow_run_is_canceling
-from himl_tasks.prefect.hooks import remember_started
+from himl_tasks.prefect.job_tasks import report_submission
 from himl_tasks.prefect.metric_artifacts import MetricHistoryArtifacts
 from himl_tasks.prefect.workspaces import WorkspaceBlockOrName, backend_for, workspace_label
 from himl_tasks.runs import RunRef, RunState
@@ -150,19 +150,8 @@ def _submit(
     workspace_block: WorkspaceBlockOrName, backend: Backend, pipeline: PipelineSpec, identity: str
 ) -> RunRef:
     """Submits the pipeline unless its identity has a live or completed run; records a new one."""
-    logger = get_run_logger()
     ref, found = submit_pipeline_once(backend, pipeline, identity)
-    if found:
-        logger.info(
-            "the same pipeline (steps, snapshots and inputs) already has run %s: not "
-            "submitting it again",
-            ref,
-        )
-        return ref
-    remember_started(workspace_block, backend, ref)
-    logger.info("submitted pipeline run %s: %s", ref, ref.portal_url)
-    create_run_link(ref, "pipeline")
-    return ref
+    return report_submission(workspace_block, backend, ref, found, what="pipeline", link="pipeline")
 
 
 def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:

@@ -6,43 +6,17 @@ import json
 from pathlib import Path
 
 from himl_tasks.backends.local.backend import LocalBackend
-from himl_tasks.backends.local.clusters import Preemption
-from himl_tasks.job_spec import JobSpec, Priority
-from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.runs import RunStatus
 from himl_tasks.testing.backend_contract import DEADLINE_SECONDS
 from himl_tasks.testing.pipeline_contract import chain, make_raw
-from tests.backends.conftest import write_script
 from tests.backends.test_backend_contract import LocalHarness
 from tests.cli.conftest import himl
-
-SLOW_TRAIN = """
-    import time
-    print("training", flush=True)
-    time.sleep(1.5)
-"""
+from tests.jobs.test_pipeline_submission import lost_once_chain
 
 
 def harness_on(local: LocalBackend, tmp_path: Path) -> LocalHarness:
     (tmp_path / "jobs").mkdir()
     return LocalHarness(local, tmp_path / "jobs")
-
-
-def lost_once_chain(harness: LocalHarness, tmp_path: Path) -> PipelineSpec:
-    """The chain whose training step the `spot` cluster preempts once, 0.5 s in."""
-    harness.backend.create_compute_cluster(
-        "spot", preemption=Preemption(after_seconds=0.5, max_preemptions=1)
-    )
-    script = write_script(tmp_path / "slow", "train.py", SLOW_TRAIN)
-    train = JobSpec(
-        entry_script=script.name,
-        snapshot_root=script.parent,
-        input_datasets=["features"],
-        compute="spot",
-        priority=Priority.LOW_PRIORITY,
-    )
-    make_raw(harness)
-    return chain(harness, train=PipelineStep("train", train))
 
 
 def test_status_shows_a_pipeline_run_with_its_steps_under_it(

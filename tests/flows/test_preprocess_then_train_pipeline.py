@@ -10,6 +10,7 @@ training step resuming from its lost run's last recovery checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -31,15 +32,16 @@ def test_a_preempted_training_step_is_resumed_by_resubmitting_the_pipeline(
         "spot", preemption=Preemption(after_metric=("train_loss", 2), max_preemptions=1)
     )
 
-    result = preprocess_then_train(
-        workspace_block=block,
-        train_compute="spot",
-        low_priority=True,
-        epochs=EPOCHS,
-        retry_delay_seconds=0,
-        native_pipeline=True,
-        results_folder=str(tmp_path / "results"),
-    )
+    parameters: dict[str, Any] = {
+        "workspace_block": block,
+        "train_compute": "spot",
+        "low_priority": True,
+        "epochs": EPOCHS,
+        "retry_delay_seconds": 0,
+        "native_pipeline": True,
+    }
+
+    result = preprocess_then_train(**parameters, results_folder=str(tmp_path / "results"))
 
     assert result["native_pipeline"] is True
     assert result["raw_dataset"] == "digits_raw:1"
@@ -77,15 +79,7 @@ def test_a_preempted_training_step_is_resumed_by_resubmitting_the_pipeline(
     assert result["reused_runs"] == [result["preprocess_run"]]
 
     # A flow re-run (after a crash, say) walks the same chain to the completed pipeline run.
-    again = preprocess_then_train(
-        workspace_block=block,
-        train_compute="spot",
-        low_priority=True,
-        epochs=EPOCHS,
-        retry_delay_seconds=0,
-        native_pipeline=True,
-        results_folder=str(tmp_path / "again"),
-    )
+    again = preprocess_then_train(**parameters, results_folder=str(tmp_path / "again"))
     assert again["pipeline_run"] == result["pipeline_run"]
     with get_client(sync_client=True) as client:
         (shown, *_) = client.read_artifacts(

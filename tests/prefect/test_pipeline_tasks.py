@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from prefect import flow
-from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
-from prefect.states import Cancelling
 
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.errors import JobFailedError
@@ -23,6 +19,7 @@ from himl_tasks.runs import RunStatus
 from himl_tasks.testing.backend_contract import Job
 from himl_tasks.testing.pipeline_contract import PREP, TRAIN, chain, make_raw
 from tests.backends.test_backend_contract import LocalHarness
+from tests.prefect.conftest import canceling_the_flow_run
 from tests.prefect.test_artifacts import artifacts_of
 
 
@@ -118,18 +115,8 @@ def test_canceling_the_flow_run_cancels_the_pipeline_and_its_running_step(
         return any(r.parent_run_id and r.state.status is RunStatus.RUNNING
                    for r in backend.list_runs())  # fmt: skip
 
-    def cancel_soon() -> None:
-        deadline = time.monotonic() + 120
-        while not (step_started() and "flow_run" in seen) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(seen["flow_run"], Cancelling(), force=True)
-
-    canceller = threading.Thread(target=cancel_soon)
-    canceller.start()
-    with pytest.raises(JobFailedError):
+    with canceling_the_flow_run(seen, step_started), pytest.raises(JobFailedError):
         long()
-    canceller.join()
     (pipeline_run,) = [r for r in backend.list_runs() if r.tags.get("pipeline")]
     assert pipeline_run.state.status is RunStatus.CANCELED
     steps = {s.step: s.run for s in backend.pipeline_steps(pipeline_run.ref)}
