@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -215,25 +216,59 @@ def report_submission(
 def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
     """Waits for a run to end, its log lines in the task's log, canceling it with its flow run.
 
-    The one place the tasks wait for a run (`wait_for_job` and `run_job`). While it waits, the
-    run's metric history and progress are published as artifacts (`MetricHistoryArtifacts`).
+    The one place the job tasks wait for a run (`wait_for_job` and `run_job`). While it waits,
+    the run's metric history and progress are published as artifacts (`MetricHistoryArtifacts`).
+    """
+    curves = MetricHistoryArtifacts(backend, ref)
+    # watch asks at each of its looks, so the curves are never read more often than the
+    # backend is polled (and MetricHistoryArtifacts throttles further).
+    return watch_in_task(
+        backend,
+        ref,
+        timeout_seconds,
+        log_prefix=ref.run_id,
+        look=curves.tick,
+        finish=curves.publish,  # the values logged after the last look
+    )
+
+
+def watch_in_task(
+    backend: Backend,
+    ref: RunRef,
+    timeout_seconds: float,
+    *,
+    log_prefix: str,
+    look: Callable[[], None],
+    finish: Callable[[], None],
+    what: str = "run",
+) -> RunState:
+    """Watches a run from a task: its log in the task's log, canceled with the flow run.
+
+    The one watch of the tasks (a job's run, a pipeline run): `Backend.watch`, asking at
+    each look whether the flow run is being canceled (at most every `CANCEL_CHECK_SECONDS`).
+
+    Args:
+        backend: Where the run is.
+        ref: The run.
+        timeout_seconds: The deadline.
+        log_prefix: What each forwarded log line is prefixed with, in brackets.
+        look: Called at each of the watch's looks (artifacts to update, more logs to follow).
+        finish: Called once the run ended.
+        what: What the run is, for the log.
     """
     logger = get_run_logger()
-    curves = MetricHistoryArtifacts(backend, ref)
     flow_run_is_canceling = every(CANCEL_CHECK_SECONDS, canceling)
 
-    def look() -> bool:
-        # watch asks at each of its looks, so the curves are never read more often than
-        # the backend is polled (and MetricHistoryArtifacts throttles further).
-        curves.tick()
+    def should_cancel() -> bool:
+        look()
         return flow_run_is_canceling()
 
     state = backend.watch(
         ref,
         timeout_seconds=timeout_seconds,
-        on_line=lambda line: logger.info("[%s] %s", ref.run_id, line),
-        should_cancel=look,
+        on_line=lambda line: logger.info("[%s] %s", log_prefix, line),
+        should_cancel=should_cancel,
     )
-    curves.publish()  # the values logged after the last look
-    logger.info("run %s ended %s", ref, state.status)
+    finish()
+    logger.info("%s %s ended %s", what, ref, state.status)
     return state

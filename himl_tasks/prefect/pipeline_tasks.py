@@ -57,8 +57,7 @@ from himl_tasks.jobs.pipeline_to_completion import PipelineResult, run_pipeline_
 from himl_tasks.jobs.run_to_completion import ResubmitPolicy
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.prefect.artifacts import artifact_key, create_metrics_table, create_run_link
-from himl_tasks.prefect.cancellation import CANCEL_CHECK_SECONDS, every, flow_run_is_canceling
-from himl_tasks.prefect.job_tasks import report_submission
+from himl_tasks.prefect.job_tasks import report_submission, watch_in_task
 from himl_tasks.prefect.metric_artifacts import MetricHistoryArtifacts
 from himl_tasks.prefect.workspaces import WorkspaceBlockOrName, backend_for, workspace_label
 from himl_tasks.runs import RunRef, RunState
@@ -159,23 +158,16 @@ def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
 
     The pipeline run is canceled with its flow run (the backend cancels its running steps).
     """
-    logger = get_run_logger()
-    steps = StepWatch(backend, ref, logger)
-    canceling = every(CANCEL_CHECK_SECONDS, flow_run_is_canceling)
-
-    def look() -> bool:
-        steps.tick()
-        return canceling()
-
-    state = backend.watch(
+    steps = StepWatch(backend, ref, get_run_logger())
+    return watch_in_task(
+        backend,
         ref,
-        timeout_seconds=timeout_seconds,
-        on_line=lambda line: logger.info("[pipeline] %s", line),
-        should_cancel=look,
+        timeout_seconds,
+        log_prefix="pipeline",
+        look=steps.tick,
+        finish=steps.finish,
+        what="pipeline run",
     )
-    steps.finish()
-    logger.info("pipeline run %s ended %s", ref, state.status)
-    return state
 
 
 class StepWatch:
