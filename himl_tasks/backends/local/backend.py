@@ -512,11 +512,11 @@ class LocalBackend(Backend):
 
         The pipeline run is a small driver process (`himl_tasks.backends.local.pipeline_driver`)
         on the drivers' cluster (`DRIVER_CLUSTER`, no limit: a driver waiting for its steps
-        never holds a slot they need). It starts a step once every step it depends on completed, on
-        the step's own cluster; an input that an upstream step writes is the exact version
-        that step registered. Once a step fails or is canceled, no further step starts: its
-        dependants are never started (they get no run), running steps go on to their end,
-        and the pipeline ends Failed. Canceling the pipeline cancels its running steps.
+        never holds a slot they need). It starts a step once every step it depends on
+        completed, on the step's own cluster; an input that an upstream step writes is the
+        exact version that step registered. Once a step fails or is canceled, no further step
+        starts: its dependants are never started (they get no run), running steps go on to
+        their end, and the pipeline ends Failed. Canceling the pipeline cancels its running steps.
 
         A step that allows reuse and whose identity (its job's settings, its snapshot's
         content and the exact versions it reads; see `step_reuse`) equals that of an earlier
@@ -667,7 +667,7 @@ class LocalBackend(Backend):
         steps = []
         for name in pipeline.order:
             row = runs.get(name)
-            earlier = None if row is None or row.reused_from is None else row.reused_from
+            earlier = None if row is None else row.reused_from
             steps.append(
                 StepRun(
                     name,
@@ -1006,8 +1006,9 @@ class LocalBackend(Backend):
         """The dataset versions the run read (its input datasets), in the order it names them.
 
         They are the versions its launch plan pinned at submission, as the registry has them
-        (with the run that made each); a version removed from the registry since is given as
-        the launch plan recorded it, without its maker.
+        (with the run that made each); a version removed from the registry since (or whose
+        number went to another folder) is given as the launch plan recorded it, without its
+        maker.
 
         Raises:
             RunNotFoundError: No such run.
@@ -1023,7 +1024,7 @@ class LocalBackend(Backend):
                     read.version,
                     read.datastore,
                     read.path,
-                    None if row is None else row["created_by_run"],
+                    None if row is None or row["path"] != read.path else row["created_by_run"],
                 )
             )
         return found
