@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # A job is handed on as the spec it was given or the plan a backend prepared of it.
 SpecOrPlan = TypeVar("SpecOrPlan", JobSpec, RunPlan)
 # What the resubmission loop submits: a job, or a pipeline.
-Job = TypeVar("Job")
+Submitted = TypeVar("Submitted")
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,11 @@ def run_to_completion(
 
 
 def resubmit_until_done(
-    job: Job,
+    job: Submitted,
     *,
-    submit: Callable[[Job], RunRef],
+    submit: Callable[[Submitted], RunRef],
     watch: Callable[[RunRef], RunState],
-    resumed: Callable[[Job, RunRef, RunState], Job | None],
+    resumed: Callable[[Submitted, RunRef, RunState], Submitted | None],
     policy: ResubmitPolicy,
     sleep: Callable[[float], None] = time.sleep,
     failure: Callable[[RunRef, RunState], HimlError] = lambda ref, state: JobFailedError(state),
