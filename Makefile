@@ -31,8 +31,9 @@ node_modules/.installed: package.json package-lock.json
 	fi
 
 # The main job: the preprocess-then-train deployment, run on a local Prefect server and worker.
+# `make demo DEMO_ARGS=--native-pipeline` runs the chain as one native pipeline run instead.
 demo: env
-	$(PY) -m scripts.demo
+	$(PY) -m scripts.demo $(DEMO_ARGS)
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -3,8 +3,12 @@
 Raw digits -> preprocessing job -> new features dataset version -> training job on that
 version -> best checkpoint and metrics.
 
-Run it through its deployment (`prefect deployment run preprocess-then-train/local`), or
-directly: `python -m flows.preprocess_then_train`.
+Prefect chains the two jobs (submit one, wait, submit the next), or, with
+`native_pipeline=True`, the backend does: one pipeline run whose two steps hand the features
+on (`himl_tasks.prefect.run_pipeline`).
+
+Run it through its deployment (`prefect deployment run preprocess-then-train/local`, or
+`preprocess-then-train/native-pipeline`), or directly: `python -m flows.preprocess_then_train`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
-from himl_tasks import DatasetConfig, JobSpec, Priority
+from himl_tasks import DatasetConfig, JobSpec, PipelineSpec, PipelineStep, Priority
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.prefect import (
     backend_for,
@@ -29,12 +33,15 @@ from himl_tasks.prefect import (
     ensure_dataset,
     forget_started_jobs,
     run_job,
+    run_pipeline,
     upload_folder_to_datastore,
 )
+from himl_tasks.runs import Metric, RunRef
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULT_ARTIFACT = "preprocess-then-train-result"
 RAW_FILE = "digits.csv"
+PIPELINE_NAME = "preprocess-then-train"
 
 
 @task(cache_policy=NO_CACHE)
@@ -96,6 +103,7 @@ def preprocess_then_train(
     epoch_seconds: float = 0.0,
     resume: bool = True,
     results_folder: str = "",
+    native_pipeline: bool = False,
 ) -> dict[str, Any]:
     """Preprocesses the raw digits into a new features dataset version and trains on it.
 
@@ -116,6 +124,11 @@ def preprocess_then_train(
         resume: A resubmitted training job resumes from its latest recovery checkpoint
             (False: it starts again from scratch, for comparison).
         results_folder: Where the best checkpoint and metrics land (default: a temporary one).
+        native_pipeline: Run the two jobs as ONE pipeline of the backend (an AzureML pipeline
+            run with two steps; on the local backend a pipeline run with two child runs),
+            which hands the features on and reuses an unchanged step, instead of Prefect
+            chaining two jobs. A preempted training step is resumed by resubmitting the
+            pipeline.
 
     Returns:
         Dataset versions, run ids, metrics, and where the checkpoint is.
@@ -173,29 +186,33 @@ def preprocess_then_train(
         )
         return {"skipped": True, "raw_dataset": f"{raw_dataset}:{raw.version}"}
 
-    preprocessing = run_job(
-        workspace_block,
-        JobSpec(
-            entry_script="flows/jobs/preprocess.py",
-            snapshot_root=PROJECT_ROOT,
-            compute=preprocess_compute,
-            experiment="preprocess-digits",
-            input_datasets=[DatasetConfig(raw_dataset, version=raw.version)],
-            output_datasets=[features_dataset],
-        ),
-        max_retries=max_retries,
-        retry_delay_seconds=retry_delay_seconds,
+    preprocess_job = JobSpec(
+        entry_script="flows/jobs/preprocess.py",
+        snapshot_root=PROJECT_ROOT,
+        compute=preprocess_compute,
+        experiment="preprocess-digits",
+        input_datasets=[DatasetConfig(raw_dataset, version=raw.version)],
+        output_datasets=[features_dataset],
     )
-    features_version = preprocessing.outputs[features_dataset]
-    training = run_job(
-        workspace_block,
-        dataclasses.replace(
+    if native_pipeline:
+        chain = _run_as_pipeline(
+            workspace_block,
+            preprocess_job,
+            dataclasses.replace(training_job, input_datasets=(DatasetConfig(features_dataset),)),
+            max_retries=max_retries,
+            retry_delay_seconds=retry_delay_seconds,
+        )
+    else:
+        chain = _run_as_jobs(
+            workspace_block,
+            preprocess_job,
             training_job,
-            input_datasets=(DatasetConfig(features_dataset, version=features_version),),
-        ),
-        max_retries=max_retries,
-        retry_delay_seconds=retry_delay_seconds,
-    )
+            features_dataset,
+            max_retries=max_retries,
+            retry_delay_seconds=retry_delay_seconds,
+        )
+    preprocessing, training = chain.preprocessing, chain.training
+    features_version = preprocessing.outputs[features_dataset]
     results = Path(results_folder or tempfile.mkdtemp(prefix="himl-results-"))
     download_run_files(workspace_block, training.run, "outputs/", results)
     checkpoint = results / "outputs" / "checkpoints" / "best_model.ckpt"
@@ -203,6 +220,8 @@ def preprocess_then_train(
 
     result = {
         "skipped": False,
+        "native_pipeline": native_pipeline,
+        "pipeline_run": chain.pipeline_run,
         "raw_dataset": f"{raw_dataset}:{raw.version}",
         "features_dataset": f"{features_dataset}:{features_version}",
         "preprocess_run": preprocessing.run.recovery_id,
@@ -210,7 +229,7 @@ def preprocess_then_train(
         "train_attempts": training.attempts,
         "test_accuracy": training.metrics.get("test_accuracy"),
         "epochs_trained": len([m for m in training.metric_history if m.name == "train_loss"]),
-        "reused_runs": [job.run.recovery_id for job in (preprocessing, training) if job.reused],
+        "reused_runs": chain.reused_runs,
         "checkpoint": str(checkpoint),
     }
     create_markdown_artifact(
@@ -220,6 +239,100 @@ def preprocess_then_train(
     )
     logger.info("result: %s", result)
     return result
+
+
+@dataclasses.dataclass
+class _Step:
+    """A job of the chain as the result reports it, run alone or as a pipeline's step."""
+
+    run: RunRef
+    attempts: list[str]
+    outputs: dict[str, int]
+    metrics: dict[str, float | str]
+    metric_history: list[Metric]
+
+
+@dataclasses.dataclass
+class _Chain:
+    preprocessing: _Step
+    training: _Step
+    reused_runs: list[str]
+    pipeline_run: str | None = None
+
+
+def _run_as_jobs(
+    workspace_block: str,
+    preprocess_job: JobSpec,
+    training_job: JobSpec,
+    features_dataset: str,
+    *,
+    max_retries: int,
+    retry_delay_seconds: float,
+) -> _Chain:
+    """Prefect chains the jobs: preprocessing, then training on the version it wrote."""
+    preprocessing = run_job(
+        workspace_block,
+        preprocess_job,
+        max_retries=max_retries,
+        retry_delay_seconds=retry_delay_seconds,
+    )
+    training = run_job(
+        workspace_block,
+        dataclasses.replace(
+            training_job,
+            input_datasets=(
+                DatasetConfig(features_dataset, version=preprocessing.outputs[features_dataset]),
+            ),
+        ),
+        max_retries=max_retries,
+        retry_delay_seconds=retry_delay_seconds,
+    )
+    jobs = [
+        _Step(job.run, job.attempts, job.outputs, job.metrics, job.metric_history)
+        for job in (preprocessing, training)
+    ]
+    reused = [job.run.recovery_id for job in (preprocessing, training) if job.reused]
+    return _Chain(jobs[0], jobs[1], reused)
+
+
+def _run_as_pipeline(
+    workspace_block: str,
+    preprocess_job: JobSpec,
+    training_job: JobSpec,
+    *,
+    max_retries: int,
+    retry_delay_seconds: float,
+) -> _Chain:
+    """The backend chains the jobs: one pipeline run, its steps handing the features on."""
+    pipeline = PipelineSpec(
+        PIPELINE_NAME,
+        [
+            PipelineStep("preprocess", dataclasses.replace(preprocess_job, experiment="")),
+            PipelineStep("train", dataclasses.replace(training_job, experiment="")),
+        ],
+        existing_datasets=[d.name for d in preprocess_job.input_datasets],
+        experiment=PIPELINE_NAME,
+    )
+    result = run_pipeline(
+        workspace_block,
+        pipeline,
+        max_retries=max_retries,
+        retry_delay_seconds=retry_delay_seconds,
+    )
+    steps = []
+    for name in ("preprocess", "train"):
+        step = result.steps[name]
+        source = step.source
+        assert source is not None  # a completed pipeline's steps ran or were reused
+        steps.append(_Step(source, step.attempts, step.outputs, step.metrics, step.metric_history))
+    reused = [
+        step.reused_from.recovery_id
+        for step in result.steps.values()
+        if step.reused_from is not None
+    ]
+    if result.reused:
+        reused = [step.run.recovery_id for step in steps]
+    return _Chain(steps[0], steps[1], reused, pipeline_run=result.run.recovery_id)
 
 
 def check_parameters(
@@ -305,10 +418,15 @@ def _lineage(result: dict[str, Any], preprocess_url: str, train_url: str) -> str
             f"Test accuracy: **{accuracy:.4f}**" if accuracy is not None else "",
             f"Training attempts: {', '.join(result['train_attempts'])}",
             (
+                f"Run as one native pipeline: pipeline run {result['pipeline_run']}."
+                if result["pipeline_run"]
+                else "Chained by Prefect: two jobs."
+            ),
+            (
                 "Found, not submitted again (same code, data and settings): "
                 + ", ".join(result["reused_runs"])
                 if result["reused_runs"]
-                else "Both jobs were submitted by this flow run."
+                else "Both jobs ran for this flow run."
             ),
         ]
     )

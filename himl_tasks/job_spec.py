@@ -8,7 +8,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
@@ -282,14 +282,7 @@ class JobSpec:
         or as a person types them (dataset names as text, "3.5h"). They are normalised by the
         spec itself, as any spec is.
         """
-        from pydantic_core import core_schema
-
-        return core_schema.no_info_plain_validator_function(
-            _spec_from_parameter,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda spec: json.loads(spec.to_json())
-            ),
-        )
+        return parameter_schema(_spec_from_parameter)
 
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
@@ -483,6 +476,23 @@ def _absolute_local_folder(config: DatasetConfig) -> DatasetConfig:
 def _json_fields(spec: JobSpec) -> dict[str, Any]:
     fields = dataclasses.asdict(spec)
     return json.loads(json.dumps(fields, default=str))  # type: ignore[no-any-return]
+
+
+def parameter_schema(make: Callable[[object], Any]) -> Any:
+    """The pydantic core schema of a value object that travels as JSON (a flow's parameter).
+
+    Args:
+        make: Makes the object of itself or of its fields (raising `InvalidInputError`); the
+            object's `to_json` gives its fields back.
+    """
+    from pydantic_core import core_schema
+
+    return core_schema.no_info_plain_validator_function(
+        make,
+        serialization=core_schema.plain_serializer_function_ser_schema(
+            lambda value: json.loads(value.to_json())
+        ),
+    )
 
 
 def _spec_from_parameter(value: object) -> JobSpec:

@@ -41,6 +41,7 @@ from himl_tasks.job_spec import (
     EXPERIMENT_NAME_VARIABLE,
     FrozenMapping,
     JobSpec,
+    parameter_schema,
     sanitize_experiment_name,
 )
 
@@ -301,21 +302,31 @@ class PipelineSpec:
                 is refused (the same message as when it is made).
         """
         try:
-            fields: dict[str, Any] = json.loads(text)
-            steps = [
-                PipelineStep(
-                    name=step["name"],
-                    job=JobSpec.from_json(json.dumps(step["job"])),
-                    after=step["after"],
-                    allow_reuse=step["allow_reuse"],
-                )
-                for step in fields.pop("steps")
-            ]
-            return cls(steps=steps, **fields)
-        except InvalidInputError:
-            raise
-        except (ValueError, TypeError, AttributeError, KeyError) as error:
+            fields = json.loads(text)
+        except ValueError as error:
             raise InvalidInputError(f"not the JSON of a PipelineSpec: {error!r}") from error
+        return _from_fields(fields, what="JSON")
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """How pydantic makes a pipeline, e.g. a Prefect flow's or task's parameter.
+
+        A deployment's parameters arrive as JSON: the pipeline's fields as `to_json` writes
+        them, or as a person types them (a step's `after` and `allow_reuse` left out, its job
+        as `JobSpec` takes its fields). They are checked by the pipeline itself, as any
+        pipeline is.
+        """
+        return parameter_schema(_pipeline_from_parameter)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
+        """The JSON schema of a pipeline parameter (an object of the pipeline's fields)."""
+        return {
+            "type": "object",
+            "title": "PipelineSpec",
+            "description": "A pipeline: name, steps (each a name, a job, after, allow_reuse), "
+            "existing_datasets, experiment, ...",
+        }
 
     def _check_experiments(self) -> None:
         for step in self.steps:
@@ -402,6 +413,44 @@ class PipelineSpec:
             done.append(ready)
             left.remove(ready)
         return tuple(done)
+
+
+def _pipeline_from_parameter(value: object) -> PipelineSpec:
+    if isinstance(value, PipelineSpec):
+        return value
+    if isinstance(value, Mapping):
+        return _from_fields(value)
+    raise InvalidInputError(f"a PipelineSpec, or a mapping of its fields, not {value!r}")
+
+
+def _from_fields(fields: object, *, what: str = "fields") -> PipelineSpec:
+    """The pipeline of its fields, as `to_json` writes them.
+
+    A step's `after` and `allow_reuse` may be left out; its job may be a `JobSpec`.
+
+    Raises:
+        InvalidInputError: If they are not a pipeline's fields, or the pipeline is refused.
+    """
+    try:
+        if not isinstance(fields, Mapping):
+            raise TypeError(f"{fields!r} is not a mapping of fields")
+        values = dict(fields)
+        steps = [
+            PipelineStep(
+                name=step["name"],
+                job=step["job"]
+                if isinstance(step["job"], JobSpec)
+                else JobSpec.from_json(json.dumps(step["job"])),
+                after=step.get("after", ()),
+                allow_reuse=step.get("allow_reuse", True),
+            )
+            for step in values.pop("steps")
+        ]
+        return PipelineSpec(steps=steps, **values)
+    except InvalidInputError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        raise InvalidInputError(f"not the {what} of a PipelineSpec: {error!r}") from error
 
 
 def _steps(pipeline: str, steps: object) -> tuple[PipelineStep, ...]:

@@ -4,7 +4,8 @@
    (`.himl-state/`, or $HIML_STATE), unless PREFECT_API_URL points at one already.
 2. Creates the process work pool `himl-process` and saves the block `local-workspace/demo`.
 3. Deploys `deployments/prefect.yaml` and starts a process worker.
-4. Runs `prefect deployment run preprocess-then-train/local --watch`.
+4. Runs `prefect deployment run preprocess-then-train/local --watch` (with `--native-pipeline`,
+   `preprocess-then-train/native-pipeline`: the chain as one pipeline run of the backend).
 5. Prints the result (run ids, dataset versions, test accuracy, the checkpoint) and stops the
    worker and the server it started.
 """
@@ -26,10 +27,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 POOL = "himl-process"
 BLOCK = "demo"
 DEPLOYMENT = "preprocess-then-train/local"
+NATIVE_PIPELINE_DEPLOYMENT = "preprocess-then-train/native-pipeline"
+NATIVE_PIPELINE_OPTION = "--native-pipeline"
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Runs the demo; returns the process exit code (0 when the flow run completed)."""
+    """Runs the demo; returns the process exit code (0 when the flow run completed).
+
+    Args:
+        argv: `--native-pipeline` runs the native-pipeline deployment; anything else is
+            handed to `prefect deployment run` (e.g. `--param epochs=4`).
+    """
+    deployment, argv = chosen_deployment(argv)
     state = Path(os.environ.get("HIML_STATE", PROJECT_ROOT / ".himl-state")).absolute()
     env = {**os.environ, "HIML_PROJECT_ROOT": str(PROJECT_ROOT), "PREFECT_CLI_PROMPT": "false"}
     with contextlib.ExitStack() as stack:
@@ -49,7 +58,7 @@ def main(argv: Sequence[str] = ()) -> int:
         stack.enter_context(started("Prefect worker", worker, env, state))
         results = f'results_folder="{state / "results"}"'
         outcome = subprocess.run(
-            [*prefect, "deployment", "run", DEPLOYMENT, "--watch", "--param", results, *argv],
+            [*prefect, "deployment", "run", deployment, "--watch", "--param", results, *argv],
             env=env,
             cwd=PROJECT_ROOT,
             check=False,
@@ -57,6 +66,12 @@ def main(argv: Sequence[str] = ()) -> int:
         run([sys.executable, "-m", "scripts.show_result"], env)
         return outcome.returncode
     return 1  # not reached: the block above returns
+
+
+def chosen_deployment(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """The deployment the demo runs, and the arguments left for `prefect deployment run`."""
+    deployment = NATIVE_PIPELINE_DEPLOYMENT if NATIVE_PIPELINE_OPTION in argv else DEPLOYMENT
+    return deployment, [arg for arg in argv if arg != NATIVE_PIPELINE_OPTION]
 
 
 def local_server_settings(state: Path) -> dict[str, str]:

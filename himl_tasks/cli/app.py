@@ -19,12 +19,16 @@ from rich.table import Table
 
 from himl_tasks.backends.base import Backend
 from himl_tasks.cli.exit_codes import EXIT_FAILURE, EXIT_INTERRUPTED, exit_code_of
+from himl_tasks.cli.pipeline_rows import pipeline_steps_or_none, pipelines_among, step_row
 from himl_tasks.cli.rows import COLUMNS, status_row
 from himl_tasks.cli.run_patterns import select_run, select_runs
 from himl_tasks.cli.workspace import AzureMLSdkChoice, WorkspaceChoice, backend_for_command
 from himl_tasks.datasets import DatasetConfig
 from himl_tasks.errors import HimlError, InvalidInputError
+from himl_tasks.jobs.pipeline_submission import pipeline_to_resubmit
 from himl_tasks.metric_curves import format_number, metric_curves
+from himl_tasks.pipelines import PipelineSpec
+from himl_tasks.runs import RunRef
 
 DEFAULT_FOLLOW_SECONDS = 24 * 3600.0
 
@@ -167,16 +171,52 @@ def status(
     as_json: AsJson = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """One row per run: experiment, run id, display name, status, failure, attempt, times, link."""
+    """One row per run: experiment, run id, display name, status, failure, attempt, times, link.
+
+    A pipeline run is followed by its steps (step name, run, status, the run a reused step
+    took its outputs from), in the pipeline's order; with --json, under its "steps".
+    """
     with _reporting():
-        rows = [status_row(run) for run in select_runs(_backend(ctx, workspace), patterns)]
+        backend = _backend(ctx, workspace)
+        listed = backend.list_runs()
+        runs = select_runs(backend, patterns, listed=listed)
+        pipelines = pipelines_among(backend, runs, listed)
+        rows = []
+        for run in runs:
+            if run.parent_run_id in pipelines:
+                continue  # a step: shown under its pipeline run
+            row = status_row(run)
+            if run.ref.run_id in pipelines:
+                row["steps"] = [
+                    step_row(backend, step, listed) for step in pipelines[run.ref.run_id]
+                ]
+            rows.append(row)
     if as_json:
         _print_json(rows)
         return
     table = Table(*(column.replace("_", " ") for column in COLUMNS))
     for row in rows:
         table.add_row(*(escape(str(row[column])) for column in COLUMNS))
-    _print_table(table, len(rows))
+        for step in row.get("steps", ()):
+            table.add_row(*(escape(str(cell)) for cell in _step_cells(step)))
+    _print_table(table, len(rows) + sum(len(row.get("steps", ())) for row in rows))
+
+
+def _step_cells(step: dict[str, Any]) -> list[str]:
+    """A step's row in the status table: its name where the experiment goes."""
+    # The run id alone (the experiment is the pipeline's): the column stays narrow.
+    reused = f"reused from {step['reused_from'].split(':')[-1]}" if step["reused_from"] else ""
+    return [
+        f"  step {step['step']}",
+        step["run_id"] or "-",
+        reused or step.get("display_name", ""),
+        step["status"],
+        step["failure_kind"],
+        str(step.get("attempt", "")),
+        step.get("started", ""),
+        step.get("duration", ""),
+        step.get("portal_url", ""),
+    ]
 
 
 def _confirm_several(lines: list[str], question: str, declined: str) -> None:
@@ -226,7 +266,9 @@ def resubmit(
     """Submits each run's job again, resuming from its checkpoints; prints the new recovery ids.
 
     Only ended runs: a run still going is refused (cancel it first). The job is the spec the
-    run was submitted with, its snapshot taken again from the same folder.
+    run was submitted with, its snapshot taken again from the same folder. A pipeline run's
+    pipeline is submitted again as one new pipeline run: each step that did not complete
+    resumes from its run, and the backend reuses the steps that completed.
     """
     with _reporting():
         backend = _backend(ctx, workspace)
@@ -236,13 +278,30 @@ def resubmit(
             raise InvalidInputError(
                 f"not resubmitting runs still going: {', '.join(going)} (cancel them first)"
             )
-        specs = [(run.ref, backend.submitted_spec(run.ref)) for run in runs]
+        pipelines = {run.ref.run_id for run in runs if _is_pipeline(backend, run.ref)}
+        # A step named with its pipeline run is resubmitted with the pipeline, not alone.
+        runs = [run for run in runs if run.parent_run_id not in pipelines]
+        # Everything read (a damaged spec named) before anything is submitted.
+        jobs = [
+            (run.ref, pipeline_to_resubmit(backend, run.ref))
+            if run.ref.run_id in pipelines
+            else (run.ref, backend.submitted_spec(run.ref).resuming_from(run.ref.recovery_id))
+            for run in runs
+        ]
         if not yes:
-            lines = [ref.recovery_id for ref, _ in specs]
+            lines = [ref.recovery_id for ref, _ in jobs]
             _confirm_several(lines, "Resubmit these {} jobs?", "nothing resubmitted")
-        for ref, spec in specs:
-            new = backend.submit(spec.resuming_from(ref.recovery_id))
+        for ref, job in jobs:
+            new = (
+                backend.submit_pipeline(job)
+                if isinstance(job, PipelineSpec)
+                else backend.submit(job)
+            )
             _say(f"resubmitted {ref} as {new.recovery_id}")
+
+
+def _is_pipeline(backend: Backend, ref: RunRef) -> bool:
+    return pipeline_steps_or_none(backend, ref) is not None
 
 
 @app.command()

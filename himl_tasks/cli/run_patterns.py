@@ -32,7 +32,11 @@ GLOB_CHARACTERS = "*?["
 
 
 def select_runs(
-    backend: Backend, patterns: Sequence[str], *, children: bool = False
+    backend: Backend,
+    patterns: Sequence[str],
+    *,
+    children: bool = False,
+    listed: Sequence[ListedRun] | None = None,
 ) -> list[ListedRun]:
     """The runs the patterns name, oldest first, each once.
 
@@ -41,6 +45,7 @@ def select_runs(
         patterns: The patterns (see the module docstring).
         children: Each run is followed by its children not named already (a sweep by its
             trials), from the same listing of the workspace.
+        listed: The workspace's runs, when the caller listed them already (else listed here).
 
     Raises:
         InvalidInputError: A malformed pattern (empty, an unclosed `[`), or a folder without
@@ -50,7 +55,8 @@ def select_runs(
     for pattern in patterns:
         check_pattern(pattern)
     folder_ids = {pattern: _recovery_ids_in_folders(pattern) for pattern in patterns}
-    listed = backend.list_runs()
+    if listed is None:
+        listed = backend.list_runs()
     chosen: dict[str, ListedRun] = {}
     for pattern in patterns:
         ids = folder_ids[pattern]

@@ -1,1 +1,1 @@
-"""Backend-neutral job logic: run to completion, resubmit, identity, submit once."""
+"""Backend-neutral job logic: run to completion, resubmit, identity, submit once, pipelines."""

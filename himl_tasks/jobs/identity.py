@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan, identity_fields
 from himl_tasks.sweeps import SweepSpec
 
@@ -20,6 +22,7 @@ from himl_tasks.sweeps import SweepSpec
 # tags and names, long enough that two different jobs never share one.
 JOB_SUBMISSION_PREFIX = "himl-job-"
 SWEEP_SUBMISSION_PREFIX = "himl-sweep-"
+PIPELINE_SUBMISSION_PREFIX = "himl-pipeline-"
 _DIGITS = 48
 
 
@@ -59,3 +62,41 @@ def sweep_submission_identity(plan: RunPlan, sweep: SweepSpec, *, workspace: str
     settings = json.dumps(dataclasses.asdict(sweep), sort_keys=True, default=str)
     digest = hashlib.sha256(f"{job}\0{settings}".encode()).hexdigest()
     return SWEEP_SUBMISSION_PREFIX + digest[:_DIGITS]
+
+
+def pipeline_submission_identity(
+    pipeline: PipelineSpec, plans: Mapping[str, RunPlan], *, workspace: str = ""
+) -> str:
+    """The identity a pipeline is submitted under: every step's job identity, and the graph.
+
+    Two submissions are the same pipeline when their steps have the same names, jobs (spec,
+    snapshot content, the versions of the existing datasets they read), the same datasets
+    handed from step to step, order and reuse settings, in the same experiment with the same
+    tags. The display name does not count, as it does not for a job.
+
+    Args:
+        pipeline: The pipeline.
+        plans: Each step's job, prepared by the backend it runs on, by step name; the plan
+            holds the inputs read from the workspace (a step's inputs another step writes
+            have no version before the pipeline runs: the name and settings count).
+        workspace: Names the workspace, so the same pipeline in two workspaces differs.
+    """
+    digest = hashlib.sha256()
+    fields = {
+        "name": pipeline.name,
+        "experiment": pipeline.experiment,
+        "tags": dict(pipeline.tags),
+        "existing_datasets": list(pipeline.existing_datasets),
+    }
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    for step in pipeline.ordered_steps:
+        handed_on = [
+            dataclasses.asdict(config)
+            for config in step.job.input_datasets
+            if pipeline.step_writing(config.name) is not None
+        ]
+        settings = {"after": list(step.after), "allow_reuse": step.allow_reuse}
+        step_fields = json.dumps([step.name, settings, handed_on], sort_keys=True, default=str)
+        digest.update(f"\0step {step_fields}".encode())
+        digest.update(job_identity(plans[step.name], workspace=workspace).encode())
+    return PIPELINE_SUBMISSION_PREFIX + digest.hexdigest()[:_DIGITS]

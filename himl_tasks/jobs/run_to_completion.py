@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.errors import InvalidInputError, JobFailedError
+from himl_tasks.errors import HimlError, InvalidInputError, JobFailedError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.number_checks import is_seconds, is_whole_number
 from himl_tasks.run_plan import RunPlan
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 # A job is handed on as the spec it was given or the plan a backend prepared of it.
 SpecOrPlan = TypeVar("SpecOrPlan", JobSpec, RunPlan)
+# What the resubmission loop submits: a job, or a pipeline.
+Submitted = TypeVar("Submitted")
 
 
 @dataclass(frozen=True)
@@ -107,32 +109,79 @@ def run_to_completion(
     Raises:
         JobFailedError: For a user error, a cancellation, or a lost job past the retries.
     """
-    attempts: list[str] = []
-    history: list[Metric] = []
+
+    def resumed(job: SpecOrPlan, ref: RunRef, state: RunState) -> SpecOrPlan | None:
+        if state.failure_kind not in RESUBMITTABLE:
+            return None
+        # A plan keeps its snapshot and input versions; a spec is planned again when submitted.
+        return job.resuming_from(ref.recovery_id)
+
+    attempts = resubmit_until_done(
+        job, submit=submit, watch=watch, resumed=resumed, policy=policy, sleep=sleep
+    )
+    ref, state = attempts[-1]
+    per_attempt = [backend.get_metrics(earlier) for earlier, _ in attempts]
+    history = [metric for metrics in per_attempt for metric in metrics]
+    final = per_attempt[-1]
+    return JobResult(
+        run=ref,
+        state=state,
+        attempts=[earlier.recovery_id for earlier, _ in attempts],
+        outputs={d.name: d.version for d in backend.run_outputs(ref)},
+        metrics={m.name: m.value for m in final},
+        metric_history=history,
+    )
+
+
+def resubmit_until_done(
+    job: Submitted,
+    *,
+    submit: Callable[[Submitted], RunRef],
+    watch: Callable[[RunRef], RunState],
+    resumed: Callable[[Submitted, RunRef, RunState], Submitted | None],
+    policy: ResubmitPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+    failure: Callable[[RunRef, RunState], HimlError] = lambda ref, state: JobFailedError(state),
+) -> list[tuple[RunRef, RunState]]:
+    """The one resubmission loop: submit, watch, and submit again what the platform lost.
+
+    Jobs (`run_to_completion`) and pipelines (`run_pipeline_to_completion`) differ only in
+    what a lost run is and how the next submission resumes it: `resumed` says.
+
+    Args:
+        job: What is submitted (a spec, a plan, a pipeline).
+        submit: Submits it, returning its run (it may find an earlier identical run).
+        watch: Watches a run to its final state.
+        resumed: For a run that did not complete, while resubmissions are left: what to
+            submit next, resuming it, or None when submitting again would not help (a user
+            error, a cancellation).
+        policy: How many resubmissions, and the pauses before them.
+        sleep: How to pause between attempts.
+        failure: The error for a run that did not complete and is not submitted again
+            (default: `JobFailedError` of its state).
+
+    Returns:
+        Every attempt's run and final state, first to last; the last one completed.
+
+    Raises:
+        HimlError: `failure`'s, for a run `resumed` gives up on, or one lost past the retries.
+    """
+    attempts: list[tuple[RunRef, RunState]] = []
     for attempt in range(policy.max_retries + 1):
         ref = submit(job)
-        attempts.append(ref.recovery_id)
         state = watch(ref)
-        final = backend.get_metrics(ref)
-        history += final
+        attempts.append((ref, state))
         if state.succeeded:
-            return JobResult(
-                run=ref,
-                state=state,
-                attempts=attempts,
-                outputs={d.name: d.version for d in backend.run_outputs(ref)},
-                metrics={m.name: m.value for m in final},
-                metric_history=history,
-            )
-        if state.failure_kind not in RESUBMITTABLE or attempt == policy.max_retries:
-            raise JobFailedError(state)
+            return attempts
+        again = None if attempt == policy.max_retries else resumed(job, ref, state)
+        if again is None:
+            raise failure(ref, state)
         delay = policy.delay(attempt + 1)
         logger.warning(
-            "run %s ended %s (%s); submitting it again in %.0f s, resuming from its latest "
-            "recovery checkpoint (retry %d of %d)",
+            "run %s ended %s (%s); submitting it again in %.0f s, resuming what was lost "
+            "from its latest recovery checkpoint (retry %d of %d)",
             ref, state.status, state.failure_kind, delay, attempt + 1, policy.max_retries,
         )  # fmt: skip
         sleep(delay)
-        # A plan keeps its snapshot and input versions; a spec is planned again when submitted.
-        job = job.resuming_from(ref.recovery_id)
+        job = again
     raise AssertionError("unreachable: the last attempt returns or raises")

@@ -38,7 +38,7 @@ def submit_once(backend: Backend, plan: RunPlan, identity: str) -> tuple[RunRef,
     Returns:
         The run, and whether it was found rather than submitted now.
     """
-    sid, found, last_ended = _walk_chain(backend, identity)
+    sid, found, last_ended = walk_chain(backend, identity)
     if found is not None:
         return found, True
     if last_ended is not None and not plan.spec.resume_from:
@@ -59,16 +59,18 @@ def submit_sweep_once(
     Returns:
         The sweep's parent run, and whether it was found rather than submitted now.
     """
-    sid, found, _ = _walk_chain(backend, identity)
+    sid, found, _ = walk_chain(backend, identity)
     if found is not None:
         return found, True
     return backend.submit_sweep(plan, sweep, submission_id=sid), False
 
 
-def _walk_chain(
+def walk_chain(
     backend: Backend, identity: str
 ) -> tuple[str, RunRef | None, tuple[RunRef, RunState] | None]:
     """Walks the identity's chain to its first link with no run, or with a live or good one.
+
+    Jobs, sweeps and pipelines (`submit_pipeline_once`) are submitted along it.
 
     Returns:
         That link's submission id; its run if it has one (completed or still going), else

@@ -5,7 +5,9 @@ Modules, one job each:
 - `workspaces`: a task's workspace argument (a block or its saved name) made a backend;
 - `data_tasks`: datastore folders, datasets, a run's files and checkpoints;
 - `job_tasks`: submit, wait, run to completion, sweep;
+- `pipeline_tasks`: run a native pipeline to completion;
 - `publishing_tasks`: publish a pipeline, submit a published one, schedule it;
+- `cancellation`: whether the flow run a task watches in is being canceled;
 - `hooks`: flow hooks that cancel the jobs a flow run leaves behind;
 - `artifacts`: run links, metrics tables, transfer progress.
 
@@ -25,6 +27,7 @@ from himl_tasks.prefect.data_tasks import (
 )
 from himl_tasks.prefect.hooks import cancel_started_jobs, forget_started_jobs
 from himl_tasks.prefect.job_tasks import run_job, run_sweep, submit_job, wait_for_job
+from himl_tasks.prefect.pipeline_tasks import run_pipeline
 from himl_tasks.prefect.publishing_tasks import (
     publish_pipeline,
     remove_pipeline_schedule,
@@ -48,6 +51,7 @@ __all__ = [
     "publish_pipeline",
     "remove_pipeline_schedule",
     "run_job",
+    "run_pipeline",
     "run_sweep",
     "schedule_pipeline",
     "submit_job",

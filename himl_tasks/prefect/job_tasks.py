@@ -34,9 +34,7 @@ Example:
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Callable
-from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -53,6 +51,8 @@ from himl_tasks.jobs.run_to_completion import (
 )
 from himl_tasks.jobs.submit_once import submit_once, submit_sweep_once
 from himl_tasks.prefect.artifacts import create_metrics_table, create_run_link
+from himl_tasks.prefect.cancellation import CANCEL_CHECK_SECONDS, every
+from himl_tasks.prefect.cancellation import flow_run_is_canceling as canceling
 from himl_tasks.prefect.hooks import remember_started
 from himl_tasks.prefect.metric_artifacts import MetricHistoryArtifacts
 from himl_tasks.prefect.workspaces import (
@@ -64,8 +64,6 @@ from himl_tasks.prefect.workspaces import (
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.sweeps import SweepSpec
-
-CANCEL_CHECK_SECONDS = 2.0
 
 
 @task(cache_policy=NO_CACHE)
@@ -178,68 +176,99 @@ def _submit(
     workspace_block: WorkspaceBlockOrName, backend: Backend, plan: RunPlan, identity: str
 ) -> RunRef:
     """Submits a job unless its identity has a live or completed run; records a new one."""
-    logger = get_run_logger()
     ref, found = submit_once(backend, plan, identity)
+    return report_submission(workspace_block, backend, ref, found, what="job", link="run")
+
+
+def report_submission(
+    workspace_block: WorkspaceBlockOrName,
+    backend: Backend,
+    ref: RunRef,
+    found: bool,
+    *,
+    what: str,
+    link: str,
+) -> RunRef:
+    """Logs a run found rather than submitted; records a new one for the flow hooks, linked.
+
+    Args:
+        workspace_block: The workspace the run is in.
+        backend: Its backend.
+        ref: The run.
+        found: It was found under its identity, not submitted now.
+        what: What was submitted, for the log ("job", "pipeline").
+        link: The kind of its link artifact ("run", "pipeline").
+    """
+    logger = get_run_logger()
     if found:
         logger.info(
-            "the same job (spec, snapshot and inputs) already has run %s: not submitting it again",
+            "the same %s (code, settings and inputs) already has run %s: not submitting it again",
+            what,
             ref,
         )
         return ref
     remember_started(workspace_block, backend, ref)
-    logger.info("submitted run %s: %s", ref, ref.portal_url)
-    create_run_link(ref, "run")
+    logger.info("submitted %s run %s: %s", what, ref, ref.portal_url)
+    create_run_link(ref, link)
     return ref
 
 
 def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:
     """Waits for a run to end, its log lines in the task's log, canceling it with its flow run.
 
-    The one place the tasks wait for a run (`wait_for_job` and `run_job`). While it waits, the
-    run's metric history and progress are published as artifacts (`MetricHistoryArtifacts`).
+    The one place the job tasks wait for a run (`wait_for_job` and `run_job`). While it waits,
+    the run's metric history and progress are published as artifacts (`MetricHistoryArtifacts`).
+    """
+    curves = MetricHistoryArtifacts(backend, ref)
+    # watch asks at each of its looks, so the curves are never read more often than the
+    # backend is polled (and MetricHistoryArtifacts throttles further).
+    return watch_in_task(
+        backend,
+        ref,
+        timeout_seconds,
+        log_prefix=ref.run_id,
+        look=curves.tick,
+        finish=curves.publish,  # the values logged after the last look
+    )
+
+
+def watch_in_task(
+    backend: Backend,
+    ref: RunRef,
+    timeout_seconds: float,
+    *,
+    log_prefix: str,
+    look: Callable[[], None],
+    finish: Callable[[], None],
+    what: str = "run",
+) -> RunState:
+    """Watches a run from a task: its log in the task's log, canceled with the flow run.
+
+    The one watch of the tasks (a job's run, a pipeline run): `Backend.watch`, asking at
+    each look whether the flow run is being canceled (at most every `CANCEL_CHECK_SECONDS`).
+
+    Args:
+        backend: Where the run is.
+        ref: The run.
+        timeout_seconds: The deadline.
+        log_prefix: What each forwarded log line is prefixed with, in brackets.
+        look: Called at each of the watch's looks (artifacts to update, more logs to follow).
+        finish: Called once the run ended.
+        what: What the run is, for the log.
     """
     logger = get_run_logger()
-    curves = MetricHistoryArtifacts(backend, ref)
-    flow_run_is_canceling = _every(CANCEL_CHECK_SECONDS, _flow_run_is_canceling)
+    flow_run_is_canceling = every(CANCEL_CHECK_SECONDS, canceling)
 
-    def look() -> bool:
-        # watch asks at each of its looks, so the curves are never read more often than
-        # the backend is polled (and MetricHistoryArtifacts throttles further).
-        curves.tick()
+    def should_cancel() -> bool:
+        look()
         return flow_run_is_canceling()
 
     state = backend.watch(
         ref,
         timeout_seconds=timeout_seconds,
-        on_line=lambda line: logger.info("[%s] %s", ref.run_id, line),
-        should_cancel=look,
+        on_line=lambda line: logger.info("[%s] %s", log_prefix, line),
+        should_cancel=should_cancel,
     )
-    curves.publish()  # the values logged after the last look
-    logger.info("run %s ended %s", ref, state.status)
+    finish()
+    logger.info("%s %s ended %s", what, ref, state.status)
     return state
-
-
-def _flow_run_is_canceling() -> bool:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
-    from prefect.runtime import flow_run
-
-    if not flow_run.id:
-        return False
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(UUID(str(flow_run.id))).state
-    return state is not None and state.type in (StateType.CANCELLING, StateType.CANCELLED)
-
-
-def _every(seconds: float, check: Callable[[], bool]) -> Callable[[], bool]:
-    """Calls `check` at most once per `seconds`; in between, says False."""
-    last = float("-inf")
-
-    def throttled() -> bool:
-        nonlocal last
-        if time.monotonic() - last < seconds:
-            return False
-        last = time.monotonic()
-        return check()
-
-    return throttled

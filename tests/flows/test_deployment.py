@@ -109,3 +109,27 @@ def test_the_azureml_v2_deployment_runs_the_flow_on_an_sdk_v2_block(
     assert submitted.compute is None and submitted.queue_settings.job_tier.lower() == "spot"
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     assert "`preprocess-then-train/azureml-v2`" in readme
+
+
+def test_the_native_pipeline_deployment_runs_the_chain_as_one_pipeline_and_the_demo_offers_it() -> (
+    None
+):
+    """`preprocess-then-train/native-pipeline`: the flow on the local block, native_pipeline on;
+    `make demo DEMO_ARGS=--native-pipeline` runs it (the plain demo still runs `local`)."""
+    from flows.preprocess_then_train import preprocess_then_train
+    from scripts.demo import chosen_deployment
+
+    deployment = deployments()["native-pipeline"]
+    parameters = deployment["parameters"]
+    assert deployment["entrypoint"] == "flows/preprocess_then_train.py:preprocess_then_train"
+    assert deployment["work_pool"]["name"] == "himl-process"
+    assert set(parameters) <= set(inspect.signature(preprocess_then_train.fn).parameters)
+    assert parameters == {"workspace_block": "local-workspace/demo", "native_pipeline": True}
+    assert (
+        inspect.signature(preprocess_then_train.fn).parameters["native_pipeline"].default is False
+    )
+    assert chosen_deployment(["--native-pipeline", "--param", "epochs=4"]) == (
+        "preprocess-then-train/native-pipeline",
+        ["--param", "epochs=4"],
+    )
+    assert chosen_deployment([]) == ("preprocess-then-train/local", [])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,33 @@ def epochs_spec(project: Path, epochs: int, pause: float, **changes: object) -> 
         entry_script="epochs.py", args=[str(epochs), str(pause)], snapshot_root=project,
         **changes,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+@contextmanager
+def canceling_the_flow_run(
+    seen: dict[str, str], ready: Callable[[], bool], *, pause: float = 0.0
+) -> Iterator[None]:
+    """Sets the flow run `seen["flow_run"]` Cancelling, from a thread, once `ready()` says so.
+
+    Args:
+        seen: Where the flow under test writes its flow run's id.
+        ready: True once the flow has got where it is to be canceled (e.g. its job runs).
+        pause: Seconds to wait after that before canceling.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    def cancel() -> None:
+        deadline = time.monotonic() + 120
+        while not ("flow_run" in seen and ready()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(pause)
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(seen["flow_run"], Cancelling(), force=True)
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    try:
+        yield
+    finally:
+        canceller.join()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,6 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.runtime import flow_run
-from prefect.states import Cancelling
 
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.clusters import Preemption
@@ -20,7 +17,7 @@ from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.jobs.run_to_completion import JobResult
 from himl_tasks.prefect import run_job, submit_job
 from himl_tasks.runs import FailureKind, RunStatus
-from tests.prefect.conftest import epochs_spec
+from tests.prefect.conftest import canceling_the_flow_run, epochs_spec
 
 
 def train_on_spot(block: str, project: Path) -> JobResult:
@@ -113,18 +110,11 @@ def test_canceling_the_flow_run_cancels_its_job(
         seen["flow_run"] = str(flow_run.id)
         run_job(block, epochs_spec(project, 100, 0.2), retry_delay_seconds=0)
 
-    def cancel_soon() -> None:
-        while not backend.registry.runs() or "flow_run" not in seen:
-            time.sleep(0.05)
-        time.sleep(1.0)
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(seen["flow_run"], Cancelling(), force=True)
-
-    canceller = threading.Thread(target=cancel_soon)
-    canceller.start()
-    with pytest.raises(JobFailedError):
+    with (
+        canceling_the_flow_run(seen, lambda: bool(backend.registry.runs()), pause=1.0),
+        pytest.raises(JobFailedError),
+    ):
         long()
-    canceller.join()
     (run,) = backend.registry.runs()
     assert run.status is RunStatus.CANCELED
     with get_client(sync_client=True) as client:

@@ -21,7 +21,6 @@ from typing import Any
 from himl_tasks.backends.azureml_common.time_zones import iana_time_zone, windows_time_zone
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.pipelines import PIPELINE_TAG
-from himl_tasks.errors import InvalidInputError
 from himl_tasks.pipeline_runs import PipelineSchedule
 
 TIMEZONE_TAG = "himl_timezone"
