@@ -11,73 +11,28 @@ checkpoint, fetched from that job's files through the transfer engine.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
-from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
-from tests.backends.azureml_v2_execution import (
-    ExecutingAzureMLV2Service,
-    Preemption,
-    executing_v2_service,
-)
+from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service, Preemption
 from tests.backends.azureml_v2_service import PREEMPTION_ERROR
+from tests.flows.conftest import MLFLOW_WARNINGS
 
-# MLflow 3.17's SQL store (the stand-in's tracking server) uses loader options SQLAlchemy 2.1
-# deprecates, and loading it configures every SQLAlchemy mapper of the process, Prefect's
-# server's too, whose UUID type SQLAlchemy 2.1 warns about: warnings of the libraries.
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:Type object .* does not refer to an OperatorClass:DeprecationWarning"
-    ),
-]
+pytestmark = MLFLOW_WARNINGS
 EPOCHS = 4
-
-
-@pytest.fixture
-def service(azurite: Azurite) -> Iterator[ExecutingAzureMLV2Service]:
-    yield from executing_v2_service(azurite)
-
-
-@pytest.fixture
-def v2_workspace(
-    prefect_api: None,
-    service: ExecutingAzureMLV2Service,
-    azurite: Azurite,
-    monkeypatch: pytest.MonkeyPatch,
-) -> tuple[str, AzureMLV2Backend]:
-    """A saved AzureMLWorkspace block (SDK v2) whose backend talks to the stand-in."""
-    from himl_tasks.prefect.blocks import AzureMLWorkspace
-
-    backend = AzureMLV2Backend(service=service, account_urls={ACCOUNT_NAME: azurite.account_url})
-    backend.max_poll_seconds = 0.5  # type: ignore[misc]  # the stand-in answers at once
-    name = f"test-v2-{uuid.uuid4().hex[:12]}"
-    AzureMLWorkspace(
-        subscription_id=service.subscription_id,
-        resource_group=service.resource_group,
-        workspace_name=service.workspace_name,
-        sdk="v2",
-    ).save(name)
-    # The block's own backend() would sign in to Azure: here it reaches the stand-in.
-    monkeypatch.setattr(AzureMLWorkspace, "backend", lambda self: backend)
-    return f"azureml-workspace/{name}", backend
 
 
 def test_the_flow_runs_on_v2_through_one_preemption_and_resumes_from_the_last_checkpoint(
     v2_workspace: tuple[str, AzureMLV2Backend],
-    service: ExecutingAzureMLV2Service,
+    v2_service: ExecutingAzureMLV2Service,
     tmp_path: Path,
 ) -> None:
     from flows.preprocess_then_train import preprocess_then_train
 
     block, backend = v2_workspace
-    service.preemptions.append(
+    v2_service.preemptions.append(
         Preemption("flows/jobs/train.py", after_metric=("train_loss", 2), max_preemptions=1)
     )
 
@@ -96,7 +51,7 @@ def test_the_flow_runs_on_v2_through_one_preemption_and_resumes_from_the_last_ch
     assert result["features_dataset"] == "digits_features:1"
     lost, resumed = result["train_attempts"]  # preempted once, resubmitted
     lost_job = lost.split(":")[1]
-    assert service.run_details(lost_job)["error"] == PREEMPTION_ERROR
+    assert v2_service.run_details(lost_job)["error"] == PREEMPTION_ERROR
     lost_kind = backend.get_state(backend.get_run_ref(lost)).failure_kind
     assert lost_kind is not None and lost_kind.value == "preempted"
     assert resumed == result["train_run"]
@@ -108,7 +63,7 @@ def test_the_flow_runs_on_v2_through_one_preemption_and_resumes_from_the_last_ch
     assert result["test_accuracy"] >= 0.9
     assert Path(result["checkpoint"]).is_file()
     # The features are the preprocessing job's output, registered when it completed.
-    features = service.data("digits_features", 1)
+    features = v2_service.data("digits_features", 1)
     preprocess_job = result["preprocess_run"].split(":")[1]
     assert str(features.path).endswith(f"/paths/digits_features/{preprocess_job}/")
     lost_log = backend.read_log(backend.get_run_ref(lost), 0).decode()
@@ -117,7 +72,7 @@ def test_the_flow_runs_on_v2_through_one_preemption_and_resumes_from_the_last_ch
 
 def test_on_v2_low_priority_on_a_dedicated_cluster_is_refused_before_any_side_effect(
     v2_workspace: tuple[str, AzureMLV2Backend],
-    service: ExecutingAzureMLV2Service,
+    v2_service: ExecutingAzureMLV2Service,
 ) -> None:
     """It was refused only when the training job was submitted, after preprocessing ran."""
     from flows.preprocess_then_train import preprocess_then_train
@@ -134,4 +89,4 @@ def test_on_v2_low_priority_on_a_dedicated_cluster_is_refused_before_any_side_ef
         )
 
     assert backend.datastore("").list("") == []
-    assert service.jobs == {} and service.data_assets == {}
+    assert v2_service.jobs == {} and v2_service.data_assets == {}
