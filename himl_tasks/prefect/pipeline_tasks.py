@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime
 import functools
 import logging
 from typing import TypeAlias
@@ -97,16 +96,17 @@ def run_pipeline(
     identity = pipeline_submission_identity(
         planned.pipeline, planned.plans, workspace=workspace_label(workspace_block)
     )
-    started = datetime.datetime.now(datetime.UTC)
+    found: list[bool] = []  # per submission: an earlier run found rather than submitted
     result = run_pipeline_to_completion(
         backend,
         planned.pipeline,
-        submit=lambda job: _submit(workspace_block, backend, job, identity),
+        submit=lambda job: _submit(workspace_block, backend, job, identity, found),
         watch=lambda ref: _watch(backend, ref, timeout_seconds),
         policy=policy,
     )
-    created = result.state.created_at
-    result.reused = len(result.attempts) == 1 and created is not None and created < started
+    # Told by the submission itself, not by the run's created time against this machine's
+    # clock (the service's clock is not this one's).
+    result.reused = found == [True]
     for step in result.steps.values():
         if step.source is not None:
             create_metrics_table(step.source, step.metrics)
@@ -146,11 +146,21 @@ def lineage_markdown(pipeline: PipelineSpec, result: PipelineResult) -> str:
 
 
 def _submit(
-    workspace_block: WorkspaceBlockOrName, backend: Backend, pipeline: PipelineSpec, identity: str
+    workspace_block: WorkspaceBlockOrName,
+    backend: Backend,
+    pipeline: PipelineSpec,
+    identity: str,
+    found: list[bool],
 ) -> RunRef:
-    """Submits the pipeline unless its identity has a live or completed run; records a new one."""
-    ref, found = submit_pipeline_once(backend, pipeline, identity)
-    return report_submission(workspace_block, backend, ref, found, what="pipeline", link="pipeline")
+    """Submits the pipeline unless its identity has a live or completed run; records a new one.
+
+    Appends to `found` whether the run was found rather than submitted now.
+    """
+    ref, was_found = submit_pipeline_once(backend, pipeline, identity)
+    found.append(was_found)
+    return report_submission(
+        workspace_block, backend, ref, was_found, what="pipeline", link="pipeline"
+    )
 
 
 def _watch(backend: Backend, ref: RunRef, timeout_seconds: float) -> RunState:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import logging
 from pathlib import Path
 
@@ -13,9 +15,9 @@ from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.errors import JobFailedError
 from himl_tasks.jobs.pipeline_to_completion import PipelineResult
 from himl_tasks.pipelines import PipelineSpec
-from himl_tasks.prefect import run_pipeline
+from himl_tasks.prefect import backend_for, run_pipeline
 from himl_tasks.prefect.artifacts import artifact_key
-from himl_tasks.runs import RunStatus
+from himl_tasks.runs import RunRef, RunState, RunStatus
 from himl_tasks.testing.backend_contract import Job
 from himl_tasks.testing.pipeline_contract import PREP, TRAIN, chain, make_raw
 from tests.backends.test_backend_contract import LocalHarness
@@ -47,6 +49,7 @@ def test_run_pipeline_forwards_step_logs_and_leaves_links_metrics_and_lineage(
         result = run()
 
     assert result.state.succeeded and result.attempts == [result.run.recovery_id]
+    assert not result.reused
     prep, trained = result.steps["prep"], result.steps["train"]
     assert prep.run is not None and trained.run is not None
     assert prep.outputs == trained.inputs == {"features": 1}
@@ -73,6 +76,36 @@ def test_run_pipeline_forwards_step_logs_and_leaves_links_metrics_and_lineage(
     again = run()
     assert again.run == result.run and again.reused
     assert len(backend.list_runs()) == runs
+
+
+def test_a_new_pipeline_run_is_not_reused_when_the_service_s_clock_is_behind(
+    workspace: tuple[str, LocalBackend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was said reused when its created time (the service's clock) was before the task
+    started (this machine's): an AzureML run's created time is the service's."""
+    block, backend = workspace
+    harness = harness_on(backend, tmp_path)
+    make_raw(harness)
+    pipeline = chain(harness)
+    serving = backend_for(block)
+    get_state = serving.get_state
+
+    def an_hour_behind(ref: RunRef) -> RunState:
+        state = get_state(ref)
+        created = state.created_at
+        if created is None:
+            return state
+        return dataclasses.replace(state, created_at=created - datetime.timedelta(hours=1))
+
+    monkeypatch.setattr(serving, "get_state", an_hour_behind)
+
+    @flow
+    def run() -> PipelineResult:
+        return run_pipeline(block, pipeline, retry_delay_seconds=0)
+
+    result = run()
+
+    assert result.state.succeeded and not result.reused
 
 
 def test_a_step_s_user_error_fails_the_task_with_the_step_s_state(
