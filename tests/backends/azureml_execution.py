@@ -108,6 +108,7 @@ class ExecutedJob(JobProcess):
             "output_datasets": {name: str(path) for name, path in self.output_folders.items()},
             "record_file": str(self.record_file),
             "staged_files": str(self.staged_files),
+            **self._job_side_workspace(),
         }
         control_file = self.folder / "job.json"
         control_file.write_text(json.dumps(control), encoding="utf-8")
@@ -116,6 +117,23 @@ class ExecutedJob(JobProcess):
             raise NotImplementedError("the stand-in executes script jobs only, not commands")
         command = [sys.executable, str(LAUNCHER), script, *self.arguments]
         self.launch(command, self._environment(control_file), run_config.max_run_duration_seconds)
+
+    def _job_side_workspace(self) -> dict[str, Any]:
+        """What the job is told of its workspace beyond its run, for `Run.get_context()
+        .experiment.workspace` as the in-job half uses it (a resumed job fetches its
+        predecessor's checkpoint from the artifact store): the artifact store's container and
+        key (a real job reaches them through the service with its run's token) and the
+        workspace's runs so far, by id, with their experiments."""
+        artifacts = self.service.datastores["workspaceartifactstore"]
+        return {
+            "artifact_store": {
+                "account_url": self.service.azurite.account_url,
+                "account_name": artifacts.account_name,
+                "account_key": artifacts.account_key,
+                "container": artifacts.container_name,
+            },
+            "runs": {run.id: run.experiment.name for run in self.service.runs.values()},
+        }
 
     def _environment(self, control_file: Path) -> dict[str, str]:
         # A compute node has none of the submitter's himl-tasks or AzureML variables.

@@ -11,6 +11,11 @@ runpy. The service half (tests/backends/azureml_execution.py) tells it about the
 a JSON file named by `HIML_STANDIN_JOB`, and reads back what the job logged from a JSON-lines
 file beside it.
 
+The in-job half's `current_workspace_backend` (through which a resumed job fetches its
+predecessor's checkpoint) is an `AzureMLV1Backend` on `JobSideService`: the workspace's
+artifact store and runs as the stand-in described them in the control file (a real job
+reaches them through the service with its run's token).
+
 This module runs in the job's process and imports nothing from the tests package (which is
 not on the job's path), and azureml only when the script does.
 """
@@ -32,6 +37,7 @@ from typing import Any
 
 CONTROL_FILE = "HIML_STANDIN_JOB"
 """The variable naming the job's control file (written by the stand-in, test-only)."""
+ARTIFACT_DATASTORE = "workspaceartifactstore"
 
 
 class JobWorkspace:
@@ -230,9 +236,82 @@ def _install(run_module: ModuleType, run: JobRun) -> None:
     run_module.Run.get_context = classmethod(get_context)
 
 
+class JobSideService:
+    """The part of the v1 service a job reaches from inside: its workspace's artifact store
+    and its runs (`Run.get(workspace, run_id)`), as the stand-in described them."""
+
+    def __init__(self, control: dict[str, Any]) -> None:
+        self.control = control
+        self.workspace = JobWorkspace(**control["workspace"])
+
+    def datastore(self, name: str) -> Any:
+        from azureml.core import Workspace
+        from azureml.data.azure_storage_datastore import AzureBlobDatastore
+
+        from himl_tasks.errors import DatastoreNotFoundError
+
+        if name != ARTIFACT_DATASTORE:
+            raise DatastoreNotFoundError(
+                f"the stand-in's job side knows only the datastore '{ARTIFACT_DATASTORE}'"
+            )
+        store = self.control["artifact_store"]
+        workspace = Workspace(
+            self.workspace.subscription_id,
+            self.workspace.resource_group,
+            self.workspace.name,
+            auth=object(),
+            _disable_service_check=True,
+        )
+        return AzureBlobDatastore(
+            workspace,
+            name,
+            store["container"],
+            store["account_name"],
+            account_key=store["account_key"],
+            protocol="http",
+            endpoint="core.windows.net",
+        )
+
+    def run(self, run_id: str) -> Any:
+        from himl_tasks.errors import RunNotFoundError
+
+        experiment = self.control["runs"].get(run_id)
+        if experiment is None:
+            raise RunNotFoundError(f"no run '{run_id}' in workspace '{self.workspace.name}'")
+        return JobSideRun(run_id, JobExperiment(experiment, self.workspace))
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotImplementedError(f"the stand-in's job side does not answer {name}")
+
+
+class JobSideRun:
+    """Another run of the workspace, as the job side sees it: its id and experiment."""
+
+    def __init__(self, run_id: str, experiment: JobExperiment) -> None:
+        self.id = run_id
+        self.experiment = experiment
+
+    def get_portal_url(self) -> str:
+        return ""
+
+
+def workspace_backend(control: dict[str, Any]) -> Any:
+    """The v1 backend a job's in-job half uses, on the stand-in's artifact store."""
+    from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
+
+    store = control["artifact_store"]
+    return AzureMLV1Backend(
+        service=JobSideService(control),  # type: ignore[arg-type]
+        account_urls={store["account_name"]: store["account_url"]},
+    )
+
+
 def main(argv: Sequence[str]) -> None:
     """Runs `argv[0]` (the script, relative to the working folder) as `__main__`."""
+    from himl_tasks.backends.azureml_v1 import in_job
+
     control = json.loads(Path(os.environ[CONTROL_FILE]).read_text(encoding="utf-8"))
+    in_job.current_workspace_backend = lambda: workspace_backend(control)
     run = JobRun(control)
     if "azureml.core.run" in sys.modules:
         _install(sys.modules["azureml.core.run"], run)

@@ -11,7 +11,10 @@ Runs either follow a script (`Outcome`: statuses, log lines, files and metrics g
 test), or, on a service made with `execute=True` (or after `service.execute = True`), really
 execute the submitted job as a subprocess, as AzureML's compute would
 (tests/backends/azureml_execution.py): its log, files, metrics and output datasets are the
-script's own.
+script's own. A running executed job is preempted when one of `service.preemptions` fires
+(tests/backends/job_process.py, `Preemption`): its process is killed, its files so far are
+kept, and it ends Failed with AzureML's PREEMPTION_ERROR (as on low-priority compute: the
+v1 compute's error for a preempted node, FACTS.md, "AzureML facts that shape the design").
 
 Submitted pipelines run as the pipeline service runs them (tests/backends/
 azureml_pipeline_service.py): their steps are child runs that follow Outcomes or execute.
@@ -54,6 +57,7 @@ from tests.backends.azureml_pipeline_service import (
     nodes_of,
     pipeline_run_class,
 )
+from tests.backends.job_process import Preemption, preemption_fires
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"
@@ -216,6 +220,7 @@ class FakeRun:
         self.created_at = utc_now()
         self.ended_at = ""
         self.error: dict[str, Any] | None = None
+        self.preempted = False
         if execution is None:
             self.children = [FakeRun(service, experiment, child) for child in outcome.children]
 
@@ -302,7 +307,9 @@ class FakeRun:
         elif self.job is None:
             self._advance_sweep()
         elif self.current != "Finalizing":
-            if self.job.alive:
+            if self.current == "Running" and self.service.should_preempt(self):
+                self._preempt()
+            elif self.job.alive:
                 self.current = "Running"
                 self.job.upload_log()
             else:
@@ -339,6 +346,15 @@ class FakeRun:
     def _end(self, status: str) -> None:
         self.current = status
         self.ended_at = utc_now()
+
+    def _preempt(self) -> None:
+        """The job's nodes are taken back: its process killed, its files so far kept."""
+        assert self.job is not None
+        self.preempted = True
+        self.job.kill()
+        self.job.upload_results(outputs=False)
+        self.error = copy.deepcopy(PREEMPTION_ERROR)
+        self._end("Failed")
 
     def _cancel_execution(self) -> None:
         assert self.execution is not None
@@ -486,6 +502,8 @@ class FakeAzureMLService:
         self.execute = execute
         self._compute_root: Path | None = None
         self.jobs: list[ExecutedJob] = []
+        # When running executed jobs are preempted (a low-priority cluster's nodes taken back).
+        self.preemptions: list[Preemption] = []
         self.pipelines = PipelineStandIn(self)
 
     @property
@@ -521,6 +539,26 @@ class FakeAzureMLService:
         parent.children.append(child)
         self.runs[child.id] = child
         return child
+
+    def should_preempt(self, run: FakeRun) -> bool:
+        """True when a preemption rule fires for this running executed run."""
+        assert run.job is not None
+        metrics = run.job.metrics()
+
+        def logged(name: str) -> int:
+            # As get_metrics() shapes them: a scalar logged more than once is a list, a
+            # series of rows (log_row with a step) a table of {column: [cells]}.
+            value = metrics.get(name)
+            if isinstance(value, dict):
+                value = next(iter(value.values()), [])
+            return len(value) if isinstance(value, list) else int(name in metrics)
+
+        preempted = [
+            str(other.job.config.script)
+            for other in self.runs.values()
+            if other.preempted and other.job is not None
+        ]
+        return preemption_fires(self.preemptions, str(run.job.config.script), preempted, logged)
 
     def _start_job(self, run: FakeRun, execution: Execution, arguments: tuple[str, ...]) -> None:
         job = ExecutedJob(

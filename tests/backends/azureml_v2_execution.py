@@ -53,7 +53,6 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,14 @@ from tests.backends.azureml_v2_service import (
     utc_now,
 )
 from tests.backends.azureml_v2_sweep_trials import FakeSweepJob
-from tests.backends.job_process import JobProcess, copy_files, has_files, inherited_environment
+from tests.backends.job_process import (
+    JobProcess,
+    Preemption,
+    copy_files,
+    has_files,
+    inherited_environment,
+    preemption_fires,
+)
 
 LAUNCHER = Path(azureml_v2_job_launcher.__file__)
 _DATASTORE_PATH = re.compile(
@@ -86,22 +92,6 @@ _DATASTORE_PATH = re.compile(
 )
 _DATA_ASSET = re.compile(r"azureml:(?P<name>[^:@/]+)(?::(?P<version>\d+)|@latest)?")
 _BINDING = re.compile(r"\$\{\{\s*(?P<kind>inputs|outputs)\.(?P<name>[A-Za-z_]\w*)\s*\}\}")
-
-
-@dataclass
-class Preemption:
-    """When the stand-in takes a running job's nodes back (low priority compute).
-
-    Attributes:
-        script: The entry script of the jobs it preempts (as in their command).
-        after_metric: Preempts once the job has logged this many values of this metric
-            (read from the MLflow store, as a watcher would see them).
-        max_preemptions: How many jobs it preempts in all.
-    """
-
-    script: str
-    after_metric: tuple[str, int]
-    max_preemptions: int = 1
 
 
 class ExecutingJob(FakeJob):
@@ -392,14 +382,12 @@ class ExecutingAzureMLV2Service(FakeAzureMLV2Service):
 
     def should_preempt(self, job: ExecutingJob) -> bool:
         """True when a preemption rule fires for this running job (each fires a set number)."""
-        for rule in self.preemptions:
-            done = sum(1 for each in self.executed if each.preempted and each.script == rule.script)
-            if job.script != rule.script or done >= rule.max_preemptions:
-                continue
-            name, count = rule.after_metric
-            if sum(1 for m in self.metrics(job.name) if m.name == name) >= count:
-                return True
-        return False
+        return preemption_fires(
+            self.preemptions,
+            job.script,
+            [each.script for each in self.executed if each.preempted],
+            lambda name: sum(1 for m in self.metrics(job.name) if m.name == name),
+        )
 
     def datastore_location(self, path: str) -> tuple[str, str]:
         """The (datastore, folder) an input or output path names.

@@ -8,7 +8,10 @@ v2) run a submitted job as a real subprocess through this class:
 - the process is its own process group with stdout and stderr in one log, unbuffered, so that
   the log grows as the job prints (AzureML streams it while the job runs);
 - the job's time limit ends it (v1: `max_run_duration_seconds`; v2: `limits.timeout`), as does
-  a cancel: SIGTERM to the whole group, then SIGKILL after a grace period.
+  a cancel: SIGTERM to the whole group, then SIGKILL after a grace period;
+- a low-priority node taken back (`Preemption`, a test's rule) kills the job's process, and
+  the service ends the job Failed with AzureML's PreemptionError (each stand-in's
+  PREEMPTION_ERROR).
 """
 
 from __future__ import annotations
@@ -20,12 +23,53 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DEADLINE_SECONDS = 60.0  # a job without a time limit still ends
 KILL_GRACE_SECONDS = 5.0
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
+
+
+@dataclass
+class Preemption:
+    """When a stand-in takes a running job's nodes back (low priority compute).
+
+    Attributes:
+        script: The entry script of the jobs it preempts (as submitted).
+        after_metric: Preempts once the job has logged this many values of this metric
+            (as a watcher would see them).
+        max_preemptions: How many jobs it preempts in all.
+    """
+
+    script: str
+    after_metric: tuple[str, int]
+    max_preemptions: int = 1
+
+
+def preemption_fires(
+    rules: Iterable[Preemption],
+    script: str,
+    preempted: Sequence[str],
+    logged: Callable[[str], int],
+) -> bool:
+    """True when a rule takes back the running job of `script` now.
+
+    Args:
+        rules: The service's preemption rules.
+        script: The running job's entry script.
+        preempted: The entry script of every job preempted so far (each rule fires a set
+            number of times).
+        logged: How many values of a metric the running job has logged.
+    """
+    for rule in rules:
+        if script != rule.script or preempted.count(rule.script) >= rule.max_preemptions:
+            continue
+        name, count = rule.after_metric
+        if logged(name) >= count:
+            return True
+    return False
 
 
 def utc_now() -> str:

@@ -13,15 +13,17 @@ import pytest
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.datasets import DatasetConfig
-from himl_tasks.runs import RunStatus
+from himl_tasks.runs import FailureKind, RunStatus
 from himl_tasks.sweeps import Choice, SweepSpec
 from tests.backends.azureml_service import (
     ARTIFACT_DATASTORE,
     DEFAULT_DATASTORE,
+    PREEMPTION_ERROR,
     FakeAzureMLService,
     Outcome,
 )
 from tests.backends.conftest import azureml_job
+from tests.backends.job_process import Preemption
 
 FAST = 0.1  # seconds between looks at a run (more often only takes CPU from the job)
 DEADLINE = 60.0
@@ -191,6 +193,50 @@ def test_cancel_kills_the_job_process(
     stamp = marker.read_text()
     time.sleep(0.2)
     assert marker.read_text() == stamp  # nothing writes any more
+
+
+TRAINS = """
+import sys, time
+from pathlib import Path
+from himl_tasks.runtime import find_latest_recovery_checkpoint, log_metrics
+folder = Path("outputs/checkpoints")
+latest = find_latest_recovery_checkpoint(folder)
+start = 0 if latest is None else int(latest.read_text()) + 1
+print(f"starting at epoch {start}", flush=True)
+for epoch in range(start, int(sys.argv[1])):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"recovery_epoch={epoch}.ckpt").write_text(str(epoch))
+    log_metrics({"epoch": epoch}, step=epoch)
+    time.sleep(0.3)
+"""
+
+
+def test_a_preempted_job_fails_with_azuremls_error_and_a_resubmitted_one_resumes(
+    executing_aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
+) -> None:
+    """The stand-in preempts a running job as low-priority compute does; the new run of a
+    resubmission fetches the lost run's recovery checkpoint from inside its job."""
+    aml_service.preemptions.append(Preemption("job.py", after_metric=("epoch", 2)))
+    spec = azureml_job(project, TRAINS, args=("6",))
+
+    lost = executing_aml.submit(spec)
+    state = executing_aml.watch(lost, timeout_seconds=DEADLINE, poll_seconds=FAST)
+
+    assert state.status is RunStatus.FAILED and state.failure_kind is FailureKind.PREEMPTED
+    assert aml_service.run(lost.run_id).get_details()["error"] == PREEMPTION_ERROR
+    (job,) = aml_service.jobs
+    assert job.process is not None and job.process.poll() is not None
+    kept = executing_aml.list_files(lost, "outputs/checkpoints/")
+    assert "outputs/checkpoints/recovery_epoch=1.ckpt" in kept
+
+    resumed = executing_aml.submit(spec.resuming_from(lost.recovery_id))
+    lines: list[str] = []
+    state = executing_aml.watch(
+        resumed, on_line=lines.append, timeout_seconds=DEADLINE, poll_seconds=FAST
+    )
+
+    assert state.status is RunStatus.COMPLETED  # the rule fires once
+    assert lines[0] in ("starting at epoch 2", "starting at epoch 3"), lines
 
 
 def test_a_job_past_its_max_run_duration_is_stopped(

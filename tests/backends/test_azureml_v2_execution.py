@@ -15,7 +15,6 @@ from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.testing.azurite import Azurite
 from tests.backends.azureml_v2_execution import (
     ExecutingAzureMLV2Service,
-    Preemption,
     executing_v2_service,
 )
 from tests.backends.azureml_v2_service import (
@@ -24,6 +23,7 @@ from tests.backends.azureml_v2_service import (
     LOG_FILE,
     PREEMPTION_ERROR,
 )
+from tests.backends.job_process import Preemption
 from tests.conftest import write_tree
 
 # MLflow 3.17's SQL store (the stand-in's tracking server) uses loader options SQLAlchemy 2.1
