@@ -22,7 +22,11 @@ contract covers that.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +62,40 @@ def two_steps(harness: BackendHarness, first: PipelineSpec) -> PipelineSpec:
     return PipelineSpec(first.name, [*first.steps, train])
 
 
+def moved(pipeline: PipelineSpec, folder: Path) -> PipelineSpec:
+    """The same pipeline from a copy of each step's snapshot folder under `folder`.
+
+    As from another checkout of the project: every path of a step's job that was in its
+    snapshot folder is in the copy.
+    """
+
+    def inside(path: Path | None, root: Path, copy: Path) -> Path | None:
+        if path is None or not path.is_relative_to(root):
+            return path
+        return copy / path.relative_to(root)
+
+    steps = []
+    for step in pipeline.steps:
+        job = step.job
+        root, copy = Path(job.snapshot_root), folder / step.name
+        shutil.copytree(root, copy)
+        job = dataclasses.replace(
+            job,
+            snapshot_root=copy,
+            entry_script=inside(job.entry_script, root, copy),
+            conda_environment_file=inside(job.conda_environment_file, root, copy),
+        )
+        steps.append(PipelineStep(step.name, job, step.after, allow_reuse=step.allow_reuse))
+    return PipelineSpec(
+        pipeline.name,
+        steps,
+        existing_datasets=pipeline.existing_datasets,
+        experiment=pipeline.experiment,
+        display_name=pipeline.display_name,
+        tags=pipeline.tags,
+    )
+
+
 class PublishingContract:
     """The publishing tests every backend passes; a subclass provides the `harness` fixture."""
 
@@ -85,6 +123,24 @@ class PublishingContract:
             second,
         ]
         assert backend.published_pipelines(unique("never-published")) == []
+
+    def test_the_same_pipeline_from_another_folder_is_the_version_published(
+        self, harness: BackendHarness
+    ) -> None:
+        """What is compared is content, not where the project is.
+
+        The same pipeline published from another checkout of the project (its folders
+        elsewhere) gives the version published, not a new one.
+        """
+        backend = harness.backend
+        pipeline = one_step(harness, unique("published"))
+        first = backend.publish_pipeline(pipeline)
+
+        with tempfile.TemporaryDirectory() as elsewhere:
+            again = backend.publish_pipeline(moved(pipeline, Path(elsewhere)))
+
+        assert again == first
+        assert backend.published_pipelines(pipeline.name) == [first]
 
     def test_a_published_pipeline_runs_as_a_pipeline_run(self, harness: BackendHarness) -> None:
         backend = harness.backend

@@ -22,6 +22,7 @@ from himl_tasks.pipeline_runs import PipelineSchedule
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
 from himl_tasks.testing.backend_contract import DEADLINE_SECONDS, Job
 from himl_tasks.testing.pipeline_contract import PREP, TRAIN, make_raw, step_run
+from himl_tasks.testing.publishing_contract import moved
 from tests.backends import azureml_v2_service as v2
 from tests.backends.test_backend_contract import AzureMLV2Harness, azureml_v2_harness
 from tests.conftest import write_tree
@@ -256,6 +257,22 @@ def test_publishing_registers_component_versions_by_content(
     assert component.type == "pipeline" and list(component.jobs) == ["prep", "train"]
     # Existing datasets are read at the version latest when a job of it runs.
     assert component.jobs["prep"].inputs["INPUT_0"]._data.path == "azureml:raw@latest"
+
+
+def test_the_same_pipeline_from_another_folder_is_the_version_published(
+    harness: AzureMLV2Harness, tmp_path: Path
+) -> None:
+    """The digest was of the steps' absolute snapshot folders: another checkout of the same
+    project published a new component version."""
+    aml = harness.backend
+    make_raw(harness)
+    pipeline = chain(harness, name="prep_then_train")
+    first = aml.publish_pipeline(pipeline)
+
+    again = aml.publish_pipeline(moved(pipeline, tmp_path / "another-checkout"))
+
+    assert again == first
+    assert aml.published_pipelines("prep_then_train") == [first]
 
 
 def test_a_published_pipeline_runs_as_a_pipeline_job(harness: AzureMLV2Harness) -> None:

@@ -2,8 +2,9 @@
 
 A published pipeline (`Pipeline.publish(name, description, version)`) keeps free text in its
 description and version only. So its version is himl-tasks' (1, 2, ...), and its description
-ends with a mark holding the content digest of what was published (the pipeline's JSON, its
-steps' snapshot files, the versions of the existing datasets it reads) and the experiment its
+ends with a mark holding the content digest of what was published (the pipeline's content
+digest, wherever its folders are: himl_tasks/backends/pipeline_digest.py; and the versions of
+the existing datasets it reads) and the experiment its
 runs go to: a publication whose digest equals the latest version's gives that version again.
 The versions of a name live under the `PipelineEndpoint` of that name.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from himl_tasks.backends.azureml_v1.service import AzureMLService
+from himl_tasks.backends.pipeline_digest import pipeline_content_digest
 from himl_tasks.datasets import ResolvedDataset
 from himl_tasks.errors import PipelineNotFoundError
 from himl_tasks.pipelines import PipelineSpec
@@ -44,12 +46,10 @@ def pipeline_digest(
     Raises:
         InputPathNotFoundError: A snapshot file is gone since it was selected.
     """
-    digest = hashlib.sha256(pipeline.to_json().encode())
-    for plan in plans:
-        for item in plan.snapshot.files:
-            digest.update(f"\0{plan.snapshot.root}\0{item.relative}\0".encode())
-            with plan.snapshot.gone_since_selected(item.relative):
-                digest.update((plan.snapshot.root / item.relative).read_bytes())
+    snapshots = {
+        step.name: plan.snapshot for step, plan in zip(pipeline.ordered_steps, plans, strict=True)
+    }
+    digest = hashlib.sha256(pipeline_content_digest(pipeline, snapshots).encode())
     for resolved in inputs:
         digest.update(f"\0{resolved.name}:{resolved.version}".encode())
     return digest.hexdigest()

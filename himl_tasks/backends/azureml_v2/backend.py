@@ -40,7 +40,6 @@ from himl_tasks.backends.azureml_v2.pipelines import (
     bind_steps,
     check_component_name,
     check_pipeline_v2,
-    content_digest,
     is_reused,
     latest_inputs,
     pipeline_job,
@@ -74,6 +73,7 @@ from himl_tasks.backends.azureml_v2.submitted_specs import (
 )
 from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, sweep_job
 from himl_tasks.backends.base import Backend
+from himl_tasks.backends.pipeline_digest import pipeline_content_digest
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
@@ -925,9 +925,8 @@ class AzureMLV2Backend(Backend):
             raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         check_component_name(pipeline)
         plans = self._step_plans(pipeline, pipeline.experiment_name())
-        digest = content_digest(
-            pipeline,
-            {name: plan.snapshot.content_digest() for name, plan in plans.items()},
+        digest = pipeline_content_digest(
+            pipeline, {name: plan.snapshot for name, plan in plans.items()}
         )
         versions = self._published_versions(pipeline.name)
         if versions and (versions[-1].tags or {}).get(DIGEST_TAG) == digest:

@@ -40,7 +40,6 @@ Decisions where v2 is silent or narrower than `PipelineSpec`:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -240,17 +239,6 @@ def latest_inputs(pipeline: PipelineSpec, nodes: Mapping[str, Any]) -> None:
                     else str(config.target_folder),
                 ),
             )
-
-
-def content_digest(pipeline: PipelineSpec, snapshots: Mapping[str, str]) -> str:
-    """What a published pipeline is compared by: its description and each step's code.
-
-    Args:
-        pipeline: The pipeline.
-        snapshots: A digest of each step's snapshot content, by step name.
-    """
-    text = pipeline.to_json() + "".join(f"\n{s}:{snapshots[s]}" for s in sorted(snapshots))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def is_reused(job: Any) -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import secrets
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks.backends.local.plan_files import read_versioned_plan
+from himl_tasks.backends.pipeline_digest import pipeline_content_digest
 from himl_tasks.errors import ConfigurationError, PipelineNotFoundError
 from himl_tasks.pipeline_runs import PublishedPipeline
 from himl_tasks.pipelines import PipelineSpec, PipelineStep
@@ -140,7 +140,7 @@ class PublishedPipelines:
         Returns:
             The new version, or the latest one when it has the same content digest.
         """
-        digest = content_digest(pipeline, snapshots)
+        digest = pipeline_content_digest(pipeline, snapshots)
         folder = self.folder / pipeline.name
         for _ in range(_RACES):
             versions = self.versions(pipeline.name)
@@ -249,20 +249,3 @@ def rooted(pipeline: PipelineSpec, folder: Path) -> PipelineSpec:
         display_name=pipeline.display_name,
         tags=dict(pipeline.tags),
     )
-
-
-def content_digest(pipeline: PipelineSpec, snapshots: Mapping[str, Snapshot]) -> str:
-    """A digest of what the pipeline runs: equal for an unchanged pipeline, wherever it is.
-
-    Its settings, each step's job (the script relative to its snapshot root, not where the
-    project is) and each step's snapshot content.
-    """
-    fields = json.loads(pipeline.to_json())
-    for step in fields["steps"]:
-        job = step["job"]
-        snapshot = snapshots[step["name"]]
-        job["snapshot_root"] = None
-        if job["entry_script"] is not None:
-            job["entry_script"] = snapshot.entry_script(Path(job["entry_script"]))
-        step["snapshot"] = snapshot.content_digest()
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
