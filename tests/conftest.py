@@ -68,6 +68,29 @@ def fresh_container(service: BlobServiceClient) -> Iterator[ContainerClient]:
         service.close()
 
 
+@contextmanager
+def workspace_containers(azurite: Azurite) -> Iterator[dict[str, str]]:
+    """Fresh containers for an AzureML stand-in's two datastores, deleted afterwards.
+
+    Yields:
+        {datastore name: container name} for `workspaceblobstore` (the default datastore)
+        and `workspaceartifactstore` (where run files are), as both SDKs name them.
+    """
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    names = {
+        "workspaceblobstore": f"blobstore-{uuid.uuid4().hex[:16]}",
+        "workspaceartifactstore": f"azureml-{uuid.uuid4().hex[:16]}",
+    }
+    for container in names.values():
+        service.create_container(container)
+    try:
+        yield names
+    finally:
+        for container in names.values():
+            service.delete_container(container)
+        service.close()
+
+
 @pytest.fixture
 def container(azurite: Azurite) -> Iterator[ContainerClient]:
     """A fresh container for one test, deleted afterwards (an SDK client for test setup)."""

@@ -22,7 +22,7 @@ contract covers that.
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import shutil
 import tempfile
 import uuid
@@ -68,32 +68,15 @@ def moved(pipeline: PipelineSpec, folder: Path) -> PipelineSpec:
     As from another checkout of the project: every path of a step's job that was in its
     snapshot folder is in the copy.
     """
-
-    def inside(path: Path | None, root: Path, copy: Path) -> Path | None:
-        if path is None or not path.is_relative_to(root):
-            return path
-        return copy / path.relative_to(root)
-
-    steps = []
-    for step in pipeline.steps:
-        job = step.job
-        root, copy = Path(job.snapshot_root), folder / step.name
+    fields = json.loads(pipeline.to_json())
+    for step in fields["steps"]:
+        job = step["job"]
+        root, copy = Path(job["snapshot_root"]), folder / step["name"]
         shutil.copytree(root, copy)
-        job = dataclasses.replace(
-            job,
-            snapshot_root=copy,
-            entry_script=inside(job.entry_script, root, copy),
-            conda_environment_file=inside(job.conda_environment_file, root, copy),
-        )
-        steps.append(PipelineStep(step.name, job, step.after, allow_reuse=step.allow_reuse))
-    return PipelineSpec(
-        pipeline.name,
-        steps,
-        existing_datasets=pipeline.existing_datasets,
-        experiment=pipeline.experiment,
-        display_name=pipeline.display_name,
-        tags=pipeline.tags,
-    )
+        for name in ("snapshot_root", "entry_script", "conda_environment_file"):
+            if job[name] is not None and Path(job[name]).is_relative_to(root):
+                job[name] = str(copy / Path(job[name]).relative_to(root))
+    return PipelineSpec.from_json(json.dumps(fields))
 
 
 class PublishingContract:

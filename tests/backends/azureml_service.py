@@ -28,6 +28,7 @@ import itertools
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from tests.backends.azureml_pipeline_service import (
     pipeline_run_class,
 )
 from tests.backends.job_process import Preemption, preemption_fires
+from tests.conftest import workspace_containers
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 ARTIFACT_DATASTORE = "workspaceartifactstore"
@@ -834,3 +836,16 @@ def _run_config(config: Any) -> Any:
 
 def _source_directory(config: Any) -> str:
     return str(_run_config(config).source_directory)
+
+
+def stand_in_service(
+    azurite: Azurite, computes: set[str], *, execute: bool = False
+) -> Iterator[FakeAzureMLService]:
+    """A v1 stand-in on fresh Azurite containers (default and artifact stores); afterwards no
+    job process outlives it and its containers are gone."""
+    with workspace_containers(azurite) as names:
+        service = FakeAzureMLService(azurite, names, computes=computes, execute=execute)
+        try:
+            yield service
+        finally:
+            service.shutdown()

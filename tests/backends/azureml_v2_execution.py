@@ -51,20 +51,17 @@ import re
 import shlex
 import shutil
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from himl_tasks.errors import SourceChangedError
 from tests.backends import azureml_v2_job_launcher
 from tests.backends.azureml_v2_pipeline_nodes import FakePipelineJob
 from tests.backends.azureml_v2_service import (
     ARTIFACT_DATASTORE,
-    DEFAULT_DATASTORE,
     ENDED,
     LOG_FILE,
     PREEMPTION_ERROR,
@@ -83,6 +80,7 @@ from tests.backends.job_process import (
     inherited_environment,
     preemption_fires,
 )
+from tests.conftest import workspace_containers
 
 LAUNCHER = Path(azureml_v2_job_launcher.__file__)
 _DATASTORE_PATH = re.compile(
@@ -431,25 +429,16 @@ def executing_v2_service(
     azurite: Any, computes: dict[str, str] | None = None
 ) -> Iterator[ExecutingAzureMLV2Service]:
     """An executing v2 stand-in on fresh Azurite containers; everything removed afterwards."""
-    client = BlobServiceClient.from_connection_string(azurite.connection_string)
-    names = {
-        DEFAULT_DATASTORE: f"blobstore-{uuid.uuid4().hex[:16]}",
-        ARTIFACT_DATASTORE: f"azureml-{uuid.uuid4().hex[:16]}",
-    }
-    for container in names.values():
-        client.create_container(container)
-    service = ExecutingAzureMLV2Service(
-        azurite,
-        names,
-        computes=computes or {"cpu-cluster": "dedicated", "spot-cluster": "low_priority"},
-    )
-    try:
-        yield service
-    finally:
-        service.shutdown()  # no job process outlives its test
-        for container in names.values():
-            client.delete_container(container)
-        client.close()
+    with workspace_containers(azurite) as names:
+        service = ExecutingAzureMLV2Service(
+            azurite,
+            names,
+            computes=computes or {"cpu-cluster": "dedicated", "spot-cluster": "low_priority"},
+        )
+        try:
+            yield service
+        finally:
+            service.shutdown()  # no job process outlives its test
 
 
 @pytest.fixture

@@ -1,28 +1,21 @@
 from __future__ import annotations
 
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from himl_tasks.backends.azureml_v1 import AzureMLV1Backend
 from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
-from tests.backends.azureml_service import (
-    ARTIFACT_DATASTORE,
-    DEFAULT_DATASTORE,
-    FakeAzureMLService,
-)
+from tests.backends.azureml_service import FakeAzureMLService, stand_in_service
 from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service, executing_v2_service
-from tests.backends.azureml_v2_service import ARTIFACT_DATASTORE as V2_ARTIFACT_DATASTORE
-from tests.backends.azureml_v2_service import DEFAULT_DATASTORE as V2_DEFAULT_DATASTORE
 from tests.backends.azureml_v2_service import FakeAzureMLV2Service
+from tests.conftest import workspace_containers
 
 
 @pytest.fixture
@@ -63,21 +56,7 @@ def aml_service(azurite: Azurite) -> Iterator[FakeAzureMLService]:
     Its runs follow scripted `Outcome`s; set `aml_service.execute = True` (or use the
     `executing_aml` backend) to have submitted jobs really run.
     """
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    names = {
-        DEFAULT_DATASTORE: f"blobstore-{uuid.uuid4().hex[:16]}",
-        ARTIFACT_DATASTORE: f"azureml-{uuid.uuid4().hex[:16]}",
-    }
-    for container in names.values():
-        service.create_container(container)
-    fake = FakeAzureMLService(azurite, names, computes={"cpu-cluster", "gpu-cluster"})
-    try:
-        yield fake
-    finally:
-        fake.shutdown()  # no job process outlives its test
-        for container in names.values():
-            service.delete_container(container)
-        service.close()
+    yield from stand_in_service(azurite, {"cpu-cluster", "gpu-cluster"})
 
 
 @pytest.fixture
@@ -104,23 +83,14 @@ def aml_v2_service(azurite: Azurite) -> Iterator[FakeAzureMLV2Service]:
 
     Its compute clusters: `cpu-cluster` (dedicated) and `spot-cluster` (low priority).
     """
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    names = {
-        V2_DEFAULT_DATASTORE: f"blobstore-{uuid.uuid4().hex[:16]}",
-        V2_ARTIFACT_DATASTORE: f"azureml-{uuid.uuid4().hex[:16]}",
-    }
-    for container in names.values():
-        service.create_container(container)
-    fake = FakeAzureMLV2Service(
-        azurite, names, computes={"cpu-cluster": "dedicated", "spot-cluster": "low_priority"}
-    )
-    try:
-        yield fake
-    finally:
-        fake.shutdown()
-        for container in names.values():
-            service.delete_container(container)
-        service.close()
+    with workspace_containers(azurite) as names:
+        fake = FakeAzureMLV2Service(
+            azurite, names, computes={"cpu-cluster": "dedicated", "spot-cluster": "low_priority"}
+        )
+        try:
+            yield fake
+        finally:
+            fake.shutdown()
 
 
 @pytest.fixture
