@@ -25,7 +25,9 @@ def check_resumed_once(result: dict[str, Any], backend: Backend, epochs: int) ->
     resumed_ref = backend.get_run_ref(resumed)
     assert backend.get_state(resumed_ref).status is RunStatus.COMPLETED
     log = backend.read_log(resumed_ref, 0).decode()
-    assert any(f"resuming from recovery_epoch={epoch}.ckpt" in log for epoch in (1, 2)), log
+    # From the lost run's last recovery checkpoint (which epoch depends on when the
+    # preemption landed: a loaded machine lets the job run further first).
+    assert any(f"resuming from recovery_epoch={epoch}.ckpt" in log for epoch in range(epochs))
     print(
         f"{backend.name}: epochs trained with one preemption of the training step: "
         f"{result['epochs_trained']} of {epochs}"
