@@ -441,7 +441,8 @@ class LocalBackend(Backend):
         """Runs a sweep around a job: a parent run whose trials are its child runs.
 
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
-        default cluster; it submits each trial (the job with `--<parameter> <value>` appended)
+        drivers' cluster (`DRIVER_CLUSTER`, no limit: a driver waiting for its trials never
+        holds a slot they need); it submits each trial (the job with `--<parameter> <value>` appended)
         to the job's cluster, at most `max_concurrent_runs` at once, and logs the best value of
         the primary metric. Every trial reads the input versions the job was planned with and
         runs the snapshot selected at submission (a copy travels with the parent run).
@@ -501,6 +502,7 @@ class LocalBackend(Backend):
                 module="himl_tasks.backends.local.sweep_driver",
                 args=[SWEEP_PLAN_FILE],
                 snapshot_root=folder,
+                compute=DRIVER_CLUSTER,
                 experiment=plan.experiment,
                 display_name=f"sweep of {plan.experiment} ({len(trials)} trials)",
                 tags={"sweep": "true"},
