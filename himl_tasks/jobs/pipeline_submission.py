@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from himl_tasks.backends.base import Backend
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import InvalidInputError, JobFailedError
-from himl_tasks.job_spec import JobSpec
 from himl_tasks.jobs.submit_once import walk_chain
-from himl_tasks.pipelines import PipelineSpec, PipelineStep
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import RESUBMITTABLE, RunRef, RunState
 
@@ -89,7 +88,7 @@ def plan_pipeline(backend: Backend, pipeline: PipelineSpec) -> PlannedPipeline:
                 for config in step.job.input_datasets
             ),
         )
-        steps.append(_with_job(step, job))
+        steps.append(dataclasses.replace(step, job=job))
         plan = checked[step.name]
         plans[step.name] = dataclasses.replace(
             plan,
@@ -102,7 +101,7 @@ def plan_pipeline(backend: Backend, pipeline: PipelineSpec) -> PlannedPipeline:
             ),
             inputs=tuple(resolved[config] for config in read_from_workspace[step.name]),
         )
-    pinned = _with_steps(pipeline, steps)
+    pinned = dataclasses.replace(pipeline, steps=tuple(steps))
     return PlannedPipeline(pipeline=pinned, plans=plans)
 
 
@@ -178,14 +177,14 @@ def resuming_steps(pipeline: PipelineSpec, lost: Mapping[str, RunRef]) -> Pipeli
     """
     for name in lost:
         pipeline.step(name)
-    return _with_steps(
+    return dataclasses.replace(
         pipeline,
-        [
-            _with_job(step, step.job.resuming_from(lost[step.name].recovery_id))
+        steps=tuple(
+            dataclasses.replace(step, job=step.job.resuming_from(lost[step.name].recovery_id))
             if step.name in lost
             else step
             for step in pipeline.steps
-        ],
+        ),
     )
 
 
@@ -232,18 +231,3 @@ def pipeline_to_resubmit(backend: Backend, ref: RunRef) -> PipelineSpec:
 
 def _did_not_complete(state: RunState) -> bool:
     return state.is_terminal and not state.succeeded
-
-
-def _with_job(step: PipelineStep, job: JobSpec) -> PipelineStep:
-    return PipelineStep(step.name, job, step.after, allow_reuse=step.allow_reuse)
-
-
-def _with_steps(pipeline: PipelineSpec, steps: list[PipelineStep]) -> PipelineSpec:
-    return PipelineSpec(
-        pipeline.name,
-        steps,
-        existing_datasets=pipeline.existing_datasets,
-        experiment=pipeline.experiment,
-        display_name=pipeline.display_name,
-        tags=pipeline.tags,
-    )

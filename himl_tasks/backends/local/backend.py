@@ -442,10 +442,11 @@ class LocalBackend(Backend):
 
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
         drivers' cluster (`DRIVER_CLUSTER`, no limit: a driver waiting for its trials never
-        holds a slot they need); it submits each trial (the job with `--<parameter> <value>` appended)
-        to the job's cluster, at most `max_concurrent_runs` at once, and logs the best value of
-        the primary metric. Every trial reads the input versions the job was planned with and
-        runs the snapshot selected at submission (a copy travels with the parent run).
+        holds a slot they need); it submits each trial (the job with `--<parameter> <value>`
+        appended) to the job's cluster, at most `max_concurrent_runs` at once, and logs the
+        best value of the primary metric. Every trial reads the input versions the job was
+        planned with and runs the snapshot selected at submission (a copy travels with the
+        parent run).
         Grid and random sampling only; an early termination policy is not applied locally
         (every trial runs to its end).
 
@@ -784,11 +785,8 @@ class LocalBackend(Backend):
             )
         found = self._published.version(name, version)
         pipeline = found.pipeline()
-        tagged = PipelineSpec(
-            pipeline.name,
-            pipeline.steps,
-            existing_datasets=pipeline.existing_datasets,
-            experiment=pipeline.experiment,
+        tagged = dataclasses.replace(
+            pipeline,
             display_name=pipeline.display_name
             or f"pipeline {pipeline.name} version {found.published.version}",
             tags={

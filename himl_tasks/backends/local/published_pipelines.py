@@ -32,7 +32,7 @@ from typing import Any
 from himl_tasks.backends.local.plan_files import read_versioned_plan
 from himl_tasks.errors import ConfigurationError, PipelineNotFoundError
 from himl_tasks.pipeline_runs import PublishedPipeline
-from himl_tasks.pipelines import PipelineSpec, PipelineStep
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.snapshot import Snapshot
 
 PUBLISHED_FOLDER = "published"
@@ -234,21 +234,11 @@ def rooted(pipeline: PipelineSpec, folder: Path) -> PipelineSpec:
         if job.entry_script is not None:
             script = root / job.entry_script.relative_to(job.snapshot_root)
         steps.append(
-            PipelineStep(
-                step.name,
-                dataclasses.replace(job, snapshot_root=root, entry_script=script),
-                step.after,
-                allow_reuse=step.allow_reuse,
+            dataclasses.replace(
+                step, job=dataclasses.replace(job, snapshot_root=root, entry_script=script)
             )
         )
-    return PipelineSpec(
-        pipeline.name,
-        steps,
-        existing_datasets=pipeline.existing_datasets,
-        experiment=pipeline.experiment,
-        display_name=pipeline.display_name,
-        tags=dict(pipeline.tags),
-    )
+    return dataclasses.replace(pipeline, steps=tuple(steps))
 
 
 def content_digest(pipeline: PipelineSpec, snapshots: Mapping[str, Snapshot]) -> str:
