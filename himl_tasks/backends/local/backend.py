@@ -1017,14 +1017,9 @@ class LocalBackend(Backend):
                 self.cancel(self._ref(child))
 
     def _cancel_one(self, ref: RunRef, row: RunRow) -> None:
-        self.registry.request_cancel(row.run_id)
-        queued = (RunStatus.NOT_STARTED, RunStatus.QUEUED)
-        canceled = FailureKind.CANCELED.value
-        if self.registry.move(row.run_id, RunStatus.CANCELED, only_from=queued,
-                              failure_kind=canceled, error="canceled"):  # fmt: skip
+        if self.registry.cancel(row.run_id):
             rewrite_run_page(self.registry, row.run_id, driver_log=DRIVER_LOG)
             return
-        self.registry.move(row.run_id, RunStatus.CANCEL_REQUESTED)
         self._look_after(self._row(ref))
 
     def run_files(self, ref: RunRef) -> Datastore:
@@ -1241,6 +1236,9 @@ class LocalBackend(Backend):
                 error=f"the run's supervisor process ({row.supervisor_pid}) ended unexpectedly",
             )
         rewrite_run_page(self.registry, row.run_id, driver_log=DRIVER_LOG)
+        # A driver gone leaves no child run going: a pipeline's steps or a sweep's trials
+        # would run on unwatched, beside those of a resubmission.
+        self.cancel(self._ref(row))
         start_queued_runs(self.registry, row.compute, self._launch_secrets())
         return self._row_of(row.run_id)
 
