@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -10,9 +11,14 @@ from pathlib import Path
 import pytest
 
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.published_pipelines import PublishedPipelines
+from himl_tasks.errors import ConfigurationError
 from himl_tasks.jobs.pipeline_submission import pipeline_to_resubmit
+from himl_tasks.pipeline_runs import PublishedPipeline
 from himl_tasks.runs import RunRef, RunStatus
+from himl_tasks.snapshot import select_snapshot
 from tests.backends.test_local_pipelines import chain, put_dataset, steps_of
+from tests.backends.test_local_publishing import pipeline as publishing_pipeline
 
 SLOW_PREPROCESS = "import time\ntime.sleep(60)\n"
 
@@ -52,3 +58,43 @@ def test_a_pipeline_whose_driver_is_killed_leaves_no_step_running(
     assert list(steps_of(backend, pipeline)) == ["preprocess"]
     resubmitted = pipeline_to_resubmit(backend, pipeline)
     assert resubmitted.step("preprocess").job.resume_from == step.recovery_id
+
+
+def _publish(backend: LocalBackend, project: Path, name: str) -> PublishedPipeline:
+    """Publishes a one-step pipeline in the workspace's folder (no Prefect deployment)."""
+    spec = publishing_pipeline(project, name, line="as published")
+    snapshots = {"prep": select_snapshot(project)}
+    return PublishedPipelines(backend.root).publish(spec, snapshots, description="", endpoint="e")
+
+
+def test_a_published_version_whose_kept_files_changed_is_refused_before_anything_runs(
+    backend: LocalBackend, project: Path
+) -> None:
+    published = _publish(backend, project, "kept")
+    store = PublishedPipelines(backend.root)
+    assert store.version("kept", 1).pipeline().steps[0].job.snapshot_root.is_dir()
+    kept = backend.root / "published" / "kept" / "1" / "steps" / "prep" / "prep.py"
+    kept.write_text("print('changed by hand', flush=True)\n")
+
+    with pytest.raises(ConfigurationError, match="changed since it was published"):
+        backend.submit_published_pipeline(published.name)
+    assert backend.list_runs() == []
+    # As the message says: the same pipeline published again is a new, whole version.
+    assert _publish(backend, project, "kept").version == 2
+    assert store.version("kept", None).pipeline().steps[0].job.snapshot_root.is_dir()
+
+
+def test_a_damaged_version_says_how_to_recover_and_recovering_as_told_works(
+    backend: LocalBackend, project: Path
+) -> None:
+    _publish(backend, project, "kept")
+    folder = backend.root / "published" / "kept"
+    (folder / "²").mkdir()  # a name str.isdigit takes for a number, int() does not
+    assert [p.version for p in backend.published_pipelines("kept")] == [1]
+    (folder / "1" / "published.json").write_text("{")
+
+    with pytest.raises(ConfigurationError, match="remove the folder") as raised:
+        _publish(backend, project, "kept")
+    shutil.rmtree(folder / "1")  # as the message says, then publish again
+    assert str(folder / "1") in str(raised.value)
+    assert _publish(backend, project, "kept").version == 1
