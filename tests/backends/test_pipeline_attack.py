@@ -16,8 +16,16 @@ from himl_tasks.errors import ConfigurationError
 from himl_tasks.jobs.pipeline_submission import pipeline_to_resubmit
 from himl_tasks.pipeline_runs import PublishedPipeline
 from himl_tasks.runs import RunRef, RunStatus
-from himl_tasks.snapshot import select_snapshot
-from tests.backends.test_local_pipelines import chain, put_dataset, steps_of
+from himl_tasks.snapshot import Snapshot, select_snapshot
+from tests.backends.test_local_pipelines import (
+    chain,
+    log_of,
+    put_dataset,
+    ran,
+    run_pipeline,
+    separate_chain,
+    steps_of,
+)
 from tests.backends.test_local_publishing import pipeline as publishing_pipeline
 
 SLOW_PREPROCESS = "import time\ntime.sleep(60)\n"
@@ -98,3 +106,25 @@ def test_a_damaged_version_says_how_to_recover_and_recovering_as_told_works(
     shutil.rmtree(folder / "1")  # as the message says, then publish again
     assert str(folder / "1") in str(raised.value)
     assert _publish(backend, project, "kept").version == 1
+
+
+def test_a_step_is_known_by_the_files_it_runs_though_they_change_while_it_is_submitted(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    spec = separate_chain(project)
+    run_pipeline(backend, spec)
+    copy_to = Snapshot.copy_to
+
+    def edited_before_the_copy(snapshot: Snapshot, destination: Path) -> None:
+        train = snapshot.root / "train.py"
+        if train.is_file():
+            train.write_text(train.read_text() + "print('edited while submitted')\n")
+        copy_to(snapshot, destination)
+
+    monkeypatch.setattr(Snapshot, "copy_to", edited_before_the_copy)
+    again, steps = run_pipeline(backend, spec)
+
+    # train runs the edited file: it is not the earlier run of the file as it was.
+    assert ran(steps) == ["train"]
+    assert "edited while submitted" in log_of(backend, steps[1].run)  # type: ignore[arg-type]

@@ -565,39 +565,40 @@ class LocalBackend(Backend):
             for config in step.job.input_datasets:
                 if pipeline.step_writing(config.name) is None and config not in versions:
                     versions[config] = self.resolve_dataset(config).version
-        planned = []
-        for index, (step, plan) in enumerate(zip(steps, plans, strict=True)):
-            inputs = tuple(
-                dataclasses.replace(config, version=versions[config])
-                if config in versions
-                else config
-                for config in step.job.input_datasets
-            )
-            spec = dataclasses.replace(
-                plan.spec,
-                input_datasets=inputs,
-                display_name=plan.spec.display_name or step.name,
-                tags={**plan.spec.tags, PIPELINE_STEP_TAG: step.name},
-            )
-            planned.append(
-                PlannedStep(
-                    step.name,
-                    spec,
-                    upstream=pipeline.upstream(step.name),
-                    snapshot_folder=str(index),
-                    snapshot_digest=plan.snapshot.content_digest(),
-                    allow_reuse=step.allow_reuse,
-                )
-            )
         with tempfile.TemporaryDirectory(prefix="himl-pipeline-") as folder:
+            planned = []
+            for index, (step, plan) in enumerate(zip(steps, plans, strict=True)):
+                # The steps run the files selected now, not whatever the project holds later;
+                # a step is known by the files it runs: those copied, read from the copy.
+                copy = Path(folder) / STEP_SNAPSHOTS_FOLDER / str(index)
+                plan.snapshot.copy_to(copy)
+                copied = dataclasses.replace(plan.snapshot, root=copy)
+                inputs = tuple(
+                    dataclasses.replace(config, version=versions[config])
+                    if config in versions
+                    else config
+                    for config in step.job.input_datasets
+                )
+                spec = dataclasses.replace(
+                    plan.spec,
+                    input_datasets=inputs,
+                    display_name=plan.spec.display_name or step.name,
+                    tags={**plan.spec.tags, PIPELINE_STEP_TAG: step.name},
+                )
+                planned.append(
+                    PlannedStep(
+                        step.name,
+                        spec,
+                        upstream=pipeline.upstream(step.name),
+                        snapshot_folder=str(index),
+                        snapshot_digest=copied.content_digest(),
+                        allow_reuse=step.allow_reuse,
+                    )
+                )
             pipeline_plan = PipelinePlan(pipeline=pipeline, steps=tuple(planned))
             (Path(folder) / PIPELINE_PLAN_FILE).write_text(
                 pipeline_plan.to_json(), encoding="utf-8"
             )
-            for planned_step, plan in zip(planned, plans, strict=True):
-                # The steps run the files selected now, not whatever the project holds later.
-                copy = Path(folder) / STEP_SNAPSHOTS_FOLDER / planned_step.snapshot_folder
-                plan.snapshot.copy_to(copy)
             driver = JobSpec(
                 module=PIPELINE_DRIVER,
                 args=[PIPELINE_PLAN_FILE],
