@@ -123,7 +123,7 @@ def test_a_step_is_known_by_the_files_it_runs_though_they_change_while_it_is_sub
         copy_to(snapshot, destination)
 
     monkeypatch.setattr(Snapshot, "copy_to", edited_before_the_copy)
-    again, steps = run_pipeline(backend, spec)
+    _, steps = run_pipeline(backend, spec)
 
     # train runs the edited file: it is not the earlier run of the file as it was.
     assert ran(steps) == ["train"]
