@@ -109,12 +109,18 @@ class PipelineSchedule:
             raise InvalidInputError(
                 f"schedule '{name}': pipeline must name a published pipeline, not {pipeline!r}"
             )
+        if not isinstance(active, bool):
+            raise InvalidInputError(
+                f"schedule '{name}': active must be True or False, not {active!r}"
+            )
+        if not isinstance(id, str):
+            raise InvalidInputError(f"schedule '{name}': id must be text, not {id!r}")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "pipeline", pipeline)
         object.__setattr__(self, "cron", _checked_cron(name, cron))
         object.__setattr__(self, "timezone", _checked_timezone(name, timezone))
-        object.__setattr__(self, "active", bool(active))
-        object.__setattr__(self, "id", str(id))
+        object.__setattr__(self, "active", active)
+        object.__setattr__(self, "id", id)
 
 
 def _checked_cron(schedule: str, cron: object) -> str:
