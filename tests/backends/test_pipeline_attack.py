@@ -128,3 +128,22 @@ def test_a_step_is_known_by_the_files_it_runs_though_they_change_while_it_is_sub
     # train runs the edited file: it is not the earlier run of the file as it was.
     assert ran(steps) == ["train"]
     assert "edited while submitted" in log_of(backend, steps[1].run)  # type: ignore[arg-type]
+
+
+def test_a_pipeline_whose_files_change_while_it_is_published_is_not_published(
+    backend: LocalBackend, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_to = Snapshot.copy_to
+
+    def edited_before_the_copy(snapshot: Snapshot, destination: Path) -> None:
+        script = snapshot.root / "prep.py"
+        script.write_text(script.read_text() + "print('edited while published')\n")
+        copy_to(snapshot, destination)
+
+    monkeypatch.setattr(Snapshot, "copy_to", edited_before_the_copy)
+    with pytest.raises(ConfigurationError, match="changed while it was published"):
+        _publish(backend, project, "kept")
+    assert backend.published_pipelines() == []
+    monkeypatch.undo()
+    assert _publish(backend, project, "kept").version == 1
+    assert PublishedPipelines(backend.root).version("kept", 1).intact()

@@ -193,6 +193,16 @@ class PublishedPipelines:
         try:
             for step in pipeline.steps:
                 snapshots[step.name].copy_to(partial / STEPS_FOLDER / step.name)
+            copied = {
+                name: dataclasses.replace(snapshot, root=partial / STEPS_FOLDER / name)
+                for name, snapshot in snapshots.items()
+            }
+            if content_digest(rooted(pipeline, partial), copied) != digest:
+                # The version would not be what its digest says (nor what was checked).
+                raise ConfigurationError(
+                    f"pipeline '{pipeline.name}' was not published: a file of its steps' "
+                    "snapshots changed while it was published; publish it again"
+                )
             stored = rooted(pipeline, final)
             (partial / PIPELINE_FILE).write_text(stored.to_json(), encoding="utf-8")
             record = {
