@@ -160,3 +160,20 @@ def _checked_timezone(schedule: str, timezone: object) -> str:
             "as 'UTC' or 'Europe/London'"
         ) from error
     return timezone
+
+
+def checked_version(version: object) -> int | None:
+    """A published version's number as `submit_published_pipeline` is given it, checked.
+
+    Raises:
+        InvalidInputError: Not None (the latest) nor a whole number of 1 or more (True, 1.0
+            and "2" are refused: each would equal, or name, some version by accident).
+    """
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise InvalidInputError(
+            f"version must be a published version's number (1, 2, ...) or None for the "
+            f"latest, not {version!r}"
+        )
+    return version

@@ -79,7 +79,12 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import RESUME_FROM
-from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipeline_runs import (
+    PipelineSchedule,
+    PublishedPipeline,
+    StepRun,
+    checked_version,
+)
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -774,14 +779,7 @@ class LocalBackend(Backend):
                 version; the message lists what is. Nothing was submitted.
             InvalidInputError: A version that is not a whole number of 1 or more.
         """
-        if version is not None and (
-            isinstance(version, bool) or not isinstance(version, int) or version < 1
-        ):
-            raise InvalidInputError(
-                f"version must be a published version's number (1, 2, ...) or None for the "
-                f"latest, not {version!r}"
-            )
-        found = self._published.version(name, version)
+        found = self._published.version(name, checked_version(version))
         pipeline = found.pipeline()
         tagged = PipelineSpec(
             pipeline.name,
