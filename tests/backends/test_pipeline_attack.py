@@ -13,7 +13,7 @@ import pytest
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.published_pipelines import PublishedPipelines
 from himl_tasks.errors import ConfigurationError
-from himl_tasks.jobs.pipeline_submission import pipeline_to_resubmit
+from himl_tasks.jobs.pipeline_submission import lost_steps, pipeline_to_resubmit
 from himl_tasks.pipeline_runs import PublishedPipeline
 from himl_tasks.runs import RunRef, RunStatus
 from himl_tasks.snapshot import Snapshot, select_snapshot
@@ -66,6 +66,21 @@ def test_a_pipeline_whose_driver_is_killed_leaves_no_step_running(
     assert list(steps_of(backend, pipeline)) == ["preprocess"]
     resubmitted = pipeline_to_resubmit(backend, pipeline)
     assert resubmitted.step("preprocess").job.resume_from == step.recovery_id
+
+
+def test_a_step_stopped_with_its_pipeline_lost_to_the_platform_is_resubmitted_resuming(
+    backend: LocalBackend, project: Path
+) -> None:
+    put_dataset(backend, "raw", "abc")
+    pipeline = backend.submit_pipeline(chain(project, preprocess=SLOW_PREPROCESS))
+    step = _running_step(backend, pipeline, "preprocess")
+
+    _kill_driver(backend, pipeline, supervisor=True)
+    state = backend.wait(pipeline, timeout=30)
+    assert backend.wait(step, timeout=30).is_terminal
+
+    # The step did not fail: it was lost with its pipeline, and resumes when resubmitted.
+    assert lost_steps(backend, pipeline, state) == {"preprocess": step}
 
 
 def _publish(backend: LocalBackend, project: Path, name: str) -> PublishedPipeline:
