@@ -109,12 +109,18 @@ class PipelineSchedule:
             raise InvalidInputError(
                 f"schedule '{name}': pipeline must name a published pipeline, not {pipeline!r}"
             )
+        if not isinstance(active, bool):
+            raise InvalidInputError(
+                f"schedule '{name}': active must be True or False, not {active!r}"
+            )
+        if not isinstance(id, str):
+            raise InvalidInputError(f"schedule '{name}': id must be text, not {id!r}")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "pipeline", pipeline)
         object.__setattr__(self, "cron", _checked_cron(name, cron))
         object.__setattr__(self, "timezone", _checked_timezone(name, timezone))
-        object.__setattr__(self, "active", bool(active))
-        object.__setattr__(self, "id", str(id))
+        object.__setattr__(self, "active", active)
+        object.__setattr__(self, "id", id)
 
 
 def _checked_cron(schedule: str, cron: object) -> str:
@@ -154,3 +160,20 @@ def _checked_timezone(schedule: str, timezone: object) -> str:
             "as 'UTC' or 'Europe/London'"
         ) from error
     return timezone
+
+
+def checked_version(version: object) -> int | None:
+    """A published version's number as `submit_published_pipeline` is given it, checked.
+
+    Raises:
+        InvalidInputError: Not None (the latest) nor a whole number of 1 or more (True, 1.0
+            and "2" are refused: each would equal, or name, some version by accident).
+    """
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise InvalidInputError(
+            f"version must be a published version's number (1, 2, ...) or None for the "
+            f"latest, not {version!r}"
+        )
+    return version

@@ -44,6 +44,10 @@ def test_a_cron_expression_that_is_not_five_valid_fields_is_refused(
         ({"timezone": "Mars/Olympus"}, "not a time zone"),
         ({"timezone": ""}, "not a time zone"),
         ({"cron": 5}, "cron must be text"),
+        # "false" is truthy: a schedule meant to be kept quiet would fire.
+        ({"active": "false"}, "active must be True or False"),
+        ({"active": None}, "active must be True or False"),
+        ({"id": None}, "id must be text"),
     ],
 )
 def test_unusable_schedule_fields_are_refused(fields: dict[str, object], words: str) -> None:

@@ -25,7 +25,7 @@ from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.jobs.submit_once import walk_chain
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import RESUBMITTABLE, RunRef, RunState
+from himl_tasks.runs import RESUBMITTABLE, FailureKind, RunRef, RunState
 
 
 @dataclass(frozen=True)
@@ -137,9 +137,11 @@ def lost_steps(backend: Backend, ref: RunRef, state: RunState) -> dict[str, RunR
         resuming, may complete it: every step that ended without completing was lost to
         the platform (preempted, infrastructure), or the pipeline run itself was. None when
         it would not help: a step failed for its code or was canceled, or the pipeline run
-        was canceled.
+        was canceled. A step canceled because the pipeline run itself was lost (its
+        driver gone, its running steps canceled with it) was lost with it.
     """
     steps = backend.pipeline_steps(ref)
+    pipeline_lost = state.failure_kind in RESUBMITTABLE
     lost: dict[str, RunRef] = {}
     for step in steps:
         if step.run is None:
@@ -147,10 +149,11 @@ def lost_steps(backend: Backend, ref: RunRef, state: RunState) -> dict[str, RunR
         step_state = backend.get_state(step.run)
         if not _did_not_complete(step_state):
             continue
-        if step_state.failure_kind not in RESUBMITTABLE:
+        stopped_with_it = pipeline_lost and step_state.failure_kind is FailureKind.CANCELED
+        if step_state.failure_kind not in RESUBMITTABLE and not stopped_with_it:
             return None
         lost[step.step] = step.run
-    if lost or state.failure_kind in RESUBMITTABLE:
+    if lost or pipeline_lost:
         return lost
     return None
 

@@ -70,7 +70,12 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipeline_runs import (
+    PipelineSchedule,
+    PublishedPipeline,
+    StepRun,
+    checked_version,
+)
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -908,9 +913,12 @@ class AzureMLV1Backend(Backend):
 
         Raises:
             PipelineNotFoundError: Nothing published under that name (or that version).
+            InvalidInputError: A version that is not a whole number of 1 or more.
         """
         check_run_id_argument("submission_id", submission_id)
-        published, mark = published_version(self.service, name, version, self.workspace.name)
+        published, mark = published_version(
+            self.service, name, checked_version(version), self.workspace.name
+        )
         if submission_id is not None:
             for run in self.service.pipeline_runs(mark.experiment):
                 if (run.get_tags() or {}).get(SUBMISSION_TAG) == submission_id:

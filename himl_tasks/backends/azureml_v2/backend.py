@@ -85,7 +85,12 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.job_variables import azureml_input_name, azureml_output_name
-from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipeline_runs import (
+    PipelineSchedule,
+    PublishedPipeline,
+    StepRun,
+    checked_version,
+)
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -1015,7 +1020,9 @@ class AzureMLV2Backend(Backend):
 
         Raises:
             PipelineNotFoundError: Nothing published under that name (or that version).
+            InvalidInputError: A version that is not a whole number of 1 or more.
         """
+        checked_version(version)
         found = self._submitted_before(submission_id)
         if found is not None:
             return found
