@@ -11,11 +11,18 @@ deployment's schedule).
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from himl_tasks.datasets import ResolvedDataset
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.pipelines import PipelineSpec
+from himl_tasks.run_plan import identity_fields
 from himl_tasks.runs import RunRef
+from himl_tasks.snapshot import Snapshot
 
 _SCHEDULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 _SCHEDULE_NAME_RULE = "letters, digits, '_' and '-', starting with a letter, at most 64 characters"
@@ -63,6 +70,34 @@ class PublishedPipeline:
     id: str
     endpoint: str
     description: str = ""
+
+
+def published_digest(
+    pipeline: PipelineSpec,
+    snapshots: Mapping[str, Snapshot],
+    inputs: Iterable[ResolvedDataset] = (),
+) -> str:
+    """What a published version is compared by: equal for an unchanged pipeline, wherever it is.
+
+    The pipeline's settings; each step's job as a job's identity reads it (paths relative to
+    its snapshot, not where the project is: `run_plan.identity_fields`); each step's snapshot
+    content; and `inputs`, the dataset versions a backend fixes in the version when it
+    publishes it (AzureML v1 does; the local backend and v2 read the latest when it runs).
+
+    Args:
+        pipeline: The pipeline.
+        snapshots: Each step's snapshot as selected, by step name.
+        inputs: The versions the published version reads, if it fixes them.
+
+    Raises:
+        InputPathNotFoundError: A snapshot file is gone since it was selected.
+    """
+    fields = json.loads(pipeline.to_json())
+    for step, described in zip(pipeline.steps, fields["steps"], strict=True):
+        described["job"] = identity_fields(step.job)
+        described["snapshot"] = snapshots[step.name].content_digest()
+    fields["inputs"] = sorted(resolved.uri for resolved in inputs)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True, init=False)

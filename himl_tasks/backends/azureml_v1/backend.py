@@ -20,8 +20,13 @@ from himl_tasks.backends.azureml_common.artifact_store import (
     run_files_folder,
 )
 from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
-from himl_tasks.backends.azureml_common.kept_files import keep_text, kept_text
-from himl_tasks.backends.azureml_common.tags import OUTPUTS_TAG, SUBMISSION_TAG, default_tags
+from himl_tasks.backends.azureml_common.kept_files import PIPELINE_FILE, keep_text, kept_text
+from himl_tasks.backends.azureml_common.tags import (
+    OUTPUTS_TAG,
+    PIPELINE_TAG,
+    SUBMISSION_TAG,
+    default_tags,
+)
 from himl_tasks.backends.azureml_v1.datasets import (
     dataset_from_folder,
     handed_on_input,
@@ -46,7 +51,6 @@ from himl_tasks.backends.azureml_v1.pipelines import (
 )
 from himl_tasks.backends.azureml_v1.publishing import (
     endpoint_named,
-    pipeline_digest,
     published_description,
     published_version,
     published_versions,
@@ -75,6 +79,7 @@ from himl_tasks.pipeline_runs import (
     PublishedPipeline,
     StepRun,
     checked_version,
+    published_digest,
 )
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
@@ -93,8 +98,6 @@ from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
 
 LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
-PIPELINE_FILE = "himl/pipeline_spec.json"
-PIPELINE_TAG = "himl_pipeline"
 
 
 def refuse_secret_references(spec: JobSpec) -> None:
@@ -877,7 +880,11 @@ class AzureMLV1Backend(Backend):
         experiment = pipeline.experiment_name()
         planned = self._planned_pipeline(pipeline, experiment)
         inputs = [resolved for _, resolved in planned.existing.values()]
-        digest = pipeline_digest(pipeline, planned.plans, inputs)
+        snapshots = {
+            step.name: plan.snapshot
+            for step, plan in zip(pipeline.ordered_steps, planned.plans, strict=True)
+        }
+        digest = published_digest(pipeline, snapshots, inputs)
         published = published_versions(self.service, pipeline.name)
         if published:
             latest, mark = published[-1]

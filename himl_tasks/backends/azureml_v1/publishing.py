@@ -10,17 +10,12 @@ The versions of a name live under the `PipelineEndpoint` of that name.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from himl_tasks.backends.azureml_v1.service import AzureMLService
-from himl_tasks.datasets import ResolvedDataset
 from himl_tasks.errors import PipelineNotFoundError
-from himl_tasks.pipelines import PipelineSpec
-from himl_tasks.run_plan import RunPlan
 
 _PUBLISHED = re.compile(
     r"\s*\[himl digest=(?P<digest>[0-9a-f]{64}) experiment=(?P<experiment>\S+)\]$"
@@ -34,25 +29,6 @@ class PublishedMark:
     description: str
     digest: str
     experiment: str
-
-
-def pipeline_digest(
-    pipeline: PipelineSpec, plans: Sequence[RunPlan], inputs: Sequence[ResolvedDataset]
-) -> str:
-    """The content digest of a pipeline as it would be published now.
-
-    Raises:
-        InputPathNotFoundError: A snapshot file is gone since it was selected.
-    """
-    digest = hashlib.sha256(pipeline.to_json().encode())
-    for plan in plans:
-        for item in plan.snapshot.files:
-            digest.update(f"\0{plan.snapshot.root}\0{item.relative}\0".encode())
-            with plan.snapshot.gone_since_selected(item.relative):
-                digest.update((plan.snapshot.root / item.relative).read_bytes())
-    for resolved in inputs:
-        digest.update(f"\0{resolved.name}:{resolved.version}".encode())
-    return digest.hexdigest()
 
 
 def published_description(description: str, digest: str, experiment: str) -> str:

@@ -22,7 +22,7 @@ from himl_tasks.backends.azureml_common.artifact_store import (
 
 # The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
 from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
-from himl_tasks.backends.azureml_common.tags import SUBMISSION_TAG
+from himl_tasks.backends.azureml_common.tags import PIPELINE_TAG, SUBMISSION_TAG
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.datastores import (
     blob_datastore_of,
@@ -32,7 +32,6 @@ from himl_tasks.backends.azureml_v2.datastores import (
 from himl_tasks.backends.azureml_v2.environment import check_environment, environment_reference
 from himl_tasks.backends.azureml_v2.pipelines import (
     DIGEST_TAG,
-    PIPELINE_TAG,
     PIPELINE_TYPE,
     STEP_TAG,
     after_inputs,
@@ -40,7 +39,6 @@ from himl_tasks.backends.azureml_v2.pipelines import (
     bind_steps,
     check_component_name,
     check_pipeline_v2,
-    content_digest,
     is_reused,
     latest_inputs,
     pipeline_job,
@@ -90,6 +88,7 @@ from himl_tasks.pipeline_runs import (
     PublishedPipeline,
     StepRun,
     checked_version,
+    published_digest,
 )
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
@@ -930,9 +929,9 @@ class AzureMLV2Backend(Backend):
             raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         check_component_name(pipeline)
         plans = self._step_plans(pipeline, pipeline.experiment_name())
-        digest = content_digest(
+        digest = published_digest(
             pipeline,
-            {name: plan.snapshot.content_digest() for name, plan in plans.items()},
+            {name: plan.snapshot for name, plan in plans.items()},
         )
         versions = self._published_versions(pipeline.name)
         if versions and (versions[-1].tags or {}).get(DIGEST_TAG) == digest:

@@ -40,7 +40,6 @@ Decisions where v2 is silent or narrower than `PipelineSpec`:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,8 +53,6 @@ from himl_tasks.pipelines import PipelineSpec
 
 PIPELINE_TYPE = "pipeline"
 """A pipeline job's `type`."""
-PIPELINE_TAG = "himl_pipeline"
-"""The pipeline's name, on its pipeline job (and a schedule of it)."""
 STEP_TAG = "himl_pipeline_step"
 """The step's name, on a step's node (and so on its child job)."""
 DIGEST_TAG = "himl_pipeline_digest"
@@ -240,17 +237,6 @@ def latest_inputs(pipeline: PipelineSpec, nodes: Mapping[str, Any]) -> None:
                     else str(config.target_folder),
                 ),
             )
-
-
-def content_digest(pipeline: PipelineSpec, snapshots: Mapping[str, str]) -> str:
-    """What a published pipeline is compared by: its description and each step's code.
-
-    Args:
-        pipeline: The pipeline.
-        snapshots: A digest of each step's snapshot content, by step name.
-    """
-    text = pipeline.to_json() + "".join(f"\n{s}:{snapshots[s]}" for s in sorted(snapshots))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def is_reused(job: Any) -> str | None:

@@ -107,7 +107,7 @@ logger = logging.getLogger(__name__)
 # The tag naming a pipeline's step on the step's run.
 PIPELINE_STEP_TAG = "pipeline_step"
 # The tag naming the pipeline on a pipeline's run.
-PIPELINE_TAG = "pipeline"
+PIPELINE_NAME_TAG = "pipeline"
 # The module a pipeline's run runs.
 PIPELINE_DRIVER = "himl_tasks.backends.local.pipeline_driver"
 # The tag, on a step's run that did not run, naming the earlier run whose outputs it took.
@@ -615,7 +615,7 @@ class LocalBackend(Backend):
                 experiment=experiment,
                 display_name=pipeline.display_name
                 or f"pipeline {pipeline.name} ({len(planned)} steps)",
-                tags={**pipeline.tags, PIPELINE_TAG: pipeline.name},
+                tags={**pipeline.tags, PIPELINE_NAME_TAG: pipeline.name},
                 # The driver submits the steps, which read these from their submitter.
                 environment_variables={
                     name: SecretReference(name)

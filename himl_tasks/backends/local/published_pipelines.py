@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import secrets
 import shutil
@@ -31,13 +30,13 @@ from typing import Any
 
 from himl_tasks.backends.local.plan_files import read_versioned_plan
 from himl_tasks.errors import ConfigurationError, HimlError, PipelineNotFoundError
-from himl_tasks.pipeline_runs import PublishedPipeline
+from himl_tasks.pipeline_runs import PublishedPipeline, published_digest
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.snapshot import Snapshot, select_snapshot
 
 PUBLISHED_FOLDER = "published"
 RECORD_FILE = "published.json"
-PIPELINE_FILE = "pipeline.json"
+PUBLISHED_PIPELINE_FILE = "pipeline.json"
 STEPS_FOLDER = "steps"
 RECORD_VERSION = 1
 _RACES = 20  # publishers taking the same number at once, one after another, before giving up
@@ -64,7 +63,7 @@ class PublishedVersion:
             ConfigurationError: Its pipeline file is missing or damaged, or what it runs (its
                 pipeline, a kept snapshot's files) changed since it was published.
         """
-        path = self.folder / PIPELINE_FILE
+        path = self.folder / PUBLISHED_PIPELINE_FILE
         what = f"published pipeline '{self.published.name}' version {self.published.version}"
         try:
             pipeline = rooted(  # where the workspace is now
@@ -73,7 +72,7 @@ class PublishedVersion:
             snapshots = {
                 step.name: select_snapshot(step.job.snapshot_root) for step in pipeline.steps
             }
-            digest = content_digest(pipeline, snapshots)
+            digest = published_digest(pipeline, snapshots)
         except (OSError, UnicodeDecodeError, ValueError, HimlError) as error:
             raise ConfigurationError(
                 f"{what}: {self.folder} cannot be read ({type(error).__name__}: {error}); "
@@ -161,7 +160,7 @@ class PublishedPipelines:
         Returns:
             The new version, or the latest one when it has the same content digest.
         """
-        digest = content_digest(pipeline, snapshots)
+        digest = published_digest(pipeline, snapshots)
         folder = self.folder / pipeline.name
         for _ in range(_RACES):
             versions = self.versions(pipeline.name)
@@ -197,14 +196,14 @@ class PublishedPipelines:
                 name: dataclasses.replace(snapshot, root=partial / STEPS_FOLDER / name)
                 for name, snapshot in snapshots.items()
             }
-            if content_digest(rooted(pipeline, partial), copied) != digest:
+            if published_digest(rooted(pipeline, partial), copied) != digest:
                 # The version would not be what its digest says (nor what was checked).
                 raise ConfigurationError(
                     f"pipeline '{pipeline.name}' was not published: a file of its steps' "
                     "snapshots changed while it was published; publish it again"
                 )
             stored = rooted(pipeline, final)
-            (partial / PIPELINE_FILE).write_text(stored.to_json(), encoding="utf-8")
+            (partial / PUBLISHED_PIPELINE_FILE).write_text(stored.to_json(), encoding="utf-8")
             record = {
                 "version": RECORD_VERSION,
                 "published": dataclasses.asdict(published),
@@ -271,23 +270,6 @@ def rooted(pipeline: PipelineSpec, folder: Path) -> PipelineSpec:
             )
         )
     return dataclasses.replace(pipeline, steps=tuple(steps))
-
-
-def content_digest(pipeline: PipelineSpec, snapshots: Mapping[str, Snapshot]) -> str:
-    """A digest of what the pipeline runs: equal for an unchanged pipeline, wherever it is.
-
-    Its settings, each step's job (the script relative to its snapshot root, not where the
-    project is) and each step's snapshot content.
-    """
-    fields = json.loads(pipeline.to_json())
-    for step in fields["steps"]:
-        job = step["job"]
-        snapshot = snapshots[step["name"]]
-        job["snapshot_root"] = None
-        if job["entry_script"] is not None:
-            job["entry_script"] = snapshot.entry_script(Path(job["entry_script"]))
-        step["snapshot"] = snapshot.content_digest()
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def _is_number(name: str) -> bool:
