@@ -11,11 +11,18 @@ deployment's schedule).
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from himl_tasks.datasets import ResolvedDataset
 from himl_tasks.errors import InvalidInputError
+from himl_tasks.pipelines import PipelineSpec
+from himl_tasks.run_plan import identity_fields
 from himl_tasks.runs import RunRef
+from himl_tasks.snapshot import Snapshot
 
 _SCHEDULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 _SCHEDULE_NAME_RULE = "letters, digits, '_' and '-', starting with a letter, at most 64 characters"
@@ -65,6 +72,34 @@ class PublishedPipeline:
     description: str = ""
 
 
+def published_digest(
+    pipeline: PipelineSpec,
+    snapshots: Mapping[str, Snapshot],
+    inputs: Iterable[ResolvedDataset] = (),
+) -> str:
+    """What a published version is compared by: equal for an unchanged pipeline, wherever it is.
+
+    The pipeline's settings; each step's job as a job's identity reads it (paths relative to
+    its snapshot, not where the project is: `run_plan.identity_fields`); each step's snapshot
+    content; and `inputs`, the dataset versions a backend fixes in the version when it
+    publishes it (AzureML v1 does; the local backend and v2 read the latest when it runs).
+
+    Args:
+        pipeline: The pipeline.
+        snapshots: Each step's snapshot as selected, by step name.
+        inputs: The versions the published version reads, if it fixes them.
+
+    Raises:
+        InputPathNotFoundError: A snapshot file is gone since it was selected.
+    """
+    fields = json.loads(pipeline.to_json())
+    for step, described in zip(pipeline.steps, fields["steps"], strict=True):
+        described["job"] = identity_fields(step.job)
+        described["snapshot"] = snapshots[step.name].content_digest()
+    fields["inputs"] = sorted(resolved.uri for resolved in inputs)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @dataclass(frozen=True, init=False)
 class PipelineSchedule:
     """A schedule that submits a published pipeline on a cron expression.
@@ -109,12 +144,18 @@ class PipelineSchedule:
             raise InvalidInputError(
                 f"schedule '{name}': pipeline must name a published pipeline, not {pipeline!r}"
             )
+        if not isinstance(active, bool):
+            raise InvalidInputError(
+                f"schedule '{name}': active must be True or False, not {active!r}"
+            )
+        if not isinstance(id, str):
+            raise InvalidInputError(f"schedule '{name}': id must be text, not {id!r}")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "pipeline", pipeline)
         object.__setattr__(self, "cron", _checked_cron(name, cron))
         object.__setattr__(self, "timezone", _checked_timezone(name, timezone))
-        object.__setattr__(self, "active", bool(active))
-        object.__setattr__(self, "id", str(id))
+        object.__setattr__(self, "active", active)
+        object.__setattr__(self, "id", id)
 
 
 def _checked_cron(schedule: str, cron: object) -> str:
@@ -154,3 +195,20 @@ def _checked_timezone(schedule: str, timezone: object) -> str:
             "as 'UTC' or 'Europe/London'"
         ) from error
     return timezone
+
+
+def checked_version(version: object) -> int | None:
+    """A published version's number as `submit_published_pipeline` is given it, checked.
+
+    Raises:
+        InvalidInputError: Not None (the latest) nor a whole number of 1 or more (True, 1.0
+            and "2" are refused: each would equal, or name, some version by accident).
+    """
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        raise InvalidInputError(
+            f"version must be a published version's number (1, 2, ...) or None for the "
+            f"latest, not {version!r}"
+        )
+    return version

@@ -23,6 +23,19 @@ __all__ = ["FAST_RETRY", "TEST_BLOCK_SIZE", "fresh_container", "read_tree", "wri
 FAST_RETRY = RequestRetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 
 
+# MLflow 3.17's SQL store (the stand-in's tracking server) uses loader options SQLAlchemy 2.1
+# deprecates, and loading it configures every SQLAlchemy mapper of the process, Prefect's
+# server's too, whose UUID type SQLAlchemy 2.1 warns about: warnings of the libraries.
+MLFLOW_WARNINGS = [
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
+    ),
+    pytest.mark.filterwarnings(
+        "ignore:Type object .* does not refer to an OperatorClass:DeprecationWarning"
+    ),
+]
+
+
 @pytest.fixture(autouse=True)
 def checksum_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test remembers file checksums in its own cache, never in the user's."""

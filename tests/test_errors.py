@@ -31,6 +31,7 @@ BUILTIN_OF = {
     errors.WorkspaceNotFoundError: LookupError,
     errors.DatasetNotFoundError: LookupError,
     errors.RunNotFoundError: LookupError,
+    errors.PipelineNotFoundError: LookupError,
     # A bad argument.
     errors.InvalidInputError: ValueError,
     errors.SnapshotTooLargeError: ValueError,

@@ -9,7 +9,8 @@ pipelines and schedules, which are Prefect deployments
 client sends (`prefect/client/orchestration/`).
 
 A request that meets a transient failure (the server says "later", a connection is lost) is
-sent again, at most `RETRIES` times with growing pauses, as Prefect's own client does. An API
+sent again, at most `RETRIES` times with growing pauses, as Prefect's own client does, all
+within `REQUEST_DEADLINE_SECONDS` (an answer that trickles in never meets a read timeout). An API
 that does not answer, refuses the credential, or answers what a Prefect 3 API would not, is a
 `ConfigurationError` that says what was being done and what to do; nothing here
 writes a header (the credential) into a message.
@@ -17,8 +18,10 @@ writes a header (the credential) into a message.
 
 from __future__ import annotations
 
+import threading
 import time
 import types
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
 
 REQUEST_SECONDS = 10.0
 """The deadline of each phase (connect, read, write) of each request to the Prefect API."""
+REQUEST_DEADLINE_SECONDS = 60.0
+"""The deadline of each request, its retries included: an answer that trickles in, a byte
+at a time, meets no phase's deadline."""
 RETRIES = 5
 """Times a request is sent again after a transient failure, as Prefect's client does."""
 MAX_PAUSE_SECONDS = 8.0
@@ -110,19 +116,24 @@ class PrefectRest:
             httpx.WriteError,
             httpx.RemoteProtocolError,
         )
+        deadline = time.monotonic() + REQUEST_DEADLINE_SECONDS
         try:
             for attempt in range(RETRIES + 1):
                 pause = min(MAX_PAUSE_SECONDS, 0.5 * 2**attempt)
                 try:
-                    response = self._client.request(method, path, json=json, params=params)
+                    response = self._within(
+                        deadline,
+                        lambda: self._client.request(method, path, json=json, params=params),
+                    )
                 except transient:
                     if attempt == RETRIES:
                         raise
-                    time.sleep(pause)
+                    time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
                     continue
                 if response.status_code not in _TRANSIENT_STATUSES or attempt == RETRIES:
                     break
-                time.sleep(min(MAX_PAUSE_SECONDS, _retry_after(response) or pause))
+                wait = min(MAX_PAUSE_SECONDS, _retry_after(response) or pause)
+                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
         except httpx.HTTPError as error:
             raise ConfigurationError(
                 f"{self.doing}: the Prefect API at {self.api.url} (from {self.api.source}) "
@@ -142,6 +153,36 @@ class PrefectRest:
                 f"{response.status_code}{_detail(response)}; is it a Prefect 3 API?"
             )
         return response
+
+    def _within(self, deadline: float, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """`send()`'s response, if it comes before `deadline` (`time.monotonic`).
+
+        The request is sent from a thread of its own, left behind when the deadline passes
+        (it ends with the connection, closed with this session).
+
+        Raises:
+            ConfigurationError: No whole response came in time.
+        """
+        outcome: list[httpx.Response | BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(send())
+            except BaseException as error:  # handed to the caller's thread
+                outcome.append(error)
+
+        sender = threading.Thread(target=run, name="himl-prefect-request", daemon=True)
+        sender.start()
+        sender.join(max(0.0, deadline - time.monotonic()))
+        if not outcome:
+            raise ConfigurationError(
+                f"{self.doing}: the Prefect API at {self.api.url} (from {self.api.source}) "
+                f"did not answer in whole within {REQUEST_DEADLINE_SECONDS:g} s: start it "
+                f"(`prefect server start`), or set {API_URL} to one that runs"
+            )
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def answer(self, response: httpx.Response | None, shape: type[_T], what: str) -> _T:
         """The response's JSON body, of the shape the endpoint answers with.

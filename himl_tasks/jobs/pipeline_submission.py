@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from himl_tasks.backends.base import Backend
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import InvalidInputError, JobFailedError
-from himl_tasks.job_spec import JobSpec
 from himl_tasks.jobs.submit_once import walk_chain
-from himl_tasks.pipelines import PipelineSpec, PipelineStep
+from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
-from himl_tasks.runs import RESUBMITTABLE, RunRef, RunState
+from himl_tasks.runs import RESUBMITTABLE, FailureKind, RunRef, RunState
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def plan_pipeline(backend: Backend, pipeline: PipelineSpec) -> PlannedPipeline:
                 for config in step.job.input_datasets
             ),
         )
-        steps.append(_with_job(step, job))
+        steps.append(dataclasses.replace(step, job=job))
         plan = checked[step.name]
         plans[step.name] = dataclasses.replace(
             plan,
@@ -102,7 +101,7 @@ def plan_pipeline(backend: Backend, pipeline: PipelineSpec) -> PlannedPipeline:
             ),
             inputs=tuple(resolved[config] for config in read_from_workspace[step.name]),
         )
-    pinned = _with_steps(pipeline, steps)
+    pinned = dataclasses.replace(pipeline, steps=tuple(steps))
     return PlannedPipeline(pipeline=pinned, plans=plans)
 
 
@@ -138,9 +137,11 @@ def lost_steps(backend: Backend, ref: RunRef, state: RunState) -> dict[str, RunR
         resuming, may complete it: every step that ended without completing was lost to
         the platform (preempted, infrastructure), or the pipeline run itself was. None when
         it would not help: a step failed for its code or was canceled, or the pipeline run
-        was canceled.
+        was canceled. A step canceled because the pipeline run itself was lost (its
+        driver gone, its running steps canceled with it) was lost with it.
     """
     steps = backend.pipeline_steps(ref)
+    pipeline_lost = state.failure_kind in RESUBMITTABLE
     lost: dict[str, RunRef] = {}
     for step in steps:
         if step.run is None:
@@ -148,10 +149,11 @@ def lost_steps(backend: Backend, ref: RunRef, state: RunState) -> dict[str, RunR
         step_state = backend.get_state(step.run)
         if not _did_not_complete(step_state):
             continue
-        if step_state.failure_kind not in RESUBMITTABLE:
+        stopped_with_it = pipeline_lost and step_state.failure_kind is FailureKind.CANCELED
+        if step_state.failure_kind not in RESUBMITTABLE and not stopped_with_it:
             return None
         lost[step.step] = step.run
-    if lost or state.failure_kind in RESUBMITTABLE:
+    if lost or pipeline_lost:
         return lost
     return None
 
@@ -178,14 +180,14 @@ def resuming_steps(pipeline: PipelineSpec, lost: Mapping[str, RunRef]) -> Pipeli
     """
     for name in lost:
         pipeline.step(name)
-    return _with_steps(
+    return dataclasses.replace(
         pipeline,
-        [
-            _with_job(step, step.job.resuming_from(lost[step.name].recovery_id))
+        steps=tuple(
+            dataclasses.replace(step, job=step.job.resuming_from(lost[step.name].recovery_id))
             if step.name in lost
             else step
             for step in pipeline.steps
-        ],
+        ),
     )
 
 
@@ -232,18 +234,3 @@ def pipeline_to_resubmit(backend: Backend, ref: RunRef) -> PipelineSpec:
 
 def _did_not_complete(state: RunState) -> bool:
     return state.is_terminal and not state.succeeded
-
-
-def _with_job(step: PipelineStep, job: JobSpec) -> PipelineStep:
-    return PipelineStep(step.name, job, step.after, allow_reuse=step.allow_reuse)
-
-
-def _with_steps(pipeline: PipelineSpec, steps: list[PipelineStep]) -> PipelineSpec:
-    return PipelineSpec(
-        pipeline.name,
-        steps,
-        existing_datasets=pipeline.existing_datasets,
-        experiment=pipeline.experiment,
-        display_name=pipeline.display_name,
-        tags=pipeline.tags,
-    )

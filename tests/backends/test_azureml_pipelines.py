@@ -189,6 +189,19 @@ def test_a_pipeline_is_published_once_per_content_and_submitted_by_name(
         aml.submit_published_pipeline("nothing")
 
 
+@pytest.mark.parametrize("version", [True, 1.0, "1", 0, -1])
+def test_a_version_that_is_no_version_number_is_refused_before_anything_is_sent(
+    aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path, version: object
+) -> None:
+    make_raw(aml, aml_service)
+    aml.publish_pipeline(chain(project))
+    submitted = len(aml_service.runs)
+
+    with pytest.raises(InvalidInputError, match="version must be"):  # True is no version 1
+        aml.submit_published_pipeline("chain", version=version)  # type: ignore[arg-type]
+    assert len(aml_service.runs) == submitted
+
+
 def test_a_schedule_is_made_updated_and_removed_by_name(
     aml: AzureMLV1Backend, aml_service: FakeAzureMLService, project: Path
 ) -> None:

@@ -25,7 +25,9 @@ from himl_tasks.testing.pipeline_contract import PREP, TRAIN, make_raw, step_run
 from himl_tasks.testing.publishing_contract import moved
 from tests.backends import azureml_v2_service as v2
 from tests.backends.test_backend_contract import AzureMLV2Harness, azureml_v2_harness
-from tests.conftest import write_tree
+from tests.conftest import MLFLOW_WARNINGS, write_tree
+
+pytestmark = MLFLOW_WARNINGS  # its executing test reads MLflow after a Prefect server
 
 
 @pytest.fixture
@@ -304,6 +306,18 @@ def test_what_is_not_published_is_refused(
     with pytest.raises(InvalidInputError, match="component"):
         aml.publish_pipeline(chain(harness, name="Prep-Then-Train"))
     assert list(aml_v2_service.components) == ["prep_then_train"]
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 0, -1])
+def test_a_version_that_is_no_version_number_is_refused_before_anything_is_sent(
+    harness: AzureMLV2Harness, aml_v2_service: v2.FakeAzureMLV2Service, version: object
+) -> None:
+    aml = published_chain(harness)
+    jobs = len(aml_v2_service.jobs)
+
+    with pytest.raises(InvalidInputError, match="version must be"):  # True is no version 1
+        aml.submit_published_pipeline("prep_then_train", version=version)  # type: ignore[arg-type]
+    assert len(aml_v2_service.jobs) == jobs
 
 
 # ---- schedules ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from himl_tasks import job_variables
 from himl_tasks.backends.local import sweep_driver
 from himl_tasks.backends.local.backend import LocalBackend
+from himl_tasks.backends.local.launcher import default_cluster_limit
 from himl_tasks.backends.local.sweep_plan import SWEEP_PLAN_FILE, TRIAL_SNAPSHOT_FOLDER, SweepPlan
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
@@ -194,3 +195,24 @@ def test_every_trial_runs_the_code_the_sweep_was_submitted_with(
     children = backend.child_runs(parent)
     assert len(children) == 2
     assert [list(backend.iter_logs(child)) for child in children] == [["version A"]] * 2
+
+
+def test_sweeps_submitted_together_never_hold_the_slots_their_trials_need(
+    backend: LocalBackend, project: Path
+) -> None:
+    # As many sweeps as the default cluster has slots: drivers holding those slots would
+    # leave their trials queued for ever.
+    slots = default_cluster_limit()
+    if slots > 4:
+        pytest.skip(f"would run {slots} sweeps at once on this machine")
+    write_script(project, "score.py", SCORE)
+    sweep = SweepSpec(parameters={"lr": Choice(0.1)}, sampling="grid", primary_metric="val_loss")
+    spec = JobSpec(entry_script="score.py", snapshot_root=project)
+
+    sweeps = [backend.submit_sweep(spec, sweep) for _ in range(slots)]
+
+    try:
+        assert all(backend.wait(s, timeout=60).succeeded for s in sweeps)
+    finally:
+        for each in sweeps:
+            backend.cancel(each)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -81,3 +85,46 @@ def test_a_refusal_or_an_error_is_not_asked_again(answers: Server) -> None:
 
     assert answers.asked == ["/api/a", "/api/b", "/api/c"]
     assert answers.pauses == []
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[str]:
+    """A server that answers one byte of a never-ending header every 0.2 s (no read ever
+    waits long enough for a read timeout); yields its `/api` URL."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drip(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(0.2):
+                connection.sendall(b"X")
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                connection, _ = listener.accept()
+                threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_an_answer_that_never_ends_meets_the_requests_deadline(
+    dripping_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prefect_rest, "REQUEST_DEADLINE_SECONDS", 1.5)
+    started = time.monotonic()
+
+    with (
+        PrefectRest(PrefectApi(dripping_server, "a test"), "cannot test") as rest,
+        pytest.raises(ConfigurationError, match=r"did not answer .*within 1\.5 s"),
+    ):
+        rest.request("GET", "/flows/x")
+
+    assert time.monotonic() - started < 10

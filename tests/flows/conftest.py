@@ -14,18 +14,6 @@ from himl_tasks.testing.azurite import ACCOUNT_NAME, Azurite
 from tests.backends.azureml_service import FakeAzureMLService, stand_in_service
 from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service, executing_v2_service
 
-# MLflow 3.17's SQL store (the stand-in's tracking server) uses loader options SQLAlchemy 2.1
-# deprecates, and loading it configures every SQLAlchemy mapper of the process, Prefect's
-# server's too, whose UUID type SQLAlchemy 2.1 warns about: warnings of the libraries.
-MLFLOW_WARNINGS = [
-    pytest.mark.filterwarnings(
-        "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:Type object .* does not refer to an OperatorClass:DeprecationWarning"
-    ),
-]
-
 
 @pytest.fixture
 def v2_service(azurite: Azurite) -> Iterator[ExecutingAzureMLV2Service]:

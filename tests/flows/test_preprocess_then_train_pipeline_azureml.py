@@ -21,7 +21,7 @@ from tests.backends import azureml_service as v1
 from tests.backends import azureml_v2_service as v2
 from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service
 from tests.backends.job_process import Preemption
-from tests.flows.conftest import MLFLOW_WARNINGS
+from tests.conftest import MLFLOW_WARNINGS
 from tests.flows.native_pipeline_checks import check_resumed_once
 
 pytestmark = MLFLOW_WARNINGS

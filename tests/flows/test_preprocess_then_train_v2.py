@@ -19,7 +19,7 @@ from himl_tasks.backends.azureml_v2 import AzureMLV2Backend
 from tests.backends.azureml_v2_execution import ExecutingAzureMLV2Service
 from tests.backends.azureml_v2_service import PREEMPTION_ERROR
 from tests.backends.job_process import Preemption
-from tests.flows.conftest import MLFLOW_WARNINGS
+from tests.conftest import MLFLOW_WARNINGS
 
 pytestmark = MLFLOW_WARNINGS
 EPOCHS = 4

@@ -15,6 +15,9 @@ from pathlib import Path
 from himl_tasks.errors import RemoteFilesNotFoundError
 from himl_tasks.storage import Datastore
 
+PIPELINE_FILE = "himl/pipeline_spec.json"
+"""The `PipelineSpec` a pipeline run was submitted with (or a published version holds)."""
+
 
 def keep_text(run_files: Datastore, name: str, text: str) -> None:
     """Writes `text` as file `name` ('/'-separated) into the run's folder (`run_files`)."""

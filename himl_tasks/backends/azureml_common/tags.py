@@ -10,6 +10,8 @@ from himl_tasks.job_spec import JobSpec
 
 SUBMISSION_TAG = "himl_submission_id"
 OUTPUTS_TAG = "himl_outputs"
+PIPELINE_TAG = "himl_pipeline"
+"""The pipeline's name, on its pipeline run (and on a published version or schedule of it)."""
 
 
 def default_tags(spec: JobSpec, argv: Sequence[str] | None = None) -> dict[str, str]:

@@ -20,8 +20,13 @@ from himl_tasks.backends.azureml_common.artifact_store import (
     run_files_folder,
 )
 from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
-from himl_tasks.backends.azureml_common.kept_files import keep_text, kept_text
-from himl_tasks.backends.azureml_common.tags import OUTPUTS_TAG, SUBMISSION_TAG, default_tags
+from himl_tasks.backends.azureml_common.kept_files import PIPELINE_FILE, keep_text, kept_text
+from himl_tasks.backends.azureml_common.tags import (
+    OUTPUTS_TAG,
+    PIPELINE_TAG,
+    SUBMISSION_TAG,
+    default_tags,
+)
 from himl_tasks.backends.azureml_v1.datasets import (
     dataset_from_folder,
     handed_on_input,
@@ -46,7 +51,6 @@ from himl_tasks.backends.azureml_v1.pipelines import (
 )
 from himl_tasks.backends.azureml_v1.publishing import (
     endpoint_named,
-    pipeline_digest,
     published_description,
     published_version,
     published_versions,
@@ -70,7 +74,13 @@ from himl_tasks.errors import (
     RunNotFoundError,
 )
 from himl_tasks.job_spec import JobSpec
-from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipeline_runs import (
+    PipelineSchedule,
+    PublishedPipeline,
+    StepRun,
+    checked_version,
+    published_digest,
+)
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -88,8 +98,6 @@ from himl_tasks.storage.folder_view import FolderView
 from himl_tasks.sweeps import SweepSpec
 
 LOG_FILES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
-PIPELINE_FILE = "himl/pipeline_spec.json"
-PIPELINE_TAG = "himl_pipeline"
 
 
 def refuse_secret_references(spec: JobSpec) -> None:
@@ -872,7 +880,11 @@ class AzureMLV1Backend(Backend):
         experiment = pipeline.experiment_name()
         planned = self._planned_pipeline(pipeline, experiment)
         inputs = [resolved for _, resolved in planned.existing.values()]
-        digest = pipeline_digest(pipeline, planned.plans, inputs)
+        snapshots = {
+            step.name: plan.snapshot
+            for step, plan in zip(pipeline.ordered_steps, planned.plans, strict=True)
+        }
+        digest = published_digest(pipeline, snapshots, inputs)
         published = published_versions(self.service, pipeline.name)
         if published:
             latest, mark = published[-1]
@@ -908,9 +920,12 @@ class AzureMLV1Backend(Backend):
 
         Raises:
             PipelineNotFoundError: Nothing published under that name (or that version).
+            InvalidInputError: A version that is not a whole number of 1 or more.
         """
         check_run_id_argument("submission_id", submission_id)
-        published, mark = published_version(self.service, name, version, self.workspace.name)
+        published, mark = published_version(
+            self.service, name, checked_version(version), self.workspace.name
+        )
         if submission_id is not None:
             for run in self.service.pipeline_runs(mark.experiment):
                 if (run.get_tags() or {}).get(SUBMISSION_TAG) == submission_id:

@@ -2,27 +2,20 @@
 
 A published pipeline (`Pipeline.publish(name, description, version)`) keeps free text in its
 description and version only. So its version is himl-tasks' (1, 2, ...), and its description
-ends with a mark holding the content digest of what was published (the pipeline's content
-digest, wherever its folders are: himl_tasks/backends/pipeline_digest.py; and the versions of
-the existing datasets it reads) and the experiment its
+ends with a mark holding the content digest of what was published (the pipeline's JSON, its
+steps' snapshot files, the versions of the existing datasets it reads) and the experiment its
 runs go to: a publication whose digest equals the latest version's gives that version again.
 The versions of a name live under the `PipelineEndpoint` of that name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from himl_tasks.backends.azureml_v1.service import AzureMLService
-from himl_tasks.backends.pipeline_digest import pipeline_content_digest
-from himl_tasks.datasets import ResolvedDataset
 from himl_tasks.errors import PipelineNotFoundError
-from himl_tasks.pipelines import PipelineSpec
-from himl_tasks.run_plan import RunPlan
 
 _PUBLISHED = re.compile(
     r"\s*\[himl digest=(?P<digest>[0-9a-f]{64}) experiment=(?P<experiment>\S+)\]$"
@@ -36,23 +29,6 @@ class PublishedMark:
     description: str
     digest: str
     experiment: str
-
-
-def pipeline_digest(
-    pipeline: PipelineSpec, plans: Sequence[RunPlan], inputs: Sequence[ResolvedDataset]
-) -> str:
-    """The content digest of a pipeline as it would be published now.
-
-    Raises:
-        InputPathNotFoundError: A snapshot file is gone since it was selected.
-    """
-    snapshots = {
-        step.name: plan.snapshot for step, plan in zip(pipeline.ordered_steps, plans, strict=True)
-    }
-    digest = hashlib.sha256(pipeline_content_digest(pipeline, snapshots).encode())
-    for resolved in inputs:
-        digest.update(f"\0{resolved.name}:{resolved.version}".encode())
-    return digest.hexdigest()
 
 
 def published_description(description: str, digest: str, experiment: str) -> str:

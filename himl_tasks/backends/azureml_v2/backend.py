@@ -22,7 +22,7 @@ from himl_tasks.backends.azureml_common.artifact_store import (
 
 # The run files of a v2 job are where a v1 run's are: the artifact store, the same folders.
 from himl_tasks.backends.azureml_common.datastore_credentials import check_datastore_credentials
-from himl_tasks.backends.azureml_common.tags import SUBMISSION_TAG
+from himl_tasks.backends.azureml_common.tags import PIPELINE_TAG, SUBMISSION_TAG
 from himl_tasks.backends.azureml_v2 import sdk
 from himl_tasks.backends.azureml_v2.datastores import (
     blob_datastore_of,
@@ -32,7 +32,6 @@ from himl_tasks.backends.azureml_v2.datastores import (
 from himl_tasks.backends.azureml_v2.environment import check_environment, environment_reference
 from himl_tasks.backends.azureml_v2.pipelines import (
     DIGEST_TAG,
-    PIPELINE_TAG,
     PIPELINE_TYPE,
     STEP_TAG,
     after_inputs,
@@ -73,7 +72,6 @@ from himl_tasks.backends.azureml_v2.submitted_specs import (
 )
 from himl_tasks.backends.azureml_v2.sweeps import check_sweep_v2, sweep_job
 from himl_tasks.backends.base import Backend
-from himl_tasks.backends.pipeline_digest import pipeline_content_digest
 from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import (
     ConfigurationError,
@@ -85,7 +83,13 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.job_variables import azureml_input_name, azureml_output_name
-from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipeline_runs import (
+    PipelineSchedule,
+    PublishedPipeline,
+    StepRun,
+    checked_version,
+    published_digest,
+)
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -925,8 +929,9 @@ class AzureMLV2Backend(Backend):
             raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         check_component_name(pipeline)
         plans = self._step_plans(pipeline, pipeline.experiment_name())
-        digest = pipeline_content_digest(
-            pipeline, {name: plan.snapshot for name, plan in plans.items()}
+        digest = published_digest(
+            pipeline,
+            {name: plan.snapshot for name, plan in plans.items()},
         )
         versions = self._published_versions(pipeline.name)
         if versions and (versions[-1].tags or {}).get(DIGEST_TAG) == digest:
@@ -1014,7 +1019,9 @@ class AzureMLV2Backend(Backend):
 
         Raises:
             PipelineNotFoundError: Nothing published under that name (or that version).
+            InvalidInputError: A version that is not a whole number of 1 or more.
         """
+        checked_version(version)
         found = self._submitted_before(submission_id)
         if found is not None:
             return found

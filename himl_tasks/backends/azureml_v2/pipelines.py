@@ -53,8 +53,6 @@ from himl_tasks.pipelines import PipelineSpec
 
 PIPELINE_TYPE = "pipeline"
 """A pipeline job's `type`."""
-PIPELINE_TAG = "himl_pipeline"
-"""The pipeline's name, on its pipeline job (and a schedule of it)."""
 STEP_TAG = "himl_pipeline_step"
 """The step's name, on a step's node (and so on its child job)."""
 DIGEST_TAG = "himl_pipeline_digest"

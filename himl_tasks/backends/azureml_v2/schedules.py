@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from himl_tasks.backends.azureml_common.tags import PIPELINE_TAG
 from himl_tasks.backends.azureml_common.time_zones import iana_time_zone, windows_time_zone
 from himl_tasks.backends.azureml_v2 import sdk
-from himl_tasks.backends.azureml_v2.pipelines import PIPELINE_TAG
 from himl_tasks.pipeline_runs import PipelineSchedule
 
 TIMEZONE_TAG = "himl_timezone"

@@ -16,7 +16,12 @@ job specs, their names and `after`s as given.
 
 from __future__ import annotations
 
-from himl_tasks.backends.azureml_common.kept_files import forget_text, keep_text, kept_text
+from himl_tasks.backends.azureml_common.kept_files import (
+    PIPELINE_FILE,
+    forget_text,
+    keep_text,
+    kept_text,
+)
 from himl_tasks.errors import InvalidInputError
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.pipelines import PipelineSpec
@@ -24,7 +29,6 @@ from himl_tasks.runs import RunRef
 from himl_tasks.storage import Datastore
 
 SPEC_FILE = "himl/job_spec.json"
-PIPELINE_FILE = "himl/pipeline_spec.json"
 
 
 def save_submitted_spec(run_files: Datastore, spec: JobSpec | PipelineSpec) -> None:

@@ -79,7 +79,12 @@ from himl_tasks.errors import (
 )
 from himl_tasks.job_spec import JobSpec
 from himl_tasks.job_variables import RESUME_FROM
-from himl_tasks.pipeline_runs import PipelineSchedule, PublishedPipeline, StepRun
+from himl_tasks.pipeline_runs import (
+    PipelineSchedule,
+    PublishedPipeline,
+    StepRun,
+    checked_version,
+)
 from himl_tasks.pipelines import PipelineSpec
 from himl_tasks.run_plan import RunPlan
 from himl_tasks.runs import (
@@ -102,7 +107,7 @@ logger = logging.getLogger(__name__)
 # The tag naming a pipeline's step on the step's run.
 PIPELINE_STEP_TAG = "pipeline_step"
 # The tag naming the pipeline on a pipeline's run.
-PIPELINE_TAG = "pipeline"
+PIPELINE_NAME_TAG = "pipeline"
 # The module a pipeline's run runs.
 PIPELINE_DRIVER = "himl_tasks.backends.local.pipeline_driver"
 # The tag, on a step's run that did not run, naming the earlier run whose outputs it took.
@@ -441,10 +446,12 @@ class LocalBackend(Backend):
         """Runs a sweep around a job: a parent run whose trials are its child runs.
 
         The parent is a small driver process (`himl_tasks.backends.local.sweep_driver`) on the
-        default cluster; it submits each trial (the job with `--<parameter> <value>` appended)
-        to the job's cluster, at most `max_concurrent_runs` at once, and logs the best value of
-        the primary metric. Every trial reads the input versions the job was planned with and
-        runs the snapshot selected at submission (a copy travels with the parent run).
+        drivers' cluster (`DRIVER_CLUSTER`, no limit: a driver waiting for its trials never
+        holds a slot they need); it submits each trial (the job with `--<parameter> <value>`
+        appended) to the job's cluster, at most `max_concurrent_runs` at once, and logs the
+        best value of the primary metric. Every trial reads the input versions the job was
+        planned with and runs the snapshot selected at submission (a copy travels with the
+        parent run).
         Grid and random sampling only; an early termination policy is not applied locally
         (every trial runs to its end).
 
@@ -501,6 +508,7 @@ class LocalBackend(Backend):
                 module="himl_tasks.backends.local.sweep_driver",
                 args=[SWEEP_PLAN_FILE],
                 snapshot_root=folder,
+                compute=DRIVER_CLUSTER,
                 experiment=plan.experiment,
                 display_name=f"sweep of {plan.experiment} ({len(trials)} trials)",
                 tags={"sweep": "true"},
@@ -565,39 +573,40 @@ class LocalBackend(Backend):
             for config in step.job.input_datasets:
                 if pipeline.step_writing(config.name) is None and config not in versions:
                     versions[config] = self.resolve_dataset(config).version
-        planned = []
-        for index, (step, plan) in enumerate(zip(steps, plans, strict=True)):
-            inputs = tuple(
-                dataclasses.replace(config, version=versions[config])
-                if config in versions
-                else config
-                for config in step.job.input_datasets
-            )
-            spec = dataclasses.replace(
-                plan.spec,
-                input_datasets=inputs,
-                display_name=plan.spec.display_name or step.name,
-                tags={**plan.spec.tags, PIPELINE_STEP_TAG: step.name},
-            )
-            planned.append(
-                PlannedStep(
-                    step.name,
-                    spec,
-                    upstream=pipeline.upstream(step.name),
-                    snapshot_folder=str(index),
-                    snapshot_digest=plan.snapshot.content_digest(),
-                    allow_reuse=step.allow_reuse,
-                )
-            )
         with tempfile.TemporaryDirectory(prefix="himl-pipeline-") as folder:
+            planned = []
+            for index, (step, plan) in enumerate(zip(steps, plans, strict=True)):
+                # The steps run the files selected now, not whatever the project holds later;
+                # a step is known by the files it runs: those copied, read from the copy.
+                copy = Path(folder) / STEP_SNAPSHOTS_FOLDER / str(index)
+                plan.snapshot.copy_to(copy)
+                copied = dataclasses.replace(plan.snapshot, root=copy)
+                inputs = tuple(
+                    dataclasses.replace(config, version=versions[config])
+                    if config in versions
+                    else config
+                    for config in step.job.input_datasets
+                )
+                spec = dataclasses.replace(
+                    plan.spec,
+                    input_datasets=inputs,
+                    display_name=plan.spec.display_name or step.name,
+                    tags={**plan.spec.tags, PIPELINE_STEP_TAG: step.name},
+                )
+                planned.append(
+                    PlannedStep(
+                        step.name,
+                        spec,
+                        upstream=pipeline.upstream(step.name),
+                        snapshot_folder=str(index),
+                        snapshot_digest=copied.content_digest(),
+                        allow_reuse=step.allow_reuse,
+                    )
+                )
             pipeline_plan = PipelinePlan(pipeline=pipeline, steps=tuple(planned))
             (Path(folder) / PIPELINE_PLAN_FILE).write_text(
                 pipeline_plan.to_json(), encoding="utf-8"
             )
-            for planned_step, plan in zip(planned, plans, strict=True):
-                # The steps run the files selected now, not whatever the project holds later.
-                copy = Path(folder) / STEP_SNAPSHOTS_FOLDER / planned_step.snapshot_folder
-                plan.snapshot.copy_to(copy)
             driver = JobSpec(
                 module=PIPELINE_DRIVER,
                 args=[PIPELINE_PLAN_FILE],
@@ -606,7 +615,7 @@ class LocalBackend(Backend):
                 experiment=experiment,
                 display_name=pipeline.display_name
                 or f"pipeline {pipeline.name} ({len(planned)} steps)",
-                tags={**pipeline.tags, PIPELINE_TAG: pipeline.name},
+                tags={**pipeline.tags, PIPELINE_NAME_TAG: pipeline.name},
                 # The driver submits the steps, which read these from their submitter.
                 environment_variables={
                     name: SecretReference(name)
@@ -773,20 +782,10 @@ class LocalBackend(Backend):
                 version; the message lists what is. Nothing was submitted.
             InvalidInputError: A version that is not a whole number of 1 or more.
         """
-        if version is not None and (
-            isinstance(version, bool) or not isinstance(version, int) or version < 1
-        ):
-            raise InvalidInputError(
-                f"version must be a published version's number (1, 2, ...) or None for the "
-                f"latest, not {version!r}"
-            )
-        found = self._published.version(name, version)
+        found = self._published.version(name, checked_version(version))
         pipeline = found.pipeline()
-        tagged = PipelineSpec(
-            pipeline.name,
-            pipeline.steps,
-            existing_datasets=pipeline.existing_datasets,
-            experiment=pipeline.experiment,
+        tagged = dataclasses.replace(
+            pipeline,
             display_name=pipeline.display_name
             or f"pipeline {pipeline.name} version {found.published.version}",
             tags={
@@ -1017,14 +1016,9 @@ class LocalBackend(Backend):
                 self.cancel(self._ref(child))
 
     def _cancel_one(self, ref: RunRef, row: RunRow) -> None:
-        self.registry.request_cancel(row.run_id)
-        queued = (RunStatus.NOT_STARTED, RunStatus.QUEUED)
-        canceled = FailureKind.CANCELED.value
-        if self.registry.move(row.run_id, RunStatus.CANCELED, only_from=queued,
-                              failure_kind=canceled, error="canceled"):  # fmt: skip
+        if self.registry.cancel(row.run_id):
             rewrite_run_page(self.registry, row.run_id, driver_log=DRIVER_LOG)
             return
-        self.registry.move(row.run_id, RunStatus.CANCEL_REQUESTED)
         self._look_after(self._row(ref))
 
     def run_files(self, ref: RunRef) -> Datastore:
@@ -1241,6 +1235,9 @@ class LocalBackend(Backend):
                 error=f"the run's supervisor process ({row.supervisor_pid}) ended unexpectedly",
             )
         rewrite_run_page(self.registry, row.run_id, driver_log=DRIVER_LOG)
+        # A driver gone leaves no child run going: a pipeline's steps or a sweep's trials
+        # would run on unwatched, beside those of a resubmission.
+        self.cancel(self._ref(row))
         start_queued_runs(self.registry, row.compute, self._launch_secrets())
         return self._row_of(row.run_id)
 

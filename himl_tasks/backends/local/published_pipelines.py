@@ -29,15 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from himl_tasks.backends.local.plan_files import read_versioned_plan
-from himl_tasks.backends.pipeline_digest import pipeline_content_digest
-from himl_tasks.errors import ConfigurationError, PipelineNotFoundError
-from himl_tasks.pipeline_runs import PublishedPipeline
-from himl_tasks.pipelines import PipelineSpec, PipelineStep
-from himl_tasks.snapshot import Snapshot
+from himl_tasks.errors import ConfigurationError, HimlError, PipelineNotFoundError
+from himl_tasks.pipeline_runs import PublishedPipeline, published_digest
+from himl_tasks.pipelines import PipelineSpec
+from himl_tasks.snapshot import Snapshot, select_snapshot
 
 PUBLISHED_FOLDER = "published"
 RECORD_FILE = "published.json"
-PIPELINE_FILE = "pipeline.json"
+PUBLISHED_PIPELINE_FILE = "pipeline.json"
 STEPS_FOLDER = "steps"
 RECORD_VERSION = 1
 _RACES = 20  # publishers taking the same number at once, one after another, before giving up
@@ -58,21 +57,42 @@ class PublishedVersion:
     folder: Path
 
     def pipeline(self) -> PipelineSpec:
-        """The pipeline, its steps rooted in this version's snapshots.
+        """The pipeline, its steps rooted in this version's snapshots, checked unchanged.
 
         Raises:
-            ConfigurationError: Its pipeline file is missing or damaged.
+            ConfigurationError: Its pipeline file is missing or damaged, or what it runs (its
+                pipeline, a kept snapshot's files) changed since it was published.
         """
-        path = self.folder / PIPELINE_FILE
+        path = self.folder / PUBLISHED_PIPELINE_FILE
+        what = f"published pipeline '{self.published.name}' version {self.published.version}"
         try:
-            pipeline = PipelineSpec.from_json(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as error:
+            pipeline = rooted(  # where the workspace is now
+                PipelineSpec.from_json(path.read_text(encoding="utf-8")), self.folder
+            )
+            snapshots = {
+                step.name: select_snapshot(step.job.snapshot_root) for step in pipeline.steps
+            }
+            digest = published_digest(pipeline, snapshots)
+        except (OSError, UnicodeDecodeError, ValueError, HimlError) as error:
             raise ConfigurationError(
-                f"published pipeline '{self.published.name}' version {self.published.version}: "
-                f"{path} cannot be read ({type(error).__name__}: {error}); publish the pipeline "
-                "again"
+                f"{what}: {self.folder} cannot be read ({type(error).__name__}: {error}); "
+                "publish the pipeline again"
             ) from None
-        return rooted(pipeline, self.folder)  # where the workspace is now
+        if digest != self.digest:
+            # A version is what was published: never other code under its number.
+            raise ConfigurationError(
+                f"{what}: the files in {self.folder} changed since it was published; publish "
+                "the pipeline again (a new version), or submit another version"
+            )
+        return pipeline
+
+    def intact(self) -> bool:
+        """Whether what it runs is still what was published (`pipeline` would give it)."""
+        try:
+            self.pipeline()
+        except ConfigurationError:
+            return False
+        return True
 
 
 class PublishedPipelines:
@@ -92,7 +112,7 @@ class PublishedPipelines:
         folder = self._folder_of(name)
         if folder is None:
             return []
-        numbers = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+        numbers = sorted(int(p.name) for p in folder.iterdir() if _is_number(p.name))
         return [self._read(folder / str(number)) for number in numbers]
 
     def version(self, name: str, version: int | None) -> PublishedVersion:
@@ -140,11 +160,11 @@ class PublishedPipelines:
         Returns:
             The new version, or the latest one when it has the same content digest.
         """
-        digest = pipeline_content_digest(pipeline, snapshots)
+        digest = published_digest(pipeline, snapshots)
         folder = self.folder / pipeline.name
         for _ in range(_RACES):
             versions = self.versions(pipeline.name)
-            if versions and versions[-1].digest == digest:
+            if versions and versions[-1].digest == digest and versions[-1].intact():
                 return versions[-1].published
             number = versions[-1].published.version + 1 if versions else 1
             published = PublishedPipeline(
@@ -172,8 +192,18 @@ class PublishedPipelines:
         try:
             for step in pipeline.steps:
                 snapshots[step.name].copy_to(partial / STEPS_FOLDER / step.name)
+            copied = {
+                name: dataclasses.replace(snapshot, root=partial / STEPS_FOLDER / name)
+                for name, snapshot in snapshots.items()
+            }
+            if published_digest(rooted(pipeline, partial), copied) != digest:
+                # The version would not be what its digest says (nor what was checked).
+                raise ConfigurationError(
+                    f"pipeline '{pipeline.name}' was not published: a file of its steps' "
+                    "snapshots changed while it was published; publish it again"
+                )
             stored = rooted(pipeline, final)
-            (partial / PIPELINE_FILE).write_text(stored.to_json(), encoding="utf-8")
+            (partial / PUBLISHED_PIPELINE_FILE).write_text(stored.to_json(), encoding="utf-8")
             record = {
                 "version": RECORD_VERSION,
                 "published": dataclasses.asdict(published),
@@ -207,7 +237,8 @@ class PublishedPipelines:
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigurationError(
                 f"the published pipeline version in {folder} has no readable record {path} "
-                f"({type(error).__name__}); publish the pipeline again"
+                f"({type(error).__name__}); remove the folder {folder}, then publish the "
+                "pipeline again"
             ) from None
 
         def build(fields: dict[str, Any]) -> PublishedVersion:
@@ -219,7 +250,7 @@ class PublishedPipelines:
             text,
             what=f"the record of the published pipeline version in {folder}",
             version=RECORD_VERSION,
-            remedy="publish the pipeline again",
+            remedy=f"remove the folder {folder}, then publish the pipeline again",
             build=build,
         )
 
@@ -234,18 +265,13 @@ def rooted(pipeline: PipelineSpec, folder: Path) -> PipelineSpec:
         if job.entry_script is not None:
             script = root / job.entry_script.relative_to(job.snapshot_root)
         steps.append(
-            PipelineStep(
-                step.name,
-                dataclasses.replace(job, snapshot_root=root, entry_script=script),
-                step.after,
-                allow_reuse=step.allow_reuse,
+            dataclasses.replace(
+                step, job=dataclasses.replace(job, snapshot_root=root, entry_script=script)
             )
         )
-    return PipelineSpec(
-        pipeline.name,
-        steps,
-        existing_datasets=pipeline.existing_datasets,
-        experiment=pipeline.experiment,
-        display_name=pipeline.display_name,
-        tags=dict(pipeline.tags),
-    )
+    return dataclasses.replace(pipeline, steps=tuple(steps))
+
+
+def _is_number(name: str) -> bool:
+    """Whether a folder's name is a version number (ASCII digits: `str.isdigit` takes '²')."""
+    return name.isascii() and name.isdigit()

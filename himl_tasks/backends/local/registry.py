@@ -20,7 +20,7 @@ from typing import Any
 
 from himl_tasks.backends.local.launch_plan import LaunchPlan
 from himl_tasks.backends.local.processes import is_alive
-from himl_tasks.runs import Metric, RunStatus
+from himl_tasks.runs import FailureKind, Metric, RunStatus
 
 DATABASE_NAME = "registry.sqlite"
 BUSY_TIMEOUT_MS = 60_000
@@ -654,6 +654,20 @@ class Registry:
         """Flags the run for its supervisor to cancel."""
         with self.write() as db:
             db.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?", (run_id,))
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancels a run: Canceled at once if it never started, else asked of its supervisor.
+
+        Returns:
+            Whether it was Canceled at once (its page is then the caller's to rewrite).
+        """
+        self.request_cancel(run_id)
+        queued = (RunStatus.NOT_STARTED, RunStatus.QUEUED)
+        if self.move(run_id, RunStatus.CANCELED, only_from=queued,
+                     failure_kind=FailureKind.CANCELED.value, error="canceled"):  # fmt: skip
+            return True
+        self.move(run_id, RunStatus.CANCEL_REQUESTED)
+        return False
 
     def attempts(self, run_id: str) -> list[sqlite3.Row]:
         """Returns the run's attempts, first to last."""

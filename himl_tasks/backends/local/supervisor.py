@@ -166,6 +166,12 @@ class _Supervisor:
         # nothing of them left.
         shutil.rmtree(self.staging, ignore_errors=True)
         self._write_page(outcome.status, outcome.error)
+        # A driver that ends (killed, failed) leaves no child run going, before it is seen to
+        # end: a pipeline's steps or a sweep's trials would run on unwatched, beside those of
+        # a resubmission.
+        for child in self.registry.runs(parent_run_id=self.run.run_id):
+            if not child.status.is_terminal and self.registry.cancel(child.run_id):
+                rewrite_run_page(self.registry, child.run_id, driver_log=DRIVER_LOG)
         self.registry.move(
             self.run.run_id,
             outcome.status,
