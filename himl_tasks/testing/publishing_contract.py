@@ -40,8 +40,12 @@ NIGHTLY = "0 2 * * *"  # 02:00 every day: a cron every backend expresses
 
 
 def unique(prefix: str) -> str:
-    """A pipeline or schedule name no other test uses: `prefix` and 8 random hex digits."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    """A pipeline or schedule name no other test uses: `prefix`, '_' and 8 random hex digits.
+
+    Lower case, digits and '_' only: the names every backend takes (AzureML v2 names a
+    published pipeline's component by it, and takes no '-').
+    """
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def one_step(harness: BackendHarness, name: str) -> PipelineSpec:
@@ -105,7 +109,7 @@ class PublishingContract:
             first,
             second,
         ]
-        assert backend.published_pipelines(unique("never-published")) == []
+        assert backend.published_pipelines(unique("never_published")) == []
 
     def test_the_same_pipeline_from_another_folder_is_the_version_published(
         self, harness: BackendHarness
@@ -155,7 +159,7 @@ class PublishingContract:
         backend = harness.backend
         pipeline = published(harness)
         runs_before = backend.list_runs()
-        unknown = unique("never-published")
+        unknown = unique("never_published")
 
         with pytest.raises(PipelineNotFoundError) as no_name:
             backend.submit_published_pipeline(unknown)
@@ -199,7 +203,7 @@ class PublishingContract:
         name = unique("nightly")
         backend.schedule_pipeline(PipelineSchedule(name, pipeline.name, NIGHTLY))
         before = backend.pipeline_schedules()
-        unknown = unique("never-published")
+        unknown = unique("never_published")
 
         with pytest.raises(PipelineNotFoundError) as new:
             backend.schedule_pipeline(PipelineSchedule(unique("nightly"), unknown, NIGHTLY))
@@ -221,7 +225,7 @@ class PublishingContract:
 
         backend.remove_pipeline_schedule(removed)
         backend.remove_pipeline_schedule(removed)
-        backend.remove_pipeline_schedule(unique("never-made"))
+        backend.remove_pipeline_schedule(unique("never_made"))
 
         names = [s.name for s in backend.pipeline_schedules()]
         assert kept in names and removed not in names
