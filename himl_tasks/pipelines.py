@@ -199,6 +199,18 @@ class PipelineSpec:
         """The steps in `order`."""
         return tuple(self.step(name) for name in self.order)
 
+    @property
+    def existing_inputs(self) -> tuple[DatasetConfig, ...]:
+        """The inputs steps read from the workspace (no step writes them), each once, in `order`."""
+        return tuple(
+            dict.fromkeys(
+                config
+                for step in self.ordered_steps
+                for config in step.job.input_datasets
+                if config.name not in self._writer
+            )
+        )
+
     def step(self, name: str) -> PipelineStep:
         """The step of that name.
 

@@ -442,6 +442,18 @@ class Backend(abc.ABC):
             "submit the next)"
         )
 
+    def resolve_existing_inputs(
+        self, pipeline: PipelineSpec
+    ) -> dict[DatasetConfig, ResolvedDataset]:
+        """Each input the pipeline's steps read from the workspace, resolved once.
+
+        Two steps reading the latest of one dataset read one version.
+
+        Raises:
+            DatasetNotFoundError: An input no step writes does not exist.
+        """
+        return {config: self.resolve_dataset(config) for config in pipeline.existing_inputs}
+
     def _check_plan_workspace(self, job: JobSpec | RunPlan) -> None:
         """Refuses a plan another workspace made: its inputs are that workspace's versions.
 

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from himl_tasks.backends.base import Backend
-from himl_tasks.datasets import DatasetConfig, ResolvedDataset
 from himl_tasks.errors import InvalidInputError, JobFailedError
 from himl_tasks.jobs.submit_once import walk_chain
 from himl_tasks.pipelines import PipelineSpec
@@ -72,11 +71,7 @@ def plan_pipeline(backend: Backend, pipeline: PipelineSpec) -> PlannedPipeline:
         )
         for step in pipeline.steps
     }
-    resolved: dict[DatasetConfig, ResolvedDataset] = {}
-    for configs in read_from_workspace.values():
-        for config in configs:
-            if config not in resolved:
-                resolved[config] = backend.resolve_dataset(config)
+    resolved = backend.resolve_existing_inputs(pipeline)
     steps, plans = [], {}
     for step in pipeline.steps:
         job = dataclasses.replace(

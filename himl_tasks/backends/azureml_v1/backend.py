@@ -781,11 +781,7 @@ class AzureMLV1Backend(Backend):
             for step, plan in zip(ordered, plans, strict=True)
         }
         check_shared_snapshot_roots(rules)
-        existing: dict[DatasetConfig, tuple[Any, ResolvedDataset]] = {}
-        for step in ordered:
-            for config in step.job.input_datasets:
-                if pipeline.step_writing(config.name) is None and config not in existing:
-                    existing[config] = self._dataset(config)
+        existing = {config: self._dataset(config) for config in pipeline.existing_inputs}
         return _PlannedPipeline(pipeline, plans, list(rules.values()), existing)
 
     def _script_steps(self, planned: _PlannedPipeline) -> list[Any]:

@@ -751,12 +751,7 @@ class AzureMLV2Backend(Backend):
             return found
         experiment = pipeline.experiment_name()
         plans = self._step_plans(pipeline, experiment)
-        versions: dict[DatasetConfig, ResolvedDataset] = {}
-        for step in pipeline.ordered_steps:
-            for config in step.job.input_datasets:
-                if pipeline.step_writing(config.name) is None and config not in versions:
-                    versions[config] = self.resolve_dataset(config)
-        nodes = self._step_nodes(pipeline, plans, versions)
+        nodes = self._step_nodes(pipeline, plans, self.resolve_existing_inputs(pipeline))
         name = job_name_for(submission_id) if submission_id is not None else new_job_name()
         tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
         if submission_id is not None:
@@ -936,13 +931,7 @@ class AzureMLV2Backend(Backend):
         versions = self._published_versions(pipeline.name)
         if versions and (versions[-1].tags or {}).get(DIGEST_TAG) == digest:
             return self._published(versions[-1])
-        existing = {
-            config: self.resolve_dataset(config)
-            for step in pipeline.steps
-            for config in step.job.input_datasets
-            if pipeline.step_writing(config.name) is None
-        }
-        nodes = self._step_nodes(pipeline, plans, existing)
+        nodes = self._step_nodes(pipeline, plans, self.resolve_existing_inputs(pipeline))
         latest_inputs(pipeline, nodes)
         version = int(versions[-1].version) + 1 if versions else 1
         save_submitted_spec(self._published_files(pipeline.name, version), pipeline)

@@ -567,12 +567,10 @@ class LocalBackend(Backend):
             self.plan(dataclasses.replace(step.job, experiment=experiment, input_datasets=()))
             for step in steps
         ]
-        # Resolved once each: two steps reading the latest of one dataset read one version.
-        versions: dict[DatasetConfig, int] = {}
-        for step in steps:
-            for config in step.job.input_datasets:
-                if pipeline.step_writing(config.name) is None and config not in versions:
-                    versions[config] = self.resolve_dataset(config).version
+        versions = {
+            config: resolved.version
+            for config, resolved in self.resolve_existing_inputs(pipeline).items()
+        }
         with tempfile.TemporaryDirectory(prefix="himl-pipeline-") as folder:
             planned = []
             for index, (step, plan) in enumerate(zip(steps, plans, strict=True)):
