@@ -192,11 +192,21 @@ class StepWatch:
         self.logger = logger
         self._followed: dict[str, tuple[str, LogTail, MetricHistoryArtifacts]] = {}
         self._reported: set[str] = set()
+        self._every_step_reported = False
 
     def tick(self, *, final: bool = False) -> None:
-        """Notes steps that started or were reused; forwards the new lines of each step's log."""
+        """Notes steps that started or were reused; forwards the new lines of each step's log.
+
+        The pipeline's steps are read until every step has a run: after that only the logs
+        and metrics of the steps that run are read (a read of the steps costs the pipeline's
+        plan and its child runs).
+        """
         try:
-            for step in self.backend.pipeline_steps(self.ref):
+            steps = []
+            if not self._every_step_reported:
+                steps = self.backend.pipeline_steps(self.ref)
+                self._every_step_reported = all(s.run is not None for s in steps)
+            for step in steps:
                 if step.run is None or step.step in self._reported:
                     continue
                 self._reported.add(step.step)
