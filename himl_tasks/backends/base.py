@@ -22,6 +22,7 @@ suite in `himl_tasks.testing`.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -441,6 +442,24 @@ class Backend(abc.ABC):
             "pipeline on the local backend, or chain its steps as jobs (submit one, wait, "
             "submit the next)"
         )
+
+    def plan_steps(self, pipeline: PipelineSpec) -> dict[str, RunPlan]:
+        """Each step's job planned without its inputs, in the pipeline's `order`, by name.
+
+        Planning checks a step's job and selects its snapshot; nothing is written. It comes
+        before the existing inputs are resolved (`resolve_existing_inputs`): resolving a
+        dataset that is only a folder registers its version 1.
+
+        Raises:
+            HimlError: As `plan` raises it, for the first step that cannot run here.
+        """
+        experiment = pipeline.experiment_name()
+        return {
+            step.name: self.plan(
+                dataclasses.replace(step.job, experiment=experiment, input_datasets=())
+            )
+            for step in pipeline.ordered_steps
+        }
 
     def resolve_existing_inputs(
         self, pipeline: PipelineSpec

@@ -56,7 +56,6 @@ def plan_pipeline(backend: Backend, pipeline: PipelineSpec) -> PlannedPipeline:
     """
     if not isinstance(pipeline, PipelineSpec):
         raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
-    experiment = pipeline.experiment_name()
     read_from_workspace = {
         step.name: [
             config
@@ -65,12 +64,7 @@ def plan_pipeline(backend: Backend, pipeline: PipelineSpec) -> PlannedPipeline:
         ]
         for step in pipeline.steps
     }
-    checked = {
-        step.name: backend.plan(
-            dataclasses.replace(step.job, experiment=experiment, input_datasets=())
-        )
-        for step in pipeline.steps
-    }
+    checked = backend.plan_steps(pipeline)
     resolved = backend.resolve_existing_inputs(pipeline)
     steps, plans = [], {}
     for step in pipeline.steps:

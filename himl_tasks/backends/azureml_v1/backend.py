@@ -730,7 +730,7 @@ class AzureMLV1Backend(Backend):
             found = self._pipeline_submission(experiment, submission_id)
             if found is not None:
                 return self._keep_pipeline(found, pipeline)
-        planned = self._planned_pipeline(pipeline, experiment)
+        planned = self._planned_pipeline(pipeline)
         steps = self._script_steps(planned)
         tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
         if submission_id is not None:
@@ -764,7 +764,7 @@ class AzureMLV1Backend(Backend):
             keep_text(files, PIPELINE_FILE, pipeline.to_json())
         return ref
 
-    def _planned_pipeline(self, pipeline: PipelineSpec, experiment: str) -> _PlannedPipeline:
+    def _planned_pipeline(self, pipeline: PipelineSpec) -> _PlannedPipeline:
         """The pipeline's steps planned, every check made before any side effect.
 
         Every step is planned (checked, its snapshot selected) before the existing datasets
@@ -772,10 +772,7 @@ class AzureMLV1Backend(Backend):
         """
         check_pipeline_for_v1(pipeline)
         ordered = pipeline.ordered_steps
-        plans = [
-            self.plan(dataclasses.replace(step.job, experiment=experiment, input_datasets=()))
-            for step in ordered
-        ]
+        plans = list(self.plan_steps(pipeline).values())
         rules = {
             step.name: (plan.spec.snapshot_root, self._ignore_rules(plan))
             for step, plan in zip(ordered, plans, strict=True)
@@ -874,7 +871,7 @@ class AzureMLV1Backend(Backend):
         if not isinstance(pipeline, PipelineSpec):
             raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         experiment = pipeline.experiment_name()
-        planned = self._planned_pipeline(pipeline, experiment)
+        planned = self._planned_pipeline(pipeline)
         inputs = [resolved for _, resolved in planned.existing.values()]
         snapshots = {
             step.name: plan.snapshot

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import logging
 import os
@@ -750,7 +749,7 @@ class AzureMLV2Backend(Backend):
         if found is not None:
             return found
         experiment = pipeline.experiment_name()
-        plans = self._step_plans(pipeline, experiment)
+        plans = self._step_plans(pipeline)
         nodes = self._step_nodes(pipeline, plans, self.resolve_existing_inputs(pipeline))
         name = job_name_for(submission_id) if submission_id is not None else new_job_name()
         tags = {**pipeline.tags, PIPELINE_TAG: pipeline.name}
@@ -759,17 +758,12 @@ class AzureMLV2Backend(Backend):
         job = pipeline_job(pipeline, nodes, name=name, experiment=experiment, tags=tags)
         return self._create_pipeline_job(job, pipeline, plans, experiment, submission_id)
 
-    def _step_plans(self, pipeline: PipelineSpec, experiment: str) -> dict[str, RunPlan]:
+    def _step_plans(self, pipeline: PipelineSpec) -> dict[str, RunPlan]:
         """Each step planned without its inputs, then the pipeline checked against v2.
 
         Planning checks a step and chooses its snapshot; nothing is written.
         """
-        plans = {
-            step.name: self.plan(
-                dataclasses.replace(step.job, experiment=experiment, input_datasets=())
-            )
-            for step in pipeline.ordered_steps
-        }
+        plans = self.plan_steps(pipeline)
         check_pipeline_v2(pipeline, {name: snapshot_rules(p) for name, p in plans.items()})
         return plans
 
@@ -923,7 +917,7 @@ class AzureMLV2Backend(Backend):
         if not isinstance(pipeline, PipelineSpec):
             raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         check_component_name(pipeline)
-        plans = self._step_plans(pipeline, pipeline.experiment_name())
+        plans = self._step_plans(pipeline)
         digest = published_digest(
             pipeline,
             {name: plan.snapshot for name, plan in plans.items()},

@@ -561,12 +561,7 @@ class LocalBackend(Backend):
             return found
         experiment = pipeline.experiment_name()
         steps = pipeline.ordered_steps
-        # Every step checked (its snapshot selected) before any input is resolved: resolving
-        # a dataset that is only a folder registers its version 1.
-        plans = [
-            self.plan(dataclasses.replace(step.job, experiment=experiment, input_datasets=()))
-            for step in steps
-        ]
+        plans = list(self.plan_steps(pipeline).values())
         versions = {
             config: resolved.version
             for config, resolved in self.resolve_existing_inputs(pipeline).items()
@@ -740,13 +735,7 @@ class LocalBackend(Backend):
             raise InvalidInputError(f"a pipeline is a PipelineSpec, not {pipeline!r}")
         if not isinstance(description, str):
             raise InvalidInputError(f"description must be text, not {description!r}")
-        experiment = pipeline.experiment_name()
-        snapshots = {
-            step.name: self.plan(
-                dataclasses.replace(step.job, experiment=experiment, input_datasets=())
-            ).snapshot
-            for step in pipeline.steps
-        }
+        snapshots = {name: plan.snapshot for name, plan in self.plan_steps(pipeline).items()}
         with self._deployments(f"cannot publish pipeline '{pipeline.name}'") as deployments:
             deployments.find(pipeline.name)  # the API answers before anything is written
             published = self._published.publish(
