@@ -297,6 +297,15 @@ class JobSpec:
         """The same job, to start from the recovery checkpoints of run `recovery_id`."""
         return dataclasses.replace(self, resume_from=recovery_id)
 
+    def with_snapshot_at(self, root: Path) -> JobSpec:
+        """The same job run from a copy of its snapshot at `root`: the entry script within it."""
+        script = self.entry_script
+        return dataclasses.replace(
+            self,
+            snapshot_root=root,
+            entry_script=None if script is None else root / script.relative_to(self.snapshot_root),
+        )
+
     def experiment_name(self, environ: Mapping[str, str] | None = None) -> str:
         """The experiment's name, sanitised for AzureML.
 

@@ -112,13 +112,9 @@ def _step_job(
     written = {
         output.name: output.version for upstream in step.upstream for output in completed[upstream]
     }
-    spec = step.spec
-    copy = snapshots / step.snapshot_folder
-    script = spec.entry_script
+    spec = step.spec.with_snapshot_at(snapshots / step.snapshot_folder)
     return dataclasses.replace(
         spec,
-        snapshot_root=copy,
-        entry_script=None if script is None else copy / script.relative_to(spec.snapshot_root),
         input_datasets=tuple(
             dataclasses.replace(config, version=written[config.name])
             if config.name in written

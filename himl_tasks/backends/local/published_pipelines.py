@@ -257,19 +257,15 @@ class PublishedPipelines:
 
 def rooted(pipeline: PipelineSpec, folder: Path) -> PipelineSpec:
     """The pipeline with each step's snapshot root `<folder>/steps/<step>`, script kept within."""
-    steps = []
-    for step in pipeline.steps:
-        root = folder / STEPS_FOLDER / step.name
-        job = step.job
-        script = None
-        if job.entry_script is not None:
-            script = root / job.entry_script.relative_to(job.snapshot_root)
-        steps.append(
+    return dataclasses.replace(
+        pipeline,
+        steps=tuple(
             dataclasses.replace(
-                step, job=dataclasses.replace(job, snapshot_root=root, entry_script=script)
+                step, job=step.job.with_snapshot_at(folder / STEPS_FOLDER / step.name)
             )
-        )
-    return dataclasses.replace(pipeline, steps=tuple(steps))
+            for step in pipeline.steps
+        ),
+    )
 
 
 def _is_number(name: str) -> bool:

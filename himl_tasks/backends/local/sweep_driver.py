@@ -21,7 +21,6 @@ from himl_tasks import job_variables
 from himl_tasks.backends.local.backend import LocalBackend
 from himl_tasks.backends.local.sweep_plan import TRIAL_SNAPSHOT_FOLDER, SweepPlan
 from himl_tasks.backends.watching import DEFAULT_TIMEOUT_SECONDS, PollSchedule, polls
-from himl_tasks.job_spec import JobSpec
 from himl_tasks.runs import RunRef, RunState
 from himl_tasks.runtime import log_metrics
 
@@ -34,8 +33,8 @@ def main(plan_file: str) -> int:
     plan = SweepPlan.from_json(Path(plan_file).read_text(encoding="utf-8"))
     backend = LocalBackend(os.environ[job_variables.WORKSPACE])
     parent = os.environ[job_variables.RUN_ID]
-    base = _from_snapshot_copy(
-        plan.trial_spec, Path(plan_file).absolute().parent / TRIAL_SNAPSHOT_FOLDER
+    base = plan.trial_spec.with_snapshot_at(
+        Path(plan_file).absolute().parent / TRIAL_SNAPSHOT_FOLDER
     )
     pending = list(enumerate(plan.trials))
     running: list[RunRef] = []
@@ -94,16 +93,6 @@ def main(plan_file: str) -> int:
         print(f"best {plan.primary_metric}: {best}", flush=True)
     print(f"{len(completed)} of {len(finished)} trials completed", flush=True)
     return 0 if completed else 1
-
-
-def _from_snapshot_copy(spec: JobSpec, copy: Path) -> JobSpec:
-    """The trial job, run from the copy of its snapshot made at submission."""
-    script = spec.entry_script
-    return dataclasses.replace(
-        spec,
-        snapshot_root=copy,
-        entry_script=None if script is None else copy / script.relative_to(spec.snapshot_root),
-    )
 
 
 if __name__ == "__main__":
