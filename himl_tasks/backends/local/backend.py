@@ -737,14 +737,16 @@ class LocalBackend(Backend):
             raise InvalidInputError(f"description must be text, not {description!r}")
         snapshots = {name: plan.snapshot for name, plan in self.plan_steps(pipeline).items()}
         with self._deployments(f"cannot publish pipeline '{pipeline.name}'") as deployments:
-            deployments.find(pipeline.name)  # the API answers before anything is written
+            # The API answers before anything is written; a deployment found is kept.
+            deployment = deployments.find(pipeline.name)
             published = self._published.publish(
                 pipeline,
                 snapshots,
                 description=description,
                 endpoint=deployments.endpoint(pipeline.name),
             )
-            deployments.ensure(pipeline.name)
+            if deployment is None:
+                deployments.ensure(pipeline.name)
         return published
 
     def published_pipelines(self, name: str | None = None) -> list[PublishedPipeline]:
@@ -752,8 +754,11 @@ class LocalBackend(Backend):
 
         By name, each name's versions oldest first.
         """
-        names = self._published.names() if name is None else [name]
-        return [v.published for n in names for v in self._published.versions(n)]
+        published = self._published
+        versions = (
+            published.every_version().values() if name is None else [published.versions(name)]
+        )
+        return [version.published for each in versions for version in each]
 
     def submit_published_pipeline(
         self, name: str, *, version: int | None = None, submission_id: str | None = None

@@ -103,9 +103,14 @@ class PublishedPipelines:
 
     def names(self) -> list[str]:
         """The names pipelines are published under, sorted."""
+        return list(self.every_version())
+
+    def every_version(self) -> dict[str, list[PublishedVersion]]:
+        """Each name pipelines are published under, sorted, with its versions oldest first."""
         if not self.folder.is_dir():
-            return []
-        return sorted(p.name for p in self.folder.iterdir() if self.versions(p.name))
+            return {}
+        found = {p.name: self.versions(p.name) for p in self.folder.iterdir()}
+        return {name: found[name] for name in sorted(found) if found[name]}
 
     def versions(self, name: str) -> list[PublishedVersion]:
         """The versions published under `name`, oldest first (none for a name never used)."""
