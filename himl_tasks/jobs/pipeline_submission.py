@@ -180,20 +180,6 @@ def resuming_steps(pipeline: PipelineSpec, lost: Mapping[str, RunRef]) -> Pipeli
     )
 
 
-def resubmit_pipeline(backend: Backend, ref: RunRef) -> RunRef:
-    """Submits an ended pipeline run's pipeline again, each step that did not complete resumed.
-
-    As `himl resubmit` does for a job: the pipeline is `pipeline_to_resubmit`'s; the steps
-    that completed are the backend's to reuse.
-
-    Raises:
-        InvalidInputError: The run is still going (cancel it first), or is not a pipeline run.
-        RunNotFoundError: No such run.
-        NotSupportedError: This backend does not run pipelines.
-    """
-    return backend.submit_pipeline(pipeline_to_resubmit(backend, ref))
-
-
 def pipeline_to_resubmit(backend: Backend, ref: RunRef) -> PipelineSpec:
     """The pipeline an ended pipeline run was submitted with, its unfinished steps resuming.
 

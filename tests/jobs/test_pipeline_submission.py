@@ -20,8 +20,8 @@ from himl_tasks.job_spec import JobSpec, Priority
 from himl_tasks.jobs.identity import pipeline_submission_identity
 from himl_tasks.jobs.pipeline_submission import (
     PlannedPipeline,
+    pipeline_to_resubmit,
     plan_pipeline,
-    resubmit_pipeline,
     submit_pipeline_once,
 )
 from himl_tasks.jobs.pipeline_to_completion import run_pipeline_to_completion
@@ -184,7 +184,7 @@ def test_resubmit_pipeline_resumes_each_step_that_did_not_complete(
     lost = {s.step: s.run for s in backend.pipeline_steps(ref)}["train"]
     assert lost is not None
 
-    new = resubmit_pipeline(backend, ref)
+    new = backend.submit_pipeline(pipeline_to_resubmit(backend, ref))
 
     assert harness.settle(new).succeeded
     steps = {s.step: s for s in backend.pipeline_steps(new)}
@@ -202,7 +202,7 @@ def test_resubmit_pipeline_refuses_a_pipeline_run_still_going(harness: LocalHarn
     ref = backend.submit_pipeline(chain(harness, prep=going))
 
     with pytest.raises(InvalidInputError, match="still .*cancel it first"):
-        resubmit_pipeline(backend, ref)
+        backend.submit_pipeline(pipeline_to_resubmit(backend, ref))
     backend.cancel(ref)
 
 
