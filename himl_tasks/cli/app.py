@@ -181,6 +181,7 @@ def status(
         listed = backend.list_runs()
         runs = select_runs(backend, patterns, listed=listed)
         pipelines = pipelines_among(backend, runs, listed)
+        by_id = {run.ref.run_id: run for run in listed}
         rows = []
         for run in runs:
             if run.parent_run_id in pipelines:
@@ -188,7 +189,7 @@ def status(
             row = status_row(run)
             if run.ref.run_id in pipelines:
                 row["steps"] = [
-                    step_row(backend, step, listed) for step in pipelines[run.ref.run_id]
+                    step_row(backend, step, by_id) for step in pipelines[run.ref.run_id]
                 ]
             rows.append(row)
     if as_json:

@@ -8,7 +8,7 @@ with children are asked (a pipeline run with none has no step to show yet).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from himl_tasks.backends.base import Backend
@@ -43,10 +43,17 @@ def pipelines_among(
 def step_row(
     backend: Backend,
     step: StepRun,
-    listed: Sequence[ListedRun],
+    listed: Mapping[str, ListedRun],
     now: datetime.datetime | None = None,
 ) -> dict[str, Any]:
-    """A step of a pipeline run as a row: its name, run, status, and the run it reused."""
+    """A step of a pipeline run as a row: its name, run, status, and the run it reused.
+
+    Args:
+        backend: Where the run is, asked for the step run's state when `listed` lacks it.
+        step: The step.
+        listed: The workspace's runs as listed, by run id.
+        now: The time durations of running runs end at (default: now).
+    """
     reused_from = step.reused_from.recovery_id if step.reused_from is not None else None
     if step.run is None:
         return {
@@ -57,6 +64,5 @@ def step_row(
             "failure_kind": "",
             "reused_from": reused_from,
         }
-    by_id = {run.ref.run_id: run for run in listed}
-    run = by_id.get(step.run.run_id) or ListedRun(backend.get_state(step.run))
+    run = listed.get(step.run.run_id) or ListedRun(backend.get_state(step.run))
     return {"step": step.step, **status_row(run, now), "reused_from": reused_from}
